@@ -1,0 +1,90 @@
+import { Duration } from 'aws-cdk-lib';
+import { AccessLogFormat, LambdaIntegration, LogGroupLogDestination, MethodLoggingLevel, RestApi, type IResource } from 'aws-cdk-lib/aws-apigateway';
+import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { ControlPlaneFunction } from './control-plane-function.ts';
+
+export interface TenantApiProps {
+  table: TableV2;
+  hostQueuePrefix: string;
+  hostQueueArns: string;
+  hostDlq: IQueue;
+}
+
+type Access = 'read' | 'write';
+
+interface Route {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  entry: string;
+  access: Access;
+}
+
+/** The REST API: one function per route, each granted only read or read/write on the table. */
+const routes: Route[] = [
+  { method: 'POST', path: '/hosts', entry: 'functions/api/register-host.ts', access: 'write' },
+  { method: 'GET', path: '/hosts', entry: 'functions/api/list-hosts.ts', access: 'read' },
+  { method: 'GET', path: '/hosts/{hostId}/forwarding-table', entry: 'functions/api/get-forwarding-table.ts', access: 'read' },
+  { method: 'POST', path: '/networks', entry: 'functions/api/create-network.ts', access: 'write' },
+  { method: 'GET', path: '/networks', entry: 'functions/api/list-networks.ts', access: 'read' },
+  { method: 'GET', path: '/networks/{networkId}', entry: 'functions/api/get-network.ts', access: 'read' },
+  { method: 'POST', path: '/vms', entry: 'functions/api/create-vm.ts', access: 'write' },
+  { method: 'GET', path: '/vms', entry: 'functions/api/list-vms.ts', access: 'read' },
+  { method: 'GET', path: '/vms/{vmId}', entry: 'functions/api/get-vm.ts', access: 'read' },
+  { method: 'POST', path: '/vms/{vmId}/migrate', entry: 'functions/api/migrate-vm.ts', access: 'write' },
+  { method: 'DELETE', path: '/vms/{vmId}', entry: 'functions/api/delete-vm.ts', access: 'write' },
+];
+
+export class TenantApi extends Construct {
+  readonly restApi: RestApi;
+
+  constructor(scope: Construct, id: string, props: TenantApiProps) {
+    super(scope, id);
+    const accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.ONE_MONTH });
+    this.restApi = new RestApi(this, 'RestApi', {
+      restApiName: 'stratoplane',
+      description: 'Stratoplane tenant and operator API',
+      cloudWatchRole: true,
+      deployOptions: {
+        stageName: 'v1',
+        tracingEnabled: true,
+        loggingLevel: MethodLoggingLevel.ERROR,
+        accessLogDestination: new LogGroupLogDestination(accessLogs),
+        accessLogFormat: AccessLogFormat.jsonWithStandardFields(),
+        throttlingRateLimit: 100,
+        throttlingBurstLimit: 200,
+      },
+    });
+
+    for (const route of routes) {
+      const fn = new ControlPlaneFunction(this, functionId(route), {
+        entry: route.entry,
+        timeout: Duration.seconds(15),
+        environment: { TABLE_NAME: props.table.tableName },
+      });
+      if (route.access === 'write') props.table.grantReadWriteData(fn);
+      else props.table.grantReadData(fn);
+      if (route.entry.endsWith('register-host.ts')) {
+        fn.addEnvironment('HOST_QUEUE_PREFIX', props.hostQueuePrefix).addEnvironment('HOST_DLQ_ARN', props.hostDlq.queueArn);
+        fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [props.hostQueueArns] }));
+      }
+      resourceAt(this.restApi.root, route.path).addMethod(route.method, new LambdaIntegration(fn));
+    }
+  }
+}
+
+function resourceAt(root: IResource, path: string): IResource {
+  return path
+    .split('/')
+    .filter(Boolean)
+    .reduce((parent, part) => parent.getResource(part) ?? parent.addResource(part), root);
+}
+
+/** `POST /vms/{vmId}/migrate` → `PostVmsVmIdMigrate`. */
+function functionId(route: Route): string {
+  const words = [route.method.toLowerCase(), ...route.path.split(/[^A-Za-z0-9]+/)].filter(Boolean);
+  return words.map((word) => word[0]!.toUpperCase() + word.slice(1)).join('');
+}

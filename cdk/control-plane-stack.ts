@@ -1,0 +1,95 @@
+import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { AttributeType, StreamViewType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
+import { TenantApi } from './constructs/tenant-api.ts';
+
+/**
+ * The whole control plane of one region: metadata table with its stream, the fan-out path that
+ * turns endpoint changes into per-host queue messages, and the tenant/operator REST API.
+ */
+export class ControlPlaneStack extends Stack {
+  readonly table: TableV2;
+
+  constructor(scope: Construct, id: string, props?: StackProps) {
+    super(scope, id, props);
+
+    const dataKey = new Key(this, 'DataKey', {
+      description: 'Encrypts Stratoplane metadata at rest and control-plane queues',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.table = new TableV2(this, 'Metadata', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      globalSecondaryIndexes: [
+        { indexName: 'gsi1', partitionKey: { name: 'gsi1pk', type: AttributeType.STRING }, sortKey: { name: 'gsi1sk', type: AttributeType.STRING } },
+        { indexName: 'gsi2', partitionKey: { name: 'gsi2pk', type: AttributeType.STRING }, sortKey: { name: 'gsi2sk', type: AttributeType.STRING } },
+      ],
+      dynamoStream: StreamViewType.NEW_AND_OLD_IMAGES,
+      encryption: TableEncryptionV2.customerManagedKey(dataKey),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    const queueDefaults = { encryption: QueueEncryption.KMS, encryptionMasterKey: dataKey, enforceSSL: true };
+    const fanOutDlq = new Queue(this, 'FanOutDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
+    const fanOutQueue = new Queue(this, 'FanOutQueue', {
+      ...queueDefaults,
+      visibilityTimeout: Duration.seconds(180),
+      deadLetterQueue: { queue: fanOutDlq, maxReceiveCount: 5 },
+    });
+    const streamFailures = new Queue(this, 'StreamFailureDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
+    // Host queues are created at registration, so they use SQS-managed keys: agents need no KMS grant.
+    const hostDlq = new Queue(this, 'HostDlq', { encryption: QueueEncryption.SQS_MANAGED, enforceSSL: true, retentionPeriod: Duration.days(14) });
+    const hostQueuePrefix = `${this.stackName}-host-`;
+    const hostQueueArns = this.formatArn({ service: 'sqs', resource: `${hostQueuePrefix}*` });
+
+    const networkChanges = new ControlPlaneFunction(this, 'NetworkChanges', {
+      entry: 'functions/streams/network-changes.ts',
+      timeout: Duration.seconds(30),
+      environment: { FANOUT_QUEUE_URL: fanOutQueue.queueUrl },
+    });
+    fanOutQueue.grantSendMessages(networkChanges);
+    networkChanges.addEventSource(
+      new DynamoEventSource(this.table, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+        maxBatchingWindow: Duration.seconds(0),
+        bisectBatchOnError: true,
+        retryAttempts: 10,
+        reportBatchItemFailures: true,
+        onFailure: new SqsDlq(streamFailures),
+      }),
+    );
+
+    const fanOut = new ControlPlaneFunction(this, 'FanOut', {
+      entry: 'functions/queues/fan-out.ts',
+      timeout: Duration.seconds(30),
+      environment: { TABLE_NAME: this.table.tableName },
+    });
+    this.table.grantReadData(fanOut);
+    fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [hostQueueArns] }));
+    fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
+
+    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq });
+
+    // What an operator attaches to host machines' role: read and delete on host queues only.
+    new ManagedPolicy(this, 'HostAgentPolicy', {
+      description: 'Lets a Stratoplane host agent consume endpoint updates from host queues',
+      statements: [
+        new PolicyStatement({
+          actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl'],
+          resources: [hostQueueArns],
+        }),
+      ],
+    });
+  }
+}

@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
+
+export const RegisterHostRequest = z.strictObject({
+  hostId: resourceId,
+  /** Underlay address other hosts use as the tunnel endpoint for this host's VMs. */
+  address: ipv4Address,
+  /** Number of VMs the host can run. */
+  capacity: z.int().min(1).max(10_000),
+});
+export type RegisterHostRequest = z.infer<typeof RegisterHostRequest>;
+
+export const CreateNetworkRequest = z.strictObject({
+  name: z.string().min(1).max(128),
+  /** Prefix length /16 to /28: larger networks than /16 are not offered. */
+  cidr: ipv4Cidr.refine((cidr) => {
+    const prefix = Number(cidr.split('/')[1]);
+    return prefix >= 16 && prefix <= 28;
+  }, 'prefix length must be between /16 and /28'),
+});
+export type CreateNetworkRequest = z.infer<typeof CreateNetworkRequest>;
+
+export const CreateVmRequest = z.strictObject({
+  name: z.string().min(1).max(128),
+  networkId: resourceId,
+  /** Optional placement pin; the scheduler picks a host with room when absent. */
+  hostId: resourceId.optional(),
+});
+export type CreateVmRequest = z.infer<typeof CreateVmRequest>;
+
+export const MigrateVmRequest = z.strictObject({
+  targetHostId: resourceId,
+});
+export type MigrateVmRequest = z.infer<typeof MigrateVmRequest>;
+
+export const ListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  nextToken: z.string().max(2048).optional(),
+});
+
+export const ListVmsQuery = ListQuery.extend({
+  networkId: resourceId.optional(),
+});
+export type ListVmsQuery = z.infer<typeof ListVmsQuery>;
+
+export const PathWithId = <K extends string>(key: K) => z.strictObject({ [key]: resourceId } as { [P in K]: typeof resourceId });

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
+
+/** Items of the metadata table, as they appear in stream images once unmarshalled. */
+export const HostItem = z.object({
+  kind: z.literal('host'),
+  hostId: resourceId,
+  address: ipv4Address,
+  capacity: z.int(),
+  vmCount: z.int(),
+  queueUrl: z.string(),
+  createdAt: z.string(),
+});
+export type HostItem = z.infer<typeof HostItem>;
+
+export const NetworkItem = z.object({
+  kind: z.literal('network'),
+  networkId: resourceId,
+  name: z.string(),
+  cidr: ipv4Cidr,
+  createdAt: z.string(),
+});
+export type NetworkItem = z.infer<typeof NetworkItem>;
+
+export const VmItem = z.object({
+  kind: z.literal('vm'),
+  vmId: resourceId,
+  name: z.string(),
+  networkId: resourceId,
+  ip: ipv4Address,
+  hostId: resourceId,
+  state: z.enum(['running']),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type VmItem = z.infer<typeof VmItem>;
+
+export const SlotItem = z.object({
+  kind: z.literal('slot'),
+  networkId: resourceId,
+  ip: ipv4Address,
+  version: z.int().min(1),
+  state: z.enum(['active', 'released']),
+  vmId: resourceId.optional(),
+  hostId: resourceId.optional(),
+  endpoint: ipv4Address.optional(),
+});
+export type SlotItem = z.infer<typeof SlotItem>;
+
+export const MemberItem = z.object({
+  kind: z.literal('member'),
+  networkId: resourceId,
+  hostId: resourceId,
+  vmCount: z.int(),
+  epoch: z.int().min(1),
+});
+export type MemberItem = z.infer<typeof MemberItem>;
+
+export const MetadataItem = z.discriminatedUnion('kind', [HostItem, NetworkItem, VmItem, SlotItem, MemberItem]);
+export type MetadataItem = z.infer<typeof MetadataItem>;

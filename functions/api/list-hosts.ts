@@ -1,0 +1,8 @@
+import { apiHandler } from '../commons/http.ts';
+import { tableName } from '../commons/table.ts';
+import { listHosts, toHostView } from '../domain/hosts.ts';
+
+export const handler = apiHandler({}, async () => ({
+  statusCode: 200,
+  body: { hosts: (await listHosts(tableName)).map(toHostView) },
+}));

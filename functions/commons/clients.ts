@@ -1,0 +1,13 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+
+/*
+ * One client per service for the whole module graph. Region and endpoint come from the
+ * environment (AWS_REGION, AWS_ENDPOINT_URL), so the same code talks to AWS or the local emulator.
+ */
+export const dynamodb = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+  marshallOptions: { removeUndefinedValues: true },
+});
+
+export const sqs = new SQSClient({});

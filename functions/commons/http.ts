@@ -1,0 +1,90 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { z } from 'zod';
+import { ClientError, ValidationError } from '../domain/errors.ts';
+import { logger } from './logger.ts';
+
+export interface ApiInput<B, P, Q> {
+  body: B;
+  path: P;
+  query: Q;
+}
+
+export interface ApiResult {
+  statusCode: number;
+  body?: unknown;
+}
+
+interface Schemas<B extends z.ZodType, P extends z.ZodType, Q extends z.ZodType> {
+  body?: B;
+  path?: P;
+  query?: Q;
+}
+
+const none = z.unknown();
+
+/**
+ * Wraps a route: validates body, path and query with the shared schemas, calls the domain
+ * function, and turns domain errors into 4xx answers. Anything unexpected is logged and answered
+ * with a bare 500 so internals never leak to tenants.
+ */
+export function apiHandler<B extends z.ZodType = typeof none, P extends z.ZodType = typeof none, Q extends z.ZodType = typeof none>(
+  schemas: Schemas<B, P, Q>,
+  run: (input: ApiInput<z.infer<B>, z.infer<P>, z.infer<Q>>) => Promise<ApiResult>,
+) {
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .onError(async (request) => {
+      request.response = errorResponse(request.error);
+    })
+    .handler(async (event) => {
+      const input = {
+        body: parse('body', schemas.body, schemas.body ? parseJsonBody(event) : undefined),
+        path: parse('path', schemas.path, event.pathParameters ?? {}),
+        query: parse('query', schemas.query, event.queryStringParameters ?? {}),
+      };
+      const result = await run(input);
+      return json(result.statusCode, result.body);
+    });
+}
+
+function parseJsonBody(event: APIGatewayProxyEvent): unknown {
+  if (!event.body) throw new ValidationError('body: a JSON object is required');
+  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ValidationError('body: is not valid JSON');
+  }
+}
+
+function parse<S extends z.ZodType>(where: string, schema: S | undefined, value: unknown): z.infer<S> {
+  if (!schema) return undefined as z.infer<S>;
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw new ValidationError(describeIssues(where, result.error));
+}
+
+/** "body.cidr: must be an IPv4 CIDR ..." for the first few issues, so the caller sees which field. */
+export function describeIssues(where: string, error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => {
+      const path = [where, ...issue.path.map(String)].join('.');
+      return issue.code === 'unrecognized_keys' ? `${path}: unknown field(s) ${issue.keys.join(', ')}` : `${path}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+function errorResponse(error: unknown): APIGatewayProxyResult {
+  if (error instanceof ClientError) return json(error.statusCode, { message: error.message });
+  logger.error('unhandled error', { error: error as Error });
+  return json(500, { message: 'internal error' });
+}
+
+function json(statusCode: number, body: unknown): APIGatewayProxyResult {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? '' : JSON.stringify(body),
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * IPv4 arithmetic for tenant networks. Within a CIDR the first address names the network, the
+ * second is the virtual gateway and the last is broadcast; VMs get the others.
+ */
+export function ipToInt(ip: string): number {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+    throw new RangeError(`not an IPv4 address: ${ip}`);
+  }
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}
+
+export function intToIp(value: number): string {
+  return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
+}
+
+export interface AddressRange {
+  /** First address a VM may get. */
+  first: number;
+  /** Last address a VM may get. */
+  last: number;
+}
+
+export function usableRange(cidr: string): AddressRange {
+  const [base, prefixText] = cidr.split('/');
+  const prefix = Number(prefixText);
+  if (!base || !Number.isInteger(prefix) || prefix < 0 || prefix > 30) {
+    throw new RangeError(`not a usable IPv4 CIDR: ${cidr}`);
+  }
+  const size = 2 ** (32 - prefix);
+  const network = Math.floor(ipToInt(base) / size) * size;
+  return { first: network + 2, last: network + size - 2 };
+}
+
+export function capacityOf(cidr: string): number {
+  const { first, last } = usableRange(cidr);
+  return last - first + 1;
+}
+
+/** The network address itself, so `10.0.0.7/24` and `10.0.0.0/24` are the same network. */
+export function normalizeCidr(cidr: string): string {
+  const [base, prefix] = cidr.split('/');
+  const size = 2 ** (32 - Number(prefix));
+  return `${intToIp(Math.floor(ipToInt(base!) / size) * size)}/${prefix}`;
+}
+
+/**
+ * Picks an address for a new VM: a random one among those no VM holds. Random rather than lowest
+ * so concurrent creates rarely race for the same slot.
+ */
+export function pickFreeAddress(cidr: string, taken: ReadonlySet<string>, random: () => number = Math.random): string | undefined {
+  const { first, last } = usableRange(cidr);
+  const free = last - first + 1 - taken.size;
+  if (free <= 0) return undefined;
+  let skip = Math.floor(random() * free);
+  for (let value = first; value <= last; value++) {
+    const ip = intToIp(value);
+    if (taken.has(ip)) continue;
+    if (skip === 0) return ip;
+    skip--;
+  }
+  return undefined;
+}

@@ -1,0 +1,28 @@
+/** Errors the API turns into 4xx answers; anything else is a 500 with no detail. */
+export class ClientError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends ClientError {
+  constructor(message: string) {
+    super(400, message);
+  }
+}
+
+export class NotFoundError extends ClientError {
+  constructor(kind: string, id: string) {
+    super(404, `${kind} ${id} not found`);
+  }
+}
+
+export class ConflictError extends ClientError {
+  constructor(message: string) {
+    super(409, message);
+  }
+}

@@ -1,0 +1,88 @@
+import type { NetworkChange } from '#events/endpoints.ts';
+import type { HostItem } from '#events/records.ts';
+import { toEndpointEntry } from './network-changes.ts';
+import { packHostBodies, type Outgoing } from './host-batches.ts';
+import { getItem, readNetworkPartition, type NetworkPartition } from './store.ts';
+import { keys } from './table-keys.ts';
+
+export interface FanOutWork {
+  id: string;
+  change: NetworkChange;
+}
+
+export type SendToQueue = (queueUrl: string, body: string) => Promise<void>;
+
+/**
+ * Delivers network changes to exactly the hosts that need them: the hosts that run a VM of the
+ * network when the change is fanned out. The network's partition is read after the change
+ * committed, so a host that joined concurrently is either seen here or gets a snapshot that
+ * already contains the change. Returns the ids of work items that must be retried.
+ */
+export async function fanOut(table: string, work: readonly FanOutWork[], send: SendToQueue): Promise<Set<string>> {
+  const failed = new Set<string>();
+  const partitions = new Map<string, Promise<NetworkPartition>>();
+  const partitionOf = (networkId: string) => {
+    let partition = partitions.get(networkId);
+    if (!partition) partitions.set(networkId, (partition = readNetworkPartition(table, networkId)));
+    return partition;
+  };
+
+  const outgoing: Outgoing[] = [];
+  await Promise.all(
+    work.map(async ({ id, change }) => {
+      try {
+        outgoing.push(...messagesFor(change, await partitionOf(change.networkId), id));
+      } catch {
+        failed.add(id);
+      }
+    }),
+  );
+
+  const bodies = packHostBodies(outgoing);
+  await Promise.all(
+    bodies.map(async (body) => {
+      try {
+        await send(await queueUrlOf(table, body.hostId), body.body);
+      } catch {
+        for (const id of body.sourceIds) failed.add(id);
+      }
+    }),
+  );
+  return failed;
+}
+
+export function messagesFor(change: NetworkChange, partition: NetworkPartition, sourceId: string): Outgoing[] {
+  const { networkId } = change;
+  switch (change.kind) {
+    case 'endpoint':
+      return partition.members
+        .filter((member) => member.vmCount > 0)
+        .map((member) => ({
+          hostId: member.hostId,
+          sourceId,
+          message: { kind: 'endpoints', networkId, epoch: member.epoch, snapshot: false, entries: [change.entry] },
+        }));
+    case 'join': {
+      const member = partition.members.find((candidate) => candidate.hostId === change.hostId);
+      // Already left again: the leave that follows is all the host needs.
+      if (!member || member.vmCount <= 0) return [];
+      const entries = partition.slots.map(toEndpointEntry);
+      return [{ hostId: change.hostId, sourceId, message: { kind: 'endpoints', networkId, epoch: member.epoch, snapshot: true, entries } }];
+    }
+    case 'leave':
+      return [{ hostId: change.hostId, sourceId, message: { kind: 'leave', networkId, epoch: change.epoch } }];
+  }
+}
+
+/** A host's queue never changes once registered, so it is looked up once per container. */
+const queueUrls = new Map<string, string>();
+
+async function queueUrlOf(table: string, hostId: string): Promise<string> {
+  const known = queueUrls.get(hostId);
+  if (known) return known;
+  const host = await getItem<HostItem>(table, keys.host(hostId));
+  if (!host) throw new Error(`host ${hostId} has no registration`);
+  queueUrls.set(hostId, host.queueUrl);
+  return host.queueUrl;
+}
+

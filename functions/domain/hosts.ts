@@ -1,0 +1,97 @@
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import type { RegisterHostRequest } from '#events/api.ts';
+import type { HostItem } from '#events/records.ts';
+import { dynamodb } from '../commons/clients.ts';
+import { ConflictError, NotFoundError } from './errors.ts';
+import { getItem, queryAll } from './store.ts';
+import { indexes, indexKeys, keys } from './table-keys.ts';
+
+export interface HostView {
+  hostId: string;
+  address: string;
+  capacity: number;
+  vmCount: number;
+  queueUrl: string;
+  createdAt: string;
+}
+
+export const toHostView = ({ hostId, address, capacity, vmCount, queueUrl, createdAt }: HostItem): HostView => ({
+  hostId,
+  address,
+  capacity,
+  vmCount,
+  queueUrl,
+  createdAt,
+});
+
+/**
+ * Registers a host, creating its message queue first. Registering again with the same address is
+ * a no-op that returns the host, so an agent can register on every start; a different address is
+ * refused because tunnels elsewhere still point at the old one.
+ */
+export async function registerHost(
+  table: string,
+  request: RegisterHostRequest,
+  ensureQueue: (hostId: string) => Promise<string>,
+): Promise<{ host: HostView; created: boolean }> {
+  const existing = await getItem<HostItem>(table, keys.host(request.hostId));
+  if (existing) return { host: toHostView(sameAddressOrThrow(existing, request)), created: false };
+
+  const item: HostItem & Record<string, unknown> = {
+    ...keys.host(request.hostId),
+    kind: 'host',
+    hostId: request.hostId,
+    address: request.address,
+    capacity: request.capacity,
+    vmCount: 0,
+    queueUrl: await ensureQueue(request.hostId),
+    createdAt: new Date().toISOString(),
+    gsi1pk: indexKeys.allHosts,
+    gsi1sk: request.hostId,
+  };
+  try {
+    await dynamodb.send(new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+    return { host: toHostView(item), created: true };
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    // A concurrent registration won; answer as if we had come second.
+    const winner = await getItem<HostItem>(table, keys.host(request.hostId));
+    return { host: toHostView(sameAddressOrThrow(winner!, request)), created: false };
+  }
+}
+
+function sameAddressOrThrow(existing: HostItem, request: RegisterHostRequest): HostItem {
+  if (existing.address !== request.address) {
+    throw new ConflictError(`address: host ${request.hostId} is already registered at ${existing.address}`);
+  }
+  return existing;
+}
+
+export async function getHost(table: string, hostId: string): Promise<HostItem> {
+  const host = await getItem<HostItem>(table, keys.host(hostId));
+  if (!host) throw new NotFoundError('host', hostId);
+  return host;
+}
+
+export async function listHosts(table: string): Promise<HostItem[]> {
+  return queryAll<HostItem>({
+    TableName: table,
+    IndexName: indexes.gsi1,
+    KeyConditionExpression: 'gsi1pk = :pk',
+    ExpressionAttributeValues: { ':pk': indexKeys.allHosts },
+  });
+}
+
+/**
+ * Picks a host with room: of two random hosts with free capacity, the less loaded. Two choices
+ * spread load nearly as well as "least loaded" without every concurrent create picking the same host.
+ */
+export function chooseHost(hosts: readonly HostItem[], exclude: ReadonlySet<string> = new Set(), random: () => number = Math.random): HostItem | undefined {
+  const open = hosts.filter((host) => host.vmCount < host.capacity && !exclude.has(host.hostId));
+  if (open.length === 0) return undefined;
+  const a = open[Math.floor(random() * open.length)]!;
+  const b = open[Math.floor(random() * open.length)]!;
+  const load = (host: HostItem) => host.vmCount / host.capacity;
+  return load(a) <= load(b) ? a : b;
+}

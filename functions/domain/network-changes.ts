@@ -1,0 +1,34 @@
+import type { EndpointEntry, NetworkChange } from '#events/endpoints.ts';
+import type { MemberItem, MetadataItem, SlotItem } from '#events/records.ts';
+
+export const toEndpointEntry = ({ ip, version, state, vmId, hostId, endpoint }: SlotItem): EndpointEntry => ({
+  ip,
+  version,
+  state,
+  vmId,
+  hostId,
+  endpoint,
+});
+
+/**
+ * What one change to a metadata item means for host agents: a slot whose version moved is an
+ * endpoint change; a host whose VM count in a network leaves or reaches zero joins or leaves it.
+ */
+export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem: MetadataItem | undefined): NetworkChange[] {
+  const kind = newItem?.kind ?? oldItem?.kind;
+  if (kind === 'slot') {
+    const before = oldItem as SlotItem | undefined;
+    const after = newItem as SlotItem | undefined;
+    if (!after || before?.version === after.version) return [];
+    return [{ kind: 'endpoint', networkId: after.networkId, entry: toEndpointEntry(after) }];
+  }
+  if (kind === 'member') {
+    const before = (oldItem as MemberItem | undefined)?.vmCount ?? 0;
+    const after = newItem as MemberItem | undefined;
+    if (!after) return [];
+    const { networkId, hostId, epoch } = after;
+    if (before <= 0 && after.vmCount > 0) return [{ kind: 'join', networkId, hostId, epoch }];
+    if (before > 0 && after.vmCount <= 0) return [{ kind: 'leave', networkId, hostId, epoch }];
+  }
+  return [];
+}

@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { CreateNetworkRequest } from '#events/api.ts';
+import type { NetworkItem } from '#events/records.ts';
+import { dynamodb } from '../commons/clients.ts';
+import { capacityOf, normalizeCidr } from './cidr.ts';
+import { NotFoundError } from './errors.ts';
+import { decodeNextToken, encodeNextToken } from './pagination.ts';
+import { getItem } from './store.ts';
+import { indexes, indexKeys, keys } from './table-keys.ts';
+
+export interface NetworkView {
+  networkId: string;
+  name: string;
+  cidr: string;
+  /** Addresses VMs can get: the CIDR less network, gateway and broadcast addresses. */
+  capacity: number;
+  createdAt: string;
+}
+
+export const toNetworkView = ({ networkId, name, cidr, createdAt }: NetworkItem): NetworkView => ({
+  networkId,
+  name,
+  cidr,
+  capacity: capacityOf(cidr),
+  createdAt,
+});
+
+export const newId = (prefix: string) => `${prefix}-${randomBytes(6).toString('hex')}`;
+
+export async function createNetwork(table: string, request: CreateNetworkRequest): Promise<NetworkView> {
+  const networkId = newId('net');
+  const item: NetworkItem & Record<string, unknown> = {
+    ...keys.network(networkId),
+    kind: 'network',
+    networkId,
+    name: request.name,
+    cidr: normalizeCidr(request.cidr),
+    createdAt: new Date().toISOString(),
+    gsi1pk: indexKeys.allNetworks,
+    gsi1sk: networkId,
+  };
+  await dynamodb.send(new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+  return toNetworkView(item);
+}
+
+export async function getNetwork(table: string, networkId: string): Promise<NetworkItem> {
+  const network = await getItem<NetworkItem>(table, keys.network(networkId));
+  if (!network) throw new NotFoundError('network', networkId);
+  return network;
+}
+
+export async function listNetworks(table: string, limit: number, nextToken?: string) {
+  const page = await dynamodb.send(
+    new QueryCommand({
+      TableName: table,
+      IndexName: indexes.gsi1,
+      KeyConditionExpression: 'gsi1pk = :pk',
+      ExpressionAttributeValues: { ':pk': indexKeys.allNetworks },
+      Limit: limit,
+      ExclusiveStartKey: decodeNextToken(nextToken),
+    }),
+  );
+  return {
+    networks: ((page.Items ?? []) as NetworkItem[]).map(toNetworkView),
+    nextToken: encodeNextToken(page.LastEvaluatedKey),
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * Layout of the single metadata table. A network's partition holds its address slots and its
+ * host memberships, so one strongly consistent Query answers "who holds which address" and
+ * "which hosts need this network" at a point in time.
+ */
+export const keys = {
+  host: (hostId: string) => ({ pk: `HOST#${hostId}`, sk: 'HOST' }),
+  network: (networkId: string) => ({ pk: `NET#${networkId}`, sk: 'NET' }),
+  vm: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'VM' }),
+  slot: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `SLOT#${ip}` }),
+  member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
+};
+
+
+/**
+ * Two generic indexes. gsi1 lists resources of one kind (hosts, networks, VMs); gsi2 lists the
+ * VMs of one network and the networks one host is a member of.
+ */
+export const indexes = {
+  gsi1: 'gsi1',
+  gsi2: 'gsi2',
+};
+
+export const indexKeys = {
+  allHosts: 'HOSTS',
+  allNetworks: 'NETWORKS',
+  allVms: 'VMS',
+  vmsOfNetwork: (networkId: string) => `VMS#NET#${networkId}`,
+  networksOfHost: (hostId: string) => `MEMBERSHIPS#HOST#${hostId}`,
+};

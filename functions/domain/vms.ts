@@ -1,0 +1,279 @@
+import { QueryCommand, TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import type { CreateVmRequest, ListVmsQuery } from '#events/api.ts';
+import type { SlotItem, VmItem } from '#events/records.ts';
+import { dynamodb } from '../commons/clients.ts';
+import { pickFreeAddress } from './cidr.ts';
+import { ClientError, ConflictError, NotFoundError } from './errors.ts';
+import { chooseHost, getHost, listHosts } from './hosts.ts';
+import { getNetwork, newId } from './networks.ts';
+import { decodeNextToken, encodeNextToken } from './pagination.ts';
+import { backoff, cancellationCodes, getItem, readNetworkPartition } from './store.ts';
+import { indexes, indexKeys, keys } from './table-keys.ts';
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+export interface VmView {
+  vmId: string;
+  name: string;
+  networkId: string;
+  ip: string;
+  hostId: string;
+  state: VmItem['state'];
+  /** The tunnel endpoint (host underlay address) and the slot version that recorded it. */
+  endpoint: { address: string; version: number };
+  createdAt: string;
+  updatedAt: string;
+}
+
+type StoredVm = VmItem & { endpointAddress: string; endpointVersion: number };
+
+export const toVmView = (vm: StoredVm): VmView => ({
+  vmId: vm.vmId,
+  name: vm.name,
+  networkId: vm.networkId,
+  ip: vm.ip,
+  hostId: vm.hostId,
+  state: vm.state,
+  endpoint: { address: vm.endpointAddress, version: vm.endpointVersion },
+  createdAt: vm.createdAt,
+  updatedAt: vm.updatedAt,
+});
+
+/** Past this many lost races the caller is told to retry rather than held longer. */
+const MAX_ATTEMPTS = 25;
+
+class TooBusyError extends ClientError {
+  constructor(what: string) {
+    super(503, `${what} is contended by concurrent requests; retry`);
+  }
+}
+
+/** Membership bookkeeping: the count of the network's VMs on a host, and an epoch bumped on every change. */
+function memberDelta(table: string, networkId: string, hostId: string, delta: 1 | -1): TransactItem {
+  return {
+    Update: {
+      TableName: table,
+      Key: keys.member(networkId, hostId),
+      UpdateExpression:
+        'ADD vmCount :delta, epoch :one SET kind = :kind, networkId = :net, hostId = :host, gsi2pk = :gsi2pk, gsi2sk = :net',
+      ExpressionAttributeValues: {
+        ':delta': delta,
+        ':one': 1,
+        ':kind': 'member',
+        ':net': networkId,
+        ':host': hostId,
+        ':gsi2pk': indexKeys.networksOfHost(hostId),
+      },
+    },
+  };
+}
+
+function hostCountDelta(table: string, hostId: string, delta: 1 | -1): TransactItem {
+  return {
+    Update: {
+      TableName: table,
+      Key: keys.host(hostId),
+      UpdateExpression: 'ADD vmCount :delta',
+      // Adding needs room; removing never does.
+      ConditionExpression: delta > 0 ? 'vmCount < capacity' : 'attribute_exists(pk)',
+      ExpressionAttributeValues: { ':delta': delta },
+    },
+  };
+}
+
+/**
+ * Creates a VM: a free address of its network, a host with room, and the address slot's tunnel
+ * endpoint, all in one transaction. A lost race for the address or the host's last place is
+ * retried with a fresh read; an address is never given twice because the slot write is conditional.
+ */
+export async function createVm(table: string, request: CreateVmRequest): Promise<VmView> {
+  const network = await getNetwork(table, request.networkId);
+  const pinned = request.hostId ? await getHost(table, request.hostId) : undefined;
+  const fullHosts = new Set<string>();
+
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const { slots } = await readNetworkPartition(table, network.networkId);
+    const taken = new Set(slots.filter((slot) => slot.state === 'active').map((slot) => slot.ip));
+    const ip = pickFreeAddress(network.cidr, taken);
+    if (!ip) throw new ConflictError(`networkId: network ${network.networkId} (${network.cidr}) has no free address`);
+    const released = slots.find((slot) => slot.ip === ip);
+
+    const host = pinned
+      ? await getHost(table, pinned.hostId)
+      : chooseHost(await listHosts(table), fullHosts);
+    if (!host || host.vmCount >= host.capacity) {
+      throw new ConflictError(pinned ? `hostId: host ${pinned.hostId} is full` : 'no host has capacity for another VM');
+    }
+
+    const now = new Date().toISOString();
+    const vmId = newId('vm');
+    const version = (released?.version ?? 0) + 1;
+    const vm: StoredVm & Record<string, unknown> = {
+      ...keys.vm(vmId),
+      kind: 'vm',
+      vmId,
+      name: request.name,
+      networkId: network.networkId,
+      ip,
+      hostId: host.hostId,
+      state: 'running',
+      endpointAddress: host.address,
+      endpointVersion: version,
+      createdAt: now,
+      updatedAt: now,
+      gsi1pk: indexKeys.allVms,
+      gsi1sk: vmId,
+      gsi2pk: indexKeys.vmsOfNetwork(network.networkId),
+      gsi2sk: vmId,
+    };
+    const slot: SlotItem & Record<string, unknown> = {
+      ...keys.slot(network.networkId, ip),
+      kind: 'slot',
+      networkId: network.networkId,
+      ip,
+      version,
+      state: 'active',
+      vmId,
+      hostId: host.hostId,
+      endpoint: host.address,
+    };
+    const items: TransactItem[] = [
+      released
+        ? {
+            Put: {
+              TableName: table,
+              Item: slot,
+              ConditionExpression: '#state = :released AND version = :previous',
+              ExpressionAttributeNames: { '#state': 'state' },
+              ExpressionAttributeValues: { ':released': 'released', ':previous': released.version },
+            },
+          }
+        : { Put: { TableName: table, Item: slot, ConditionExpression: 'attribute_not_exists(pk)' } },
+      hostCountDelta(table, host.hostId, 1),
+      memberDelta(table, network.networkId, host.hostId, 1),
+      { Put: { TableName: table, Item: vm, ConditionExpression: 'attribute_not_exists(pk)' } },
+      { ConditionCheck: { TableName: table, Key: keys.network(network.networkId), ConditionExpression: 'attribute_exists(pk)' } },
+    ];
+    try {
+      await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
+      return toVmView(vm);
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      if (codes[1] === 'ConditionalCheckFailed') {
+        if (pinned) throw new ConflictError(`hostId: host ${pinned.hostId} is full`);
+        fullHosts.add(host.hostId);
+      }
+      if (codes[4] === 'ConditionalCheckFailed') throw new NotFoundError('network', network.networkId);
+      await backoff(attempt);
+    }
+  }
+  throw new TooBusyError(`network ${network.networkId}`);
+}
+
+export async function getVm(table: string, vmId: string): Promise<StoredVm> {
+  const vm = await getItem<StoredVm>(table, keys.vm(vmId));
+  if (!vm) throw new NotFoundError('vm', vmId);
+  return vm;
+}
+
+export async function listVms(table: string, query: ListVmsQuery) {
+  if (query.networkId) await getNetwork(table, query.networkId);
+  const page = await dynamodb.send(
+    new QueryCommand({
+      TableName: table,
+      IndexName: query.networkId ? indexes.gsi2 : indexes.gsi1,
+      KeyConditionExpression: query.networkId ? 'gsi2pk = :pk' : 'gsi1pk = :pk',
+      ExpressionAttributeValues: { ':pk': query.networkId ? indexKeys.vmsOfNetwork(query.networkId) : indexKeys.allVms },
+      Limit: query.limit,
+      ExclusiveStartKey: decodeNextToken(query.nextToken),
+    }),
+  );
+  return { vms: ((page.Items ?? []) as StoredVm[]).map(toVmView), nextToken: encodeNextToken(page.LastEvaluatedKey) };
+}
+
+/**
+ * Moves a VM to another host. Its address stays; its slot's endpoint becomes the target host's
+ * address under the next version, and both hosts' memberships move in the same transaction.
+ */
+export async function migrateVm(table: string, vmId: string, targetHostId: string): Promise<VmView> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const vm = await getVm(table, vmId);
+    if (vm.hostId === targetHostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${targetHostId}`);
+    const target = await getHost(table, targetHostId);
+    if (target.vmCount >= target.capacity) throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
+    const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
+    if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
+
+    const version = slot.version + 1;
+    const updatedAt = new Date().toISOString();
+    const items: TransactItem[] = [
+      {
+        Update: {
+          TableName: table,
+          Key: keys.vm(vmId),
+          UpdateExpression: 'SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now',
+          ConditionExpression: 'hostId = :from',
+          ExpressionAttributeValues: { ':to': targetHostId, ':from': vm.hostId, ':address': target.address, ':version': version, ':now': updatedAt },
+        },
+      },
+      {
+        Update: {
+          TableName: table,
+          Key: keys.slot(vm.networkId, vm.ip),
+          UpdateExpression: 'SET hostId = :to, endpoint = :address, version = :version',
+          ConditionExpression: 'version = :previous AND vmId = :vm',
+          ExpressionAttributeValues: { ':to': targetHostId, ':address': target.address, ':version': version, ':previous': slot.version, ':vm': vmId },
+        },
+      },
+      hostCountDelta(table, vm.hostId, -1),
+      hostCountDelta(table, targetHostId, 1),
+      memberDelta(table, vm.networkId, vm.hostId, -1),
+      memberDelta(table, vm.networkId, targetHostId, 1),
+    ];
+    try {
+      await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
+      return toVmView({ ...vm, hostId: targetHostId, endpointAddress: target.address, endpointVersion: version, updatedAt });
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      if (codes[3] === 'ConditionalCheckFailed') throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
+      // The VM moved or was deleted under us: read again and decide afresh.
+      await backoff(attempt);
+    }
+  }
+  throw new TooBusyError(`vm ${vmId}`);
+}
+
+/** Deletes a VM and releases its address; the slot keeps its version so no agent ever goes back. */
+export async function deleteVm(table: string, vmId: string): Promise<void> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const vm = await getVm(table, vmId);
+    const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
+    if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
+    const items: TransactItem[] = [
+      { Delete: { TableName: table, Key: keys.vm(vmId), ConditionExpression: 'hostId = :host', ExpressionAttributeValues: { ':host': vm.hostId } } },
+      {
+        Update: {
+          TableName: table,
+          Key: keys.slot(vm.networkId, vm.ip),
+          UpdateExpression: 'SET #state = :released, version = :version REMOVE vmId, hostId, endpoint',
+          ConditionExpression: 'version = :previous AND vmId = :vm',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':released': 'released', ':version': slot.version + 1, ':previous': slot.version, ':vm': vmId },
+        },
+      },
+      hostCountDelta(table, vm.hostId, -1),
+      memberDelta(table, vm.networkId, vm.hostId, -1),
+    ];
+    try {
+      await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
+      return;
+    } catch (error) {
+      if (!cancellationCodes(error)) throw error;
+      await backoff(attempt);
+    }
+  }
+  throw new TooBusyError(`vm ${vmId}`);
+}
+
