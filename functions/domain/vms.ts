@@ -75,7 +75,8 @@ function hostCountDelta(table: string, hostId: string, delta: 1 | -1): TransactI
       Key: keys.host(hostId),
       UpdateExpression: 'ADD vmCount :delta',
       // Adding needs room; removing never does.
-      ConditionExpression: delta > 0 ? 'vmCount < capacity' : 'attribute_exists(pk)',
+      ConditionExpression: delta > 0 ? 'vmCount < #capacity' : 'attribute_exists(pk)',
+      ...(delta > 0 ? { ExpressionAttributeNames: { '#capacity': 'capacity' } } : {}),
       ExpressionAttributeValues: { ':delta': delta },
     },
   };

@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { LocalFunction } from './function-host.ts';
+import { resourcesOfType, type CfnTemplate } from './template.ts';
+
+export interface Route {
+  method: string;
+  /** API Gateway resource path, e.g. `/vms/{vmId}/migrate`. */
+  resourcePath: string;
+  functionLogicalId: string;
+}
+
+/** Reads the REST API's resources and methods from the template: no second list of routes. */
+export function routesOf(template: CfnTemplate): Route[] {
+  const resources = template.Resources;
+  const pathOf = (parent: unknown): string => {
+    const ref = (parent as { Ref?: string }).Ref;
+    if (!ref) return ''; // Fn::GetAtt [RestApi, RootResourceId]
+    const props = resources[ref]!.Properties as { ParentId: unknown; PathPart: string };
+    return `${pathOf(props.ParentId)}/${props.PathPart}`;
+  };
+  return resourcesOfType(template, 'AWS::ApiGateway::Method').flatMap(([, method]) => {
+    const props = method.Properties as { HttpMethod: string; ResourceId: unknown; Integration?: { Uri?: unknown } };
+    const functionLogicalId = findFunctionArnRef(props.Integration?.Uri);
+    if (!functionLogicalId || props.HttpMethod === 'OPTIONS') return [];
+    return [{ method: props.HttpMethod, resourcePath: pathOf(props.ResourceId) || '/', functionLogicalId }];
+  });
+}
+
+function findFunctionArnRef(value: unknown): string | undefined {
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const found = findFunctionArnRef(item);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (value && typeof value === 'object') {
+    const getAtt = (value as Record<string, unknown>)['Fn::GetAtt'];
+    if (Array.isArray(getAtt) && getAtt[1] === 'Arn') return getAtt[0] as string;
+    return findFunctionArnRef(Object.values(value));
+  }
+  return undefined;
+}
+
+interface CompiledRoute extends Route {
+  pattern: RegExp;
+  names: string[];
+  literalSegments: number;
+}
+
+function compile(route: Route): CompiledRoute {
+  const names: string[] = [];
+  const segments = route.resourcePath.split('/').filter(Boolean);
+  const pattern = segments
+    .map((segment) => {
+      const match = /^\{(.+?)(\+)?\}$/.exec(segment);
+      if (!match) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      names.push(match[1]!);
+      return match[2] ? '(.+)' : '([^/]+)';
+    })
+    .join('/');
+  return { ...route, names, pattern: new RegExp(`^/${pattern}/?$`), literalSegments: segments.filter((segment) => !segment.startsWith('{')).length };
+}
+
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+const INTEGRATION_TIMEOUT_MS = 29_000;
+
+/**
+ * Serves a REST API's routes on 127.0.0.1 as API Gateway's Lambda proxy integration does:
+ * same event shape (v1), same 403 for unknown routes and 502 for a failed function.
+ */
+export async function serveApi(options: {
+  routes: Route[];
+  functions: Map<string, LocalFunction>;
+  stage: string;
+  port: number;
+  log: (message: string) => void;
+}): Promise<{ url: string; close: () => Promise<void> }> {
+  // More literal segments first, so /vms/{vmId}/migrate never matches a greedy parameter route.
+  const compiled = options.routes.map(compile).sort((a, b) => b.literalSegments - a.literalSegments);
+  const stagePrefix = `/${options.stage}`;
+
+  const server = http.createServer(async (request, response) => {
+    const send = (status: number, headers: Record<string, string>, body: string | Buffer) => {
+      response.writeHead(status, headers);
+      response.end(body);
+    };
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname !== stagePrefix && !url.pathname.startsWith(`${stagePrefix}/`)) {
+      return send(403, { 'content-type': 'application/json' }, JSON.stringify({ message: 'Forbidden' }));
+    }
+    const path = url.pathname.slice(stagePrefix.length) || '/';
+    const candidates = compiled.filter((route) => route.pattern.test(path));
+    const route = candidates.find((candidate) => candidate.method === request.method || candidate.method === 'ANY');
+    if (!route) return send(403, { 'content-type': 'application/json' }, JSON.stringify({ message: 'Missing Authentication Token' }));
+
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of request) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_BODY_BYTES) return send(413, { 'content-type': 'application/json' }, JSON.stringify({ message: 'Request Too Long' }));
+      chunks.push(chunk as Buffer);
+    }
+    const body = Buffer.concat(chunks);
+    const match = route.pattern.exec(path)!;
+    const event = toProxyEvent(request, url, path, route, match, body, options.stage);
+
+    const fn = options.functions.get(route.functionLogicalId);
+    if (!fn) return send(500, { 'content-type': 'application/json' }, JSON.stringify({ message: `function ${route.functionLogicalId} is not running` }));
+    try {
+      const result = await Promise.race([
+        fn.invoke<{ statusCode: number; headers?: Record<string, string>; multiValueHeaders?: Record<string, string[]>; body?: string; isBase64Encoded?: boolean }>(event),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('Endpoint request timed out')), INTEGRATION_TIMEOUT_MS).unref()),
+      ]);
+      if (!result || typeof result.statusCode !== 'number') throw new Error('malformed Lambda proxy response');
+      const headers: Record<string, string> = { ...(result.headers ?? {}) };
+      for (const [name, values] of Object.entries(result.multiValueHeaders ?? {})) headers[name] = values.join(', ');
+      send(result.statusCode, headers, result.isBase64Encoded ? Buffer.from(result.body ?? '', 'base64') : (result.body ?? ''));
+    } catch (error) {
+      options.log(`${request.method} ${path}: ${(error as Error).message}`);
+      send(502, { 'content-type': 'application/json' }, JSON.stringify({ message: 'Internal server error' }));
+    }
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve) => server.listen(options.port, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}${stagePrefix}`,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+function toProxyEvent(request: http.IncomingMessage, url: URL, path: string, route: CompiledRoute, match: RegExpExecArray, body: Buffer, stage: string) {
+  const headers: Record<string, string> = {};
+  const multiValueHeaders: Record<string, string[]> = {};
+  for (let i = 0; i < request.rawHeaders.length; i += 2) {
+    const name = request.rawHeaders[i]!;
+    const value = request.rawHeaders[i + 1]!;
+    headers[name] = value;
+    (multiValueHeaders[name] ??= []).push(value);
+  }
+  const query: Record<string, string> = {};
+  const multiQuery: Record<string, string[]> = {};
+  for (const [name, value] of url.searchParams) {
+    query[name] = value;
+    (multiQuery[name] ??= []).push(value);
+  }
+  const pathParameters = Object.fromEntries(route.names.map((name, index) => [name, decodeURIComponent(match[index + 1]!)]));
+  const isText = body.length === 0 || /json|text|xml|form/.test(request.headers['content-type'] ?? 'application/json');
+  return {
+    resource: route.resourcePath,
+    path,
+    httpMethod: request.method,
+    headers,
+    multiValueHeaders,
+    queryStringParameters: url.searchParams.size ? query : null,
+    multiValueQueryStringParameters: url.searchParams.size ? multiQuery : null,
+    pathParameters: route.names.length ? pathParameters : null,
+    stageVariables: null,
+    requestContext: {
+      resourcePath: route.resourcePath,
+      httpMethod: request.method,
+      path: `/${stage}${path}`,
+      stage,
+      requestId: randomUUID(),
+      requestTimeEpoch: Date.now(),
+      identity: { sourceIp: request.socket.remoteAddress ?? '127.0.0.1', userAgent: request.headers['user-agent'] ?? '' },
+      protocol: `HTTP/${request.httpVersion}`,
+    },
+    body: body.length === 0 ? null : isText ? body.toString('utf8') : body.toString('base64'),
+    isBase64Encoded: body.length > 0 && !isText,
+  };
+}

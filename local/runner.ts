@@ -1,0 +1,174 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildApp, STACK_NAME } from '../cdk/app-builder.ts';
+import { serveApi, routesOf } from './api-gateway.ts';
+import { Checkpoints } from './checkpoints.ts';
+import { LocalFunction } from './function-host.ts';
+import { provision } from './provision.ts';
+import { QueuePoller } from './queue-poller.ts';
+import { StreamPoller } from './stream-poller.ts';
+import { Resolver, resourcesOfType, type CfnTemplate } from './template.ts';
+
+const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const log = (message: string) => console.error(`[runner] ${message}`);
+
+export interface RunnerInfo {
+  apiUrl: string;
+  region: string;
+  endpoint: string;
+  stackName: string;
+  /** Physical names of what the runner created, by CloudFormation logical id. */
+  resources: Record<string, string>;
+}
+
+/**
+ * Runs the CDK app locally: synthesizes it (bundling each function as for AWS), creates its
+ * tables, queues and keys in the local AWS, loads every function bundle, polls every event source
+ * mapping and serves the REST API on 127.0.0.1. Everything comes from the synthesized template.
+ */
+async function main() {
+  const endpoint = process.env.AWS_ENDPOINT_URL;
+  if (!endpoint) throw new Error('AWS_ENDPOINT_URL is not set: start the local AWS first (npm start does both)');
+  const region = (process.env.AWS_REGION ??= 'us-east-1');
+  const stateDir = process.env.STRATOPLANE_STATE_DIR ?? path.join(projectRoot, '.local-run');
+
+  const template = synthesize(path.join(stateDir, 'cdk.out'), region);
+  const resolver = new Resolver(template, { region, accountId: '000000000000', partition: 'aws', stackName: STACK_NAME });
+  await provision(template, resolver);
+
+  const functions = await startFunctions(template, resolver, path.join(stateDir, 'cdk.out'), { endpoint, region });
+  const pollers = startEventSources(template, resolver, functions, new Checkpoints(path.join(stateDir, 'stream-checkpoints.json')), region);
+
+  const stage = (resourcesOfType(template, 'AWS::ApiGateway::Stage')[0]?.[1].Properties?.StageName as string | undefined) ?? 'v1';
+  const api = await serveApi({ routes: routesOf(template), functions, stage, port: Number(process.env.STRATOPLANE_API_PORT ?? 0), log });
+
+  const resources: Record<string, string> = {};
+  for (const [id, resource] of Object.entries(template.Resources)) {
+    if (['AWS::DynamoDB::GlobalTable', 'AWS::SQS::Queue', 'AWS::KMS::Key'].includes(resource.Type)) resources[id] = resolver.resolveString({ Ref: id });
+  }
+  const info: RunnerInfo = { apiUrl: api.url, region, endpoint, stackName: STACK_NAME, resources };
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(path.join(stateDir, 'runner.json'), JSON.stringify(info, null, 2));
+  log(`${functions.size} functions, ${pollers.length} event source mappings, API at ${api.url}`);
+  // The line supervisors and tests wait for.
+  console.log(`STRATOPLANE_RUNNER_READY ${JSON.stringify(info)}`);
+
+  const shutdown = async () => {
+    for (const poller of pollers) poller.stop();
+    await api.close();
+    await Promise.all([...functions.values()].map((fn) => fn.stop()));
+    process.exit(0);
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
+
+function synthesize(outdir: string, region: string): CfnTemplate {
+  rmSync(outdir, { recursive: true, force: true });
+  process.env.CDK_DEFAULT_REGION = region;
+  const { app } = buildApp({ outdir, context: { 'aws:cdk:enable-asset-metadata': true } });
+  return app.synth().getStackByName(STACK_NAME).template as CfnTemplate;
+}
+
+async function startFunctions(template: CfnTemplate, resolver: Resolver, outdir: string, aws: { endpoint: string; region: string }) {
+  const functions = new Map<string, LocalFunction>();
+  const specs = resourcesOfType(template, 'AWS::Lambda::Function').map(([id, resource]) => {
+    const props = resource.Properties as { Handler: string; Timeout?: number; MemorySize?: number; Environment?: { Variables?: Record<string, unknown> } };
+    const assetPath = resource.Metadata?.['aws:asset:path'] as string | undefined;
+    if (!assetPath) throw new Error(`function ${id} has no bundled asset; only NodejsFunction-style functions run locally`);
+    const functionName = `${STACK_NAME}-${id}`;
+    resolver.setRef(id, functionName);
+    resolver.setAttribute(id, 'Arn', `arn:aws:lambda:${aws.region}:000000000000:function:${functionName}`);
+    return { id, props, assetPath, functionName };
+  });
+  for (const { id, props, assetPath, functionName } of specs) {
+    const variables = resolver.resolve(props.Environment?.Variables ?? {}) as Record<string, string>;
+    const fn = new LocalFunction({
+      logicalId: id,
+      functionName,
+      assetDir: path.join(outdir, assetPath),
+      handler: props.Handler,
+      timeoutSeconds: props.Timeout ?? 3,
+      memorySize: props.MemorySize ?? 128,
+      environment: {
+        PATH: process.env.PATH ?? '',
+        AWS_REGION: aws.region,
+        AWS_DEFAULT_REGION: aws.region,
+        AWS_ENDPOINT_URL: aws.endpoint,
+        AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'test',
+        AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'test',
+        AWS_LAMBDA_FUNCTION_NAME: functionName,
+        POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+        // Lambda runs Node 22; the SDK's local Node 20 notice is noise here.
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        ...Object.fromEntries(Object.entries(variables).map(([key, value]) => [key, String(value)])),
+      },
+    });
+    functions.set(id, fn);
+  }
+  await Promise.all([...functions.values()].map((fn) => fn.ready));
+  return functions;
+}
+
+function startEventSources(template: CfnTemplate, resolver: Resolver, functions: Map<string, LocalFunction>, checkpoints: Checkpoints, region: string) {
+  const queueUrlByArn = new Map(
+    resourcesOfType(template, 'AWS::SQS::Queue').map(([id]) => [resolver.resolveString({ 'Fn::GetAtt': [id, 'Arn'] }), resolver.resolveString({ Ref: id })]),
+  );
+  return resourcesOfType(template, 'AWS::Lambda::EventSourceMapping').map(([id, resource]) => {
+    const props = resource.Properties as Record<string, any>;
+    const functionId = (props.FunctionName as { Ref?: string }).Ref;
+    const fn = functionId ? functions.get(functionId) : undefined;
+    if (!fn) throw new Error(`event source mapping ${id} targets a function the runner does not run`);
+    const sourceArn = resolver.resolveString(props.EventSourceArn);
+    const reportBatchItemFailures = (props.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures');
+    if (sourceArn.includes(':dynamodb:')) {
+      const onFailureArn = props.DestinationConfig?.OnFailure?.Destination ? resolver.resolveString(props.DestinationConfig.OnFailure.Destination) : undefined;
+      const poller = new StreamPoller(
+        {
+          uuid: `${id}@${sourceArn}`,
+          streamArn: sourceArn,
+          batchSize: props.BatchSize ?? 100,
+          startingPosition: props.StartingPosition ?? 'LATEST',
+          reportBatchItemFailures,
+          bisectOnError: props.BisectBatchOnFunctionError === true,
+          maximumRetryAttempts: props.MaximumRetryAttempts ?? -1,
+          onFailureQueueUrl: onFailureArn ? queueUrlByArn.get(onFailureArn) : undefined,
+          // AWS Lambda polls each stream shard four times a second.
+          pollIntervalMs: Number(process.env.STRATOPLANE_STREAM_POLL_MS ?? 250),
+          region,
+        },
+        fn,
+        checkpoints,
+        log,
+      );
+      poller.start();
+      return poller;
+    }
+    if (sourceArn.includes(':sqs:')) {
+      const queueUrl = queueUrlByArn.get(sourceArn);
+      if (!queueUrl) throw new Error(`event source mapping ${id} reads a queue the runner did not create`);
+      const poller = new QueuePoller(
+        {
+          queueUrl,
+          queueArn: sourceArn,
+          batchSize: props.BatchSize ?? 10,
+          maximumBatchingWindowSeconds: props.MaximumBatchingWindowInSeconds ?? 0,
+          reportBatchItemFailures,
+          region,
+          pollers: 2,
+        },
+        fn,
+        log,
+      );
+      poller.start();
+      return poller;
+    }
+    throw new Error(`event source mapping ${id}: unsupported source ${sourceArn}`);
+  });
+}
+
+main().catch((error: Error) => {
+  log(`failed to start: ${error.stack ?? error.message}`);
+  process.exit(1);
+});
