@@ -1,0 +1,141 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Message, SQSClient } from '@aws-sdk/client-sqs';
+import { HostMessageBatch, type HostMessage } from '#events/endpoints.ts';
+import { ControlPlaneClient } from './control-plane-client.ts';
+import { ForwardingTable } from './forwarding-table.ts';
+import { QueueConsumer } from './queue-consumer.ts';
+
+export interface AgentConfig {
+  hostId: string;
+  address: string;
+  capacity: number;
+  apiUrl: string;
+  statusPort: number;
+  /** Full resync period; messages keep the table current between resyncs. */
+  resyncIntervalMs: number;
+}
+
+export interface AgentStats {
+  messagesReceived: number;
+  entriesApplied: number;
+  entriesStale: number;
+  messagesRejected: number;
+  resyncs: number;
+  startedAt: string;
+}
+
+const log = (hostId: string, message: string) => console.error(`[agent ${hostId}] ${message}`);
+
+/**
+ * A host agent: registers its host, converges its forwarding table from the control plane,
+ * then applies the updates pushed to its queue. Its state is visible on a local status endpoint.
+ */
+export class HostAgent {
+  readonly table = new ForwardingTable();
+  readonly stats: AgentStats = { messagesReceived: 0, entriesApplied: 0, entriesStale: 0, messagesRejected: 0, resyncs: 0, startedAt: new Date().toISOString() };
+  private readonly controlPlane: ControlPlaneClient;
+  private consumer: QueueConsumer | undefined;
+  private server: http.Server | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly sqs: SQSClient,
+  ) {
+    this.controlPlane = new ControlPlaneClient(config.apiUrl);
+  }
+
+  /** Starts the agent and returns its status URL. */
+  async start(): Promise<string> {
+    const statusUrl = await this.serveStatus();
+    const { queueUrl } = await this.retrying('register', () =>
+      this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity }),
+    );
+    // Consume before the resync returns: anything newer than the resync wins by version anyway.
+    this.consumer = new QueueConsumer(this.sqs, queueUrl, (message) => this.onMessage(message), (error) => log(this.config.hostId, error.message));
+    this.consumer.start();
+    await this.retrying('resync', () => this.resync());
+    this.resyncTimer = setInterval(() => void this.resync().catch((error: Error) => log(this.config.hostId, `resync failed: ${error.message}`)), this.config.resyncIntervalMs);
+    this.resyncTimer.unref();
+    return statusUrl;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.resyncTimer);
+    await this.consumer?.stop();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** Merges the control plane's view of every network this host belongs to. */
+  async resync(): Promise<void> {
+    const { networks } = await this.controlPlane.forwardingTable(this.config.hostId);
+    for (const network of networks) {
+      this.applyAll([{ kind: 'endpoints', networkId: network.networkId, epoch: network.epoch, snapshot: true, entries: network.entries }]);
+    }
+    this.stats.resyncs++;
+  }
+
+  private onMessage(message: Message): void {
+    const parsed = HostMessageBatch.safeParse(safeJson(message.Body));
+    if (!parsed.success) {
+      this.stats.messagesRejected++;
+      throw new Error(`rejected malformed message ${message.MessageId}: ${parsed.error.issues[0]?.message}`);
+    }
+    this.stats.messagesReceived++;
+    this.applyAll(parsed.data.messages);
+  }
+
+  private applyAll(messages: HostMessage[]) {
+    for (const message of messages) {
+      const { applied, stale } = this.table.apply(message);
+      this.stats.entriesApplied += applied;
+      this.stats.entriesStale += stale;
+    }
+  }
+
+  private async retrying<T>(what: string, action: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await action();
+      } catch (error) {
+        const delay = Math.min(10_000, 200 * 2 ** attempt);
+        log(this.config.hostId, `${what} failed (${(error as Error).message}); retrying in ${delay} ms`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  private async serveStatus(): Promise<string> {
+    this.server = http.createServer((request, response) => {
+      const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+      const reply = (status: number, body: unknown) => {
+        response.writeHead(status, { 'content-type': 'application/json' });
+        response.end(JSON.stringify(body, null, 2));
+      };
+      if (request.method !== 'GET') return reply(405, { message: 'only GET' });
+      if (path === '/healthz') return reply(200, { ok: true });
+      if (path === '/status') {
+        return reply(200, {
+          hostId: this.config.hostId,
+          address: this.config.address,
+          mode: 'memory',
+          stats: this.stats,
+          routes: this.table.routes(),
+          networks: this.table,
+        });
+      }
+      reply(404, { message: 'try /status or /healthz' });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(this.config.statusPort, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+}
+
+function safeJson(text: string | undefined): unknown {
+  try {
+    return JSON.parse(text ?? '');
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,88 @@
+import type { EndpointEntry, HostMessage } from '#events/endpoints.ts';
+
+export interface TableEntry extends EndpointEntry {
+  /** When this agent applied this version (ms since epoch). */
+  appliedAt: number;
+}
+
+interface NetworkState {
+  /** Highest membership epoch seen for this network. */
+  epoch: number;
+  member: boolean;
+  /** Keyed by VM IP. Released slots stay as tombstones so an old update cannot resurrect them. */
+  entries: Map<string, TableEntry>;
+}
+
+export interface ApplyResult {
+  applied: number;
+  stale: number;
+}
+
+/**
+ * The agent's forwarding state: per network, VM IP → tunnel endpoint. Every rule here makes
+ * duplicated or reordered messages harmless: an entry only moves to a higher version, and a
+ * membership only moves to a higher epoch.
+ */
+export class ForwardingTable {
+  private readonly networks = new Map<string, NetworkState>();
+
+  apply(message: HostMessage, now = Date.now()): ApplyResult {
+    const network = this.networks.get(message.networkId) ?? { epoch: 0, member: false, entries: new Map<string, TableEntry>() };
+    this.networks.set(message.networkId, network);
+
+    if (message.kind === 'leave') {
+      if (message.epoch <= network.epoch) return { applied: 0, stale: 1 };
+      network.epoch = message.epoch;
+      network.member = false;
+      network.entries.clear();
+      return { applied: 1, stale: 0 };
+    }
+
+    if (message.epoch > network.epoch) {
+      network.epoch = message.epoch;
+      network.member = true;
+    } else if (!network.member) {
+      // Sent while this host was still a member of a network it has since left.
+      return { applied: 0, stale: message.entries.length };
+    }
+    const result = { applied: 0, stale: 0 };
+    for (const entry of message.entries) {
+      const current = network.entries.get(entry.ip);
+      if (current && current.version >= entry.version) {
+        result.stale++;
+        continue;
+      }
+      network.entries.set(entry.ip, { ...entry, appliedAt: now });
+      result.applied++;
+    }
+    return result;
+  }
+
+  /** The entry for a VM IP in a network, tombstones included. */
+  entry(networkId: string, ip: string): TableEntry | undefined {
+    return this.networks.get(networkId)?.entries.get(ip);
+  }
+
+  /** Routes a data plane would program: active entries of networks this host belongs to. */
+  routes(): { networkId: string; ip: string; endpoint: string; vmId: string; version: number }[] {
+    const routes = [];
+    for (const [networkId, network] of this.networks) {
+      if (!network.member) continue;
+      for (const entry of network.entries.values()) {
+        if (entry.state === 'active' && entry.endpoint && entry.vmId) {
+          routes.push({ networkId, ip: entry.ip, endpoint: entry.endpoint, vmId: entry.vmId, version: entry.version });
+        }
+      }
+    }
+    return routes.sort((a, b) => a.networkId.localeCompare(b.networkId) || a.ip.localeCompare(b.ip, undefined, { numeric: true }));
+  }
+
+  toJSON() {
+    return Object.fromEntries(
+      [...this.networks].map(([networkId, network]) => [
+        networkId,
+        { epoch: network.epoch, member: network.member, entries: Object.fromEntries(network.entries) },
+      ]),
+    );
+  }
+}

@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface Started<T> {
+  child: ChildProcess;
+  info: T;
+  /** Sends SIGTERM (or the given signal) and waits for the process to exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Starts a TypeScript entry point of this project as its own process and waits for the line
+ * `<readyPrefix> <json>` on its stdout. Its stderr goes to `onStderr` line by line.
+ */
+export function startTsProcess<T>(options: {
+  entry: string;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  readyPrefix: string;
+  timeoutMs?: number;
+  onStderr?: (line: string) => void;
+}): Promise<Started<T>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, options.entry), ...(options.args ?? [])], {
+    cwd: projectRoot,
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    stderr.push(line);
+    if (stderr.length > 50) stderr.shift();
+    options.onStderr?.(line);
+  });
+  const stop = (signal: NodeJS.Signals = 'SIGTERM') =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    });
+
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${options.entry} was not ready within ${(options.timeoutMs ?? 60_000) / 1000}s:\n${stderr.join('\n')}`));
+    }, options.timeoutMs ?? 60_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (!line.startsWith(`${options.readyPrefix} `)) return;
+      clearTimeout(timer);
+      resolve({ child, info: JSON.parse(line.slice(options.readyPrefix.length + 1)) as T, stop });
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${options.entry} exited (${signal ?? code}) before it was ready:\n${stderr.join('\n')}`));
+    });
+  });
+}

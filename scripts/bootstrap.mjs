@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Entry point of the npm scripts: makes sure dependencies are installed (first run, or after
+// package-lock.json changed), then hands over to the TypeScript command. Plain JavaScript on
+// purpose: it runs before node_modules exists.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const [major] = process.versions.node.split('.').map(Number);
+if (major < 20) {
+  console.error(`Stratoplane needs Node.js 20 or newer; this is ${process.version}.`);
+  process.exit(1);
+}
+
+const lock = path.join(root, 'package-lock.json');
+const installedLock = path.join(root, 'node_modules', '.package-lock.json');
+if (!existsSync(installedLock) || statSync(lock).mtimeMs > statSync(installedLock).mtimeMs) {
+  console.error('[bootstrap] installing node modules (npm ci)');
+  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
+
+const commands = {
+  start: ['--import', 'tsx', 'local/stack.ts'],
+  test: [path.join('node_modules', 'vitest', 'vitest.mjs'), 'run'],
+  bench: ['--import', 'tsx', 'bench/run.ts'],
+};
+const [command, ...rest] = process.argv.slice(2);
+if (!commands[command]) {
+  console.error(`usage: bootstrap.mjs ${Object.keys(commands).join('|')} [args]`);
+  process.exit(2);
+}
+const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+const result = spawnSync(process.execPath, [...commands[command], ...rest], { cwd: root, stdio: 'inherit', env });
+process.exit(result.status ?? 1);
