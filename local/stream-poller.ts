@@ -12,7 +12,8 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Checkpoints } from './checkpoints.ts';
 import type { LocalFunction } from './function-host.ts';
 
-const streams = new DynamoDBStreamsClient({});
+// Bounded requests: a poller must never wait forever on one call.
+const streams = new DynamoDBStreamsClient({ requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000 } });
 const sqs = new SQSClient({});
 
 export interface StreamMappingConfig {
@@ -154,6 +155,7 @@ export class StreamPoller {
         failedFrom = 0;
       }
       remaining = remaining.slice(failedFrom);
+      this.log(`${this.fn.spec.functionName}: batch failed from record ${remaining[0]!.dynamodb?.SequenceNumber} (retry ${retries + 1} of ${this.config.maximumRetryAttempts})`);
       if (this.config.maximumRetryAttempts !== -1 && retries >= this.config.maximumRetryAttempts) {
         await this.sendToOnFailure(shardId, remaining);
         return;

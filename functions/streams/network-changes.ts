@@ -7,6 +7,7 @@ import type { DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { MetadataItem } from '#events/records.ts';
 import { sqs } from '../commons/clients.ts';
 import { requiredEnv } from '../commons/env.ts';
+import { logger } from '../commons/logger.ts';
 import { changesFromItemUpdate } from '../domain/network-changes.ts';
 
 const fanOutQueueUrl = requiredEnv('FANOUT_QUEUE_URL');
@@ -22,9 +23,14 @@ function imageOf(image: Record<string, unknown> | undefined) {
 /** Turns committed metadata changes into fan-out work; sending twice is harmless downstream. */
 async function recordHandler(record: DynamoDBRecord): Promise<void> {
   const changes = changesFromItemUpdate(imageOf(record.dynamodb?.OldImage), imageOf(record.dynamodb?.NewImage));
-  await Promise.all(
-    changes.map((change) => sqs.send(new SendMessageCommand({ QueueUrl: fanOutQueueUrl, MessageBody: JSON.stringify(change) }))),
-  );
+  try {
+    await Promise.all(
+      changes.map((change) => sqs.send(new SendMessageCommand({ QueueUrl: fanOutQueueUrl, MessageBody: JSON.stringify(change) }))),
+    );
+  } catch (error) {
+    logger.error('could not queue network change', { sequenceNumber: record.dynamodb?.SequenceNumber, error: error as Error });
+    throw error;
+  }
 }
 
 export const handler = middy<DynamoDBStreamEvent>().handler((event, context) =>

@@ -1,0 +1,57 @@
+import { inject } from 'vitest';
+import { startTsProcess, type Started } from '../../local/processes.ts';
+import type { TableEntry } from '../../host-agent/forwarding-table.ts';
+
+export interface AgentStatus {
+  hostId: string;
+  stats: { messagesReceived: number; entriesApplied: number; entriesStale: number; resyncs: number };
+  routes: { networkId: string; ip: string; endpoint: string; vmId: string; version: number }[];
+  networks: Record<string, { epoch: number; member: boolean; entries: Record<string, TableEntry> }>;
+}
+
+export interface RunningAgent {
+  hostId: string;
+  address: string;
+  statusUrl: string;
+  process: Started<{ hostId: string; statusUrl: string }>;
+  status(): Promise<AgentStatus>;
+}
+
+/** Starts a real host agent process against the shared local control plane. */
+export async function startAgent(hostId: string, address: string, capacity = 32): Promise<RunningAgent> {
+  const started = await startTsProcess<{ hostId: string; statusUrl: string }>({
+    entry: 'host-agent/main.ts',
+    args: ['--host-id', hostId, '--address', address, '--capacity', String(capacity), '--api-url', inject('apiUrl')],
+    env: {
+      AWS_ENDPOINT_URL: inject('awsEndpoint'),
+      AWS_REGION: inject('region'),
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+    },
+    readyPrefix: 'HOST_AGENT_READY',
+  });
+  const statusUrl = started.info.statusUrl;
+  return {
+    hostId,
+    address,
+    statusUrl,
+    process: started,
+    status: async () => (await (await fetch(`${statusUrl}/status`)).json()) as AgentStatus,
+  };
+}
+
+/** Polls until `check` passes or the deadline passes; returns how long it took. */
+export async function eventually(check: () => Promise<void>, timeoutMs = 20_000, intervalMs = 50): Promise<number> {
+  const started = Date.now();
+  let lastError: unknown;
+  while (Date.now() - started < timeoutMs) {
+    try {
+      await check();
+      return Date.now() - started;
+    } catch (error) {
+      lastError = error;
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  }
+  throw lastError;
+}

@@ -1,0 +1,75 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { api, expectOk, uniqueId } from '../helpers/api.ts';
+
+describe('API input errors', () => {
+  let networkId: string;
+  let hostId: string;
+  let vmId: string;
+
+  beforeAll(async () => {
+    hostId = uniqueId('errors');
+    await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.80', capacity: 4 }), 201);
+    networkId = (await expectOk(api('POST', '/networks', { name: 'errors', cidr: '10.60.0.0/24' }), 201)).networkId;
+    vmId = (await expectOk(api('POST', '/vms', { name: 'vm', networkId, hostId }), 201)).vmId;
+  });
+
+  it.each([
+    ['POST', '/networks', { name: 'x', cidr: '10.0.0.0/33' }, /body\.cidr: /],
+    ['POST', '/networks', { name: 'x', cidr: '10.0.0.0/8' }, /body\.cidr: prefix length must be between \/16 and \/28/],
+    ['POST', '/networks', { cidr: '10.0.0.0/24' }, /body\.name: /],
+    ['POST', '/networks', { name: 'x', cidr: '10.0.0.0/24', color: 'red' }, /body: unknown field\(s\) color/],
+    ['POST', '/networks', '{not json', /body: is not valid JSON/],
+    ['POST', '/vms', { name: 'x', networkId: 'NOT VALID' }, /body\.networkId: /],
+    ['POST', '/hosts', { hostId: 'h', address: '300.1.1.1', capacity: 1 }, /body\.address: /],
+    ['POST', '/hosts', { hostId: 'h', address: '10.0.0.1', capacity: 0 }, /body\.capacity: /],
+    ['GET', '/networks?limit=1000', undefined, /query\.limit: /],
+    ['GET', '/networks?nextToken=garbage', undefined, /nextToken: is not a token this API returned/],
+  ])('%s %s %j → 400 naming the field', async (method, path, body, message) => {
+    const response = await api(method, path, body);
+    expect(response.status).toBe(400);
+    expect(response.body.message).toMatch(message);
+  });
+
+  it.each([
+    ['GET', '/vms/vm-doesnotexist', undefined, 'vm vm-doesnotexist not found'],
+    ['GET', '/networks/net-doesnotexist', undefined, 'network net-doesnotexist not found'],
+    ['DELETE', '/vms/vm-doesnotexist', undefined, 'vm vm-doesnotexist not found'],
+    ['POST', '/vms', { name: 'x', networkId: 'net-doesnotexist' }, 'network net-doesnotexist not found'],
+    ['GET', '/hosts/nohost/forwarding-table', undefined, 'host nohost not found'],
+  ])('%s %s → 404', async (method, path, body, message) => {
+    const response = await api(method, path, body);
+    expect(response.status).toBe(404);
+    expect(response.body.message).toBe(message);
+  });
+
+  it('answers 404 for migration to an unknown host and 409 to the current one', async () => {
+    const unknown = await api('POST', `/vms/${vmId}/migrate`, { targetHostId: 'nohost' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.message).toBe('host nohost not found');
+    const same = await api('POST', `/vms/${vmId}/migrate`, { targetHostId: hostId });
+    expect(same.status).toBe(409);
+    expect(same.body.message).toMatch(/already runs on host/);
+  });
+
+  it('refuses re-registering a host at another address, and accepts the same registration again', async () => {
+    expect((await api('POST', '/hosts', { hostId, address: '198.51.100.80', capacity: 4 })).status).toBe(200);
+    const moved = await api('POST', '/hosts', { hostId, address: '198.51.100.81', capacity: 4 });
+    expect(moved.status).toBe(409);
+    expect(moved.body.message).toMatch(/^address: host .* is already registered at 198\.51\.100\.80$/);
+  });
+
+  it('answers unknown routes as API Gateway does', async () => {
+    const response = await api('GET', '/nothing-here');
+    expect(response.status).toBe(403);
+    expect(response.body.message).toBe('Missing Authentication Token');
+  });
+
+  it('pages through networks with nextToken', async () => {
+    await expectOk(api('POST', '/networks', { name: 'second', cidr: '10.61.0.0/24' }), 201);
+    const first = await expectOk(api('GET', '/networks?limit=1'));
+    expect(first.networks).toHaveLength(1);
+    expect(first.nextToken).toBeTypeOf('string');
+    const second = await expectOk(api('GET', `/networks?limit=1&nextToken=${first.nextToken}`));
+    expect(second.networks[0].networkId).not.toBe(first.networks[0].networkId);
+  });
+});

@@ -1,0 +1,69 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { api, expectOk, uniqueId } from '../helpers/api.ts';
+
+const ipToInt = (ip: string) => ip.split('.').reduce((value, part) => value * 256 + Number(part), 0);
+
+describe('IP allocation under concurrency', () => {
+  let networkId: string;
+
+  beforeAll(async () => {
+    for (const i of [1, 2]) {
+      await expectOk(api('POST', '/hosts', { hostId: uniqueId(`alloc${i}`), address: `198.51.100.${60 + i}`, capacity: 200 }), 201);
+    }
+    networkId = (await expectOk(api('POST', '/networks', { name: 'alloc', cidr: '10.50.0.0/26' }), 201)).networkId;
+  });
+
+  it('gives 50 concurrent creates in a /26 50 distinct addresses, then refuses past capacity with 409', async () => {
+    const network = await expectOk(api('GET', `/networks/${networkId}`));
+    expect(network.capacity).toBe(61); // 64 less network, gateway and broadcast
+
+    const first = await Promise.all(Array.from({ length: 50 }, (_, i) => api('POST', '/vms', { name: `vm-${i}`, networkId })));
+    expect(first.map((response) => response.status)).toEqual(Array(50).fill(201));
+    const ips = first.map((response) => response.body.ip as string);
+    expect(new Set(ips).size).toBe(50);
+    for (const ip of ips) {
+      expect(ipToInt(ip)).toBeGreaterThanOrEqual(ipToInt('10.50.0.2'));
+      expect(ipToInt(ip)).toBeLessThanOrEqual(ipToInt('10.50.0.62'));
+    }
+
+    // 20 more race for the last 11 addresses.
+    const second = await Promise.all(Array.from({ length: 20 }, (_, i) => api('POST', '/vms', { name: `late-${i}`, networkId })));
+    const created = second.filter((response) => response.status === 201);
+    const refused = second.filter((response) => response.status === 409);
+    expect(created).toHaveLength(11);
+    expect(refused).toHaveLength(9);
+    for (const response of refused) expect(response.body.message).toMatch(/networkId: .* has no free address/);
+    const all = [...ips, ...created.map((response) => response.body.ip as string)];
+    expect(new Set(all).size).toBe(61);
+
+    const listed = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await expectOk(api('GET', `/vms?networkId=${networkId}&limit=25${nextToken ? `&nextToken=${nextToken}` : ''}`));
+      listed.push(...page.vms);
+      nextToken = page.nextToken;
+    } while (nextToken);
+    expect(listed).toHaveLength(61);
+  });
+
+  it('reuses a released address under a higher version', async () => {
+    const { vms } = await expectOk(api('GET', `/vms?networkId=${networkId}&limit=1`));
+    const victim = vms[0];
+    expect((await api('DELETE', `/vms/${victim.vmId}`)).status).toBe(204);
+    expect((await api('GET', `/vms/${victim.vmId}`)).status).toBe(404);
+    const reborn = await expectOk(api('POST', '/vms', { name: 'reborn', networkId }), 201);
+    expect(reborn.ip).toBe(victim.ip);
+    // created (1), released (2), created again (3): agents can never mistake the old VM for the new.
+    expect(reborn.endpoint.version).toBe(victim.endpoint.version + 2);
+  });
+
+  it('refuses a VM pinned to a full host with 409', async () => {
+    const hostId = uniqueId('tiny');
+    await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.70', capacity: 1 }), 201);
+    const network = await expectOk(api('POST', '/networks', { name: 'tiny', cidr: '10.51.0.0/28' }), 201);
+    await expectOk(api('POST', '/vms', { name: 'one', networkId: network.networkId, hostId }), 201);
+    const second = await api('POST', '/vms', { name: 'two', networkId: network.networkId, hostId });
+    expect(second.status).toBe(409);
+    expect(second.body.message).toBe(`hostId: host ${hostId} is full`);
+  });
+});
