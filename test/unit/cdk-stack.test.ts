@@ -1,0 +1,108 @@
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../cdk/app-builder.ts';
+
+type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
+
+describe('ControlPlaneStack', () => {
+  let template: Template;
+  let resources: Record<string, { Type: string; Properties: any; Metadata?: any }>;
+
+  beforeAll(() => {
+    // Bundling is skipped: these tests look at the template, not the code.
+    const { stack } = buildApp({ context: { 'aws:cdk:bundling-stacks': [], 'aws:cdk:enable-path-metadata': true } });
+    template = Template.fromStack(stack);
+    resources = template.toJSON().Resources;
+  });
+
+  /** The IAM statements attached to a function's role, by function path fragment. */
+  function statementsOf(pathFragment: string): Statement[] {
+    const [, fn] = Object.entries(resources).find(([, r]) => r.Type === 'AWS::Lambda::Function' && r.Metadata?.['aws:cdk:path']?.includes(pathFragment))!;
+    const roleId = fn.Properties.Role['Fn::GetAtt'][0];
+    return Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((role: { Ref: string }) => role.Ref === roleId))
+      .flatMap((r) => r.Properties.PolicyDocument.Statement as Statement[]);
+  }
+  const actionsOf = (pathFragment: string) => statementsOf(pathFragment).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
+  const writeActions = /^dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem)$/;
+
+  it('encrypts the metadata table with its customer managed key, with streams and point-in-time recovery', () => {
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      SSESpecification: { SSEEnabled: true, SSEType: 'KMS' },
+      StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
+      Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }, DeletionProtectionEnabled: true, SSESpecification: { KMSMasterKeyId: Match.anyValue() } })],
+    });
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+  });
+
+  it('encrypts every queue, enforces TLS on each, and gives every consumed queue a dead-letter queue', () => {
+    const queues = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::SQS::Queue');
+    expect(queues.length).toBeGreaterThanOrEqual(4);
+    for (const [, queue] of queues) expect(queue.Properties.KmsMasterKeyId ?? queue.Properties.SqsManagedSseEnabled).toBeTruthy();
+    for (const [id] of queues) {
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: id }],
+        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      });
+    }
+    const fanOut = queues.find(([id]) => id.startsWith('FanOutQueue'))![1];
+    expect(fanOut.Properties.RedrivePolicy).toMatchObject({ maxReceiveCount: 5 });
+  });
+
+  it('reports partial batch failures on both event source mappings, and bounds stream retries into a DLQ', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+    template.allResourcesProperties('AWS::Lambda::EventSourceMapping', { FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Metadata'), 'StreamArn'] },
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: 10,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^StreamFailureDlq'), 'Arn'] } } },
+    });
+  });
+
+  it('runs every function on Node 22, arm64, traced', () => {
+    template.allResourcesProperties('AWS::Lambda::Function', { Runtime: 'nodejs22.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' } });
+  });
+
+  it('grants no wildcard actions', () => {
+    for (const resource of Object.values(resources).filter((r) => r.Type === 'AWS::IAM::Policy')) {
+      for (const statement of resource.Properties.PolicyDocument.Statement as Statement[]) {
+        const actions = Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+        for (const action of actions) expect(action).not.toMatch(/(^\*$|:\*$)/);
+      }
+    }
+  });
+
+  it('gives read-only routes no write access to the table', () => {
+    for (const route of ['GetHosts', 'GetNetworks', 'GetVms', 'GetHostsHostIdForwardingTable', 'GetVmsVmId']) {
+      const actions = actionsOf(`/Api/${route}/`);
+      expect(actions).toContain('dynamodb:Query');
+      expect(actions.filter((action) => writeActions.test(action))).toEqual([]);
+    }
+  });
+
+  it('lets only host registration create queues, and only host queues', () => {
+    const creators = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy')
+      .filter((r) => (r.Properties.PolicyDocument.Statement as Statement[]).some((s) => [s.Action].flat().includes('sqs:CreateQueue')));
+    expect(creators).toHaveLength(1);
+    const statement = statementsOf('/Api/PostHosts/').find((s) => [s.Action].flat().includes('sqs:CreateQueue'))!;
+    expect(JSON.stringify(statement.Resource)).toContain(':Stratoplane-host-*');
+  });
+
+  it('lets the fan-out function read the table and send only to host queues', () => {
+    const statements = statementsOf('/FanOut/');
+    expect(statements.flatMap((s) => [s.Action].flat()).filter((action) => writeActions.test(action))).toEqual([]);
+    const send = statements.filter((s) => [s.Action].flat().includes('sqs:SendMessage'));
+    expect(send).toHaveLength(1);
+    expect(JSON.stringify(send[0]!.Resource)).toContain(':Stratoplane-host-*');
+  });
+
+  it('gives the stream function no table writes and no host queue access', () => {
+    const statements = statementsOf('/NetworkChanges/');
+    const actions = statements.flatMap((s) => [s.Action].flat());
+    expect(actions.filter((action) => writeActions.test(action))).toEqual([]);
+    expect(JSON.stringify(statements)).not.toContain('Stratoplane-host-');
+    expect(actions).toContain('sqs:SendMessage');
+  });
+});

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import type { EndpointsMessage, HostMessage } from '../../events/endpoints.ts';
+import { ForwardingTable } from '../../host-agent/forwarding-table.ts';
+
+const endpoints = (epoch: number, version: number, endpoint: string, snapshot = false): EndpointsMessage => ({
+  kind: 'endpoints',
+  networkId: 'net-1',
+  epoch,
+  snapshot,
+  entries: [{ ip: '10.0.0.5', version, state: 'active', vmId: 'vm-1', hostId: `h-${endpoint}`, endpoint }],
+});
+
+describe('ForwardingTable', () => {
+  it('keeps the highest version whatever the order of arrival', () => {
+    const table = new ForwardingTable();
+    table.apply(endpoints(1, 3, '192.0.2.3'));
+    const stale = table.apply(endpoints(1, 2, '192.0.2.2'));
+    expect(stale).toEqual({ applied: 0, stale: 1 });
+    expect(table.entry('net-1', '10.0.0.5')).toMatchObject({ version: 3, endpoint: '192.0.2.3' });
+  });
+
+  it('never regresses over any duplicated, shuffled replay of a history', () => {
+    const history: HostMessage[] = [];
+    for (let version = 1; version <= 8; version++) history.push(endpoints(1 + Math.floor(version / 3), version, `192.0.2.${version}`));
+    for (let trial = 0; trial < 200; trial++) {
+      const table = new ForwardingTable();
+      const replay = [...history, ...history, ...history].sort(() => Math.random() - 0.5);
+      let highest = 0;
+      for (const message of replay) {
+        table.apply(message);
+        const version = table.entry('net-1', '10.0.0.5')!.version;
+        expect(version).toBeGreaterThanOrEqual(highest);
+        highest = version;
+      }
+      expect(table.entry('net-1', '10.0.0.5')).toMatchObject({ version: 8, endpoint: '192.0.2.8' });
+    }
+  });
+
+  it('drops a network on leave, and ignores a leave older than its membership', () => {
+    const table = new ForwardingTable();
+    table.apply(endpoints(5, 1, '192.0.2.1'));
+    expect(table.apply({ kind: 'leave', networkId: 'net-1', epoch: 4 })).toEqual({ applied: 0, stale: 1 });
+    expect(table.routes()).toHaveLength(1);
+    table.apply({ kind: 'leave', networkId: 'net-1', epoch: 6 });
+    expect(table.routes()).toHaveLength(0);
+    // An update sent before the leave must not bring the network back...
+    table.apply(endpoints(5, 2, '192.0.2.2'));
+    expect(table.routes()).toHaveLength(0);
+    // ...but a later join does.
+    table.apply(endpoints(7, 2, '192.0.2.2', true));
+    expect(table.routes()).toEqual([{ networkId: 'net-1', ip: '10.0.0.5', endpoint: '192.0.2.2', vmId: 'vm-1', version: 2 }]);
+  });
+
+  it('keeps released addresses as tombstones so an older placement cannot come back', () => {
+    const table = new ForwardingTable();
+    table.apply(endpoints(1, 1, '192.0.2.1'));
+    table.apply({ kind: 'endpoints', networkId: 'net-1', epoch: 1, snapshot: false, entries: [{ ip: '10.0.0.5', version: 2, state: 'released' }] });
+    table.apply(endpoints(1, 1, '192.0.2.1'));
+    expect(table.routes()).toHaveLength(0);
+    expect(table.entry('net-1', '10.0.0.5')).toMatchObject({ version: 2, state: 'released' });
+  });
+});

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import type { MemberItem, SlotItem } from '../../events/records.ts';
+import { changesFromItemUpdate } from '../../functions/domain/network-changes.ts';
+import { messagesFor } from '../../functions/domain/fanout.ts';
+
+const slot = (version: number, endpoint?: string): SlotItem => ({
+  kind: 'slot',
+  networkId: 'net-1',
+  ip: '10.0.0.5',
+  version,
+  state: endpoint ? 'active' : 'released',
+  vmId: endpoint ? 'vm-1' : undefined,
+  hostId: endpoint ? 'h1' : undefined,
+  endpoint,
+});
+const member = (hostId: string, vmCount: number, epoch: number): MemberItem => ({ kind: 'member', networkId: 'net-1', hostId, vmCount, epoch });
+
+describe('changesFromItemUpdate', () => {
+  it('turns a slot version change into an endpoint change', () => {
+    expect(changesFromItemUpdate(slot(1, '192.0.2.1'), slot(2, '192.0.2.2'))).toEqual([
+      { kind: 'endpoint', networkId: 'net-1', entry: { ip: '10.0.0.5', version: 2, state: 'active', vmId: 'vm-1', hostId: 'h1', endpoint: '192.0.2.2' } },
+    ]);
+    expect(changesFromItemUpdate(slot(2, '192.0.2.2'), slot(2, '192.0.2.2'))).toEqual([]);
+  });
+
+  it('turns membership count crossing zero into join and leave', () => {
+    expect(changesFromItemUpdate(undefined, member('h1', 1, 1))).toEqual([{ kind: 'join', networkId: 'net-1', hostId: 'h1', epoch: 1 }]);
+    expect(changesFromItemUpdate(member('h1', 1, 1), member('h1', 2, 2))).toEqual([]);
+    expect(changesFromItemUpdate(member('h1', 1, 3), member('h1', 0, 4))).toEqual([{ kind: 'leave', networkId: 'net-1', hostId: 'h1', epoch: 4 }]);
+    expect(changesFromItemUpdate(member('h1', 0, 4), member('h1', 1, 5))).toEqual([{ kind: 'join', networkId: 'net-1', hostId: 'h1', epoch: 5 }]);
+  });
+});
+
+describe('messagesFor', () => {
+  const partition = { slots: [slot(3, '192.0.2.9')], members: [member('h1', 2, 7), member('h2', 0, 4), member('h3', 1, 2)] };
+
+  it('sends an endpoint change to current members only, each with its own epoch', () => {
+    const out = messagesFor({ kind: 'endpoint', networkId: 'net-1', entry: { ip: '10.0.0.5', version: 3, state: 'active' } }, partition, 'm1');
+    expect(out.map((item) => [item.hostId, item.message.epoch])).toEqual([['h1', 7], ['h3', 2]]);
+  });
+
+  it('answers a join with a snapshot, unless the host has left again', () => {
+    const [join] = messagesFor({ kind: 'join', networkId: 'net-1', hostId: 'h3', epoch: 1 }, partition, 'm1');
+    expect(join!.message).toMatchObject({ kind: 'endpoints', snapshot: true, epoch: 2 });
+    expect(messagesFor({ kind: 'join', networkId: 'net-1', hostId: 'h2', epoch: 3 }, partition, 'm1')).toEqual([]);
+  });
+});
