@@ -1,0 +1,10 @@
+/** `npm run bench:<name>` → bench/<name>.ts */
+const [name] = process.argv.slice(2);
+const benches: Record<string, () => Promise<unknown>> = {
+  converge: () => import('./converge.ts'),
+};
+if (!name || !benches[name]) {
+  console.error(`usage: bench <${Object.keys(benches).join('|')}>`);
+  process.exit(2);
+}
+await benches[name]!();

@@ -1,0 +1,77 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { startLocalAws, type LocalAws } from './aws/local-aws.ts';
+import { projectRoot, startTsProcess, type Started } from './processes.ts';
+import type { RunnerInfo } from './runner.ts';
+
+export interface AgentInfo {
+  hostId: string;
+  address: string;
+  statusUrl: string;
+}
+
+export interface LocalStack {
+  aws: LocalAws;
+  runner: RunnerInfo;
+  agents: AgentInfo[];
+  stop(): Promise<void>;
+}
+
+const bundlingNoise = /Bundling asset|index\.mjs|Done in|^\s*$|npm warn/;
+
+/** The local AWS, the runner and `agentCount` host agents, started in that order. */
+export async function startLocalStack(options: {
+  agentCount: number;
+  apiPort?: number;
+  localAwsPort?: number;
+  firstStatusPort?: number;
+  hostPrefix?: string;
+  log?: (line: string) => void;
+}): Promise<LocalStack> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const stateDir = path.join(projectRoot, '.local-run');
+  mkdirSync(stateDir, { recursive: true });
+  const aws = await startLocalAws({ port: options.localAwsPort, logFile: path.join(stateDir, 'local-aws.log'), log });
+  const awsEnv = {
+    AWS_ENDPOINT_URL: aws.endpoint,
+    AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
+    AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'test',
+    AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'test',
+  };
+  const children: Started<unknown>[] = [];
+  const stop = async () => {
+    await Promise.all(children.reverse().map((child) => child.stop()));
+    await aws.stop();
+  };
+  try {
+    const runner = await startTsProcess<RunnerInfo>({
+      entry: 'local/runner.ts',
+      env: { ...awsEnv, STRATOPLANE_API_PORT: String(options.apiPort ?? 0) },
+      readyPrefix: 'STRATOPLANE_RUNNER_READY',
+      timeoutMs: 180_000,
+      onStderr: (line) => bundlingNoise.test(line) || log(line),
+    });
+    children.push(runner);
+    const agents = await Promise.all(
+      Array.from({ length: options.agentCount }, async (_, index) => {
+        const hostId = `${options.hostPrefix ?? 'host'}-${index + 1}`;
+        // 192.0.2.0/24 is TEST-NET-1: recorded as tunnel endpoints, never sent traffic.
+        const address = `192.0.2.${10 + index + 1}`;
+        const statusPort = options.firstStatusPort ? options.firstStatusPort + index : 0;
+        const agent = await startTsProcess<{ hostId: string; statusUrl: string }>({
+          entry: 'host-agent/main.ts',
+          args: ['--host-id', hostId, '--address', address, '--capacity', '16', '--api-url', runner.info.apiUrl, '--status-port', String(statusPort)],
+          env: awsEnv,
+          readyPrefix: 'HOST_AGENT_READY',
+          onStderr: log,
+        });
+        children.push(agent);
+        return { hostId, address, statusUrl: agent.info.statusUrl };
+      }),
+    );
+    return { aws, runner: runner.info, agents, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
