@@ -38,6 +38,8 @@ export async function setup(project: TestProject) {
       if (process.env.STRATOPLANE_TEST_VERBOSE || /failed|error|exhausted/i.test(line)) console.error(line);
     },
   });
+  // Test workers inherit these, so code under test that builds clients from the environment finds the local AWS.
+  Object.assign(process.env, { AWS_ENDPOINT_URL: aws.endpoint, AWS_REGION: runner.info.region, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
   project.provide('apiUrl', runner.info.apiUrl);
   project.provide('awsEndpoint', runner.info.endpoint);
   project.provide('region', runner.info.region);
