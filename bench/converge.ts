@@ -1,6 +1,9 @@
+import { rmSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { startLocalStack, type AgentInfo } from '../local/local-stack.ts';
+import { projectRoot } from '../local/processes.ts';
 
 /**
  * Migration convergence: with N host agents in one network, migrate a VM K times and measure, for
@@ -17,7 +20,8 @@ const migrations = Number(values.migrations);
 if (!(agentCount >= 2) || !(migrations >= 1)) throw new Error('--agents must be >= 2 and --migrations >= 1');
 
 console.error(`starting the local control plane with ${agentCount} agents...`);
-const stack = await startLocalStack({ agentCount, hostPrefix: 'bench', log: () => {} });
+const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
+const stack = await startLocalStack({ agentCount, hostPrefix: 'bench', stateDir, log: () => {} });
 try {
   const api = async (method: string, path: string, body?: unknown) => {
     const response = await fetch(`${stack.runner.apiUrl}${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -75,4 +79,5 @@ try {
   console.log(`  path: DynamoDB stream (polled every ${streamPollMs} ms, as Lambda does) -> stream function -> fan-out queue -> fan-out function -> host queues (20 s long polls)`);
 } finally {
   await stack.stop();
+  rmSync(stateDir, { recursive: true, force: true });
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EndpointEntry } from './endpoints.ts';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
 
 /** Items of the metadata table, as they appear in stream images once unmarshalled. */
@@ -35,15 +36,11 @@ export const VmItem = z.object({
 });
 export type VmItem = z.infer<typeof VmItem>;
 
+/** An address slot: what agents receive of it (EndpointEntry), filed under its network. */
 export const SlotItem = z.object({
   kind: z.literal('slot'),
   networkId: resourceId,
-  ip: ipv4Address,
-  version: z.int().min(1),
-  state: z.enum(['active', 'released']),
-  vmId: resourceId.optional(),
-  hostId: resourceId.optional(),
-  endpoint: ipv4Address.optional(),
+  ...EndpointEntry.shape,
 });
 export type SlotItem = z.infer<typeof SlotItem>;
 

@@ -26,10 +26,12 @@ export async function startLocalStack(options: {
   localAwsPort?: number;
   firstStatusPort?: number;
   hostPrefix?: string;
+  /** Where the runner keeps its synthesized app and checkpoints; inside the project so bundles resolve node_modules. */
+  stateDir?: string;
   log?: (line: string) => void;
 }): Promise<LocalStack> {
   const log = options.log ?? ((line: string) => console.error(line));
-  const stateDir = path.join(projectRoot, '.local-run');
+  const stateDir = options.stateDir ?? path.join(projectRoot, '.local-run');
   mkdirSync(stateDir, { recursive: true });
   const aws = await startLocalAws({ port: options.localAwsPort, logFile: path.join(stateDir, 'local-aws.log'), log });
   const awsEnv = {
@@ -46,7 +48,7 @@ export async function startLocalStack(options: {
   try {
     const runner = await startTsProcess<RunnerInfo>({
       entry: 'local/runner.ts',
-      env: { ...awsEnv, STRATOPLANE_API_PORT: String(options.apiPort ?? 0) },
+      env: { ...awsEnv, STRATOPLANE_API_PORT: String(options.apiPort ?? 0), STRATOPLANE_STATE_DIR: stateDir },
       readyPrefix: 'STRATOPLANE_RUNNER_READY',
       timeoutMs: 180_000,
       onStderr: (line) => bundlingNoise.test(line) || log(line),

@@ -1,29 +1,19 @@
-import { CreateTableCommand, DynamoDBClient, GetItemCommand, TransactWriteItemsCommand, TransactionCanceledException, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand, TransactWriteItemsCommand, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient, DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { createStreamTable, localAwsConfig } from '../helpers/local-aws.ts';
 
 /**
  * What the control plane relies on from DynamoDB, checked against whichever local AWS runs the
  * tests: a cancelled transaction leaves no trace, and a stream iterator keeps seeing new records.
  */
 describe('local AWS transaction semantics', () => {
-  const config = { endpoint: inject('awsEndpoint'), region: inject('region'), credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
-  const dynamodb = new DynamoDBClient(config);
-  const streams = new DynamoDBStreamsClient(config);
+  const dynamodb = new DynamoDBClient(localAwsConfig());
+  const streams = new DynamoDBStreamsClient(localAwsConfig());
 
   it('rolls back a cancelled transaction and keeps the stream flowing', async () => {
     const TableName = `tx-check-${Date.now()}`;
-    await dynamodb.send(
-      new CreateTableCommand({
-        TableName,
-        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
-        BillingMode: 'PAY_PER_REQUEST',
-        StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' },
-      }),
-    );
-    const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName }));
-    const StreamArn = Table!.LatestStreamArn!;
+    const StreamArn = await createStreamTable(dynamodb, TableName);
     const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn }));
     let { ShardIterator } = await streams.send(new GetShardIteratorCommand({ StreamArn, ShardId: StreamDescription!.Shards![0]!.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }));
 

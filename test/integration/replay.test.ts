@@ -1,8 +1,9 @@
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostMessage, HostMessageBatch } from '../../events/endpoints.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
+import { localAwsConfig } from '../helpers/local-aws.ts';
 
 /**
  * After a VM has moved back and forth, every endpoint message it ever caused is replayed into the
@@ -14,7 +15,7 @@ describe('duplicated and reordered endpoint messages', () => {
   let sqs: SQSClient;
 
   beforeAll(async () => {
-    sqs = new SQSClient({ endpoint: inject('awsEndpoint'), region: inject('region'), credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    sqs = new SQSClient(localAwsConfig());
     agents = await Promise.all([1, 2].map((i) => startAgent(uniqueId(`replay${i}`), `198.51.100.${20 + i}`)));
     networkId = (await expectOk(api('POST', '/networks', { name: 'replay', cidr: '10.30.0.0/24' }), 201)).networkId;
   });
