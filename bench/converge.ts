@@ -23,8 +23,9 @@ console.error(`starting the local control plane with ${agentCount} agents...`);
 const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
 const stack = await startLocalStack({ agentCount, hostPrefix: 'bench', stateDir, log: () => {} });
 try {
+  const authorization = `Bearer ${await stack.issueToken('tenant', 'bench')}`;
   const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${stack.runner.apiUrl}${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
+    const response = await fetch(`${stack.runner.apiUrl}${path}`, { method, headers: { authorization }, body: body === undefined ? undefined : JSON.stringify(body) });
     const json = await response.json();
     if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
     return json as any;

@@ -1,11 +1,12 @@
 import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { AttributeType, StreamViewType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { Key } from 'aws-cdk-lib/aws-kms';
+import { Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
 import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
 import { TenantApi } from './constructs/tenant-api.ts';
 
@@ -22,6 +23,15 @@ export class ControlPlaneStack extends Stack {
     const dataKey = new Key(this, 'DataKey', {
       description: 'Encrypts Stratoplane metadata at rest and control-plane queues',
       enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // Asymmetric: KMS signs tokens (operators issue them); verifiers hold only the public key.
+    const apiTokenKey = new Key(this, 'ApiTokenKey', {
+      description: 'Signs Stratoplane API bearer tokens (ES256)',
+      keySpec: KeySpec.ECC_NIST_P256,
+      keyUsage: KeyUsage.SIGN_VERIFY,
+      alias: API_TOKEN_KEY_ALIAS,
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
@@ -79,7 +89,13 @@ export class ControlPlaneStack extends Stack {
     fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [hostQueueArns] }));
     fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
-    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq });
+    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey });
+
+    // What an operator who issues API tokens needs (`npm run operator -- issue-token`).
+    new ManagedPolicy(this, 'TokenIssuerPolicy', {
+      description: 'Lets a Stratoplane operator issue API bearer tokens',
+      statements: [new PolicyStatement({ actions: ['kms:Sign', 'kms:DescribeKey'], resources: [apiTokenKey.keyArn] })],
+    });
 
     // What an operator attaches to host machines' role: read and delete on host queues only.
     new ManagedPolicy(this, 'HostAgentPolicy', {

@@ -17,6 +17,7 @@ export type HostItem = z.infer<typeof HostItem>;
 export const NetworkItem = z.object({
   kind: z.literal('network'),
   networkId: resourceId,
+  tenantId: resourceId,
   name: z.string(),
   cidr: ipv4Cidr,
   createdAt: z.string(),
@@ -26,6 +27,7 @@ export type NetworkItem = z.infer<typeof NetworkItem>;
 export const VmItem = z.object({
   kind: z.literal('vm'),
   vmId: resourceId,
+  tenantId: resourceId,
   name: z.string(),
   networkId: resourceId,
   ip: ipv4Address,

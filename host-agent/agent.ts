@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { HostMessageBatch, type HostMessage } from '#events/endpoints.ts';
-import { ControlPlaneClient } from './control-plane-client.ts';
+import { ControlPlaneClient, type TokenSource } from './control-plane-client.ts';
 import { ForwardingTable } from './forwarding-table.ts';
 import { QueueConsumer } from './queue-consumer.ts';
 
@@ -11,6 +11,8 @@ export interface AgentConfig {
   address: string;
   capacity: number;
   apiUrl: string;
+  /** The host's API bearer token (scope `host`, subject `host:<hostId>`). */
+  token: TokenSource;
   statusPort: number;
   /** Full resync period; messages keep the table current between resyncs. */
   resyncIntervalMs: number;
@@ -43,7 +45,7 @@ export class HostAgent {
     private readonly config: AgentConfig,
     private readonly sqs: SQSClient,
   ) {
-    this.controlPlane = new ControlPlaneClient(config.apiUrl);
+    this.controlPlane = new ControlPlaneClient(config.apiUrl, config.token);
   }
 
   /** Starts the agent and returns its status URL. */

@@ -11,9 +11,15 @@ export class ControlPlaneError extends Error {
   }
 }
 
-/** The few API calls a host agent makes: register itself, fetch its whole forwarding table. */
+/** Where the agent's bearer token comes from: read on every call, so a rotated token file takes effect at once. */
+export type TokenSource = () => string;
+
+/** The API calls a host agent makes, as its host (a host-scoped bearer token). */
 export class ControlPlaneClient {
-  constructor(private readonly apiUrl: string) {}
+  constructor(
+    private readonly apiUrl: string,
+    private readonly token: TokenSource,
+  ) {}
 
   async registerHost(request: RegisterHostRequest): Promise<{ queueUrl: string }> {
     return (await this.call('POST', '/hosts', request)) as { queueUrl: string };
@@ -26,7 +32,7 @@ export class ControlPlaneClient {
   private async call(method: string, path: string, body?: unknown): Promise<unknown> {
     const response = await fetch(`${this.apiUrl}${path}`, {
       method,
-      headers: body ? { 'content-type': 'application/json' } : {},
+      headers: { authorization: `Bearer ${this.token()}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
       signal: AbortSignal.timeout(30_000),
     });

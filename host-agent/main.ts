@@ -1,17 +1,23 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import { ipv4Address, resourceId } from '#events/identifiers.ts';
 import { HostAgent } from './agent.ts';
 
-const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL [--capacity N] [--status-port PORT] [--resync-seconds S]
-Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_CAPACITY,
-HOST_AGENT_STATUS_PORT, HOST_AGENT_RESYNC_SECONDS. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK.`;
+const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--status-port PORT] [--resync-seconds S]
+Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
+HOST_CAPACITY, HOST_AGENT_STATUS_PORT, HOST_AGENT_RESYNC_SECONDS; or the token itself from HOST_AGENT_TOKEN.
+The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
+so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK.`;
 
 const Config = z.object({
   hostId: resourceId,
   address: ipv4Address,
   apiUrl: z.url(),
+  token: z.union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ value: z.string().min(20) })], {
+    message: 'a host token is required: --token-file PATH, HOST_AGENT_TOKEN_FILE or HOST_AGENT_TOKEN',
+  }),
   capacity: z.coerce.number().int().min(1).max(10_000),
   statusPort: z.coerce.number().int().min(0).max(65_535),
   resyncSeconds: z.coerce.number().min(1),
@@ -22,6 +28,7 @@ const { values } = parseArgs({
     'host-id': { type: 'string' },
     address: { type: 'string' },
     'api-url': { type: 'string' },
+    'token-file': { type: 'string' },
     capacity: { type: 'string' },
     'status-port': { type: 'string' },
     'resync-seconds': { type: 'string' },
@@ -32,6 +39,11 @@ const parsed = Config.safeParse({
   hostId: values['host-id'] ?? process.env.HOST_ID,
   address: values.address ?? process.env.HOST_ADDRESS,
   apiUrl: values['api-url'] ?? process.env.STRATOPLANE_API_URL,
+  token: (values['token-file'] ?? process.env.HOST_AGENT_TOKEN_FILE)
+    ? { file: values['token-file'] ?? process.env.HOST_AGENT_TOKEN_FILE }
+    : process.env.HOST_AGENT_TOKEN
+      ? { value: process.env.HOST_AGENT_TOKEN }
+      : undefined,
   capacity: values.capacity ?? process.env.HOST_CAPACITY ?? 32,
   statusPort: values['status-port'] ?? process.env.HOST_AGENT_STATUS_PORT ?? 0,
   resyncSeconds: values['resync-seconds'] ?? process.env.HOST_AGENT_RESYNC_SECONDS ?? 300,
@@ -43,7 +55,15 @@ if (!parsed.success) {
 }
 const config = parsed.data;
 
-const agent = new HostAgent({ ...config, resyncIntervalMs: config.resyncSeconds * 1000 }, new SQSClient({}));
+const tokenConfig = config.token;
+const token = 'file' in tokenConfig ? () => readFileSync(tokenConfig.file, 'utf8').trim() : () => tokenConfig.value;
+try {
+  token();
+} catch (error) {
+  console.error(`cannot read the host token: ${(error as Error).message}`);
+  process.exit(2);
+}
+const agent = new HostAgent({ ...config, token, resyncIntervalMs: config.resyncSeconds * 1000 }, new SQSClient({}));
 const statusUrl = await agent.start();
 console.error(`[agent ${config.hostId}] in-memory forwarding table (no data-plane programming in this mode); status at ${statusUrl}/status`);
 // The line supervisors and tests wait for.

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { AuthorizerSpec, LocalAuthorizer } from './authorizer.ts';
 import type { LocalFunction } from './function-host.ts';
 import { resourcesOfType, type CfnTemplate } from './template.ts';
 
@@ -9,6 +10,8 @@ export interface Route {
   /** API Gateway resource path, e.g. `/vms/{vmId}/migrate`. */
   resourcePath: string;
   functionLogicalId: string;
+  /** Logical id of the method's CUSTOM authorizer, if it has one. */
+  authorizerLogicalId?: string;
 }
 
 /** Reads the REST API's resources and methods from the template: no second list of routes. */
@@ -21,10 +24,33 @@ export function routesOf(template: CfnTemplate): Route[] {
     return `${pathOf(props.ParentId)}/${props.PathPart}`;
   };
   return resourcesOfType(template, 'AWS::ApiGateway::Method').flatMap(([, method]) => {
-    const props = method.Properties as { HttpMethod: string; ResourceId: unknown; Integration?: { Uri?: unknown } };
+    const props = method.Properties as { HttpMethod: string; ResourceId: unknown; Integration?: { Uri?: unknown }; AuthorizationType?: string; AuthorizerId?: { Ref?: string } };
     const functionLogicalId = findFunctionArnRef(props.Integration?.Uri);
     if (!functionLogicalId || props.HttpMethod === 'OPTIONS') return [];
-    return [{ method: props.HttpMethod, resourcePath: pathOf(props.ResourceId) || '/', functionLogicalId }];
+    if (props.AuthorizationType && !['NONE', 'CUSTOM'].includes(props.AuthorizationType)) {
+      throw new Error(`${props.HttpMethod} ${pathOf(props.ResourceId)}: authorization type ${props.AuthorizationType} is not emulated locally`);
+    }
+    const authorizerLogicalId = props.AuthorizationType === 'CUSTOM' ? props.AuthorizerId?.Ref : undefined;
+    return [{ method: props.HttpMethod, resourcePath: pathOf(props.ResourceId) || '/', functionLogicalId, authorizerLogicalId }];
+  });
+}
+
+/** The REST API's Lambda authorizers, by logical id. */
+export function authorizersOf(template: CfnTemplate): AuthorizerSpec[] {
+  return resourcesOfType(template, 'AWS::ApiGateway::Authorizer').map(([logicalId, resource]) => {
+    const props = resource.Properties as { Type: 'TOKEN' | 'REQUEST'; AuthorizerUri: unknown; IdentitySource?: string; IdentityValidationExpression?: string; AuthorizerResultTtlInSeconds?: number };
+    const functionLogicalId = findFunctionArnRef(props.AuthorizerUri);
+    if (!functionLogicalId) throw new Error(`authorizer ${logicalId} does not name a function of this template`);
+    const header = /^method\.request\.header\.(.+)$/.exec(props.IdentitySource ?? '')?.[1];
+    if (props.Type === 'TOKEN' && !header) throw new Error(`authorizer ${logicalId}: identity source ${props.IdentitySource} is not a header`);
+    return {
+      logicalId,
+      functionLogicalId,
+      type: props.Type,
+      identityHeader: header ?? 'Authorization',
+      validation: props.IdentityValidationExpression ? new RegExp(props.IdentityValidationExpression) : undefined,
+      ttlSeconds: props.AuthorizerResultTtlInSeconds ?? 300,
+    };
   });
 }
 
@@ -74,6 +100,9 @@ const INTEGRATION_TIMEOUT_MS = 29_000;
 export async function serveApi(options: {
   routes: Route[];
   functions: Map<string, LocalFunction>;
+  authorizers: Map<string, LocalAuthorizer>;
+  /** Prefix of method ARNs handed to authorizers: `arn:aws:execute-api:REGION:ACCOUNT:API_ID`. */
+  executeApiArn: string;
   stage: string;
   port: number;
   log: (message: string) => void;
@@ -96,6 +125,15 @@ export async function serveApi(options: {
     const route = candidates.find((candidate) => candidate.method === request.method || candidate.method === 'ANY');
     if (!route) return send(403, { 'content-type': 'application/json' }, JSON.stringify({ message: 'Missing Authentication Token' }));
 
+    let authorizerContext: Record<string, unknown> | undefined;
+    if (route.authorizerLogicalId) {
+      const authorizer = options.authorizers.get(route.authorizerLogicalId);
+      if (!authorizer) return send(500, { 'content-type': 'application/json' }, JSON.stringify({ message: `authorizer ${route.authorizerLogicalId} is not running` }));
+      const decision = await authorizer.authorize(request.headers, `${options.executeApiArn}/${options.stage}/${request.method}${path}`);
+      if (!decision.allowed) return send(decision.status, { 'content-type': 'application/json' }, JSON.stringify({ message: decision.message }));
+      authorizerContext = { ...decision.context, principalId: decision.principalId };
+    }
+
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of request) {
@@ -105,7 +143,7 @@ export async function serveApi(options: {
     }
     const body = Buffer.concat(chunks);
     const match = route.pattern.exec(path)!;
-    const event = toProxyEvent(request, url, path, route, match, body, options.stage);
+    const event = toProxyEvent(request, url, path, route, match, body, options.stage, authorizerContext);
 
     const fn = options.functions.get(route.functionLogicalId);
     if (!fn) return send(500, { 'content-type': 'application/json' }, JSON.stringify({ message: `function ${route.functionLogicalId} is not running` }));
@@ -132,7 +170,16 @@ export async function serveApi(options: {
   };
 }
 
-function toProxyEvent(request: http.IncomingMessage, url: URL, path: string, route: CompiledRoute, match: RegExpExecArray, body: Buffer, stage: string) {
+function toProxyEvent(
+  request: http.IncomingMessage,
+  url: URL,
+  path: string,
+  route: CompiledRoute,
+  match: RegExpExecArray,
+  body: Buffer,
+  stage: string,
+  authorizer: Record<string, unknown> | undefined,
+) {
   const headers: Record<string, string> = {};
   const multiValueHeaders: Record<string, string[]> = {};
   for (let i = 0; i < request.rawHeaders.length; i += 2) {
@@ -166,6 +213,7 @@ function toProxyEvent(request: http.IncomingMessage, url: URL, path: string, rou
       stage,
       requestId: randomUUID(),
       requestTimeEpoch: Date.now(),
+      ...(authorizer ? { authorizer } : {}),
       identity: { sourceIp: request.socket.remoteAddress ?? '127.0.0.1', userAgent: request.headers['user-agent'] ?? '' },
       protocol: `HTTP/${request.httpVersion}`,
     },

@@ -16,10 +16,10 @@ export class FunctionError extends Error {
   constructor(
     readonly functionName: string,
     readonly errorType: string,
-    message: string,
+    readonly errorMessage: string,
     readonly remoteStack?: string,
   ) {
-    super(`${functionName} failed: ${errorType}: ${message}`);
+    super(`${functionName} failed: ${errorType}: ${errorMessage}`);
     this.name = 'FunctionError';
   }
 }

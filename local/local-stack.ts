@@ -1,5 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { API_TOKEN_KEY_ALIAS, scopesFor, type PrincipalKind, type Scope } from '#events/tokens.ts';
+import { issueApiToken } from '#tokens/api-tokens.ts';
+import { KmsJwsSigner } from '#tokens/kms-signer.ts';
 import { startLocalAws, type LocalAws } from './aws/local-aws.ts';
 import { projectRoot, startTsProcess, type Started } from './processes.ts';
 import type { RunnerInfo } from './runner.ts';
@@ -14,6 +18,8 @@ export interface LocalStack {
   aws: LocalAws;
   runner: RunnerInfo;
   agents: AgentInfo[];
+  /** Issues an API token as an operator would (`npm run issue-token`), e.g. `issueToken('tenant', 'demo')`. */
+  issueToken(kind: PrincipalKind, id: string, scopes?: readonly Scope[]): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -40,6 +46,12 @@ export async function startLocalStack(options: {
     AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'test',
     AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'test',
   };
+  const signer = new KmsJwsSigner(
+    new KMSClient({ endpoint: awsEnv.AWS_ENDPOINT_URL, region: awsEnv.AWS_REGION, credentials: { accessKeyId: awsEnv.AWS_ACCESS_KEY_ID, secretAccessKey: awsEnv.AWS_SECRET_ACCESS_KEY } }),
+    API_TOKEN_KEY_ALIAS,
+  );
+  const issueToken = async (kind: PrincipalKind, id: string, scopes: readonly Scope[] = scopesFor[kind]) =>
+    (await issueApiToken(signer, { subject: `${kind}:${id}`, scopes, ttlSeconds: 30 * 86_400 })).token;
   const children: Started<unknown>[] = [];
   const stop = async () => {
     await Promise.all(children.reverse().map((child) => child.stop()));
@@ -63,7 +75,7 @@ export async function startLocalStack(options: {
         const agent = await startTsProcess<{ hostId: string; statusUrl: string }>({
           entry: 'host-agent/main.ts',
           args: ['--host-id', hostId, '--address', address, '--capacity', '16', '--api-url', runner.info.apiUrl, '--status-port', String(statusPort)],
-          env: awsEnv,
+          env: { ...awsEnv, HOST_AGENT_TOKEN: await issueToken('host', hostId) },
           readyPrefix: 'HOST_AGENT_READY',
           onStderr: log,
         });
@@ -71,7 +83,7 @@ export async function startLocalStack(options: {
         return { hostId, address, statusUrl: agent.info.statusUrl };
       }),
     );
-    return { aws, runner: runner.info, agents, stop };
+    return { aws, runner: runner.info, agents, issueToken, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -6,7 +6,8 @@ import {
   waitUntilTableExists,
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient, NotFoundException } from '@aws-sdk/client-kms';
+import { AlreadyExistsException, CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient, NotFoundException, UpdateAliasCommand } from '@aws-sdk/client-kms';
+import { keyIdOf } from '#tokens/kms-public-keys.ts';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { resourcesOfType, type CfnTemplate, type Resolver } from './template.ts';
 
@@ -20,6 +21,7 @@ const kms = new KMSClient({});
  */
 export async function provision(template: CfnTemplate, resolver: Resolver): Promise<void> {
   for (const [id, resource] of resourcesOfType(template, 'AWS::KMS::Key')) await provisionKey(id, resource.Properties ?? {}, resolver);
+  for (const [, resource] of resourcesOfType(template, 'AWS::KMS::Alias')) await provisionAlias(resolver.resolve(resource.Properties ?? {}) as Record<string, string>);
   for (const [id, resource] of resourcesOfType(template, 'AWS::DynamoDB::GlobalTable')) await provisionTable(id, resource.Properties ?? {}, resolver);
   for (const [id, resource] of resourcesOfType(template, 'AWS::DynamoDB::Table')) await provisionTable(id, resource.Properties ?? {}, resolver);
   await provisionQueues(template, resolver);
@@ -48,6 +50,17 @@ async function provisionKey(id: string, properties: Record<string, unknown>, res
   resolver.setRef(id, metadata!.KeyId!);
   resolver.setAttribute(id, 'Arn', metadata!.Arn!);
   resolver.setAttribute(id, 'KeyId', metadata!.KeyId!);
+}
+
+/** The template's own aliases (e.g. `alias/stratoplane/api-tokens`), pointed at the keys made above. */
+async function provisionAlias({ AliasName, TargetKeyId }: Record<string, string>) {
+  const target = keyIdOf(TargetKeyId!);
+  try {
+    await kms.send(new CreateAliasCommand({ AliasName, TargetKeyId: target }));
+  } catch (error) {
+    if (!(error instanceof AlreadyExistsException)) throw error;
+    await kms.send(new UpdateAliasCommand({ AliasName, TargetKeyId: target }));
+  }
 }
 
 async function provisionTable(id: string, properties: Record<string, unknown>, resolver: Resolver) {

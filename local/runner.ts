@@ -2,7 +2,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp, STACK_NAME } from '../cdk/app-builder.ts';
-import { serveApi, routesOf } from './api-gateway.ts';
+import { authorizersOf, serveApi, routesOf } from './api-gateway.ts';
+import { LocalAuthorizer } from './authorizer.ts';
 import { Checkpoints } from './checkpoints.ts';
 import { LocalFunction } from './function-host.ts';
 import { provision } from './provision.ts';
@@ -41,11 +42,27 @@ async function main() {
   const pollers = startEventSources(template, resolver, functions, new Checkpoints(path.join(stateDir, 'stream-checkpoints.json')), region);
 
   const stage = (resourcesOfType(template, 'AWS::ApiGateway::Stage')[0]?.[1].Properties?.StageName as string | undefined) ?? 'v1';
-  const api = await serveApi({ routes: routesOf(template), functions, stage, port: Number(process.env.STRATOPLANE_API_PORT ?? 0), log });
+  const authorizers = new Map(
+    authorizersOf(template).map((spec) => {
+      const fn = functions.get(spec.functionLogicalId);
+      if (!fn) throw new Error(`authorizer ${spec.logicalId} uses a function the runner does not run`);
+      return [spec.logicalId, new LocalAuthorizer(spec, fn, log)] as const;
+    }),
+  );
+  const api = await serveApi({
+    routes: routesOf(template),
+    functions,
+    authorizers,
+    executeApiArn: `arn:aws:execute-api:${region}:000000000000:local`,
+    stage,
+    port: Number(process.env.STRATOPLANE_API_PORT ?? 0),
+    log,
+  });
 
   const resources: Record<string, string> = {};
   for (const [id, resource] of Object.entries(template.Resources)) {
-    if (['AWS::DynamoDB::GlobalTable', 'AWS::SQS::Queue', 'AWS::KMS::Key'].includes(resource.Type)) resources[id] = resolver.resolveString({ Ref: id });
+    if (['AWS::DynamoDB::GlobalTable', 'AWS::SQS::Queue'].includes(resource.Type)) resources[id] = resolver.resolveString({ Ref: id });
+    if (resource.Type === 'AWS::KMS::Key') resources[id] = resolver.resolveString({ 'Fn::GetAtt': [id, 'Arn'] });
   }
   const info: RunnerInfo = { apiUrl: api.url, region, endpoint, stackName: STACK_NAME, resources };
   mkdirSync(stateDir, { recursive: true });

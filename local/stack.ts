@@ -21,18 +21,27 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 const api = stack.runner.apiUrl;
 const [first, second, third] = stack.agents;
+const tenantToken = await stack.issueToken('tenant', 'demo');
+const operatorToken = await stack.issueToken('operator', 'local-admin');
 console.log(`
 Stratoplane is running locally.
   API            ${api}
   local AWS      ${stack.aws.endpoint}${stack.aws.started ? ' (moto, started here)' : ' (from AWS_ENDPOINT_URL)'}
   host agents    ${stack.agents.map((agent) => `${agent.hostId} (${agent.address}): ${agent.statusUrl}/status`).join('\n                 ')}
 
+Every call needs a bearer token. These two were issued for you (30 days):
+  export TOKEN=${tenantToken}
+  export OPERATOR_TOKEN=${operatorToken}
+More: AWS_ENDPOINT_URL=${stack.aws.endpoint} npm run -s issue-token -- --tenant acme
+
 Try it (jq optional):
-  NET=$(curl -s -XPOST ${api}/networks -d '{"name":"demo","cidr":"10.0.0.0/24"}' | jq -r .networkId)
-  VM=$(curl -s -XPOST ${api}/vms -d '{"name":"web-1","networkId":"'$NET'","hostId":"${first?.hostId}"}' | jq -r .vmId)
-  curl -s -XPOST ${api}/vms -d '{"name":"web-2","networkId":"'$NET'","hostId":"${second?.hostId}"}'
+  AUTH="authorization: Bearer $TOKEN"
+  NET=$(curl -s -H "$AUTH" -XPOST ${api}/networks -d '{"name":"demo","cidr":"10.0.0.0/24"}' | jq -r .networkId)
+  VM=$(curl -s -H "$AUTH" -XPOST ${api}/vms -d '{"name":"web-1","networkId":"'$NET'","hostId":"${first?.hostId}"}' | jq -r .vmId)
+  curl -s -H "$AUTH" -XPOST ${api}/vms -d '{"name":"web-2","networkId":"'$NET'","hostId":"${second?.hostId}"}'
   curl -s ${second?.statusUrl}/status | jq .routes     # ${second?.hostId} reaches web-1 via ${first?.address}
-  curl -s -XPOST ${api}/vms/$VM/migrate -d '{"targetHostId":"${third?.hostId ?? second?.hostId}"}'
+  curl -s -H "$AUTH" -XPOST ${api}/vms/$VM/migrate -d '{"targetHostId":"${third?.hostId ?? second?.hostId}"}'
   curl -s ${second?.statusUrl}/status | jq .routes     # ...now via ${third?.address ?? second?.address}
+  curl -s -H "authorization: Bearer $OPERATOR_TOKEN" ${api}/hosts | jq .
 
 Ctrl-C stops everything.`);

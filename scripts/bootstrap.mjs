@@ -26,6 +26,7 @@ const commands = {
   start: ['--import', 'tsx', 'local/stack.ts'],
   test: [path.join('node_modules', 'vitest', 'vitest.mjs'), 'run'],
   bench: ['--import', 'tsx', 'bench/run.ts'],
+  'issue-token': ['--import', 'tsx', 'ops/issue-token.ts'],
 };
 const [command, ...rest] = process.argv.slice(2);
 if (!commands[command]) {

@@ -1,7 +1,8 @@
 import { Duration } from 'aws-cdk-lib';
-import { AccessLogFormat, LambdaIntegration, LogGroupLogDestination, MethodLoggingLevel, RestApi, type IResource } from 'aws-cdk-lib/aws-apigateway';
+import { AccessLogFormat, AuthorizationType, LambdaIntegration, LogGroupLogDestination, MethodLoggingLevel, RestApi, TokenAuthorizer, type IResource } from 'aws-cdk-lib/aws-apigateway';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -12,6 +13,8 @@ export interface TenantApiProps {
   hostQueuePrefix: string;
   hostQueueArns: string;
   hostDlq: IQueue;
+  /** Signs API bearer tokens; the authorizer verifies them with its public key. */
+  apiTokenKey: IKey;
 }
 
 type Access = 'read' | 'write';
@@ -43,6 +46,18 @@ export class TenantApi extends Construct {
 
   constructor(scope: Construct, id: string, props: TenantApiProps) {
     super(scope, id);
+    const authorizerFunction = new ControlPlaneFunction(this, 'Authorizer', {
+      entry: 'functions/auth/authorize-api.ts',
+      environment: { API_TOKEN_KEY_ARNS: props.apiTokenKey.keyArn },
+    });
+    props.apiTokenKey.grant(authorizerFunction, 'kms:GetPublicKey');
+    const authorizer = new TokenAuthorizer(this, 'BearerTokens', {
+      handler: authorizerFunction,
+      identitySource: 'method.request.header.Authorization',
+      validationRegex: '^Bearer [-0-9A-Za-z_.]+$',
+      resultsCacheTtl: Duration.minutes(5),
+    });
+
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.ONE_MONTH });
     this.restApi = new RestApi(this, 'RestApi', {
       restApiName: 'stratoplane',
@@ -57,6 +72,8 @@ export class TenantApi extends Construct {
         throttlingRateLimit: 100,
         throttlingBurstLimit: 200,
       },
+      // Every route needs a bearer token; each handler then checks its scope and the tenant.
+      defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
     });
 
     for (const route of routes) {

@@ -2,8 +2,9 @@ import { PathWithId } from '#events/api.ts';
 import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { deleteVm } from '../domain/vms.ts';
+import { tenantOf } from '../domain/access.ts';
 
-export const handler = apiHandler({ path: PathWithId('vmId') }, async ({ path }) => {
-  await deleteVm(tableName, path.vmId);
+export const handler = apiHandler({ scopes: ['tenant:write'], path: PathWithId('vmId') }, async ({ path, caller }) => {
+  await deleteVm(tableName, tenantOf(caller), path.vmId);
   return { statusCode: 204 };
 });

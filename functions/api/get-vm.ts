@@ -2,8 +2,9 @@ import { PathWithId } from '#events/api.ts';
 import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { getVm, toVmView } from '../domain/vms.ts';
+import { tenantOf } from '../domain/access.ts';
 
-export const handler = apiHandler({ path: PathWithId('vmId') }, async ({ path }) => ({
+export const handler = apiHandler({ scopes: ['tenant:read'], path: PathWithId('vmId') }, async ({ path, caller }) => ({
   statusCode: 200,
-  body: toVmView(await getVm(tableName, path.vmId)),
+  body: toVmView(await getVm(tableName, tenantOf(caller), path.vmId)),
 }));

@@ -2,7 +2,7 @@ import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { listHosts, toHostView } from '../domain/hosts.ts';
 
-export const handler = apiHandler({}, async () => ({
+export const handler = apiHandler({ scopes: ['operator'] }, async () => ({
   statusCode: 200,
   body: { hosts: (await listHosts(tableName)).map(toHostView) },
 }));

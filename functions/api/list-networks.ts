@@ -2,8 +2,9 @@ import { ListQuery } from '#events/api.ts';
 import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { listNetworks } from '../domain/networks.ts';
+import { tenantOf } from '../domain/access.ts';
 
-export const handler = apiHandler({ query: ListQuery }, async ({ query }) => ({
+export const handler = apiHandler({ scopes: ['tenant:read'], query: ListQuery }, async ({ query, caller }) => ({
   statusCode: 200,
-  body: await listNetworks(tableName, query.limit, query.nextToken),
+  body: await listNetworks(tableName, tenantOf(caller), query.limit, query.nextToken),
 }));

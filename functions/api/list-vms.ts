@@ -2,8 +2,9 @@ import { ListVmsQuery } from '#events/api.ts';
 import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { listVms } from '../domain/vms.ts';
+import { tenantOf } from '../domain/access.ts';
 
-export const handler = apiHandler({ query: ListVmsQuery }, async ({ query }) => ({
+export const handler = apiHandler({ scopes: ['tenant:read'], query: ListVmsQuery }, async ({ query, caller }) => ({
   statusCode: 200,
-  body: await listVms(tableName, query),
+  body: await listVms(tableName, tenantOf(caller), query),
 }));

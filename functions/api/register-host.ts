@@ -3,8 +3,10 @@ import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { registerHost } from '../domain/hosts.ts';
 import { ensureHostQueue } from '../domain/host-queues.ts';
+import { assertActsForHost } from '../domain/access.ts';
 
-export const handler = apiHandler({ body: RegisterHostRequest }, async ({ body }) => {
+export const handler = apiHandler({ scopes: ['operator', 'host'], body: RegisterHostRequest }, async ({ body, caller }) => {
+  assertActsForHost(caller, body.hostId);
   const { host, created } = await registerHost(tableName, body, ensureHostQueue);
   return { statusCode: created ? 201 : 200, body: host };
 });

@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
 /*
@@ -11,3 +12,5 @@ export const dynamodb = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
 });
 
 export const sqs = new SQSClient({});
+
+export const kms = new KMSClient({});

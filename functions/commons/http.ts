@@ -1,13 +1,16 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { z } from 'zod';
-import { ClientError, ValidationError } from '../domain/errors.ts';
+import { ScopeList, Subject, principalOf, type Principal, type Scope } from '#events/tokens.ts';
+import { ClientError, ForbiddenError, UnauthorizedError, ValidationError } from '../domain/errors.ts';
 import { logger } from './logger.ts';
 
 export interface ApiInput<B, P, Q> {
   body: B;
   path: P;
   query: Q;
+  /** Who called, as the API's authorizer verified it. */
+  caller: Principal;
 }
 
 export interface ApiResult {
@@ -16,6 +19,8 @@ export interface ApiResult {
 }
 
 interface Schemas<B extends z.ZodType, P extends z.ZodType, Q extends z.ZodType> {
+  /** The caller must hold at least one of these scopes. */
+  scopes: readonly Scope[];
   body?: B;
   path?: P;
   query?: Q;
@@ -24,7 +29,7 @@ interface Schemas<B extends z.ZodType, P extends z.ZodType, Q extends z.ZodType>
 const none = z.unknown();
 
 /**
- * Wraps a route: validates body, path and query with the shared schemas, calls the domain
+ * Wraps a route: checks the caller's scope, validates body, path and query with the shared schemas, calls the domain
  * function, and turns domain errors into 4xx answers. Anything unexpected is logged and answered
  * with a bare 500 so internals never leak to tenants.
  */
@@ -37,7 +42,12 @@ export function apiHandler<B extends z.ZodType = typeof none, P extends z.ZodTyp
       request.response = errorResponse(request.error);
     })
     .handler(async (event) => {
+      const caller = callerOf(event);
+      if (!schemas.scopes.some((scope) => caller.scopes.includes(scope))) {
+        throw new ForbiddenError(`this route needs scope ${schemas.scopes.join(' or ')}`);
+      }
       const input = {
+        caller,
         body: parse('body', schemas.body, schemas.body ? parseJsonBody(event) : undefined),
         path: parse('path', schemas.path, event.pathParameters ?? {}),
         query: parse('query', schemas.query, event.queryStringParameters ?? {}),
@@ -45,6 +55,19 @@ export function apiHandler<B extends z.ZodType = typeof none, P extends z.ZodTyp
       const result = await run(input);
       return json(result.statusCode, result.body);
     });
+}
+
+/** The principal the authorizer put in the request context; a route without one is misconfigured, so nobody gets in. */
+function callerOf(event: APIGatewayProxyEvent): Principal {
+  const context = event.requestContext?.authorizer;
+  const sub = Subject.safeParse(context?.sub);
+  const scopes = ScopeList.safeParse(context?.scope ?? '');
+  if (!sub.success || !scopes.success) throw new UnauthorizedError();
+  try {
+    return principalOf(sub.data, scopes.data);
+  } catch {
+    throw new UnauthorizedError();
+  }
 }
 
 function parseJsonBody(event: APIGatewayProxyEvent): unknown {

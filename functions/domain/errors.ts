@@ -26,3 +26,16 @@ export class ConflictError extends ClientError {
     super(409, message);
   }
 }
+
+export class UnauthorizedError extends ClientError {
+  constructor() {
+    super(401, 'Unauthorized');
+  }
+}
+
+/** Only for what a caller may not do at all (a route, a scope); another tenant's resource is a 404. */
+export class ForbiddenError extends ClientError {
+  constructor(message: string) {
+    super(403, message);
+  }
+}

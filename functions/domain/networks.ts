@@ -11,6 +11,7 @@ import { indexes, indexKeys, keys } from './table-keys.ts';
 
 export interface NetworkView {
   networkId: string;
+  tenantId: string;
   name: string;
   cidr: string;
   /** Addresses VMs can get: the CIDR less network, gateway and broadcast addresses. */
@@ -18,8 +19,9 @@ export interface NetworkView {
   createdAt: string;
 }
 
-export const toNetworkView = ({ networkId, name, cidr, createdAt }: NetworkItem): NetworkView => ({
+export const toNetworkView = ({ networkId, tenantId, name, cidr, createdAt }: NetworkItem): NetworkView => ({
   networkId,
+  tenantId,
   name,
   cidr,
   capacity: capacityOf(cidr),
@@ -28,35 +30,37 @@ export const toNetworkView = ({ networkId, name, cidr, createdAt }: NetworkItem)
 
 export const newId = (prefix: string) => `${prefix}-${randomBytes(6).toString('hex')}`;
 
-export async function createNetwork(table: string, request: CreateNetworkRequest): Promise<NetworkView> {
+export async function createNetwork(table: string, tenantId: string, request: CreateNetworkRequest): Promise<NetworkView> {
   const networkId = newId('net');
   const item: NetworkItem & Record<string, unknown> = {
     ...keys.network(networkId),
     kind: 'network',
     networkId,
+    tenantId,
     name: request.name,
     cidr: normalizeCidr(request.cidr),
     createdAt: new Date().toISOString(),
-    gsi1pk: indexKeys.allNetworks,
+    gsi1pk: indexKeys.networksOfTenant(tenantId),
     gsi1sk: networkId,
   };
   await dynamodb.send(new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
   return toNetworkView(item);
 }
 
-export async function getNetwork(table: string, networkId: string): Promise<NetworkItem> {
+/** A tenant's network; another tenant's is as unknown as one that does not exist. */
+export async function getNetwork(table: string, tenantId: string, networkId: string): Promise<NetworkItem> {
   const network = await getItem<NetworkItem>(table, keys.network(networkId));
-  if (!network) throw new NotFoundError('network', networkId);
+  if (!network || network.tenantId !== tenantId) throw new NotFoundError('network', networkId);
   return network;
 }
 
-export async function listNetworks(table: string, limit: number, nextToken?: string) {
+export async function listNetworks(table: string, tenantId: string, limit: number, nextToken?: string) {
   const page = await dynamodb.send(
     new QueryCommand({
       TableName: table,
       IndexName: indexes.gsi1,
       KeyConditionExpression: 'gsi1pk = :pk',
-      ExpressionAttributeValues: { ':pk': indexKeys.allNetworks },
+      ExpressionAttributeValues: { ':pk': indexKeys.networksOfTenant(tenantId) },
       Limit: limit,
       ExclusiveStartKey: decodeNextToken(nextToken),
     }),

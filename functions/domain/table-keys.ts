@@ -13,8 +13,8 @@ export const keys = {
 
 
 /**
- * Two generic indexes. gsi1 lists resources of one kind (hosts, networks, VMs); gsi2 lists the
- * VMs of one network and the networks one host is a member of.
+ * Two generic indexes. gsi1 lists hosts, and a tenant's networks and VMs; gsi2 lists the VMs of
+ * one network and the networks one host is a member of.
  */
 export const indexes = {
   gsi1: 'gsi1',
@@ -23,8 +23,8 @@ export const indexes = {
 
 export const indexKeys = {
   allHosts: 'HOSTS',
-  allNetworks: 'NETWORKS',
-  allVms: 'VMS',
+  networksOfTenant: (tenantId: string) => `TENANT#${tenantId}#NETWORKS`,
+  vmsOfTenant: (tenantId: string) => `TENANT#${tenantId}#VMS`,
   vmsOfNetwork: (networkId: string) => `VMS#NET#${networkId}`,
   networksOfHost: (hostId: string) => `MEMBERSHIPS#HOST#${hostId}`,
 };

@@ -14,6 +14,7 @@ type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[numb
 
 export interface VmView {
   vmId: string;
+  tenantId: string;
   name: string;
   networkId: string;
   ip: string;
@@ -29,6 +30,7 @@ type StoredVm = VmItem & { endpointAddress: string; endpointVersion: number };
 
 export const toVmView = (vm: StoredVm): VmView => ({
   vmId: vm.vmId,
+  tenantId: vm.tenantId,
   name: vm.name,
   networkId: vm.networkId,
   ip: vm.ip,
@@ -87,8 +89,8 @@ function hostCountDelta(table: string, hostId: string, delta: 1 | -1): TransactI
  * endpoint, all in one transaction. A lost race for the address or the host's last place is
  * retried with a fresh read; an address is never given twice because the slot write is conditional.
  */
-export async function createVm(table: string, request: CreateVmRequest): Promise<VmView> {
-  const network = await getNetwork(table, request.networkId);
+export async function createVm(table: string, tenantId: string, request: CreateVmRequest): Promise<VmView> {
+  const network = await getNetwork(table, tenantId, request.networkId);
   const pinned = request.hostId ? await getHost(table, request.hostId) : undefined;
   const fullHosts = new Set<string>();
 
@@ -113,6 +115,7 @@ export async function createVm(table: string, request: CreateVmRequest): Promise
       ...keys.vm(vmId),
       kind: 'vm',
       vmId,
+      tenantId,
       name: request.name,
       networkId: network.networkId,
       ip,
@@ -122,7 +125,7 @@ export async function createVm(table: string, request: CreateVmRequest): Promise
       endpointVersion: version,
       createdAt: now,
       updatedAt: now,
-      gsi1pk: indexKeys.allVms,
+      gsi1pk: indexKeys.vmsOfTenant(tenantId),
       gsi1sk: vmId,
       gsi2pk: indexKeys.vmsOfNetwork(network.networkId),
       gsi2sk: vmId,
@@ -172,20 +175,21 @@ export async function createVm(table: string, request: CreateVmRequest): Promise
   throw new TooBusyError(`network ${network.networkId}`);
 }
 
-export async function getVm(table: string, vmId: string): Promise<StoredVm> {
+/** A tenant's VM; another tenant's is as unknown as one that does not exist. */
+export async function getVm(table: string, tenantId: string, vmId: string): Promise<StoredVm> {
   const vm = await getItem<StoredVm>(table, keys.vm(vmId));
-  if (!vm) throw new NotFoundError('vm', vmId);
+  if (!vm || vm.tenantId !== tenantId) throw new NotFoundError('vm', vmId);
   return vm;
 }
 
-export async function listVms(table: string, query: ListVmsQuery) {
-  if (query.networkId) await getNetwork(table, query.networkId);
+export async function listVms(table: string, tenantId: string, query: ListVmsQuery) {
+  if (query.networkId) await getNetwork(table, tenantId, query.networkId);
   const page = await dynamodb.send(
     new QueryCommand({
       TableName: table,
       IndexName: query.networkId ? indexes.gsi2 : indexes.gsi1,
       KeyConditionExpression: query.networkId ? 'gsi2pk = :pk' : 'gsi1pk = :pk',
-      ExpressionAttributeValues: { ':pk': query.networkId ? indexKeys.vmsOfNetwork(query.networkId) : indexKeys.allVms },
+      ExpressionAttributeValues: { ':pk': query.networkId ? indexKeys.vmsOfNetwork(query.networkId) : indexKeys.vmsOfTenant(tenantId) },
       Limit: query.limit,
       ExclusiveStartKey: decodeNextToken(query.nextToken),
     }),
@@ -197,9 +201,9 @@ export async function listVms(table: string, query: ListVmsQuery) {
  * Moves a VM to another host. Its address stays; its slot's endpoint becomes the target host's
  * address under the next version, and both hosts' memberships move in the same transaction.
  */
-export async function migrateVm(table: string, vmId: string, targetHostId: string): Promise<VmView> {
+export async function migrateVm(table: string, tenantId: string, vmId: string, targetHostId: string): Promise<VmView> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const vm = await getVm(table, vmId);
+    const vm = await getVm(table, tenantId, vmId);
     if (vm.hostId === targetHostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${targetHostId}`);
     const target = await getHost(table, targetHostId);
     if (target.vmCount >= target.capacity) throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
@@ -247,9 +251,9 @@ export async function migrateVm(table: string, vmId: string, targetHostId: strin
 }
 
 /** Deletes a VM and releases its address; the slot keeps its version so no agent ever goes back. */
-export async function deleteVm(table: string, vmId: string): Promise<void> {
+export async function deleteVm(table: string, tenantId: string, vmId: string): Promise<void> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const vm = await getVm(table, vmId);
+    const vm = await getVm(table, tenantId, vmId);
     const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
     if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
     const items: TransactItem[] = [

@@ -1,4 +1,4 @@
-"""Runs moto's server with two fixes that our control plane depends on.
+"""Runs moto's server with three fixes that our control plane depends on.
 
 1. DynamoDB requests are serialized. moto evaluates a condition expression and then writes
    without a lock, so two threads could both pass `attribute_not_exists`; real DynamoDB never
@@ -6,14 +6,18 @@
 2. A cancelled TransactWriteItems is rolled back item by item. moto deep-copies every touched
    table before each transaction and swaps the copy in on failure, which costs O(table size) per
    write and orphans the table's stream shard, so open stream iterators stop seeing new records.
+3. KMS GetPublicKey answers with `KeySpec` as AWS does; moto sends only the deprecated
+   `CustomerMasterKeySpec`.
 """
 import argparse
 import copy
+import json
 import threading
 
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.kms.responses import KmsResponse
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
@@ -95,12 +99,24 @@ def _patch_transactions():
     dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def _patch_get_public_key():
+    original = KmsResponse.get_public_key
+
+    def get_public_key(self):
+        body = json.loads(original(self))
+        body["KeySpec"] = body["CustomerMasterKeySpec"]
+        return json.dumps(body)
+
+    KmsResponse.get_public_key = get_public_key
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     _patch_transactions()
+    _patch_get_public_key()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, serialize_dynamodb(app), threaded=True)
 

@@ -1,6 +1,7 @@
 import { inject } from 'vitest';
 import { startTsProcess, type Started } from '../../local/processes.ts';
 import type { TableEntry } from '../../host-agent/forwarding-table.ts';
+import { tokenFor } from './tokens.ts';
 
 export interface AgentStatus {
   hostId: string;
@@ -27,6 +28,7 @@ export async function startAgent(hostId: string, address: string, capacity = 32)
       AWS_REGION: inject('region'),
       AWS_ACCESS_KEY_ID: 'test',
       AWS_SECRET_ACCESS_KEY: 'test',
+      HOST_AGENT_TOKEN: await tokenFor('host', hostId),
     },
     readyPrefix: 'HOST_AGENT_READY',
   });

@@ -1,15 +1,17 @@
 import { inject } from 'vitest';
+import { tenantToken } from './tokens.ts';
 
 export interface ApiResponse<T = any> {
   status: number;
   body: T;
 }
 
-/** Calls the local API like a tenant would, returning status and parsed body. */
-export async function api<T = any>(method: string, path: string, body?: unknown): Promise<ApiResponse<T>> {
+/** Calls the local API like a client would, as the default test tenant unless given another token. */
+export async function api<T = any>(method: string, path: string, body?: unknown, token?: string | Promise<string>): Promise<ApiResponse<T>> {
+  const bearer = await (token ?? tenantToken());
   const response = await fetch(`${inject('apiUrl')}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${bearer}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { operatorToken } from '../helpers/tokens.ts';
 
 describe('API input errors', () => {
   let networkId: string;
@@ -8,7 +9,7 @@ describe('API input errors', () => {
 
   beforeAll(async () => {
     hostId = uniqueId('errors');
-    await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.80', capacity: 4 }), 201);
+    await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.80', capacity: 4 }, operatorToken()), 201);
     networkId = (await expectOk(api('POST', '/networks', { name: 'errors', cidr: '10.60.0.0/24' }), 201)).networkId;
     vmId = (await expectOk(api('POST', '/vms', { name: 'vm', networkId, hostId }), 201)).vmId;
   });
@@ -25,7 +26,7 @@ describe('API input errors', () => {
     ['GET', '/networks?limit=1000', undefined, /query\.limit: /],
     ['GET', '/networks?nextToken=garbage', undefined, /nextToken: is not a token this API returned/],
   ])('%s %s %j → 400 naming the field', async (method, path, body, message) => {
-    const response = await api(method, path, body);
+    const response = await api(method, path, body, path.startsWith('/hosts') ? operatorToken() : undefined);
     expect(response.status).toBe(400);
     expect(response.body.message).toMatch(message);
   });
@@ -37,7 +38,7 @@ describe('API input errors', () => {
     ['POST', '/vms', { name: 'x', networkId: 'net-doesnotexist' }, 'network net-doesnotexist not found'],
     ['GET', '/hosts/nohost/forwarding-table', undefined, 'host nohost not found'],
   ])('%s %s → 404', async (method, path, body, message) => {
-    const response = await api(method, path, body);
+    const response = await api(method, path, body, path.startsWith('/hosts') ? operatorToken() : undefined);
     expect(response.status).toBe(404);
     expect(response.body.message).toBe(message);
   });
@@ -52,8 +53,8 @@ describe('API input errors', () => {
   });
 
   it('refuses re-registering a host at another address, and accepts the same registration again', async () => {
-    expect((await api('POST', '/hosts', { hostId, address: '198.51.100.80', capacity: 4 })).status).toBe(200);
-    const moved = await api('POST', '/hosts', { hostId, address: '198.51.100.81', capacity: 4 });
+    expect((await api('POST', '/hosts', { hostId, address: '198.51.100.80', capacity: 4 }, operatorToken())).status).toBe(200);
+    const moved = await api('POST', '/hosts', { hostId, address: '198.51.100.81', capacity: 4 }, operatorToken());
     expect(moved.status).toBe(409);
     expect(moved.body.message).toMatch(/^address: host .* is already registered at 198\.51\.100\.80$/);
   });

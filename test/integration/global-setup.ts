@@ -1,8 +1,10 @@
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startLocalStack, type LocalStack } from '../../local/local-stack.ts';
 import { projectRoot } from '../../local/processes.ts';
+import { routesOf } from '../../local/api-gateway.ts';
+import type { CfnTemplate } from '../../local/template.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -10,6 +12,8 @@ declare module 'vitest' {
     awsEndpoint: string;
     region: string;
     resources: Record<string, string>;
+    /** Every route of the synthesized API, as `METHOD /path/{param}`. */
+    routes: string[];
   }
 }
 
@@ -32,6 +36,8 @@ export async function setup(project: TestProject) {
   project.provide('awsEndpoint', aws.endpoint);
   project.provide('region', runner.region);
   project.provide('resources', runner.resources);
+  const template = JSON.parse(readFileSync(path.join(stateDir, 'cdk.out', `${runner.stackName}.template.json`), 'utf8')) as CfnTemplate;
+  project.provide('routes', routesOf(template).map((route) => `${route.method} ${route.resourcePath}`));
 }
 
 export async function teardown() {

@@ -2,6 +2,7 @@ import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostMessage, HostMessageBatch } from '../../events/endpoints.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { operatorToken } from '../helpers/tokens.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 
@@ -44,7 +45,7 @@ describe('duplicated and reordered endpoint messages', () => {
       }
     });
 
-    const hosts = (await expectOk(api('GET', '/hosts'))).hosts as { hostId: string; queueUrl: string }[];
+    const hosts = (await expectOk(api('GET', '/hosts', undefined, operatorToken()))).hosts as { hostId: string; queueUrl: string }[];
     const before = await Promise.all(agents.map((agent) => agent.status()));
     const sentBodies: number[] = [];
     for (const [index, agent] of agents.entries()) {

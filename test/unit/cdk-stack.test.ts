@@ -105,4 +105,55 @@ describe('ControlPlaneStack', () => {
     expect(JSON.stringify(statements)).not.toContain('Stratoplane-host-');
     expect(actions).toContain('sqs:SendMessage');
   });
+
+  /** `function path → ['kms:Action on KeyLogicalId', ...]` for every function with KMS permissions. */
+  function kmsPermissionsByFunction(): Record<string, string[]> {
+    const keyIds = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::KMS::Key').map(([id]) => id);
+    const byFunction: Record<string, string[]> = {};
+    for (const [, fn] of Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function')) {
+      const path = (fn.Metadata['aws:cdk:path'] as string).replace(/^Stratoplane\//, '').replace(/\/Resource$/, '');
+      const permissions = statementsOf(fn.Metadata['aws:cdk:path']).flatMap((statement) =>
+        [statement.Action].flat().filter((action) => action.startsWith('kms:')).flatMap((action) =>
+          keyIds.filter((key) => JSON.stringify(statement.Resource).includes(`"${key}"`)).map((key) => `${action} on ${key.replace(/[0-9A-F]{8}$/, '')}`),
+        ),
+      );
+      if (permissions.length > 0) byFunction[path] = permissions.sort();
+    }
+    return byFunction;
+  }
+
+  it('gives each function only the KMS actions it uses on signing keys, and signing keys to nobody else', () => {
+    const signing = Object.fromEntries(
+      Object.entries(kmsPermissionsByFunction())
+        .map(([fn, permissions]) => [fn, permissions.filter((permission) => !permission.endsWith(' on DataKey'))] as const)
+        .filter(([, permissions]) => permissions.length > 0),
+    );
+    expect(signing).toEqual({ 'Api/Authorizer': ['kms:GetPublicKey on ApiTokenKey'] });
+  });
+
+  it('uses the data key only to encrypt and decrypt data at rest and in queues', () => {
+    const dataKeyActions = new Set(Object.values(kmsPermissionsByFunction()).flat().filter((p) => p.endsWith(' on DataKey')).map((p) => p.split(' ')[0]));
+    expect(dataKeyActions).toContain('kms:Decrypt');
+    for (const action of dataKeyActions) expect(action).toMatch(/^kms:(Decrypt|Encrypt|ReEncrypt\*|GenerateDataKey\*|DescribeKey)$/);
+  });
+
+  it('signs API tokens with an asymmetric P-256 key that operators may only sign with', () => {
+    template.hasResourceProperties('AWS::KMS::Key', { KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' });
+    template.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/stratoplane/api-tokens' });
+    const issuer = Object.entries(resources).find(([id, r]) => r.Type === 'AWS::IAM::ManagedPolicy' && id.startsWith('TokenIssuerPolicy'))![1];
+    expect(issuer.Properties.PolicyDocument.Statement).toEqual([
+      { Action: ['kms:Sign', 'kms:DescribeKey'], Effect: 'Allow', Resource: { 'Fn::GetAtt': [expect.stringMatching(/^ApiTokenKey/), 'Arn'] } },
+    ]);
+  });
+
+  it('puts a bearer-token authorizer with result caching on every method', () => {
+    template.hasResourceProperties('AWS::ApiGateway::Authorizer', {
+      Type: 'TOKEN',
+      IdentitySource: 'method.request.header.Authorization',
+      AuthorizerResultTtlInSeconds: 300,
+    });
+    const methods = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::Method');
+    expect(methods.length).toBeGreaterThan(0);
+    for (const method of methods) expect(method.Properties).toMatchObject({ AuthorizationType: 'CUSTOM', AuthorizerId: { Ref: expect.stringMatching(/^ApiBearerTokens/) } });
+  });
 });

@@ -1,0 +1,54 @@
+import { parseArgs } from 'node:util';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { API_TOKEN_KEY_ALIAS, Scope, scopesFor, type PrincipalKind } from '#events/tokens.ts';
+import { issueApiToken } from '#tokens/api-tokens.ts';
+import { KmsJwsSigner } from '#tokens/kms-signer.ts';
+import { parseDuration } from './durations.ts';
+
+const usage = `usage: npm run -s issue-token -- (--tenant ID | --host ID | --operator NAME) [--scopes a,b] [--ttl 12h] [--key KEY]
+
+Issues an API bearer token signed by the API token KMS key and prints it on stdout.
+  --tenant ID      a tenant token; scopes default to tenant:read,tenant:write (tenant:read for read-only)
+  --host ID        a host agent's token (scope host); give it a long --ttl, e.g. 30d, and rotate it
+  --operator NAME  an operator token (scope operator)
+  --ttl            lifetime: 90s, 45m, 12h, 30d (default 12h, at most 90d)
+  --key            KMS key id, ARN or alias (default alias/stratoplane/api-tokens)
+Needs kms:Sign on the key (the stack's TokenIssuerPolicy). Locally: AWS_ENDPOINT_URL=http://127.0.0.1:4566.`;
+
+const { values } = parseArgs({
+  options: {
+    tenant: { type: 'string' },
+    host: { type: 'string' },
+    operator: { type: 'string' },
+    scopes: { type: 'string' },
+    ttl: { type: 'string', default: '12h' },
+    key: { type: 'string', default: process.env.STRATOPLANE_API_TOKEN_KEY ?? API_TOKEN_KEY_ALIAS },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+
+function fail(message: string): never {
+  console.error(`issue-token: ${message}\n\n${usage}`);
+  process.exit(2);
+}
+
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+const subjects = (['tenant', 'host', 'operator'] as PrincipalKind[]).filter((kind) => values[kind] !== undefined);
+if (subjects.length !== 1) fail('name exactly one of --tenant, --host, --operator');
+const kind = subjects[0]!;
+const scopes = values.scopes ? values.scopes.split(',').map((scope) => Scope.safeParse(scope.trim()).data ?? fail(`unknown scope ${scope}`)) : [...scopesFor[kind]];
+
+try {
+  const { token, claims } = await issueApiToken(new KmsJwsSigner(new KMSClient({}), values.key!), {
+    subject: `${kind}:${values[kind]}`,
+    scopes,
+    ttlSeconds: parseDuration(values.ttl!),
+  });
+  console.error(`issued ${claims.sub} [${claims.scope.join(' ')}] until ${new Date(claims.exp * 1000).toISOString()} (jti ${claims.jti})`);
+  console.log(token);
+} catch (error) {
+  fail((error as Error).message);
+}

@@ -1,0 +1,24 @@
+import { KMSClient } from '@aws-sdk/client-kms';
+import { API_TOKEN_KEY_ALIAS, scopesFor, type PrincipalKind, type Scope } from '#events/tokens.ts';
+import { issueApiToken } from '#tokens/api-tokens.ts';
+import { KmsJwsSigner } from '#tokens/kms-signer.ts';
+import { localAwsConfig } from './local-aws.ts';
+
+let signer: KmsJwsSigner | undefined;
+const issued = new Map<string, Promise<string>>();
+
+/** An API token from the local API token key, issued once per subject and scopes, as an operator would. */
+export function tokenFor(kind: PrincipalKind, id: string, scopes: readonly Scope[] = scopesFor[kind]): Promise<string> {
+  signer ??= new KmsJwsSigner(new KMSClient(localAwsConfig()), API_TOKEN_KEY_ALIAS);
+  const key = `${kind}:${id}:${scopes.join(' ')}`;
+  let token = issued.get(key);
+  if (!token) {
+    token = issueApiToken(signer, { subject: `${kind}:${id}`, scopes, ttlSeconds: 3600 }).then(({ token }) => token);
+    issued.set(key, token);
+  }
+  return token;
+}
+
+/** The tenant every test acts as unless it says otherwise. */
+export const tenantToken = (tenantId = 'test-tenant') => tokenFor('tenant', tenantId);
+export const operatorToken = () => tokenFor('operator', 'test-operator');

@@ -1,0 +1,70 @@
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { issueApiToken } from '#tokens/api-tokens.ts';
+import { KmsJwsSigner } from '#tokens/kms-signer.ts';
+import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { localAwsConfig } from '../helpers/local-aws.ts';
+import { operatorToken, tokenFor } from '../helpers/tokens.ts';
+
+async function raw(headers: Record<string, string>) {
+  const response = await fetch(`${inject('apiUrl')}/networks`, { headers });
+  return { status: response.status, body: await response.json() };
+}
+
+describe('API authentication', () => {
+  const hostId = uniqueId('auth');
+  const otherHostId = uniqueId('auth-other');
+
+  beforeAll(async () => {
+    for (const [i, id] of [hostId, otherHostId].entries()) {
+      await expectOk(api('POST', '/hosts', { hostId: id, address: `198.51.100.${140 + i}`, capacity: 2 }, operatorToken()), 201);
+    }
+  });
+
+  it.each([
+    ['no Authorization header', {}],
+    ['a non-Bearer scheme', { authorization: 'Basic dXNlcjpwYXNz' }],
+    ['a token that is not a JWS', { authorization: 'Bearer not-a-token' }],
+  ])('answers 401 to %s', async (_, headers) => {
+    expect(await raw(headers)).toEqual({ status: 401, body: { message: 'Unauthorized' } });
+  });
+
+  it('answers 401 to a token signed by another KMS key, a tampered token and an expired one', async () => {
+    const kms = new KMSClient(localAwsConfig());
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }));
+    const rogue = await issueApiToken(new KmsJwsSigner(kms, KeyMetadata!.KeyId!), { subject: 'tenant:test-tenant', scopes: ['tenant:read'], ttlSeconds: 600 });
+    const genuine = await tokenFor('tenant', 'victim');
+    const [header, payload, signature] = genuine.split('.');
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString());
+    const tampered = `${header}.${Buffer.from(JSON.stringify({ ...claims, sub: 'tenant:someone-else' })).toString('base64url')}.${signature}`;
+    const expired = await issueApiToken(new KmsJwsSigner(kms, 'alias/stratoplane/api-tokens'), {
+      subject: 'tenant:test-tenant',
+      scopes: ['tenant:read'],
+      ttlSeconds: 60,
+      now: Date.now() - 3600_000,
+    });
+    for (const token of [rogue.token, tampered, expired.token]) {
+      expect(await raw({ authorization: `Bearer ${token}` })).toEqual({ status: 401, body: { message: 'Unauthorized' } });
+    }
+    expect((await raw({ authorization: `Bearer ${genuine}` })).status).toBe(200);
+  });
+
+  it('lets a read-only tenant token read but not write', async () => {
+    const readOnly = tokenFor('tenant', 'reader', ['tenant:read']);
+    expect((await api('GET', '/networks', undefined, readOnly)).status).toBe(200);
+    const write = await api('POST', '/networks', { name: 'x', cidr: '10.0.0.0/24' }, readOnly);
+    expect(write).toEqual({ status: 403, body: { message: 'this route needs scope tenant:write' } });
+  });
+
+  it('keeps hosts to their own host routes, and operators off tenant routes', async () => {
+    const host = tokenFor('host', hostId);
+    expect((await api('GET', `/hosts/${hostId}/forwarding-table`, undefined, host)).status).toBe(200);
+    expect((await api('GET', `/hosts/${otherHostId}/forwarding-table`, undefined, host)).status).toBe(403);
+    expect((await api('POST', '/hosts', { hostId: otherHostId, address: '198.51.100.141', capacity: 2 }, host)).status).toBe(403);
+    expect((await api('POST', '/hosts', { hostId, address: '198.51.100.140', capacity: 2 }, host)).status).toBe(200);
+    expect((await api('GET', '/hosts', undefined, host)).status).toBe(403);
+    expect((await api('GET', '/vms', undefined, host)).status).toBe(403);
+    expect((await api('GET', '/vms', undefined, operatorToken())).status).toBe(403);
+    expect((await api('GET', `/hosts/${otherHostId}/forwarding-table`, undefined, operatorToken())).status).toBe(200);
+  });
+});

@@ -1,0 +1,69 @@
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { api, expectOk, uniqueId, type ApiResponse } from '../helpers/api.ts';
+import { operatorToken, tenantToken } from '../helpers/tokens.ts';
+
+/**
+ * Tenant A drives every route of the API against tenant B's resources. Another tenant's resource
+ * must look exactly like one that does not exist (404), never like a forbidden one (403), and
+ * nothing of B's may change.
+ */
+describe('tenant isolation', () => {
+  const tenantA = tenantToken(uniqueId('tenant-a'));
+  const tenantB = tenantToken(uniqueId('tenant-b'));
+  const hostIds = [uniqueId('iso1'), uniqueId('iso2')];
+  let networkB: any;
+  let vmB: any;
+
+  beforeAll(async () => {
+    for (const [i, hostId] of hostIds.entries()) {
+      await expectOk(api('POST', '/hosts', { hostId, address: `198.51.100.${120 + i}`, capacity: 8 }, operatorToken()), 201);
+    }
+    networkB = await expectOk(api('POST', '/networks', { name: 'b-private', cidr: '10.90.0.0/24' }, tenantB), 201);
+    vmB = await expectOk(api('POST', '/vms', { name: 'b-vm', networkId: networkB.networkId, hostId: hostIds[0] }, tenantB), 201);
+  });
+
+  const notFound = (response: ApiResponse, kind: string, id: string) => {
+    expect(response.status).toBe(404);
+    expect(response.body).toEqual({ message: `${kind} ${id} not found` });
+  };
+
+  /** One check per route; the last test makes sure no route of the API is missing here. */
+  const attempts: Record<string, () => Promise<void>> = {
+    'POST /hosts': async () => expect((await api('POST', '/hosts', { hostId: uniqueId('evil'), address: '198.51.100.200', capacity: 1 }, tenantA)).status).toBe(403),
+    'GET /hosts': async () => expect((await api('GET', '/hosts', undefined, tenantA)).status).toBe(403),
+    'GET /hosts/{hostId}/forwarding-table': async () => expect((await api('GET', `/hosts/${hostIds[0]}/forwarding-table`, undefined, tenantA)).status).toBe(403),
+    'POST /networks': async () => {
+      const created = await expectOk(api('POST', '/networks', { name: 'a-own', cidr: '10.90.0.0/24' }, tenantA), 201);
+      expect(created.tenantId).not.toBe(networkB.tenantId);
+    },
+    'GET /networks': async () => {
+      const { networks } = await expectOk(api('GET', '/networks?limit=100', undefined, tenantA));
+      expect(networks.map((network: any) => network.networkId)).not.toContain(networkB.networkId);
+    },
+    'GET /networks/{networkId}': async () => notFound(await api('GET', `/networks/${networkB.networkId}`, undefined, tenantA), 'network', networkB.networkId),
+    'POST /vms': async () => notFound(await api('POST', '/vms', { name: 'intruder', networkId: networkB.networkId }, tenantA), 'network', networkB.networkId),
+    'GET /vms': async () => {
+      const { vms } = await expectOk(api('GET', '/vms?limit=100', undefined, tenantA));
+      expect(vms.map((vm: any) => vm.vmId)).not.toContain(vmB.vmId);
+      notFound(await api('GET', `/vms?networkId=${networkB.networkId}`, undefined, tenantA), 'network', networkB.networkId);
+    },
+    'GET /vms/{vmId}': async () => notFound(await api('GET', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
+    'POST /vms/{vmId}/migrate': async () => notFound(await api('POST', `/vms/${vmB.vmId}/migrate`, { targetHostId: hostIds[1] }, tenantA), 'vm', vmB.vmId),
+    'DELETE /vms/{vmId}': async () => notFound(await api('DELETE', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
+  };
+
+  it.each(Object.keys(attempts))('tenant A: %s gets nothing of tenant B', async (route) => {
+    await attempts[route]!();
+  });
+
+  it("leaves tenant B's resources as they were", async () => {
+    expect(await expectOk(api('GET', `/vms/${vmB.vmId}`, undefined, tenantB))).toEqual(vmB);
+    expect(await expectOk(api('GET', `/networks/${networkB.networkId}`, undefined, tenantB))).toEqual(networkB);
+    const { vms } = await expectOk(api('GET', `/vms?networkId=${networkB.networkId}`, undefined, tenantB));
+    expect(vms.map((vm: any) => vm.vmId)).toEqual([vmB.vmId]);
+  });
+
+  it('covers every route of the API', () => {
+    expect(Object.keys(attempts).sort()).toEqual([...inject('routes')].sort());
+  });
+});
