@@ -6,7 +6,7 @@ import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
+import { API_TOKEN_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS } from '#events/tokens.ts';
 import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
 import { TenantApi } from './constructs/tenant-api.ts';
 
@@ -32,6 +32,14 @@ export class ControlPlaneStack extends Stack {
       keySpec: KeySpec.ECC_NIST_P256,
       keyUsage: KeyUsage.SIGN_VERIFY,
       alias: API_TOKEN_KEY_ALIAS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    const hostKeyAttestationKey = new Key(this, 'HostKeyAttestationKey', {
+      description: 'Signs attestations of VM SSH host keys (ES256)',
+      keySpec: KeySpec.ECC_NIST_P256,
+      keyUsage: KeyUsage.SIGN_VERIFY,
+      alias: HOST_KEY_ATTESTATION_KEY_ALIAS,
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
@@ -89,7 +97,7 @@ export class ControlPlaneStack extends Stack {
     fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [hostQueueArns] }));
     fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
-    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey });
+    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, hostKeyAttestationKey });
 
     // What an operator who issues API tokens needs (`npm run operator -- issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {

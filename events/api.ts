@@ -33,6 +33,12 @@ export const MigrateVmRequest = z.strictObject({
 });
 export type MigrateVmRequest = z.infer<typeof MigrateVmRequest>;
 
+/** What a host agent forwards for a VM it runs: the VM's SSH host public keys, one `.pub` line each. */
+export const PublishHostKeysRequest = z.strictObject({
+  keys: z.array(z.string().min(1).max(8192)).min(1).max(8),
+});
+export type PublishHostKeysRequest = z.infer<typeof PublishHostKeysRequest>;
+
 export const ListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(50),
   nextToken: z.string().max(2048).optional(),

@@ -38,6 +38,18 @@ export const VmItem = z.object({
 });
 export type VmItem = z.infer<typeof VmItem>;
 
+export const HostKeysItem = z.object({
+  kind: z.literal('host-keys'),
+  vmId: resourceId,
+  tenantId: resourceId,
+  keys: z.array(z.object({ keyType: z.string(), base64: z.string(), fingerprint: z.string() })),
+  publishedBy: resourceId,
+  publishedAt: z.string(),
+  /** Compact JWS from the host key attestation KMS key over VM, keys, publisher and time. */
+  attestation: z.string(),
+});
+export type HostKeysItem = z.infer<typeof HostKeysItem>;
+
 /** An address slot: what agents receive of it (EndpointEntry), filed under its network. */
 export const SlotItem = z.object({
   kind: z.literal('slot'),

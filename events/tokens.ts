@@ -6,6 +6,10 @@ export const API_TOKEN_TYPE = 'stratoplane-api+jwt';
 /** The KMS alias of the key that signs API tokens, in every deployment. */
 export const API_TOKEN_KEY_ALIAS = 'alias/stratoplane/api-tokens';
 
+/** Signs host key attestations: a VM's SSH host keys as its host published them, and when. */
+export const HOST_KEY_ATTESTATION_KEY_ALIAS = 'alias/stratoplane/host-key-attestations';
+export const HOST_KEYS_ATTESTATION_TYPE = 'stratoplane-host-keys+jwt';
+
 /**
  * What a bearer token allows. A tenant token carries tenant scopes only, a host token `host`
  * only, an operator token `operator` only: a subject's kind decides which scopes it may hold.

@@ -2,8 +2,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { HostMessageBatch, type HostMessage } from '#events/endpoints.ts';
-import { ControlPlaneClient, type TokenSource } from './control-plane-client.ts';
-import { ForwardingTable } from './forwarding-table.ts';
+import { ControlPlaneClient, ControlPlaneError, type TokenSource } from './control-plane-client.ts';
+import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
+import { MetadataError } from './metadata-server.ts';
+import { VmBridges } from './vm-bridges.ts';
 import { QueueConsumer } from './queue-consumer.ts';
 
 export interface AgentConfig {
@@ -40,12 +42,16 @@ export class HostAgent {
   private consumer: QueueConsumer | undefined;
   private server: http.Server | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
+  private readonly bridges: VmBridges;
+  /** SSH host keys each local VM uploaded, by key type: forwarded as a whole set on every upload. */
+  private readonly hostKeys = new Map<string, Map<string, string>>();
 
   constructor(
     private readonly config: AgentConfig,
     private readonly sqs: SQSClient,
   ) {
     this.controlPlane = new ControlPlaneClient(config.apiUrl, config.token);
+    this.bridges = new VmBridges({ publishHostKey: (vm, keyType, keyData) => this.publishHostKey(vm, keyType, keyData) }, (message) => log(config.hostId, message));
   }
 
   /** Starts the agent and returns its status URL. */
@@ -66,6 +72,7 @@ export class HostAgent {
   async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
     await this.consumer?.stop();
+    await this.bridges.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
@@ -94,6 +101,22 @@ export class HostAgent {
       this.stats.entriesApplied += applied;
       this.stats.entriesStale += stale;
     }
+    const local = this.table.vmsOn(this.config.hostId);
+    const localIds = new Set(local.map((vm) => vm.vmId));
+    for (const vmId of this.hostKeys.keys()) if (!localIds.has(vmId)) this.hostKeys.delete(vmId);
+    void this.bridges.reconcile(local);
+  }
+
+  /** Forwards a VM's host keys, as a set, to the control plane; the control plane checks the VM runs here. */
+  private async publishHostKey(vm: LocalVm, keyType: string, keyData: string): Promise<void> {
+    const keys = new Map(this.hostKeys.get(vm.vmId)).set(keyType, keyData);
+    try {
+      await this.controlPlane.publishHostKeys(this.config.hostId, vm.vmId, [...keys].map(([type, data]) => `${type} ${data}`));
+    } catch (error) {
+      if (error instanceof ControlPlaneError && error.status < 500) throw new MetadataError(error.status, error.detail);
+      throw new MetadataError(502, 'the control plane could not be reached; retry');
+    }
+    this.hostKeys.set(vm.vmId, keys);
   }
 
   private async retrying<T>(what: string, action: () => Promise<T>): Promise<T> {
@@ -123,6 +146,7 @@ export class HostAgent {
           address: this.config.address,
           mode: 'memory',
           stats: this.stats,
+          vms: this.bridges.list(),
           routes: this.table.routes(),
           networks: this.table,
         });

@@ -5,6 +5,8 @@ export class ControlPlaneError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The API's own `message`, fit to pass on to whoever asked the agent. */
+    readonly detail: string,
   ) {
     super(message);
     this.name = 'ControlPlaneError';
@@ -25,6 +27,10 @@ export class ControlPlaneClient {
     return (await this.call('POST', '/hosts', request)) as { queueUrl: string };
   }
 
+  async publishHostKeys(hostId: string, vmId: string, keys: string[]): Promise<void> {
+    await this.call('PUT', `/hosts/${encodeURIComponent(hostId)}/vms/${encodeURIComponent(vmId)}/host-keys`, { keys });
+  }
+
   async forwardingTable(hostId: string): Promise<ForwardingTableResponse> {
     return ForwardingTableResponse.parse(await this.call('GET', `/hosts/${encodeURIComponent(hostId)}/forwarding-table`));
   }
@@ -37,7 +43,13 @@ export class ControlPlaneClient {
       signal: AbortSignal.timeout(30_000),
     });
     const text = await response.text();
-    if (!response.ok) throw new ControlPlaneError(response.status, `${method} ${path}: ${response.status} ${text}`);
+    if (!response.ok) {
+      let detail = text;
+      try {
+        detail = (JSON.parse(text) as { message?: string }).message ?? text;
+      } catch {}
+      throw new ControlPlaneError(response.status, `${method} ${path}: ${response.status} ${text}`, detail);
+    }
     return text ? JSON.parse(text) : undefined;
   }
 }

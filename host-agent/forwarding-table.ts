@@ -13,6 +13,12 @@ interface NetworkState {
   entries: Map<string, TableEntry>;
 }
 
+export interface LocalVm {
+  vmId: string;
+  ip: string;
+  networkId: string;
+}
+
 export interface ApplyResult {
   applied: number;
   stale: number;
@@ -75,6 +81,18 @@ export class ForwardingTable {
       }
     }
     return routes.sort((a, b) => a.networkId.localeCompare(b.networkId) || a.ip.localeCompare(b.ip, undefined, { numeric: true }));
+  }
+
+  /** The VMs this table places on the given host: what that host runs, as far as it has been told. */
+  vmsOn(hostId: string): LocalVm[] {
+    const vms: LocalVm[] = [];
+    for (const [networkId, network] of this.networks) {
+      if (!network.member) continue;
+      for (const entry of network.entries.values()) {
+        if (entry.state === 'active' && entry.hostId === hostId && entry.vmId) vms.push({ vmId: entry.vmId, ip: entry.ip, networkId });
+      }
+    }
+    return vms;
   }
 
   toJSON() {

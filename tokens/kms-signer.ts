@@ -1,4 +1,5 @@
 import { DescribeKeyCommand, SignCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { keyIdOf } from './kms-public-keys.ts';
 import { ALGORITHM, derToJose, signingInputOf, type JwsSigner } from './jws.ts';
 
 /**
@@ -22,8 +23,12 @@ export class KmsJwsSigner implements JwsSigner {
     return `${signingInput}.${derToJose(Signature!).toString('base64url')}`;
   }
 
-  /** An alias may be re-pointed; the key id is fixed once per signer so `kid` names the real key. */
+  /**
+   * A key ARN names its key id, so signing with one needs nothing but kms:Sign. An alias may be
+   * re-pointed, so it is resolved once per signer and `kid` names the real key.
+   */
   private resolveKeyId(): Promise<string> {
+    if (/^arn:aws[\w-]*:kms:.*:key\//.test(this.key)) return Promise.resolve(keyIdOf(this.key));
     this.keyId ??= this.kms.send(new DescribeKeyCommand({ KeyId: this.key })).then(({ KeyMetadata }) => {
       if (KeyMetadata?.KeySpec !== 'ECC_NIST_P256' || KeyMetadata.KeyUsage !== 'SIGN_VERIFY') {
         throw new Error(`KMS key ${this.key} is not an ECC_NIST_P256 signing key`);

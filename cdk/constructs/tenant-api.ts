@@ -15,20 +15,33 @@ export interface TenantApiProps {
   hostDlq: IQueue;
   /** Signs API bearer tokens; the authorizer verifies them with its public key. */
   apiTokenKey: IKey;
+  /** Signs attestations of VM host keys. */
+  hostKeyAttestationKey: IKey;
 }
 
 type Access = 'read' | 'write';
 
 interface Route {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   entry: string;
   access: Access;
+  /** What the route needs beyond the table. */
+  extras?: (fn: ControlPlaneFunction, props: TenantApiProps) => void;
 }
 
-/** The REST API: one function per route, each granted only read or read/write on the table. */
+/** The REST API: one function per route, each granted only read or read/write on the table, and only the extras it uses. */
 const routes: Route[] = [
-  { method: 'POST', path: '/hosts', entry: 'functions/api/register-host.ts', access: 'write' },
+  {
+    method: 'POST',
+    path: '/hosts',
+    entry: 'functions/api/register-host.ts',
+    access: 'write',
+    extras: (fn, props) => {
+      fn.addEnvironment('HOST_QUEUE_PREFIX', props.hostQueuePrefix).addEnvironment('HOST_DLQ_ARN', props.hostDlq.queueArn);
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [props.hostQueueArns] }));
+    },
+  },
   { method: 'GET', path: '/hosts', entry: 'functions/api/list-hosts.ts', access: 'read' },
   { method: 'GET', path: '/hosts/{hostId}/forwarding-table', entry: 'functions/api/get-forwarding-table.ts', access: 'read' },
   { method: 'POST', path: '/networks', entry: 'functions/api/create-network.ts', access: 'write' },
@@ -39,6 +52,17 @@ const routes: Route[] = [
   { method: 'GET', path: '/vms/{vmId}', entry: 'functions/api/get-vm.ts', access: 'read' },
   { method: 'POST', path: '/vms/{vmId}/migrate', entry: 'functions/api/migrate-vm.ts', access: 'write' },
   { method: 'DELETE', path: '/vms/{vmId}', entry: 'functions/api/delete-vm.ts', access: 'write' },
+  { method: 'GET', path: '/vms/{vmId}/host-keys', entry: 'functions/api/get-host-keys.ts', access: 'read' },
+  {
+    method: 'PUT',
+    path: '/hosts/{hostId}/vms/{vmId}/host-keys',
+    entry: 'functions/api/publish-host-keys.ts',
+    access: 'write',
+    extras: (fn, props) => {
+      fn.addEnvironment('HOST_KEY_ATTESTATION_KEY_ARN', props.hostKeyAttestationKey.keyArn);
+      props.hostKeyAttestationKey.grant(fn, 'kms:Sign');
+    },
+  },
 ];
 
 export class TenantApi extends Construct {
@@ -84,10 +108,7 @@ export class TenantApi extends Construct {
       });
       if (route.access === 'write') props.table.grantReadWriteData(fn);
       else props.table.grantReadData(fn);
-      if (route.entry.endsWith('register-host.ts')) {
-        fn.addEnvironment('HOST_QUEUE_PREFIX', props.hostQueuePrefix).addEnvironment('HOST_DLQ_ARN', props.hostDlq.queueArn);
-        fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [props.hostQueueArns] }));
-      }
+      route.extras?.(fn, props);
       resourceAt(this.restApi.root, route.path).addMethod(route.method, new LambdaIntegration(fn));
     }
   }

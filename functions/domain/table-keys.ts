@@ -7,6 +7,7 @@ export const keys = {
   host: (hostId: string) => ({ pk: `HOST#${hostId}`, sk: 'HOST' }),
   network: (networkId: string) => ({ pk: `NET#${networkId}`, sk: 'NET' }),
   vm: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'VM' }),
+  hostKeys: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'HOSTKEYS' }),
   slot: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `SLOT#${ip}` }),
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
 };

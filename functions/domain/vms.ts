@@ -26,7 +26,7 @@ export interface VmView {
   updatedAt: string;
 }
 
-type StoredVm = VmItem & { endpointAddress: string; endpointVersion: number };
+export type StoredVm = VmItem & { endpointAddress: string; endpointVersion: number };
 
 export const toVmView = (vm: StoredVm): VmView => ({
   vmId: vm.vmId,
@@ -270,6 +270,7 @@ export async function deleteVm(table: string, tenantId: string, vmId: string): P
       },
       hostCountDelta(table, vm.hostId, -1),
       memberDelta(table, vm.networkId, vm.hostId, -1),
+      { Delete: { TableName: table, Key: keys.hostKeys(vmId) } },
     ];
     try {
       await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));

@@ -49,6 +49,9 @@ describe('tenant isolation', () => {
     },
     'GET /vms/{vmId}': async () => notFound(await api('GET', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
     'POST /vms/{vmId}/migrate': async () => notFound(await api('POST', `/vms/${vmB.vmId}/migrate`, { targetHostId: hostIds[1] }, tenantA), 'vm', vmB.vmId),
+    'GET /vms/{vmId}/host-keys': async () => notFound(await api('GET', `/vms/${vmB.vmId}/host-keys`, undefined, tenantA), 'vm', vmB.vmId),
+    'PUT /hosts/{hostId}/vms/{vmId}/host-keys': async () =>
+      expect((await api('PUT', `/hosts/${hostIds[0]}/vms/${vmB.vmId}/host-keys`, { keys: ['ssh-ed25519 AAAA'] }, tenantA)).status).toBe(403),
     'DELETE /vms/{vmId}': async () => notFound(await api('DELETE', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
   };
 

@@ -128,7 +128,10 @@ describe('ControlPlaneStack', () => {
         .map(([fn, permissions]) => [fn, permissions.filter((permission) => !permission.endsWith(' on DataKey'))] as const)
         .filter(([, permissions]) => permissions.length > 0),
     );
-    expect(signing).toEqual({ 'Api/Authorizer': ['kms:GetPublicKey on ApiTokenKey'] });
+    expect(signing).toEqual({
+      'Api/Authorizer': ['kms:GetPublicKey on ApiTokenKey'],
+      'Api/PutHostsHostIdVmsVmIdHostKeys': ['kms:Sign on HostKeyAttestationKey'],
+    });
   });
 
   it('uses the data key only to encrypt and decrypt data at rest and in queues', () => {

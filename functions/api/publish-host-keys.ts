@@ -1,0 +1,20 @@
+import { PublishHostKeysRequest } from '#events/api.ts';
+import { resourceId } from '#events/identifiers.ts';
+import { KmsJwsSigner } from '#tokens/kms-signer.ts';
+import { z } from 'zod';
+import { kms } from '../commons/clients.ts';
+import { requiredEnv } from '../commons/env.ts';
+import { apiHandler } from '../commons/http.ts';
+import { tableName } from '../commons/table.ts';
+import { assertActsForHost } from '../domain/access.ts';
+import { publishHostKeys } from '../domain/host-keys.ts';
+
+const attestations = new KmsJwsSigner(kms, requiredEnv('HOST_KEY_ATTESTATION_KEY_ARN'));
+
+export const handler = apiHandler(
+  { scopes: ['host'], path: z.strictObject({ hostId: resourceId, vmId: resourceId }), body: PublishHostKeysRequest },
+  async ({ path, body, caller }) => {
+    assertActsForHost(caller, path.hostId);
+    return { statusCode: 200, body: await publishHostKeys(tableName, attestations, path.hostId, path.vmId, body.keys) };
+  },
+);

@@ -1,0 +1,98 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { LocalVm } from './forwarding-table.ts';
+
+/** Header every metadata request must carry, as on GCE: a page fetched through SSRF cannot set it. */
+export const METADATA_FLAVOR = 'Stratoplane';
+const MAX_BODY_BYTES = 16 * 1024;
+
+export class MetadataError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What a VM's metadata server asks of its agent; the VM is always the one this server belongs to. */
+export interface MetadataBackend {
+  publishHostKey(vm: LocalVm, keyType: string, keyData: string): Promise<void>;
+}
+
+/**
+ * One VM's metadata server. It answers only its own VM: which VM a request is about comes from
+ * which server received it, never from anything in the request. Paths follow GCE's
+ * (`/computeMetadata/v1/...`), and so does the guest-attribute upload of SSH host keys.
+ */
+export class VmMetadataServer {
+  private readonly server: http.Server;
+  url = '';
+
+  constructor(
+    readonly vm: LocalVm,
+    private readonly backend: MetadataBackend,
+    private readonly log: (message: string) => void,
+  ) {
+    this.server = http.createServer((request, response) => {
+      this.handle(request)
+        .then(({ status, body }) => reply(response, status, body))
+        .catch((error: unknown) => {
+          if (error instanceof MetadataError) return reply(response, error.status, `${error.message}\n`);
+          this.log(`metadata ${vm.vmId}: ${(error as Error).message}`);
+          reply(response, 500, 'internal error\n');
+        });
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.url;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(request: http.IncomingMessage): Promise<{ status: number; body: string }> {
+    if (request.headers['metadata-flavor'] !== METADATA_FLAVOR) throw new MetadataError(403, `Missing Metadata-Flavor:${METADATA_FLAVOR} header.`);
+    // A browser-style or proxied request is never a VM's own metadata call.
+    if (request.headers['x-forwarded-for']) throw new MetadataError(403, 'Forwarded requests are refused.');
+    const path = new URL(request.url ?? '/', 'http://metadata').pathname;
+
+    const hostKey = /^\/computeMetadata\/v1\/instance\/guest-attributes\/hostkeys\/([a-z0-9-]+)$/.exec(path);
+    if (hostKey && request.method === 'PUT') {
+      const keyData = (await readBody(request)).trim();
+      await this.backend.publishHostKey(this.vm, hostKey[1]!, keyData);
+      return { status: 200, body: '' };
+    }
+    if (request.method !== 'GET') throw new MetadataError(405, 'Method not allowed.');
+    switch (path) {
+      case '/computeMetadata/v1/instance/id':
+        return { status: 200, body: this.vm.vmId };
+      case '/computeMetadata/v1/instance/network-interfaces/0/ip':
+        return { status: 200, body: this.vm.ip };
+      case '/computeMetadata/v1/instance/network-interfaces/0/network':
+        return { status: 200, body: this.vm.networkId };
+    }
+    throw new MetadataError(404, 'Not found.');
+  }
+}
+
+function reply(response: http.ServerResponse, status: number, body: string) {
+  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'metadata-flavor': METADATA_FLAVOR, 'cache-control': 'no-store' });
+  response.end(body);
+}
+
+async function readBody(request: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new MetadataError(413, 'Request body too large.');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
