@@ -6,7 +6,7 @@ import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { API_TOKEN_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS } from '#events/tokens.ts';
+import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS } from '#events/tokens.ts';
 import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
 import { TenantApi } from './constructs/tenant-api.ts';
 
@@ -43,12 +43,21 @@ export class ControlPlaneStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
+    const hostCredentialKey = new Key(this, 'HostCredentialKey', {
+      description: "Signs hosts' long-term service-account credentials (ES256)",
+      keySpec: KeySpec.ECC_NIST_P256,
+      keyUsage: KeyUsage.SIGN_VERIFY,
+      alias: HOST_CREDENTIAL_KEY_ALIAS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
     this.table = new TableV2(this, 'Metadata', {
       partitionKey: { name: 'pk', type: AttributeType.STRING },
       sortKey: { name: 'sk', type: AttributeType.STRING },
       globalSecondaryIndexes: [
         { indexName: 'gsi1', partitionKey: { name: 'gsi1pk', type: AttributeType.STRING }, sortKey: { name: 'gsi1sk', type: AttributeType.STRING } },
         { indexName: 'gsi2', partitionKey: { name: 'gsi2pk', type: AttributeType.STRING }, sortKey: { name: 'gsi2sk', type: AttributeType.STRING } },
+        { indexName: 'gsi3', partitionKey: { name: 'gsi3pk', type: AttributeType.STRING }, sortKey: { name: 'gsi3sk', type: AttributeType.STRING } },
       ],
       dynamoStream: StreamViewType.NEW_AND_OLD_IMAGES,
       encryption: TableEncryptionV2.customerManagedKey(dataKey),
@@ -97,7 +106,7 @@ export class ControlPlaneStack extends Stack {
     fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [hostQueueArns] }));
     fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
-    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, hostKeyAttestationKey });
+    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, hostKeyAttestationKey, hostCredentialKey });
 
     // What an operator who issues API tokens needs (`npm run operator -- issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {

@@ -39,6 +39,30 @@ export const PublishHostKeysRequest = z.strictObject({
 });
 export type PublishHostKeysRequest = z.infer<typeof PublishHostKeysRequest>;
 
+export const CreateServiceAccountRequest = z.strictObject({
+  name: z.string().min(1).max(128),
+});
+export type CreateServiceAccountRequest = z.infer<typeof CreateServiceAccountRequest>;
+
+export const AttachServiceAccountRequest = z.strictObject({
+  serviceAccountId: resourceId,
+});
+export type AttachServiceAccountRequest = z.infer<typeof AttachServiceAccountRequest>;
+
+/** A P-256 public key as a JWK: the host agent's token-minting key, bound into its credentials. */
+export const P256PublicJwk = z.strictObject({
+  kty: z.literal('EC'),
+  crv: z.literal('P-256'),
+  x: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes, base64url'),
+  y: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes, base64url'),
+});
+export type P256PublicJwk = z.infer<typeof P256PublicJwk>;
+
+export const IssueHostCredentialsRequest = z.strictObject({
+  publicKey: P256PublicJwk,
+});
+export type IssueHostCredentialsRequest = z.infer<typeof IssueHostCredentialsRequest>;
+
 export const ListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(50),
   nextToken: z.string().max(2048).optional(),

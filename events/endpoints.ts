@@ -38,18 +38,29 @@ export const LeaveMessage = z.strictObject({
 });
 export type LeaveMessage = z.infer<typeof LeaveMessage>;
 
-export const HostMessage = z.discriminatedUnion('kind', [EndpointsMessage, LeaveMessage]);
+/** What a forwarding table applies. */
+export type NetworkMessage = EndpointsMessage | LeaveMessage;
+
+/** The service account of a VM on this host changed: fetch credentials again. */
+export const CredentialsChangedMessage = z.strictObject({
+  kind: z.literal('credentials-changed'),
+  vmId: resourceId,
+});
+export type CredentialsChangedMessage = z.infer<typeof CredentialsChangedMessage>;
+
+export const HostMessage = z.discriminatedUnion('kind', [EndpointsMessage, LeaveMessage, CredentialsChangedMessage]);
 export type HostMessage = z.infer<typeof HostMessage>;
 
 /** A host queue message body: several updates batched for one host. */
 export const HostMessageBatch = z.strictObject({ messages: z.array(HostMessage).min(1) });
 export type HostMessageBatch = z.infer<typeof HostMessageBatch>;
 
-/** Work items the stream handler puts on the fan-out queue. */
+/** Work items the stream handler puts on the fan-out queue (all of them about one network's VMs). */
 export const NetworkChange = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('endpoint'), networkId: resourceId, entry: EndpointEntry }),
   z.strictObject({ kind: z.literal('join'), networkId: resourceId, hostId: resourceId, epoch: z.int().min(1) }),
   z.strictObject({ kind: z.literal('leave'), networkId: resourceId, hostId: resourceId, epoch: z.int().min(1) }),
+  z.strictObject({ kind: z.literal('credentials'), networkId: resourceId, hostId: resourceId, vmId: resourceId }),
 ]);
 export type NetworkChange = z.infer<typeof NetworkChange>;
 

@@ -33,10 +33,21 @@ export const VmItem = z.object({
   ip: ipv4Address,
   hostId: resourceId,
   state: z.enum(['running']),
+  /** The service account the VM's tokens are for, if one is attached. */
+  serviceAccountId: resourceId.optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
 export type VmItem = z.infer<typeof VmItem>;
+
+export const ServiceAccountItem = z.object({
+  kind: z.literal('service-account'),
+  serviceAccountId: resourceId,
+  tenantId: resourceId,
+  name: z.string(),
+  createdAt: z.string(),
+});
+export type ServiceAccountItem = z.infer<typeof ServiceAccountItem>;
 
 export const HostKeysItem = z.object({
   kind: z.literal('host-keys'),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { resourceId } from './identifiers.ts';
 
 export const API_TOKEN_ISSUER = 'stratoplane';
 export const API_AUDIENCE = 'stratoplane-api';
@@ -9,6 +10,43 @@ export const API_TOKEN_KEY_ALIAS = 'alias/stratoplane/api-tokens';
 /** Signs host key attestations: a VM's SSH host keys as its host published them, and when. */
 export const HOST_KEY_ATTESTATION_KEY_ALIAS = 'alias/stratoplane/host-key-attestations';
 export const HOST_KEYS_ATTESTATION_TYPE = 'stratoplane-host-keys+jwt';
+
+/** Signs hosts' long-term service-account credentials. */
+export const HOST_CREDENTIAL_KEY_ALIAS = 'alias/stratoplane/host-credentials';
+export const HOST_CREDENTIAL_TYPE = 'stratoplane-host-credential+jwt';
+/** Short-term tokens a host agent mints for a VM under a host credential. */
+export const VM_TOKEN_TYPE = 'stratoplane-vm-token+jwt';
+
+/**
+ * A host's long-term credential for one service account: the control plane (through KMS) lets the
+ * host holding the private half of `cnf.jwk` mint tokens for the listed VMs until `exp`.
+ */
+export const HostCredentialClaims = z.object({
+  iss: z.literal(API_TOKEN_ISSUER),
+  sa: resourceId,
+  tenant: resourceId,
+  host: resourceId,
+  vms: z.array(resourceId).min(1),
+  cnf: z.object({ jwk: z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: z.string(), y: z.string() }) }),
+  iat: z.int(),
+  exp: z.int(),
+  jti: z.string(),
+});
+export type HostCredentialClaims = z.infer<typeof HostCredentialClaims>;
+
+/** A short-term token for a VM's service account, signed by its host's minting key, carrying the host's credential. */
+export const VmTokenClaims = z.object({
+  iss: z.string().regex(/^host:/),
+  sub: resourceId,
+  aud: z.string().min(1).max(512),
+  vm: resourceId,
+  tenant: resourceId,
+  iat: z.int(),
+  exp: z.int(),
+  jti: z.string(),
+  cred: z.string(),
+});
+export type VmTokenClaims = z.infer<typeof VmTokenClaims>;
 
 /**
  * What a bearer token allows. A tenant token carries tenant scopes only, a host token `host`

@@ -1,10 +1,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
-import { HostMessageBatch, type HostMessage } from '#events/endpoints.ts';
+import { HostMessageBatch, type NetworkMessage } from '#events/endpoints.ts';
 import { ControlPlaneClient, ControlPlaneError, type TokenSource } from './control-plane-client.ts';
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
 import { MetadataError } from './metadata-server.ts';
+import { ServiceAccountTokens } from './service-account-tokens.ts';
 import { VmBridges } from './vm-bridges.ts';
 import { QueueConsumer } from './queue-consumer.ts';
 
@@ -26,6 +27,7 @@ export interface AgentStats {
   entriesStale: number;
   messagesRejected: number;
   resyncs: number;
+  credentialRefreshes: number;
   startedAt: string;
 }
 
@@ -37,7 +39,16 @@ const log = (hostId: string, message: string) => console.error(`[agent ${hostId}
  */
 export class HostAgent {
   readonly table = new ForwardingTable();
-  readonly stats: AgentStats = { messagesReceived: 0, entriesApplied: 0, entriesStale: 0, messagesRejected: 0, resyncs: 0, startedAt: new Date().toISOString() };
+  readonly stats: AgentStats = {
+    messagesReceived: 0,
+    entriesApplied: 0,
+    entriesStale: 0,
+    messagesRejected: 0,
+    resyncs: 0,
+    credentialRefreshes: 0,
+    startedAt: new Date().toISOString(),
+  };
+  readonly tokens = new ServiceAccountTokens();
   private readonly controlPlane: ControlPlaneClient;
   private consumer: QueueConsumer | undefined;
   private server: http.Server | undefined;
@@ -45,13 +56,22 @@ export class HostAgent {
   private readonly bridges: VmBridges;
   /** SSH host keys each local VM uploaded, by key type: forwarded as a whole set on every upload. */
   private readonly hostKeys = new Map<string, Map<string, string>>();
+  private localVmIds = new Set<string>();
+  private credentialRefresh: { running: Promise<void>; again: boolean } | undefined;
 
   constructor(
     private readonly config: AgentConfig,
     private readonly sqs: SQSClient,
   ) {
     this.controlPlane = new ControlPlaneClient(config.apiUrl, config.token);
-    this.bridges = new VmBridges({ publishHostKey: (vm, keyType, keyData) => this.publishHostKey(vm, keyType, keyData) }, (message) => log(config.hostId, message));
+    this.bridges = new VmBridges(
+      {
+        publishHostKey: (vm, keyType, keyData) => this.publishHostKey(vm, keyType, keyData),
+        serviceAccountOf: (vm) => this.tokens.serviceAccountOf(vm.vmId),
+        mintToken: (vm, audience) => this.tokens.mint(vm.vmId, audience)?.token,
+      },
+      (message) => log(config.hostId, message),
+    );
   }
 
   /** Starts the agent and returns its status URL. */
@@ -64,7 +84,11 @@ export class HostAgent {
     this.consumer = new QueueConsumer(this.sqs, queueUrl, (message) => this.onMessage(message), (error) => log(this.config.hostId, error.message));
     this.consumer.start();
     await this.retrying('resync', () => this.resync());
-    this.resyncTimer = setInterval(() => void this.resync().catch((error: Error) => log(this.config.hostId, `resync failed: ${error.message}`)), this.config.resyncIntervalMs);
+    await this.refreshCredentials();
+    this.resyncTimer = setInterval(() => {
+      void this.resync().catch((error: Error) => log(this.config.hostId, `resync failed: ${error.message}`));
+      void this.refreshCredentials();
+    }, this.config.resyncIntervalMs);
     this.resyncTimer.unref();
     return statusUrl;
   }
@@ -92,10 +116,11 @@ export class HostAgent {
       throw new Error(`rejected malformed message ${message.MessageId}: ${parsed.error.issues[0]?.message}`);
     }
     this.stats.messagesReceived++;
-    this.applyAll(parsed.data.messages);
+    this.applyAll(parsed.data.messages.filter((item) => item.kind !== 'credentials-changed'));
+    if (parsed.data.messages.some((item) => item.kind === 'credentials-changed')) void this.refreshCredentials();
   }
 
-  private applyAll(messages: HostMessage[]) {
+  private applyAll(messages: NetworkMessage[]) {
     for (const message of messages) {
       const { applied, stale } = this.table.apply(message);
       this.stats.entriesApplied += applied;
@@ -104,7 +129,40 @@ export class HostAgent {
     const local = this.table.vmsOn(this.config.hostId);
     const localIds = new Set(local.map((vm) => vm.vmId));
     for (const vmId of this.hostKeys.keys()) if (!localIds.has(vmId)) this.hostKeys.delete(vmId);
+    this.tokens.keepOnly(localIds);
     void this.bridges.reconcile(local);
+    const changed = localIds.size !== this.localVmIds.size || [...localIds].some((vmId) => !this.localVmIds.has(vmId));
+    this.localVmIds = localIds;
+    // A VM that arrived may have a service account: fetch its credential now, not at the next period.
+    if (changed && this.stats.resyncs > 0) void this.refreshCredentials();
+  }
+
+  /**
+   * Fetches this host's service-account credentials, bound to the agent's minting key. Calls
+   * that arrive during a refresh make one more refresh after it, so no change is missed.
+   */
+  refreshCredentials(): Promise<void> {
+    if (this.credentialRefresh) {
+      this.credentialRefresh.again = true;
+      return this.credentialRefresh.running;
+    }
+    const state = { again: false, running: Promise.resolve() };
+    state.running = (async () => {
+      do {
+        state.again = false;
+        try {
+          const credentials = await this.controlPlane.hostCredentials(this.config.hostId, this.tokens.publicJwk());
+          this.tokens.replace(credentials);
+          this.tokens.keepOnly(this.localVmIds);
+          this.stats.credentialRefreshes++;
+        } catch (error) {
+          log(this.config.hostId, `credential refresh failed: ${(error as Error).message}`);
+        }
+      } while (state.again);
+      this.credentialRefresh = undefined;
+    })();
+    this.credentialRefresh = state;
+    return state.running;
   }
 
   /** Forwards a VM's host keys, as a set, to the control plane; the control plane checks the VM runs here. */
@@ -147,6 +205,8 @@ export class HostAgent {
           mode: 'memory',
           stats: this.stats,
           vms: this.bridges.list(),
+          serviceAccounts: Object.fromEntries([...this.localVmIds].map((vmId) => [vmId, this.tokens.serviceAccountOf(vmId) ?? null])),
+          tokensMinted: this.tokens.minted,
           routes: this.table.routes(),
           networks: this.table,
         });

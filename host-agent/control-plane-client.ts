@@ -1,5 +1,6 @@
 import { ForwardingTableResponse } from '#events/endpoints.ts';
-import type { RegisterHostRequest } from '#events/api.ts';
+import type { P256PublicJwk, RegisterHostRequest } from '#events/api.ts';
+import type { IssuedCredential } from './service-account-tokens.ts';
 
 export class ControlPlaneError extends Error {
   constructor(
@@ -29,6 +30,11 @@ export class ControlPlaneClient {
 
   async publishHostKeys(hostId: string, vmId: string, keys: string[]): Promise<void> {
     await this.call('PUT', `/hosts/${encodeURIComponent(hostId)}/vms/${encodeURIComponent(vmId)}/host-keys`, { keys });
+  }
+
+  async hostCredentials(hostId: string, publicKey: P256PublicJwk): Promise<IssuedCredential[]> {
+    const { credentials } = (await this.call('POST', `/hosts/${encodeURIComponent(hostId)}/service-account-credentials`, { publicKey })) as { credentials: IssuedCredential[] };
+    return credentials;
   }
 
   async forwardingTable(hostId: string): Promise<ForwardingTableResponse> {

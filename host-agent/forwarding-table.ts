@@ -1,4 +1,4 @@
-import type { EndpointEntry, HostMessage } from '#events/endpoints.ts';
+import type { EndpointEntry, NetworkMessage } from '#events/endpoints.ts';
 
 export interface TableEntry extends EndpointEntry {
   /** When this agent applied this version (ms since epoch). */
@@ -32,7 +32,7 @@ export interface ApplyResult {
 export class ForwardingTable {
   private readonly networks = new Map<string, NetworkState>();
 
-  apply(message: HostMessage, now = Date.now()): ApplyResult {
+  apply(message: NetworkMessage, now = Date.now()): ApplyResult {
     const network = this.networks.get(message.networkId) ?? { epoch: 0, member: false, entries: new Map<string, TableEntry>() };
     this.networks.set(message.networkId, network);
 

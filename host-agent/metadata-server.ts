@@ -18,6 +18,10 @@ export class MetadataError extends Error {
 /** What a VM's metadata server asks of its agent; the VM is always the one this server belongs to. */
 export interface MetadataBackend {
   publishHostKey(vm: LocalVm, keyType: string, keyData: string): Promise<void>;
+  /** The service account attached to the VM, if any. */
+  serviceAccountOf(vm: LocalVm): string | undefined;
+  /** A short-term token for the VM's service account, for one audience. */
+  mintToken(vm: LocalVm, audience: string): string | undefined;
 }
 
 /**
@@ -60,7 +64,8 @@ export class VmMetadataServer {
     if (request.headers['metadata-flavor'] !== METADATA_FLAVOR) throw new MetadataError(403, `Missing Metadata-Flavor:${METADATA_FLAVOR} header.`);
     // A browser-style or proxied request is never a VM's own metadata call.
     if (request.headers['x-forwarded-for']) throw new MetadataError(403, 'Forwarded requests are refused.');
-    const path = new URL(request.url ?? '/', 'http://metadata').pathname;
+    const url = new URL(request.url ?? '/', 'http://metadata');
+    const path = url.pathname;
 
     const hostKey = /^\/computeMetadata\/v1\/instance\/guest-attributes\/hostkeys\/([a-z0-9-]+)$/.exec(path);
     if (hostKey && request.method === 'PUT') {
@@ -76,8 +81,26 @@ export class VmMetadataServer {
         return { status: 200, body: this.vm.ip };
       case '/computeMetadata/v1/instance/network-interfaces/0/network':
         return { status: 200, body: this.vm.networkId };
+      case '/computeMetadata/v1/instance/service-accounts/':
+        return { status: 200, body: this.backend.serviceAccountOf(this.vm) ? 'default/\n' : '' };
+      case '/computeMetadata/v1/instance/service-accounts/default/email':
+        return { status: 200, body: this.attachedServiceAccount() };
+      case '/computeMetadata/v1/instance/service-accounts/default/identity': {
+        const audience = url.searchParams.get('audience');
+        if (!audience || audience.length > 512) throw new MetadataError(400, 'audience parameter required (at most 512 characters).');
+        this.attachedServiceAccount();
+        const token = this.backend.mintToken(this.vm, audience);
+        if (!token) throw new MetadataError(503, 'No current credential for this VM yet; retry shortly.');
+        return { status: 200, body: token };
+      }
     }
     throw new MetadataError(404, 'Not found.');
+  }
+
+  private attachedServiceAccount(): string {
+    const serviceAccount = this.backend.serviceAccountOf(this.vm);
+    if (!serviceAccount) throw new MetadataError(404, 'No service account is attached to this VM.');
+    return serviceAccount;
   }
 }
 

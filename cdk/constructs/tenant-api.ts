@@ -17,6 +17,8 @@ export interface TenantApiProps {
   apiTokenKey: IKey;
   /** Signs attestations of VM host keys. */
   hostKeyAttestationKey: IKey;
+  /** Signs hosts' long-term service-account credentials. */
+  hostCredentialKey: IKey;
 }
 
 type Access = 'read' | 'write';
@@ -61,6 +63,21 @@ const routes: Route[] = [
     extras: (fn, props) => {
       fn.addEnvironment('HOST_KEY_ATTESTATION_KEY_ARN', props.hostKeyAttestationKey.keyArn);
       props.hostKeyAttestationKey.grant(fn, 'kms:Sign');
+    },
+  },
+  { method: 'POST', path: '/service-accounts', entry: 'functions/api/create-service-account.ts', access: 'write' },
+  { method: 'GET', path: '/service-accounts', entry: 'functions/api/list-service-accounts.ts', access: 'read' },
+  { method: 'GET', path: '/service-accounts/{serviceAccountId}', entry: 'functions/api/get-service-account.ts', access: 'read' },
+  { method: 'PUT', path: '/vms/{vmId}/service-account', entry: 'functions/api/attach-service-account.ts', access: 'write' },
+  { method: 'DELETE', path: '/vms/{vmId}/service-account', entry: 'functions/api/detach-service-account.ts', access: 'write' },
+  {
+    method: 'POST',
+    path: '/hosts/{hostId}/service-account-credentials',
+    entry: 'functions/api/issue-host-credentials.ts',
+    access: 'read',
+    extras: (fn, props) => {
+      fn.addEnvironment('HOST_CREDENTIAL_KEY_ARN', props.hostCredentialKey.keyArn);
+      props.hostCredentialKey.grant(fn, 'kms:Sign');
     },
   },
 ];

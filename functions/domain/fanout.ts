@@ -31,6 +31,10 @@ export async function fanOut(table: string, work: readonly FanOutWork[], send: S
   await Promise.all(
     work.map(async ({ id, change }) => {
       try {
+        if (change.kind === 'credentials') {
+          outgoing.push({ hostId: change.hostId, sourceId: id, message: { kind: 'credentials-changed', vmId: change.vmId } });
+          return;
+        }
         outgoing.push(...messagesFor(change, await partitionOf(change.networkId), id));
       } catch {
         failed.add(id);
@@ -51,7 +55,7 @@ export async function fanOut(table: string, work: readonly FanOutWork[], send: S
   return failed;
 }
 
-export function messagesFor(change: NetworkChange, partition: NetworkPartition, sourceId: string): Outgoing[] {
+export function messagesFor(change: Exclude<NetworkChange, { kind: 'credentials' }>, partition: NetworkPartition, sourceId: string): Outgoing[] {
   const { networkId } = change;
   switch (change.kind) {
     case 'endpoint':

@@ -1,5 +1,5 @@
 import type { EndpointEntry, NetworkChange } from '#events/endpoints.ts';
-import type { MemberItem, MetadataItem, SlotItem } from '#events/records.ts';
+import type { MemberItem, MetadataItem, SlotItem, VmItem } from '#events/records.ts';
 
 export const toEndpointEntry = ({ ip, version, state, vmId, hostId, endpoint }: SlotItem): EndpointEntry => ({
   ip,
@@ -12,7 +12,8 @@ export const toEndpointEntry = ({ ip, version, state, vmId, hostId, endpoint }: 
 
 /**
  * What one change to a metadata item means for host agents: a slot whose version moved is an
- * endpoint change; a host whose VM count in a network leaves or reaches zero joins or leaves it.
+ * endpoint change; a host whose VM count in a network leaves or reaches zero joins or leaves it;
+ * a VM whose service account changed needs its host to fetch credentials again.
  */
 export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem: MetadataItem | undefined): NetworkChange[] {
   const kind = newItem?.kind ?? oldItem?.kind;
@@ -21,6 +22,12 @@ export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem
     const after = newItem as SlotItem | undefined;
     if (!after || before?.version === after.version) return [];
     return [{ kind: 'endpoint', networkId: after.networkId, entry: toEndpointEntry(after) }];
+  }
+  if (kind === 'vm') {
+    const before = oldItem as VmItem | undefined;
+    const after = newItem as VmItem | undefined;
+    if (!before || !after || before.serviceAccountId === after.serviceAccountId) return [];
+    return [{ kind: 'credentials', networkId: after.networkId, hostId: after.hostId, vmId: after.vmId }];
   }
   if (kind === 'member') {
     const before = (oldItem as MemberItem | undefined)?.vmCount ?? 0;

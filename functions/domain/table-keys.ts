@@ -8,24 +8,28 @@ export const keys = {
   network: (networkId: string) => ({ pk: `NET#${networkId}`, sk: 'NET' }),
   vm: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'VM' }),
   hostKeys: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'HOSTKEYS' }),
+  serviceAccount: (serviceAccountId: string) => ({ pk: `SA#${serviceAccountId}`, sk: 'SA' }),
   slot: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `SLOT#${ip}` }),
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
 };
 
 
 /**
- * Two generic indexes. gsi1 lists hosts, and a tenant's networks and VMs; gsi2 lists the VMs of
- * one network and the networks one host is a member of.
+ * Three generic indexes. gsi1 lists hosts, and a tenant's networks, VMs and service accounts;
+ * gsi2 lists the VMs of one network and the networks one host is a member of; gsi3 the VMs on one host.
  */
 export const indexes = {
   gsi1: 'gsi1',
   gsi2: 'gsi2',
+  gsi3: 'gsi3',
 };
 
 export const indexKeys = {
   allHosts: 'HOSTS',
   networksOfTenant: (tenantId: string) => `TENANT#${tenantId}#NETWORKS`,
   vmsOfTenant: (tenantId: string) => `TENANT#${tenantId}#VMS`,
+  serviceAccountsOfTenant: (tenantId: string) => `TENANT#${tenantId}#SAS`,
+  vmsOnHost: (hostId: string) => `HOST#${hostId}#VMS`,
   vmsOfNetwork: (networkId: string) => `VMS#NET#${networkId}`,
   networksOfHost: (hostId: string) => `MEMBERSHIPS#HOST#${hostId}`,
 };

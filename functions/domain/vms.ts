@@ -20,6 +20,7 @@ export interface VmView {
   ip: string;
   hostId: string;
   state: VmItem['state'];
+  serviceAccountId?: string;
   /** The tunnel endpoint (host underlay address) and the slot version that recorded it. */
   endpoint: { address: string; version: number };
   createdAt: string;
@@ -36,6 +37,7 @@ export const toVmView = (vm: StoredVm): VmView => ({
   ip: vm.ip,
   hostId: vm.hostId,
   state: vm.state,
+  serviceAccountId: vm.serviceAccountId,
   endpoint: { address: vm.endpointAddress, version: vm.endpointVersion },
   createdAt: vm.createdAt,
   updatedAt: vm.updatedAt,
@@ -129,6 +131,8 @@ export async function createVm(table: string, tenantId: string, request: CreateV
       gsi1sk: vmId,
       gsi2pk: indexKeys.vmsOfNetwork(network.networkId),
       gsi2sk: vmId,
+      gsi3pk: indexKeys.vmsOnHost(host.hostId),
+      gsi3sk: vmId,
     };
     const slot: SlotItem & Record<string, unknown> = {
       ...keys.slot(network.networkId, ip),
@@ -217,9 +221,16 @@ export async function migrateVm(table: string, tenantId: string, vmId: string, t
         Update: {
           TableName: table,
           Key: keys.vm(vmId),
-          UpdateExpression: 'SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now',
+          UpdateExpression: 'SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now, gsi3pk = :onHost',
           ConditionExpression: 'hostId = :from',
-          ExpressionAttributeValues: { ':to': targetHostId, ':from': vm.hostId, ':address': target.address, ':version': version, ':now': updatedAt },
+          ExpressionAttributeValues: {
+            ':to': targetHostId,
+            ':from': vm.hostId,
+            ':address': target.address,
+            ':version': version,
+            ':now': updatedAt,
+            ':onHost': indexKeys.vmsOnHost(targetHostId),
+          },
         },
       },
       {

@@ -13,6 +13,9 @@ describe('tenant isolation', () => {
   const hostIds = [uniqueId('iso1'), uniqueId('iso2')];
   let networkB: any;
   let vmB: any;
+  let accountB: any;
+  let vmA: any;
+  let accountA: any;
 
   beforeAll(async () => {
     for (const [i, hostId] of hostIds.entries()) {
@@ -20,6 +23,11 @@ describe('tenant isolation', () => {
     }
     networkB = await expectOk(api('POST', '/networks', { name: 'b-private', cidr: '10.90.0.0/24' }, tenantB), 201);
     vmB = await expectOk(api('POST', '/vms', { name: 'b-vm', networkId: networkB.networkId, hostId: hostIds[0] }, tenantB), 201);
+    accountB = await expectOk(api('POST', '/service-accounts', { name: 'b-robot' }, tenantB), 201);
+    vmB = await expectOk(api('PUT', `/vms/${vmB.vmId}/service-account`, { serviceAccountId: accountB.serviceAccountId }, tenantB));
+    const networkA = await expectOk(api('POST', '/networks', { name: 'a-private', cidr: '10.91.0.0/24' }, tenantA), 201);
+    vmA = await expectOk(api('POST', '/vms', { name: 'a-vm', networkId: networkA.networkId, hostId: hostIds[1] }, tenantA), 201);
+    accountA = await expectOk(api('POST', '/service-accounts', { name: 'a-robot' }, tenantA), 201);
   });
 
   const notFound = (response: ApiResponse, kind: string, id: string) => {
@@ -52,6 +60,25 @@ describe('tenant isolation', () => {
     'GET /vms/{vmId}/host-keys': async () => notFound(await api('GET', `/vms/${vmB.vmId}/host-keys`, undefined, tenantA), 'vm', vmB.vmId),
     'PUT /hosts/{hostId}/vms/{vmId}/host-keys': async () =>
       expect((await api('PUT', `/hosts/${hostIds[0]}/vms/${vmB.vmId}/host-keys`, { keys: ['ssh-ed25519 AAAA'] }, tenantA)).status).toBe(403),
+    'POST /service-accounts': async () => {
+      const created = await expectOk(api('POST', '/service-accounts', { name: 'a-other' }, tenantA), 201);
+      expect(created.tenantId).not.toBe(accountB.tenantId);
+    },
+    'GET /service-accounts': async () => {
+      const { serviceAccounts } = await expectOk(api('GET', '/service-accounts?limit=100', undefined, tenantA));
+      expect(serviceAccounts.map((account: any) => account.serviceAccountId)).not.toContain(accountB.serviceAccountId);
+    },
+    'GET /service-accounts/{serviceAccountId}': async () =>
+      notFound(await api('GET', `/service-accounts/${accountB.serviceAccountId}`, undefined, tenantA), 'service account', accountB.serviceAccountId),
+    'PUT /vms/{vmId}/service-account': async () => {
+      notFound(await api('PUT', `/vms/${vmB.vmId}/service-account`, { serviceAccountId: accountA.serviceAccountId }, tenantA), 'vm', vmB.vmId);
+      // Nor can A borrow B's account for its own VM.
+      const borrowed = await api('PUT', `/vms/${vmA.vmId}/service-account`, { serviceAccountId: accountB.serviceAccountId }, tenantA);
+      notFound(borrowed, 'service account', accountB.serviceAccountId);
+    },
+    'DELETE /vms/{vmId}/service-account': async () => notFound(await api('DELETE', `/vms/${vmB.vmId}/service-account`, undefined, tenantA), 'vm', vmB.vmId),
+    'POST /hosts/{hostId}/service-account-credentials': async () =>
+      expect((await api('POST', `/hosts/${hostIds[0]}/service-account-credentials`, { publicKey: { kty: 'EC', crv: 'P-256', x: 'A'.repeat(43), y: 'A'.repeat(43) } }, tenantA)).status).toBe(403),
     'DELETE /vms/{vmId}': async () => notFound(await api('DELETE', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
   };
 
@@ -62,6 +89,8 @@ describe('tenant isolation', () => {
   it("leaves tenant B's resources as they were", async () => {
     expect(await expectOk(api('GET', `/vms/${vmB.vmId}`, undefined, tenantB))).toEqual(vmB);
     expect(await expectOk(api('GET', `/networks/${networkB.networkId}`, undefined, tenantB))).toEqual(networkB);
+    expect(await expectOk(api('GET', `/service-accounts/${accountB.serviceAccountId}`, undefined, tenantB))).toEqual(accountB);
+    expect((await expectOk(api('GET', `/vms/${vmA.vmId}`, undefined, tenantA))).serviceAccountId).toBeUndefined();
     const { vms } = await expectOk(api('GET', `/vms?networkId=${networkB.networkId}`, undefined, tenantB));
     expect(vms.map((vm: any) => vm.vmId)).toEqual([vmB.vmId]);
   });

@@ -131,6 +131,7 @@ describe('ControlPlaneStack', () => {
     expect(signing).toEqual({
       'Api/Authorizer': ['kms:GetPublicKey on ApiTokenKey'],
       'Api/PutHostsHostIdVmsVmIdHostKeys': ['kms:Sign on HostKeyAttestationKey'],
+      'Api/PostHostsHostIdServiceAccountCredentials': ['kms:Sign on HostCredentialKey'],
     });
   });
 

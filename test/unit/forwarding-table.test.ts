@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { EndpointsMessage, HostMessage } from '../../events/endpoints.ts';
+import type { EndpointsMessage, NetworkMessage } from '../../events/endpoints.ts';
 import { ForwardingTable } from '../../host-agent/forwarding-table.ts';
 
 const endpoints = (epoch: number, version: number, endpoint: string, snapshot = false): EndpointsMessage => ({
@@ -20,7 +20,7 @@ describe('ForwardingTable', () => {
   });
 
   it('never regresses over any duplicated, shuffled replay of a history', () => {
-    const history: HostMessage[] = [];
+    const history: NetworkMessage[] = [];
     for (let version = 1; version <= 8; version++) history.push(endpoints(1 + Math.floor(version / 3), version, `192.0.2.${version}`));
     for (let trial = 0; trial < 200; trial++) {
       const table = new ForwardingTable();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { MemberItem, SlotItem } from '../../events/records.ts';
+import type { EndpointsMessage } from '../../events/endpoints.ts';
+import type { MemberItem, SlotItem, VmItem } from '../../events/records.ts';
 import { changesFromItemUpdate } from '../../functions/domain/network-changes.ts';
 import { messagesFor } from '../../functions/domain/fanout.ts';
 
@@ -31,12 +32,36 @@ describe('changesFromItemUpdate', () => {
   });
 });
 
+describe('changesFromItemUpdate for VMs', () => {
+  const vm = (serviceAccountId?: string): VmItem => ({
+    kind: 'vm',
+    vmId: 'vm-1',
+    tenantId: 't1',
+    name: 'vm',
+    networkId: 'net-1',
+    ip: '10.0.0.5',
+    hostId: 'h1',
+    state: 'running',
+    serviceAccountId,
+    createdAt: '',
+    updatedAt: '',
+  });
+
+  it("asks the VM's host to refresh credentials when its service account changes, and only then", () => {
+    const refresh = [{ kind: 'credentials', networkId: 'net-1', hostId: 'h1', vmId: 'vm-1' }];
+    expect(changesFromItemUpdate(vm(), vm('sa-1'))).toEqual(refresh);
+    expect(changesFromItemUpdate(vm('sa-1'), vm())).toEqual(refresh);
+    expect(changesFromItemUpdate(vm('sa-1'), vm('sa-1'))).toEqual([]);
+    expect(changesFromItemUpdate(undefined, vm('sa-1'))).toEqual([]);
+  });
+});
+
 describe('messagesFor', () => {
   const partition = { slots: [slot(3, '192.0.2.9')], members: [member('h1', 2, 7), member('h2', 0, 4), member('h3', 1, 2)] };
 
   it('sends an endpoint change to current members only, each with its own epoch', () => {
     const out = messagesFor({ kind: 'endpoint', networkId: 'net-1', entry: { ip: '10.0.0.5', version: 3, state: 'active' } }, partition, 'm1');
-    expect(out.map((item) => [item.hostId, item.message.epoch])).toEqual([['h1', 7], ['h3', 2]]);
+    expect(out.map((item) => [item.hostId, (item.message as EndpointsMessage).epoch])).toEqual([['h1', 7], ['h3', 2]]);
   });
 
   it('answers a join with a snapshot, unless the host has left again', () => {

@@ -1,0 +1,15 @@
+import { IssueHostCredentialsRequest, PathWithId } from '#events/api.ts';
+import { KmsJwsSigner } from '#tokens/kms-signer.ts';
+import { kms } from '../commons/clients.ts';
+import { requiredEnv } from '../commons/env.ts';
+import { apiHandler } from '../commons/http.ts';
+import { tableName } from '../commons/table.ts';
+import { assertActsForHost } from '../domain/access.ts';
+import { issueCredentialsForHost } from '../domain/host-credentials.ts';
+
+const credentials = new KmsJwsSigner(kms, requiredEnv('HOST_CREDENTIAL_KEY_ARN'));
+
+export const handler = apiHandler({ scopes: ['host'], path: PathWithId('hostId'), body: IssueHostCredentialsRequest }, async ({ path, body, caller }) => {
+  assertActsForHost(caller, path.hostId);
+  return { statusCode: 200, body: await issueCredentialsForHost(tableName, credentials, path.hostId, body.publicKey) };
+});

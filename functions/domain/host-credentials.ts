@@ -1,0 +1,41 @@
+import type { P256PublicJwk } from '#events/api.ts';
+import type { JwsSigner } from '#tokens/jws.ts';
+import { issueHostCredential } from '#tokens/host-credentials.ts';
+import { getHost } from './hosts.ts';
+import { queryAll } from './store.ts';
+import { indexes, indexKeys } from './table-keys.ts';
+import type { StoredVm } from './vms.ts';
+
+export interface HostCredentialsView {
+  hostId: string;
+  credentials: { serviceAccountId: string; vmIds: string[]; credential: string; expiresAt: string }[];
+}
+
+/**
+ * One credential per service account attached to a VM on this host, naming those VMs and bound
+ * to the key the host agent will mint with. A VM that left the host, or whose account was
+ * detached, is simply not named; the agent then stops minting for it.
+ */
+export async function issueCredentialsForHost(table: string, signer: JwsSigner, hostId: string, hostPublicKey: P256PublicJwk): Promise<HostCredentialsView> {
+  await getHost(table, hostId);
+  const vms = await queryAll<StoredVm>({
+    TableName: table,
+    IndexName: indexes.gsi3,
+    KeyConditionExpression: 'gsi3pk = :pk',
+    ExpressionAttributeValues: { ':pk': indexKeys.vmsOnHost(hostId) },
+  });
+  const byAccount = new Map<string, StoredVm[]>();
+  for (const vm of vms) {
+    // The index can trail a migration for a moment; the item itself says where the VM runs.
+    if (vm.hostId !== hostId || !vm.serviceAccountId) continue;
+    byAccount.set(vm.serviceAccountId, [...(byAccount.get(vm.serviceAccountId) ?? []), vm]);
+  }
+  const credentials = await Promise.all(
+    [...byAccount].map(async ([serviceAccountId, accountVms]) => {
+      const vmIds = accountVms.map((vm) => vm.vmId);
+      const { credential, claims } = await issueHostCredential(signer, { serviceAccountId, tenantId: accountVms[0]!.tenantId, hostId, vmIds, hostPublicKey });
+      return { serviceAccountId, vmIds: claims.vms, credential, expiresAt: new Date(claims.exp * 1000).toISOString() };
+    }),
+  );
+  return { hostId, credentials };
+}

@@ -1,0 +1,110 @@
+import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HOST_CREDENTIAL_KEY_ALIAS, VM_TOKEN_TYPE } from '#events/tokens.ts';
+import { decodeJws, TokenError } from '#tokens/jws.ts';
+import { KeyPairJwsSigner } from '#tokens/key-pair-signer.ts';
+import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
+import { VmTokenVerifier } from '#tokens/vm-tokens.ts';
+import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
+import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { localAwsConfig } from '../helpers/local-aws.ts';
+
+const AUDIENCE = 'https://storage.example.com';
+
+describe('service-account tokens', () => {
+  let h1: RunningAgent;
+  let h2: RunningAgent;
+  let vm: any;
+  let account: any;
+  let verifier: VmTokenVerifier;
+
+  /** What a process in the VM does: ask its metadata server for an identity token. */
+  const requestToken = async (agent: RunningAgent, audience = AUDIENCE, headers: Record<string, string> = { 'metadata-flavor': 'Stratoplane' }) => {
+    const metadataUrl = ((await agent.status()) as any).vms[vm.vmId]?.metadataUrl;
+    if (!metadataUrl) return { status: 0, body: 'no metadata server for the VM on this host' };
+    const query = audience ? `?audience=${encodeURIComponent(audience)}` : '';
+    const response = await fetch(`${metadataUrl}/computeMetadata/v1/instance/service-accounts/default/identity${query}`, { headers });
+    return { status: response.status, body: await response.text(), cacheControl: response.headers.get('cache-control') };
+  };
+
+  beforeAll(async () => {
+    [h1, h2] = await Promise.all([startAgent(uniqueId('sa1'), '198.51.100.171'), startAgent(uniqueId('sa2'), '198.51.100.172')]);
+    const network = await expectOk(api('POST', '/networks', { name: 'sa', cidr: '10.80.0.0/24' }), 201);
+    vm = await expectOk(api('POST', '/vms', { name: 'worker', networkId: network.networkId, hostId: h1.hostId }), 201);
+    account = await expectOk(api('POST', '/service-accounts', { name: 'uploader' }), 201);
+    const kms = new KMSClient(localAwsConfig());
+    const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: HOST_CREDENTIAL_KEY_ALIAS }));
+    verifier = new VmTokenVerifier(new KmsPublicKeys(kms, [KeyMetadata!.Arn!]));
+  });
+
+  afterAll(async () => {
+    await Promise.all([h1, h2].filter(Boolean).map((agent) => agent.process.stop()));
+  });
+
+  it('serves no token before an account is attached', async () => {
+    await eventually(async () => expect((await requestToken(h1)).status).toBe(404));
+  });
+
+  it('mints tokens on the host once attached, and they verify offline through the whole chain', async () => {
+    await expectOk(api('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }));
+    let token = '';
+    await eventually(async () => {
+      const answer = await requestToken(h1);
+      expect(answer.status).toBe(200);
+      expect(answer.cacheControl).toBe('no-store');
+      token = answer.body;
+    });
+    const verified = await verifier.verify(token, AUDIENCE);
+    expect(verified).toMatchObject({ serviceAccountId: account.serviceAccountId, tenantId: 'test-tenant', vmId: vm.vmId, hostId: h1.hostId, audience: AUDIENCE });
+    expect(verified.expiresAt - Date.now()).toBeLessThanOrEqual(10 * 60_000);
+
+    // Minting is local: many tokens, no API call per token (the agent's counter moves, the control plane sees nothing).
+    const before = ((await h1.status()) as any).tokensMinted;
+    for (let i = 0; i < 20; i++) expect((await requestToken(h1)).status).toBe(200);
+    expect(((await h1.status()) as any).tokensMinted - before).toBe(20);
+  });
+
+  it('refuses tokens for another audience, expired, tampered, or re-signed by a key the credential does not bind', async () => {
+    const token = (await requestToken(h1)).body;
+    const refused = (candidate: string, audience = AUDIENCE, now?: number) => expect(verifier.verify(candidate, audience, now)).rejects.toThrow(TokenError);
+    await refused(token, 'https://elsewhere.example.com');
+    await refused(token, AUDIENCE, Date.now() + 11 * 60_000);
+
+    const jws = decodeJws(token);
+    const claims = jws.payload as Record<string, unknown>;
+    const [header, , signature] = token.split('.');
+    await refused(`${header}.${Buffer.from(JSON.stringify({ ...claims, vm: 'vm-other' })).toString('base64url')}.${signature}`);
+    // A thief with the credential but not the host's private key.
+    await expect(verifier.verify(KeyPairJwsSigner.generate().signNow(VM_TOKEN_TYPE, claims), AUDIENCE)).rejects.toThrow(/not signed by the key its credential binds/);
+    // A self-made credential binding the forger's own key: consistent, but not signed by the KMS credential key.
+    const forger = KeyPairJwsSigner.generate();
+    const { kty, crv, x, y } = forger.publicKey.export({ format: 'jwk' });
+    const forgedCredential = forger.signNow('stratoplane-host-credential+jwt', { ...decodeJws(claims.cred as string).payload, cnf: { jwk: { kty, crv, x, y } } });
+    await expect(verifier.verify(forger.signNow(VM_TOKEN_TYPE, { ...claims, cred: forgedCredential }), AUDIENCE)).rejects.toThrow(/credential key .* is not trusted/);
+  });
+
+  it('answers 400 without an audience and 403 without the metadata header', async () => {
+    expect((await requestToken(h1, '')).status).toBe(400);
+    expect((await requestToken(h1, AUDIENCE, {})).status).toBe(403);
+  });
+
+  it('stops minting at the host when the account is detached', async () => {
+    await expectOk(api('DELETE', `/vms/${vm.vmId}/service-account`));
+    await eventually(async () => expect((await requestToken(h1)).status).toBe(404));
+  });
+
+  it('stops minting at the old host when the VM moves, and the new host takes over', async () => {
+    await expectOk(api('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }));
+    await eventually(async () => expect((await requestToken(h1)).status).toBe(200));
+    await expectOk(api('POST', `/vms/${vm.vmId}/migrate`, { targetHostId: h2.hostId }));
+    await eventually(async () => expect((await requestToken(h1)).status).toBe(0));
+    let token = '';
+    await eventually(async () => {
+      const answer = await requestToken(h2);
+      expect(answer.status).toBe(200);
+      token = answer.body;
+    });
+    expect((await verifier.verify(token, AUDIENCE)).hostId).toBe(h2.hostId);
+    expect(((await h1.status()) as any).serviceAccounts[vm.vmId]).toBeUndefined();
+  });
+});
