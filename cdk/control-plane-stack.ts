@@ -6,9 +6,9 @@ import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS } from '#events/tokens.ts';
+import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS, VM_PAIR_KEY_ALIAS } from '#events/tokens.ts';
 import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
-import { TenantApi } from './constructs/tenant-api.ts';
+import { pairKeyStatement, TenantApi } from './constructs/tenant-api.ts';
 
 /**
  * The whole control plane of one region: metadata table with its stream, the fan-out path that
@@ -48,6 +48,13 @@ export class ControlPlaneStack extends Stack {
       keySpec: KeySpec.ECC_NIST_P256,
       keyUsage: KeyUsage.SIGN_VERIFY,
       alias: HOST_CREDENTIAL_KEY_ALIAS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    const vmPairKey = new Key(this, 'VmPairKey', {
+      description: "Wraps VMs' network-pair secrets (data keys stored only encrypted)",
+      enableKeyRotation: true,
+      alias: VM_PAIR_KEY_ALIAS,
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
@@ -106,7 +113,7 @@ export class ControlPlaneStack extends Stack {
     fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [hostQueueArns] }));
     fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
-    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, hostKeyAttestationKey, hostCredentialKey });
+    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, hostKeyAttestationKey, hostCredentialKey, vmPairKey });
 
     // What an operator who issues API tokens needs (`npm run operator -- issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {
@@ -114,14 +121,16 @@ export class ControlPlaneStack extends Stack {
       statements: [new PolicyStatement({ actions: ['kms:Sign', 'kms:DescribeKey'], resources: [apiTokenKey.keyArn] })],
     });
 
-    // What an operator attaches to host machines' role: read and delete on host queues only.
+    // What an operator attaches to host machines' role: consume host queues, and unwrap the
+    // pair secrets of VMs (the API hands a host only the ciphertexts of VMs it runs).
     new ManagedPolicy(this, 'HostAgentPolicy', {
-      description: 'Lets a Stratoplane host agent consume endpoint updates from host queues',
+      description: 'Lets a Stratoplane host agent consume endpoint updates and check network-pair tokens',
       statements: [
         new PolicyStatement({
           actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl'],
           resources: [hostQueueArns],
         }),
+        pairKeyStatement(vmPairKey, 'kms:Decrypt'),
       ],
     });
   }

@@ -63,6 +63,18 @@ export const IssueHostCredentialsRequest = z.strictObject({
 });
 export type IssueHostCredentialsRequest = z.infer<typeof IssueHostCredentialsRequest>;
 
+export const RequestConnectionRequest = z.strictObject({
+  destinationVmId: resourceId,
+});
+export type RequestConnectionRequest = z.infer<typeof RequestConnectionRequest>;
+
+/** Asked of a destination host agent (on its local interface) before a new flow reaches one of its VMs. */
+export const VerifyConnectionRequest = z.strictObject({
+  destinationVmId: resourceId,
+  token: z.string().min(1).max(2048),
+});
+export type VerifyConnectionRequest = z.infer<typeof VerifyConnectionRequest>;
+
 export const ListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(50),
   nextToken: z.string().max(2048).optional(),

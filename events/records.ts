@@ -35,6 +35,8 @@ export const VmItem = z.object({
   state: z.enum(['running']),
   /** The service account the VM's tokens are for, if one is attached. */
   serviceAccountId: resourceId.optional(),
+  /** The VM's network-pair secret, encrypted under the pair key with its encryption context (base64). */
+  pairKeyCiphertext: z.string().optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });

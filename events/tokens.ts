@@ -11,6 +11,11 @@ export const API_TOKEN_KEY_ALIAS = 'alias/stratoplane/api-tokens';
 export const HOST_KEY_ATTESTATION_KEY_ALIAS = 'alias/stratoplane/host-key-attestations';
 export const HOST_KEYS_ATTESTATION_TYPE = 'stratoplane-host-keys+jwt';
 
+/** Wraps each VM's network-pair secret (a data key stored only encrypted). */
+export const VM_PAIR_KEY_ALIAS = 'alias/stratoplane/vm-pair-keys';
+/** The encryption context every pair-secret KMS call carries: it ties the ciphertext to its VM and purpose. */
+export const pairKeyContext = (vmId: string) => ({ purpose: 'network-pair', vmId });
+
 /** Signs hosts' long-term service-account credentials. */
 export const HOST_CREDENTIAL_KEY_ALIAS = 'alias/stratoplane/host-credentials';
 export const HOST_CREDENTIAL_TYPE = 'stratoplane-host-credential+jwt';

@@ -1,10 +1,13 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
+import { VerifyConnectionRequest } from '#events/api.ts';
 import { HostMessageBatch, type NetworkMessage } from '#events/endpoints.ts';
 import { ControlPlaneClient, ControlPlaneError, type TokenSource } from './control-plane-client.ts';
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
 import { MetadataError } from './metadata-server.ts';
+import { PairKeys } from './pair-keys.ts';
 import { ServiceAccountTokens } from './service-account-tokens.ts';
 import { VmBridges } from './vm-bridges.ts';
 import { QueueConsumer } from './queue-consumer.ts';
@@ -27,7 +30,7 @@ export interface AgentStats {
   entriesStale: number;
   messagesRejected: number;
   resyncs: number;
-  credentialRefreshes: number;
+  secretRefreshes: number;
   startedAt: string;
 }
 
@@ -45,10 +48,11 @@ export class HostAgent {
     entriesStale: 0,
     messagesRejected: 0,
     resyncs: 0,
-    credentialRefreshes: 0,
+    secretRefreshes: 0,
     startedAt: new Date().toISOString(),
   };
   readonly tokens = new ServiceAccountTokens();
+  private readonly pairKeys: PairKeys;
   private readonly controlPlane: ControlPlaneClient;
   private consumer: QueueConsumer | undefined;
   private server: http.Server | undefined;
@@ -57,12 +61,14 @@ export class HostAgent {
   /** SSH host keys each local VM uploaded, by key type: forwarded as a whole set on every upload. */
   private readonly hostKeys = new Map<string, Map<string, string>>();
   private localVmIds = new Set<string>();
-  private credentialRefresh: { running: Promise<void>; again: boolean } | undefined;
+  private secretsRefresh: { running: Promise<void>; again: boolean } | undefined;
 
   constructor(
     private readonly config: AgentConfig,
     private readonly sqs: SQSClient,
+    kms: KMSClient,
   ) {
+    this.pairKeys = new PairKeys(kms);
     this.controlPlane = new ControlPlaneClient(config.apiUrl, config.token);
     this.bridges = new VmBridges(
       {
@@ -84,10 +90,10 @@ export class HostAgent {
     this.consumer = new QueueConsumer(this.sqs, queueUrl, (message) => this.onMessage(message), (error) => log(this.config.hostId, error.message));
     this.consumer.start();
     await this.retrying('resync', () => this.resync());
-    await this.refreshCredentials();
+    await this.refreshVmSecrets();
     this.resyncTimer = setInterval(() => {
       void this.resync().catch((error: Error) => log(this.config.hostId, `resync failed: ${error.message}`));
-      void this.refreshCredentials();
+      void this.refreshVmSecrets();
     }, this.config.resyncIntervalMs);
     this.resyncTimer.unref();
     return statusUrl;
@@ -117,7 +123,7 @@ export class HostAgent {
     }
     this.stats.messagesReceived++;
     this.applyAll(parsed.data.messages.filter((item) => item.kind !== 'credentials-changed'));
-    if (parsed.data.messages.some((item) => item.kind === 'credentials-changed')) void this.refreshCredentials();
+    if (parsed.data.messages.some((item) => item.kind === 'credentials-changed')) void this.refreshVmSecrets();
   }
 
   private applyAll(messages: NetworkMessage[]) {
@@ -130,39 +136,55 @@ export class HostAgent {
     const localIds = new Set(local.map((vm) => vm.vmId));
     for (const vmId of this.hostKeys.keys()) if (!localIds.has(vmId)) this.hostKeys.delete(vmId);
     this.tokens.keepOnly(localIds);
+    this.pairKeys.keepOnly(localIds);
     void this.bridges.reconcile(local);
     const changed = localIds.size !== this.localVmIds.size || [...localIds].some((vmId) => !this.localVmIds.has(vmId));
     this.localVmIds = localIds;
-    // A VM that arrived may have a service account: fetch its credential now, not at the next period.
-    if (changed && this.stats.resyncs > 0) void this.refreshCredentials();
+    // A VM that arrived needs its credential and pair secret now, not at the next period.
+    if (changed && this.stats.resyncs > 0) void this.refreshVmSecrets();
   }
 
   /**
-   * Fetches this host's service-account credentials, bound to the agent's minting key. Calls
-   * that arrive during a refresh make one more refresh after it, so no change is missed.
+   * Fetches what this host needs for the VMs it runs: service-account credentials bound to the
+   * agent's minting key, and the VMs' wrapped pair secrets. Calls that arrive during a refresh
+   * make one more refresh after it, so no change is missed.
    */
-  refreshCredentials(): Promise<void> {
-    if (this.credentialRefresh) {
-      this.credentialRefresh.again = true;
-      return this.credentialRefresh.running;
+  refreshVmSecrets(): Promise<void> {
+    if (this.secretsRefresh) {
+      this.secretsRefresh.again = true;
+      return this.secretsRefresh.running;
     }
     const state = { again: false, running: Promise.resolve() };
     state.running = (async () => {
       do {
         state.again = false;
         try {
-          const credentials = await this.controlPlane.hostCredentials(this.config.hostId, this.tokens.publicJwk());
+          const [credentials, pairKeys] = await Promise.all([
+            this.controlPlane.hostCredentials(this.config.hostId, this.tokens.publicJwk()),
+            this.controlPlane.pairKeys(this.config.hostId),
+          ]);
           this.tokens.replace(credentials);
           this.tokens.keepOnly(this.localVmIds);
-          this.stats.credentialRefreshes++;
+          await this.pairKeys.replace(pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)));
+          this.stats.secretRefreshes++;
         } catch (error) {
-          log(this.config.hostId, `credential refresh failed: ${(error as Error).message}`);
+          log(this.config.hostId, `VM secrets refresh failed: ${(error as Error).message}`);
         }
       } while (state.again);
-      this.credentialRefresh = undefined;
+      this.secretsRefresh = undefined;
     })();
-    this.credentialRefresh = state;
+    this.secretsRefresh = state;
     return state.running;
+  }
+
+  /** What the data plane asks before admitting a new flow to a local VM. */
+  verifyConnection(destinationVmId: string, token: string): { accepted: true; sourceVmId: string; sourceIp: string } | { accepted: false; reason: string } {
+    try {
+      const claims = this.pairKeys.verify(token, destinationVmId, this.config.address);
+      return { accepted: true, sourceVmId: claims.src, sourceIp: claims.srcIp };
+    } catch (error) {
+      return { accepted: false, reason: (error as Error).message };
+    }
   }
 
   /** Forwards a VM's host keys, as a set, to the control plane; the control plane checks the VM runs here. */
@@ -196,7 +218,15 @@ export class HostAgent {
         response.writeHead(status, { 'content-type': 'application/json' });
         response.end(JSON.stringify(body, null, 2));
       };
-      if (request.method !== 'GET') return reply(405, { message: 'only GET' });
+      if (request.method === 'POST' && path === '/connections/verify') {
+        return void readJson(request).then((body) => {
+          const parsed = VerifyConnectionRequest.safeParse(body);
+          if (!parsed.success) return reply(400, { message: `body: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}` });
+          const verdict = this.verifyConnection(parsed.data.destinationVmId, parsed.data.token);
+          reply(verdict.accepted ? 200 : 403, verdict);
+        });
+      }
+      if (request.method !== 'GET') return reply(405, { message: 'only GET, and POST /connections/verify' });
       if (path === '/healthz') return reply(200, { ok: true });
       if (path === '/status') {
         return reply(200, {
@@ -224,4 +254,16 @@ function safeJson(text: string | undefined): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** A small JSON body, or undefined when it is not JSON or too large. */
+async function readJson(request: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > 16_384) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return safeJson(Buffer.concat(chunks).toString('utf8'));
 }

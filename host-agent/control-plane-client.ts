@@ -37,6 +37,11 @@ export class ControlPlaneClient {
     return credentials;
   }
 
+  async pairKeys(hostId: string): Promise<{ vmId: string; ciphertext: string }[]> {
+    const { pairKeys } = (await this.call('GET', `/hosts/${encodeURIComponent(hostId)}/vm-pair-keys`)) as { pairKeys: { vmId: string; ciphertext: string }[] };
+    return pairKeys;
+  }
+
   async forwardingTable(hostId: string): Promise<ForwardingTableResponse> {
     return ForwardingTableResponse.parse(await this.call('GET', `/hosts/${encodeURIComponent(hostId)}/forwarding-table`));
   }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import { ipv4Address, resourceId } from '#events/identifiers.ts';
@@ -63,7 +64,7 @@ try {
   console.error(`cannot read the host token: ${(error as Error).message}`);
   process.exit(2);
 }
-const agent = new HostAgent({ ...config, token, resyncIntervalMs: config.resyncSeconds * 1000 }, new SQSClient({}));
+const agent = new HostAgent({ ...config, token, resyncIntervalMs: config.resyncSeconds * 1000 }, new SQSClient({}), new KMSClient({}));
 const statusUrl = await agent.start();
 console.error(`[agent ${config.hostId}] in-memory forwarding table (no data-plane programming in this mode); status at ${statusUrl}/status`);
 // The line supervisors and tests wait for.

@@ -19,6 +19,13 @@ export interface TenantApiProps {
   hostKeyAttestationKey: IKey;
   /** Signs hosts' long-term service-account credentials. */
   hostCredentialKey: IKey;
+  /** Wraps VMs' network-pair secrets. */
+  vmPairKey: IKey;
+}
+
+/** One KMS action on the pair key, and only with the pair encryption context (see `pairKeyContext`). */
+export function pairKeyStatement(key: IKey, action: string): PolicyStatement {
+  return new PolicyStatement({ actions: [action], resources: [key.keyArn], conditions: { StringEquals: { 'kms:EncryptionContext:purpose': 'network-pair' } } });
 }
 
 type Access = 'read' | 'write';
@@ -49,7 +56,16 @@ const routes: Route[] = [
   { method: 'POST', path: '/networks', entry: 'functions/api/create-network.ts', access: 'write' },
   { method: 'GET', path: '/networks', entry: 'functions/api/list-networks.ts', access: 'read' },
   { method: 'GET', path: '/networks/{networkId}', entry: 'functions/api/get-network.ts', access: 'read' },
-  { method: 'POST', path: '/vms', entry: 'functions/api/create-vm.ts', access: 'write' },
+  {
+    method: 'POST',
+    path: '/vms',
+    entry: 'functions/api/create-vm.ts',
+    access: 'write',
+    extras: (fn, props) => {
+      fn.addEnvironment('VM_PAIR_KEY_ARN', props.vmPairKey.keyArn);
+      fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
+    },
+  },
   { method: 'GET', path: '/vms', entry: 'functions/api/list-vms.ts', access: 'read' },
   { method: 'GET', path: '/vms/{vmId}', entry: 'functions/api/get-vm.ts', access: 'read' },
   { method: 'POST', path: '/vms/{vmId}/migrate', entry: 'functions/api/migrate-vm.ts', access: 'write' },
@@ -80,6 +96,20 @@ const routes: Route[] = [
       props.hostCredentialKey.grant(fn, 'kms:Sign');
     },
   },
+  { method: 'PUT', path: '/networks/{networkId}/allowed-sources/{sourceNetworkId}', entry: 'functions/api/allow-source.ts', access: 'write' },
+  { method: 'DELETE', path: '/networks/{networkId}/allowed-sources/{sourceNetworkId}', entry: 'functions/api/disallow-source.ts', access: 'write' },
+  { method: 'GET', path: '/networks/{networkId}/allowed-sources', entry: 'functions/api/list-allowed-sources.ts', access: 'read' },
+  {
+    method: 'POST',
+    path: '/vms/{vmId}/connections',
+    entry: 'functions/api/request-connection.ts',
+    access: 'read',
+    extras: (fn, props) => {
+      fn.addEnvironment('VM_PAIR_KEY_ARN', props.vmPairKey.keyArn);
+      fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:Decrypt'));
+    },
+  },
+  { method: 'GET', path: '/hosts/{hostId}/vm-pair-keys', entry: 'functions/api/get-host-pair-keys.ts', access: 'read' },
 ];
 
 export class TenantApi extends Construct {

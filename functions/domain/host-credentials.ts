@@ -2,9 +2,7 @@ import type { P256PublicJwk } from '#events/api.ts';
 import type { JwsSigner } from '#tokens/jws.ts';
 import { issueHostCredential } from '#tokens/host-credentials.ts';
 import { getHost } from './hosts.ts';
-import { queryAll } from './store.ts';
-import { indexes, indexKeys } from './table-keys.ts';
-import type { StoredVm } from './vms.ts';
+import { listVmsOnHost, type StoredVm } from './vms.ts';
 
 export interface HostCredentialsView {
   hostId: string;
@@ -18,16 +16,9 @@ export interface HostCredentialsView {
  */
 export async function issueCredentialsForHost(table: string, signer: JwsSigner, hostId: string, hostPublicKey: P256PublicJwk): Promise<HostCredentialsView> {
   await getHost(table, hostId);
-  const vms = await queryAll<StoredVm>({
-    TableName: table,
-    IndexName: indexes.gsi3,
-    KeyConditionExpression: 'gsi3pk = :pk',
-    ExpressionAttributeValues: { ':pk': indexKeys.vmsOnHost(hostId) },
-  });
   const byAccount = new Map<string, StoredVm[]>();
-  for (const vm of vms) {
-    // The index can trail a migration for a moment; the item itself says where the VM runs.
-    if (vm.hostId !== hostId || !vm.serviceAccountId) continue;
+  for (const vm of await listVmsOnHost(table, hostId)) {
+    if (!vm.serviceAccountId) continue;
     byAccount.set(vm.serviceAccountId, [...(byAccount.get(vm.serviceAccountId) ?? []), vm]);
   }
   const credentials = await Promise.all(

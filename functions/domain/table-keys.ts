@@ -11,6 +11,8 @@ export const keys = {
   serviceAccount: (serviceAccountId: string) => ({ pk: `SA#${serviceAccountId}`, sk: 'SA' }),
   slot: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `SLOT#${ip}` }),
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
+  /** A tenant's rule that VMs of `sourceNetworkId` may connect to VMs of `networkId`. */
+  allowedSource: (networkId: string, sourceNetworkId: string) => ({ pk: `NET#${networkId}`, sk: `ALLOW#${sourceNetworkId}` }),
 };
 
 

@@ -7,7 +7,7 @@ import { ClientError, ConflictError, NotFoundError } from './errors.ts';
 import { chooseHost, getHost, listHosts } from './hosts.ts';
 import { getNetwork, newId } from './networks.ts';
 import { decodeNextToken, encodeNextToken } from './pagination.ts';
-import { backoff, cancellationCodes, getItem, readNetworkPartition } from './store.ts';
+import { backoff, cancellationCodes, getItem, queryAll, readNetworkPartition } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
@@ -91,9 +91,16 @@ function hostCountDelta(table: string, hostId: string, delta: 1 | -1): TransactI
  * endpoint, all in one transaction. A lost race for the address or the host's last place is
  * retried with a fresh read; an address is never given twice because the slot write is conditional.
  */
-export async function createVm(table: string, tenantId: string, request: CreateVmRequest): Promise<VmView> {
+export async function createVm(
+  table: string,
+  tenantId: string,
+  request: CreateVmRequest,
+  newPairKeyCiphertext: (vmId: string) => Promise<string>,
+): Promise<VmView> {
   const network = await getNetwork(table, tenantId, request.networkId);
   const pinned = request.hostId ? await getHost(table, request.hostId) : undefined;
+  const vmId = newId('vm');
+  const pairKeyCiphertext = await newPairKeyCiphertext(vmId);
   const fullHosts = new Set<string>();
 
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -111,7 +118,6 @@ export async function createVm(table: string, tenantId: string, request: CreateV
     }
 
     const now = new Date().toISOString();
-    const vmId = newId('vm');
     const version = (released?.version ?? 0) + 1;
     const vm: StoredVm & Record<string, unknown> = {
       ...keys.vm(vmId),
@@ -125,6 +131,7 @@ export async function createVm(table: string, tenantId: string, request: CreateV
       state: 'running',
       endpointAddress: host.address,
       endpointVersion: version,
+      pairKeyCiphertext,
       createdAt: now,
       updatedAt: now,
       gsi1pk: indexKeys.vmsOfTenant(tenantId),
@@ -184,6 +191,17 @@ export async function getVm(table: string, tenantId: string, vmId: string): Prom
   const vm = await getItem<StoredVm>(table, keys.vm(vmId));
   if (!vm || vm.tenantId !== tenantId) throw new NotFoundError('vm', vmId);
   return vm;
+}
+
+/** The VMs on a host. The index can trail a migration for a moment; each item says where its VM runs, so those that left are dropped. */
+export async function listVmsOnHost(table: string, hostId: string): Promise<StoredVm[]> {
+  const vms = await queryAll<StoredVm>({
+    TableName: table,
+    IndexName: indexes.gsi3,
+    KeyConditionExpression: 'gsi3pk = :pk',
+    ExpressionAttributeValues: { ':pk': indexKeys.vmsOnHost(hostId) },
+  });
+  return vms.filter((vm) => vm.hostId === hostId);
 }
 
 export async function listVms(table: string, tenantId: string, query: ListVmsQuery) {

@@ -79,6 +79,20 @@ describe('tenant isolation', () => {
     'DELETE /vms/{vmId}/service-account': async () => notFound(await api('DELETE', `/vms/${vmB.vmId}/service-account`, undefined, tenantA), 'vm', vmB.vmId),
     'POST /hosts/{hostId}/service-account-credentials': async () =>
       expect((await api('POST', `/hosts/${hostIds[0]}/service-account-credentials`, { publicKey: { kty: 'EC', crv: 'P-256', x: 'A'.repeat(43), y: 'A'.repeat(43) } }, tenantA)).status).toBe(403),
+    'PUT /networks/{networkId}/allowed-sources/{sourceNetworkId}': async () => {
+      notFound(await api('PUT', `/networks/${networkB.networkId}/allowed-sources/${vmA.networkId}`, undefined, tenantA), 'network', networkB.networkId);
+      // Nor may A open its own network to B's.
+      notFound(await api('PUT', `/networks/${vmA.networkId}/allowed-sources/${networkB.networkId}`, undefined, tenantA), 'network', networkB.networkId);
+    },
+    'DELETE /networks/{networkId}/allowed-sources/{sourceNetworkId}': async () =>
+      notFound(await api('DELETE', `/networks/${networkB.networkId}/allowed-sources/${networkB.networkId}`, undefined, tenantA), 'network', networkB.networkId),
+    'GET /networks/{networkId}/allowed-sources': async () =>
+      notFound(await api('GET', `/networks/${networkB.networkId}/allowed-sources`, undefined, tenantA), 'network', networkB.networkId),
+    'POST /vms/{vmId}/connections': async () => {
+      notFound(await api('POST', `/vms/${vmB.vmId}/connections`, { destinationVmId: vmA.vmId }, tenantA), 'vm', vmB.vmId);
+      notFound(await api('POST', `/vms/${vmA.vmId}/connections`, { destinationVmId: vmB.vmId }, tenantA), 'vm', vmB.vmId);
+    },
+    'GET /hosts/{hostId}/vm-pair-keys': async () => expect((await api('GET', `/hosts/${hostIds[0]}/vm-pair-keys`, undefined, tenantA)).status).toBe(403),
     'DELETE /vms/{vmId}': async () => notFound(await api('DELETE', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
   };
 

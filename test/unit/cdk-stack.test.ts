@@ -132,6 +132,8 @@ describe('ControlPlaneStack', () => {
       'Api/Authorizer': ['kms:GetPublicKey on ApiTokenKey'],
       'Api/PutHostsHostIdVmsVmIdHostKeys': ['kms:Sign on HostKeyAttestationKey'],
       'Api/PostHostsHostIdServiceAccountCredentials': ['kms:Sign on HostCredentialKey'],
+      'Api/PostVms': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
+      'Api/PostVmsVmIdConnections': ['kms:Decrypt on VmPairKey'],
     });
   });
 
@@ -159,5 +161,15 @@ describe('ControlPlaneStack', () => {
     const methods = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::Method');
     expect(methods.length).toBeGreaterThan(0);
     for (const method of methods) expect(method.Properties).toMatchObject({ AuthorizationType: 'CUSTOM', AuthorizerId: { Ref: expect.stringMatching(/^ApiBearerTokens/) } });
+  });
+
+  it('ties every use of the pair key to the network-pair encryption context, and lets hosts only decrypt with it', () => {
+    const policies = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy');
+    const pairKeyStatements = policies.flatMap(([, r]) => r.Properties.PolicyDocument.Statement as (Statement & { Condition?: unknown })[]).filter((s) => JSON.stringify(s.Resource).includes('VmPairKey'));
+    expect(pairKeyStatements.length).toBe(3);
+    for (const statement of pairKeyStatements) expect(statement.Condition).toEqual({ StringEquals: { 'kms:EncryptionContext:purpose': 'network-pair' } });
+    const hostPolicy = policies.find(([id]) => id.startsWith('HostAgentPolicy'))![1];
+    const kmsActions = (hostPolicy.Properties.PolicyDocument.Statement as Statement[]).flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('kms:'));
+    expect(kmsActions).toEqual(['kms:Decrypt']);
   });
 });

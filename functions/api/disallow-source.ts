@@ -1,0 +1,14 @@
+import { resourceId } from '#events/identifiers.ts';
+import { z } from 'zod';
+import { apiHandler } from '../commons/http.ts';
+import { tableName } from '../commons/table.ts';
+import { tenantOf } from '../domain/access.ts';
+import { disallowSource } from '../domain/allowed-sources.ts';
+
+export const handler = apiHandler(
+  { scopes: ['tenant:write'], path: z.strictObject({ networkId: resourceId, sourceNetworkId: resourceId }) },
+  async ({ path, caller }) => {
+    await disallowSource(tableName, tenantOf(caller), path.networkId, path.sourceNetworkId);
+    return { statusCode: 204 };
+  },
+);

@@ -1,0 +1,13 @@
+import { PathWithId, RequestConnectionRequest } from '#events/api.ts';
+import { apiHandler } from '../commons/http.ts';
+import { tableName } from '../commons/table.ts';
+import { requestConnection } from '../domain/connections.ts';
+import { decryptPairKey } from '../domain/pair-keys.ts';
+
+export const handler = apiHandler(
+  { scopes: ['tenant:write', 'host'], path: PathWithId('vmId'), body: RequestConnectionRequest },
+  async ({ path, body, caller }) => ({
+    statusCode: 200,
+    body: await requestConnection(tableName, caller, path.vmId, body.destinationVmId, decryptPairKey),
+  }),
+);

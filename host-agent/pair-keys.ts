@@ -1,0 +1,42 @@
+import { DecryptCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { pairKeyContext } from '#events/tokens.ts';
+import { verifyPairToken, type PairTokenClaims } from '#tokens/pair-tokens.ts';
+
+/**
+ * The network-pair secrets of the VMs on this host, unwrapped with KMS under each VM's encryption
+ * context (a ciphertext handed over for another VM does not decrypt). Checks connection tokens
+ * locally: no control-plane call per connection.
+ */
+export class PairKeys {
+  private readonly secrets = new Map<string, { ciphertext: string; secret: Buffer }>();
+
+  constructor(private readonly kms: KMSClient) {}
+
+  /** Takes the ciphertexts the control plane listed for this host; unwraps only new or changed ones. */
+  async replace(pairKeys: readonly { vmId: string; ciphertext: string }[]): Promise<void> {
+    const listed = new Set(pairKeys.map(({ vmId }) => vmId));
+    await Promise.all(
+      pairKeys.map(async ({ vmId, ciphertext }) => {
+        if (this.secrets.get(vmId)?.ciphertext === ciphertext) return;
+        const { Plaintext } = await this.kms.send(new DecryptCommand({ CiphertextBlob: Buffer.from(ciphertext, 'base64'), EncryptionContext: pairKeyContext(vmId) }));
+        this.secrets.set(vmId, { ciphertext, secret: Buffer.from(Plaintext!) });
+      }),
+    );
+    this.keepOnly(listed);
+  }
+
+  keepOnly(vmIds: ReadonlySet<string>): void {
+    for (const [vmId, entry] of this.secrets) {
+      if (vmIds.has(vmId)) continue;
+      entry.secret.fill(0);
+      this.secrets.delete(vmId);
+    }
+  }
+
+  /** Checks a token for a connection to `destinationVmId` on this host (throws TokenError when refused). */
+  verify(token: string, destinationVmId: string, hostAddress: string): PairTokenClaims {
+    const entry = this.secrets.get(destinationVmId);
+    if (!entry) throw new Error(`vm ${destinationVmId} does not run on this host`);
+    return verifyPairToken(token, entry.secret, { dst: destinationVmId, dstHost: hostAddress });
+  }
+}

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
+import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { tokenFor } from '../helpers/tokens.ts';
+
+/** What a destination host's data plane asks its agent before admitting a flow. */
+async function verifyAt(agent: RunningAgent, destinationVmId: string, token: string) {
+  const response = await fetch(`${agent.statusUrl}/connections/verify`, { method: 'POST', body: JSON.stringify({ destinationVmId, token }) });
+  return { status: response.status, body: (await response.json()) as any };
+}
+
+describe('network-pair tokens', () => {
+  let h1: RunningAgent;
+  let h2: RunningAgent;
+  let netA: string;
+  let netB: string;
+  const vms: Record<string, any> = {};
+
+  beforeAll(async () => {
+    [h1, h2] = await Promise.all([startAgent(uniqueId('pair1'), '198.51.100.181'), startAgent(uniqueId('pair2'), '198.51.100.182')]);
+    netA = (await expectOk(api('POST', '/networks', { name: 'pair-a', cidr: '10.81.0.0/24' }), 201)).networkId;
+    netB = (await expectOk(api('POST', '/networks', { name: 'pair-b', cidr: '10.82.0.0/24' }), 201)).networkId;
+    for (const [name, networkId, host] of [['a1', netA, h1], ['a2', netA, h2], ['b1', netB, h2]] as const) {
+      vms[name] = await expectOk(api('POST', '/vms', { name, networkId, hostId: host.hostId }), 201);
+    }
+  });
+
+  afterAll(async () => {
+    await Promise.all([h1, h2].filter(Boolean).map((agent) => agent.process.stop()));
+  });
+
+  const connect = (from: string, to: string, token?: Promise<string>) => api('POST', `/vms/${vms[from].vmId}/connections`, { destinationVmId: vms[to].vmId }, token);
+
+  it('authorises a pair in one network and hands out the endpoint and a token the destination host accepts', async () => {
+    const connection = await expectOk(connect('a1', 'a2'));
+    expect(Object.keys(connection).sort()).toEqual(['destinationHostAddress', 'destinationIp', 'destinationVmId', 'expiresAt', 'sourceVmId', 'token']);
+    expect(connection).toMatchObject({ destinationHostAddress: h2.address, destinationIp: vms.a2.ip });
+    await eventually(async () => {
+      expect(await verifyAt(h2, vms.a2.vmId, connection.token)).toEqual({ status: 200, body: { accepted: true, sourceVmId: vms.a1.vmId, sourceIp: vms.a1.ip } });
+    });
+  });
+
+  it('refuses pairs across networks until the tenant allows the source network, in that direction only', async () => {
+    const refused = await connect('a1', 'b1');
+    expect(refused.status).toBe(403);
+    expect(refused.body.message).toMatch(/is not an allowed source/);
+
+    await expectOk(api('PUT', `/networks/${netB}/allowed-sources/${netA}`));
+    expect((await expectOk(api('GET', `/networks/${netB}/allowed-sources`))).allowedSources).toMatchObject([{ networkId: netB, sourceNetworkId: netA }]);
+    const allowed = await expectOk(connect('a1', 'b1'));
+    await eventually(async () => expect((await verifyAt(h2, vms.b1.vmId, allowed.token)).body.accepted).toBe(true));
+    expect((await connect('b1', 'a1')).status).toBe(403);
+
+    expect((await api('DELETE', `/networks/${netB}/allowed-sources/${netA}`)).status).toBe(204);
+    expect((await connect('a1', 'b1')).status).toBe(403);
+  });
+
+  it('refuses forged tokens and tokens issued for another destination', async () => {
+    const { token } = await expectOk(connect('a1', 'a2'));
+    const [payload, mac] = token.split('.');
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+    const forged = `${Buffer.from(JSON.stringify({ ...claims, src: vms.b1.vmId })).toString('base64url')}.${mac}`;
+    expect(await verifyAt(h2, vms.a2.vmId, forged)).toEqual({ status: 403, body: { accepted: false, reason: 'bad MAC' } });
+    expect(await verifyAt(h2, vms.b1.vmId, token)).toEqual({ status: 403, body: { accepted: false, reason: 'bad MAC' } });
+    expect((await verifyAt(h1, vms.a2.vmId, token)).body).toEqual({ accepted: false, reason: `vm ${vms.a2.vmId} does not run on this host` });
+  });
+
+  it('lets the host running the source ask on its behalf, and no other host', async () => {
+    expect((await connect('a1', 'a2', tokenFor('host', h1.hostId))).status).toBe(200);
+    const other = await connect('a1', 'a2', tokenFor('host', h2.hostId));
+    expect(other.status).toBe(403);
+  });
+
+  it('binds tokens to the destination host: after a migration old tokens fail and new ones point at the new host', async () => {
+    const before = await expectOk(connect('a1', 'a2'));
+    await expectOk(api('POST', `/vms/${vms.a2.vmId}/migrate`, { targetHostId: h1.hostId }));
+    const after = await expectOk(connect('a1', 'a2'));
+    expect(after.destinationHostAddress).toBe(h1.address);
+    await eventually(async () => expect((await verifyAt(h1, vms.a2.vmId, after.token)).body.accepted).toBe(true));
+    expect((await verifyAt(h1, vms.a2.vmId, before.token)).body).toEqual({ accepted: false, reason: `token was issued for host address ${h2.address}` });
+    await eventually(async () => expect((await verifyAt(h2, vms.a2.vmId, after.token)).body.reason).toMatch(/does not run on this host/));
+  });
+});
