@@ -172,4 +172,12 @@ describe('ControlPlaneStack', () => {
     const kmsActions = (hostPolicy.Properties.PolicyDocument.Statement as Statement[]).flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('kms:'));
     expect(kmsActions).toEqual(['kms:Decrypt']);
   });
+
+  it('keeps key policies to the account: nobody outside it, and no grants by key policy to functions', () => {
+    for (const [, key] of Object.entries(resources).filter(([, r]) => r.Type === 'AWS::KMS::Key')) {
+      for (const statement of key.Properties.KeyPolicy.Statement) {
+        expect(JSON.stringify(statement.Principal)).toMatch(/:root"/);
+      }
+    }
+  });
 });
