@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { startLocalStack, type AgentInfo } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
+import { tenantClient } from './tenant-client.ts';
 
 /**
  * Migration convergence: with N host agents in one network, migrate a VM K times and measure, for
@@ -23,13 +24,7 @@ console.error(`starting the local control plane with ${agentCount} agents...`);
 const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
 const stack = await startLocalStack({ agentCount, hostPrefix: 'bench', stateDir, log: () => {} });
 try {
-  const authorization = `Bearer ${await stack.issueToken('tenant', 'bench')}`;
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${stack.runner.apiUrl}${path}`, { method, headers: { authorization }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const json = await response.json();
-    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
-    return json as any;
-  };
+  const api = await tenantClient(stack, 'bench');
   const appliedAt = async (agent: AgentInfo, networkId: string, ip: string, version: number) => {
     const status = (await (await fetch(`${agent.statusUrl}/status`)).json()) as any;
     const entry = status.networks[networkId]?.entries[ip];

@@ -11,6 +11,7 @@ import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
 import { mintVmToken, VmTokenVerifier } from '#tokens/vm-tokens.ts';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
+import { tenantClient } from './tenant-client.ts';
 
 /**
  * Service-account token throughput: tokens a real host agent mints through a VM's metadata
@@ -48,13 +49,7 @@ const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
 const stack = await startLocalStack({ agentCount: 1, hostPrefix: 'tokens', stateDir, log: () => {} });
 try {
   const [agent] = stack.agents;
-  const authorization = `Bearer ${await stack.issueToken('tenant', 'bench')}`;
-  const api = async (method: string, route: string, body?: unknown) => {
-    const response = await fetch(`${stack.runner.apiUrl}${route}`, { method, headers: { authorization }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const json = await response.json();
-    if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${JSON.stringify(json)}`);
-    return json as any;
-  };
+  const api = await tenantClient(stack, 'bench');
   const { networkId } = await api('POST', '/networks', { name: 'tokens', cidr: '10.210.0.0/24' });
   const vm = await api('POST', '/vms', { name: 'minter', networkId, hostId: agent!.hostId });
   const { serviceAccountId } = await api('POST', '/service-accounts', { name: 'bench' });

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateNetworkRequest } from '#events/api.ts';
 import type { NetworkItem } from '#events/records.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { capacityOf, normalizeCidr } from './cidr.ts';
 import { NotFoundError } from './errors.ts';
-import { decodeNextToken, encodeNextToken } from './pagination.ts';
+import { queryPage } from './pagination.ts';
 import { getItem } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 
@@ -55,18 +55,6 @@ export async function getNetwork(table: string, tenantId: string, networkId: str
 }
 
 export async function listNetworks(table: string, tenantId: string, limit: number, nextToken?: string) {
-  const page = await dynamodb.send(
-    new QueryCommand({
-      TableName: table,
-      IndexName: indexes.gsi1,
-      KeyConditionExpression: 'gsi1pk = :pk',
-      ExpressionAttributeValues: { ':pk': indexKeys.networksOfTenant(tenantId) },
-      Limit: limit,
-      ExclusiveStartKey: decodeNextToken(nextToken),
-    }),
-  );
-  return {
-    networks: ((page.Items ?? []) as NetworkItem[]).map(toNetworkView),
-    nextToken: encodeNextToken(page.LastEvaluatedKey),
-  };
+  const page = await queryPage<NetworkItem>(table, { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.networksOfTenant(tenantId) }, limit, nextToken);
+  return { networks: page.items.map(toNetworkView), nextToken: page.nextToken };
 }

@@ -1,11 +1,11 @@
-import { PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CreateServiceAccountRequest } from '#events/api.ts';
 import type { ServiceAccountItem } from '#events/records.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { NotFoundError } from './errors.ts';
 import { newId } from './networks.ts';
-import { decodeNextToken, encodeNextToken } from './pagination.ts';
+import { queryPage } from './pagination.ts';
 import { cancellationCodes, getItem } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { getVm, toVmView, type VmView } from './vms.ts';
@@ -43,17 +43,8 @@ export async function getServiceAccount(table: string, tenantId: string, service
 }
 
 export async function listServiceAccounts(table: string, tenantId: string, limit: number, nextToken?: string) {
-  const page = await dynamodb.send(
-    new QueryCommand({
-      TableName: table,
-      IndexName: indexes.gsi1,
-      KeyConditionExpression: 'gsi1pk = :pk',
-      ExpressionAttributeValues: { ':pk': indexKeys.serviceAccountsOfTenant(tenantId) },
-      Limit: limit,
-      ExclusiveStartKey: decodeNextToken(nextToken),
-    }),
-  );
-  return { serviceAccounts: ((page.Items ?? []) as ServiceAccountItem[]).map(toView), nextToken: encodeNextToken(page.LastEvaluatedKey) };
+  const page = await queryPage<ServiceAccountItem>(table, { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.serviceAccountsOfTenant(tenantId) }, limit, nextToken);
+  return { serviceAccounts: page.items.map(toView), nextToken: page.nextToken };
 }
 
 /**

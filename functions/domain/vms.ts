@@ -1,4 +1,4 @@
-import { QueryCommand, TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { CreateVmRequest, ListVmsQuery } from '#events/api.ts';
 import type { SlotItem, VmItem } from '#events/records.ts';
 import { dynamodb } from '../commons/clients.ts';
@@ -6,7 +6,7 @@ import { pickFreeAddress } from './cidr.ts';
 import { ClientError, ConflictError, NotFoundError } from './errors.ts';
 import { chooseHost, getHost, listHosts } from './hosts.ts';
 import { getNetwork, newId } from './networks.ts';
-import { decodeNextToken, encodeNextToken } from './pagination.ts';
+import { queryPage } from './pagination.ts';
 import { backoff, cancellationCodes, getItem, queryAll, readNetworkPartition } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 
@@ -206,17 +206,11 @@ export async function listVmsOnHost(table: string, hostId: string): Promise<Stor
 
 export async function listVms(table: string, tenantId: string, query: ListVmsQuery) {
   if (query.networkId) await getNetwork(table, tenantId, query.networkId);
-  const page = await dynamodb.send(
-    new QueryCommand({
-      TableName: table,
-      IndexName: query.networkId ? indexes.gsi2 : indexes.gsi1,
-      KeyConditionExpression: query.networkId ? 'gsi2pk = :pk' : 'gsi1pk = :pk',
-      ExpressionAttributeValues: { ':pk': query.networkId ? indexKeys.vmsOfNetwork(query.networkId) : indexKeys.vmsOfTenant(tenantId) },
-      Limit: query.limit,
-      ExclusiveStartKey: decodeNextToken(query.nextToken),
-    }),
-  );
-  return { vms: ((page.Items ?? []) as StoredVm[]).map(toVmView), nextToken: encodeNextToken(page.LastEvaluatedKey) };
+  const index = query.networkId
+    ? { name: indexes.gsi2, partitionKey: 'gsi2pk', value: indexKeys.vmsOfNetwork(query.networkId) }
+    : { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.vmsOfTenant(tenantId) };
+  const page = await queryPage<StoredVm>(table, index, query.limit, query.nextToken);
+  return { vms: page.items.map(toVmView), nextToken: page.nextToken };
 }
 
 /**
