@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { HOST_CREDENTIAL_TYPE } from '#events/tokens.ts';
+import { HOST_CREDENTIAL_SECONDS, issueHostCredential } from '#tokens/host-credentials.ts';
+import { TokenError, type PublicKeySource } from '#tokens/jws.ts';
+import { KeyPairJwsSigner } from '#tokens/key-pair-signer.ts';
+import { mintVmToken, VM_TOKEN_SECONDS, VmTokenVerifier } from '#tokens/vm-tokens.ts';
+
+/** Stands in for the KMS credential key: same algorithm, key held here. */
+const credentialKey = KeyPairJwsSigner.generate();
+const trusted: PublicKeySource = { isTrusted: (kid) => kid === credentialKey.kid, get: async () => credentialKey.publicKey };
+const host = KeyPairJwsSigner.generate();
+const { kty, crv, x, y } = host.publicKey.export({ format: 'jwk' });
+const hostPublicKey = { kty: kty as 'EC', crv: crv as 'P-256', x: x!, y: y! };
+
+async function credentialFor(vmIds: string[], now = Date.now()) {
+  return issueHostCredential(credentialKey, { serviceAccountId: 'sa-1', tenantId: 't-1', hostId: 'h-1', vmIds, hostPublicKey, now });
+}
+
+describe('VM tokens', () => {
+  it('verifies a token minted under a credential, and never lets it outlive the credential', async () => {
+    const now = Date.now();
+    const { credential, claims } = await credentialFor(['vm-1'], now - (HOST_CREDENTIAL_SECONDS - 120) * 1000);
+    const { token, expiresAt } = mintVmToken(host, { credential, claims, vmId: 'vm-1', audience: 'aud', now });
+    expect(expiresAt).toBe(claims.exp * 1000);
+    expect(expiresAt - now).toBeLessThan(VM_TOKEN_SECONDS * 1000);
+    expect(await new VmTokenVerifier(trusted).verify(token, 'aud', now)).toMatchObject({ serviceAccountId: 'sa-1', tenantId: 't-1', vmId: 'vm-1', hostId: 'h-1' });
+  });
+
+  it('refuses a token for a VM its credential does not name', async () => {
+    const { credential, claims } = await credentialFor(['vm-1']);
+    const { token } = mintVmToken(host, { credential, claims, vmId: 'vm-2', audience: 'aud' });
+    await expect(new VmTokenVerifier(trusted).verify(token, 'aud')).rejects.toThrow(/does not cover vm vm-2/);
+  });
+
+  it('refuses tokens whose credential expired, even one already verified and cached', async () => {
+    const verifier = new VmTokenVerifier(trusted);
+    const { credential, claims } = await credentialFor(['vm-1']);
+    const { token } = mintVmToken(host, { credential, claims, vmId: 'vm-1', audience: 'aud' });
+    await verifier.verify(token, 'aud');
+    await expect(verifier.verify(token, 'aud', (claims.exp + 1) * 1000)).rejects.toThrow(/credential expired/);
+    await expect(new VmTokenVerifier(trusted).verify(token, 'aud', (claims.exp + 1) * 1000)).rejects.toThrow(TokenError);
+  });
+
+  it('refuses a credential with a longer lifetime than allowed, even when properly signed', async () => {
+    const { claims } = await credentialFor(['vm-1']);
+    const credential = credentialKey.signNow(HOST_CREDENTIAL_TYPE, { ...claims, exp: claims.iat + HOST_CREDENTIAL_SECONDS + 3600 });
+    const { token } = mintVmToken(host, { credential, claims: { ...claims, exp: claims.iat + HOST_CREDENTIAL_SECONDS + 3600 }, vmId: 'vm-1', audience: 'aud' });
+    await expect(new VmTokenVerifier(trusted).verify(token, 'aud')).rejects.toThrow(/lifetime is longer than allowed/);
+  });
+});
