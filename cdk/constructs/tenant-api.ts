@@ -31,7 +31,7 @@ export function pairKeyStatement(key: IKey, action: string): PolicyStatement {
 type Access = 'read' | 'write';
 
 interface Route {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
   entry: string;
   access: Access;
@@ -110,6 +110,15 @@ const routes: Route[] = [
     },
   },
   { method: 'GET', path: '/hosts/{hostId}/vm-pair-keys', entry: 'functions/api/get-host-pair-keys.ts', access: 'read' },
+  { method: 'POST', path: '/storage-pools', entry: 'functions/api/register-storage-pool.ts', access: 'write' },
+  { method: 'GET', path: '/storage-pools', entry: 'functions/api/list-storage-pools.ts', access: 'read' },
+  { method: 'POST', path: '/disks', entry: 'functions/api/create-disk.ts', access: 'write' },
+  { method: 'GET', path: '/disks', entry: 'functions/api/list-disks.ts', access: 'read' },
+  { method: 'GET', path: '/disks/{diskId}', entry: 'functions/api/get-disk.ts', access: 'read' },
+  { method: 'PATCH', path: '/disks/{diskId}', entry: 'functions/api/modify-disk.ts', access: 'write' },
+  { method: 'DELETE', path: '/disks/{diskId}', entry: 'functions/api/delete-disk.ts', access: 'write' },
+  { method: 'POST', path: '/disks/{diskId}/attach', entry: 'functions/api/attach-disk.ts', access: 'write' },
+  { method: 'POST', path: '/disks/{diskId}/detach', entry: 'functions/api/detach-disk.ts', access: 'write' },
 ];
 
 export class TenantApi extends Construct {

@@ -9,6 +9,8 @@ export const keys = {
   vm: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'VM' }),
   hostKeys: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'HOSTKEYS' }),
   serviceAccount: (serviceAccountId: string) => ({ pk: `SA#${serviceAccountId}`, sk: 'SA' }),
+  storagePool: (poolId: string) => ({ pk: `POOL#${poolId}`, sk: 'POOL' }),
+  disk: (diskId: string) => ({ pk: `DISK#${diskId}`, sk: 'DISK' }),
   slot: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `SLOT#${ip}` }),
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
   /** A tenant's rule that VMs of `sourceNetworkId` may connect to VMs of `networkId`. */
@@ -31,6 +33,8 @@ export const indexKeys = {
   networksOfTenant: (tenantId: string) => `TENANT#${tenantId}#NETWORKS`,
   vmsOfTenant: (tenantId: string) => `TENANT#${tenantId}#VMS`,
   serviceAccountsOfTenant: (tenantId: string) => `TENANT#${tenantId}#SAS`,
+  disksOfTenant: (tenantId: string) => `TENANT#${tenantId}#DISKS`,
+  allStoragePools: 'STORAGE_POOLS',
   vmsOnHost: (hostId: string) => `HOST#${hostId}#VMS`,
   vmsOfNetwork: (networkId: string) => `VMS#NET#${networkId}`,
   networksOfHost: (hostId: string) => `MEMBERSHIPS#HOST#${hostId}`,

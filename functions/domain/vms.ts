@@ -21,13 +21,14 @@ export interface VmView {
   hostId: string;
   state: VmItem['state'];
   serviceAccountId?: string;
+  diskIds: string[];
   /** The tunnel endpoint (host underlay address) and the slot version that recorded it. */
   endpoint: { address: string; version: number };
   createdAt: string;
   updatedAt: string;
 }
 
-export type StoredVm = VmItem & { endpointAddress: string; endpointVersion: number };
+export type StoredVm = VmItem & { endpointAddress: string; endpointVersion: number; diskIds?: Set<string> };
 
 export const toVmView = (vm: StoredVm): VmView => ({
   vmId: vm.vmId,
@@ -38,6 +39,7 @@ export const toVmView = (vm: StoredVm): VmView => ({
   hostId: vm.hostId,
   state: vm.state,
   serviceAccountId: vm.serviceAccountId,
+  diskIds: [...(vm.diskIds ?? [])].sort(),
   endpoint: { address: vm.endpointAddress, version: vm.endpointVersion },
   createdAt: vm.createdAt,
   updatedAt: vm.updatedAt,
@@ -277,10 +279,19 @@ export async function migrateVm(table: string, tenantId: string, vmId: string, t
 export async function deleteVm(table: string, tenantId: string, vmId: string): Promise<void> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const vm = await getVm(table, tenantId, vmId);
+    if (vm.diskIds?.size) throw new ConflictError(`vm ${vmId} has disks attached: ${[...vm.diskIds].sort().join(', ')}; detach them first`);
     const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
     if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
     const items: TransactItem[] = [
-      { Delete: { TableName: table, Key: keys.vm(vmId), ConditionExpression: 'hostId = :host', ExpressionAttributeValues: { ':host': vm.hostId } } },
+      {
+        Delete: {
+          TableName: table,
+          Key: keys.vm(vmId),
+          // A disk attached meanwhile keeps the VM.
+          ConditionExpression: 'hostId = :host AND attribute_not_exists(diskIds)',
+          ExpressionAttributeValues: { ':host': vm.hostId },
+        },
+      },
       {
         Update: {
           TableName: table,

@@ -16,6 +16,7 @@ describe('tenant isolation', () => {
   let accountB: any;
   let vmA: any;
   let accountA: any;
+  let diskB: any;
 
   beforeAll(async () => {
     for (const [i, hostId] of hostIds.entries()) {
@@ -28,6 +29,10 @@ describe('tenant isolation', () => {
     const networkA = await expectOk(api('POST', '/networks', { name: 'a-private', cidr: '10.91.0.0/24' }, tenantA), 201);
     vmA = await expectOk(api('POST', '/vms', { name: 'a-vm', networkId: networkA.networkId, hostId: hostIds[1] }, tenantA), 201);
     accountA = await expectOk(api('POST', '/service-accounts', { name: 'a-robot' }, tenantA), 201);
+    await expectOk(api('POST', '/storage-pools', { poolId: uniqueId('iso-pool'), capacityGiB: 100, iops: 10_000, throughputMiBps: 500 }, operatorToken()), 201);
+    diskB = await expectOk(api('POST', '/disks', { name: 'b-data', sizeGiB: 10 }, tenantB), 201);
+    diskB = await expectOk(api('POST', `/disks/${diskB.diskId}/attach`, { vmId: vmB.vmId }, tenantB));
+    vmB = await expectOk(api('GET', `/vms/${vmB.vmId}`, undefined, tenantB));
   });
 
   const notFound = (response: ApiResponse, kind: string, id: string) => {
@@ -93,6 +98,25 @@ describe('tenant isolation', () => {
       notFound(await api('POST', `/vms/${vmA.vmId}/connections`, { destinationVmId: vmB.vmId }, tenantA), 'vm', vmB.vmId);
     },
     'GET /hosts/{hostId}/vm-pair-keys': async () => expect((await api('GET', `/hosts/${hostIds[0]}/vm-pair-keys`, undefined, tenantA)).status).toBe(403),
+    'POST /storage-pools': async () =>
+      expect((await api('POST', '/storage-pools', { poolId: uniqueId('evil'), capacityGiB: 1, iops: 1, throughputMiBps: 1 }, tenantA)).status).toBe(403),
+    'GET /storage-pools': async () => expect((await api('GET', '/storage-pools', undefined, tenantA)).status).toBe(403),
+    'POST /disks': async () => {
+      const created = await api('POST', '/disks', { name: 'a-data', sizeGiB: 10 }, tenantA);
+      if (created.status === 201) expect(created.body.tenantId).not.toBe(diskB.tenantId);
+      else expect(created.status).toBe(409);
+    },
+    'GET /disks': async () => {
+      const { disks } = await expectOk(api('GET', '/disks?limit=100', undefined, tenantA));
+      expect(disks.map((disk: any) => disk.diskId)).not.toContain(diskB.diskId);
+    },
+    'GET /disks/{diskId}': async () => notFound(await api('GET', `/disks/${diskB.diskId}`, undefined, tenantA), 'disk', diskB.diskId),
+    'PATCH /disks/{diskId}': async () => notFound(await api('PATCH', `/disks/${diskB.diskId}`, { sizeGiB: 20 }, tenantA), 'disk', diskB.diskId),
+    'DELETE /disks/{diskId}': async () => notFound(await api('DELETE', `/disks/${diskB.diskId}`, undefined, tenantA), 'disk', diskB.diskId),
+    'POST /disks/{diskId}/attach': async () => {
+      notFound(await api('POST', `/disks/${diskB.diskId}/attach`, { vmId: vmA.vmId }, tenantA), 'disk', diskB.diskId);
+    },
+    'POST /disks/{diskId}/detach': async () => notFound(await api('POST', `/disks/${diskB.diskId}/detach`, undefined, tenantA), 'disk', diskB.diskId),
     'DELETE /vms/{vmId}': async () => notFound(await api('DELETE', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
   };
 
@@ -104,6 +128,7 @@ describe('tenant isolation', () => {
     expect(await expectOk(api('GET', `/vms/${vmB.vmId}`, undefined, tenantB))).toEqual(vmB);
     expect(await expectOk(api('GET', `/networks/${networkB.networkId}`, undefined, tenantB))).toEqual(networkB);
     expect(await expectOk(api('GET', `/service-accounts/${accountB.serviceAccountId}`, undefined, tenantB))).toEqual(accountB);
+    expect(await expectOk(api('GET', `/disks/${diskB.diskId}`, undefined, tenantB))).toEqual(diskB);
     expect((await expectOk(api('GET', `/vms/${vmA.vmId}`, undefined, tenantA))).serviceAccountId).toBeUndefined();
     const { vms } = await expectOk(api('GET', `/vms?networkId=${networkB.networkId}`, undefined, tenantB));
     expect(vms.map((vm: any) => vm.vmId)).toEqual([vmB.vmId]);

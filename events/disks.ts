@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { resourceId } from './identifiers.ts';
+
+/**
+ * Disk limits, modelled on EBS gp3: size, IOPS and throughput are chosen independently within
+ * ranges, and two ratio rules tie them together above the included baseline.
+ */
+export const DISK_LIMITS = {
+  minSizeGiB: 1,
+  maxSizeGiB: 16_384,
+  baselineIops: 3_000,
+  maxIops: 16_000,
+  baselineThroughputMiBps: 125,
+  maxThroughputMiBps: 1_000,
+  /** Provisioned IOPS above the baseline: at most 500 per GiB of size. */
+  maxIopsPerGiB: 500,
+  /** Provisioned throughput above the baseline: at most 0.25 MiB/s per provisioned IOPS. */
+  maxThroughputPerIops: 0.25,
+} as const;
+
+const sizeGiB = z.int().min(DISK_LIMITS.minSizeGiB).max(DISK_LIMITS.maxSizeGiB);
+const iops = z.int().min(DISK_LIMITS.baselineIops).max(DISK_LIMITS.maxIops);
+const throughputMiBps = z.int().min(DISK_LIMITS.baselineThroughputMiBps).max(DISK_LIMITS.maxThroughputMiBps);
+
+export const CreateDiskRequest = z.strictObject({
+  name: z.string().min(1).max(128),
+  sizeGiB,
+  iops: iops.default(DISK_LIMITS.baselineIops),
+  throughputMiBps: throughputMiBps.default(DISK_LIMITS.baselineThroughputMiBps),
+});
+export type CreateDiskRequest = z.infer<typeof CreateDiskRequest>;
+
+/** Any of the three, independently; the ratio rules are checked on the result. */
+export const ModifyDiskRequest = z
+  .strictObject({ sizeGiB: sizeGiB.optional(), iops: iops.optional(), throughputMiBps: throughputMiBps.optional() })
+  .refine((body) => body.sizeGiB !== undefined || body.iops !== undefined || body.throughputMiBps !== undefined, 'give at least one of sizeGiB, iops, throughputMiBps');
+export type ModifyDiskRequest = z.infer<typeof ModifyDiskRequest>;
+
+export const AttachDiskRequest = z.strictObject({ vmId: resourceId });
+export type AttachDiskRequest = z.infer<typeof AttachDiskRequest>;
+
+export const RegisterStoragePoolRequest = z.strictObject({
+  poolId: resourceId,
+  capacityGiB: z.int().min(1).max(100_000_000),
+  iops: z.int().min(1).max(1_000_000_000),
+  throughputMiBps: z.int().min(1).max(100_000_000),
+});
+export type RegisterStoragePoolRequest = z.infer<typeof RegisterStoragePoolRequest>;
+
+export interface DiskPerformance {
+  sizeGiB: number;
+  iops: number;
+  throughputMiBps: number;
+}

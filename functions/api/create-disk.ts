@@ -1,0 +1,10 @@
+import { CreateDiskRequest } from '#events/disks.ts';
+import { apiHandler } from '../commons/http.ts';
+import { tableName } from '../commons/table.ts';
+import { tenantOf } from '../domain/access.ts';
+import { createDisk } from '../domain/disks.ts';
+
+export const handler = apiHandler({ scopes: ['tenant:write'], body: CreateDiskRequest }, async ({ body, caller }) => ({
+  statusCode: 201,
+  body: await createDisk(tableName, tenantOf(caller), body),
+}));

@@ -1,0 +1,8 @@
+import { apiHandler } from '../commons/http.ts';
+import { tableName } from '../commons/table.ts';
+import { listStoragePools } from '../domain/storage-pools.ts';
+
+export const handler = apiHandler({ scopes: ['operator'] }, async () => ({
+  statusCode: 200,
+  body: { storagePools: await listStoragePools(tableName) },
+}));

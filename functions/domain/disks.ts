@@ -1,0 +1,229 @@
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import type { CreateDiskRequest, DiskPerformance, ModifyDiskRequest } from '#events/disks.ts';
+import { dynamodb } from '../commons/clients.ts';
+import { assertDiskRules } from './disk-rules.ts';
+import { ClientError, ConflictError, NotFoundError, ValidationError } from './errors.ts';
+import { newId } from './networks.ts';
+import { queryPage } from './pagination.ts';
+import { choosePool, listStoragePools, poolDelta } from './storage-pools.ts';
+import { backoff, cancellationCodes, getItem } from './store.ts';
+import { indexes, indexKeys, keys } from './table-keys.ts';
+import { getVm } from './vms.ts';
+
+export interface DiskItem extends DiskPerformance {
+  kind: 'disk';
+  diskId: string;
+  tenantId: string;
+  name: string;
+  poolId: string;
+  state: 'available' | 'attached';
+  attachedTo?: string;
+  /** Grows on every change, so concurrent modifications cannot both apply to the same base. */
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type DiskView = Omit<DiskItem, 'kind' | 'revision'>;
+
+export const toDiskView = ({ kind: _kind, revision: _revision, ...view }: DiskItem): DiskView => view;
+
+const MAX_ATTEMPTS = 20;
+
+/**
+ * Creates a disk on a pool with room in all three dimensions. The pool's free amounts are taken
+ * in the same transaction as the disk is written, conditionally, so racing creates never
+ * oversubscribe a pool; a lost race retries elsewhere with a fresh read.
+ */
+export async function createDisk(table: string, tenantId: string, request: CreateDiskRequest): Promise<DiskView> {
+  const need = { sizeGiB: request.sizeGiB, iops: request.iops, throughputMiBps: request.throughputMiBps };
+  assertDiskRules(need);
+  const diskId = newId('disk');
+  const lostRaces = new Set<string>();
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const pools = await listStoragePools(table);
+    // Pools that just lost a race are tried last, not never.
+    const pool = choosePool(pools, need, lostRaces) ?? choosePool(pools, need, new Set());
+    if (!pool) throw new ConflictError(`no storage pool has ${need.sizeGiB} GiB, ${need.iops} IOPS and ${need.throughputMiBps} MiB/s free`);
+    const now = new Date().toISOString();
+    const disk: DiskItem & Record<string, unknown> = {
+      ...keys.disk(diskId),
+      kind: 'disk',
+      diskId,
+      tenantId,
+      name: request.name,
+      ...need,
+      poolId: pool.poolId,
+      state: 'available',
+      revision: 1,
+      createdAt: now,
+      updatedAt: now,
+      gsi1pk: indexKeys.disksOfTenant(tenantId),
+      gsi1sk: diskId,
+    };
+    try {
+      await dynamodb.send(
+        new TransactWriteCommand({
+          TransactItems: [poolDelta(table, pool.poolId, need), { Put: { TableName: table, Item: disk, ConditionExpression: 'attribute_not_exists(pk)' } }],
+        }),
+      );
+      return toDiskView(disk);
+    } catch (error) {
+      if (!cancellationCodes(error)) throw error;
+      // The listing was stale or another create took the room: try again without this pool, then with it.
+      lostRaces.add(pool.poolId);
+      await backoff(attempt);
+    }
+  }
+  throw new ClientError(503, 'storage pools are contended by concurrent requests; retry');
+}
+
+/** A tenant's disk; another tenant's is as unknown as one that does not exist. */
+export async function getDisk(table: string, tenantId: string, diskId: string): Promise<DiskItem> {
+  const disk = await getItem<DiskItem>(table, keys.disk(diskId));
+  if (!disk || disk.tenantId !== tenantId) throw new NotFoundError('disk', diskId);
+  return disk;
+}
+
+export async function listDisks(table: string, tenantId: string, limit: number, nextToken?: string) {
+  const page = await queryPage<DiskItem>(table, { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.disksOfTenant(tenantId) }, limit, nextToken);
+  return { disks: page.items.map(toDiskView), nextToken: page.nextToken };
+}
+
+/**
+ * Changes size, IOPS and throughput independently, on the disk's pool. Size only grows. The pool
+ * gives or takes the difference in the same transaction; a pool without room for an increase is a 409.
+ */
+export async function modifyDisk(table: string, tenantId: string, diskId: string, request: ModifyDiskRequest): Promise<DiskView> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const disk = await getDisk(table, tenantId, diskId);
+    const wanted = { sizeGiB: request.sizeGiB ?? disk.sizeGiB, iops: request.iops ?? disk.iops, throughputMiBps: request.throughputMiBps ?? disk.throughputMiBps };
+    if (wanted.sizeGiB < disk.sizeGiB) throw new ValidationError(`body.sizeGiB: rule size-grows-only: a disk cannot shrink below its ${disk.sizeGiB} GiB`);
+    assertDiskRules(wanted);
+    const delta = { sizeGiB: wanted.sizeGiB - disk.sizeGiB, iops: wanted.iops - disk.iops, throughputMiBps: wanted.throughputMiBps - disk.throughputMiBps };
+    const updatedAt = new Date().toISOString();
+    try {
+      await dynamodb.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            poolDelta(table, disk.poolId, delta),
+            {
+              Update: {
+                TableName: table,
+                Key: keys.disk(diskId),
+                UpdateExpression: 'SET sizeGiB = :size, iops = :iops, throughputMiBps = :tp, revision = :next, updatedAt = :now',
+                ConditionExpression: 'revision = :revision',
+                ExpressionAttributeValues: { ':size': wanted.sizeGiB, ':iops': wanted.iops, ':tp': wanted.throughputMiBps, ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
+              },
+            },
+          ],
+        }),
+      );
+      return toDiskView({ ...disk, ...wanted, revision: disk.revision + 1, updatedAt });
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      if (codes[0] === 'ConditionalCheckFailed') throw new ConflictError(`pool ${disk.poolId} has no room for this change; the disk keeps its current performance`);
+      await backoff(attempt);
+    }
+  }
+  throw new ClientError(503, `disk ${diskId} is contended by concurrent requests; retry`);
+}
+
+/** Deletes a detached disk and gives its capacity back to its pool; an attached one is in use. */
+export async function deleteDisk(table: string, tenantId: string, diskId: string): Promise<void> {
+  const disk = await getDisk(table, tenantId, diskId);
+  if (disk.state === 'attached') throw new ConflictError(`disk ${diskId} is in use by vm ${disk.attachedTo}; detach it first`);
+  try {
+    await dynamodb.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          poolDelta(table, disk.poolId, { sizeGiB: -disk.sizeGiB, iops: -disk.iops, throughputMiBps: -disk.throughputMiBps }),
+          {
+            Delete: {
+              TableName: table,
+              Key: keys.disk(diskId),
+              ConditionExpression: 'revision = :revision AND #state = :available',
+              ExpressionAttributeNames: { '#state': 'state' },
+              ExpressionAttributeValues: { ':revision': disk.revision, ':available': 'available' },
+            },
+          },
+        ],
+      }),
+    );
+  } catch (error) {
+    if (cancellationCodes(error)?.[1] === 'ConditionalCheckFailed') throw new ConflictError(`disk ${diskId} changed meanwhile; retry`);
+    throw error;
+  }
+}
+
+/** Attaches a disk to one of the tenant's VMs; the VM records it too, in the same transaction. */
+export async function attachDisk(table: string, tenantId: string, diskId: string, vmId: string): Promise<DiskView> {
+  const disk = await getDisk(table, tenantId, diskId);
+  await getVm(table, tenantId, vmId);
+  if (disk.state === 'attached') throw new ConflictError(`disk ${diskId} is already attached to vm ${disk.attachedTo}`);
+  const updatedAt = new Date().toISOString();
+  try {
+    await dynamodb.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: table,
+              Key: keys.disk(diskId),
+              UpdateExpression: 'SET #state = :attached, attachedTo = :vm, revision = :next, updatedAt = :now',
+              ConditionExpression: 'revision = :revision AND #state = :available',
+              ExpressionAttributeNames: { '#state': 'state' },
+              ExpressionAttributeValues: { ':attached': 'attached', ':available': 'available', ':vm': vmId, ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
+            },
+          },
+          {
+            Update: {
+              TableName: table,
+              Key: keys.vm(vmId),
+              UpdateExpression: 'ADD diskIds :disk',
+              ConditionExpression: 'tenantId = :tenant',
+              ExpressionAttributeValues: { ':disk': new Set([diskId]), ':tenant': tenantId },
+            },
+          },
+        ],
+      }),
+    );
+  } catch (error) {
+    const codes = cancellationCodes(error);
+    if (codes?.[1] === 'ConditionalCheckFailed') throw new NotFoundError('vm', vmId);
+    if (codes?.[0] === 'ConditionalCheckFailed') throw new ConflictError(`disk ${diskId} changed meanwhile (attached elsewhere?); retry`);
+    throw error;
+  }
+  return toDiskView({ ...disk, state: 'attached', attachedTo: vmId, revision: disk.revision + 1, updatedAt });
+}
+
+export async function detachDisk(table: string, tenantId: string, diskId: string): Promise<DiskView> {
+  const disk = await getDisk(table, tenantId, diskId);
+  if (disk.state !== 'attached' || !disk.attachedTo) throw new ConflictError(`disk ${diskId} is not attached`);
+  const updatedAt = new Date().toISOString();
+  try {
+    await dynamodb.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: table,
+              Key: keys.disk(diskId),
+              UpdateExpression: 'SET #state = :available, revision = :next, updatedAt = :now REMOVE attachedTo',
+              ConditionExpression: 'revision = :revision',
+              ExpressionAttributeNames: { '#state': 'state' },
+              ExpressionAttributeValues: { ':available': 'available', ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
+            },
+          },
+          { Update: { TableName: table, Key: keys.vm(disk.attachedTo), UpdateExpression: 'DELETE diskIds :disk', ExpressionAttributeValues: { ':disk': new Set([diskId]) } } },
+        ],
+      }),
+    );
+  } catch (error) {
+    if (cancellationCodes(error)) throw new ConflictError(`disk ${diskId} changed meanwhile; retry`);
+    throw error;
+  }
+  const { attachedTo: _attachedTo, ...detached } = disk;
+  return toDiskView({ ...detached, state: 'available', revision: disk.revision + 1, updatedAt });
+}
