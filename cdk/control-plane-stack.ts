@@ -65,6 +65,7 @@ export class ControlPlaneStack extends Stack {
         { indexName: 'gsi1', partitionKey: { name: 'gsi1pk', type: AttributeType.STRING }, sortKey: { name: 'gsi1sk', type: AttributeType.STRING } },
         { indexName: 'gsi2', partitionKey: { name: 'gsi2pk', type: AttributeType.STRING }, sortKey: { name: 'gsi2sk', type: AttributeType.STRING } },
         { indexName: 'gsi3', partitionKey: { name: 'gsi3pk', type: AttributeType.STRING }, sortKey: { name: 'gsi3sk', type: AttributeType.STRING } },
+        { indexName: 'gsi4', partitionKey: { name: 'gsi4pk', type: AttributeType.STRING }, sortKey: { name: 'gsi4sk', type: AttributeType.STRING } },
       ],
       dynamoStream: StreamViewType.NEW_AND_OLD_IMAGES,
       encryption: TableEncryptionV2.customerManagedKey(dataKey),
@@ -104,6 +105,23 @@ export class ControlPlaneStack extends Stack {
       }),
     );
 
+    // The resource graph: one message group per node, so each node's messages are handled in order.
+    const graphDlq = new Queue(this, 'GraphDlq', { ...queueDefaults, fifo: true, retentionPeriod: Duration.days(14) });
+    const graphQueue = new Queue(this, 'GraphQueue', {
+      ...queueDefaults,
+      fifo: true,
+      visibilityTimeout: Duration.seconds(60),
+      deadLetterQueue: { queue: graphDlq, maxReceiveCount: 5 },
+    });
+    const resourceGraph = new ControlPlaneFunction(this, 'ResourceGraph', {
+      entry: 'functions/queues/resource-graph.ts',
+      timeout: Duration.seconds(30),
+      environment: { TABLE_NAME: this.table.tableName, GRAPH_QUEUE_URL: graphQueue.queueUrl },
+    });
+    this.table.grantReadWriteData(resourceGraph);
+    graphQueue.grantSendMessages(resourceGraph);
+    resourceGraph.addEventSource(new SqsEventSource(graphQueue, { batchSize: 10, reportBatchItemFailures: true }));
+
     const fanOut = new ControlPlaneFunction(this, 'FanOut', {
       entry: 'functions/queues/fan-out.ts',
       timeout: Duration.seconds(30),
@@ -113,7 +131,7 @@ export class ControlPlaneStack extends Stack {
     fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [hostQueueArns] }));
     fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
-    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, hostKeyAttestationKey, hostCredentialKey, vmPairKey });
+    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue });
 
     // What an operator who issues API tokens needs (`npm run operator -- issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {

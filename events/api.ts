@@ -12,6 +12,8 @@ export type RegisterHostRequest = z.infer<typeof RegisterHostRequest>;
 
 export const CreateNetworkRequest = z.strictObject({
   name: z.string().min(1).max(128),
+  /** The project that owns it; the tenant's default project when absent. */
+  projectId: resourceId.optional(),
   /** Prefix length /16 to /28: larger networks than /16 are not offered. */
   cidr: ipv4Cidr.refine((cidr) => {
     const prefix = Number(cidr.split('/')[1]);
@@ -41,6 +43,7 @@ export type PublishHostKeysRequest = z.infer<typeof PublishHostKeysRequest>;
 
 export const CreateServiceAccountRequest = z.strictObject({
   name: z.string().min(1).max(128),
+  projectId: resourceId.optional(),
 });
 export type CreateServiceAccountRequest = z.infer<typeof CreateServiceAccountRequest>;
 

@@ -24,6 +24,8 @@ const throughputMiBps = z.int().min(DISK_LIMITS.baselineThroughputMiBps).max(DIS
 
 export const CreateDiskRequest = z.strictObject({
   name: z.string().min(1).max(128),
+  /** The project that owns it; the tenant's default project when absent. */
+  projectId: resourceId.optional(),
   sizeGiB,
   iops: iops.default(DISK_LIMITS.baselineIops),
   throughputMiBps: throughputMiBps.default(DISK_LIMITS.baselineThroughputMiBps),

@@ -18,6 +18,7 @@ export const NetworkItem = z.object({
   kind: z.literal('network'),
   networkId: resourceId,
   tenantId: resourceId,
+  projectId: resourceId,
   name: z.string(),
   cidr: ipv4Cidr,
   createdAt: z.string(),
@@ -28,6 +29,7 @@ export const VmItem = z.object({
   kind: z.literal('vm'),
   vmId: resourceId,
   tenantId: resourceId,
+  projectId: resourceId,
   name: z.string(),
   networkId: resourceId,
   ip: ipv4Address,
@@ -46,6 +48,7 @@ export const ServiceAccountItem = z.object({
   kind: z.literal('service-account'),
   serviceAccountId: resourceId,
   tenantId: resourceId,
+  projectId: resourceId,
   name: z.string(),
   createdAt: z.string(),
 });

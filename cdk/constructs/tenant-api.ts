@@ -21,6 +21,8 @@ export interface TenantApiProps {
   hostCredentialKey: IKey;
   /** Wraps VMs' network-pair secrets. */
   vmPairKey: IKey;
+  /** The resource graph's FIFO queue: deleting a project addresses a release to it. */
+  graphQueue: IQueue;
 }
 
 /** One KMS action on the pair key, and only with the pair encryption context (see `pairKeyContext`). */
@@ -110,6 +112,22 @@ const routes: Route[] = [
     },
   },
   { method: 'GET', path: '/hosts/{hostId}/vm-pair-keys', entry: 'functions/api/get-host-pair-keys.ts', access: 'read' },
+  { method: 'DELETE', path: '/networks/{networkId}', entry: 'functions/api/delete-network.ts', access: 'write' },
+  { method: 'DELETE', path: '/service-accounts/{serviceAccountId}', entry: 'functions/api/delete-service-account.ts', access: 'write' },
+  { method: 'POST', path: '/projects', entry: 'functions/api/create-project.ts', access: 'write' },
+  { method: 'GET', path: '/projects', entry: 'functions/api/list-projects.ts', access: 'read' },
+  { method: 'GET', path: '/projects/{projectId}', entry: 'functions/api/get-project.ts', access: 'read' },
+  { method: 'GET', path: '/projects/{projectId}/graph', entry: 'functions/api/get-project-graph.ts', access: 'read' },
+  {
+    method: 'DELETE',
+    path: '/projects/{projectId}',
+    entry: 'functions/api/delete-project.ts',
+    access: 'write',
+    extras: (fn, props) => {
+      fn.addEnvironment('GRAPH_QUEUE_URL', props.graphQueue.queueUrl);
+      props.graphQueue.grantSendMessages(fn);
+    },
+  },
   { method: 'POST', path: '/storage-pools', entry: 'functions/api/register-storage-pool.ts', access: 'write' },
   { method: 'GET', path: '/storage-pools', entry: 'functions/api/list-storage-pools.ts', access: 'read' },
   { method: 'POST', path: '/disks', entry: 'functions/api/create-disk.ts', access: 'write' },

@@ -2,18 +2,20 @@ import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateDiskRequest, DiskPerformance, ModifyDiskRequest } from '#events/disks.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { assertDiskRules } from './disk-rules.ts';
-import { ClientError, ConflictError, NotFoundError, ValidationError } from './errors.ts';
-import { newId } from './networks.ts';
+import { ClientError, ConflictError, InUseError, NotFoundError, ValidationError } from './errors.ts';
+import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
 import { choosePool, listStoragePools, poolDelta } from './storage-pools.ts';
 import { backoff, cancellationCodes, getItem } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { getVm } from './vms.ts';
+import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
 
 export interface DiskItem extends DiskPerformance {
   kind: 'disk';
   diskId: string;
   tenantId: string;
+  projectId: string;
   name: string;
   poolId: string;
   state: 'available' | 'attached';
@@ -39,6 +41,7 @@ export async function createDisk(table: string, tenantId: string, request: Creat
   const need = { sizeGiB: request.sizeGiB, iops: request.iops, throughputMiBps: request.throughputMiBps };
   assertDiskRules(need);
   const diskId = newId('disk');
+  const guard = projectGuard(table, tenantId, request.projectId);
   const lostRaces = new Set<string>();
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const pools = await listStoragePools(table);
@@ -48,6 +51,7 @@ export async function createDisk(table: string, tenantId: string, request: Creat
     const now = new Date().toISOString();
     const disk: DiskItem & Record<string, unknown> = {
       ...keys.disk(diskId),
+      ...nodeAttributes(guard.projectId, 'disk', diskId),
       kind: 'disk',
       diskId,
       tenantId,
@@ -64,12 +68,14 @@ export async function createDisk(table: string, tenantId: string, request: Creat
     try {
       await dynamodb.send(
         new TransactWriteCommand({
-          TransactItems: [poolDelta(table, pool.poolId, need), { Put: { TableName: table, Item: disk, ConditionExpression: 'attribute_not_exists(pk)' } }],
+          TransactItems: [poolDelta(table, pool.poolId, need), { Put: { TableName: table, Item: disk, ConditionExpression: 'attribute_not_exists(pk)' } }, guard.item],
         }),
       );
       return toDiskView(disk);
     } catch (error) {
-      if (!cancellationCodes(error)) throw error;
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      if (codes[2] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, guard.projectId);
       // The listing was stale or another create took the room: try again without this pool, then with it.
       lostRaces.add(pool.poolId);
       await backoff(attempt);
@@ -133,7 +139,7 @@ export async function modifyDisk(table: string, tenantId: string, diskId: string
 /** Deletes a detached disk and gives its capacity back to its pool; an attached one is in use. */
 export async function deleteDisk(table: string, tenantId: string, diskId: string): Promise<void> {
   const disk = await getDisk(table, tenantId, diskId);
-  if (disk.state === 'attached') throw new ConflictError(`disk ${diskId} is in use by vm ${disk.attachedTo}; detach it first`);
+  if (disk.state === 'attached') throw new InUseError(`disk ${diskId} is in use by vm ${disk.attachedTo}; detach it first`);
   try {
     await dynamodb.send(
       new TransactWriteCommand({
@@ -160,7 +166,8 @@ export async function deleteDisk(table: string, tenantId: string, diskId: string
 /** Attaches a disk to one of the tenant's VMs; the VM records it too, in the same transaction. */
 export async function attachDisk(table: string, tenantId: string, diskId: string, vmId: string): Promise<DiskView> {
   const disk = await getDisk(table, tenantId, diskId);
-  await getVm(table, tenantId, vmId);
+  const vm = await getVm(table, tenantId, vmId);
+  if (disk.projectId !== vm.projectId) throw new ConflictError(`disk ${diskId} belongs to project ${disk.projectId}, vm ${vmId} to ${vm.projectId}`);
   if (disk.state === 'attached') throw new ConflictError(`disk ${diskId} is already attached to vm ${disk.attachedTo}`);
   const updatedAt = new Date().toISOString();
   try {

@@ -39,3 +39,6 @@ export class ForbiddenError extends ClientError {
     super(403, message);
   }
 }
+
+/** A resource others still use; the message names them. */
+export class InUseError extends ConflictError {}

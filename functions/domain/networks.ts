@@ -1,17 +1,21 @@
-import { randomBytes } from 'node:crypto';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CreateNetworkRequest } from '#events/api.ts';
 import type { NetworkItem } from '#events/records.ts';
-import { dynamodb } from '../commons/clients.ts';
 import { capacityOf, normalizeCidr } from './cidr.ts';
-import { NotFoundError } from './errors.ts';
+import { dynamodb } from '../commons/clients.ts';
+import { batchDelete } from './batch-delete.ts';
+import { InUseError, NotFoundError } from './errors.ts';
 import { queryPage } from './pagination.ts';
-import { getItem } from './store.ts';
+import { getItem, queryAll } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
+import { newId } from './ids.ts';
+import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
 
 export interface NetworkView {
   networkId: string;
   tenantId: string;
+  projectId: string;
   name: string;
   cidr: string;
   /** Addresses VMs can get: the CIDR less network, gateway and broadcast addresses. */
@@ -19,21 +23,23 @@ export interface NetworkView {
   createdAt: string;
 }
 
-export const toNetworkView = ({ networkId, tenantId, name, cidr, createdAt }: NetworkItem): NetworkView => ({
+export const toNetworkView = ({ networkId, tenantId, projectId, name, cidr, createdAt }: NetworkItem): NetworkView => ({
   networkId,
   tenantId,
+  projectId,
   name,
   cidr,
   capacity: capacityOf(cidr),
   createdAt,
 });
 
-export const newId = (prefix: string) => `${prefix}-${randomBytes(6).toString('hex')}`;
 
 export async function createNetwork(table: string, tenantId: string, request: CreateNetworkRequest): Promise<NetworkView> {
   const networkId = newId('net');
+  const guard = projectGuard(table, tenantId, request.projectId);
   const item: NetworkItem & Record<string, unknown> = {
     ...keys.network(networkId),
+    ...nodeAttributes(guard.projectId, 'network', networkId),
     kind: 'network',
     networkId,
     tenantId,
@@ -43,7 +49,7 @@ export async function createNetwork(table: string, tenantId: string, request: Cr
     gsi1pk: indexKeys.networksOfTenant(tenantId),
     gsi1sk: networkId,
   };
-  await dynamodb.send(new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+  await putInProject(table, tenantId, guard, item);
   return toNetworkView(item);
 }
 
@@ -57,4 +63,31 @@ export async function getNetwork(table: string, tenantId: string, networkId: str
 export async function listNetworks(table: string, tenantId: string, limit: number, nextToken?: string) {
   const page = await queryPage<NetworkItem>(table, { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.networksOfTenant(tenantId) }, limit, nextToken);
   return { networks: page.items.map(toNetworkView), nextToken: page.nextToken };
+}
+
+/**
+ * Deletes a network nothing uses. Its VMs are its users: while any address is held the network is
+ * refused with those VMs named. Released slots, memberships and allow rules go first, the network
+ * item last (conditionally), so a repeated delete finishes what an interrupted one began.
+ */
+export async function deleteNetwork(table: string, tenantId: string, networkId: string): Promise<void> {
+  await getNetwork(table, tenantId, networkId);
+  const items = await queryAll<{ pk: string; sk: string; kind?: string; state?: string; vmId?: string }>({
+    TableName: table,
+    KeyConditionExpression: 'pk = :pk',
+    ExpressionAttributeValues: { ':pk': keys.network(networkId).pk },
+    ConsistentRead: true,
+  });
+  const users = items.filter((item) => item.kind === 'slot' && item.state === 'active').map((item) => item.vmId!);
+  if (users.length > 0) throw new InUseError(`network ${networkId} is in use by vm ${users.sort().join(', vm ')}`);
+  const rest = items.filter((item) => item.sk !== keys.network(networkId).sk);
+  for (let i = 0; i < rest.length; i += 25) {
+    await batchDelete(table, rest.slice(i, i + 25).map(({ pk, sk }) => ({ pk, sk })));
+  }
+  try {
+    // An address taken meanwhile would have needed the network item: its create transaction checks it exists.
+    await dynamodb.send(new DeleteCommand({ TableName: table, Key: keys.network(networkId), ConditionExpression: 'attribute_exists(pk)' }));
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }

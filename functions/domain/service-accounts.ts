@@ -1,28 +1,32 @@
-import { PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CreateServiceAccountRequest } from '#events/api.ts';
 import type { ServiceAccountItem } from '#events/records.ts';
 import { dynamodb } from '../commons/clients.ts';
-import { NotFoundError } from './errors.ts';
-import { newId } from './networks.ts';
+import { ConflictError, InUseError, NotFoundError } from './errors.ts';
+import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
-import { cancellationCodes, getItem } from './store.ts';
+import { cancellationCodes, getItem, queryAll } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
-import { getVm, toVmView, type VmView } from './vms.ts';
+import { getVm, toVmView, type StoredVm, type VmView } from './vms.ts';
+import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
 
 export interface ServiceAccountView {
   serviceAccountId: string;
   tenantId: string;
+  projectId: string;
   name: string;
   createdAt: string;
 }
 
-const toView = ({ serviceAccountId, tenantId, name, createdAt }: ServiceAccountItem): ServiceAccountView => ({ serviceAccountId, tenantId, name, createdAt });
+const toView = ({ serviceAccountId, tenantId, projectId, name, createdAt }: ServiceAccountItem): ServiceAccountView => ({ serviceAccountId, tenantId, projectId, name, createdAt });
 
 export async function createServiceAccount(table: string, tenantId: string, request: CreateServiceAccountRequest): Promise<ServiceAccountView> {
   const serviceAccountId = newId('sa');
+  const guard = projectGuard(table, tenantId, request.projectId);
   const item: ServiceAccountItem & Record<string, unknown> = {
     ...keys.serviceAccount(serviceAccountId),
+    ...nodeAttributes(guard.projectId, 'service-account', serviceAccountId),
     kind: 'service-account',
     serviceAccountId,
     tenantId,
@@ -31,7 +35,7 @@ export async function createServiceAccount(table: string, tenantId: string, requ
     gsi1pk: indexKeys.serviceAccountsOfTenant(tenantId),
     gsi1sk: serviceAccountId,
   };
-  await dynamodb.send(new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+  await putInProject(table, tenantId, guard, item);
   return toView(item);
 }
 
@@ -53,7 +57,8 @@ export async function listServiceAccounts(table: string, tenantId: string, limit
  */
 export async function attachServiceAccount(table: string, tenantId: string, vmId: string, serviceAccountId: string): Promise<VmView> {
   const vm = await getVm(table, tenantId, vmId);
-  await getServiceAccount(table, tenantId, serviceAccountId);
+  const account = await getServiceAccount(table, tenantId, serviceAccountId);
+  if (account.projectId !== vm.projectId) throw new ConflictError(`service account ${serviceAccountId} belongs to project ${account.projectId}, vm ${vmId} to ${vm.projectId}`);
   const updatedAt = new Date().toISOString();
   try {
     await dynamodb.send(
@@ -106,4 +111,29 @@ export async function detachServiceAccount(table: string, tenantId: string, vmId
     throw error;
   }
   return toVmView({ ...vm, serviceAccountId: undefined, updatedAt });
+}
+
+/** The VMs a service account is attached to, read consistently from the VMs of its project. */
+export async function usersOfServiceAccount(table: string, account: ServiceAccountItem): Promise<string[]> {
+  const vms = await queryAll<{ pk: string; sk: string }>({
+    TableName: table,
+    IndexName: indexes.gsi4,
+    KeyConditionExpression: 'gsi4pk = :pk AND begins_with(gsi4sk, :vm)',
+    ExpressionAttributeValues: { ':pk': indexKeys.nodesOfProject(account.projectId), ':vm': 'vm#' },
+  });
+  const current = await Promise.all(vms.map(({ pk, sk }) => getItem<StoredVm>(table, { pk, sk })));
+  return current.filter((vm) => vm?.serviceAccountId === account.serviceAccountId).map((vm) => vm!.vmId).sort();
+}
+
+/** Deletes a service account no VM uses; one in use is refused with its VMs named. */
+export async function deleteServiceAccount(table: string, tenantId: string, serviceAccountId: string): Promise<void> {
+  const account = await getItem<ServiceAccountItem>(table, keys.serviceAccount(serviceAccountId));
+  if (!account || account.tenantId !== tenantId) throw new NotFoundError('service account', serviceAccountId);
+  const users = await usersOfServiceAccount(table, account);
+  if (users.length > 0) throw new InUseError(`service account ${serviceAccountId} is in use by vm ${users.join(', vm ')}`);
+  try {
+    await dynamodb.send(new DeleteCommand({ TableName: table, Key: keys.serviceAccount(serviceAccountId), ConditionExpression: 'attribute_exists(pk)' }));
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }

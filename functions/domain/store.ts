@@ -1,8 +1,11 @@
-import { GetCommand, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, type QueryCommandInput, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { dynamodb } from '../commons/clients.ts';
 import { keys } from './table-keys.ts';
 import type { MemberItem, SlotItem } from '#events/records.ts';
+
+/** One item of a TransactWriteItems call. */
+export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /** Reads one item, strongly consistent, or undefined. */
 export async function getItem<T>(table: string, key: { pk: string; sk: string }): Promise<T | undefined> {

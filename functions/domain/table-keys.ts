@@ -10,6 +10,7 @@ export const keys = {
   hostKeys: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'HOSTKEYS' }),
   serviceAccount: (serviceAccountId: string) => ({ pk: `SA#${serviceAccountId}`, sk: 'SA' }),
   storagePool: (poolId: string) => ({ pk: `POOL#${poolId}`, sk: 'POOL' }),
+  project: (projectId: string) => ({ pk: `PROJECT#${projectId}`, sk: 'PROJECT' }),
   disk: (diskId: string) => ({ pk: `DISK#${diskId}`, sk: 'DISK' }),
   slot: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `SLOT#${ip}` }),
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
@@ -19,13 +20,15 @@ export const keys = {
 
 
 /**
- * Three generic indexes. gsi1 lists hosts, and a tenant's networks, VMs and service accounts;
- * gsi2 lists the VMs of one network and the networks one host is a member of; gsi3 the VMs on one host.
+ * Four generic indexes. gsi1 lists hosts, storage pools, and a tenant's projects, networks, VMs,
+ * disks and service accounts; gsi2 lists the VMs of one network and the networks one host is a
+ * member of; gsi3 the VMs on one host; gsi4 everything a project owns (its graph's nodes).
  */
 export const indexes = {
   gsi1: 'gsi1',
   gsi2: 'gsi2',
   gsi3: 'gsi3',
+  gsi4: 'gsi4',
 };
 
 export const indexKeys = {
@@ -34,6 +37,8 @@ export const indexKeys = {
   vmsOfTenant: (tenantId: string) => `TENANT#${tenantId}#VMS`,
   serviceAccountsOfTenant: (tenantId: string) => `TENANT#${tenantId}#SAS`,
   disksOfTenant: (tenantId: string) => `TENANT#${tenantId}#DISKS`,
+  projectsOfTenant: (tenantId: string) => `TENANT#${tenantId}#PROJECTS`,
+  nodesOfProject: (projectId: string) => `PROJECT#${projectId}#NODES`,
   allStoragePools: 'STORAGE_POOLS',
   vmsOnHost: (hostId: string) => `HOST#${hostId}#VMS`,
   vmsOfNetwork: (networkId: string) => `VMS#NET#${networkId}`,

@@ -1,20 +1,22 @@
-import { TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateVmRequest, ListVmsQuery } from '#events/api.ts';
 import type { SlotItem, VmItem } from '#events/records.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { pickFreeAddress } from './cidr.ts';
-import { ClientError, ConflictError, NotFoundError } from './errors.ts';
+import { ClientError, ConflictError, InUseError, NotFoundError } from './errors.ts';
 import { chooseHost, getHost, listHosts } from './hosts.ts';
-import { getNetwork, newId } from './networks.ts';
+import { getNetwork } from './networks.ts';
+import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
-import { backoff, cancellationCodes, getItem, queryAll, readNetworkPartition } from './store.ts';
+import { backoff, cancellationCodes, getItem, queryAll, readNetworkPartition, type TransactItem } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
+import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
 
-type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 export interface VmView {
   vmId: string;
   tenantId: string;
+  projectId: string;
   name: string;
   networkId: string;
   ip: string;
@@ -33,6 +35,7 @@ export type StoredVm = VmItem & { endpointAddress: string; endpointVersion: numb
 export const toVmView = (vm: StoredVm): VmView => ({
   vmId: vm.vmId,
   tenantId: vm.tenantId,
+  projectId: vm.projectId,
   name: vm.name,
   networkId: vm.networkId,
   ip: vm.ip,
@@ -123,6 +126,7 @@ export async function createVm(
     const version = (released?.version ?? 0) + 1;
     const vm: StoredVm & Record<string, unknown> = {
       ...keys.vm(vmId),
+      ...nodeAttributes(network.projectId, 'vm', vmId),
       kind: 'vm',
       vmId,
       tenantId,
@@ -170,6 +174,7 @@ export async function createVm(
       memberDelta(table, network.networkId, host.hostId, 1),
       { Put: { TableName: table, Item: vm, ConditionExpression: 'attribute_not_exists(pk)' } },
       { ConditionCheck: { TableName: table, Key: keys.network(network.networkId), ConditionExpression: 'attribute_exists(pk)' } },
+      projectGuard(table, tenantId, network.projectId).item,
     ];
     try {
       await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
@@ -182,6 +187,7 @@ export async function createVm(
         fullHosts.add(host.hostId);
       }
       if (codes[4] === 'ConditionalCheckFailed') throw new NotFoundError('network', network.networkId);
+      if (codes[5] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, network.projectId);
       await backoff(attempt);
     }
   }
@@ -279,7 +285,7 @@ export async function migrateVm(table: string, tenantId: string, vmId: string, t
 export async function deleteVm(table: string, tenantId: string, vmId: string): Promise<void> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const vm = await getVm(table, tenantId, vmId);
-    if (vm.diskIds?.size) throw new ConflictError(`vm ${vmId} has disks attached: ${[...vm.diskIds].sort().join(', ')}; detach them first`);
+    if (vm.diskIds?.size) throw new InUseError(`vm ${vmId} has disks attached: ${[...vm.diskIds].sort().join(', ')}; detach them first`);
     const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
     if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
     const items: TransactItem[] = [

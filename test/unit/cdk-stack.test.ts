@@ -49,8 +49,8 @@ describe('ControlPlaneStack', () => {
     expect(fanOut.Properties.RedrivePolicy).toMatchObject({ maxReceiveCount: 5 });
   });
 
-  it('reports partial batch failures on both event source mappings, and bounds stream retries into a DLQ', () => {
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+  it('reports partial batch failures on every event source mapping, and bounds stream retries into a DLQ', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
     template.allResourcesProperties('AWS::Lambda::EventSourceMapping', { FunctionResponseTypes: ['ReportBatchItemFailures'] });
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Metadata'), 'StreamArn'] },

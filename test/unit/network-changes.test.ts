@@ -37,6 +37,7 @@ describe('changesFromItemUpdate for VMs', () => {
     kind: 'vm',
     vmId: 'vm-1',
     tenantId: 't1',
+    projectId: 'p1',
     name: 'vm',
     networkId: 'net-1',
     ip: '10.0.0.5',

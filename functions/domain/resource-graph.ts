@@ -1,0 +1,145 @@
+import type { GraphMessage, NodeKind } from '#events/projects.ts';
+import { deleteDisk, detachDisk, type DiskItem } from './disks.ts';
+import { ClientError, InUseError, NotFoundError } from './errors.ts';
+import { deleteNetwork } from './networks.ts';
+import type { ProjectItem } from './projects.ts';
+import { deleteServiceAccount } from './service-accounts.ts';
+import { getItem, queryAll } from './store.ts';
+import { indexes, indexKeys, keys } from './table-keys.ts';
+import { deleteVm, type StoredVm } from './vms.ts';
+import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { dynamodb } from '../commons/clients.ts';
+
+/** An outgoing graph message and the node that sends it, which makes its deduplication id. */
+export interface Outgoing {
+  message: GraphMessage;
+  from: string;
+}
+
+export type SendGraphMessages = (messages: Outgoing[]) => Promise<void>;
+
+interface Node {
+  kind: NodeKind;
+  id: string;
+  pk: string;
+  sk: string;
+}
+
+/**
+ * Handles one message to one node. Every step is idempotent, so a handler that crashes halfway
+ * is finished by the redelivery, and nothing is released twice: each release is the conditional
+ * removal of the resource's own item, together with what it gave back (addresses, host places,
+ * pool capacity), in one transaction; a node already gone only tells its project to look again.
+ *
+ * Releases only happen under a project being deleted. A node still used (a network with VMs, an
+ * attached disk, an account attached to VMs) waits: each user, when released, addresses its used
+ * nodes again.
+ */
+export async function handleGraphMessage(table: string, message: GraphMessage, send: SendGraphMessages): Promise<void> {
+  const project = await getItem<ProjectItem>(table, keys.project(message.projectId));
+  if (!project || project.state !== 'deleting') return;
+  if (message.kind === 'project') return settleProject(table, project, message.action === 'release', send);
+
+  const tenantId = project.tenantId;
+  const toProject: Outgoing = { message: { action: 'check', kind: 'project', nodeId: project.projectId, projectId: project.projectId }, from: message.nodeId };
+  const release = (kind: NodeKind, nodeId: string): Outgoing => ({ message: { action: 'release', kind, nodeId, projectId: project.projectId }, from: message.nodeId });
+
+  try {
+    switch (message.kind) {
+      case 'vm': {
+        const vm = await getItem<StoredVm>(table, keys.vm(message.nodeId));
+        if (vm) {
+          for (const diskId of vm.diskIds ?? []) await tolerate(() => detachDisk(table, tenantId, diskId));
+          await deleteVm(table, tenantId, vm.vmId);
+          // What the VM used may have been waiting for it.
+          const used = [release('network', vm.networkId), ...[...(vm.diskIds ?? [])].map((diskId) => release('disk', diskId))];
+          if (vm.serviceAccountId) used.push(release('service-account', vm.serviceAccountId));
+          await send(used);
+        }
+        break;
+      }
+      case 'network':
+        if (!(await inUse(() => deleteNetwork(table, tenantId, message.nodeId)))) return;
+        break;
+      case 'disk': {
+        const disk = await getItem<DiskItem>(table, keys.disk(message.nodeId));
+        if (disk?.state === 'attached') return;
+        if (!(await inUse(() => deleteDisk(table, tenantId, message.nodeId)))) return;
+        break;
+      }
+      case 'service-account':
+        if (!(await inUse(() => deleteServiceAccount(table, tenantId, message.nodeId)))) return;
+        break;
+    }
+  } catch (error) {
+    if (!(error instanceof NotFoundError)) throw error;
+  }
+  await send([toProject]);
+}
+
+/**
+ * A project being deleted: on `release`, address a release to everything it owns; once it owns
+ * nothing, remove it. The index of owned nodes can trail a deletion, so each listed node is read
+ * again before it counts as remaining.
+ */
+async function settleProject(table: string, project: ProjectItem, fanOut: boolean, send: SendGraphMessages): Promise<void> {
+  const listed = await ownedNodes(table, project.projectId);
+  const remaining = (await Promise.all(listed.map(async (node) => ((await getItem(table, { pk: node.pk, sk: node.sk })) ? node : undefined)))).filter(
+    (node): node is Node => node !== undefined,
+  );
+  if (remaining.length === 0) {
+    try {
+      await dynamodb.send(
+        new DeleteCommand({
+          TableName: table,
+          Key: keys.project(project.projectId),
+          ConditionExpression: '#state = :deleting',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':deleting': 'deleting' },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+    return;
+  }
+  if (fanOut) {
+    await send(remaining.map((node) => ({ message: { action: 'release', kind: node.kind, nodeId: node.id, projectId: project.projectId }, from: project.projectId })));
+  }
+}
+
+/** The nodes a project owns, from the project index. */
+export async function ownedNodes(table: string, projectId: string): Promise<Node[]> {
+  const items = await queryAll<{ pk: string; sk: string; gsi4sk: string }>({
+    TableName: table,
+    IndexName: indexes.gsi4,
+    KeyConditionExpression: 'gsi4pk = :pk',
+    ExpressionAttributeValues: { ':pk': indexKeys.nodesOfProject(projectId) },
+    ProjectionExpression: 'pk, sk, gsi4sk',
+  });
+  return items.map(({ pk, sk, gsi4sk }) => {
+    const separator = gsi4sk.indexOf('#');
+    return { kind: gsi4sk.slice(0, separator) as NodeKind, id: gsi4sk.slice(separator + 1), pk, sk };
+  });
+}
+
+/** Runs a release; false when the node is still in use (it will be addressed again by its last user). */
+async function inUse(release: () => Promise<void>): Promise<boolean> {
+  try {
+    await release();
+    return true;
+  } catch (error) {
+    if (error instanceof InUseError) return false;
+    throw error;
+  }
+}
+
+/** Runs a step whose work may already be done (a 404 or 409 means: nothing left to do). */
+async function tolerate(step: () => Promise<unknown>): Promise<void> {
+  try {
+    await step();
+  } catch (error) {
+    if (!(error instanceof ClientError) || (error.statusCode !== 404 && error.statusCode !== 409)) throw error;
+  }
+}
