@@ -22,7 +22,7 @@ if (!(agentCount >= 2) || !(migrations >= 1)) throw new Error('--agents must be 
 
 console.error(`starting the local control plane with ${agentCount} agents...`);
 const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
-const stack = await startLocalStack({ agentCount, hostPrefix: 'bench', stateDir, log: () => {} });
+const stack = await startLocalStack({ agentCount, hostPrefix: 'bench', stateDir, log: (line) => line.startsWith('[local-aws]') && console.error(line) });
 try {
   const api = await tenantClient(stack, 'bench');
   const appliedAt = async (agent: AgentInfo, networkId: string, ip: string, version: number) => {
@@ -69,7 +69,7 @@ try {
     return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
   };
   const streamPollMs = Number(process.env.STRATOPLANE_STREAM_POLL_MS ?? 250);
-  console.log(`bench:converge  agents=${agentCount}  migrations=${migrations}  emulator=${stack.aws.started ? 'moto (local process)' : stack.aws.endpoint}`);
+  console.log(`bench:converge  agents=${agentCount}  migrations=${migrations}  emulator=${stack.aws.started ? `${stack.aws.description} (local process)` : stack.aws.endpoint}`);
   console.log(`  API answer -> last agent applied:  median ${pct(samples, 50).toFixed(0)} ms   p99 ${pct(samples, 99).toFixed(0)} ms   min ${Math.min(...samples).toFixed(0)} ms   max ${Math.max(...samples).toFixed(0)} ms`);
   console.log(`  emulator round trip (DynamoDB GetItem): median ${pct(roundTrips, 50).toFixed(2)} ms   p99 ${pct(roundTrips, 99).toFixed(2)} ms`);
   console.log(`  path: DynamoDB stream (polled every ${streamPollMs} ms, as Lambda does) -> stream function -> fan-out queue -> fan-out function -> host queues (20 s long polls)`);

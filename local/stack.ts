@@ -26,7 +26,7 @@ const operatorToken = await stack.issueToken('operator', 'local-admin');
 console.log(`
 Stratoplane is running locally.
   API            ${api}
-  local AWS      ${stack.aws.endpoint}${stack.aws.started ? ' (moto, started here)' : ' (from AWS_ENDPOINT_URL)'}
+  local AWS      ${stack.aws.endpoint}${stack.aws.started ? ` (${stack.aws.description}, started here)` : ' (from AWS_ENDPOINT_URL)'}
   host agents    ${stack.agents.map((agent) => `${agent.hostId} (${agent.address}): ${agent.statusUrl}/status`).join('\n                 ')}
 
 Every call needs a bearer token. These two were issued for you (30 days):

@@ -1,57 +1,29 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureLocalStackInstalled, installDir, LOCALSTACK_VERSION, prepareFilesystemRoot, venvPython } from './install.ts';
+import { LocalAwsSetupError } from './toolchain.ts';
+
+export { LocalAwsSetupError } from './toolchain.ts';
 
 /**
- * The local AWS: moto in server mode, installed from PyPI into a project-local virtualenv and run
- * as a plain process (no Docker). See README "Local AWS" for why moto and not LocalStack here.
+ * The local AWS: LocalStack (localstack-core from PyPI) run as a plain host process, no Docker.
+ * It serves DynamoDB (DynamoDB Local on the system JDK, with its native streams), DynamoDB Streams,
+ * SQS and KMS on one port. See install.ts for what is installed where, and README "Local AWS".
  */
-export const MOTO_REQUIREMENT = 'moto[server]==5.2.5';
-
-const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const installDir = path.join(projectRoot, '.local-aws');
-const venv = path.join(installDir, 'venv');
-const venvPython = path.join(venv, 'bin', 'python');
-const marker = path.join(installDir, 'installed.txt');
-const launcher = path.join(projectRoot, 'local', 'aws', 'moto_launcher.py');
-
-export class LocalAwsSetupError extends Error {}
-
-function findPython(): string {
-  for (const candidate of [process.env.STRATOPLANE_PYTHON, 'python3', 'python'].filter(Boolean) as string[]) {
-    const probe = spawnSync(candidate, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' });
-    if (probe.status !== 0) continue;
-    const [major, minor] = probe.stdout.trim().split('.').map(Number) as [number, number];
-    if (major === 3 && minor >= 9) return candidate;
-  }
-  throw new LocalAwsSetupError(
-    'The local AWS needs Python 3.9 or newer with venv and pip, and none was found.\n' +
-      'Install it (Debian/Ubuntu: apt-get install python3 python3-venv python3-pip; macOS: brew install python),\n' +
-      'or point STRATOPLANE_PYTHON at one, or run against LocalStack: AWS_ENDPOINT_URL=http://localhost:4566 npm test',
-  );
-}
-
-/** Installs moto into .local-aws/venv once; later calls return at once. */
-export function ensureLocalAwsInstalled(log: (message: string) => void = console.error): void {
-  if (existsSync(marker) && readFileSync(marker, 'utf8').trim() === MOTO_REQUIREMENT && existsSync(venvPython)) return;
-  const python = findPython();
-  mkdirSync(installDir, { recursive: true });
-  log(`[local-aws] installing ${MOTO_REQUIREMENT} into ${path.relative(projectRoot, venv)} (first run only)`);
-  const created = spawnSync(python, ['-m', 'venv', '--clear', venv], { stdio: 'inherit' });
-  if (created.status !== 0) {
-    throw new LocalAwsSetupError(`'${python} -m venv' failed: install the venv module (Debian/Ubuntu: apt-get install python3-venv)`);
-  }
-  const installed = spawnSync(venvPython, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', MOTO_REQUIREMENT], { stdio: 'inherit' });
-  if (installed.status !== 0) throw new LocalAwsSetupError(`pip could not install ${MOTO_REQUIREMENT}: see the pip output above`);
-  writeFileSync(marker, `${MOTO_REQUIREMENT}\n`);
-}
+const launcher = path.join(path.dirname(fileURLToPath(import.meta.url)), 'localstack_launcher.py');
+const SERVICES = ['dynamodb', 'dynamodbstreams', 'sqs', 'kms'];
+/** One LocalStack filesystem root per running instance. */
+const runDir = path.join(installDir, 'run');
 
 export interface LocalAws {
   endpoint: string;
   /** True when this call started the emulator (and stop() will end it). */
   started: boolean;
+  /** What serves the endpoint, for banners: "LocalStack 2026.3.0" or "AWS_ENDPOINT_URL". */
+  description: string;
   process?: ChildProcess;
   stop(): Promise<void>;
 }
@@ -67,53 +39,212 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** LocalStack's configuration: only these four services, on 127.0.0.1, downloading nothing. */
+function localStackEnv(port: number, filesystemRoot: string): NodeJS.ProcessEnv {
+  const address = `127.0.0.1:${port}`;
+  return {
+    // A clean environment: LocalStack reads hundreds of variables (DEBUG, SERVICES, PERSISTENCE, ...).
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    LANG: process.env.LANG ?? 'C.UTF-8',
+    PYTHONUNBUFFERED: '1',
+    // This machine may look like a container to LocalStack; host mode keeps every path under FILESYSTEM_ROOT.
+    OVERRIDE_IN_DOCKER: '0',
+    FILESYSTEM_ROOT: filesystemRoot,
+    GATEWAY_LISTEN: address,
+    // Queue URLs LocalStack hands out point here (the default, *.localhost.localstack.cloud, needs public DNS).
+    LOCALSTACK_HOST: address,
+    SQS_ENDPOINT_STRATEGY: 'path',
+    SERVICES: SERVICES.join(','),
+    // Start the providers (and the DynamoDB Local JVM) now rather than on each service's first request.
+    EAGER_SERVICE_LOADING: '1',
+    // v2: DynamoDB Local's own streams, instead of v1's copy through Kinesis (kinesis-mock, fetched from npm).
+    PROVIDER_OVERRIDE_DYNAMODB: 'v2',
+    PROVIDER_OVERRIDE_DYNAMODBSTREAMS: 'v2',
+    DYNAMODB_IN_MEMORY: '1',
+    DNS_ADDRESS: '0',
+    SKIP_SSL_CERT_DOWNLOAD: '1',
+    DISABLE_EVENTS: '1',
+    LOCALSTACK_TELEMETRY_DISABLED: '1',
+  };
+}
+
 /**
- * Uses AWS_ENDPOINT_URL when it is set (e.g. a LocalStack container), otherwise installs and
- * starts moto on 127.0.0.1, waiting until it answers.
+ * Uses AWS_ENDPOINT_URL when it is set (e.g. a LocalStack container), otherwise installs LocalStack
+ * (first run only) and starts it on 127.0.0.1, waiting until all four services answer.
  */
 export async function startLocalAws(options: { port?: number; logFile?: string; log?: (message: string) => void } = {}): Promise<LocalAws> {
   const log = options.log ?? console.error;
   const existing = process.env.AWS_ENDPOINT_URL;
   if (existing) {
-    await waitUntilServing(existing, 10_000, undefined);
-    return { endpoint: existing, started: false, stop: async () => {} };
+    await waitUntilServing(existing, 10_000);
+    return { endpoint: existing, started: false, description: 'AWS_ENDPOINT_URL', stop: async () => {} };
   }
-  ensureLocalAwsInstalled(log);
-  const port = options.port ?? (await freePort());
+  await ensureLocalStackInstalled(log);
+  const port = options.port || (await freePort());
   const endpoint = `http://127.0.0.1:${port}`;
-  const output = options.logFile ? openSync(options.logFile, 'a') : 'ignore';
-  const child = spawn(venvPython, [launcher, '--host', '127.0.0.1', '--port', String(port)], {
-    stdio: ['ignore', output, output],
-    env: { ...process.env, PYTHONUNBUFFERED: '1' },
-  });
-  await waitUntilServing(endpoint, 60_000, child);
-  return {
-    endpoint,
-    started: true,
-    process: child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
+
+  // Each instance gets its own filesystem root, so `npm start` and `npm test` can run side by side.
+  removeStaleRoots();
+  const root = mkdtempSync(path.join(runDir, `${port}-`));
+  prepareFilesystemRoot(root);
+  const logFile = options.logFile ?? path.join(root, 'localstack.log');
+  const output = openSync(logFile, 'a');
+  // Its own process group (detached), so stop() can signal LocalStack and everything it started.
+  const child = spawn(venvPython, [launcher], { stdio: ['pipe', output, output], env: localStackEnv(port, root), detached: true });
+  closeSync(output);
+  writeFileSync(path.join(root, 'pid'), `${child.pid}\n`);
+  child.stdin!.on('error', () => {}); // EPIPE once it has gone
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= stopProcessTree(child).finally(() => rmSync(root, { recursive: true, force: true })));
+  try {
+    await waitUntilReady(endpoint, 180_000, child, logFile);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { endpoint, started: true, description: `LocalStack ${LOCALSTACK_VERSION}`, process: child, stop };
 }
 
-async function waitUntilServing(endpoint: string, timeoutMs: number, child: ChildProcess | undefined): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = '';
-  while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new LocalAwsSetupError(`the local AWS exited with code ${child.exitCode} before serving`);
+
+/** Filesystem roots left behind by a LocalStack whose parent died without stop(); it ends on its own then. */
+function removeStaleRoots(): void {
+  mkdirSync(runDir, { recursive: true });
+  for (const name of readdirSync(runDir)) {
+    const root = path.join(runDir, name);
     try {
-      // Any HTTP answer means the server is up; SQS's ListQueues is cheap on every emulator.
-      const response = await fetch(`${endpoint}/?Action=ListQueues`, { signal: AbortSignal.timeout(2000) });
-      await response.arrayBuffer();
-      return;
+      const pid = Number(readFileSync(path.join(root, 'pid'), 'utf8'));
+      if (pid && isAlive(pid)) continue;
+    } catch {
+      if (Date.now() - statSync(root).mtimeMs < 60_000) continue; // being set up right now
+    }
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** Waits until `probe` succeeds, failing early if `child` exits. */
+async function waitFor(endpoint: string, timeoutMs: number, probe: () => Promise<void>, child?: ChildProcess, logFile?: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastProblem = 'no answer';
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) {
+      throw new LocalAwsSetupError(`LocalStack exited with code ${child.exitCode} before serving; the end of ${logFile}:\n${tail(logFile)}`);
+    }
+    try {
+      return await probe();
     } catch (error) {
-      lastError = (error as Error).message;
+      lastProblem = (error as Error).message;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
-  throw new LocalAwsSetupError(`no local AWS answered at ${endpoint} within ${timeoutMs / 1000}s (${lastError})`);
+  throw new LocalAwsSetupError(`no local AWS answered at ${endpoint} within ${timeoutMs / 1000}s (${lastProblem})${logFile ? `; the end of ${logFile}:\n${tail(logFile)}` : ''}`);
+}
+
+/** An emulator given by AWS_ENDPOINT_URL: any HTTP answer means it is up; SQS's ListQueues is cheap on every emulator. */
+async function waitUntilServing(endpoint: string, timeoutMs: number): Promise<void> {
+  await waitFor(endpoint, timeoutMs, async () => {
+    const response = await fetch(`${endpoint}/?Action=ListQueues`, { signal: AbortSignal.timeout(2000) });
+    await response.arrayBuffer();
+  });
+}
+
+/** The LocalStack started here: the health endpoint lists every service as ready, and DynamoDB answers a call. */
+async function waitUntilReady(endpoint: string, timeoutMs: number, child: ChildProcess, logFile: string): Promise<void> {
+  await waitFor(
+    endpoint,
+    timeoutMs,
+    async () => {
+      const health = (await (await fetch(`${endpoint}/_localstack/health`, { signal: AbortSignal.timeout(2000) })).json()) as { services?: Record<string, string> };
+      const waitingFor = SERVICES.filter((service) => !['available', 'running'].includes(health.services?.[service] ?? ''));
+      if (waitingFor.length) throw new Error(`not ready: ${waitingFor.map((service) => `${service}=${health.services?.[service]}`).join(', ')}`);
+      // DynamoDB is served by a JVM that LocalStack starts separately; only a real call shows it is up.
+      const response = await fetch(endpoint, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-amz-json-1.0',
+          'x-amz-target': 'DynamoDB_20120810.ListTables',
+          authorization: 'AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0',
+        },
+        body: '{}',
+        signal: AbortSignal.timeout(10_000),
+      });
+      const body = await response.text();
+      if (!response.ok) throw new Error(`DynamoDB ListTables: ${response.status} ${body.slice(0, 200)}`);
+    },
+    child,
+    logFile,
+  );
+}
+
+/**
+ * Ends LocalStack and every process it started. LocalStack stops DynamoDB Local itself on SIGTERM,
+ * but runs it in a session of its own, beyond a signal to LocalStack's group: the JVM (and any other
+ * descendant) is looked up first and killed afterwards if it is still there.
+ */
+async function stopProcessTree(child: ChildProcess): Promise<void> {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  const descendants = descendantsOf(pid);
+  const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  signalGroup(pid, 'SIGTERM');
+  if (!(await within(exited, 15_000))) signalGroup(pid, 'SIGKILL');
+  await exited;
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    const alive = descendants.filter(isAlive);
+    if (!alive.length) return;
+    for (const other of alive) signalGroup(other, signal);
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && descendants.some(isAlive)) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function descendantsOf(root: number): number[] {
+  const listing = spawnSync('ps', ['-A', '-o', 'pid=,ppid='], { encoding: 'utf8' });
+  const children = new Map<number, number[]>();
+  for (const line of listing.stdout?.split('\n') ?? []) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    if (pid && ppid) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length) for (const next of children.get(queue.shift()!) ?? []) found.push(next), queue.push(next);
+  return found;
+}
+
+/** Signals the process group led by `pid` or, if it leads none, the process itself. */
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function within(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function tail(file: string | undefined, lines = 30): string {
+  if (!file || !existsSync(file)) return '(no log)';
+  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
 }

@@ -26,7 +26,8 @@ export async function setup(project: TestProject) {
     agentCount: 0,
     stateDir,
     log: (line) => {
-      if (process.env.STRATOPLANE_TEST_VERBOSE || /failed|error|exhausted/i.test(line)) console.error(line);
+      // [local-aws] lines: the one-time LocalStack install says what it is doing.
+      if (process.env.STRATOPLANE_TEST_VERBOSE || /failed|error|exhausted|^\[local-aws\]/i.test(line)) console.error(line);
     },
   });
   const { runner, aws } = stack;

@@ -1,15 +1,29 @@
-import { DynamoDBClient, GetItemCommand, TransactWriteItemsCommand, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand, TransactWriteItemsCommand, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient, DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
 import { describe, expect, it } from 'vitest';
 import { createStreamTable, localAwsConfig } from '../helpers/local-aws.ts';
 
 /**
  * What the control plane relies on from DynamoDB, checked against whichever local AWS runs the
- * tests: a cancelled transaction leaves no trace, and a stream iterator keeps seeing new records.
+ * tests: a condition is checked and the write made atomically, also under concurrent callers (IP
+ * allocation and host capacity depend on it); a cancelled transaction leaves no trace, and a stream
+ * iterator keeps seeing new records.
  */
 describe('local AWS transaction semantics', () => {
   const dynamodb = new DynamoDBClient(localAwsConfig());
   const streams = new DynamoDBStreamsClient(localAwsConfig());
+
+  it('lets exactly one of many concurrent conditional writes win', async () => {
+    const TableName = `cond-check-${Date.now()}`;
+    await createStreamTable(dynamodb, TableName);
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) =>
+        dynamodb.send(new PutItemCommand({ TableName, Item: { pk: { S: 'slot' }, owner: { S: `w${i}` } }, ConditionExpression: 'attribute_not_exists(pk)' })),
+      ),
+    );
+    expect(attempts.filter((attempt) => attempt.status === 'fulfilled')).toHaveLength(1);
+    for (const attempt of attempts) if (attempt.status === 'rejected') expect(attempt.reason).toBeInstanceOf(ConditionalCheckFailedException);
+  });
 
   it('rolls back a cancelled transaction and keeps the stream flowing', async () => {
     const TableName = `tx-check-${Date.now()}`;

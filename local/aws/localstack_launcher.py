@@ -1,0 +1,36 @@
+"""Runs LocalStack's runtime (as `python -m localstack.runtime.main`) and stops it when stdin closes.
+
+local/aws/local-aws.ts holds a pipe to this process's stdin for as long as it lives. If that Node
+process ends without calling stop() (a crash, SIGKILL, Ctrl-C of a test run), the pipe closes and
+LocalStack shuts down as on SIGTERM, which also stops the DynamoDB Local JVM it runs in a session
+of its own (so a process-group kill alone would not reach it).
+"""
+import os
+import runpy
+import signal
+import sys
+import threading
+import traceback
+
+
+def _stop_when_stdin_closes():
+    # os.read, not sys.stdin: a daemon thread blocked in a buffered read aborts interpreter shutdown.
+    while os.read(0, 1024):
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+threading.Thread(target=_stop_when_stdin_closes, name="stdin-watch", daemon=True).start()
+exit_code = 0
+try:
+    runpy.run_module("localstack.runtime.main", run_name="__main__", alter_sys=True)
+except SystemExit as exit_:
+    exit_code = exit_.code if isinstance(exit_.code, int) else 1
+except BaseException:
+    traceback.print_exc()
+    exit_code = 1
+finally:
+    # LocalStack has shut down by now; skip the interpreter's finalization, which takes seconds.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
