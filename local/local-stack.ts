@@ -20,6 +20,11 @@ export interface LocalStack {
   agents: AgentInfo[];
   /** Issues an API token as an operator would (`npm run issue-token`), e.g. `issueToken('tenant', 'demo')`. */
   issueToken(kind: PrincipalKind, id: string, scopes?: readonly Scope[]): Promise<string>;
+  /**
+   * Kills the runner (SIGKILL: functions die mid-invocation, nothing is acknowledged) and starts
+   * it again on the same state and API port, as after a crash of the machine running the functions.
+   */
+  crashAndRestartRunner(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -57,15 +62,23 @@ export async function startLocalStack(options: {
     await Promise.all(children.reverse().map((child) => child.stop()));
     await aws.stop();
   };
-  try {
-    const runner = await startTsProcess<RunnerInfo>({
+  const startRunner = (apiPort: number) =>
+    startTsProcess<RunnerInfo>({
       entry: 'local/runner.ts',
-      env: { ...awsEnv, STRATOPLANE_API_PORT: String(options.apiPort ?? 0), STRATOPLANE_STATE_DIR: stateDir },
+      env: { ...awsEnv, STRATOPLANE_API_PORT: String(apiPort), STRATOPLANE_STATE_DIR: stateDir },
       readyPrefix: 'STRATOPLANE_RUNNER_READY',
       timeoutMs: 180_000,
       onStderr: (line) => bundlingNoise.test(line) || log(line),
     });
+  try {
+    let runner = await startRunner(options.apiPort ?? 0);
     children.push(runner);
+    const crashAndRestartRunner = async () => {
+      await runner.stop('SIGKILL');
+      const restarted = await startRunner(Number(new URL(runner.info.apiUrl).port));
+      children[children.indexOf(runner)] = restarted;
+      runner = restarted;
+    };
     const agents = await Promise.all(
       Array.from({ length: options.agentCount }, async (_, index) => {
         const hostId = `${options.hostPrefix ?? 'host'}-${index + 1}`;
@@ -83,7 +96,7 @@ export async function startLocalStack(options: {
         return { hostId, address, statusUrl: agent.info.statusUrl };
       }),
     );
-    return { aws, runner: runner.info, agents, issueToken, stop };
+    return { aws, runner: runner.info, agents, issueToken, crashAndRestartRunner, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,4 +1,6 @@
 import { readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startLocalStack, type LocalStack } from '../../local/local-stack.ts';
@@ -14,10 +16,13 @@ declare module 'vitest' {
     resources: Record<string, string>;
     /** Every route of the synthesized API, as `METHOD /path/{param}`. */
     routes: string[];
+    /** `POST <controlUrl>/crash-runner`: SIGKILL the runner and start it again (fault tests). */
+    controlUrl: string;
   }
 }
 
 let stack: LocalStack | undefined;
+let control: http.Server | undefined;
 const stateDir = path.join(projectRoot, '.local-run', `test-${process.pid}`);
 
 /** One local AWS and one control plane for the whole integration run; each file makes its own hosts and networks. */
@@ -39,9 +44,21 @@ export async function setup(project: TestProject) {
   project.provide('resources', runner.resources);
   const template = JSON.parse(readFileSync(path.join(stateDir, 'cdk.out', `${runner.stackName}.template.json`), 'utf8')) as CfnTemplate;
   project.provide('routes', routesOf(template).map((route) => `${route.method} ${route.resourcePath}`));
+
+  // Test files run in workers; the runner is a child of this process, so faults are asked for here.
+  control = http.createServer((request, response) => {
+    if (request.method !== 'POST' || request.url !== '/crash-runner') return void response.writeHead(404).end();
+    stack!.crashAndRestartRunner().then(
+      () => response.writeHead(204).end(),
+      (error: Error) => response.writeHead(500).end(error.message),
+    );
+  });
+  await new Promise<void>((resolve) => control!.listen(0, '127.0.0.1', resolve));
+  project.provide('controlUrl', `http://127.0.0.1:${(control.address() as AddressInfo).port}`);
 }
 
 export async function teardown() {
+  control?.close();
   await stack?.stop();
   rmSync(stateDir, { recursive: true, force: true });
 }

@@ -45,7 +45,23 @@ describe('tenant isolation', () => {
     'POST /hosts': async () => expect((await api('POST', '/hosts', { hostId: uniqueId('evil'), address: '198.51.100.200', capacity: 1 }, tenantA)).status).toBe(403),
     'GET /hosts': async () => expect((await api('GET', '/hosts', undefined, tenantA)).status).toBe(403),
     'GET /hosts/{hostId}/forwarding-table': async () => expect((await api('GET', `/hosts/${hostIds[0]}/forwarding-table`, undefined, tenantA)).status).toBe(403),
+    'POST /projects': async () => {
+      const created = await expectOk(api('POST', '/projects', { name: 'a-project' }, tenantA), 201);
+      expect(created.tenantId).not.toBe(networkB.tenantId);
+    },
+    'GET /projects': async () => {
+      const { projects } = await expectOk(api('GET', '/projects?limit=100', undefined, tenantA));
+      expect(projects.map((project: any) => project.projectId)).not.toContain(networkB.projectId);
+    },
+    'GET /projects/{projectId}': async () => notFound(await api('GET', `/projects/${networkB.projectId}`, undefined, tenantA), 'project', networkB.projectId),
+    'GET /projects/{projectId}/graph': async () => notFound(await api('GET', `/projects/${networkB.projectId}/graph`, undefined, tenantA), 'project', networkB.projectId),
+    'DELETE /projects/{projectId}': async () => notFound(await api('DELETE', `/projects/${networkB.projectId}`, undefined, tenantA), 'project', networkB.projectId),
+    'DELETE /networks/{networkId}': async () => notFound(await api('DELETE', `/networks/${networkB.networkId}`, undefined, tenantA), 'network', networkB.networkId),
+    'DELETE /service-accounts/{serviceAccountId}': async () =>
+      notFound(await api('DELETE', `/service-accounts/${accountB.serviceAccountId}`, undefined, tenantA), 'service account', accountB.serviceAccountId),
     'POST /networks': async () => {
+      // Not into B's project either.
+      notFound(await api('POST', '/networks', { name: 'a-in-b', cidr: '10.92.0.0/24', projectId: networkB.projectId }, tenantA), 'project', networkB.projectId);
       const created = await expectOk(api('POST', '/networks', { name: 'a-own', cidr: '10.90.0.0/24' }, tenantA), 201);
       expect(created.tenantId).not.toBe(networkB.tenantId);
     },
@@ -129,6 +145,7 @@ describe('tenant isolation', () => {
     expect(await expectOk(api('GET', `/networks/${networkB.networkId}`, undefined, tenantB))).toEqual(networkB);
     expect(await expectOk(api('GET', `/service-accounts/${accountB.serviceAccountId}`, undefined, tenantB))).toEqual(accountB);
     expect(await expectOk(api('GET', `/disks/${diskB.diskId}`, undefined, tenantB))).toEqual(diskB);
+    expect((await expectOk(api('GET', `/projects/${networkB.projectId}`, undefined, tenantB))).state).toBe('active');
     expect((await expectOk(api('GET', `/vms/${vmA.vmId}`, undefined, tenantA))).serviceAccountId).toBeUndefined();
     const { vms } = await expectOk(api('GET', `/vms?networkId=${networkB.networkId}`, undefined, tenantB));
     expect(vms.map((vm: any) => vm.vmId)).toEqual([vmB.vmId]);
