@@ -3,6 +3,7 @@ const [name] = process.argv.slice(2);
 const benches: Record<string, () => Promise<unknown>> = {
   converge: () => import('./converge.ts'),
   tokens: () => import('./tokens.ts'),
+  graph: () => import('./graph.ts'),
 };
 if (!name || !benches[name]) {
   console.error(`usage: bench <${Object.keys(benches).join('|')}>`);

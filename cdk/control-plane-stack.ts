@@ -68,6 +68,8 @@ export class ControlPlaneStack extends Stack {
         { indexName: 'gsi4', partitionKey: { name: 'gsi4pk', type: AttributeType.STRING }, sortKey: { name: 'gsi4sk', type: AttributeType.STRING } },
       ],
       dynamoStream: StreamViewType.NEW_AND_OLD_IMAGES,
+      // Records of released VMs expire on their own.
+      timeToLiveAttribute: 'expiresAt',
       encryption: TableEncryptionV2.customerManagedKey(dataKey),
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: true,

@@ -106,6 +106,8 @@ export async function serveApi(options: {
   stage: string;
   port: number;
   log: (message: string) => void;
+  /** Local-only diagnostics, answered on `GET /_local/<name>` (outside the stage, so never a route). */
+  diagnostics?: Record<string, () => unknown>;
 }): Promise<{ url: string; close: () => Promise<void> }> {
   // More literal segments first, so /vms/{vmId}/migrate never matches a greedy parameter route.
   const compiled = options.routes.map(compile).sort((a, b) => b.literalSegments - a.literalSegments);
@@ -117,6 +119,8 @@ export async function serveApi(options: {
       response.end(body);
     };
     const url = new URL(request.url ?? '/', 'http://localhost');
+    const diagnostic = request.method === 'GET' && url.pathname.startsWith('/_local/') ? options.diagnostics?.[url.pathname.slice('/_local/'.length)] : undefined;
+    if (diagnostic) return send(200, { 'content-type': 'application/json' }, JSON.stringify(diagnostic(), null, 2));
     if (url.pathname !== stagePrefix && !url.pathname.startsWith(`${stagePrefix}/`)) {
       return send(403, { 'content-type': 'application/json' }, JSON.stringify({ message: 'Forbidden' }));
     }

@@ -40,6 +40,8 @@ export class LocalFunction {
   private readonly worker: Worker;
   private readonly pending = new Map<string, Pending>();
   readonly ready: Promise<void>;
+  /** Invocations, the records they carried (event source batches) and the failed ones, since start. */
+  readonly stats = { invocations: 0, records: 0, errors: 0 };
 
   constructor(readonly spec: FunctionSpec) {
     this.worker = new Worker(workerScript, {
@@ -63,7 +65,10 @@ export class LocalFunction {
       if (!pending) return;
       this.pending.delete(message.id);
       clearTimeout(pending.timer);
-      if (message.error) pending.reject(new FunctionError(spec.functionName, message.error.errorType, message.error.errorMessage, message.error.stack));
+      if (message.error) {
+        this.stats.errors++;
+        pending.reject(new FunctionError(spec.functionName, message.error.errorType, message.error.errorMessage, message.error.stack));
+      }
       else pending.resolve(message.result);
     });
     this.worker.on('error', (error) => {
@@ -77,6 +82,8 @@ export class LocalFunction {
 
   invoke<T = unknown>(event: unknown): Promise<T> {
     const id = randomUUID();
+    this.stats.invocations++;
+    this.stats.records += (event as { Records?: unknown[] } | undefined)?.Records?.length ?? 0;
     const timeoutMs = this.spec.timeoutSeconds * 1000;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {

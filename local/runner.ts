@@ -57,6 +57,7 @@ async function main() {
     stage,
     port: Number(process.env.STRATOPLANE_API_PORT ?? 0),
     log,
+    diagnostics: { functions: () => Object.fromEntries([...functions].map(([id, fn]) => [id, { functionName: fn.spec.functionName, ...fn.stats }])) },
   });
 
   const resources: Record<string, string> = {};
@@ -173,7 +174,8 @@ function startEventSources(template: CfnTemplate, resolver: Resolver, functions:
           maximumBatchingWindowSeconds: props.MaximumBatchingWindowInSeconds ?? 0,
           reportBatchItemFailures,
           region,
-          pollers: 2,
+          // Lambda starts polling a queue with five concurrent batches.
+          pollers: 5,
         },
         fn,
         log,

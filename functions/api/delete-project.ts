@@ -8,5 +8,5 @@ import { deleteProject } from '../domain/projects.ts';
 /** 202: the project is marked deleting at once; everything beneath it is released by the graph handler. */
 export const handler = apiHandler({ scopes: ['tenant:write'], path: PathWithId('projectId') }, async ({ path, caller }) => ({
   statusCode: 202,
-  body: await deleteProject(tableName, tenantOf(caller), path.projectId, (message) => sendGraphMessages([{ message, from: 'api' }])),
+  body: await deleteProject(tableName, tenantOf(caller), path.projectId, (message) => sendGraphMessages([{ message, from: `api-${Date.now()}` }])),
 }));

@@ -131,7 +131,7 @@ export async function deleteProject(table: string, tenantId: string, projectId: 
     if (error instanceof ConditionalCheckFailedException) throw new NotFoundError('project', projectId);
     throw error;
   }
-  // Sent again on a repeated DELETE: releasing is idempotent, and this resumes a stalled deletion.
+  // Sent again on a repeated DELETE (the caller makes each send distinct): releasing is idempotent, and this resumes a stalled deletion.
   await send({ action: 'release', kind: 'project', nodeId: projectId, projectId });
   return toView({ ...project, state: 'deleting' });
 }

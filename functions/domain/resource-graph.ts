@@ -1,12 +1,12 @@
 import type { GraphMessage, NodeKind } from '#events/projects.ts';
-import { deleteDisk, detachDisk, type DiskItem } from './disks.ts';
-import { ClientError, InUseError, NotFoundError } from './errors.ts';
+import { deleteDisk, type DiskItem } from './disks.ts';
+import { InUseError, NotFoundError } from './errors.ts';
 import { deleteNetwork } from './networks.ts';
 import type { ProjectItem } from './projects.ts';
 import { deleteServiceAccount } from './service-accounts.ts';
 import { getItem, queryAll } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
-import { deleteVm, type StoredVm } from './vms.ts';
+import { deleteVm, type ReleasedVm } from './vms.ts';
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { dynamodb } from '../commons/clients.ts';
@@ -48,28 +48,31 @@ export async function handleGraphMessage(table: string, message: GraphMessage, s
   try {
     switch (message.kind) {
       case 'vm': {
-        const vm = await getItem<StoredVm>(table, keys.vm(message.nodeId));
-        if (vm) {
-          for (const diskId of vm.diskIds ?? []) await tolerate(() => detachDisk(table, tenantId, diskId));
-          await deleteVm(table, tenantId, vm.vmId);
-          // What the VM used may have been waiting for it.
-          const used = [release('network', vm.networkId), ...[...(vm.diskIds ?? [])].map((diskId) => release('disk', diskId))];
-          if (vm.serviceAccountId) used.push(release('service-account', vm.serviceAccountId));
+        try {
+          await deleteVm(table, tenantId, message.nodeId, { release: true });
+        } catch (error) {
+          if (!(error instanceof NotFoundError)) throw error;
+        }
+        // What the VM used may have been waiting for it; the record survives a crash right after the release.
+        const released = await getItem<ReleasedVm>(table, keys.releasedVm(message.nodeId));
+        if (released) {
+          const used = [release('network', released.networkId), ...released.diskIds.map((diskId) => release('disk', diskId))];
+          if (released.serviceAccountId) used.push(release('service-account', released.serviceAccountId));
           await send(used);
         }
         break;
       }
       case 'network':
-        if (!(await inUse(() => deleteNetwork(table, tenantId, message.nodeId)))) return;
+        if (!(await releasedUnlessInUse(() => deleteNetwork(table, tenantId, message.nodeId)))) return;
         break;
       case 'disk': {
         const disk = await getItem<DiskItem>(table, keys.disk(message.nodeId));
         if (disk?.state === 'attached') return;
-        if (!(await inUse(() => deleteDisk(table, tenantId, message.nodeId)))) return;
+        if (!(await releasedUnlessInUse(() => deleteDisk(table, tenantId, message.nodeId)))) return;
         break;
       }
       case 'service-account':
-        if (!(await inUse(() => deleteServiceAccount(table, tenantId, message.nodeId)))) return;
+        if (!(await releasedUnlessInUse(() => deleteServiceAccount(table, tenantId, message.nodeId)))) return;
         break;
     }
   } catch (error) {
@@ -125,21 +128,12 @@ export async function ownedNodes(table: string, projectId: string): Promise<Node
 }
 
 /** Runs a release; false when the node is still in use (it will be addressed again by its last user). */
-async function inUse(release: () => Promise<void>): Promise<boolean> {
+async function releasedUnlessInUse(release: () => Promise<void>): Promise<boolean> {
   try {
     await release();
     return true;
   } catch (error) {
     if (error instanceof InUseError) return false;
     throw error;
-  }
-}
-
-/** Runs a step whose work may already be done (a 404 or 409 means: nothing left to do). */
-async function tolerate(step: () => Promise<unknown>): Promise<void> {
-  try {
-    await step();
-  } catch (error) {
-    if (!(error instanceof ClientError) || (error.statusCode !== 404 && error.statusCode !== 409)) throw error;
   }
 }

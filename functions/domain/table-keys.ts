@@ -7,6 +7,8 @@ export const keys = {
   host: (hostId: string) => ({ pk: `HOST#${hostId}`, sk: 'HOST' }),
   network: (networkId: string) => ({ pk: `NET#${networkId}`, sk: 'NET' }),
   vm: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'VM' }),
+  /** What a VM used when the resource graph released it, kept a day so a redelivered release can finish. */
+  releasedVm: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'RELEASED' }),
   hostKeys: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'HOSTKEYS' }),
   serviceAccount: (serviceAccountId: string) => ({ pk: `SA#${serviceAccountId}`, sk: 'SA' }),
   storagePool: (poolId: string) => ({ pk: `POOL#${poolId}`, sk: 'POOL' }),

@@ -281,11 +281,27 @@ export async function migrateVm(table: string, tenantId: string, vmId: string, t
   throw new TooBusyError(`vm ${vmId}`);
 }
 
-/** Deletes a VM and releases its address; the slot keeps its version so no agent ever goes back. */
-export async function deleteVm(table: string, tenantId: string, vmId: string): Promise<void> {
+export interface ReleasedVm {
+  vmId: string;
+  networkId: string;
+  diskIds: string[];
+  serviceAccountId?: string;
+}
+
+/** Seconds a released VM's record is kept: long enough for any redelivery of its release. */
+const RELEASE_RECORD_SECONDS = 24 * 3600;
+
+/**
+ * Deletes a VM and releases its address; the slot keeps its version so no agent ever goes back.
+ * A tenant's delete refuses a VM with disks. The resource graph's release (`release: true`)
+ * instead detaches them in the same transaction and records what the VM used, so a release
+ * interrupted after this point can still address those nodes again.
+ */
+export async function deleteVm(table: string, tenantId: string, vmId: string, options: { release?: boolean } = {}): Promise<void> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const vm = await getVm(table, tenantId, vmId);
-    if (vm.diskIds?.size) throw new InUseError(`vm ${vmId} has disks attached: ${[...vm.diskIds].sort().join(', ')}; detach them first`);
+    const diskIds = [...(vm.diskIds ?? [])].sort();
+    if (diskIds.length > 0 && !options.release) throw new InUseError(`vm ${vmId} has disks attached: ${diskIds.join(', ')}; detach them first`);
     const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
     if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
     const items: TransactItem[] = [
@@ -293,9 +309,9 @@ export async function deleteVm(table: string, tenantId: string, vmId: string): P
         Delete: {
           TableName: table,
           Key: keys.vm(vmId),
-          // A disk attached meanwhile keeps the VM.
-          ConditionExpression: 'hostId = :host AND attribute_not_exists(diskIds)',
-          ExpressionAttributeValues: { ':host': vm.hostId },
+          // A disk attached meanwhile keeps the VM (or, when releasing, is detached below only if it was seen).
+          ConditionExpression: diskIds.length > 0 ? 'hostId = :host AND diskIds = :disks' : 'hostId = :host AND attribute_not_exists(diskIds)',
+          ExpressionAttributeValues: { ':host': vm.hostId, ...(diskIds.length > 0 ? { ':disks': new Set(diskIds) } : {}) },
         },
       },
       {
@@ -312,6 +328,30 @@ export async function deleteVm(table: string, tenantId: string, vmId: string): P
       memberDelta(table, vm.networkId, vm.hostId, -1),
       { Delete: { TableName: table, Key: keys.hostKeys(vmId) } },
     ];
+    if (options.release) {
+      for (const diskId of diskIds) {
+        items.push({
+          Update: {
+            TableName: table,
+            Key: keys.disk(diskId),
+            UpdateExpression: 'SET #state = :available, updatedAt = :now ADD revision :one REMOVE attachedTo',
+            ConditionExpression: 'attachedTo = :vm',
+            ExpressionAttributeNames: { '#state': 'state' },
+            ExpressionAttributeValues: { ':available': 'available', ':now': new Date().toISOString(), ':one': 1, ':vm': vmId },
+          },
+        });
+      }
+      const released: ReleasedVm & Record<string, unknown> = {
+        ...keys.releasedVm(vmId),
+        kind: 'released-vm',
+        vmId,
+        networkId: vm.networkId,
+        diskIds,
+        serviceAccountId: vm.serviceAccountId,
+        expiresAt: Math.floor(Date.now() / 1000) + RELEASE_RECORD_SECONDS,
+      };
+      items.push({ Put: { TableName: table, Item: released } });
+    }
     try {
       await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
       return;

@@ -1,15 +1,12 @@
-import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import middy from '@middy/core';
-import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { GraphMessage } from '#events/projects.ts';
 import { sendGraphMessages } from '../commons/graph-queue.ts';
 import { logger } from '../commons/logger.ts';
 import { tableName } from '../commons/table.ts';
 import { handleGraphMessage } from '../domain/resource-graph.ts';
 
-const processor = new SqsFifoPartialProcessorAsync();
-
-async function recordHandler(record: SQSRecord): Promise<void> {
+async function handleRecord(record: SQSRecord): Promise<void> {
   let body: unknown;
   try {
     body = JSON.parse(record.body);
@@ -19,15 +16,33 @@ async function recordHandler(record: SQSRecord): Promise<void> {
   const parsed = GraphMessage.safeParse(body);
   // A malformed message can never succeed: failing it sends it to the DLQ after the retries.
   if (!parsed.success) throw new Error(`malformed graph message ${record.messageId}: ${parsed.error.issues[0]?.message}`);
-  try {
-    await handleGraphMessage(tableName, parsed.data, sendGraphMessages);
-  } catch (error) {
-    logger.error('graph message failed', { message: parsed.data, error: error as Error });
-    throw error;
-  }
+  await handleGraphMessage(tableName, parsed.data, sendGraphMessages);
 }
 
-/** The resource graph: each node's messages in order (FIFO, grouped by node); other nodes go on when one fails. */
-export const handler = middy<SQSEvent>().handler((event, context) =>
-  processPartialResponse(event, recordHandler, processor, { context, skipGroupOnError: true }),
-);
+/**
+ * The resource graph's FIFO consumer. Order only matters within a message group (one node), so
+ * groups are handled side by side and each group's records one after another; when a record
+ * fails, it and the rest of its group are reported failed, so SQS redelivers them in order.
+ */
+export const handler = middy<SQSEvent, SQSBatchResponse>().handler(async (event) => {
+  const groups = new Map<string, SQSRecord[]>();
+  for (const record of event.Records) {
+    const group = record.attributes.MessageGroupId ?? record.messageId;
+    groups.set(group, [...(groups.get(group) ?? []), record]);
+  }
+  const failed: string[] = [];
+  await Promise.all(
+    [...groups.values()].map(async (records) => {
+      for (const [index, record] of records.entries()) {
+        try {
+          await handleRecord(record);
+        } catch (error) {
+          logger.error('graph message failed', { messageId: record.messageId, body: record.body, error: error as Error });
+          failed.push(...records.slice(index).map((rest) => rest.messageId));
+          return;
+        }
+      }
+    }),
+  );
+  return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+});
