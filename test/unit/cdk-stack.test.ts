@@ -180,4 +180,13 @@ describe('ControlPlaneStack', () => {
       }
     }
   });
+
+  it('orders graph messages per node on a FIFO queue with a FIFO dead-letter queue', () => {
+    const queues = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::SQS::Queue');
+    const graph = queues.find(([id]) => id.startsWith('GraphQueue'))![1];
+    const dlq = queues.find(([id]) => id.startsWith('GraphDlq'))![1];
+    expect(graph.Properties).toMatchObject({ FifoQueue: true, RedrivePolicy: { maxReceiveCount: 5 } });
+    expect(dlq.Properties.FifoQueue).toBe(true);
+    expect(actionsOf('/ResourceGraph/').filter((action) => action.startsWith('kms:') && !/Decrypt|Encrypt|GenerateDataKey|DescribeKey/.test(action))).toEqual([]);
+  });
 });
