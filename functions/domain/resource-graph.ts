@@ -7,7 +7,7 @@ import { deleteServiceAccount } from './service-accounts.ts';
 import { getItem, queryAll } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { deleteVm, type ReleasedVm } from './vms.ts';
-import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { dynamodb } from '../commons/clients.ts';
 
@@ -83,48 +83,78 @@ export async function handleGraphMessage(table: string, message: GraphMessage, s
 
 /**
  * A project being deleted: on `release`, address a release to everything it owns; once it owns
- * nothing, remove it. The index of owned nodes can trail a deletion, so each listed node is read
- * again before it counts as remaining.
+ * nothing, remove it. The index of owned nodes can trail a deletion, so a listed node is read
+ * again before it counts. A `check` (one per released node) stops at the first node that still
+ * exists, so checking stays O(1) however large the project.
  */
 async function settleProject(table: string, project: ProjectItem, fanOut: boolean, send: SendGraphMessages): Promise<void> {
-  const listed = await ownedNodes(table, project.projectId);
-  const remaining = (await Promise.all(listed.map(async (node) => ((await getItem(table, { pk: node.pk, sk: node.sk })) ? node : undefined)))).filter(
-    (node): node is Node => node !== undefined,
-  );
-  if (remaining.length === 0) {
-    try {
-      await dynamodb.send(
-        new DeleteCommand({
-          TableName: table,
-          Key: keys.project(project.projectId),
-          ConditionExpression: '#state = :deleting',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':deleting': 'deleting' },
-        }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
-    return;
-  }
+  const exists = async (node: Node) => (await getItem(table, { pk: node.pk, sk: node.sk })) !== undefined;
   if (fanOut) {
-    await send(remaining.map((node) => ({ message: { action: 'release', kind: node.kind, nodeId: node.id, projectId: project.projectId }, from: project.projectId })));
+    const listed = await ownedNodes(table, project.projectId);
+    const remaining = (await Promise.all(listed.map(async (node) => ((await exists(node)) ? node : undefined)))).filter((node): node is Node => node !== undefined);
+    if (remaining.length > 0) {
+      await send(remaining.map((node) => ({ message: { action: 'release', kind: node.kind, nodeId: node.id, projectId: project.projectId }, from: project.projectId })));
+      return;
+    }
+  } else {
+    for await (const node of ownedNodePages(table, project.projectId)) if (await exists(node)) return;
   }
+  try {
+    await dynamodb.send(
+      new DeleteCommand({
+        TableName: table,
+        Key: keys.project(project.projectId),
+        ConditionExpression: '#state = :deleting',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':deleting': 'deleting' },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+/** The nodes a project owns, a page at a time, for callers that may stop early. */
+async function* ownedNodePages(table: string, projectId: string): AsyncGenerator<Node> {
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await dynamodb.send(
+      new QueryCommand({
+        TableName: table,
+        IndexName: indexes.gsi4,
+        KeyConditionExpression: 'gsi4pk = :pk',
+        ExpressionAttributeValues: { ':pk': indexKeys.nodesOfProject(projectId) },
+        ProjectionExpression: 'pk, sk, gsi4sk',
+        Limit: 25,
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const item of (page.Items ?? []) as NodeIndexEntry[]) yield toNode(item);
+    start = page.LastEvaluatedKey;
+  } while (start);
 }
 
 /** The nodes a project owns, from the project index. */
 export async function ownedNodes(table: string, projectId: string): Promise<Node[]> {
-  const items = await queryAll<{ pk: string; sk: string; gsi4sk: string }>({
+  const items = await queryAll<NodeIndexEntry>({
     TableName: table,
     IndexName: indexes.gsi4,
     KeyConditionExpression: 'gsi4pk = :pk',
     ExpressionAttributeValues: { ':pk': indexKeys.nodesOfProject(projectId) },
     ProjectionExpression: 'pk, sk, gsi4sk',
   });
-  return items.map(({ pk, sk, gsi4sk }) => {
-    const separator = gsi4sk.indexOf('#');
-    return { kind: gsi4sk.slice(0, separator) as NodeKind, id: gsi4sk.slice(separator + 1), pk, sk };
-  });
+  return items.map(toNode);
+}
+
+interface NodeIndexEntry {
+  pk: string;
+  sk: string;
+  gsi4sk: string;
+}
+
+function toNode({ pk, sk, gsi4sk }: NodeIndexEntry): Node {
+  const separator = gsi4sk.indexOf('#');
+  return { kind: gsi4sk.slice(0, separator) as NodeKind, id: gsi4sk.slice(separator + 1), pk, sk };
 }
 
 /** Runs a release; false when the node is still in use (it will be addressed again by its last user). */

@@ -113,13 +113,18 @@ export async function detachServiceAccount(table: string, tenantId: string, vmId
   return toVmView({ ...vm, serviceAccountId: undefined, updatedAt });
 }
 
-/** The VMs a service account is attached to, read consistently from the VMs of its project. */
+/**
+ * The VMs a service account is attached to: those of its project the index shows with it, each
+ * read again consistently (the index may still show a VM that was deleted or detached).
+ */
 export async function usersOfServiceAccount(table: string, account: ServiceAccountItem): Promise<string[]> {
   const vms = await queryAll<{ pk: string; sk: string }>({
     TableName: table,
     IndexName: indexes.gsi4,
     KeyConditionExpression: 'gsi4pk = :pk AND begins_with(gsi4sk, :vm)',
-    ExpressionAttributeValues: { ':pk': indexKeys.nodesOfProject(account.projectId), ':vm': 'vm#' },
+    FilterExpression: 'serviceAccountId = :sa',
+    ExpressionAttributeValues: { ':pk': indexKeys.nodesOfProject(account.projectId), ':vm': 'vm#', ':sa': account.serviceAccountId },
+    ProjectionExpression: 'pk, sk',
   });
   const current = await Promise.all(vms.map(({ pk, sk }) => getItem<StoredVm>(table, { pk, sk })));
   return current.filter((vm) => vm?.serviceAccountId === account.serviceAccountId).map((vm) => vm!.vmId).sort();
