@@ -1,3 +1,4 @@
+import { LocalAwsSetupError } from './aws/local-aws.ts';
 import { startLocalStack } from './local-stack.ts';
 
 /** `npm start`: the local AWS, the control plane (runner + API) and host agents on 127.0.0.1, until Ctrl-C. */
@@ -6,6 +7,10 @@ const stack = await startLocalStack({
   apiPort: Number(process.env.STRATOPLANE_API_PORT ?? 3000),
   localAwsPort: Number(process.env.STRATOPLANE_LOCAL_AWS_PORT ?? 4566),
   firstStatusPort: Number(process.env.STRATOPLANE_AGENT_STATUS_PORT ?? 7001),
+}).catch((error: Error) => {
+  // Setup problems say what to do; a stack trace would only bury that.
+  console.error(error instanceof LocalAwsSetupError ? `npm start: ${error.message}` : error);
+  process.exit(1);
 });
 
 let stopping = false;
@@ -32,7 +37,8 @@ Stratoplane is running locally.
 Every call needs a bearer token. These two were issued for you (30 days):
   export TOKEN=${tenantToken}
   export OPERATOR_TOKEN=${operatorToken}
-More: AWS_ENDPOINT_URL=${stack.aws.endpoint} npm run -s issue-token -- --tenant acme
+More: AWS_ENDPOINT_URL=${stack.aws.endpoint} AWS_REGION=${stack.runner.region} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \\
+        npm run -s issue-token -- --tenant acme
 
 Try it (jq optional):
   AUTH="authorization: Bearer $TOKEN"

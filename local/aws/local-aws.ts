@@ -81,6 +81,7 @@ export async function startLocalAws(options: { port?: number; logFile?: string; 
     return { endpoint: existing, started: false, description: 'AWS_ENDPOINT_URL', stop: async () => {} };
   }
   await ensureLocalStackInstalled(log);
+  if (options.port) await assertPortFree(options.port);
   const port = options.port || (await freePort());
   const endpoint = `http://127.0.0.1:${port}`;
 
@@ -107,6 +108,23 @@ export async function startLocalAws(options: { port?: number; logFile?: string; 
   return { endpoint, started: true, description: `LocalStack ${LOCALSTACK_VERSION}`, process: child, stop };
 }
 
+
+/** A fixed port already taken would make the readiness probe talk to whatever holds it. */
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new LocalAwsSetupError(
+          error.code === 'EADDRINUSE'
+            ? `port ${port} is already in use (another LocalStack or \`npm start\`?): stop it, or choose another port with STRATOPLANE_LOCAL_AWS_PORT`
+            : `cannot listen on 127.0.0.1:${port}: ${error.message}`,
+        ),
+      ),
+    );
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}
 
 /** Filesystem roots left behind by a LocalStack whose parent died without stop(); it ends on its own then. */
 function removeStaleRoots(): void {
