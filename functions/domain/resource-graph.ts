@@ -4,7 +4,7 @@ import { InUseError, NotFoundError } from './errors.ts';
 import { deleteNetwork } from './networks.ts';
 import type { ProjectItem } from './projects.ts';
 import { deleteServiceAccount } from './service-accounts.ts';
-import { getItem, queryAll } from './store.ts';
+import { getItem, queryAll, sleep } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { deleteVm, type ReleasedVm } from './vms.ts';
 import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
@@ -88,17 +88,19 @@ export async function handleGraphMessage(table: string, message: GraphMessage, s
  * exists, so checking stays O(1) however large the project.
  */
 async function settleProject(table: string, project: ProjectItem, fanOut: boolean, send: SendGraphMessages): Promise<void> {
-  const exists = async (node: Node) => (await getItem(table, { pk: node.pk, sk: node.sk })) !== undefined;
+  const releaseAll = (nodes: Node[], from: string) =>
+    send(nodes.map((node) => ({ message: { action: 'release', kind: node.kind, nodeId: node.id, projectId: project.projectId }, from })));
   if (fanOut) {
-    const listed = await ownedNodes(table, project.projectId);
-    const remaining = (await Promise.all(listed.map(async (node) => ((await exists(node)) ? node : undefined)))).filter((node): node is Node => node !== undefined);
-    if (remaining.length > 0) {
-      await send(remaining.map((node) => ({ message: { action: 'release', kind: node.kind, nodeId: node.id, projectId: project.projectId }, from: project.projectId })));
-      return;
-    }
-  } else {
-    for await (const node of ownedNodePages(table, project.projectId)) if (await exists(node)) return;
+    const remaining = await existingNodes(table, project.projectId);
+    if (remaining.length > 0) return releaseAll(remaining, project.projectId);
+  } else if (await anyRemaining(table, project.projectId)) {
+    return;
   }
+  // The project index can trail a write by a moment on DynamoDB: a node created just before the
+  // delete might not be listed yet. Look once more after that moment before removing the project.
+  await sleep(INDEX_SETTLE_MS);
+  const late = await existingNodes(table, project.projectId);
+  if (late.length > 0) return releaseAll(late, `${project.projectId}-late`);
   try {
     await dynamodb.send(
       new DeleteCommand({
@@ -112,6 +114,23 @@ async function settleProject(table: string, project: ProjectItem, fanOut: boolea
   } catch (error) {
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
   }
+}
+
+/** How long DynamoDB's index may trail a write, as far as removing a project goes. */
+const INDEX_SETTLE_MS = 1_000;
+
+const exists = async (table: string, node: Node) => (await getItem(table, { pk: node.pk, sk: node.sk })) !== undefined;
+
+/** The listed nodes that still exist, each read again consistently. */
+async function existingNodes(table: string, projectId: string): Promise<Node[]> {
+  const listed = await ownedNodes(table, projectId);
+  const present = await Promise.all(listed.map((node) => exists(table, node)));
+  return listed.filter((_, index) => present[index]);
+}
+
+async function anyRemaining(table: string, projectId: string): Promise<boolean> {
+  for await (const node of ownedNodePages(table, projectId)) if (await exists(table, node)) return true;
+  return false;
 }
 
 /** The nodes a project owns, a page at a time, for callers that may stop early. */
