@@ -4,6 +4,7 @@ import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS, VM_PAIR_KEY_ALIAS } from '#events/tokens.ts';
@@ -124,6 +125,33 @@ export class ControlPlaneStack extends Stack {
     graphQueue.grantSendMessages(resourceGraph);
     resourceGraph.addEventSource(new SqsEventSource(graphQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
+    // Image content: uploaded by tenants straight to S3 in parts, checked against its SHA-256 by the verifier.
+    const imagesBucket = new Bucket(this, 'Images', {
+      encryption: BucketEncryption.KMS,
+      encryptionKey: dataKey,
+      bucketKeyEnabled: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // Lambda's limit: images larger than what streams through SHA-256 in 15 minutes need another verifier.
+    const verifyTimeout = Duration.minutes(15);
+    const imageVerifyDlq = new Queue(this, 'ImageVerifyDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
+    const imageVerifyQueue = new Queue(this, 'ImageVerifyQueue', {
+      ...queueDefaults,
+      visibilityTimeout: Duration.minutes(16),
+      deadLetterQueue: { queue: imageVerifyDlq, maxReceiveCount: 3 },
+    });
+    const verifyImages = new ControlPlaneFunction(this, 'VerifyImages', {
+      entry: 'functions/queues/verify-images.ts',
+      timeout: verifyTimeout,
+      environment: { TABLE_NAME: this.table.tableName },
+    });
+    this.table.grantReadWriteData(verifyImages);
+    imagesBucket.grantRead(verifyImages);
+    verifyImages.addEventSource(new SqsEventSource(imageVerifyQueue, { batchSize: 1, reportBatchItemFailures: true }));
+
     const fanOut = new ControlPlaneFunction(this, 'FanOut', {
       entry: 'functions/queues/fan-out.ts',
       timeout: Duration.seconds(30),
@@ -133,7 +161,7 @@ export class ControlPlaneStack extends Stack {
     fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [hostQueueArns] }));
     fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
-    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue });
+    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue, imagesBucket, imageVerifyQueue });
 
     // What an operator who issues API tokens needs (`npm run operator -- issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {

@@ -8,12 +8,14 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { AlreadyExistsException, CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient, NotFoundException, UpdateAliasCommand } from '@aws-sdk/client-kms';
 import { keyIdOf } from '#tokens/kms-public-keys.ts';
+import { BucketAlreadyOwnedByYou, CreateBucketCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { resourcesOfType, type CfnTemplate, type Resolver } from './template.ts';
 
 const dynamodb = new DynamoDBClient({});
 const sqs = new SQSClient({});
 const kms = new KMSClient({});
+const s3 = new S3Client({ forcePathStyle: true });
 
 /**
  * Creates the template's KMS keys, DynamoDB tables and SQS queues in the local AWS, and records
@@ -25,6 +27,27 @@ export async function provision(template: CfnTemplate, resolver: Resolver): Prom
   for (const [id, resource] of resourcesOfType(template, 'AWS::DynamoDB::GlobalTable')) await provisionTable(id, resource.Properties ?? {}, resolver);
   for (const [id, resource] of resourcesOfType(template, 'AWS::DynamoDB::Table')) await provisionTable(id, resource.Properties ?? {}, resolver);
   await provisionQueues(template, resolver);
+  for (const [id] of resourcesOfType(template, 'AWS::S3::Bucket')) await provisionBucket(id, resolver);
+}
+
+/** A bucket named after the stack and logical id (S3 names are lowercase), in the stack's region. */
+async function provisionBucket(id: string, resolver: Resolver) {
+  const name = physicalName(resolver, id).toLowerCase().slice(0, 63);
+  const region = resolver.pseudo.region;
+  try {
+    await s3.send(
+      new CreateBucketCommand({
+        Bucket: name,
+        ...(region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: region as BucketLocationConstraint } }),
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof BucketAlreadyOwnedByYou)) throw error;
+  }
+  resolver.setRef(id, name);
+  resolver.setAttribute(id, 'Arn', `arn:aws:s3:::${name}`);
+  resolver.setAttribute(id, 'DomainName', `${name}.s3.amazonaws.com`);
+  resolver.setAttribute(id, 'RegionalDomainName', `${name}.s3.${region}.amazonaws.com`);
 }
 
 const physicalName = (resolver: Resolver, id: string) => `${resolver.pseudo.stackName}-${id}`;

@@ -3,6 +3,7 @@ import { AccessLogFormat, AuthorizationType, LambdaIntegration, LogGroupLogDesti
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -23,6 +24,10 @@ export interface TenantApiProps {
   vmPairKey: IKey;
   /** The resource graph's FIFO queue: deleting a project addresses a release to it. */
   graphQueue: IQueue;
+  /** Image content, uploaded in parts through presigned URLs. */
+  imagesBucket: IBucket;
+  /** Where completed uploads wait for their checksum to be verified. */
+  imageVerifyQueue: IQueue;
 }
 
 /** One KMS action on the pair key, and only with the pair encryption context (see `pairKeyContext`). */
@@ -126,6 +131,30 @@ const routes: Route[] = [
     extras: (fn, props) => {
       fn.addEnvironment('GRAPH_QUEUE_URL', props.graphQueue.queueUrl);
       props.graphQueue.grantSendMessages(fn);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/images',
+    entry: 'functions/api/create-image.ts',
+    access: 'write',
+    extras: (fn, props) => {
+      fn.addEnvironment('IMAGES_BUCKET', props.imagesBucket.bucketName);
+      // Presigned part uploads act with this function's permissions.
+      props.imagesBucket.grantPut(fn, 'images/*');
+    },
+  },
+  { method: 'GET', path: '/images', entry: 'functions/api/list-images.ts', access: 'read' },
+  { method: 'GET', path: '/images/{imageId}', entry: 'functions/api/get-image.ts', access: 'read' },
+  {
+    method: 'POST',
+    path: '/images/{imageId}/complete',
+    entry: 'functions/api/complete-image-upload.ts',
+    access: 'write',
+    extras: (fn, props) => {
+      fn.addEnvironment('IMAGE_VERIFY_QUEUE_URL', props.imageVerifyQueue.queueUrl);
+      props.imagesBucket.grantPut(fn, 'images/*');
+      props.imageVerifyQueue.grantSendMessages(fn);
     },
   },
   { method: 'POST', path: '/storage-pools', entry: 'functions/api/register-storage-pool.ts', access: 'write' },

@@ -14,7 +14,7 @@ export { LocalAwsSetupError } from './toolchain.ts';
  * SQS and KMS on one port. See install.ts for what is installed where, and README "Local AWS".
  */
 const launcher = path.join(path.dirname(fileURLToPath(import.meta.url)), 'localstack_launcher.py');
-const SERVICES = ['dynamodb', 'dynamodbstreams', 'sqs', 'kms'];
+const SERVICES = ['dynamodb', 'dynamodbstreams', 'sqs', 'kms', 's3'];
 /** One LocalStack filesystem root per running instance. */
 const runDir = path.join(installDir, 'run');
 

@@ -1,5 +1,8 @@
 """Runs LocalStack's runtime (as `python -m localstack.runtime.main`) and stops it when stdin closes.
 
+S3 keeps large objects and upload parts in a fixed /tmp folder shared by every LocalStack on the
+machine (and deleting a bucket there deletes it for all); each instance gets its own instead.
+
 local/aws/local-aws.ts holds a pipe to this process's stdin for as long as it lives. If that Node
 process ends without calling stop() (a crash, SIGKILL, Ctrl-C of a test run), the pipe closes and
 LocalStack shuts down as on SIGTERM, which also stops the DynamoDB Local JVM it runs in a session
@@ -20,7 +23,15 @@ def _stop_when_stdin_closes():
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _own_s3_spill_directory():
+    import localstack.services.s3.provider as s3_provider
+
+    s3_provider.DEFAULT_S3_TMP_DIR = os.path.join(os.environ["FILESYSTEM_ROOT"], "tmp", "s3-storage")
+    os.makedirs(s3_provider.DEFAULT_S3_TMP_DIR, exist_ok=True)
+
+
 threading.Thread(target=_stop_when_stdin_closes, name="stdin-watch", daemon=True).start()
+_own_s3_spill_directory()
 exit_code = 0
 try:
     runpy.run_module("localstack.runtime.main", run_name="__main__", alter_sys=True)

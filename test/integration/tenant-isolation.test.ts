@@ -17,6 +17,7 @@ describe('tenant isolation', () => {
   let vmA: any;
   let accountA: any;
   let diskB: any;
+  let imageB: any;
 
   beforeAll(async () => {
     for (const [i, hostId] of hostIds.entries()) {
@@ -33,6 +34,7 @@ describe('tenant isolation', () => {
     diskB = await expectOk(api('POST', '/disks', { name: 'b-data', sizeGiB: 10 }, tenantB), 201);
     diskB = await expectOk(api('POST', `/disks/${diskB.diskId}/attach`, { vmId: vmB.vmId }, tenantB));
     vmB = await expectOk(api('GET', `/vms/${vmB.vmId}`, undefined, tenantB));
+    imageB = (await expectOk(api('POST', '/images', { name: 'b-image', sizeBytes: 10, sha256: '0'.repeat(64) }, tenantB), 201)).image;
   });
 
   const notFound = (response: ApiResponse, kind: string, id: string) => {
@@ -133,6 +135,17 @@ describe('tenant isolation', () => {
       notFound(await api('POST', `/disks/${diskB.diskId}/attach`, { vmId: vmA.vmId }, tenantA), 'disk', diskB.diskId);
     },
     'POST /disks/{diskId}/detach': async () => notFound(await api('POST', `/disks/${diskB.diskId}/detach`, undefined, tenantA), 'disk', diskB.diskId),
+    'POST /images': async () => {
+      const created = await expectOk(api('POST', '/images', { name: 'a-image', sizeBytes: 10, sha256: '0'.repeat(64) }, tenantA), 201);
+      expect(created.image.tenantId).not.toBe(imageB.tenantId);
+    },
+    'GET /images': async () => {
+      const { images } = await expectOk(api('GET', '/images?limit=100', undefined, tenantA));
+      expect(images.map((image: any) => image.imageId)).not.toContain(imageB.imageId);
+    },
+    'GET /images/{imageId}': async () => notFound(await api('GET', `/images/${imageB.imageId}`, undefined, tenantA), 'image', imageB.imageId),
+    'POST /images/{imageId}/complete': async () =>
+      notFound(await api('POST', `/images/${imageB.imageId}/complete`, { parts: [{ partNumber: 1, etag: '"x"' }] }, tenantA), 'image', imageB.imageId),
     'DELETE /vms/{vmId}': async () => notFound(await api('DELETE', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
   };
 
@@ -145,6 +158,7 @@ describe('tenant isolation', () => {
     expect(await expectOk(api('GET', `/networks/${networkB.networkId}`, undefined, tenantB))).toEqual(networkB);
     expect(await expectOk(api('GET', `/service-accounts/${accountB.serviceAccountId}`, undefined, tenantB))).toEqual(accountB);
     expect(await expectOk(api('GET', `/disks/${diskB.diskId}`, undefined, tenantB))).toEqual(diskB);
+    expect(await expectOk(api('GET', `/images/${imageB.imageId}`, undefined, tenantB))).toEqual(imageB);
     expect((await expectOk(api('GET', `/projects/${networkB.projectId}`, undefined, tenantB))).state).toBe('active');
     expect((await expectOk(api('GET', `/vms/${vmA.vmId}`, undefined, tenantA))).serviceAccountId).toBeUndefined();
     const { vms } = await expectOk(api('GET', `/vms?networkId=${networkB.networkId}`, undefined, tenantB));

@@ -50,7 +50,7 @@ describe('ControlPlaneStack', () => {
   });
 
   it('reports partial batch failures on every event source mapping, and bounds stream retries into a DLQ', () => {
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 4);
     template.allResourcesProperties('AWS::Lambda::EventSourceMapping', { FunctionResponseTypes: ['ReportBatchItemFailures'] });
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Metadata'), 'StreamArn'] },
@@ -188,5 +188,22 @@ describe('ControlPlaneStack', () => {
     expect(graph.Properties).toMatchObject({ FifoQueue: true, RedrivePolicy: { maxReceiveCount: 5 } });
     expect(dlq.Properties.FifoQueue).toBe(true);
     expect(actionsOf('/ResourceGraph/').filter((action) => action.startsWith('kms:') && !/Decrypt|Encrypt|GenerateDataKey|DescribeKey/.test(action))).toEqual([]);
+  });
+
+  it('keeps image content in a private, KMS-encrypted bucket that only takes TLS and aborts abandoned uploads', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: { ServerSideEncryptionConfiguration: [Match.objectLike({ ServerSideEncryptionByDefault: Match.objectLike({ SSEAlgorithm: 'aws:kms' }) })] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LifecycleConfiguration: { Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })] },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+    // Only the verifier reads image content; uploads are presigned by the API with put rights on images/*.
+    const readers = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy')
+      .filter((r) => (r.Properties.PolicyDocument.Statement as Statement[]).some((s) => [s.Action].flat().includes('s3:GetObject*')));
+    expect(readers).toHaveLength(1);
+    expect(actionsOf('/VerifyImages/')).toContain('s3:GetObject*');
   });
 });

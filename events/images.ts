@@ -1,0 +1,24 @@
+import { z } from 'zod';
+
+/** Largest image accepted: 1 TiB, at most 10,000 parts as S3 multipart allows. */
+export const MAX_IMAGE_BYTES = 1024 ** 4;
+
+export const CreateImageRequest = z.strictObject({
+  name: z.string().min(1).max(128),
+  sizeBytes: z.int().min(1).max(MAX_IMAGE_BYTES),
+  /** SHA-256 of the whole content, hex: the image becomes available only if what arrives matches. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+});
+export type CreateImageRequest = z.infer<typeof CreateImageRequest>;
+
+export const CompleteImageUploadRequest = z.strictObject({
+  parts: z
+    .array(z.strictObject({ partNumber: z.int().min(1).max(10_000), etag: z.string().min(1).max(128) }))
+    .min(1)
+    .max(10_000),
+});
+export type CompleteImageUploadRequest = z.infer<typeof CompleteImageUploadRequest>;
+
+/** Work for the verifier: stream the uploaded content and check it against the declared checksum. */
+export const VerifyImageMessage = z.strictObject({ imageId: z.string().min(1).max(64) });
+export type VerifyImageMessage = z.infer<typeof VerifyImageMessage>;

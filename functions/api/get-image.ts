@@ -1,0 +1,10 @@
+import { PathWithId } from '#events/api.ts';
+import { apiHandler } from '../commons/http.ts';
+import { tableName } from '../commons/table.ts';
+import { tenantOf } from '../domain/access.ts';
+import { getImage, toImageView } from '../domain/images.ts';
+
+export const handler = apiHandler({ scopes: ['tenant:read'], path: PathWithId('imageId') }, async ({ path, caller }) => ({
+  statusCode: 200,
+  body: toImageView(await getImage(tableName, tenantOf(caller), path.imageId)),
+}));

@@ -1,0 +1,23 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import middy from '@middy/core';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { VerifyImageMessage } from '#events/images.ts';
+import { tableName } from '../commons/table.ts';
+import { verifyImage } from '../domain/images.ts';
+
+const processor = new BatchProcessor(EventType.SQS);
+
+async function recordHandler(record: SQSRecord): Promise<void> {
+  let body: unknown;
+  try {
+    body = JSON.parse(record.body);
+  } catch {
+    body = undefined;
+  }
+  const parsed = VerifyImageMessage.safeParse(body);
+  if (!parsed.success) throw new Error(`malformed verify message ${record.messageId}`);
+  await verifyImage(tableName, parsed.data.imageId);
+}
+
+/** Checks uploaded images against their declared SHA-256, streaming; each image's failure is retried alone. */
+export const handler = middy<SQSEvent>().handler((event, context) => processPartialResponse(event, recordHandler, processor, { context }));
