@@ -6,10 +6,11 @@ import { ClientError, ConflictError, InUseError, NotFoundError, ValidationError 
 import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
 import { choosePool, listStoragePools, poolDelta } from './storage-pools.ts';
-import { backoff, cancellationCodes, getItem } from './store.ts';
+import { backoff, cancellationCodes } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { getVm } from './vms.ts';
 import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
+import { getTenantItem } from './access.ts';
 
 export interface DiskItem extends DiskPerformance {
   kind: 'disk';
@@ -86,9 +87,7 @@ export async function createDisk(table: string, tenantId: string, request: Creat
 
 /** A tenant's disk; another tenant's is as unknown as one that does not exist. */
 export async function getDisk(table: string, tenantId: string, diskId: string): Promise<DiskItem> {
-  const disk = await getItem<DiskItem>(table, keys.disk(diskId));
-  if (!disk || disk.tenantId !== tenantId) throw new NotFoundError('disk', diskId);
-  return disk;
+  return getTenantItem<DiskItem>(table, keys.disk(diskId), tenantId, 'disk', diskId);
 }
 
 export async function listDisks(table: string, tenantId: string, limit: number, nextToken?: string) {

@@ -6,11 +6,12 @@ import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CompleteImageUploadRequest, CreateImageRequest } from '#events/images.ts';
 import { dynamodb, s3 } from '../commons/clients.ts';
-import { ConflictError, NotFoundError, ValidationError } from './errors.ts';
+import { ConflictError, ValidationError } from './errors.ts';
 import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
 import { getItem } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
+import { getTenantItem } from './access.ts';
 
 export interface ImageItem {
   kind: 'image';
@@ -86,9 +87,7 @@ export async function createImage(table: string, bucket: string, region: string,
 
 /** A tenant's image; another tenant's is as unknown as one that does not exist. */
 export async function getImage(table: string, tenantId: string, imageId: string): Promise<ImageItem> {
-  const image = await getItem<ImageItem>(table, keys.image(imageId));
-  if (!image || image.tenantId !== tenantId) throw new NotFoundError('image', imageId);
-  return image;
+  return getTenantItem<ImageItem>(table, keys.image(imageId), tenantId, 'image', imageId);
 }
 
 export async function listImages(table: string, tenantId: string, limit: number, nextToken?: string) {

@@ -5,12 +5,13 @@ import type { NetworkItem } from '#events/records.ts';
 import { capacityOf, normalizeCidr } from './cidr.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { batchDelete } from './batch-delete.ts';
-import { InUseError, NotFoundError } from './errors.ts';
+import { InUseError } from './errors.ts';
 import { queryPage } from './pagination.ts';
-import { getItem, queryAll } from './store.ts';
+import { queryAll } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { newId } from './ids.ts';
 import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
+import { getTenantItem } from './access.ts';
 
 export interface NetworkView {
   networkId: string;
@@ -55,9 +56,7 @@ export async function createNetwork(table: string, tenantId: string, request: Cr
 
 /** A tenant's network; another tenant's is as unknown as one that does not exist. */
 export async function getNetwork(table: string, tenantId: string, networkId: string): Promise<NetworkItem> {
-  const network = await getItem<NetworkItem>(table, keys.network(networkId));
-  if (!network || network.tenantId !== tenantId) throw new NotFoundError('network', networkId);
-  return network;
+  return getTenantItem<NetworkItem>(table, keys.network(networkId), tenantId, 'network', networkId);
 }
 
 export async function listNetworks(table: string, tenantId: string, limit: number, nextToken?: string) {

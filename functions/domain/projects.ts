@@ -6,8 +6,9 @@ import { dynamodb } from '../commons/clients.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
 import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
-import { cancellationCodes, getItem, type TransactItem } from './store.ts';
+import { cancellationCodes, type TransactItem } from './store.ts';
 import { indexKeys, indexes, keys } from './table-keys.ts';
+import { getTenantItem } from './access.ts';
 
 export interface ProjectItem {
   kind: 'project';
@@ -46,9 +47,7 @@ export async function createProject(table: string, tenantId: string, request: Cr
 
 /** A tenant's project; another tenant's is as unknown as one that does not exist. */
 export async function getProject(table: string, tenantId: string, projectId: string): Promise<ProjectItem> {
-  const project = await getItem<ProjectItem>(table, keys.project(projectId));
-  if (!project || project.tenantId !== tenantId) throw new NotFoundError('project', projectId);
-  return project;
+  return getTenantItem<ProjectItem>(table, keys.project(projectId), tenantId, 'project', projectId);
 }
 
 export { toView as toProjectView };
@@ -105,8 +104,11 @@ export function projectGuard(table: string, tenantId: string, projectId: string 
 
 /** Why a project guard failed: the project is unknown to this tenant (404) or being deleted (409). */
 export async function projectGuardError(table: string, tenantId: string, projectId: string): Promise<Error> {
-  const project = await getItem<ProjectItem>(table, keys.project(projectId));
-  if (!project || project.tenantId !== tenantId) return new NotFoundError('project', projectId);
+  try {
+    await getProject(table, tenantId, projectId);
+  } catch (error) {
+    return error as Error;
+  }
   return new ConflictError(`project ${projectId} is being deleted`);
 }
 

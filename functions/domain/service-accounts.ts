@@ -10,6 +10,7 @@ import { cancellationCodes, getItem, queryAll } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { getVm, toVmView, type StoredVm, type VmView } from './vms.ts';
 import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
+import { getTenantItem } from './access.ts';
 
 export interface ServiceAccountView {
   serviceAccountId: string;
@@ -41,9 +42,7 @@ export async function createServiceAccount(table: string, tenantId: string, requ
 
 /** A tenant's service account; another tenant's is as unknown as one that does not exist. */
 export async function getServiceAccount(table: string, tenantId: string, serviceAccountId: string): Promise<ServiceAccountView> {
-  const item = await getItem<ServiceAccountItem>(table, keys.serviceAccount(serviceAccountId));
-  if (!item || item.tenantId !== tenantId) throw new NotFoundError('service account', serviceAccountId);
-  return toView(item);
+  return toView(await getTenantItem<ServiceAccountItem>(table, keys.serviceAccount(serviceAccountId), tenantId, 'service account', serviceAccountId));
 }
 
 export async function listServiceAccounts(table: string, tenantId: string, limit: number, nextToken?: string) {
@@ -132,8 +131,7 @@ export async function usersOfServiceAccount(table: string, account: ServiceAccou
 
 /** Deletes a service account no VM uses; one in use is refused with its VMs named. */
 export async function deleteServiceAccount(table: string, tenantId: string, serviceAccountId: string): Promise<void> {
-  const account = await getItem<ServiceAccountItem>(table, keys.serviceAccount(serviceAccountId));
-  if (!account || account.tenantId !== tenantId) throw new NotFoundError('service account', serviceAccountId);
+  const account = await getTenantItem<ServiceAccountItem>(table, keys.serviceAccount(serviceAccountId), tenantId, 'service account', serviceAccountId);
   const users = await usersOfServiceAccount(table, account);
   if (users.length > 0) throw new InUseError(`service account ${serviceAccountId} is in use by vm ${users.join(', vm ')}`);
   try {

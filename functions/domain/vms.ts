@@ -11,6 +11,7 @@ import { queryPage } from './pagination.ts';
 import { backoff, cancellationCodes, getItem, queryAll, readNetworkPartition, type TransactItem } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
+import { getTenantItem } from './access.ts';
 
 
 export interface VmView {
@@ -196,9 +197,7 @@ export async function createVm(
 
 /** A tenant's VM; another tenant's is as unknown as one that does not exist. */
 export async function getVm(table: string, tenantId: string, vmId: string): Promise<StoredVm> {
-  const vm = await getItem<StoredVm>(table, keys.vm(vmId));
-  if (!vm || vm.tenantId !== tenantId) throw new NotFoundError('vm', vmId);
-  return vm;
+  return getTenantItem<StoredVm>(table, keys.vm(vmId), tenantId, 'vm', vmId);
 }
 
 /** The VMs on a host. The index can trail a migration for a moment; each item says where its VM runs, so those that left are dropped. */
