@@ -3,6 +3,7 @@ import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { NetworkChange } from '#events/endpoints.ts';
 import { sqs } from '../commons/clients.ts';
+import { parseJsonOrUndefined } from '../commons/json.ts';
 import { logger } from '../commons/logger.ts';
 import { tableName } from '../commons/table.ts';
 import { fanOut, type FanOutWork } from '../domain/fanout.ts';
@@ -19,7 +20,7 @@ export const handler = middy<SQSEvent, SQSBatchResponse>().handler(async (event)
   const work: FanOutWork[] = [];
   const failed = new Set<string>();
   for (const record of event.Records) {
-    const parsed = NetworkChange.safeParse(safeJson(record.body));
+    const parsed = NetworkChange.safeParse(parseJsonOrUndefined(record.body));
     if (parsed.success) work.push({ id: record.messageId, change: parsed.data });
     else {
       logger.error('malformed fan-out message', { messageId: record.messageId, issues: parsed.error.issues });
@@ -29,11 +30,3 @@ export const handler = middy<SQSEvent, SQSBatchResponse>().handler(async (event)
   for (const id of await fanOut(tableName, work, send)) failed.add(id);
   return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
 });
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}

@@ -3,17 +3,12 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { GraphMessage } from '#events/projects.ts';
 import { sendGraphMessages } from '../commons/graph-queue.ts';
 import { logger } from '../commons/logger.ts';
+import { parseJsonOrUndefined } from '../commons/json.ts';
 import { tableName } from '../commons/table.ts';
 import { handleGraphMessage } from '../domain/resource-graph.ts';
 
 async function handleRecord(record: SQSRecord): Promise<void> {
-  let body: unknown;
-  try {
-    body = JSON.parse(record.body);
-  } catch {
-    body = undefined;
-  }
-  const parsed = GraphMessage.safeParse(body);
+  const parsed = GraphMessage.safeParse(parseJsonOrUndefined(record.body));
   // A malformed message can never succeed: failing it sends it to the DLQ after the retries.
   if (!parsed.success) throw new Error(`malformed graph message ${record.messageId}: ${parsed.error.issues[0]?.message}`);
   await handleGraphMessage(tableName, parsed.data, sendGraphMessages);

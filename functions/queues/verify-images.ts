@@ -2,19 +2,14 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import middy from '@middy/core';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { VerifyImageMessage } from '#events/images.ts';
+import { parseJsonOrUndefined } from '../commons/json.ts';
 import { tableName } from '../commons/table.ts';
 import { verifyImage } from '../domain/images.ts';
 
 const processor = new BatchProcessor(EventType.SQS);
 
 async function recordHandler(record: SQSRecord): Promise<void> {
-  let body: unknown;
-  try {
-    body = JSON.parse(record.body);
-  } catch {
-    body = undefined;
-  }
-  const parsed = VerifyImageMessage.safeParse(body);
+  const parsed = VerifyImageMessage.safeParse(parseJsonOrUndefined(record.body));
   if (!parsed.success) throw new Error(`malformed verify message ${record.messageId}`);
   await verifyImage(tableName, parsed.data.imageId);
 }
