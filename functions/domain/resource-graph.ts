@@ -4,7 +4,7 @@ import { InUseError, NotFoundError } from './errors.ts';
 import { deleteNetwork } from './networks.ts';
 import type { ProjectItem } from './projects.ts';
 import { deleteServiceAccount } from './service-accounts.ts';
-import { getItem, queryAll, sleep } from './store.ts';
+import { getItem, sleep } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { deleteVm, type ReleasedVm } from './vms.ts';
 import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
@@ -129,12 +129,13 @@ async function existingNodes(table: string, projectId: string): Promise<Node[]> 
 }
 
 async function anyRemaining(table: string, projectId: string): Promise<boolean> {
-  for await (const node of ownedNodePages(table, projectId)) if (await exists(table, node)) return true;
+  // Small pages: a check usually stops at the first node.
+  for await (const node of ownedNodePages(table, projectId, 25)) if (await exists(table, node)) return true;
   return false;
 }
 
 /** The nodes a project owns, a page at a time, for callers that may stop early. */
-async function* ownedNodePages(table: string, projectId: string): AsyncGenerator<Node> {
+async function* ownedNodePages(table: string, projectId: string, pageSize?: number): AsyncGenerator<Node> {
   let start: Record<string, unknown> | undefined;
   do {
     const page = await dynamodb.send(
@@ -144,7 +145,7 @@ async function* ownedNodePages(table: string, projectId: string): AsyncGenerator
         KeyConditionExpression: 'gsi4pk = :pk',
         ExpressionAttributeValues: { ':pk': indexKeys.nodesOfProject(projectId) },
         ProjectionExpression: 'pk, sk, gsi4sk',
-        Limit: 25,
+        Limit: pageSize,
         ExclusiveStartKey: start,
       }),
     );
@@ -155,14 +156,9 @@ async function* ownedNodePages(table: string, projectId: string): AsyncGenerator
 
 /** The nodes a project owns, from the project index. */
 export async function ownedNodes(table: string, projectId: string): Promise<Node[]> {
-  const items = await queryAll<NodeIndexEntry>({
-    TableName: table,
-    IndexName: indexes.gsi4,
-    KeyConditionExpression: 'gsi4pk = :pk',
-    ExpressionAttributeValues: { ':pk': indexKeys.nodesOfProject(projectId) },
-    ProjectionExpression: 'pk, sk, gsi4sk',
-  });
-  return items.map(toNode);
+  const nodes: Node[] = [];
+  for await (const node of ownedNodePages(table, projectId)) nodes.push(node);
+  return nodes;
 }
 
 interface NodeIndexEntry {
