@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { startLocalStack, type AgentInfo } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
-import { tenantClient } from './tenant-client.ts';
+import { apiClient } from './api-client.ts';
 
 /**
  * Migration convergence: with N host agents in one network, migrate a VM K times and measure, for
@@ -24,7 +24,7 @@ console.error(`starting the local control plane with ${agentCount} agents...`);
 const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
 const stack = await startLocalStack({ agentCount, hostPrefix: 'bench', stateDir, log: (line) => line.startsWith('[local-aws]') && console.error(line) });
 try {
-  const api = await tenantClient(stack, 'bench');
+  const api = await apiClient(stack, 'tenant', 'bench');
   const appliedAt = async (agent: AgentInfo, networkId: string, ip: string, version: number) => {
     const status = (await (await fetch(`${agent.statusUrl}/status`)).json()) as any;
     const entry = status.networks[networkId]?.entries[ip];

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
-import { tenantClient } from './tenant-client.ts';
+import { apiClient } from './api-client.ts';
 
 /**
  * Cascading delete: builds projects of N resources (networks, VMs, disks, service accounts, with
@@ -37,15 +37,11 @@ console.error('starting the local control plane...');
 const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
 const stack = await startLocalStack({ agentCount: 0, stateDir, log: () => {} });
 try {
-  const operator = `Bearer ${await stack.issueToken('operator', 'bench')}`;
-  const asOperator = async (route: string, body: unknown) => {
-    const response = await fetch(`${stack.runner.apiUrl}${route}`, { method: 'POST', headers: { authorization: operator }, body: JSON.stringify(body) });
-    if (!response.ok) throw new Error(`POST ${route}: ${response.status} ${await response.text()}`);
-  };
+  const asOperator = await apiClient(stack, 'operator', 'bench');
   const hostIds = ['graph-bench-1', 'graph-bench-2'];
-  for (const [i, hostId] of hostIds.entries()) await asOperator('/hosts', { hostId, address: `192.0.2.${100 + i}`, capacity: 5000 });
-  await asOperator('/storage-pools', { poolId: 'graph-bench', capacityGiB: 10_000_000, iops: 100_000_000, throughputMiBps: 10_000_000 });
-  const api = await tenantClient(stack, 'graph-bench');
+  for (const [i, hostId] of hostIds.entries()) await asOperator('POST', '/hosts', { hostId, address: `192.0.2.${100 + i}`, capacity: 5000 });
+  await asOperator('POST', '/storage-pools', { poolId: 'graph-bench', capacityGiB: 10_000_000, iops: 100_000_000, throughputMiBps: 10_000_000 });
+  const api = await apiClient(stack, 'tenant', 'graph-bench');
   const tenantAuthorization = `Bearer ${await stack.issueToken('tenant', 'graph-bench')}`;
   const graphRecords = async () => {
     const functions = (await (await fetch(`${stack.runner.apiUrl.replace(/\/v1$/, '')}/_local/functions`)).json()) as Record<string, { records: number }>;

@@ -11,7 +11,7 @@ import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
 import { mintVmToken, VmTokenVerifier } from '#tokens/vm-tokens.ts';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
-import { tenantClient } from './tenant-client.ts';
+import { apiClient } from './api-client.ts';
 
 /**
  * Service-account token throughput: tokens a real host agent mints through a VM's metadata
@@ -49,7 +49,7 @@ const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
 const stack = await startLocalStack({ agentCount: 1, hostPrefix: 'tokens', stateDir, log: () => {} });
 try {
   const [agent] = stack.agents;
-  const api = await tenantClient(stack, 'bench');
+  const api = await apiClient(stack, 'tenant', 'bench');
   const { networkId } = await api('POST', '/networks', { name: 'tokens', cidr: '10.210.0.0/24' });
   const vm = await api('POST', '/vms', { name: 'minter', networkId, hostId: agent!.hostId });
   const { serviceAccountId } = await api('POST', '/service-accounts', { name: 'bench' });
