@@ -8,6 +8,7 @@ import { ControlPlaneClient, ControlPlaneError, type TokenSource } from './contr
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
 import { MetadataError } from './metadata-server.ts';
 import { PairKeys } from './pair-keys.ts';
+import { readSmallBody } from './request-body.ts';
 import { ServiceAccountTokens } from './service-account-tokens.ts';
 import { VmBridges } from './vm-bridges.ts';
 import { QueueConsumer } from './queue-consumer.ts';
@@ -219,8 +220,8 @@ export class HostAgent {
         response.end(JSON.stringify(body, null, 2));
       };
       if (request.method === 'POST' && path === '/connections/verify') {
-        return void readJson(request).then((body) => {
-          const parsed = VerifyConnectionRequest.safeParse(body);
+        return void readSmallBody(request).then((text) => {
+          const parsed = VerifyConnectionRequest.safeParse(safeJson(text));
           if (!parsed.success) return reply(400, { message: `body: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}` });
           const verdict = this.verifyConnection(parsed.data.destinationVmId, parsed.data.token);
           reply(verdict.accepted ? 200 : 403, verdict);
@@ -254,16 +255,4 @@ function safeJson(text: string | undefined): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** A small JSON body, or undefined when it is not JSON or too large. */
-async function readJson(request: http.IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > 16_384) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return safeJson(Buffer.concat(chunks).toString('utf8'));
 }

@@ -1,11 +1,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LocalVm } from './forwarding-table.ts';
+import { readSmallBody } from './request-body.ts';
 
 /** Header every metadata request must carry, as on GCE: a page fetched through SSRF cannot set it. */
 export const METADATA_FLAVOR = 'Stratoplane';
-const MAX_BODY_BYTES = 16 * 1024;
-
 export class MetadataError extends Error {
   constructor(
     readonly status: number,
@@ -69,7 +68,9 @@ export class VmMetadataServer {
 
     const hostKey = /^\/computeMetadata\/v1\/instance\/guest-attributes\/hostkeys\/([a-z0-9-]+)$/.exec(path);
     if (hostKey && request.method === 'PUT') {
-      const keyData = (await readBody(request)).trim();
+      const body = await readSmallBody(request);
+      if (body === undefined) throw new MetadataError(413, 'Request body too large.');
+      const keyData = body.trim();
       await this.backend.publishHostKey(this.vm, hostKey[1]!, keyData);
       return { status: 200, body: '' };
     }
@@ -107,15 +108,4 @@ export class VmMetadataServer {
 function reply(response: http.ServerResponse, status: number, body: string) {
   response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'metadata-flavor': METADATA_FLAVOR, 'cache-control': 'no-store' });
   response.end(body);
-}
-
-async function readBody(request: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new MetadataError(413, 'Request body too large.');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
