@@ -1,16 +1,39 @@
 import { App, type AppProps } from 'aws-cdk-lib';
 import { ControlPlaneStack } from './control-plane-stack.ts';
 
-export const STACK_NAME = 'Stratoplane';
+/** One control-plane stack per region: `Stratoplane-us-east-1`, `Stratoplane-eu-west-1`, … */
+export const stackNameFor = (region: string) => `Stratoplane-${region}`;
+
+/**
+ * The regions the control plane runs in, the first being the one whose stack defines the global
+ * table (the others hold replicas of it): `-c regions=us-east-1,eu-west-1`, or
+ * STRATOPLANE_REGIONS, or else the CLI's region alone.
+ */
+export function regionsOf(app: App): string[] {
+  const listed = (app.node.tryGetContext('regions') as string | undefined) ?? process.env.STRATOPLANE_REGIONS;
+  const regions = (listed ?? process.env.CDK_DEFAULT_REGION ?? process.env.AWS_REGION ?? 'us-east-1')
+    .split(',')
+    .map((region) => region.trim())
+    .filter(Boolean);
+  if (new Set(regions).size !== regions.length) throw new Error(`regions must be distinct: ${regions.join(',')}`);
+  return regions;
+}
 
 /** Builds the CDK app; the CLI (`cdk synth/deploy`) and the local runner both start here. */
-export function buildApp(props: AppProps = {}): { app: App; stack: ControlPlaneStack } {
+export function buildApp(props: AppProps = {}): { app: App; stacks: Map<string, ControlPlaneStack>; regions: string[] } {
   const app = new App(props);
-  // The table's customer-managed key needs a concrete region; `-c region=…` or the CLI's profile picks it.
-  const region = (app.node.tryGetContext('region') as string | undefined) ?? process.env.CDK_DEFAULT_REGION ?? process.env.AWS_REGION ?? 'us-east-1';
-  const stack = new ControlPlaneStack(app, STACK_NAME, {
-    env: { account: process.env.CDK_DEFAULT_ACCOUNT, region },
-    description: 'Stratoplane: serverless control plane for virtual machines',
-  });
-  return { app, stack };
+  const regions = regionsOf(app);
+  const [primary] = regions as [string];
+  const stacks = new Map<string, ControlPlaneStack>();
+  for (const region of regions) {
+    const stack = new ControlPlaneStack(app, stackNameFor(region), {
+      env: { account: process.env.CDK_DEFAULT_ACCOUNT, region },
+      description: `Stratoplane: serverless control plane for virtual machines (${region})`,
+      regions,
+    });
+    // A replica region's stack reads the replica the primary region's stack creates.
+    if (region !== primary) stack.addStackDependency(stacks.get(primary)!);
+    stacks.set(region, stack);
+  }
+  return { app, stacks, regions };
 }

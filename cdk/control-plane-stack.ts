@@ -1,25 +1,39 @@
 import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { AttributeType, StreamViewType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, StreamViewType, TableEncryptionV2, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS, VM_PAIR_KEY_ALIAS } from '#events/tokens.ts';
 import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
 import { pairKeyStatement, TenantApi } from './constructs/tenant-api.ts';
 
+/** The global table's name, the same in every region so each region's stack can find its replica. */
+export const METADATA_TABLE_NAME = 'Stratoplane-Metadata';
+
+/** Each region's image bucket, named so that any region can copy from any other. */
+export const imagesBucketName = (account: string, region: string) => `stratoplane-images-${account}-${region}`;
+
+export interface ControlPlaneStackProps extends StackProps {
+  /** Every region the control plane runs in; the first one's stack defines the global table. */
+  regions: readonly string[];
+}
+
 /**
- * The whole control plane of one region: metadata table with its stream, the fan-out path that
- * turns endpoint changes into per-host queue messages, and the tenant/operator REST API.
+ * The whole control plane of one region: its replica of the global metadata table with its
+ * stream, the fan-out path that turns endpoint changes into per-host queue messages, images and
+ * their cross-region copies, the resource graph, and the tenant/operator REST API.
  */
 export class ControlPlaneStack extends Stack {
-  readonly table: TableV2;
+  readonly table: ITableV2;
 
-  constructor(scope: Construct, id: string, props?: StackProps) {
+  constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
     super(scope, id, props);
+    const [primaryRegion, ...replicaRegions] = props.regions as [string, ...string[]];
 
     const dataKey = new Key(this, 'DataKey', {
       description: 'Encrypts Stratoplane metadata at rest and control-plane queues',
@@ -59,23 +73,7 @@ export class ControlPlaneStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    this.table = new TableV2(this, 'Metadata', {
-      partitionKey: { name: 'pk', type: AttributeType.STRING },
-      sortKey: { name: 'sk', type: AttributeType.STRING },
-      globalSecondaryIndexes: [
-        { indexName: 'gsi1', partitionKey: { name: 'gsi1pk', type: AttributeType.STRING }, sortKey: { name: 'gsi1sk', type: AttributeType.STRING } },
-        { indexName: 'gsi2', partitionKey: { name: 'gsi2pk', type: AttributeType.STRING }, sortKey: { name: 'gsi2sk', type: AttributeType.STRING } },
-        { indexName: 'gsi3', partitionKey: { name: 'gsi3pk', type: AttributeType.STRING }, sortKey: { name: 'gsi3sk', type: AttributeType.STRING } },
-        { indexName: 'gsi4', partitionKey: { name: 'gsi4pk', type: AttributeType.STRING }, sortKey: { name: 'gsi4sk', type: AttributeType.STRING } },
-      ],
-      dynamoStream: StreamViewType.NEW_AND_OLD_IMAGES,
-      // Records of released VMs expire on their own.
-      timeToLiveAttribute: 'expiresAt',
-      encryption: TableEncryptionV2.customerManagedKey(dataKey),
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      deletionProtection: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
+    this.table = this.region === primaryRegion ? this.globalTable(dataKey, replicaRegions) : this.replicaTable();
 
     const queueDefaults = { encryption: QueueEncryption.KMS, encryptionMasterKey: dataKey, enforceSSL: true };
     const fanOutDlq = new Queue(this, 'FanOutDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
@@ -127,6 +125,7 @@ export class ControlPlaneStack extends Stack {
 
     // Image content: uploaded by tenants straight to S3 in parts, checked against its SHA-256 by the verifier.
     const imagesBucket = new Bucket(this, 'Images', {
+      bucketName: imagesBucketName(this.account, this.region),
       encryption: BucketEncryption.KMS,
       encryptionKey: dataKey,
       bucketKeyEnabled: true,
@@ -152,6 +151,59 @@ export class ControlPlaneStack extends Stack {
     imagesBucket.grantRead(verifyImages);
     verifyImages.addEventSource(new SqsEventSource(imageVerifyQueue, { batchSize: 1, reportBatchItemFailures: true }));
 
+    // Cross-region launches: an image that lives in another region is copied here, part by part
+    // inside S3, then checked against its SHA-256 before any VM may start from it.
+    const imageCopyDlq = new Queue(this, 'ImageCopyDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
+    const imageCopyQueue = new Queue(this, 'ImageCopyQueue', {
+      ...queueDefaults,
+      visibilityTimeout: Duration.minutes(16),
+      // The handler counts attempts and fails the copy itself; the DLQ only catches what it could not record.
+      deadLetterQueue: { queue: imageCopyDlq, maxReceiveCount: 10 },
+    });
+    const copyImages = new ControlPlaneFunction(this, 'CopyImages', {
+      entry: 'functions/queues/copy-images.ts',
+      timeout: verifyTimeout,
+      environment: { TABLE_NAME: this.table.tableName, IMAGES_BUCKET: imagesBucket.bucketName, IMAGE_COPY_QUEUE_URL: imageCopyQueue.queueUrl },
+    });
+    this.table.grantReadWriteData(copyImages);
+    imagesBucket.grantReadWrite(copyImages, 'images/*');
+    imageCopyQueue.grantSendMessages(copyImages);
+    // Sources are the other regions' image buckets, encrypted with those regions' data keys.
+    const otherRegions = props.regions.filter((region) => region !== this.region);
+    if (otherRegions.length > 0) {
+      copyImages.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['s3:GetObject', 's3:GetObjectAttributes'],
+          resources: otherRegions.map((region) => `arn:${this.partition}:s3:::${imagesBucketName(this.account, region)}/images/*`),
+        }),
+      );
+      copyImages.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['kms:Decrypt'],
+          resources: otherRegions.map((region) => this.formatArn({ service: 'kms', region, resource: 'key', resourceName: '*' })),
+          conditions: { StringEquals: { 'kms:ViaService': otherRegions.map((region) => `s3.${region}.amazonaws.com`) } },
+        }),
+      );
+    }
+    copyImages.addEventSource(new SqsEventSource(imageCopyQueue, { batchSize: 1, reportBatchItemFailures: true }));
+    // The table's stream is the copies' outbox: a copy item that appears gets its job here.
+    const imageCopyJobs = new ControlPlaneFunction(this, 'ImageCopyJobs', {
+      entry: 'functions/streams/image-copies.ts',
+      timeout: Duration.seconds(30),
+      environment: { IMAGE_COPY_QUEUE_URL: imageCopyQueue.queueUrl },
+    });
+    imageCopyQueue.grantSendMessages(imageCopyJobs);
+    imageCopyJobs.addEventSource(
+      new DynamoEventSource(this.table, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+        bisectBatchOnError: true,
+        retryAttempts: 10,
+        reportBatchItemFailures: true,
+        onFailure: new SqsDlq(streamFailures),
+      }),
+    );
+
     const fanOut = new ControlPlaneFunction(this, 'FanOut', {
       entry: 'functions/queues/fan-out.ts',
       timeout: Duration.seconds(30),
@@ -161,7 +213,8 @@ export class ControlPlaneStack extends Stack {
     fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [hostQueueArns] }));
     fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
-    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue, imagesBucket, imageVerifyQueue });
+    const otherRegionsApiTokenKeys = otherRegions.map((region) => this.formatArn({ service: 'kms', region, resource: 'alias', resourceName: API_TOKEN_KEY_ALIAS.slice('alias/'.length) }));
+    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, otherRegionsApiTokenKeys, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue, imagesBucket, imageVerifyQueue });
 
     // What an operator who issues API tokens needs (`npm run operator -- issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {
@@ -180,6 +233,52 @@ export class ControlPlaneStack extends Stack {
         }),
         pairKeyStatement(vmPairKey, 'kms:Decrypt'),
       ],
+    });
+  }
+
+  /** The global table, with a replica in every other region. */
+  private globalTable(dataKey: Key, replicaRegions: readonly string[]): TableV2 {
+    return new TableV2(this, 'Metadata', {
+      tableName: METADATA_TABLE_NAME,
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      globalSecondaryIndexes: [
+        { indexName: 'gsi1', partitionKey: { name: 'gsi1pk', type: AttributeType.STRING }, sortKey: { name: 'gsi1sk', type: AttributeType.STRING } },
+        { indexName: 'gsi2', partitionKey: { name: 'gsi2pk', type: AttributeType.STRING }, sortKey: { name: 'gsi2sk', type: AttributeType.STRING } },
+        { indexName: 'gsi3', partitionKey: { name: 'gsi3pk', type: AttributeType.STRING }, sortKey: { name: 'gsi3sk', type: AttributeType.STRING } },
+        { indexName: 'gsi4', partitionKey: { name: 'gsi4pk', type: AttributeType.STRING }, sortKey: { name: 'gsi4sk', type: AttributeType.STRING } },
+      ],
+      replicas: replicaRegions.map((region) => ({ region })),
+      dynamoStream: StreamViewType.NEW_AND_OLD_IMAGES,
+      // Records of released VMs expire on their own.
+      timeToLiveAttribute: 'expiresAt',
+      // A customer managed key per replica would have to exist in every region before the table
+      // does, while those regions' stacks need the table: with replicas, the AWS managed KMS key
+      // (aws/dynamodb) of each region encrypts its replica.
+      encryption: replicaRegions.length === 0 ? TableEncryptionV2.customerManagedKey(dataKey) : TableEncryptionV2.awsManagedKey(),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+
+  /**
+   * This region's replica of the global table. Its stream's ARN carries a label chosen when the
+   * replica was created, so it is read from DynamoDB at deploy time.
+   */
+  private replicaTable(): ITableV2 {
+    const tableArn = this.formatArn({ service: 'dynamodb', resource: 'table', resourceName: METADATA_TABLE_NAME });
+    const describe = { service: 'DynamoDB', action: 'DescribeTable', parameters: { TableName: METADATA_TABLE_NAME }, physicalResourceId: PhysicalResourceId.of(tableArn) };
+    const stream = new AwsCustomResource(this, 'MetadataReplicaStream', {
+      onCreate: describe,
+      onUpdate: describe,
+      policy: AwsCustomResourcePolicy.fromSdkCalls({ resources: [tableArn] }),
+      installLatestAwsSdk: false,
+    });
+    return TableV2.fromTableAttributes(this, 'Metadata', {
+      tableArn,
+      tableStreamArn: stream.getResponseField('Table.LatestStreamArn'),
+      grantIndexPermissions: true,
     });
   }
 }

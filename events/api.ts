@@ -27,6 +27,11 @@ export const CreateVmRequest = z.strictObject({
   networkId: resourceId,
   /** Optional placement pin; the scheduler picks a host with room when absent. */
   hostId: resourceId.optional(),
+  /**
+   * The image the VM starts from. An image uploaded in another region is copied here first: the
+   * VM is `pending` until the copy is verified, then `running` (or `failed`, with the reason).
+   */
+  imageId: resourceId.optional(),
 });
 export type CreateVmRequest = z.infer<typeof CreateVmRequest>;
 

@@ -22,3 +22,7 @@ export type CompleteImageUploadRequest = z.infer<typeof CompleteImageUploadReque
 /** Work for the verifier: stream the uploaded content and check it against the declared checksum. */
 export const VerifyImageMessage = z.strictObject({ imageId: z.string().min(1).max(64) });
 export type VerifyImageMessage = z.infer<typeof VerifyImageMessage>;
+
+/** Work for the copier of a region: copy the image's content into this region and verify it. */
+export const CopyImageMessage = z.strictObject({ imageId: z.string().min(1).max(64) });
+export type CopyImageMessage = z.infer<typeof CopyImageMessage>;

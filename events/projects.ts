@@ -7,7 +7,7 @@ export const CreateProjectRequest = z.strictObject({
 export type CreateProjectRequest = z.infer<typeof CreateProjectRequest>;
 
 /** Kinds of node in a project's resource graph. */
-export const NodeKind = z.enum(['project', 'network', 'vm', 'disk', 'service-account']);
+export const NodeKind = z.enum(['project', 'network', 'vm', 'disk', 'service-account', 'image-copy']);
 export type NodeKind = z.infer<typeof NodeKind>;
 
 /**

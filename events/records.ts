@@ -7,6 +7,8 @@ export const HostItem = z.object({
   kind: z.literal('host'),
   hostId: resourceId,
   address: ipv4Address,
+  /** The region the host registered in: only that region's control plane places VMs on it or sends to its queue. */
+  region: z.string().optional(),
   capacity: z.int(),
   vmCount: z.int(),
   queueUrl: z.string(),
@@ -21,6 +23,8 @@ export const NetworkItem = z.object({
   projectId: resourceId,
   name: z.string(),
   cidr: ipv4Cidr,
+  /** Networks are regional, like VPCs: every address of one is allocated by its region's control plane. */
+  region: z.string().optional(),
   createdAt: z.string(),
 });
 export type NetworkItem = z.infer<typeof NetworkItem>;
@@ -34,7 +38,12 @@ export const VmItem = z.object({
   networkId: resourceId,
   ip: ipv4Address,
   hostId: resourceId,
-  state: z.enum(['running']),
+  /** The region whose control plane placed the VM; its host, network and writes are there. */
+  region: z.string().optional(),
+  /** `pending` while its image is copied into the region; `failed` if that copy failed (see stateReason). */
+  state: z.enum(['pending', 'running', 'failed']),
+  stateReason: z.string().optional(),
+  imageId: resourceId.optional(),
   /** The service account the VM's tokens are for, if one is attached. */
   serviceAccountId: resourceId.optional(),
   /** The VM's network-pair secret, encrypted under the pair key with its encryption context (base64). */

@@ -16,7 +16,10 @@ export interface AgentInfo {
 
 export interface LocalStack {
   aws: LocalAws;
+  /** The first region's runner: the one host agents and most callers use. */
   runner: RunnerInfo;
+  /** One runner per region, the first region's first. */
+  runners: RunnerInfo[];
   agents: AgentInfo[];
   /** Issues an API token as an operator would (`npm run issue-token`), e.g. `issueToken('tenant', 'demo')`. */
   issueToken(kind: PrincipalKind, id: string, scopes?: readonly Scope[]): Promise<string>;
@@ -37,6 +40,12 @@ export async function startLocalStack(options: {
   localAwsPort?: number;
   firstStatusPort?: number;
   hostPrefix?: string;
+  /**
+   * Regions to run the control plane in, each with its own runner, API and table; with more than
+   * one, a replicator keeps the tables in step as global tables do. Default: STRATOPLANE_REGIONS,
+   * else AWS_REGION, else us-east-1.
+   */
+  regions?: string[];
   /** Where the runner keeps its synthesized app and checkpoints; inside the project so bundles resolve node_modules. */
   stateDir?: string;
   log?: (line: string) => void;
@@ -45,9 +54,10 @@ export async function startLocalStack(options: {
   const stateDir = options.stateDir ?? path.join(projectRoot, '.local-run');
   mkdirSync(stateDir, { recursive: true });
   const aws = await startLocalAws({ port: options.localAwsPort, logFile: path.join(stateDir, 'local-aws.log'), log });
+  const regions = options.regions ?? (process.env.STRATOPLANE_REGIONS ?? process.env.AWS_REGION ?? 'us-east-1').split(',').filter(Boolean);
   const awsEnv = {
     AWS_ENDPOINT_URL: aws.endpoint,
-    AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
+    AWS_REGION: regions[0]!,
     AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'test',
     AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'test',
   };
@@ -62,22 +72,39 @@ export async function startLocalStack(options: {
     await Promise.all(children.reverse().map((child) => child.stop()));
     await aws.stop();
   };
-  const startRunner = (apiPort: number) =>
+  const startRunner = (region: string, apiPort: number) =>
     startTsProcess<RunnerInfo>({
       entry: 'local/runner.ts',
-      env: { ...awsEnv, STRATOPLANE_API_PORT: String(apiPort), STRATOPLANE_STATE_DIR: stateDir },
+      env: { ...awsEnv, AWS_REGION: region, STRATOPLANE_REGIONS: regions.join(','), STRATOPLANE_API_PORT: String(apiPort), STRATOPLANE_STATE_DIR: stateDir },
       readyPrefix: 'STRATOPLANE_RUNNER_READY',
       timeoutMs: 180_000,
       onStderr: (line) => bundlingNoise.test(line) || log(line),
     });
   try {
-    let runner = await startRunner(options.apiPort ?? 0);
-    children.push(runner);
+    // One at a time: each synthesizes the app and bundles its functions, which two cores feel.
+    const regionRunners: Started<RunnerInfo>[] = [];
+    for (const [index, region] of regions.entries()) {
+      const started = await startRunner(region, index === 0 ? (options.apiPort ?? 0) : 0);
+      children.push(started);
+      regionRunners.push(started);
+    }
+    if (regions.length > 1) {
+      children.push(
+        await startTsProcess({
+          entry: 'local/replicator.ts',
+          env: { ...awsEnv, STRATOPLANE_REGIONS: regions.join(','), STRATOPLANE_STATE_DIR: stateDir },
+          readyPrefix: 'STRATOPLANE_REPLICATOR_READY',
+          onStderr: log,
+        }),
+      );
+    }
+    let runner = regionRunners[0]!;
     const crashAndRestartRunner = async () => {
       await runner.stop('SIGKILL');
-      const restarted = await startRunner(Number(new URL(runner.info.apiUrl).port));
+      const restarted = await startRunner(regions[0]!, Number(new URL(runner.info.apiUrl).port));
       children[children.indexOf(runner)] = restarted;
       runner = restarted;
+      regionRunners[0] = restarted;
     };
     const agents = await Promise.all(
       Array.from({ length: options.agentCount }, async (_, index) => {
@@ -96,7 +123,19 @@ export async function startLocalStack(options: {
         return { hostId, address, statusUrl: agent.info.statusUrl };
       }),
     );
-    return { aws, runner: runner.info, agents, issueToken, crashAndRestartRunner, stop };
+    return {
+      aws,
+      get runner() {
+        return runner.info;
+      },
+      get runners() {
+        return regionRunners.map((started) => started.info);
+      },
+      agents,
+      issueToken,
+      crashAndRestartRunner,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -27,12 +27,12 @@ export async function provision(template: CfnTemplate, resolver: Resolver): Prom
   for (const [id, resource] of resourcesOfType(template, 'AWS::DynamoDB::GlobalTable')) await provisionTable(id, resource.Properties ?? {}, resolver);
   for (const [id, resource] of resourcesOfType(template, 'AWS::DynamoDB::Table')) await provisionTable(id, resource.Properties ?? {}, resolver);
   await provisionQueues(template, resolver);
-  for (const [id] of resourcesOfType(template, 'AWS::S3::Bucket')) await provisionBucket(id, resolver);
+  for (const [id, resource] of resourcesOfType(template, 'AWS::S3::Bucket')) await provisionBucket(id, resolver.resolve(resource.Properties ?? {}) as Record<string, unknown>, resolver);
 }
 
-/** A bucket named after the stack and logical id (S3 names are lowercase), in the stack's region. */
-async function provisionBucket(id: string, resolver: Resolver) {
-  const name = physicalName(resolver, id).toLowerCase().slice(0, 63);
+/** A bucket with the template's name, or else one named after the stack and logical id (S3 names are lowercase), in the stack's region. */
+async function provisionBucket(id: string, props: Record<string, unknown>, resolver: Resolver) {
+  const name = (props.BucketName as string | undefined) ?? physicalName(resolver, id).toLowerCase().slice(0, 63);
   const region = resolver.pseudo.region;
   try {
     await s3.send(

@@ -1,12 +1,14 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildApp, STACK_NAME } from '../cdk/app-builder.ts';
+import { buildApp, stackNameFor } from '../cdk/app-builder.ts';
 import { authorizersOf, serveApi, routesOf } from './api-gateway.ts';
 import { LocalAuthorizer } from './authorizer.ts';
 import { Checkpoints } from './checkpoints.ts';
 import { LocalFunction } from './function-host.ts';
 import { provision } from './provision.ts';
+import { runCustomResources, serviceTokenFunctions } from './custom-resources.ts';
+import { withReplicaTable } from './replica-table.ts';
 import { QueuePoller } from './queue-poller.ts';
 import { StreamPoller } from './stream-poller.ts';
 import { Resolver, resourcesOfType, type CfnTemplate } from './template.ts';
@@ -19,6 +21,8 @@ export interface RunnerInfo {
   region: string;
   endpoint: string;
   stackName: string;
+  /** The synthesized template this runner runs. */
+  templateFile: string;
   /** Physical names of what the runner created, by CloudFormation logical id. */
   resources: Record<string, string>;
 }
@@ -34,12 +38,15 @@ async function main() {
   const region = (process.env.AWS_REGION ??= 'us-east-1');
   const stateDir = process.env.STRATOPLANE_STATE_DIR ?? path.join(projectRoot, '.local-run');
 
-  const template = synthesize(path.join(stateDir, 'cdk.out'), region);
-  const resolver = new Resolver(template, { region, accountId: '000000000000', partition: 'aws', stackName: STACK_NAME });
+  const stackName = stackNameFor(region);
+  const outdir = path.join(stateDir, `cdk.out-${region}`);
+  const template = synthesize(outdir, region, stackName);
+  const resolver = new Resolver(template, { region, accountId: '000000000000', partition: 'aws', stackName });
   await provision(template, resolver);
+  await runCustomResources(template, resolver);
 
-  const functions = await startFunctions(template, resolver, path.join(stateDir, 'cdk.out'), { endpoint, region });
-  const pollers = startEventSources(template, resolver, functions, new Checkpoints(path.join(stateDir, 'stream-checkpoints.json')), region);
+  const functions = await startFunctions(template, resolver, outdir, { endpoint, region, stackName });
+  const pollers = startEventSources(template, resolver, functions, new Checkpoints(path.join(stateDir, `stream-checkpoints-${region}.json`)), region);
 
   const stage = (resourcesOfType(template, 'AWS::ApiGateway::Stage')[0]?.[1].Properties?.StageName as string | undefined) ?? 'v1';
   const authorizers = new Map(
@@ -62,12 +69,12 @@ async function main() {
 
   const resources: Record<string, string> = {};
   for (const [id, resource] of Object.entries(template.Resources)) {
-    if (['AWS::DynamoDB::GlobalTable', 'AWS::SQS::Queue'].includes(resource.Type)) resources[id] = resolver.resolveString({ Ref: id });
+    if (['AWS::DynamoDB::GlobalTable', 'AWS::SQS::Queue', 'AWS::S3::Bucket'].includes(resource.Type)) resources[id] = resolver.resolveString({ Ref: id });
     if (resource.Type === 'AWS::KMS::Key') resources[id] = resolver.resolveString({ 'Fn::GetAtt': [id, 'Arn'] });
   }
-  const info: RunnerInfo = { apiUrl: api.url, region, endpoint, stackName: STACK_NAME, resources };
+  const info: RunnerInfo = { apiUrl: api.url, region, endpoint, stackName, templateFile: path.join(outdir, `${stackName}.template.json`), resources };
   mkdirSync(stateDir, { recursive: true });
-  writeFileSync(path.join(stateDir, 'runner.json'), JSON.stringify(info, null, 2));
+  writeFileSync(path.join(stateDir, `runner-${region}.json`), JSON.stringify(info, null, 2));
   log(`${functions.size} functions, ${pollers.length} event source mappings, API at ${api.url}`);
   // The line supervisors and tests wait for.
   console.log(`STRATOPLANE_RUNNER_READY ${JSON.stringify(info)}`);
@@ -82,20 +89,30 @@ async function main() {
   process.once('SIGINT', shutdown);
 }
 
-function synthesize(outdir: string, region: string): CfnTemplate {
+/**
+ * Synthesizes the app (every region's stack, bundling only this region's functions) and returns
+ * this region's template; in a replica region it also holds the global table's definition, as
+ * the replica the primary region's stack makes there on AWS.
+ */
+function synthesize(outdir: string, region: string, stackName: string): CfnTemplate {
   rmSync(outdir, { recursive: true, force: true });
   process.env.CDK_DEFAULT_REGION = region;
-  const { app } = buildApp({ outdir, context: { 'aws:cdk:enable-asset-metadata': true } });
-  return app.synth().getStackByName(STACK_NAME).template as CfnTemplate;
+  const { app, regions } = buildApp({ outdir, context: { 'aws:cdk:enable-asset-metadata': true, 'aws:cdk:bundling-stacks': [stackName] } });
+  if (!regions.includes(region)) throw new Error(`region ${region} is not one of the app's regions (${regions.join(', ')}): set STRATOPLANE_REGIONS`);
+  const assembly = app.synth();
+  const template = assembly.getStackByName(stackName).template as CfnTemplate;
+  return region === regions[0] ? template : withReplicaTable(template, assembly.getStackByName(stackNameFor(regions[0]!)).template as CfnTemplate, region);
 }
 
-async function startFunctions(template: CfnTemplate, resolver: Resolver, outdir: string, aws: { endpoint: string; region: string }) {
+async function startFunctions(template: CfnTemplate, resolver: Resolver, outdir: string, aws: { endpoint: string; region: string; stackName: string }) {
   const functions = new Map<string, LocalFunction>();
-  const specs = resourcesOfType(template, 'AWS::Lambda::Function').map(([id, resource]) => {
+  // Custom resource providers ran as the runner's own calls (runCustomResources).
+  const providers = serviceTokenFunctions(template);
+  const specs = resourcesOfType(template, 'AWS::Lambda::Function').filter(([id]) => !providers.has(id)).map(([id, resource]) => {
     const props = resource.Properties as { Handler: string; Timeout?: number; MemorySize?: number; Environment?: { Variables?: Record<string, unknown> } };
     const assetPath = resource.Metadata?.['aws:asset:path'] as string | undefined;
     if (!assetPath) throw new Error(`function ${id} has no bundled asset; only NodejsFunction-style functions run locally`);
-    const functionName = `${STACK_NAME}-${id}`;
+    const functionName = `${aws.stackName}-${id}`;
     resolver.setRef(id, functionName);
     resolver.setAttribute(id, 'Arn', `arn:aws:lambda:${aws.region}:000000000000:function:${functionName}`);
     return { id, props, assetPath, functionName };

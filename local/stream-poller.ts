@@ -10,11 +10,21 @@ import {
 } from '@aws-sdk/client-dynamodb-streams';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Checkpoints } from './checkpoints.ts';
-import type { LocalFunction } from './function-host.ts';
 
-// Bounded requests: a poller must never wait forever on one call.
-const streams = new DynamoDBStreamsClient({ requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000 } });
+const streamsClients = new Map<string, DynamoDBStreamsClient>();
+const streamsIn = (region: string) => {
+  let client = streamsClients.get(region);
+  // Bounded requests: a poller must never wait forever on one call.
+  if (!client) streamsClients.set(region, (client = new DynamoDBStreamsClient({ region, requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000 } })));
+  return client;
+};
 const sqs = new SQSClient({});
+
+/** What a stream mapping delivers batches to: a local function, or the runner's own replicator. */
+export interface BatchTarget {
+  spec: { functionName: string };
+  invoke<T = unknown>(event: unknown): Promise<T>;
+}
 
 export interface StreamMappingConfig {
   uuid: string;
@@ -44,7 +54,7 @@ export class StreamPoller {
 
   constructor(
     private readonly config: StreamMappingConfig,
-    private readonly fn: LocalFunction,
+    private readonly fn: BatchTarget,
     private readonly checkpoints: Checkpoints,
     private readonly log: (message: string) => void,
   ) {}
@@ -84,7 +94,7 @@ export class StreamPoller {
     const shards: Shard[] = [];
     let start: string | undefined;
     do {
-      const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: this.config.streamArn, ExclusiveStartShardId: start }));
+      const { StreamDescription } = await streamsIn(this.config.region).send(new DescribeStreamCommand({ StreamArn: this.config.streamArn, ExclusiveStartShardId: start }));
       shards.push(...(StreamDescription?.Shards ?? []));
       start = StreamDescription?.LastEvaluatedShardId;
     } while (start);
@@ -93,7 +103,7 @@ export class StreamPoller {
 
   private async iteratorAfter(shardId: string): Promise<string | undefined> {
     const checkpoint = this.checkpoints.get(this.config.uuid, shardId);
-    const { ShardIterator } = await streams.send(
+    const { ShardIterator } = await streamsIn(this.config.region).send(
       new GetShardIteratorCommand({
         StreamArn: this.config.streamArn,
         ShardId: shardId,
@@ -111,7 +121,7 @@ export class StreamPoller {
       let records: StreamRecord[];
       let next: string | undefined;
       try {
-        const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: this.config.batchSize }));
+        const page = await streamsIn(this.config.region).send(new GetRecordsCommand({ ShardIterator: iterator, Limit: this.config.batchSize }));
         records = page.Records ?? [];
         next = page.NextShardIterator;
       } catch (error) {

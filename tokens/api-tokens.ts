@@ -46,7 +46,7 @@ export async function issueApiToken(signer: JwsSigner, request: IssueApiToken): 
 export async function verifyApiToken(token: string, keys: PublicKeySource, now = Date.now()): Promise<Principal> {
   const jws = decodeJws(token);
   if (jws.header.typ !== API_TOKEN_TYPE) throw new TokenError(`typ must be ${API_TOKEN_TYPE}`);
-  if (!keys.isTrusted(jws.header.kid)) throw new TokenError(`kid ${jws.header.kid} is not a trusted API token key`);
+  if (!(await keys.isTrusted(jws.header.kid))) throw new TokenError(`kid ${jws.header.kid} is not a trusted API token key`);
   if (!verifyEs256(jws.signingInput, jws.signature, await keys.get(jws.header.kid))) throw new TokenError('bad signature');
   const parsed = ApiTokenClaims.safeParse(jws.payload);
   if (!parsed.success) throw new TokenError(`bad claims: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);

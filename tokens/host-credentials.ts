@@ -36,7 +36,7 @@ export async function issueHostCredential(signer: JwsSigner, request: IssueHostC
 export async function verifyHostCredential(credential: string, keys: PublicKeySource, now: number): Promise<HostCredentialClaims> {
   const jws = decodeJws(credential);
   if (jws.header.typ !== HOST_CREDENTIAL_TYPE) throw new TokenError(`credential typ must be ${HOST_CREDENTIAL_TYPE}`);
-  if (!keys.isTrusted(jws.header.kid)) throw new TokenError(`credential key ${jws.header.kid} is not trusted`);
+  if (!(await keys.isTrusted(jws.header.kid))) throw new TokenError(`credential key ${jws.header.kid} is not trusted`);
   if (!verifyEs256(jws.signingInput, jws.signature, await keys.get(jws.header.kid))) throw new TokenError('credential signature is bad');
   const parsed = HostCredentialClaims.safeParse(jws.payload);
   if (!parsed.success) throw new TokenError(`credential claims are malformed: ${parsed.error.issues[0]?.path.join('.')}`);

@@ -24,7 +24,7 @@ export interface JwsSigner {
 
 /** The public keys a verifier trusts, by `kid`. */
 export interface PublicKeySource {
-  isTrusted(kid: string): boolean;
+  isTrusted(kid: string): boolean | Promise<boolean>;
   get(kid: string): Promise<KeyObject>;
 }
 

@@ -1,21 +1,24 @@
 import { Duration } from 'aws-cdk-lib';
 import { AccessLogFormat, AuthorizationType, LambdaIntegration, LogGroupLogDestination, MethodLoggingLevel, RestApi, TokenAuthorizer, type IResource } from 'aws-cdk-lib/aws-apigateway';
-import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
 
 export interface TenantApiProps {
-  table: TableV2;
+  table: ITableV2;
   hostQueuePrefix: string;
   hostQueueArns: string;
   hostDlq: IQueue;
   /** Signs API bearer tokens; the authorizer verifies them with its public key. */
   apiTokenKey: IKey;
+  /** The other regions' API token keys, by alias ARN: a token issued in any region is good in all. */
+  otherRegionsApiTokenKeys: string[];
   /** Signs attestations of VM host keys. */
   hostKeyAttestationKey: IKey;
   /** Signs hosts' long-term service-account credentials. */
@@ -69,7 +72,8 @@ const routes: Route[] = [
     entry: 'functions/api/create-vm.ts',
     access: 'write',
     extras: (fn, props) => {
-      fn.addEnvironment('VM_PAIR_KEY_ARN', props.vmPairKey.keyArn);
+      // The bucket a copy of an image from another region goes to (the copy job writes it).
+      fn.addEnvironment('VM_PAIR_KEY_ARN', props.vmPairKey.keyArn).addEnvironment('IMAGES_BUCKET', props.imagesBucket.bucketName);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
     },
   },
@@ -175,9 +179,19 @@ export class TenantApi extends Construct {
     super(scope, id);
     const authorizerFunction = new ControlPlaneFunction(this, 'Authorizer', {
       entry: 'functions/auth/authorize-api.ts',
-      environment: { API_TOKEN_KEY_ARNS: props.apiTokenKey.keyArn },
+      environment: { API_TOKEN_KEY_ARNS: [props.apiTokenKey.keyArn, ...props.otherRegionsApiTokenKeys].join(',') },
     });
     props.apiTokenKey.grant(authorizerFunction, 'kms:GetPublicKey');
+    if (props.otherRegionsApiTokenKeys.length > 0) {
+      // Those keys' ids are unknown here; IAM matches them by the alias they carry.
+      authorizerFunction.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['kms:GetPublicKey', 'kms:DescribeKey'],
+          resources: props.otherRegionsApiTokenKeys.map((alias) => alias.replace(/:alias\/.*$/, ':key/*')),
+          conditions: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': API_TOKEN_KEY_ALIAS } },
+        }),
+      );
+    }
     const authorizer = new TokenAuthorizer(this, 'BearerTokens', {
       handler: authorizerFunction,
       identitySource: 'method.request.header.Authorization',

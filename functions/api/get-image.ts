@@ -2,9 +2,9 @@ import { PathWithId } from '#events/api.ts';
 import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { tenantOf } from '../domain/access.ts';
-import { getImage, toImageView } from '../domain/images.ts';
+import { describeImage } from '../domain/image-copies.ts';
 
 export const handler = apiHandler({ scopes: ['tenant:read'], path: PathWithId('imageId') }, async ({ path, caller }) => ({
   statusCode: 200,
-  body: toImageView(await getImage(tableName, tenantOf(caller), path.imageId)),
+  body: await describeImage(tableName, tenantOf(caller), path.imageId),
 }));

@@ -1,5 +1,6 @@
 import { RegisterHostRequest } from '#events/api.ts';
 import { apiHandler } from '../commons/http.ts';
+import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { registerHost } from '../domain/hosts.ts';
 import { ensureHostQueue } from '../domain/host-queues.ts';
@@ -7,6 +8,6 @@ import { assertActsForHost } from '../domain/access.ts';
 
 export const handler = apiHandler({ scopes: ['operator', 'host'], body: RegisterHostRequest }, async ({ body, caller }) => {
   assertActsForHost(caller, body.hostId);
-  const { host, created } = await registerHost(tableName, body, ensureHostQueue);
+  const { host, created } = await registerHost(tableName, currentRegion, body, ensureHostQueue);
   return { statusCode: created ? 201 : 200, body: host };
 });

@@ -4,6 +4,7 @@ import { toEndpointEntry } from './network-changes.ts';
 import { packHostBodies, type Outgoing } from './host-batches.ts';
 import { getItem, readNetworkPartition, type NetworkPartition } from './store.ts';
 import { keys } from './table-keys.ts';
+import { inRegion } from './regions.ts';
 
 export interface FanOutWork {
   id: string;
@@ -16,9 +17,11 @@ export type SendToQueue = (queueUrl: string, body: string) => Promise<void>;
  * Delivers network changes to exactly the hosts that need them: the hosts that run a VM of the
  * network when the change is fanned out. The network's partition is read after the change
  * committed, so a host that joined concurrently is either seen here or gets a snapshot that
- * already contains the change. Returns the ids of work items that must be retried.
+ * already contains the change. Every region's stream carries every region's changes (the table
+ * is global), and each region delivers only to its own hosts. Returns the ids of work items that
+ * must be retried.
  */
-export async function fanOut(table: string, work: readonly FanOutWork[], send: SendToQueue): Promise<Set<string>> {
+export async function fanOut(table: string, region: string, work: readonly FanOutWork[], send: SendToQueue): Promise<Set<string>> {
   const failed = new Set<string>();
   const partitions = new Map<string, Promise<NetworkPartition>>();
   const partitionOf = (networkId: string) => {
@@ -46,7 +49,8 @@ export async function fanOut(table: string, work: readonly FanOutWork[], send: S
   await Promise.all(
     bodies.map(async (body) => {
       try {
-        await send(await queueUrlOf(table, body.hostId), body.body);
+        const queueUrl = await queueUrlOf(table, body.hostId, region);
+        if (queueUrl) await send(queueUrl, body.body);
       } catch {
         for (const id of body.sourceIds) failed.add(id);
       }
@@ -78,15 +82,17 @@ export function messagesFor(change: Exclude<NetworkChange, { kind: 'credentials'
   }
 }
 
-/** A host's queue never changes once registered, so it is looked up once per container. */
-const queueUrls = new Map<string, string>();
+/** A host's queue and region never change once registered, so they are looked up once per container. */
+const queueUrls = new Map<string, string | null>();
 
-async function queueUrlOf(table: string, hostId: string): Promise<string> {
+/** The host's queue, or null for a host of another region (that region's fan-out serves it). */
+async function queueUrlOf(table: string, hostId: string, region: string): Promise<string | null> {
   const known = queueUrls.get(hostId);
-  if (known) return known;
+  if (known !== undefined) return known;
   const host = await getItem<HostItem>(table, keys.host(hostId));
   if (!host) throw new Error(`host ${hostId} has no registration`);
-  queueUrls.set(hostId, host.queueUrl);
-  return host.queueUrl;
+  const queueUrl = inRegion(host, region) ? host.queueUrl : null;
+  queueUrls.set(hostId, queueUrl);
+  return queueUrl;
 }
 

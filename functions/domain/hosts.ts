@@ -10,15 +10,17 @@ import { indexes, indexKeys, keys } from './table-keys.ts';
 export interface HostView {
   hostId: string;
   address: string;
+  region?: string;
   capacity: number;
   vmCount: number;
   queueUrl: string;
   createdAt: string;
 }
 
-export const toHostView = ({ hostId, address, capacity, vmCount, queueUrl, createdAt }: HostItem): HostView => ({
+export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUrl, createdAt }: HostItem): HostView => ({
   hostId,
   address,
+  region,
   capacity,
   vmCount,
   queueUrl,
@@ -32,17 +34,19 @@ export const toHostView = ({ hostId, address, capacity, vmCount, queueUrl, creat
  */
 export async function registerHost(
   table: string,
+  region: string,
   request: RegisterHostRequest,
   ensureQueue: (hostId: string) => Promise<string>,
 ): Promise<{ host: HostView; created: boolean }> {
   const existing = await getItem<HostItem>(table, keys.host(request.hostId));
-  if (existing) return { host: toHostView(sameAddressOrThrow(existing, request)), created: false };
+  if (existing) return { host: toHostView(sameAddressOrThrow(existing, request, region)), created: false };
 
   const item: HostItem & Record<string, unknown> = {
     ...keys.host(request.hostId),
     kind: 'host',
     hostId: request.hostId,
     address: request.address,
+    region,
     capacity: request.capacity,
     vmCount: 0,
     queueUrl: await ensureQueue(request.hostId),
@@ -57,11 +61,14 @@ export async function registerHost(
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
     // A concurrent registration won; answer as if we had come second.
     const winner = await getItem<HostItem>(table, keys.host(request.hostId));
-    return { host: toHostView(sameAddressOrThrow(winner!, request)), created: false };
+    return { host: toHostView(sameAddressOrThrow(winner!, request, region)), created: false };
   }
 }
 
-function sameAddressOrThrow(existing: HostItem, request: RegisterHostRequest): HostItem {
+function sameAddressOrThrow(existing: HostItem, request: RegisterHostRequest, region: string): HostItem {
+  if (existing.region !== undefined && existing.region !== region) {
+    throw new ConflictError(`hostId: host ${request.hostId} is registered in ${existing.region}; its agent talks to that region's API`);
+  }
   if (existing.address !== request.address) {
     throw new ConflictError(`address: host ${request.hostId} is already registered at ${existing.address}`);
   }

@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
@@ -12,6 +10,7 @@ import { queryPage } from './pagination.ts';
 import { getItem } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { getTenantItem } from './access.ts';
+import { contentMismatch, digestObject } from './object-digest.ts';
 
 export interface ImageItem {
   kind: 'image';
@@ -133,16 +132,7 @@ export async function completeImageUpload(table: string, tenantId: string, image
 export async function verifyImage(table: string, imageId: string): Promise<void> {
   const image = await getItem<ImageItem>(table, keys.image(imageId));
   if (!image || image.state !== 'verifying') return;
-  const { Body } = await s3.send(new GetObjectCommand({ Bucket: image.bucket, Key: image.key }));
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of Body as Readable) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  const sha256 = hash.digest('hex');
-  const failure =
-    bytes !== image.sizeBytes ? `size mismatch: declared ${image.sizeBytes} bytes, received ${bytes}` : sha256 !== image.sha256 ? `checksum mismatch: declared sha256 ${image.sha256}, received ${sha256}` : undefined;
+  const failure = contentMismatch(image, await digestObject(image.bucket, image.key));
   await setState(table, image, 'verifying', failure ? 'failed' : 'available', failure);
 }
 

@@ -19,13 +19,16 @@ export interface NetworkView {
   projectId: string;
   name: string;
   cidr: string;
+  /** The region whose control plane allocates its addresses and places its VMs. */
+  region?: string;
   /** Addresses VMs can get: the CIDR less network, gateway and broadcast addresses. */
   capacity: number;
   createdAt: string;
 }
 
-export const toNetworkView = ({ networkId, tenantId, projectId, name, cidr, createdAt }: NetworkItem): NetworkView => ({
+export const toNetworkView = ({ networkId, tenantId, projectId, name, cidr, region, createdAt }: NetworkItem): NetworkView => ({
   networkId,
+  region,
   tenantId,
   projectId,
   name,
@@ -35,7 +38,7 @@ export const toNetworkView = ({ networkId, tenantId, projectId, name, cidr, crea
 });
 
 
-export async function createNetwork(table: string, tenantId: string, request: CreateNetworkRequest): Promise<NetworkView> {
+export async function createNetwork(table: string, tenantId: string, region: string, request: CreateNetworkRequest): Promise<NetworkView> {
   const networkId = newId('net');
   const guard = projectGuard(table, tenantId, request.projectId);
   const item: NetworkItem & Record<string, unknown> = {
@@ -46,6 +49,7 @@ export async function createNetwork(table: string, tenantId: string, request: Cr
     tenantId,
     name: request.name,
     cidr: normalizeCidr(request.cidr),
+    region,
     createdAt: new Date().toISOString(),
     gsi1pk: indexKeys.networksOfTenant(tenantId),
     gsi1sk: networkId,

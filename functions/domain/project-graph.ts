@@ -1,4 +1,5 @@
 import type { NodeKind } from '#events/projects.ts';
+import { imageCopyNodeId } from './image-copies.ts';
 import { getProject } from './projects.ts';
 import { ownedNodes } from './resource-graph.ts';
 import { getItem } from './store.ts';
@@ -7,7 +8,7 @@ export interface GraphView {
   projectId: string;
   state: 'active' | 'deleting';
   nodes: { nodeId: string; kind: NodeKind; name: string }[];
-  /** `owns`: the project owns the node; `uses`: a VM uses a network, a disk or a service account. */
+  /** `owns`: the project owns the node; `uses`: a VM uses a network, a disk, a service account or an image copy. */
   edges: { from: string; to: string; kind: 'owns' | 'uses' }[];
 }
 
@@ -16,6 +17,8 @@ interface NodeItem {
   networkId?: string;
   diskIds?: Set<string>;
   serviceAccountId?: string;
+  imageId?: string;
+  region?: string;
 }
 
 /** A project's resource graph, read consistently node by node. */
@@ -26,6 +29,7 @@ export async function projectGraph(table: string, tenantId: string, projectId: s
   const present = items.filter((entry) => entry.item !== undefined);
   const nodes: GraphView['nodes'] = [{ nodeId: projectId, kind: 'project', name: project.name }];
   const edges: GraphView['edges'] = [];
+  const presentIds = new Set(present.map(({ node }) => node.id));
   for (const { node, item } of present) {
     nodes.push({ nodeId: node.id, kind: node.kind, name: item!.name });
     edges.push({ from: projectId, to: node.id, kind: 'owns' });
@@ -33,6 +37,8 @@ export async function projectGraph(table: string, tenantId: string, projectId: s
     if (item!.networkId) edges.push({ from: node.id, to: item!.networkId, kind: 'uses' });
     for (const diskId of item!.diskIds ?? []) edges.push({ from: node.id, to: diskId, kind: 'uses' });
     if (item!.serviceAccountId) edges.push({ from: node.id, to: item!.serviceAccountId, kind: 'uses' });
+    const copyId = item!.imageId && item!.region ? imageCopyNodeId(item!.imageId, item!.region) : undefined;
+    if (copyId && presentIds.has(copyId)) edges.push({ from: node.id, to: copyId, kind: 'uses' });
   }
   const order = (a: { nodeId: string }, b: { nodeId: string }) => a.nodeId.localeCompare(b.nodeId);
   return { projectId, state: project.state, nodes: nodes.sort(order), edges: edges.sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to)) };

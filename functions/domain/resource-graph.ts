@@ -1,6 +1,7 @@
 import type { GraphMessage, NodeKind } from '#events/projects.ts';
 import { deleteDisk, type DiskItem } from './disks.ts';
 import { InUseError, NotFoundError } from './errors.ts';
+import { parseImageCopyNodeId, releaseImageCopy } from './image-copies.ts';
 import { deleteNetwork } from './networks.ts';
 import type { ProjectItem } from './projects.ts';
 import { deleteServiceAccount } from './service-accounts.ts';
@@ -74,6 +75,11 @@ export async function handleGraphMessage(table: string, message: GraphMessage, s
       case 'service-account':
         if (!(await releasedUnlessInUse(() => deleteServiceAccount(table, tenantId, message.nodeId)))) return;
         break;
+      case 'image-copy': {
+        const copy = parseImageCopyNodeId(message.nodeId);
+        if (copy) await releaseImageCopy(table, copy.imageId, copy.region, project.projectId);
+        break;
+      }
     }
   } catch (error) {
     if (!(error instanceof NotFoundError)) throw error;

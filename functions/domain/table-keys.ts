@@ -14,6 +14,8 @@ export const keys = {
   storagePool: (poolId: string) => ({ pk: `POOL#${poolId}`, sk: 'POOL' }),
   project: (projectId: string) => ({ pk: `PROJECT#${projectId}`, sk: 'PROJECT' }),
   image: (imageId: string) => ({ pk: `IMAGE#${imageId}`, sk: 'IMAGE' }),
+  /** An image's content copied into another region than the one it was uploaded in. */
+  imageCopy: (imageId: string, region: string) => ({ pk: `IMAGE#${imageId}`, sk: `COPY#${region}` }),
   disk: (diskId: string) => ({ pk: `DISK#${diskId}`, sk: 'DISK' }),
   slot: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `SLOT#${ip}` }),
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),

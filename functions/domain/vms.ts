@@ -12,10 +12,13 @@ import { backoff, cancellationCodes, getItem, queryAll, readNetworkPartition, ty
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
 import { getTenantItem } from './access.ts';
+import { imageForLaunch, waitForCopy } from './image-copies.ts';
+import { inRegion } from './regions.ts';
 
 
 export interface VmView {
   vmId: string;
+  region?: string;
   tenantId: string;
   projectId: string;
   name: string;
@@ -23,6 +26,8 @@ export interface VmView {
   ip: string;
   hostId: string;
   state: VmItem['state'];
+  stateReason?: string;
+  imageId?: string;
   serviceAccountId?: string;
   diskIds: string[];
   /** The tunnel endpoint (host underlay address) and the slot version that recorded it. */
@@ -35,6 +40,7 @@ export type StoredVm = VmItem & { endpointAddress: string; endpointVersion: numb
 
 export const toVmView = (vm: StoredVm): VmView => ({
   vmId: vm.vmId,
+  region: vm.region,
   tenantId: vm.tenantId,
   projectId: vm.projectId,
   name: vm.name,
@@ -42,6 +48,8 @@ export const toVmView = (vm: StoredVm): VmView => ({
   ip: vm.ip,
   hostId: vm.hostId,
   state: vm.state,
+  stateReason: vm.stateReason,
+  imageId: vm.imageId,
   serviceAccountId: vm.serviceAccountId,
   diskIds: [...(vm.diskIds ?? [])].sort(),
   endpoint: { address: vm.endpointAddress, version: vm.endpointVersion },
@@ -92,19 +100,34 @@ function hostCountDelta(table: string, hostId: string, delta: 1 | -1): TransactI
   };
 }
 
+/** Where a VM is created: this control plane's region, and its image bucket (the target of image copies). */
+export interface Placement {
+  region: string;
+  imagesBucket: string;
+}
+
 /**
  * Creates a VM: a free address of its network, a host with room, and the address slot's tunnel
  * endpoint, all in one transaction. A lost race for the address or the host's last place is
  * retried with a fresh read; an address is never given twice because the slot write is conditional.
+ * Networks and hosts are regional: both must be in this control plane's region. A VM whose image
+ * lives in another region is placed at once but stays `pending` until the image's copy here is
+ * verified (see image-copies.ts).
  */
 export async function createVm(
   table: string,
   tenantId: string,
   request: CreateVmRequest,
+  placement: Placement,
   newPairKeyCiphertext: (vmId: string) => Promise<string>,
 ): Promise<VmView> {
+  const { region } = placement;
   const network = await getNetwork(table, tenantId, request.networkId);
+  if (!inRegion(network, region)) throw new ConflictError(`networkId: network ${network.networkId} is in ${network.region}; create its VMs through the ${network.region} API`);
   const pinned = request.hostId ? await getHost(table, request.hostId) : undefined;
+  if (pinned && !inRegion(pinned, region)) throw new ConflictError(`hostId: host ${pinned.hostId} is in ${pinned.region}, not ${region}`);
+  const launchImage = () => (request.imageId ? imageForLaunch(table, tenantId, request.imageId, region, network.projectId, placement.imagesBucket) : undefined);
+  let launch = await launchImage();
   const vmId = newId('vm');
   const pairKeyCiphertext = await newPairKeyCiphertext(vmId);
   const fullHosts = new Set<string>();
@@ -118,7 +141,7 @@ export async function createVm(
 
     const host = pinned
       ? await getHost(table, pinned.hostId)
-      : chooseHost(await listHosts(table), fullHosts);
+      : chooseHost((await listHosts(table)).filter((candidate) => inRegion(candidate, region)), fullHosts);
     if (!host || host.vmCount >= host.capacity) {
       throw new ConflictError(pinned ? `hostId: host ${pinned.hostId} is full` : 'no host has capacity for another VM');
     }
@@ -135,7 +158,10 @@ export async function createVm(
       networkId: network.networkId,
       ip,
       hostId: host.hostId,
-      state: 'running',
+      region,
+      state: launch && !launch.ready ? 'pending' : 'running',
+      ...(launch && !launch.ready ? { stateReason: `waiting for image ${launch.image.imageId} to be copied from ${launch.image.region} to ${region}` } : {}),
+      ...(request.imageId ? { imageId: request.imageId } : {}),
       endpointAddress: host.address,
       endpointVersion: version,
       pairKeyCiphertext,
@@ -176,6 +202,7 @@ export async function createVm(
       { Put: { TableName: table, Item: vm, ConditionExpression: 'attribute_not_exists(pk)' } },
       { ConditionCheck: { TableName: table, Key: keys.network(network.networkId), ConditionExpression: 'attribute_exists(pk)' } },
       projectGuard(table, tenantId, network.projectId).item,
+      ...(launch && !launch.ready ? [waitForCopy(table, launch.copy, vmId)] : []),
     ];
     try {
       await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
@@ -189,6 +216,8 @@ export async function createVm(
       }
       if (codes[4] === 'ConditionalCheckFailed') throw new NotFoundError('network', network.networkId);
       if (codes[5] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, network.projectId);
+      // The copy ended meanwhile: launch from what it is now.
+      if (codes[6] === 'ConditionalCheckFailed') launch = await launchImage();
       await backoff(attempt);
     }
   }
@@ -229,6 +258,10 @@ export async function migrateVm(table: string, tenantId: string, vmId: string, t
     const vm = await getVm(table, tenantId, vmId);
     if (vm.hostId === targetHostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${targetHostId}`);
     const target = await getHost(table, targetHostId);
+    // Tunnels and addresses are regional: a VM moves between hosts of its own region only.
+    if (vm.region !== undefined && target.region !== undefined && target.region !== vm.region) {
+      throw new ConflictError(`targetHostId: host ${targetHostId} is in ${target.region}; vm ${vmId} runs in ${vm.region}`);
+    }
     if (target.vmCount >= target.capacity) throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
     const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
     if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);

@@ -5,6 +5,7 @@ import { NetworkChange } from '#events/endpoints.ts';
 import { sqs } from '../commons/clients.ts';
 import { parseJsonOrUndefined } from '../commons/json.ts';
 import { logger } from '../commons/logger.ts';
+import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { fanOut, type FanOutWork } from '../domain/fanout.ts';
 
@@ -27,6 +28,6 @@ export const handler = middy<SQSEvent, SQSBatchResponse>().handler(async (event)
       failed.add(record.messageId);
     }
   }
-  for (const id of await fanOut(tableName, work, send)) failed.add(id);
+  for (const id of await fanOut(tableName, currentRegion, work, send)) failed.add(id);
   return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
 });

@@ -18,14 +18,14 @@ export interface RunningAgent {
   status(): Promise<AgentStatus>;
 }
 
-/** Starts a real host agent process against the shared local control plane. */
-export async function startAgent(hostId: string, address: string, capacity = 32): Promise<RunningAgent> {
+/** Starts a real host agent process against the shared local control plane (its first region unless told). */
+export async function startAgent(hostId: string, address: string, capacity = 32, region: { apiUrl: string; region: string } = { apiUrl: inject('apiUrl'), region: inject('region') }): Promise<RunningAgent> {
   const started = await startTsProcess<{ hostId: string; statusUrl: string }>({
     entry: 'host-agent/main.ts',
-    args: ['--host-id', hostId, '--address', address, '--capacity', String(capacity), '--api-url', inject('apiUrl')],
+    args: ['--host-id', hostId, '--address', address, '--capacity', String(capacity), '--api-url', region.apiUrl],
     env: {
       AWS_ENDPOINT_URL: inject('awsEndpoint'),
-      AWS_REGION: inject('region'),
+      AWS_REGION: region.region,
       AWS_ACCESS_KEY_ID: 'test',
       AWS_SECRET_ACCESS_KEY: 'test',
       HOST_AGENT_TOKEN: await tokenFor('host', hostId),

@@ -7,9 +7,9 @@ export interface ApiResponse<T = any> {
 }
 
 /** Calls the local API like a client would, as the default test tenant unless given another token. */
-export async function api<T = any>(method: string, path: string, body?: unknown, token?: string | Promise<string>): Promise<ApiResponse<T>> {
+export async function api<T = any>(method: string, path: string, body?: unknown, token?: string | Promise<string>, apiUrl = inject('apiUrl')): Promise<ApiResponse<T>> {
   const bearer = await (token ?? tenantToken());
-  const response = await fetch(`${inject('apiUrl')}${path}`, {
+  const response = await fetch(`${apiUrl}${path}`, {
     method,
     headers: { authorization: `Bearer ${bearer}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),

@@ -16,6 +16,8 @@ declare module 'vitest' {
     resources: Record<string, string>;
     /** Every route of the synthesized API, as `METHOD /path/{param}`. */
     routes: string[];
+    /** The second region's control plane: its own API, sharing the global table through the replicator. */
+    secondRegion: { apiUrl: string; region: string; resources: Record<string, string> };
     /** `POST <controlUrl>/crash-runner`: SIGKILL the runner and start it again (fault tests). */
     controlUrl: string;
   }
@@ -29,6 +31,8 @@ const stateDir = path.join(projectRoot, '.local-run', `test-${process.pid}`);
 export async function setup(project: TestProject) {
   stack = await startLocalStack({
     agentCount: 0,
+    // Two regions, as the control plane runs on AWS: every test uses the first; cross-region tests both.
+    regions: ['us-east-1', 'eu-west-1'],
     stateDir,
     log: (line) => {
       // [local-aws] lines: the one-time LocalStack install says what it is doing.
@@ -42,7 +46,9 @@ export async function setup(project: TestProject) {
   project.provide('awsEndpoint', aws.endpoint);
   project.provide('region', runner.region);
   project.provide('resources', runner.resources);
-  const template = JSON.parse(readFileSync(path.join(stateDir, 'cdk.out', `${runner.stackName}.template.json`), 'utf8')) as CfnTemplate;
+  const second = stack.runners[1]!;
+  project.provide('secondRegion', { apiUrl: second.apiUrl, region: second.region, resources: second.resources });
+  const template = JSON.parse(readFileSync(runner.templateFile, 'utf8')) as CfnTemplate;
   project.provide('routes', routesOf(template).map((route) => `${route.method} ${route.resourcePath}`));
 
   // Test files run in workers; the runner is a child of this process, so faults are asked for here.

@@ -2,18 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/agents.ts';
 import { api, expectOk } from '../helpers/api.ts';
-
-/** Uploads content to the presigned part URLs, part by part, as a client streaming from disk would. */
-async function uploadParts(upload: { partSize: number; parts: { partNumber: number; url: string }[] }, content: Buffer) {
-  return Promise.all(
-    upload.parts.map(async ({ partNumber, url }) => {
-      const body = content.subarray((partNumber - 1) * upload.partSize, partNumber * upload.partSize);
-      const response = await fetch(url, { method: 'PUT', body });
-      expect(response.status).toBe(200);
-      return { partNumber, etag: response.headers.get('etag')! };
-    }),
-  );
-}
+import { uploadParts } from '../helpers/images.ts';
 
 describe('images', () => {
   const content = randomBytes(20 * 1024 * 1024 + 12_345);

@@ -10,8 +10,8 @@ describe('ControlPlaneStack', () => {
 
   beforeAll(() => {
     // Bundling is skipped: these tests look at the template, not the code.
-    const { stack } = buildApp({ context: { 'aws:cdk:bundling-stacks': [], 'aws:cdk:enable-path-metadata': true } });
-    template = Template.fromStack(stack);
+    const { stacks } = buildApp({ context: { regions: 'us-east-1', 'aws:cdk:bundling-stacks': [], 'aws:cdk:enable-path-metadata': true } });
+    template = Template.fromStack(stacks.get('us-east-1')!);
     resources = template.toJSON().Resources;
   });
 

@@ -1,0 +1,28 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { CopyImageMessage } from '#events/images.ts';
+import { sqs } from '../commons/clients.ts';
+import { requiredEnv } from '../commons/env.ts';
+import { parseJsonOrUndefined } from '../commons/json.ts';
+import { currentRegion } from '../commons/region.ts';
+import { tableName } from '../commons/table.ts';
+import { copyImage } from '../domain/image-copies.ts';
+
+const imageCopyQueueUrl = requiredEnv('IMAGE_COPY_QUEUE_URL');
+const processor = new BatchProcessor(EventType.SQS);
+
+async function recordHandler(record: SQSRecord): Promise<void> {
+  const parsed = CopyImageMessage.safeParse(parseJsonOrUndefined(record.body));
+  if (!parsed.success) throw new Error(`malformed copy message ${record.messageId}`);
+  await copyImage(tableName, currentRegion, parsed.data.imageId, {
+    // A retry is a new message after a delay, so this one is done and the copy's attempts count tries.
+    scheduleRetry: async (delaySeconds) => {
+      await sqs.send(new SendMessageCommand({ QueueUrl: imageCopyQueueUrl, MessageBody: record.body, DelaySeconds: delaySeconds }));
+    },
+  });
+}
+
+/** Copies images from other regions into this one, one per invocation; see copyImage. */
+export const handler = middy<SQSEvent>().handler((event, context) => processPartialResponse(event, recordHandler, processor, { context }));

@@ -1,0 +1,105 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
+import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { uploadImage } from '../helpers/images.ts';
+import { tenantToken } from '../helpers/tokens.ts';
+
+/**
+ * An image uploaded in the first region, launched in the second: the two regions' control planes
+ * share the global table (replicated locally by the replicator) and each has its own image bucket.
+ */
+describe('cross-region launch', () => {
+  const home = { apiUrl: inject('apiUrl'), region: inject('region') };
+  const away = inject('secondRegion');
+  const tenant = tenantToken(uniqueId('xregion'));
+  const inHome = (method: string, path: string, body?: unknown) => api(method, path, body, tenant, home.apiUrl);
+  const inAway = (method: string, path: string, body?: unknown) => api(method, path, body, tenant, away.apiUrl);
+  const s3 = (region: string) => new S3Client({ endpoint: inject('awsEndpoint'), region, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const bucketIn = (resources: Record<string, string>) => Object.entries(resources).find(([id]) => id.startsWith('Images'))![1];
+  const homeBucket = bucketIn(inject('resources'));
+  const awayBucket = bucketIn(away.resources);
+  const objectsUnder = async (prefix: string) => (await s3(away.region).send(new ListObjectsV2Command({ Bucket: awayBucket, Prefix: prefix }))).Contents ?? [];
+  const vmIn = async (vmId: string) => expectOk(inAway('GET', `/vms/${vmId}`));
+  let agent: RunningAgent;
+  let networkId: string;
+
+  beforeAll(async () => {
+    // A host of the second region registers through that region's API.
+    agent = await startAgent(uniqueId('xr-host'), '192.0.2.201', 32, away);
+    networkId = (await expectOk(inAway('POST', '/networks', { name: 'away', cidr: '10.77.0.0/24' }), 201)).networkId;
+  }, 120_000);
+
+  afterAll(async () => {
+    await agent?.process.stop();
+  });
+
+  it('keeps networks and hosts regional: the first region will not place VMs on the second one\'s', async () => {
+    const refused = await inHome('POST', '/vms', { name: 'wrong-region', networkId });
+    expect(refused.status).toBe(409);
+    expect(refused.body.message).toBe(`networkId: network ${networkId} is in ${away.region}; create its VMs through the ${away.region} API`);
+  });
+
+  it('launches from an image of another region: VMs wait, pending, for one verified copy, then run', async () => {
+    const content = randomBytes(20 * 1024 * 1024 + 4321);
+    const { imageId, sha256 } = await uploadImage('debian-13', content, tenant);
+    // The image's record reaches the second region through the global table.
+    await eventually(async () => expect((await expectOk(inAway('GET', `/images/${imageId}`))).state).toBe('available'), 20_000, 100);
+
+    const launched = await Promise.all(Array.from({ length: 6 }, (_, index) => expectOk(inAway('POST', '/vms', { name: `web-${index}`, networkId, imageId }), 201)));
+    expect(launched.filter((vm) => vm.state === 'pending').length).toBeGreaterThan(0);
+    for (const vm of launched.filter((vm) => vm.state === 'pending')) {
+      expect(vm.stateReason).toBe(`waiting for image ${imageId} to be copied from ${home.region} to ${away.region}`);
+    }
+    await eventually(async () => {
+      for (const vm of launched) expect(await vmIn(vm.vmId)).toMatchObject({ state: 'running', imageId, region: away.region });
+    }, 60_000, 200);
+
+    // One copy for six launches, made in one attempt, and what is in the second region's bucket is the image.
+    const image = await expectOk(inAway('GET', `/images/${imageId}`));
+    expect(image.copies).toEqual([expect.objectContaining({ region: away.region, state: 'available', attempts: 1 })]);
+    const objects = await objectsUnder(`images/${imageId}/`);
+    expect(objects).toHaveLength(1);
+    const { Body } = await s3(away.region).send(new GetObjectCommand({ Bucket: awayBucket, Key: objects[0]!.Key! }));
+    expect(createHash('sha256').update(Buffer.from(await Body!.transformToByteArray())).digest('hex')).toBe(sha256);
+
+    // A later launch starts at once from the copy.
+    expect((await expectOk(inAway('POST', '/vms', { name: 'web-late', networkId, imageId }), 201)).state).toBe('running');
+    // The copy is a node of the project the first launch was in, and the VMs use it.
+    const graph = await expectOk(inAway('GET', `/projects/${launched[0].projectId}/graph`));
+    const copyNode = `${imageId}-${away.region}`;
+    expect(graph.nodes).toContainEqual({ nodeId: copyNode, kind: 'image-copy', name: `debian-13 (${away.region})` });
+    expect(graph.edges).toContainEqual({ from: launched[0].vmId, to: copyNode, kind: 'uses' });
+  }, 120_000);
+
+  it('retries a copy that fails, then fails its VMs with the reason and leaves nothing half-copied', async () => {
+    const content = randomBytes(9 * 1024 * 1024);
+    const { imageId, sha256 } = await uploadImage('corrupted-at-source', content, tenant);
+    // The source object rots after verification: every copy of it fails its checksum.
+    const rotten = Buffer.from(content);
+    rotten.writeUInt8(rotten.readUInt8(12_345) ^ 0xff, 12_345);
+    await s3(home.region).send(new PutObjectCommand({ Bucket: homeBucket, Key: `images/${imageId}`, Body: rotten }));
+    await eventually(async () => expect((await expectOk(inAway('GET', `/images/${imageId}`))).state).toBe('available'), 20_000, 100);
+
+    const launched = await Promise.all([0, 1].map((index) => expectOk(inAway('POST', '/vms', { name: `doomed-${index}`, networkId, imageId }), 201)));
+    const received = createHash('sha256').update(rotten).digest('hex');
+    const reason = `copying image ${imageId} from ${home.region} to ${away.region} failed after 3 attempt(s): checksum mismatch: declared sha256 ${sha256}, received ${received}`;
+    await eventually(async () => {
+      for (const vm of launched) expect(await vmIn(vm.vmId)).toMatchObject({ state: 'failed', stateReason: reason });
+    }, 60_000, 250);
+    const image = await expectOk(inAway('GET', `/images/${imageId}`));
+    expect(image.copies).toEqual([expect.objectContaining({ region: away.region, state: 'failed', attempts: 3, failureReason: reason })]);
+    expect(await objectsUnder(`images/${imageId}/`)).toEqual([]);
+    const uploads = await s3(away.region).send(new ListMultipartUploadsCommand({ Bucket: awayBucket, Prefix: `images/${imageId}/` }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+
+    // Once the source is mended, a new launch tries the copy again, and it runs.
+    await s3(home.region).send(new PutObjectCommand({ Bucket: homeBucket, Key: `images/${imageId}`, Body: content }));
+    const retried = await expectOk(inAway('POST', '/vms', { name: 'after-repair', networkId, imageId }), 201);
+    expect(retried.state).toBe('pending');
+    await eventually(async () => expect((await vmIn(retried.vmId)).state).toBe('running'), 60_000, 200);
+    // The failed VMs stay failed: they keep the reason until their owner deletes them.
+    expect((await vmIn(launched[0].vmId)).state).toBe('failed');
+  }, 120_000);
+});
