@@ -36,6 +36,8 @@ describe('cross-region launch', () => {
   });
 
   it('keeps networks and hosts regional: the first region will not place VMs on the second one\'s', async () => {
+    // The network reaches the first region through the global table; placing a VM in it there is refused.
+    await eventually(async () => expect((await inHome('GET', `/networks/${networkId}`)).status).toBe(200), 20_000, 100);
     const refused = await inHome('POST', '/vms', { name: 'wrong-region', networkId });
     expect(refused.status).toBe(409);
     expect(refused.body.message).toBe(`networkId: network ${networkId} is in ${away.region}; create its VMs through the ${away.region} API`);

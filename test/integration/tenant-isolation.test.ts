@@ -158,7 +158,7 @@ describe('tenant isolation', () => {
     expect(await expectOk(api('GET', `/networks/${networkB.networkId}`, undefined, tenantB))).toEqual(networkB);
     expect(await expectOk(api('GET', `/service-accounts/${accountB.serviceAccountId}`, undefined, tenantB))).toEqual(accountB);
     expect(await expectOk(api('GET', `/disks/${diskB.diskId}`, undefined, tenantB))).toEqual(diskB);
-    expect(await expectOk(api('GET', `/images/${imageB.imageId}`, undefined, tenantB))).toEqual(imageB);
+    expect(await expectOk(api('GET', `/images/${imageB.imageId}`, undefined, tenantB))).toEqual({ ...imageB, copies: [] });
     expect((await expectOk(api('GET', `/projects/${networkB.projectId}`, undefined, tenantB))).state).toBe('active');
     expect((await expectOk(api('GET', `/vms/${vmA.vmId}`, undefined, tenantA))).serviceAccountId).toBeUndefined();
     const { vms } = await expectOk(api('GET', `/vms?networkId=${networkB.networkId}`, undefined, tenantB));

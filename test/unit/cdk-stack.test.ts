@@ -50,7 +50,7 @@ describe('ControlPlaneStack', () => {
   });
 
   it('reports partial batch failures on every event source mapping, and bounds stream retries into a DLQ', () => {
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 4);
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 6);
     template.allResourcesProperties('AWS::Lambda::EventSourceMapping', { FunctionResponseTypes: ['ReportBatchItemFailures'] });
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Metadata'), 'StreamArn'] },
@@ -87,7 +87,7 @@ describe('ControlPlaneStack', () => {
       .filter((r) => (r.Properties.PolicyDocument.Statement as Statement[]).some((s) => [s.Action].flat().includes('sqs:CreateQueue')));
     expect(creators).toHaveLength(1);
     const statement = statementsOf('/Api/PostHosts/').find((s) => [s.Action].flat().includes('sqs:CreateQueue'))!;
-    expect(JSON.stringify(statement.Resource)).toContain(':Stratoplane-host-*');
+    expect(JSON.stringify(statement.Resource)).toContain(':Stratoplane-us-east-1-host-*');
   });
 
   it('lets the fan-out function read the table and send only to host queues', () => {
@@ -95,7 +95,7 @@ describe('ControlPlaneStack', () => {
     expect(statements.flatMap((s) => [s.Action].flat()).filter((action) => writeActions.test(action))).toEqual([]);
     const send = statements.filter((s) => [s.Action].flat().includes('sqs:SendMessage'));
     expect(send).toHaveLength(1);
-    expect(JSON.stringify(send[0]!.Resource)).toContain(':Stratoplane-host-*');
+    expect(JSON.stringify(send[0]!.Resource)).toContain(':Stratoplane-us-east-1-host-*');
   });
 
   it('gives the stream function no table writes and no host queue access', () => {
@@ -111,7 +111,7 @@ describe('ControlPlaneStack', () => {
     const keyIds = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::KMS::Key').map(([id]) => id);
     const byFunction: Record<string, string[]> = {};
     for (const [, fn] of Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function')) {
-      const path = (fn.Metadata['aws:cdk:path'] as string).replace(/^Stratoplane\//, '').replace(/\/Resource$/, '');
+      const path = (fn.Metadata['aws:cdk:path'] as string).replace(/^Stratoplane-us-east-1\//, '').replace(/\/Resource$/, '');
       const permissions = statementsOf(fn.Metadata['aws:cdk:path']).flatMap((statement) =>
         [statement.Action].flat().filter((action) => action.startsWith('kms:')).flatMap((action) =>
           keyIds.filter((key) => JSON.stringify(statement.Resource).includes(`"${key}"`)).map((key) => `${action} on ${key.replace(/[0-9A-F]{8}$/, '')}`),
@@ -199,11 +199,49 @@ describe('ControlPlaneStack', () => {
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
       PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
     });
-    // Only the verifier reads image content; uploads are presigned by the API with put rights on images/*.
+    // Only the verifier and the copier read image content; uploads are presigned by the API with put rights on images/*.
     const readers = Object.values(resources)
       .filter((r) => r.Type === 'AWS::IAM::Policy')
       .filter((r) => (r.Properties.PolicyDocument.Statement as Statement[]).some((s) => [s.Action].flat().includes('s3:GetObject*')));
-    expect(readers).toHaveLength(1);
+    expect(readers).toHaveLength(2);
     expect(actionsOf('/VerifyImages/')).toContain('s3:GetObject*');
+    expect(actionsOf('/CopyImages/')).toContain('s3:GetObject*');
+  });
+});
+
+describe('ControlPlaneStack in several regions', () => {
+  const { stacks } = buildApp({ context: { regions: 'us-east-1,eu-west-1', 'aws:cdk:bundling-stacks': [] } });
+  const primary = Template.fromStack(stacks.get('us-east-1')!);
+  const replica = Template.fromStack(stacks.get('eu-west-1')!);
+
+  it('defines the global table once, in the first region, with a replica in the other', () => {
+    primary.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      TableName: 'Stratoplane-Metadata',
+      Replicas: Match.arrayWith([Match.objectLike({ Region: 'eu-west-1' }), Match.objectLike({ Region: 'us-east-1' })]),
+      StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
+    });
+    replica.resourceCountIs('AWS::DynamoDB::GlobalTable', 0);
+    expect(stacks.get('eu-west-1')!.dependencies).toContain(stacks.get('us-east-1')!);
+  });
+
+  it("reads its replica's stream in the other region, found by a DescribeTable call at deploy time", () => {
+    const [describe] = Object.values(replica.findResources('Custom::AWS'));
+    expect(JSON.stringify(describe!.Properties.Create)).toContain('\\"action\\":\\"DescribeTable\\",\\"parameters\\":{\\"TableName\\":\\"Stratoplane-Metadata\\"}');
+    const streamMappings = Object.values(replica.findResources('AWS::Lambda::EventSourceMapping')).filter((mapping) =>
+      JSON.stringify(mapping.Properties.EventSourceArn).includes('Table.LatestStreamArn'),
+    );
+    expect(streamMappings).toHaveLength(2);
+  });
+
+  it("trusts the other regions' API token keys by alias, and lets the copier read their image buckets", () => {
+    const authorizer = Object.values(replica.findResources('AWS::Lambda::Function')).find((fn) => JSON.stringify(fn.Properties.Environment ?? {}).includes('API_TOKEN_KEY_ARNS'))!;
+    expect(JSON.stringify(authorizer.Properties.Environment.Variables.API_TOKEN_KEY_ARNS)).toContain(':kms:us-east-1:');
+    expect(JSON.stringify(authorizer.Properties.Environment.Variables.API_TOKEN_KEY_ARNS)).toContain(':alias/stratoplane/api-tokens');
+    replica.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: ['s3:GetObject', 's3:GetObjectAttributes'], Resource: { 'Fn::Join': ['', Match.arrayWith(['-us-east-1/images/*'])] } })]) },
+    });
+    replica.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: ['kms:GetPublicKey', 'kms:DescribeKey'], Condition: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': 'alias/stratoplane/api-tokens' } } })]) },
+    });
   });
 });
