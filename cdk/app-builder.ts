@@ -1,8 +1,8 @@
 import { App, type AppProps } from 'aws-cdk-lib';
+import { stackNameFor } from '#events/naming.ts';
 import { ControlPlaneStack } from './control-plane-stack.ts';
 
-/** One control-plane stack per region: `Stratoplane-us-east-1`, `Stratoplane-eu-west-1`, … */
-export const stackNameFor = (region: string) => `Stratoplane-${region}`;
+export { stackNameFor };
 
 /**
  * The regions the control plane runs in, the first being the one whose stack defines the global

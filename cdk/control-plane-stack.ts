@@ -9,14 +9,9 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS, VM_PAIR_KEY_ALIAS } from '#events/tokens.ts';
+import { graphQueueName, imagesBucketName, METADATA_TABLE_NAME } from '#events/naming.ts';
 import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
 import { pairKeyStatement, TenantApi } from './constructs/tenant-api.ts';
-
-/** The global table's name, the same in every region so each region's stack can find its replica. */
-export const METADATA_TABLE_NAME = 'Stratoplane-Metadata';
-
-/** Each region's image bucket, named so that any region can copy from any other. */
-export const imagesBucketName = (account: string, region: string) => `stratoplane-images-${account}-${region}`;
 
 export interface ControlPlaneStackProps extends StackProps {
   /** Every region the control plane runs in; the first one's stack defines the global table. */
@@ -34,6 +29,7 @@ export class ControlPlaneStack extends Stack {
   constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
     super(scope, id, props);
     const [primaryRegion, ...replicaRegions] = props.regions as [string, ...string[]];
+    const otherRegions = props.regions.filter((region) => region !== this.region);
 
     const dataKey = new Key(this, 'DataKey', {
       description: 'Encrypts Stratoplane metadata at rest and control-plane queues',
@@ -110,6 +106,7 @@ export class ControlPlaneStack extends Stack {
     const graphDlq = new Queue(this, 'GraphDlq', { ...queueDefaults, fifo: true, retentionPeriod: Duration.days(14) });
     const graphQueue = new Queue(this, 'GraphQueue', {
       ...queueDefaults,
+      queueName: graphQueueName(this.region),
       fifo: true,
       visibilityTimeout: Duration.seconds(60),
       deadLetterQueue: { queue: graphDlq, maxReceiveCount: 5 },
@@ -122,6 +119,22 @@ export class ControlPlaneStack extends Stack {
     this.table.grantReadWriteData(resourceGraph);
     graphQueue.grantSendMessages(resourceGraph);
     resourceGraph.addEventSource(new SqsEventSource(graphQueue, { batchSize: 10, reportBatchItemFailures: true }));
+    if (otherRegions.length > 0) {
+      // A node of another region is released there: its message is handed to that region's graph queue.
+      resourceGraph.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['sqs:SendMessage', 'sqs:GetQueueUrl'],
+          resources: otherRegions.map((region) => this.formatArn({ service: 'sqs', region, resource: graphQueueName(region) })),
+        }),
+      );
+      resourceGraph.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: otherRegions.map((region) => this.formatArn({ service: 'kms', region, resource: 'key', resourceName: '*' })),
+          conditions: { StringEquals: { 'kms:ViaService': otherRegions.map((region) => `sqs.${region}.amazonaws.com`) } },
+        }),
+      );
+    }
 
     // Image content: uploaded by tenants straight to S3 in parts, checked against its SHA-256 by the verifier.
     const imagesBucket = new Bucket(this, 'Images', {
@@ -166,10 +179,11 @@ export class ControlPlaneStack extends Stack {
       environment: { TABLE_NAME: this.table.tableName, IMAGES_BUCKET: imagesBucket.bucketName, IMAGE_COPY_QUEUE_URL: imageCopyQueue.queueUrl },
     });
     this.table.grantReadWriteData(copyImages);
+    // Releasing a copy deletes its content.
+    imagesBucket.grantDelete(resourceGraph, 'images/*');
     imagesBucket.grantReadWrite(copyImages, 'images/*');
     imageCopyQueue.grantSendMessages(copyImages);
     // Sources are the other regions' image buckets, encrypted with those regions' data keys.
-    const otherRegions = props.regions.filter((region) => region !== this.region);
     if (otherRegions.length > 0) {
       copyImages.addToRolePolicy(
         new PolicyStatement({

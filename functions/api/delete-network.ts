@@ -1,10 +1,11 @@
 import { PathWithId } from '#events/api.ts';
 import { apiHandler } from '../commons/http.ts';
+import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { tenantOf } from '../domain/access.ts';
 import { deleteNetwork } from '../domain/networks.ts';
 
 export const handler = apiHandler({ scopes: ['tenant:write'], path: PathWithId('networkId') }, async ({ path, caller }) => {
-  await deleteNetwork(tableName, tenantOf(caller), path.networkId);
+  await deleteNetwork(tableName, currentRegion, tenantOf(caller), path.networkId);
   return { statusCode: 204 };
 });

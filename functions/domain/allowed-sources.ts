@@ -2,6 +2,7 @@ import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { dynamodb } from '../commons/clients.ts';
 import { NotFoundError } from './errors.ts';
+import { assertHomeRegion } from './regions.ts';
 import { getNetwork } from './networks.ts';
 import { getItem, queryAll } from './store.ts';
 import { keys } from './table-keys.ts';
@@ -18,8 +19,9 @@ interface AllowedSourceItem extends AllowedSourceView {
 }
 
 /** Lets VMs of one of the tenant's networks connect to VMs of another. Allowing twice is allowing once. */
-export async function allowSource(table: string, tenantId: string, networkId: string, sourceNetworkId: string): Promise<AllowedSourceView> {
-  await Promise.all([getNetwork(table, tenantId, networkId), getNetwork(table, tenantId, sourceNetworkId)]);
+export async function allowSource(table: string, region: string, tenantId: string, networkId: string, sourceNetworkId: string): Promise<AllowedSourceView> {
+  const [network] = await Promise.all([getNetwork(table, tenantId, networkId), getNetwork(table, tenantId, sourceNetworkId)]);
+  assertHomeRegion(network, region, `network ${networkId}`);
   const item: AllowedSourceItem & Record<string, unknown> = {
     ...keys.allowedSource(networkId, sourceNetworkId),
     kind: 'allowed-source',
@@ -37,8 +39,8 @@ export async function allowSource(table: string, tenantId: string, networkId: st
   }
 }
 
-export async function disallowSource(table: string, tenantId: string, networkId: string, sourceNetworkId: string): Promise<void> {
-  await getNetwork(table, tenantId, networkId);
+export async function disallowSource(table: string, region: string, tenantId: string, networkId: string, sourceNetworkId: string): Promise<void> {
+  assertHomeRegion(await getNetwork(table, tenantId, networkId), region, `network ${networkId}`);
   try {
     await dynamodb.send(
       new DeleteCommand({

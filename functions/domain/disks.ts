@@ -11,6 +11,7 @@ import { indexes, indexKeys, keys } from './table-keys.ts';
 import { getVm } from './vms.ts';
 import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
 import { getTenantItem } from './access.ts';
+import { assertHomeRegion, inRegion } from './regions.ts';
 
 export interface DiskItem extends DiskPerformance {
   kind: 'disk';
@@ -19,6 +20,8 @@ export interface DiskItem extends DiskPerformance {
   projectId: string;
   name: string;
   poolId: string;
+  /** The region of its pool: the disk changes only through that region's control plane. */
+  region?: string;
   state: 'available' | 'attached';
   attachedTo?: string;
   /** Grows on every change, so concurrent modifications cannot both apply to the same base. */
@@ -38,14 +41,14 @@ const MAX_ATTEMPTS = 20;
  * in the same transaction as the disk is written, conditionally, so racing creates never
  * oversubscribe a pool; a lost race retries elsewhere with a fresh read.
  */
-export async function createDisk(table: string, tenantId: string, request: CreateDiskRequest): Promise<DiskView> {
+export async function createDisk(table: string, region: string, tenantId: string, request: CreateDiskRequest): Promise<DiskView> {
   const need = { sizeGiB: request.sizeGiB, iops: request.iops, throughputMiBps: request.throughputMiBps };
   assertDiskRules(need);
   const diskId = newId('disk');
   const guard = projectGuard(table, tenantId, request.projectId);
   const lostRaces = new Set<string>();
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const pools = await listStoragePools(table);
+    const pools = (await listStoragePools(table)).filter((candidate) => inRegion(candidate, region));
     // Pools that just lost a race are tried last, not never.
     const pool = choosePool(pools, need, lostRaces) ?? choosePool(pools, need, new Set());
     if (!pool) throw new ConflictError(`no storage pool has ${need.sizeGiB} GiB, ${need.iops} IOPS and ${need.throughputMiBps} MiB/s free`);
@@ -59,6 +62,7 @@ export async function createDisk(table: string, tenantId: string, request: Creat
       name: request.name,
       ...need,
       poolId: pool.poolId,
+      region,
       state: 'available',
       revision: 1,
       createdAt: now,
@@ -99,9 +103,9 @@ export async function listDisks(table: string, tenantId: string, limit: number, 
  * Changes size, IOPS and throughput independently, on the disk's pool. Size only grows. The pool
  * gives or takes the difference in the same transaction; a pool without room for an increase is a 409.
  */
-export async function modifyDisk(table: string, tenantId: string, diskId: string, request: ModifyDiskRequest): Promise<DiskView> {
+export async function modifyDisk(table: string, region: string, tenantId: string, diskId: string, request: ModifyDiskRequest): Promise<DiskView> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const disk = await getDisk(table, tenantId, diskId);
+    const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
     const wanted = { sizeGiB: request.sizeGiB ?? disk.sizeGiB, iops: request.iops ?? disk.iops, throughputMiBps: request.throughputMiBps ?? disk.throughputMiBps };
     if (wanted.sizeGiB < disk.sizeGiB) throw new ValidationError(`body.sizeGiB: rule size-grows-only: a disk cannot shrink below its ${disk.sizeGiB} GiB`);
     assertDiskRules(wanted);
@@ -136,8 +140,8 @@ export async function modifyDisk(table: string, tenantId: string, diskId: string
 }
 
 /** Deletes a detached disk and gives its capacity back to its pool; an attached one is in use. */
-export async function deleteDisk(table: string, tenantId: string, diskId: string): Promise<void> {
-  const disk = await getDisk(table, tenantId, diskId);
+export async function deleteDisk(table: string, region: string, tenantId: string, diskId: string): Promise<void> {
+  const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
   if (disk.state === 'attached') throw new InUseError(`disk ${diskId} is in use by vm ${disk.attachedTo}; detach it first`);
   try {
     await dynamodb.send(
@@ -163,9 +167,10 @@ export async function deleteDisk(table: string, tenantId: string, diskId: string
 }
 
 /** Attaches a disk to one of the tenant's VMs; the VM records it too, in the same transaction. */
-export async function attachDisk(table: string, tenantId: string, diskId: string, vmId: string): Promise<DiskView> {
-  const disk = await getDisk(table, tenantId, diskId);
+export async function attachDisk(table: string, region: string, tenantId: string, diskId: string, vmId: string): Promise<DiskView> {
+  const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
   const vm = await getVm(table, tenantId, vmId);
+  if (!inRegion(vm, region)) throw new ConflictError(`vmId: vm ${vmId} is in ${vm.region}; a disk attaches to VMs of its own region`);
   if (disk.projectId !== vm.projectId) throw new ConflictError(`disk ${diskId} belongs to project ${disk.projectId}, vm ${vmId} to ${vm.projectId}`);
   if (disk.state === 'attached') throw new ConflictError(`disk ${diskId} is already attached to vm ${disk.attachedTo}`);
   const updatedAt = new Date().toISOString();
@@ -204,8 +209,8 @@ export async function attachDisk(table: string, tenantId: string, diskId: string
   return toDiskView({ ...disk, state: 'attached', attachedTo: vmId, revision: disk.revision + 1, updatedAt });
 }
 
-export async function detachDisk(table: string, tenantId: string, diskId: string): Promise<DiskView> {
-  const disk = await getDisk(table, tenantId, diskId);
+export async function detachDisk(table: string, region: string, tenantId: string, diskId: string): Promise<DiskView> {
+  const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
   if (disk.state !== 'attached' || !disk.attachedTo) throw new ConflictError(`disk ${diskId} is not attached`);
   const updatedAt = new Date().toISOString();
   try {

@@ -12,6 +12,7 @@ import { indexes, indexKeys, keys } from './table-keys.ts';
 import { newId } from './ids.ts';
 import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
 import { getTenantItem } from './access.ts';
+import { assertHomeRegion } from './regions.ts';
 
 export interface NetworkView {
   networkId: string;
@@ -73,8 +74,8 @@ export async function listNetworks(table: string, tenantId: string, limit: numbe
  * refused with those VMs named. Released slots, memberships and allow rules go first, the network
  * item last (conditionally), so a repeated delete finishes what an interrupted one began.
  */
-export async function deleteNetwork(table: string, tenantId: string, networkId: string): Promise<void> {
-  await getNetwork(table, tenantId, networkId);
+export async function deleteNetwork(table: string, region: string, tenantId: string, networkId: string): Promise<void> {
+  assertHomeRegion(await getNetwork(table, tenantId, networkId), region, `network ${networkId}`);
   const items = await queryAll<{ pk: string; sk: string; kind?: string; state?: string; vmId?: string }>({
     TableName: table,
     KeyConditionExpression: 'pk = :pk',

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { GraphMessage, NodeKind } from '#events/projects.ts';
 import { deleteDisk, type DiskItem } from './disks.ts';
 import { InUseError, NotFoundError } from './errors.ts';
@@ -18,7 +19,8 @@ export interface Outgoing {
   from: string;
 }
 
-export type SendGraphMessages = (messages: Outgoing[]) => Promise<void>;
+/** Sends graph messages to this region's graph queue, or to the named region's. */
+export type SendGraphMessages = (messages: Outgoing[], region?: string) => Promise<void>;
 
 interface Node {
   kind: NodeKind;
@@ -36,11 +38,18 @@ interface Node {
  * Releases only happen under a project being deleted. A node still used (a network with VMs, an
  * attached disk, an account attached to VMs) waits: each user, when released, addresses its used
  * nodes again.
+ *
+ * Regional nodes (VMs, networks, disks, image copies) are released by their own region's control
+ * plane, whose conditional writes are the only ones on their items: a message for a node of
+ * another region is handed to that region's graph queue unchanged.
  */
-export async function handleGraphMessage(table: string, message: GraphMessage, send: SendGraphMessages): Promise<void> {
+export async function handleGraphMessage(table: string, region: string, message: GraphMessage, send: SendGraphMessages): Promise<void> {
   const project = await getItem<ProjectItem>(table, keys.project(message.projectId));
   if (!project || project.state !== 'deleting') return;
   if (message.kind === 'project') return settleProject(table, project, message.action === 'release', send);
+  const home = await homeRegionOf(table, message);
+  // Each hand-over is distinct (a random sender): deduplicating it could swallow a later, needed one.
+  if (home && home !== region) return send([{ message, from: `${region}-${randomUUID()}` }], home);
 
   const tenantId = project.tenantId;
   const toProject: Outgoing = { message: { action: 'check', kind: 'project', nodeId: project.projectId, projectId: project.projectId }, from: message.nodeId };
@@ -50,7 +59,7 @@ export async function handleGraphMessage(table: string, message: GraphMessage, s
     switch (message.kind) {
       case 'vm': {
         try {
-          await deleteVm(table, tenantId, message.nodeId, { release: true });
+          await deleteVm(table, region, tenantId, message.nodeId, { release: true });
         } catch (error) {
           if (!(error instanceof NotFoundError)) throw error;
         }
@@ -64,12 +73,12 @@ export async function handleGraphMessage(table: string, message: GraphMessage, s
         break;
       }
       case 'network':
-        if (!(await releasedUnlessInUse(() => deleteNetwork(table, tenantId, message.nodeId)))) return;
+        if (!(await releasedUnlessInUse(() => deleteNetwork(table, region, tenantId, message.nodeId)))) return;
         break;
       case 'disk': {
         const disk = await getItem<DiskItem>(table, keys.disk(message.nodeId));
         if (disk?.state === 'attached') return;
-        if (!(await releasedUnlessInUse(() => deleteDisk(table, tenantId, message.nodeId)))) return;
+        if (!(await releasedUnlessInUse(() => deleteDisk(table, region, tenantId, message.nodeId)))) return;
         break;
       }
       case 'service-account':
@@ -176,6 +185,22 @@ interface NodeIndexEntry {
 function toNode({ pk, sk, gsi4sk }: NodeIndexEntry): Node {
   const separator = gsi4sk.indexOf('#');
   return { kind: gsi4sk.slice(0, separator) as NodeKind, id: gsi4sk.slice(separator + 1), pk, sk };
+}
+
+/** The region a node belongs to, for the kinds that have one; undefined when it is global or gone. */
+async function homeRegionOf(table: string, message: GraphMessage): Promise<string | undefined> {
+  switch (message.kind) {
+    case 'vm':
+      return (await getItem<{ region?: string }>(table, keys.vm(message.nodeId)))?.region;
+    case 'network':
+      return (await getItem<{ region?: string }>(table, keys.network(message.nodeId)))?.region;
+    case 'disk':
+      return (await getItem<{ region?: string }>(table, keys.disk(message.nodeId)))?.region;
+    case 'image-copy':
+      return parseImageCopyNodeId(message.nodeId)?.region;
+    default:
+      return undefined;
+  }
 }
 
 /** Runs a release; false when the node is still in use (it will be addressed again by its last user). */

@@ -11,6 +11,7 @@ import { indexes, indexKeys, keys } from './table-keys.ts';
 import { getVm, toVmView, type StoredVm, type VmView } from './vms.ts';
 import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
 import { getTenantItem } from './access.ts';
+import { assertHomeRegion } from './regions.ts';
 
 export interface ServiceAccountView {
   serviceAccountId: string;
@@ -54,8 +55,8 @@ export async function listServiceAccounts(table: string, tenantId: string, limit
  * Attaches a service account to a VM, replacing any other. The account is checked to exist and
  * belong to the VM's tenant in the same transaction as the write.
  */
-export async function attachServiceAccount(table: string, tenantId: string, vmId: string, serviceAccountId: string): Promise<VmView> {
-  const vm = await getVm(table, tenantId, vmId);
+export async function attachServiceAccount(table: string, region: string, tenantId: string, vmId: string, serviceAccountId: string): Promise<VmView> {
+  const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
   const account = await getServiceAccount(table, tenantId, serviceAccountId);
   if (account.projectId !== vm.projectId) throw new ConflictError(`service account ${serviceAccountId} belongs to project ${account.projectId}, vm ${vmId} to ${vm.projectId}`);
   const updatedAt = new Date().toISOString();
@@ -92,8 +93,8 @@ export async function attachServiceAccount(table: string, tenantId: string, vmId
   return toVmView({ ...vm, serviceAccountId, updatedAt });
 }
 
-export async function detachServiceAccount(table: string, tenantId: string, vmId: string): Promise<VmView> {
-  const vm = await getVm(table, tenantId, vmId);
+export async function detachServiceAccount(table: string, region: string, tenantId: string, vmId: string): Promise<VmView> {
+  const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
   const updatedAt = new Date().toISOString();
   try {
     await dynamodb.send(

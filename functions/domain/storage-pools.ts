@@ -14,6 +14,8 @@ import { indexes, indexKeys, keys } from './table-keys.ts';
 export interface StoragePoolItem {
   kind: 'storage-pool';
   poolId: string;
+  /** The region whose control plane places disks on it. */
+  region?: string;
   capacityGiB: number;
   iops: number;
   throughputMiBps: number;
@@ -28,11 +30,12 @@ export type StoragePoolView = Omit<StoragePoolItem, 'kind'>;
 const toView = ({ kind: _kind, ...view }: StoragePoolItem): StoragePoolView => view;
 
 /** Registers a pool; the same registration again is a no-op, a different one a 409. */
-export async function registerStoragePool(table: string, request: RegisterStoragePoolRequest): Promise<{ pool: StoragePoolView; created: boolean }> {
+export async function registerStoragePool(table: string, region: string, request: RegisterStoragePoolRequest): Promise<{ pool: StoragePoolView; created: boolean }> {
   const item: StoragePoolItem & Record<string, unknown> = {
     ...keys.storagePool(request.poolId),
     kind: 'storage-pool',
     poolId: request.poolId,
+    region,
     capacityGiB: request.capacityGiB,
     iops: request.iops,
     throughputMiBps: request.throughputMiBps,
@@ -49,6 +52,7 @@ export async function registerStoragePool(table: string, request: RegisterStorag
   } catch (error) {
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
     const existing = (await getItem<StoragePoolItem>(table, keys.storagePool(request.poolId)))!;
+    if (existing.region !== undefined && existing.region !== region) throw new ConflictError(`poolId: pool ${request.poolId} is registered in ${existing.region}`);
     if (existing.capacityGiB !== request.capacityGiB || existing.iops !== request.iops || existing.throughputMiBps !== request.throughputMiBps) {
       throw new ConflictError(`poolId: pool ${request.poolId} is already registered with other capacities`);
     }

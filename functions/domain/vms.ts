@@ -13,7 +13,7 @@ import { indexes, indexKeys, keys } from './table-keys.ts';
 import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
 import { getTenantItem } from './access.ts';
 import { imageForLaunch, waitForCopy } from './image-copies.ts';
-import { inRegion } from './regions.ts';
+import { assertHomeRegion, inRegion } from './regions.ts';
 
 
 export interface VmView {
@@ -253,9 +253,9 @@ export async function listVms(table: string, tenantId: string, query: ListVmsQue
  * Moves a VM to another host. Its address stays; its slot's endpoint becomes the target host's
  * address under the next version, and both hosts' memberships move in the same transaction.
  */
-export async function migrateVm(table: string, tenantId: string, vmId: string, targetHostId: string): Promise<VmView> {
+export async function migrateVm(table: string, region: string, tenantId: string, vmId: string, targetHostId: string): Promise<VmView> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const vm = await getVm(table, tenantId, vmId);
+    const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
     if (vm.hostId === targetHostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${targetHostId}`);
     const target = await getHost(table, targetHostId);
     // Tunnels and addresses are regional: a VM moves between hosts of its own region only.
@@ -329,9 +329,9 @@ const RELEASE_RECORD_SECONDS = 24 * 3600;
  * instead detaches them in the same transaction and records what the VM used, so a release
  * interrupted after this point can still address those nodes again.
  */
-export async function deleteVm(table: string, tenantId: string, vmId: string, options: { release?: boolean } = {}): Promise<void> {
+export async function deleteVm(table: string, region: string, tenantId: string, vmId: string, options: { release?: boolean } = {}): Promise<void> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const vm = await getVm(table, tenantId, vmId);
+    const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
     const diskIds = [...(vm.diskIds ?? [])].sort();
     if (diskIds.length > 0 && !options.release) throw new InUseError(`vm ${vmId} has disks attached: ${diskIds.join(', ')}; detach them first`);
     const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));

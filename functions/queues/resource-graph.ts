@@ -4,6 +4,7 @@ import { GraphMessage } from '#events/projects.ts';
 import { sendGraphMessages } from '../commons/graph-queue.ts';
 import { logger } from '../commons/logger.ts';
 import { parseJsonOrUndefined } from '../commons/json.ts';
+import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { handleGraphMessage } from '../domain/resource-graph.ts';
 
@@ -11,7 +12,7 @@ async function handleRecord(record: SQSRecord): Promise<void> {
   const parsed = GraphMessage.safeParse(parseJsonOrUndefined(record.body));
   // A malformed message can never succeed: failing it sends it to the DLQ after the retries.
   if (!parsed.success) throw new Error(`malformed graph message ${record.messageId}: ${parsed.error.issues[0]?.message}`);
-  await handleGraphMessage(tableName, parsed.data, sendGraphMessages);
+  await handleGraphMessage(tableName, currentRegion, parsed.data, sendGraphMessages);
 }
 
 /**

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
 import { uploadImage } from '../helpers/images.ts';
-import { tenantToken } from '../helpers/tokens.ts';
+import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 /**
  * An image uploaded in the first region, launched in the second: the two regions' control planes
@@ -24,6 +24,7 @@ describe('cross-region launch', () => {
   const vmIn = async (vmId: string) => expectOk(inAway('GET', `/vms/${vmId}`));
   let agent: RunningAgent;
   let networkId: string;
+  const copiedImages: string[] = [];
 
   beforeAll(async () => {
     // A host of the second region registers through that region's API.
@@ -46,6 +47,7 @@ describe('cross-region launch', () => {
   it('launches from an image of another region: VMs wait, pending, for one verified copy, then run', async () => {
     const content = randomBytes(20 * 1024 * 1024 + 4321);
     const { imageId, sha256 } = await uploadImage('debian-13', content, tenant);
+    copiedImages.push(imageId);
     // The image's record reaches the second region through the global table.
     await eventually(async () => expect((await expectOk(inAway('GET', `/images/${imageId}`))).state).toBe('available'), 20_000, 100);
 
@@ -66,6 +68,12 @@ describe('cross-region launch', () => {
     const { Body } = await s3(away.region).send(new GetObjectCommand({ Bucket: awayBucket, Key: objects[0]!.Key! }));
     expect(createHash('sha256').update(Buffer.from(await Body!.transformToByteArray())).digest('hex')).toBe(sha256);
 
+    // A VM changes only through its own region's API.
+    await eventually(async () => expect((await inHome('GET', `/vms/${launched[0].vmId}`)).status).toBe(200), 20_000, 100);
+    const misdirected = await inHome('DELETE', `/vms/${launched[0].vmId}`);
+    expect(misdirected.status).toBe(409);
+    expect(misdirected.body.message).toBe(`vm ${launched[0].vmId} is in ${away.region}; change it through the ${away.region} API`);
+
     // A later launch starts at once from the copy.
     expect((await expectOk(inAway('POST', '/vms', { name: 'web-late', networkId, imageId }), 201)).state).toBe('running');
     // The copy is a node of the project the first launch was in, and the VMs use it.
@@ -78,6 +86,7 @@ describe('cross-region launch', () => {
   it('retries a copy that fails, then fails its VMs with the reason and leaves nothing half-copied', async () => {
     const content = randomBytes(9 * 1024 * 1024);
     const { imageId, sha256 } = await uploadImage('corrupted-at-source', content, tenant);
+    copiedImages.push(imageId);
     // The source object rots after verification: every copy of it fails its checksum.
     const rotten = Buffer.from(content);
     rotten.writeUInt8(rotten.readUInt8(12_345) ^ 0xff, 12_345);
@@ -103,5 +112,24 @@ describe('cross-region launch', () => {
     await eventually(async () => expect((await vmIn(retried.vmId)).state).toBe('running'), 60_000, 200);
     // The failed VMs stay failed: they keep the reason until their owner deletes them.
     expect((await vmIn(launched[0].vmId)).state).toBe('failed');
+  }, 120_000);
+
+  it("deleting the project through the first region releases the second region's nodes there: VMs, network and copies", async () => {
+    const { projectId } = await expectOk(inAway('GET', `/networks/${networkId}`));
+    const graph = await expectOk(inAway('GET', `/projects/${projectId}/graph`));
+    expect(graph.nodes.filter((node: any) => node.kind === 'image-copy')).toHaveLength(2);
+    await eventually(async () => expect((await inHome('GET', `/projects/${projectId}`)).status).toBe(200), 20_000, 100);
+    await expectOk(inHome('DELETE', `/projects/${projectId}`), 202);
+
+    await eventually(async () => expect((await inAway('GET', `/projects/${projectId}`)).status).toBe(404), 60_000, 250);
+    expect((await expectOk(inAway('GET', '/vms'))).vms).toEqual([]);
+    expect((await inAway('GET', `/networks/${networkId}`)).status).toBe(404);
+    for (const imageId of copiedImages) {
+      // The images themselves stay (they belong to the tenant); their copies and copied content are gone.
+      expect((await expectOk(inAway('GET', `/images/${imageId}`))).copies).toEqual([]);
+      expect(await objectsUnder(`images/${imageId}/`)).toEqual([]);
+    }
+    const { hosts } = await expectOk(api('GET', '/hosts', undefined, operatorToken(), away.apiUrl));
+    expect(hosts.find((host: any) => host.hostId === agent.hostId)).toMatchObject({ region: away.region, vmCount: 0 });
   }, 120_000);
 });
