@@ -30,7 +30,7 @@ const tenantToken = await stack.issueToken('tenant', 'demo');
 const operatorToken = await stack.issueToken('operator', 'local-admin');
 console.log(`
 Stratoplane is running locally.
-  API            ${api}
+  API            ${api}${stack.runners.length > 1 ? ` (${stack.runner.region})\n${stack.runners.slice(1).map((other) => `                 ${other.apiUrl} (${other.region})`).join('\n')}\n  replication    the global table, between ${stack.runners.map((runner) => runner.region).join(', ')}, by local/replicator.ts` : ''}
   local AWS      ${stack.aws.endpoint}${stack.aws.started ? ` (${stack.aws.description}, started here)` : ' (from AWS_ENDPOINT_URL)'}
   host agents    ${stack.agents.map((agent) => `${agent.hostId} (${agent.address}): ${agent.statusUrl}/status`).join('\n                 ')}
 
