@@ -13,6 +13,9 @@ import { graphQueueName, imagesBucketName, METADATA_TABLE_NAME } from '#events/n
 import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
 import { pairKeyStatement, TenantApi } from './constructs/tenant-api.ts';
 
+/** Control-plane queues: encrypted with the region's data key, TLS only. */
+const encryptedQueue = (dataKey: Key) => ({ encryption: QueueEncryption.KMS, encryptionMasterKey: dataKey, enforceSSL: true });
+
 export interface ControlPlaneStackProps extends StackProps {
   /** Every region the control plane runs in; the first one's stack defines the global table. */
   regions: readonly string[];
@@ -71,7 +74,7 @@ export class ControlPlaneStack extends Stack {
 
     this.table = this.region === primaryRegion ? this.globalTable(dataKey, replicaRegions) : this.replicaTable();
 
-    const queueDefaults = { encryption: QueueEncryption.KMS, encryptionMasterKey: dataKey, enforceSSL: true };
+    const queueDefaults = encryptedQueue(dataKey);
     const fanOutDlq = new Queue(this, 'FanOutDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
     const fanOutQueue = new Queue(this, 'FanOutQueue', {
       ...queueDefaults,
@@ -90,7 +93,7 @@ export class ControlPlaneStack extends Stack {
       environment: { FANOUT_QUEUE_URL: fanOutQueue.queueUrl },
     });
     fanOutQueue.grantSendMessages(networkChanges);
-    networkChanges.addEventSource(
+    const tableStream = () =>
       new DynamoEventSource(this.table, {
         startingPosition: StartingPosition.TRIM_HORIZON,
         batchSize: 100,
@@ -99,8 +102,8 @@ export class ControlPlaneStack extends Stack {
         retryAttempts: 10,
         reportBatchItemFailures: true,
         onFailure: new SqsDlq(streamFailures),
-      }),
-    );
+      });
+    networkChanges.addEventSource(tableStream());
 
     // The resource graph: one message group per node, so each node's messages are handled in order.
     const graphDlq = new Queue(this, 'GraphDlq', { ...queueDefaults, fifo: true, retentionPeriod: Duration.days(14) });
@@ -127,13 +130,7 @@ export class ControlPlaneStack extends Stack {
           resources: otherRegions.map((region) => this.formatArn({ service: 'sqs', region, resource: graphQueueName(region) })),
         }),
       );
-      resourceGraph.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-          resources: otherRegions.map((region) => this.formatArn({ service: 'kms', region, resource: 'key', resourceName: '*' })),
-          conditions: { StringEquals: { 'kms:ViaService': otherRegions.map((region) => `sqs.${region}.amazonaws.com`) } },
-        }),
-      );
+      resourceGraph.addToRolePolicy(this.keysOfOtherRegionsVia('sqs', otherRegions, ['kms:GenerateDataKey', 'kms:Decrypt']));
     }
 
     // Image content: uploaded by tenants straight to S3 in parts, checked against its SHA-256 by the verifier.
@@ -149,12 +146,7 @@ export class ControlPlaneStack extends Stack {
     });
     // Lambda's limit: images larger than what streams through SHA-256 in 15 minutes need another verifier.
     const verifyTimeout = Duration.minutes(15);
-    const imageVerifyDlq = new Queue(this, 'ImageVerifyDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
-    const imageVerifyQueue = new Queue(this, 'ImageVerifyQueue', {
-      ...queueDefaults,
-      visibilityTimeout: Duration.minutes(16),
-      deadLetterQueue: { queue: imageVerifyDlq, maxReceiveCount: 3 },
-    });
+    const imageVerifyQueue = this.longJobQueue('ImageVerify', dataKey, 3);
     const verifyImages = new ControlPlaneFunction(this, 'VerifyImages', {
       entry: 'functions/queues/verify-images.ts',
       timeout: verifyTimeout,
@@ -166,13 +158,8 @@ export class ControlPlaneStack extends Stack {
 
     // Cross-region launches: an image that lives in another region is copied here, part by part
     // inside S3, then checked against its SHA-256 before any VM may start from it.
-    const imageCopyDlq = new Queue(this, 'ImageCopyDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
-    const imageCopyQueue = new Queue(this, 'ImageCopyQueue', {
-      ...queueDefaults,
-      visibilityTimeout: Duration.minutes(16),
-      // The handler counts attempts and fails the copy itself; the DLQ only catches what it could not record.
-      deadLetterQueue: { queue: imageCopyDlq, maxReceiveCount: 10 },
-    });
+    // The handler counts attempts and fails the copy itself; the DLQ only catches what it could not record.
+    const imageCopyQueue = this.longJobQueue('ImageCopy', dataKey, 10);
     const copyImages = new ControlPlaneFunction(this, 'CopyImages', {
       entry: 'functions/queues/copy-images.ts',
       timeout: verifyTimeout,
@@ -191,13 +178,7 @@ export class ControlPlaneStack extends Stack {
           resources: otherRegions.map((region) => `arn:${this.partition}:s3:::${imagesBucketName(this.account, region)}/images/*`),
         }),
       );
-      copyImages.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['kms:Decrypt'],
-          resources: otherRegions.map((region) => this.formatArn({ service: 'kms', region, resource: 'key', resourceName: '*' })),
-          conditions: { StringEquals: { 'kms:ViaService': otherRegions.map((region) => `s3.${region}.amazonaws.com`) } },
-        }),
-      );
+      copyImages.addToRolePolicy(this.keysOfOtherRegionsVia('s3', otherRegions, ['kms:Decrypt']));
     }
     copyImages.addEventSource(new SqsEventSource(imageCopyQueue, { batchSize: 1, reportBatchItemFailures: true }));
     // The table's stream is the copies' outbox: a copy item that appears gets its job here.
@@ -207,16 +188,7 @@ export class ControlPlaneStack extends Stack {
       environment: { IMAGE_COPY_QUEUE_URL: imageCopyQueue.queueUrl },
     });
     imageCopyQueue.grantSendMessages(imageCopyJobs);
-    imageCopyJobs.addEventSource(
-      new DynamoEventSource(this.table, {
-        startingPosition: StartingPosition.TRIM_HORIZON,
-        batchSize: 100,
-        bisectBatchOnError: true,
-        retryAttempts: 10,
-        reportBatchItemFailures: true,
-        onFailure: new SqsDlq(streamFailures),
-      }),
-    );
+    imageCopyJobs.addEventSource(tableStream());
 
     const fanOut = new ControlPlaneFunction(this, 'FanOut', {
       entry: 'functions/queues/fan-out.ts',
@@ -247,6 +219,25 @@ export class ControlPlaneStack extends Stack {
         }),
         pairKeyStatement(vmPairKey, 'kms:Decrypt'),
       ],
+    });
+  }
+
+  /**
+   * A queue for jobs that may take a function's whole 15 minutes (`<name>Queue`, visible again
+   * only after that), with its dead-letter queue (`<name>Dlq`).
+   */
+  private longJobQueue(name: string, dataKey: Key, maxReceiveCount: number): Queue {
+    const queueDefaults = encryptedQueue(dataKey);
+    const dlq = new Queue(this, `${name}Dlq`, { ...queueDefaults, retentionPeriod: Duration.days(14) });
+    return new Queue(this, `${name}Queue`, { ...queueDefaults, visibilityTimeout: Duration.minutes(16), deadLetterQueue: { queue: dlq, maxReceiveCount } });
+  }
+
+  /** Use of the other regions' keys, but only by `service` (SQS, S3) on this function's behalf there. */
+  private keysOfOtherRegionsVia(service: 'sqs' | 's3', regions: readonly string[], actions: string[]): PolicyStatement {
+    return new PolicyStatement({
+      actions,
+      resources: regions.map((region) => this.formatArn({ service: 'kms', region, resource: 'key', resourceName: '*' })),
+      conditions: { StringEquals: { 'kms:ViaService': regions.map((region) => `${service}.${region}.amazonaws.com`) } },
     });
   }
 
