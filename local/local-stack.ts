@@ -24,10 +24,12 @@ export interface LocalStack {
   /** Issues an API token as an operator would (`npm run issue-token`), e.g. `issueToken('tenant', 'demo')`. */
   issueToken(kind: PrincipalKind, id: string, scopes?: readonly Scope[]): Promise<string>;
   /**
-   * Kills the runner (SIGKILL: functions die mid-invocation, nothing is acknowledged) and starts
-   * it again on the same state and API port, as after a crash of the machine running the functions.
+   * Kills the first region's runner (SIGKILL: functions die mid-invocation, nothing is
+   * acknowledged), as after a crash of the machine running the functions.
    */
-  crashAndRestartRunner(): Promise<void>;
+  killRunner(): Promise<void>;
+  /** Starts the killed runner again, on the same state and API port. */
+  restartRunner(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -99,8 +101,8 @@ export async function startLocalStack(options: {
       );
     }
     let runner = regionRunners[0]!;
-    const crashAndRestartRunner = async () => {
-      await runner.stop('SIGKILL');
+    const killRunner = () => runner.stop('SIGKILL');
+    const restartRunner = async () => {
       const restarted = await startRunner(regions[0]!, Number(new URL(runner.info.apiUrl).port));
       children[children.indexOf(runner)] = restarted;
       runner = restarted;
@@ -133,7 +135,8 @@ export async function startLocalStack(options: {
       },
       agents,
       issueToken,
-      crashAndRestartRunner,
+      killRunner,
+      restartRunner,
       stop,
     };
   } catch (error) {

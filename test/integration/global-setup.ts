@@ -18,7 +18,7 @@ declare module 'vitest' {
     routes: string[];
     /** The second region's control plane: its own API, sharing the global table through the replicator. */
     secondRegion: { apiUrl: string; region: string; resources: Record<string, string> };
-    /** `POST <controlUrl>/crash-runner`: SIGKILL the runner and start it again (fault tests). */
+    /** `POST <controlUrl>/kill-runner`: SIGKILL the first region's runner; `POST <controlUrl>/restart-runner`: start it again (fault tests). */
     controlUrl: string;
   }
 }
@@ -53,8 +53,9 @@ export async function setup(project: TestProject) {
 
   // Test files run in workers; the runner is a child of this process, so faults are asked for here.
   control = http.createServer((request, response) => {
-    if (request.method !== 'POST' || request.url !== '/crash-runner') return void response.writeHead(404).end();
-    stack!.crashAndRestartRunner().then(
+    const action = request.method === 'POST' ? { '/kill-runner': stack!.killRunner, '/restart-runner': stack!.restartRunner }[request.url ?? ''] : undefined;
+    if (!action) return void response.writeHead(404).end();
+    action().then(
       () => response.writeHead(204).end(),
       (error: Error) => response.writeHead(500).end(error.message),
     );
