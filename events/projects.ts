@@ -21,5 +21,7 @@ export const GraphMessage = z.strictObject({
   kind: NodeKind,
   nodeId: resourceId,
   projectId: resourceId,
+  /** The node's region, for regional nodes: only that region's control plane handles the message. */
+  region: z.string().min(1).max(32).optional(),
 });
 export type GraphMessage = z.infer<typeof GraphMessage>;

@@ -27,6 +27,7 @@ interface Node {
   id: string;
   pk: string;
   sk: string;
+  region?: string;
 }
 
 /**
@@ -41,19 +42,24 @@ interface Node {
  *
  * Regional nodes (VMs, networks, disks, image copies) are released by their own region's control
  * plane, whose conditional writes are the only ones on their items: a message for a node of
- * another region is handed to that region's graph queue unchanged.
+ * another region (messages name the node's region, from the project index) is handed to that
+ * region's graph queue unchanged.
  */
 export async function handleGraphMessage(table: string, region: string, message: GraphMessage, send: SendGraphMessages): Promise<void> {
   const project = await getItem<ProjectItem>(table, keys.project(message.projectId));
   if (!project || project.state !== 'deleting') return;
   if (message.kind === 'project') return settleProject(table, project, message.action === 'release', send);
-  const home = await homeRegionOf(table, message);
+  const home = message.region;
   // Each hand-over is distinct (a random sender): deduplicating it could swallow a later, needed one.
   if (home && home !== region) return send([{ message, from: `${region}-${randomUUID()}` }], home);
 
   const tenantId = project.tenantId;
   const toProject: Outgoing = { message: { action: 'check', kind: 'project', nodeId: project.projectId, projectId: project.projectId }, from: message.nodeId };
-  const release = (kind: NodeKind, nodeId: string): Outgoing => ({ message: { action: 'release', kind, nodeId, projectId: project.projectId }, from: message.nodeId });
+  // What a VM uses is in its region (this one), but service accounts, which are global.
+  const release = (kind: NodeKind, nodeId: string): Outgoing => ({
+    message: { action: 'release', kind, nodeId, projectId: project.projectId, ...(kind === 'service-account' ? {} : { region }) },
+    from: message.nodeId,
+  });
 
   try {
     switch (message.kind) {
@@ -104,7 +110,7 @@ export async function handleGraphMessage(table: string, region: string, message:
  */
 async function settleProject(table: string, project: ProjectItem, fanOut: boolean, send: SendGraphMessages): Promise<void> {
   const releaseAll = (nodes: Node[], from: string) =>
-    send(nodes.map((node) => ({ message: { action: 'release', kind: node.kind, nodeId: node.id, projectId: project.projectId }, from })));
+    send(nodes.map((node) => ({ message: { action: 'release', kind: node.kind, nodeId: node.id, projectId: project.projectId, region: node.region }, from })));
   if (fanOut) {
     const remaining = await existingNodes(table, project.projectId);
     if (remaining.length > 0) return releaseAll(remaining, project.projectId);
@@ -159,7 +165,8 @@ async function* ownedNodePages(table: string, projectId: string, pageSize?: numb
         IndexName: indexes.gsi4,
         KeyConditionExpression: 'gsi4pk = :pk',
         ExpressionAttributeValues: { ':pk': indexKeys.nodesOfProject(projectId) },
-        ProjectionExpression: 'pk, sk, gsi4sk',
+        ProjectionExpression: 'pk, sk, gsi4sk, #region',
+        ExpressionAttributeNames: { '#region': 'region' },
         Limit: pageSize,
         ExclusiveStartKey: start,
       }),
@@ -180,27 +187,12 @@ interface NodeIndexEntry {
   pk: string;
   sk: string;
   gsi4sk: string;
+  region?: string;
 }
 
-function toNode({ pk, sk, gsi4sk }: NodeIndexEntry): Node {
+function toNode({ pk, sk, gsi4sk, region }: NodeIndexEntry): Node {
   const separator = gsi4sk.indexOf('#');
-  return { kind: gsi4sk.slice(0, separator) as NodeKind, id: gsi4sk.slice(separator + 1), pk, sk };
-}
-
-/** The region a node belongs to, for the kinds that have one; undefined when it is global or gone. */
-async function homeRegionOf(table: string, message: GraphMessage): Promise<string | undefined> {
-  switch (message.kind) {
-    case 'vm':
-      return (await getItem<{ region?: string }>(table, keys.vm(message.nodeId)))?.region;
-    case 'network':
-      return (await getItem<{ region?: string }>(table, keys.network(message.nodeId)))?.region;
-    case 'disk':
-      return (await getItem<{ region?: string }>(table, keys.disk(message.nodeId)))?.region;
-    case 'image-copy':
-      return parseImageCopyNodeId(message.nodeId)?.region;
-    default:
-      return undefined;
-  }
+  return { kind: gsi4sk.slice(0, separator) as NodeKind, id: gsi4sk.slice(separator + 1), pk, sk, region };
 }
 
 /** Runs a release; false when the node is still in use (it will be addressed again by its last user). */
