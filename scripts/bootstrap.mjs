@@ -2,7 +2,7 @@
 // Entry point of the npm scripts: makes sure dependencies are installed (first run, or after
 // package-lock.json changed), then hands over to the TypeScript command. Plain JavaScript on
 // purpose: it runs before node_modules exists.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,5 +34,8 @@ if (!commands[command]) {
   process.exit(2);
 }
 const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
-const result = spawnSync(process.execPath, [...commands[command], ...rest], { cwd: root, stdio: 'inherit', env });
-process.exit(result.status ?? 1);
+const child = spawn(process.execPath, [...commands[command], ...rest], { cwd: root, stdio: 'inherit', env });
+// A supervisor (or `timeout`, or `kill`) signals this process only: pass it on, so the command
+// stops what it started (the local AWS, runners, agents) instead of leaving them behind.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
