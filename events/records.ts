@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EgressPolicy } from './egress.ts';
 import { EndpointEntry } from './endpoints.ts';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
 
@@ -44,6 +45,8 @@ export const VmItem = z.object({
   state: z.enum(['pending', 'running', 'failed']),
   stateReason: z.string().optional(),
   imageId: resourceId.optional(),
+  /** What the VM may reach through its bridge's outbound proxy. */
+  egress: EgressPolicy.optional(),
   /** The service account the VM's tokens are for, if one is attached. */
   serviceAccountId: resourceId.optional(),
   /** The VM's network-pair secret, encrypted under the pair key with its encryption context (base64). */

@@ -1,4 +1,5 @@
 import { ForwardingTableResponse } from '#events/endpoints.ts';
+import { HostEgressPolicies } from '#events/egress.ts';
 import type { P256PublicJwk, RegisterHostRequest } from '#events/api.ts';
 import type { IssuedCredential } from './service-account-tokens.ts';
 
@@ -40,6 +41,10 @@ export class ControlPlaneClient {
   async pairKeys(hostId: string): Promise<{ vmId: string; ciphertext: string }[]> {
     const { pairKeys } = (await this.call('GET', `/hosts/${encodeURIComponent(hostId)}/vm-pair-keys`)) as { pairKeys: { vmId: string; ciphertext: string }[] };
     return pairKeys;
+  }
+
+  async egressPolicies(hostId: string): Promise<HostEgressPolicies> {
+    return HostEgressPolicies.parse(await this.call('GET', `/hosts/${encodeURIComponent(hostId)}/egress-policies`));
   }
 
   async forwardingTable(hostId: string): Promise<ForwardingTableResponse> {

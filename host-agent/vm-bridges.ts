@@ -1,27 +1,38 @@
+import { VmEgressProxy, type EgressBackend } from './egress-proxy.ts';
 import type { LocalVm } from './forwarding-table.ts';
 import { VmMetadataServer, type MetadataBackend } from './metadata-server.ts';
 
+/** A VM's service bridge: its metadata server and its outbound proxy, both answering that VM only. */
+interface Bridge {
+  vm: LocalVm;
+  metadata: VmMetadataServer;
+  egress: VmEgressProxy;
+}
+
 /**
- * One metadata server per VM this host runs, started when the VM appears in the forwarding table
- * on this host and stopped when it moves away or is deleted.
+ * One service bridge per VM this host runs, started when the VM appears in the forwarding table
+ * on this host and stopped when it moves away or is deleted. Which VM a request comes from is
+ * which bridge received it, never anything in the request.
  */
 export class VmBridges {
-  private readonly servers = new Map<string, VmMetadataServer>();
+  private readonly bridges = new Map<string, Bridge>();
   private reconciling: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly backend: MetadataBackend,
+    private readonly backend: MetadataBackend & EgressBackend,
     private readonly log: (message: string) => void,
   ) {}
 
-  /** Brings the set of servers to exactly these VMs; calls are serialized. */
+  /** Brings the set of bridges to exactly these VMs; calls are serialized. */
   reconcile(vms: readonly LocalVm[]): Promise<void> {
     this.reconciling = this.reconciling.then(() => this.apply(vms)).catch((error: Error) => this.log(`bridges: ${error.message}`));
     return this.reconciling;
   }
 
-  list(): Record<string, { ip: string; networkId: string; metadataUrl: string }> {
-    return Object.fromEntries([...this.servers].map(([vmId, server]) => [vmId, { ip: server.vm.ip, networkId: server.vm.networkId, metadataUrl: server.url }]));
+  list(): Record<string, { ip: string; networkId: string; metadataUrl: string; egressProxyUrl: string; egress: VmEgressProxy['stats'] }> {
+    return Object.fromEntries(
+      [...this.bridges].map(([vmId, { vm, metadata, egress }]) => [vmId, { ip: vm.ip, networkId: vm.networkId, metadataUrl: metadata.url, egressProxyUrl: egress.url, egress: egress.stats }]),
+    );
   }
 
   async close(): Promise<void> {
@@ -30,17 +41,17 @@ export class VmBridges {
 
   private async apply(vms: readonly LocalVm[]) {
     const wanted = new Map(vms.map((vm) => [vm.vmId, vm]));
-    for (const [vmId, server] of this.servers) {
+    for (const [vmId, bridge] of this.bridges) {
       const vm = wanted.get(vmId);
-      if (vm && vm.ip === server.vm.ip && vm.networkId === server.vm.networkId) continue;
-      this.servers.delete(vmId);
-      await server.close();
+      if (vm && vm.ip === bridge.vm.ip && vm.networkId === bridge.vm.networkId) continue;
+      this.bridges.delete(vmId);
+      await Promise.all([bridge.metadata.close(), bridge.egress.close()]);
     }
     for (const vm of wanted.values()) {
-      if (this.servers.has(vm.vmId)) continue;
-      const server = new VmMetadataServer(vm, this.backend, this.log);
-      await server.listen();
-      this.servers.set(vm.vmId, server);
+      if (this.bridges.has(vm.vmId)) continue;
+      const bridge = { vm, metadata: new VmMetadataServer(vm, this.backend, this.log), egress: new VmEgressProxy(vm, this.backend, this.log) };
+      await Promise.all([bridge.metadata.listen(), bridge.egress.listen()]);
+      this.bridges.set(vm.vmId, bridge);
     }
   }
 }

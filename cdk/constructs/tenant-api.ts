@@ -121,6 +121,8 @@ const routes: Route[] = [
     },
   },
   { method: 'GET', path: '/hosts/{hostId}/vm-pair-keys', entry: 'functions/api/get-host-pair-keys.ts', access: 'read' },
+  { method: 'PUT', path: '/vms/{vmId}/egress-policy', entry: 'functions/api/put-egress-policy.ts', access: 'write' },
+  { method: 'GET', path: '/hosts/{hostId}/egress-policies', entry: 'functions/api/get-host-egress-policies.ts', access: 'read' },
   { method: 'DELETE', path: '/networks/{networkId}', entry: 'functions/api/delete-network.ts', access: 'write' },
   { method: 'DELETE', path: '/service-accounts/{serviceAccountId}', entry: 'functions/api/delete-service-account.ts', access: 'write' },
   { method: 'POST', path: '/projects', entry: 'functions/api/create-project.ts', access: 'write' },

@@ -1,6 +1,7 @@
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateVmRequest, ListVmsQuery } from '#events/api.ts';
 import type { SlotItem, VmItem } from '#events/records.ts';
+import type { EgressPolicy } from '#events/egress.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { pickFreeAddress } from './cidr.ts';
 import { ClientError, ConflictError, InUseError, NotFoundError } from './errors.ts';
@@ -29,6 +30,7 @@ export interface VmView {
   stateReason?: string;
   imageId?: string;
   serviceAccountId?: string;
+  egress?: EgressPolicy;
   diskIds: string[];
   /** The tunnel endpoint (host underlay address) and the slot version that recorded it. */
   endpoint: { address: string; version: number };
@@ -51,6 +53,7 @@ export const toVmView = (vm: StoredVm): VmView => ({
   stateReason: vm.stateReason,
   imageId: vm.imageId,
   serviceAccountId: vm.serviceAccountId,
+  egress: vm.egress,
   diskIds: [...(vm.diskIds ?? [])].sort(),
   endpoint: { address: vm.endpointAddress, version: vm.endpointVersion },
   createdAt: vm.createdAt,
