@@ -12,6 +12,7 @@ import { PairKeys } from './pair-keys.ts';
 import { readSmallBody } from './request-body.ts';
 import { ServiceAccountTokens } from './service-account-tokens.ts';
 import { VmBridges } from './vm-bridges.ts';
+import { BidRelay } from './bid-relay.ts';
 import { QueueConsumer } from './queue-consumer.ts';
 
 export interface AgentConfig {
@@ -22,6 +23,8 @@ export interface AgentConfig {
   /** The host's API bearer token (scope `host`, subject `host:<hostId>`). */
   token: TokenSource;
   statusPort: number;
+  /** Where the bid relay listens for OpenRTB requests (0: any free port). */
+  bidPort: number;
   /** Full resync period; messages keep the table current between resyncs. */
   resyncIntervalMs: number;
 }
@@ -60,6 +63,7 @@ export class HostAgent {
   private server: http.Server | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly bridges: VmBridges;
+  private readonly bidRelay: BidRelay;
   /** SSH host keys each local VM uploaded, by key type: forwarded as a whole set on every upload. */
   private readonly hostKeys = new Map<string, Map<string, string>>();
   private localVmIds = new Set<string>();
@@ -84,11 +88,13 @@ export class HostAgent {
       },
       (message) => log(config.hostId, message),
     );
+    this.bidRelay = new BidRelay((vmId) => this.bridges.bidderOf(vmId));
   }
 
   /** Starts the agent and returns its status URL. */
   async start(): Promise<string> {
     const statusUrl = await this.serveStatus();
+    await this.bidRelay.listen(this.config.bidPort);
     const { queueUrl } = await this.retrying('register', () =>
       this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity }),
     );
@@ -108,6 +114,7 @@ export class HostAgent {
   async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
     await this.consumer?.stop();
+    await this.bidRelay.close();
     await this.bridges.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
@@ -241,6 +248,8 @@ export class HostAgent {
           hostId: this.config.hostId,
           address: this.config.address,
           mode: 'memory',
+          bidRelayUrl: this.bidRelay.url,
+          bids: this.bidRelay.stats,
           stats: this.stats,
           vms: this.bridges.list(),
           serviceAccounts: Object.fromEntries([...this.localVmIds].map((vmId) => [vmId, this.tokens.serviceAccountOf(vmId) ?? null])),

@@ -6,9 +6,9 @@ import { z } from 'zod';
 import { ipv4Address, resourceId } from '#events/identifiers.ts';
 import { HostAgent } from './agent.ts';
 
-const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--status-port PORT] [--resync-seconds S]
+const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--status-port PORT] [--bid-port PORT] [--resync-seconds S]
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
-HOST_CAPACITY, HOST_AGENT_STATUS_PORT, HOST_AGENT_RESYNC_SECONDS; or the token itself from HOST_AGENT_TOKEN.
+HOST_CAPACITY, HOST_AGENT_STATUS_PORT, HOST_AGENT_BID_PORT, HOST_AGENT_RESYNC_SECONDS; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
 so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK.`;
 
@@ -21,6 +21,7 @@ const Config = z.object({
   }),
   capacity: z.coerce.number().int().min(1).max(10_000),
   statusPort: z.coerce.number().int().min(0).max(65_535),
+  bidPort: z.coerce.number().int().min(0).max(65_535),
   resyncSeconds: z.coerce.number().min(1),
 });
 
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     'token-file': { type: 'string' },
     capacity: { type: 'string' },
     'status-port': { type: 'string' },
+    'bid-port': { type: 'string' },
     'resync-seconds': { type: 'string' },
   },
 });
@@ -47,6 +49,7 @@ const parsed = Config.safeParse({
       : undefined,
   capacity: values.capacity ?? process.env.HOST_CAPACITY ?? 32,
   statusPort: values['status-port'] ?? process.env.HOST_AGENT_STATUS_PORT ?? 0,
+  bidPort: values['bid-port'] ?? process.env.HOST_AGENT_BID_PORT ?? 0,
   resyncSeconds: values['resync-seconds'] ?? process.env.HOST_AGENT_RESYNC_SECONDS ?? 300,
 });
 if (!parsed.success) {

@@ -1,12 +1,14 @@
+import { BidderLink } from './bidder-link.ts';
 import { VmEgressProxy, type EgressBackend } from './egress-proxy.ts';
 import type { LocalVm } from './forwarding-table.ts';
 import { VmMetadataServer, type MetadataBackend } from './metadata-server.ts';
 
-/** A VM's service bridge: its metadata server and its outbound proxy, both answering that VM only. */
+/** A VM's service bridge: its metadata server, its outbound proxy and its bidder port, all for that VM only. */
 interface Bridge {
   vm: LocalVm;
   metadata: VmMetadataServer;
   egress: VmEgressProxy;
+  bidder: BidderLink;
 }
 
 /**
@@ -29,10 +31,18 @@ export class VmBridges {
     return this.reconciling;
   }
 
-  list(): Record<string, { ip: string; networkId: string; metadataUrl: string; egressProxyUrl: string; egress: VmEgressProxy['stats'] }> {
+  list() {
     return Object.fromEntries(
-      [...this.bridges].map(([vmId, { vm, metadata, egress }]) => [vmId, { ip: vm.ip, networkId: vm.networkId, metadataUrl: metadata.url, egressProxyUrl: egress.url, egress: egress.stats }]),
+      [...this.bridges].map(([vmId, { vm, metadata, egress, bidder }]) => [
+        vmId,
+        { ip: vm.ip, networkId: vm.networkId, metadataUrl: metadata.url, egressProxyUrl: egress.url, egress: egress.stats, bidderPort: bidder.port, bidder: { connected: bidder.connected, ...bidder.stats } },
+      ]),
     );
+  }
+
+  /** The bidder link of a VM on this host, for the bid relay. */
+  bidderOf(vmId: string): BidderLink | undefined {
+    return this.bridges.get(vmId)?.bidder;
   }
 
   async close(): Promise<void> {
@@ -45,12 +55,12 @@ export class VmBridges {
       const vm = wanted.get(vmId);
       if (vm && vm.ip === bridge.vm.ip && vm.networkId === bridge.vm.networkId) continue;
       this.bridges.delete(vmId);
-      await Promise.all([bridge.metadata.close(), bridge.egress.close()]);
+      await Promise.all([bridge.metadata.close(), bridge.egress.close(), bridge.bidder.close()]);
     }
     for (const vm of wanted.values()) {
       if (this.bridges.has(vm.vmId)) continue;
-      const bridge = { vm, metadata: new VmMetadataServer(vm, this.backend, this.log), egress: new VmEgressProxy(vm, this.backend, this.log) };
-      await Promise.all([bridge.metadata.listen(), bridge.egress.listen()]);
+      const bridge = { vm, metadata: new VmMetadataServer(vm, this.backend, this.log), egress: new VmEgressProxy(vm, this.backend, this.log), bidder: new BidderLink(vm.vmId, this.log) };
+      await Promise.all([bridge.metadata.listen(), bridge.egress.listen(), bridge.bidder.listen()]);
       this.bridges.set(vm.vmId, bridge);
     }
   }
