@@ -4,6 +4,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   converge: () => import('./converge.ts'),
   tokens: () => import('./tokens.ts'),
   graph: () => import('./graph.ts'),
+  bids: () => import('./bids.ts'),
 };
 if (!name || !benches[name]) {
   console.error(`usage: bench <${Object.keys(benches).join('|')}>`);
