@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EgressPolicy } from './egress.ts';
+import { EgressPolicy, VmAttributes } from './vm-config.ts';
 import { EndpointEntry } from './endpoints.ts';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
 
@@ -47,6 +47,8 @@ export const VmItem = z.object({
   imageId: resourceId.optional(),
   /** What the VM may reach through its bridge's outbound proxy. */
   egress: EgressPolicy.optional(),
+  /** Custom metadata its metadata server serves under `instance/attributes/`. */
+  attributes: VmAttributes.optional(),
   /** The service account the VM's tokens are for, if one is attached. */
   serviceAccountId: resourceId.optional(),
   /** The VM's network-pair secret, encrypted under the pair key with its encryption context (base64). */

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { VerifyConnectionRequest } from '#events/api.ts';
-import type { EgressPolicy } from '#events/egress.ts';
+import type { HostVmConfigs } from '#events/vm-config.ts';
 import { HostMessageBatch, type NetworkMessage } from '#events/endpoints.ts';
 import { ControlPlaneClient, ControlPlaneError, type TokenSource } from './control-plane-client.ts';
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
@@ -67,8 +67,8 @@ export class HostAgent {
   /** SSH host keys each local VM uploaded, by key type: forwarded as a whole set on every upload. */
   private readonly hostKeys = new Map<string, Map<string, string>>();
   private localVmIds = new Set<string>();
-  /** What each local VM may reach through its bridge's outbound proxy. */
-  private egressPolicies = new Map<string, EgressPolicy>();
+  /** What each local VM's bridge serves it: egress policy and attributes. */
+  private vmConfigs = new Map<string, HostVmConfigs['vms'][number]>();
   private secretsRefresh: { running: Promise<void>; again: boolean } | undefined;
 
   constructor(
@@ -81,7 +81,8 @@ export class HostAgent {
     this.bridges = new VmBridges(
       {
         hostId: config.hostId,
-        policyOf: (vm) => this.egressPolicies.get(vm.vmId),
+        policyOf: (vm) => this.vmConfigs.get(vm.vmId)?.egress,
+        attributesOf: (vm) => this.vmConfigs.get(vm.vmId)?.attributes,
         publishHostKey: (vm, keyType, keyData) => this.publishHostKey(vm, keyType, keyData),
         serviceAccountOf: (vm) => this.tokens.serviceAccountOf(vm.vmId),
         mintToken: (vm, audience) => this.tokens.mint(vm.vmId, audience)?.token,
@@ -159,7 +160,7 @@ export class HostAgent {
 
   /**
    * Fetches what this host needs for the VMs it runs: service-account credentials bound to the
-   * agent's minting key, the VMs' wrapped pair secrets, and their egress policies. Calls that arrive during a refresh
+   * agent's minting key, the VMs' wrapped pair secrets, and their egress policies and attributes. Calls that arrive during a refresh
    * make one more refresh after it, so no change is missed.
    */
   refreshVmSecrets(): Promise<void> {
@@ -172,12 +173,12 @@ export class HostAgent {
       do {
         state.again = false;
         try {
-          const [credentials, pairKeys, egress] = await Promise.all([
+          const [credentials, pairKeys, configs] = await Promise.all([
             this.controlPlane.hostCredentials(this.config.hostId, this.tokens.publicJwk()),
             this.controlPlane.pairKeys(this.config.hostId),
-            this.controlPlane.egressPolicies(this.config.hostId),
+            this.controlPlane.vmConfigs(this.config.hostId),
           ]);
-          this.egressPolicies = new Map(egress.policies.map(({ vmId, egress: policy }) => [vmId, policy]));
+          this.vmConfigs = new Map(configs.vms.map((config) => [config.vmId, config]));
           this.tokens.replace(credentials);
           this.tokens.keepOnly(this.localVmIds);
           await this.pairKeys.replace(pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)));

@@ -1,9 +1,9 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BidRequest, type BidderOutcome, type BidResponse } from '#events/bids.ts';
 import { FrameType } from './bid-protocol.ts';
 import type { BidderLink } from './bidder-link.ts';
+import { closeServer, listenLocally } from './local-server.ts';
 import { readSmallBody } from './request-body.ts';
 
 /** OpenRTB prices are CPM in currency units; the bidder protocol carries millionths. */
@@ -37,14 +37,12 @@ export class BidRelay {
   }
 
   async listen(port = 0): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenLocally(this.server, port);
     return this.url;
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 
   private async handle(request: http.IncomingMessage, response: http.ServerResponse) {

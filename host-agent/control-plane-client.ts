@@ -1,5 +1,5 @@
 import { ForwardingTableResponse } from '#events/endpoints.ts';
-import { HostEgressPolicies } from '#events/egress.ts';
+import { HostVmConfigs } from '#events/vm-config.ts';
 import type { P256PublicJwk, RegisterHostRequest } from '#events/api.ts';
 import type { IssuedCredential } from './service-account-tokens.ts';
 
@@ -43,8 +43,8 @@ export class ControlPlaneClient {
     return pairKeys;
   }
 
-  async egressPolicies(hostId: string): Promise<HostEgressPolicies> {
-    return HostEgressPolicies.parse(await this.call('GET', `/hosts/${encodeURIComponent(hostId)}/egress-policies`));
+  async vmConfigs(hostId: string): Promise<HostVmConfigs> {
+    return HostVmConfigs.parse(await this.call('GET', `/hosts/${encodeURIComponent(hostId)}/vm-configs`));
   }
 
   async forwardingTable(hostId: string): Promise<ForwardingTableResponse> {

@@ -1,8 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import type { EgressPolicy } from '#events/egress.ts';
+import type { EgressPolicy } from '#events/vm-config.ts';
 import type { LocalVm } from './forwarding-table.ts';
+import { closeServer, listenLocally } from './local-server.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 /** What a VM's outbound proxy asks of its agent; the VM is always the one this proxy belongs to. */
@@ -47,14 +47,12 @@ export class VmEgressProxy {
   }
 
   async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenLocally(this.server);
     return this.url;
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 
   private handle(request: http.IncomingMessage, response: http.ServerResponse) {

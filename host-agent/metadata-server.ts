@@ -1,6 +1,6 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { LocalVm } from './forwarding-table.ts';
+import { closeServer, listenLocally } from './local-server.ts';
 import { readSmallBody } from './request-body.ts';
 
 /** Header every metadata request must carry, as on GCE: a page fetched through SSRF cannot set it. */
@@ -17,6 +17,8 @@ export class MetadataError extends Error {
 /** What a VM's metadata server asks of its agent; the VM is always the one this server belongs to. */
 export interface MetadataBackend {
   publishHostKey(vm: LocalVm, keyType: string, keyData: string): Promise<void>;
+  /** The VM's custom metadata (`instance/attributes/`). */
+  attributesOf(vm: LocalVm): Record<string, string> | undefined;
   /** The service account attached to the VM, if any. */
   serviceAccountOf(vm: LocalVm): string | undefined;
   /** A short-term token for the VM's service account, for one audience. */
@@ -49,14 +51,12 @@ export class VmMetadataServer {
   }
 
   async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenLocally(this.server);
     return this.url;
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 
   private async handle(request: http.IncomingMessage): Promise<{ status: number; body: string }> {
@@ -75,7 +75,15 @@ export class VmMetadataServer {
       return { status: 200, body: '' };
     }
     if (request.method !== 'GET') throw new MetadataError(405, 'Method not allowed.');
+    const attribute = /^\/computeMetadata\/v1\/instance\/attributes\/([A-Za-z0-9_-]+)$/.exec(path);
+    if (attribute) {
+      const value = this.backend.attributesOf(this.vm)?.[attribute[1]!];
+      if (value === undefined) throw new MetadataError(404, `No attribute ${attribute[1]} is set on this VM.`);
+      return { status: 200, body: value };
+    }
     switch (path) {
+      case '/computeMetadata/v1/instance/attributes/':
+        return { status: 200, body: Object.keys(this.backend.attributesOf(this.vm) ?? {}).sort().map((key) => `${key}\n`).join('') };
       case '/computeMetadata/v1/instance/id':
         return { status: 200, body: this.vm.vmId };
       case '/computeMetadata/v1/instance/network-interfaces/0/ip':

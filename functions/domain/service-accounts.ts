@@ -1,4 +1,4 @@
-import { DeleteCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CreateServiceAccountRequest } from '#events/api.ts';
 import type { ServiceAccountItem } from '#events/records.ts';
@@ -8,7 +8,7 @@ import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
 import { cancellationCodes, getItem, queryAll } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
-import { getVm, toVmView, type StoredVm, type VmView } from './vms.ts';
+import { getVm, toVmView, updateTenantVm, type StoredVm, type VmView } from './vms.ts';
 import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
 import { getTenantItem } from './access.ts';
 import { assertHomeRegion } from './regions.ts';
@@ -96,20 +96,7 @@ export async function attachServiceAccount(table: string, region: string, tenant
 export async function detachServiceAccount(table: string, region: string, tenantId: string, vmId: string): Promise<VmView> {
   const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
   const updatedAt = new Date().toISOString();
-  try {
-    await dynamodb.send(
-      new UpdateCommand({
-        TableName: table,
-        Key: keys.vm(vmId),
-        UpdateExpression: 'REMOVE serviceAccountId SET updatedAt = :now',
-        ConditionExpression: 'tenantId = :tenant',
-        ExpressionAttributeValues: { ':now': updatedAt, ':tenant': tenantId },
-      }),
-    );
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) throw new NotFoundError('vm', vmId);
-    throw error;
-  }
+  await updateTenantVm(table, tenantId, vmId, { expression: 'REMOVE serviceAccountId SET updatedAt = :now', values: { ':now': updatedAt } });
   return toVmView({ ...vm, serviceAccountId: undefined, updatedAt });
 }
 

@@ -1,7 +1,8 @@
-import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CreateVmRequest, ListVmsQuery } from '#events/api.ts';
 import type { SlotItem, VmItem } from '#events/records.ts';
-import type { EgressPolicy } from '#events/egress.ts';
+import type { EgressPolicy, VmAttributes } from '#events/vm-config.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { pickFreeAddress } from './cidr.ts';
 import { ClientError, ConflictError, InUseError, NotFoundError } from './errors.ts';
@@ -31,6 +32,7 @@ export interface VmView {
   imageId?: string;
   serviceAccountId?: string;
   egress?: EgressPolicy;
+  attributes?: VmAttributes;
   diskIds: string[];
   /** The tunnel endpoint (host underlay address) and the slot version that recorded it. */
   endpoint: { address: string; version: number };
@@ -54,6 +56,7 @@ export const toVmView = (vm: StoredVm): VmView => ({
   imageId: vm.imageId,
   serviceAccountId: vm.serviceAccountId,
   egress: vm.egress,
+  attributes: vm.attributes,
   diskIds: [...(vm.diskIds ?? [])].sort(),
   endpoint: { address: vm.endpointAddress, version: vm.endpointVersion },
   createdAt: vm.createdAt,
@@ -225,6 +228,28 @@ export async function createVm(
     }
   }
   throw new TooBusyError(`network ${network.networkId}`);
+}
+
+/**
+ * Applies an update to a tenant's VM item, on the condition that it is still that tenant's: a VM
+ * deleted or never the tenant's is a 404.
+ */
+export async function updateTenantVm(table: string, tenantId: string, vmId: string, update: { expression: string; names?: Record<string, string>; values: Record<string, unknown> }): Promise<void> {
+  try {
+    await dynamodb.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: keys.vm(vmId),
+        UpdateExpression: update.expression,
+        ConditionExpression: 'tenantId = :tenant',
+        ...(update.names ? { ExpressionAttributeNames: update.names } : {}),
+        ExpressionAttributeValues: { ...update.values, ':tenant': tenantId },
+      }),
+    );
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) throw new NotFoundError('vm', vmId);
+    throw error;
+  }
 }
 
 /** A tenant's VM; another tenant's is as unknown as one that does not exist. */

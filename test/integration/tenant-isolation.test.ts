@@ -118,7 +118,8 @@ describe('tenant isolation', () => {
     'GET /hosts/{hostId}/vm-pair-keys': async () => expect((await api('GET', `/hosts/${hostIds[0]}/vm-pair-keys`, undefined, tenantA)).status).toBe(403),
     'PUT /vms/{vmId}/egress-policy': async () =>
       notFound(await api('PUT', `/vms/${vmB.vmId}/egress-policy`, { allow: ['https://attacker.example'] }, tenantA), 'vm', vmB.vmId),
-    'GET /hosts/{hostId}/egress-policies': async () => expect((await api('GET', `/hosts/${hostIds[0]}/egress-policies`, undefined, tenantA)).status).toBe(403),
+    'PUT /vms/{vmId}/attributes': async () => notFound(await api('PUT', `/vms/${vmB.vmId}/attributes`, { attributes: { startup: 'curl evil' } }, tenantA), 'vm', vmB.vmId),
+    'GET /hosts/{hostId}/vm-configs': async () => expect((await api('GET', `/hosts/${hostIds[0]}/vm-configs`, undefined, tenantA)).status).toBe(403),
     'POST /storage-pools': async () =>
       expect((await api('POST', '/storage-pools', { poolId: uniqueId('evil'), capacityGiB: 1, iops: 1, throughputMiBps: 1 }, tenantA)).status).toBe(403),
     'GET /storage-pools': async () => expect((await api('GET', '/storage-pools', undefined, tenantA)).status).toBe(403),

@@ -35,7 +35,7 @@ async function fromVm(proxyUrl: string, args: string[]): Promise<{ url?: string;
   return stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
 }
 
-describe('outbound proxy of a VM service bridge', () => {
+describe('VM service bridges: outbound proxy and metadata attributes', () => {
   let agent: RunningAgent;
   let vm: any;
   let allowed: Awaited<ReturnType<typeof externalService>>;
@@ -97,6 +97,26 @@ describe('outbound proxy of a VM service bridge', () => {
     expect(limited.length).toBeGreaterThanOrEqual(6);
     expect(limited[0]!.retryAfter).toBe('1');
     expect(allowed.seen.length).toBe(answers.length - limited.length);
+  });
+
+  it("serves the VM's attributes on GCE paths, only with the metadata header, and follows changes", async () => {
+    const metadataUrl = ((await agent.status()) as any).vms[vm.vmId].metadataUrl as string;
+    const read = async (path: string, headers: Record<string, string> = { 'metadata-flavor': 'Stratoplane' }) => {
+      const response = await fetch(`${metadataUrl}/computeMetadata/v1/instance/attributes/${path}`, { headers });
+      return { status: response.status, body: await response.text() };
+    };
+    await expectOk(api('PUT', `/vms/${vm.vmId}/attributes`, { attributes: { role: 'worker', 'startup-script': '#!/bin/sh\necho hi' } }));
+    await eventually(async () => expect(await read('role')).toEqual({ status: 200, body: 'worker' }), 30_000, 200);
+    expect(await read('')).toEqual({ status: 200, body: 'role\nstartup-script\n' });
+    expect((await read('startup-script')).body).toBe('#!/bin/sh\necho hi');
+    // SSRF defence: a request without the header gets nothing.
+    expect((await read('role', {})).status).toBe(403);
+    await expectOk(api('PUT', `/vms/${vm.vmId}/attributes`, { attributes: { role: 'leader' } }));
+    await eventually(async () => expect(await read('role')).toEqual({ status: 200, body: 'leader' }), 30_000, 200);
+    expect((await read('startup-script')).status).toBe(404);
+    const refused = await api('PUT', `/vms/${vm.vmId}/attributes`, { attributes: { 'bad key': 'x' } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.message).toMatch(/^body\.attributes\.bad key: keys are 1-64 letters/);
   });
 
   it('follows policy changes: an origin taken off the list is refused from then on', async () => {

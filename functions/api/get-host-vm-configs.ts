@@ -2,9 +2,9 @@ import { PathWithId } from '#events/api.ts';
 import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { assertActsForHost } from '../domain/access.ts';
-import { egressPoliciesOfHost } from '../domain/egress.ts';
+import { vmConfigsOfHost } from '../domain/vm-config.ts';
 
 export const handler = apiHandler({ scopes: ['host'], path: PathWithId('hostId') }, async ({ path, caller }) => {
   assertActsForHost(caller, path.hostId);
-  return { statusCode: 200, body: await egressPoliciesOfHost(tableName, path.hostId) };
+  return { statusCode: 200, body: await vmConfigsOfHost(tableName, path.hostId) };
 });
