@@ -86,6 +86,8 @@ export class ControlPlaneStack extends Stack {
     const hostDlq = new Queue(this, 'HostDlq', { encryption: QueueEncryption.SQS_MANAGED, enforceSSL: true, retentionPeriod: Duration.days(14) });
     const hostQueuePrefix = `${this.stackName}-host-`;
     const hostQueueArns = this.formatArn({ service: 'sqs', resource: `${hostQueuePrefix}*` });
+    const shuffleQueuePrefix = `${this.stackName}-shuffle-`;
+    const shuffleQueueArns = this.formatArn({ service: 'sqs', resource: `${shuffleQueuePrefix}*` });
 
     const networkChanges = new ControlPlaneFunction(this, 'NetworkChanges', {
       entry: 'functions/streams/network-changes.ts',
@@ -200,7 +202,7 @@ export class ControlPlaneStack extends Stack {
     fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
     const otherRegionsApiTokenKeys = otherRegions.map((region) => this.formatArn({ service: 'kms', region, resource: 'alias', resourceName: API_TOKEN_KEY_ALIAS.slice('alias/'.length) }));
-    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, apiTokenKey, otherRegionsApiTokenKeys, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue, imagesBucket, imageVerifyQueue });
+    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, shuffleQueuePrefix, shuffleQueueArns, apiTokenKey, otherRegionsApiTokenKeys, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue, imagesBucket, imageVerifyQueue });
 
     // What an operator who issues API tokens needs (`npm run operator -- issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {
@@ -211,11 +213,16 @@ export class ControlPlaneStack extends Stack {
     // What an operator attaches to host machines' role: consume host queues, and unwrap the
     // pair secrets of VMs (the API hands a host only the ciphertexts of VMs it runs).
     new ManagedPolicy(this, 'HostAgentPolicy', {
-      description: 'Lets a Stratoplane host agent consume endpoint updates and check network-pair tokens',
+      description: 'Lets a Stratoplane host agent consume endpoint updates, move shuffle records and check network-pair tokens',
       statements: [
         new PolicyStatement({
           actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl'],
           resources: [hostQueueArns],
+        }),
+        // Shuffle records go from the sender's host straight to the receiving worker's queue.
+        new PolicyStatement({
+          actions: ['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl'],
+          resources: [shuffleQueueArns],
         }),
         pairKeyStatement(vmPairKey, 'kms:Decrypt'),
       ],

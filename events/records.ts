@@ -47,6 +47,8 @@ export const VmItem = z.object({
   imageId: resourceId.optional(),
   /** What the VM may reach through its bridge's outbound proxy. */
   egress: EgressPolicy.optional(),
+  /** Shuffle jobs the VM is a worker of: its host serves them through the VM's bridge. */
+  shuffleJobIds: z.set(z.string()).optional(),
   /** Custom metadata its metadata server serves under `instance/attributes/`. */
   attributes: VmAttributes.optional(),
   /** The service account the VM's tokens are for, if one is attached. */

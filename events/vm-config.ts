@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { resourceId } from './identifiers.ts';
+import { HostShuffleJob } from './shuffle.ts';
 
 /** `https://api.example.com` or `http://10.0.0.5:8080`: a scheme, a host and maybe a port, nothing else. */
 export const Origin = z
@@ -48,5 +49,7 @@ export type PutVmAttributesRequest = z.infer<typeof PutVmAttributesRequest>;
 export const HostVmConfigs = z.strictObject({
   hostId: resourceId,
   vms: z.array(z.strictObject({ vmId: resourceId, egress: EgressPolicy.optional(), attributes: VmAttributes.optional() })),
+  /** Shuffle jobs the host's VMs work in. */
+  shuffleJobs: z.array(HostShuffleJob),
 });
 export type HostVmConfigs = z.infer<typeof HostVmConfigs>;

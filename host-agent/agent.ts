@@ -13,6 +13,7 @@ import { readSmallBody } from './request-body.ts';
 import { ServiceAccountTokens } from './service-account-tokens.ts';
 import { VmBridges } from './vm-bridges.ts';
 import { BidRelay } from './bid-relay.ts';
+import { ShuffleService } from './shuffle-service.ts';
 import { QueueConsumer } from './queue-consumer.ts';
 
 export interface AgentConfig {
@@ -25,6 +26,8 @@ export interface AgentConfig {
   statusPort: number;
   /** Where the bid relay listens for OpenRTB requests (0: any free port). */
   bidPort: number;
+  /** Where shuffle partitions of this host's worker VMs are spilled. */
+  spillDir: string;
   /** Full resync period; messages keep the table current between resyncs. */
   resyncIntervalMs: number;
 }
@@ -64,6 +67,7 @@ export class HostAgent {
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly bridges: VmBridges;
   private readonly bidRelay: BidRelay;
+  private readonly shuffle: ShuffleService;
   /** SSH host keys each local VM uploaded, by key type: forwarded as a whole set on every upload. */
   private readonly hostKeys = new Map<string, Map<string, string>>();
   private localVmIds = new Set<string>();
@@ -78,11 +82,13 @@ export class HostAgent {
   ) {
     this.pairKeys = new PairKeys(kms);
     this.controlPlane = new ControlPlaneClient(config.apiUrl, config.token);
+    this.shuffle = new ShuffleService(config.spillDir, sqs, (jobId, vmId, report) => this.controlPlane.reportShuffleWorker(config.hostId, jobId, vmId, report), (message) => log(config.hostId, message));
     this.bridges = new VmBridges(
       {
         hostId: config.hostId,
         policyOf: (vm) => this.vmConfigs.get(vm.vmId)?.egress,
         attributesOf: (vm) => this.vmConfigs.get(vm.vmId)?.attributes,
+        shuffle: this.shuffle,
         publishHostKey: (vm, keyType, keyData) => this.publishHostKey(vm, keyType, keyData),
         serviceAccountOf: (vm) => this.tokens.serviceAccountOf(vm.vmId),
         mintToken: (vm, audience) => this.tokens.mint(vm.vmId, audience)?.token,
@@ -115,6 +121,7 @@ export class HostAgent {
   async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
     await this.consumer?.stop();
+    this.shuffle.stop();
     await this.bidRelay.close();
     await this.bridges.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -179,6 +186,7 @@ export class HostAgent {
             this.controlPlane.vmConfigs(this.config.hostId),
           ]);
           this.vmConfigs = new Map(configs.vms.map((config) => [config.vmId, config]));
+          await this.shuffle.update(configs.shuffleJobs, this.localVmIds);
           this.tokens.replace(credentials);
           this.tokens.keepOnly(this.localVmIds);
           await this.pairKeys.replace(pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)));
@@ -251,6 +259,7 @@ export class HostAgent {
           mode: 'memory',
           bidRelayUrl: this.bidRelay.url,
           bids: this.bidRelay.stats,
+          shuffle: this.shuffle.stats(),
           stats: this.stats,
           vms: this.bridges.list(),
           serviceAccounts: Object.fromEntries([...this.localVmIds].map((vmId) => [vmId, this.tokens.serviceAccountOf(vmId) ?? null])),

@@ -1,5 +1,6 @@
 import { ForwardingTableResponse } from '#events/endpoints.ts';
 import { HostVmConfigs } from '#events/vm-config.ts';
+import type { ShuffleWorkerReport } from '#events/shuffle.ts';
 import type { P256PublicJwk, RegisterHostRequest } from '#events/api.ts';
 import type { IssuedCredential } from './service-account-tokens.ts';
 
@@ -41,6 +42,10 @@ export class ControlPlaneClient {
   async pairKeys(hostId: string): Promise<{ vmId: string; ciphertext: string }[]> {
     const { pairKeys } = (await this.call('GET', `/hosts/${encodeURIComponent(hostId)}/vm-pair-keys`)) as { pairKeys: { vmId: string; ciphertext: string }[] };
     return pairKeys;
+  }
+
+  async reportShuffleWorker(hostId: string, jobId: string, vmId: string, report: ShuffleWorkerReport): Promise<void> {
+    await this.call('PUT', `/hosts/${encodeURIComponent(hostId)}/shuffle-jobs/${encodeURIComponent(jobId)}/workers/${encodeURIComponent(vmId)}`, report);
   }
 
   async vmConfigs(hostId: string): Promise<HostVmConfigs> {

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -6,9 +8,9 @@ import { z } from 'zod';
 import { ipv4Address, resourceId } from '#events/identifiers.ts';
 import { HostAgent } from './agent.ts';
 
-const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--status-port PORT] [--bid-port PORT] [--resync-seconds S]
+const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--status-port PORT] [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S]
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
-HOST_CAPACITY, HOST_AGENT_STATUS_PORT, HOST_AGENT_BID_PORT, HOST_AGENT_RESYNC_SECONDS; or the token itself from HOST_AGENT_TOKEN.
+HOST_CAPACITY, HOST_AGENT_STATUS_PORT, HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR, HOST_AGENT_RESYNC_SECONDS; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
 so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK.`;
 
@@ -22,6 +24,7 @@ const Config = z.object({
   capacity: z.coerce.number().int().min(1).max(10_000),
   statusPort: z.coerce.number().int().min(0).max(65_535),
   bidPort: z.coerce.number().int().min(0).max(65_535),
+  spillDir: z.string().min(1),
   resyncSeconds: z.coerce.number().min(1),
 });
 
@@ -34,6 +37,7 @@ const { values } = parseArgs({
     capacity: { type: 'string' },
     'status-port': { type: 'string' },
     'bid-port': { type: 'string' },
+    'spill-dir': { type: 'string' },
     'resync-seconds': { type: 'string' },
   },
 });
@@ -50,6 +54,8 @@ const parsed = Config.safeParse({
   capacity: values.capacity ?? process.env.HOST_CAPACITY ?? 32,
   statusPort: values['status-port'] ?? process.env.HOST_AGENT_STATUS_PORT ?? 0,
   bidPort: values['bid-port'] ?? process.env.HOST_AGENT_BID_PORT ?? 0,
+  // Shuffle partitions can be large: on disk, one folder per host.
+  spillDir: values['spill-dir'] ?? process.env.HOST_AGENT_SPILL_DIR ?? path.join(tmpdir(), `stratoplane-shuffle-${values['host-id'] ?? process.env.HOST_ID ?? 'host'}`),
   resyncSeconds: values['resync-seconds'] ?? process.env.HOST_AGENT_RESYNC_SECONDS ?? 300,
 });
 if (!parsed.success) {

@@ -1,5 +1,7 @@
 import http from 'node:http';
+import { ShuffleRecord } from '#events/shuffle.ts';
 import type { LocalVm } from './forwarding-table.ts';
+import { ShuffleError } from './shuffle-service.ts';
 import { closeServer, listenLocally } from './local-server.ts';
 import { readSmallBody } from './request-body.ts';
 
@@ -23,7 +25,19 @@ export interface MetadataBackend {
   serviceAccountOf(vm: LocalVm): string | undefined;
   /** A short-term token for the VM's service account, for one audience. */
   mintToken(vm: LocalVm, audience: string): string | undefined;
+  /** The host's shuffle service, which the VM reaches as a worker of its jobs. */
+  shuffle: ShuffleBridge;
 }
+
+/** What a worker VM does in a shuffle job, through its bridge. */
+export interface ShuffleBridge {
+  send(vmId: string, jobId: string, batchId: string, records: readonly ShuffleRecord[]): Promise<{ accepted: number; duplicate: boolean }>;
+  close(vmId: string, jobId: string): Promise<{ sent: number }>;
+  read(vmId: string, jobId: string, offset: number, limit: number): Promise<{ records: ShuffleRecord[]; nextOffset: number; received: number }>;
+}
+
+/** A batch of records a VM sends at once: NDJSON, at most this large. */
+const MAX_SHUFFLE_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
  * One VM's metadata server. It answers only its own VM: which VM a request is about comes from
@@ -41,7 +55,7 @@ export class VmMetadataServer {
   ) {
     this.server = http.createServer((request, response) => {
       this.handle(request)
-        .then(({ status, body }) => reply(response, status, body))
+        .then(({ status, body, json }) => reply(response, status, body, json))
         .catch((error: unknown) => {
           if (error instanceof MetadataError) return reply(response, error.status, `${error.message}\n`);
           this.log(`metadata ${vm.vmId}: ${(error as Error).message}`);
@@ -59,12 +73,15 @@ export class VmMetadataServer {
     return closeServer(this.server);
   }
 
-  private async handle(request: http.IncomingMessage): Promise<{ status: number; body: string }> {
+  private async handle(request: http.IncomingMessage): Promise<{ status: number; body: string; json?: boolean }> {
     if (request.headers['metadata-flavor'] !== METADATA_FLAVOR) throw new MetadataError(403, `Missing Metadata-Flavor:${METADATA_FLAVOR} header.`);
     // A browser-style or proxied request is never a VM's own metadata call.
     if (request.headers['x-forwarded-for']) throw new MetadataError(403, 'Forwarded requests are refused.');
     const url = new URL(request.url ?? '/', 'http://metadata');
     const path = url.pathname;
+
+    const shuffle = /^\/stratoplane\/v1\/shuffle\/([a-z0-9-]+)\/(records|close)$/.exec(path);
+    if (shuffle) return this.shuffle(request, url, shuffle[1]!, shuffle[2] as 'records' | 'close');
 
     const hostKey = /^\/computeMetadata\/v1\/instance\/guest-attributes\/hostkeys\/([a-z0-9-]+)$/.exec(path);
     if (hostKey && request.method === 'PUT') {
@@ -106,6 +123,51 @@ export class VmMetadataServer {
     throw new MetadataError(404, 'Not found.');
   }
 
+  /**
+   * The VM as a shuffle worker: `POST …/records` (NDJSON `{key, value}` lines, header
+   * `x-batch-id`: a batch sent again under its id is taken once), `POST …/close` once it has sent
+   * everything, and `GET …/records?offset=N&limit=M` to read its partitions.
+   */
+  private async shuffle(request: http.IncomingMessage, url: URL, jobId: string, action: 'records' | 'close') {
+    const answer = (body: unknown) => ({ status: 200, body: JSON.stringify(body), json: true });
+    try {
+      if (action === 'close') {
+        if (request.method !== 'POST') throw new MetadataError(405, 'POST to close.');
+        return answer(await this.backend.shuffle.close(this.vm.vmId, jobId));
+      }
+      if (request.method === 'GET') {
+        const offset = Number(url.searchParams.get('offset') ?? 0);
+        const limit = Number(url.searchParams.get('limit') ?? 1000);
+        if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new MetadataError(400, 'offset is a whole number >= 0, limit 1 to 10000.');
+        return answer(await this.backend.shuffle.read(this.vm.vmId, jobId, offset, limit));
+      }
+      if (request.method !== 'POST') throw new MetadataError(405, 'POST records, or GET them.');
+      const batchId = request.headers['x-batch-id'];
+      if (typeof batchId !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(batchId)) throw new MetadataError(400, 'x-batch-id header required: 1-64 letters, digits, ., _ or -, the same when a batch is sent again.');
+      const text = await readSmallBody(request, MAX_SHUFFLE_BATCH_BYTES);
+      if (text === undefined) throw new MetadataError(413, `A batch is at most ${MAX_SHUFFLE_BATCH_BYTES} bytes.`);
+      const records = text
+        .split('\n')
+        .map((line, index) => ({ line, number: index + 1 }))
+        .filter(({ line }) => line.trim() !== '')
+        .map(({ line, number }) => {
+          let parsed;
+          try {
+            parsed = ShuffleRecord.safeParse(JSON.parse(line));
+          } catch {
+            throw new MetadataError(400, `line ${number}: not JSON.`);
+          }
+          if (!parsed.success) throw new MetadataError(400, `line ${number}: ${parsed.error.issues[0]?.path.join('.') || 'record'}: ${parsed.error.issues[0]?.message}.`);
+          return parsed.data;
+        });
+      if (records.length === 0) throw new MetadataError(400, 'A batch needs at least one record.');
+      return answer(await this.backend.shuffle.send(this.vm.vmId, jobId, batchId, records));
+    } catch (error) {
+      if (error instanceof ShuffleError) throw new MetadataError(error.status, error.message);
+      throw error;
+    }
+  }
+
   private attachedServiceAccount(): string {
     const serviceAccount = this.backend.serviceAccountOf(this.vm);
     if (!serviceAccount) throw new MetadataError(404, 'No service account is attached to this VM.');
@@ -113,7 +175,7 @@ export class VmMetadataServer {
   }
 }
 
-function reply(response: http.ServerResponse, status: number, body: string) {
-  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'metadata-flavor': METADATA_FLAVOR, 'cache-control': 'no-store' });
+function reply(response: http.ServerResponse, status: number, body: string, json = false) {
+  response.writeHead(status, { 'content-type': json ? 'application/json' : 'text/plain; charset=utf-8', 'metadata-flavor': METADATA_FLAVOR, 'cache-control': 'no-store' });
   response.end(body);
 }

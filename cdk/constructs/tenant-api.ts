@@ -15,6 +15,9 @@ export interface TenantApiProps {
   hostQueuePrefix: string;
   hostQueueArns: string;
   hostDlq: IQueue;
+  /** Shuffle workers' inbound queues are made per job, named with this prefix. */
+  shuffleQueuePrefix: string;
+  shuffleQueueArns: string;
   /** Signs API bearer tokens; the authorizer verifies them with its public key. */
   apiTokenKey: IKey;
   /** The other regions' API token keys, by alias ARN: a token issued in any region is good in all. */
@@ -124,6 +127,25 @@ const routes: Route[] = [
   { method: 'PUT', path: '/vms/{vmId}/egress-policy', entry: 'functions/api/put-egress-policy.ts', access: 'write' },
   { method: 'PUT', path: '/vms/{vmId}/attributes', entry: 'functions/api/put-vm-attributes.ts', access: 'write' },
   { method: 'GET', path: '/hosts/{hostId}/vm-configs', entry: 'functions/api/get-host-vm-configs.ts', access: 'read' },
+  {
+    method: 'POST',
+    path: '/shuffle-jobs',
+    entry: 'functions/api/create-shuffle-job.ts',
+    access: 'write',
+    extras: (fn, props) => {
+      fn.addEnvironment('SHUFFLE_QUEUE_PREFIX', props.shuffleQueuePrefix);
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [props.shuffleQueueArns] }));
+    },
+  },
+  { method: 'GET', path: '/shuffle-jobs/{jobId}', entry: 'functions/api/get-shuffle-job.ts', access: 'read' },
+  {
+    method: 'DELETE',
+    path: '/shuffle-jobs/{jobId}',
+    entry: 'functions/api/delete-shuffle-job.ts',
+    access: 'write',
+    extras: (fn, props) => fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:DeleteQueue'], resources: [props.shuffleQueueArns] })),
+  },
+  { method: 'PUT', path: '/hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}', entry: 'functions/api/report-shuffle-worker.ts', access: 'write' },
   { method: 'DELETE', path: '/networks/{networkId}', entry: 'functions/api/delete-network.ts', access: 'write' },
   { method: 'DELETE', path: '/service-accounts/{serviceAccountId}', entry: 'functions/api/delete-service-account.ts', access: 'write' },
   { method: 'POST', path: '/projects', entry: 'functions/api/create-project.ts', access: 'write' },

@@ -27,7 +27,7 @@ export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem
     const before = oldItem as VmItem | undefined;
     const after = newItem as VmItem | undefined;
     if (!before || !after) return [];
-    const bridgeConfig = (vm: VmItem) => JSON.stringify([vm.serviceAccountId, vm.egress, vm.attributes]);
+    const bridgeConfig = (vm: VmItem) => JSON.stringify([vm.serviceAccountId, vm.egress, vm.attributes, [...(vm.shuffleJobIds ?? [])].sort()]);
     if (bridgeConfig(before) === bridgeConfig(after)) return [];
     return [{ kind: 'credentials', networkId: after.networkId, hostId: after.hostId, vmId: after.vmId }];
   }

@@ -17,6 +17,9 @@ export const keys = {
   /** An image's content copied into another region than the one it was uploaded in. */
   imageCopy: (imageId: string, region: string) => ({ pk: `IMAGE#${imageId}`, sk: `COPY#${region}` }),
   disk: (diskId: string) => ({ pk: `DISK#${diskId}`, sk: 'DISK' }),
+  shuffleJob: (jobId: string) => ({ pk: `SHUFFLE#${jobId}`, sk: 'JOB' }),
+  /** What a worker's host reported of it: records sent (once closed) and records received. */
+  shuffleWorker: (jobId: string, vmId: string) => ({ pk: `SHUFFLE#${jobId}`, sk: `WORKER#${vmId}` }),
   slot: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `SLOT#${ip}` }),
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
   /** A tenant's rule that VMs of `sourceNetworkId` may connect to VMs of `networkId`. */

@@ -18,6 +18,7 @@ describe('tenant isolation', () => {
   let accountA: any;
   let diskB: any;
   let imageB: any;
+  let jobB: any;
 
   beforeAll(async () => {
     for (const [i, hostId] of hostIds.entries()) {
@@ -35,6 +36,8 @@ describe('tenant isolation', () => {
     diskB = await expectOk(api('POST', `/disks/${diskB.diskId}/attach`, { vmId: vmB.vmId }, tenantB));
     vmB = await expectOk(api('GET', `/vms/${vmB.vmId}`, undefined, tenantB));
     imageB = (await expectOk(api('POST', '/images', { name: 'b-image', sizeBytes: 10, sha256: '0'.repeat(64) }, tenantB), 201)).image;
+    jobB = await expectOk(api('POST', '/shuffle-jobs', { name: 'b-job', workerVmIds: [vmB.vmId] }, tenantB), 201);
+    vmB = await expectOk(api('GET', `/vms/${vmB.vmId}`, undefined, tenantB));
   });
 
   const notFound = (response: ApiResponse, kind: string, id: string) => {
@@ -119,6 +122,11 @@ describe('tenant isolation', () => {
     'PUT /vms/{vmId}/egress-policy': async () =>
       notFound(await api('PUT', `/vms/${vmB.vmId}/egress-policy`, { allow: ['https://attacker.example'] }, tenantA), 'vm', vmB.vmId),
     'PUT /vms/{vmId}/attributes': async () => notFound(await api('PUT', `/vms/${vmB.vmId}/attributes`, { attributes: { startup: 'curl evil' } }, tenantA), 'vm', vmB.vmId),
+    'POST /shuffle-jobs': async () => notFound(await api('POST', '/shuffle-jobs', { name: 'steal', workerVmIds: [vmB.vmId] }, tenantA), 'vm', vmB.vmId),
+    'GET /shuffle-jobs/{jobId}': async () => notFound(await api('GET', `/shuffle-jobs/${jobB.jobId}`, undefined, tenantA), 'shuffle job', jobB.jobId),
+    'DELETE /shuffle-jobs/{jobId}': async () => notFound(await api('DELETE', `/shuffle-jobs/${jobB.jobId}`, undefined, tenantA), 'shuffle job', jobB.jobId),
+    'PUT /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}': async () =>
+      expect((await api('PUT', `/hosts/${hostIds[0]}/shuffle-jobs/${jobB.jobId}/workers/${vmB.vmId}`, { received: 1_000_000 }, tenantA)).status).toBe(403),
     'GET /hosts/{hostId}/vm-configs': async () => expect((await api('GET', `/hosts/${hostIds[0]}/vm-configs`, undefined, tenantA)).status).toBe(403),
     'POST /storage-pools': async () =>
       expect((await api('POST', '/storage-pools', { poolId: uniqueId('evil'), capacityGiB: 1, iops: 1, throughputMiBps: 1 }, tenantA)).status).toBe(403),
@@ -163,6 +171,7 @@ describe('tenant isolation', () => {
     expect(await expectOk(api('GET', `/service-accounts/${accountB.serviceAccountId}`, undefined, tenantB))).toEqual(accountB);
     expect(await expectOk(api('GET', `/disks/${diskB.diskId}`, undefined, tenantB))).toEqual(diskB);
     expect(await expectOk(api('GET', `/images/${imageB.imageId}`, undefined, tenantB))).toEqual({ ...imageB, copies: [] });
+    expect(await expectOk(api('GET', `/shuffle-jobs/${jobB.jobId}`, undefined, tenantB))).toMatchObject({ state: 'running', recordsOut: 0 });
     expect((await expectOk(api('GET', `/projects/${networkB.projectId}`, undefined, tenantB))).state).toBe('active');
     expect((await expectOk(api('GET', `/vms/${vmA.vmId}`, undefined, tenantA))).serviceAccountId).toBeUndefined();
     const { vms } = await expectOk(api('GET', `/vms?networkId=${networkB.networkId}`, undefined, tenantB));

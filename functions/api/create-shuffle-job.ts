@@ -1,0 +1,12 @@
+import { CreateShuffleJobRequest } from '#events/shuffle.ts';
+import { apiHandler } from '../commons/http.ts';
+import { currentRegion } from '../commons/region.ts';
+import { tableName } from '../commons/table.ts';
+import { tenantOf } from '../domain/access.ts';
+import { createShuffleJob } from '../domain/shuffle-jobs.ts';
+import { ensureShuffleQueue } from '../domain/shuffle-queues.ts';
+
+export const handler = apiHandler({ scopes: ['tenant:write'], body: CreateShuffleJobRequest }, async ({ body, caller }) => ({
+  statusCode: 201,
+  body: await createShuffleJob(tableName, currentRegion, tenantOf(caller), body, ensureShuffleQueue),
+}));
