@@ -5,6 +5,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   tokens: () => import('./tokens.ts'),
   graph: () => import('./graph.ts'),
   bids: () => import('./bids.ts'),
+  shuffle: () => import('./shuffle.ts'),
 };
 if (!name || !benches[name]) {
   console.error(`usage: bench <${Object.keys(benches).join('|')}>`);
