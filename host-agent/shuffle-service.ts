@@ -1,16 +1,13 @@
-import { createReadStream } from 'node:fs';
-import { appendFile, mkdir, readFile, rm, truncate } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { DeleteMessageBatchCommand, QueueDoesNotExist, ReceiveMessageCommand, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { ShuffleChunkMessage, type HostShuffleJob, type ShuffleRecord, type ShuffleWorkerReport } from '#events/shuffle.ts';
 import { workerFor } from './partitioner.ts';
+import { SpillFile } from './spill-file.ts';
 
 /** Records per message: well under SQS's 256 KiB for typical records, few enough messages per batch. */
 const RECORDS_PER_CHUNK = 200;
 const MAX_CHUNK_BYTES = 200 * 1024;
-/** Every this many records the byte offset is kept, so reading from an offset skips most of the file. */
-const INDEX_EVERY = 1024;
 
 export class ShuffleError extends Error {
   constructor(
@@ -25,12 +22,7 @@ export class ShuffleError extends Error {
 interface Inbox {
   job: HostShuffleJob;
   vmId: string;
-  file: string;
-  seenChunks: Set<string>;
-  received: number;
-  bytes: number;
-  /** Byte offset of record `i * INDEX_EVERY`. */
-  index: number[];
+  spill: SpillFile;
   /** Chunks that arrived again (SQS delivers at least once) and were not stored again. */
   duplicates: number;
   stopped: boolean;
@@ -92,7 +84,7 @@ export class ShuffleService {
   }
 
   stats() {
-    return Object.fromEntries([...this.inboxes].map(([key, inbox]) => [key, { received: inbox.received, chunks: inbox.seenChunks.size, duplicates: inbox.duplicates, spillBytes: inbox.bytes }]));
+    return Object.fromEntries([...this.inboxes].map(([key, inbox]) => [key, { received: inbox.spill.records, chunks: inbox.spill.chunkCount, duplicates: inbox.duplicates, spillBytes: inbox.spill.bytes }]));
   }
 
   /** A worker VM's batch of records: partitioned and sent on, once per batch id. */
@@ -132,19 +124,8 @@ export class ShuffleService {
     this.workerJob(jobId, vmId);
     const inbox = this.inboxes.get(`${jobId}/${vmId}`);
     if (!inbox) throw new ShuffleError(404, `no partitions of shuffle job ${jobId} are held for vm ${vmId} on this host`);
-    const records: ShuffleRecord[] = [];
-    if (offset >= inbox.received) return { records, nextOffset: offset, received: inbox.received };
-    const slot = Math.floor(offset / INDEX_EVERY);
-    let position = slot * INDEX_EVERY;
-    const lines = createInterface({ input: createReadStream(inbox.file, { start: inbox.index[slot] ?? 0, end: inbox.bytes - 1 }), crlfDelay: Infinity });
-    for await (const line of lines) {
-      if (line.startsWith('#')) continue;
-      if (position++ < offset) continue;
-      records.push(JSON.parse(line) as ShuffleRecord);
-      if (records.length >= limit) break;
-    }
-    lines.close();
-    return { records, nextOffset: offset + records.length, received: inbox.received };
+    const records = await inbox.spill.read(offset, limit);
+    return { records, nextOffset: offset + records.length, received: inbox.spill.records };
   }
 
   private workerJob(jobId: string, vmId: string): HostShuffleJob {
@@ -199,40 +180,8 @@ export class ShuffleService {
     return outbox;
   }
 
-  /** Opens (or recovers) a worker's spill file: chunks already in it are not stored again; a torn last chunk is cut off. */
   private async openInbox(job: HostShuffleJob, vmId: string): Promise<Inbox> {
-    const file = path.join(this.dir, job.jobId, `${vmId}.records`);
-    await mkdir(path.dirname(file), { recursive: true });
-    const inbox: Inbox = { job, vmId, file, seenChunks: new Set(), received: 0, bytes: 0, index: [0], duplicates: 0, stopped: false };
-    let complete = 0;
-    let pending: { chunkId: string; left: number; records: number } | undefined;
-    const lines = createInterface({ input: createReadStream(file).on('error', () => undefined), crlfDelay: Infinity });
-    let position = 0;
-    try {
-      for await (const line of lines) {
-        const lineBytes = Buffer.byteLength(line) + 1;
-        if (line.startsWith('#')) {
-          const [chunkId, count] = line.slice(1).split(' ');
-          pending = { chunkId: chunkId!, left: Number(count), records: 0 };
-        } else if (pending && pending.left > 0) {
-          if ((inbox.received + pending.records) % INDEX_EVERY === 0 && inbox.received + pending.records > 0) inbox.index[(inbox.received + pending.records) / INDEX_EVERY] = position;
-          pending.left--;
-          pending.records++;
-        }
-        position += lineBytes;
-        if (pending && pending.left === 0) {
-          inbox.seenChunks.add(pending.chunkId);
-          inbox.received += pending.records;
-          complete = position;
-          pending = undefined;
-        }
-      }
-    } catch {
-      // No file yet.
-    }
-    if (complete < position) await truncate(file, complete);
-    inbox.bytes = complete;
-    return inbox;
+    return { job, vmId, spill: await SpillFile.open(path.join(this.dir, job.jobId, `${vmId}.records`)), duplicates: 0, stopped: false };
   }
 
   private async consume(inbox: Inbox) {
@@ -247,8 +196,8 @@ export class ShuffleService {
             this.log(`shuffle ${inbox.job.jobId}/${inbox.vmId}: dropped a malformed or misaddressed message ${message.MessageId}`);
             continue;
           }
-          if (inbox.seenChunks.has(parsed.data.chunkId)) inbox.duplicates++;
-          else await this.store(inbox, parsed.data);
+          if (inbox.spill.has(parsed.data.chunkId)) inbox.duplicates++;
+          else await inbox.spill.append(parsed.data.chunkId, parsed.data.records);
         }
         if (Messages.length > 0) {
           await this.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle! })) }));
@@ -260,24 +209,6 @@ export class ShuffleService {
         await new Promise((resolve) => setTimeout(resolve, 1000));
       }
     }
-  }
-
-  /** Appends one chunk as a header line and its records, in one write; the index keeps every INDEX_EVERY-th record's offset. */
-  private async store(inbox: Inbox, chunk: ShuffleChunkMessage) {
-    const parts = [Buffer.from(`#${chunk.chunkId} ${chunk.records.length}\n`)];
-    let offset = inbox.bytes + parts[0]!.length;
-    chunk.records.forEach((record, index) => {
-      const line = Buffer.from(`${JSON.stringify({ key: record.key, value: record.value })}\n`);
-      const number = inbox.received + index;
-      if (number > 0 && number % INDEX_EVERY === 0) inbox.index[number / INDEX_EVERY] = offset;
-      parts.push(line);
-      offset += line.length;
-    });
-    const buffer = Buffer.concat(parts);
-    await appendFile(inbox.file, buffer);
-    inbox.bytes += buffer.length;
-    inbox.seenChunks.add(chunk.chunkId);
-    inbox.received += chunk.records.length;
   }
 
   private scheduleReport(jobId: string, vmId: string) {
@@ -296,7 +227,7 @@ export class ShuffleService {
     const job = this.jobs.get(jobId);
     if (!job) return;
     const outbox = await this.outboxOf(job, vmId);
-    const received = this.inboxes.get(`${jobId}/${vmId}`)?.received ?? 0;
+    const received = this.inboxes.get(`${jobId}/${vmId}`)?.spill.records ?? 0;
     await this.report(jobId, vmId, { received, ...(outbox.closed ? { sent: outbox.sent, closed: true } : {}) });
   }
 }

@@ -41,6 +41,12 @@ export function pairKeyStatement(key: IKey, action: string): PolicyStatement {
   return new PolicyStatement({ actions: [action], resources: [key.keyArn], conditions: { StringEquals: { 'kms:EncryptionContext:purpose': 'network-pair' } } });
 }
 
+/** Lets a function create queues named with a prefix (given to it in `variable`), and only those. */
+function createsQueues(fn: ControlPlaneFunction, variable: string, prefix: string, arns: string) {
+  fn.addEnvironment(variable, prefix);
+  fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [arns] }));
+}
+
 type Access = 'read' | 'write';
 
 interface Route {
@@ -60,8 +66,8 @@ const routes: Route[] = [
     entry: 'functions/api/register-host.ts',
     access: 'write',
     extras: (fn, props) => {
-      fn.addEnvironment('HOST_QUEUE_PREFIX', props.hostQueuePrefix).addEnvironment('HOST_DLQ_ARN', props.hostDlq.queueArn);
-      fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [props.hostQueueArns] }));
+      createsQueues(fn, 'HOST_QUEUE_PREFIX', props.hostQueuePrefix, props.hostQueueArns);
+      fn.addEnvironment('HOST_DLQ_ARN', props.hostDlq.queueArn);
     },
   },
   { method: 'GET', path: '/hosts', entry: 'functions/api/list-hosts.ts', access: 'read' },
@@ -132,10 +138,7 @@ const routes: Route[] = [
     path: '/shuffle-jobs',
     entry: 'functions/api/create-shuffle-job.ts',
     access: 'write',
-    extras: (fn, props) => {
-      fn.addEnvironment('SHUFFLE_QUEUE_PREFIX', props.shuffleQueuePrefix);
-      fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [props.shuffleQueueArns] }));
-    },
+    extras: (fn, props) => createsQueues(fn, 'SHUFFLE_QUEUE_PREFIX', props.shuffleQueuePrefix, props.shuffleQueueArns),
   },
   { method: 'GET', path: '/shuffle-jobs/{jobId}', entry: 'functions/api/get-shuffle-job.ts', access: 'read' },
   {

@@ -81,13 +81,17 @@ describe('ControlPlaneStack', () => {
     }
   });
 
-  it('lets only host registration create queues, and only host queues', () => {
+  it('lets only host registration and shuffle job creation create queues, each only its own kind', () => {
     const creators = Object.values(resources)
       .filter((r) => r.Type === 'AWS::IAM::Policy')
       .filter((r) => (r.Properties.PolicyDocument.Statement as Statement[]).some((s) => [s.Action].flat().includes('sqs:CreateQueue')));
-    expect(creators).toHaveLength(1);
-    const statement = statementsOf('/Api/PostHosts/').find((s) => [s.Action].flat().includes('sqs:CreateQueue'))!;
-    expect(JSON.stringify(statement.Resource)).toContain(':Stratoplane-us-east-1-host-*');
+    expect(creators).toHaveLength(2);
+    const hosts = statementsOf('/Api/PostHosts/').find((s) => [s.Action].flat().includes('sqs:CreateQueue'))!;
+    expect(JSON.stringify(hosts.Resource)).toContain(':Stratoplane-us-east-1-host-*');
+    const shuffles = statementsOf('/Api/PostShuffleJobs/').find((s) => [s.Action].flat().includes('sqs:CreateQueue'))!;
+    expect(JSON.stringify(shuffles.Resource)).toContain(':Stratoplane-us-east-1-shuffle-*');
+    // Only the job's owner deletes its queues.
+    expect(actionsOf('/Api/DeleteShuffleJobsJobId/')).toContain('sqs:DeleteQueue');
   });
 
   it('lets the fan-out function read the table and send only to host queues', () => {
