@@ -1,0 +1,264 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { callApi, type ApiSettings } from './api-client.ts';
+import { CliError, ExitCode } from './errors.ts';
+import { uploadImage } from './image-upload.ts';
+import { details, table } from './output.ts';
+
+/** What a command prints: the API's answer for `--json`, and text for people. */
+interface Output {
+  json: unknown;
+  human: string;
+}
+
+interface Context {
+  api: <T = any>(method: string, path: string, body?: unknown) => Promise<T>;
+  settings: ApiSettings;
+  args: string[];
+  options: Record<string, string | boolean | undefined>;
+  progress: (line: string) => void;
+}
+
+interface Command {
+  usage: string;
+  options?: NonNullable<ParseArgsConfig['options']>;
+  /** Positional arguments it needs, by name. */
+  takes?: string[];
+  run(context: Context): Promise<Output>;
+}
+
+const list = (path: string, field: string, columns: string[]): Command => ({
+  usage: 'list',
+  async run({ api }) {
+    const answer = await api('GET', `${path}?limit=100`);
+    return { json: answer, human: table(answer[field], columns) };
+  },
+});
+const show = (path: string): Command => ({
+  usage: 'show <id>',
+  takes: ['id'],
+  async run({ api, args }) {
+    const answer = await api('GET', `${path}/${encodeURIComponent(args[0]!)}`);
+    return { json: answer, human: details(answer) };
+  },
+});
+const remove = (path: string, what: string): Command => ({
+  usage: 'delete <id>',
+  takes: ['id'],
+  async run({ api, args }) {
+    await api('DELETE', `${path}/${encodeURIComponent(args[0]!)}`);
+    return { json: { deleted: args[0] }, human: `deleted ${what} ${args[0]}` };
+  },
+});
+const required = (options: Context['options'], name: string) => {
+  const value = options[name];
+  if (typeof value !== 'string' || value === '') throw new CliError(ExitCode.usage, `--${name} is required`);
+  return value;
+};
+const number = (options: Context['options'], name: string) => {
+  const value = options[name];
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed)) throw new CliError(ExitCode.usage, `--${name} must be a number`);
+  return parsed;
+};
+
+/** Polls until `done` says so, showing each new state on stderr; exit code 4 past the timeout. */
+async function waitFor<T>(context: Context, read: () => Promise<T>, describe: (value: T) => string, done: (value: T) => boolean): Promise<T> {
+  const timeoutSeconds = number(context.options, 'timeout') ?? 600;
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  let last = '';
+  for (;;) {
+    const value = await read();
+    const line = describe(value);
+    if (line !== last) context.progress(line);
+    last = line;
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new CliError(ExitCode.timeout, `still not done after ${timeoutSeconds} s: ${line}`, 'wait longer with --timeout, or look again later with `show`');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+const waitOption = { wait: { type: 'boolean' }, timeout: { type: 'string' } } as const;
+
+const commands: Record<string, Record<string, Command>> = {
+  networks: {
+    list: list('/networks', 'networks', ['networkId', 'name', 'cidr', 'region', 'projectId']),
+    show: show('/networks'),
+    create: {
+      usage: 'create --name NAME --cidr CIDR [--project ID]',
+      options: { name: { type: 'string' }, cidr: { type: 'string' }, project: { type: 'string' } },
+      async run({ api, options }) {
+        const network = await api('POST', '/networks', { name: required(options, 'name'), cidr: required(options, 'cidr'), ...(options.project ? { projectId: options.project } : {}) });
+        return { json: network, human: details(network) };
+      },
+    },
+    delete: remove('/networks', 'network'),
+  },
+  vms: {
+    list: list('/vms', 'vms', ['vmId', 'name', 'state', 'ip', 'hostId', 'region', 'imageId']),
+    show: show('/vms'),
+    create: {
+      usage: 'create --name NAME --network ID [--host ID] [--image ID] [--wait [--timeout S]]',
+      options: { name: { type: 'string' }, network: { type: 'string' }, host: { type: 'string' }, image: { type: 'string' }, ...waitOption },
+      async run(context) {
+        const { api, options } = context;
+        let vm = await api('POST', '/vms', {
+          name: required(options, 'name'),
+          networkId: required(options, 'network'),
+          ...(options.host ? { hostId: options.host } : {}),
+          ...(options.image ? { imageId: options.image } : {}),
+        });
+        if (options.wait && vm.state === 'pending') {
+          vm = await waitFor(context, () => api('GET', `/vms/${vm.vmId}`), (now) => `vm ${now.vmId}: ${now.state}${now.stateReason ? ` (${now.stateReason})` : ''}`, (now) => now.state !== 'pending');
+          if (vm.state === 'failed') throw new CliError(ExitCode.refused, `vm ${vm.vmId} failed: ${vm.stateReason}`, `delete it (\`vms delete ${vm.vmId}\`) and launch again`);
+        }
+        return { json: vm, human: details(vm) };
+      },
+    },
+    delete: remove('/vms', 'vm'),
+    migrate: {
+      usage: 'migrate <id> --to HOST',
+      takes: ['id'],
+      options: { to: { type: 'string' } },
+      async run({ api, args, options }) {
+        const vm = await api('POST', `/vms/${encodeURIComponent(args[0]!)}/migrate`, { targetHostId: required(options, 'to') });
+        return { json: vm, human: `vm ${vm.vmId} now on ${vm.hostId}: tunnel endpoint ${vm.endpoint.address} (version ${vm.endpoint.version})` };
+      },
+    },
+    'known-hosts': {
+      usage: 'known-hosts <id>    (append the output to ~/.ssh/known_hosts)',
+      takes: ['id'],
+      async run({ api, args }) {
+        const answer = await api('GET', `/vms/${encodeURIComponent(args[0]!)}/host-keys`);
+        if (answer.keys.length === 0) throw new CliError(ExitCode.refused, `vm ${args[0]} has not published host keys yet`, 'they appear once the VM has booted and uploaded them; try again shortly');
+        return { json: answer, human: answer.keys.map((key: { knownHostsLine: string }) => key.knownHostsLine).join('\n') };
+      },
+    },
+  },
+  disks: {
+    list: list('/disks', 'disks', ['diskId', 'name', 'state', 'sizeGiB', 'iops', 'throughputMiBps', 'attachedTo']),
+    show: show('/disks'),
+    create: {
+      usage: 'create --name NAME --size GIB [--iops N] [--throughput MIBPS] [--project ID]',
+      options: { name: { type: 'string' }, size: { type: 'string' }, iops: { type: 'string' }, throughput: { type: 'string' }, project: { type: 'string' } },
+      async run({ api, options }) {
+        const disk = await api('POST', '/disks', {
+          name: required(options, 'name'),
+          sizeGiB: number(options, 'size') ?? required(options, 'size'),
+          ...(options.iops ? { iops: number(options, 'iops') } : {}),
+          ...(options.throughput ? { throughputMiBps: number(options, 'throughput') } : {}),
+          ...(options.project ? { projectId: options.project } : {}),
+        });
+        return { json: disk, human: details(disk) };
+      },
+    },
+    delete: remove('/disks', 'disk'),
+    attach: {
+      usage: 'attach <id> --vm ID',
+      takes: ['id'],
+      options: { vm: { type: 'string' } },
+      async run({ api, args, options }) {
+        const disk = await api('POST', `/disks/${encodeURIComponent(args[0]!)}/attach`, { vmId: required(options, 'vm') });
+        return { json: disk, human: `disk ${disk.diskId} attached to vm ${disk.attachedTo}` };
+      },
+    },
+    detach: {
+      usage: 'detach <id>',
+      takes: ['id'],
+      async run({ api, args }) {
+        const disk = await api('POST', `/disks/${encodeURIComponent(args[0]!)}/detach`);
+        return { json: disk, human: `disk ${disk.diskId} detached` };
+      },
+    },
+  },
+  images: {
+    list: list('/images', 'images', ['imageId', 'name', 'state', 'sizeBytes', 'region']),
+    show: show('/images'),
+    upload: {
+      usage: 'upload FILE --name NAME [--wait [--timeout S]]',
+      takes: ['file'],
+      options: { name: { type: 'string' }, ...waitOption },
+      async run(context) {
+        let image = await uploadImage(context.settings, context.args[0]!, required(context.options, 'name'), context.progress);
+        if (context.options.wait) {
+          image = await waitFor(context, () => context.api('GET', `/images/${image.imageId}`), (now) => `image ${now.imageId}: ${now.state}`, (now) => now.state !== 'verifying');
+          if (image.state === 'failed') throw new CliError(ExitCode.refused, `image ${image.imageId} failed: ${image.failureReason}`);
+        }
+        return { json: image, human: details(image) };
+      },
+    },
+  },
+  'service-accounts': {
+    list: list('/service-accounts', 'serviceAccounts', ['serviceAccountId', 'name', 'projectId']),
+    show: show('/service-accounts'),
+    create: {
+      usage: 'create --name NAME [--project ID]',
+      options: { name: { type: 'string' }, project: { type: 'string' } },
+      async run({ api, options }) {
+        const account = await api('POST', '/service-accounts', { name: required(options, 'name'), ...(options.project ? { projectId: options.project } : {}) });
+        return { json: account, human: details(account) };
+      },
+    },
+    delete: remove('/service-accounts', 'service account'),
+  },
+};
+
+function usage(): string {
+  const lines = Object.entries(commands).flatMap(([resource, actions]) => Object.values(actions).map((command) => `  stratoplane ${resource} ${command.usage}`));
+  return `usage: stratoplane <resource> <action> [options] [--json]
+${lines.join('\n')}
+
+The API and token come from --api-url / STRATOPLANE_API_URL and --token / STRATOPLANE_TOKEN (npm start prints both).
+Exit codes: 0 done, 1 refused by the API, 2 bad command line, 3 API unreachable or failing, 4 gave up waiting.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [resource, action, ...rest] = argv;
+  if (!resource || resource === '--help' || resource === 'help') {
+    console.log(usage());
+    return resource ? ExitCode.ok : ExitCode.usage;
+  }
+  const command = commands[resource]?.[action ?? ''];
+  if (!command) throw new CliError(ExitCode.usage, `unknown command: ${[resource, action].filter(Boolean).join(' ')}`, 'run `stratoplane --help` for the commands');
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: { ...command.options, json: { type: 'boolean' }, 'api-url': { type: 'string' }, token: { type: 'string' } },
+    });
+  } catch (error) {
+    throw new CliError(ExitCode.usage, (error as Error).message, `usage: stratoplane ${resource} ${command.usage}`);
+  }
+  const takes = command.takes ?? [];
+  if (parsed.positionals.length !== takes.length) throw new CliError(ExitCode.usage, `${resource} ${action} takes ${takes.length ? takes.map((name) => `<${name}>`).join(' ') : 'no arguments'}`, `usage: stratoplane ${resource} ${command.usage}`);
+  const settings = {
+    apiUrl: (parsed.values['api-url'] as string | undefined) ?? process.env.STRATOPLANE_API_URL ?? 'http://127.0.0.1:3000/v1',
+    token: (parsed.values.token as string | undefined) ?? process.env.STRATOPLANE_TOKEN ?? '',
+  };
+  if (!settings.token) throw new CliError(ExitCode.usage, 'no token', 'set STRATOPLANE_TOKEN or --token (npm start prints a tenant token; operators issue more with `npm run -s issue-token -- --tenant <id>`)');
+  const json = parsed.values.json === true;
+  const output = await command.run({
+    api: (method, path, body) => callApi(settings, method, path, body),
+    settings,
+    args: parsed.positionals,
+    options: parsed.values as Context['options'],
+    // Progress is for people watching; scripts reading --json get only the result on stdout.
+    progress: (line) => process.stderr.write(`${line}\n`),
+  });
+  console.log(json ? JSON.stringify(output.json, null, 2) : output.human);
+  return ExitCode.ok;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (!(error instanceof CliError)) {
+      console.error(`stratoplane: ${(error as Error).stack ?? error}`);
+      process.exit(ExitCode.unavailable);
+    }
+    console.error(`stratoplane: ${error.message}`);
+    if (error.hint) console.error(`  ${error.hint}`);
+    process.exit(error.exitCode);
+  },
+);

@@ -1,0 +1,101 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { projectRoot } from '../../local/processes.ts';
+import { startAgent, type RunningAgent } from '../helpers/agents.ts';
+import { uniqueId } from '../helpers/api.ts';
+import { tenantToken } from '../helpers/tokens.ts';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe('stratoplane CLI', () => {
+  let token: string;
+  let dir: string;
+  let awayAgent: RunningAgent;
+
+  /** Runs `npx stratoplane …` as a user would: the real launcher, a process of its own. */
+  const cli = (args: string[], apiUrl = inject('apiUrl')): Promise<Run> =>
+    new Promise((resolve) => {
+      execFile(process.execPath, [path.join(projectRoot, 'bin/stratoplane.mjs'), ...args], { env: { ...process.env, STRATOPLANE_API_URL: apiUrl, STRATOPLANE_TOKEN: token }, cwd: tmpdir() }, (error, stdout, stderr) =>
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+  const json = async (args: string[], apiUrl?: string) => {
+    const run = await cli([...args, '--json'], apiUrl);
+    if (run.code !== 0) throw new Error(`${args.join(' ')}: exit ${run.code}: ${run.stderr}`);
+    return JSON.parse(run.stdout);
+  };
+
+  beforeAll(async () => {
+    token = await tenantToken(uniqueId('cli'));
+    dir = await mkdtemp(path.join(tmpdir(), 'cli-'));
+    awayAgent = await startAgent(uniqueId('cli-away'), '198.51.100.221', 8, inject('secondRegion'));
+  }, 60_000);
+
+  afterAll(async () => {
+    await awayAgent?.process.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('creates, lists as a table, shows and deletes, with --json for scripts', async () => {
+    const network = await json(['networks', 'create', '--name', 'cli', '--cidr', '10.66.0.0/24']);
+    expect(network).toMatchObject({ name: 'cli', cidr: '10.66.0.0/24' });
+    const table = await cli(['networks', 'list']);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^NETWORKID\s+NAME\s+CIDR\s+REGION\s+PROJECTID$/);
+    expect(table.stdout).toContain(network.networkId);
+    const shown = await cli(['networks', 'show', network.networkId]);
+    expect(shown.stdout).toMatch(new RegExp(`^networkId\\s+${network.networkId}$`, 'm'));
+    expect(await cli(['networks', 'delete', network.networkId])).toMatchObject({ code: 0, stdout: `deleted network ${network.networkId}\n` });
+  });
+
+  it('exits with codes scripts can rely on, and says what to do', async () => {
+    const missing = await cli(['vms', 'show', 'vm-000000000000']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('GET /vms/vm-000000000000: 404 vm vm-000000000000 not found');
+    const usage = await cli(['vms', 'create', '--network', 'net-x']);
+    expect(usage).toMatchObject({ code: 2, stderr: 'stratoplane: --name is required\n' });
+    expect((await cli(['vms', 'launch'])).code).toBe(2);
+    const unreachable = await cli(['vms', 'list'], 'http://127.0.0.1:1/v1');
+    expect(unreachable.code).toBe(3);
+    expect(unreachable.stderr).toContain('and that the control plane runs (npm start)');
+    token = 'not-a-token';
+    const refused = await cli(['vms', 'list']);
+    token = await tenantToken(uniqueId('cli'));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('set --token / STRATOPLANE_TOKEN');
+  });
+
+  it('uploads an image in parts with progress, then launches it in another region, waiting through the copy', async () => {
+    const file = path.join(dir, 'disk.img');
+    await writeFile(file, randomBytes(9 * 1024 * 1024 + 7));
+    const upload = await cli(['images', 'upload', file, '--name', 'cli-image', '--wait', '--json']);
+    expect(upload.code).toBe(0);
+    expect(upload.stderr).toContain('uploaded 2/2 parts (100%)');
+    const image = JSON.parse(upload.stdout);
+    expect(image).toMatchObject({ name: 'cli-image', state: 'available', sizeBytes: 9 * 1024 * 1024 + 7 });
+
+    const away = inject('secondRegion');
+    const network = await json(['networks', 'create', '--name', 'away', '--cidr', '10.67.0.0/24'], away.apiUrl);
+    // The image's record may take a moment to reach the other region through the global table.
+    let launch: Run;
+    for (let attempt = 0; ; attempt++) {
+      launch = await cli(['vms', 'create', '--name', 'from-afar', '--network', network.networkId, '--image', image.imageId, '--wait', '--json'], away.apiUrl);
+      if (launch.code === 0 || attempt === 20 || !launch.stderr.includes('not found')) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(launch.code).toBe(0);
+    expect(launch.stderr).toContain(`: pending (waiting for image ${image.imageId} to be copied from ${inject('region')} to ${away.region})`);
+    expect(JSON.parse(launch.stdout)).toMatchObject({ state: 'running', imageId: image.imageId, region: away.region });
+    const hosts = await cli(['vms', 'known-hosts', JSON.parse(launch.stdout).vmId], away.apiUrl);
+    expect(hosts.code).toBe(1);
+    expect(hosts.stderr).toContain('has not published host keys yet');
+  }, 90_000);
+});
