@@ -204,7 +204,7 @@ export class ControlPlaneStack extends Stack {
     const otherRegionsApiTokenKeys = otherRegions.map((region) => this.formatArn({ service: 'kms', region, resource: 'alias', resourceName: API_TOKEN_KEY_ALIAS.slice('alias/'.length) }));
     new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, shuffleQueuePrefix, shuffleQueueArns, apiTokenKey, otherRegionsApiTokenKeys, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue, imagesBucket, imageVerifyQueue });
 
-    // What an operator who issues API tokens needs (`npm run operator -- issue-token`).
+    // What an operator who issues API tokens needs (`npm run -s issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {
       description: 'Lets a Stratoplane operator issue API bearer tokens',
       statements: [new PolicyStatement({ actions: ['kms:Sign', 'kms:DescribeKey'], resources: [apiTokenKey.keyArn] })],
