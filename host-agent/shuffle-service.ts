@@ -32,6 +32,8 @@ interface Inbox {
 interface Outbox {
   file: string;
   batches: Map<string, number>;
+  /** Batches being sent now: the same batch sent again meanwhile waits for this one, and is not counted twice. */
+  sending: Map<string, Promise<{ accepted: number; duplicate: boolean }>>;
   sent: number;
   closed: boolean;
 }
@@ -94,11 +96,24 @@ export class ShuffleService {
     if (outbox.closed) throw new ShuffleError(409, `vm ${vmId} has closed its side of shuffle job ${jobId}`);
     const known = outbox.batches.get(batchId);
     if (known !== undefined) return { accepted: known, duplicate: true };
+    const inFlight = outbox.sending.get(batchId);
+    if (inFlight) return { ...(await inFlight), duplicate: true };
+    const sending = this.sendBatch(job, outbox, vmId, batchId, records);
+    outbox.sending.set(batchId, sending);
+    try {
+      return await sending;
+    } finally {
+      outbox.sending.delete(batchId);
+    }
+  }
 
+  private async sendBatch(job: HostShuffleJob, outbox: Outbox, vmId: string, batchId: string, records: readonly ShuffleRecord[]) {
     const byTarget = new Map<string, ShuffleRecord[]>();
     for (const record of records) {
       const target = workerFor(job, record.key);
-      byTarget.set(target, [...(byTarget.get(target) ?? []), record]);
+      const list = byTarget.get(target);
+      if (list) list.push(record);
+      else byTarget.set(target, [record]);
     }
     await Promise.all([...byTarget].map(([target, targetRecords]) => this.sendChunks(job, `${vmId}/${batchId}/${target}`, target, targetRecords)));
     await appendFile(outbox.file, `${batchId} ${records.length}\n`);
@@ -111,6 +126,8 @@ export class ShuffleService {
   async close(vmId: string, jobId: string): Promise<{ sent: number }> {
     const job = this.workerJob(jobId, vmId);
     const outbox = await this.outboxOf(job, vmId);
+    // A batch still being sent counts: close after it.
+    await Promise.allSettled(outbox.sending.values());
     if (!outbox.closed) {
       await appendFile(outbox.file, '#closed\n');
       outbox.closed = true;
@@ -173,7 +190,7 @@ export class ShuffleService {
           const [batchId, count] = line.split(' ');
           if (batchId && count && !line.startsWith('#')) batches.set(batchId, Number(count));
         }
-        return { file, batches, closed, sent: [...batches.values()].reduce((sum, count) => sum + count, 0) };
+        return { file, batches, sending: new Map(), closed, sent: [...batches.values()].reduce((sum, count) => sum + count, 0) };
       })();
       this.outboxes.set(key, outbox);
     }

@@ -125,8 +125,10 @@ describe('cross-region launch', () => {
     expect((await expectOk(inAway('GET', '/vms'))).vms).toEqual([]);
     expect((await inAway('GET', `/networks/${networkId}`)).status).toBe(404);
     // The removals reach the first region's replica too.
-    await eventually(async () => expect((await inHome('GET', `/networks/${networkId}`)).status).toBe(404), 20_000, 100);
-    expect((await inHome('GET', `/projects/${projectId}`)).status).toBe(404);
+    await eventually(async () => {
+      expect((await inHome('GET', `/networks/${networkId}`)).status).toBe(404);
+      expect((await inHome('GET', `/projects/${projectId}`)).status).toBe(404);
+    }, 20_000, 100);
     for (const imageId of copiedImages) {
       // The images themselves stay (they belong to the tenant); their copies and copied content are gone.
       expect((await expectOk(inAway('GET', `/images/${imageId}`))).copies).toEqual([]);
