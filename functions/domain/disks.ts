@@ -7,7 +7,7 @@ import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
 import { choosePool, listStoragePools, poolDelta } from './storage-pools.ts';
 import { backoff, cancellationCodes } from './store.ts';
-import { indexes, indexKeys, keys } from './table-keys.ts';
+import { indexes, indexKeys, keys, withoutTableKeys } from './table-keys.ts';
 import { getVm } from './vms.ts';
 import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
 import { getTenantItem } from './access.ts';
@@ -32,7 +32,7 @@ export interface DiskItem extends DiskPerformance {
 
 export type DiskView = Omit<DiskItem, 'kind' | 'revision'>;
 
-export const toDiskView = ({ kind: _kind, revision: _revision, ...view }: DiskItem): DiskView => view;
+export const toDiskView = ({ kind: _kind, revision: _revision, ...view }: DiskItem): DiskView => withoutTableKeys(view);
 
 const MAX_ATTEMPTS = 20;
 

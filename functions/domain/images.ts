@@ -8,7 +8,7 @@ import { ConflictError, ValidationError } from './errors.ts';
 import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
 import { getItem } from './store.ts';
-import { indexes, indexKeys, keys } from './table-keys.ts';
+import { indexes, indexKeys, keys, withoutTableKeys } from './table-keys.ts';
 import { getTenantItem } from './access.ts';
 import { contentMismatch, digestObject } from './object-digest.ts';
 
@@ -33,7 +33,7 @@ export interface ImageItem {
 
 export type ImageView = Omit<ImageItem, 'kind' | 'bucket' | 'key' | 'uploadId' | 'partSize'>;
 
-export const toImageView = ({ kind: _kind, bucket: _bucket, key: _key, uploadId: _uploadId, partSize: _partSize, ...view }: ImageItem): ImageView => view;
+export const toImageView = ({ kind: _kind, bucket: _bucket, key: _key, uploadId: _uploadId, partSize: _partSize, ...view }: ImageItem): ImageView => withoutTableKeys(view);
 
 const MIN_PART_BYTES = 8 * 1024 * 1024;
 const MAX_PARTS = 10_000;

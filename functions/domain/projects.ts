@@ -7,7 +7,7 @@ import { ConflictError, NotFoundError } from './errors.ts';
 import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
 import { cancellationCodes, type TransactItem } from './store.ts';
-import { indexKeys, indexes, keys } from './table-keys.ts';
+import { indexKeys, indexes, keys, withoutTableKeys } from './table-keys.ts';
 import { getTenantItem } from './access.ts';
 
 export interface ProjectItem {
@@ -20,7 +20,7 @@ export interface ProjectItem {
 }
 
 export type ProjectView = Omit<ProjectItem, 'kind'>;
-const toView = ({ kind: _kind, ...view }: ProjectItem): ProjectView => view;
+const toView = ({ kind: _kind, ...view }: ProjectItem): ProjectView => withoutTableKeys(view);
 
 /** Where resources created without a project go: one per tenant, made on first use. */
 export const defaultProjectId = (tenantId: string) => `proj-${createHash('sha256').update(tenantId).digest('hex').slice(0, 12)}`;

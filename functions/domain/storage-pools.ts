@@ -4,7 +4,7 @@ import type { DiskPerformance, RegisterStoragePoolRequest } from '#events/disks.
 import { dynamodb } from '../commons/clients.ts';
 import { ConflictError } from './errors.ts';
 import { getItem, queryAll } from './store.ts';
-import { indexes, indexKeys, keys } from './table-keys.ts';
+import { indexes, indexKeys, keys, withoutTableKeys } from './table-keys.ts';
 
 /**
  * A storage pool's capacity in three dimensions and what is still free of each. Free amounts are
@@ -27,7 +27,7 @@ export interface StoragePoolItem {
 
 export type StoragePoolView = Omit<StoragePoolItem, 'kind'>;
 
-const toView = ({ kind: _kind, ...view }: StoragePoolItem): StoragePoolView => view;
+const toView = ({ kind: _kind, ...view }: StoragePoolItem): StoragePoolView => withoutTableKeys(view);
 
 /** Registers a pool; the same registration again is a no-op, a different one a 409. */
 export async function registerStoragePool(table: string, region: string, request: RegisterStoragePoolRequest): Promise<{ pool: StoragePoolView; created: boolean }> {

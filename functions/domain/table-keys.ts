@@ -39,6 +39,14 @@ export const indexes = {
   gsi4: 'gsi4',
 };
 
+/** The table's key and index attributes: storage layout, never part of what the API returns. */
+export const tableKeyAttributes: ReadonlySet<string> = new Set(['pk', 'sk', ...Object.values(indexes).flatMap((index) => [`${index}pk`, `${index}sk`])]);
+
+/** An item as read from the table, without its key and index attributes. */
+export function withoutTableKeys<T extends object>(item: T): T {
+  return Object.fromEntries(Object.entries(item).filter(([name]) => !tableKeyAttributes.has(name))) as T;
+}
+
 export const indexKeys = {
   allHosts: 'HOSTS',
   networksOfTenant: (tenantId: string) => `TENANT#${tenantId}#NETWORKS`,

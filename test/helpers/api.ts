@@ -1,4 +1,5 @@
 import { inject } from 'vitest';
+import { tableKeyAttributes } from '#domain/table-keys.ts';
 import { tenantToken } from './tokens.ts';
 
 export interface ApiResponse<T = any> {
@@ -15,7 +16,22 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  const parsed = text ? JSON.parse(text) : undefined;
+  const leaked = tableKeyIn(parsed, 'body');
+  if (leaked) throw new Error(`${method} ${path} answered with the table's own attribute ${leaked}: ${text.slice(0, 500)}`);
+  return { status: response.status, body: parsed };
+}
+
+/** Where a table key or index attribute stands in an answer, if anywhere: storage layout must not reach clients. */
+function tableKeyIn(value: unknown, where: string): string | undefined {
+  if (Array.isArray(value)) return value.map((element, index) => tableKeyIn(element, `${where}[${index}]`)).find(Boolean);
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [name, child] of Object.entries(value)) {
+    if (tableKeyAttributes.has(name)) return `${where}.${name}`;
+    const found = tableKeyIn(child, `${where}.${name}`);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** Ids unique to one test file, so files sharing one control plane never collide. */
