@@ -51,7 +51,7 @@ export async function createDisk(table: string, region: string, tenantId: string
     const pools = (await listStoragePools(table)).filter((candidate) => inRegion(candidate, region));
     // Pools that just lost a race are tried last, not never.
     const pool = choosePool(pools, need, lostRaces) ?? choosePool(pools, need, new Set());
-    if (!pool) throw new ConflictError(`no storage pool has ${need.sizeGiB} GiB, ${need.iops} IOPS and ${need.throughputMiBps} MiB/s free`);
+    if (!pool) throw new ConflictError(`no storage pool in ${region} has ${need.sizeGiB} GiB, ${need.iops} IOPS and ${need.throughputMiBps} MiB/s free: ask for less, or have an operator register a pool (POST /storage-pools)`);
     const now = new Date().toISOString();
     const disk: DiskItem & Record<string, unknown> = {
       ...keys.disk(diskId),

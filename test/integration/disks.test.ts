@@ -34,7 +34,7 @@ describe('disks and storage pools', () => {
     expect(created).toHaveLength(fitting);
     for (const answer of refused) {
       expect(answer.status).toBe(409);
-      expect(answer.body.message).toBe('no storage pool has 40 GiB, 3000 IOPS and 125 MiB/s free');
+      expect(answer.body.message).toBe('no storage pool in us-east-1 has 40 GiB, 3000 IOPS and 125 MiB/s free: ask for less, or have an operator register a pool (POST /storage-pools)');
     }
 
     const disks = await listDisks();
