@@ -92,5 +92,3 @@ export const ListVmsQuery = ListQuery.extend({
   networkId: resourceId.optional(),
 });
 export type ListVmsQuery = z.infer<typeof ListVmsQuery>;
-
-export const PathWithId = <K extends string>(key: K) => z.strictObject({ [key]: resourceId } as { [P in K]: typeof resourceId });

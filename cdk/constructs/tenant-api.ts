@@ -7,6 +7,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { handlerEntry, operations, type Operation } from '#events/operations.ts';
 import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
 
@@ -47,38 +48,34 @@ function createsQueues(fn: ControlPlaneFunction, variable: string, prefix: strin
   fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [arns] }));
 }
 
-type Access = 'read' | 'write';
+type Access = 'none' | 'read' | 'write';
 
 interface Route {
-  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-  path: string;
-  entry: string;
+  operation: Operation;
+  /** What the function may do with the table; `none` for a route that does not touch it. */
   access: Access;
   /** What the route needs beyond the table. */
   extras?: (fn: ControlPlaneFunction, props: TenantApiProps) => void;
 }
 
-/** The REST API: one function per route, each granted only read or read/write on the table, and only the extras it uses. */
+/** The REST API: one function per operation, each granted no, read or read/write access to the table, and only the extras it uses. */
 const routes: Route[] = [
+  { operation: operations.getApiDescription, access: 'none' },
   {
-    method: 'POST',
-    path: '/hosts',
-    entry: 'functions/api/register-host.ts',
+    operation: operations.registerHost,
     access: 'write',
     extras: (fn, props) => {
       createsQueues(fn, 'HOST_QUEUE_PREFIX', props.hostQueuePrefix, props.hostQueueArns);
       fn.addEnvironment('HOST_DLQ_ARN', props.hostDlq.queueArn);
     },
   },
-  { method: 'GET', path: '/hosts', entry: 'functions/api/list-hosts.ts', access: 'read' },
-  { method: 'GET', path: '/hosts/{hostId}/forwarding-table', entry: 'functions/api/get-forwarding-table.ts', access: 'read' },
-  { method: 'POST', path: '/networks', entry: 'functions/api/create-network.ts', access: 'write' },
-  { method: 'GET', path: '/networks', entry: 'functions/api/list-networks.ts', access: 'read' },
-  { method: 'GET', path: '/networks/{networkId}', entry: 'functions/api/get-network.ts', access: 'read' },
+  { operation: operations.listHosts, access: 'read' },
+  { operation: operations.getForwardingTable, access: 'read' },
+  { operation: operations.createNetwork, access: 'write' },
+  { operation: operations.listNetworks, access: 'read' },
+  { operation: operations.getNetwork, access: 'read' },
   {
-    method: 'POST',
-    path: '/vms',
-    entry: 'functions/api/create-vm.ts',
+    operation: operations.createVm,
     access: 'write',
     extras: (fn, props) => {
       // The bucket a copy of an image from another region goes to (the copy job writes it).
@@ -86,79 +83,67 @@ const routes: Route[] = [
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
     },
   },
-  { method: 'GET', path: '/vms', entry: 'functions/api/list-vms.ts', access: 'read' },
-  { method: 'GET', path: '/vms/{vmId}', entry: 'functions/api/get-vm.ts', access: 'read' },
-  { method: 'POST', path: '/vms/{vmId}/migrate', entry: 'functions/api/migrate-vm.ts', access: 'write' },
-  { method: 'DELETE', path: '/vms/{vmId}', entry: 'functions/api/delete-vm.ts', access: 'write' },
-  { method: 'GET', path: '/vms/{vmId}/host-keys', entry: 'functions/api/get-host-keys.ts', access: 'read' },
+  { operation: operations.listVms, access: 'read' },
+  { operation: operations.getVm, access: 'read' },
+  { operation: operations.migrateVm, access: 'write' },
+  { operation: operations.deleteVm, access: 'write' },
+  { operation: operations.getHostKeys, access: 'read' },
   {
-    method: 'PUT',
-    path: '/hosts/{hostId}/vms/{vmId}/host-keys',
-    entry: 'functions/api/publish-host-keys.ts',
+    operation: operations.publishHostKeys,
     access: 'write',
     extras: (fn, props) => {
       fn.addEnvironment('HOST_KEY_ATTESTATION_KEY_ARN', props.hostKeyAttestationKey.keyArn);
       props.hostKeyAttestationKey.grant(fn, 'kms:Sign');
     },
   },
-  { method: 'POST', path: '/service-accounts', entry: 'functions/api/create-service-account.ts', access: 'write' },
-  { method: 'GET', path: '/service-accounts', entry: 'functions/api/list-service-accounts.ts', access: 'read' },
-  { method: 'GET', path: '/service-accounts/{serviceAccountId}', entry: 'functions/api/get-service-account.ts', access: 'read' },
-  { method: 'PUT', path: '/vms/{vmId}/service-account', entry: 'functions/api/attach-service-account.ts', access: 'write' },
-  { method: 'DELETE', path: '/vms/{vmId}/service-account', entry: 'functions/api/detach-service-account.ts', access: 'write' },
+  { operation: operations.createServiceAccount, access: 'write' },
+  { operation: operations.listServiceAccounts, access: 'read' },
+  { operation: operations.getServiceAccount, access: 'read' },
+  { operation: operations.attachServiceAccount, access: 'write' },
+  { operation: operations.detachServiceAccount, access: 'write' },
   {
-    method: 'POST',
-    path: '/hosts/{hostId}/service-account-credentials',
-    entry: 'functions/api/issue-host-credentials.ts',
+    operation: operations.issueHostCredentials,
     access: 'read',
     extras: (fn, props) => {
       fn.addEnvironment('HOST_CREDENTIAL_KEY_ARN', props.hostCredentialKey.keyArn);
       props.hostCredentialKey.grant(fn, 'kms:Sign');
     },
   },
-  { method: 'PUT', path: '/networks/{networkId}/allowed-sources/{sourceNetworkId}', entry: 'functions/api/allow-source.ts', access: 'write' },
-  { method: 'DELETE', path: '/networks/{networkId}/allowed-sources/{sourceNetworkId}', entry: 'functions/api/disallow-source.ts', access: 'write' },
-  { method: 'GET', path: '/networks/{networkId}/allowed-sources', entry: 'functions/api/list-allowed-sources.ts', access: 'read' },
+  { operation: operations.allowSource, access: 'write' },
+  { operation: operations.disallowSource, access: 'write' },
+  { operation: operations.listAllowedSources, access: 'read' },
   {
-    method: 'POST',
-    path: '/vms/{vmId}/connections',
-    entry: 'functions/api/request-connection.ts',
+    operation: operations.requestConnection,
     access: 'read',
     extras: (fn, props) => {
       fn.addEnvironment('VM_PAIR_KEY_ARN', props.vmPairKey.keyArn);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:Decrypt'));
     },
   },
-  { method: 'GET', path: '/hosts/{hostId}/vm-pair-keys', entry: 'functions/api/get-host-pair-keys.ts', access: 'read' },
-  { method: 'PUT', path: '/vms/{vmId}/egress-policy', entry: 'functions/api/put-egress-policy.ts', access: 'write' },
-  { method: 'PUT', path: '/vms/{vmId}/attributes', entry: 'functions/api/put-vm-attributes.ts', access: 'write' },
-  { method: 'GET', path: '/hosts/{hostId}/vm-configs', entry: 'functions/api/get-host-vm-configs.ts', access: 'read' },
+  { operation: operations.getHostPairKeys, access: 'read' },
+  { operation: operations.putEgressPolicy, access: 'write' },
+  { operation: operations.putVmAttributes, access: 'write' },
+  { operation: operations.getHostVmConfigs, access: 'read' },
   {
-    method: 'POST',
-    path: '/shuffle-jobs',
-    entry: 'functions/api/create-shuffle-job.ts',
+    operation: operations.createShuffleJob,
     access: 'write',
     extras: (fn, props) => createsQueues(fn, 'SHUFFLE_QUEUE_PREFIX', props.shuffleQueuePrefix, props.shuffleQueueArns),
   },
-  { method: 'GET', path: '/shuffle-jobs/{jobId}', entry: 'functions/api/get-shuffle-job.ts', access: 'read' },
+  { operation: operations.getShuffleJob, access: 'read' },
   {
-    method: 'DELETE',
-    path: '/shuffle-jobs/{jobId}',
-    entry: 'functions/api/delete-shuffle-job.ts',
+    operation: operations.deleteShuffleJob,
     access: 'write',
     extras: (fn, props) => fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:DeleteQueue'], resources: [props.shuffleQueueArns] })),
   },
-  { method: 'PUT', path: '/hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}', entry: 'functions/api/report-shuffle-worker.ts', access: 'write' },
-  { method: 'DELETE', path: '/networks/{networkId}', entry: 'functions/api/delete-network.ts', access: 'write' },
-  { method: 'DELETE', path: '/service-accounts/{serviceAccountId}', entry: 'functions/api/delete-service-account.ts', access: 'write' },
-  { method: 'POST', path: '/projects', entry: 'functions/api/create-project.ts', access: 'write' },
-  { method: 'GET', path: '/projects', entry: 'functions/api/list-projects.ts', access: 'read' },
-  { method: 'GET', path: '/projects/{projectId}', entry: 'functions/api/get-project.ts', access: 'read' },
-  { method: 'GET', path: '/projects/{projectId}/graph', entry: 'functions/api/get-project-graph.ts', access: 'read' },
+  { operation: operations.reportShuffleWorker, access: 'write' },
+  { operation: operations.deleteNetwork, access: 'write' },
+  { operation: operations.deleteServiceAccount, access: 'write' },
+  { operation: operations.createProject, access: 'write' },
+  { operation: operations.listProjects, access: 'read' },
+  { operation: operations.getProject, access: 'read' },
+  { operation: operations.getProjectGraph, access: 'read' },
   {
-    method: 'DELETE',
-    path: '/projects/{projectId}',
-    entry: 'functions/api/delete-project.ts',
+    operation: operations.deleteProject,
     access: 'write',
     extras: (fn, props) => {
       fn.addEnvironment('GRAPH_QUEUE_URL', props.graphQueue.queueUrl);
@@ -166,9 +151,7 @@ const routes: Route[] = [
     },
   },
   {
-    method: 'POST',
-    path: '/images',
-    entry: 'functions/api/create-image.ts',
+    operation: operations.createImage,
     access: 'write',
     extras: (fn, props) => {
       fn.addEnvironment('IMAGES_BUCKET', props.imagesBucket.bucketName);
@@ -176,12 +159,10 @@ const routes: Route[] = [
       props.imagesBucket.grantPut(fn, 'images/*');
     },
   },
-  { method: 'GET', path: '/images', entry: 'functions/api/list-images.ts', access: 'read' },
-  { method: 'GET', path: '/images/{imageId}', entry: 'functions/api/get-image.ts', access: 'read' },
+  { operation: operations.listImages, access: 'read' },
+  { operation: operations.getImage, access: 'read' },
   {
-    method: 'POST',
-    path: '/images/{imageId}/complete',
-    entry: 'functions/api/complete-image-upload.ts',
+    operation: operations.completeImageUpload,
     access: 'write',
     extras: (fn, props) => {
       fn.addEnvironment('IMAGE_VERIFY_QUEUE_URL', props.imageVerifyQueue.queueUrl);
@@ -189,15 +170,15 @@ const routes: Route[] = [
       props.imageVerifyQueue.grantSendMessages(fn);
     },
   },
-  { method: 'POST', path: '/storage-pools', entry: 'functions/api/register-storage-pool.ts', access: 'write' },
-  { method: 'GET', path: '/storage-pools', entry: 'functions/api/list-storage-pools.ts', access: 'read' },
-  { method: 'POST', path: '/disks', entry: 'functions/api/create-disk.ts', access: 'write' },
-  { method: 'GET', path: '/disks', entry: 'functions/api/list-disks.ts', access: 'read' },
-  { method: 'GET', path: '/disks/{diskId}', entry: 'functions/api/get-disk.ts', access: 'read' },
-  { method: 'PATCH', path: '/disks/{diskId}', entry: 'functions/api/modify-disk.ts', access: 'write' },
-  { method: 'DELETE', path: '/disks/{diskId}', entry: 'functions/api/delete-disk.ts', access: 'write' },
-  { method: 'POST', path: '/disks/{diskId}/attach', entry: 'functions/api/attach-disk.ts', access: 'write' },
-  { method: 'POST', path: '/disks/{diskId}/detach', entry: 'functions/api/detach-disk.ts', access: 'write' },
+  { operation: operations.registerStoragePool, access: 'write' },
+  { operation: operations.listStoragePools, access: 'read' },
+  { operation: operations.createDisk, access: 'write' },
+  { operation: operations.listDisks, access: 'read' },
+  { operation: operations.getDisk, access: 'read' },
+  { operation: operations.modifyDisk, access: 'write' },
+  { operation: operations.deleteDisk, access: 'write' },
+  { operation: operations.attachDisk, access: 'write' },
+  { operation: operations.detachDisk, access: 'write' },
 ];
 
 export class TenantApi extends Construct {
@@ -245,16 +226,19 @@ export class TenantApi extends Construct {
       defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
     });
 
+    const unrouted = Object.keys(operations).filter((operationId) => !routes.some((route) => route.operation.operationId === operationId));
+    if (unrouted.length > 0) throw new Error(`operations without a route in TenantApi: ${unrouted.join(', ')}`);
     for (const route of routes) {
-      const fn = new ControlPlaneFunction(this, functionId(route), {
-        entry: route.entry,
+      const { operation } = route;
+      const fn = new ControlPlaneFunction(this, functionId(operation), {
+        entry: handlerEntry(operation.operationId),
         timeout: Duration.seconds(15),
-        environment: { TABLE_NAME: props.table.tableName },
+        environment: route.access === 'none' ? {} : { TABLE_NAME: props.table.tableName },
       });
       if (route.access === 'write') props.table.grantReadWriteData(fn);
-      else props.table.grantReadData(fn);
+      if (route.access === 'read') props.table.grantReadData(fn);
       route.extras?.(fn, props);
-      resourceAt(this.restApi.root, route.path).addMethod(route.method, new LambdaIntegration(fn));
+      resourceAt(this.restApi.root, operation.path).addMethod(operation.method, new LambdaIntegration(fn));
     }
   }
 }
@@ -267,7 +251,7 @@ function resourceAt(root: IResource, path: string): IResource {
 }
 
 /** `POST /vms/{vmId}/migrate` → `PostVmsVmIdMigrate`. */
-function functionId(route: Route): string {
-  const words = [route.method.toLowerCase(), ...route.path.split(/[^A-Za-z0-9]+/)].filter(Boolean);
+function functionId(operation: Operation): string {
+  const words = [operation.method.toLowerCase(), ...operation.path.split(/[^A-Za-z0-9]+/)].filter(Boolean);
   return words.map((word) => word[0]!.toUpperCase() + word.slice(1)).join('');
 }

@@ -1,12 +1,8 @@
-import { resourceId } from '#events/identifiers.ts';
-import { z } from 'zod';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { tenantOf } from '../domain/access.ts';
 import { allowSource } from '../domain/allowed-sources.ts';
 
-export const handler = apiHandler(
-  { scopes: ['tenant:write'], path: z.strictObject({ networkId: resourceId, sourceNetworkId: resourceId }) },
-  async ({ path, caller }) => ({ statusCode: 200, body: await allowSource(tableName, currentRegion, tenantOf(caller), path.networkId, path.sourceNetworkId) }),
-);
+export const handler = apiHandler(operations.allowSource, async ({ path, caller }) => ({ statusCode: 200, body: await allowSource(tableName, currentRegion, tenantOf(caller), path.networkId, path.sourceNetworkId) }));

@@ -1,6 +1,6 @@
+import { operations } from '#events/operations.ts';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { PathWithId } from '#events/api.ts';
-import { CompleteImageUploadRequest, type VerifyImageMessage } from '#events/images.ts';
+import { type VerifyImageMessage } from '#events/images.ts';
 import { sqs } from '../commons/clients.ts';
 import { requiredEnv } from '../commons/env.ts';
 import { apiHandler } from '../commons/http.ts';
@@ -15,7 +15,7 @@ const verify = async (imageId: string) => {
 };
 
 /** 202: the content is checked against its declared SHA-256 by the verifier; GET the image to see the outcome. */
-export const handler = apiHandler({ scopes: ['tenant:write'], path: PathWithId('imageId'), body: CompleteImageUploadRequest }, async ({ path, body, caller }) => ({
+export const handler = apiHandler(operations.completeImageUpload, async ({ path, body, caller }) => ({
   statusCode: 202,
   body: await completeImageUpload(tableName, tenantOf(caller), path.imageId, body, verify),
 }));

@@ -1,10 +1,10 @@
-import { CreateServiceAccountRequest } from '#events/api.ts';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { tenantOf } from '../domain/access.ts';
 import { createServiceAccount } from '../domain/service-accounts.ts';
 
-export const handler = apiHandler({ scopes: ['tenant:write'], body: CreateServiceAccountRequest }, async ({ body, caller }) => ({
+export const handler = apiHandler(operations.createServiceAccount, async ({ body, caller }) => ({
   statusCode: 201,
   body: await createServiceAccount(tableName, tenantOf(caller), body),
 }));

@@ -1,4 +1,4 @@
-import { CreateVmRequest } from '#events/api.ts';
+import { operations } from '#events/operations.ts';
 import { requiredEnv } from '../commons/env.ts';
 import { apiHandler } from '../commons/http.ts';
 import { currentRegion } from '../commons/region.ts';
@@ -9,7 +9,7 @@ import { newPairKeyCiphertext } from '../domain/pair-keys.ts';
 
 const placement = { region: currentRegion, imagesBucket: requiredEnv('IMAGES_BUCKET') };
 
-export const handler = apiHandler({ scopes: ['tenant:write'], body: CreateVmRequest }, async ({ body, caller }) => ({
+export const handler = apiHandler(operations.createVm, async ({ body, caller }) => ({
   statusCode: 201,
   body: await createVm(tableName, tenantOf(caller), body, placement, newPairKeyCiphertext),
 }));

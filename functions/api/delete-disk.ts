@@ -1,11 +1,11 @@
-import { PathWithId } from '#events/api.ts';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { tenantOf } from '../domain/access.ts';
 import { deleteDisk } from '../domain/disks.ts';
 
-export const handler = apiHandler({ scopes: ['tenant:write'], path: PathWithId('diskId') }, async ({ path, caller }) => {
+export const handler = apiHandler(operations.deleteDisk, async ({ path, caller }) => {
   await deleteDisk(tableName, currentRegion, tenantOf(caller), path.diskId);
   return { statusCode: 204 };
 });

@@ -1,10 +1,10 @@
-import { PathWithId } from '#events/api.ts';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { tenantOf } from '../domain/access.ts';
 import { deleteServiceAccount } from '../domain/service-accounts.ts';
 
-export const handler = apiHandler({ scopes: ['tenant:write'], path: PathWithId('serviceAccountId') }, async ({ path, caller }) => {
+export const handler = apiHandler(operations.deleteServiceAccount, async ({ path, caller }) => {
   await deleteServiceAccount(tableName, tenantOf(caller), path.serviceAccountId);
   return { statusCode: 204 };
 });

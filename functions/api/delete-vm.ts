@@ -1,11 +1,11 @@
-import { PathWithId } from '#events/api.ts';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { deleteVm } from '../domain/vms.ts';
 import { tenantOf } from '../domain/access.ts';
 
-export const handler = apiHandler({ scopes: ['tenant:write'], path: PathWithId('vmId') }, async ({ path, caller }) => {
+export const handler = apiHandler(operations.deleteVm, async ({ path, caller }) => {
   await deleteVm(tableName, currentRegion, tenantOf(caller), path.vmId);
   return { statusCode: 204 };
 });

@@ -1,11 +1,11 @@
-import { PathWithId } from '#events/api.ts';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { tenantOf } from '../domain/access.ts';
 import { detachServiceAccount } from '../domain/service-accounts.ts';
 
-export const handler = apiHandler({ scopes: ['tenant:write'], path: PathWithId('vmId') }, async ({ path, caller }) => ({
+export const handler = apiHandler(operations.detachServiceAccount, async ({ path, caller }) => ({
   statusCode: 200,
   body: await detachServiceAccount(tableName, currentRegion, tenantOf(caller), path.vmId),
 }));

@@ -1,15 +1,11 @@
-import { resourceId } from '#events/identifiers.ts';
-import { z } from 'zod';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { tenantOf } from '../domain/access.ts';
 import { disallowSource } from '../domain/allowed-sources.ts';
 
-export const handler = apiHandler(
-  { scopes: ['tenant:write'], path: z.strictObject({ networkId: resourceId, sourceNetworkId: resourceId }) },
-  async ({ path, caller }) => {
-    await disallowSource(tableName, currentRegion, tenantOf(caller), path.networkId, path.sourceNetworkId);
-    return { statusCode: 204 };
-  },
-);
+export const handler = apiHandler(operations.disallowSource, async ({ path, caller }) => {
+  await disallowSource(tableName, currentRegion, tenantOf(caller), path.networkId, path.sourceNetworkId);
+  return { statusCode: 204 };
+});

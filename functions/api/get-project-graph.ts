@@ -1,10 +1,10 @@
-import { PathWithId } from '#events/api.ts';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { tableName } from '../commons/table.ts';
 import { tenantOf } from '../domain/access.ts';
 import { projectGraph } from '../domain/project-graph.ts';
 
-export const handler = apiHandler({ scopes: ['tenant:read'], path: PathWithId('projectId') }, async ({ path, caller }) => ({
+export const handler = apiHandler(operations.getProjectGraph, async ({ path, caller }) => ({
   statusCode: 200,
   body: await projectGraph(tableName, tenantOf(caller), path.projectId),
 }));

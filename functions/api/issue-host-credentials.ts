@@ -1,4 +1,4 @@
-import { IssueHostCredentialsRequest, PathWithId } from '#events/api.ts';
+import { operations } from '#events/operations.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
 import { kms } from '../commons/clients.ts';
 import { requiredEnv } from '../commons/env.ts';
@@ -9,7 +9,7 @@ import { issueCredentialsForHost } from '../domain/host-credentials.ts';
 
 const credentials = new KmsJwsSigner(kms, requiredEnv('HOST_CREDENTIAL_KEY_ARN'));
 
-export const handler = apiHandler({ scopes: ['host'], path: PathWithId('hostId'), body: IssueHostCredentialsRequest }, async ({ path, body, caller }) => {
+export const handler = apiHandler(operations.issueHostCredentials, async ({ path, body, caller }) => {
   assertActsForHost(caller, path.hostId);
   return { statusCode: 200, body: await issueCredentialsForHost(tableName, credentials, path.hostId, body.publicKey) };
 });

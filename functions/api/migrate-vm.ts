@@ -1,11 +1,11 @@
-import { MigrateVmRequest, PathWithId } from '#events/api.ts';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { migrateVm } from '../domain/vms.ts';
 import { tenantOf } from '../domain/access.ts';
 
-export const handler = apiHandler({ scopes: ['tenant:write'], path: PathWithId('vmId'), body: MigrateVmRequest }, async ({ path, body, caller }) => ({
+export const handler = apiHandler(operations.migrateVm, async ({ path, body, caller }) => ({
   statusCode: 200,
   body: await migrateVm(tableName, currentRegion, tenantOf(caller), path.vmId, body.targetHostId),
 }));

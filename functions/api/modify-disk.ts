@@ -1,12 +1,11 @@
-import { PathWithId } from '#events/api.ts';
-import { ModifyDiskRequest } from '#events/disks.ts';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { tenantOf } from '../domain/access.ts';
 import { modifyDisk } from '../domain/disks.ts';
 
-export const handler = apiHandler({ scopes: ['tenant:write'], path: PathWithId('diskId'), body: ModifyDiskRequest }, async ({ path, body, caller }) => ({
+export const handler = apiHandler(operations.modifyDisk, async ({ path, body, caller }) => ({
   statusCode: 200,
   body: await modifyDisk(tableName, currentRegion, tenantOf(caller), path.diskId, body),
 }));

@@ -1,7 +1,5 @@
-import { PublishHostKeysRequest } from '#events/api.ts';
-import { resourceId } from '#events/identifiers.ts';
+import { operations } from '#events/operations.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
-import { z } from 'zod';
 import { kms } from '../commons/clients.ts';
 import { requiredEnv } from '../commons/env.ts';
 import { apiHandler } from '../commons/http.ts';
@@ -11,10 +9,7 @@ import { publishHostKeys } from '../domain/host-keys.ts';
 
 const attestations = new KmsJwsSigner(kms, requiredEnv('HOST_KEY_ATTESTATION_KEY_ARN'));
 
-export const handler = apiHandler(
-  { scopes: ['host'], path: z.strictObject({ hostId: resourceId, vmId: resourceId }), body: PublishHostKeysRequest },
-  async ({ path, body, caller }) => {
-    assertActsForHost(caller, path.hostId);
-    return { statusCode: 200, body: await publishHostKeys(tableName, attestations, path.hostId, path.vmId, body.keys) };
-  },
-);
+export const handler = apiHandler(operations.publishHostKeys, async ({ path, body, caller }) => {
+  assertActsForHost(caller, path.hostId);
+  return { statusCode: 200, body: await publishHostKeys(tableName, attestations, path.hostId, path.vmId, body.keys) };
+});

@@ -1,4 +1,4 @@
-import { RegisterHostRequest } from '#events/api.ts';
+import { operations } from '#events/operations.ts';
 import { apiHandler } from '../commons/http.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
@@ -6,7 +6,7 @@ import { registerHost } from '../domain/hosts.ts';
 import { ensureHostQueue } from '../domain/host-queues.ts';
 import { assertActsForHost } from '../domain/access.ts';
 
-export const handler = apiHandler({ scopes: ['operator', 'host'], body: RegisterHostRequest }, async ({ body, caller }) => {
+export const handler = apiHandler(operations.registerHost, async ({ body, caller }) => {
   assertActsForHost(caller, body.hostId);
   const { host, created } = await registerHost(tableName, currentRegion, body, ensureHostQueue);
   return { statusCode: created ? 201 : 200, body: host };

@@ -1,7 +1,8 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { z } from 'zod';
-import { ScopeList, Subject, principalOf, type Principal, type Scope } from '#events/tokens.ts';
+import type { Operation } from '#events/operations.ts';
+import { ScopeList, Subject, principalOf, type Principal } from '#events/tokens.ts';
 import { ClientError, ForbiddenError, UnauthorizedError, ValidationError } from '../domain/errors.ts';
 import { logger } from './logger.ts';
 
@@ -18,39 +19,29 @@ export interface ApiResult {
   body?: unknown;
 }
 
-interface Schemas<B extends z.ZodType, P extends z.ZodType, Q extends z.ZodType> {
-  /** The caller must hold at least one of these scopes. */
-  scopes: readonly Scope[];
-  body?: B;
-  path?: P;
-  query?: Q;
-}
-
-const none = z.unknown();
+type BodyOf<O> = O extends { body: infer B extends z.ZodType } ? z.infer<B> : undefined;
+type QueryOf<O> = O extends { query: infer Q extends z.ZodType } ? z.infer<Q> : undefined;
 
 /**
- * Wraps a route: checks the caller's scope, validates body, path and query with the shared schemas, calls the domain
- * function, and turns domain errors into 4xx answers. Anything unexpected is logged and answered
- * with a bare 500 so internals never leak to tenants.
+ * Wraps a route: checks the caller's scope, validates body, path and query with the operation's
+ * shared schemas, calls the domain function, and turns domain errors into 4xx answers. Anything
+ * unexpected is logged and answered with a bare 500 so internals never leak to tenants.
  */
-export function apiHandler<B extends z.ZodType = typeof none, P extends z.ZodType = typeof none, Q extends z.ZodType = typeof none>(
-  schemas: Schemas<B, P, Q>,
-  run: (input: ApiInput<z.infer<B>, z.infer<P>, z.infer<Q>>) => Promise<ApiResult>,
-) {
+export function apiHandler<O extends Operation>(operation: O, run: (input: ApiInput<BodyOf<O>, z.infer<O['params']>, QueryOf<O>>) => Promise<ApiResult>) {
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
     .onError(async (request) => {
       request.response = errorResponse(request.error);
     })
     .handler(async (event) => {
       const caller = callerOf(event);
-      if (!schemas.scopes.some((scope) => caller.scopes.includes(scope))) {
-        throw new ForbiddenError(`this route needs scope ${schemas.scopes.join(' or ')}`);
+      if (!operation.scopes.some((scope) => caller.scopes.includes(scope))) {
+        throw new ForbiddenError(`this route needs scope ${operation.scopes.join(' or ')}`);
       }
       const input = {
         caller,
-        body: parse('body', schemas.body, schemas.body ? parseJsonBody(event) : undefined),
-        path: parse('path', schemas.path, event.pathParameters ?? {}),
-        query: parse('query', schemas.query, event.queryStringParameters ?? {}),
+        body: parse('body', operation.body, operation.body ? parseJsonBody(event) : undefined) as BodyOf<O>,
+        path: parse('path', operation.params, event.pathParameters ?? {}) as z.infer<O['params']>,
+        query: parse('query', operation.query, event.queryStringParameters ?? {}) as QueryOf<O>,
       };
       const result = await run(input);
       return json(result.statusCode, result.body);

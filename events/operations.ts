@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import {
+  AttachServiceAccountRequest,
+  CreateNetworkRequest,
+  CreateServiceAccountRequest,
+  CreateVmRequest,
+  IssueHostCredentialsRequest,
+  ListQuery,
+  ListVmsQuery,
+  MigrateVmRequest,
+  PublishHostKeysRequest,
+  RegisterHostRequest,
+  RequestConnectionRequest,
+} from './api.ts';
+import { AttachDiskRequest, CreateDiskRequest, ModifyDiskRequest, RegisterStoragePoolRequest } from './disks.ts';
+import { resourceId } from './identifiers.ts';
+import { CompleteImageUploadRequest, CreateImageRequest } from './images.ts';
+import { CreateProjectRequest } from './projects.ts';
+import { CreateShuffleJobRequest, ShuffleWorkerReport } from './shuffle.ts';
+import type { Scope } from './tokens.ts';
+import { EgressPolicy, PutVmAttributesRequest } from './vm-config.ts';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/**
+ * One route of the API: what it takes, who may call it and what it answers. Handlers validate
+ * with these schemas, the CDK app makes a method per operation, and the OpenAPI description is
+ * generated from them: one source of truth.
+ */
+export interface Operation {
+  operationId: string;
+  method: HttpMethod;
+  /** The URL path template under the stage, `{name}` for each path parameter. */
+  path: string;
+  summary: string;
+  /** The caller must hold at least one of these scopes. */
+  scopes: readonly Scope[];
+  /** The path parameters, every one an id: derived from `path`. */
+  params: z.ZodType<Record<string, string>>;
+  body?: z.ZodType;
+  query?: z.ZodType;
+  /** Success answers by status code, with what each means. */
+  responses: Readonly<Record<number, string>>;
+}
+
+type OperationSpec = Omit<Operation, 'operationId' | 'method' | 'path' | 'params'>;
+
+/** `'GET /vms/{vmId}/host-keys'` → `'vmId'`. */
+type ParamNames<Route extends string> = Route extends `${string}{${infer Name}}${infer Rest}` ? Name | ParamNames<Rest> : never;
+
+const pathParameterNames = (path: string) => [...path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]!);
+
+function operation<Route extends `${HttpMethod} /${string}`, Spec extends OperationSpec>(route: Route, spec: Spec) {
+  const [method, path] = route.split(' ') as [HttpMethod, string];
+  const params = z.strictObject(Object.fromEntries(pathParameterNames(path).map((name) => [name, resourceId]))) as unknown as z.ZodType<Record<ParamNames<Route>, string>>;
+  return { method, path, params, ...spec };
+}
+
+const tenantRead = ['tenant:read'] as const;
+const tenantWrite = ['tenant:write'] as const;
+const anyCaller = ['tenant:read', 'tenant:write', 'host', 'operator'] as const;
+
+const specs = {
+  getApiDescription: operation('GET /openapi.json', { summary: 'This description of the API (OpenAPI 3.1)', scopes: anyCaller, responses: { 200: 'the OpenAPI document' } }),
+
+  registerHost: operation('POST /hosts', { summary: 'Register a host (again with the same address: no change)', scopes: ['operator', 'host'], body: RegisterHostRequest, responses: { 200: 'already registered', 201: 'registered' } }),
+  listHosts: operation('GET /hosts', { summary: 'List hosts', scopes: ['operator'], responses: { 200: 'the hosts' } }),
+  getForwardingTable: operation('GET /hosts/{hostId}/forwarding-table', { summary: 'Every network the host is a member of, whole', scopes: ['host', 'operator'], responses: { 200: 'the forwarding table' } }),
+  publishHostKeys: operation('PUT /hosts/{hostId}/vms/{vmId}/host-keys', { summary: "Publish a VM's SSH host keys (only its current host)", scopes: ['host'], body: PublishHostKeysRequest, responses: { 200: 'published, with an attestation' } }),
+  issueHostCredentials: operation('POST /hosts/{hostId}/service-account-credentials', { summary: 'Long-term service-account credentials bound to the agent key', scopes: ['host'], body: IssueHostCredentialsRequest, responses: { 200: 'one credential per attached account' } }),
+  getHostPairKeys: operation('GET /hosts/{hostId}/vm-pair-keys', { summary: "Ciphertexts of the host's VMs' pair secrets", scopes: ['host'], responses: { 200: 'the wrapped keys' } }),
+  getHostVmConfigs: operation('GET /hosts/{hostId}/vm-configs', { summary: 'Egress policies and attributes of the VMs on the host', scopes: ['host'], responses: { 200: 'the VM configurations' } }),
+  reportShuffleWorker: operation('PUT /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}', { summary: "What a worker's host reports of it (absolute numbers)", scopes: ['host'], body: ShuffleWorkerReport, responses: { 200: 'the job as it stands' } }),
+
+  createNetwork: operation('POST /networks', { summary: 'Create a network', scopes: tenantWrite, body: CreateNetworkRequest, responses: { 201: 'created' } }),
+  listNetworks: operation('GET /networks', { summary: 'List networks', scopes: tenantRead, query: ListQuery, responses: { 200: 'a page of networks' } }),
+  getNetwork: operation('GET /networks/{networkId}', { summary: 'Show a network', scopes: tenantRead, responses: { 200: 'the network' } }),
+  deleteNetwork: operation('DELETE /networks/{networkId}', { summary: 'Delete a network no VM uses', scopes: tenantWrite, responses: { 204: 'deleted' } }),
+  allowSource: operation('PUT /networks/{networkId}/allowed-sources/{sourceNetworkId}', { summary: 'Let VMs of the source network connect to this one', scopes: tenantWrite, responses: { 200: 'allowed' } }),
+  disallowSource: operation('DELETE /networks/{networkId}/allowed-sources/{sourceNetworkId}', { summary: 'Take that permission back', scopes: tenantWrite, responses: { 204: 'no longer allowed' } }),
+  listAllowedSources: operation('GET /networks/{networkId}/allowed-sources', { summary: 'Networks allowed to connect to this one', scopes: tenantRead, responses: { 200: 'the allowed sources' } }),
+
+  createVm: operation('POST /vms', { summary: 'Create a VM (pending while its image is copied from another region)', scopes: tenantWrite, body: CreateVmRequest, responses: { 201: 'created' } }),
+  listVms: operation('GET /vms', { summary: 'List VMs', scopes: tenantRead, query: ListVmsQuery, responses: { 200: 'a page of VMs' } }),
+  getVm: operation('GET /vms/{vmId}', { summary: 'Show a VM', scopes: tenantRead, responses: { 200: 'the VM' } }),
+  migrateVm: operation('POST /vms/{vmId}/migrate', { summary: 'Move a VM to another host; it keeps its address', scopes: tenantWrite, body: MigrateVmRequest, responses: { 200: 'migrated' } }),
+  deleteVm: operation('DELETE /vms/{vmId}', { summary: 'Delete a VM without disks attached', scopes: tenantWrite, responses: { 204: 'deleted' } }),
+  getHostKeys: operation('GET /vms/{vmId}/host-keys', { summary: "A VM's SSH host keys: type, fingerprint, known_hosts line, attestation", scopes: tenantRead, responses: { 200: 'the host keys' } }),
+  attachServiceAccount: operation('PUT /vms/{vmId}/service-account', { summary: 'Attach a service account to a VM', scopes: tenantWrite, body: AttachServiceAccountRequest, responses: { 200: 'attached' } }),
+  detachServiceAccount: operation('DELETE /vms/{vmId}/service-account', { summary: "Detach the VM's service account", scopes: tenantWrite, responses: { 200: 'detached' } }),
+  requestConnection: operation('POST /vms/{vmId}/connections', { summary: 'A network-pair token for a connection to another VM', scopes: ['tenant:write', 'host'], body: RequestConnectionRequest, responses: { 200: "the destination host's address and a token" } }),
+  putEgressPolicy: operation('PUT /vms/{vmId}/egress-policy', { summary: "What the VM's outbound proxy lets out", scopes: tenantWrite, body: EgressPolicy, responses: { 200: 'the policy' } }),
+  putVmAttributes: operation('PUT /vms/{vmId}/attributes', { summary: "The VM's custom metadata (replaces the set)", scopes: tenantWrite, body: PutVmAttributesRequest, responses: { 200: 'the attributes' } }),
+
+  createServiceAccount: operation('POST /service-accounts', { summary: 'Create a service account', scopes: tenantWrite, body: CreateServiceAccountRequest, responses: { 201: 'created' } }),
+  listServiceAccounts: operation('GET /service-accounts', { summary: 'List service accounts', scopes: tenantRead, query: ListQuery, responses: { 200: 'a page of service accounts' } }),
+  getServiceAccount: operation('GET /service-accounts/{serviceAccountId}', { summary: 'Show a service account', scopes: tenantRead, responses: { 200: 'the service account' } }),
+  deleteServiceAccount: operation('DELETE /service-accounts/{serviceAccountId}', { summary: 'Delete a service account no VM uses', scopes: tenantWrite, responses: { 204: 'deleted' } }),
+
+  createShuffleJob: operation('POST /shuffle-jobs', { summary: 'Create a shuffle job over worker VMs', scopes: tenantWrite, body: CreateShuffleJobRequest, responses: { 201: 'created' } }),
+  getShuffleJob: operation('GET /shuffle-jobs/{jobId}', { summary: 'Counts in and out per worker; complete when they match', scopes: tenantRead, responses: { 200: 'the job' } }),
+  deleteShuffleJob: operation('DELETE /shuffle-jobs/{jobId}', { summary: 'Delete a shuffle job and its queues', scopes: tenantWrite, responses: { 204: 'deleted' } }),
+
+  createProject: operation('POST /projects', { summary: 'Create a project', scopes: tenantWrite, body: CreateProjectRequest, responses: { 201: 'created' } }),
+  listProjects: operation('GET /projects', { summary: 'List projects', scopes: tenantRead, query: ListQuery, responses: { 200: 'a page of projects' } }),
+  getProject: operation('GET /projects/{projectId}', { summary: 'Show a project', scopes: tenantRead, responses: { 200: 'the project' } }),
+  getProjectGraph: operation('GET /projects/{projectId}/graph', { summary: "The project's nodes, with owns and uses edges", scopes: tenantRead, responses: { 200: 'the graph' } }),
+  deleteProject: operation('DELETE /projects/{projectId}', { summary: 'Delete a project and release everything beneath it', scopes: tenantWrite, responses: { 202: 'deleting; the release goes on in the background' } }),
+
+  createImage: operation('POST /images', { summary: 'Create an image and get one presigned PUT URL per part', scopes: tenantWrite, body: CreateImageRequest, responses: { 201: 'created, with its upload' } }),
+  listImages: operation('GET /images', { summary: 'List images', scopes: tenantRead, query: ListQuery, responses: { 200: 'a page of images' } }),
+  getImage: operation('GET /images/{imageId}', { summary: 'Show an image and its copies in other regions', scopes: tenantRead, responses: { 200: 'the image' } }),
+  completeImageUpload: operation('POST /images/{imageId}/complete', { summary: 'Complete the upload; the content is then verified', scopes: tenantWrite, body: CompleteImageUploadRequest, responses: { 202: 'verifying' } }),
+
+  registerStoragePool: operation('POST /storage-pools', { summary: 'Register a storage pool (again with the same capacities: no change)', scopes: ['operator'], body: RegisterStoragePoolRequest, responses: { 200: 'already registered', 201: 'registered' } }),
+  listStoragePools: operation('GET /storage-pools', { summary: 'Storage pools and what is free of each', scopes: ['operator'], responses: { 200: 'the pools' } }),
+
+  createDisk: operation('POST /disks', { summary: 'Create a disk with size, IOPS and throughput chosen independently', scopes: tenantWrite, body: CreateDiskRequest, responses: { 201: 'created' } }),
+  listDisks: operation('GET /disks', { summary: 'List disks', scopes: tenantRead, query: ListQuery, responses: { 200: 'a page of disks' } }),
+  getDisk: operation('GET /disks/{diskId}', { summary: 'Show a disk', scopes: tenantRead, responses: { 200: 'the disk' } }),
+  modifyDisk: operation('PATCH /disks/{diskId}', { summary: 'Change size, IOPS or throughput, any one independently', scopes: tenantWrite, body: ModifyDiskRequest, responses: { 200: 'changed' } }),
+  deleteDisk: operation('DELETE /disks/{diskId}', { summary: 'Delete a detached disk', scopes: tenantWrite, responses: { 204: 'deleted' } }),
+  attachDisk: operation('POST /disks/{diskId}/attach', { summary: 'Attach a disk to a VM', scopes: tenantWrite, body: AttachDiskRequest, responses: { 200: 'attached' } }),
+  detachDisk: operation('POST /disks/{diskId}/detach', { summary: 'Detach a disk', scopes: tenantWrite, responses: { 200: 'detached' } }),
+};
+
+export type OperationId = keyof typeof specs;
+
+export const operations = Object.fromEntries(Object.entries(specs).map(([operationId, spec]) => [operationId, { operationId, ...spec }])) as {
+  [Id in OperationId]: (typeof specs)[Id] & { operationId: Id };
+};
+
+/** Answers any operation may give besides its own: the message names the field, the rule or what to do. */
+export const errorStatuses = {
+  400: ['BadRequest', 'the request is malformed; the message names the field and the rule'],
+  401: ['Unauthorized', 'missing, malformed, expired or forged bearer token'],
+  403: ['Forbidden', "the token's scope does not allow this route"],
+  404: ['NotFound', "no such resource (another tenant's resource looks the same)"],
+  409: ['Conflict', 'conflicts with the current state (in use, full, in another region); the message says what to do'],
+  500: ['InternalError', 'internal error; nothing more is said'],
+} as const;
+
+/** Every status code an operation is described as answering with. */
+export const documentedStatuses = (operation: Operation): number[] => [...Object.keys(operation.responses), ...Object.keys(errorStatuses)].map(Number);
+
+/** The handler module of an operation: `createVm` → `functions/api/create-vm.ts`. */
+export const handlerEntry = (operationId: string) => `functions/api/${operationId.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}.ts`;
+
+/** The operation a request is for, by method and concrete path (`/vms/vm-1`), if any. */
+export function operationFor(method: string, path: string): Operation | undefined {
+  const segments = path.split('?')[0]!.split('/').filter(Boolean);
+  return Object.values<Operation>(operations).find((candidate) => {
+    if (candidate.method !== method) return false;
+    const template = candidate.path.split('/').filter(Boolean);
+    return template.length === segments.length && template.every((part, index) => part.startsWith('{') || part === segments[index]);
+  });
+}
