@@ -1,5 +1,6 @@
 import { inject } from 'vitest';
 import { tableKeyAttributes } from '#domain/table-keys.ts';
+import { documentedStatuses, operationFor } from '#events/operations.ts';
 import { tenantToken } from './tokens.ts';
 
 export interface ApiResponse<T = any> {
@@ -19,6 +20,11 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
   const parsed = text ? JSON.parse(text) : undefined;
   const leaked = tableKeyIn(parsed, 'body');
   if (leaked) throw new Error(`${method} ${path} answered with the table's own attribute ${leaked}: ${text.slice(0, 500)}`);
+  // The API description is checked against every answer the tests see.
+  const operation = operationFor(method, path);
+  if (operation && !documentedStatuses(operation).includes(response.status)) {
+    throw new Error(`${method} ${path} answered ${response.status}, which its OpenAPI description (${operation.operationId}) does not document: ${text.slice(0, 500)}`);
+  }
   return { status: response.status, body: parsed };
 }
 

@@ -47,6 +47,7 @@ describe('tenant isolation', () => {
 
   /** One check per route; the last test makes sure no route of the API is missing here. */
   const attempts: Record<string, () => Promise<void>> = {
+    'GET /openapi.json': async () => expect(JSON.stringify(await expectOk(api('GET', '/openapi.json', undefined, tenantA)))).not.toContain(networkB.tenantId),
     'POST /hosts': async () => expect((await api('POST', '/hosts', { hostId: uniqueId('evil'), address: '198.51.100.200', capacity: 1 }, tenantA)).status).toBe(403),
     'GET /hosts': async () => expect((await api('GET', '/hosts', undefined, tenantA)).status).toBe(403),
     'GET /hosts/{hostId}/forwarding-table': async () => expect((await api('GET', `/hosts/${hostIds[0]}/forwarding-table`, undefined, tenantA)).status).toBe(403),

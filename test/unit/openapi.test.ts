@@ -1,0 +1,47 @@
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { describe, expect, it } from 'vitest';
+import { openApiDocument } from '#events/openapi.ts';
+import { operationFor, operations, type Operation } from '#events/operations.ts';
+
+const document = openApiDocument();
+const all = Object.values<Operation>(operations);
+
+describe('OpenAPI description', () => {
+  it('is a valid OpenAPI 3.1 document', async () => {
+    const result = await new Validator().validate(structuredClone(document) as Parameters<Validator["validate"]>[0]);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+  });
+
+  it('describes every operation once, with its path parameters, request body and answers', () => {
+    const described = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ path, method, operation: operation as any })));
+    expect(described.map(({ operation }) => operation.operationId).sort()).toEqual(all.map((operation) => operation.operationId).sort());
+    for (const { path, method, operation } of described) {
+      const source = operations[operation.operationId as keyof typeof operations] as Operation;
+      expect(`${method.toUpperCase()} ${path}`).toBe(`${source.method} ${source.path}`);
+      const pathParameters = [...path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]);
+      expect(operation.parameters.filter((parameter: any) => parameter.in === 'path').map((parameter: any) => parameter.name)).toEqual(pathParameters);
+      expect(operation.requestBody !== undefined).toBe(source.body !== undefined);
+      for (const status of Object.keys(source.responses)) expect(operation.responses[status]).toBeDefined();
+      expect(operation.responses['400']).toEqual({ $ref: '#/components/responses/BadRequest' });
+    }
+  });
+
+  it('carries the rules of the schemas that validate requests', () => {
+    const createNetwork = (document.paths['/networks'] as any).post.requestBody.content['application/json'].schema;
+    expect(createNetwork).toMatchObject({ type: 'object', required: ['name', 'cidr'], additionalProperties: false });
+    expect(createNetwork.properties.name).toEqual({ type: 'string', minLength: 1, maxLength: 128 });
+    const listVms = (document.paths['/vms'] as any).get.parameters;
+    expect(listVms).toContainEqual({ name: 'limit', in: 'query', required: false, schema: expect.objectContaining({ type: 'integer', minimum: 1, maximum: 100, default: 50 }) });
+    expect(listVms).toContainEqual({ name: 'networkId', in: 'query', required: false, schema: expect.objectContaining({ type: 'string', pattern: expect.any(String) }) });
+  });
+
+  it('finds the operation of a concrete request', () => {
+    expect(operationFor('GET', '/vms/vm-1')?.operationId).toBe('getVm');
+    expect(operationFor('GET', '/vms?networkId=net-1')?.operationId).toBe('listVms');
+    expect(operationFor('PUT', '/hosts/h-1/vms/vm-1/host-keys')?.operationId).toBe('publishHostKeys');
+    expect(operationFor('GET', '/vms/vm-1/host-keys')?.operationId).toBe('getHostKeys');
+    expect(operationFor('GET', '/nowhere')).toBeUndefined();
+    expect(operationFor('PATCH', '/vms/vm-1')).toBeUndefined();
+  });
+});
