@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { errorStatuses, operations, type Operation } from './operations.ts';
+import { ErrorBody } from './responses.ts';
 
 type JsonSchema = Record<string, unknown>;
 
-/** A request schema as JSON Schema 2020-12 (what OpenAPI 3.1 uses), describing what callers send. */
-function requestSchema(schema: z.ZodType): JsonSchema {
-  const { $schema: _dialect, ...jsonSchema } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+/** A schema as JSON Schema 2020-12 (what OpenAPI 3.1 uses): of what callers send (`input`), or of what the API sends (`output`). */
+function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const { $schema: _dialect, ...jsonSchema } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
   return jsonSchema;
 }
 
@@ -15,9 +16,9 @@ const errorResponses = Object.fromEntries(Object.values(errorStatuses).map(([nam
 const commonErrors = Object.fromEntries(Object.entries(errorStatuses).map(([status, [name]]) => [status, { $ref: `#/components/responses/${name}` }]));
 
 function parameters(operation: Operation) {
-  const path = Object.entries((requestSchema(operation.params).properties ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({ name, in: 'path', required: true, schema }));
+  const path = Object.entries((jsonSchemaOf(operation.params, 'input').properties ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({ name, in: 'path', required: true, schema }));
   if (!operation.query) return path;
-  const query = requestSchema(operation.query);
+  const query = jsonSchemaOf(operation.query, 'input');
   const required = new Set((query.required ?? []) as string[]);
   return [...path, ...Object.entries((query.properties ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({ name, in: 'query', required: required.has(name), schema }))];
 }
@@ -29,9 +30,11 @@ function describe(operation: Operation) {
     description: `Scopes: ${operation.scopes.join(' or ')}.`,
     tags: [operation.path.split('/')[1]!],
     parameters: parameters(operation),
-    ...(operation.body ? { requestBody: { required: true, content: { 'application/json': { schema: requestSchema(operation.body) } } } } : {}),
+    ...(operation.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchemaOf(operation.body, 'input') } } } } : {}),
     responses: {
-      ...Object.fromEntries(Object.entries(operation.responses).map(([status, description]) => [status, status === '204' ? { description } : { description, content: { 'application/json': { schema: {} } } }])),
+      ...Object.fromEntries(
+        Object.entries(operation.responses).map(([status, { description, body }]) => [status, body ? { description, content: { 'application/json': { schema: jsonSchemaOf(body, 'output') } } } : { description }]),
+      ),
       ...commonErrors,
     },
   };
@@ -56,7 +59,7 @@ export function openApiDocument(serverUrl = '/v1') {
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT (ES256, signed through KMS)' } },
       responses: errorResponses,
-      schemas: { Error: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] } },
+      schemas: { Error: jsonSchemaOf(ErrorBody, 'output') },
     },
   };
 }

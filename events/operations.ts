@@ -16,6 +16,7 @@ import { AttachDiskRequest, CreateDiskRequest, ModifyDiskRequest, RegisterStorag
 import { resourceId } from './identifiers.ts';
 import { CompleteImageUploadRequest, CreateImageRequest } from './images.ts';
 import { CreateProjectRequest } from './projects.ts';
+import * as responses from './responses.ts';
 import { CreateShuffleJobRequest, ShuffleWorkerReport } from './shuffle.ts';
 import type { Scope } from './tokens.ts';
 import { EgressPolicy, PutVmAttributesRequest } from './vm-config.ts';
@@ -39,8 +40,8 @@ export interface Operation {
   params: z.ZodType<Record<string, string>>;
   body?: z.ZodType;
   query?: z.ZodType;
-  /** Success answers by status code, with what each means. */
-  responses: Readonly<Record<number, string>>;
+  /** Success answers by status code: what each means, and the schema of its body (none for 204). */
+  responses: Readonly<Record<number, { description: string; body?: z.ZodType }>>;
 }
 
 type OperationSpec = Omit<Operation, 'operationId' | 'method' | 'path' | 'params'>;
@@ -61,67 +62,67 @@ const tenantWrite = ['tenant:write'] as const;
 const anyCaller = ['tenant:read', 'tenant:write', 'host', 'operator'] as const;
 
 const specs = {
-  getApiDescription: operation('GET /openapi.json', { summary: 'This description of the API (OpenAPI 3.1)', scopes: anyCaller, responses: { 200: 'the OpenAPI document' } }),
+  getApiDescription: operation('GET /openapi.json', { summary: 'This description of the API (OpenAPI 3.1)', scopes: anyCaller, responses: { 200: { description: 'the OpenAPI document', body: responses.ApiDescription } } }),
 
-  registerHost: operation('POST /hosts', { summary: 'Register a host (again with the same address: no change)', scopes: ['operator', 'host'], body: RegisterHostRequest, responses: { 200: 'already registered', 201: 'registered' } }),
-  listHosts: operation('GET /hosts', { summary: 'List hosts', scopes: ['operator'], responses: { 200: 'the hosts' } }),
-  getForwardingTable: operation('GET /hosts/{hostId}/forwarding-table', { summary: 'Every network the host is a member of, whole', scopes: ['host', 'operator'], responses: { 200: 'the forwarding table' } }),
-  publishHostKeys: operation('PUT /hosts/{hostId}/vms/{vmId}/host-keys', { summary: "Publish a VM's SSH host keys (only its current host)", scopes: ['host'], body: PublishHostKeysRequest, responses: { 200: 'published, with an attestation' } }),
-  issueHostCredentials: operation('POST /hosts/{hostId}/service-account-credentials', { summary: 'Long-term service-account credentials bound to the agent key', scopes: ['host'], body: IssueHostCredentialsRequest, responses: { 200: 'one credential per attached account' } }),
-  getHostPairKeys: operation('GET /hosts/{hostId}/vm-pair-keys', { summary: "Ciphertexts of the host's VMs' pair secrets", scopes: ['host'], responses: { 200: 'the wrapped keys' } }),
-  getHostVmConfigs: operation('GET /hosts/{hostId}/vm-configs', { summary: 'Egress policies and attributes of the VMs on the host', scopes: ['host'], responses: { 200: 'the VM configurations' } }),
-  reportShuffleWorker: operation('PUT /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}', { summary: "What a worker's host reports of it (absolute numbers)", scopes: ['host'], body: ShuffleWorkerReport, responses: { 200: 'the job as it stands' } }),
+  registerHost: operation('POST /hosts', { summary: 'Register a host (again with the same address: no change)', scopes: ['operator', 'host'], body: RegisterHostRequest, responses: { 200: { description: 'already registered', body: responses.Host }, 201: { description: 'registered', body: responses.Host } } }),
+  listHosts: operation('GET /hosts', { summary: 'List hosts', scopes: ['operator'], responses: { 200: { description: 'the hosts', body: responses.HostList } } }),
+  getForwardingTable: operation('GET /hosts/{hostId}/forwarding-table', { summary: 'Every network the host is a member of, whole', scopes: ['host', 'operator'], responses: { 200: { description: 'the forwarding table', body: responses.ForwardingTable } } }),
+  publishHostKeys: operation('PUT /hosts/{hostId}/vms/{vmId}/host-keys', { summary: "Publish a VM's SSH host keys (only its current host)", scopes: ['host'], body: PublishHostKeysRequest, responses: { 200: { description: 'published, with an attestation', body: responses.HostKeys } } }),
+  issueHostCredentials: operation('POST /hosts/{hostId}/service-account-credentials', { summary: 'Long-term service-account credentials bound to the agent key', scopes: ['host'], body: IssueHostCredentialsRequest, responses: { 200: { description: 'one credential per attached account', body: responses.HostCredentials } } }),
+  getHostPairKeys: operation('GET /hosts/{hostId}/vm-pair-keys', { summary: "Ciphertexts of the host's VMs' pair secrets", scopes: ['host'], responses: { 200: { description: 'the wrapped keys', body: responses.HostPairKeys } } }),
+  getHostVmConfigs: operation('GET /hosts/{hostId}/vm-configs', { summary: 'Egress policies and attributes of the VMs on the host', scopes: ['host'], responses: { 200: { description: 'the VM configurations', body: responses.HostVmConfigs } } }),
+  reportShuffleWorker: operation('PUT /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}', { summary: "What a worker's host reports of it (absolute numbers)", scopes: ['host'], body: ShuffleWorkerReport, responses: { 200: { description: 'the job as it stands', body: responses.ShuffleJob } } }),
 
-  createNetwork: operation('POST /networks', { summary: 'Create a network', scopes: tenantWrite, body: CreateNetworkRequest, responses: { 201: 'created' } }),
-  listNetworks: operation('GET /networks', { summary: 'List networks', scopes: tenantRead, query: ListQuery, responses: { 200: 'a page of networks' } }),
-  getNetwork: operation('GET /networks/{networkId}', { summary: 'Show a network', scopes: tenantRead, responses: { 200: 'the network' } }),
-  deleteNetwork: operation('DELETE /networks/{networkId}', { summary: 'Delete a network no VM uses', scopes: tenantWrite, responses: { 204: 'deleted' } }),
-  allowSource: operation('PUT /networks/{networkId}/allowed-sources/{sourceNetworkId}', { summary: 'Let VMs of the source network connect to this one', scopes: tenantWrite, responses: { 200: 'allowed' } }),
-  disallowSource: operation('DELETE /networks/{networkId}/allowed-sources/{sourceNetworkId}', { summary: 'Take that permission back', scopes: tenantWrite, responses: { 204: 'no longer allowed' } }),
-  listAllowedSources: operation('GET /networks/{networkId}/allowed-sources', { summary: 'Networks allowed to connect to this one', scopes: tenantRead, responses: { 200: 'the allowed sources' } }),
+  createNetwork: operation('POST /networks', { summary: 'Create a network', scopes: tenantWrite, body: CreateNetworkRequest, responses: { 201: { description: 'created', body: responses.Network } } }),
+  listNetworks: operation('GET /networks', { summary: 'List networks', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of networks', body: responses.NetworkList } } }),
+  getNetwork: operation('GET /networks/{networkId}', { summary: 'Show a network', scopes: tenantRead, responses: { 200: { description: 'the network', body: responses.Network } } }),
+  deleteNetwork: operation('DELETE /networks/{networkId}', { summary: 'Delete a network no VM uses', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
+  allowSource: operation('PUT /networks/{networkId}/allowed-sources/{sourceNetworkId}', { summary: 'Let VMs of the source network connect to this one', scopes: tenantWrite, responses: { 200: { description: 'allowed', body: responses.AllowedSource } } }),
+  disallowSource: operation('DELETE /networks/{networkId}/allowed-sources/{sourceNetworkId}', { summary: 'Take that permission back', scopes: tenantWrite, responses: { 204: { description: 'no longer allowed' } } }),
+  listAllowedSources: operation('GET /networks/{networkId}/allowed-sources', { summary: 'Networks allowed to connect to this one', scopes: tenantRead, responses: { 200: { description: 'the allowed sources', body: responses.AllowedSourceList } } }),
 
-  createVm: operation('POST /vms', { summary: 'Create a VM (pending while its image is copied from another region)', scopes: tenantWrite, body: CreateVmRequest, responses: { 201: 'created' } }),
-  listVms: operation('GET /vms', { summary: 'List VMs', scopes: tenantRead, query: ListVmsQuery, responses: { 200: 'a page of VMs' } }),
-  getVm: operation('GET /vms/{vmId}', { summary: 'Show a VM', scopes: tenantRead, responses: { 200: 'the VM' } }),
-  migrateVm: operation('POST /vms/{vmId}/migrate', { summary: 'Move a VM to another host; it keeps its address', scopes: tenantWrite, body: MigrateVmRequest, responses: { 200: 'migrated' } }),
-  deleteVm: operation('DELETE /vms/{vmId}', { summary: 'Delete a VM without disks attached', scopes: tenantWrite, responses: { 204: 'deleted' } }),
-  getHostKeys: operation('GET /vms/{vmId}/host-keys', { summary: "A VM's SSH host keys: type, fingerprint, known_hosts line, attestation", scopes: tenantRead, responses: { 200: 'the host keys' } }),
-  attachServiceAccount: operation('PUT /vms/{vmId}/service-account', { summary: 'Attach a service account to a VM', scopes: tenantWrite, body: AttachServiceAccountRequest, responses: { 200: 'attached' } }),
-  detachServiceAccount: operation('DELETE /vms/{vmId}/service-account', { summary: "Detach the VM's service account", scopes: tenantWrite, responses: { 200: 'detached' } }),
-  requestConnection: operation('POST /vms/{vmId}/connections', { summary: 'A network-pair token for a connection to another VM', scopes: ['tenant:write', 'host'], body: RequestConnectionRequest, responses: { 200: "the destination host's address and a token" } }),
-  putEgressPolicy: operation('PUT /vms/{vmId}/egress-policy', { summary: "What the VM's outbound proxy lets out", scopes: tenantWrite, body: EgressPolicy, responses: { 200: 'the policy' } }),
-  putVmAttributes: operation('PUT /vms/{vmId}/attributes', { summary: "The VM's custom metadata (replaces the set)", scopes: tenantWrite, body: PutVmAttributesRequest, responses: { 200: 'the attributes' } }),
+  createVm: operation('POST /vms', { summary: 'Create a VM (pending while its image is copied from another region)', scopes: tenantWrite, body: CreateVmRequest, responses: { 201: { description: 'created', body: responses.Vm } } }),
+  listVms: operation('GET /vms', { summary: 'List VMs', scopes: tenantRead, query: ListVmsQuery, responses: { 200: { description: 'a page of VMs', body: responses.VmList } } }),
+  getVm: operation('GET /vms/{vmId}', { summary: 'Show a VM', scopes: tenantRead, responses: { 200: { description: 'the VM', body: responses.Vm } } }),
+  migrateVm: operation('POST /vms/{vmId}/migrate', { summary: 'Move a VM to another host; it keeps its address', scopes: tenantWrite, body: MigrateVmRequest, responses: { 200: { description: 'migrated', body: responses.Vm } } }),
+  deleteVm: operation('DELETE /vms/{vmId}', { summary: 'Delete a VM without disks attached', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
+  getHostKeys: operation('GET /vms/{vmId}/host-keys', { summary: "A VM's SSH host keys: type, fingerprint, known_hosts line, attestation", scopes: tenantRead, responses: { 200: { description: 'the host keys', body: responses.HostKeys } } }),
+  attachServiceAccount: operation('PUT /vms/{vmId}/service-account', { summary: 'Attach a service account to a VM', scopes: tenantWrite, body: AttachServiceAccountRequest, responses: { 200: { description: 'attached', body: responses.Vm } } }),
+  detachServiceAccount: operation('DELETE /vms/{vmId}/service-account', { summary: "Detach the VM's service account", scopes: tenantWrite, responses: { 200: { description: 'detached', body: responses.Vm } } }),
+  requestConnection: operation('POST /vms/{vmId}/connections', { summary: 'A network-pair token for a connection to another VM', scopes: ['tenant:write', 'host'], body: RequestConnectionRequest, responses: { 200: { description: "the destination host's address and a token", body: responses.Connection } } }),
+  putEgressPolicy: operation('PUT /vms/{vmId}/egress-policy', { summary: "What the VM's outbound proxy lets out", scopes: tenantWrite, body: EgressPolicy, responses: { 200: { description: 'the policy', body: responses.Vm } } }),
+  putVmAttributes: operation('PUT /vms/{vmId}/attributes', { summary: "The VM's custom metadata (replaces the set)", scopes: tenantWrite, body: PutVmAttributesRequest, responses: { 200: { description: 'the attributes', body: responses.Vm } } }),
 
-  createServiceAccount: operation('POST /service-accounts', { summary: 'Create a service account', scopes: tenantWrite, body: CreateServiceAccountRequest, responses: { 201: 'created' } }),
-  listServiceAccounts: operation('GET /service-accounts', { summary: 'List service accounts', scopes: tenantRead, query: ListQuery, responses: { 200: 'a page of service accounts' } }),
-  getServiceAccount: operation('GET /service-accounts/{serviceAccountId}', { summary: 'Show a service account', scopes: tenantRead, responses: { 200: 'the service account' } }),
-  deleteServiceAccount: operation('DELETE /service-accounts/{serviceAccountId}', { summary: 'Delete a service account no VM uses', scopes: tenantWrite, responses: { 204: 'deleted' } }),
+  createServiceAccount: operation('POST /service-accounts', { summary: 'Create a service account', scopes: tenantWrite, body: CreateServiceAccountRequest, responses: { 201: { description: 'created', body: responses.ServiceAccount } } }),
+  listServiceAccounts: operation('GET /service-accounts', { summary: 'List service accounts', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of service accounts', body: responses.ServiceAccountList } } }),
+  getServiceAccount: operation('GET /service-accounts/{serviceAccountId}', { summary: 'Show a service account', scopes: tenantRead, responses: { 200: { description: 'the service account', body: responses.ServiceAccount } } }),
+  deleteServiceAccount: operation('DELETE /service-accounts/{serviceAccountId}', { summary: 'Delete a service account no VM uses', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
 
-  createShuffleJob: operation('POST /shuffle-jobs', { summary: 'Create a shuffle job over worker VMs', scopes: tenantWrite, body: CreateShuffleJobRequest, responses: { 201: 'created' } }),
-  getShuffleJob: operation('GET /shuffle-jobs/{jobId}', { summary: 'Counts in and out per worker; complete when they match', scopes: tenantRead, responses: { 200: 'the job' } }),
-  deleteShuffleJob: operation('DELETE /shuffle-jobs/{jobId}', { summary: 'Delete a shuffle job and its queues', scopes: tenantWrite, responses: { 204: 'deleted' } }),
+  createShuffleJob: operation('POST /shuffle-jobs', { summary: 'Create a shuffle job over worker VMs', scopes: tenantWrite, body: CreateShuffleJobRequest, responses: { 201: { description: 'created', body: responses.ShuffleJob } } }),
+  getShuffleJob: operation('GET /shuffle-jobs/{jobId}', { summary: 'Counts in and out per worker; complete when they match', scopes: tenantRead, responses: { 200: { description: 'the job', body: responses.ShuffleJob } } }),
+  deleteShuffleJob: operation('DELETE /shuffle-jobs/{jobId}', { summary: 'Delete a shuffle job and its queues', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
 
-  createProject: operation('POST /projects', { summary: 'Create a project', scopes: tenantWrite, body: CreateProjectRequest, responses: { 201: 'created' } }),
-  listProjects: operation('GET /projects', { summary: 'List projects', scopes: tenantRead, query: ListQuery, responses: { 200: 'a page of projects' } }),
-  getProject: operation('GET /projects/{projectId}', { summary: 'Show a project', scopes: tenantRead, responses: { 200: 'the project' } }),
-  getProjectGraph: operation('GET /projects/{projectId}/graph', { summary: "The project's nodes, with owns and uses edges", scopes: tenantRead, responses: { 200: 'the graph' } }),
-  deleteProject: operation('DELETE /projects/{projectId}', { summary: 'Delete a project and release everything beneath it', scopes: tenantWrite, responses: { 202: 'deleting; the release goes on in the background' } }),
+  createProject: operation('POST /projects', { summary: 'Create a project', scopes: tenantWrite, body: CreateProjectRequest, responses: { 201: { description: 'created', body: responses.Project } } }),
+  listProjects: operation('GET /projects', { summary: 'List projects', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of projects', body: responses.ProjectList } } }),
+  getProject: operation('GET /projects/{projectId}', { summary: 'Show a project', scopes: tenantRead, responses: { 200: { description: 'the project', body: responses.Project } } }),
+  getProjectGraph: operation('GET /projects/{projectId}/graph', { summary: "The project's nodes, with owns and uses edges", scopes: tenantRead, responses: { 200: { description: 'the graph', body: responses.ProjectGraph } } }),
+  deleteProject: operation('DELETE /projects/{projectId}', { summary: 'Delete a project and release everything beneath it', scopes: tenantWrite, responses: { 202: { description: 'deleting; the release goes on in the background', body: responses.Project } } }),
 
-  createImage: operation('POST /images', { summary: 'Create an image and get one presigned PUT URL per part', scopes: tenantWrite, body: CreateImageRequest, responses: { 201: 'created, with its upload' } }),
-  listImages: operation('GET /images', { summary: 'List images', scopes: tenantRead, query: ListQuery, responses: { 200: 'a page of images' } }),
-  getImage: operation('GET /images/{imageId}', { summary: 'Show an image and its copies in other regions', scopes: tenantRead, responses: { 200: 'the image' } }),
-  completeImageUpload: operation('POST /images/{imageId}/complete', { summary: 'Complete the upload; the content is then verified', scopes: tenantWrite, body: CompleteImageUploadRequest, responses: { 202: 'verifying' } }),
+  createImage: operation('POST /images', { summary: 'Create an image and get one presigned PUT URL per part', scopes: tenantWrite, body: CreateImageRequest, responses: { 201: { description: 'created, with its upload', body: responses.CreatedImage } } }),
+  listImages: operation('GET /images', { summary: 'List images', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of images', body: responses.ImageList } } }),
+  getImage: operation('GET /images/{imageId}', { summary: 'Show an image and its copies in other regions', scopes: tenantRead, responses: { 200: { description: 'the image', body: responses.ImageWithCopies } } }),
+  completeImageUpload: operation('POST /images/{imageId}/complete', { summary: 'Complete the upload; the content is then verified', scopes: tenantWrite, body: CompleteImageUploadRequest, responses: { 202: { description: 'verifying', body: responses.Image } } }),
 
-  registerStoragePool: operation('POST /storage-pools', { summary: 'Register a storage pool (again with the same capacities: no change)', scopes: ['operator'], body: RegisterStoragePoolRequest, responses: { 200: 'already registered', 201: 'registered' } }),
-  listStoragePools: operation('GET /storage-pools', { summary: 'Storage pools and what is free of each', scopes: ['operator'], responses: { 200: 'the pools' } }),
+  registerStoragePool: operation('POST /storage-pools', { summary: 'Register a storage pool (again with the same capacities: no change)', scopes: ['operator'], body: RegisterStoragePoolRequest, responses: { 200: { description: 'already registered', body: responses.StoragePool }, 201: { description: 'registered', body: responses.StoragePool } } }),
+  listStoragePools: operation('GET /storage-pools', { summary: 'Storage pools and what is free of each', scopes: ['operator'], responses: { 200: { description: 'the pools', body: responses.StoragePoolList } } }),
 
-  createDisk: operation('POST /disks', { summary: 'Create a disk with size, IOPS and throughput chosen independently', scopes: tenantWrite, body: CreateDiskRequest, responses: { 201: 'created' } }),
-  listDisks: operation('GET /disks', { summary: 'List disks', scopes: tenantRead, query: ListQuery, responses: { 200: 'a page of disks' } }),
-  getDisk: operation('GET /disks/{diskId}', { summary: 'Show a disk', scopes: tenantRead, responses: { 200: 'the disk' } }),
-  modifyDisk: operation('PATCH /disks/{diskId}', { summary: 'Change size, IOPS or throughput, any one independently', scopes: tenantWrite, body: ModifyDiskRequest, responses: { 200: 'changed' } }),
-  deleteDisk: operation('DELETE /disks/{diskId}', { summary: 'Delete a detached disk', scopes: tenantWrite, responses: { 204: 'deleted' } }),
-  attachDisk: operation('POST /disks/{diskId}/attach', { summary: 'Attach a disk to a VM', scopes: tenantWrite, body: AttachDiskRequest, responses: { 200: 'attached' } }),
-  detachDisk: operation('POST /disks/{diskId}/detach', { summary: 'Detach a disk', scopes: tenantWrite, responses: { 200: 'detached' } }),
+  createDisk: operation('POST /disks', { summary: 'Create a disk with size, IOPS and throughput chosen independently', scopes: tenantWrite, body: CreateDiskRequest, responses: { 201: { description: 'created', body: responses.Disk } } }),
+  listDisks: operation('GET /disks', { summary: 'List disks', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of disks', body: responses.DiskList } } }),
+  getDisk: operation('GET /disks/{diskId}', { summary: 'Show a disk', scopes: tenantRead, responses: { 200: { description: 'the disk', body: responses.Disk } } }),
+  modifyDisk: operation('PATCH /disks/{diskId}', { summary: 'Change size, IOPS or throughput, any one independently', scopes: tenantWrite, body: ModifyDiskRequest, responses: { 200: { description: 'changed', body: responses.Disk } } }),
+  deleteDisk: operation('DELETE /disks/{diskId}', { summary: 'Delete a detached disk', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
+  attachDisk: operation('POST /disks/{diskId}/attach', { summary: 'Attach a disk to a VM', scopes: tenantWrite, body: AttachDiskRequest, responses: { 200: { description: 'attached', body: responses.Disk } } }),
+  detachDisk: operation('POST /disks/{diskId}/detach', { summary: 'Detach a disk', scopes: tenantWrite, responses: { 200: { description: 'detached', body: responses.Disk } } }),
 };
 
 export type OperationId = keyof typeof specs;

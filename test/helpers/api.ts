@@ -1,6 +1,8 @@
 import { inject } from 'vitest';
 import { tableKeyAttributes } from '#domain/table-keys.ts';
+import { describeIssues } from '#commons/http.ts';
 import { documentedStatuses, operationFor } from '#events/operations.ts';
+import { ErrorBody } from '#events/responses.ts';
 import { tenantToken } from './tokens.ts';
 
 export interface ApiResponse<T = any> {
@@ -20,10 +22,17 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
   const parsed = text ? JSON.parse(text) : undefined;
   const leaked = tableKeyIn(parsed, 'body');
   if (leaked) throw new Error(`${method} ${path} answered with the table's own attribute ${leaked}: ${text.slice(0, 500)}`);
-  // The API description is checked against every answer the tests see.
+  // The API description is checked against every answer the tests see: its status, and its body.
   const operation = operationFor(method, path);
-  if (operation && !documentedStatuses(operation).includes(response.status)) {
-    throw new Error(`${method} ${path} answered ${response.status}, which its OpenAPI description (${operation.operationId}) does not document: ${text.slice(0, 500)}`);
+  if (operation) {
+    if (!documentedStatuses(operation).includes(response.status)) {
+      throw new Error(`${method} ${path} answered ${response.status}, which its OpenAPI description (${operation.operationId}) does not document: ${text.slice(0, 500)}`);
+    }
+    const schema = response.ok ? operation.responses[response.status]?.body : ErrorBody;
+    const checked = schema ? schema.safeParse(parsed) : { success: parsed === undefined, error: undefined };
+    if (!checked.success) {
+      throw new Error(`${method} ${path} answered ${response.status} with a body its OpenAPI description (${operation.operationId}) does not describe: ${checked.error ? describeIssues('body', checked.error) : 'expected none'}: ${text.slice(0, 500)}`);
+    }
   }
   return { status: response.status, body: parsed };
 }

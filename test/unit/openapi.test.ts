@@ -22,7 +22,12 @@ describe('OpenAPI description', () => {
       const pathParameters = [...path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]);
       expect(operation.parameters.filter((parameter: any) => parameter.in === 'path').map((parameter: any) => parameter.name)).toEqual(pathParameters);
       expect(operation.requestBody !== undefined).toBe(source.body !== undefined);
-      for (const status of Object.keys(source.responses)) expect(operation.responses[status]).toBeDefined();
+      for (const [status, { body }] of Object.entries(source.responses)) {
+        // Every answer but 204 has a body, and the description says what is in it.
+        expect(body === undefined).toBe(status === '204');
+        if (body) expect(operation.responses[status].content['application/json'].schema).toMatchObject({ type: 'object' });
+        else expect(operation.responses[status].content).toBeUndefined();
+      }
       expect(operation.responses['400']).toEqual({ $ref: '#/components/responses/BadRequest' });
     }
   });
@@ -34,6 +39,14 @@ describe('OpenAPI description', () => {
     const listVms = (document.paths['/vms'] as any).get.parameters;
     expect(listVms).toContainEqual({ name: 'limit', in: 'query', required: false, schema: expect.objectContaining({ type: 'integer', minimum: 1, maximum: 100, default: 50 }) });
     expect(listVms).toContainEqual({ name: 'networkId', in: 'query', required: false, schema: expect.objectContaining({ type: 'string', pattern: expect.any(String) }) });
+  });
+
+  it('describes answers strictly, as the schemas that check them in the tests', () => {
+    const vm = (document.paths['/vms/{vmId}'] as any).get.responses['200'].content['application/json'].schema;
+    expect(vm).toMatchObject({ type: 'object', additionalProperties: false });
+    expect(vm.required).toEqual(expect.arrayContaining(['vmId', 'ip', 'hostId', 'state', 'endpoint']));
+    expect(vm.properties.state).toEqual({ type: 'string', enum: ['pending', 'running', 'failed'] });
+    expect(document.components.schemas.Error).toMatchObject({ type: 'object', required: ['message'] });
   });
 
   it('finds the operation of a concrete request', () => {

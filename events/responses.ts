@@ -1,0 +1,201 @@
+import { z } from 'zod';
+import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
+import { NodeKind } from './projects.ts';
+import { EgressPolicy, VmAttributes } from './vm-config.ts';
+
+/**
+ * What the API answers, route by route. Strict: a field not listed here is an error in the tests
+ * that check every answer against these, so nothing internal reaches a client unnoticed.
+ */
+
+const timestamp = z.iso.datetime();
+const region = z.string().min(1);
+const count = z.int().min(0);
+
+/** A page of a list: at most `limit` items, and `nextToken` when there are more. */
+const page = <K extends string, T extends z.ZodType>(key: K, item: T) =>
+  z.strictObject({ [key]: z.array(item), nextToken: z.string().optional() } as { [P in K]: z.ZodArray<T> } & { nextToken: z.ZodOptional<z.ZodString> });
+
+export const Host = z.strictObject({
+  hostId: resourceId,
+  address: ipv4Address,
+  region: region.optional(),
+  capacity: count,
+  vmCount: count,
+  /** The host agent's queue: what the control plane pushes to the host. */
+  queueUrl: z.url(),
+  createdAt: timestamp,
+});
+export const HostList = z.strictObject({ hosts: z.array(Host) });
+
+export const Network = z.strictObject({
+  networkId: resourceId,
+  tenantId: z.string(),
+  projectId: resourceId,
+  name: z.string(),
+  cidr: ipv4Cidr,
+  region: region.optional(),
+  /** Addresses VMs can get: the CIDR less network, gateway and broadcast addresses. */
+  capacity: count,
+  createdAt: timestamp,
+});
+export const NetworkList = page('networks', Network);
+
+export const Vm = z.strictObject({
+  vmId: resourceId,
+  region: region.optional(),
+  tenantId: z.string(),
+  projectId: resourceId,
+  name: z.string(),
+  networkId: resourceId,
+  ip: ipv4Address,
+  hostId: resourceId,
+  /** `pending` while its image is copied into the region; `failed` if that copy failed (see stateReason). */
+  state: z.enum(['pending', 'running', 'failed']),
+  stateReason: z.string().optional(),
+  imageId: resourceId.optional(),
+  serviceAccountId: resourceId.optional(),
+  egress: EgressPolicy.optional(),
+  attributes: VmAttributes.optional(),
+  diskIds: z.array(resourceId),
+  /** The tunnel endpoint (the host's underlay address) and the address slot's version that recorded it. */
+  endpoint: z.strictObject({ address: ipv4Address, version: z.int().min(1) }),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+export const VmList = page('vms', Vm);
+
+export { ForwardingTableResponse as ForwardingTable } from './endpoints.ts';
+
+export const HostKeys = z.strictObject({
+  vmId: resourceId,
+  keys: z.array(z.strictObject({ keyType: z.string(), publicKey: z.string(), fingerprint: z.string().startsWith('SHA256:'), knownHostsLine: z.string() })),
+  publishedAt: timestamp.optional(),
+  /** Compact JWS (ES256) by the host key attestation KMS key. */
+  attestation: z.string().optional(),
+});
+
+export const HostCredentials = z.strictObject({
+  hostId: resourceId,
+  credentials: z.array(z.strictObject({ serviceAccountId: resourceId, vmIds: z.array(resourceId), credential: z.string(), expiresAt: timestamp })),
+});
+
+export const HostPairKeys = z.strictObject({
+  hostId: resourceId,
+  /** Ciphertexts only: the agent decrypts each with KMS under the VM's encryption context. */
+  pairKeys: z.array(z.strictObject({ vmId: resourceId, ciphertext: z.string() })),
+});
+
+export { HostVmConfigs } from './vm-config.ts';
+
+export const AllowedSource = z.strictObject({ networkId: resourceId, sourceNetworkId: resourceId, createdAt: timestamp });
+export const AllowedSourceList = z.strictObject({ allowedSources: z.array(AllowedSource) });
+
+export const Connection = z.strictObject({
+  sourceVmId: resourceId,
+  destinationVmId: resourceId,
+  destinationIp: ipv4Address,
+  /** Where to send the tunnelled traffic: the destination's host. */
+  destinationHostAddress: ipv4Address,
+  token: z.string(),
+  expiresAt: timestamp,
+});
+
+export const ServiceAccount = z.strictObject({ serviceAccountId: resourceId, tenantId: z.string(), projectId: resourceId, name: z.string(), createdAt: timestamp });
+export const ServiceAccountList = page('serviceAccounts', ServiceAccount);
+
+export const ShuffleJob = z.strictObject({
+  jobId: resourceId,
+  name: z.string(),
+  region,
+  state: z.enum(['running', 'complete']),
+  partitions: z.int().min(1),
+  workers: z.array(z.strictObject({ vmId: resourceId, hostId: resourceId.optional(), sent: count.optional(), closed: z.boolean(), received: count })),
+  /** Records the workers sent (of those that closed), and records their hosts stored. */
+  recordsIn: count,
+  recordsOut: count,
+  createdAt: timestamp,
+  completedAt: timestamp.optional(),
+});
+
+export const Project = z.strictObject({ projectId: resourceId, tenantId: z.string(), name: z.string(), state: z.enum(['active', 'deleting']), createdAt: timestamp });
+export const ProjectList = page('projects', Project);
+
+export const ProjectGraph = z.strictObject({
+  projectId: resourceId,
+  state: z.enum(['active', 'deleting']),
+  nodes: z.array(z.strictObject({ nodeId: z.string(), kind: NodeKind, name: z.string() })),
+  /** `owns`: the project owns the node; `uses`: a VM uses a network, a disk, a service account or an image copy. */
+  edges: z.array(z.strictObject({ from: z.string(), to: z.string(), kind: z.enum(['owns', 'uses']) })),
+});
+
+export const Image = z.strictObject({
+  imageId: resourceId,
+  tenantId: z.string(),
+  name: z.string(),
+  sizeBytes: z.int().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** uploading → verifying → available, or failed with a reason. */
+  state: z.enum(['uploading', 'verifying', 'available', 'failed']),
+  failureReason: z.string().optional(),
+  /** Where it was uploaded. */
+  region,
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+export const ImageList = page('images', Image);
+
+export const ImageWithCopies = Image.extend({
+  copies: z.array(
+    z.strictObject({
+      region,
+      state: z.enum(['copying', 'available', 'failed', 'releasing']),
+      attempts: count,
+      lastError: z.string().optional(),
+      failureReason: z.string().optional(),
+      updatedAt: timestamp,
+    }),
+  ),
+});
+
+export const CreatedImage = z.strictObject({
+  image: Image,
+  /** Where to PUT each part of the content, straight to S3; then complete with the parts' ETags. */
+  upload: z.strictObject({ partSize: z.int().min(1), expiresInSeconds: z.int().min(1), parts: z.array(z.strictObject({ partNumber: z.int().min(1), url: z.url() })) }),
+});
+
+export const StoragePool = z.strictObject({
+  poolId: resourceId,
+  region: region.optional(),
+  capacityGiB: count,
+  iops: count,
+  throughputMiBps: count,
+  freeGiB: count,
+  freeIops: count,
+  freeThroughputMiBps: count,
+  createdAt: timestamp,
+});
+export const StoragePoolList = z.strictObject({ storagePools: z.array(StoragePool) });
+
+export const Disk = z.strictObject({
+  diskId: resourceId,
+  tenantId: z.string(),
+  projectId: resourceId,
+  name: z.string(),
+  sizeGiB: z.int().min(1),
+  iops: z.int().min(1),
+  throughputMiBps: z.int().min(1),
+  poolId: resourceId,
+  region: region.optional(),
+  state: z.enum(['available', 'attached']),
+  attachedTo: resourceId.optional(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+export const DiskList = page('disks', Disk);
+
+/** Every error: the message names the field and the rule, or what to do. */
+/** The OpenAPI description itself. */
+export const ApiDescription = z.looseObject({ openapi: z.literal('3.1.0'), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
+
+export const ErrorBody = z.strictObject({ message: z.string() });
