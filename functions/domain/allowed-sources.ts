@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { dynamodb } from '../commons/clients.ts';
@@ -7,11 +9,8 @@ import { getNetwork } from './networks.ts';
 import { getItem, queryAll } from './store.ts';
 import { keys } from './table-keys.ts';
 
-export interface AllowedSourceView {
-  networkId: string;
-  sourceNetworkId: string;
-  createdAt: string;
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type AllowedSourceView = z.infer<typeof responses.AllowedSource>;
 
 interface AllowedSourceItem extends AllowedSourceView {
   kind: 'allowed-source';

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import type { Principal } from '#events/tokens.ts';
 import { issuePairToken } from '#tokens/pair-tokens.ts';
 import { isAllowed } from './allowed-sources.ts';
@@ -6,15 +8,8 @@ import { getItem } from './store.ts';
 import { keys } from './table-keys.ts';
 import type { StoredVm } from './vms.ts';
 
-export interface ConnectionView {
-  sourceVmId: string;
-  destinationVmId: string;
-  destinationIp: string;
-  /** Where to send the tunnelled traffic: the destination's host. */
-  destinationHostAddress: string;
-  token: string;
-  expiresAt: string;
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type ConnectionView = z.infer<typeof responses.Connection>;
 
 /**
  * Authorises a connection from one VM to another and returns the destination's tunnel endpoint

@@ -1,13 +1,13 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import type { P256PublicJwk } from '#events/api.ts';
 import type { JwsSigner } from '#tokens/jws.ts';
 import { issueHostCredential } from '#tokens/host-credentials.ts';
 import { getHost } from './hosts.ts';
 import { listVmsOnHost, type StoredVm } from './vms.ts';
 
-export interface HostCredentialsView {
-  hostId: string;
-  credentials: { serviceAccountId: string; vmIds: string[]; credential: string; expiresAt: string }[];
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type HostCredentialsView = z.infer<typeof responses.HostCredentials>;
 
 /**
  * One credential per service account attached to a VM on this host, naming those VMs and bound

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { HOST_KEYS_ATTESTATION_TYPE } from '#events/tokens.ts';
 import type { HostKeysItem } from '#events/records.ts';
@@ -9,13 +11,8 @@ import { cancellationCodes, getItem } from './store.ts';
 import { keys } from './table-keys.ts';
 import { getVm, type StoredVm } from './vms.ts';
 
-export interface HostKeysView {
-  vmId: string;
-  keys: { keyType: string; publicKey: string; fingerprint: string; knownHostsLine: string }[];
-  publishedAt?: string;
-  /** Compact JWS (ES256) by the host key attestation KMS key; verify it with that key's public key. */
-  attestation?: string;
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type HostKeysView = z.infer<typeof responses.HostKeys>;
 
 /**
  * Records a VM's SSH host keys as its host forwarded them, with a KMS signature over VM, keys,

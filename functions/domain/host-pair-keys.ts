@@ -1,11 +1,10 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { getHost } from './hosts.ts';
 import { listVmsOnHost } from './vms.ts';
 
-export interface HostPairKeysView {
-  hostId: string;
-  /** Ciphertexts only: the agent decrypts each with KMS under the VM's encryption context. */
-  pairKeys: { vmId: string; ciphertext: string }[];
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type HostPairKeysView = z.infer<typeof responses.HostPairKeys>;
 
 /** The encrypted pair secrets of the VMs on a host, so its agent can check tokens for connections to them. */
 export async function pairKeysOfHost(table: string, hostId: string): Promise<HostPairKeysView> {

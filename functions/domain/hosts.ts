@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { RegisterHostRequest } from '#events/api.ts';
@@ -7,15 +9,8 @@ import { ConflictError, NotFoundError } from './errors.ts';
 import { getItem, queryAll } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 
-export interface HostView {
-  hostId: string;
-  address: string;
-  region?: string;
-  capacity: number;
-  vmCount: number;
-  queueUrl: string;
-  createdAt: string;
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type HostView = z.infer<typeof responses.Host>;
 
 export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUrl, createdAt }: HostItem): HostView => ({
   hostId,

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CreateNetworkRequest } from '#events/api.ts';
@@ -14,18 +16,8 @@ import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
 import { getTenantItem } from './access.ts';
 import { assertHomeRegion } from './regions.ts';
 
-export interface NetworkView {
-  networkId: string;
-  tenantId: string;
-  projectId: string;
-  name: string;
-  cidr: string;
-  /** The region whose control plane allocates its addresses and places its VMs. */
-  region?: string;
-  /** Addresses VMs can get: the CIDR less network, gateway and broadcast addresses. */
-  capacity: number;
-  createdAt: string;
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type NetworkView = z.infer<typeof responses.Network>;
 
 export const toNetworkView = ({ networkId, tenantId, projectId, name, cidr, region, createdAt }: NetworkItem): NetworkView => ({
   networkId,

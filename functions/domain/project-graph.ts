@@ -1,16 +1,12 @@
-import type { NodeKind } from '#events/projects.ts';
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { imageCopyNodeId } from './image-copies.ts';
 import { getProject } from './projects.ts';
 import { ownedNodes } from './resource-graph.ts';
 import { getItem } from './store.ts';
 
-export interface GraphView {
-  projectId: string;
-  state: 'active' | 'deleting';
-  nodes: { nodeId: string; kind: NodeKind; name: string }[];
-  /** `owns`: the project owns the node; `uses`: a VM uses a network, a disk, a service account or an image copy. */
-  edges: { from: string; to: string; kind: 'owns' | 'uses' }[];
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type GraphView = z.infer<typeof responses.ProjectGraph>;
 
 interface NodeItem {
   name: string;

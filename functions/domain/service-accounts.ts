@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { DeleteCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CreateServiceAccountRequest } from '#events/api.ts';
@@ -13,13 +15,8 @@ import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
 import { getTenantItem } from './access.ts';
 import { assertHomeRegion } from './regions.ts';
 
-export interface ServiceAccountView {
-  serviceAccountId: string;
-  tenantId: string;
-  projectId: string;
-  name: string;
-  createdAt: string;
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type ServiceAccountView = z.infer<typeof responses.ServiceAccount>;
 
 const toView = ({ serviceAccountId, tenantId, projectId, name, createdAt }: ServiceAccountItem): ServiceAccountView => ({ serviceAccountId, tenantId, projectId, name, createdAt });
 

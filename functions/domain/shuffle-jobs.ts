@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateShuffleJobRequest, HostShuffleJob, ShuffleWorkerReport } from '#events/shuffle.ts';
@@ -35,19 +37,8 @@ interface ShuffleWorkerItem {
   received: number;
 }
 
-export interface ShuffleJobView {
-  jobId: string;
-  name: string;
-  region: string;
-  state: ShuffleJobItem['state'];
-  partitions: number;
-  workers: { vmId: string; hostId?: string; sent?: number; closed: boolean; received: number }[];
-  /** Records the workers sent (of those that closed), and records their hosts stored. */
-  recordsIn: number;
-  recordsOut: number;
-  createdAt: string;
-  completedAt?: string;
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type ShuffleJobView = z.infer<typeof responses.ShuffleJob>;
 
 /**
  * Creates a shuffle job over running VMs of this region: one inbound queue per worker (made by

@@ -1,8 +1,9 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CreateVmRequest, ListVmsQuery } from '#events/api.ts';
 import type { SlotItem, VmItem } from '#events/records.ts';
-import type { EgressPolicy, VmAttributes } from '#events/vm-config.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { pickFreeAddress } from './cidr.ts';
 import { ClientError, ConflictError, InUseError, NotFoundError } from './errors.ts';
@@ -18,27 +19,8 @@ import { imageForLaunch, waitForCopy } from './image-copies.ts';
 import { assertHomeRegion, inRegion } from './regions.ts';
 
 
-export interface VmView {
-  vmId: string;
-  region?: string;
-  tenantId: string;
-  projectId: string;
-  name: string;
-  networkId: string;
-  ip: string;
-  hostId: string;
-  state: VmItem['state'];
-  stateReason?: string;
-  imageId?: string;
-  serviceAccountId?: string;
-  egress?: EgressPolicy;
-  attributes?: VmAttributes;
-  diskIds: string[];
-  /** The tunnel endpoint (host underlay address) and the slot version that recorded it. */
-  endpoint: { address: string; version: number };
-  createdAt: string;
-  updatedAt: string;
-}
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type VmView = z.infer<typeof responses.Vm>;
 
 export type StoredVm = VmItem & { endpointAddress: string; endpointVersion: number; diskIds?: Set<string> };
 
