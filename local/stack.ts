@@ -1,4 +1,5 @@
 import { LocalAwsSetupError } from './aws/local-aws.ts';
+import { startConsole, type RunningConsole } from './console/console-server.ts';
 import { startLocalStack } from './local-stack.ts';
 
 /** `npm start`: the local AWS, the control plane (runner + API) and host agents on 127.0.0.1, until Ctrl-C. */
@@ -13,12 +14,14 @@ const stack = await startLocalStack({
   process.exit(1);
 });
 
+let webConsole: RunningConsole | undefined;
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, async () => {
     if (stopping) return;
     stopping = true;
     console.error('\n[stack] stopping');
+    await webConsole?.close();
     await stack.stop();
     process.exit(0);
   });
@@ -28,11 +31,18 @@ const api = stack.runner.apiUrl;
 const [first, second, third] = stack.agents;
 const tenantToken = await stack.issueToken('tenant', 'demo');
 const operatorToken = await stack.issueToken('operator', 'local-admin');
+const consolePort = Number(process.env.STRATOPLANE_CONSOLE_PORT ?? 3001);
+webConsole = await startConsole({ port: consolePort, apiUrl: api, tenantToken, operatorToken, agents: stack.agents, log: (line) => console.error(line) }).catch(async (error: Error) => {
+  console.error(`npm start: the web console cannot listen on 127.0.0.1:${consolePort} (${error.message}); set STRATOPLANE_CONSOLE_PORT to a free port`);
+  await stack.stop();
+  process.exit(1);
+});
 console.log(`
 Stratoplane is running locally.
   API            ${api}${stack.runners.length > 1 ? ` (${stack.runner.region})\n${stack.runners.slice(1).map((other) => `                 ${other.apiUrl} (${other.region})`).join('\n')}\n  replication    the global table, between ${stack.runners.map((runner) => runner.region).join(', ')}, by local/replicator.ts` : ''}
   local AWS      ${stack.aws.endpoint}${stack.aws.started ? ` (${stack.aws.description}, started here)` : ' (from AWS_ENDPOINT_URL)'}
   host agents    ${stack.agents.map((agent) => `${agent.hostId} (${agent.address}): ${agent.statusUrl}/status`).join('\n                 ')}
+  web console    ${webConsole.url}  (hosts, networks, VMs and the tunnel endpoints each agent holds, live; as tenant demo)
 
 Every call needs a bearer token. These two were issued for you (30 days):
   export TOKEN=${tenantToken}
