@@ -41,29 +41,25 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       options.log?.(`[console] gathering the topology failed: ${(error as Error).message}`);
     }
   };
+  // One gathering loop however many watch, and none while nobody does.
+  let polling = false;
   const poll = async () => {
+    polling = true;
     await refresh();
     if (watchers.size > 0) timer = setTimeout(poll, pollMs);
-    else timer = undefined;
+    else polling = false;
   };
 
   const server = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://console');
     if (request.method !== 'GET') return void response.writeHead(405, { allow: 'GET' }).end();
     if (url.pathname === '/') return void response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(page);
-    if (url.pathname === '/topology') {
-      gatherTopology(options).then(
-        (topology) => response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(topology)),
-        (error: Error) => response.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ message: error.message })),
-      );
-      return;
-    }
     if (url.pathname === '/events') {
       response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
       watchers.add(response);
       if (latest) response.write(`data: ${latest}\n\n`);
       request.on('close', () => watchers.delete(response));
-      if (!timer) void poll();
+      if (!polling) void poll();
       return;
     }
     response.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
