@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateDiskRequest, DiskPerformance, ModifyDiskRequest } from '#events/disks.ts';
 import { dynamodb } from '../commons/clients.ts';
@@ -30,7 +32,8 @@ export interface DiskItem extends DiskPerformance {
   updatedAt: string;
 }
 
-export type DiskView = Omit<DiskItem, 'kind' | 'revision'>;
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type DiskView = z.infer<typeof responses.Disk>;
 
 export const toDiskView = ({ kind: _kind, revision: _revision, ...view }: DiskItem): DiskView => withoutTableKeys(view);
 

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -31,7 +33,8 @@ export interface ImageItem {
   updatedAt: string;
 }
 
-export type ImageView = Omit<ImageItem, 'kind' | 'bucket' | 'key' | 'uploadId' | 'partSize'>;
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type ImageView = z.infer<typeof responses.Image>;
 
 export const toImageView = ({ kind: _kind, bucket: _bucket, key: _key, uploadId: _uploadId, partSize: _partSize, ...view }: ImageItem): ImageView => withoutTableKeys(view);
 

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { createHash } from 'node:crypto';
 import { PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
@@ -19,7 +21,8 @@ export interface ProjectItem {
   createdAt: string;
 }
 
-export type ProjectView = Omit<ProjectItem, 'kind'>;
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type ProjectView = z.infer<typeof responses.Project>;
 const toView = ({ kind: _kind, ...view }: ProjectItem): ProjectView => withoutTableKeys(view);
 
 /** Where resources created without a project go: one per tenant, made on first use. */

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { DiskPerformance, RegisterStoragePoolRequest } from '#events/disks.ts';
@@ -25,7 +27,8 @@ export interface StoragePoolItem {
   createdAt: string;
 }
 
-export type StoragePoolView = Omit<StoragePoolItem, 'kind'>;
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type StoragePoolView = z.infer<typeof responses.StoragePool>;
 
 const toView = ({ kind: _kind, ...view }: StoragePoolItem): StoragePoolView => withoutTableKeys(view);
 
