@@ -46,8 +46,8 @@ interface Node {
  * region's graph queue unchanged.
  */
 export async function handleGraphMessage(table: string, region: string, message: GraphMessage, send: SendGraphMessages): Promise<void> {
-  const project = await getItem<ProjectItem>(table, keys.project(message.projectId));
-  if (!project || project.state !== 'deleting') return;
+  const project = await projectBeingDeleted(table, message.projectId);
+  if (!project) return;
   if (message.kind === 'project') return settleProject(table, project, message.action === 'release', send);
   const home = message.region;
   // Each hand-over is distinct (a random sender): deduplicating it could swallow a later, needed one.
@@ -100,6 +100,29 @@ export async function handleGraphMessage(table: string, region: string, message:
     if (!(error instanceof NotFoundError)) throw error;
   }
   await send([toProject]);
+}
+
+/** How long a message waits for this region's replica to show its project being deleted, and how often it looks. */
+const REPLICA_WAIT_MS = 5_000;
+const REPLICA_POLL_MS = 100;
+
+/**
+ * The project a message is for, once this region's replica shows it `deleting`; undefined when it
+ * is gone (its deletion finished, so the message has nothing left to do). Messages are only sent
+ * for a project being deleted, but one handed over from another region can outrun the global
+ * table's replication of that state: it waits a moment for it, then fails so that SQS delivers it
+ * again later. Dropping it would leave this region's nodes, and so the project, forever.
+ */
+async function projectBeingDeleted(table: string, projectId: string): Promise<ProjectItem | undefined> {
+  const deadline = Date.now() + REPLICA_WAIT_MS;
+  for (;;) {
+    const project = await getItem<ProjectItem>(table, keys.project(projectId));
+    if (!project || project.state === 'deleting') return project;
+    if (Date.now() >= deadline) {
+      throw new Error(`project ${projectId} is ${project.state}, not deleting, in this region's table after ${REPLICA_WAIT_MS} ms: replication is behind; the message will be delivered again`);
+    }
+    await sleep(REPLICA_POLL_MS);
+  }
 }
 
 /**

@@ -1,4 +1,6 @@
-import { DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import type { GraphMessage } from '#events/projects.ts';
+import { handleGraphMessage, type Outgoing } from '#domain/resource-graph.ts';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually } from '../helpers/agents.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
@@ -111,4 +113,37 @@ describe('resource graph', () => {
     expect(await hostLoad()).toEqual(loadBefore);
     expect(await poolFree()).toEqual(freeBefore);
   }, 240_000);
+
+  it('holds a message that outruns its project\'s deletion to this region (replication lag), rather than dropping it', async () => {
+    // As when another region hands a node over before the global table has brought the project's `deleting` here.
+    const { projectId } = await expectOk(as('POST', '/projects', { name: 'lagging' }), 201);
+    const message: GraphMessage = { action: 'release', kind: 'network', nodeId: uniqueId('net-gone'), projectId, region: inject('region') };
+    const sent: Outgoing[] = [];
+    const send = async (messages: Outgoing[]) => void sent.push(...messages);
+    const markDeleting = () =>
+      dynamodb.send(
+        new UpdateItemCommand({
+          TableName: tableName,
+          Key: { pk: { S: `PROJECT#${projectId}` }, sk: { S: 'PROJECT' } },
+          UpdateExpression: 'SET #state = :deleting',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':deleting': { S: 'deleting' } },
+        }),
+      );
+
+    // The state arrives while the message waits: the node is handled and its project told to look again.
+    const arrival = setTimeout(() => void markDeleting(), 1_000);
+    await handleGraphMessage(tableName, inject('region'), message, send);
+    clearTimeout(arrival);
+    expect(sent).toEqual([{ message: { action: 'check', kind: 'project', nodeId: projectId, projectId }, from: message.nodeId }]);
+
+    // A project that stays active past the wait fails the message, so SQS delivers it again later.
+    const { projectId: stillActive } = await expectOk(as('POST', '/projects', { name: 'not-deleting' }), 201);
+    await expect(handleGraphMessage(tableName, inject('region'), { ...message, projectId: stillActive }, send)).rejects.toThrow(
+      `project ${stillActive} is active, not deleting, in this region's table after 5000 ms: replication is behind; the message will be delivered again`,
+    );
+    // The lagging project, empty, is removed by its own check.
+    await handleGraphMessage(tableName, inject('region'), sent[0]!.message, send);
+    expect((await as('GET', `/projects/${projectId}`)).status).toBe(404);
+  }, 30_000);
 });
