@@ -1,5 +1,5 @@
 import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { AttributeType, StreamViewType, TableEncryptionV2, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption, TableEncryptionV2, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
@@ -202,7 +202,19 @@ export class ControlPlaneStack extends Stack {
     fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
 
     const otherRegionsApiTokenKeys = otherRegions.map((region) => this.formatArn({ service: 'kms', region, resource: 'alias', resourceName: API_TOKEN_KEY_ALIAS.slice('alias/'.length) }));
-    new TenantApi(this, 'Api', { table: this.table, hostQueuePrefix, hostQueueArns, hostDlq, shuffleQueuePrefix, shuffleQueueArns, apiTokenKey, otherRegionsApiTokenKeys, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue, imagesBucket, imageVerifyQueue });
+    // Which agents hold which VM endpoint version: regional like its hosts, written on every
+    // endpoint change an agent applies, so kept out of the global table's replication and stream.
+    const convergenceTable = new Table(this, 'Convergence', {
+      partitionKey: { name: 'vmId', type: AttributeType.STRING },
+      sortKey: { name: 'hostId', type: AttributeType.STRING },
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: 'expiresAt',
+      encryption: TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: dataKey,
+      // Only progress reports: agents acknowledge again what they hold, so nothing here needs keeping.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    new TenantApi(this, 'Api', { table: this.table, convergenceTable, hostQueuePrefix, hostQueueArns, hostDlq, shuffleQueuePrefix, shuffleQueueArns, apiTokenKey, otherRegionsApiTokenKeys, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue, imagesBucket, imageVerifyQueue });
 
     // What an operator who issues API tokens needs (`npm run -s issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {

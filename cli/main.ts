@@ -63,7 +63,7 @@ const number = (options: Context['options'], name: string) => {
 };
 
 /** Polls until `done` says so, showing each new state on stderr; exit code 4 past the timeout. */
-async function waitFor<T>(context: Context, read: () => Promise<T>, describe: (value: T) => string, done: (value: T) => boolean): Promise<T> {
+async function waitFor<T>(context: Context, read: () => Promise<T>, describe: (value: T) => string, done: (value: T) => boolean, lookAgain = '`show`'): Promise<T> {
   const timeoutSeconds = number(context.options, 'timeout') ?? 600;
   const deadline = Date.now() + timeoutSeconds * 1000;
   let last = '';
@@ -73,7 +73,7 @@ async function waitFor<T>(context: Context, read: () => Promise<T>, describe: (v
     if (line !== last) context.progress(line);
     last = line;
     if (done(value)) return value;
-    if (Date.now() > deadline) throw new CliError(ExitCode.timeout, `still not done after ${timeoutSeconds} s: ${line}`, 'wait longer with --timeout, or look again later with `show`');
+    if (Date.now() > deadline) throw new CliError(ExitCode.timeout, `still not done after ${timeoutSeconds} s: ${line}`, `wait longer with --timeout, or look again later with ${lookAgain}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
@@ -117,12 +117,32 @@ const commands: Record<string, Record<string, Command>> = {
     },
     delete: remove('/vms', 'vm'),
     migrate: {
-      usage: 'migrate <id> --to HOST',
+      usage: 'migrate <id> --to HOST [--wait [--timeout S]]    (--wait: until every host that needs the new tunnel endpoint holds it)',
       takes: ['id'],
-      options: { to: { type: 'string' } },
-      async run({ api, args, options }) {
+      options: { to: { type: 'string' }, ...waitOption },
+      async run(context) {
+        const { api, args, options } = context;
         const vm = await api('POST', `/vms/${encodeURIComponent(args[0]!)}/migrate`, { targetHostId: required(options, 'to') });
-        return { json: vm, human: `vm ${vm.vmId} now on ${vm.hostId}: tunnel endpoint ${vm.endpoint.address} (version ${vm.endpoint.version})` };
+        const moved = `vm ${vm.vmId} now on ${vm.hostId}: tunnel endpoint ${vm.endpoint.address} (version ${vm.endpoint.version})`;
+        if (!options.wait) return { json: vm, human: moved };
+        context.progress(moved);
+        const convergence = await waitFor(
+          context,
+          () => api('GET', `/vms/${vm.vmId}/convergence`),
+          (now) => `held by ${now.hostsConverged}/${now.hostsTotal} hosts${now.pendingHostIds.length > 0 ? ` (waiting for ${now.pendingHostIds.slice(0, 5).join(', ')}${now.pendingHostIds.length > 5 ? ', …' : ''})` : ''}`,
+          // A later migration supersedes this one: its version counts too.
+          (now) => now.converged && now.endpoint.version >= vm.endpoint.version,
+          `\`vms convergence ${vm.vmId}\``,
+        );
+        return { json: { ...vm, convergence }, human: `${moved}; every host that needs it holds it (${convergence.hostsTotal})` };
+      },
+    },
+    convergence: {
+      usage: 'convergence <id>    (which hosts hold the VM\'s current tunnel endpoint)',
+      takes: ['id'],
+      async run({ api, args }) {
+        const answer = await api('GET', `/vms/${encodeURIComponent(args[0]!)}/convergence`);
+        return { json: answer, human: details(answer) };
       },
     },
     'known-hosts': {

@@ -40,6 +40,15 @@ export const MigrateVmRequest = z.strictObject({
 });
 export type MigrateVmRequest = z.infer<typeof MigrateVmRequest>;
 
+/**
+ * What a host agent has applied to its forwarding table: for each VM, the highest endpoint
+ * version it now holds. Agents send these in batches; they make a migration's progress visible.
+ */
+export const AcknowledgeEndpointsRequest = z.strictObject({
+  acks: z.array(z.strictObject({ vmId: resourceId, version: z.int().min(1) })).min(1).max(100),
+});
+export type AcknowledgeEndpointsRequest = z.infer<typeof AcknowledgeEndpointsRequest>;
+
 /** What a host agent forwards for a VM it runs: the VM's SSH host public keys, one `.pub` line each. */
 export const PublishHostKeysRequest = z.strictObject({
   keys: z.array(z.string().min(1).max(8192)).min(1).max(8),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  AcknowledgeEndpointsRequest,
   AttachServiceAccountRequest,
   CreateNetworkRequest,
   CreateServiceAccountRequest,
@@ -67,6 +68,7 @@ const specs = {
   registerHost: operation('POST /hosts', { summary: 'Register a host (again with the same address: no change)', scopes: ['operator', 'host'], body: RegisterHostRequest, responses: { 200: { description: 'already registered', body: responses.Host }, 201: { description: 'registered', body: responses.Host } } }),
   listHosts: operation('GET /hosts', { summary: 'List hosts', scopes: ['operator'], responses: { 200: { description: 'the hosts', body: responses.HostList } } }),
   getForwardingTable: operation('GET /hosts/{hostId}/forwarding-table', { summary: 'Every network the host is a member of, whole', scopes: ['host', 'operator'], responses: { 200: { description: 'the forwarding table', body: responses.ForwardingTable } } }),
+  acknowledgeEndpoints: operation('POST /hosts/{hostId}/endpoint-acks', { summary: 'Endpoint versions the host agent has applied (its latest per VM)', scopes: ['host'], body: AcknowledgeEndpointsRequest, responses: { 204: { description: 'recorded' } } }),
   publishHostKeys: operation('PUT /hosts/{hostId}/vms/{vmId}/host-keys', { summary: "Publish a VM's SSH host keys (only its current host)", scopes: ['host'], body: PublishHostKeysRequest, responses: { 200: { description: 'published, with an attestation', body: responses.HostKeys } } }),
   issueHostCredentials: operation('POST /hosts/{hostId}/service-account-credentials', { summary: 'Long-term service-account credentials bound to the agent key', scopes: ['host'], body: IssueHostCredentialsRequest, responses: { 200: { description: 'one credential per attached account', body: responses.HostCredentials } } }),
   getHostPairKeys: operation('GET /hosts/{hostId}/vm-pair-keys', { summary: "Ciphertexts of the host's VMs' pair secrets", scopes: ['host'], responses: { 200: { description: 'the wrapped keys', body: responses.HostPairKeys } } }),
@@ -85,6 +87,7 @@ const specs = {
   listVms: operation('GET /vms', { summary: 'List VMs', scopes: tenantRead, query: ListVmsQuery, responses: { 200: { description: 'a page of VMs', body: responses.VmList } } }),
   getVm: operation('GET /vms/{vmId}', { summary: 'Show a VM', scopes: tenantRead, responses: { 200: { description: 'the VM', body: responses.Vm } } }),
   migrateVm: operation('POST /vms/{vmId}/migrate', { summary: 'Move a VM to another host; it keeps its address', scopes: tenantWrite, body: MigrateVmRequest, responses: { 200: { description: 'migrated', body: responses.Vm } } }),
+  getVmConvergence: operation('GET /vms/{vmId}/convergence', { summary: "Which hosts' agents hold the VM's current tunnel endpoint (a migration's progress)", scopes: tenantRead, responses: { 200: { description: 'the convergence', body: responses.VmConvergence } } }),
   deleteVm: operation('DELETE /vms/{vmId}', { summary: 'Delete a VM without disks attached', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
   getHostKeys: operation('GET /vms/{vmId}/host-keys', { summary: "A VM's SSH host keys: type, fingerprint, known_hosts line, attestation", scopes: tenantRead, responses: { 200: { description: 'the host keys', body: responses.HostKeys } } }),
   attachServiceAccount: operation('PUT /vms/{vmId}/service-account', { summary: 'Attach a service account to a VM', scopes: tenantWrite, body: AttachServiceAccountRequest, responses: { 200: { description: 'attached', body: responses.Vm } } }),

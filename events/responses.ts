@@ -65,6 +65,20 @@ export const Vm = z.strictObject({
 });
 export const VmList = page('vms', Vm);
 
+/** How far a VM's current tunnel endpoint has spread: the hosts that need it, and which of them hold it. */
+export const VmConvergence = z.strictObject({
+  vmId: resourceId,
+  hostId: resourceId,
+  endpoint: z.strictObject({ address: ipv4Address, version: z.int().min(1) }),
+  /** Hosts running a VM of the VM's network: those whose agents must learn the endpoint. */
+  hostsTotal: z.int().min(0),
+  /** Of those, the hosts whose agents acknowledged this endpoint version or a later one. */
+  hostsConverged: z.int().min(0),
+  converged: z.boolean(),
+  /** Hosts still to acknowledge, the first 50 in id order. */
+  pendingHostIds: z.array(resourceId).max(50),
+});
+
 export { ForwardingTableResponse as ForwardingTable } from './endpoints.ts';
 
 export const HostKeys = z.strictObject({

@@ -6,6 +6,7 @@ import { VerifyConnectionRequest } from '#events/api.ts';
 import type { HostVmConfigs } from '#events/vm-config.ts';
 import { HostMessageBatch, type NetworkMessage } from '#events/endpoints.ts';
 import { ControlPlaneClient, ControlPlaneError, type TokenSource } from './control-plane-client.ts';
+import { EndpointAcks } from './endpoint-acks.ts';
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
 import { MetadataError } from './metadata-server.ts';
 import { PairKeys } from './pair-keys.ts';
@@ -68,6 +69,8 @@ export class HostAgent {
   private readonly bridges: VmBridges;
   private readonly bidRelay: BidRelay;
   private readonly shuffle: ShuffleService;
+  /** Tells the control plane which endpoint versions this agent holds. */
+  readonly acks: EndpointAcks;
   /** SSH host keys each local VM uploaded, by key type: forwarded as a whole set on every upload. */
   private readonly hostKeys = new Map<string, Map<string, string>>();
   private localVmIds = new Set<string>();
@@ -96,6 +99,7 @@ export class HostAgent {
       (message) => log(config.hostId, message),
     );
     this.bidRelay = new BidRelay((vmId) => this.bridges.bidderOf(vmId));
+    this.acks = new EndpointAcks((acks) => this.controlPlane.acknowledgeEndpoints(config.hostId, acks), (message) => log(config.hostId, message));
   }
 
   /** Starts the agent and returns its status URL. */
@@ -121,6 +125,7 @@ export class HostAgent {
   async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
     await this.consumer?.stop();
+    await this.acks.stop();
     this.shuffle.stop();
     await this.bidRelay.close();
     await this.bridges.close();
@@ -133,6 +138,7 @@ export class HostAgent {
     for (const network of networks) {
       this.applyAll([{ kind: 'endpoints', networkId: network.networkId, epoch: network.epoch, snapshot: true, entries: network.entries }]);
     }
+    this.acks.reaffirm(this.table.routes());
     this.stats.resyncs++;
   }
 
@@ -149,9 +155,10 @@ export class HostAgent {
 
   private applyAll(messages: NetworkMessage[]) {
     for (const message of messages) {
-      const { applied, stale } = this.table.apply(message);
+      const { applied, stale, changed } = this.table.apply(message);
       this.stats.entriesApplied += applied;
       this.stats.entriesStale += stale;
+      for (const entry of changed) if (entry.state === 'active' && entry.vmId) this.acks.record(entry.vmId, entry.version);
     }
     const local = this.table.vmsOn(this.config.hostId);
     const localIds = new Set(local.map((vm) => vm.vmId));
@@ -261,6 +268,7 @@ export class HostAgent {
           bids: this.bidRelay.stats,
           shuffle: this.shuffle.stats(),
           stats: this.stats,
+          acks: { ...this.acks.stats, pending: this.acks.pendingCount },
           vms: this.bridges.list(),
           serviceAccounts: Object.fromEntries([...this.localVmIds].map((vmId) => [vmId, this.tokens.serviceAccountOf(vmId) ?? null])),
           tokensMinted: this.tokens.minted,

@@ -30,6 +30,10 @@ export class ControlPlaneClient {
     return (await this.call('POST', '/hosts', request)) as { queueUrl: string };
   }
 
+  async acknowledgeEndpoints(hostId: string, acks: { vmId: string; version: number }[]): Promise<void> {
+    await this.call('POST', `/hosts/${encodeURIComponent(hostId)}/endpoint-acks`, { acks });
+  }
+
   async publishHostKeys(hostId: string, vmId: string, keys: string[]): Promise<void> {
     await this.call('PUT', `/hosts/${encodeURIComponent(hostId)}/vms/${encodeURIComponent(vmId)}/host-keys`, { keys });
   }

@@ -22,6 +22,8 @@ export interface LocalVm {
 export interface ApplyResult {
   applied: number;
   stale: number;
+  /** The entries this message changed, as now held. */
+  changed: TableEntry[];
 }
 
 /**
@@ -37,11 +39,11 @@ export class ForwardingTable {
     this.networks.set(message.networkId, network);
 
     if (message.kind === 'leave') {
-      if (message.epoch <= network.epoch) return { applied: 0, stale: 1 };
+      if (message.epoch <= network.epoch) return { applied: 0, stale: 1, changed: [] };
       network.epoch = message.epoch;
       network.member = false;
       network.entries.clear();
-      return { applied: 1, stale: 0 };
+      return { applied: 1, stale: 0, changed: [] };
     }
 
     if (message.epoch > network.epoch) {
@@ -49,16 +51,18 @@ export class ForwardingTable {
       network.member = true;
     } else if (!network.member) {
       // Sent while this host was still a member of a network it has since left.
-      return { applied: 0, stale: message.entries.length };
+      return { applied: 0, stale: message.entries.length, changed: [] };
     }
-    const result = { applied: 0, stale: 0 };
+    const result: ApplyResult = { applied: 0, stale: 0, changed: [] };
     for (const entry of message.entries) {
       const current = network.entries.get(entry.ip);
       if (current && current.version >= entry.version) {
         result.stale++;
         continue;
       }
-      network.entries.set(entry.ip, { ...entry, appliedAt: now });
+      const held = { ...entry, appliedAt: now };
+      network.entries.set(entry.ip, held);
+      result.changed.push(held);
       result.applied++;
     }
     return result;

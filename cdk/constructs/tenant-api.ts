@@ -1,6 +1,6 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AccessLogFormat, AuthorizationType, LambdaIntegration, LogGroupLogDestination, MethodLoggingLevel, RestApi, TokenAuthorizer, type IResource } from 'aws-cdk-lib/aws-apigateway';
-import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import type { ITable, ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
@@ -13,6 +13,8 @@ import { ControlPlaneFunction } from './control-plane-function.ts';
 
 export interface TenantApiProps {
   table: ITableV2;
+  /** Endpoint versions each host agent has acknowledged, per VM. */
+  convergenceTable: ITable;
   hostQueuePrefix: string;
   hostQueueArns: string;
   hostDlq: IQueue;
@@ -86,6 +88,22 @@ const routes: Route[] = [
   { operation: operations.listVms, access: 'read' },
   { operation: operations.getVm, access: 'read' },
   { operation: operations.migrateVm, access: 'write' },
+  {
+    operation: operations.getVmConvergence,
+    access: 'read',
+    extras: (fn, props) => {
+      fn.addEnvironment('CONVERGENCE_TABLE_NAME', props.convergenceTable.tableName);
+      props.convergenceTable.grantReadData(fn);
+    },
+  },
+  {
+    operation: operations.acknowledgeEndpoints,
+    access: 'none',
+    extras: (fn, props) => {
+      fn.addEnvironment('CONVERGENCE_TABLE_NAME', props.convergenceTable.tableName);
+      props.convergenceTable.grantWriteData(fn);
+    },
+  },
   { operation: operations.deleteVm, access: 'write' },
   { operation: operations.getHostKeys, access: 'read' },
   {
@@ -228,9 +246,13 @@ export class TenantApi extends Construct {
 
     const unrouted = Object.keys(operations).filter((operationId) => !routes.some((route) => route.operation.operationId === operationId));
     if (unrouted.length > 0) throw new Error(`operations without a route in TenantApi: ${unrouted.join(', ')}`);
+    // One log group for all route functions: a group each would cost a resource per route, and
+    // every line names its function (Powertools' function_name).
+    const functionLogs = new LogGroup(this, 'FunctionLogs', { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
     for (const route of routes) {
       const { operation } = route;
       const fn = new ControlPlaneFunction(this, functionId(operation), {
+        logGroup: functionLogs,
         entry: handlerEntry(operation.operationId),
         timeout: Duration.seconds(15),
         environment: route.access === 'none' ? {} : { TABLE_NAME: props.table.tableName },
@@ -238,7 +260,9 @@ export class TenantApi extends Construct {
       if (route.access === 'write') props.table.grantReadWriteData(fn);
       if (route.access === 'read') props.table.grantReadData(fn);
       route.extras?.(fn, props);
-      resourceAt(this.restApi.root, operation.path).addMethod(operation.method, new LambdaIntegration(fn));
+      // No permission for the console's test-invoke stage: one Lambda permission per method, not
+      // two, keeps the stack inside CloudFormation's 500 resources.
+      resourceAt(this.restApi.root, operation.path).addMethod(operation.method, new LambdaIntegration(fn, { allowTestInvoke: false }));
     }
   }
 }

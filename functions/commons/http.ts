@@ -1,4 +1,5 @@
 import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { z } from 'zod';
 import type { Operation } from '#events/operations.ts';
@@ -29,6 +30,8 @@ type QueryOf<O> = O extends { query: infer Q extends z.ZodType } ? z.infer<Q> : 
  */
 export function apiHandler<O extends Operation>(operation: O, run: (input: ApiInput<BodyOf<O>, z.infer<O['params']>, QueryOf<O>>) => Promise<ApiResult>) {
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    // Route functions share one log group: each line names its function and request.
+    .use(injectLambdaContext(logger))
     .onError(async (request) => {
       request.response = errorResponse(request.error);
     })

@@ -98,4 +98,32 @@ describe('stratoplane CLI', () => {
     expect(hosts.code).toBe(1);
     expect(hosts.stderr).toContain('has not published host keys yet');
   }, 90_000);
+
+  it('migrates a VM and waits until every host that needs its new endpoint holds it, or says which host it still waits for', async () => {
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((name, i) => startAgent(uniqueId(`cli-mig-${name}`), `198.51.100.${231 + i}`, 4)));
+    try {
+      const network = await json(['networks', 'create', '--name', 'moving', '--cidr', '10.68.0.0/24']);
+      const mover = await json(['vms', 'create', '--name', 'mover', '--network', network.networkId, '--host', a!.hostId]);
+      await json(['vms', 'create', '--name', 'peer', '--network', network.networkId, '--host', c!.hostId]);
+
+      const migrated = await cli(['vms', 'migrate', mover.vmId, '--to', b!.hostId, '--wait']);
+      expect(migrated.code).toBe(0);
+      // Host a ran only the mover: after the move, b (the mover) and c (its peer) need the endpoint.
+      expect(migrated.stderr).toContain(`vm ${mover.vmId} now on ${b!.hostId}: tunnel endpoint ${b!.address} (version 2)`);
+      expect(migrated.stderr).toContain('held by 2/2 hosts');
+      expect(migrated.stdout.trim()).toBe(`vm ${mover.vmId} now on ${b!.hostId}: tunnel endpoint ${b!.address} (version 2); every host that needs it holds it (2)`);
+      expect((await b!.status()).routes).toContainEqual(expect.objectContaining({ vmId: mover.vmId, endpoint: b!.address, version: 2 }));
+
+      // With the peer's agent down, nobody acknowledges for its host: the wait gives up with exit code 4, naming it.
+      await c!.process.stop();
+      const stuck = await cli(['vms', 'migrate', mover.vmId, '--to', a!.hostId, '--wait', '--timeout', '3']);
+      expect(stuck.code).toBe(4);
+      expect(stuck.stderr).toContain(`still not done after 3 s: held by 1/2 hosts (waiting for ${c!.hostId})`);
+      expect(stuck.stderr).toContain(`look again later with \`vms convergence ${mover.vmId}\``);
+      const convergence = await json(['vms', 'convergence', mover.vmId]);
+      expect(convergence).toMatchObject({ hostId: a!.hostId, hostsTotal: 2, hostsConverged: 1, converged: false, pendingHostIds: [c!.hostId] });
+    } finally {
+      await Promise.all([a, b, c].map((agent) => agent!.process.stop()));
+    }
+  }, 90_000);
 });

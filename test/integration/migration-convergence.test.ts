@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
+import { tokenFor } from '../helpers/tokens.ts';
 
 /**
  * 3 hosts, 2 networks, 6 VMs. Network A runs on hosts 1 and 2, network B on hosts 2 and 3, so
@@ -61,6 +62,36 @@ describe('migration propagates to exactly the agents that need it', () => {
     // Host 3 runs nothing of network A: it was never sent any of it.
     expect((await h3.status()).networks[networkA]).toBeUndefined();
     expect((await expectOk(api('GET', `/vms/${vms.a1!.vmId}`))).hostId).toBe(h2.hostId);
+  });
+
+  it('shows through the API which of the hosts that need a moved endpoint hold it, from what the agents acknowledge', async () => {
+    const [h1, h2, h3] = agents as [RunningAgent, RunningAgent, RunningAgent];
+    const migrated = await expectOk(api('POST', `/vms/${vms.a2!.vmId}/migrate`, { targetHostId: h1.hostId }));
+    const convergence = () => expectOk(api('GET', `/vms/${vms.a2!.vmId}/convergence`));
+    // Network A runs on hosts 1 (a2, a3) and 2 (a1): both need the new endpoint, host 3 does not.
+    await eventually(async () =>
+      expect(await convergence()).toEqual({
+        vmId: vms.a2!.vmId,
+        hostId: h1.hostId,
+        endpoint: { address: h1.address, version: migrated.endpoint.version },
+        hostsTotal: 2,
+        hostsConverged: 2,
+        converged: true,
+        pendingHostIds: [],
+      }),
+    );
+    // What the API says is what the agents hold.
+    for (const agent of [h1, h2]) expect(await endpointAt(agent, networkA, 'a2')).toMatchObject({ endpoint: h1.address, version: migrated.endpoint.version });
+
+    // An acknowledgement never moves back, and a host acknowledges only for itself.
+    const asHost = (hostId: string, body: unknown, path = `/hosts/${h2.hostId}/endpoint-acks`) => api('POST', path, body, tokenFor('host', hostId));
+    expect((await asHost(h2.hostId, { acks: [{ vmId: vms.a2!.vmId, version: 1 }] })).status).toBe(204);
+    expect(await convergence()).toMatchObject({ hostsConverged: 2, converged: true });
+    expect((await asHost(h3.hostId, { acks: [{ vmId: vms.a2!.vmId, version: 1 }] })).status).toBe(403);
+    const tooMany = await asHost(h2.hostId, { acks: Array.from({ length: 101 }, () => ({ vmId: vms.a2!.vmId, version: 9 })) });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.message).toBe('body.acks: Too big: expected array to have <=100 items');
+    expect(await convergence()).toMatchObject({ hostsConverged: 2, endpoint: { version: migrated.endpoint.version } });
   });
 
   it('makes a host that no longer runs any VM of a network drop it, and a new host join it', async () => {

@@ -15,7 +15,7 @@ describe('ForwardingTable', () => {
     const table = new ForwardingTable();
     table.apply(endpoints(1, 3, '192.0.2.3'));
     const stale = table.apply(endpoints(1, 2, '192.0.2.2'));
-    expect(stale).toEqual({ applied: 0, stale: 1 });
+    expect(stale).toEqual({ applied: 0, stale: 1, changed: [] });
     expect(table.entry('net-1', '10.0.0.5')).toMatchObject({ version: 3, endpoint: '192.0.2.3' });
   });
 
@@ -39,7 +39,7 @@ describe('ForwardingTable', () => {
   it('drops a network on leave, and ignores a leave older than its membership', () => {
     const table = new ForwardingTable();
     table.apply(endpoints(5, 1, '192.0.2.1'));
-    expect(table.apply({ kind: 'leave', networkId: 'net-1', epoch: 4 })).toEqual({ applied: 0, stale: 1 });
+    expect(table.apply({ kind: 'leave', networkId: 'net-1', epoch: 4 })).toEqual({ applied: 0, stale: 1, changed: [] });
     expect(table.routes()).toHaveLength(1);
     table.apply({ kind: 'leave', networkId: 'net-1', epoch: 6 });
     expect(table.routes()).toHaveLength(0);
