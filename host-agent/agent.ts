@@ -7,6 +7,8 @@ import type { HostVmConfigs } from '#events/vm-config.ts';
 import { HostMessageBatch, type NetworkMessage } from '#events/endpoints.ts';
 import { ControlPlaneClient, ControlPlaneError, type TokenSource } from './control-plane-client.ts';
 import { EndpointAcks } from './endpoint-acks.ts';
+import { desiredState } from './data-plane/desired-state.ts';
+import { LinuxDataPlane, type DataPlaneStatus } from './data-plane/linux-data-plane.ts';
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
 import { MetadataError } from './metadata-server.ts';
 import { PairKeys } from './pair-keys.ts';
@@ -31,6 +33,8 @@ export interface AgentConfig {
   spillDir: string;
   /** Full resync period; messages keep the table current between resyncs. */
   resyncIntervalMs: number;
+  /** The host's network namespace, to program real tunnels into; in-memory only without one. */
+  netns?: string;
 }
 
 export interface AgentStats {
@@ -71,6 +75,8 @@ export class HostAgent {
   private readonly shuffle: ShuffleService;
   /** Tells the control plane which endpoint versions this agent holds. */
   readonly acks: EndpointAcks;
+  /** Real tunnels, when the agent has a host namespace to program. */
+  private dataPlane: LinuxDataPlane | undefined;
   /** SSH host keys each local VM uploaded, by key type: forwarded as a whole set on every upload. */
   private readonly hostKeys = new Map<string, Map<string, string>>();
   private localVmIds = new Set<string>();
@@ -104,6 +110,8 @@ export class HostAgent {
 
   /** Starts the agent and returns its status URL. */
   async start(): Promise<string> {
+    // Asked for real tunnels and unable to make them: better not to start than to pretend.
+    if (this.config.netns) this.dataPlane = await LinuxDataPlane.open(this.config.netns, this.config.address, (message) => log(this.config.hostId, message));
     const statusUrl = await this.serveStatus();
     await this.bidRelay.listen(this.config.bidPort);
     const { queueUrl } = await this.retrying('register', () =>
@@ -126,6 +134,7 @@ export class HostAgent {
     clearInterval(this.resyncTimer);
     await this.consumer?.stop();
     await this.acks.stop();
+    await this.dataPlane?.close();
     this.shuffle.stop();
     await this.bidRelay.close();
     await this.bridges.close();
@@ -160,6 +169,7 @@ export class HostAgent {
       this.stats.entriesStale += stale;
       for (const entry of changed) if (entry.state === 'active' && entry.vmId) this.acks.record(entry.vmId, entry.version);
     }
+    void this.dataPlane?.update(desiredState(this.table, this.config.hostId));
     const local = this.table.vmsOn(this.config.hostId);
     const localIds = new Set(local.map((vm) => vm.vmId));
     for (const vmId of this.hostKeys.keys()) if (!localIds.has(vmId)) this.hostKeys.delete(vmId);
@@ -206,6 +216,15 @@ export class HostAgent {
     })();
     this.secretsRefresh = state;
     return state.running;
+  }
+
+  dataPlaneStatus(): DataPlaneStatus {
+    return this.dataPlane?.status() ?? { mode: 'memory', reason: 'no host network namespace given (--netns): the forwarding table is kept in memory, no tunnels are programmed' };
+  }
+
+  /** Resolves when the kernel holds everything the forwarding table says so far (at once in memory mode). */
+  dataPlaneSettled(): Promise<void> {
+    return this.dataPlane?.settled() ?? Promise.resolve();
   }
 
   /** What the data plane asks before admitting a new flow to a local VM. */
@@ -263,7 +282,8 @@ export class HostAgent {
         return reply(200, {
           hostId: this.config.hostId,
           address: this.config.address,
-          mode: 'memory',
+          mode: this.dataPlaneStatus().mode,
+          dataPlane: this.dataPlaneStatus(),
           bidRelayUrl: this.bidRelay.url,
           bids: this.bidRelay.stats,
           shuffle: this.shuffle.stats(),

@@ -74,13 +74,13 @@ export class ForwardingTable {
   }
 
   /** Routes a data plane would program: active entries of networks this host belongs to. */
-  routes(): { networkId: string; ip: string; endpoint: string; vmId: string; version: number }[] {
+  routes(): { networkId: string; ip: string; endpoint: string; vmId: string; hostId?: string; version: number }[] {
     const routes = [];
     for (const [networkId, network] of this.networks) {
       if (!network.member) continue;
       for (const entry of network.entries.values()) {
         if (entry.state === 'active' && entry.endpoint && entry.vmId) {
-          routes.push({ networkId, ip: entry.ip, endpoint: entry.endpoint, vmId: entry.vmId, version: entry.version });
+          routes.push({ networkId, ip: entry.ip, endpoint: entry.endpoint, vmId: entry.vmId, hostId: entry.hostId, version: entry.version });
         }
       }
     }

@@ -8,9 +8,11 @@ import { z } from 'zod';
 import { ipv4Address, resourceId } from '#events/identifiers.ts';
 import { HostAgent } from './agent.ts';
 
-const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--status-port PORT] [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S]
+const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--status-port PORT] [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S] [--netns NAME]
+--netns: program real VXLAN tunnels and routes into that Linux network namespace (the host's; needs
+CAP_NET_ADMIN); without it the forwarding table is kept in memory only.
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
-HOST_CAPACITY, HOST_AGENT_STATUS_PORT, HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR, HOST_AGENT_RESYNC_SECONDS; or the token itself from HOST_AGENT_TOKEN.
+HOST_CAPACITY, HOST_AGENT_STATUS_PORT, HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR, HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_NETNS; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
 so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK.`;
 
@@ -26,6 +28,7 @@ const Config = z.object({
   bidPort: z.coerce.number().int().min(0).max(65_535),
   spillDir: z.string().min(1),
   resyncSeconds: z.coerce.number().min(1),
+  netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name (letters, digits, _ . -)').optional(),
 });
 
 const { values } = parseArgs({
@@ -39,6 +42,7 @@ const { values } = parseArgs({
     'bid-port': { type: 'string' },
     'spill-dir': { type: 'string' },
     'resync-seconds': { type: 'string' },
+    netns: { type: 'string' },
   },
 });
 
@@ -57,6 +61,7 @@ const parsed = Config.safeParse({
   // Shuffle partitions can be large: on disk, one folder per host.
   spillDir: values['spill-dir'] ?? process.env.HOST_AGENT_SPILL_DIR ?? path.join(tmpdir(), `stratoplane-shuffle-${values['host-id'] ?? process.env.HOST_ID ?? 'host'}`),
   resyncSeconds: values['resync-seconds'] ?? process.env.HOST_AGENT_RESYNC_SECONDS ?? 300,
+  netns: values.netns ?? process.env.HOST_AGENT_NETNS,
 });
 if (!parsed.success) {
   console.error(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('\n'));
@@ -74,8 +79,15 @@ try {
   process.exit(2);
 }
 const agent = new HostAgent({ ...config, token, resyncIntervalMs: config.resyncSeconds * 1000 }, new SQSClient({}), new KMSClient({}));
-const statusUrl = await agent.start();
-console.error(`[agent ${config.hostId}] in-memory forwarding table (no data-plane programming in this mode); status at ${statusUrl}/status`);
+let statusUrl: string;
+try {
+  statusUrl = await agent.start();
+} catch (error) {
+  console.error(`[agent ${config.hostId}] ${(error as Error).message}`);
+  process.exit(1);
+}
+const dataPlane = agent.dataPlaneStatus();
+console.error(`[agent ${config.hostId}] data plane: ${dataPlane.mode} (${dataPlane.reason}); status at ${statusUrl}/status`);
 // The line supervisors and tests wait for.
 console.log(`HOST_AGENT_READY ${JSON.stringify({ hostId: config.hostId, statusUrl })}`);
 

@@ -5,6 +5,8 @@ import { tokenFor } from './tokens.ts';
 
 export interface AgentStatus {
   hostId: string;
+  mode: 'memory' | 'linux-vxlan';
+  dataPlane: { mode: string; reason: string; networks?: number; lastError?: string };
   stats: { messagesReceived: number; entriesApplied: number; entriesStale: number; resyncs: number };
   routes: { networkId: string; ip: string; endpoint: string; vmId: string; version: number }[];
   networks: Record<string, { epoch: number; member: boolean; entries: Record<string, TableEntry> }>;
@@ -19,10 +21,16 @@ export interface RunningAgent {
 }
 
 /** Starts a real host agent process against the shared local control plane (its first region unless told). */
-export async function startAgent(hostId: string, address: string, capacity = 32, region: { apiUrl: string; region: string } = { apiUrl: inject('apiUrl'), region: inject('region') }): Promise<RunningAgent> {
+export async function startAgent(
+  hostId: string,
+  address: string,
+  capacity = 32,
+  region: { apiUrl: string; region: string } = { apiUrl: inject('apiUrl'), region: inject('region') },
+  extraArgs: string[] = [],
+): Promise<RunningAgent> {
   const started = await startTsProcess<{ hostId: string; statusUrl: string }>({
     entry: 'host-agent/main.ts',
-    args: ['--host-id', hostId, '--address', address, '--capacity', String(capacity), '--api-url', region.apiUrl],
+    args: ['--host-id', hostId, '--address', address, '--capacity', String(capacity), '--api-url', region.apiUrl, ...extraArgs],
     env: {
       AWS_ENDPOINT_URL: inject('awsEndpoint'),
       AWS_REGION: region.region,

@@ -85,6 +85,9 @@ describe('tenant isolation', () => {
     'GET /vms/{vmId}': async () => notFound(await api('GET', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
     'POST /vms/{vmId}/migrate': async () => notFound(await api('POST', `/vms/${vmB.vmId}/migrate`, { targetHostId: hostIds[1] }, tenantA), 'vm', vmB.vmId),
     'GET /vms/{vmId}/host-keys': async () => notFound(await api('GET', `/vms/${vmB.vmId}/host-keys`, undefined, tenantA), 'vm', vmB.vmId),
+    'GET /vms/{vmId}/convergence': async () => notFound(await api('GET', `/vms/${vmB.vmId}/convergence`, undefined, tenantA), 'vm', vmB.vmId),
+    'POST /hosts/{hostId}/endpoint-acks': async () =>
+      expect((await api('POST', `/hosts/${hostIds[0]}/endpoint-acks`, { acks: [{ vmId: vmB.vmId, version: 99 }] }, tenantA)).status).toBe(403),
     'PUT /hosts/{hostId}/vms/{vmId}/host-keys': async () =>
       expect((await api('PUT', `/hosts/${hostIds[0]}/vms/${vmB.vmId}/host-keys`, { keys: ['ssh-ed25519 AAAA'] }, tenantA)).status).toBe(403),
     'POST /service-accounts': async () => {

@@ -1,0 +1,52 @@
+import { createHash } from 'node:crypto';
+import type { ForwardingTable } from '../forwarding-table.ts';
+
+/** What one network needs on this host: its local VMs' interfaces and the remote VMs' tunnel endpoints. */
+export interface NetworkPlan {
+  networkId: string;
+  /** VXLAN network identifier, and the routing table that keeps the network's addresses apart from others'. */
+  vni: number;
+  table: number;
+  device: string;
+  /** VM IP → the host-side interface its VM is plugged into. */
+  local: Map<string, string>;
+  /** VM IP → underlay address of the host that runs it. */
+  remote: Map<string, string>;
+}
+
+/** The data plane this host should have, by network id. */
+export type DesiredState = Map<string, NetworkPlan>;
+
+const hash = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * A network's VXLAN id, from its id: 24 bits, never 0. Two networks on one host could draw the
+ * same one (about one pair in 16 million); the agent refuses the second and says so.
+ */
+export function vniOf(networkId: string): number {
+  return (hash(networkId).readUInt32BE(0) & 0xffffff) || 1;
+}
+
+/**
+ * The host-side interface a VM is plugged into, named from its id (at most 15 characters, as
+ * Linux wants): the VM runtime that plugs the VM in and the agent agree on it without talking.
+ */
+export function vmInterfaceName(vmId: string): string {
+  return `sp${hash(vmId).toString('hex').slice(0, 12)}`;
+}
+
+/** What the forwarding table says this host needs: every network it is a member of. */
+export function desiredState(table: ForwardingTable, hostId: string): DesiredState {
+  const state: DesiredState = new Map();
+  for (const route of table.routes()) {
+    let plan = state.get(route.networkId);
+    if (!plan) {
+      const vni = vniOf(route.networkId);
+      plan = { networkId: route.networkId, vni, table: 1000 + vni, device: `vx${vni.toString(16).padStart(6, '0')}`, local: new Map(), remote: new Map() };
+      state.set(route.networkId, plan);
+    }
+    if (route.hostId === hostId) plan.local.set(route.ip, vmInterfaceName(route.vmId));
+    else plan.remote.set(route.ip, route.endpoint);
+  }
+  return state;
+}

@@ -1,0 +1,175 @@
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { DesiredState, NetworkPlan } from './desired-state.ts';
+import { macOf, planCommands, RULE_PRIORITY } from './plan-commands.ts';
+
+const run = promisify(execFile);
+
+export interface DataPlaneStatus {
+  mode: 'memory' | 'linux-vxlan';
+  /** Why this mode. */
+  reason: string;
+  netns?: string;
+  /** Networks programmed in the kernel, and whether the last programming fully succeeded. */
+  networks?: number;
+  lastError?: string;
+  programmings?: number;
+}
+
+/** Runs `ip`/`bridge` batch lines in a network namespace; returns what failed (`-force` goes on past errors). */
+async function batch(tool: 'ip' | 'bridge', netns: string, lines: string[]): Promise<string | undefined> {
+  if (lines.length === 0) return undefined;
+  return new Promise((resolve, reject) => {
+    const child = spawn(tool, ['-n', netns, '-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code === 0 ? undefined : stderr.trim() || `${tool} exited with ${code}`));
+    child.stdin.end(`${lines.join('\n')}\n`);
+  });
+}
+
+/**
+ * Programs real VXLAN tunnels into a host's network namespace from the agent's desired state.
+ * VXLAN because the kernel has it everywhere (GRE taps, Geneve and WireGuard modules are often
+ * missing), it carries L2 per network id so overlapping tenant ranges stay apart, and its
+ * forwarding database takes static entries: the control plane, not flooding, says where each
+ * host is. Updates are applied one at a time, the latest desired state winning; a network whose
+ * programming failed is programmed again, whole, on the next pass (every change is idempotent).
+ */
+export class LinuxDataPlane {
+  private programmed: DesiredState = new Map();
+  private desired: DesiredState | undefined;
+  private running: Promise<void> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly devices = new Set<string>();
+  private lastError: string | undefined;
+  private programmings = 0;
+
+  private constructor(
+    private readonly netns: string,
+    private readonly underlay: string,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  /** Checks the namespace can be programmed (rights, VXLAN support) and clears what an earlier agent left. */
+  static async open(netns: string, underlay: string, log: (message: string) => void): Promise<LinuxDataPlane> {
+    const plane = new LinuxDataPlane(netns, underlay, log);
+    const probe = 'spprobe0';
+    try {
+      await run('ip', ['-n', netns, 'link', 'add', probe, 'type', 'vxlan', 'id', '1', 'dstport', '4789', 'local', underlay, 'nolearning']);
+      await run('ip', ['-n', netns, 'link', 'del', probe]);
+    } catch (error) {
+      throw new Error(`cannot program VXLAN in network namespace ${netns}: ${((error as { stderr?: string }).stderr ?? (error as Error).message).trim()}`);
+    }
+    await plane.clear();
+    return plane;
+  }
+
+  status(): DataPlaneStatus {
+    return {
+      mode: 'linux-vxlan',
+      reason: `programming VXLAN tunnels in network namespace ${this.netns} (underlay ${this.underlay})`,
+      netns: this.netns,
+      networks: this.programmed.size,
+      programmings: this.programmings,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  /** Brings the kernel to `desired`, after any programming under way. */
+  update(desired: DesiredState): Promise<void> {
+    this.desired = desired;
+    this.running ??= this.drain().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  /** Resolves when everything asked so far is programmed (or failed and awaits a retry). */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.retryTimer);
+    await this.settled();
+    await this.clear();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.desired) {
+      const desired = this.desired;
+      this.desired = undefined;
+      await this.program(desired);
+    }
+  }
+
+  private async program(desired: DesiredState): Promise<void> {
+    clearTimeout(this.retryTimer);
+    const plan = planCommands(this.programmed, desired);
+    await batch('ip', this.netns, plan.ipPrepare);
+    const failed = new Set<string>();
+    for (const network of plan.newDevices) {
+      if (this.devices.has(network.device)) continue;
+      const error = await this.createDevice(network);
+      if (error) {
+        failed.add(network.networkId);
+        this.fail(`network ${network.networkId}: ${error}`);
+      }
+    }
+    const errors = [await batch('bridge', this.netns, plan.bridgeApply), await batch('ip', this.netns, plan.ipApply)].filter(Boolean);
+    // Removals of what is already gone fail harmlessly.
+    await batch('ip', this.netns, plan.ipRemove);
+    await batch('bridge', this.netns, plan.bridgeRemove);
+    for (const [networkId, before] of this.programmed) if (!desired.has(networkId)) this.devices.delete(before.device);
+    this.programmings++;
+    if (errors.length > 0) {
+      // Which line failed is not worth parsing: every network is programmed again, whole, soon.
+      this.fail(errors.join('; '));
+      this.programmed = new Map([...desired].filter(([networkId]) => !failed.has(networkId)).map(([networkId, plan]) => [networkId, emptied(plan)]));
+      this.scheduleRetry(desired);
+      return;
+    }
+    this.programmed = new Map([...desired].filter(([networkId]) => !failed.has(networkId)));
+    if (failed.size > 0) this.scheduleRetry(desired);
+    else this.lastError = undefined;
+  }
+
+  private async createDevice(network: NetworkPlan): Promise<string | undefined> {
+    const { device, vni, table } = network;
+    const error = await batch('ip', this.netns, [
+      `link add ${device} type vxlan id ${vni} dstport 4789 local ${this.underlay} nolearning`,
+      `link set ${device} address ${macOf(this.underlay)} up`,
+      `rule add pref ${RULE_PRIORITY} iif ${device} lookup ${table}`,
+    ]);
+    if (!error) this.devices.add(device);
+    return error;
+  }
+
+  private fail(message: string): void {
+    if (message !== this.lastError) this.log(`data plane: ${message}; will program again`);
+    this.lastError = message;
+  }
+
+  /** Programs `desired` again soon; any newer programming cancels this (it retries its own state). */
+  private scheduleRetry(desired: DesiredState): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.update(this.desired ?? desired), 250);
+    this.retryTimer.unref();
+  }
+
+  /** Removes every device and rule of ours from the namespace. */
+  private async clear(): Promise<void> {
+    const { stdout } = await run('ip', ['-n', this.netns, '-o', 'link', 'show', 'type', 'vxlan']);
+    const devices = [...stdout.matchAll(/^\d+: (vx[0-9a-f]{6})[@:]/gm)].map((match) => match[1]!);
+    await batch('ip', this.netns, devices.map((device) => `link del ${device}`));
+    const { stdout: rules } = await run('ip', ['-n', this.netns, 'rule', 'show', 'pref', String(RULE_PRIORITY)]);
+    await batch('ip', this.netns, rules.split('\n').filter((line) => line.trim()).map(() => `rule del pref ${RULE_PRIORITY}`));
+    this.devices.clear();
+    this.programmed = new Map();
+  }
+}
+
+/** A network whose device exists but whose entries must all be programmed again. */
+function emptied(plan: NetworkPlan): NetworkPlan {
+  return { ...plan, local: new Map(), remote: new Map() };
+}
