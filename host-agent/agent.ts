@@ -222,11 +222,6 @@ export class HostAgent {
     return this.dataPlane?.status() ?? { mode: 'memory', reason: 'no host network namespace given (--netns): the forwarding table is kept in memory, no tunnels are programmed' };
   }
 
-  /** Resolves when the kernel holds everything the forwarding table says so far (at once in memory mode). */
-  dataPlaneSettled(): Promise<void> {
-    return this.dataPlane?.settled() ?? Promise.resolve();
-  }
-
   /** What the data plane asks before admitting a new flow to a local VM. */
   verifyConnection(destinationVmId: string, token: string): { accepted: true; sourceVmId: string; sourceIp: string } | { accepted: false; reason: string } {
     try {

@@ -64,7 +64,6 @@ function addNetworkChanges(plan: CommandPlan, before: NetworkPlan | undefined, n
       `rule add pref ${RULE_PRIORITY} iif ${vmDevice} lookup ${table}`,
       `route replace ${ip}/32 dev ${vmDevice} table ${table}`,
     );
-    if (before?.remote.has(ip)) plan.ipRemove.push(`neigh del ${ip} dev ${device}`);
   }
   for (const [ip, endpoint] of next.remote) {
     if (before?.remote.get(ip) === endpoint) continue;

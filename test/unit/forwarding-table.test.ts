@@ -48,7 +48,7 @@ describe('ForwardingTable', () => {
     expect(table.routes()).toHaveLength(0);
     // ...but a later join does.
     table.apply(endpoints(7, 2, '192.0.2.2', true));
-    expect(table.routes()).toEqual([{ networkId: 'net-1', ip: '10.0.0.5', endpoint: '192.0.2.2', vmId: 'vm-1', version: 2 }]);
+    expect(table.routes()).toEqual([{ networkId: 'net-1', ip: '10.0.0.5', endpoint: '192.0.2.2', vmId: 'vm-1', hostId: 'h-192.0.2.2', version: 2 }]);
   });
 
   it('keeps released addresses as tombstones so an older placement cannot come back', () => {
