@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   graph: () => import('./graph.ts'),
   bids: () => import('./bids.ts'),
   shuffle: () => import('./shuffle.ts'),
+  blackout: () => import('./blackout.ts'),
 };
 if (!name || !benches[name]) {
   console.error(`usage: bench <${Object.keys(benches).join('|')}>`);

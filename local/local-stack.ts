@@ -42,6 +42,8 @@ export async function startLocalStack(options: {
   localAwsPort?: number;
   firstStatusPort?: number;
   hostPrefix?: string;
+  /** Per agent, in order: its underlay address and the network namespace it programs (real tunnels); TEST-NET-1 addresses in memory otherwise. */
+  agentHosts?: { address: string; netns: string }[];
   /**
    * Regions to run the control plane in, each with its own runner, API and table; with more than
    * one, a replicator keeps the tables in step as global tables do. Default: STRATOPLANE_REGIONS,
@@ -112,11 +114,12 @@ export async function startLocalStack(options: {
       Array.from({ length: options.agentCount }, async (_, index) => {
         const hostId = `${options.hostPrefix ?? 'host'}-${index + 1}`;
         // 192.0.2.0/24 is TEST-NET-1: recorded as tunnel endpoints, never sent traffic.
-        const address = `192.0.2.${10 + index + 1}`;
+        const placed = options.agentHosts?.[index];
+        const address = placed?.address ?? `192.0.2.${10 + index + 1}`;
         const statusPort = options.firstStatusPort ? options.firstStatusPort + index : 0;
         const agent = await startTsProcess<{ hostId: string; statusUrl: string }>({
           entry: 'host-agent/main.ts',
-          args: ['--host-id', hostId, '--address', address, '--capacity', '16', '--api-url', runner.info.apiUrl, '--status-port', String(statusPort)],
+          args: ['--host-id', hostId, '--address', address, '--capacity', '16', '--api-url', runner.info.apiUrl, '--status-port', String(statusPort), ...(placed ? ['--netns', placed.netns] : [])],
           env: { ...awsEnv, HOST_AGENT_TOKEN: await issueToken('host', hostId) },
           readyPrefix: 'HOST_AGENT_READY',
           onStderr: log,
