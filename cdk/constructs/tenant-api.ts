@@ -52,6 +52,12 @@ function createsQueues(fn: ControlPlaneFunction, variable: string, prefix: strin
 
 type Access = 'none' | 'read' | 'write';
 
+function usesConvergenceTable(fn: ControlPlaneFunction, props: TenantApiProps, access: 'read' | 'write') {
+  fn.addEnvironment('CONVERGENCE_TABLE_NAME', props.convergenceTable.tableName);
+  if (access === 'read') props.convergenceTable.grantReadData(fn);
+  else props.convergenceTable.grantWriteData(fn);
+}
+
 interface Route {
   operation: Operation;
   /** What the function may do with the table; `none` for a route that does not touch it. */
@@ -88,22 +94,9 @@ const routes: Route[] = [
   { operation: operations.listVms, access: 'read' },
   { operation: operations.getVm, access: 'read' },
   { operation: operations.migrateVm, access: 'write' },
-  {
-    operation: operations.getVmConvergence,
-    access: 'read',
-    extras: (fn, props) => {
-      fn.addEnvironment('CONVERGENCE_TABLE_NAME', props.convergenceTable.tableName);
-      props.convergenceTable.grantReadData(fn);
-    },
-  },
-  {
-    operation: operations.acknowledgeEndpoints,
-    access: 'none',
-    extras: (fn, props) => {
-      fn.addEnvironment('CONVERGENCE_TABLE_NAME', props.convergenceTable.tableName);
-      props.convergenceTable.grantWriteData(fn);
-    },
-  },
+  { operation: operations.getVmConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
+  // Acknowledgements touch only the convergence table.
+  { operation: operations.acknowledgeEndpoints, access: 'none', extras: (fn, props) => usesConvergenceTable(fn, props, 'write') },
   { operation: operations.deleteVm, access: 'write' },
   { operation: operations.getHostKeys, access: 'read' },
   {
