@@ -147,6 +147,8 @@ export class HostAgent {
     for (const network of networks) {
       this.applyAll([{ kind: 'endpoints', networkId: network.networkId, epoch: network.epoch, snapshot: true, entries: network.entries }]);
     }
+    // The table is now the host's whole truth: tunnels an earlier agent left for networks the host has left can go.
+    void this.dataPlane?.update(desiredState(this.table, this.config.hostId), true);
     this.acks.reaffirm(this.table.routes());
     this.stats.resyncs++;
   }

@@ -35,6 +35,18 @@ export function vmInterfaceName(vmId: string): string {
   return `sp${hash(vmId).toString('hex').slice(0, 12)}`;
 }
 
+/** A network's device and routing table on every host, from its VNI. */
+export function deviceOf(vni: number): string {
+  return `vx${vni.toString(16).padStart(6, '0')}`;
+}
+export function routingTableOf(vni: number): number {
+  return 1000 + vni;
+}
+/** The VNI of one of our devices, from its name. */
+export function vniOfDevice(device: string): number {
+  return Number.parseInt(device.slice(2), 16);
+}
+
 /** What the forwarding table says this host needs: every network it is a member of. */
 export function desiredState(table: ForwardingTable, hostId: string): DesiredState {
   const state: DesiredState = new Map();
@@ -42,7 +54,7 @@ export function desiredState(table: ForwardingTable, hostId: string): DesiredSta
     let plan = state.get(route.networkId);
     if (!plan) {
       const vni = vniOf(route.networkId);
-      plan = { networkId: route.networkId, vni, table: 1000 + vni, device: `vx${vni.toString(16).padStart(6, '0')}`, local: new Map(), remote: new Map() };
+      plan = { networkId: route.networkId, vni, table: routingTableOf(vni), device: deviceOf(vni), local: new Map(), remote: new Map() };
       state.set(route.networkId, plan);
     }
     if (route.hostId === hostId) plan.local.set(route.ip, vmInterfaceName(route.vmId));

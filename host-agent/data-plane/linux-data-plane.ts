@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { DesiredState, NetworkPlan } from './desired-state.ts';
+import { routingTableOf, vniOfDevice, type DesiredState, type NetworkPlan } from './desired-state.ts';
 import { macOf, planCommands, RULE_PRIORITY } from './plan-commands.ts';
 
 const run = promisify(execFile);
@@ -36,6 +36,8 @@ async function batch(tool: 'ip' | 'bridge', netns: string, lines: string[]): Pro
  * forwarding database takes static entries: the control plane, not flooding, says where each
  * host is. Updates are applied one at a time, the latest desired state winning; a network whose
  * programming failed is programmed again, whole, on the next pass (every change is idempotent).
+ * What an earlier agent programmed stays and keeps forwarding while the agent restarts: it is
+ * adopted, and what is no longer needed is removed after the first full resync.
  */
 export class LinuxDataPlane {
   private programmed: DesiredState = new Map();
@@ -43,6 +45,9 @@ export class LinuxDataPlane {
   private running: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly devices = new Set<string>();
+  /** Devices found at start, kept until a complete desired state says which are still needed. */
+  private leftovers = new Set<string>();
+  private pruneLeftovers = false;
   private lastError: string | undefined;
   private programmings = 0;
 
@@ -52,7 +57,7 @@ export class LinuxDataPlane {
     private readonly log: (message: string) => void,
   ) {}
 
-  /** Checks the namespace can be programmed (rights, VXLAN support) and clears what an earlier agent left. */
+  /** Checks the namespace can be programmed (rights, VXLAN support) and adopts what an earlier agent left. */
   static async open(netns: string, underlay: string, log: (message: string) => void): Promise<LinuxDataPlane> {
     const plane = new LinuxDataPlane(netns, underlay, log);
     const probe = 'spprobe0';
@@ -62,7 +67,10 @@ export class LinuxDataPlane {
     } catch (error) {
       throw new Error(`cannot program VXLAN in network namespace ${netns}: ${((error as { stderr?: string }).stderr ?? (error as Error).message).trim()}`);
     }
-    await plane.clear();
+    for (const device of await plane.existingDevices()) {
+      plane.devices.add(device);
+      plane.leftovers.add(device);
+    }
     return plane;
   }
 
@@ -77,9 +85,13 @@ export class LinuxDataPlane {
     };
   }
 
-  /** Brings the kernel to `desired`, after any programming under way. */
-  update(desired: DesiredState): Promise<void> {
+  /**
+   * Brings the kernel to `desired`, after any programming under way. `complete`: the state is the
+   * host's whole truth (after a full resync), so devices an earlier agent left and nothing needs go.
+   */
+  update(desired: DesiredState, complete = false): Promise<void> {
     this.desired = desired;
+    if (complete) this.pruneLeftovers = true;
     this.running ??= this.drain().finally(() => (this.running = undefined));
     return this.running;
   }
@@ -89,10 +101,11 @@ export class LinuxDataPlane {
     while (this.running) await this.running;
   }
 
+  /** Stops programming; what is programmed stays, so VMs keep their traffic while no agent runs. */
   async close(): Promise<void> {
     clearTimeout(this.retryTimer);
     await this.settled();
-    await this.clear();
+    clearTimeout(this.retryTimer);
   }
 
   private async drain(): Promise<void> {
@@ -120,6 +133,14 @@ export class LinuxDataPlane {
     // Removals of what is already gone fail harmlessly.
     await batch('ip', this.netns, plan.ipRemove);
     await batch('bridge', this.netns, plan.bridgeRemove);
+    if (this.pruneLeftovers) {
+      const needed = new Set([...desired.values()].map((network) => network.device));
+      const unneeded = [...this.leftovers].filter((device) => !needed.has(device));
+      await batch('ip', this.netns, unneeded.flatMap((device) => leftoverRemoval(device)));
+      for (const device of unneeded) this.devices.delete(device);
+      this.leftovers.clear();
+      this.pruneLeftovers = false;
+    }
     for (const [networkId, before] of this.programmed) if (!desired.has(networkId)) this.devices.delete(before.device);
     this.programmings++;
     if (errors.length > 0) {
@@ -157,16 +178,17 @@ export class LinuxDataPlane {
     this.retryTimer.unref();
   }
 
-  /** Removes every device and rule of ours from the namespace. */
-  private async clear(): Promise<void> {
+  /** Our VXLAN devices in the namespace. */
+  private async existingDevices(): Promise<string[]> {
     const { stdout } = await run('ip', ['-n', this.netns, '-o', 'link', 'show', 'type', 'vxlan']);
-    const devices = [...stdout.matchAll(/^\d+: (vx[0-9a-f]{6})[@:]/gm)].map((match) => match[1]!);
-    await batch('ip', this.netns, devices.map((device) => `link del ${device}`));
-    const { stdout: rules } = await run('ip', ['-n', this.netns, 'rule', 'show', 'pref', String(RULE_PRIORITY)]);
-    await batch('ip', this.netns, rules.split('\n').filter((line) => line.trim()).map(() => `rule del pref ${RULE_PRIORITY}`));
-    this.devices.clear();
-    this.programmed = new Map();
+    return [...stdout.matchAll(/^\d+: (vx[0-9a-f]{6})[@:]/gm)].map((match) => match[1]!);
   }
+}
+
+/** What removes a network's device found at start: its rule and routing table go too. */
+function leftoverRemoval(device: string): string[] {
+  const table = routingTableOf(vniOfDevice(device));
+  return [`rule del pref ${RULE_PRIORITY} iif ${device} lookup ${table}`, `route flush table ${table}`, `link del ${device}`];
 }
 
 /** A network whose device exists but whose entries must all be programmed again. */

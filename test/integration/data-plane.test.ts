@@ -69,7 +69,22 @@ describe.skipIf(unavailable !== undefined)('real data plane (VXLAN in network na
     console.log(`interruption: UDP ${after.udp.longestGapMs} ms, TCP ${after.tcp.longestGapMs} ms (${after.udp.sent - after.udp.received} of ${after.udp.sent} datagrams lost)`);
     expect(after.udp.longestGapMs).toBeLessThan(10_000);
 
-    // Each agent holds what the kernel was given: host 3 routes to the server's interface, host 1 tunnels to host 3.
     for (const agent of agents) expect((await agent.status()).dataPlane.lastError).toBeUndefined();
   }, 120_000);
+
+  it("keeps forwarding while the client host's agent is down, and its restarted agent adopts the tunnels without a break", async () => {
+    const flowing = async () => {
+      const { received } = (await probe.report()).udp;
+      await eventually(async () => expect((await probe.report()).udp.received).toBeGreaterThan(received + 50), 10_000, 100);
+    };
+    await agents[0]!.process.stop();
+    await flowing();
+    await probe.report(true);
+    agents[0] = await startAgent(agents[0]!.hostId, lab.hosts[0]!.underlay, 8, undefined, ['--netns', lab.hosts[0]!.netns]);
+    await eventually(async () => expect((await agents[0]!.status()).stats.resyncs).toBeGreaterThan(0), 10_000, 100);
+    await flowing();
+    const report = await probe.report();
+    expect(report.udp.longestGapMs).toBeLessThan(500);
+    expect((await agents[0]!.status()).dataPlane).toMatchObject({ mode: 'linux-vxlan', networks: 1 });
+  }, 60_000);
 });

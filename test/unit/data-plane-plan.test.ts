@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ForwardingTable } from '../../host-agent/forwarding-table.ts';
-import { desiredState, vmInterfaceName, vniOf } from '../../host-agent/data-plane/desired-state.ts';
+import { desiredState, deviceOf, routingTableOf, vmInterfaceName, vniOf, vniOfDevice } from '../../host-agent/data-plane/desired-state.ts';
 import { macOf, planCommands } from '../../host-agent/data-plane/plan-commands.ts';
 
 const H1 = '172.31.254.11';
@@ -25,8 +25,8 @@ function tableWith(serverAt: string, serverHost: string, version: number): Forwa
 
 describe('data plane plan', () => {
   const vni = vniOf('net-1');
-  const device = `vx${vni.toString(16).padStart(6, '0')}`;
-  const table = 1000 + vni;
+  const device = deviceOf(vni);
+  const table = routingTableOf(vni);
 
   it('makes a network a VXLAN device and table, a route to each local VM interface, and a tunnel per remote host', () => {
     const plan = planCommands(new Map(), desiredState(tableWith(H2, 'h2', 1), 'h1'));
@@ -81,5 +81,7 @@ describe('data plane plan', () => {
     expect(macOf('10.0.0.1')).toBe('02:53:0a:00:00:01');
     expect(vniOf('net-1')).toBeGreaterThan(0);
     expect(vniOf('net-1')).toBeLessThan(2 ** 24);
+    expect(deviceOf(0xabc)).toBe('vx000abc');
+    expect(vniOfDevice(deviceOf(vniOf('net-1')))).toBe(vniOf('net-1'));
   });
 });
