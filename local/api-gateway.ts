@@ -113,7 +113,17 @@ export async function serveApi(options: {
   const compiled = options.routes.map(compile).sort((a, b) => b.literalSegments - a.literalSegments);
   const stagePrefix = `/${options.stage}`;
 
-  const server = http.createServer(async (request, response) => {
+  const server = http.createServer((request, response) => {
+    // Whatever a client sends, the gateway answers and stays up.
+    handle(request, response).catch((error: Error) => {
+      const malformed = error instanceof MalformedRequestError;
+      if (!malformed) options.log(`${request.method} ${request.url}: gateway error: ${error.stack ?? error.message}`);
+      if (response.headersSent) return void response.destroy();
+      response.writeHead(malformed ? 400 : 500, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ message: malformed ? error.message : 'Internal server error' }));
+    });
+  });
+  const handle = async (request: http.IncomingMessage, response: http.ServerResponse) => {
     const send = (status: number, headers: Record<string, string>, body: string | Buffer) => {
       response.writeHead(status, headers);
       response.end(body);
@@ -164,7 +174,7 @@ export async function serveApi(options: {
       options.log(`${request.method} ${path}: ${(error as Error).message}`);
       send(502, { 'content-type': 'application/json' }, JSON.stringify({ message: 'Internal server error' }));
     }
-  });
+  };
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(options.port, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -172,6 +182,16 @@ export async function serveApi(options: {
     url: `http://127.0.0.1:${port}${stagePrefix}`,
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
+}
+
+class MalformedRequestError extends Error {}
+
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new MalformedRequestError(`the path segment ${segment.slice(0, 100)} is not valid percent-encoding`);
+  }
 }
 
 function toProxyEvent(
@@ -184,21 +204,22 @@ function toProxyEvent(
   stage: string,
   authorizer: Record<string, unknown> | undefined,
 ) {
-  const headers: Record<string, string> = {};
-  const multiValueHeaders: Record<string, string[]> = {};
+  // Names come from the client: `constructor` or `__proto__` must be keys like any other.
+  const headers: Record<string, string> = Object.create(null);
+  const multiValueHeaders: Record<string, string[]> = Object.create(null);
   for (let i = 0; i < request.rawHeaders.length; i += 2) {
     const name = request.rawHeaders[i]!;
     const value = request.rawHeaders[i + 1]!;
     headers[name] = value;
     (multiValueHeaders[name] ??= []).push(value);
   }
-  const query: Record<string, string> = {};
-  const multiQuery: Record<string, string[]> = {};
+  const query: Record<string, string> = Object.create(null);
+  const multiQuery: Record<string, string[]> = Object.create(null);
   for (const [name, value] of url.searchParams) {
     query[name] = value;
     (multiQuery[name] ??= []).push(value);
   }
-  const pathParameters = Object.fromEntries(route.names.map((name, index) => [name, decodeURIComponent(match[index + 1]!)]));
+  const pathParameters = Object.fromEntries(route.names.map((name, index) => [name, decodePathSegment(match[index + 1]!)]));
   const isText = body.length === 0 || /json|text|xml|form/.test(request.headers['content-type'] ?? 'application/json');
   return {
     resource: route.resourcePath,
