@@ -54,7 +54,7 @@ const log = (hostId: string, message: string) => console.error(`[agent ${hostId}
  * then applies the updates pushed to its queue. Its state is visible on a local status endpoint.
  */
 export class HostAgent {
-  readonly table = new ForwardingTable();
+  readonly table: ForwardingTable;
   readonly stats: AgentStats = {
     messagesReceived: 0,
     entriesApplied: 0,
@@ -89,6 +89,7 @@ export class HostAgent {
     private readonly sqs: SQSClient,
     kms: KMSClient,
   ) {
+    this.table = new ForwardingTable(config.hostId);
     this.pairKeys = new PairKeys(kms);
     this.controlPlane = new ControlPlaneClient(config.apiUrl, config.token);
     this.shuffle = new ShuffleService(config.spillDir, sqs, (jobId, vmId, report) => this.controlPlane.reportShuffleWorker(config.hostId, jobId, vmId, report), (message) => log(config.hostId, message));
@@ -172,7 +173,7 @@ export class HostAgent {
       for (const entry of changed) if (entry.state === 'active' && entry.vmId) this.acks.record(entry.vmId, entry.version);
     }
     void this.dataPlane?.update(desiredState(this.table, this.config.hostId));
-    const local = this.table.vmsOn(this.config.hostId);
+    const local = this.table.localVms();
     const localIds = new Set(local.map((vm) => vm.vmId));
     for (const vmId of this.hostKeys.keys()) if (!localIds.has(vmId)) this.hostKeys.delete(vmId);
     this.tokens.keepOnly(localIds);

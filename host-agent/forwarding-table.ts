@@ -33,6 +33,11 @@ export interface ApplyResult {
  */
 export class ForwardingTable {
   private readonly networks = new Map<string, NetworkState>();
+  /** The VMs placed on `selfHostId`, kept as entries change: the agent asks after every message. */
+  private readonly local = new Map<string, LocalVm>();
+
+  /** `selfHostId`: the host whose VMs `localVms()` lists. */
+  constructor(private readonly selfHostId?: string) {}
 
   apply(message: NetworkMessage, now = Date.now()): ApplyResult {
     const network = this.networks.get(message.networkId) ?? { epoch: 0, member: false, entries: new Map<string, TableEntry>() };
@@ -42,6 +47,7 @@ export class ForwardingTable {
       if (message.epoch <= network.epoch) return { applied: 0, stale: 1, changed: [] };
       network.epoch = message.epoch;
       network.member = false;
+      for (const ip of network.entries.keys()) this.local.delete(localKey(message.networkId, ip));
       network.entries.clear();
       return { applied: 1, stale: 0, changed: [] };
     }
@@ -62,6 +68,9 @@ export class ForwardingTable {
       }
       const held = { ...entry, appliedAt: now };
       network.entries.set(entry.ip, held);
+      const key = localKey(message.networkId, entry.ip);
+      if (held.state === 'active' && held.vmId && held.hostId !== undefined && held.hostId === this.selfHostId) this.local.set(key, { vmId: held.vmId, ip: held.ip, networkId: message.networkId });
+      else this.local.delete(key);
       result.changed.push(held);
       result.applied++;
     }
@@ -87,6 +96,11 @@ export class ForwardingTable {
     return routes.sort((a, b) => a.networkId.localeCompare(b.networkId) || a.ip.localeCompare(b.ip, undefined, { numeric: true }));
   }
 
+  /** The VMs this table places on its own host (`selfHostId`), without a scan. */
+  localVms(): LocalVm[] {
+    return [...this.local.values()];
+  }
+
   /** The VMs this table places on the given host: what that host runs, as far as it has been told. */
   vmsOn(hostId: string): LocalVm[] {
     const vms: LocalVm[] = [];
@@ -108,3 +122,5 @@ export class ForwardingTable {
     );
   }
 }
+
+const localKey = (networkId: string, ip: string) => `${networkId} ${ip}`;

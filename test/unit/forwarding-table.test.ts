@@ -60,3 +60,35 @@ describe('ForwardingTable', () => {
     expect(table.entry('net-1', '10.0.0.5')).toMatchObject({ version: 2, state: 'released' });
   });
 });
+
+describe('ForwardingTable.localVms', () => {
+  it('always lists what a full scan finds on its own host, over random histories of moves, releases and leaves', () => {
+    const sorted = (vms: { vmId: string; ip: string; networkId: string }[]) => [...vms].sort((a, b) => `${a.networkId}${a.ip}`.localeCompare(`${b.networkId}${b.ip}`));
+    for (let trial = 0; trial < 100; trial++) {
+      const table = new ForwardingTable('h-self');
+      const epochs = new Map<string, number>();
+      let version = 0;
+      for (let step = 0; step < 60; step++) {
+        const networkId = `net-${Math.floor(Math.random() * 3)}`;
+        const epoch = (epochs.get(networkId) ?? 0) + (Math.random() < 0.3 ? 1 : 0);
+        epochs.set(networkId, epoch);
+        if (Math.random() < 0.1) {
+          table.apply({ kind: 'leave', networkId, epoch: epoch + 1 });
+          epochs.set(networkId, epoch + 1);
+          continue;
+        }
+        const ip = `10.0.0.${Math.floor(Math.random() * 4)}`;
+        const hostId = Math.random() < 0.5 ? 'h-self' : 'h-other';
+        const released = Math.random() < 0.15;
+        table.apply({
+          kind: 'endpoints',
+          networkId,
+          epoch: Math.max(1, epoch),
+          snapshot: false,
+          entries: [released ? { ip, version: ++version, state: 'released' } : { ip, version: ++version, state: 'active', vmId: `vm-${ip}`, hostId, endpoint: hostId === 'h-self' ? '192.0.2.1' : '192.0.2.2' }],
+        });
+        expect(sorted(table.localVms())).toEqual(sorted(table.vmsOn('h-self')));
+      }
+    }
+  });
+});
