@@ -1,6 +1,8 @@
 import { DecryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { pairKeyContext } from '#events/tokens.ts';
+import { TokenError } from '#tokens/jws.ts';
 import { verifyPairToken, type PairTokenClaims } from '#tokens/pair-tokens.ts';
+import { UsedTokens } from './used-tokens.ts';
 
 /**
  * The network-pair secrets of the VMs on this host, unwrapped with KMS under each VM's encryption
@@ -9,6 +11,7 @@ import { verifyPairToken, type PairTokenClaims } from '#tokens/pair-tokens.ts';
  */
 export class PairKeys {
   private readonly secrets = new Map<string, { ciphertext: string; secret: Buffer }>();
+  private readonly used = new UsedTokens();
 
   constructor(private readonly kms: KMSClient) {}
 
@@ -37,6 +40,9 @@ export class PairKeys {
   verify(token: string, destinationVmId: string, hostAddress: string): PairTokenClaims {
     const entry = this.secrets.get(destinationVmId);
     if (!entry) throw new Error(`vm ${destinationVmId} does not run on this host`);
-    return verifyPairToken(token, entry.secret, { dst: destinationVmId, dstHost: hostAddress });
+    const claims = verifyPairToken(token, entry.secret, { dst: destinationVmId, dstHost: hostAddress });
+    // A captured token must not admit a second flow.
+    if (!this.used.admit(claims.jti, claims.exp)) throw new TokenError('token already used: a pair token admits one flow');
+    return claims;
   }
 }

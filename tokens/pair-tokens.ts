@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { ipv4Address, resourceId } from '#events/identifiers.ts';
 import { TokenError } from './jws.ts';
@@ -16,15 +16,17 @@ export const PairTokenClaims = z.strictObject({
   dstHost: ipv4Address,
   iat: z.int(),
   exp: z.int(),
+  /** Unique per token: the destination host admits one flow per token and refuses it again. */
+  jti: z.string().min(16).max(32),
 });
 export type PairTokenClaims = z.infer<typeof PairTokenClaims>;
 
 const mac = (secret: Buffer, payload: string) => createHmac('sha256', secret).update(`${DOMAIN}.${payload}`).digest();
 
 /** `payload.mac`, the MAC keyed by the destination VM's secret: only its host and the control plane can make one. */
-export function issuePairToken(destinationSecret: Buffer, claims: Omit<PairTokenClaims, 'iat' | 'exp'>, now = Date.now()): { token: string; claims: PairTokenClaims } {
+export function issuePairToken(destinationSecret: Buffer, claims: Omit<PairTokenClaims, 'iat' | 'exp' | 'jti'>, now = Date.now()): { token: string; claims: PairTokenClaims } {
   const iat = Math.floor(now / 1000);
-  const full: PairTokenClaims = { ...claims, iat, exp: iat + PAIR_TOKEN_SECONDS };
+  const full: PairTokenClaims = { ...claims, iat, exp: iat + PAIR_TOKEN_SECONDS, jti: randomBytes(12).toString('base64url') };
   const payload = Buffer.from(JSON.stringify(full)).toString('base64url');
   return { token: `${payload}.${mac(destinationSecret, payload).toString('base64url')}`, claims: full };
 }

@@ -38,6 +38,9 @@ describe('network-pair tokens', () => {
     await eventually(async () => {
       expect(await verifyAt(h2, vms.a2.vmId, connection.token)).toEqual({ status: 200, body: { accepted: true, sourceVmId: vms.a1.vmId, sourceIp: vms.a1.ip } });
     });
+    // Replayed, the same token admits nothing more; a new one does.
+    expect(await verifyAt(h2, vms.a2.vmId, connection.token)).toEqual({ status: 403, body: { accepted: false, reason: 'token already used: a pair token admits one flow' } });
+    expect((await verifyAt(h2, vms.a2.vmId, (await expectOk(connect('a1', 'a2'))).token)).body.accepted).toBe(true);
   });
 
   it('refuses pairs across networks until the tenant allows the source network, in that direction only', async () => {
