@@ -101,18 +101,6 @@ export class ForwardingTable {
     return [...this.local.values()];
   }
 
-  /** The VMs this table places on the given host: what that host runs, as far as it has been told. */
-  vmsOn(hostId: string): LocalVm[] {
-    const vms: LocalVm[] = [];
-    for (const [networkId, network] of this.networks) {
-      if (!network.member) continue;
-      for (const entry of network.entries.values()) {
-        if (entry.state === 'active' && entry.hostId === hostId && entry.vmId) vms.push({ vmId: entry.vmId, ip: entry.ip, networkId });
-      }
-    }
-    return vms;
-  }
-
   toJSON() {
     return Object.fromEntries(
       [...this.networks].map(([networkId, network]) => [
