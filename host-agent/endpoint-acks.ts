@@ -61,9 +61,7 @@ export class EndpointAcks {
     for (const { vmId, version } of held) {
       heldIds.add(vmId);
       const sent = this.sent.get(vmId);
-      if (!sent || sent.version < version || now - sent.at >= this.options.reaffirmAfterMs) {
-        if ((this.pending.get(vmId) ?? 0) < version) this.pending.set(vmId, version);
-      }
+      if (!sent || sent.version < version || now - sent.at >= this.options.reaffirmAfterMs) this.keepPending(vmId, version);
     }
     for (const vmId of this.sent.keys()) if (!heldIds.has(vmId)) this.sent.delete(vmId);
     if (this.pending.size > 0) this.schedule(this.options.flushMs);
@@ -86,6 +84,11 @@ export class EndpointAcks {
     await this.flush();
     this.stopped = true;
     clearTimeout(this.timer);
+  }
+
+  /** Keeps a VM's highest version pending. */
+  private keepPending(vmId: string, version: number): void {
+    if ((this.pending.get(vmId) ?? 0) < version) this.pending.set(vmId, version);
   }
 
   private schedule(delayMs: number): void {
@@ -112,7 +115,7 @@ export class EndpointAcks {
           this.stats.failedRequests++;
           if (!failed) this.log(`acknowledging ${batch.length} endpoint version(s) failed (${(error as Error).message}); will retry`);
           failed = true;
-          for (const { vmId, version } of batch) if ((this.pending.get(vmId) ?? 0) < version) this.pending.set(vmId, version);
+          for (const { vmId, version } of batch) this.keepPending(vmId, version);
           continue;
         }
         const at = Date.now();

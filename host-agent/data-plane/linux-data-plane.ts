@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { routingTableOf, vniOfDevice, type DesiredState, type NetworkPlan } from './desired-state.ts';
-import { macOf, planCommands, RULE_PRIORITY } from './plan-commands.ts';
+import { macOf, networkRemoval, planCommands, RULE_PRIORITY } from './plan-commands.ts';
 
 const run = promisify(execFile);
 
@@ -136,7 +136,7 @@ export class LinuxDataPlane {
     if (this.pruneLeftovers) {
       const needed = new Set([...desired.values()].map((network) => network.device));
       const unneeded = [...this.leftovers].filter((device) => !needed.has(device));
-      await batch('ip', this.netns, unneeded.flatMap((device) => leftoverRemoval(device)));
+      await batch('ip', this.netns, unneeded.flatMap((device) => networkRemoval(device, routingTableOf(vniOfDevice(device)))));
       for (const device of unneeded) this.devices.delete(device);
       this.leftovers.clear();
       this.pruneLeftovers = false;
@@ -183,12 +183,6 @@ export class LinuxDataPlane {
     const { stdout } = await run('ip', ['-n', this.netns, '-o', 'link', 'show', 'type', 'vxlan']);
     return [...stdout.matchAll(/^\d+: (vx[0-9a-f]{6})[@:]/gm)].map((match) => match[1]!);
   }
-}
-
-/** What removes a network's device found at start: its rule and routing table go too. */
-function leftoverRemoval(device: string): string[] {
-  const table = routingTableOf(vniOfDevice(device));
-  return [`rule del pref ${RULE_PRIORITY} iif ${device} lookup ${table}`, `route flush table ${table}`, `link del ${device}`];
 }
 
 /** A network whose device exists but whose entries must all be programmed again. */

@@ -41,12 +41,17 @@ export function planCommands(programmed: DesiredState, desired: DesiredState): C
   for (const [networkId, before] of programmed) {
     if (desired.has(networkId)) continue;
     for (const device of before.local.values()) plan.ipRemove.push(ruleDel(device, before.table));
-    plan.ipRemove.push(`rule del pref ${RULE_PRIORITY} iif ${before.device} lookup ${before.table}`, `route flush table ${before.table}`, `link del ${before.device}`);
+    plan.ipRemove.push(...networkRemoval(before.device, before.table));
   }
   return plan;
 }
 
 const ruleDel = (device: string, table: number) => `rule del pref ${RULE_PRIORITY} iif ${device} lookup ${table}`;
+
+/** What takes a network's device off a host: its rule, its routing table, the device. */
+export function networkRemoval(device: string, table: number): string[] {
+  return [ruleDel(device, table), `route flush table ${table}`, `link del ${device}`];
+}
 
 function addNetworkChanges(plan: CommandPlan, before: NetworkPlan | undefined, next: NetworkPlan): void {
   const { device, table } = next;
