@@ -5,13 +5,16 @@ import { Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Queue, QueueEncryption, type QueueProps } from 'aws-cdk-lib/aws-sqs';
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS, VM_PAIR_KEY_ALIAS } from '#events/tokens.ts';
-import { graphQueueName, imagesBucketName, METADATA_TABLE_NAME } from '#events/naming.ts';
+import { deadLetterQueuePrefix, graphQueueName, imagesBucketName, METADATA_TABLE_NAME } from '#events/naming.ts';
 import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
 import { pairKeyStatement, TenantApi } from './constructs/tenant-api.ts';
+
+/** How many times a queue's handler tries a message before it moves it to the DLQ with the reason. */
+const HANDLER_ATTEMPTS = 5;
 
 /** Control-plane queues: encrypted with the region's data key, TLS only. */
 const encryptedQueue = (dataKey: Key) => ({ encryption: QueueEncryption.KMS, encryptionMasterKey: dataKey, enforceSSL: true });
@@ -28,6 +31,7 @@ export interface ControlPlaneStackProps extends StackProps {
  */
 export class ControlPlaneStack extends Stack {
   readonly table: ITableV2;
+  private readonly handlerAttempts = new Map<Queue, number>();
 
   constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
     super(scope, id, props);
@@ -74,16 +78,10 @@ export class ControlPlaneStack extends Stack {
 
     this.table = this.region === primaryRegion ? this.globalTable(dataKey, replicaRegions) : this.replicaTable();
 
-    const queueDefaults = encryptedQueue(dataKey);
-    const fanOutDlq = new Queue(this, 'FanOutDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
-    const fanOutQueue = new Queue(this, 'FanOutQueue', {
-      ...queueDefaults,
-      visibilityTimeout: Duration.seconds(180),
-      deadLetterQueue: { queue: fanOutDlq, maxReceiveCount: 5 },
-    });
-    const streamFailures = new Queue(this, 'StreamFailureDlq', { ...queueDefaults, retentionPeriod: Duration.days(14) });
+    const fanOutQueue = this.workQueue('FanOut', 'fan-out', dataKey, { visibilityTimeout: Duration.seconds(180) });
+    const streamFailures = this.deadLetterQueue('StreamFailureDlq', 'stream-failures', encryptedQueue(dataKey));
     // Host queues are created at registration, so they use SQS-managed keys: agents need no KMS grant.
-    const hostDlq = new Queue(this, 'HostDlq', { encryption: QueueEncryption.SQS_MANAGED, enforceSSL: true, retentionPeriod: Duration.days(14) });
+    const hostDlq = this.deadLetterQueue('HostDlq', 'host', { encryption: QueueEncryption.SQS_MANAGED, enforceSSL: true });
     const hostQueuePrefix = `${this.stackName}-host-`;
     const hostQueueArns = this.formatArn({ service: 'sqs', resource: `${hostQueuePrefix}*` });
     const shuffleQueuePrefix = `${this.stackName}-shuffle-`;
@@ -108,14 +106,7 @@ export class ControlPlaneStack extends Stack {
     networkChanges.addEventSource(tableStream());
 
     // The resource graph: one message group per node, so each node's messages are handled in order.
-    const graphDlq = new Queue(this, 'GraphDlq', { ...queueDefaults, fifo: true, retentionPeriod: Duration.days(14) });
-    const graphQueue = new Queue(this, 'GraphQueue', {
-      ...queueDefaults,
-      queueName: graphQueueName(this.region),
-      fifo: true,
-      visibilityTimeout: Duration.seconds(60),
-      deadLetterQueue: { queue: graphDlq, maxReceiveCount: 5 },
-    });
+    const graphQueue = this.workQueue('Graph', 'graph.fifo', dataKey, { queueName: graphQueueName(this.region), fifo: true, visibilityTimeout: Duration.seconds(60) });
     const resourceGraph = new ControlPlaneFunction(this, 'ResourceGraph', {
       entry: 'functions/queues/resource-graph.ts',
       timeout: Duration.seconds(30),
@@ -123,7 +114,7 @@ export class ControlPlaneStack extends Stack {
     });
     this.table.grantReadWriteData(resourceGraph);
     graphQueue.grantSendMessages(resourceGraph);
-    resourceGraph.addEventSource(new SqsEventSource(graphQueue, { batchSize: 10, reportBatchItemFailures: true }));
+    this.consume(resourceGraph, graphQueue, 10);
     if (otherRegions.length > 0) {
       // A node of another region is released there: its message is handed to that region's graph queue.
       resourceGraph.addToRolePolicy(
@@ -148,7 +139,9 @@ export class ControlPlaneStack extends Stack {
     });
     // Lambda's limit: images larger than what streams through SHA-256 in 15 minutes need another verifier.
     const verifyTimeout = Duration.minutes(15);
-    const imageVerifyQueue = this.longJobQueue('ImageVerify', dataKey, 3);
+    // A job stays invisible while a function may still be working on it.
+    const longJobVisibility = verifyTimeout.plus(Duration.minutes(1));
+    const imageVerifyQueue = this.workQueue('ImageVerify', 'image-verify', dataKey, { visibilityTimeout: longJobVisibility, attempts: 3 });
     const verifyImages = new ControlPlaneFunction(this, 'VerifyImages', {
       entry: 'functions/queues/verify-images.ts',
       timeout: verifyTimeout,
@@ -156,12 +149,12 @@ export class ControlPlaneStack extends Stack {
     });
     this.table.grantReadWriteData(verifyImages);
     imagesBucket.grantRead(verifyImages);
-    verifyImages.addEventSource(new SqsEventSource(imageVerifyQueue, { batchSize: 1, reportBatchItemFailures: true }));
+    this.consume(verifyImages, imageVerifyQueue, 1);
 
     // Cross-region launches: an image that lives in another region is copied here, part by part
     // inside S3, then checked against its SHA-256 before any VM may start from it.
     // The handler counts attempts and fails the copy itself; the DLQ only catches what it could not record.
-    const imageCopyQueue = this.longJobQueue('ImageCopy', dataKey, 10);
+    const imageCopyQueue = this.workQueue('ImageCopy', 'image-copy', dataKey, { visibilityTimeout: longJobVisibility });
     const copyImages = new ControlPlaneFunction(this, 'CopyImages', {
       entry: 'functions/queues/copy-images.ts',
       timeout: verifyTimeout,
@@ -182,7 +175,7 @@ export class ControlPlaneStack extends Stack {
       );
       copyImages.addToRolePolicy(this.keysOfOtherRegionsVia('s3', otherRegions, ['kms:Decrypt']));
     }
-    copyImages.addEventSource(new SqsEventSource(imageCopyQueue, { batchSize: 1, reportBatchItemFailures: true }));
+    this.consume(copyImages, imageCopyQueue, 1);
     // The table's stream is the copies' outbox: a copy item that appears gets its job here.
     const imageCopyJobs = new ControlPlaneFunction(this, 'ImageCopyJobs', {
       entry: 'functions/streams/image-copies.ts',
@@ -199,7 +192,7 @@ export class ControlPlaneStack extends Stack {
     });
     this.table.grantReadData(fanOut);
     fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [hostQueueArns] }));
-    fanOut.addEventSource(new SqsEventSource(fanOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
+    this.consume(fanOut, fanOutQueue, 10);
 
     const otherRegionsApiTokenKeys = otherRegions.map((region) => this.formatArn({ service: 'kms', region, resource: 'alias', resourceName: API_TOKEN_KEY_ALIAS.slice('alias/'.length) }));
     // Which agents hold which VM endpoint version: regional like its hosts, written on every
@@ -242,13 +235,43 @@ export class ControlPlaneStack extends Stack {
   }
 
   /**
-   * A queue for jobs that may take a function's whole 15 minutes (`<name>Queue`, visible again
-   * only after that), with its dead-letter queue (`<name>Dlq`).
+   * A queue whose consumer settles failures itself (see `consume`), with its dead-letter queue.
+   * SQS's own redrive, at twice the handler's attempts, catches only what the handler could not
+   * settle: a function that crashed or timed out on the message every time, or the messages a
+   * FIFO group held back behind a failing one.
    */
-  private longJobQueue(name: string, dataKey: Key, maxReceiveCount: number): Queue {
-    const queueDefaults = encryptedQueue(dataKey);
-    const dlq = new Queue(this, `${name}Dlq`, { ...queueDefaults, retentionPeriod: Duration.days(14) });
-    return new Queue(this, `${name}Queue`, { ...queueDefaults, visibilityTimeout: Duration.minutes(16), deadLetterQueue: { queue: dlq, maxReceiveCount } });
+  private workQueue(id: string, deadLetterName: string, dataKey: Key, options: { visibilityTimeout: Duration; fifo?: boolean; queueName?: string; attempts?: number }): Queue {
+    const defaults = encryptedQueue(dataKey);
+    const dlq = this.deadLetterQueue(`${id}Dlq`, deadLetterName, { ...defaults, fifo: options.fifo });
+    const attempts = options.attempts ?? HANDLER_ATTEMPTS;
+    const queue = new Queue(this, `${id}Queue`, {
+      ...defaults,
+      fifo: options.fifo,
+      queueName: options.queueName,
+      visibilityTimeout: options.visibilityTimeout,
+      deadLetterQueue: { queue: dlq, maxReceiveCount: attempts * 2 },
+    });
+    this.handlerAttempts.set(queue, attempts);
+    return queue;
+  }
+
+  /** A dead-letter queue, named under the region's prefix so `npm run dead-letters` finds it. */
+  private deadLetterQueue(id: string, name: string, props: QueueProps): Queue {
+    return new Queue(this, id, { ...props, queueName: `${deadLetterQueuePrefix(this.region)}${name}`, retentionPeriod: Duration.days(14) });
+  }
+
+  /**
+   * Makes `fn` the consumer of a work queue: batches report their failures item by item, and the
+   * handler (functions/commons/dead-letters.ts) delays each retry and, after the queue's
+   * attempts, moves the message to the DLQ itself with the reason.
+   */
+  private consume(fn: ControlPlaneFunction, queue: Queue, batchSize: number): void {
+    const dlq = queue.deadLetterQueue!.queue;
+    fn.addEnvironment('SOURCE_QUEUE_URL', queue.queueUrl);
+    fn.addEnvironment('DEAD_LETTER_QUEUE_URL', dlq.queueUrl);
+    fn.addEnvironment('MAX_ATTEMPTS', String(this.handlerAttempts.get(queue)));
+    dlq.grantSendMessages(fn);
+    fn.addEventSource(new SqsEventSource(queue, { batchSize, reportBatchItemFailures: true }));
   }
 
   /** Use of the other regions' keys, but only by `service` (SQS, S3) on this function's behalf there. */

@@ -14,3 +14,6 @@ export const imagesBucketName = (account: string, region: string) => `stratoplan
 
 /** Each region's resource-graph queue, so a region can hand a node's release to the node's own region. */
 export const graphQueueName = (region: string) => `${stackNameFor(region)}-graph.fifo`;
+
+/** Every dead-letter queue of a region's stack starts with this, so operators' tools find them all and nothing else. */
+export const deadLetterQueuePrefix = (region: string) => `${stackNameFor(region)}-dead-`;

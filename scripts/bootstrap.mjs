@@ -27,6 +27,7 @@ const commands = {
   test: [path.join('node_modules', 'vitest', 'vitest.mjs'), 'run'],
   bench: ['--import', 'tsx', 'bench/run.ts'],
   'issue-token': ['--import', 'tsx', 'ops/issue-token.ts'],
+  'dead-letters': ['--import', 'tsx', 'ops/dead-letters.ts'],
 };
 const [command, ...rest] = process.argv.slice(2);
 if (!commands[command]) {

@@ -18,11 +18,11 @@ export type SendToQueue = (queueUrl: string, body: string) => Promise<void>;
  * network when the change is fanned out. The network's partition is read after the change
  * committed, so a host that joined concurrently is either seen here or gets a snapshot that
  * already contains the change. Every region's stream carries every region's changes (the table
- * is global), and each region delivers only to its own hosts. Returns the ids of work items that
- * must be retried.
+ * is global), and each region delivers only to its own hosts. Returns the work items that
+ * failed, each with the reason.
  */
-export async function fanOut(table: string, region: string, work: readonly FanOutWork[], send: SendToQueue): Promise<Set<string>> {
-  const failed = new Set<string>();
+export async function fanOut(table: string, region: string, work: readonly FanOutWork[], send: SendToQueue): Promise<Map<string, unknown>> {
+  const failed = new Map<string, unknown>();
   const partitions = new Map<string, Promise<NetworkPartition>>();
   const partitionOf = (networkId: string) => {
     let partition = partitions.get(networkId);
@@ -39,8 +39,8 @@ export async function fanOut(table: string, region: string, work: readonly FanOu
           return;
         }
         outgoing.push(...messagesFor(change, await partitionOf(change.networkId), id));
-      } catch {
-        failed.add(id);
+      } catch (error) {
+        failed.set(id, error);
       }
     }),
   );
@@ -51,8 +51,8 @@ export async function fanOut(table: string, region: string, work: readonly FanOu
       try {
         const queueUrl = await queueUrlOf(table, body.hostId, region);
         if (queueUrl) await send(queueUrl, body.body);
-      } catch {
-        for (const id of body.sourceIds) failed.add(id);
+      } catch (error) {
+        for (const id of body.sourceIds) failed.set(id, error);
       }
     }),
   );

@@ -5,6 +5,7 @@ import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { CopyImageMessage } from '#events/images.ts';
 import { sqs } from '../commons/clients.ts';
 import { requiredEnv } from '../commons/env.ts';
+import { UnprocessableMessageError, withDeadLetters } from '../commons/dead-letters.ts';
 import { parseJsonOrUndefined } from '../commons/json.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
@@ -15,7 +16,7 @@ const processor = new BatchProcessor(EventType.SQS);
 
 async function recordHandler(record: SQSRecord): Promise<void> {
   const parsed = CopyImageMessage.safeParse(parseJsonOrUndefined(record.body));
-  if (!parsed.success) throw new Error(`malformed copy message ${record.messageId}`);
+  if (!parsed.success) throw new UnprocessableMessageError(`malformed copy message: ${parsed.error.issues[0]?.message}`);
   await copyImage(tableName, currentRegion, parsed.data.imageId, {
     // A retry is a new message after a delay, so this one is done and the copy's attempts count tries.
     scheduleRetry: async (delaySeconds) => {
@@ -25,4 +26,4 @@ async function recordHandler(record: SQSRecord): Promise<void> {
 }
 
 /** Copies images from other regions into this one, one per invocation; see copyImage. */
-export const handler = middy<SQSEvent>().handler((event, context) => processPartialResponse(event, recordHandler, processor, { context }));
+export const handler = middy<SQSEvent>().handler((event, context) => processPartialResponse(event, withDeadLetters(recordHandler), processor, { context }));

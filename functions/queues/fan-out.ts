@@ -3,8 +3,8 @@ import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { NetworkChange } from '#events/endpoints.ts';
 import { sqs } from '../commons/clients.ts';
+import { settleFailure, UnprocessableMessageError } from '../commons/dead-letters.ts';
 import { parseJsonOrUndefined } from '../commons/json.ts';
-import { logger } from '../commons/logger.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { fanOut, type FanOutWork } from '../domain/fanout.ts';
@@ -15,19 +15,23 @@ const send = async (queueUrl: string, body: string) => {
 
 /**
  * Delivers a batch of network changes to host queues, grouped per host. Each failed change is
- * reported alone so SQS retries only it, and after repeated failures moves it to the DLQ.
+ * settled alone: retried after a delay, or on its last attempt moved to the DLQ with the reason,
+ * while the rest of the batch is delivered.
  */
 export const handler = middy<SQSEvent, SQSBatchResponse>().handler(async (event) => {
   const work: FanOutWork[] = [];
-  const failed = new Set<string>();
+  const failures = new Map<string, unknown>();
   for (const record of event.Records) {
     const parsed = NetworkChange.safeParse(parseJsonOrUndefined(record.body));
     if (parsed.success) work.push({ id: record.messageId, change: parsed.data });
-    else {
-      logger.error('malformed fan-out message', { messageId: record.messageId, issues: parsed.error.issues });
-      failed.add(record.messageId);
-    }
+    else failures.set(record.messageId, new UnprocessableMessageError(`malformed network change: ${parsed.error.issues[0]?.message}`));
   }
-  for (const id of await fanOut(tableName, currentRegion, work, send)) failed.add(id);
-  return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
+  for (const [id, error] of await fanOut(tableName, currentRegion, work, send)) failures.set(id, error);
+  const retried: string[] = [];
+  await Promise.all(
+    event.Records.filter((record) => failures.has(record.messageId)).map(async (record) => {
+      if ((await settleFailure(record, failures.get(record.messageId))) === 'retry') retried.push(record.messageId);
+    }),
+  );
+  return { batchItemFailures: retried.map((itemIdentifier) => ({ itemIdentifier })) };
 });

@@ -1,8 +1,8 @@
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { GraphMessage } from '#events/projects.ts';
+import { delayRetry, settleFailure, UnprocessableMessageError } from '../commons/dead-letters.ts';
 import { sendGraphMessages } from '../commons/graph-queue.ts';
-import { logger } from '../commons/logger.ts';
 import { parseJsonOrUndefined } from '../commons/json.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
@@ -10,15 +10,15 @@ import { handleGraphMessage } from '../domain/resource-graph.ts';
 
 async function handleRecord(record: SQSRecord): Promise<void> {
   const parsed = GraphMessage.safeParse(parseJsonOrUndefined(record.body));
-  // A malformed message can never succeed: failing it sends it to the DLQ after the retries.
-  if (!parsed.success) throw new Error(`malformed graph message ${record.messageId}: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success) throw new UnprocessableMessageError(`malformed graph message: ${parsed.error.issues[0]?.message}`);
   await handleGraphMessage(tableName, currentRegion, parsed.data, sendGraphMessages);
 }
 
 /**
  * The resource graph's FIFO consumer. Order only matters within a message group (one node), so
- * groups are handled side by side and each group's records one after another; when a record
- * fails, it and the rest of its group are reported failed, so SQS redelivers them in order.
+ * groups are handled side by side and each group's records one after another. A record that
+ * fails and is to be retried holds back the rest of its group: they are reported failed too,
+ * untried, and come back with it, in order. A record moved to the DLQ no longer holds them.
  */
 export const handler = middy<SQSEvent, SQSBatchResponse>().handler(async (event) => {
   const groups = new Map<string, SQSRecord[]>();
@@ -26,19 +26,22 @@ export const handler = middy<SQSEvent, SQSBatchResponse>().handler(async (event)
     const group = record.attributes.MessageGroupId ?? record.messageId;
     groups.set(group, [...(groups.get(group) ?? []), record]);
   }
-  const failed: string[] = [];
+  const retried: string[] = [];
   await Promise.all(
     [...groups.values()].map(async (records) => {
       for (const [index, record] of records.entries()) {
         try {
           await handleRecord(record);
         } catch (error) {
-          logger.error('graph message failed', { messageId: record.messageId, body: record.body, error: error as Error });
-          failed.push(...records.slice(index).map((rest) => rest.messageId));
+          if ((await settleFailure(record, error)) === 'dead-lettered') continue;
+          const untried = records.slice(index + 1);
+          // The group is blocked until the failed record comes back: let the rest come back right after it.
+          await Promise.all(untried.map((rest) => delayRetry(rest, 0)));
+          retried.push(record.messageId, ...untried.map((rest) => rest.messageId));
           return;
         }
       }
     }),
   );
-  return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+  return { batchItemFailures: retried.map((itemIdentifier) => ({ itemIdentifier })) };
 });

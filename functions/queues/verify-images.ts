@@ -2,6 +2,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import middy from '@middy/core';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { VerifyImageMessage } from '#events/images.ts';
+import { UnprocessableMessageError, withDeadLetters } from '../commons/dead-letters.ts';
 import { parseJsonOrUndefined } from '../commons/json.ts';
 import { tableName } from '../commons/table.ts';
 import { verifyImage } from '../domain/images.ts';
@@ -10,9 +11,9 @@ const processor = new BatchProcessor(EventType.SQS);
 
 async function recordHandler(record: SQSRecord): Promise<void> {
   const parsed = VerifyImageMessage.safeParse(parseJsonOrUndefined(record.body));
-  if (!parsed.success) throw new Error(`malformed verify message ${record.messageId}`);
+  if (!parsed.success) throw new UnprocessableMessageError(`malformed verify message: ${parsed.error.issues[0]?.message}`);
   await verifyImage(tableName, parsed.data.imageId);
 }
 
 /** Checks uploaded images against their declared SHA-256, streaming; each image's failure is retried alone. */
-export const handler = middy<SQSEvent>().handler((event, context) => processPartialResponse(event, recordHandler, processor, { context }));
+export const handler = middy<SQSEvent>().handler((event, context) => processPartialResponse(event, withDeadLetters(recordHandler), processor, { context }));

@@ -46,7 +46,36 @@ describe('ControlPlaneStack', () => {
       });
     }
     const fanOut = queues.find(([id]) => id.startsWith('FanOutQueue'))![1];
-    expect(fanOut.Properties.RedrivePolicy).toMatchObject({ maxReceiveCount: 5 });
+    expect(fanOut.Properties.RedrivePolicy).toMatchObject({ maxReceiveCount: 10 });
+  });
+
+  it('names every dead-letter queue under the region prefix, and lets each queue consumer settle its own failures into its DLQ', () => {
+    const queues = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::SQS::Queue');
+    const deadLetterIds = queues.filter(([id]) => /Dlq/.test(id)).map(([id]) => id);
+    expect(deadLetterIds.length).toBe(6);
+    for (const id of deadLetterIds) expect(resources[id]!.Properties.QueueName).toMatch(/^Stratoplane-us-east-1-dead-/);
+    // Only dead-letter queues carry the prefix: the operators' tool lists exactly these.
+    expect(queues.filter(([id, queue]) => !deadLetterIds.includes(id) && String(queue.Properties.QueueName ?? '').includes('-dead-'))).toEqual([]);
+
+    const sqsMappings = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping' && JSON.stringify(r.Properties.EventSourceArn).includes('Queue'));
+    expect(sqsMappings).toHaveLength(4);
+    for (const mapping of sqsMappings) {
+      const queueId = mapping.Properties.EventSourceArn['Fn::GetAtt'][0] as string;
+      const dlqId = resources[queueId]!.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0] as string;
+      const fn = resources[mapping.Properties.FunctionName.Ref]!;
+      const env = fn.Properties.Environment.Variables;
+      expect(env).toMatchObject({ SOURCE_QUEUE_URL: { Ref: queueId }, DEAD_LETTER_QUEUE_URL: { Ref: dlqId } });
+      // SQS's own redrive comes only after the handler's attempts.
+      expect(resources[queueId]!.Properties.RedrivePolicy.maxReceiveCount).toBe(2 * Number(env.MAX_ATTEMPTS));
+      const roleId = fn.Properties.Role['Fn::GetAtt'][0];
+      const sendsToDlq = Object.values(resources).some(
+        (r) =>
+          r.Type === 'AWS::IAM::Policy' &&
+          r.Properties.Roles.some((role: { Ref: string }) => role.Ref === roleId) &&
+          (r.Properties.PolicyDocument.Statement as Statement[]).some((statement) => [statement.Action].flat().includes('sqs:SendMessage') && JSON.stringify(statement.Resource).includes(dlqId)),
+      );
+      expect(sendsToDlq).toBe(true);
+    }
   });
 
   it('reports partial batch failures on every event source mapping, and bounds stream retries into a DLQ', () => {
@@ -94,12 +123,11 @@ describe('ControlPlaneStack', () => {
     expect(actionsOf('/Api/DeleteShuffleJobsJobId/')).toContain('sqs:DeleteQueue');
   });
 
-  it('lets the fan-out function read the table and send only to host queues', () => {
+  it('lets the fan-out function read the table and send only to host queues and its dead-letter queue', () => {
     const statements = statementsOf('/FanOut/');
     expect(statements.flatMap((s) => [s.Action].flat()).filter((action) => writeActions.test(action))).toEqual([]);
     const send = statements.filter((s) => [s.Action].flat().includes('sqs:SendMessage'));
-    expect(send).toHaveLength(1);
-    expect(JSON.stringify(send[0]!.Resource)).toContain(':Stratoplane-us-east-1-host-*');
+    expect(send.map((statement) => JSON.stringify(statement.Resource))).toEqual([expect.stringContaining(':Stratoplane-us-east-1-host-*'), expect.stringMatching(/FanOutDlq/)]);
   });
 
   it('gives the stream function no table writes and no host queue access', () => {
@@ -189,7 +217,7 @@ describe('ControlPlaneStack', () => {
     const queues = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::SQS::Queue');
     const graph = queues.find(([id]) => id.startsWith('GraphQueue'))![1];
     const dlq = queues.find(([id]) => id.startsWith('GraphDlq'))![1];
-    expect(graph.Properties).toMatchObject({ FifoQueue: true, RedrivePolicy: { maxReceiveCount: 5 } });
+    expect(graph.Properties).toMatchObject({ FifoQueue: true, RedrivePolicy: { maxReceiveCount: 10 } });
     expect(dlq.Properties.FifoQueue).toBe(true);
     expect(actionsOf('/ResourceGraph/').filter((action) => action.startsWith('kms:') && !/Decrypt|Encrypt|GenerateDataKey|DescribeKey/.test(action))).toEqual([]);
   });
