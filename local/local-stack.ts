@@ -50,6 +50,8 @@ export async function startLocalStack(options: {
    * else AWS_REGION, else us-east-1.
    */
   regions?: string[];
+  /** Put the counting, fault-making proxy (local/aws/aws-proxy.ts) between everything and the emulator. */
+  awsProxy?: boolean;
   /** Where the runner keeps its synthesized app and checkpoints; inside the project so bundles resolve node_modules. */
   stateDir?: string;
   log?: (line: string) => void;
@@ -57,7 +59,7 @@ export async function startLocalStack(options: {
   const log = options.log ?? ((line: string) => console.error(line));
   const stateDir = options.stateDir ?? path.join(projectRoot, '.local-run');
   mkdirSync(stateDir, { recursive: true });
-  const aws = await startLocalAws({ port: options.localAwsPort, logFile: path.join(stateDir, 'local-aws.log'), log });
+  const aws = await startLocalAws({ port: options.localAwsPort, logFile: path.join(stateDir, 'local-aws.log'), log, proxy: options.awsProxy });
   const regions = options.regions ?? (process.env.STRATOPLANE_REGIONS ?? process.env.AWS_REGION ?? 'us-east-1').split(',').filter(Boolean);
   const awsEnv = {
     AWS_ENDPOINT_URL: aws.endpoint,

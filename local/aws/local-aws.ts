@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureLocalStackInstalled, installDir, LOCALSTACK_VERSION, prepareFilesystemRoot, venvPython } from './install.ts';
+import { AwsProxy } from './aws-proxy.ts';
 import { LocalAwsSetupError } from './toolchain.ts';
 
 export { LocalAwsSetupError } from './toolchain.ts';
@@ -25,6 +26,8 @@ export interface LocalAws {
   /** What serves the endpoint, for banners: "LocalStack 2026.3.0" or "AWS_ENDPOINT_URL". */
   description: string;
   process?: ChildProcess;
+  /** Between every caller and the emulator, when asked for: counts calls, makes outages (tests, benches). */
+  proxy?: AwsProxy;
   stop(): Promise<void>;
 }
 
@@ -39,8 +42,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** LocalStack's configuration: only these four services, on 127.0.0.1, downloading nothing. */
-function localStackEnv(port: number, filesystemRoot: string): NodeJS.ProcessEnv {
+/**
+ * LocalStack's configuration: only these services, on 127.0.0.1, downloading nothing. Queue URLs
+ * it hands out name `advertisedPort`: the proxy's, when one stands in front of it.
+ */
+function localStackEnv(port: number, advertisedPort: number, filesystemRoot: string): NodeJS.ProcessEnv {
   const address = `127.0.0.1:${port}`;
   return {
     // A clean environment: LocalStack reads hundreds of variables (DEBUG, SERVICES, PERSISTENCE, ...).
@@ -53,7 +59,7 @@ function localStackEnv(port: number, filesystemRoot: string): NodeJS.ProcessEnv 
     FILESYSTEM_ROOT: filesystemRoot,
     GATEWAY_LISTEN: address,
     // Queue URLs LocalStack hands out point here (the default, *.localhost.localstack.cloud, needs public DNS).
-    LOCALSTACK_HOST: address,
+    LOCALSTACK_HOST: `127.0.0.1:${advertisedPort}`,
     SQS_ENDPOINT_STRATEGY: 'path',
     SERVICES: SERVICES.join(','),
     // Start the providers (and the DynamoDB Local JVM) now rather than on each service's first request.
@@ -73,7 +79,7 @@ function localStackEnv(port: number, filesystemRoot: string): NodeJS.ProcessEnv 
  * Uses AWS_ENDPOINT_URL when it is set (e.g. a LocalStack container), otherwise installs LocalStack
  * (first run only) and starts it on 127.0.0.1, waiting until all four services answer.
  */
-export async function startLocalAws(options: { port?: number; logFile?: string; log?: (message: string) => void } = {}): Promise<LocalAws> {
+export async function startLocalAws(options: { port?: number; logFile?: string; log?: (message: string) => void; proxy?: boolean } = {}): Promise<LocalAws> {
   const log = options.log ?? console.error;
   const existing = process.env.AWS_ENDPOINT_URL;
   if (existing) {
@@ -82,8 +88,11 @@ export async function startLocalAws(options: { port?: number; logFile?: string; 
   }
   await ensureLocalStackInstalled(log);
   if (options.port) await assertPortFree(options.port);
-  const port = options.port || (await freePort());
-  const endpoint = `http://127.0.0.1:${port}`;
+  // With a proxy, callers use its port (bound first, so nothing else takes it) and LocalStack listens on one of its own.
+  const localStackPort = options.proxy || !options.port ? await freePort() : options.port;
+  const localStackUrl = `http://127.0.0.1:${localStackPort}`;
+  const proxy = options.proxy ? await AwsProxy.start(localStackUrl, options.port ?? 0) : undefined;
+  const port = proxy ? Number(new URL(proxy.url).port) : localStackPort;
 
   // Each instance gets its own filesystem root, so `npm start` and `npm test` can run side by side.
   removeStaleRoots();
@@ -92,20 +101,20 @@ export async function startLocalAws(options: { port?: number; logFile?: string; 
   const logFile = options.logFile ?? path.join(root, 'localstack.log');
   const output = openSync(logFile, 'a');
   // Its own process group (detached), so stop() can signal LocalStack and everything it started.
-  const child = spawn(venvPython, [launcher], { stdio: ['pipe', output, output], env: localStackEnv(port, root), detached: true });
+  const child = spawn(venvPython, [launcher], { stdio: ['pipe', output, output], env: localStackEnv(localStackPort, port, root), detached: true });
   closeSync(output);
   writeFileSync(path.join(root, 'pid'), `${child.pid}\n`);
   child.stdin!.on('error', () => {}); // EPIPE once it has gone
 
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= stopProcessTree(child).finally(() => rmSync(root, { recursive: true, force: true })));
+  const stop = () => (stopping ??= Promise.all([proxy?.close(), stopProcessTree(child)]).then(() => rmSync(root, { recursive: true, force: true })));
   try {
-    await waitUntilReady(endpoint, 180_000, child, logFile);
+    await waitUntilReady(localStackUrl, 180_000, child, logFile);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { endpoint, started: true, description: `LocalStack ${LOCALSTACK_VERSION}`, process: child, stop };
+  return { endpoint: proxy?.url ?? localStackUrl, started: true, description: `LocalStack ${LOCALSTACK_VERSION}${proxy ? ', behind a counting proxy' : ''}`, process: child, proxy, stop };
 }
 
 

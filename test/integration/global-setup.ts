@@ -18,7 +18,12 @@ declare module 'vitest' {
     routes: string[];
     /** The second region's control plane: its own API, sharing the global table through the replicator. */
     secondRegion: { apiUrl: string; region: string; resources: Record<string, string> };
-    /** `POST <controlUrl>/kill-runner`: SIGKILL the first region's runner; `POST <controlUrl>/restart-runner`: start it again (fault tests). */
+    /**
+     * Faults and counts, asked of this process (it owns the runners and the proxy before the
+     * emulator): `POST <controlUrl>/kill-runner` SIGKILLs the first region's runner,
+     * `POST /restart-runner` starts it again, `POST /aws-outage?ms=N` makes AWS unreachable for N
+     * ms, and `GET /aws-calls` answers every AWS call so far, added up by kind.
+     */
     controlUrl: string;
   }
 }
@@ -33,6 +38,7 @@ export async function setup(project: TestProject) {
     agentCount: 0,
     // Two regions, as the control plane runs on AWS: every test uses the first; cross-region tests both.
     regions: ['us-east-1', 'eu-west-1'],
+    awsProxy: true,
     stateDir,
     log: (line) => {
       // [local-aws] lines: the one-time LocalStack install says what it is doing.
@@ -52,8 +58,17 @@ export async function setup(project: TestProject) {
   project.provide('routes', routesOf(template).map((route) => `${route.method} ${route.resourcePath}`));
 
   // Test files run in workers; the runner is a child of this process, so faults are asked for here.
+  const proxy = stack.aws.proxy;
   control = http.createServer((request, response) => {
-    const action = request.method === 'POST' ? { '/kill-runner': stack!.killRunner, '/restart-runner': stack!.restartRunner }[request.url ?? ''] : undefined;
+    const url = new URL(request.url ?? '/', 'http://control');
+    if (request.method === 'GET' && url.pathname === '/aws-calls' && proxy) {
+      return void response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(proxy.snapshot()));
+    }
+    if (request.method === 'POST' && url.pathname === '/aws-outage' && proxy) {
+      proxy.outage(Number(url.searchParams.get('ms') ?? 5000));
+      return void response.writeHead(204).end();
+    }
+    const action = request.method === 'POST' ? { '/kill-runner': stack!.killRunner, '/restart-runner': stack!.restartRunner }[url.pathname] : undefined;
     if (!action) return void response.writeHead(404).end();
     action().then(
       () => response.writeHead(204).end(),
