@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
+import { clientToken, ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
 
 export const RegisterHostRequest = z.strictObject({
   hostId: resourceId,
@@ -19,6 +19,7 @@ export const CreateNetworkRequest = z.strictObject({
     const prefix = Number(cidr.split('/')[1]);
     return prefix >= 16 && prefix <= 28;
   }, 'prefix length must be between /16 and /28'),
+  clientToken: clientToken.optional(),
 });
 export type CreateNetworkRequest = z.infer<typeof CreateNetworkRequest>;
 
@@ -32,6 +33,7 @@ export const CreateVmRequest = z.strictObject({
    * VM is `pending` until the copy is verified, then `running` (or `failed`, with the reason).
    */
   imageId: resourceId.optional(),
+  clientToken: clientToken.optional(),
 });
 export type CreateVmRequest = z.infer<typeof CreateVmRequest>;
 

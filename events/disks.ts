@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { resourceId } from './identifiers.ts';
+import { clientToken, resourceId } from './identifiers.ts';
 
 /**
  * Disk limits, modelled on EBS gp3: size, IOPS and throughput are chosen independently within
@@ -29,6 +29,7 @@ export const CreateDiskRequest = z.strictObject({
   sizeGiB,
   iops: iops.default(DISK_LIMITS.baselineIops),
   throughputMiBps: throughputMiBps.default(DISK_LIMITS.baselineThroughputMiBps),
+  clientToken: clientToken.optional(),
 });
 export type CreateDiskRequest = z.infer<typeof CreateDiskRequest>;
 

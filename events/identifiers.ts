@@ -8,3 +8,10 @@ export const resourceId = z
 export const ipv4Address = z.ipv4({ message: 'must be a dotted-quad IPv4 address' });
 
 export const ipv4Cidr = z.cidrv4({ message: 'must be an IPv4 CIDR such as 10.0.0.0/24' });
+
+/**
+ * A caller's idempotency token on a create (as EC2's ClientToken): the same request sent again
+ * with it, after a timeout or a lost answer, returns what the first one created instead of
+ * creating it twice. Remembered 24 hours, per tenant and operation.
+ */
+export const clientToken = z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes, underscores or colons');

@@ -8,7 +8,8 @@ import { ClientError, ConflictError, InUseError, NotFoundError, ValidationError 
 import { newId } from './ids.ts';
 import { queryPage } from './pagination.ts';
 import { choosePool, listStoragePools, poolDelta } from './storage-pools.ts';
-import { backoff, cancellationCodes } from './store.ts';
+import { backoff, cancellationCodes, type TransactItem } from './store.ts';
+import { createOnce, throwIfClaimLost } from './client-tokens.ts';
 import { indexes, indexKeys, keys, withoutTableKeys } from './table-keys.ts';
 import { getVm } from './vms.ts';
 import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
@@ -45,6 +46,14 @@ const MAX_ATTEMPTS = 20;
  * oversubscribe a pool; a lost race retries elsewhere with a fresh read.
  */
 export async function createDisk(table: string, region: string, tenantId: string, request: CreateDiskRequest): Promise<DiskView> {
+  return createOnce(
+    { table, tenantId, operation: 'createDisk', request },
+    async (diskId) => toDiskView(await getDisk(table, tenantId, diskId)),
+    (claim) => placeDisk(table, region, tenantId, request, claim),
+  );
+}
+
+async function placeDisk(table: string, region: string, tenantId: string, request: CreateDiskRequest, claim: (diskId: string) => TransactItem[]): Promise<DiskView> {
   const need = { sizeGiB: request.sizeGiB, iops: request.iops, throughputMiBps: request.throughputMiBps };
   assertDiskRules(need);
   const diskId = newId('disk');
@@ -73,16 +82,18 @@ export async function createDisk(table: string, region: string, tenantId: string
       gsi1pk: indexKeys.disksOfTenant(tenantId),
       gsi1sk: diskId,
     };
+    const claimed = claim(diskId);
     try {
       await dynamodb.send(
         new TransactWriteCommand({
-          TransactItems: [poolDelta(table, pool.poolId, need), { Put: { TableName: table, Item: disk, ConditionExpression: 'attribute_not_exists(pk)' } }, guard.item],
+          TransactItems: [poolDelta(table, pool.poolId, need), { Put: { TableName: table, Item: disk, ConditionExpression: 'attribute_not_exists(pk)' } }, guard.item, ...claimed],
         }),
       );
       return toDiskView(disk);
     } catch (error) {
       const codes = cancellationCodes(error);
       if (!codes) throw error;
+      throwIfClaimLost(codes, claimed);
       if (codes[2] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, guard.projectId);
       // The listing was stale or another create took the room: try again without this pool, then with it.
       lostRaces.add(pool.poolId);

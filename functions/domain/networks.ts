@@ -15,6 +15,8 @@ import { newId } from './ids.ts';
 import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
 import { getTenantItem } from './access.ts';
 import { assertHomeRegion } from './regions.ts';
+import { createOnce } from './client-tokens.ts';
+import type { TransactItem } from './store.ts';
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type NetworkView = z.infer<typeof responses.Network>;
@@ -32,6 +34,14 @@ export const toNetworkView = ({ networkId, tenantId, projectId, name, cidr, regi
 
 
 export async function createNetwork(table: string, tenantId: string, region: string, request: CreateNetworkRequest): Promise<NetworkView> {
+  return createOnce(
+    { table, tenantId, operation: 'createNetwork', request },
+    async (networkId) => toNetworkView(await getNetwork(table, tenantId, networkId)),
+    (claim) => insertNetwork(table, tenantId, region, request, claim),
+  );
+}
+
+async function insertNetwork(table: string, tenantId: string, region: string, request: CreateNetworkRequest, claim: (networkId: string) => TransactItem[]): Promise<NetworkView> {
   const networkId = newId('net');
   const guard = projectGuard(table, tenantId, request.projectId);
   const item: NetworkItem & Record<string, unknown> = {
@@ -47,7 +57,7 @@ export async function createNetwork(table: string, tenantId: string, region: str
     gsi1pk: indexKeys.networksOfTenant(tenantId),
     gsi1sk: networkId,
   };
-  await putInProject(table, tenantId, guard, item);
+  await putInProject(table, tenantId, guard, item, claim(networkId));
   return toNetworkView(item);
 }
 

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type * as responses from '#events/responses.ts';
 import { createHash } from 'node:crypto';
 import { PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { throwIfClaimLost } from './client-tokens.ts';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CreateProjectRequest, GraphMessage, NodeKind } from '#events/projects.ts';
 import { dynamodb } from '../commons/clients.ts';
@@ -142,13 +143,15 @@ export async function deleteProject(table: string, tenantId: string, projectId: 
 }
 
 /** Writes a new resource item into its project (checked by the project guard) in one transaction. */
-export async function putInProject(table: string, tenantId: string, guard: ReturnType<typeof projectGuard>, item: Record<string, unknown>): Promise<void> {
+export async function putInProject(table: string, tenantId: string, guard: ReturnType<typeof projectGuard>, item: Record<string, unknown>, claimed: TransactItem[] = []): Promise<void> {
   try {
     await dynamodb.send(
-      new TransactWriteCommand({ TransactItems: [guard.item, { Put: { TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } }] }),
+      new TransactWriteCommand({ TransactItems: [guard.item, { Put: { TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } }, ...claimed] }),
     );
   } catch (error) {
-    if (cancellationCodes(error)?.[0] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, guard.projectId);
+    const codes = cancellationCodes(error);
+    if (codes) throwIfClaimLost(codes, claimed);
+    if (codes?.[0] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, guard.projectId);
     throw error;
   }
 }

@@ -22,6 +22,8 @@ export const keys = {
   shuffleWorker: (jobId: string, vmId: string) => ({ pk: `SHUFFLE#${jobId}`, sk: `WORKER#${vmId}` }),
   slot: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `SLOT#${ip}` }),
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
+  /** What a tenant's create with an idempotency token made: the resource, and the request it was for. */
+  clientToken: (tenantId: string, operation: string, token: string) => ({ pk: `TENANT#${tenantId}`, sk: `CLIENT_TOKEN#${operation}#${token}` }),
   /** A tenant's rule that VMs of `sourceNetworkId` may connect to VMs of `networkId`. */
   allowedSource: (networkId: string, sourceNetworkId: string) => ({ pk: `NET#${networkId}`, sk: `ALLOW#${sourceNetworkId}` }),
 };

@@ -17,6 +17,7 @@ import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
 import { getTenantItem } from './access.ts';
 import { imageForLaunch, waitForCopy } from './image-copies.ts';
 import { assertHomeRegion, inRegion } from './regions.ts';
+import { createOnce, throwIfClaimLost } from './client-tokens.ts';
 
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
@@ -109,6 +110,21 @@ export async function createVm(
   placement: Placement,
   newPairKeyCiphertext: (vmId: string) => Promise<string>,
 ): Promise<VmView> {
+  return createOnce(
+    { table, tenantId, operation: 'createVm', request },
+    async (vmId) => toVmView(await getVm(table, tenantId, vmId)),
+    (claim) => placeVm(table, tenantId, request, placement, newPairKeyCiphertext, claim),
+  );
+}
+
+async function placeVm(
+  table: string,
+  tenantId: string,
+  request: CreateVmRequest,
+  placement: Placement,
+  newPairKeyCiphertext: (vmId: string) => Promise<string>,
+  claim: (vmId: string) => TransactItem[],
+): Promise<VmView> {
   const { region } = placement;
   const network = await getNetwork(table, tenantId, request.networkId);
   if (!inRegion(network, region)) throw new ConflictError(`networkId: network ${network.networkId} is in ${network.region}; create its VMs through the ${network.region} API`);
@@ -192,12 +208,14 @@ export async function createVm(
       projectGuard(table, tenantId, network.projectId).item,
       ...(launch && !launch.ready ? [waitForCopy(table, launch.copy, vmId)] : []),
     ];
+    const claimed = claim(vmId);
     try {
-      await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
+      await dynamodb.send(new TransactWriteCommand({ TransactItems: [...items, ...claimed] }));
       return toVmView(vm);
     } catch (error) {
       const codes = cancellationCodes(error);
       if (!codes) throw error;
+      throwIfClaimLost(codes, claimed);
       if (codes[1] === 'ConditionalCheckFailed') {
         if (pinned) throw new ConflictError(`hostId: host ${pinned.hostId} is full`);
         fullHosts.add(host.hostId);
