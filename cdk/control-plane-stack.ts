@@ -78,7 +78,9 @@ export class ControlPlaneStack extends Stack {
 
     this.table = this.region === primaryRegion ? this.globalTable(dataKey, replicaRegions) : this.replicaTable();
 
-    const fanOutQueue = this.workQueue('FanOut', 'fan-out', dataKey, { visibilityTimeout: Duration.seconds(180) });
+    // Six times the fan-out function's timeout (AWS's advice); also how long a change can wait after
+    // its handler died mid-batch, so it stays short (agents catch up sooner when they lose contact).
+    const fanOutQueue = this.workQueue('FanOut', 'fan-out', dataKey, { visibilityTimeout: Duration.seconds(60) });
     const streamFailures = this.deadLetterQueue('StreamFailureDlq', 'stream-failures', encryptedQueue(dataKey));
     // Host queues are created at registration, so they use SQS-managed keys: agents need no KMS grant.
     const hostDlq = this.deadLetterQueue('HostDlq', 'host', { encryption: QueueEncryption.SQS_MANAGED, enforceSSL: true });
@@ -187,7 +189,7 @@ export class ControlPlaneStack extends Stack {
 
     const fanOut = new ControlPlaneFunction(this, 'FanOut', {
       entry: 'functions/queues/fan-out.ts',
-      timeout: Duration.seconds(30),
+      timeout: Duration.seconds(10),
       environment: { TABLE_NAME: this.table.tableName },
     });
     this.table.grantReadData(fanOut);

@@ -142,6 +142,7 @@ export const errorStatuses = {
   404: ['NotFound', "no such resource (another tenant's resource looks the same)"],
   409: ['Conflict', 'conflicts with the current state (in use, full, in another region); the message says what to do'],
   500: ['InternalError', 'internal error; nothing more is said'],
+  503: ['ServiceUnavailable', 'a service the control plane depends on did not answer, or the resource is contended; retry after the Retry-After seconds (creates with the same clientToken)'],
 } as const;
 
 /** Every status code an operation is described as answering with. */

@@ -91,7 +91,7 @@ export class HostAgent {
   ) {
     this.table = new ForwardingTable(config.hostId);
     this.pairKeys = new PairKeys(kms);
-    this.controlPlane = new ControlPlaneClient(config.apiUrl, config.token);
+    this.controlPlane = new ControlPlaneClient(config.apiUrl, config.token, () => this.catchUp('the control plane answers again'));
     this.shuffle = new ShuffleService(config.spillDir, sqs, (jobId, vmId, report) => this.controlPlane.reportShuffleWorker(config.hostId, jobId, vmId, report), (message) => log(config.hostId, message));
     this.bridges = new VmBridges(
       {
@@ -119,7 +119,13 @@ export class HostAgent {
       this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity }),
     );
     // Consume before the resync returns: anything newer than the resync wins by version anyway.
-    this.consumer = new QueueConsumer(this.sqs, queueUrl, (message) => this.onMessage(message), (error) => log(this.config.hostId, error.message));
+    this.consumer = new QueueConsumer(
+      this.sqs,
+      queueUrl,
+      (message) => this.onMessage(message),
+      (error) => log(this.config.hostId, error.message),
+      () => this.catchUp('its queue answers again'),
+    );
     this.consumer.start();
     await this.retrying('resync', () => this.resync());
     await this.refreshVmSecrets();
@@ -152,6 +158,18 @@ export class HostAgent {
     void this.dataPlane?.update(desiredState(this.table, this.config.hostId), true);
     this.acks.reaffirm(this.table.routes());
     this.stats.resyncs++;
+  }
+
+  /**
+   * After a loss of contact, fetch the whole truth at once instead of waiting for the next period:
+   * what was committed meanwhile may sit in a fan-out message that failed and comes back only after
+   * its queue's visibility timeout.
+   */
+  private catchUp(why: string): void {
+    if (this.stats.resyncs === 0) return; // still starting: the start-up resync is on its way
+    log(this.config.hostId, `${why}: resyncing`);
+    void this.resync().catch((error: Error) => log(this.config.hostId, `resync failed: ${error.message}`));
+    void this.refreshVmSecrets();
   }
 
   private onMessage(message: Message): void {

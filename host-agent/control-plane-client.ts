@@ -21,9 +21,14 @@ export type TokenSource = () => string;
 
 /** The API calls a host agent makes, as its host (a host-scoped bearer token). */
 export class ControlPlaneClient {
+  /** The last call could not reach the API or the API could not do its work (5xx). */
+  private unreachable = false;
+
   constructor(
     private readonly apiUrl: string,
     private readonly token: TokenSource,
+    /** Called on the first call that succeeds after calls failed: what was missed meanwhile can be fetched again. */
+    private readonly onContactRestored: () => void = () => {},
   ) {}
 
   async registerHost(request: RegisterHostRequest): Promise<{ queueUrl: string }> {
@@ -61,13 +66,25 @@ export class ControlPlaneClient {
   }
 
   private async call(method: string, path: string, body?: unknown): Promise<unknown> {
-    const response = await fetch(`${this.apiUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${this.token()}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await response.text();
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(`${this.apiUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token()}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(30_000),
+      });
+      text = await response.text();
+    } catch (error) {
+      this.unreachable = true;
+      throw error;
+    }
+    if (response.status >= 500) this.unreachable = true;
+    else if (this.unreachable) {
+      this.unreachable = false;
+      this.onContactRestored();
+    }
     if (!response.ok) {
       let detail = text;
       try {

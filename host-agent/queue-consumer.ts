@@ -16,6 +16,8 @@ export class QueueConsumer {
     private readonly queueUrl: string,
     private readonly handle: MessageHandler,
     private readonly onError: (error: Error) => void,
+    /** Called when the queue answers again after receives failed. */
+    private readonly onRecovered: () => void = () => {},
     private readonly waitTimeSeconds = 20,
   ) {}
 
@@ -29,6 +31,7 @@ export class QueueConsumer {
   }
 
   private async loop() {
+    let failing = false;
     while (!this.abort.signal.aborted) {
       let messages: Message[];
       try {
@@ -38,9 +41,14 @@ export class QueueConsumer {
         ));
       } catch (error) {
         if (this.abort.signal.aborted) return;
+        failing = true;
         this.onError(error as Error);
         await new Promise((resolve) => setTimeout(resolve, 1000));
         continue;
+      }
+      if (failing) {
+        failing = false;
+        this.onRecovered();
       }
       const accepted: Message[] = [];
       for (const message of messages) {

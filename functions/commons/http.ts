@@ -93,15 +93,27 @@ export function describeIssues(where: string, error: z.ZodError): string {
 }
 
 function errorResponse(error: unknown): APIGatewayProxyResult {
-  if (error instanceof ClientError) return json(error.statusCode, { message: error.message });
+  if (error instanceof ClientError) return json(error.statusCode, { message: error.message }, error.statusCode === 503 ? { 'retry-after': '1' } : {});
+  if (isUnavailable(error)) {
+    logger.warn('a dependency did not answer', { error: error as Error });
+    return json(503, { message: 'the control plane could not reach a service it depends on; retry shortly' }, { 'retry-after': '1' });
+  }
   logger.error('unhandled error', { error: error as Error });
   return json(500, { message: 'internal error' });
 }
 
-function json(statusCode: number, body: unknown): APIGatewayProxyResult {
+/** An AWS call that failed for want of an answer (connection lost, timed out, throttled, a 5xx): worth retrying, not a bug. */
+export function isUnavailable(error: unknown): boolean {
+  const failure = error as { code?: string; name?: string; $fault?: string; $retryable?: unknown } | undefined;
+  if (!failure) return false;
+  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND'].includes(failure.code ?? '')) return true;
+  return failure.name === 'TimeoutError' || Boolean(failure.$retryable) || failure.$fault === 'server';
+}
+
+function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResult {
   return {
     statusCode,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: body === undefined ? '' : JSON.stringify(body),
   };
 }
