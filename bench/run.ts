@@ -7,6 +7,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   bids: () => import('./bids.ts'),
   shuffle: () => import('./shuffle.ts'),
   blackout: () => import('./blackout.ts'),
+  load: () => import('./load.ts'),
+  cost: () => import('./cost.ts'),
 };
 if (!name || !benches[name]) {
   console.error(`usage: bench <${Object.keys(benches).join('|')}>`);

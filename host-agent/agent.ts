@@ -18,6 +18,7 @@ import { VmBridges } from './vm-bridges.ts';
 import { BidRelay } from './bid-relay.ts';
 import { ShuffleService } from './shuffle-service.ts';
 import { QueueConsumer } from './queue-consumer.ts';
+import { HOST_CREDENTIAL_SECONDS } from '#tokens/host-credentials.ts';
 
 export interface AgentConfig {
   hostId: string;
@@ -35,6 +36,14 @@ export interface AgentConfig {
   resyncIntervalMs: number;
   /** The host's network namespace, to program real tunnels into; in-memory only without one. */
   netns?: string;
+  /**
+   * Run what the host offers its VMs and operators (status server, bid relay, per-VM bridges)?
+   * Off only for simulated hosts (bench:load runs hundreds per process): they keep every
+   * conversation with the control plane and nothing else.
+   */
+  hostServices?: boolean;
+  /** Told of every endpoint version the agent applies (a VM's endpoint reached this host). */
+  onEndpointApplied?: (vmId: string, version: number) => void;
 }
 
 export interface AgentStats {
@@ -46,6 +55,9 @@ export interface AgentStats {
   secretRefreshes: number;
   startedAt: string;
 }
+
+/** Credentials last HOST_CREDENTIAL_SECONDS (6 h): renewed hourly, so a few failed renewals still leave hours. */
+const SECRETS_RENEWAL_MS = Math.min(3600_000, (HOST_CREDENTIAL_SECONDS * 1000) / 6);
 
 const log = (hostId: string, message: string) => console.error(`[agent ${hostId}] ${message}`);
 
@@ -83,6 +95,7 @@ export class HostAgent {
   /** What each local VM's bridge serves it: egress policy and attributes. */
   private vmConfigs = new Map<string, HostVmConfigs['vms'][number]>();
   private secretsRefresh: { running: Promise<void>; again: boolean } | undefined;
+  private secretsRefreshedAt = 0;
 
   constructor(
     private readonly config: AgentConfig,
@@ -109,12 +122,16 @@ export class HostAgent {
     this.acks = new EndpointAcks((acks) => this.controlPlane.acknowledgeEndpoints(config.hostId, acks), (message) => log(config.hostId, message));
   }
 
-  /** Starts the agent and returns its status URL. */
+  private get hostServices(): boolean {
+    return this.config.hostServices ?? true;
+  }
+
+  /** Starts the agent and returns its status URL (empty without host services). */
   async start(): Promise<string> {
     // Asked for real tunnels and unable to make them: better not to start than to pretend.
     if (this.config.netns) this.dataPlane = await LinuxDataPlane.open(this.config.netns, this.config.address, (message) => log(this.config.hostId, message));
-    const statusUrl = await this.serveStatus();
-    await this.bidRelay.listen(this.config.bidPort);
+    const statusUrl = this.hostServices ? await this.serveStatus() : '';
+    if (this.hostServices) await this.bidRelay.listen(this.config.bidPort);
     const { queueUrl } = await this.retrying('register', () =>
       this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity }),
     );
@@ -131,7 +148,10 @@ export class HostAgent {
     await this.refreshVmSecrets();
     this.resyncTimer = setInterval(() => {
       void this.resync().catch((error: Error) => log(this.config.hostId, `resync failed: ${error.message}`));
-      void this.refreshVmSecrets();
+      // Changes to secrets and configs are pushed, and an arriving VM fetches its own: the period
+      // only renews credentials well before they expire (bench:cost showed a refresh at every
+      // resync to be most of what a fleet of agents costs).
+      if (Date.now() - this.secretsRefreshedAt >= SECRETS_RENEWAL_MS) void this.refreshVmSecrets();
     }, this.config.resyncIntervalMs);
     this.resyncTimer.unref();
     return statusUrl;
@@ -188,7 +208,11 @@ export class HostAgent {
       const { applied, stale, changed } = this.table.apply(message);
       this.stats.entriesApplied += applied;
       this.stats.entriesStale += stale;
-      for (const entry of changed) if (entry.state === 'active' && entry.vmId) this.acks.record(entry.vmId, entry.version);
+      for (const entry of changed) {
+        if (entry.state !== 'active' || !entry.vmId) continue;
+        this.acks.record(entry.vmId, entry.version);
+        this.config.onEndpointApplied?.(entry.vmId, entry.version);
+      }
     }
     void this.dataPlane?.update(desiredState(this.table, this.config.hostId));
     const local = this.table.localVms();
@@ -196,11 +220,14 @@ export class HostAgent {
     for (const vmId of this.hostKeys.keys()) if (!localIds.has(vmId)) this.hostKeys.delete(vmId);
     this.tokens.keepOnly(localIds);
     this.pairKeys.keepOnly(localIds);
-    void this.bridges.reconcile(local);
-    const changed = localIds.size !== this.localVmIds.size || [...localIds].some((vmId) => !this.localVmIds.has(vmId));
+    if (this.hostServices) void this.bridges.reconcile(local);
+    const arrived = [...localIds].some((vmId) => !this.localVmIds.has(vmId));
+    const left = [...this.localVmIds].some((vmId) => !localIds.has(vmId));
     this.localVmIds = localIds;
-    // A VM that arrived needs its credential and pair secret now, not at the next period.
-    if (changed && this.stats.resyncs > 0) void this.refreshVmSecrets();
+    // A VM that arrived needs its credential and pair secret now, not at the next period; one that
+    // left needs nothing fetched (its secrets were dropped above), only its shuffle inboxes closed.
+    if (arrived && this.stats.resyncs > 0) void this.refreshVmSecrets();
+    else if (left) void this.shuffle.keepOnly(localIds);
   }
 
   /**
@@ -229,6 +256,7 @@ export class HostAgent {
           this.tokens.keepOnly(this.localVmIds);
           await this.pairKeys.replace(pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)));
           this.stats.secretRefreshes++;
+          this.secretsRefreshedAt = Date.now();
         } catch (error) {
           log(this.config.hostId, `VM secrets refresh failed: ${(error as Error).message}`);
         }

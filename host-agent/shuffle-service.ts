@@ -50,6 +50,7 @@ interface Outbox {
  */
 export class ShuffleService {
   private jobs = new Map<string, HostShuffleJob>();
+  private updating: Promise<void> = Promise.resolve();
   private readonly inboxes = new Map<string, Inbox>();
   private readonly outboxes = new Map<string, Promise<Outbox>>();
   private readonly reportTimers = new Map<string, NodeJS.Timeout>();
@@ -61,8 +62,14 @@ export class ShuffleService {
     private readonly log: (message: string) => void,
   ) {}
 
-  /** Takes the jobs the host's VMs work in: starts consuming new local workers' queues, drops what ended. */
-  async update(jobs: readonly HostShuffleJob[], localVmIds: ReadonlySet<string>): Promise<void> {
+  /** Takes the jobs the host's VMs work in: starts consuming new local workers' queues, drops what ended. One update at a time. */
+  update(jobs: readonly HostShuffleJob[], localVmIds: ReadonlySet<string>): Promise<void> {
+    const run = this.updating.then(() => this.apply(jobs, localVmIds));
+    this.updating = run.catch(() => {});
+    return run;
+  }
+
+  private async apply(jobs: readonly HostShuffleJob[], localVmIds: ReadonlySet<string>): Promise<void> {
     this.jobs = new Map(jobs.map((job) => [job.jobId, job]));
     const wanted = new Map<string, { job: HostShuffleJob; vmId: string }>(jobs.flatMap((job) => job.workers.filter((vmId) => localVmIds.has(vmId)).map((vmId) => [`${job.jobId}/${vmId}`, { job, vmId }] as const)));
     for (const [key, inbox] of this.inboxes) {
@@ -78,6 +85,11 @@ export class ShuffleService {
       this.inboxes.set(key, inbox);
       void this.consume(inbox);
     }
+  }
+
+  /** Stops serving workers that left this host, with the jobs already known: a VM that left needs nothing fetched. */
+  keepOnly(localVmIds: ReadonlySet<string>): Promise<void> {
+    return this.update([...this.jobs.values()], localVmIds);
   }
 
   stop(): void {

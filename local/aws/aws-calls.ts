@@ -14,6 +14,56 @@ export interface AwsCall {
   responseBytes: number;
 }
 
+/**
+ * The read and write request units a DynamoDB call is billed on demand, from what crossed the
+ * wire: reads by 4 KB of what was returned (half for eventually consistent ones, double in a
+ * transaction), writes by 1 KB of what was sent (double in a transaction), plus one write per
+ * secondary index a put fills. An estimate: item sizes are taken from the JSON on the wire, and
+ * an update's index writes are not seen.
+ */
+export function capacityUnitsOf(call: Pick<AwsCall, 'service' | 'action' | 'items' | 'consistentRead' | 'requestBytes' | 'responseBytes'> & { indexedPuts?: number }): { read: number; write: number } {
+  if (call.service !== 'dynamodb') return { read: 0, write: 0 };
+  const kb4 = Math.max(1, Math.ceil(call.responseBytes / 4096));
+  const kb1 = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024));
+  switch (call.action) {
+    case 'GetItem':
+    case 'Query':
+    case 'Scan':
+      return { read: call.consistentRead ? kb4 : kb4 / 2, write: 0 };
+    case 'BatchGetItem':
+      return { read: Math.max(call.items, kb4) * (call.consistentRead ? 1 : 0.5), write: 0 };
+    case 'TransactGetItems':
+      return { read: 2 * Math.max(call.items, kb4), write: 0 };
+    case 'PutItem':
+    case 'UpdateItem':
+    case 'DeleteItem':
+      return { read: 0, write: kb1(call.requestBytes) + (call.indexedPuts ?? 0) };
+    case 'BatchWriteItem':
+      return { read: 0, write: Math.max(call.items, kb1(call.requestBytes)) + (call.indexedPuts ?? 0) };
+    case 'TransactWriteItems':
+      // Each item twice, at the average size of the items sent.
+      return { read: 0, write: 2 * call.items * kb1(call.requestBytes / Math.max(1, call.items)) + (call.indexedPuts ?? 0) };
+    default:
+      return { read: 0, write: 0 };
+  }
+}
+
+/** A poll that found nothing: an empty ReceiveMessage or GetRecords answer. */
+export function isEmptyPoll(call: Pick<AwsCall, 'service' | 'action'>, responseBody: string): boolean {
+  if (call.service === 'sqs' && call.action === 'ReceiveMessage') return !responseBody.includes('"Messages"');
+  if (call.service === 'dynamodbstreams' && call.action === 'GetRecords') return !/"Records":\s*\[\s*\{/.test(responseBody);
+  return false;
+}
+
+/** Secondary-index entries the puts of a write request fill: one per `gsiNpk` attribute of each item put. */
+export function indexedPutsOf(body: Record<string, any>): number {
+  const items: Record<string, unknown>[] = [];
+  if (body.Item) items.push(body.Item);
+  for (const entry of body.TransactItems ?? []) if (entry.Put?.Item) items.push(entry.Put.Item);
+  for (const requests of Object.values((body.RequestItems ?? {}) as Record<string, any[]>)) for (const request of Array.isArray(requests) ? requests : []) if (request.PutRequest?.Item) items.push(request.PutRequest.Item);
+  return items.reduce((sum, item) => sum + Object.keys(item).filter((name) => /^gsi\d+pk$/.test(name)).length, 0);
+}
+
 const targetServices: Record<string, string> = {
   DynamoDB_20120810: 'dynamodb',
   DynamoDBStreams_20120810: 'dynamodbstreams',

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { describeJsonRequest, s3ActionOf, serviceOf, type AwsCall } from './aws-calls.ts';
+import { capacityUnitsOf, describeJsonRequest, indexedPutsOf, isEmptyPoll, s3ActionOf, serviceOf, type AwsCall } from './aws-calls.ts';
 
 /** Calls of one kind added up: `service action resource`. */
 export interface AwsCallTotal {
@@ -12,6 +12,9 @@ export interface AwsCallTotal {
   consistentReads: number;
   requestBytes: number;
   responseBytes: number;
+  /** DynamoDB request units, as billed on demand (an estimate: see capacityUnitsOf). */
+  readUnits: number;
+  writeUnits: number;
 }
 
 /**
@@ -91,9 +94,13 @@ export class AwsProxy {
     request.pipe(upstream);
     upstream.on('response', (answer) => {
       response.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.on('data', (chunk: Buffer) => (call.responseBytes += chunk.length));
+      const answerBody: Buffer[] | undefined = body ? [] : undefined;
+      answer.on('data', (chunk: Buffer) => {
+        call.responseBytes += chunk.length;
+        answerBody?.push(chunk);
+      });
       answer.pipe(response);
-      answer.on('end', () => this.record(call, request, url, body));
+      answer.on('end', () => this.record(call, request, url, body, answerBody));
     });
     upstream.on('error', () => request.socket.destroy());
     response.on('close', () => {
@@ -101,20 +108,28 @@ export class AwsProxy {
     });
   }
 
-  private record(call: AwsCall, request: http.IncomingMessage, url: URL, body: Buffer[] | undefined) {
+  private record(call: AwsCall, request: http.IncomingMessage, url: URL, body: Buffer[] | undefined, answerBody: Buffer[] | undefined) {
+    let indexedPuts = 0;
     if (call.service === 's3') call.action = s3ActionOf(request.method ?? 'GET', url, request.headers);
     else if (body) {
       const text = Buffer.concat(body).toString('utf8');
       if (!call.action) call.action = new URLSearchParams(text).get('Action') ?? url.searchParams.get('Action') ?? `${request.method} ${url.pathname}`;
       try {
-        Object.assign(call, describeJsonRequest(call.service, call.action, text.startsWith('{') ? JSON.parse(text) : {}));
+        const json = text.startsWith('{') ? JSON.parse(text) : {};
+        Object.assign(call, describeJsonRequest(call.service, call.action, json));
+        if (call.service === 'dynamodb') indexedPuts = indexedPutsOf(json);
       } catch {
         // Not JSON after all: counted as one call about nothing in particular.
       }
     }
+    // Polls that found nothing are the price of waiting, not of any one operation: counted apart.
+    if (answerBody && isEmptyPoll(call, Buffer.concat(answerBody).toString('utf8'))) call.action += ' (empty)';
+    const units = capacityUnitsOf({ ...call, indexedPuts });
     const key = `${call.service} ${call.action} ${call.resource ?? ''}`;
     let total = this.totals.get(key);
-    if (!total) this.totals.set(key, (total = { service: call.service, action: call.action, resource: call.resource, calls: 0, items: 0, consistentReads: 0, requestBytes: 0, responseBytes: 0 }));
+    if (!total) this.totals.set(key, (total = { service: call.service, action: call.action, resource: call.resource, calls: 0, items: 0, consistentReads: 0, requestBytes: 0, responseBytes: 0, readUnits: 0, writeUnits: 0 }));
+    total.readUnits += units.read;
+    total.writeUnits += units.write;
     total.calls++;
     total.items += call.items;
     if (call.consistentRead) total.consistentReads++;

@@ -1,0 +1,215 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { AwsCallTotal } from '../local/aws/aws-proxy.ts';
+import { startLocalStack } from '../local/local-stack.ts';
+import { projectRoot } from '../local/processes.ts';
+import { apiClient } from './api-client.ts';
+import { awsPrices, projectAt, type Assumptions, type OperationCost } from './cost-model.ts';
+
+/**
+ * What each operation really costs in AWS requests: every AWS call the control plane, its
+ * functions and the host agents make goes through the counting proxy, and each operation is run
+ * alone, its calls counted until the system is quiet again (fan-out, acknowledgements and
+ * credential refreshes included). Then the same figures are projected to a fleet of hosts.
+ */
+const { values } = parseArgs({
+  args: process.argv.slice(3),
+  options: {
+    repeat: { type: 'string', default: '5' },
+    hosts: { type: 'string', default: '100000' },
+    'idle-seconds': { type: 'string', default: '60' },
+  },
+});
+const repeat = Number(values.repeat);
+const fleetHosts = Number(values.hosts);
+const idleSeconds = Number(values['idle-seconds']);
+if (!(repeat >= 1) || !(fleetHosts >= 1) || !(idleSeconds >= 20)) throw new Error('--repeat >= 1, --hosts >= 1, --idle-seconds >= 20');
+
+const agentCount = 4;
+const stateDir = path.join(projectRoot, '.local-run', `bench-cost-${process.pid}`);
+console.error(`starting the local control plane (one region) with ${agentCount} agents, every AWS call counted...`);
+const stack = await startLocalStack({ agentCount, hostPrefix: 'cost', regions: ['us-east-1'], stateDir, awsProxy: true, log: (line) => line.startsWith('[local-aws]') && console.error(line) });
+const proxy = stack.aws.proxy!;
+
+/** Calls that only keep pollers going (shard discovery, iterators): Lambda's stream polling, free on AWS. */
+const housekeeping = /^dynamodbstreams (DescribeStream|GetShardIterator|ListStreams)/;
+const isWork = (key: string) => !key.endsWith('(empty)') && !housekeeping.test(key);
+
+interface Counts {
+  calls: Map<string, number>;
+  readUnits: number;
+  writeUnits: number;
+  invocations: Map<string, number>;
+}
+
+async function counts(): Promise<Counts> {
+  const calls = new Map<string, number>();
+  let readUnits = 0;
+  let writeUnits = 0;
+  for (const total of proxy.snapshot() as AwsCallTotal[]) {
+    const key = `${total.service} ${total.action}`;
+    calls.set(key, (calls.get(key) ?? 0) + total.calls);
+    readUnits += total.readUnits;
+    writeUnits += total.writeUnits;
+  }
+  const functions = (await (await fetch(new URL('/_local/functions', stack.runner.apiUrl))).json()) as Record<string, { functionName: string; invocations: number }>;
+  const invocations = new Map(Object.values(functions).map((fn) => [fn.functionName.slice(stack.runner.stackName.length + 1).replace(/[0-9A-F]{8}$/, ''), fn.invocations]));
+  return { calls, readUnits, writeUnits, invocations };
+}
+
+function minus(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
+  return new Map([...after].map(([key, count]) => [key, count - (before.get(key) ?? 0)] as const).filter(([, count]) => count > 0));
+}
+
+/** Waits until no work call has been made for `quietMs` (empty polls go on forever). */
+async function quiet(quietMs = 2000, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = JSON.stringify([...(await counts()).calls].filter(([key]) => isWork(key)));
+  let since = Date.now();
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const now = JSON.stringify([...(await counts()).calls].filter(([key]) => isWork(key)));
+    if (now !== last) [last, since] = [now, Date.now()];
+    else if (Date.now() - since >= quietMs) return;
+  }
+  throw new Error('the control plane never went quiet');
+}
+
+/** Runs `operation` `repeat` times, each alone, and averages what it caused. */
+async function measure(name: string, operation: (round: number) => Promise<unknown>): Promise<OperationCost> {
+  const sums = { calls: new Map<string, number>(), readUnits: 0, writeUnits: 0, invocations: new Map<string, number>() };
+  for (let round = 0; round < repeat; round++) {
+    await quiet();
+    const before = await counts();
+    await operation(round);
+    await quiet();
+    const after = await counts();
+    for (const [key, count] of minus(after.calls, before.calls)) if (isWork(key)) sums.calls.set(key, (sums.calls.get(key) ?? 0) + count);
+    for (const [key, count] of minus(after.invocations, before.invocations)) sums.invocations.set(key, (sums.invocations.get(key) ?? 0) + count);
+    sums.readUnits += after.readUnits - before.readUnits;
+    sums.writeUnits += after.writeUnits - before.writeUnits;
+  }
+  const average = (map: Map<string, number>) => new Map([...map].map(([key, count]) => [key, count / repeat] as const).sort((a, b) => b[1] - a[1]));
+  const cost: OperationCost = { name, calls: average(sums.calls), readUnits: sums.readUnits / repeat, writeUnits: sums.writeUnits / repeat, invocations: average(sums.invocations) };
+  console.error(`measured: ${name}`);
+  return cost;
+}
+
+try {
+  const tenant = await apiClient(stack, 'tenant', 'cost');
+  const operator = await apiClient(stack, 'operator', 'cost');
+  const hosts = stack.agents.map((agent) => agent.hostId);
+  await operator('POST', '/storage-pools', { poolId: 'cost-pool', capacityGiB: 100_000, iops: 10_000_000, throughputMiBps: 1_000_000 });
+  const spread = await tenant('POST', '/networks', { name: 'spread', cidr: '10.50.0.0/20' });
+  const pair = await tenant('POST', '/networks', { name: 'pair', cidr: '10.51.0.0/20' });
+  // `spread` runs VMs on all four hosts, `pair` on two: what a change costs per host of its network.
+  for (const hostId of hosts) await tenant('POST', '/vms', { name: `anchor-${hostId}`, networkId: spread.networkId, hostId });
+  for (const hostId of hosts.slice(0, 2)) await tenant('POST', '/vms', { name: `anchor-${hostId}`, networkId: pair.networkId, hostId });
+  const hostToken = await stack.issueToken('host', hosts[0]!);
+  const asHost = async (method: string, route: string, body?: unknown) => {
+    const response = await fetch(`${stack.runner.apiUrl}${route}`, { method, headers: { authorization: `Bearer ${hostToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${await response.text()}`);
+    return response.json();
+  };
+  const agentKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+
+  const movers: string[] = [];
+  const operations: OperationCost[] = [];
+  operations.push(await measure('register a host', (round) => operator('POST', '/hosts', { hostId: `cost-extra-${round}`, address: `198.18.0.${round + 1}`, capacity: 32 })));
+  operations.push(await measure('create a network', (round) => tenant('POST', '/networks', { name: `n${round}`, cidr: '10.60.0.0/24' })));
+  operations.push(await measure('create a VM (network on 4 hosts)', async (round) => movers.push((await tenant('POST', '/vms', { name: `vm-${round}`, networkId: spread.networkId, hostId: hosts[round % agentCount] })).vmId)));
+  operations.push(
+    await measure('create a VM (its host joins the network)', async (round) => {
+      const { networkId } = await tenant('POST', '/networks', { name: `join-${round}`, cidr: '10.61.0.0/24' });
+      await quiet();
+      return tenant('POST', '/vms', { name: 'first', networkId, hostId: hosts[round % agentCount] });
+    }),
+  );
+  const migrateCost = await measure('migrate a VM (network on 4 hosts)', async (round) => {
+    const vmId = movers[round]!;
+    const vm = await tenant('GET', `/vms/${vmId}`);
+    return tenant('POST', `/vms/${vmId}/migrate`, { targetHostId: hosts.find((hostId) => hostId !== vm.hostId && hostId !== hosts[0]) });
+  });
+  const pairMovers: string[] = [];
+  for (let round = 0; round < repeat; round++) pairMovers.push((await tenant('POST', '/vms', { name: `p-${round}`, networkId: pair.networkId, hostId: hosts[0] })).vmId);
+  const migratePairCost = await measure('migrate a VM (network on 2 hosts)', (round) => tenant('POST', `/vms/${pairMovers[round]}/migrate`, { targetHostId: hosts[1] }));
+  operations.push(migratePairCost, migrateCost);
+  operations.push(await measure('delete a VM (network on 4 hosts)', (round) => tenant('DELETE', `/vms/${movers[round]}`)));
+  operations.push(await measure('create a disk', (round) => tenant('POST', '/disks', { name: `d${round}`, sizeGiB: 100 })));
+  const account = await tenant('POST', '/service-accounts', { name: 'cost' });
+  operations.push(await measure('attach a service account to a VM', async (round) => {
+    const vm = await tenant('POST', '/vms', { name: `sa-${round}`, networkId: pair.networkId, hostId: hosts[0] });
+    await quiet();
+    return tenant('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId: account.serviceAccountId });
+  }));
+  // What every agent does every period (host-agent/agent.ts): the forwarding table; and every hour its VMs' credentials, pair keys and configs.
+  operations.push(await measure("an agent's periodic resync", () => asHost('GET', `/hosts/${hosts[0]}/forwarding-table`)));
+  operations.push(
+    await measure("an agent's hourly renewal of its VMs' credentials", () =>
+      Promise.all([
+        asHost('POST', `/hosts/${hosts[0]}/service-account-credentials`, { publicKey: { kty: agentKey.kty, crv: agentKey.crv, x: agentKey.x, y: agentKey.y } }),
+        asHost('GET', `/hosts/${hosts[0]}/vm-pair-keys`),
+        asHost('GET', `/hosts/${hosts[0]}/vm-configs`),
+      ]),
+    ),
+  );
+  operations.push(await measure('issue an API token (operator)', (round) => stack.issueToken('tenant', `cost-${round}`)));
+
+  // Idle: what waiting costs, per agent (its host queue) and for the functions' queues.
+  await quiet();
+  const polls = () => {
+    const byQueue = { agents: 0, functions: 0 };
+    for (const total of proxy.snapshot()) {
+      if (total.service !== 'sqs' || !total.action.startsWith('ReceiveMessage')) continue;
+      if (total.resource?.startsWith(`${stack.runner.stackName}-host-`)) byQueue.agents += total.calls;
+      else byQueue.functions += total.calls;
+    }
+    return byQueue;
+  };
+  const idleBefore = polls();
+  await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+  const idleAfter = polls();
+  const perHour = (count: number) => (count * 3600) / idleSeconds;
+  const idle = { agentPollsPerAgentHour: perHour(idleAfter.agents - idleBefore.agents) / agentCount, functionPollsPerHour: perHour(idleAfter.functions - idleBefore.functions) };
+
+  printReport(operations, idle, migratePairCost, migrateCost);
+} finally {
+  await stack.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+}
+
+function printReport(operations: OperationCost[], idle: { agentPollsPerAgentHour: number; functionPollsPerHour: number }, twoHosts: OperationCost, fourHosts: OperationCost) {
+  const sum = (cost: OperationCost, service: string) => [...cost.calls].filter(([key]) => key.startsWith(`${service} `)).reduce((total, [, count]) => total + count, 0);
+  const apiRequests = (cost: OperationCost) => [...cost.invocations].filter(([key]) => key.startsWith('Api') && !key.startsWith('ApiAuthorizer')).reduce((total, [, count]) => total + count, 0);
+  const lambda = (cost: OperationCost) => [...cost.invocations].filter(([key]) => !key.startsWith('ApiAuthorizer')).reduce((total, [, count]) => total + count, 0);
+  const n = (value: number) => (value === 0 ? '0' : value < 10 ? value.toFixed(1) : value.toFixed(0));
+  console.log(`\nbench:cost  measured on the local control plane, one region, ${agentCount} host agents; each operation alone, ${repeat} times, averaged; counted until quiet (fan-out, acknowledgements, credential refreshes included)\n`);
+  console.log('| operation | Lambda invocations | API requests | DynamoDB calls | read units | write units | SQS requests | KMS requests | S3 requests |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const cost of operations) {
+    console.log(`| ${cost.name} | ${n(lambda(cost))} | ${n(apiRequests(cost))} | ${n(sum(cost, 'dynamodb'))} | ${n(cost.readUnits)} | ${n(cost.writeUnits)} | ${n(sum(cost, 'sqs'))} | ${n(sum(cost, 'kms'))} | ${n(sum(cost, 's3'))} |`);
+  }
+  console.log('\nWhere the calls go (per operation, averaged):');
+  for (const cost of operations) {
+    console.log(`- ${cost.name}: ${[...cost.calls].map(([key, count]) => `${key} ${n(count)}`).join(', ')}; functions: ${[...cost.invocations].map(([key, count]) => `${key} ${n(count)}`).join(', ')}`);
+  }
+  console.log(`\nIdle, over ${idleSeconds} s: ${n(idle.agentPollsPerAgentHour)} long polls (ReceiveMessage) per agent per hour; ${n(idle.functionPollsPerHour)} per hour by the functions' queue pollers of the region`);
+
+  const assumptions: Assumptions = {
+    hosts: fleetHosts,
+    vmsPerHost: 20,
+    vmLifetimeDays: 7,
+    migrationsPerVmPerDay: 1 / 7,
+    hostsPerNetwork: 10,
+    resyncMinutes: 5,
+  };
+  const projection = projectAt(assumptions, { operations, twoHosts, fourHosts, ...idle, apiRequests, lambda, sum });
+  console.log(`\nProjected to ${fleetHosts.toLocaleString('en-US')} hosts (${assumptions.vmsPerHost} VMs each, VMs living ${assumptions.vmLifetimeDays} days, each migrated every ${1 / assumptions.migrationsPerVmPerDay} days, networks spanning ${assumptions.hostsPerNetwork} hosts, agents resyncing every ${assumptions.resyncMinutes} min), per 30-day month, us-east-1 list prices:`);
+  console.log('| what | per second | per month | $ per month |');
+  console.log('|---|---:|---:|---:|');
+  for (const line of projection) console.log(`| ${line.what} | ${n(line.perSecond)} | ${(line.perSecond * 86_400 * 30 / 1e6).toFixed(0)} M | ${line.dollars.toFixed(0)} |`);
+  console.log(`| total | | | ${projection.reduce((total, line) => total + line.dollars, 0).toFixed(0)} |`);
+  console.log(`\nPrices used: ${Object.entries(awsPrices).map(([key, value]) => `${key} $${value}`).join(', ')}`);
+}

@@ -1,0 +1,302 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startLocalStack } from '../local/local-stack.ts';
+import { projectRoot } from '../local/processes.ts';
+import type { PoolCommand, PoolReport } from './agent-pool.ts';
+
+/**
+ * Load: concurrent tenants create, migrate and delete VMs (each tenant one request after another,
+ * in its own network) while simulated hosts, many to a process, run real host agents. Measured at
+ * each step of agents (e.g. 100, then 1,000): requests per second, API latency, and how long each
+ * create's or migration's new endpoint takes from the API's answer to the last host that needs it.
+ */
+const { values } = parseArgs({
+  args: process.argv.slice(3),
+  options: {
+    agents: { type: 'string', default: '100,1000' },
+    tenants: { type: 'string', default: '12' },
+    seconds: { type: 'string', default: '60' },
+    'agents-per-process': { type: 'string', default: '250' },
+  },
+});
+const steps = values.agents!.split(',').map(Number);
+const tenantCount = Number(values.tenants);
+const seconds = Number(values.seconds);
+const perProcess = Number(values['agents-per-process']);
+if (steps.some((n) => !(n >= 2)) || steps.some((n, i) => i > 0 && n <= steps[i - 1]!) || !(tenantCount >= 1) || !(seconds >= 5) || !(perProcess >= 1)) {
+  throw new Error('--agents: rising counts of at least 2 (100,1000); --tenants >= 1; --seconds >= 5; --agents-per-process >= 1');
+}
+
+const stateDir = path.join(projectRoot, '.local-run', `bench-load-${process.pid}`);
+console.error(`starting the local control plane (one region, no agents yet)...`);
+// The counting proxy says what each step cost in AWS calls.
+const stack = await startLocalStack({ agentCount: 0, regions: ['us-east-1'], stateDir, awsProxy: true, log: (line) => line.startsWith('[local-aws]') && console.error(line) });
+const apiUrl = stack.runner.apiUrl;
+
+// ---- simulated hosts, in pool processes -------------------------------------------------------
+const pools: ChildProcess[] = [];
+const hostIds: string[] = [];
+/** vmId → hostId → highest version applied, and when. */
+const applied = new Map<string, Map<string, { version: number; at: number }>>();
+
+function onApplied(hostId: string, vmId: string, version: number, at: number) {
+  let hosts = applied.get(vmId);
+  if (!hosts) applied.set(vmId, (hosts = new Map()));
+  if ((hosts.get(hostId)?.version ?? 0) < version) hosts.set(hostId, { version, at });
+  for (const op of pendingByVm.get(vmId) ?? []) if (op.version <= version) arrived(op, hostId, at);
+}
+
+async function addHosts(total: number): Promise<number> {
+  const began = Date.now();
+  const wanted = Array.from({ length: total - hostIds.length }, (_, i) => hostIds.length + i);
+  const started: Promise<void>[] = [];
+  while (wanted.length > 0) {
+    const poolIndex = Math.floor(wanted[0]! / perProcess);
+    const batch = wanted.splice(0, perProcess - (wanted[0]! % perProcess));
+    const pool = pools[poolIndex] ?? spawnPool(poolIndex);
+    const hosts = batch.map((index) => ({ hostId: `load-${index + 1}`, address: `100.${64 + (index >> 16)}.${(index >> 8) & 255}.${index & 255}` }));
+    hostIds.push(...hosts.map((host) => host.hostId));
+    started.push(
+      new Promise((resolve, reject) => {
+        const listener = (report: PoolReport) => {
+          if (report.type === 'failed') reject(new Error(`agent pool ${poolIndex}: ${report.message}`));
+          if (report.type !== 'started') return;
+          pool.off('message', listener);
+          resolve();
+        };
+        pool.on('message', listener);
+        pool.send({ type: 'start', apiUrl, capacity: 32, hosts } satisfies PoolCommand);
+      }),
+    );
+  }
+  await Promise.all(started);
+  return Date.now() - began;
+}
+
+function spawnPool(index: number): ChildProcess {
+  const pool = fork(path.join(projectRoot, 'bench/agent-pool.ts'), [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, AWS_ENDPOINT_URL: stack.aws.endpoint, AWS_REGION: stack.runner.region, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', STRATOPLANE_POOL_LOG: path.join(stateDir, `pool-${index}.log`) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  pool.on('message', (report: PoolReport) => {
+    if (report.type === 'applied') for (const [hostId, vmId, version, at] of report.events) onApplied(hostId, vmId, version, at);
+  });
+  pools[index] = pool;
+  return pool;
+}
+
+// ---- convergence: from the API's answer to the last host that needs the endpoint --------------
+interface PendingOp {
+  vmId: string;
+  version: number;
+  networkId: string;
+  answeredAt: number;
+  waiting: Set<string>;
+  lastAt: number;
+  step: Step;
+}
+const pendingByVm = new Map<string, PendingOp[]>();
+
+function expectConvergence(op: PendingOp) {
+  for (const [hostId, held] of applied.get(op.vmId) ?? []) if (held.version >= op.version) arrived(op, hostId, held.at);
+  if (op.waiting.size > 0) pendingByVm.set(op.vmId, [...(pendingByVm.get(op.vmId) ?? []), op]);
+}
+
+function arrived(op: PendingOp, hostId: string, at: number) {
+  if (!op.waiting.delete(hostId)) return;
+  op.lastAt = Math.max(op.lastAt, at);
+  if (op.waiting.size === 0) settle(op);
+}
+
+/** A host that no longer runs a VM of the network will not be sent the endpoint: stop waiting for it. */
+function hostLeft(networkId: string, hostId: string) {
+  for (const ops of pendingByVm.values()) for (const op of ops) if (op.networkId === networkId && op.waiting.delete(hostId) && op.waiting.size === 0) settle(op);
+}
+
+function settle(op: PendingOp) {
+  op.step.convergence.push(Math.max(0, op.lastAt - op.answeredAt));
+  const rest = (pendingByVm.get(op.vmId) ?? []).filter((other) => other !== op);
+  if (rest.length > 0) pendingByVm.set(op.vmId, rest);
+  else pendingByVm.delete(op.vmId);
+}
+
+// ---- tenants ----------------------------------------------------------------------------------
+interface Step {
+  agents: number;
+  registerMs: number;
+  latency: Record<'create' | 'migrate' | 'delete', number[]>;
+  errors: Map<string, number>;
+  convergence: number[];
+  notConverged: number;
+  /** Endpoints whose VM was deleted before every host that needed them had them: not counted either way. */
+  superseded: number;
+  seconds: number;
+  /** AWS calls during the step, by `service action`. */
+  awsCalls: Map<string, number>;
+  /** Function invocations during the step, by function. */
+  invocations: Map<string, number>;
+}
+
+/** What the runner's functions have been invoked for so far, by function. */
+async function invocationCounts(): Promise<Map<string, number>> {
+  const functions = (await (await fetch(new URL('/_local/functions', apiUrl))).json()) as Record<string, { functionName: string; invocations: number }>;
+  // Stratoplane-us-east-1-ApiPostVms3F2A9C1B → PostVms
+  return new Map(Object.values(functions).map((fn) => [fn.functionName.slice(stack.runner.stackName.length + 1).replace(/^Api/, '').replace(/[0-9A-F]{8}$/, ''), fn.invocations]));
+}
+
+function awsCallCounts(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const total of stack.aws.proxy!.snapshot()) counts.set(`${total.service} ${total.action}`, (counts.get(`${total.service} ${total.action}`) ?? 0) + total.calls);
+  return counts;
+}
+
+const difference = (after: Map<string, number>, before: Map<string, number>) =>
+  new Map([...after].map(([key, count]) => [key, count - (before.get(key) ?? 0)] as const).filter(([, count]) => count > 0).sort((a, b) => b[1] - a[1]));
+
+interface Tenant {
+  index: number;
+  authorization: string;
+  networkId: string;
+  vms: Map<string, { hostId: string }>;
+  made: number;
+}
+
+/** The answer's body (null when empty), or undefined when the API refused; its latency either way. */
+async function call(tenant: Tenant, step: Step, kind: keyof Step['latency'], method: string, route: string, body?: unknown): Promise<any> {
+  const began = performance.now();
+  const response = await fetch(`${apiUrl}${route}`, { method, headers: { authorization: tenant.authorization, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  step.latency[kind].push(performance.now() - began);
+  if (!response.ok) {
+    const key = `${kind} ${response.status} ${(JSON.parse(text || '{}') as { message?: string }).message?.replace(/[a-z]+-[a-z0-9]+/g, '…') ?? ''}`;
+    step.errors.set(key, (step.errors.get(key) ?? 0) + 1);
+    return undefined;
+  }
+  // null: done, with nothing to say (204).
+  return text ? JSON.parse(text) : null;
+}
+
+const hostsOf = (tenant: Tenant) => new Set([...tenant.vms.values()].map((vm) => vm.hostId));
+
+/** One request, chosen to keep a tenant between 3 and 12 VMs: create, migrate (most often) or delete. */
+async function nextOperation(tenant: Tenant, step: Step) {
+  const roll = Math.random();
+  const ids = [...tenant.vms.keys()];
+  if (ids.length < 3 || (roll < 0.3 && ids.length < 12)) {
+    const name = `t${tenant.index}-vm${tenant.made++}`;
+    const vm = await call(tenant, step, 'create', 'POST', '/vms', { name, networkId: tenant.networkId, clientToken: name });
+    if (!vm) return;
+    tenant.vms.set(vm.vmId, { hostId: vm.hostId });
+    expectConvergence({ vmId: vm.vmId, version: vm.endpoint.version, networkId: tenant.networkId, answeredAt: Date.now(), waiting: hostsOf(tenant), lastAt: 0, step });
+  } else if (roll < 0.75) {
+    const vmId = ids[Math.floor(Math.random() * ids.length)]!;
+    const from = tenant.vms.get(vmId)!.hostId;
+    let target = from;
+    while (target === from) target = hostIds[Math.floor(Math.random() * hostIds.length)]!;
+    const vm = await call(tenant, step, 'migrate', 'POST', `/vms/${vmId}/migrate`, { targetHostId: target });
+    if (!vm) return;
+    tenant.vms.set(vmId, { hostId: target });
+    if (!hostsOf(tenant).has(from)) hostLeft(tenant.networkId, from);
+    expectConvergence({ vmId, version: vm.endpoint.version, networkId: tenant.networkId, answeredAt: Date.now(), waiting: hostsOf(tenant), lastAt: 0, step });
+  } else {
+    const vmId = ids[Math.floor(Math.random() * ids.length)]!;
+    const from = tenant.vms.get(vmId)!.hostId;
+    if ((await call(tenant, step, 'delete', 'DELETE', `/vms/${vmId}`)) === undefined) return;
+    tenant.vms.delete(vmId);
+    // A host that had not yet applied the VM's last endpoint may now never see it, only its release.
+    const superseded = pendingByVm.get(vmId) ?? [];
+    for (const op of superseded) op.step.superseded++;
+    pendingByVm.delete(vmId);
+    if (!hostsOf(tenant).has(from)) hostLeft(tenant.networkId, from);
+  }
+}
+
+async function runStep(tenants: Tenant[], step: Step) {
+  const deadline = Date.now() + seconds * 1000;
+  await Promise.all(tenants.map(async (tenant) => {
+    while (Date.now() < deadline) await nextOperation(tenant, step);
+  }));
+  // What was answered last may still be on its way to the hosts.
+  const settleBy = Date.now() + 30_000;
+  while (Date.now() < settleBy && [...pendingByVm.values()].some((ops) => ops.some((op) => op.step === step))) await new Promise((resolve) => setTimeout(resolve, 200));
+  for (const [vmId, ops] of pendingByVm) {
+    const others = ops.filter((op) => op.step !== step);
+    step.notConverged += ops.length - others.length;
+    if (others.length) pendingByVm.set(vmId, others);
+    else pendingByVm.delete(vmId);
+  }
+}
+
+// ---- report -----------------------------------------------------------------------------------
+const quantile = (samples: number[], q: number) => {
+  if (samples.length === 0) return NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+};
+const ms = (value: number) => (Number.isNaN(value) ? '     -' : value.toFixed(0).padStart(6));
+const operationsOf = (step: Step) => step.latency.create.length + step.latency.migrate.length + step.latency.delete.length;
+const allLatencies = (step: Step) => [...step.latency.create, ...step.latency.migrate, ...step.latency.delete];
+
+try {
+  const tenants: Tenant[] = await Promise.all(
+    Array.from({ length: tenantCount }, async (_, index) => {
+      const authorization = `Bearer ${await stack.issueToken('tenant', `load-${index}`)}`;
+      const response = await fetch(`${apiUrl}/networks`, { method: 'POST', headers: { authorization }, body: JSON.stringify({ name: 'load', cidr: `10.${100 + (index >> 4)}.${(index & 15) * 16}.0/20`, clientToken: 'load' }) });
+      if (!response.ok) throw new Error(`tenant ${index}: POST /networks: ${response.status} ${await response.text()}`);
+      const { networkId } = (await response.json()) as { networkId: string };
+      return { index, authorization, networkId, vms: new Map(), made: 0 };
+    }),
+  );
+
+  const results: Step[] = [];
+  for (const agents of steps) {
+    console.error(`starting agents up to ${agents} (${Math.ceil(agents / perProcess)} process(es))...`);
+    const registerMs = await addHosts(agents);
+    console.error(`${agents} agents running (the new ones registered and resynced in ${(registerMs / 1000).toFixed(1)} s); ${tenantCount} tenants for ${seconds} s...`);
+    const [callsBefore, invocationsBefore] = [awsCallCounts(), await invocationCounts()];
+    const step: Step = { agents, registerMs, latency: { create: [], migrate: [], delete: [] }, errors: new Map(), convergence: [], notConverged: 0, superseded: 0, seconds, awsCalls: new Map(), invocations: new Map() };
+    await runStep(tenants, step);
+    step.awsCalls = difference(awsCallCounts(), callsBefore);
+    step.invocations = difference(await invocationCounts(), invocationsBefore);
+    results.push(step);
+  }
+
+  console.log(`\nbench:load  ${tenantCount} tenants, each one request after another (create / migrate / delete VMs, 3-12 VMs in its own network), ${seconds} s per step; simulated host agents, up to ${perProcess} per process`);
+  console.log('agents   requests  req/s   API p50   API p99 (ms)   create p99  migrate p99  delete p99   convergence p50   p99 (ms)   not converged  deleted first  errors');
+  for (const step of results) {
+    const all = allLatencies(step);
+    const errors = [...step.errors.values()].reduce((sum, count) => sum + count, 0);
+    console.log(
+      `${String(step.agents).padStart(6)}   ${String(operationsOf(step)).padStart(8)}  ${(operationsOf(step) / step.seconds).toFixed(1).padStart(5)}   ${ms(quantile(all, 0.5))}    ${ms(quantile(all, 0.99))}          ${ms(quantile(step.latency.create, 0.99))}       ${ms(quantile(step.latency.migrate, 0.99))}      ${ms(quantile(step.latency.delete, 0.99))}           ${ms(quantile(step.convergence, 0.5))}    ${ms(quantile(step.convergence, 0.99))}   ${String(step.notConverged).padStart(13)}  ${String(step.superseded).padStart(13)}  ${errors}`,
+    );
+  }
+  const [first, last] = [results[0]!, results.at(-1)!];
+  if (results.length > 1) {
+    const factor = (a: number, b: number) => `×${(b / a).toFixed(2)}`;
+    console.log(
+      `growth ${first.agents} → ${last.agents} agents: req/s ${factor(operationsOf(first), operationsOf(last))}, API p50 ${factor(quantile(allLatencies(first), 0.5), quantile(allLatencies(last), 0.5))}, API p99 ${factor(quantile(allLatencies(first), 0.99), quantile(allLatencies(last), 0.99))}, convergence p50 ${factor(quantile(first.convergence, 0.5), quantile(last.convergence, 0.5))}, p99 ${factor(quantile(first.convergence, 0.99), quantile(last.convergence, 0.99))}`,
+    );
+  }
+  for (const step of results) for (const [error, count] of step.errors) console.log(`  at ${step.agents} agents: ${count} × ${error}`);
+  for (const step of results) {
+    const requests = operationsOf(step);
+    const perRequest = (counts: Map<string, number>) => [...counts].slice(0, 8).map(([key, count]) => `${key} ${(count / requests).toFixed(1)}`).join(', ');
+    const total = (counts: Map<string, number>) => [...counts.values()].reduce((sum, count) => sum + count, 0);
+    console.log(`\nat ${step.agents} agents, per tenant request (everything that ran during the step, divided by the ${requests} requests):`);
+    const [emptyPolls, work] = [new Map([...step.awsCalls].filter(([key]) => key.endsWith('(empty)'))), new Map([...step.awsCalls].filter(([key]) => !key.endsWith('(empty)')))];
+    console.log(`  function invocations ${(total(step.invocations) / requests).toFixed(1)}: ${perRequest(step.invocations)}`);
+    console.log(`  AWS calls ${(total(work) / requests).toFixed(1)}: ${perRequest(work)}`);
+    console.log(`  and polls that found nothing, ${(total(emptyPolls) / step.seconds).toFixed(0)}/s: ${[...emptyPolls].map(([key, count]) => `${key} ${(count / step.seconds).toFixed(1)}/s`).join(', ')}`);
+  }
+} finally {
+  await Promise.all(pools.map((pool) => new Promise<void>((resolve) => {
+    pool.once('exit', () => resolve());
+    pool.send({ type: 'stop' } satisfies PoolCommand);
+    setTimeout(() => pool.kill('SIGKILL'), 20_000).unref();
+  })));
+  await stack.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+}
