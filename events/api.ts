@@ -103,3 +103,13 @@ export const ListVmsQuery = ListQuery.extend({
   networkId: resourceId.optional(),
 });
 export type ListVmsQuery = z.infer<typeof ListVmsQuery>;
+
+/** What an operator revokes: a token (its id and expiry are read from it), or a token's id alone (`jti`, as issue-token printed it). */
+export const RevokeTokenRequest = z
+  .strictObject({
+    token: z.string().min(20).max(4096).optional(),
+    jti: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be a token id as issue-token prints it').optional(),
+    reason: z.string().min(1).max(500).optional(),
+  })
+  .refine((body) => (body.token === undefined) !== (body.jti === undefined), 'give the token or its jti, one of the two');
+export type RevokeTokenRequest = z.infer<typeof RevokeTokenRequest>;

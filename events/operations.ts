@@ -12,6 +12,7 @@ import {
   PublishHostKeysRequest,
   RegisterHostRequest,
   RequestConnectionRequest,
+  RevokeTokenRequest,
 } from './api.ts';
 import { AttachDiskRequest, CreateDiskRequest, ModifyDiskRequest, RegisterStoragePoolRequest } from './disks.ts';
 import { resourceId } from './identifiers.ts';
@@ -116,6 +117,7 @@ const specs = {
   getImage: operation('GET /images/{imageId}', { summary: 'Show an image and its copies in other regions', scopes: tenantRead, responses: { 200: { description: 'the image', body: responses.ImageWithCopies } } }),
   completeImageUpload: operation('POST /images/{imageId}/complete', { summary: 'Complete the upload; the content is then verified', scopes: tenantWrite, body: CompleteImageUploadRequest, responses: { 202: { description: 'verifying', body: responses.Image } } }),
 
+  revokeToken: operation('POST /token-revocations', { summary: 'Revoke an API token (operators): refused within a minute, until it expires', scopes: ['operator'], body: RevokeTokenRequest, responses: { 200: { description: 'already revoked', body: responses.TokenRevocation }, 201: { description: 'revoked', body: responses.TokenRevocation } } }),
   registerStoragePool: operation('POST /storage-pools', { summary: 'Register a storage pool (again with the same capacities: no change)', scopes: ['operator'], body: RegisterStoragePoolRequest, responses: { 200: { description: 'already registered', body: responses.StoragePool }, 201: { description: 'registered', body: responses.StoragePool } } }),
   listStoragePools: operation('GET /storage-pools', { summary: 'Storage pools and what is free of each', scopes: ['operator'], responses: { 200: { description: 'the pools', body: responses.StoragePoolList } } }),
 

@@ -212,4 +212,7 @@ export const DiskList = page('disks', Disk);
 /** The OpenAPI description itself. */
 export const ApiDescription = z.looseObject({ openapi: z.literal('3.1.0'), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
 
+/** A revoked API token: refused everywhere within a minute (the authorizer's cache), until it would have expired. */
+export const TokenRevocation = z.strictObject({ jti: z.string(), subject: z.string().optional(), reason: z.string().optional(), revokedAt: timestamp, revokedUntil: timestamp });
+
 export const ErrorBody = z.strictObject({ message: z.string() });

@@ -78,6 +78,7 @@ const routes: Route[] = [
     },
   },
   { operation: operations.listHosts, access: 'read' },
+  { operation: operations.revokeToken, access: 'write' },
   { operation: operations.getForwardingTable, access: 'read' },
   { operation: operations.createNetwork, access: 'write' },
   { operation: operations.listNetworks, access: 'read' },
@@ -199,9 +200,12 @@ export class TenantApi extends Construct {
     super(scope, id);
     const authorizerFunction = new ControlPlaneFunction(this, 'Authorizer', {
       entry: 'functions/auth/authorize-api.ts',
-      environment: { API_TOKEN_KEY_ARNS: [props.apiTokenKey.keyArn, ...props.otherRegionsApiTokenKeys].join(',') },
+      environment: { API_TOKEN_KEY_ARNS: [props.apiTokenKey.keyArn, ...props.otherRegionsApiTokenKeys].join(','), TABLE_NAME: props.table.tableName },
     });
     props.apiTokenKey.grant(authorizerFunction, 'kms:GetPublicKey');
+    // Only to look up revocations, by key (and to decrypt them, when the table has its own key).
+    props.table.grant(authorizerFunction, 'dynamodb:GetItem');
+    props.table.encryptionKey?.grant(authorizerFunction, 'kms:Decrypt');
     if (props.otherRegionsApiTokenKeys.length > 0) {
       // Those keys' ids are unknown here; IAM matches them by the alias they carry.
       authorizerFunction.addToRolePolicy(
@@ -216,7 +220,8 @@ export class TenantApi extends Construct {
       handler: authorizerFunction,
       identitySource: 'method.request.header.Authorization',
       validationRegex: '^Bearer [-0-9A-Za-z_.]+$',
-      resultsCacheTtl: Duration.minutes(5),
+      // A revoked token is refused once its cached answer expires.
+      resultsCacheTtl: Duration.minutes(1),
     });
 
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.ONE_MONTH });

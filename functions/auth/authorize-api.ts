@@ -6,20 +6,24 @@ import { TokenError } from '#tokens/jws.ts';
 import { kms } from '../commons/clients.ts';
 import { requiredEnv } from '../commons/env.ts';
 import { logger } from '../commons/logger.ts';
+import { tableName } from '../commons/table.ts';
+import { isTokenRevoked } from '../domain/token-revocations.ts';
 
 // Fetched once per container; every later token verifies offline.
 const publicKeys = new KmsPublicKeys(kms, requiredEnv('API_TOKEN_KEY_ARNS').split(','));
 
 /**
- * API Gateway TOKEN authorizer. API Gateway caches the answer per token for every route, so the
- * policy allows the whole API and carries who the caller is; each route checks its own scope.
+ * API Gateway TOKEN authorizer. API Gateway caches the answer per token for every route (a
+ * minute, so a revocation takes effect within one), so the policy allows the whole API and
+ * carries who the caller is; each route checks its own scope.
  */
 export const handler = middy<APIGatewayTokenAuthorizerEvent, APIGatewayAuthorizerResult>().handler(async (event) => {
   const token = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(event.authorizationToken ?? '')?.[1];
   // API Gateway answers 401 exactly when an authorizer fails with "Unauthorized".
   if (!token) throw new Error('Unauthorized');
   try {
-    const principal = await verifyApiToken(token, publicKeys);
+    // Signature and claims offline; then one read: has an operator revoked it?
+    const principal = await verifyApiToken(token, publicKeys, Date.now(), (jti) => isTokenRevoked(tableName, jti));
     const sub = `${principal.kind}:${principal.id}`;
     return {
       principalId: sub,

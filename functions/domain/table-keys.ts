@@ -24,6 +24,8 @@ export const keys = {
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
   /** What a tenant's create with an idempotency token made: the resource, and the request it was for. */
   clientToken: (tenantId: string, operation: string, token: string) => ({ pk: `TENANT#${tenantId}`, sk: `CLIENT_TOKEN#${operation}#${token}` }),
+  /** An API token an operator revoked, by its id: kept until the token would have expired. */
+  revokedToken: (jti: string) => ({ pk: `REVOKED#${jti}`, sk: 'TOKEN' }),
   /** A tenant's rule that VMs of `sourceNetworkId` may connect to VMs of `networkId`. */
   allowedSource: (networkId: string, sourceNetworkId: string) => ({ pk: `NET#${networkId}`, sk: `ALLOW#${sourceNetworkId}` }),
 };

@@ -2,6 +2,7 @@ import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { issueApiToken } from '#tokens/api-tokens.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
+import { eventually } from '../helpers/agents.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 import { operatorToken, tokenFor } from '../helpers/tokens.ts';
@@ -67,4 +68,31 @@ describe('API authentication', () => {
     expect((await api('GET', '/vms', undefined, operatorToken())).status).toBe(403);
     expect((await api('GET', `/hosts/${otherHostId}/forwarding-table`, undefined, operatorToken())).status).toBe(200);
   });
+
+  it('refuses a revoked token everywhere within the authorizer cache (a minute), and only that token', async () => {
+    const kms = new KMSClient(localAwsConfig());
+    const signer = new KmsJwsSigner(kms, 'alias/stratoplane/api-tokens');
+    const leaked = await issueApiToken(signer, { subject: 'tenant:leaky', scopes: ['tenant:read'], ttlSeconds: 3600 });
+    const sibling = await issueApiToken(signer, { subject: 'tenant:leaky', scopes: ['tenant:read'], ttlSeconds: 3600 });
+    const byJti = await issueApiToken(signer, { subject: 'host:leaky-host', scopes: ['host'], ttlSeconds: 3600 });
+    // In use, and so in the authorizer's cache, when it is revoked.
+    expect((await raw({ authorization: `Bearer ${leaked.token}` })).status).toBe(200);
+
+    const revoked = await expectOk(api('POST', '/token-revocations', { token: leaked.token, reason: 'leaked in a build log' }, operatorToken()), 201);
+    expect(revoked).toMatchObject({ jti: leaked.claims.jti, subject: 'tenant:leaky', reason: 'leaked in a build log', revokedUntil: new Date((leaked.claims.exp + 60) * 1000).toISOString() });
+    // Again: the same revocation, 200.
+    expect((await api('POST', '/token-revocations', { token: leaked.token }, operatorToken())).status).toBe(200);
+    // By id alone, as issue-token printed it: until the longest a token can live.
+    expect((await expectOk(api('POST', '/token-revocations', { jti: byJti.claims.jti }, operatorToken()), 201)).jti).toBe(byJti.claims.jti);
+
+    // A token never used before is refused at once; the cached one within the cache's minute.
+    expect(await raw({ authorization: `Bearer ${byJti.token}` })).toEqual({ status: 401, body: { message: 'Unauthorized' } });
+    const waited = await eventually(async () => expect((await raw({ authorization: `Bearer ${leaked.token}` })).status).toBe(401), 75_000, 2000);
+    expect(waited).toBeLessThan(70_000);
+    expect((await raw({ authorization: `Bearer ${sibling.token}` })).status).toBe(200);
+
+    expect((await api('POST', '/token-revocations', { token: leaked.token, jti: leaked.claims.jti }, operatorToken())).status).toBe(400);
+    expect((await api('POST', '/token-revocations', { token: 'x'.repeat(30) }, operatorToken())).body.message).toMatch(/^body\.token: not a token/);
+    expect((await api('POST', '/token-revocations', { jti: byJti.claims.jti }, tokenFor('tenant', 'leaky'))).status).toBe(403);
+  }, 120_000);
 });

@@ -50,6 +50,8 @@ describe('tenant isolation', () => {
     'GET /openapi.json': async () => expect(JSON.stringify(await expectOk(api('GET', '/openapi.json', undefined, tenantA)))).not.toContain(networkB.tenantId),
     'POST /hosts': async () => expect((await api('POST', '/hosts', { hostId: uniqueId('evil'), address: '198.51.100.200', capacity: 1 }, tenantA)).status).toBe(403),
     'GET /hosts': async () => expect((await api('GET', '/hosts', undefined, tenantA)).status).toBe(403),
+    // Revoking another tenant's token would be a denial of service: operators only.
+    'POST /token-revocations': async () => expect((await api('POST', '/token-revocations', { token: await tenantB }, tenantA)).status).toBe(403),
     'GET /hosts/{hostId}/forwarding-table': async () => expect((await api('GET', `/hosts/${hostIds[0]}/forwarding-table`, undefined, tenantA)).status).toBe(403),
     'POST /projects': async () => {
       const created = await expectOk(api('POST', '/projects', { name: 'a-project' }, tenantA), 201);

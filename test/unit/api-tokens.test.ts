@@ -1,7 +1,7 @@
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { API_TOKEN_TYPE } from '#events/tokens.ts';
-import { issueApiToken, verifyApiToken } from '#tokens/api-tokens.ts';
+import { claimedTokenId, issueApiToken, verifyApiToken } from '#tokens/api-tokens.ts';
 import { derToJose, signingInputOf, TokenError, type PublicKeySource } from '#tokens/jws.ts';
 import { KeyPairJwsSigner } from '#tokens/key-pair-signer.ts';
 
@@ -72,6 +72,20 @@ describe('API tokens', () => {
     const attempt = verifyApiToken(await make(), trusted);
     await expect(attempt).rejects.toThrow(TokenError);
     await expect(attempt).rejects.toThrow(reason);
+  });
+
+  it('refuses a revoked token, asking about its id, after its signature and claims check out', async () => {
+    const token = await issue();
+    const asked: string[] = [];
+    const attempt = verifyApiToken(token, trusted, Date.now(), async (jti) => (asked.push(jti), true));
+    await expect(attempt).rejects.toThrow(/was revoked/);
+    expect(asked).toEqual([claimedTokenId(token).jti]);
+    await expect(verifyApiToken(token, trusted, Date.now(), async () => false)).resolves.toMatchObject({ kind: 'tenant' });
+  });
+
+  it('reads the id a token claims without its signature, and names what is not a token', async () => {
+    expect(claimedTokenId(await issue())).toMatchObject({ jti: expect.stringMatching(/^[A-Za-z0-9_-]{16}$/), sub: expect.any(String), exp: expect.any(Number) });
+    expect(() => claimedTokenId('not.a.token')).toThrow(TokenError);
   });
 
   it('builds signing input as base64url JSON header and payload', () => {

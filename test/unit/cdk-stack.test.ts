@@ -184,12 +184,14 @@ describe('ControlPlaneStack', () => {
     ]);
   });
 
-  it('puts a bearer-token authorizer with result caching on every method', () => {
+  it('puts a bearer-token authorizer with result caching on every method, cached a minute so revocations take effect within one', () => {
     template.hasResourceProperties('AWS::ApiGateway::Authorizer', {
       Type: 'TOKEN',
       IdentitySource: 'method.request.header.Authorization',
-      AuthorizerResultTtlInSeconds: 300,
+      AuthorizerResultTtlInSeconds: 60,
     });
+    // The authorizer reads revocations by key, and nothing else of the table.
+    expect(actionsOf('/Api/Authorizer/').filter((action) => action.startsWith('dynamodb:'))).toEqual(['dynamodb:GetItem']);
     const methods = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::Method');
     expect(methods.length).toBeGreaterThan(0);
     for (const method of methods) expect(method.Properties).toMatchObject({ AuthorizationType: 'CUSTOM', AuthorizerId: { Ref: expect.stringMatching(/^ApiBearerTokens/) } });
