@@ -31,7 +31,11 @@ const agentCount = 4;
 const stateDir = path.join(projectRoot, '.local-run', `bench-cost-${process.pid}`);
 console.error(`starting the local control plane (one region) with ${agentCount} agents, every AWS call counted...`);
 const stack = await startLocalStack({ agentCount, hostPrefix: 'cost', regions: ['us-east-1'], stateDir, awsProxy: true, log: (line) => line.startsWith('[local-aws]') && console.error(line) });
-const proxy = stack.aws.proxy!;
+if (!stack.aws.proxy) {
+  await stack.stop();
+  throw new Error('bench:cost counts calls through the proxy before the LocalStack it starts itself: unset AWS_ENDPOINT_URL');
+}
+const proxy = stack.aws.proxy;
 
 /** Calls that only keep pollers going (shard discovery, iterators): Lambda's stream polling, free on AWS. */
 const housekeeping = /^dynamodbstreams (DescribeStream|GetShardIterator|ListStreams)/;
@@ -77,13 +81,14 @@ async function quiet(quietMs = 2000, timeoutMs = 60_000) {
   throw new Error('the control plane never went quiet');
 }
 
-/** Runs `operation` `repeat` times, each alone, and averages what it caused. */
-async function measure(name: string, operation: (round: number) => Promise<unknown>): Promise<OperationCost> {
+/** Runs `operation` `repeat` times, each alone (after `prepare`, which is not counted), and averages what it caused. */
+async function measure<T>(name: string, operation: (round: number, prepared: T) => Promise<unknown>, prepare: (round: number) => Promise<T> = async () => undefined as T): Promise<OperationCost> {
   const sums = { calls: new Map<string, number>(), readUnits: 0, writeUnits: 0, invocations: new Map<string, number>() };
   for (let round = 0; round < repeat; round++) {
+    const prepared = await prepare(round);
     await quiet();
     const before = await counts();
-    await operation(round);
+    await operation(round, prepared);
     await quiet();
     const after = await counts();
     for (const [key, count] of minus(after.calls, before.calls)) if (isWork(key)) sums.calls.set(key, (sums.calls.get(key) ?? 0) + count);
@@ -115,35 +120,40 @@ try {
   };
   const agentKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
 
-  const movers: string[] = [];
+  const movers: { vmId: string; hostId: string }[] = [];
   const operations: OperationCost[] = [];
   operations.push(await measure('register a host', (round) => operator('POST', '/hosts', { hostId: `cost-extra-${round}`, address: `198.18.0.${round + 1}`, capacity: 32 })));
   operations.push(await measure('create a network', (round) => tenant('POST', '/networks', { name: `n${round}`, cidr: '10.60.0.0/24' })));
-  operations.push(await measure('create a VM (network on 4 hosts)', async (round) => movers.push((await tenant('POST', '/vms', { name: `vm-${round}`, networkId: spread.networkId, hostId: hosts[round % agentCount] })).vmId)));
   operations.push(
-    await measure('create a VM (its host joins the network)', async (round) => {
-      const { networkId } = await tenant('POST', '/networks', { name: `join-${round}`, cidr: '10.61.0.0/24' });
-      await quiet();
-      return tenant('POST', '/vms', { name: 'first', networkId, hostId: hosts[round % agentCount] });
+    await measure('create a VM (network on 4 hosts)', async (round) => {
+      const vm = await tenant('POST', '/vms', { name: `vm-${round}`, networkId: spread.networkId, hostId: hosts[round % agentCount] });
+      movers.push({ vmId: vm.vmId, hostId: vm.hostId });
     }),
   );
-  const migrateCost = await measure('migrate a VM (network on 4 hosts)', async (round) => {
-    const vmId = movers[round]!;
-    const vm = await tenant('GET', `/vms/${vmId}`);
-    return tenant('POST', `/vms/${vmId}/migrate`, { targetHostId: hosts.find((hostId) => hostId !== vm.hostId && hostId !== hosts[0]) });
-  });
+  operations.push(
+    await measure(
+      'create a VM (its host joins the network)',
+      (round, networkId: string) => tenant('POST', '/vms', { name: 'first', networkId, hostId: hosts[round % agentCount] }),
+      async (round) => (await tenant('POST', '/networks', { name: `join-${round}`, cidr: '10.61.0.0/24' })).networkId,
+    ),
+  );
+  const migrateCost = await measure('migrate a VM (network on 4 hosts)', (round) =>
+    tenant('POST', `/vms/${movers[round]!.vmId}/migrate`, { targetHostId: hosts.find((hostId) => hostId !== movers[round]!.hostId) }),
+  );
   const pairMovers: string[] = [];
   for (let round = 0; round < repeat; round++) pairMovers.push((await tenant('POST', '/vms', { name: `p-${round}`, networkId: pair.networkId, hostId: hosts[0] })).vmId);
   const migratePairCost = await measure('migrate a VM (network on 2 hosts)', (round) => tenant('POST', `/vms/${pairMovers[round]}/migrate`, { targetHostId: hosts[1] }));
   operations.push(migratePairCost, migrateCost);
-  operations.push(await measure('delete a VM (network on 4 hosts)', (round) => tenant('DELETE', `/vms/${movers[round]}`)));
+  operations.push(await measure('delete a VM (network on 4 hosts)', (round) => tenant('DELETE', `/vms/${movers[round]!.vmId}`)));
   operations.push(await measure('create a disk', (round) => tenant('POST', '/disks', { name: `d${round}`, sizeGiB: 100 })));
   const account = await tenant('POST', '/service-accounts', { name: 'cost' });
-  operations.push(await measure('attach a service account to a VM', async (round) => {
-    const vm = await tenant('POST', '/vms', { name: `sa-${round}`, networkId: pair.networkId, hostId: hosts[0] });
-    await quiet();
-    return tenant('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId: account.serviceAccountId });
-  }));
+  operations.push(
+    await measure(
+      'attach a service account to a VM',
+      (_, vmId: string) => tenant('PUT', `/vms/${vmId}/service-account`, { serviceAccountId: account.serviceAccountId }),
+      async (round) => (await tenant('POST', '/vms', { name: `sa-${round}`, networkId: pair.networkId, hostId: hosts[0] })).vmId,
+    ),
+  );
   // What every agent does every period (host-agent/agent.ts): the forwarding table; and every hour its VMs' credentials, pair keys and configs.
   operations.push(await measure("an agent's periodic resync", () => asHost('GET', `/hosts/${hosts[0]}/forwarding-table`)));
   operations.push(

@@ -146,7 +146,8 @@ describe('faults in the middle of batches', () => {
     console.error(`runner kill: converged ${took} ms after the check began; client retries ${stats.retries}, lost answers ${stats.lostAnswers}`);
   }, 300_000);
 
-  it('AWS unreachable for 5 s mid-batch (connections reset, answers lost): every create and migration once', async () => {
+  // Only the proxy the project puts before its own LocalStack can take AWS away (not an emulator named by AWS_ENDPOINT_URL).
+  it.skipIf(!inject('awsProxied'))('AWS unreachable for 5 s mid-batch (connections reset, answers lost): every create and migration once', async () => {
     const before = { ...stats };
     await batch('outage', async () => {
       expect((await fetch(`${control}/aws-outage?ms=5000`, { method: 'POST' })).status).toBe(204);

@@ -25,6 +25,8 @@ declare module 'vitest' {
      * ms, and `GET /aws-calls` answers every AWS call so far, added up by kind.
      */
     controlUrl: string;
+    /** False when AWS_ENDPOINT_URL named an emulator of its own: no proxy stands before it, so no outages and no counts. */
+    awsProxied: boolean;
   }
 }
 
@@ -62,6 +64,7 @@ export async function setup(project: TestProject) {
 
   // Test files run in workers; the runner is a child of this process, so faults are asked for here.
   const proxy = stack.aws.proxy;
+  project.provide('awsProxied', proxy !== undefined);
   control = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://control');
     if (request.method === 'GET' && url.pathname === '/aws-calls' && proxy) {
