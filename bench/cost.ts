@@ -2,10 +2,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { AwsCallTotal } from '../local/aws/aws-proxy.ts';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
 import { apiClient } from './api-client.ts';
+import { awsCallsByAction, functionInvocations, growth } from './counters.ts';
 import { awsPrices, projectAt, type Assumptions, type OperationCost } from './cost-model.ts';
 
 /**
@@ -49,32 +49,20 @@ interface Counts {
 }
 
 async function counts(): Promise<Counts> {
-  const calls = new Map<string, number>();
-  let readUnits = 0;
-  let writeUnits = 0;
-  for (const total of proxy.snapshot() as AwsCallTotal[]) {
-    const key = `${total.service} ${total.action}`;
-    calls.set(key, (calls.get(key) ?? 0) + total.calls);
-    readUnits += total.readUnits;
-    writeUnits += total.writeUnits;
-  }
-  const functions = (await (await fetch(new URL('/_local/functions', stack.runner.apiUrl))).json()) as Record<string, { functionName: string; invocations: number }>;
-  const invocations = new Map(Object.values(functions).map((fn) => [fn.functionName.slice(stack.runner.stackName.length + 1).replace(/[0-9A-F]{8}$/, ''), fn.invocations]));
-  return { calls, readUnits, writeUnits, invocations };
+  return { ...awsCallsByAction(proxy.snapshot()), invocations: await functionInvocations(stack) };
 }
 
-function minus(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
-  return new Map([...after].map(([key, count]) => [key, count - (before.get(key) ?? 0)] as const).filter(([, count]) => count > 0));
-}
+/** The work calls made so far: what `quiet` watches (no need to ask the runner for its counts). */
+const workCalls = () => JSON.stringify([...awsCallsByAction(proxy.snapshot()).calls].filter(([key]) => isWork(key)));
 
 /** Waits until no work call has been made for `quietMs` (empty polls go on forever). */
 async function quiet(quietMs = 2000, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
-  let last = JSON.stringify([...(await counts()).calls].filter(([key]) => isWork(key)));
+  let last = workCalls();
   let since = Date.now();
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 250));
-    const now = JSON.stringify([...(await counts()).calls].filter(([key]) => isWork(key)));
+    const now = workCalls();
     if (now !== last) [last, since] = [now, Date.now()];
     else if (Date.now() - since >= quietMs) return;
   }
@@ -91,8 +79,8 @@ async function measure<T>(name: string, operation: (round: number, prepared: T) 
     await operation(round, prepared);
     await quiet();
     const after = await counts();
-    for (const [key, count] of minus(after.calls, before.calls)) if (isWork(key)) sums.calls.set(key, (sums.calls.get(key) ?? 0) + count);
-    for (const [key, count] of minus(after.invocations, before.invocations)) sums.invocations.set(key, (sums.invocations.get(key) ?? 0) + count);
+    for (const [key, count] of growth(after.calls, before.calls)) if (isWork(key)) sums.calls.set(key, (sums.calls.get(key) ?? 0) + count);
+    for (const [key, count] of growth(after.invocations, before.invocations)) sums.invocations.set(key, (sums.invocations.get(key) ?? 0) + count);
     sums.readUnits += after.readUnits - before.readUnits;
     sums.writeUnits += after.writeUnits - before.writeUnits;
   }

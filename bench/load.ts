@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
 import type { PoolCommand, PoolReport } from './agent-pool.ts';
+import { awsCallsByAction, functionInvocations, growth } from './counters.ts';
 
 /**
  * Load: concurrent tenants create, migrate and delete VMs (each tenant one request after another,
@@ -140,23 +141,6 @@ interface Step {
   invocations: Map<string, number>;
 }
 
-/** What the runner's functions have been invoked for so far, by function. */
-async function invocationCounts(): Promise<Map<string, number>> {
-  const functions = (await (await fetch(new URL('/_local/functions', apiUrl))).json()) as Record<string, { functionName: string; invocations: number }>;
-  // Stratoplane-us-east-1-ApiPostVms3F2A9C1B → PostVms
-  return new Map(Object.values(functions).map((fn) => [fn.functionName.slice(stack.runner.stackName.length + 1).replace(/^Api/, '').replace(/[0-9A-F]{8}$/, ''), fn.invocations]));
-}
-
-function awsCallCounts(): Map<string, number> {
-  const counts = new Map<string, number>();
-  // None without the proxy (an emulator named by AWS_ENDPOINT_URL): the step reports no AWS calls then.
-  for (const total of stack.aws.proxy?.snapshot() ?? []) counts.set(`${total.service} ${total.action}`, (counts.get(`${total.service} ${total.action}`) ?? 0) + total.calls);
-  return counts;
-}
-
-const difference = (after: Map<string, number>, before: Map<string, number>) =>
-  new Map([...after].map(([key, count]) => [key, count - (before.get(key) ?? 0)] as const).filter(([, count]) => count > 0).sort((a, b) => b[1] - a[1]));
-
 interface Tenant {
   index: number;
   authorization: string;
@@ -257,11 +241,13 @@ try {
     console.error(`starting agents up to ${agents} (${Math.ceil(agents / perProcess)} process(es))...`);
     const registerMs = await addHosts(agents);
     console.error(`${agents} agents running (the new ones registered and resynced in ${(registerMs / 1000).toFixed(1)} s); ${tenantCount} tenants for ${seconds} s...`);
-    const [callsBefore, invocationsBefore] = [awsCallCounts(), await invocationCounts()];
+    // No AWS calls are counted without the proxy (an emulator named by AWS_ENDPOINT_URL).
+    const awsCalls = () => awsCallsByAction(stack.aws.proxy?.snapshot() ?? []).calls;
+    const [callsBefore, invocationsBefore] = [awsCalls(), await functionInvocations(stack)];
     const step: Step = { agents, registerMs, latency: { create: [], migrate: [], delete: [] }, errors: new Map(), convergence: [], notConverged: 0, superseded: 0, seconds, awsCalls: new Map(), invocations: new Map() };
     await runStep(tenants, step);
-    step.awsCalls = difference(awsCallCounts(), callsBefore);
-    step.invocations = difference(await invocationCounts(), invocationsBefore);
+    step.awsCalls = growth(awsCalls(), callsBefore);
+    step.invocations = growth(await functionInvocations(stack), invocationsBefore);
     results.push(step);
   }
 
