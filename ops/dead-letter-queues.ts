@@ -16,8 +16,10 @@ export interface DeadLetterQueue {
   url: string;
   arn: string;
   messages: number;
-  /** The queues whose redrive policy names this one (many for `host`). */
+  /** The queues whose redrive policy names this one: the first thousand (there may be many more for `host`). */
   sourceUrls: string[];
+  /** More sources than `sourceUrls` lists. */
+  moreSources: boolean;
 }
 
 export interface DeadLetter {
@@ -43,9 +45,10 @@ export async function listDeadLetterQueues(sqs: SQSClient, region: string): Prom
   return Promise.all(
     urls.sort().map(async (url) => {
       const { Attributes = {} } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn', 'ApproximateNumberOfMessages'] }));
-      const { queueUrls = [] } = await sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: url, MaxResults: 1000 }));
+      // One page: enough to tell one source (a work queue's) from many (the host queues').
+      const { queueUrls = [], NextToken } = await sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: url, MaxResults: 1000 }));
       const arn = Attributes.QueueArn!;
-      return { name: arn.split(':').pop()!.slice(prefix.length), url, arn, messages: Number(Attributes.ApproximateNumberOfMessages ?? 0), sourceUrls: queueUrls };
+      return { name: arn.split(':').pop()!.slice(prefix.length), url, arn, messages: Number(Attributes.ApproximateNumberOfMessages ?? 0), sourceUrls: queueUrls, moreSources: NextToken !== undefined };
     }),
   );
 }
@@ -105,7 +108,7 @@ export interface RedriveResult {
  * moved there itself; one with many (host queues) lets SQS return each message where it came from.
  */
 export async function redriveDeadLetters(sqs: SQSClient, queue: DeadLetterQueue, options: { ratePerSecond?: number; timeoutMs?: number; onProgress?: (moved: number, toMove: number) => void } = {}): Promise<RedriveResult> {
-  const destinationArn = queue.sourceUrls.length === 1 ? await arnOf(sqs, queue.sourceUrls[0]!) : undefined;
+  const destinationArn = queue.sourceUrls.length === 1 && !queue.moreSources ? await arnOf(sqs, queue.sourceUrls[0]!) : undefined;
   if (!destinationArn && queue.sourceUrls.length === 0) throw new Error(`${queue.name}: no queue names it as its dead-letter queue, so there is nowhere to redrive to`);
   const { TaskHandle } = await sqs.send(new StartMessageMoveTaskCommand({ SourceArn: queue.arn, DestinationArn: destinationArn, MaxNumberOfMessagesPerSecond: options.ratePerSecond }));
   const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);

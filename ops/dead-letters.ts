@@ -45,7 +45,7 @@ try {
     case 'list': {
       const queues = await listDeadLetterQueues(sqs, region);
       print(queues, () =>
-        [`${'NAME'.padEnd(18)} ${'MESSAGES'.padStart(8)}  SOURCES`, ...queues.map((queue) => `${queue.name.padEnd(18)} ${String(queue.messages).padStart(8)}  ${describeSources(queue.sourceUrls)}`)].join('\n'),
+        [`${'NAME'.padEnd(18)} ${'MESSAGES'.padStart(8)}  SOURCES`, ...queues.map((queue) => `${queue.name.padEnd(18)} ${String(queue.messages).padStart(8)}  ${describeSources(queue.sourceUrls, queue.moreSources)}`)].join('\n'),
       );
       break;
     }
@@ -88,8 +88,9 @@ try {
   fail((error as Error).message, 1);
 }
 
-function describeSources(urls: string[]): string {
+function describeSources(urls: string[], more: boolean): string {
   const names = urls.map((url) => url.split('/').pop()!);
   if (names.length === 0) return '-';
+  if (more) return `over ${names.length} queues (${names[0]}, …)`;
   return names.length <= 2 ? names.join(', ') : `${names.length} queues (${names[0]}, …)`;
 }
