@@ -56,8 +56,11 @@ export interface AgentStats {
   startedAt: string;
 }
 
-/** Credentials last HOST_CREDENTIAL_SECONDS (6 h): renewed hourly, so a few failed renewals still leave hours. */
-const SECRETS_RENEWAL_MS = Math.min(3600_000, (HOST_CREDENTIAL_SECONDS * 1000) / 6);
+/**
+ * Credentials last HOST_CREDENTIAL_SECONDS (1 h): renewed every quarter of that (15 min), well
+ * before they expire; a failed renewal is retried at every resync for the 45 minutes left.
+ */
+export const SECRETS_RENEWAL_MS = (HOST_CREDENTIAL_SECONDS * 1000) / 4;
 
 const log = (hostId: string, message: string) => console.error(`[agent ${hostId}] ${message}`);
 

@@ -3,8 +3,14 @@ import { API_TOKEN_ISSUER, HOST_CREDENTIAL_TYPE, HostCredentialClaims } from '#e
 import type { P256PublicJwk } from '#events/api.ts';
 import { decodeJws, TokenError, verifyEs256, type JwsSigner, type PublicKeySource } from './jws.ts';
 
-/** Hours, not days: a host that is taken out of service stops minting within this. */
-export const HOST_CREDENTIAL_SECONDS = 6 * 3600;
+/**
+ * At most an hour: a host that is taken out of service, or that a VM left (migrated away or
+ * deleted), obtains no new credential for it, so tokens it mints for that VM stop verifying
+ * within this. Agents renew well before (see SECRETS_RENEWAL_MS in host-agent/agent.ts).
+ */
+export const HOST_CREDENTIAL_SECONDS = 3600;
+/** The shortest lifetime a host may ask for: enough to mint one token. */
+export const MIN_HOST_CREDENTIAL_SECONDS = 5;
 
 export interface IssueHostCredential {
   serviceAccountId: string;
@@ -12,12 +18,15 @@ export interface IssueHostCredential {
   hostId: string;
   vmIds: readonly string[];
   hostPublicKey: P256PublicJwk;
+  /** Shorter than HOST_CREDENTIAL_SECONDS if asked (tests, a cautious host); never longer. */
+  lifetimeSeconds?: number;
   now?: number;
 }
 
 /** Signs a host's long-term credential for one service account, bound to the host's minting key. */
 export async function issueHostCredential(signer: JwsSigner, request: IssueHostCredential): Promise<{ credential: string; claims: HostCredentialClaims }> {
   const iat = Math.floor((request.now ?? Date.now()) / 1000);
+  const lifetime = Math.max(MIN_HOST_CREDENTIAL_SECONDS, Math.min(HOST_CREDENTIAL_SECONDS, Math.floor(request.lifetimeSeconds ?? HOST_CREDENTIAL_SECONDS)));
   const claims: HostCredentialClaims = {
     iss: API_TOKEN_ISSUER,
     sa: request.serviceAccountId,
@@ -26,7 +35,7 @@ export async function issueHostCredential(signer: JwsSigner, request: IssueHostC
     vms: [...request.vmIds].sort(),
     cnf: { jwk: request.hostPublicKey },
     iat,
-    exp: iat + HOST_CREDENTIAL_SECONDS,
+    exp: iat + lifetime,
     jti: randomBytes(12).toString('base64url'),
   };
   return { credential: await signer.sign(HOST_CREDENTIAL_TYPE, claims), claims };
