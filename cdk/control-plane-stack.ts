@@ -76,6 +76,15 @@ export class ControlPlaneStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
+    // List routes derive their cursor-signing key from it (functions/domain/pagination.ts); HMAC keys do not rotate.
+    const listCursorKey = new Key(this, 'ListCursorKey', {
+      description: 'Signs list cursors (nextToken), so clients cannot forge or reuse them across lists',
+      keySpec: KeySpec.HMAC_256,
+      keyUsage: KeyUsage.GENERATE_VERIFY_MAC,
+      alias: 'alias/stratoplane/list-cursors',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
     this.table = this.region === primaryRegion ? this.globalTable(dataKey, replicaRegions) : this.replicaTable();
 
     // Six times the fan-out function's timeout (AWS's advice); also how long a change can wait after
@@ -209,7 +218,7 @@ export class ControlPlaneStack extends Stack {
       // Only progress reports: agents acknowledge again what they hold, so nothing here needs keeping.
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    new TenantApi(this, 'Api', { table: this.table, convergenceTable, hostQueuePrefix, hostQueueArns, hostDlq, shuffleQueuePrefix, shuffleQueueArns, apiTokenKey, otherRegionsApiTokenKeys, hostKeyAttestationKey, hostCredentialKey, vmPairKey, graphQueue, imagesBucket, imageVerifyQueue });
+    new TenantApi(this, 'Api', { table: this.table, convergenceTable, hostQueuePrefix, hostQueueArns, hostDlq, shuffleQueuePrefix, shuffleQueueArns, apiTokenKey, otherRegionsApiTokenKeys, hostKeyAttestationKey, hostCredentialKey, vmPairKey, listCursorKey, graphQueue, imagesBucket, imageVerifyQueue });
 
     // What an operator who issues API tokens needs (`npm run -s issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {

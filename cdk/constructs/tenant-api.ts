@@ -31,6 +31,8 @@ export interface TenantApiProps {
   hostCredentialKey: IKey;
   /** Wraps VMs' network-pair secrets. */
   vmPairKey: IKey;
+  /** HMAC key list routes derive their cursor-signing key from. */
+  listCursorKey: IKey;
   /** The resource graph's FIFO queue: deleting a project addresses a release to it. */
   graphQueue: IQueue;
   /** Image content, uploaded in parts through presigned URLs. */
@@ -48,6 +50,12 @@ export function pairKeyStatement(key: IKey, action: string): PolicyStatement {
 function createsQueues(fn: ControlPlaneFunction, variable: string, prefix: string, arns: string) {
   fn.addEnvironment(variable, prefix);
   fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [arns] }));
+}
+
+/** A list route: signs and checks its `nextToken` cursors with a key derived once per container (one kms:GenerateMac). */
+function signsListCursors(fn: ControlPlaneFunction, props: TenantApiProps) {
+  fn.addEnvironment('LIST_CURSOR_KEY_ARN', props.listCursorKey.keyArn);
+  props.listCursorKey.grantGenerateMac(fn);
 }
 
 type Access = 'none' | 'read' | 'write';
@@ -81,7 +89,7 @@ const routes: Route[] = [
   { operation: operations.revokeToken, access: 'write' },
   { operation: operations.getForwardingTable, access: 'read' },
   { operation: operations.createNetwork, access: 'write' },
-  { operation: operations.listNetworks, access: 'read' },
+  { operation: operations.listNetworks, access: 'read', extras: signsListCursors },
   { operation: operations.getNetwork, access: 'read' },
   {
     operation: operations.createVm,
@@ -92,7 +100,7 @@ const routes: Route[] = [
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
     },
   },
-  { operation: operations.listVms, access: 'read' },
+  { operation: operations.listVms, access: 'read', extras: signsListCursors },
   { operation: operations.getVm, access: 'read' },
   { operation: operations.migrateVm, access: 'write' },
   { operation: operations.getVmConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
@@ -109,7 +117,7 @@ const routes: Route[] = [
     },
   },
   { operation: operations.createServiceAccount, access: 'write' },
-  { operation: operations.listServiceAccounts, access: 'read' },
+  { operation: operations.listServiceAccounts, access: 'read', extras: signsListCursors },
   { operation: operations.getServiceAccount, access: 'read' },
   { operation: operations.attachServiceAccount, access: 'write' },
   { operation: operations.detachServiceAccount, access: 'write' },
@@ -151,7 +159,7 @@ const routes: Route[] = [
   { operation: operations.deleteNetwork, access: 'write' },
   { operation: operations.deleteServiceAccount, access: 'write' },
   { operation: operations.createProject, access: 'write' },
-  { operation: operations.listProjects, access: 'read' },
+  { operation: operations.listProjects, access: 'read', extras: signsListCursors },
   { operation: operations.getProject, access: 'read' },
   { operation: operations.getProjectGraph, access: 'read' },
   {
@@ -171,7 +179,7 @@ const routes: Route[] = [
       props.imagesBucket.grantPut(fn, 'images/*');
     },
   },
-  { operation: operations.listImages, access: 'read' },
+  { operation: operations.listImages, access: 'read', extras: signsListCursors },
   { operation: operations.getImage, access: 'read' },
   {
     operation: operations.completeImageUpload,
@@ -185,7 +193,7 @@ const routes: Route[] = [
   { operation: operations.registerStoragePool, access: 'write' },
   { operation: operations.listStoragePools, access: 'read' },
   { operation: operations.createDisk, access: 'write' },
-  { operation: operations.listDisks, access: 'read' },
+  { operation: operations.listDisks, access: 'read', extras: signsListCursors },
   { operation: operations.getDisk, access: 'read' },
   { operation: operations.modifyDisk, access: 'write' },
   { operation: operations.deleteDisk, access: 'write' },

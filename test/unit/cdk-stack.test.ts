@@ -166,7 +166,15 @@ describe('ControlPlaneStack', () => {
       'Api/PostHostsHostIdServiceAccountCredentials': ['kms:Sign on HostCredentialKey'],
       'Api/PostVms': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
       'Api/PostVmsVmIdConnections': ['kms:Decrypt on VmPairKey'],
+      ...Object.fromEntries(['GetNetworks', 'GetVms', 'GetServiceAccounts', 'GetProjects', 'GetImages', 'GetDisks'].map((route) => [`Api/${route}`, ['kms:GenerateMac on ListCursorKey']])),
     });
+  });
+
+  it('signs list cursors with an HMAC key the list routes only derive their signing key from', () => {
+    template.hasResourceProperties('AWS::KMS::Key', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    template.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/stratoplane/list-cursors' });
+    const listNetworks = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::Function' && r.Metadata?.['aws:cdk:path']?.includes('/Api/GetNetworks/'))!;
+    expect(listNetworks.Properties.Environment.Variables.LIST_CURSOR_KEY_ARN).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^ListCursorKey/), 'Arn'] });
   });
 
   it('uses the data key only to encrypt and decrypt data at rest and in queues', () => {
