@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { errorStatuses, operations, type Operation } from './operations.ts';
+import { bodyErrorStatuses, errorStatuses, operations, type Operation } from './operations.ts';
 import { ErrorBody } from './responses.ts';
 
 type JsonSchema = Record<string, unknown>;
@@ -12,8 +12,10 @@ function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
 
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
 
-const errorResponses = Object.fromEntries(Object.values(errorStatuses).map(([name, description]) => [name, errorResponse(description)]));
-const commonErrors = Object.fromEntries(Object.entries(errorStatuses).map(([status, [name]]) => [status, { $ref: `#/components/responses/${name}` }]));
+const errorResponses = Object.fromEntries([...Object.values(errorStatuses), ...Object.values(bodyErrorStatuses)].map(([name, description]) => [name, errorResponse(description)]));
+const references = (statuses: Record<number, readonly [string, string]>) => Object.fromEntries(Object.entries(statuses).map(([status, [name]]) => [status, { $ref: `#/components/responses/${name}` }]));
+const commonErrors = references(errorStatuses);
+const bodyErrors = references(bodyErrorStatuses);
 
 function parameters(operation: Operation) {
   const path = Object.entries((jsonSchemaOf(operation.params, 'input').properties ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({ name, in: 'path', required: true, schema }));
@@ -36,6 +38,7 @@ function describe(operation: Operation) {
         Object.entries(operation.responses).map(([status, { description, body }]) => [status, body ? { description, content: { 'application/json': { schema: jsonSchemaOf(body, 'output') } } } : { description }]),
       ),
       ...commonErrors,
+      ...(operation.body ? bodyErrors : {}),
     },
   };
 }

@@ -147,8 +147,14 @@ export const errorStatuses = {
   503: ['ServiceUnavailable', 'a service the control plane depends on did not answer, or the resource is contended; retry after the Retry-After seconds (creates with the same clientToken)'],
 } as const;
 
+/** What an operation that takes a body may also answer: the body's Content-Type is not JSON. */
+export const bodyErrorStatuses = {
+  415: ['UnsupportedMediaType', 'the body is not declared as JSON; send it with Content-Type: application/json'],
+} as const;
+
 /** Every status code an operation is described as answering with. */
-export const documentedStatuses = (operation: Operation): number[] => [...Object.keys(operation.responses), ...Object.keys(errorStatuses)].map(Number);
+export const documentedStatuses = (operation: Operation): number[] =>
+  [...Object.keys(operation.responses), ...Object.keys(errorStatuses), ...(operation.body ? Object.keys(bodyErrorStatuses) : [])].map(Number);
 
 /** The handler module of an operation: `createVm` → `functions/api/create-vm.ts`. */
 export const handlerEntry = (operationId: string) => `functions/api/${operationId.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}.ts`;

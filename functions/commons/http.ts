@@ -4,7 +4,8 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { z } from 'zod';
 import type { Operation } from '#events/operations.ts';
 import { ScopeList, Subject, principalOf, type Principal } from '#events/tokens.ts';
-import { ClientError, ForbiddenError, UnauthorizedError, ValidationError } from '../domain/errors.ts';
+import { DynamoDBServiceException } from '@aws-sdk/client-dynamodb';
+import { ClientError, ForbiddenError, UnauthorizedError, UnsupportedMediaTypeError, ValidationError } from '../domain/errors.ts';
 import { logger } from './logger.ts';
 
 export interface ApiInput<B, P, Q> {
@@ -40,6 +41,7 @@ export function apiHandler<O extends Operation>(operation: O, run: (input: ApiIn
       if (!operation.scopes.some((scope) => caller.scopes.includes(scope))) {
         throw new ForbiddenError(`this route needs scope ${operation.scopes.join(' or ')}`);
       }
+      if (operation.body) requireJsonContentType(event);
       const input = {
         caller,
         body: parse('body', operation.body, operation.body ? parseJsonBody(event) : undefined) as BodyOf<O>,
@@ -62,6 +64,19 @@ function callerOf(event: APIGatewayProxyEvent): Principal {
   } catch {
     throw new UnauthorizedError();
   }
+}
+
+/**
+ * Bodies are JSON: a body declared as anything else (a form, text) is a 415 naming what to send,
+ * not a parse error. A body with no Content-Type at all is read as JSON.
+ */
+function requireJsonContentType(event: APIGatewayProxyEvent): void {
+  if (!event.body) return;
+  const header = Object.entries(event.headers ?? {}).find(([name]) => name.toLowerCase() === 'content-type')?.[1];
+  if (header === undefined) return;
+  const mediaType = header.split(';')[0]!.trim().toLowerCase();
+  if (mediaType === 'application/json' || /^application\/[\w.-]+\+json$/.test(mediaType)) return;
+  throw new UnsupportedMediaTypeError(`content-type: ${mediaType.slice(0, 100) || '(empty)'} is not accepted; send the body as application/json`);
 }
 
 function parseJsonBody(event: APIGatewayProxyEvent): unknown {
@@ -94,12 +109,29 @@ export function describeIssues(where: string, error: z.ZodError): string {
 
 function errorResponse(error: unknown): APIGatewayProxyResult {
   if (error instanceof ClientError) return json(error.statusCode, { message: error.message }, error.statusCode === 503 ? { 'retry-after': '1' } : {});
+  const refused = refusedByTable(error);
+  if (refused) {
+    logger.warn('the table refused a request as invalid', { error: error as Error });
+    return json(400, { message: refused });
+  }
   if (isUnavailable(error)) {
     logger.warn('a dependency did not answer', { error: error as Error });
     return json(503, { message: 'the control plane could not reach a service it depends on; retry shortly' }, { 'retry-after': '1' });
   }
   logger.error('unhandled error', { error: error as Error });
   return json(500, { message: 'internal error' });
+}
+
+/**
+ * DynamoDB's ValidationException: a value the table cannot take (an item over 400 KB, an empty or
+ * oversized key, a bad start key) got past the schemas. The caller's request is at fault, so a 400;
+ * DynamoDB's own words name table attributes, so the message says what to change instead.
+ */
+export function refusedByTable(error: unknown): string | undefined {
+  if (!(error instanceof DynamoDBServiceException) || error.name !== 'ValidationException') return undefined;
+  if (/item size|size of .* exceed|exceeds .*size/i.test(error.message)) return 'request: the resource would be larger than the table allows (400 KB an item); send less';
+  if (/start(ing)? key|ExclusiveStartKey/i.test(error.message)) return 'nextToken: is not a token this API returned for this list';
+  return 'request: a value was refused as invalid by the metadata store (too large, empty or of the wrong kind)';
 }
 
 /** An AWS call that failed for want of an answer (connection lost, timed out, throttled, a 5xx): worth retrying, not a bug. */

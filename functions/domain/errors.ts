@@ -40,5 +40,12 @@ export class ForbiddenError extends ClientError {
   }
 }
 
+/** A body in a media type the API does not read (it reads JSON only). */
+export class UnsupportedMediaTypeError extends ClientError {
+  constructor(message: string) {
+    super(415, message);
+  }
+}
+
 /** A resource others still use; the message names them. */
 export class InUseError extends ConflictError {}
