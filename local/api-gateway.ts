@@ -54,6 +54,32 @@ export function authorizersOf(template: CfnTemplate): AuthorizerSpec[] {
   });
 }
 
+/** What the gateway answers itself, as the template customizes it (emulated locally for unknown routes only). */
+export interface GatewayResponse {
+  status?: number;
+  headers: Record<string, string>;
+  /** The `application/json` template; static text only (no `$context` variables are filled in locally). */
+  body?: string;
+}
+
+/** The REST API's gateway responses, by response type (`MISSING_AUTHENTICATION_TOKEN`, `DEFAULT_4XX`, ...). */
+export function gatewayResponsesOf(template: CfnTemplate): Map<string, GatewayResponse> {
+  return new Map(
+    resourcesOfType(template, 'AWS::ApiGateway::GatewayResponse').map(([, resource]) => {
+      const props = resource.Properties as { ResponseType: string; StatusCode?: string; ResponseTemplates?: Record<string, string>; ResponseParameters?: Record<string, string> };
+      const headers = Object.fromEntries(
+        Object.entries(props.ResponseParameters ?? {}).flatMap(([name, value]) => {
+          const header = /^gatewayresponse\.header\.(.+)$/.exec(name)?.[1];
+          // Only literal values ('...'); values taken from the request are not emulated.
+          const literal = /^'(.*)'$/.exec(value)?.[1];
+          return header && literal !== undefined ? [[header, literal]] : [];
+        }),
+      );
+      return [props.ResponseType, { status: props.StatusCode ? Number(props.StatusCode) : undefined, headers, body: props.ResponseTemplates?.['application/json'] }] as const;
+    }),
+  );
+}
+
 function findFunctionArnRef(value: unknown): string | undefined {
   if (Array.isArray(value)) {
     for (const item of value) {
@@ -95,7 +121,8 @@ const INTEGRATION_TIMEOUT_MS = 29_000;
 
 /**
  * Serves a REST API's routes on 127.0.0.1 as API Gateway's Lambda proxy integration does:
- * same event shape (v1), same 403 for unknown routes and 502 for a failed function.
+ * same event shape (v1), same answer for unknown routes (403, or the template's gateway
+ * response for MISSING_AUTHENTICATION_TOKEN) and 502 for a failed function.
  */
 export async function serveApi(options: {
   routes: Route[];
@@ -106,6 +133,8 @@ export async function serveApi(options: {
   stage: string;
   port: number;
   log: (message: string) => void;
+  /** The template's gateway responses (see `gatewayResponsesOf`). */
+  gatewayResponses?: Map<string, GatewayResponse>;
   /** Local-only diagnostics, answered on `GET /_local/<name>` (outside the stage, so never a route). */
   diagnostics?: Record<string, () => unknown>;
 }): Promise<{ url: string; close: () => Promise<void> }> {
@@ -137,7 +166,11 @@ export async function serveApi(options: {
     const path = url.pathname.slice(stagePrefix.length) || '/';
     const candidates = compiled.filter((route) => route.pattern.test(path));
     const route = candidates.find((candidate) => candidate.method === request.method || candidate.method === 'ANY');
-    if (!route) return send(403, { 'content-type': 'application/json' }, JSON.stringify({ message: 'Missing Authentication Token' }));
+    if (!route) {
+      // As API Gateway: the response type's own customization, else DEFAULT_4XX's, else its default.
+      const custom = options.gatewayResponses?.get('MISSING_AUTHENTICATION_TOKEN') ?? options.gatewayResponses?.get('DEFAULT_4XX');
+      return send(custom?.status ?? 403, { 'content-type': 'application/json', ...custom?.headers }, custom?.body ?? JSON.stringify({ message: 'Missing Authentication Token' }));
+    }
 
     let authorizerContext: Record<string, unknown> | undefined;
     if (route.authorizerLogicalId) {

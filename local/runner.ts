@@ -2,7 +2,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp, stackNameFor } from '../cdk/app-builder.ts';
-import { authorizersOf, serveApi, routesOf } from './api-gateway.ts';
+import { authorizersOf, gatewayResponsesOf, serveApi, routesOf } from './api-gateway.ts';
 import { LocalAuthorizer } from './authorizer.ts';
 import { Checkpoints } from './checkpoints.ts';
 import { LocalFunction } from './function-host.ts';
@@ -58,6 +58,7 @@ async function main() {
   );
   const api = await serveApi({
     routes: routesOf(template),
+    gatewayResponses: gatewayResponsesOf(template),
     functions,
     authorizers,
     executeApiArn: `arn:aws:execute-api:${region}:000000000000:local`,

@@ -1,5 +1,5 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import { AccessLogFormat, AuthorizationType, LambdaIntegration, LogGroupLogDestination, MethodLoggingLevel, RestApi, TokenAuthorizer, type IResource } from 'aws-cdk-lib/aws-apigateway';
+import { AccessLogFormat, AuthorizationType, LambdaIntegration, LogGroupLogDestination, MethodLoggingLevel, ResponseType, RestApi, TokenAuthorizer, type IResource } from 'aws-cdk-lib/aws-apigateway';
 import type { ITable, ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -248,6 +248,13 @@ export class TenantApi extends Construct {
       },
       // Every route needs a bearer token; each handler then checks its scope and the tenant.
       defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
+    });
+    // API Gateway answers an unknown path or method with 403 "Missing Authentication Token";
+    // clients get a 404 that says so instead (the local gateway reads this from the template).
+    this.restApi.addGatewayResponse('UnknownRoute', {
+      type: ResponseType.MISSING_AUTHENTICATION_TOKEN,
+      statusCode: '404',
+      templates: { 'application/json': JSON.stringify({ message: 'no route for this method and path; GET /openapi.json lists them' }) },
     });
 
     const unrouted = Object.keys(operations).filter((operationId) => !routes.some((route) => route.operation.operationId === operationId));

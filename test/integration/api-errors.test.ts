@@ -59,10 +59,10 @@ describe('API input errors', () => {
     expect(moved.body.message).toMatch(/^address: host .* is already registered at 198\.51\.100\.80$/);
   });
 
-  it('answers unknown routes as API Gateway does', async () => {
+  it('answers unknown routes with a 404, as the API Gateway response for them says', async () => {
     const response = await api('GET', '/nothing-here');
-    expect(response.status).toBe(403);
-    expect(response.body.message).toBe('Missing Authentication Token');
+    expect(response.status).toBe(404);
+    expect(response.body.message).toBe('no route for this method and path; GET /openapi.json lists them');
   });
 
   it('pages through networks with nextToken', async () => {

@@ -170,6 +170,14 @@ describe('ControlPlaneStack', () => {
     });
   });
 
+  it('answers unknown routes and methods with a 404 and a JSON message, not 403 Missing Authentication Token', () => {
+    template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
+      ResponseType: 'MISSING_AUTHENTICATION_TOKEN',
+      StatusCode: '404',
+      ResponseTemplates: { 'application/json': JSON.stringify({ message: 'no route for this method and path; GET /openapi.json lists them' }) },
+    });
+  });
+
   it('signs list cursors with an HMAC key the list routes only derive their signing key from', () => {
     template.hasResourceProperties('AWS::KMS::Key', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
     template.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/stratoplane/list-cursors' });
