@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -34,8 +34,59 @@ let stack: LocalStack | undefined;
 let control: http.Server | undefined;
 const stateDir = path.join(projectRoot, '.local-run', `test-${process.pid}`);
 
+/**
+ * One integration run at a time on a machine: two would each start an emulator and a runner and
+ * starve each other past every readiness limit (two cores). A later run waits for the earlier.
+ */
+const runLock = path.join(projectRoot, '.local-run', 'integration-run.lock');
+
+async function takeRunLock(): Promise<void> {
+  mkdirSync(path.dirname(runLock), { recursive: true });
+  let told = false;
+  for (;;) {
+    try {
+      mkdirSync(runLock);
+      writeFileSync(path.join(runLock, 'pid'), String(process.pid));
+      process.once('exit', releaseRunLock);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = Number(readFileOr(path.join(runLock, 'pid')));
+    if (!holder || !alive(holder)) {
+      rmSync(runLock, { recursive: true, force: true });
+      continue;
+    }
+    if (!told) console.error(`waiting for another integration run (pid ${holder}) to finish`);
+    told = true;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+}
+
+function releaseRunLock(): void {
+  if (readFileOr(path.join(runLock, 'pid')) === String(process.pid)) rmSync(runLock, { recursive: true, force: true });
+}
+
+function readFileOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** One local AWS and one control plane for the whole integration run; each file makes its own hosts and networks. */
 export async function setup(project: TestProject) {
+  await takeRunLock();
   stack = await startLocalStack({
     agentCount: 0,
     // Two regions, as the control plane runs on AWS: every test uses the first; cross-region tests both.
@@ -89,4 +140,5 @@ export async function teardown() {
   control?.close();
   await stack?.stop();
   rmSync(stateDir, { recursive: true, force: true });
+  releaseRunLock();
 }
