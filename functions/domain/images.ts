@@ -24,6 +24,8 @@ export interface ImageItem {
   /** uploading → verifying → available, or failed with a reason. */
   state: 'uploading' | 'verifying' | 'available' | 'failed';
   failureReason?: string;
+  /** When the last verification job was sent (see `requestVerification`). */
+  verificationRequestedAt?: string;
   region: string;
   bucket: string;
   key: string;
@@ -36,7 +38,8 @@ export interface ImageItem {
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type ImageView = z.infer<typeof responses.Image>;
 
-export const toImageView = ({ kind: _kind, bucket: _bucket, key: _key, uploadId: _uploadId, partSize: _partSize, ...view }: ImageItem): ImageView => withoutTableKeys(view);
+export const toImageView = ({ kind: _kind, bucket: _bucket, key: _key, uploadId: _uploadId, partSize: _partSize, verificationRequestedAt: _requested, ...view }: ImageItem): ImageView =>
+  withoutTableKeys(view);
 
 const MIN_PART_BYTES = 8 * 1024 * 1024;
 const MAX_PARTS = 10_000;
@@ -100,9 +103,15 @@ export async function listImages(table: string, tenantId: string, limit: number,
 /**
  * Closes the multipart upload with the parts the tenant uploaded and hands the image to the
  * verifier. Only an image still uploading can be completed; S3 refuses parts that do not match.
+ * Completing an image already verifying sends its verification job again if need be (see
+ * `requestVerification`), so a client retrying after a failed call never leaves it stuck there.
  */
 export async function completeImageUpload(table: string, tenantId: string, imageId: string, request: CompleteImageUploadRequest, verify: (imageId: string) => Promise<void>) {
   const image = await getImage(table, tenantId, imageId);
+  if (image.state === 'verifying') {
+    await requestVerification(table, image, verify);
+    return toImageView(image);
+  }
   if (image.state !== 'uploading') throw new ConflictError(`image ${imageId} is ${image.state}, not uploading`);
   const expected = Math.ceil(image.sizeBytes / image.partSize);
   const numbers = request.parts.map((part) => part.partNumber).sort((a, b) => a - b);
@@ -124,8 +133,39 @@ export async function completeImageUpload(table: string, tenantId: string, image
     throw error;
   }
   await setState(table, image, 'uploading', 'verifying');
-  await verify(imageId);
+  await requestVerification(table, { ...image, state: 'verifying' }, verify);
   return toImageView({ ...image, state: 'verifying' });
+}
+
+/** Longer than a verification job can run (the verifier's 15-minute timeout): a job sent longer ago than this may be lost. */
+const VERIFICATION_RESEND_MS = 20 * 60 * 1000;
+
+/**
+ * Sends an image's verification job, then records when. The state change before it and the send
+ * are not one transaction: a process that dies between them leaves the image verifying with no job
+ * and none recorded, and the client's retry of `complete` sends it (chosen over an outbox on the
+ * table's stream: no new consumer, and a retry is what a client does after a failed call anyway).
+ * A job recorded in the last 20 minutes is not sent again; a second one would only cost a second
+ * read of the content (the verifier acts on an image still verifying, once).
+ */
+async function requestVerification(table: string, image: ImageItem, verify: (imageId: string) => Promise<void>) {
+  if (image.verificationRequestedAt && Date.now() - Date.parse(image.verificationRequestedAt) < VERIFICATION_RESEND_MS) return;
+  await verify(image.imageId);
+  try {
+    await dynamodb.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: keys.image(image.imageId),
+        UpdateExpression: 'SET verificationRequestedAt = :now',
+        ConditionExpression: '#state = :verifying',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':now': new Date().toISOString(), ':verifying': 'verifying' },
+      }),
+    );
+  } catch (error) {
+    // Verified meanwhile: nothing left to record.
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }
 
 /**
