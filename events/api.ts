@@ -79,6 +79,8 @@ export type P256PublicJwk = z.infer<typeof P256PublicJwk>;
 
 export const IssueHostCredentialsRequest = z.strictObject({
   publicKey: P256PublicJwk,
+  /** A shorter lifetime than the default hour (5…3600 s): a cautious host, or a test that waits for expiry. */
+  lifetimeSeconds: z.int().min(5).max(3600).optional(),
 });
 export type IssueHostCredentialsRequest = z.infer<typeof IssueHostCredentialsRequest>;
 

@@ -57,10 +57,11 @@ export interface AgentStats {
 }
 
 /**
- * Credentials last HOST_CREDENTIAL_SECONDS (1 h): renewed every quarter of that (15 min), well
- * before they expire; a failed renewal is retried at every resync for the 45 minutes left.
+ * Credentials last HOST_CREDENTIAL_SECONDS (1 h): renewed at half their life (30 min), well before
+ * they expire; a failed renewal is retried at every resync for the 30 minutes left. (Each renewal
+ * is 3 API requests per host: see docs/cost-and-scale.md before renewing more often.)
  */
-export const SECRETS_RENEWAL_MS = (HOST_CREDENTIAL_SECONDS * 1000) / 4;
+export const SECRETS_RENEWAL_MS = (HOST_CREDENTIAL_SECONDS * 1000) / 2;
 
 const log = (hostId: string, message: string) => console.error(`[agent ${hostId}] ${message}`);
 

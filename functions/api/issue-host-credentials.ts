@@ -11,5 +11,5 @@ const credentials = new KmsJwsSigner(kms, requiredEnv('HOST_CREDENTIAL_KEY_ARN')
 
 export const handler = apiHandler(operations.issueHostCredentials, async ({ path, body, caller }) => {
   assertActsForHost(caller, path.hostId);
-  return { statusCode: 200, body: await issueCredentialsForHost(tableName, credentials, path.hostId, body.publicKey) };
+  return { statusCode: 200, body: await issueCredentialsForHost(tableName, credentials, path.hostId, body.publicKey, { lifetimeSeconds: body.lifetimeSeconds }) };
 });

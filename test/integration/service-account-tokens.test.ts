@@ -4,10 +4,12 @@ import { HOST_CREDENTIAL_KEY_ALIAS, VM_TOKEN_TYPE } from '#events/tokens.ts';
 import { decodeJws, TokenError } from '#tokens/jws.ts';
 import { KeyPairJwsSigner } from '#tokens/key-pair-signer.ts';
 import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
-import { VmTokenVerifier } from '#tokens/vm-tokens.ts';
+import { mintVmToken, VmTokenVerifier } from '#tokens/vm-tokens.ts';
+import type { HostCredentialClaims } from '#events/tokens.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
+import { tokenFor } from '../helpers/tokens.ts';
 
 const AUDIENCE = 'https://storage.example.com';
 
@@ -106,5 +108,46 @@ describe('service-account tokens', () => {
     });
     expect((await verifier.verify(token, AUDIENCE)).hostId).toBe(h2.hostId);
     expect(((await h1.status()) as any).serviceAccounts[vm.vmId]).toBeUndefined();
+  });
+
+  it('gives a host the VM left no credential for it, and tokens it mints under the one it held stop verifying when that ends', async () => {
+    const network = await expectOk(api('POST', '/networks', { name: 'sa-left', cidr: '10.81.0.0/24' }), 201);
+    const moving = await expectOk(api('POST', '/vms', { name: 'mover', networkId: network.networkId, hostId: h1.hostId }), 201);
+    await expectOk(api('PUT', `/vms/${moving.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }));
+    // What a host that keeps minting after the VM left would do: its own key, its own credential requests.
+    const oldHostKey = KeyPairJwsSigner.generate();
+    const { kty, crv, x, y } = oldHostKey.publicKey.export({ format: 'jwk' });
+    const oldHostToken = tokenFor('host', h1.hostId);
+    const askAsOldHost = async (lifetimeSeconds?: number) =>
+      (await expectOk(api('POST', `/hosts/${h1.hostId}/service-account-credentials`, { publicKey: { kty, crv, x, y }, lifetimeSeconds }, oldHostToken))).credentials as { vmIds: string[]; credential: string }[];
+    const LIFETIME = 8;
+    const held = (await askAsOldHost(LIFETIME)).find((credential) => credential.vmIds.includes(moving.vmId))!;
+    expect(held).toBeDefined();
+    const claims = decodeJws(held.credential).payload as HostCredentialClaims;
+    expect(claims.exp - claims.iat).toBe(LIFETIME);
+    const mintAtOldHost = () => mintVmToken(oldHostKey, { credential: held.credential, claims, vmId: moving.vmId, audience: AUDIENCE }).token;
+    expect((await verifier.verify(mintAtOldHost(), AUDIENCE)).hostId).toBe(h1.hostId);
+
+    await expectOk(api('POST', `/vms/${moving.vmId}/migrate`, { targetHostId: h2.hostId }));
+    // Asked at once, and with the default lifetime: nothing names the VM any more.
+    expect((await askAsOldHost()).some((credential) => credential.vmIds.includes(moving.vmId))).toBe(false);
+    // The new host's agent mints for it, and its tokens verify.
+    let fresh = '';
+    await eventually(async () => {
+      const metadataUrl = ((await h2.status()) as any).vms[moving.vmId]?.metadataUrl;
+      const response = await fetch(`${metadataUrl}/computeMetadata/v1/instance/service-accounts/default/identity?audience=${encodeURIComponent(AUDIENCE)}`, { headers: { 'metadata-flavor': 'Stratoplane' } });
+      expect(response.status).toBe(200);
+      fresh = await response.text();
+    });
+    expect((await verifier.verify(fresh, AUDIENCE)).hostId).toBe(h2.hostId);
+
+    // The old host still holds its credential: what it mints now verifies only until that ends.
+    const lateToken = mintAtOldHost();
+    const expiresAt = claims.exp * 1000;
+    if (Date.now() < expiresAt - 500) expect((await verifier.verify(lateToken, AUDIENCE)).hostId).toBe(h1.hostId);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now()) + 1000));
+    await expect(verifier.verify(lateToken, AUDIENCE)).rejects.toThrow(/expired/);
+    await expect(verifier.verify(mintAtOldHost(), AUDIENCE)).rejects.toThrow(/expired/);
+    expect((await verifier.verify(fresh, AUDIENCE)).hostId).toBe(h2.hostId);
   });
 });
