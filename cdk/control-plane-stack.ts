@@ -10,6 +10,7 @@ import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from '
 import { Construct } from 'constructs';
 import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS, VM_PAIR_KEY_ALIAS } from '#events/tokens.ts';
 import { deadLetterQueuePrefix, graphQueueName, imagesBucketName, METADATA_TABLE_NAME } from '#events/naming.ts';
+import { CALLER_HOST_ID, SHUFFLE_HOSTS_TAG_KEYS } from '#events/host-access.ts';
 import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
 import { pairKeyStatement, TenantApi } from './constructs/tenant-api.ts';
 
@@ -226,20 +227,27 @@ export class ControlPlaneStack extends Stack {
       statements: [new PolicyStatement({ actions: ['kms:Sign', 'kms:DescribeKey'], resources: [apiTokenKey.keyArn] })],
     });
 
-    // What an operator attaches to host machines' role: consume host queues, and unwrap the
-    // pair secrets of VMs (the API hands a host only the ciphertexts of VMs it runs).
+    // What an operator attaches to host machines' role: consume the host's own queue, move shuffle
+    // records of the jobs its VMs work for, and unwrap the pair secrets of VMs (the API hands a host
+    // only the ciphertexts of VMs it runs). Per host by attribute: the role session carries the
+    // principal tag `stratoplane:host-id` (events/host-access.ts); a session without it gets no queue.
     new ManagedPolicy(this, 'HostAgentPolicy', {
-      description: 'Lets a Stratoplane host agent consume endpoint updates, move shuffle records and check network-pair tokens',
+      description: 'Lets a Stratoplane host agent consume its own endpoint updates, move its jobs\' shuffle records and check network-pair tokens',
       statements: [
         new PolicyStatement({
           actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl'],
-          resources: [hostQueueArns],
+          resources: [this.formatArn({ service: 'sqs', resource: `${hostQueuePrefix}${CALLER_HOST_ID}` })],
         }),
-        // Shuffle records go from the sender's host straight to the receiving worker's queue.
-        new PolicyStatement({
-          actions: ['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl'],
-          resources: [shuffleQueueArns],
-        }),
+        // Shuffle records go from the sender's host straight to the receiving worker's queue: only
+        // between the hosts a job's queues are tagged with (one statement per tag key: any may name it).
+        ...SHUFFLE_HOSTS_TAG_KEYS.map(
+          (tagKey) =>
+            new PolicyStatement({
+              actions: ['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl'],
+              resources: [shuffleQueueArns],
+              conditions: { StringLike: { [`aws:ResourceTag/${tagKey}`]: `*/${CALLER_HOST_ID}/*` } },
+            }),
+        ),
         pairKeyStatement(vmPairKey, 'kms:Decrypt'),
       ],
     });

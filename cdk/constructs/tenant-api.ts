@@ -102,7 +102,17 @@ const routes: Route[] = [
   },
   { operation: operations.listVms, access: 'read', extras: signsListCursors },
   { operation: operations.getVm, access: 'read' },
-  { operation: operations.migrateVm, access: 'write' },
+  {
+    operation: operations.migrateVm,
+    access: 'write',
+    // A migration gives the VM a new pair secret, so what its old host knew of the old one is worth
+    // nothing, and names the VM's new host on the queues of the shuffle jobs it works for.
+    extras: (fn, props) => {
+      fn.addEnvironment('VM_PAIR_KEY_ARN', props.vmPairKey.keyArn);
+      fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:TagQueue', 'sqs:UntagQueue'], resources: [props.shuffleQueueArns] }));
+    },
+  },
   { operation: operations.getVmConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
   // Acknowledgements touch only the convergence table.
   { operation: operations.acknowledgeEndpoints, access: 'none', extras: (fn, props) => usesConvergenceTable(fn, props, 'write') },

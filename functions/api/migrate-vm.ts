@@ -4,8 +4,13 @@ import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { migrateVm } from '../domain/vms.ts';
 import { tenantOf } from '../domain/access.ts';
+import { newPairKeyCiphertext } from '../domain/pair-keys.ts';
+import { retagQueuesOfWorker } from '../domain/shuffle-jobs.ts';
+import { retagShuffleQueue } from '../domain/shuffle-queues.ts';
 
-export const handler = apiHandler(operations.migrateVm, async ({ path, body, caller }) => ({
-  statusCode: 200,
-  body: await migrateVm(tableName, currentRegion, tenantOf(caller), path.vmId, body.targetHostId),
-}));
+export const handler = apiHandler(operations.migrateVm, async ({ path, body, caller }) => {
+  const vm = await migrateVm(tableName, currentRegion, tenantOf(caller), path.vmId, body.targetHostId, newPairKeyCiphertext);
+  // A shuffle worker's job queues admit the hosts its workers run on: the new one now.
+  await retagQueuesOfWorker(tableName, vm.vmId, retagShuffleQueue);
+  return { statusCode: 200, body: vm };
+});

@@ -3,6 +3,7 @@ import type * as responses from '#events/responses.ts';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateShuffleJobRequest, HostShuffleJob, ShuffleWorkerReport } from '#events/shuffle.ts';
+import { shuffleHostsTags } from '#events/host-access.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { getTenantItem } from './access.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from './errors.ts';
@@ -50,16 +51,20 @@ export async function createShuffleJob(
   region: string,
   tenantId: string,
   request: CreateShuffleJobRequest,
-  ensureQueue: (jobId: string, vmId: string) => Promise<string>,
+  ensureQueue: (jobId: string, vmId: string, hostIds: readonly string[]) => Promise<string>,
 ): Promise<ShuffleJobView> {
   const workers = [...new Set(request.workerVmIds)];
   if (workers.length !== request.workerVmIds.length) throw new ValidationError('body.workerVmIds: each VM once');
+  const hostIds = new Set<string>();
   for (const vm of await Promise.all(workers.map((vmId) => getVm(table, tenantId, vmId)))) {
     assertHomeRegion(vm, region, `vm ${vm.vmId}`);
     if (vm.state !== 'running') throw new ConflictError(`workerVmIds: vm ${vm.vmId} is ${vm.state}, not running`);
+    hostIds.add(vm.hostId);
   }
+  // The queues are tagged with the workers' hosts: only those may send to or read from them.
+  if (!shuffleHostsTags(hostIds)) throw new ConflictError(`workerVmIds: the workers run on ${hostIds.size} hosts whose ids are too long to name on their queues; use fewer workers`);
   const jobId = newId('shuf');
-  const urls = await Promise.all(workers.map((vmId) => ensureQueue(jobId, vmId)));
+  const urls = await Promise.all(workers.map((vmId) => ensureQueue(jobId, vmId, [...hostIds])));
   const job: ShuffleJobItem & Record<string, unknown> = {
     ...keys.shuffleJob(jobId),
     kind: 'shuffle-job',
@@ -206,4 +211,20 @@ export async function deleteShuffleJob(table: string, tenantId: string, jobId: s
 export async function shuffleJobsFor(table: string, jobIds: Iterable<string>): Promise<HostShuffleJob[]> {
   const jobs = await Promise.all([...new Set(jobIds)].map((jobId) => getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId))));
   return jobs.filter((job): job is ShuffleJobItem => job !== undefined).map(({ jobId, partitions, workers, queueUrls }) => ({ jobId, partitions, workers, queueUrls }));
+}
+
+/**
+ * After a worker VM moved to another host: each job it works for has its queues tagged
+ * again with the hosts its workers run on now (`retag`, see shuffle-queues.ts), so the host
+ * policy lets the new host in and keeps the one it left out.
+ */
+export async function retagQueuesOfWorker(table: string, vmId: string, retag: (queueUrl: string, hostIds: readonly string[]) => Promise<void>): Promise<void> {
+  const vm = await getItem<{ shuffleJobIds?: Set<string> }>(table, keys.vm(vmId));
+  for (const jobId of vm?.shuffleJobIds ?? []) {
+    const job = await getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId));
+    if (!job) continue;
+    const workers = await Promise.all(job.workers.map((workerId) => getItem<{ hostId: string }>(table, keys.vm(workerId))));
+    const hostIds = [...new Set(workers.flatMap((worker) => (worker ? [worker.hostId] : [])))];
+    await Promise.all(Object.values(job.queueUrls).map((queueUrl) => retag(queueUrl, hostIds)));
+  }
 }

@@ -281,7 +281,16 @@ export async function listVms(table: string, tenantId: string, query: ListVmsQue
  * Moves a VM to another host. Its address stays; its slot's endpoint becomes the target host's
  * address under the next version, and both hosts' memberships move in the same transaction.
  */
-export async function migrateVm(table: string, region: string, tenantId: string, vmId: string, targetHostId: string): Promise<VmView> {
+export async function migrateVm(
+  table: string,
+  region: string,
+  tenantId: string,
+  vmId: string,
+  targetHostId: string,
+  /** Rotates the VM's network-pair secret in the move: pair tokens made with the old one are refused at the new host. */
+  newPairKeyCiphertext?: (vmId: string) => Promise<string>,
+): Promise<VmView> {
+  let pairKeyCiphertext: string | undefined;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
     if (vm.hostId === targetHostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${targetHostId}`);
@@ -296,14 +305,16 @@ export async function migrateVm(table: string, region: string, tenantId: string,
 
     const version = slot.version + 1;
     const updatedAt = new Date().toISOString();
+    pairKeyCiphertext ??= await newPairKeyCiphertext?.(vmId);
     const items: TransactItem[] = [
       {
         Update: {
           TableName: table,
           Key: keys.vm(vmId),
-          UpdateExpression: 'SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now, gsi3pk = :onHost',
+          UpdateExpression: `SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now, gsi3pk = :onHost${pairKeyCiphertext ? ', pairKeyCiphertext = :pairKey' : ''}`,
           ConditionExpression: 'hostId = :from',
           ExpressionAttributeValues: {
+            ...(pairKeyCiphertext ? { ':pairKey': pairKeyCiphertext } : {}),
             ':to': targetHostId,
             ':from': vm.hostId,
             ':address': target.address,

@@ -1,6 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DecryptCommand, KMSClient } from '@aws-sdk/client-kms';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { pairKeyContext } from '#events/tokens.ts';
+import { issuePairToken } from '#tokens/pair-tokens.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { localAwsConfig } from '../helpers/local-aws.ts';
 import { tokenFor } from '../helpers/tokens.ts';
 
 /** What a destination host's data plane asks its agent before admitting a flow. */
@@ -80,7 +85,34 @@ describe('network-pair tokens', () => {
     const after = await expectOk(connect('a1', 'a2'));
     expect(after.destinationHostAddress).toBe(h1.address);
     await eventually(async () => expect((await verifyAt(h1, vms.a2.vmId, after.token)).body.accepted).toBe(true));
-    expect((await verifyAt(h1, vms.a2.vmId, before.token)).body).toEqual({ accepted: false, reason: `token was issued for host address ${h2.address}` });
+    // Keyed by the secret the VM had before it moved (a migration rotates it), and issued for the old host.
+    expect((await verifyAt(h1, vms.a2.vmId, before.token)).body).toEqual({ accepted: false, reason: 'bad MAC' });
     await eventually(async () => expect((await verifyAt(h2, vms.a2.vmId, after.token)).body.reason).toMatch(/does not run on this host/));
+  });
+
+  it('gives a VM a new pair secret when it migrates: a token made with the old one is refused at its new host', async () => {
+    // What the VM's current host holds: the pair secret, unwrapped with KMS under the VM's context.
+    const tableName = Object.entries(inject('resources')).find(([id]) => id.startsWith('Metadata'))![1];
+    const secretOf = async (vmId: string) => {
+      const { Item } = await new DynamoDBClient(localAwsConfig()).send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: `VM#${vmId}` }, sk: { S: 'VM' } }, ConsistentRead: true }));
+      const { Plaintext } = await new KMSClient(localAwsConfig()).send(
+        new DecryptCommand({ CiphertextBlob: Buffer.from(Item!.pairKeyCiphertext!.S!, 'base64'), EncryptionContext: pairKeyContext(vmId) }),
+      );
+      return Buffer.from(Plaintext!);
+    };
+    const destination = vms.a2.vmId;
+    const from = (await expectOk(api('GET', `/vms/${destination}`))).hostId;
+    const [oldHost, newHost] = from === h1.hostId ? [h1, h2] : [h2, h1];
+    const oldSecret = await secretOf(destination);
+    const before = await expectOk(connect('a1', 'a2'));
+    await eventually(async () => expect((await verifyAt(oldHost, destination, before.token)).body.accepted).toBe(true));
+
+    await expectOk(api('POST', `/vms/${destination}/migrate`, { targetHostId: newHost.hostId }));
+    expect((await secretOf(destination)).equals(oldSecret)).toBe(false);
+    const issued = await expectOk(connect('a1', 'a2'));
+    await eventually(async () => expect((await verifyAt(newHost, destination, issued.token)).body.accepted).toBe(true));
+    // The old host knew the old secret: a token it makes for the VM at its new address is refused.
+    const forged = issuePairToken(oldSecret, { src: vms.a1.vmId, srcIp: vms.a1.ip, dst: destination, dstIp: vms.a2.ip, dstHost: newHost.address }).token;
+    expect(await verifyAt(newHost, destination, forged)).toEqual({ status: 403, body: { accepted: false, reason: 'bad MAC' } });
   });
 });

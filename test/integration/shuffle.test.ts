@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueUrlCommand, ListQueueTagsCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../local/processes.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
@@ -109,5 +109,18 @@ describe('shuffle service', () => {
     expect((await post(job.jobId, '{"key":"a","value":"b"}\n', { 'x-batch-id': 'late' })).status).toBe(409);
     // Without the metadata header the bridge answers nothing (SSRF defence).
     expect((await fetch(`${url}/${job.jobId}/records`)).status).toBe(403);
+  });
+
+  it("names its workers' hosts on the job's queues (what the host policy admits), and a worker's new host once it moves", async () => {
+    const sqs = new SQSClient(localAwsConfig());
+    const tagsOf = async (vmId: string) => {
+      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: `Stratoplane-${localAwsConfig().region}-shuffle-${job.jobId}-${vmId}` }));
+      return (await sqs.send(new ListQueueTagsCommand({ QueueUrl }))).Tags ?? {};
+    };
+    const both = { 'stratoplane:job-hosts': `/${[h1.hostId, h2.hostId].sort().join('/')}/` };
+    for (const worker of workers) expect(await tagsOf(worker.vmId)).toEqual(both);
+    // w3 leaves h2 for h1: h2 runs no worker any more, so no queue of the job names it.
+    await expectOk(api('POST', `/vms/${workers[2]!.vmId}/migrate`, { targetHostId: h1.hostId }));
+    for (const worker of workers) expect(await tagsOf(worker.vmId)).toEqual({ 'stratoplane:job-hosts': `/${h1.hostId}/` });
   });
 });

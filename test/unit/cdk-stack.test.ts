@@ -165,6 +165,8 @@ describe('ControlPlaneStack', () => {
       'Api/PutHostsHostIdVmsVmIdHostKeys': ['kms:Sign on HostKeyAttestationKey'],
       'Api/PostHostsHostIdServiceAccountCredentials': ['kms:Sign on HostCredentialKey'],
       'Api/PostVms': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
+      // A migration gives the VM a new pair secret.
+      'Api/PostVmsVmIdMigrate': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
       'Api/PostVmsVmIdConnections': ['kms:Decrypt on VmPairKey'],
       ...Object.fromEntries(['GetNetworks', 'GetVms', 'GetServiceAccounts', 'GetProjects', 'GetImages', 'GetDisks'].map((route) => [`Api/${route}`, ['kms:GenerateMac on ListCursorKey']])),
     });
@@ -216,7 +218,8 @@ describe('ControlPlaneStack', () => {
   it('ties every use of the pair key to the network-pair encryption context, and lets hosts only decrypt with it', () => {
     const policies = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy');
     const pairKeyStatements = policies.flatMap(([, r]) => r.Properties.PolicyDocument.Statement as (Statement & { Condition?: unknown })[]).filter((s) => JSON.stringify(s.Resource).includes('VmPairKey'));
-    expect(pairKeyStatements.length).toBe(3);
+    // Create and migrate generate (a migration rotates the secret), connections and hosts decrypt.
+    expect(pairKeyStatements.length).toBe(4);
     for (const statement of pairKeyStatements) expect(statement.Condition).toEqual({ StringEquals: { 'kms:EncryptionContext:purpose': 'network-pair' } });
     const hostPolicy = policies.find(([id]) => id.startsWith('HostAgentPolicy'))![1];
     const kmsActions = (hostPolicy.Properties.PolicyDocument.Statement as Statement[]).flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('kms:'));
