@@ -53,7 +53,7 @@ async function start(command: Extract<PoolCommand, { type: 'start' }>) {
         capacity: command.capacity,
         apiUrl: command.apiUrl,
         token: () => token,
-        statusPort: 0,
+        controlSocket: '',
         bidPort: 0,
         spillDir: path.join(tmpdir(), `stratoplane-load-${hostId}`),
         resyncIntervalMs: 300_000,

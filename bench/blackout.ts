@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DataPlaneLab, labUnavailableReason } from '../local/data-plane/lab.ts';
 import { startLocalStack, type AgentInfo } from '../local/local-stack.ts';
+import { agentStatus } from '../host-agent/agent-control-client.ts';
 import { projectRoot } from '../local/processes.ts';
 import { apiClient } from './api-client.ts';
 
@@ -35,10 +36,12 @@ try {
   const stack = await startLocalStack({ agentCount: 3, hostPrefix: `bb${process.pid}`, agentHosts: hosts.map(({ underlay, netns }) => ({ address: underlay, netns })), stateDir, log: (line) => /^\[local-aws\]|data plane/.test(line) && console.error(line) });
   try {
     const api = await apiClient(stack, 'tenant', 'bench-blackout');
+    // Tenants do not pick hosts: the bench pins VMs as the operator, for its tenant.
+    const operator = await apiClient(stack, 'operator', 'bench');
     const [host1, host2, host3] = stack.agents as [AgentInfo, AgentInfo, AgentInfo];
     const { networkId } = await api('POST', '/networks', { name: 'blackout', cidr: '10.201.0.0/24' });
-    const clientVm = await api('POST', '/vms', { name: 'client', networkId, hostId: host1.hostId });
-    const serverVm = await api('POST', '/vms', { name: 'server', networkId, hostId: host2.hostId });
+    const clientVm = await operator('POST', '/vms', { name: 'client', networkId, hostId: host1.hostId, tenantId: 'bench-blackout' });
+    const serverVm = await operator('POST', '/vms', { name: 'server', networkId, hostId: host2.hostId, tenantId: 'bench-blackout' });
     const client = await lab.plugVm(clientVm.vmId, clientVm.ip, hosts[0]!);
     const server = await lab.plugVm(serverVm.vmId, serverVm.ip, hosts[1]!);
     await lab.startProbe(server, ['echo', '7000']);
@@ -46,7 +49,7 @@ try {
     await until(async () => (await probe.report()).udp.received > 50, 10_000, 'traffic before the first migration');
 
     const appliedAt = async (agent: AgentInfo, version: number) => {
-      const entry = ((await (await fetch(`${agent.statusUrl}/status`)).json()) as any).networks[networkId]?.entries[server.ip];
+      const entry = (await agentStatus(agent.controlSocket)).networks[networkId]?.entries[server.ip];
       return entry && entry.version >= version ? (entry.appliedAt as number) : undefined;
     };
     const samples: { udp: number; tcp: number; applied: number; reported: number }[] = [];
@@ -55,7 +58,7 @@ try {
       await probe.report(true);
       await lab.moveVm(server.vmId, hosts[targetIndex]!);
       const unplugged = Date.now();
-      const moved = await api('POST', `/vms/${server.vmId}/migrate`, { targetHostId: target.hostId });
+      const moved = await operator('POST', `/vms/${server.vmId}/migrate`, { targetHostId: target.hostId });
       const answered = Date.now();
       // Every host that needs the endpoint: the client's and the server's new one.
       let applied = 0;

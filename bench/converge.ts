@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { startLocalStack, type AgentInfo } from '../local/local-stack.ts';
+import { agentStatus } from '../host-agent/agent-control-client.ts';
 import { projectRoot } from '../local/processes.ts';
 import { apiClient } from './api-client.ts';
 
@@ -25,23 +26,25 @@ const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
 const stack = await startLocalStack({ agentCount, hostPrefix: 'bench', stateDir, log: (line) => line.startsWith('[local-aws]') && console.error(line) });
 try {
   const api = await apiClient(stack, 'tenant', 'bench');
+  // Tenants do not pick hosts: the bench pins VMs as the operator, for its tenant.
+  const operator = await apiClient(stack, 'operator', 'bench');
   const appliedAt = async (agent: AgentInfo, networkId: string, ip: string, version: number) => {
-    const status = (await (await fetch(`${agent.statusUrl}/status`)).json()) as any;
+    const status = await agentStatus(agent.controlSocket);
     const entry = status.networks[networkId]?.entries[ip];
     return entry && entry.version >= version ? (entry.appliedAt as number) : undefined;
   };
 
   const { networkId } = await api('POST', '/networks', { name: 'bench', cidr: '10.200.0.0/20' });
   // One VM per host keeps every agent a member of the network, so every migration reaches all N.
-  for (const agent of stack.agents) await api('POST', '/vms', { name: `anchor-${agent.hostId}`, networkId, hostId: agent.hostId });
-  const mover = await api('POST', '/vms', { name: 'mover', networkId, hostId: stack.agents[0]!.hostId });
+  for (const agent of stack.agents) await operator('POST', '/vms', { name: `anchor-${agent.hostId}`, networkId, hostId: agent.hostId, tenantId: 'bench' });
+  const mover = await operator('POST', '/vms', { name: 'mover', networkId, hostId: stack.agents[0]!.hostId, tenantId: 'bench' });
 
   const samples: number[] = [];
   for (let i = 0; i < migrations; i++) {
     // A random pause, so migrations do not fall into step with the stream poller's cycle.
     await new Promise((resolve) => setTimeout(resolve, Math.random() * 300));
     const target = stack.agents[(i + 1) % agentCount]!;
-    const moved = await api('POST', `/vms/${mover.vmId}/migrate`, { targetHostId: target.hostId });
+    const moved = await operator('POST', `/vms/${mover.vmId}/migrate`, { targetHostId: target.hostId });
     const answeredAt = Date.now();
     const deadline = answeredAt + 30_000;
     let times: (number | undefined)[] = [];

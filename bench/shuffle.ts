@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateQueueCommand, DeleteMessageBatchCommand, DeleteQueueCommand, ReceiveMessageCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { startLocalStack } from '../local/local-stack.ts';
+import { agentStatus } from '../host-agent/agent-control-client.ts';
 import { projectRoot } from '../local/processes.ts';
 import { apiClient } from './api-client.ts';
 
@@ -29,17 +30,19 @@ const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
 const stack = await startLocalStack({ agentCount: 2, hostPrefix: 'shuffle', stateDir, log: () => {} });
 try {
   const api = await apiClient(stack, 'tenant', 'bench');
+  // Tenants do not pick hosts: the bench pins VMs as the operator, for its tenant.
+  const operator = await apiClient(stack, 'operator', 'bench');
   const { networkId } = await api('POST', '/networks', { name: 'shuffle', cidr: '10.211.0.0/24' });
   const workers = [];
   for (let i = 0; i < workerCount; i++) {
     const agent = stack.agents[i % stack.agents.length]!;
-    workers.push({ agent, vmId: (await api('POST', '/vms', { name: `w${i}`, networkId, hostId: agent.hostId })).vmId as string });
+    workers.push({ agent, vmId: (await operator('POST', '/vms', { name: `w${i}`, networkId, hostId: agent.hostId, tenantId: 'bench' })).vmId as string });
   }
   const job = await api('POST', '/shuffle-jobs', { name: 'bench', workerVmIds: workers.map((worker) => worker.vmId) });
   const urls = await Promise.all(
     workers.map(async (worker) => {
       for (let waited = 0; waited < 30_000; waited += 100) {
-        const metadataUrl = ((await (await fetch(`${worker.agent.statusUrl}/status`)).json()) as any).vms[worker.vmId]?.metadataUrl;
+        const metadataUrl = (await agentStatus(worker.agent.controlSocket)).vms[worker.vmId]?.metadataUrl;
         if (metadataUrl && (await fetch(`${metadataUrl}/stratoplane/v1/shuffle/${job.jobId}/records`, { headers })).status === 200) return `${metadataUrl}/stratoplane/v1/shuffle/${job.jobId}`;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }

@@ -10,6 +10,7 @@ import { KeyPairJwsSigner } from '#tokens/key-pair-signer.ts';
 import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
 import { mintVmToken, VmTokenVerifier } from '#tokens/vm-tokens.ts';
 import { startLocalStack } from '../local/local-stack.ts';
+import { agentStatus } from '../host-agent/agent-control-client.ts';
 import { projectRoot } from '../local/processes.ts';
 import { apiClient } from './api-client.ts';
 
@@ -50,14 +51,16 @@ const stack = await startLocalStack({ agentCount: 1, hostPrefix: 'tokens', state
 try {
   const [agent] = stack.agents;
   const api = await apiClient(stack, 'tenant', 'bench');
+  // Tenants do not pick hosts: the bench pins VMs as the operator, for its tenant.
+  const operator = await apiClient(stack, 'operator', 'bench');
   const { networkId } = await api('POST', '/networks', { name: 'tokens', cidr: '10.210.0.0/24' });
-  const vm = await api('POST', '/vms', { name: 'minter', networkId, hostId: agent!.hostId });
+  const vm = await operator('POST', '/vms', { name: 'minter', networkId, hostId: agent!.hostId, tenantId: 'bench' });
   const { serviceAccountId } = await api('POST', '/service-accounts', { name: 'bench' });
   await api('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId });
 
   const identityUrl = async () => {
     for (let waited = 0; waited < 30_000; waited += 100) {
-      const status = (await (await fetch(`${agent!.statusUrl}/status`)).json()) as any;
+      const status = await agentStatus(agent!.controlSocket);
       const metadataUrl = status.vms[vm.vmId]?.metadataUrl;
       if (metadataUrl && status.serviceAccounts[vm.vmId]) return `${metadataUrl}/computeMetadata/v1/instance/service-accounts/default/identity?audience=bench`;
       await new Promise((resolve) => setTimeout(resolve, 100));

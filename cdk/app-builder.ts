@@ -19,6 +19,19 @@ export function regionsOf(app: App): string[] {
   return regions;
 }
 
+/**
+ * Private ranges (IPv4 CIDRs) the operator opens to VMs' egress for this deployment, e.g. to
+ * reach services inside the operator's own network: `-c egressOpenCidrs=10.20.0.0/16,...` or
+ * STRATOPLANE_EGRESS_OPEN_CIDRS. None by default: VMs' bridges then reach public addresses only.
+ */
+export function egressOpenCidrsOf(app: App): string[] {
+  const listed = (app.node.tryGetContext('egressOpenCidrs') as string | undefined) ?? process.env.STRATOPLANE_EGRESS_OPEN_CIDRS ?? '';
+  return listed
+    .split(',')
+    .map((cidr) => cidr.trim())
+    .filter(Boolean);
+}
+
 /** Builds the CDK app; the CLI (`cdk synth/deploy`) and the local runner both start here. */
 export function buildApp(props: AppProps = {}): { app: App; stacks: Map<string, ControlPlaneStack>; regions: string[] } {
   const app = new App(props);
@@ -30,6 +43,7 @@ export function buildApp(props: AppProps = {}): { app: App; stacks: Map<string, 
       env: { account: process.env.CDK_DEFAULT_ACCOUNT, region },
       description: `Stratoplane: serverless control plane for virtual machines (${region})`,
       regions,
+      egressOpenCidrs: egressOpenCidrsOf(app),
     });
     // A replica region's stack reads the replica the primary region's stack creates.
     if (region !== primary) stack.addStackDependency(stacks.get(primary)!);

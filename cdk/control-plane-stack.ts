@@ -10,6 +10,7 @@ import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from '
 import { Construct } from 'constructs';
 import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS, VM_PAIR_KEY_ALIAS } from '#events/tokens.ts';
 import { deadLetterQueuePrefix, graphQueueName, imagesBucketName, METADATA_TABLE_NAME } from '#events/naming.ts';
+import { ipv4Cidr } from '#events/identifiers.ts';
 import { CALLER_HOST_ID, SHUFFLE_HOSTS_TAG_KEYS } from '#events/host-access.ts';
 import { ControlPlaneFunction } from './constructs/control-plane-function.ts';
 import { pairKeyStatement, TenantApi } from './constructs/tenant-api.ts';
@@ -23,6 +24,8 @@ const encryptedQueue = (dataKey: Key) => ({ encryption: QueueEncryption.KMS, enc
 export interface ControlPlaneStackProps extends StackProps {
   /** Every region the control plane runs in; the first one's stack defines the global table. */
   regions: readonly string[];
+  /** Private ranges opened to VMs' egress (see egressOpenCidrsOf); validated here, at synth. */
+  egressOpenCidrs?: readonly string[];
 }
 
 /**
@@ -219,7 +222,7 @@ export class ControlPlaneStack extends Stack {
       // Only progress reports: agents acknowledge again what they hold, so nothing here needs keeping.
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    new TenantApi(this, 'Api', { table: this.table, convergenceTable, hostQueuePrefix, hostQueueArns, hostDlq, shuffleQueuePrefix, shuffleQueueArns, apiTokenKey, otherRegionsApiTokenKeys, hostKeyAttestationKey, hostCredentialKey, vmPairKey, listCursorKey, graphQueue, imagesBucket, imageVerifyQueue });
+    new TenantApi(this, 'Api', { egressOpenCidrs: validCidrs(props.egressOpenCidrs ?? []), table: this.table, convergenceTable, hostQueuePrefix, hostQueueArns, hostDlq, shuffleQueuePrefix, shuffleQueueArns, apiTokenKey, otherRegionsApiTokenKeys, hostKeyAttestationKey, hostCredentialKey, vmPairKey, listCursorKey, graphQueue, imagesBucket, imageVerifyQueue });
 
     // What an operator who issues API tokens needs (`npm run -s issue-token`).
     new ManagedPolicy(this, 'TokenIssuerPolicy', {
@@ -347,4 +350,10 @@ export class ControlPlaneStack extends Stack {
       grantIndexPermissions: true,
     });
   }
+}
+
+function validCidrs(cidrs: readonly string[]): string[] {
+  const invalid = cidrs.filter((cidr) => !ipv4Cidr.safeParse(cidr).success);
+  if (invalid.length > 0) throw new Error(`egressOpenCidrs: ${invalid.join(', ')} ${invalid.length === 1 ? 'is not an IPv4 CIDR' : 'are not IPv4 CIDRs'} (such as 10.20.0.0/16)`);
+  return [...cidrs];
 }

@@ -26,8 +26,18 @@ export type CreateNetworkRequest = z.infer<typeof CreateNetworkRequest>;
 export const CreateVmRequest = z.strictObject({
   name: z.string().min(1).max(128),
   networkId: resourceId,
-  /** Optional placement pin; the scheduler picks a host with room when absent. */
+  /**
+   * Operators only (scope `operator`): run the VM on this host. Tenants do not pick physical hosts:
+   * a tenant token that names one is refused (403); placement picks a host with room.
+   */
   hostId: resourceId.optional(),
+  /** Operators only, and required with an operator token: the tenant the VM is created for. */
+  tenantId: resourceId.optional(),
+  /**
+   * Anti-affinity between a tenant's own VMs: placement keeps the new VM off every host that runs
+   * one of these VMs (the caller's), or refuses (409) when no host with room is left.
+   */
+  spreadFrom: z.array(resourceId).min(1).max(16).optional(),
   /**
    * The image the VM starts from. An image uploaded in another region is copied here first: the
    * VM is `pending` until the copy is verified, then `running` (or `failed`, with the reason).
@@ -37,8 +47,15 @@ export const CreateVmRequest = z.strictObject({
 });
 export type CreateVmRequest = z.infer<typeof CreateVmRequest>;
 
+/** `{}` asks placement for another host with room; naming the host is for operators. */
 export const MigrateVmRequest = z.strictObject({
-  targetHostId: resourceId,
+  /**
+   * Operators only (scope `operator`): the host to move the VM to. Tenants leave it out (a tenant
+   * token that names one is refused, 403) and placement picks another host with room.
+   */
+  targetHostId: resourceId.optional(),
+  /** As in create: placement keeps the VM off the hosts of these VMs of the caller's. */
+  spreadFrom: z.array(resourceId).min(1).max(16).optional(),
 });
 export type MigrateVmRequest = z.infer<typeof MigrateVmRequest>;
 
@@ -103,6 +120,8 @@ export const ListQuery = z.strictObject({
 
 export const ListVmsQuery = ListQuery.extend({
   networkId: resourceId.optional(),
+  /** Operators only, and required with an operator token: the VMs of every tenant on this host. */
+  hostId: resourceId.optional(),
 });
 export type ListVmsQuery = z.infer<typeof ListVmsQuery>;
 

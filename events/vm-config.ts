@@ -1,19 +1,31 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
-import { resourceId } from './identifiers.ts';
+import { ipv4Cidr, resourceId } from './identifiers.ts';
 import { HostShuffleJob } from './shuffle.ts';
 
-/** `https://api.example.com` or `http://10.0.0.5:8080`: a scheme, a host and maybe a port, nothing else. */
+/**
+ * `https://api.example.com` or `http://svc.example.net:8080`: a scheme, a DNS name and maybe a
+ * port, nothing else. Names only: the bridge checks the addresses a name resolves to when it
+ * connects, and an IP literal or `localhost` names the host itself or a path around that check.
+ */
 export const Origin = z
   .string()
   .max(256)
-  .refine((value) => {
+  .superRefine((value, context) => {
+    let url: URL;
     try {
-      const url = new URL(value);
-      return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value && !url.username;
+      url = new URL(value);
     } catch {
-      return false;
+      return void context.addIssue({ code: 'custom', message: 'must be an origin such as https://api.example.com (scheme, host and port only, no trailing slash)' });
     }
-  }, 'must be an origin such as https://api.example.com or http://10.0.0.5:8080 (scheme, host and port only, no trailing slash)');
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    // Checked on the parsed name: `http://2130706433` and `http://0x7f.1` are IPv4 literals too.
+    if (isIP(host)) return void context.addIssue({ code: 'custom', message: `IP literals are refused (${url.hostname}): name the service by its DNS name` });
+    if (host === 'localhost' || host.endsWith('.localhost')) return void context.addIssue({ code: 'custom', message: `localhost and *.localhost are refused (${url.hostname}): they name the host itself` });
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== value || url.username || url.password) {
+      context.addIssue({ code: 'custom', message: 'must be an origin such as https://api.example.com (scheme, host and port only, no trailing slash)' });
+    }
+  });
 
 /**
  * What a VM may reach through its bridge's outbound proxy: only the listed origins, at most
@@ -51,5 +63,7 @@ export const HostVmConfigs = z.strictObject({
   vms: z.array(z.strictObject({ vmId: resourceId, egress: EgressPolicy.optional(), attributes: VmAttributes.optional() })),
   /** Shuffle jobs the host's VMs work in. */
   shuffleJobs: z.array(HostShuffleJob),
+  /** Private ranges the deployment's operator opened to VMs' egress (the stack's `egressOpenCidrs`); refused otherwise. */
+  egressOpenCidrs: z.array(ipv4Cidr),
 });
 export type HostVmConfigs = z.infer<typeof HostVmConfigs>;

@@ -1,5 +1,7 @@
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import path from 'node:path';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { VerifyConnectionRequest } from '#events/api.ts';
@@ -16,6 +18,11 @@ import { readSmallBody } from './request-body.ts';
 import { ServiceAccountTokens } from './service-account-tokens.ts';
 import { VmBridges } from './vm-bridges.ts';
 import { BidRelay } from './bid-relay.ts';
+import { EgressAddressPolicy } from './egress-addresses.ts';
+import { directDial, dnsServerResolver, EgressDestinations, systemResolver } from './egress-destinations.ts';
+import { NetnsSockets } from './netns-sockets.ts';
+import { MetadataOnInterface } from './metadata-on-interface.ts';
+import { MetadataRedirects } from './data-plane/metadata-redirects.ts';
 import { ShuffleService } from './shuffle-service.ts';
 import { QueueConsumer } from './queue-consumer.ts';
 import { HOST_CREDENTIAL_SECONDS } from '#tokens/host-credentials.ts';
@@ -27,7 +34,13 @@ export interface AgentConfig {
   apiUrl: string;
   /** The host's API bearer token (scope `host`, subject `host:<hostId>`). */
   token: TokenSource;
-  statusPort: number;
+  /**
+   * The agent's status and control endpoint: a unix socket (mode 0600, in a 0700 folder), so only
+   * the host's operators reach it, never a VM or another tenant's process.
+   */
+  controlSocket: string;
+  /** DNS servers the VMs' outbound proxies resolve with (`address` or `address:port`); the host's resolver when absent. */
+  dnsServers?: readonly string[];
   /** Where the bid relay listens for OpenRTB requests (0: any free port). */
   bidPort: number;
   /** Where shuffle partitions of this host's worker VMs are spilled. */
@@ -85,6 +98,11 @@ export class HostAgent {
   private readonly controlPlane: ControlPlaneClient;
   private consumer: QueueConsumer | undefined;
   private server: http.Server | undefined;
+  /** Where VMs' bridges may connect: refuses the host's own and its peers' addresses. */
+  private readonly egressAddresses = new EgressAddressPolicy();
+  private readonly netnsSockets: NetnsSockets | undefined;
+  /** With a host namespace: each VM's metadata server at 169.254.169.254 on its own interface. */
+  private metadataRedirects: MetadataRedirects | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly bridges: VmBridges;
   private readonly bidRelay: BidRelay;
@@ -110,9 +128,17 @@ export class HostAgent {
     this.pairKeys = new PairKeys(kms);
     this.controlPlane = new ControlPlaneClient(config.apiUrl, config.token, () => this.catchUp('the control plane answers again'));
     this.shuffle = new ShuffleService(config.spillDir, sqs, (jobId, vmId, report) => this.controlPlane.reportShuffleWorker(config.hostId, jobId, vmId, report), (message) => log(config.hostId, message));
+    // With a host namespace, VMs' traffic leaves from there, as from the host's own interfaces.
+    this.netnsSockets = config.netns ? new NetnsSockets(config.netns, (message) => log(config.hostId, message)) : undefined;
+    this.egressAddresses.setUnderlayAddresses([config.address]);
+    const destinations = new EgressDestinations(
+      this.egressAddresses,
+      config.dnsServers?.length ? dnsServerResolver(config.dnsServers) : systemResolver,
+      this.netnsSockets ? (address, port) => this.netnsSockets!.connect(address, port) : directDial,
+    );
     this.bridges = new VmBridges(
       {
-        hostId: config.hostId,
+        destinations,
         policyOf: (vm) => this.vmConfigs.get(vm.vmId)?.egress,
         attributesOf: (vm) => this.vmConfigs.get(vm.vmId)?.attributes,
         shuffle: this.shuffle,
@@ -121,6 +147,7 @@ export class HostAgent {
         mintToken: (vm, audience) => this.tokens.mint(vm.vmId, audience)?.token,
       },
       (message) => log(config.hostId, message),
+      this.netnsSockets ? new MetadataOnInterface(this.netnsSockets, () => this.metadataRedirects!) : undefined,
     );
     this.bidRelay = new BidRelay((vmId) => this.bridges.bidderOf(vmId));
     this.acks = new EndpointAcks((acks) => this.controlPlane.acknowledgeEndpoints(config.hostId, acks), (message) => log(config.hostId, message));
@@ -130,11 +157,12 @@ export class HostAgent {
     return this.config.hostServices ?? true;
   }
 
-  /** Starts the agent and returns its status URL (empty without host services). */
+  /** Starts the agent and returns its control socket's path (empty without host services). */
   async start(): Promise<string> {
     // Asked for real tunnels and unable to make them: better not to start than to pretend.
     if (this.config.netns) this.dataPlane = await LinuxDataPlane.open(this.config.netns, this.config.address, (message) => log(this.config.hostId, message));
-    const statusUrl = this.hostServices ? await this.serveStatus() : '';
+    if (this.config.netns && this.hostServices) this.metadataRedirects = await MetadataRedirects.open(this.config.netns);
+    const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.bidRelay.listen(this.config.bidPort);
     const { queueUrl } = await this.retrying('register', () =>
       this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity }),
@@ -158,7 +186,7 @@ export class HostAgent {
       if (Date.now() - this.secretsRefreshedAt >= SECRETS_RENEWAL_MS) void this.refreshVmSecrets();
     }, this.config.resyncIntervalMs);
     this.resyncTimer.unref();
-    return statusUrl;
+    return controlSocket;
   }
 
   async stop(): Promise<void> {
@@ -169,6 +197,7 @@ export class HostAgent {
     this.shuffle.stop();
     await this.bidRelay.close();
     await this.bridges.close();
+    this.netnsSockets?.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
@@ -219,6 +248,7 @@ export class HostAgent {
       }
     }
     void this.dataPlane?.update(desiredState(this.table, this.config.hostId));
+    if (this.hostServices) this.egressAddresses.setUnderlayAddresses([this.config.address, ...this.table.routes().map((route) => route.endpoint)]);
     const local = this.table.localVms();
     const localIds = new Set(local.map((vm) => vm.vmId));
     for (const vmId of this.hostKeys.keys()) if (!localIds.has(vmId)) this.hostKeys.delete(vmId);
@@ -255,6 +285,7 @@ export class HostAgent {
             this.controlPlane.vmConfigs(this.config.hostId),
           ]);
           this.vmConfigs = new Map(configs.vms.map((config) => [config.vmId, config]));
+          this.egressAddresses.openPrivateRanges(configs.egressOpenCidrs);
           await this.shuffle.update(configs.shuffleJobs, this.localVmIds);
           this.tokens.replace(credentials);
           this.tokens.keepOnly(this.localVmIds);
@@ -309,9 +340,10 @@ export class HostAgent {
     }
   }
 
-  private async serveStatus(): Promise<string> {
+  /** Status and control for the host's operators, on a unix socket only they can open. */
+  private async serveControl(): Promise<string> {
     this.server = http.createServer((request, response) => {
-      const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+      const path = new URL(request.url ?? '/', 'http://agent').pathname;
       const reply = (status: number, body: unknown) => {
         response.writeHead(status, { 'content-type': 'application/json' });
         response.end(JSON.stringify(body, null, 2));
@@ -332,6 +364,7 @@ export class HostAgent {
           address: this.config.address,
           mode: this.dataPlaneStatus().mode,
           dataPlane: this.dataPlaneStatus(),
+          vmIdentity: this.vmIdentity(),
           bidRelayUrl: this.bidRelay.url,
           bids: this.bidRelay.stats,
           shuffle: this.shuffle.stats(),
@@ -346,9 +379,39 @@ export class HostAgent {
       }
       reply(404, { message: 'try /status or /healthz' });
     });
-    await new Promise<void>((resolve) => this.server!.listen(this.config.statusPort, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const socket = this.config.controlSocket;
+    mkdirSync(path.dirname(socket), { recursive: true, mode: 0o700 });
+    chmodSync(path.dirname(socket), 0o700);
+    // A socket file left by an agent that died goes; one that answers belongs to a running agent.
+    if (await answers(socket)) throw new Error(`another agent answers on ${socket}: stop it, or give this one another --control-socket`);
+    rmSync(socket, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(socket, resolve);
+    });
+    chmodSync(socket, 0o600);
+    return socket;
   }
+
+  /** How a VM's bridge knows which VM is calling. */
+  private vmIdentity(): { by: 'port' | 'interface'; note: string } {
+    if (this.metadataRedirects) return { by: 'interface', note: "each VM's metadata server answers at 169.254.169.254:80 on the VM's own interface only; its outbound proxy and bidder port are still on 127.0.0.1 ports" };
+    return {
+      by: 'port',
+      note: 'each VM bridge listens on its own 127.0.0.1 port and takes any caller there for that VM: for development only; any local process can reach any VM\'s bridge',
+    };
+  }
+}
+
+function answers(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(socket);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
 }
 
 function safeJson(text: string | undefined): unknown {

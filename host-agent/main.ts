@@ -8,13 +8,24 @@ import { z } from 'zod';
 import { ipv4Address, resourceId } from '#events/identifiers.ts';
 import { HostAgent } from './agent.ts';
 
-const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--status-port PORT] [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S] [--netns NAME]
+const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S] [--netns NAME]
+--control-socket: the status and control endpoint, a unix socket only its owner can open (default
+/run/stratoplane/<host-id>/agent.sock as root, else under the temporary folder); try
+\`curl -s --unix-socket PATH http://agent/status\`.
+--dns-server: what VMs' outbound proxies resolve names with (the host's resolver when absent).
 --netns: program real VXLAN tunnels and routes into that Linux network namespace (the host's; needs
-CAP_NET_ADMIN); without it the forwarding table is kept in memory only.
+CAP_NET_ADMIN), and send VMs' outbound traffic from it; without it the forwarding table is kept in memory only.
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
-HOST_CAPACITY, HOST_AGENT_STATUS_PORT, HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR, HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_NETNS; or the token itself from HOST_AGENT_TOKEN.
+HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR,
+HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_NETNS; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
 so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK.`;
+
+/** Under /run as root (as a system daemon's), else in the temporary folder; either way in a folder of its own. */
+function defaultControlSocket(hostId: string): string {
+  const base = process.getuid?.() === 0 ? '/run/stratoplane' : path.join(tmpdir(), `stratoplane-${process.getuid?.() ?? 'agent'}`);
+  return path.join(base, hostId, 'agent.sock');
+}
 
 const Config = z.object({
   hostId: resourceId,
@@ -24,7 +35,8 @@ const Config = z.object({
     message: 'a host token is required: --token-file PATH, HOST_AGENT_TOKEN_FILE or HOST_AGENT_TOKEN',
   }),
   capacity: z.coerce.number().int().min(1).max(10_000),
-  statusPort: z.coerce.number().int().min(0).max(65_535),
+  controlSocket: z.string().min(1).max(100, 'a unix socket path is at most 100 characters'),
+  dnsServers: z.array(z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])(:\d{1,5})?$/, 'a DNS server is an IP address, optionally with :port')),
   bidPort: z.coerce.number().int().min(0).max(65_535),
   spillDir: z.string().min(1),
   resyncSeconds: z.coerce.number().min(1),
@@ -38,7 +50,8 @@ const { values } = parseArgs({
     'api-url': { type: 'string' },
     'token-file': { type: 'string' },
     capacity: { type: 'string' },
-    'status-port': { type: 'string' },
+    'control-socket': { type: 'string' },
+    'dns-server': { type: 'string', multiple: true },
     'bid-port': { type: 'string' },
     'spill-dir': { type: 'string' },
     'resync-seconds': { type: 'string' },
@@ -56,7 +69,8 @@ const parsed = Config.safeParse({
       ? { value: process.env.HOST_AGENT_TOKEN }
       : undefined,
   capacity: values.capacity ?? process.env.HOST_CAPACITY ?? 32,
-  statusPort: values['status-port'] ?? process.env.HOST_AGENT_STATUS_PORT ?? 0,
+  controlSocket: values['control-socket'] ?? process.env.HOST_AGENT_CONTROL_SOCKET ?? defaultControlSocket(values['host-id'] ?? process.env.HOST_ID ?? 'host'),
+  dnsServers: values['dns-server'] ?? (process.env.HOST_AGENT_DNS_SERVERS ?? '').split(',').filter(Boolean),
   bidPort: values['bid-port'] ?? process.env.HOST_AGENT_BID_PORT ?? 0,
   // Shuffle partitions can be large: on disk, one folder per host.
   spillDir: values['spill-dir'] ?? process.env.HOST_AGENT_SPILL_DIR ?? path.join(tmpdir(), `stratoplane-shuffle-${values['host-id'] ?? process.env.HOST_ID ?? 'host'}`),
@@ -79,17 +93,17 @@ try {
   process.exit(2);
 }
 const agent = new HostAgent({ ...config, token, resyncIntervalMs: config.resyncSeconds * 1000 }, new SQSClient({}), new KMSClient({}));
-let statusUrl: string;
+let controlSocket: string;
 try {
-  statusUrl = await agent.start();
+  controlSocket = await agent.start();
 } catch (error) {
   console.error(`[agent ${config.hostId}] ${(error as Error).message}`);
   process.exit(1);
 }
 const dataPlane = agent.dataPlaneStatus();
-console.error(`[agent ${config.hostId}] data plane: ${dataPlane.mode} (${dataPlane.reason}); status at ${statusUrl}/status`);
+console.error(`[agent ${config.hostId}] data plane: ${dataPlane.mode} (${dataPlane.reason}); status: curl -s --unix-socket ${controlSocket} http://agent/status`);
 // The line supervisors and tests wait for.
-console.log(`HOST_AGENT_READY ${JSON.stringify({ hostId: config.hostId, statusUrl })}`);
+console.log(`HOST_AGENT_READY ${JSON.stringify({ hostId: config.hostId, controlSocket })}`);
 
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -1,4 +1,6 @@
 import http from 'node:http';
+import type net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { ShuffleRecord } from '#events/shuffle.ts';
 import type { LocalVm } from './forwarding-table.ts';
 import { ShuffleError } from './shuffle-service.ts';
@@ -47,6 +49,7 @@ const MAX_SHUFFLE_BATCH_BYTES = 4 * 1024 * 1024;
 export class VmMetadataServer {
   private readonly server: http.Server;
   url = '';
+  private onlyFrom: string | undefined;
 
   constructor(
     readonly vm: LocalVm,
@@ -64,9 +67,17 @@ export class VmMetadataServer {
     });
   }
 
-  async listen(): Promise<string> {
-    this.url = await listenLocally(this.server);
-    return this.url;
+  /**
+   * Listens on 127.0.0.1 (any free port), or on a listening socket made for this VM elsewhere
+   * (see MetadataOnInterface); returns the port.
+   */
+  async listen(on?: net.Server): Promise<number> {
+    if (on) {
+      await new Promise<void>((resolve) => this.server.listen(on, resolve));
+      // Only the VM's interface is redirected here, and its packets carry its own address.
+      this.onlyFrom = this.vm.ip;
+    } else this.url = await listenLocally(this.server);
+    return (this.server.address() as AddressInfo).port;
   }
 
   close(): Promise<void> {
@@ -74,6 +85,7 @@ export class VmMetadataServer {
   }
 
   private async handle(request: http.IncomingMessage): Promise<{ status: number; body: string; json?: boolean }> {
+    if (this.onlyFrom && request.socket.remoteAddress?.replace(/^::ffff:/, '') !== this.onlyFrom) throw new MetadataError(403, 'Only this VM is answered here.');
     if (request.headers['metadata-flavor'] !== METADATA_FLAVOR) throw new MetadataError(403, `Missing Metadata-Flavor:${METADATA_FLAVOR} header.`);
     // A browser-style or proxied request is never a VM's own metadata call.
     if (request.headers['x-forwarded-for']) throw new MetadataError(403, 'Forwarded requests are refused.');

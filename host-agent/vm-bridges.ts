@@ -3,6 +3,17 @@ import { VmEgressProxy, type EgressBackend } from './egress-proxy.ts';
 import type { LocalVm } from './forwarding-table.ts';
 import { VmMetadataServer, type MetadataBackend } from './metadata-server.ts';
 
+/**
+ * Where VMs' metadata servers listen when not on 127.0.0.1: at 169.254.169.254 on each VM's own
+ * interface (see MetadataOnInterface).
+ */
+export interface MetadataPlacement {
+  open(vm: LocalVm, server: VmMetadataServer): Promise<void>;
+  close(vm: LocalVm, server: VmMetadataServer): Promise<void>;
+  /** How a VM's server is reached, for the status. */
+  describe(vm: LocalVm): string;
+}
+
 /** A VM's service bridge: its metadata server, its outbound proxy and its bidder port, all for that VM only. */
 interface Bridge {
   vm: LocalVm;
@@ -14,7 +25,8 @@ interface Bridge {
 /**
  * One service bridge per VM this host runs, started when the VM appears in the forwarding table
  * on this host and stopped when it moves away or is deleted. Which VM a request comes from is
- * which bridge received it, never anything in the request.
+ * which bridge received it, never anything in the request: with a host namespace, which interface
+ * the VM's packets came in on (MetadataPlacement); without, which 127.0.0.1 port (development only).
  */
 export class VmBridges {
   private readonly bridges = new Map<string, Bridge>();
@@ -23,6 +35,7 @@ export class VmBridges {
   constructor(
     private readonly backend: MetadataBackend & EgressBackend,
     private readonly log: (message: string) => void,
+    private readonly placement?: MetadataPlacement,
   ) {}
 
   /** Brings the set of bridges to exactly these VMs; calls are serialized. */
@@ -35,7 +48,7 @@ export class VmBridges {
     return Object.fromEntries(
       [...this.bridges].map(([vmId, { vm, metadata, egress, bidder }]) => [
         vmId,
-        { ip: vm.ip, networkId: vm.networkId, metadataUrl: metadata.url, egressProxyUrl: egress.url, egress: egress.stats, bidderPort: bidder.port, bidder: { connected: bidder.connected, ...bidder.stats } },
+        { ip: vm.ip, networkId: vm.networkId, metadataUrl: this.placement ? this.placement.describe(vm) : metadata.url, egressProxyUrl: egress.url, egress: egress.stats, bidderPort: bidder.port, bidder: { connected: bidder.connected, ...bidder.stats } },
       ]),
     );
   }
@@ -55,12 +68,12 @@ export class VmBridges {
       const vm = wanted.get(vmId);
       if (vm && vm.ip === bridge.vm.ip && vm.networkId === bridge.vm.networkId) continue;
       this.bridges.delete(vmId);
-      await Promise.all([bridge.metadata.close(), bridge.egress.close(), bridge.bidder.close()]);
+      await Promise.all([this.placement ? this.placement.close(bridge.vm, bridge.metadata) : bridge.metadata.close(), bridge.egress.close(), bridge.bidder.close()]);
     }
     for (const vm of wanted.values()) {
       if (this.bridges.has(vm.vmId)) continue;
       const bridge = { vm, metadata: new VmMetadataServer(vm, this.backend, this.log), egress: new VmEgressProxy(vm, this.backend, this.log), bidder: new BidderLink(vm.vmId, this.log) };
-      await Promise.all([bridge.metadata.listen(), bridge.egress.listen(), bridge.bidder.listen()]);
+      await Promise.all([this.placement ? this.placement.open(vm, bridge.metadata) : bridge.metadata.listen(), bridge.egress.listen(), bridge.bidder.listen()]);
       this.bridges.set(vm.vmId, bridge);
     }
   }

@@ -11,7 +11,8 @@ import type { RunnerInfo } from './runner.ts';
 export interface AgentInfo {
   hostId: string;
   address: string;
-  statusUrl: string;
+  /** The agent's status and control socket (`curl --unix-socket`). */
+  controlSocket: string;
 }
 
 export interface LocalStack {
@@ -40,7 +41,6 @@ export async function startLocalStack(options: {
   agentCount: number;
   apiPort?: number;
   localAwsPort?: number;
-  firstStatusPort?: number;
   hostPrefix?: string;
   /** Per agent, in order: its underlay address and the network namespace it programs (real tunnels); TEST-NET-1 addresses in memory otherwise. */
   agentHosts?: { address: string; netns: string }[];
@@ -118,16 +118,15 @@ export async function startLocalStack(options: {
         // 192.0.2.0/24 is TEST-NET-1: recorded as tunnel endpoints, never sent traffic.
         const placed = options.agentHosts?.[index];
         const address = placed?.address ?? `192.0.2.${10 + index + 1}`;
-        const statusPort = options.firstStatusPort ? options.firstStatusPort + index : 0;
-        const agent = await startTsProcess<{ hostId: string; statusUrl: string }>({
+        const agent = await startTsProcess<{ hostId: string; controlSocket: string }>({
           entry: 'host-agent/main.ts',
-          args: ['--host-id', hostId, '--address', address, '--capacity', '16', '--api-url', runner.info.apiUrl, '--status-port', String(statusPort), ...(placed ? ['--netns', placed.netns] : [])],
+          args: ['--host-id', hostId, '--address', address, '--capacity', '16', '--api-url', runner.info.apiUrl, '--control-socket', path.join(stateDir, 'agents', hostId, 'agent.sock'), ...(placed ? ['--netns', placed.netns] : [])],
           env: { ...awsEnv, HOST_AGENT_TOKEN: await issueToken('host', hostId) },
           readyPrefix: 'HOST_AGENT_READY',
           onStderr: log,
         });
         children.push(agent);
-        return { hostId, address, statusUrl: agent.info.statusUrl };
+        return { hostId, address, controlSocket: agent.info.controlSocket };
       }),
     );
     return {

@@ -3,13 +3,16 @@ import { apiHandler } from '../commons/http.ts';
 import { currentRegion } from '../commons/region.ts';
 import { tableName } from '../commons/table.ts';
 import { migrateVm } from '../domain/vms.ts';
-import { tenantOf } from '../domain/access.ts';
+import { assertOperatorFor, tenantOf } from '../domain/access.ts';
 import { newPairKeyCiphertext } from '../domain/pair-keys.ts';
 import { retagQueuesOfWorker } from '../domain/shuffle-jobs.ts';
 import { retagShuffleQueue } from '../domain/shuffle-queues.ts';
 
 export const handler = apiHandler(operations.migrateVm, async ({ path, body, caller }) => {
-  const vm = await migrateVm(tableName, currentRegion, tenantOf(caller), path.vmId, body.targetHostId, newPairKeyCiphertext);
+  // Tenants do not pick physical hosts: placement does, away from the current one. Operators may name it, for any tenant's VM.
+  if (body.targetHostId !== undefined) assertOperatorFor(caller, 'targetHostId', 'tenants do not pick hosts: leave it out and placement picks another host with room');
+  const tenantId = caller.kind === 'operator' ? undefined : tenantOf(caller);
+  const vm = await migrateVm(tableName, currentRegion, tenantId, path.vmId, body, newPairKeyCiphertext);
   // A shuffle worker's job queues admit the hosts its workers run on: the new one now.
   await retagQueuesOfWorker(tableName, vm.vmId, retagShuffleQueue);
   return { statusCode: 200, body: vm };

@@ -22,12 +22,13 @@ export const setEgressPolicy = (table: string, region: string, tenantId: string,
 export const setVmAttributes = (table: string, region: string, tenantId: string, vmId: string, attributes: VmAttributes) => setVmConfig(table, region, tenantId, vmId, { attributes });
 
 /** The bridge configuration of the VMs on a host (a VM without egress policy reaches nothing), and their shuffle jobs. */
-export async function vmConfigsOfHost(table: string, hostId: string): Promise<HostVmConfigs> {
+export async function vmConfigsOfHost(table: string, hostId: string, egressOpenCidrs: readonly string[]): Promise<HostVmConfigs> {
   await getHost(table, hostId);
   const vms = await listVmsOnHost(table, hostId);
   return {
     hostId,
     vms: vms.map((vm) => ({ vmId: vm.vmId, egress: vm.egress, attributes: vm.attributes })),
     shuffleJobs: await shuffleJobsFor(table, vms.flatMap((vm) => [...(vm.shuffleJobIds ?? [])])),
+    egressOpenCidrs: [...egressOpenCidrs],
   };
 }

@@ -131,6 +131,8 @@ async function placeVm(
   const pinned = request.hostId ? await getHost(table, request.hostId) : undefined;
   if (pinned && !inRegion(pinned, region)) throw new ConflictError(`hostId: host ${pinned.hostId} is in ${pinned.region}, not ${region}`);
   const launchImage = () => (request.imageId ? imageForLaunch(table, tenantId, request.imageId, region, network.projectId, placement.imagesBucket) : undefined);
+  const spread = await hostsOfVms(table, tenantId, request.spreadFrom);
+  if (pinned && spread.has(pinned.hostId)) throw new ConflictError(`hostId: host ${pinned.hostId} runs ${spread.get(pinned.hostId)}, named in spreadFrom`);
   let launch = await launchImage();
   const vmId = newId('vm');
   const pairKeyCiphertext = await newPairKeyCiphertext(vmId);
@@ -145,9 +147,9 @@ async function placeVm(
 
     const host = pinned
       ? await getHost(table, pinned.hostId)
-      : chooseHost((await listHosts(table)).filter((candidate) => inRegion(candidate, region)), fullHosts);
+      : chooseHost((await listHosts(table)).filter((candidate) => inRegion(candidate, region)), new Set([...fullHosts, ...spread.keys()]));
     if (!host || host.vmCount >= host.capacity) {
-      throw new ConflictError(pinned ? `hostId: host ${pinned.hostId} is full` : 'no host has capacity for another VM');
+      throw new ConflictError(pinned ? `hostId: host ${pinned.hostId} is full` : spread.size > 0 ? 'spreadFrom: no host apart from those VMs has capacity for another VM' : 'no host has capacity for another VM');
     }
 
     const now = new Date().toISOString();
@@ -257,11 +259,31 @@ export async function getVm(table: string, tenantId: string, vmId: string): Prom
   return getTenantItem<StoredVm>(table, keys.vm(vmId), tenantId, 'vm', vmId);
 }
 
+/**
+ * Where a tenant's VMs run (anti-affinity: `spreadFrom`), host id → the VM there. Each VM must be
+ * the tenant's (another tenant's is a 404, as everywhere).
+ */
+async function hostsOfVms(table: string, tenantId: string, vmIds: readonly string[] | undefined): Promise<Map<string, string>> {
+  const hosts = new Map<string, string>();
+  for (const vm of await Promise.all([...new Set(vmIds ?? [])].map((vmId) => getVm(table, tenantId, vmId)))) hosts.set(vm.hostId, `vm ${vm.vmId}`);
+  return hosts;
+}
+
 /** The VMs on a host. The index can trail a migration for a moment; each item says where its VM runs, so those that left are dropped. */
 export async function listVmsOnHost(table: string, hostId: string): Promise<StoredVm[]> {
   const vms = await queryAll<StoredVm>({
     TableName: table,
     IndexName: indexes.gsi3,
+/** Any tenant's VM, for operators. */
+async function getAnyVm(table: string, vmId: string): Promise<StoredVm> {
+  const vm = await getItem<StoredVm>(table, keys.vm(vmId));
+  if (!vm) throw new NotFoundError('vm', vmId);
+  return vm;
+}
+
+/** A tenant's VM, or (tenantId undefined: an operator) any tenant's. */
+export const getVmFor = (table: string, tenantId: string | undefined, vmId: string): Promise<StoredVm> => (tenantId === undefined ? getAnyVm(table, vmId) : getVm(table, tenantId, vmId));
+
     KeyConditionExpression: 'gsi3pk = :pk',
     ExpressionAttributeValues: { ':pk': indexKeys.vmsOnHost(hostId) },
   });
@@ -273,6 +295,13 @@ export async function listVms(table: string, tenantId: string, query: ListVmsQue
   const index = query.networkId
     ? { name: indexes.gsi2, partitionKey: 'gsi2pk', value: indexKeys.vmsOfNetwork(query.networkId) }
     : { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.vmsOfTenant(tenantId) };
+/** Operators: one page of the VMs on a host, every tenant's (what the host's index holds, less those that left it). */
+export async function listVmsOnHostPage(table: string, hostId: string, query: ListVmsQuery) {
+  await getHost(table, hostId);
+  const page = await queryPage<StoredVm>(table, { name: indexes.gsi3, partitionKey: 'gsi3pk', value: indexKeys.vmsOnHost(hostId) }, query.limit, query.nextToken);
+  return { vms: page.items.filter((vm) => vm.hostId === hostId).map(toVmView), nextToken: page.nextToken };
+}
+
   const page = await queryPage<StoredVm>(table, index, query.limit, query.nextToken);
   return { vms: page.items.map(toVmView), nextToken: page.nextToken };
 }
@@ -284,18 +313,29 @@ export async function listVms(table: string, tenantId: string, query: ListVmsQue
 export async function migrateVm(
   table: string,
   region: string,
-  tenantId: string,
+  tenantId: string | undefined,
+ * Placement picks the target (another host of the VM's region with room, away from `spreadFrom`'s
+ * VMs) unless an operator named it. `tenantId` undefined: an operator, acting on any tenant's VM.
   vmId: string,
-  targetHostId: string,
+  request: { targetHostId?: string | undefined; spreadFrom?: readonly string[] | undefined } = {},
   /** Rotates the VM's network-pair secret in the move: pair tokens made with the old one are refused at the new host. */
   newPairKeyCiphertext?: (vmId: string) => Promise<string>,
 ): Promise<VmView> {
   let pairKeyCiphertext: string | undefined;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
-    if (vm.hostId === targetHostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${targetHostId}`);
-    const target = await getHost(table, targetHostId);
+    const vm = assertHomeRegion(await getVmFor(table, tenantId, vmId), region, `vm ${vmId}`);
+    spread ??= await hostsOfVms(table, vm.tenantId, request.spreadFrom);
+    if (named === vm.hostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${named}`);
+    if (named && spread.has(named)) throw new ConflictError(`targetHostId: host ${named} runs ${spread.get(named)}, named in spreadFrom`);
+    const target = named
+      ? await getHost(table, named)
+      : chooseHost((await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region)), new Set([vm.hostId, ...fullHosts, ...spread.keys()]));
+    if (!target) throw new ConflictError(`no other host${spread.size > 0 ? ' apart from the spreadFrom VMs' : ''} has capacity for vm ${vmId}`);
+    const targetHostId = target.hostId;
     // Tunnels and addresses are regional: a VM moves between hosts of its own region only.
+  const named = request.targetHostId;
+  const fullHosts = new Set<string>();
+  let spread: Map<string, string> | undefined;
     if (vm.region !== undefined && target.region !== undefined && target.region !== vm.region) {
       throw new ConflictError(`targetHostId: host ${targetHostId} is in ${target.region}; vm ${vmId} runs in ${vm.region}`);
     }
@@ -344,7 +384,10 @@ export async function migrateVm(
     } catch (error) {
       const codes = cancellationCodes(error);
       if (!codes) throw error;
-      if (codes[3] === 'ConditionalCheckFailed') throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
+      if (codes[3] === 'ConditionalCheckFailed') {
+        if (named) throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
+        fullHosts.add(targetHostId);
+      }
       // The VM moved or was deleted under us: read again and decide afresh.
       await backoff(attempt);
     }

@@ -11,10 +11,13 @@ const ip = (...args: string[]) => run('ip', args);
 
 /**
  * Why this machine cannot run the data-plane lab, or undefined when it can: it needs to make
- * network namespaces, veth pairs and VXLAN devices (root, or CAP_NET_ADMIN and CAP_SYS_ADMIN).
+ * network namespaces, veth pairs and VXLAN devices (root, or CAP_NET_ADMIN and CAP_SYS_ADMIN),
+ * and nftables.
  */
 export async function labUnavailableReason(): Promise<string | undefined> {
   const probe = `sp-probe-${process.pid}`;
+  // Agents with a host namespace serve VMs' metadata through nftables redirects there.
+  if (!(await run('nft', ['--version']).then(() => true, () => false))) return 'nft is missing (Debian: apt-get install nftables)';
   try {
     await ip('netns', 'add', probe);
   } catch (error) {
@@ -52,6 +55,7 @@ export class DataPlaneLab {
   readonly hosts: LabHost[] = [];
   private readonly vms = new Map<string, LabVm>();
   private readonly processes: ChildProcess[] = [];
+  private readonly extraNamespaces: string[] = [];
   private readonly bridge: string;
 
   constructor(
@@ -86,6 +90,33 @@ export class DataPlaneLab {
       added.push(host);
     }
     return added;
+  }
+
+  /**
+   * A namespace standing for the world outside the cloud, on the underlay bridge at `address`
+   * (e.g. 203.0.113.10, TEST-NET-3: public as far as any check goes, yet only on this machine),
+   * reachable from every host's namespace. Call after addHosts.
+   */
+  async addOutsideWorld(address: string): Promise<{ netns: string; address: string }> {
+    const netns = `${this.prefix}-world`;
+    const subnet = `${address.split('.').slice(0, 3).join('.')}.0/24`;
+    await ip('netns', 'add', netns);
+    this.extraNamespaces.push(netns);
+    await ip('link', 'add', `${this.prefix}uw`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns);
+    await ip('link', 'set', `${this.prefix}uw`, 'master', this.bridge, 'up');
+    await ip('-n', netns, 'addr', 'add', `${address}/24`, 'dev', 'eth0');
+    await ip('-n', netns, 'link', 'set', 'eth0', 'up');
+    await ip('-n', netns, 'link', 'set', 'lo', 'up');
+    await ip('-n', netns, 'route', 'add', `${this.underlayNet}.0/24`, 'dev', 'eth0');
+    for (const host of this.hosts) await ip('-n', host.netns, 'route', 'add', subnet, 'dev', 'eth0');
+    return { netns, address };
+  }
+
+  /** Starts a long-running process inside a namespace of the lab; stopped with the lab. */
+  spawnIn(netns: string, args: string[]): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', netns, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.processes.push(child);
+    return child;
   }
 
   /** Makes a VM's namespace with its address and plugs it into `host`. */
@@ -125,6 +156,7 @@ export class DataPlaneLab {
     for (const child of this.processes) child.kill();
     for (const vm of this.vms.values()) await ip('netns', 'del', vm.netns).catch(() => {});
     for (const host of this.hosts) await ip('netns', 'del', host.netns).catch(() => {});
+    for (const netns of this.extraNamespaces) await ip('netns', 'del', netns).catch(() => {});
     await ip('link', 'del', this.bridge).catch(() => {});
   }
 

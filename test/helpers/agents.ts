@@ -1,4 +1,5 @@
 import { inject } from 'vitest';
+import { agentRequest, agentStatus } from '../../host-agent/agent-control-client.ts';
 import { startTsProcess, type Started } from '../../local/processes.ts';
 import type { TableEntry } from '../../host-agent/forwarding-table.ts';
 import { tokenFor } from './tokens.ts';
@@ -15,9 +16,12 @@ export interface AgentStatus {
 export interface RunningAgent {
   hostId: string;
   address: string;
-  statusUrl: string;
-  process: Started<{ hostId: string; statusUrl: string }>;
+  /** Its status and control socket. */
+  controlSocket: string;
+  process: Started<{ hostId: string; controlSocket: string }>;
   status(): Promise<AgentStatus>;
+  /** Asks its control socket. */
+  control(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }>;
 }
 
 /** Starts a real host agent process against the shared local control plane (its first region unless told). */
@@ -27,8 +31,9 @@ export async function startAgent(
   capacity = 32,
   region: { apiUrl: string; region: string } = { apiUrl: inject('apiUrl'), region: inject('region') },
   extraArgs: string[] = [],
+  extraEnv: Record<string, string> = {},
 ): Promise<RunningAgent> {
-  const started = await startTsProcess<{ hostId: string; statusUrl: string }>({
+  const started = await startTsProcess<{ hostId: string; controlSocket: string }>({
     entry: 'host-agent/main.ts',
     args: ['--host-id', hostId, '--address', address, '--capacity', String(capacity), '--api-url', region.apiUrl, ...extraArgs],
     env: {
@@ -37,16 +42,18 @@ export async function startAgent(
       AWS_ACCESS_KEY_ID: 'test',
       AWS_SECRET_ACCESS_KEY: 'test',
       HOST_AGENT_TOKEN: await tokenFor('host', hostId),
+      ...extraEnv,
     },
     readyPrefix: 'HOST_AGENT_READY',
   });
-  const statusUrl = started.info.statusUrl;
+  const { controlSocket } = started.info;
   return {
     hostId,
     address,
-    statusUrl,
+    controlSocket,
     process: started,
-    status: async () => (await (await fetch(`${statusUrl}/status`)).json()) as AgentStatus,
+    status: async () => (await agentStatus(controlSocket)) as AgentStatus,
+    control: (method, path, body) => agentRequest(controlSocket, method, path, body),
   };
 }
 

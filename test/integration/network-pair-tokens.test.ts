@@ -4,14 +4,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { pairKeyContext } from '#events/tokens.ts';
 import { issuePairToken } from '#tokens/pair-tokens.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 import { tokenFor } from '../helpers/tokens.ts';
 
 /** What a destination host's data plane asks its agent before admitting a flow. */
 async function verifyAt(agent: RunningAgent, destinationVmId: string, token: string) {
-  const response = await fetch(`${agent.statusUrl}/connections/verify`, { method: 'POST', body: JSON.stringify({ destinationVmId, token }) });
-  return { status: response.status, body: (await response.json()) as any };
+  return agent.control('POST', '/connections/verify', { destinationVmId, token });
 }
 
 describe('network-pair tokens', () => {
@@ -26,7 +25,7 @@ describe('network-pair tokens', () => {
     netA = (await expectOk(api('POST', '/networks', { name: 'pair-a', cidr: '10.81.0.0/24' }), 201)).networkId;
     netB = (await expectOk(api('POST', '/networks', { name: 'pair-b', cidr: '10.82.0.0/24' }), 201)).networkId;
     for (const [name, networkId, host] of [['a1', netA, h1], ['a2', netA, h2], ['b1', netB, h2]] as const) {
-      vms[name] = await expectOk(api('POST', '/vms', { name, networkId, hostId: host.hostId }), 201);
+      vms[name] = await expectOk(createVmOn({ name, networkId, hostId: host.hostId }), 201);
     }
   });
 
@@ -81,7 +80,7 @@ describe('network-pair tokens', () => {
 
   it('binds tokens to the destination host: after a migration old tokens fail and new ones point at the new host', async () => {
     const before = await expectOk(connect('a1', 'a2'));
-    await expectOk(api('POST', `/vms/${vms.a2.vmId}/migrate`, { targetHostId: h1.hostId }));
+    await expectOk(migrateVmTo(vms.a2.vmId, h1.hostId));
     const after = await expectOk(connect('a1', 'a2'));
     expect(after.destinationHostAddress).toBe(h1.address);
     await eventually(async () => expect((await verifyAt(h1, vms.a2.vmId, after.token)).body.accepted).toBe(true));
@@ -107,7 +106,7 @@ describe('network-pair tokens', () => {
     const before = await expectOk(connect('a1', 'a2'));
     await eventually(async () => expect((await verifyAt(oldHost, destination, before.token)).body.accepted).toBe(true));
 
-    await expectOk(api('POST', `/vms/${destination}/migrate`, { targetHostId: newHost.hostId }));
+    await expectOk(migrateVmTo(destination, newHost.hostId));
     expect((await secretOf(destination)).equals(oldSecret)).toBe(false);
     const issued = await expectOk(connect('a1', 'a2'));
     await eventually(async () => expect((await verifyAt(newHost, destination, issued.token)).body.accepted).toBe(true));

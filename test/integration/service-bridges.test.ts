@@ -1,116 +1,157 @@
 import { execFile } from 'node:child_process';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import path from 'node:path';
+import readline from 'node:readline';
 import { promisify } from 'node:util';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOST_CREDENTIAL_KEY_ALIAS } from '#events/tokens.ts';
 import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
 import { VmTokenVerifier } from '#tokens/vm-tokens.ts';
+import { DataPlaneLab, labUnavailableReason } from '../../local/data-plane/lab.ts';
 import { projectRoot } from '../../local/processes.ts';
+import { startTestDns, type TestDns } from '../fixtures/dns-server.ts';
+import { makeTestCertificates } from '../helpers/test-ca.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 
 interface Seen {
+  scheme: 'http' | 'https';
   path: string;
   headers: http.IncomingHttpHeaders;
 }
 
-/** An external service on this machine that records every request it gets. */
-async function externalService(): Promise<{ origin: string; seen: Seen[]; close(): void }> {
-  const seen: Seen[] = [];
-  const server = http.createServer((request, response) => {
-    seen.push({ path: request.url ?? '', headers: request.headers });
-    response.writeHead(200, { 'content-type': 'text/plain' }).end(`hello ${request.headers['x-stratoplane-vm-id']}`);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close: () => server.close() };
-}
-
 /** Runs the simulated VM's client (a separate process) against the VM's outbound proxy. */
-async function fromVm(proxyUrl: string, args: string[]): Promise<{ url?: string; status: number; body: string; retryAfter?: string }[]> {
+async function fromVm(proxyUrl: string, args: string[]): Promise<{ url?: string; status: number; body: string; retryAfter?: string; location?: string }[]> {
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'test/fixtures/egress-client.ts'), '--proxy', proxyUrl, ...args], { cwd: projectRoot });
   return stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
 }
 
-describe('VM service bridges: outbound proxy and metadata attributes', () => {
+const unavailable = await labUnavailableReason();
+if (unavailable) console.warn(`service-bridge egress tests skipped: ${unavailable}`);
+
+/**
+ * The outside world is a namespace of its own on the lab's underlay at 203.0.113.10 (TEST-NET-3:
+ * an address no check treats as special), serving HTTPS and HTTP under names a test DNS server
+ * gives; the agent sends VMs' traffic from its host's namespace, as a host sends it from its own.
+ */
+describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy and metadata attributes', () => {
+  const lab = new DataPlaneLab(`b${process.pid % 100_000}`, '172.31.252');
+  const WORLD = '203.0.113.10';
+  const allowed = { https: 'https://api.example.test', http: 'http://api.example.test' };
+  const forbidden = 'https://other.example.test';
+  const seen: Seen[] = [];
+  let dns: TestDns;
   let agent: RunningAgent;
   let vm: any;
-  let allowed: Awaited<ReturnType<typeof externalService>>;
-  let forbidden: Awaited<ReturnType<typeof externalService>>;
+  let vmNetns: string;
   let verifier: VmTokenVerifier;
   const proxyUrl = async () => ((await agent.status()) as any).vms[vm.vmId]?.egressProxyUrl as string;
 
   beforeAll(async () => {
-    [allowed, forbidden] = await Promise.all([externalService(), externalService()]);
-    agent = await startAgent(uniqueId('egress'), '198.51.100.181');
+    const [host] = await lab.addHosts(1);
+    const world = await lab.addOutsideWorld(WORLD);
+    const certificates = makeTestCertificates(['api.example.test', 'other.example.test']);
+    dns = await startTestDns({ 'api.example.test': [WORLD], 'other.example.test': [WORLD] });
+    const service = lab.spawnIn(world.netns, [process.execPath, path.join(projectRoot, 'test/fixtures/outside-service.mjs'), '--address', WORLD, '--cert', certificates.certFile, '--key', certificates.keyFile, '--redirect-to', 'http://loopback.example.test/']);
+    const lines = readline.createInterface({ input: service.stdout! });
+    const ready = new Promise<void>((resolve) => lines.on('line', (line) => (line === 'READY' ? resolve() : seen.push(JSON.parse(line) as Seen))));
+    await ready;
+    agent = await startAgent(uniqueId('egress'), host!.underlay, 32, undefined, ['--netns', host!.netns, '--dns-server', dns.server], { NODE_EXTRA_CA_CERTS: certificates.caFile });
     const network = await expectOk(api('POST', '/networks', { name: 'egress', cidr: '10.79.0.0/24' }), 201);
-    vm = await expectOk(api('POST', '/vms', { name: 'caller', networkId: network.networkId, hostId: agent.hostId }), 201);
+    vm = await expectOk(createVmOn({ name: 'caller', networkId: network.networkId, hostId: agent.hostId }), 201);
+    vmNetns = (await lab.plugVm(vm.vmId, vm.ip, host!)).netns;
     const account = await expectOk(api('POST', '/service-accounts', { name: 'caller' }), 201);
     await expectOk(api('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }));
-    await expectOk(api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [allowed.origin], requestsPerSecond: 2, burst: 5 }));
+    await expectOk(api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [allowed.https, allowed.http], requestsPerSecond: 2, burst: 5 }));
     const kms = new KMSClient(localAwsConfig());
     const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: HOST_CREDENTIAL_KEY_ALIAS }));
     verifier = new VmTokenVerifier(new KmsPublicKeys(kms, [KeyMetadata!.Arn!]));
     // The policy and the credential reach the agent through the stream, the host queue and a refresh.
     await eventually(async () => {
-      const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.origin}/ready`]);
+      const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/ready`]);
       expect(answer!.status).toBe(200);
-      expect(allowed.seen.at(-1)!.headers.authorization).toMatch(/^Bearer /);
+      expect(seen.at(-1)!.headers.authorization).toMatch(/^Bearer /);
     }, 30_000, 300);
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
-    allowed?.close();
-    forbidden?.close();
     await agent?.process.stop();
+    await dns?.close();
+    await lab.destroy();
   });
 
-  it("forwards to an allowed origin with the VM's identity and a token for that origin, whatever the VM claims", async () => {
-    allowed.seen.length = 0;
+  it("forwards to an allowed https origin with the VM's identity and a token for that origin, whatever the VM claims or smuggles", async () => {
+    seen.length = 0;
     await new Promise((resolve) => setTimeout(resolve, 2600)); // a full bucket for this test
-    const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.origin}/v1/things?x=1`, '--header', 'x-stratoplane-vm-id: vm-someone-else', '--header', 'authorization: Bearer forged']);
-    expect(answer).toMatchObject({ status: 200, body: `hello ${vm.vmId}` });
-    const [request] = allowed.seen;
-    expect(request!.path).toBe('/v1/things?x=1');
-    expect(request!.headers).toMatchObject({ 'x-stratoplane-vm-id': vm.vmId, 'x-stratoplane-network-id': vm.networkId, 'x-stratoplane-host-id': agent.hostId, via: '1.1 stratoplane-bridge' });
+    const smuggled = ['x-stratoplane-vm-id: vm-someone-else', 'authorization: Bearer forged', 'metadata-flavor: Stratoplane', 'x-forwarded-for: 10.0.0.1', 'connection: x-private', 'x-private: secret'];
+    const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/v1/things?x=1`, ...smuggled.flatMap((header) => ['--header', header])]);
+    expect(answer).toMatchObject({ status: 200, body: `hello ${vm.vmId} over https` });
+    const [request] = seen;
+    expect(request).toMatchObject({ scheme: 'https', path: '/v1/things?x=1' });
+    expect(request!.headers).toMatchObject({ 'x-stratoplane-vm-id': vm.vmId, 'x-stratoplane-network-id': vm.networkId, via: '1.1 stratoplane-bridge', forwarded: `for="${vm.ip}";proto=http;by=_stratoplane-bridge` });
+    // Nothing names the physical host, the metadata header never leaves, nor what `Connection` named.
+    for (const header of ['x-stratoplane-host-id', 'metadata-flavor', 'x-forwarded-for', 'x-private']) expect(request!.headers[header]).toBeUndefined();
+    expect(JSON.stringify(request!.headers)).not.toContain(agent.hostId);
     const token = request!.headers.authorization!.slice('Bearer '.length);
-    expect(await verifier.verify(token, allowed.origin)).toMatchObject({ vmId: vm.vmId, hostId: agent.hostId, audience: allowed.origin });
+    expect(await verifier.verify(token, allowed.https)).toMatchObject({ vmId: vm.vmId, audience: allowed.https });
+  });
+
+  it('puts no token into a plain http:// request, where anyone on the path could read it', async () => {
+    seen.length = 0;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.http}/plain`, '--header', 'authorization: Bearer mine']);
+    expect(answer).toMatchObject({ status: 200, body: `hello ${vm.vmId} over http` });
+    expect(seen[0]!.headers.authorization).toBeUndefined();
   });
 
   it('refuses a destination outside the allow-list, and tunnels, and the destination never hears of them', async () => {
-    const [refused] = await fromVm(await proxyUrl(), ['--url', `${forbidden.origin}/steal`]);
-    expect(refused).toMatchObject({ status: 403, body: `${forbidden.origin} is not in this VM's egress allow-list.\n` });
-    const [tunnel] = await fromVm(await proxyUrl(), ['--connect', new URL(allowed.origin).host]);
+    seen.length = 0;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const [refused] = await fromVm(await proxyUrl(), ['--url', `${forbidden}/steal`]);
+    expect(refused).toMatchObject({ status: 403, body: `${forbidden} is not in this VM's egress allow-list.\n` });
+    const [tunnel] = await fromVm(await proxyUrl(), ['--connect', 'api.example.test:443']);
     expect(tunnel!.status).toBe(405);
-    expect(forbidden.seen).toEqual([]);
+    expect(seen).toEqual([]);
+  });
+
+  it('hands a redirect back to the VM instead of following it, and a redirect into the host is refused like any request', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    dns.set('loopback.example.test', ['127.0.0.1']);
+    await expectOk(api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [allowed.https, allowed.http, 'http://loopback.example.test'], requestsPerSecond: 2, burst: 5 }));
+    const [redirect] = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/redirect`]);
+    expect(redirect).toMatchObject({ status: 302, location: 'http://loopback.example.test/' });
+    await eventually(async () => {
+      const [followed] = await fromVm(await proxyUrl(), ['--url', redirect!.location!]);
+      expect(followed).toMatchObject({ status: 403, body: 'loopback.example.test resolves to 127.0.0.1 (loopback): the bridge never connects there.\n' });
+    }, 30_000, 600);
+    await expectOk(api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [allowed.https, allowed.http], requestsPerSecond: 2, burst: 5 }));
   });
 
   it("holds a VM to its rate: past the burst it gets 429 with Retry-After, and nothing more leaves", async () => {
     await new Promise((resolve) => setTimeout(resolve, 2600));
-    allowed.seen.length = 0;
-    const answers = await fromVm(await proxyUrl(), ['--url', `${allowed.origin}/burst`, '--count', '12']);
+    seen.length = 0;
+    const answers = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/burst`, '--count', '12']);
     const limited = answers.filter((answer) => answer.status === 429);
     expect(answers.filter((answer) => answer.status === 200).length).toBeLessThanOrEqual(6);
     expect(limited.length).toBeGreaterThanOrEqual(6);
     expect(limited[0]!.retryAfter).toBe('1');
-    expect(allowed.seen.length).toBe(answers.length - limited.length);
+    expect(seen.length).toBe(answers.length - limited.length);
   });
 
   it("serves the VM's attributes on GCE paths, only with the metadata header, and follows changes", async () => {
-    const metadataUrl = ((await agent.status()) as any).vms[vm.vmId].metadataUrl as string;
-    const read = async (path: string, headers: Record<string, string> = { 'metadata-flavor': 'Stratoplane' }) => {
-      const response = await fetch(`${metadataUrl}/computeMetadata/v1/instance/attributes/${path}`, { headers });
-      return { status: response.status, body: await response.text() };
+    // From inside the VM, as a guest asks: 169.254.169.254 on its own interface.
+    const read = async (attribute: string, headers: string[] = ['metadata-flavor: Stratoplane']) => {
+      const { stdout } = await promisify(execFile)('ip', ['netns', 'exec', vmNetns, process.execPath, path.join(projectRoot, 'test/fixtures/http-get.mjs'), `http://169.254.169.254/computeMetadata/v1/instance/attributes/${attribute}`, ...headers.flatMap((header) => ['--header', header])]);
+      return JSON.parse(stdout.trim()) as { status: number; body: string };
     };
     await expectOk(api('PUT', `/vms/${vm.vmId}/attributes`, { attributes: { role: 'worker', 'startup-script': '#!/bin/sh\necho hi' } }));
     await eventually(async () => expect(await read('role')).toEqual({ status: 200, body: 'worker' }), 30_000, 200);
     expect(await read('')).toEqual({ status: 200, body: 'role\nstartup-script\n' });
     expect((await read('startup-script')).body).toBe('#!/bin/sh\necho hi');
     // SSRF defence: a request without the header gets nothing.
-    expect((await read('role', {})).status).toBe(403);
+    expect((await read('role', [])).status).toBe(403);
     await expectOk(api('PUT', `/vms/${vm.vmId}/attributes`, { attributes: { role: 'leader' } }));
     await eventually(async () => expect(await read('role')).toEqual({ status: 200, body: 'leader' }), 30_000, 200);
     expect((await read('startup-script')).status).toBe(404);
@@ -120,9 +161,9 @@ describe('VM service bridges: outbound proxy and metadata attributes', () => {
   });
 
   it('follows policy changes: an origin taken off the list is refused from then on', async () => {
-    await expectOk(api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [forbidden.origin] }));
-    await eventually(async () => expect((await fromVm(await proxyUrl(), ['--url', `${allowed.origin}/after`]))[0]!.status).toBe(403), 30_000, 300);
+    await expectOk(api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [forbidden] }));
+    await eventually(async () => expect((await fromVm(await proxyUrl(), ['--url', `${allowed.https}/after`]))[0]!.status).toBe(403), 30_000, 300);
     const view = await expectOk(api('GET', `/vms/${vm.vmId}`));
-    expect(view.egress).toEqual({ allow: [forbidden.origin], requestsPerSecond: 50, burst: 100 });
+    expect(view.egress).toEqual({ allow: [forbidden], requestsPerSecond: 50, burst: 100 });
   });
 });
