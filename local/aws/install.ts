@@ -13,7 +13,7 @@ import { findJdk, findMaven, findPython, LocalAwsSetupError } from './toolchain.
  *   lib/     LocalStack's "var libs" directory, pre-filled with what it would otherwise download:
  *            java/21 -> the system JDK (LocalStack wants a Java 21 it downloads; DynamoDB Local 2 runs on 17),
  *            dynamodb-local/2/ -> DynamoDB Local from Maven Central, a launcher DynamoDBLocal.jar
- *            and the Java agent LocalStack always passes (ddb-local-loader/GsiLimitAgent.java)
+ *            and the Java agent LocalStack always passes (ddb-local-loader/DynamoDbLocalAgent.java)
  *   static/  LocalStack's "static libs" directory, holding its service catalog index, built once here
  *            (else every start spends ~2 s building it)
  *   m2/      Maven's repository for that download, so nothing lands in ~/.m2
@@ -42,7 +42,7 @@ const lockDir = path.join(installDir, 'install.lock');
 
 const requirementsFile = path.join(here, 'localstack-requirements.txt');
 const constraintsFile = path.join(here, 'localstack-constraints.txt');
-const agentSource = path.join(here, 'ddb-local-loader', 'GsiLimitAgent.java');
+const agentSource = path.join(here, 'ddb-local-loader', 'DynamoDbLocalAgent.java');
 
 interface Stamp {
   python?: string;
@@ -153,11 +153,11 @@ export async function ensureLocalStackInstalled(log: (message: string) => void =
         if (!javassist) throw new LocalAwsSetupError(`javassist is missing from ${libDir} after the Maven download`);
         renameSync(path.join(libDir, javassist), path.join(ddbDir, 'javassist.jar'));
 
-        // The -javaagent jar LocalStack always passes; see GsiLimitAgent.java.
+        // The -javaagent jar LocalStack always passes; see DynamoDbLocalAgent.java.
         const classes = path.join(buildDir, 'agent-classes');
         mkdirSync(classes);
-        step('javac GsiLimitAgent', path.join(javaBin, 'javac'), ['-d', classes, '-cp', path.join(ddbDir, 'javassist.jar'), agentSource]);
-        writeFileSync(path.join(buildDir, 'agent.mf'), 'Premain-Class: stratoplane.ddblocal.GsiLimitAgent\nClass-Path: javassist.jar\n');
+        step('javac DynamoDbLocalAgent', path.join(javaBin, 'javac'), ['-d', classes, '-cp', path.join(ddbDir, 'javassist.jar'), agentSource]);
+        writeFileSync(path.join(buildDir, 'agent.mf'), 'Premain-Class: stratoplane.ddblocal.DynamoDbLocalAgent\nClass-Path: javassist.jar\n');
         step('jar ddb-local-loader', path.join(javaBin, 'jar'), ['cfm', path.join(ddbDir, 'ddb-local-loader-0.1.jar'), path.join(buildDir, 'agent.mf'), '-C', classes, '.']);
 
         // LocalStack runs `java -jar DynamoDBLocal.jar`: an empty jar whose manifest puts the Maven jars on the class path.

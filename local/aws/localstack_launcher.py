@@ -30,8 +30,27 @@ def _own_s3_spill_directory():
     os.makedirs(s3_provider.DEFAULT_S3_TMP_DIR, exist_ok=True)
 
 
+def _gateway_on_its_address_only():
+    # LocalStack's Twisted gateway takes GATEWAY_LISTEN's port but listens on every interface
+    # ("TODO: interface = host?" in localstack/runtime/server/twisted.py): an emulator that signs
+    # with any key for anyone must be reachable from this machine only.
+    import types
+
+    import localstack.runtime.server.twisted as gateway
+    from twisted.internet import endpoints
+
+    host = os.environ["GATEWAY_LISTEN"].rsplit(":", 1)[0]
+
+    class OnGatewayHost(endpoints.TCP4ServerEndpoint):
+        def __init__(self, reactor, port, backlog=50, interface=""):
+            super().__init__(reactor, port, backlog, interface or host)
+
+    gateway.endpoints = types.SimpleNamespace(TCP4ServerEndpoint=OnGatewayHost, TCP6ServerEndpoint=endpoints.TCP6ServerEndpoint)
+
+
 threading.Thread(target=_stop_when_stdin_closes, name="stdin-watch", daemon=True).start()
 _own_s3_spill_directory()
+_gateway_on_its_address_only()
 exit_code = 0
 try:
     runpy.run_module("localstack.runtime.main", run_name="__main__", alter_sys=True)
