@@ -92,14 +92,15 @@ async function measure<T>(name: string, operation: (round: number, prepared: T) 
 
 try {
   const tenant = await apiClient(stack, 'tenant', 'cost');
+  // Tenants do not pick hosts: VMs are pinned (and moved to named hosts) as the operator, for the tenant.
   const operator = await apiClient(stack, 'operator', 'cost');
   const hosts = stack.agents.map((agent) => agent.hostId);
   await operator('POST', '/storage-pools', { poolId: 'cost-pool', capacityGiB: 100_000, iops: 10_000_000, throughputMiBps: 1_000_000 });
   const spread = await tenant('POST', '/networks', { name: 'spread', cidr: '10.50.0.0/20' });
   const pair = await tenant('POST', '/networks', { name: 'pair', cidr: '10.51.0.0/20' });
   // `spread` runs VMs on all four hosts, `pair` on two: what a change costs per host of its network.
-  for (const hostId of hosts) await tenant('POST', '/vms', { name: `anchor-${hostId}`, networkId: spread.networkId, hostId });
-  for (const hostId of hosts.slice(0, 2)) await tenant('POST', '/vms', { name: `anchor-${hostId}`, networkId: pair.networkId, hostId });
+  for (const hostId of hosts) await operator('POST', '/vms', { name: `anchor-${hostId}`, networkId: spread.networkId, hostId, tenantId: 'cost' });
+  for (const hostId of hosts.slice(0, 2)) await operator('POST', '/vms', { name: `anchor-${hostId}`, networkId: pair.networkId, hostId, tenantId: 'cost' });
   const hostToken = await stack.issueToken('host', hosts[0]!);
   const asHost = async (method: string, route: string, body?: unknown) => {
     const response = await fetch(`${stack.runner.apiUrl}${route}`, { method, headers: { authorization: `Bearer ${hostToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -114,23 +115,23 @@ try {
   operations.push(await measure('create a network', (round) => tenant('POST', '/networks', { name: `n${round}`, cidr: '10.60.0.0/24' })));
   operations.push(
     await measure('create a VM (network on 4 hosts)', async (round) => {
-      const vm = await tenant('POST', '/vms', { name: `vm-${round}`, networkId: spread.networkId, hostId: hosts[round % agentCount] });
+      const vm = await operator('POST', '/vms', { name: `vm-${round}`, networkId: spread.networkId, hostId: hosts[round % agentCount], tenantId: 'cost' });
       movers.push({ vmId: vm.vmId, hostId: vm.hostId });
     }),
   );
   operations.push(
     await measure(
       'create a VM (its host joins the network)',
-      (round, networkId: string) => tenant('POST', '/vms', { name: 'first', networkId, hostId: hosts[round % agentCount] }),
+      (round, networkId: string) => operator('POST', '/vms', { name: 'first', networkId, hostId: hosts[round % agentCount], tenantId: 'cost' }),
       async (round) => (await tenant('POST', '/networks', { name: `join-${round}`, cidr: '10.61.0.0/24' })).networkId,
     ),
   );
   const migrateCost = await measure('migrate a VM (network on 4 hosts)', (round) =>
-    tenant('POST', `/vms/${movers[round]!.vmId}/migrate`, { targetHostId: hosts.find((hostId) => hostId !== movers[round]!.hostId) }),
+    operator('POST', `/vms/${movers[round]!.vmId}/migrate`, { targetHostId: hosts.find((hostId) => hostId !== movers[round]!.hostId) }),
   );
   const pairMovers: string[] = [];
-  for (let round = 0; round < repeat; round++) pairMovers.push((await tenant('POST', '/vms', { name: `p-${round}`, networkId: pair.networkId, hostId: hosts[0] })).vmId);
-  const migratePairCost = await measure('migrate a VM (network on 2 hosts)', (round) => tenant('POST', `/vms/${pairMovers[round]}/migrate`, { targetHostId: hosts[1] }));
+  for (let round = 0; round < repeat; round++) pairMovers.push((await operator('POST', '/vms', { name: `p-${round}`, networkId: pair.networkId, hostId: hosts[0], tenantId: 'cost' })).vmId);
+  const migratePairCost = await measure('migrate a VM (network on 2 hosts)', (round) => operator('POST', `/vms/${pairMovers[round]}/migrate`, { targetHostId: hosts[1] }));
   operations.push(migratePairCost, migrateCost);
   operations.push(await measure('delete a VM (network on 4 hosts)', (round) => tenant('DELETE', `/vms/${movers[round]!.vmId}`)));
   operations.push(await measure('create a disk', (round) => tenant('POST', '/disks', { name: `d${round}`, sizeGiB: 100 })));
@@ -139,7 +140,7 @@ try {
     await measure(
       'attach a service account to a VM',
       (_, vmId: string) => tenant('PUT', `/vms/${vmId}/service-account`, { serviceAccountId: account.serviceAccountId }),
-      async (round) => (await tenant('POST', '/vms', { name: `sa-${round}`, networkId: pair.networkId, hostId: hosts[0] })).vmId,
+      async (round) => (await operator('POST', '/vms', { name: `sa-${round}`, networkId: pair.networkId, hostId: hosts[0], tenantId: 'cost' })).vmId,
     ),
   );
   // What every agent does every period (host-agent/agent.ts): the forwarding table; and every hour its VMs' credentials, pair keys and configs.

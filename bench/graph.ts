@@ -61,7 +61,7 @@ try {
     );
     const accounts = await inParallel(Array.from({ length: accountCount }), (_, i) => api('POST', '/service-accounts', { name: `sa-${i}`, projectId }));
     const vms = await inParallel(Array.from({ length: vmCount }), (_, i) =>
-      api('POST', '/vms', { name: `vm-${i}`, networkId: networks[i % networkCount].networkId, hostId: hostIds[i % 2] }),
+      asOperator('POST', '/vms', { name: `vm-${i}`, networkId: networks[i % networkCount].networkId, hostId: hostIds[i % 2], tenantId: 'graph-bench' }),
     );
     await inParallel(vms.filter((_, i) => i % 5 === 0), (vm, i) => api('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId: accounts[i % accountCount].serviceAccountId }));
     await inParallel(Array.from({ length: diskCount }), async (_, i) => {

@@ -179,11 +179,10 @@ async function nextOperation(tenant: Tenant, step: Step) {
   } else if (roll < 0.75) {
     const vmId = ids[Math.floor(Math.random() * ids.length)]!;
     const from = tenant.vms.get(vmId)!.hostId;
-    let target = from;
-    while (target === from) target = hostIds[Math.floor(Math.random() * hostIds.length)]!;
-    const vm = await call(tenant, step, 'migrate', 'POST', `/vms/${vmId}/migrate`, { targetHostId: target });
+    // Tenants do not pick hosts: placement moves the VM to another one.
+    const vm = await call(tenant, step, 'migrate', 'POST', `/vms/${vmId}/migrate`, {});
     if (!vm) return;
-    tenant.vms.set(vmId, { hostId: target });
+    tenant.vms.set(vmId, { hostId: vm.hostId });
     if (!hostsOf(tenant).has(from)) hostLeft(tenant.networkId, from);
     expectConvergence({ vmId, version: vm.endpoint.version, networkId: tenant.networkId, answeredAt: Date.now(), waiting: hostsOf(tenant), lastAt: 0, step });
   } else {

@@ -98,14 +98,16 @@ const commands: Record<string, Record<string, Command>> = {
     list: list('/vms', 'vms', ['vmId', 'name', 'state', 'ip', 'hostId', 'region', 'imageId']),
     show: show('/vms'),
     create: {
-      usage: 'create --name NAME --network ID [--host ID] [--image ID] [--wait [--timeout S]]',
-      options: { name: { type: 'string' }, network: { type: 'string' }, host: { type: 'string' }, image: { type: 'string' }, ...waitOption },
+      usage: 'create --name NAME --network ID [--spread-from VM,…] [--image ID] [--wait [--timeout S]]\n         operators: --host ID --tenant ID (tenants do not pick hosts; placement does)',
+      options: { name: { type: 'string' }, network: { type: 'string' }, host: { type: 'string' }, tenant: { type: 'string' }, 'spread-from': { type: 'string' }, image: { type: 'string' }, ...waitOption },
       async run(context) {
         const { api, options } = context;
         let vm = await api('POST', '/vms', {
           name: required(options, 'name'),
           networkId: required(options, 'network'),
           ...(options.host ? { hostId: options.host } : {}),
+          ...(options.tenant ? { tenantId: options.tenant } : {}),
+          ...(options['spread-from'] ? { spreadFrom: String(options['spread-from']).split(',') } : {}),
           ...(options.image ? { imageId: options.image } : {}),
         });
         if (options.wait && vm.state === 'pending') {
@@ -117,12 +119,15 @@ const commands: Record<string, Record<string, Command>> = {
     },
     delete: remove('/vms', 'vm'),
     migrate: {
-      usage: 'migrate <id> --to HOST [--wait [--timeout S]]    (--wait: until every host that needs the new tunnel endpoint holds it)',
+      usage: 'migrate <id> [--spread-from VM,…] [--wait [--timeout S]]    (placement picks another host; --wait: until every host that needs the new tunnel endpoint holds it)\n         operators: --to HOST',
       takes: ['id'],
-      options: { to: { type: 'string' }, ...waitOption },
+      options: { to: { type: 'string' }, 'spread-from': { type: 'string' }, ...waitOption },
       async run(context) {
         const { api, args, options } = context;
-        const vm = await api('POST', `/vms/${encodeURIComponent(args[0]!)}/migrate`, { targetHostId: required(options, 'to') });
+        const vm = await api('POST', `/vms/${encodeURIComponent(args[0]!)}/migrate`, {
+          ...(options.to ? { targetHostId: options.to } : {}),
+          ...(options['spread-from'] ? { spreadFrom: String(options['spread-from']).split(',') } : {}),
+        });
         const moved = `vm ${vm.vmId} now on ${vm.hostId}: tunnel endpoint ${vm.endpoint.address} (version ${vm.endpoint.version})`;
         if (!options.wait) return { json: vm, human: moved };
         context.progress(moved);

@@ -7,7 +7,7 @@ import type * as responses from '#events/responses.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { queryAll } from './store.ts';
 import { keys } from './table-keys.ts';
-import { getVm, type StoredVm } from './vms.ts';
+import { getVmFor, type StoredVm } from './vms.ts';
 
 export type VmConvergenceView = z.infer<typeof responses.VmConvergence>;
 
@@ -56,8 +56,8 @@ export async function recordEndpointAcks(convergenceTable: string, hostId: strin
 }
 
 /** How far a tenant's VM's current endpoint has spread among the hosts that need it. */
-export async function vmConvergence(table: string, convergenceTable: string, tenantId: string, vmId: string): Promise<VmConvergenceView> {
-  const vm = await getVm(table, tenantId, vmId);
+export async function vmConvergence(table: string, convergenceTable: string, tenantId: string | undefined, vmId: string): Promise<VmConvergenceView> {
+  const vm = await getVmFor(table, tenantId, vmId);
   const [members, acks] = await Promise.all([
     queryAll<MemberItem>({
       TableName: table,

@@ -3,7 +3,7 @@ import { tableKeyAttributes } from '#domain/table-keys.ts';
 import { describeIssues } from '#commons/http.ts';
 import { documentedStatuses, operationFor } from '#events/operations.ts';
 import { ErrorBody } from '#events/responses.ts';
-import { tenantToken } from './tokens.ts';
+import { operatorToken, tenantToken } from './tokens.ts';
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -47,6 +47,19 @@ function tableKeyIn(value: unknown, where: string): string | undefined {
     if (found) return found;
   }
   return undefined;
+}
+
+/**
+ * Creates a VM on a host the test names. Tenants do not pick hosts (a tenant token naming one is
+ * refused), so the operator creates it, for the tenant it names (the default test tenant unless told).
+ */
+export function createVmOn<T = any>(body: { name: string; networkId: string; hostId: string; [field: string]: unknown }, tenantId = 'test-tenant', apiUrl?: string): Promise<ApiResponse<T>> {
+  return api<T>('POST', '/vms', { ...body, tenantId }, operatorToken(), apiUrl);
+}
+
+/** Migrates a VM to a host the test names: as the operator, since tenants do not pick hosts. */
+export function migrateVmTo<T = any>(vmId: string, targetHostId: string, apiUrl?: string): Promise<ApiResponse<T>> {
+  return api<T>('POST', `/vms/${vmId}/migrate`, { targetHostId }, operatorToken(), apiUrl);
 }
 
 /** Ids unique to one test file, so files sharing one control plane never collide. */

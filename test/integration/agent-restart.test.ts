@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 
 describe('an agent that was down converges when it restarts', () => {
@@ -17,14 +17,14 @@ describe('an agent that was down converges when it restarts', () => {
 
   it('resyncs from the control plane and applies what it missed', async () => {
     const [h1, h2, h3] = agents as [RunningAgent, RunningAgent, RunningAgent];
-    const mover = await expectOk(api('POST', '/vms', { name: 'mover', networkId, hostId: h1.hostId }), 201);
-    await expectOk(api('POST', '/vms', { name: 'stay-2', networkId, hostId: h2.hostId }), 201);
-    await expectOk(api('POST', '/vms', { name: 'stay-3', networkId, hostId: h3.hostId }), 201);
+    const mover = await expectOk(createVmOn({ name: 'mover', networkId, hostId: h1.hostId }), 201);
+    await expectOk(createVmOn({ name: 'stay-2', networkId, hostId: h2.hostId }), 201);
+    await expectOk(createVmOn({ name: 'stay-3', networkId, hostId: h3.hostId }), 201);
     await eventually(async () => expect((await h3.status()).networks[networkId]?.entries[mover.ip]?.version).toBe(1));
 
     await h3.process.stop('SIGKILL');
-    const moved = await expectOk(api('POST', `/vms/${mover.vmId}/migrate`, { targetHostId: h2.hostId }));
-    const created = await expectOk(api('POST', '/vms', { name: 'while-down', networkId, hostId: h1.hostId }), 201);
+    const moved = await expectOk(migrateVmTo(mover.vmId, h2.hostId));
+    const created = await expectOk(createVmOn({ name: 'while-down', networkId, hostId: h1.hostId }), 201);
 
     const restarted = await startAgent(h3.hostId, h3.address);
     agents[2] = restarted;

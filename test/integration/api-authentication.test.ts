@@ -65,7 +65,7 @@ describe('API authentication', () => {
     expect((await api('POST', '/hosts', { hostId, address: '198.51.100.140', capacity: 2 }, host)).status).toBe(200);
     expect((await api('GET', '/hosts', undefined, host)).status).toBe(403);
     expect((await api('GET', '/vms', undefined, host)).status).toBe(403);
-    expect((await api('GET', '/vms', undefined, operatorToken())).status).toBe(403);
+    expect((await api('GET', '/networks', undefined, operatorToken())).status).toBe(403);
     expect((await api('GET', `/hosts/${otherHostId}/forwarding-table`, undefined, operatorToken())).status).toBe(200);
   });
 

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
 import { operatorToken } from '../helpers/tokens.ts';
 
 describe('API input errors', () => {
@@ -11,7 +11,7 @@ describe('API input errors', () => {
     hostId = uniqueId('errors');
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.80', capacity: 4 }, operatorToken()), 201);
     networkId = (await expectOk(api('POST', '/networks', { name: 'errors', cidr: '10.60.0.0/24' }), 201)).networkId;
-    vmId = (await expectOk(api('POST', '/vms', { name: 'vm', networkId, hostId }), 201)).vmId;
+    vmId = (await expectOk(createVmOn({ name: 'vm', networkId, hostId }), 201)).vmId;
   });
 
   it.each([
@@ -44,10 +44,10 @@ describe('API input errors', () => {
   });
 
   it('answers 404 for migration to an unknown host and 409 to the current one', async () => {
-    const unknown = await api('POST', `/vms/${vmId}/migrate`, { targetHostId: 'nohost' });
+    const unknown = await migrateVmTo(vmId, 'nohost');
     expect(unknown.status).toBe(404);
     expect(unknown.body.message).toBe('host nohost not found');
-    const same = await api('POST', `/vms/${vmId}/migrate`, { targetHostId: hostId });
+    const same = await migrateVmTo(vmId, hostId);
     expect(same.status).toBe(409);
     expect(same.body.message).toMatch(/already runs on host/);
   });

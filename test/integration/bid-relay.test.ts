@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTsProcess, type Started } from '../../local/processes.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 
 describe('bid relay', () => {
   let agent: RunningAgent;
@@ -28,7 +28,7 @@ describe('bid relay', () => {
     agent = await startAgent(uniqueId('bids'), '198.51.100.191');
     const network = await expectOk(api('POST', '/networks', { name: 'bidders', cidr: '10.78.0.0/24' }), 201);
     for (const name of ['fast', 'slow', 'quiet', 'cheap', 'idle']) {
-      vms[name] = await expectOk(api('POST', '/vms', { name, networkId: network.networkId, hostId: agent.hostId }), 201);
+      vms[name] = await expectOk(createVmOn({ name, networkId: network.networkId, hostId: agent.hostId }), 201);
     }
     await eventually(async () => expect(Object.keys((await status()).vms)).toHaveLength(5));
     await bidderFor('fast', ['--delay-ms', '5', '--price', '2.5']);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { projectRoot } from '../../local/processes.ts';
 import { startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { uniqueId } from '../helpers/api.ts';
-import { tenantToken } from '../helpers/tokens.ts';
+import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 interface Run {
   code: number;
@@ -17,24 +17,26 @@ interface Run {
 
 describe('stratoplane CLI', () => {
   let token: string;
+  let tenantId: string;
   let dir: string;
   let awayAgent: RunningAgent;
 
   /** Runs `npx stratoplane …` as a user would: the real launcher, a process of its own. */
-  const cli = (args: string[], apiUrl = inject('apiUrl')): Promise<Run> =>
+  const cli = (args: string[], apiUrl = inject('apiUrl'), as = token): Promise<Run> =>
     new Promise((resolve) => {
-      execFile(process.execPath, [path.join(projectRoot, 'bin/stratoplane.mjs'), ...args], { env: { ...process.env, STRATOPLANE_API_URL: apiUrl, STRATOPLANE_TOKEN: token }, cwd: tmpdir() }, (error, stdout, stderr) =>
+      execFile(process.execPath, [path.join(projectRoot, 'bin/stratoplane.mjs'), ...args], { env: { ...process.env, STRATOPLANE_API_URL: apiUrl, STRATOPLANE_TOKEN: as }, cwd: tmpdir() }, (error, stdout, stderr) =>
         resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
     });
-  const json = async (args: string[], apiUrl?: string) => {
-    const run = await cli([...args, '--json'], apiUrl);
+  const json = async (args: string[], apiUrl?: string, as?: string) => {
+    const run = await cli([...args, '--json'], apiUrl, as);
     if (run.code !== 0) throw new Error(`${args.join(' ')}: exit ${run.code}: ${run.stderr}`);
     return JSON.parse(run.stdout);
   };
 
   beforeAll(async () => {
-    token = await tenantToken(uniqueId('cli'));
+    tenantId = uniqueId('cli');
+    token = await tenantToken(tenantId);
     dir = await mkdtemp(path.join(tmpdir(), 'cli-'));
     awayAgent = await startAgent(uniqueId('cli-away'), '198.51.100.221', 8, inject('secondRegion'));
   }, 60_000);
@@ -68,7 +70,7 @@ describe('stratoplane CLI', () => {
     expect(unreachable.stderr).toContain('and that the control plane runs (npm start)');
     token = 'not-a-token';
     const refused = await cli(['vms', 'list']);
-    token = await tenantToken(uniqueId('cli'));
+    token = await tenantToken(tenantId);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('set --token / STRATOPLANE_TOKEN');
   });
@@ -103,10 +105,16 @@ describe('stratoplane CLI', () => {
     const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((name, i) => startAgent(uniqueId(`cli-mig-${name}`), `198.51.100.${231 + i}`, 4)));
     try {
       const network = await json(['networks', 'create', '--name', 'moving', '--cidr', '10.68.0.0/24']);
-      const mover = await json(['vms', 'create', '--name', 'mover', '--network', network.networkId, '--host', a!.hostId]);
-      await json(['vms', 'create', '--name', 'peer', '--network', network.networkId, '--host', c!.hostId]);
+      // Tenants do not pick hosts: the CLI passes on the API's refusal, naming the scope.
+      const picky = await cli(['vms', 'create', '--name', 'picky', '--network', network.networkId, '--host', a!.hostId]);
+      expect(picky.code).toBe(1);
+      expect(picky.stderr).toContain('POST /vms: 403 hostId: needs scope operator');
+      // An operator places them, for the tenant.
+      const operator = await operatorToken();
+      const mover = await json(['vms', 'create', '--name', 'mover', '--network', network.networkId, '--host', a!.hostId, '--tenant', tenantId], undefined, operator);
+      await json(['vms', 'create', '--name', 'peer', '--network', network.networkId, '--host', c!.hostId, '--tenant', tenantId], undefined, operator);
 
-      const migrated = await cli(['vms', 'migrate', mover.vmId, '--to', b!.hostId, '--wait']);
+      const migrated = await cli(['vms', 'migrate', mover.vmId, '--to', b!.hostId, '--wait'], undefined, operator);
       expect(migrated.code).toBe(0);
       // Host a ran only the mover: after the move, b (the mover) and c (its peer) need the endpoint.
       expect(migrated.stderr).toContain(`vm ${mover.vmId} now on ${b!.hostId}: tunnel endpoint ${b!.address} (version 2)`);
@@ -116,7 +124,7 @@ describe('stratoplane CLI', () => {
 
       // With the peer's agent down, nobody acknowledges for its host: the wait gives up with exit code 4, naming it.
       await c!.process.stop();
-      const stuck = await cli(['vms', 'migrate', mover.vmId, '--to', a!.hostId, '--wait', '--timeout', '3']);
+      const stuck = await cli(['vms', 'migrate', mover.vmId, '--to', a!.hostId, '--wait', '--timeout', '3'], undefined, operator);
       expect(stuck.code).toBe(4);
       expect(stuck.stderr).toContain(`still not done after 3 s: held by 1/2 hosts (waiting for ${c!.hostId})`);
       expect(stuck.stderr).toContain(`look again later with \`vms convergence ${mover.vmId}\``);

@@ -1,10 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 /** A create sent again with its clientToken (after a timeout, a lost answer) makes nothing twice. */
 describe('idempotent creates', () => {
-  const tenant = tenantToken(uniqueId('tokens'));
+  const tenantId = uniqueId('tokens');
+  const tenant = tenantToken(tenantId);
   const as = (method: string, path: string, body?: unknown) => api(method, path, body, tenant);
   const hostId = uniqueId('tokens-host');
   const hostLoad = async () => ((await expectOk(api('GET', '/hosts', undefined, operatorToken()))).hosts as any[]).find((host) => host.hostId === hostId).vmCount;
@@ -23,7 +24,7 @@ describe('idempotent creates', () => {
 
   it('makes one VM, one address and one host place for many concurrent creates with one token', async () => {
     const body = { name: 'once', networkId, hostId, clientToken: 'vm-once' };
-    const answers = await Promise.all(Array.from({ length: 6 }, () => expectOk(as('POST', '/vms', body), 201)));
+    const answers = await Promise.all(Array.from({ length: 6 }, () => expectOk(createVmOn(body, tenantId), 201)));
     expect(new Set(answers.map((vm) => vm.vmId)).size).toBe(1);
     expect(new Set(answers.map((vm) => vm.ip)).size).toBe(1);
     const vms = (await expectOk(as('GET', `/vms?networkId=${networkId}`))).vms;
@@ -31,13 +32,13 @@ describe('idempotent creates', () => {
     expect(await hostLoad()).toBe(1);
 
     // Later, too: the same answer, nothing more taken.
-    expect((await expectOk(as('POST', '/vms', body), 201)).vmId).toBe(answers[0].vmId);
+    expect((await expectOk(createVmOn(body, tenantId), 201)).vmId).toBe(answers[0].vmId);
     expect(await hostLoad()).toBe(1);
   });
 
   it('refuses a token reused for a different request, naming what it made', async () => {
-    const first = await expectOk(as('POST', '/vms', { name: 'a', networkId, hostId, clientToken: 'vm-reused' }), 201);
-    const reused = await as('POST', '/vms', { name: 'b', networkId, hostId, clientToken: 'vm-reused' });
+    const first = await expectOk(createVmOn({ name: 'a', networkId, hostId, clientToken: 'vm-reused' }, tenantId), 201);
+    const reused = await createVmOn({ name: 'b', networkId, hostId, clientToken: 'vm-reused' }, tenantId);
     expect(reused).toEqual({ status: 409, body: { message: `clientToken: vm-reused was already used for a different request (it made ${first.vmId}); use a new token for a new request` } });
   });
 
@@ -45,14 +46,14 @@ describe('idempotent creates', () => {
     const other = tenantToken(uniqueId('tokens-other'));
     const theirs = await expectOk(api('POST', '/networks', { name: 'tokens', cidr: '10.71.0.0/24', clientToken: 'net-1' }, other), 201);
     expect(theirs.networkId).not.toBe(networkId);
-    const vm = await expectOk(as('POST', '/vms', { name: 'same-token', networkId, hostId, clientToken: 'net-1' }), 201);
+    const vm = await expectOk(createVmOn({ name: 'same-token', networkId, hostId, clientToken: 'net-1' }, tenantId), 201);
     expect(vm.vmId).toMatch(/^vm-/);
   });
 
   it('says when what the token made has since been deleted', async () => {
-    const vm = await expectOk(as('POST', '/vms', { name: 'gone', networkId, hostId, clientToken: 'vm-gone' }), 201);
+    const vm = await expectOk(createVmOn({ name: 'gone', networkId, hostId, clientToken: 'vm-gone' }, tenantId), 201);
     await expectOk(as('DELETE', `/vms/${vm.vmId}`), 204);
-    const again = await as('POST', '/vms', { name: 'gone', networkId, hostId, clientToken: 'vm-gone' });
+    const again = await createVmOn({ name: 'gone', networkId, hostId, clientToken: 'vm-gone' }, tenantId);
     expect(again.status).toBe(409);
     expect(again.body.message).toBe(`clientToken: vm-gone already made ${vm.vmId}, which has since been deleted; use a new token for a new request`);
   });

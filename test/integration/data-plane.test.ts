@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataPlaneLab, labUnavailableReason, type LabVm, type TrafficProbe } from '../../local/data-plane/lab.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
 
 const unavailable = await labUnavailableReason();
 if (unavailable) console.warn(`data-plane tests skipped: ${unavailable}`);
@@ -22,7 +22,7 @@ describe.skipIf(unavailable !== undefined)('real data plane (VXLAN in network na
     const hosts = await lab.addHosts(3);
     agents = await Promise.all(hosts.map((host, i) => startAgent(uniqueId(`dp${i + 1}`), host.underlay, 8, undefined, ['--netns', host.netns])));
     const { networkId } = await expectOk(api('POST', '/networks', { name: 'wire', cidr: '10.99.0.0/24' }), 201);
-    const vmOn = (name: string, agent: RunningAgent) => expectOk(api('POST', '/vms', { name, networkId, hostId: agent.hostId }), 201);
+    const vmOn = (name: string, agent: RunningAgent) => expectOk(createVmOn({ name, networkId, hostId: agent.hostId }), 201);
     const [a, b] = await Promise.all([vmOn('client', agents[0]!), vmOn('server', agents[1]!)]);
     client = await lab.plugVm(a.vmId, a.ip, hosts[0]!);
     server = await lab.plugVm(b.vmId, b.ip, hosts[1]!);
@@ -52,7 +52,7 @@ describe.skipIf(unavailable !== undefined)('real data plane (VXLAN in network na
     // The VM runtime moves the server to host 3 (unplugged from host 2, plugged in there); then the control plane is told.
     await lab.moveVm(server.vmId, lab.hosts[2]!);
     const moved = Date.now();
-    await expectOk(api('POST', `/vms/${server.vmId}/migrate`, { targetHostId: agents[2]!.hostId }));
+    await expectOk(migrateVmTo(server.vmId, agents[2]!.hostId));
 
     await eventually(async () => {
       const now = await probe.report();

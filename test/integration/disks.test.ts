@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 const SPEC = { sizeGiB: 40, iops: 3000, throughputMiBps: 125 };
@@ -92,7 +92,7 @@ describe('disks and storage pools', () => {
     const hostId = uniqueId('disk-host');
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.191', capacity: 4 }, operatorToken()), 201);
     const network = await expectOk(asTenant('POST', '/networks', { name: 'disks', cidr: '10.83.0.0/24' }), 201);
-    const vm = await expectOk(asTenant('POST', '/vms', { name: 'db', networkId: network.networkId, hostId }), 201);
+    const vm = await expectOk(createVmOn({ name: 'db', networkId: network.networkId, hostId }, tenant), 201);
     const [disk] = await listDisks();
 
     expect(await expectOk(asTenant('POST', `/disks/${disk.diskId}/attach`, { vmId: vm.vmId }))).toMatchObject({ state: 'attached', attachedTo: vm.vmId });

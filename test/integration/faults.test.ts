@@ -11,7 +11,8 @@ import { operatorToken, tenantToken } from '../helpers/tokens.ts';
  * lost or doubled, no host place or endpoint version counted twice.
  */
 describe('faults in the middle of batches', () => {
-  const tenant = tenantToken(uniqueId('faults'));
+  const tenantId = uniqueId('faults');
+  const tenant = tenantToken(tenantId);
   const control = inject('controlUrl');
   const hostCount = 4;
   let agents: RunningAgent[];
@@ -22,9 +23,10 @@ describe('faults in the middle of batches', () => {
 
   /**
    * One API call until it gets an answer that is not a 5xx: a lost answer may mean the request
-   * happened, so a retried migration may find the VM already moved (that 409 means done).
+   * happened, so a retried migration may find the VM already moved (that 409 means done). As the
+   * tenant, or as the operator where the test names hosts (tenants do not pick them).
    */
-  async function careful(method: string, path: string, body: Record<string, unknown>, doneAlready?: (message: string) => boolean): Promise<any> {
+  async function careful(method: string, path: string, body: Record<string, unknown>, doneAlready?: (message: string) => boolean, bearer: Promise<string> = tenant): Promise<any> {
     const deadline = Date.now() + 180_000;
     for (let attempt = 0; ; attempt++) {
       let status: number;
@@ -32,7 +34,7 @@ describe('faults in the middle of batches', () => {
       try {
         const response = await fetch(`${inject('apiUrl')}${path}`, {
           method,
-          headers: { authorization: `Bearer ${await tenant}`, 'content-type': 'application/json' },
+          headers: { authorization: `Bearer ${await bearer}`, 'content-type': 'application/json' },
           body: JSON.stringify(body),
           signal: AbortSignal.timeout(30_000),
         });
@@ -56,13 +58,13 @@ describe('faults in the middle of batches', () => {
   }
 
   async function create(name: string, hostId: string) {
-    const vm = await careful('POST', '/vms', { name, networkId, hostId, clientToken: `create-${name}` });
+    const vm = await careful('POST', '/vms', { name, networkId, hostId, tenantId, clientToken: `create-${name}` }, undefined, operatorToken());
     model.set(name, { vmId: vm.vmId, hostId, migrations: 0 });
   }
 
   async function migrate(name: string, targetHostId: string) {
     const entry = model.get(name)!;
-    await careful('POST', `/vms/${entry.vmId}/migrate`, { targetHostId }, (message) => message.includes(`already runs on host ${targetHostId}`));
+    await careful('POST', `/vms/${entry.vmId}/migrate`, { targetHostId }, (message) => message.includes(`already runs on host ${targetHostId}`), operatorToken());
     entry.hostId = targetHostId;
     entry.migrations++;
   }

@@ -10,7 +10,7 @@ import { decodeJws, verifyEs256 } from '#tokens/jws.ts';
 import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
 import { projectRoot } from '../../local/processes.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 import { tokenFor } from '../helpers/tokens.ts';
 
@@ -40,7 +40,7 @@ describe('VM SSH host keys', () => {
   beforeAll(async () => {
     [h1, h2] = await Promise.all([startAgent(uniqueId('keys1'), '198.51.100.161'), startAgent(uniqueId('keys2'), '198.51.100.162')]);
     const network = await expectOk(api('POST', '/networks', { name: 'keys', cidr: '10.70.0.0/24' }), 201);
-    vm = await expectOk(api('POST', '/vms', { name: 'ssh-target', networkId: network.networkId, hostId: h1.hostId }), 201);
+    vm = await expectOk(createVmOn({ name: 'ssh-target', networkId: network.networkId, hostId: h1.hostId }), 201);
   });
 
   afterAll(async () => {
@@ -89,7 +89,7 @@ describe('VM SSH host keys', () => {
     expect((await publish(h2.hostId, h1.hostId)).status).toBe(403);
     expect((await api('PUT', `/hosts/${h1.hostId}/vms/${vm.vmId}/host-keys`, { keys: [key] })).status).toBe(403);
 
-    await expectOk(api('POST', `/vms/${vm.vmId}/migrate`, { targetHostId: h2.hostId }));
+    await expectOk(migrateVmTo(vm.vmId, h2.hostId));
     const newUrl = await metadataUrlOf(h2, vm.vmId);
     await eventually(async () => expect(((await h1.status()) as any).vms[vm.vmId]).toBeUndefined());
     const publishedByOld = await publish(h1.hostId, h1.hostId);

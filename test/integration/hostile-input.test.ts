@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { z } from 'zod';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { operations, type Operation } from '#events/operations.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 /**
@@ -23,7 +23,7 @@ describe('hostile input on every route', () => {
     const hostId = uniqueId('hostile-host');
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.250', capacity: 2 }, operatorToken()), 201);
     const network = await expectOk(api('POST', '/networks', { name: 'b-secret-net', cidr: '10.93.0.0/24' }, tenantB), 201);
-    const vm = await expectOk(api('POST', '/vms', { name: 'b-secret-vm', networkId: network.networkId, hostId }, tenantB), 201);
+    const vm = await expectOk(createVmOn({ name: 'b-secret-vm', networkId: network.networkId, hostId }, tenantBId), 201);
     const account = await expectOk(api('POST', '/service-accounts', { name: 'b-secret-robot' }, tenantB), 201);
     const image = (await expectOk(api('POST', '/images', { name: 'b-secret-image', sizeBytes: 10, sha256: '0'.repeat(64) }, tenantB), 201)).image;
     Object.assign(idsOfB, { networkId: network.networkId, sourceNetworkId: network.networkId, vmId: vm.vmId, serviceAccountId: account.serviceAccountId, imageId: image.imageId, projectId: vm.projectId, hostId });

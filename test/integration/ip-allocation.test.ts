@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { operatorToken } from '../helpers/tokens.ts';
 
 const ipToInt = (ip: string) => ip.split('.').reduce((value, part) => value * 256 + Number(part), 0);
@@ -62,8 +62,8 @@ describe('IP allocation under concurrency', () => {
     const hostId = uniqueId('tiny');
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.70', capacity: 1 }, operatorToken()), 201);
     const network = await expectOk(api('POST', '/networks', { name: 'tiny', cidr: '10.51.0.0/28' }), 201);
-    await expectOk(api('POST', '/vms', { name: 'one', networkId: network.networkId, hostId }), 201);
-    const second = await api('POST', '/vms', { name: 'two', networkId: network.networkId, hostId });
+    await expectOk(createVmOn({ name: 'one', networkId: network.networkId, hostId }), 201);
+    const second = await createVmOn({ name: 'two', networkId: network.networkId, hostId });
     expect(second.status).toBe(409);
     expect(second.body.message).toBe(`hostId: host ${hostId} is full`);
   });

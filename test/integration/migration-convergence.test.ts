@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { tokenFor } from '../helpers/tokens.ts';
 
@@ -22,7 +22,7 @@ describe('migration propagates to exactly the agents that need it', () => {
       ['b1', networkB, 1], ['b2', networkB, 2], ['b3', networkB, 2],
     ];
     for (const [name, networkId, host] of placements) {
-      vms[name] = await expectOk(api('POST', '/vms', { name, networkId, hostId: agents[host]!.hostId }), 201);
+      vms[name] = await expectOk(createVmOn({ name, networkId, hostId: agents[host]!.hostId }), 201);
     }
   });
 
@@ -51,7 +51,7 @@ describe('migration propagates to exactly the agents that need it', () => {
 
   it('moves a migrated VM to its new endpoint on every agent of its network', async () => {
     const [h1, h2, h3] = agents as [RunningAgent, RunningAgent, RunningAgent];
-    const migrated = await expectOk(api('POST', `/vms/${vms.a1!.vmId}/migrate`, { targetHostId: h2.hostId }));
+    const migrated = await expectOk(migrateVmTo(vms.a1!.vmId, h2.hostId));
     expect(migrated).toMatchObject({ ip: vms.a1!.ip, hostId: h2.hostId, endpoint: { address: h2.address, version: 2 } });
 
     await eventually(async () => {
@@ -66,7 +66,7 @@ describe('migration propagates to exactly the agents that need it', () => {
 
   it('shows through the API which of the hosts that need a moved endpoint hold it, from what the agents acknowledge', async () => {
     const [h1, h2, h3] = agents as [RunningAgent, RunningAgent, RunningAgent];
-    const migrated = await expectOk(api('POST', `/vms/${vms.a2!.vmId}/migrate`, { targetHostId: h1.hostId }));
+    const migrated = await expectOk(migrateVmTo(vms.a2!.vmId, h1.hostId));
     const convergence = () => expectOk(api('GET', `/vms/${vms.a2!.vmId}/convergence`));
     // Network A runs on hosts 1 (a2, a3) and 2 (a1): both need the new endpoint, host 3 does not.
     await eventually(async () =>
@@ -97,7 +97,7 @@ describe('migration propagates to exactly the agents that need it', () => {
   it('makes a host that no longer runs any VM of a network drop it, and a new host join it', async () => {
     const [h1, h2, h3] = agents as [RunningAgent, RunningAgent, RunningAgent];
     // b1 was host 2's only VM in network B.
-    await expectOk(api('POST', `/vms/${vms.b1!.vmId}/migrate`, { targetHostId: h3.hostId }));
+    await expectOk(migrateVmTo(vms.b1!.vmId, h3.hostId));
     await eventually(async () => {
       expect(await endpointAt(h3, networkB, 'b1')).toMatchObject({ endpoint: h3.address, version: 2 });
       expect((await h2.status()).networks[networkB]).toMatchObject({ member: false, entries: {} });

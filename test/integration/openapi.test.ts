@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
 import { openApiDocument } from '#events/openapi.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { openSshPublicKey } from '../helpers/ssh-keys.ts';
 import { operatorToken, tenantToken, tokenFor } from '../helpers/tokens.ts';
 
@@ -31,7 +31,7 @@ describe('the OpenAPI description', () => {
     const host = tokenFor('host', hostId);
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.231', capacity: 4 }, operatorToken()), 201);
     const network = await expectOk(api('POST', '/networks', { name: 'described', cidr: '10.93.0.0/24' }), 201);
-    const vm = await expectOk(api('POST', '/vms', { name: 'described', networkId: network.networkId, hostId }), 201);
+    const vm = await expectOk(createVmOn({ name: 'described', networkId: network.networkId, hostId }), 201);
     const account = await expectOk(api('POST', '/service-accounts', { name: 'described' }), 201);
     await expectOk(api('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }));
 

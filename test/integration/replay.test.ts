@@ -1,7 +1,7 @@
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostMessage, HostMessageBatch } from '../../events/endpoints.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
 import { operatorToken } from '../helpers/tokens.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
@@ -29,13 +29,13 @@ describe('duplicated and reordered endpoint messages', () => {
     const [h1, h2] = agents as [RunningAgent, RunningAgent];
     const hostIds = [h1.hostId, h2.hostId];
     // Keep one VM on each host so both stay members of the network throughout.
-    await expectOk(api('POST', '/vms', { name: 'anchor-1', networkId, hostId: h1.hostId }), 201);
-    await expectOk(api('POST', '/vms', { name: 'anchor-2', networkId, hostId: h2.hostId }), 201);
-    const vm = await expectOk(api('POST', '/vms', { name: 'mover', networkId, hostId: h1.hostId }), 201);
+    await expectOk(createVmOn({ name: 'anchor-1', networkId, hostId: h1.hostId }), 201);
+    await expectOk(createVmOn({ name: 'anchor-2', networkId, hostId: h2.hostId }), 201);
+    const vm = await expectOk(createVmOn({ name: 'mover', networkId, hostId: h1.hostId }), 201);
 
     const history = [vm];
     for (let i = 0; i < 5; i++) {
-      history.push(await expectOk(api('POST', `/vms/${vm.vmId}/migrate`, { targetHostId: hostIds[(i + 1) % 2] })));
+      history.push(await expectOk(migrateVmTo(vm.vmId, hostIds[(i + 1) % 2]!)));
     }
     const latest = history.at(-1)!;
     expect(latest.endpoint.version).toBe(6);

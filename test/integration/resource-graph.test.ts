@@ -3,12 +3,13 @@ import type { GraphMessage } from '#events/projects.ts';
 import { handleGraphMessage, type Outgoing } from '#domain/resource-graph.ts';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually } from '../helpers/agents.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 describe('resource graph', () => {
-  const tenant = tenantToken(uniqueId('graph'));
+  const tenantId = uniqueId('graph');
+  const tenant = tenantToken(tenantId);
   const as = (method: string, path: string, body?: unknown) => api(method, path, body, tenant);
   const hostIds = [uniqueId('graph1'), uniqueId('graph2')];
   const poolId = uniqueId('graph-pool');
@@ -42,7 +43,7 @@ describe('resource graph', () => {
     ];
     const vms = [];
     for (let i = 0; i < vmCount; i++) {
-      vms.push(await expectOk(as('POST', '/vms', { name: `vm-${i}`, networkId: networks[i % 2]!.networkId, hostId: hostIds[i % 2] }), 201));
+      vms.push(await expectOk(createVmOn({ name: `vm-${i}`, networkId: networks[i % 2]!.networkId, hostId: hostIds[i % 2]! }, tenantId), 201));
     }
     const disks = [];
     for (let i = 0; i < Math.ceil(vmCount / 2); i++) {

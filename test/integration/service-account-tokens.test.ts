@@ -7,7 +7,7 @@ import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
 import { mintVmToken, VmTokenVerifier } from '#tokens/vm-tokens.ts';
 import type { HostCredentialClaims } from '#events/tokens.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 import { tokenFor } from '../helpers/tokens.ts';
 
@@ -32,7 +32,7 @@ describe('service-account tokens', () => {
   beforeAll(async () => {
     [h1, h2] = await Promise.all([startAgent(uniqueId('sa1'), '198.51.100.171'), startAgent(uniqueId('sa2'), '198.51.100.172')]);
     const network = await expectOk(api('POST', '/networks', { name: 'sa', cidr: '10.80.0.0/24' }), 201);
-    vm = await expectOk(api('POST', '/vms', { name: 'worker', networkId: network.networkId, hostId: h1.hostId }), 201);
+    vm = await expectOk(createVmOn({ name: 'worker', networkId: network.networkId, hostId: h1.hostId }), 201);
     account = await expectOk(api('POST', '/service-accounts', { name: 'uploader' }), 201);
     const kms = new KMSClient(localAwsConfig());
     const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: HOST_CREDENTIAL_KEY_ALIAS }));
@@ -98,7 +98,7 @@ describe('service-account tokens', () => {
   it('stops minting at the old host when the VM moves, and the new host takes over', async () => {
     await expectOk(api('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }));
     await eventually(async () => expect((await requestToken(h1)).status).toBe(200));
-    await expectOk(api('POST', `/vms/${vm.vmId}/migrate`, { targetHostId: h2.hostId }));
+    await expectOk(migrateVmTo(vm.vmId, h2.hostId));
     await eventually(async () => expect((await requestToken(h1)).status).toBe(0));
     let token = '';
     await eventually(async () => {
@@ -112,7 +112,7 @@ describe('service-account tokens', () => {
 
   it('gives a host the VM left no credential for it, and tokens it mints under the one it held stop verifying when that ends', async () => {
     const network = await expectOk(api('POST', '/networks', { name: 'sa-left', cidr: '10.81.0.0/24' }), 201);
-    const moving = await expectOk(api('POST', '/vms', { name: 'mover', networkId: network.networkId, hostId: h1.hostId }), 201);
+    const moving = await expectOk(createVmOn({ name: 'mover', networkId: network.networkId, hostId: h1.hostId }), 201);
     await expectOk(api('PUT', `/vms/${moving.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }));
     // What a host that keeps minting after the VM left would do: its own key, its own credential requests.
     const oldHostKey = KeyPairJwsSigner.generate();
@@ -128,7 +128,7 @@ describe('service-account tokens', () => {
     const mintAtOldHost = () => mintVmToken(oldHostKey, { credential: held.credential, claims, vmId: moving.vmId, audience: AUDIENCE }).token;
     expect((await verifier.verify(mintAtOldHost(), AUDIENCE)).hostId).toBe(h1.hostId);
 
-    await expectOk(api('POST', `/vms/${moving.vmId}/migrate`, { targetHostId: h2.hostId }));
+    await expectOk(migrateVmTo(moving.vmId, h2.hostId));
     // Asked at once, and with the default lifetime: nothing names the VM any more.
     expect((await askAsOldHost()).some((credential) => credential.vmIds.includes(moving.vmId))).toBe(false);
     // The new host's agent mints for it, and its tokens verify.

@@ -5,7 +5,7 @@ import { GetQueueUrlCommand, ListQueueTagsCommand, SendMessageCommand, SQSClient
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../local/processes.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, migrateVmTo, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 
 describe('shuffle service', () => {
@@ -31,7 +31,7 @@ describe('shuffle service', () => {
     [h1, h2] = await Promise.all([startAgent(uniqueId('shuf1'), '198.51.100.211'), startAgent(uniqueId('shuf2'), '198.51.100.212')]);
     const network = await expectOk(api('POST', '/networks', { name: 'shuffle', cidr: '10.77.1.0/24' }), 201);
     for (const [name, agent] of [['w1', h1], ['w2', h1], ['w3', h2]] as const) {
-      workers.push({ name, agent, vmId: (await expectOk(api('POST', '/vms', { name, networkId: network.networkId, hostId: agent.hostId }), 201)).vmId });
+      workers.push({ name, agent, vmId: (await expectOk(createVmOn({ name, networkId: network.networkId, hostId: agent.hostId }), 201)).vmId });
     }
     await eventually(async () => {
       for (const worker of workers) expect(((await worker.agent.status()) as any).vms[worker.vmId]).toBeDefined();
@@ -120,7 +120,7 @@ describe('shuffle service', () => {
     const both = { 'stratoplane:job-hosts': `/${[h1.hostId, h2.hostId].sort().join('/')}/` };
     for (const worker of workers) expect(await tagsOf(worker.vmId)).toEqual(both);
     // w3 leaves h2 for h1: h2 runs no worker any more, so no queue of the job names it.
-    await expectOk(api('POST', `/vms/${workers[2]!.vmId}/migrate`, { targetHostId: h1.hostId }));
+    await expectOk(migrateVmTo(workers[2]!.vmId, h1.hostId));
     for (const worker of workers) expect(await tagsOf(worker.vmId)).toEqual({ 'stratoplane:job-hosts': `/${h1.hostId}/` });
   });
 });

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { api, expectOk, uniqueId, type ApiResponse } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId, type ApiResponse } from '../helpers/api.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 /**
@@ -8,8 +8,9 @@ import { operatorToken, tenantToken } from '../helpers/tokens.ts';
  * nothing of B's may change.
  */
 describe('tenant isolation', () => {
-  const tenantA = tenantToken(uniqueId('tenant-a'));
-  const tenantB = tenantToken(uniqueId('tenant-b'));
+  const [tenantAId, tenantBId] = [uniqueId('tenant-a'), uniqueId('tenant-b')];
+  const tenantA = tenantToken(tenantAId);
+  const tenantB = tenantToken(tenantBId);
   const hostIds = [uniqueId('iso1'), uniqueId('iso2')];
   let networkB: any;
   let vmB: any;
@@ -25,11 +26,11 @@ describe('tenant isolation', () => {
       await expectOk(api('POST', '/hosts', { hostId, address: `198.51.100.${120 + i}`, capacity: 8 }, operatorToken()), 201);
     }
     networkB = await expectOk(api('POST', '/networks', { name: 'b-private', cidr: '10.90.0.0/24' }, tenantB), 201);
-    vmB = await expectOk(api('POST', '/vms', { name: 'b-vm', networkId: networkB.networkId, hostId: hostIds[0] }, tenantB), 201);
+    vmB = await expectOk(createVmOn({ name: 'b-vm', networkId: networkB.networkId, hostId: hostIds[0]! }, tenantBId), 201);
     accountB = await expectOk(api('POST', '/service-accounts', { name: 'b-robot' }, tenantB), 201);
     vmB = await expectOk(api('PUT', `/vms/${vmB.vmId}/service-account`, { serviceAccountId: accountB.serviceAccountId }, tenantB));
     const networkA = await expectOk(api('POST', '/networks', { name: 'a-private', cidr: '10.91.0.0/24' }, tenantA), 201);
-    vmA = await expectOk(api('POST', '/vms', { name: 'a-vm', networkId: networkA.networkId, hostId: hostIds[1] }, tenantA), 201);
+    vmA = await expectOk(createVmOn({ name: 'a-vm', networkId: networkA.networkId, hostId: hostIds[1]! }, tenantAId), 201);
     accountA = await expectOk(api('POST', '/service-accounts', { name: 'a-robot' }, tenantA), 201);
     await expectOk(api('POST', '/storage-pools', { poolId: uniqueId('iso-pool'), capacityGiB: 100, iops: 10_000, throughputMiBps: 500 }, operatorToken()), 201);
     diskB = await expectOk(api('POST', '/disks', { name: 'b-data', sizeGiB: 10 }, tenantB), 201);
@@ -85,7 +86,7 @@ describe('tenant isolation', () => {
       notFound(await api('GET', `/vms?networkId=${networkB.networkId}`, undefined, tenantA), 'network', networkB.networkId);
     },
     'GET /vms/{vmId}': async () => notFound(await api('GET', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
-    'POST /vms/{vmId}/migrate': async () => notFound(await api('POST', `/vms/${vmB.vmId}/migrate`, { targetHostId: hostIds[1] }, tenantA), 'vm', vmB.vmId),
+    'POST /vms/{vmId}/migrate': async () => notFound(await api('POST', `/vms/${vmB.vmId}/migrate`, {}, tenantA), 'vm', vmB.vmId),
     'GET /vms/{vmId}/host-keys': async () => notFound(await api('GET', `/vms/${vmB.vmId}/host-keys`, undefined, tenantA), 'vm', vmB.vmId),
     'GET /vms/{vmId}/convergence': async () => notFound(await api('GET', `/vms/${vmB.vmId}/convergence`, undefined, tenantA), 'vm', vmB.vmId),
     'POST /hosts/{hostId}/endpoint-acks': async () =>
