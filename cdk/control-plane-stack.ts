@@ -21,6 +21,14 @@ const HANDLER_ATTEMPTS = 5;
 /** Control-plane queues: encrypted with the region's data key, TLS only. */
 const encryptedQueue = (dataKey: Key) => ({ encryption: QueueEncryption.KMS, encryptionMasterKey: dataKey, enforceSSL: true });
 
+/**
+ * Concurrency reserved for each stream and queue consumer, which is also its ceiling: a burst of
+ * changes or a backlog can neither starve the API's functions of the region's Lambda concurrency
+ * nor be starved by them. 95 in all, well inside the 900 an account's default 1,000 leaves
+ * reservable. Stream consumers need at most one per shard.
+ */
+export const CONSUMER_CONCURRENCY = { NetworkChanges: 20, ImageCopyJobs: 5, FanOut: 50, ResourceGraph: 10, VerifyImages: 5, CopyImages: 5 } as const;
+
 export interface ControlPlaneStackProps extends StackProps {
   /** Every region the control plane runs in; the first one's stack defines the global table. */
   regions: readonly string[];
@@ -104,6 +112,7 @@ export class ControlPlaneStack extends Stack {
 
     const networkChanges = new ControlPlaneFunction(this, 'NetworkChanges', {
       entry: 'functions/streams/network-changes.ts',
+      reservedConcurrentExecutions: CONSUMER_CONCURRENCY.NetworkChanges,
       timeout: Duration.seconds(30),
       environment: { FANOUT_QUEUE_URL: fanOutQueue.queueUrl },
     });
@@ -124,6 +133,7 @@ export class ControlPlaneStack extends Stack {
     const graphQueue = this.workQueue('Graph', 'graph.fifo', dataKey, { queueName: graphQueueName(this.region), fifo: true, visibilityTimeout: Duration.seconds(60) });
     const resourceGraph = new ControlPlaneFunction(this, 'ResourceGraph', {
       entry: 'functions/queues/resource-graph.ts',
+      reservedConcurrentExecutions: CONSUMER_CONCURRENCY.ResourceGraph,
       timeout: Duration.seconds(30),
       environment: { TABLE_NAME: this.table.tableName, GRAPH_QUEUE_URL: graphQueue.queueUrl },
     });
@@ -159,6 +169,7 @@ export class ControlPlaneStack extends Stack {
     const imageVerifyQueue = this.workQueue('ImageVerify', 'image-verify', dataKey, { visibilityTimeout: longJobVisibility, attempts: 3 });
     const verifyImages = new ControlPlaneFunction(this, 'VerifyImages', {
       entry: 'functions/queues/verify-images.ts',
+      reservedConcurrentExecutions: CONSUMER_CONCURRENCY.VerifyImages,
       timeout: verifyTimeout,
       environment: { TABLE_NAME: this.table.tableName },
     });
@@ -172,6 +183,7 @@ export class ControlPlaneStack extends Stack {
     const imageCopyQueue = this.workQueue('ImageCopy', 'image-copy', dataKey, { visibilityTimeout: longJobVisibility });
     const copyImages = new ControlPlaneFunction(this, 'CopyImages', {
       entry: 'functions/queues/copy-images.ts',
+      reservedConcurrentExecutions: CONSUMER_CONCURRENCY.CopyImages,
       timeout: verifyTimeout,
       environment: { TABLE_NAME: this.table.tableName, IMAGES_BUCKET: imagesBucket.bucketName, IMAGE_COPY_QUEUE_URL: imageCopyQueue.queueUrl },
     });
@@ -194,6 +206,7 @@ export class ControlPlaneStack extends Stack {
     // The table's stream is the copies' outbox: a copy item that appears gets its job here.
     const imageCopyJobs = new ControlPlaneFunction(this, 'ImageCopyJobs', {
       entry: 'functions/streams/image-copies.ts',
+      reservedConcurrentExecutions: CONSUMER_CONCURRENCY.ImageCopyJobs,
       timeout: Duration.seconds(30),
       environment: { IMAGE_COPY_QUEUE_URL: imageCopyQueue.queueUrl },
     });
@@ -202,6 +215,7 @@ export class ControlPlaneStack extends Stack {
 
     const fanOut = new ControlPlaneFunction(this, 'FanOut', {
       entry: 'functions/queues/fan-out.ts',
+      reservedConcurrentExecutions: CONSUMER_CONCURRENCY.FanOut,
       timeout: Duration.seconds(10),
       environment: { TABLE_NAME: this.table.tableName },
     });
@@ -293,7 +307,9 @@ export class ControlPlaneStack extends Stack {
     fn.addEnvironment('DEAD_LETTER_QUEUE_URL', dlq.queueUrl);
     fn.addEnvironment('MAX_ATTEMPTS', String(this.handlerAttempts.get(queue)));
     dlq.grantSendMessages(fn);
-    fn.addEventSource(new SqsEventSource(queue, { batchSize, reportBatchItemFailures: true }));
+    // Pollers scale no further than the function's reserved concurrency: beyond it they would only
+    // be throttled, and throttled batches count as receives towards the dead-letter queue.
+    fn.addEventSource(new SqsEventSource(queue, { batchSize, reportBatchItemFailures: true, maxConcurrency: fn.reservedConcurrency }));
   }
 
   /** Use of the other regions' keys, but only by `service` (SQS, S3) on this function's behalf there. */

@@ -16,10 +16,15 @@ export interface ControlPlaneFunctionProps {
   memorySize?: number;
   /** A log group shared with other functions (each log line names its function); its own otherwise. */
   logGroup?: ILogGroup;
+  /** Concurrency set aside for this function, which is also the most it may use. */
+  reservedConcurrentExecutions?: number;
 }
 
 /** Every function is declared the same way: Node 22 on arm64, ESM bundle, traced, logs kept 30 days. */
 export class ControlPlaneFunction extends NodejsFunction {
+  /** What was reserved for it, if anything (its event sources scale no further). */
+  readonly reservedConcurrency: number | undefined;
+
   constructor(scope: Construct, id: string, props: ControlPlaneFunctionProps) {
     const logGroup = props.logGroup ?? new LogGroup(scope, `${id}Logs`, { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
     super(scope, id, {
@@ -29,6 +34,7 @@ export class ControlPlaneFunction extends NodejsFunction {
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize ?? 512,
       timeout: props.timeout ?? Duration.seconds(10),
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       tracing: Tracing.ACTIVE,
       logGroup,
       environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
@@ -46,5 +52,6 @@ export class ControlPlaneFunction extends NodejsFunction {
         tsconfig: path.join(projectRoot, 'tsconfig.json'),
       },
     });
+    this.reservedConcurrency = props.reservedConcurrentExecutions;
   }
 }

@@ -89,6 +89,22 @@ describe('ControlPlaneStack', () => {
     });
   });
 
+  it('reserves concurrency for every stream and queue consumer, and lets queue pollers scale no further', () => {
+    const mappings = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(6);
+    let reserved = 0;
+    for (const mapping of mappings) {
+      const fn = resources[mapping.Properties.FunctionName.Ref]!;
+      const concurrency = fn.Properties.ReservedConcurrentExecutions;
+      expect(concurrency, `${mapping.Properties.FunctionName.Ref} has no reserved concurrency`).toBeGreaterThanOrEqual(5);
+      reserved += concurrency;
+      // SQS sources: at most as many concurrent batches as the function may run (streams: one per shard).
+      if (!JSON.stringify(mapping.Properties.EventSourceArn).includes('StreamArn')) expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: concurrency });
+    }
+    // An account's default 1,000 keeps 100 unreserved: the consumers take a small share of the rest.
+    expect(reserved).toBeLessThanOrEqual(200);
+  });
+
   it('runs every function on Node 22, arm64, traced', () => {
     template.allResourcesProperties('AWS::Lambda::Function', { Runtime: 'nodejs22.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' } });
   });
