@@ -30,14 +30,14 @@ export const CreateVmRequest = z.strictObject({
    * Operators only (scope `operator`): run the VM on this host. Tenants do not pick physical hosts:
    * a tenant token that names one is refused (403); placement picks a host with room.
    */
-  hostId: resourceId.optional(),
+  hostId: resourceId.optional().describe('Operators only (scope operator): the host to run the VM on. Tenants do not pick hosts: a tenant token that sends one is refused (403); leave it out and placement picks a host with room.'),
   /** Operators only, and required with an operator token: the tenant the VM is created for. */
-  tenantId: resourceId.optional(),
+  tenantId: resourceId.optional().describe('Operators only, and required with an operator token: the tenant the VM is created for.'),
   /**
    * Anti-affinity between a tenant's own VMs: placement keeps the new VM off every host that runs
    * one of these VMs (the caller's), or refuses (409) when no host with room is left.
    */
-  spreadFrom: z.array(resourceId).min(1).max(16).optional(),
+  spreadFrom: z.array(resourceId).min(1).max(16).optional().describe("Anti-affinity between the tenant's own VMs: placement keeps this VM off every host that runs one of these VMs (409 when no other host has room)."),
   /**
    * The image the VM starts from. An image uploaded in another region is copied here first: the
    * VM is `pending` until the copy is verified, then `running` (or `failed`, with the reason).
@@ -53,9 +53,9 @@ export const MigrateVmRequest = z.strictObject({
    * Operators only (scope `operator`): the host to move the VM to. Tenants leave it out (a tenant
    * token that names one is refused, 403) and placement picks another host with room.
    */
-  targetHostId: resourceId.optional(),
+  targetHostId: resourceId.optional().describe('Operators only (scope operator): the host to move the VM to. Tenants leave it out (a tenant token that sends one is refused, 403): placement picks another host with room.'),
   /** As in create: placement keeps the VM off the hosts of these VMs of the caller's. */
-  spreadFrom: z.array(resourceId).min(1).max(16).optional(),
+  spreadFrom: z.array(resourceId).min(1).max(16).optional().describe("As in create: placement keeps the VM off the hosts of these VMs of the tenant's."),
 });
 export type MigrateVmRequest = z.infer<typeof MigrateVmRequest>;
 
@@ -121,7 +121,7 @@ export const ListQuery = z.strictObject({
 export const ListVmsQuery = ListQuery.extend({
   networkId: resourceId.optional(),
   /** Operators only, and required with an operator token: the VMs of every tenant on this host. */
-  hostId: resourceId.optional(),
+  hostId: resourceId.optional().describe("Operators only, and required with an operator token: every tenant's VMs on this host. A tenant token that sends it is refused (403)."),
 });
 export type ListVmsQuery = z.infer<typeof ListVmsQuery>;
 

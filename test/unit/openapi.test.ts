@@ -41,6 +41,19 @@ describe('OpenAPI description', () => {
     expect(listVms).toContainEqual({ name: 'networkId', in: 'query', required: false, schema: expect.objectContaining({ type: 'string', pattern: expect.any(String) }) });
   });
 
+  it('says that tenants do not pick hosts: hostId and targetHostId are for the operator scope', () => {
+    const createVm = (document.paths['/vms'] as any).post;
+    expect(createVm.description).toBe('Scopes: tenant:write or operator.');
+    expect(createVm.requestBody.content['application/json'].schema.properties.hostId.description).toMatch(/^Operators only \(scope operator\).*Tenants do not pick hosts: a tenant token that sends one is refused \(403\)/);
+    expect(createVm.requestBody.content['application/json'].schema.properties.tenantId.description).toMatch(/^Operators only/);
+    const migrate = (document.paths['/vms/{vmId}/migrate'] as any).post;
+    expect(migrate.summary).toMatch(/placement picks/);
+    expect(migrate.requestBody.content['application/json'].schema.required ?? []).not.toContain('targetHostId');
+    expect(migrate.requestBody.content['application/json'].schema.properties.targetHostId.description).toMatch(/^Operators only \(scope operator\)/);
+    const hostFilter = (document.paths['/vms'] as any).get.parameters.find((parameter: any) => parameter.name === 'hostId');
+    expect(hostFilter.schema.description).toMatch(/^Operators only/);
+  });
+
   it('describes answers strictly, as the schemas that check them in the tests', () => {
     const vm = (document.paths['/vms/{vmId}'] as any).get.responses['200'].content['application/json'].schema;
     expect(vm).toMatchObject({ type: 'object', additionalProperties: false });
