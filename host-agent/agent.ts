@@ -318,6 +318,8 @@ export class HostAgent {
 
   /** Forwards a VM's host keys, as a set, to the control plane; the control plane checks the VM runs here. */
   private async publishHostKey(vm: LocalVm, keyType: string, keyData: string): Promise<void> {
+    // The same key again leaves the set as published and attested: no control-plane call, no KMS signature.
+    if (this.hostKeys.get(vm.vmId)?.get(keyType) === keyData) return;
     const keys = new Map(this.hostKeys.get(vm.vmId)).set(keyType, keyData);
     try {
       await this.controlPlane.publishHostKeys(this.config.hostId, vm.vmId, [...keys].map(([type, data]) => `${type} ${data}`));

@@ -6,6 +6,7 @@ import type { LocalVm } from './forwarding-table.ts';
 import { ShuffleError } from './shuffle-service.ts';
 import { closeServer, listenLocally } from './local-server.ts';
 import { readSmallBody } from './request-body.ts';
+import { TokenBucket } from './token-bucket.ts';
 
 /** Header every metadata request must carry, as on GCE: a page fetched through SSRF cannot set it. */
 export const METADATA_FLAVOR = 'Stratoplane';
@@ -13,10 +14,29 @@ export class MetadataError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** With a 429: when to ask again, in seconds (`Retry-After`). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
 }
+
+/** A rate (per second) and a burst, for one kind of request of one VM. */
+export interface RateLimit {
+  rate: number;
+  burst: number;
+}
+
+/**
+ * What one VM may ask of its metadata server, past which it is answered 429 with `Retry-After`:
+ * writes (host-key uploads, and any other write) cost a control-plane call and a KMS signature
+ * each, so a VM gets a boot's worth (a key per type) and then one every 6 s; tokens are minted on
+ * the host without any call, but each is an ES256 signature of the agent's.
+ */
+export const METADATA_RATE_LIMITS: { writes: RateLimit; tokens: RateLimit } = {
+  writes: { rate: 1 / 6, burst: 10 },
+  tokens: { rate: 20, burst: 100 },
+};
 
 /** What a VM's metadata server asks of its agent; the VM is always the one this server belongs to. */
 export interface MetadataBackend {
@@ -50,17 +70,23 @@ export class VmMetadataServer {
   private readonly server: http.Server;
   url = '';
   private onlyFrom: string | undefined;
+  /** This VM's own allowances: one VM's calls never use up another's. */
+  private readonly writes: TokenBucket;
+  private readonly tokens: TokenBucket;
 
   constructor(
     readonly vm: LocalVm,
     private readonly backend: MetadataBackend,
     private readonly log: (message: string) => void,
+    limits = METADATA_RATE_LIMITS,
   ) {
+    this.writes = new TokenBucket(limits.writes.rate, limits.writes.burst);
+    this.tokens = new TokenBucket(limits.tokens.rate, limits.tokens.burst);
     this.server = http.createServer((request, response) => {
       this.handle(request)
         .then(({ status, body, json }) => reply(response, status, body, json))
         .catch((error: unknown) => {
-          if (error instanceof MetadataError) return reply(response, error.status, `${error.message}\n`);
+          if (error instanceof MetadataError) return reply(response, error.status, `${error.message}\n`, false, error.retryAfterSeconds);
           this.log(`metadata ${vm.vmId}: ${(error as Error).message}`);
           reply(response, 500, 'internal error\n');
         });
@@ -95,6 +121,7 @@ export class VmMetadataServer {
     const shuffle = /^\/stratoplane\/v1\/shuffle\/([a-z0-9-]+)\/(records|close)$/.exec(path);
     if (shuffle) return this.shuffle(request, url, shuffle[1]!, shuffle[2] as 'records' | 'close');
 
+    if (request.method !== 'GET' && path.startsWith('/computeMetadata/')) this.allow(this.writes, 'metadata writes');
     const hostKey = /^\/computeMetadata\/v1\/instance\/guest-attributes\/hostkeys\/([a-z0-9-]+)$/.exec(path);
     if (hostKey && request.method === 'PUT') {
       const body = await readSmallBody(request);
@@ -124,6 +151,7 @@ export class VmMetadataServer {
       case '/computeMetadata/v1/instance/service-accounts/default/email':
         return { status: 200, body: this.attachedServiceAccount() };
       case '/computeMetadata/v1/instance/service-accounts/default/identity': {
+        this.allow(this.tokens, 'token requests');
         const audience = url.searchParams.get('audience');
         if (!audience || audience.length > 512) throw new MetadataError(400, 'audience parameter required (at most 512 characters).');
         this.attachedServiceAccount();
@@ -180,6 +208,14 @@ export class VmMetadataServer {
     }
   }
 
+  /** Takes one from the VM's allowance, or refuses with 429 and when to ask again. */
+  private allow(bucket: TokenBucket, what: string): void {
+    const taken = bucket.take();
+    if (taken.ok) return;
+    const seconds = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
+    throw new MetadataError(429, `Too many ${what} from this VM (${bucket.burst} at once, then ${+bucket.rate.toFixed(3)} a second); retry after ${seconds} s.`, seconds);
+  }
+
   private attachedServiceAccount(): string {
     const serviceAccount = this.backend.serviceAccountOf(this.vm);
     if (!serviceAccount) throw new MetadataError(404, 'No service account is attached to this VM.');
@@ -187,7 +223,12 @@ export class VmMetadataServer {
   }
 }
 
-function reply(response: http.ServerResponse, status: number, body: string, json = false) {
-  response.writeHead(status, { 'content-type': json ? 'application/json' : 'text/plain; charset=utf-8', 'metadata-flavor': METADATA_FLAVOR, 'cache-control': 'no-store' });
+function reply(response: http.ServerResponse, status: number, body: string, json = false, retryAfterSeconds?: number) {
+  response.writeHead(status, {
+    'content-type': json ? 'application/json' : 'text/plain; charset=utf-8',
+    'metadata-flavor': METADATA_FLAVOR,
+    'cache-control': 'no-store',
+    ...(retryAfterSeconds ? { 'retry-after': String(retryAfterSeconds) } : {}),
+  });
   response.end(body);
 }

@@ -28,6 +28,9 @@ export async function publishHostKeys(table: string, signer: JwsSigner, hostId: 
   const vm = await getItem<StoredVm>(table, keys.vm(vmId));
   if (!vm) throw new NotFoundError('vm', vmId);
   if (vm.hostId !== hostId) throw new ForbiddenError(`vm ${vmId} does not run on host ${hostId}`);
+  // The set this host already published, unchanged: its attestation stands; no new KMS signature.
+  const current = await getItem<HostKeysItem>(table, keys.hostKeys(vmId));
+  if (current && current.publishedBy === hostId && sameKeySet(current.keys, parsed)) return toView(vm, current);
 
   const publishedAt = new Date();
   const attestation = await signer.sign(HOST_KEYS_ATTESTATION_TYPE, {
@@ -61,6 +64,12 @@ export async function publishHostKeys(table: string, signer: JwsSigner, hostId: 
     throw error;
   }
   return toView(vm, item);
+}
+
+/** The same keys, whatever their order. */
+function sameKeySet(a: readonly { keyType: string; base64: string }[], b: readonly { keyType: string; base64: string }[]): boolean {
+  const canonical = (set: readonly { keyType: string; base64: string }[]) => set.map(({ keyType, base64 }) => `${keyType} ${base64}`).sort().join('\n');
+  return a.length === b.length && canonical(a) === canonical(b);
 }
 
 /** A tenant's view of its VM's host keys: fingerprints to compare and known_hosts lines to trust. */
