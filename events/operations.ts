@@ -19,6 +19,7 @@ import { resourceId } from './identifiers.ts';
 import { CompleteImageUploadRequest, CreateImageRequest } from './images.ts';
 import { CreateProjectRequest } from './projects.ts';
 import * as responses from './responses.ts';
+import { DEFAULT_QUOTAS, GetQuotasQuery, PutQuotaRequest } from './quotas.ts';
 import { CreateShuffleJobRequest, ShuffleWorkerReport } from './shuffle.ts';
 import type { Scope } from './tokens.ts';
 import { EgressPolicy, PutVmAttributesRequest } from './vm-config.ts';
@@ -62,6 +63,7 @@ function operation<Route extends `${HttpMethod} /${string}`, Spec extends Operat
 const tenantRead = ['tenant:read'] as const;
 const tenantWrite = ['tenant:write'] as const;
 const anyCaller = ['tenant:read', 'tenant:write', 'host', 'operator'] as const;
+const quotaDefaults = `${DEFAULT_QUOTAS.vms} VMs, ${DEFAULT_QUOTAS.disks} disks, ${DEFAULT_QUOTAS.diskGiB} GiB of disks, ${DEFAULT_QUOTAS.networks} networks per region`;
 
 const specs = {
   getApiDescription: operation('GET /openapi.json', { summary: 'This description of the API (OpenAPI 3.1)', scopes: anyCaller, responses: { 200: { description: 'the OpenAPI document', body: responses.ApiDescription } } }),
@@ -128,6 +130,9 @@ const specs = {
   deleteDisk: operation('DELETE /disks/{diskId}', { summary: 'Delete a detached disk', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
   attachDisk: operation('POST /disks/{diskId}/attach', { summary: 'Attach a disk to a VM', scopes: tenantWrite, body: AttachDiskRequest, responses: { 200: { description: 'attached', body: responses.Disk } } }),
   detachDisk: operation('POST /disks/{diskId}/detach', { summary: 'Detach a disk', scopes: tenantWrite, responses: { 200: { description: 'detached', body: responses.Disk } } }),
+
+  getQuotas: operation('GET /quotas', { summary: `A tenant's quotas in this region: each limit, what it holds and who set the limit; a tenant its own, operators any tenant's (tenantId). Unset limits are defaults: ${quotaDefaults}`, scopes: [...tenantRead, 'operator'], query: GetQuotasQuery, responses: { 200: { description: 'the quotas', body: responses.Quotas } } }),
+  putQuota: operation('PUT /quotas/{tenantId}', { summary: `Set a tenant's quota limits (operators; the whole set: one left out goes back to its default, ${quotaDefaults}). They apply in each region; a limit below what the tenant holds refuses only new creates`, scopes: ['operator'], body: PutQuotaRequest, responses: { 200: { description: 'the quotas now', body: responses.Quotas } } }),
 };
 
 export type OperationId = keyof typeof specs;
@@ -140,7 +145,7 @@ export const operations = Object.fromEntries(Object.entries(specs).map(([operati
 export const errorStatuses = {
   400: ['BadRequest', 'the request is malformed; the message names the field and the rule'],
   401: ['Unauthorized', 'missing, malformed, expired or forged bearer token'],
-  403: ['Forbidden', "the token's scope does not allow this route"],
+  403: ['Forbidden', "the token's scope does not allow this route, or a create would pass one of the tenant's quotas (the message names it: quota exceeded: vms 50 of 50; GET /quotas)"],
   404: ['NotFound', "no such resource (another tenant's resource looks the same)"],
   409: ['Conflict', 'conflicts with the current state (in use, full, in another region); the message says what to do'],
   500: ['InternalError', 'internal error; nothing more is said'],

@@ -178,6 +178,18 @@ export const CreatedImage = z.strictObject({
   upload: z.strictObject({ partSize: z.int().min(1), expiresInSeconds: z.int().min(1), parts: z.array(z.strictObject({ partNumber: z.int().min(1), url: z.url() })) }),
 });
 
+/** One quota of a tenant in one region: its limit, what the tenant holds, and whether an operator set the limit. */
+const QuotaUsage = z.strictObject({ limit: count, used: z.int(), source: z.enum(['default', 'operator']) });
+
+export const Quotas = z.strictObject({
+  tenantId: z.string(),
+  /** Quotas count what the tenant holds in this region (VMs, disks, networks are regional). */
+  region,
+  quotas: z.strictObject({ vms: QuotaUsage, disks: QuotaUsage, diskGiB: QuotaUsage, networks: QuotaUsage }),
+  /** When an operator last set the tenant's limits, if ever. */
+  updatedAt: timestamp.optional(),
+});
+
 export const StoragePool = z.strictObject({
   poolId: resourceId,
   region: region.optional(),

@@ -209,6 +209,8 @@ const routes: Route[] = [
   { operation: operations.deleteDisk, access: 'write' },
   { operation: operations.attachDisk, access: 'write' },
   { operation: operations.detachDisk, access: 'write' },
+  { operation: operations.getQuotas, access: 'read' },
+  { operation: operations.putQuota, access: 'write' },
 ];
 
 export class TenantApi extends Construct {

@@ -15,6 +15,7 @@ import { getVm } from './vms.ts';
 import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
 import { getTenantItem } from './access.ts';
 import { assertHomeRegion, inRegion } from './regions.ts';
+import { quotaCharge, quotaRelease } from './quotas.ts';
 
 export interface DiskItem extends DiskPerformance {
   kind: 'disk';
@@ -82,11 +83,13 @@ async function placeDisk(table: string, region: string, tenantId: string, reques
       gsi1pk: indexKeys.disksOfTenant(tenantId),
       gsi1sk: diskId,
     };
+    // The tenant's disk and GiB quotas, taken in the same transaction (read afresh each attempt).
+    const quota = await quotaCharge(table, tenantId, region, { disks: 1, diskGiB: need.sizeGiB });
     const claimed = claim(diskId);
     try {
       await dynamodb.send(
         new TransactWriteCommand({
-          TransactItems: [poolDelta(table, pool.poolId, need), { Put: { TableName: table, Item: disk, ConditionExpression: 'attribute_not_exists(pk)' } }, guard.item, ...claimed],
+          TransactItems: [poolDelta(table, pool.poolId, need), { Put: { TableName: table, Item: disk, ConditionExpression: 'attribute_not_exists(pk)' } }, guard.item, ...quota.items, ...claimed],
         }),
       );
       return toDiskView(disk);
@@ -94,6 +97,7 @@ async function placeDisk(table: string, region: string, tenantId: string, reques
       const codes = cancellationCodes(error);
       if (!codes) throw error;
       throwIfClaimLost(codes, claimed);
+      await quota.refusal(codes, 3);
       if (codes[2] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, guard.projectId);
       // The listing was stale or another create took the room: try again without this pool, then with it.
       lostRaces.add(pool.poolId);
@@ -125,6 +129,8 @@ export async function modifyDisk(table: string, region: string, tenantId: string
     assertDiskRules(wanted);
     const delta = { sizeGiB: wanted.sizeGiB - disk.sizeGiB, iops: wanted.iops - disk.iops, throughputMiBps: wanted.throughputMiBps - disk.throughputMiBps };
     const updatedAt = new Date().toISOString();
+    // Growing takes the difference from the tenant's GiB quota, in the same transaction.
+    const quota = await quotaCharge(table, tenantId, region, { diskGiB: delta.sizeGiB });
     try {
       await dynamodb.send(
         new TransactWriteCommand({
@@ -139,6 +145,7 @@ export async function modifyDisk(table: string, region: string, tenantId: string
                 ExpressionAttributeValues: { ':size': wanted.sizeGiB, ':iops': wanted.iops, ':tp': wanted.throughputMiBps, ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
               },
             },
+            ...quota.items,
           ],
         }),
       );
@@ -146,6 +153,7 @@ export async function modifyDisk(table: string, region: string, tenantId: string
     } catch (error) {
       const codes = cancellationCodes(error);
       if (!codes) throw error;
+      await quota.refusal(codes, 2);
       if (codes[0] === 'ConditionalCheckFailed') throw new ConflictError(`pool ${disk.poolId} has no room for this change; the disk keeps its current performance`);
       await backoff(attempt);
     }
@@ -155,29 +163,38 @@ export async function modifyDisk(table: string, region: string, tenantId: string
 
 /** Deletes a detached disk and gives its capacity back to its pool; an attached one is in use. */
 export async function deleteDisk(table: string, region: string, tenantId: string, diskId: string): Promise<void> {
-  const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
-  if (disk.state === 'attached') throw new InUseError(`disk ${diskId} is in use by vm ${disk.attachedTo}; detach it first`);
-  try {
-    await dynamodb.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          poolDelta(table, disk.poolId, { sizeGiB: -disk.sizeGiB, iops: -disk.iops, throughputMiBps: -disk.throughputMiBps }),
-          {
-            Delete: {
-              TableName: table,
-              Key: keys.disk(diskId),
-              ConditionExpression: 'revision = :revision AND #state = :available',
-              ExpressionAttributeNames: { '#state': 'state' },
-              ExpressionAttributeValues: { ':revision': disk.revision, ':available': 'available' },
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
+    if (disk.state === 'attached') throw new InUseError(`disk ${diskId} is in use by vm ${disk.attachedTo}; detach it first`);
+    try {
+      await dynamodb.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            poolDelta(table, disk.poolId, { sizeGiB: -disk.sizeGiB, iops: -disk.iops, throughputMiBps: -disk.throughputMiBps }),
+            {
+              Delete: {
+                TableName: table,
+                Key: keys.disk(diskId),
+                ConditionExpression: 'revision = :revision AND #state = :available',
+                ExpressionAttributeNames: { '#state': 'state' },
+                ExpressionAttributeValues: { ':revision': disk.revision, ':available': 'available' },
+              },
             },
-          },
-        ],
-      }),
-    );
-  } catch (error) {
-    if (cancellationCodes(error)?.[1] === 'ConditionalCheckFailed') throw new ConflictError(`disk ${diskId} changed meanwhile; retry`);
-    throw error;
+            // Given back to the tenant's quotas once: the disk's conditional delete is in the same transaction.
+            ...quotaRelease(table, tenantId, region, { disks: 1, diskGiB: disk.sizeGiB }),
+          ],
+        }),
+      );
+      return;
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      if (codes[1] === 'ConditionalCheckFailed') throw new ConflictError(`disk ${diskId} changed meanwhile; retry`);
+      // A concurrent transaction on the pool or on the tenant's quota counter: try again.
+      await backoff(attempt);
+    }
   }
+  throw new ClientError(503, `disk ${diskId} is contended by concurrent requests; retry`);
 }
 
 /** Attaches a disk to one of the tenant's VMs; the VM records it too, in the same transaction. */

@@ -1,21 +1,21 @@
 import type { z } from 'zod';
 import type * as responses from '#events/responses.ts';
-import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateNetworkRequest } from '#events/api.ts';
 import type { NetworkItem } from '#events/records.ts';
 import { capacityOf, normalizeCidr } from './cidr.ts';
 import { dynamodb } from '../commons/clients.ts';
 import { batchDelete } from './batch-delete.ts';
-import { InUseError } from './errors.ts';
+import { ClientError, InUseError } from './errors.ts';
 import { queryPage } from './pagination.ts';
-import { queryAll } from './store.ts';
+import { backoff, cancellationCodes, queryAll } from './store.ts';
 import { indexes, indexKeys, keys } from './table-keys.ts';
 import { newId } from './ids.ts';
-import { nodeAttributes, projectGuard, putInProject } from './projects.ts';
+import { nodeAttributes, projectGuard, projectGuardError } from './projects.ts';
 import { getTenantItem } from './access.ts';
 import { assertHomeRegion } from './regions.ts';
-import { createOnce } from './client-tokens.ts';
+import { createOnce, throwIfClaimLost } from './client-tokens.ts';
+import { quotaCharge, quotaRelease } from './quotas.ts';
 import type { TransactItem } from './store.ts';
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
@@ -57,9 +57,29 @@ async function insertNetwork(table: string, tenantId: string, region: string, re
     gsi1pk: indexKeys.networksOfTenant(tenantId),
     gsi1sk: networkId,
   };
-  await putInProject(table, tenantId, guard, item, claim(networkId));
-  return toNetworkView(item);
+  // Written into its project (the guard) and taken from the tenant's network quota in one transaction.
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const quota = await quotaCharge(table, tenantId, region, { networks: 1 });
+    const claimed = claim(networkId);
+    try {
+      await dynamodb.send(
+        new TransactWriteCommand({ TransactItems: [guard.item, { Put: { TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } }, ...quota.items, ...claimed] }),
+      );
+      return toNetworkView(item);
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      throwIfClaimLost(codes, claimed);
+      await quota.refusal(codes, 2);
+      if (codes[0] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, guard.projectId);
+      // A concurrent create or delete of the tenant's held the quota counter: try again.
+      await backoff(attempt);
+    }
+  }
+  throw new ClientError(503, "the tenant's network quota is contended by concurrent requests; retry");
 }
+
+const MAX_ATTEMPTS = 20;
 
 /** A tenant's network; another tenant's is as unknown as one that does not exist. */
 export async function getNetwork(table: string, tenantId: string, networkId: string): Promise<NetworkItem> {
@@ -90,10 +110,22 @@ export async function deleteNetwork(table: string, region: string, tenantId: str
   for (let i = 0; i < rest.length; i += 25) {
     await batchDelete(table, rest.slice(i, i + 25).map(({ pk, sk }) => ({ pk, sk })));
   }
-  try {
-    // An address taken meanwhile would have needed the network item: its create transaction checks it exists.
-    await dynamodb.send(new DeleteCommand({ TableName: table, Key: keys.network(networkId), ConditionExpression: 'attribute_exists(pk)' }));
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    try {
+      // An address taken meanwhile would have needed the network item: its create transaction checks it exists.
+      // The quota is given back in the same transaction, so only the delete that removed the item gives it.
+      await dynamodb.send(
+        new TransactWriteCommand({
+          TransactItems: [{ Delete: { TableName: table, Key: keys.network(networkId), ConditionExpression: 'attribute_exists(pk)' } }, ...quotaRelease(table, tenantId, region, { networks: 1 })],
+        }),
+      );
+      return;
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      if (codes[0] === 'ConditionalCheckFailed') return; // already deleted
+      await backoff(attempt);
+    }
   }
+  throw new ClientError(503, `network ${networkId} is contended by concurrent requests; retry`);
 }

@@ -24,6 +24,10 @@ export const keys = {
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
   /** What a tenant's create with an idempotency token made: the resource, and the request it was for. */
   clientToken: (tenantId: string, operation: string, token: string) => ({ pk: `TENANT#${tenantId}`, sk: `CLIENT_TOKEN#${operation}#${token}` }),
+  /** A tenant's quota limits as operators set them (global: the same in every region). */
+  quotaLimits: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: 'QUOTA' }),
+  /** What a tenant holds in one region, counted in the same transactions as its creates and deletes. */
+  quotaUsage: (tenantId: string, region: string) => ({ pk: `TENANT#${tenantId}`, sk: `USAGE#${region}` }),
   /** An API token an operator revoked, by its id: kept until the token would have expired. */
   revokedToken: (jti: string) => ({ pk: `REVOKED#${jti}`, sk: 'TOKEN' }),
   /** A tenant's rule that VMs of `sourceNetworkId` may connect to VMs of `networkId`. */

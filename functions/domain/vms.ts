@@ -18,6 +18,7 @@ import { getTenantItem } from './access.ts';
 import { imageForLaunch, waitForCopy } from './image-copies.ts';
 import { assertHomeRegion, inRegion } from './regions.ts';
 import { createOnce, throwIfClaimLost } from './client-tokens.ts';
+import { quotaCharge, quotaRelease } from './quotas.ts';
 
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
@@ -210,6 +211,9 @@ async function placeVm(
       projectGuard(table, tenantId, network.projectId).item,
       ...(launch && !launch.ready ? [waitForCopy(table, launch.copy, vmId)] : []),
     ];
+    // The tenant's VM quota, taken in the same transaction (read afresh each attempt).
+    const quota = await quotaCharge(table, tenantId, region, { vms: 1 });
+    const quotaAt = items.push(...quota.items) - quota.items.length;
     const claimed = claim(vmId);
     try {
       await dynamodb.send(new TransactWriteCommand({ TransactItems: [...items, ...claimed] }));
@@ -218,6 +222,7 @@ async function placeVm(
       const codes = cancellationCodes(error);
       if (!codes) throw error;
       throwIfClaimLost(codes, claimed);
+      await quota.refusal(codes, quotaAt);
       if (codes[1] === 'ConditionalCheckFailed') {
         if (pinned) throw new ConflictError(`hostId: host ${pinned.hostId} is full`);
         fullHosts.add(host.hostId);
@@ -225,7 +230,7 @@ async function placeVm(
       if (codes[4] === 'ConditionalCheckFailed') throw new NotFoundError('network', network.networkId);
       if (codes[5] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, network.projectId);
       // The copy ended meanwhile: launch from what it is now.
-      if (codes[6] === 'ConditionalCheckFailed') launch = await launchImage();
+      if (launch && !launch.ready && codes[6] === 'ConditionalCheckFailed') launch = await launchImage();
       await backoff(attempt);
     }
   }
@@ -441,6 +446,8 @@ export async function deleteVm(table: string, region: string, tenantId: string, 
       hostCountDelta(table, vm.hostId, -1),
       memberDelta(table, vm.networkId, vm.hostId, -1),
       { Delete: { TableName: table, Key: keys.hostKeys(vmId) } },
+      // Given back to the tenant's quota here, once: the VM's conditional delete is in the same transaction.
+      ...quotaRelease(table, tenantId, region, { vms: 1 }),
     ];
     if (options.release) {
       for (const diskId of diskIds) {

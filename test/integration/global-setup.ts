@@ -7,6 +7,10 @@ import { startLocalStack, type LocalStack } from '../../local/local-stack.ts';
 import { projectRoot } from '../../local/processes.ts';
 import { routesOf } from '../../local/api-gateway.ts';
 import type { CfnTemplate } from '../../local/template.ts';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
+import { issueApiToken } from '#tokens/api-tokens.ts';
+import { KmsJwsSigner } from '#tokens/kms-signer.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -112,6 +116,7 @@ export async function setup(project: TestProject) {
   project.provide('secondRegion', { apiUrl: second.apiUrl, region: second.region, resources: second.resources });
   const template = JSON.parse(readFileSync(runner.templateFile, 'utf8')) as CfnTemplate;
   project.provide('routes', routesOf(template).map((route) => `${route.method} ${route.resourcePath}`));
+  await raiseTestTenantQuotas(runner.apiUrl, aws.endpoint, runner.region);
 
   // Test files run in workers; the runner is a child of this process, so faults are asked for here.
   const proxy = stack.aws.proxy;
@@ -134,6 +139,22 @@ export async function setup(project: TestProject) {
   });
   await new Promise<void>((resolve) => control!.listen(0, '127.0.0.1', resolve));
   project.provide('controlUrl', `http://127.0.0.1:${(control.address() as AddressInfo).port}`);
+}
+
+/**
+ * The shared test tenant holds what every file makes (over 60 VMs and 50 networks in a run), past
+ * the default quotas: an operator raises its limits, as one would for a large tenant. Quota tests
+ * use tenants of their own.
+ */
+async function raiseTestTenantQuotas(apiUrl: string, endpoint: string, region: string): Promise<void> {
+  const signer = new KmsJwsSigner(new KMSClient({ endpoint, region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }), API_TOKEN_KEY_ALIAS);
+  const { token } = await issueApiToken(signer, { subject: 'operator:test-setup', scopes: ['operator'], ttlSeconds: 600 });
+  const response = await fetch(`${apiUrl}/quotas/test-tenant`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ vms: 100_000, disks: 100_000, diskGiB: 100_000_000, networks: 100_000 }),
+  });
+  if (!response.ok) throw new Error(`raising the test tenant's quotas: ${response.status} ${await response.text()}`);
 }
 
 export async function teardown() {
