@@ -123,7 +123,11 @@ export class VmEgressProxy {
       if (token) headers.authorization = `Bearer ${token}`;
     }
 
-    const outbound = http.request(target, {
+    // Plain `http` for both schemes: the connection (TLS for https://) is made to the checked address by EgressDestinations.
+    const outbound = http.request({
+      host: target.hostname,
+      port: target.port || (target.protocol === 'https:' ? 443 : 80),
+      path: `${target.pathname}${target.search}`,
       method: request.method,
       headers,
       timeout: 30_000,

@@ -13,6 +13,8 @@ import { ControlPlaneFunction } from './control-plane-function.ts';
 
 export interface TenantApiProps {
   table: ITableV2;
+  /** Private ranges the operator opened to VMs' egress; handed to host agents with their VMs' configs. */
+  egressOpenCidrs: readonly string[];
   /** Endpoint versions each host agent has acknowledged, per VM. */
   convergenceTable: ITable;
   hostQueuePrefix: string;
@@ -153,7 +155,7 @@ const routes: Route[] = [
   { operation: operations.getHostPairKeys, access: 'read' },
   { operation: operations.putEgressPolicy, access: 'write' },
   { operation: operations.putVmAttributes, access: 'write' },
-  { operation: operations.getHostVmConfigs, access: 'read' },
+  { operation: operations.getHostVmConfigs, access: 'read', extras: (fn, props) => fn.addEnvironment('EGRESS_OPEN_CIDRS', props.egressOpenCidrs.join(',')) },
   {
     operation: operations.createShuffleJob,
     access: 'write',

@@ -39,7 +39,8 @@ public final class DynamoDbLocalAgent {
           if (loader != null) pool.appendClassPath(new LoaderClassPath(loader));
           CtClass type = pool.makeClass(new ByteArrayInputStream(bytes));
           if (CREATE_TABLE.equals(name)) raiseIndexLimit(type);
-          else type.getDeclaredMethod("open").insertBefore("if (getHost() == null) setHost(\"127.0.0.1\");");
+          // openAcceptChannel binds to getHost(), every interface when null.
+          else type.getDeclaredMethod("openAcceptChannel").insertBefore("if (getHost() == null) setHost(\"127.0.0.1\");");
           byte[] patched = type.toBytecode();
           type.detach();
           return patched;
