@@ -7,7 +7,6 @@ const stack = await startLocalStack({
   agentCount: Number(process.env.STRATOPLANE_AGENTS ?? 3),
   apiPort: Number(process.env.STRATOPLANE_API_PORT ?? 3000),
   localAwsPort: Number(process.env.STRATOPLANE_LOCAL_AWS_PORT ?? 4566),
-  firstStatusPort: Number(process.env.STRATOPLANE_AGENT_STATUS_PORT ?? 7001),
 }).catch((error: Error) => {
   // Setup problems say what to do; a stack trace would only bury that.
   console.error(error instanceof LocalAwsSetupError ? `npm start: ${error.message}` : error);
@@ -32,7 +31,7 @@ const [first, second, third] = stack.agents;
 const tenantToken = await stack.issueToken('tenant', 'demo');
 const operatorToken = await stack.issueToken('operator', 'local-admin');
 const consolePort = Number(process.env.STRATOPLANE_CONSOLE_PORT ?? 3001);
-webConsole = await startConsole({ port: consolePort, apiUrl: api, tenantToken, operatorToken, agents: stack.agents, log: (line) => console.error(line) }).catch(async (error: Error) => {
+webConsole = await startConsole({ port: consolePort, apiUrl: api, views: { demo: tenantToken, operator: operatorToken }, agents: stack.agents, log: (line) => console.error(line) }).catch(async (error: Error) => {
   console.error(`npm start: the web console cannot listen on 127.0.0.1:${consolePort} (${error.message}); set STRATOPLANE_CONSOLE_PORT to a free port`);
   await stack.stop();
   process.exit(1);
@@ -41,8 +40,9 @@ console.log(`
 Stratoplane is running locally.
   API            ${api}${stack.runners.length > 1 ? ` (${stack.runner.region})\n${stack.runners.slice(1).map((other) => `                 ${other.apiUrl} (${other.region})`).join('\n')}\n  replication    the global table, between ${stack.runners.map((runner) => runner.region).join(', ')}, by local/replicator.ts` : ''}
   local AWS      ${stack.aws.endpoint}${stack.aws.started ? ` (${stack.aws.description}, started here)` : ' (from AWS_ENDPOINT_URL)'}
-  host agents    ${stack.agents.map((agent) => `${agent.hostId} (${agent.address}): ${agent.statusUrl}/status`).join('\n                 ')}
-  web console    ${webConsole.url}  (hosts, networks, VMs and the tunnel endpoints each agent holds, live; as tenant demo)
+  host agents    ${stack.agents.map((agent) => `${agent.hostId} (${agent.address}): status on ${agent.controlSocket}`).join('\n                 ')}
+  web console    ${webConsole.url}  (hosts, networks, VMs and the tunnel endpoints each agent holds, live; as tenant demo,
+                 or everything, as the operator: ${webConsole.url}?view=operator)
 
 Every call needs a bearer token. These two were issued for you (30 days):
   export TOKEN=${tenantToken}
@@ -51,13 +51,14 @@ More: AWS_ENDPOINT_URL=${stack.aws.endpoint} AWS_REGION=${stack.runner.region} A
         npm run -s issue-token -- --tenant acme
 
 Try it (jq optional):
-  AUTH="authorization: Bearer $TOKEN"
+  AUTH="authorization: Bearer $TOKEN" OPERATOR="authorization: Bearer $OPERATOR_TOKEN"
   NET=$(curl -s -H "$AUTH" -XPOST ${api}/networks -d '{"name":"demo","cidr":"10.0.0.0/24"}' | jq -r .networkId)
-  VM=$(curl -s -H "$AUTH" -XPOST ${api}/vms -d '{"name":"web-1","networkId":"'$NET'","hostId":"${first?.hostId}"}' | jq -r .vmId)
-  curl -s -H "$AUTH" -XPOST ${api}/vms -d '{"name":"web-2","networkId":"'$NET'","hostId":"${second?.hostId}"}'
-  curl -s ${second?.statusUrl}/status | jq .routes     # ${second?.hostId} reaches web-1 via ${first?.address}
-  curl -s -H "$AUTH" -XPOST ${api}/vms/$VM/migrate -d '{"targetHostId":"${third?.hostId ?? second?.hostId}"}'
-  curl -s ${second?.statusUrl}/status | jq .routes     # ...now via ${third?.address ?? second?.address}
-  curl -s -H "authorization: Bearer $OPERATOR_TOKEN" ${api}/hosts | jq .
+  # Tenants do not pick hosts (placement does; "spreadFrom":["vm-…"] keeps their VMs apart); an operator may, for a tenant:
+  VM=$(curl -s -H "$OPERATOR" -XPOST ${api}/vms -d '{"name":"web-1","networkId":"'$NET'","tenantId":"demo","hostId":"${first?.hostId}"}' | jq -r .vmId)
+  curl -s -H "$OPERATOR" -XPOST ${api}/vms -d '{"name":"web-2","networkId":"'$NET'","tenantId":"demo","hostId":"${second?.hostId}"}'
+  curl -s --unix-socket ${second?.controlSocket} http://agent/status | jq .routes   # ${second?.hostId} reaches web-1 via ${first?.address}
+  curl -s -H "$OPERATOR" -XPOST ${api}/vms/$VM/migrate -d '{"targetHostId":"${third?.hostId ?? second?.hostId}"}'   # a tenant sends {} and placement picks
+  curl -s --unix-socket ${second?.controlSocket} http://agent/status | jq .routes   # ...now via ${third?.address ?? second?.address}
+  curl -s -H "$OPERATOR" ${api}/hosts | jq .
 
 Ctrl-C stops everything.`);
