@@ -12,10 +12,11 @@ import { listVmsOnHost, type StoredVm } from './vms.ts';
 export type HostCredentialsView = z.infer<typeof responses.HostCredentials>;
 
 /**
- * One credential per service account attached to a VM on this host, naming those VMs and bound
- * to the key the host agent will mint with. A VM that left the host (migrated away, deleted), or
- * whose account was detached, is simply not named: the host obtains nothing more for it, the
- * agent stops minting for it, and what the host still holds expires within
+ * One credential per VM on this host with a service account attached, naming that VM alone and
+ * bound to the key the host agent will mint with. A VM's tokens carry their credential (it goes
+ * out with the VM's requests), so a credential naming several VMs would tell every origin one VM
+ * calls the ids of its neighbours. A VM that left the host, or whose account was detached, gets
+ * none; the agent then stops minting for it, and what the host still holds expires within
  * HOST_CREDENTIAL_SECONDS (or the shorter `lifetimeSeconds` it asked for). The index of VMs by
  * host can trail a migration, so each VM is read again, consistently, before it is named.
  */
@@ -29,15 +30,10 @@ export async function issueCredentialsForHost(
   await getHost(table, hostId);
   const listed = (await listVmsOnHost(table, hostId)).filter((vm) => vm.serviceAccountId);
   const current = await Promise.all(listed.map((vm) => getItem<StoredVm>(table, keys.vm(vm.vmId))));
-  const byAccount = new Map<string, StoredVm[]>();
-  for (const vm of current) {
-    if (!vm || vm.hostId !== hostId || !vm.serviceAccountId) continue;
-    byAccount.set(vm.serviceAccountId, [...(byAccount.get(vm.serviceAccountId) ?? []), vm]);
-  }
+  const withAccount = current.filter((vm): vm is StoredVm & { serviceAccountId: string } => vm?.hostId === hostId && Boolean(vm.serviceAccountId));
   const credentials = await Promise.all(
-    [...byAccount].map(async ([serviceAccountId, accountVms]) => {
-      const vmIds = accountVms.map((vm) => vm.vmId);
-      const { credential, claims } = await issueHostCredential(signer, { serviceAccountId, tenantId: accountVms[0]!.tenantId, hostId, vmIds, hostPublicKey, lifetimeSeconds: options.lifetimeSeconds });
+    withAccount.map(async ({ serviceAccountId, tenantId, vmId }) => {
+      const { credential, claims } = await issueHostCredential(signer, { serviceAccountId, tenantId, hostId, vmIds: [vmId], hostPublicKey, lifetimeSeconds: options.lifetimeSeconds });
       return { serviceAccountId, vmIds: claims.vms, credential, expiresAt: new Date(claims.exp * 1000).toISOString() };
     }),
   );
