@@ -166,6 +166,16 @@ describe('tenant isolation', () => {
     'POST /images/{imageId}/complete': async () =>
       notFound(await api('POST', `/images/${imageB.imageId}/complete`, { parts: [{ partNumber: 1, etag: '"x"' }] }, tenantA), 'image', imageB.imageId),
     'DELETE /vms/{vmId}': async () => notFound(await api('DELETE', `/vms/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
+    'GET /quotas': async () => {
+      // Naming another tenant is an operator's right; A's own answer counts only A's.
+      expect((await api('GET', `/quotas?tenantId=${tenantBId}`, undefined, tenantA)).status).toBe(403);
+      expect((await expectOk(api('GET', '/quotas', undefined, tenantA))).tenantId).toBe(tenantAId);
+    },
+    'PUT /quotas/{tenantId}': async () => {
+      // Neither B's limits nor its own: limits are set by operators only.
+      expect((await api('PUT', `/quotas/${tenantBId}`, { vms: 0 }, tenantA)).status).toBe(403);
+      expect((await api('PUT', `/quotas/${tenantAId}`, { vms: 100_000 }, tenantA)).status).toBe(403);
+    },
   };
 
   it.each(Object.keys(attempts))('tenant A: %s gets nothing of tenant B', async (route) => {
