@@ -34,7 +34,7 @@ export function processTree(pid: number): number[] {
 
 /** `0100007F:1F90` (little-endian words) → `127.0.0.1`, 8080. */
 function decode(hex: string, v6: boolean): { address: string; port: number } {
-  const [addressHex, portHex] = hex.split(':') as [string, string];
+  const [addressHex, portHex] = hex.toLowerCase().split(':') as [string, string];
   const words = addressHex.match(/.{8}/g)!.map((word) => word.match(/../g)!.reverse().join(''));
   const address = v6
     ? words.join('').match(/.{4}/g)!.map((group) => group.replace(/^0+(?=.)/, '')).join(':').replace(/(^|:)0(:0)+(:|$)/, '::')

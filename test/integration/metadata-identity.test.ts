@@ -35,17 +35,25 @@ describe.skipIf(unavailable !== undefined)("a VM's metadata server knows it by i
 
   beforeAll(async () => {
     const [host] = await lab.addHosts(2);
-    agent = await startAgent(uniqueId('mdid'), host!.underlay, 8, undefined, ['--netns', host!.netns]);
+    agent = await startAgent(uniqueId('mdid'), host!.underlay, 16, undefined, ['--netns', host!.netns]);
+    const networks: Record<'a' | 'b', string> = {} as never;
     for (const key of ['a', 'b'] as const) {
       const token = tenantToken(tenants[key]);
-      const { networkId } = await expectOk(api('POST', '/networks', { name: `same-range-${key}`, cidr: '10.94.0.0/24' }, token), 201);
-      vms[key] = await expectOk(createVmOn({ name: `vm-${key}`, networkId, hostId: agent.hostId }, tenants[key]), 201);
+      networks[key] = (await expectOk(api('POST', '/networks', { name: `same-range-${key}`, cidr: '10.94.0.0/28' }, token), 201)).networkId;
+    }
+    // Addresses are drawn at random: B's VMs are made until one holds A's address, so no source
+    // address can tell the two apart (the others stay, unplugged).
+    vms.a = await expectOk(createVmOn({ name: 'vm-a', networkId: networks.a, hostId: agent.hostId }, tenants.a), 201);
+    for (let i = 0; !vms.b; i++) {
+      const made = await expectOk(createVmOn({ name: `vm-b-${i}`, networkId: networks.b, hostId: agent.hostId }, tenants.b), 201);
+      if (made.ip === vms.a.ip) vms.b = made;
+    }
+    for (const key of ['a', 'b'] as const) {
+      const token = tenantToken(tenants[key]);
       const account = await expectOk(api('POST', '/service-accounts', { name: `sa-${key}` }, token), 201);
       await expectOk(api('PUT', `/vms/${vms[key].vmId}/service-account`, { serviceAccountId: account.serviceAccountId }, token));
       labVms[key] = await lab.plugVm(vms[key].vmId, vms[key].ip, host!);
     }
-    // Overlapping ranges: both VMs hold the same address, so no source address can tell them apart.
-    expect(vms.a.ip).toBe(vms.b.ip);
   }, 120_000);
 
   afterAll(async () => {
