@@ -41,6 +41,8 @@ try {
   const hostIds = ['graph-bench-1', 'graph-bench-2'];
   for (const [i, hostId] of hostIds.entries()) await asOperator('POST', '/hosts', { hostId, address: `192.0.2.${100 + i}`, capacity: 5000 });
   await asOperator('POST', '/storage-pools', { poolId: 'graph-bench', capacityGiB: 10_000_000, iops: 100_000_000, throughputMiBps: 10_000_000 });
+  // A project of a thousand resources is past the default quotas: an operator raises them, as for any large tenant.
+  await asOperator('PUT', '/quotas/graph-bench', { vms: 100_000, disks: 100_000, diskGiB: 100_000_000, networks: 100_000 });
   const api = await apiClient(stack, 'tenant', 'graph-bench');
   const tenantAuthorization = `Bearer ${await stack.issueToken('tenant', 'graph-bench')}`;
   const graphRecords = async () => {

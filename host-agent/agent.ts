@@ -12,7 +12,7 @@ import { EndpointAcks } from './endpoint-acks.ts';
 import { desiredState } from './data-plane/desired-state.ts';
 import { LinuxDataPlane, type DataPlaneStatus } from './data-plane/linux-data-plane.ts';
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
-import { MetadataError } from './metadata-server.ts';
+import { METADATA_RATE_LIMITS, MetadataError } from './metadata-server.ts';
 import { PairKeys } from './pair-keys.ts';
 import { readSmallBody } from './request-body.ts';
 import { ServiceAccountTokens } from './service-account-tokens.ts';
@@ -39,6 +39,8 @@ export interface AgentConfig {
    * the host's operators reach it, never a VM or another tenant's process.
    */
   controlSocket: string;
+  /** Identity tokens one VM may mint a second through its metadata server (bursts of five times that); METADATA_RATE_LIMITS's when absent. */
+  metadataTokensPerSecond?: number;
   /** DNS servers the VMs' outbound proxies resolve with (`address` or `address:port`); the host's resolver when absent. */
   dnsServers?: readonly string[];
   /** Where the bid relay listens for OpenRTB requests (0: any free port). */
@@ -148,6 +150,7 @@ export class HostAgent {
       },
       (message) => log(config.hostId, message),
       this.netnsSockets ? new MetadataOnInterface(this.netnsSockets, () => this.metadataRedirects!) : undefined,
+      config.metadataTokensPerSecond ? { ...METADATA_RATE_LIMITS, tokens: { rate: config.metadataTokensPerSecond, burst: 5 * config.metadataTokensPerSecond } } : undefined,
     );
     this.bidRelay = new BidRelay((vmId) => this.bridges.bidderOf(vmId));
     this.acks = new EndpointAcks((acks) => this.controlPlane.acknowledgeEndpoints(config.hostId, acks), (message) => log(config.hostId, message));

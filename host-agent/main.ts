@@ -8,15 +8,16 @@ import { z } from 'zod';
 import { ipv4Address, resourceId } from '#events/identifiers.ts';
 import { HostAgent } from './agent.ts';
 
-const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S] [--netns NAME]
+const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S] [--netns NAME]
 --control-socket: the status and control endpoint, a unix socket only its owner can open (default
 /run/stratoplane/<host-id>/agent.sock as root, else under the temporary folder); try
 \`curl -s --unix-socket PATH http://agent/status\`.
 --dns-server: what VMs' outbound proxies resolve names with (the host's resolver when absent).
+--metadata-tokens-per-second: identity tokens one VM may mint a second (default 20, bursts of 5x).
 --netns: program real VXLAN tunnels and routes into that Linux network namespace (the host's; needs
 CAP_NET_ADMIN), and send VMs' outbound traffic from it; without it the forwarding table is kept in memory only.
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
-HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR,
+HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR,
 HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_NETNS; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
 so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK.`;
@@ -35,6 +36,7 @@ const Config = z.object({
     message: 'a host token is required: --token-file PATH, HOST_AGENT_TOKEN_FILE or HOST_AGENT_TOKEN',
   }),
   capacity: z.coerce.number().int().min(1).max(10_000),
+  metadataTokensPerSecond: z.coerce.number().int().min(1).max(100_000).optional(),
   controlSocket: z.string().min(1).max(100, 'a unix socket path is at most 100 characters'),
   dnsServers: z.array(z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])(:\d{1,5})?$/, 'a DNS server is an IP address, optionally with :port')),
   bidPort: z.coerce.number().int().min(0).max(65_535),
@@ -51,6 +53,7 @@ const { values } = parseArgs({
     'token-file': { type: 'string' },
     capacity: { type: 'string' },
     'control-socket': { type: 'string' },
+    'metadata-tokens-per-second': { type: 'string' },
     'dns-server': { type: 'string', multiple: true },
     'bid-port': { type: 'string' },
     'spill-dir': { type: 'string' },
@@ -69,6 +72,7 @@ const parsed = Config.safeParse({
       ? { value: process.env.HOST_AGENT_TOKEN }
       : undefined,
   capacity: values.capacity ?? process.env.HOST_CAPACITY ?? 32,
+  metadataTokensPerSecond: values['metadata-tokens-per-second'] ?? process.env.HOST_AGENT_METADATA_TOKENS_PER_SECOND,
   controlSocket: values['control-socket'] ?? process.env.HOST_AGENT_CONTROL_SOCKET ?? defaultControlSocket(values['host-id'] ?? process.env.HOST_ID ?? 'host'),
   dnsServers: values['dns-server'] ?? (process.env.HOST_AGENT_DNS_SERVERS ?? '').split(',').filter(Boolean),
   bidPort: values['bid-port'] ?? process.env.HOST_AGENT_BID_PORT ?? 0,

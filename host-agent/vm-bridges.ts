@@ -1,7 +1,7 @@
 import { BidderLink } from './bidder-link.ts';
 import { VmEgressProxy, type EgressBackend } from './egress-proxy.ts';
 import type { LocalVm } from './forwarding-table.ts';
-import { VmMetadataServer, type MetadataBackend } from './metadata-server.ts';
+import { METADATA_RATE_LIMITS, VmMetadataServer, type MetadataBackend } from './metadata-server.ts';
 
 /**
  * Where VMs' metadata servers listen when not on 127.0.0.1: at 169.254.169.254 on each VM's own
@@ -36,6 +36,7 @@ export class VmBridges {
     private readonly backend: MetadataBackend & EgressBackend,
     private readonly log: (message: string) => void,
     private readonly placement?: MetadataPlacement,
+    private readonly metadataLimits = METADATA_RATE_LIMITS,
   ) {}
 
   /** Brings the set of bridges to exactly these VMs; calls are serialized. */
@@ -72,7 +73,7 @@ export class VmBridges {
     }
     for (const vm of wanted.values()) {
       if (this.bridges.has(vm.vmId)) continue;
-      const bridge = { vm, metadata: new VmMetadataServer(vm, this.backend, this.log), egress: new VmEgressProxy(vm, this.backend, this.log), bidder: new BidderLink(vm.vmId, this.log) };
+      const bridge = { vm, metadata: new VmMetadataServer(vm, this.backend, this.log, this.metadataLimits), egress: new VmEgressProxy(vm, this.backend, this.log), bidder: new BidderLink(vm.vmId, this.log) };
       await Promise.all([this.placement ? this.placement.open(vm, bridge.metadata) : bridge.metadata.listen(), bridge.egress.listen(), bridge.bidder.listen()]);
       this.bridges.set(vm.vmId, bridge);
     }

@@ -39,6 +39,8 @@ const bundlingNoise = /Bundling asset|index\.mjs|Done in|^\s*$|npm warn/;
 /** The local AWS, the runner and `agentCount` host agents, started in that order. */
 export async function startLocalStack(options: {
   agentCount: number;
+  /** More environment for every agent (its HOST_AGENT_* settings). */
+  agentEnv?: Record<string, string>;
   apiPort?: number;
   localAwsPort?: number;
   hostPrefix?: string;
@@ -121,7 +123,7 @@ export async function startLocalStack(options: {
         const agent = await startTsProcess<{ hostId: string; controlSocket: string }>({
           entry: 'host-agent/main.ts',
           args: ['--host-id', hostId, '--address', address, '--capacity', '16', '--api-url', runner.info.apiUrl, '--control-socket', path.join(stateDir, 'agents', hostId, 'agent.sock'), ...(placed ? ['--netns', placed.netns] : [])],
-          env: { ...awsEnv, HOST_AGENT_TOKEN: await issueToken('host', hostId) },
+          env: { ...awsEnv, ...options.agentEnv, HOST_AGENT_TOKEN: await issueToken('host', hostId) },
           readyPrefix: 'HOST_AGENT_READY',
           onStderr: log,
         });
