@@ -88,11 +88,12 @@ describe.skipIf(unavailable !== undefined)("a VM's metadata server knows it by i
       const answer = await getFrom(labVms.a.netns, `http://169.254.169.254:${port}/computeMetadata/v1/instance/id`);
       expect(answer.error, `port ${port}`).toMatch(/timed out|ECONNREFUSED|ECONNRESET/);
     }
-    // A source address the VM was not given: still A's interface, and refused for not being A.
+    // A source address the VM was not given: the answer has no route back to it (the network's
+    // table knows only its VMs' addresses), and were it to arrive, the server answers only A's address.
     await promisify(execFile)('ip', ['-n', labVms.a.netns, 'addr', 'add', '10.94.0.200/32', 'dev', 'eth0']);
     const spoofed = await getFrom(labVms.a.netns, 'http://169.254.169.254/computeMetadata/v1/instance/id', { localAddress: '10.94.0.200' });
-    expect(spoofed.status).toBe(403);
-    expect(spoofed.body).not.toContain(vms.b.vmId);
+    expect(spoofed.error ?? `status ${spoofed.status}`).toMatch(/timed out|status 403/);
+    expect(JSON.stringify(spoofed)).not.toContain(vms.b.vmId);
   });
 
   it('gives nothing to another host over the underlay, nor to anything in the host itself', async () => {
