@@ -274,11 +274,6 @@ async function hostsOfVms(table: string, tenantId: string, vmIds: readonly strin
   return hosts;
 }
 
-/** The VMs on a host. The index can trail a migration for a moment; each item says where its VM runs, so those that left are dropped. */
-export async function listVmsOnHost(table: string, hostId: string): Promise<StoredVm[]> {
-  const vms = await queryAll<StoredVm>({
-    TableName: table,
-    IndexName: indexes.gsi3,
 /** Any tenant's VM, for operators. */
 async function getAnyVm(table: string, vmId: string): Promise<StoredVm> {
   const vm = await getItem<StoredVm>(table, keys.vm(vmId));
@@ -289,6 +284,11 @@ async function getAnyVm(table: string, vmId: string): Promise<StoredVm> {
 /** A tenant's VM, or (tenantId undefined: an operator) any tenant's. */
 export const getVmFor = (table: string, tenantId: string | undefined, vmId: string): Promise<StoredVm> => (tenantId === undefined ? getAnyVm(table, vmId) : getVm(table, tenantId, vmId));
 
+/** The VMs on a host. The index can trail a migration for a moment; each item says where its VM runs, so those that left are dropped. */
+export async function listVmsOnHost(table: string, hostId: string): Promise<StoredVm[]> {
+  const vms = await queryAll<StoredVm>({
+    TableName: table,
+    IndexName: indexes.gsi3,
     KeyConditionExpression: 'gsi3pk = :pk',
     ExpressionAttributeValues: { ':pk': indexKeys.vmsOnHost(hostId) },
   });
@@ -300,6 +300,10 @@ export async function listVms(table: string, tenantId: string, query: ListVmsQue
   const index = query.networkId
     ? { name: indexes.gsi2, partitionKey: 'gsi2pk', value: indexKeys.vmsOfNetwork(query.networkId) }
     : { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.vmsOfTenant(tenantId) };
+  const page = await queryPage<StoredVm>(table, index, query.limit, query.nextToken);
+  return { vms: page.items.map(toVmView), nextToken: page.nextToken };
+}
+
 /** Operators: one page of the VMs on a host, every tenant's (what the host's index holds, less those that left it). */
 export async function listVmsOnHostPage(table: string, hostId: string, query: ListVmsQuery) {
   await getHost(table, hostId);
@@ -307,25 +311,24 @@ export async function listVmsOnHostPage(table: string, hostId: string, query: Li
   return { vms: page.items.filter((vm) => vm.hostId === hostId).map(toVmView), nextToken: page.nextToken };
 }
 
-  const page = await queryPage<StoredVm>(table, index, query.limit, query.nextToken);
-  return { vms: page.items.map(toVmView), nextToken: page.nextToken };
-}
-
 /**
  * Moves a VM to another host. Its address stays; its slot's endpoint becomes the target host's
  * address under the next version, and both hosts' memberships move in the same transaction.
+ * Placement picks the target (another host of the VM's region with room, away from `spreadFrom`'s
+ * VMs) unless an operator named it. `tenantId` undefined: an operator, acting on any tenant's VM.
  */
 export async function migrateVm(
   table: string,
   region: string,
   tenantId: string | undefined,
- * Placement picks the target (another host of the VM's region with room, away from `spreadFrom`'s
- * VMs) unless an operator named it. `tenantId` undefined: an operator, acting on any tenant's VM.
   vmId: string,
   request: { targetHostId?: string | undefined; spreadFrom?: readonly string[] | undefined } = {},
   /** Rotates the VM's network-pair secret in the move: pair tokens made with the old one are refused at the new host. */
   newPairKeyCiphertext?: (vmId: string) => Promise<string>,
 ): Promise<VmView> {
+  const named = request.targetHostId;
+  const fullHosts = new Set<string>();
+  let spread: Map<string, string> | undefined;
   let pairKeyCiphertext: string | undefined;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const vm = assertHomeRegion(await getVmFor(table, tenantId, vmId), region, `vm ${vmId}`);
@@ -338,9 +341,6 @@ export async function migrateVm(
     if (!target) throw new ConflictError(`no other host${spread.size > 0 ? ' apart from the spreadFrom VMs' : ''} has capacity for vm ${vmId}`);
     const targetHostId = target.hostId;
     // Tunnels and addresses are regional: a VM moves between hosts of its own region only.
-  const named = request.targetHostId;
-  const fullHosts = new Set<string>();
-  let spread: Map<string, string> | undefined;
     if (vm.region !== undefined && target.region !== undefined && target.region !== vm.region) {
       throw new ConflictError(`targetHostId: host ${targetHostId} is in ${target.region}; vm ${vmId} runs in ${vm.region}`);
     }
