@@ -14,6 +14,8 @@ export const HostItem = z.object({
   vmCount: z.int(),
   queueUrl: z.string(),
   createdAt: z.string(),
+  /** The opaque name the host goes by in its VMs' tokens, which outside origins see: never its id (see hostTokenRef). */
+  tokenRef: z.string().optional(),
 });
 export type HostItem = z.infer<typeof HostItem>;
 

@@ -30,6 +30,7 @@ export const HostCredentialClaims = z.object({
   iss: z.literal(API_TOKEN_ISSUER),
   sa: resourceId,
   tenant: resourceId,
+  /** The host's opaque token name, not its id. */
   host: resourceId,
   vms: z.array(resourceId).min(1),
   cnf: z.object({ jwk: z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: z.string(), y: z.string() }) }),

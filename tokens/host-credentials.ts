@@ -15,7 +15,8 @@ export const MIN_HOST_CREDENTIAL_SECONDS = 5;
 export interface IssueHostCredential {
   serviceAccountId: string;
   tenantId: string;
-  hostId: string;
+  /** The host's opaque token name (hostTokenRef), never its id: the credential travels in its VMs' tokens. */
+  hostRef: string;
   vmIds: readonly string[];
   hostPublicKey: P256PublicJwk;
   /** Shorter than HOST_CREDENTIAL_SECONDS if asked (tests, a cautious host); never longer. */
@@ -31,7 +32,7 @@ export async function issueHostCredential(signer: JwsSigner, request: IssueHostC
     iss: API_TOKEN_ISSUER,
     sa: request.serviceAccountId,
     tenant: request.tenantId,
-    host: request.hostId,
+    host: request.hostRef,
     vms: [...request.vmIds].sort(),
     cnf: { jwk: request.hostPublicKey },
     iat,

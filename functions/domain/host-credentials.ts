@@ -3,7 +3,7 @@ import type * as responses from '#events/responses.ts';
 import type { P256PublicJwk } from '#events/api.ts';
 import type { JwsSigner } from '#tokens/jws.ts';
 import { issueHostCredential } from '#tokens/host-credentials.ts';
-import { getHost } from './hosts.ts';
+import { getHost, hostTokenRef } from './hosts.ts';
 import { getItem } from './store.ts';
 import { keys } from './table-keys.ts';
 import { listVmsOnHost, type StoredVm } from './vms.ts';
@@ -27,13 +27,13 @@ export async function issueCredentialsForHost(
   hostPublicKey: P256PublicJwk,
   options: { lifetimeSeconds?: number | undefined } = {},
 ): Promise<HostCredentialsView> {
-  await getHost(table, hostId);
+  const hostRef = await hostTokenRef(table, await getHost(table, hostId));
   const listed = (await listVmsOnHost(table, hostId)).filter((vm) => vm.serviceAccountId);
   const current = await Promise.all(listed.map((vm) => getItem<StoredVm>(table, keys.vm(vm.vmId))));
   const withAccount = current.filter((vm): vm is StoredVm & { serviceAccountId: string } => vm?.hostId === hostId && Boolean(vm.serviceAccountId));
   const credentials = await Promise.all(
     withAccount.map(async ({ serviceAccountId, tenantId, vmId }) => {
-      const { credential, claims } = await issueHostCredential(signer, { serviceAccountId, tenantId, hostId, vmIds: [vmId], hostPublicKey, lifetimeSeconds: options.lifetimeSeconds });
+      const { credential, claims } = await issueHostCredential(signer, { serviceAccountId, tenantId, hostRef, vmIds: [vmId], hostPublicKey, lifetimeSeconds: options.lifetimeSeconds });
       return { serviceAccountId, vmIds: claims.vms, credential, expiresAt: new Date(claims.exp * 1000).toISOString() };
     }),
   );

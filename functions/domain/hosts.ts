@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type * as responses from '#events/responses.ts';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { randomBytes } from 'node:crypto';
+import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { RegisterHostRequest } from '#events/api.ts';
 import type { HostItem } from '#events/records.ts';
@@ -21,6 +22,26 @@ export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUr
   queueUrl,
   createdAt,
 });
+
+/**
+ * The opaque name a host goes by in the tokens its VMs carry to outside origins, where its id
+ * (and so the physical placement of a tenant's VMs) has no business: made at the host's first
+ * credential, kept on its item, so all its tokens name it alike and an operator can trace one back.
+ */
+export async function hostTokenRef(table: string, host: HostItem): Promise<string> {
+  if (host.tokenRef) return host.tokenRef;
+  const { Attributes } = await dynamodb.send(
+    new UpdateCommand({
+      TableName: table,
+      Key: keys.host(host.hostId),
+      UpdateExpression: 'SET tokenRef = if_not_exists(tokenRef, :ref)',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: { ':ref': `hr-${randomBytes(10).toString('hex')}` },
+      ReturnValues: 'ALL_NEW',
+    }),
+  );
+  return (Attributes as HostItem).tokenRef!;
+}
 
 /**
  * Registers a host, creating its message queue first. Registering again with the same address is

@@ -16,6 +16,8 @@ const AUDIENCE = 'https://storage.example.com';
 describe('service-account tokens', () => {
   let h1: RunningAgent;
   let h2: RunningAgent;
+  /** The opaque name h1 goes by in its VMs' tokens (learnt from the first one). */
+  let h1Ref = '';
   let vm: any;
   let account: any;
   let verifier: VmTokenVerifier;
@@ -57,7 +59,11 @@ describe('service-account tokens', () => {
       token = answer.body;
     });
     const verified = await verifier.verify(token, AUDIENCE);
-    expect(verified).toMatchObject({ serviceAccountId: account.serviceAccountId, tenantId: 'test-tenant', vmId: vm.vmId, hostId: h1.hostId, audience: AUDIENCE });
+    expect(verified).toMatchObject({ serviceAccountId: account.serviceAccountId, tenantId: 'test-tenant', vmId: vm.vmId, hostRef: expect.stringMatching(/^hr-[0-9a-f]{20}$/), audience: AUDIENCE });
+    h1Ref = verified.hostRef;
+    // The token goes to outside origins: it names the host by an opaque reference, never by id.
+    const payload = decodeJws(token).payload as { cred: string };
+    expect(JSON.stringify(payload) + JSON.stringify(decodeJws(payload.cred).payload)).not.toContain(h1.hostId);
     expect(verified.expiresAt - Date.now()).toBeLessThanOrEqual(10 * 60_000);
 
     // Minting is local: many tokens, no API call per token (the agent's counter moves, the control plane sees nothing).
@@ -106,7 +112,7 @@ describe('service-account tokens', () => {
       expect(answer.status).toBe(200);
       token = answer.body;
     });
-    expect((await verifier.verify(token, AUDIENCE)).hostId).toBe(h2.hostId);
+    expect((await verifier.verify(token, AUDIENCE)).hostRef).not.toBe(h1Ref);
     expect(((await h1.status()) as any).serviceAccounts[vm.vmId]).toBeUndefined();
   });
 
@@ -126,7 +132,7 @@ describe('service-account tokens', () => {
     const claims = decodeJws(held.credential).payload as HostCredentialClaims;
     expect(claims.exp - claims.iat).toBe(LIFETIME);
     const mintAtOldHost = () => mintVmToken(oldHostKey, { credential: held.credential, claims, vmId: moving.vmId, audience: AUDIENCE }).token;
-    expect((await verifier.verify(mintAtOldHost(), AUDIENCE)).hostId).toBe(h1.hostId);
+    expect((await verifier.verify(mintAtOldHost(), AUDIENCE)).hostRef).toBe(h1Ref);
 
     await expectOk(migrateVmTo(moving.vmId, h2.hostId));
     // Asked at once, and with the default lifetime: nothing names the VM any more.
@@ -139,15 +145,15 @@ describe('service-account tokens', () => {
       expect(response.status).toBe(200);
       fresh = await response.text();
     });
-    expect((await verifier.verify(fresh, AUDIENCE)).hostId).toBe(h2.hostId);
+    expect((await verifier.verify(fresh, AUDIENCE)).hostRef).not.toBe(h1Ref);
 
     // The old host still holds its credential: what it mints now verifies only until that ends.
     const lateToken = mintAtOldHost();
     const expiresAt = claims.exp * 1000;
-    if (Date.now() < expiresAt - 500) expect((await verifier.verify(lateToken, AUDIENCE)).hostId).toBe(h1.hostId);
+    if (Date.now() < expiresAt - 500) expect((await verifier.verify(lateToken, AUDIENCE)).hostRef).toBe(h1Ref);
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now()) + 1000));
     await expect(verifier.verify(lateToken, AUDIENCE)).rejects.toThrow(/expired/);
     await expect(verifier.verify(mintAtOldHost(), AUDIENCE)).rejects.toThrow(/expired/);
-    expect((await verifier.verify(fresh, AUDIENCE)).hostId).toBe(h2.hostId);
+    expect((await verifier.verify(fresh, AUDIENCE)).hostRef).not.toBe(h1Ref);
   });
 });

@@ -29,7 +29,7 @@ describe("a VM token names no other VM", () => {
     }
   });
 
-  it('gets one credential per VM from the control plane, each naming that VM alone', async () => {
+  it('gets one credential per VM from the control plane, each naming that VM alone and its host only by an opaque reference', async () => {
     const { kty, crv, x, y } = hostKey.publicKey.export({ format: 'jwk' });
     const { credentials } = await expectOk(api('POST', `/hosts/${hostId}/service-account-credentials`, { publicKey: { kty, crv, x, y } }, tokenFor('host', hostId)));
     expect(credentials.map((issued: any) => issued.vmIds).sort()).toEqual(vms.map((vm) => [vm.vmId]).sort());
@@ -44,6 +44,9 @@ describe("a VM token names no other VM", () => {
       const everything = JSON.stringify({ payload, credential: decodeJws(payload.cred as string).payload });
       for (const other of vms.filter((vm) => vm.vmId !== vmId)) expect(everything).not.toContain(other.vmId);
       expect(everything).toContain(vmId);
+      // Nor the physical host: an opaque reference stands for it.
+      expect(everything).not.toContain(hostId);
+      expect(claims.host).toMatch(/^hr-[0-9a-f]{20}$/);
     }
   });
 });
