@@ -51,13 +51,13 @@ More: AWS_ENDPOINT_URL=${stack.aws.endpoint} AWS_REGION=${stack.runner.region} A
         npm run -s issue-token -- --tenant acme
 
 Try it (jq optional):
-  AUTH="authorization: Bearer $TOKEN" OPERATOR="authorization: Bearer $OPERATOR_TOKEN"
-  NET=$(curl -s -H "$AUTH" -XPOST ${api}/networks -d '{"name":"demo","cidr":"10.0.0.0/24"}' | jq -r .networkId)
+  AUTH="authorization: Bearer $TOKEN" OPERATOR="authorization: Bearer $OPERATOR_TOKEN" JSON="content-type: application/json"
+  NET=$(curl -s -H "$AUTH" -H "$JSON" -XPOST ${api}/networks -d '{"name":"demo","cidr":"10.0.0.0/24"}' | jq -r .networkId)
   # Tenants do not pick hosts (placement does; "spreadFrom":["vm-…"] keeps their VMs apart); an operator may, for a tenant:
-  VM=$(curl -s -H "$OPERATOR" -XPOST ${api}/vms -d '{"name":"web-1","networkId":"'$NET'","tenantId":"demo","hostId":"${first?.hostId}"}' | jq -r .vmId)
-  curl -s -H "$OPERATOR" -XPOST ${api}/vms -d '{"name":"web-2","networkId":"'$NET'","tenantId":"demo","hostId":"${second?.hostId}"}'
+  VM=$(curl -s -H "$OPERATOR" -H "$JSON" -XPOST ${api}/vms -d '{"name":"web-1","networkId":"'$NET'","tenantId":"demo","hostId":"${first?.hostId}"}' | jq -r .vmId)
+  curl -s -H "$OPERATOR" -H "$JSON" -XPOST ${api}/vms -d '{"name":"web-2","networkId":"'$NET'","tenantId":"demo","hostId":"${second?.hostId}"}'
   curl -s --unix-socket ${second?.controlSocket} http://agent/status | jq .routes   # ${second?.hostId} reaches web-1 via ${first?.address}
-  curl -s -H "$OPERATOR" -XPOST ${api}/vms/$VM/migrate -d '{"targetHostId":"${third?.hostId ?? second?.hostId}"}'   # a tenant sends {} and placement picks
+  curl -s -H "$OPERATOR" -H "$JSON" -XPOST ${api}/vms/$VM/migrate -d '{"targetHostId":"${third?.hostId ?? second?.hostId}"}'   # a tenant sends {} and placement picks
   curl -s --unix-socket ${second?.controlSocket} http://agent/status | jq .routes   # ...now via ${third?.address ?? second?.address}
   curl -s -H "$OPERATOR" ${api}/hosts | jq .
 
