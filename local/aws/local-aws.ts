@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureLocalStackInstalled, installDir, LOCALSTACK_VERSION, prepareFilesystemRoot, venvPython } from './install.ts';
 import { AwsProxy } from './aws-proxy.ts';
+import { isAlive } from '../processes.ts';
 import { LocalAwsSetupError } from './toolchain.ts';
 
 export { LocalAwsSetupError } from './toolchain.ts';
@@ -249,15 +250,6 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
     } catch {
       // already gone
     }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startLocalStack, type LocalStack } from '../../local/local-stack.ts';
-import { projectRoot } from '../../local/processes.ts';
+import { isAlive, projectRoot } from '../../local/processes.ts';
 import { routesOf } from '../../local/api-gateway.ts';
 import type { CfnTemplate } from '../../local/template.ts';
 import { KMSClient } from '@aws-sdk/client-kms';
@@ -57,7 +57,7 @@ async function takeRunLock(): Promise<void> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = Number(readFileOr(path.join(runLock, 'pid')));
-    if (!holder || !alive(holder)) {
+    if (!holder || !isAlive(holder)) {
       rmSync(runLock, { recursive: true, force: true });
       continue;
     }
@@ -76,15 +76,6 @@ function readFileOr(file: string): string {
     return readFileSync(file, 'utf8');
   } catch {
     return '';
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
