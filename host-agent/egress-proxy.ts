@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import type { EgressPolicy } from '#events/vm-config.ts';
 import { EgressRefusedError, type EgressDestinations } from './egress-destinations.ts';
 import type { LocalVm } from './forwarding-table.ts';
@@ -131,7 +132,7 @@ export class VmEgressProxy {
       method: request.method,
       headers,
       timeout: 30_000,
-      createConnection: (_options: unknown, done: (error: Error | null, socket?: import('node:net').Socket) => void) => {
+      createConnection: (_options: unknown, done: (error: Error | null, socket?: Socket) => void) => {
         this.backend.destinations.connect(target, address).then((socket) => done(null, socket), (error: Error) => done(error));
         return undefined;
       },
