@@ -50,13 +50,14 @@ const CARRIES_IPV4 = blockList([{ cidr: '::ffff:0:0/96' }, { cidr: '64:ff9b::/96
 /** An IPv6 address that carries an IPv4 one (mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`) is judged as that IPv4 address. */
 export function embeddedIpv4(address: string): string | undefined {
   if (!net.isIPv6(address) || !CARRIES_IPV4.check(address, 'ipv6')) return undefined;
-  const groups = expandIpv6(address);
+  const groups = ipv6Groups(address);
   const high = groups[6]!;
   const low = groups[7]!;
   return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
 }
 
-function expandIpv6(address: string): number[] {
+/** An IPv6 address's eight 16-bit groups, `::` expanded and a dotted IPv4 tail read as two groups. */
+export function ipv6Groups(address: string): number[] {
   let text = address;
   // A dotted tail (`::ffff:127.0.0.1`) becomes two hex groups.
   const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
