@@ -88,7 +88,7 @@ export class ControlPlaneStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    // List routes derive their cursor-signing key from it (functions/domain/pagination.ts); HMAC keys do not rotate.
+    // List routes derive their cursor-signing key from it (functions/core/pagination.ts); HMAC keys do not rotate.
     const listCursorKey = new Key(this, 'ListCursorKey', {
       description: 'Signs list cursors (nextToken), so clients cannot forge or reuse them across lists',
       keySpec: KeySpec.HMAC_256,
@@ -111,7 +111,7 @@ export class ControlPlaneStack extends Stack {
     const shuffleQueueArns = this.formatArn({ service: 'sqs', resource: `${shuffleQueuePrefix}*` });
 
     const networkChanges = new ControlPlaneFunction(this, 'NetworkChanges', {
-      entry: 'functions/streams/network-changes.ts',
+      entry: 'functions/host-sync/streams/network-changes.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.NetworkChanges,
       timeout: Duration.seconds(30),
       environment: { FANOUT_QUEUE_URL: fanOutQueue.queueUrl },
@@ -132,7 +132,7 @@ export class ControlPlaneStack extends Stack {
     // The resource graph: one message group per node, so each node's messages are handled in order.
     const graphQueue = this.workQueue('Graph', 'graph.fifo', dataKey, { queueName: graphQueueName(this.region), fifo: true, visibilityTimeout: Duration.seconds(60) });
     const resourceGraph = new ControlPlaneFunction(this, 'ResourceGraph', {
-      entry: 'functions/queues/resource-graph.ts',
+      entry: 'functions/lifecycle/queues/resource-graph.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.ResourceGraph,
       timeout: Duration.seconds(30),
       environment: { TABLE_NAME: this.table.tableName, GRAPH_QUEUE_URL: graphQueue.queueUrl },
@@ -168,7 +168,7 @@ export class ControlPlaneStack extends Stack {
     const longJobVisibility = verifyTimeout.plus(Duration.minutes(1));
     const imageVerifyQueue = this.workQueue('ImageVerify', 'image-verify', dataKey, { visibilityTimeout: longJobVisibility, attempts: 3 });
     const verifyImages = new ControlPlaneFunction(this, 'VerifyImages', {
-      entry: 'functions/queues/verify-images.ts',
+      entry: 'functions/images/queues/verify-images.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.VerifyImages,
       timeout: verifyTimeout,
       environment: { TABLE_NAME: this.table.tableName },
@@ -182,7 +182,7 @@ export class ControlPlaneStack extends Stack {
     // The handler counts attempts and fails the copy itself; the DLQ only catches what it could not record.
     const imageCopyQueue = this.workQueue('ImageCopy', 'image-copy', dataKey, { visibilityTimeout: longJobVisibility });
     const copyImages = new ControlPlaneFunction(this, 'CopyImages', {
-      entry: 'functions/queues/copy-images.ts',
+      entry: 'functions/images/queues/copy-images.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.CopyImages,
       timeout: verifyTimeout,
       environment: { TABLE_NAME: this.table.tableName, IMAGES_BUCKET: imagesBucket.bucketName, IMAGE_COPY_QUEUE_URL: imageCopyQueue.queueUrl },
@@ -205,7 +205,7 @@ export class ControlPlaneStack extends Stack {
     this.consume(copyImages, imageCopyQueue, 1);
     // The table's stream is the copies' outbox: a copy item that appears gets its job here.
     const imageCopyJobs = new ControlPlaneFunction(this, 'ImageCopyJobs', {
-      entry: 'functions/streams/image-copies.ts',
+      entry: 'functions/images/streams/image-copies.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.ImageCopyJobs,
       timeout: Duration.seconds(30),
       environment: { IMAGE_COPY_QUEUE_URL: imageCopyQueue.queueUrl },
@@ -214,7 +214,7 @@ export class ControlPlaneStack extends Stack {
     imageCopyJobs.addEventSource(tableStream());
 
     const fanOut = new ControlPlaneFunction(this, 'FanOut', {
-      entry: 'functions/queues/fan-out.ts',
+      entry: 'functions/host-sync/queues/fan-out.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.FanOut,
       timeout: Duration.seconds(10),
       environment: { TABLE_NAME: this.table.tableName },
@@ -298,7 +298,7 @@ export class ControlPlaneStack extends Stack {
 
   /**
    * Makes `fn` the consumer of a work queue: batches report their failures item by item, and the
-   * handler (functions/commons/dead-letters.ts) delays each retry and, after the queue's
+   * handler (functions/triggers/dead-letters.ts) delays each retry and, after the queue's
    * attempts, moves the message to the DLQ itself with the reason.
    */
   private consume(fn: ControlPlaneFunction, queue: Queue, batchSize: number): void {

@@ -161,9 +161,6 @@ export const bodyErrorStatuses = {
 export const documentedStatuses = (operation: Operation): number[] =>
   [...Object.keys(operation.responses), ...Object.keys(errorStatuses), ...(operation.body ? Object.keys(bodyErrorStatuses) : [])].map(Number);
 
-/** The handler module of an operation: `createVm` → `functions/api/create-vm.ts`. */
-export const handlerEntry = (operationId: string) => `functions/api/${operationId.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}.ts`;
-
 /** The operation a request is for, by method and concrete path (`/vms/vm-1`), if any. */
 export function operationFor(method: string, path: string): Operation | undefined {
   const segments = path.split('?')[0]!.split('/').filter(Boolean);

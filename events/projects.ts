@@ -25,3 +25,9 @@ export const GraphMessage = z.strictObject({
   region: z.string().min(1).max(32).optional(),
 });
 export type GraphMessage = z.infer<typeof GraphMessage>;
+
+/** An outgoing graph message and the node that sends it, which makes its deduplication id. */
+export interface OutgoingGraphMessage {
+  message: GraphMessage;
+  from: string;
+}

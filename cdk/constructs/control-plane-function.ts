@@ -9,7 +9,7 @@ import { Construct } from 'constructs';
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface ControlPlaneFunctionProps {
-  /** Handler source, relative to the project root, e.g. `functions/api/create-vm.ts`. */
+  /** Handler source, relative to the project root, e.g. `functions/compute/api/create-vm.ts`. */
   entry: string;
   environment?: Record<string, string>;
   timeout?: Duration;

@@ -7,7 +7,8 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { handlerEntry, operations, type Operation } from '#events/operations.ts';
+import { operations, type Operation } from '#events/operations.ts';
+import { apiHandlerEntry } from '../handler-entries.ts';
 import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
 
@@ -221,7 +222,7 @@ export class TenantApi extends Construct {
   constructor(scope: Construct, id: string, props: TenantApiProps) {
     super(scope, id);
     const authorizerFunction = new ControlPlaneFunction(this, 'Authorizer', {
-      entry: 'functions/auth/authorize-api.ts',
+      entry: 'functions/identity/auth/authorize-api.ts',
       environment: { API_TOKEN_KEY_ARNS: [props.apiTokenKey.keyArn, ...props.otherRegionsApiTokenKeys].join(','), TABLE_NAME: props.table.tableName },
     });
     props.apiTokenKey.grant(authorizerFunction, 'kms:GetPublicKey');
@@ -280,7 +281,7 @@ export class TenantApi extends Construct {
       const { operation } = route;
       const fn = new ControlPlaneFunction(this, functionId(operation), {
         logGroup: functionLogs,
-        entry: handlerEntry(operation.operationId),
+        entry: apiHandlerEntry(operation.operationId),
         timeout: Duration.seconds(15),
         environment: route.access === 'none' ? {} : { TABLE_NAME: props.table.tableName },
       });

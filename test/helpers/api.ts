@@ -1,6 +1,6 @@
 import { inject } from 'vitest';
-import { tableKeyAttributes } from '#domain/table-keys.ts';
-import { describeIssues } from '#commons/http.ts';
+import { tableKeyAttributes } from '#functions/core/table-keys.ts';
+import { describeIssues } from '#functions/triggers/api-handler.ts';
 import { documentedStatuses, operationFor } from '#events/operations.ts';
 import { ErrorBody } from '#events/responses.ts';
 import { operatorToken, tenantToken } from './tokens.ts';

@@ -1,6 +1,7 @@
 import { DynamoDBClient, QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { GraphMessage } from '#events/projects.ts';
-import { handleGraphMessage, type Outgoing } from '#domain/resource-graph.ts';
+import type { OutgoingGraphMessage } from '#events/projects.ts';
+import { handleGraphMessage } from '#functions/lifecycle/resource-graph.ts';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
@@ -119,8 +120,8 @@ describe('resource graph', () => {
     // As when another region hands a node over before the global table has brought the project's `deleting` here.
     const { projectId } = await expectOk(as('POST', '/projects', { name: 'lagging' }), 201);
     const message: GraphMessage = { action: 'release', kind: 'network', nodeId: uniqueId('net-gone'), projectId, region: inject('region') };
-    const sent: Outgoing[] = [];
-    const send = async (messages: Outgoing[]) => void sent.push(...messages);
+    const sent: OutgoingGraphMessage[] = [];
+    const send = async (messages: OutgoingGraphMessage[]) => void sent.push(...messages);
     const markDeleting = () =>
       dynamodb.send(
         new UpdateItemCommand({

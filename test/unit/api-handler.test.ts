@@ -2,7 +2,7 @@ import { DynamoDBServiceException } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { operations } from '#events/operations.ts';
-import { apiHandler } from '#commons/http.ts';
+import { apiHandler } from '#functions/triggers/api-handler.ts';
 
 const context = { functionName: 'test', awsRequestId: 'request-1', invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:test', memoryLimitInMB: '128' } as Context;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { choosePool, fits, type StoragePoolView } from '#domain/storage-pools.ts';
+import { choosePool, fits, type StoragePoolView } from '#functions/storage/storage-pools.ts';
 
 const pool = (poolId: string, free: [number, number, number]): StoragePoolView => ({
   poolId,

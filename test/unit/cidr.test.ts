@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { capacityOf, intToIp, ipToInt, normalizeCidr, pickFreeAddress, usableRange } from '../../functions/domain/cidr.ts';
+import { capacityOf, intToIp, ipToInt, normalizeCidr, pickFreeAddress, usableRange } from '#functions/network/cidr.ts';
 
 describe('cidr', () => {
   it('converts addresses both ways', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fingerprintOf } from '../../functions/domain/client-tokens.ts';
+import { fingerprintOf } from '#functions/core/client-tokens.ts';
 
 describe('fingerprintOf', () => {
   it('is the same for the same parameters in any order, and differs when one changes', () => {

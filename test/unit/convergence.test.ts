@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { summarizeConvergence } from '../../functions/domain/convergence.ts';
+import { summarizeConvergence } from '#functions/host-sync/convergence.ts';
 
 describe('summarizeConvergence', () => {
   const vm = { vmId: 'vm-1', hostId: 'h-2', endpointAddress: '192.0.2.2', endpointVersion: 5 };

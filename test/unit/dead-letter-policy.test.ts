@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { failureDecision } from '../../functions/domain/dead-letter-policy.ts';
+import { failureDecision } from '#functions/triggers/dead-letter-policy.ts';
 
 describe('failureDecision', () => {
   it('retries after 1, 2, 4, 8 s and gives up on the last attempt', () => {

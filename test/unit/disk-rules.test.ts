@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CreateDiskRequest, ModifyDiskRequest } from '#events/disks.ts';
-import { assertDiskRules } from '#domain/disk-rules.ts';
+import { assertDiskRules } from '#functions/storage/disk-rules.ts';
 
 describe('disk rules (gp3 model)', () => {
   it.each([

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HostMessageBatch } from '../../events/endpoints.ts';
-import { packHostBodies, type Outgoing } from '../../functions/domain/host-batches.ts';
+import { packHostBodies, type Outgoing } from '#functions/host-sync/host-batches.ts';
 
 const update = (hostId: string, sourceId: string, ip: string): Outgoing => ({
   hostId,

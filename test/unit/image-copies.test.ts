@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { imageCopyNodeId, parseImageCopyNodeId, retryDelaySeconds, startsCopyJob } from '../../functions/domain/image-copies.ts';
+import { imageCopyNodeId, parseImageCopyNodeId, retryDelaySeconds, startsCopyJob } from '#functions/images/image-copies.ts';
 
 describe('image copies', () => {
   const copy = { kind: 'image-copy' as const, imageId: 'img-3f9a0c1b2d4e', region: 'eu-west-1' };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_IMAGE_BYTES } from '#events/images.ts';
-import { partSizeFor } from '#domain/images.ts';
+import { partSizeFor } from '#functions/images/images.ts';
 
 describe('image part sizes', () => {
   it('uses 8 MiB parts until S3 would need more than 10,000 of them, then whole MiB above that', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { EndpointsMessage } from '../../events/endpoints.ts';
 import type { MemberItem, SlotItem, VmItem } from '../../events/records.ts';
-import { changesFromItemUpdate } from '../../functions/domain/network-changes.ts';
-import { messagesFor } from '../../functions/domain/fanout.ts';
+import { changesFromItemUpdate } from '#functions/host-sync/network-changes.ts';
+import { messagesFor } from '#functions/host-sync/fanout.ts';
 
 const slot = (version: number, endpoint?: string): SlotItem => ({
   kind: 'slot',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeNextToken, encodeNextToken, type CursorScope } from '#domain/pagination.ts';
-import { ValidationError } from '#domain/errors.ts';
+import { decodeNextToken, encodeNextToken, type CursorScope } from '#functions/core/pagination.ts';
+import { ValidationError } from '#functions/core/errors.ts';
 
 /** A fixed key instead of the one derived through KMS: these tests run without AWS. */
 const key = async () => Buffer.alloc(32, 7);

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '#domain/errors.ts';
-import { knownHostsLine, parseSshPublicKey } from '#domain/ssh-public-keys.ts';
+import { ValidationError } from '#functions/core/errors.ts';
+import { knownHostsLine, parseSshPublicKey } from '#functions/identity/ssh-public-keys.ts';
 import { openSshPublicKey } from '../helpers/ssh-keys.ts';
 
 describe('SSH public keys', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isUnavailable } from '../../functions/commons/http.ts';
+import { isUnavailable } from '#functions/triggers/api-handler.ts';
 
 describe('isUnavailable', () => {
   it('calls lost connections, timeouts, throttling and AWS 5xx unavailable, and nothing else', () => {

@@ -1,7 +1,0 @@
-import { openApiDocument } from '#events/openapi.ts';
-import { operations } from '#events/operations.ts';
-import { apiHandler } from '../commons/http.ts';
-
-const document = openApiDocument();
-
-export const handler = apiHandler(operations.getApiDescription, async () => ({ statusCode: 200, body: document }));

@@ -1,0 +1,19 @@
+import { operations } from '#events/operations.ts';
+import { apiHandler } from '../../triggers/api-handler.ts';
+import { currentRegion } from '../../platform/region.ts';
+import { tableName } from '../../platform/table.ts';
+import { migrateVm } from '../vms.ts';
+import { assertOperatorFor, tenantOf } from '../../core/access.ts';
+import { newPairKeyCiphertext } from '../../platform/pair-keys.ts';
+import { retagQueuesOfWorker } from '../../shuffle/shuffle-jobs.ts';
+import { retagShuffleQueue } from '../../platform/shuffle-queues.ts';
+
+export const handler = apiHandler(operations.migrateVm, async ({ path, body, caller }) => {
+  // Tenants do not pick physical hosts: placement does, away from the current one. Operators may name it, for any tenant's VM.
+  if (body.targetHostId !== undefined) assertOperatorFor(caller, 'targetHostId', 'tenants do not pick hosts: leave it out and placement picks another host with room');
+  const tenantId = caller.kind === 'operator' ? undefined : tenantOf(caller);
+  const vm = await migrateVm(tableName, currentRegion, tenantId, path.vmId, body, newPairKeyCiphertext);
+  // A shuffle worker's job queues admit the hosts its workers run on: the new one now.
+  await retagQueuesOfWorker(tableName, vm.vmId, retagShuffleQueue);
+  return { statusCode: 200, body: vm };
+});

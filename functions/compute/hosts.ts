@@ -1,0 +1,120 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
+import { randomBytes } from 'node:crypto';
+import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import type { RegisterHostRequest } from '#events/api.ts';
+import type { HostItem } from '#events/records.ts';
+import { dynamodb } from '../platform/clients.ts';
+import { ConflictError, NotFoundError } from '../core/errors.ts';
+import { getItem, queryAll } from '../core/store.ts';
+import { indexes, indexKeys, keys } from '../core/table-keys.ts';
+
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type HostView = z.infer<typeof responses.Host>;
+
+export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUrl, createdAt }: HostItem): HostView => ({
+  hostId,
+  address,
+  region,
+  capacity,
+  vmCount,
+  queueUrl,
+  createdAt,
+});
+
+/**
+ * The opaque name a host goes by in the tokens its VMs carry to outside origins, where its id
+ * (and so the physical placement of a tenant's VMs) has no business: made at the host's first
+ * credential, kept on its item, so all its tokens name it alike and an operator can trace one back.
+ */
+export async function hostTokenRef(table: string, host: HostItem): Promise<string> {
+  if (host.tokenRef) return host.tokenRef;
+  const { Attributes } = await dynamodb.send(
+    new UpdateCommand({
+      TableName: table,
+      Key: keys.host(host.hostId),
+      UpdateExpression: 'SET tokenRef = if_not_exists(tokenRef, :ref)',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: { ':ref': `hr-${randomBytes(10).toString('hex')}` },
+      ReturnValues: 'ALL_NEW',
+    }),
+  );
+  return (Attributes as HostItem).tokenRef!;
+}
+
+/**
+ * Registers a host, creating its message queue first. Registering again with the same address is
+ * a no-op that returns the host, so an agent can register on every start; a different address is
+ * refused because tunnels elsewhere still point at the old one.
+ */
+export async function registerHost(
+  table: string,
+  region: string,
+  request: RegisterHostRequest,
+  ensureQueue: (hostId: string) => Promise<string>,
+): Promise<{ host: HostView; created: boolean }> {
+  const existing = await getItem<HostItem>(table, keys.host(request.hostId));
+  if (existing) return { host: toHostView(sameAddressOrThrow(existing, request, region)), created: false };
+
+  const item: HostItem & Record<string, unknown> = {
+    ...keys.host(request.hostId),
+    kind: 'host',
+    hostId: request.hostId,
+    address: request.address,
+    region,
+    capacity: request.capacity,
+    vmCount: 0,
+    queueUrl: await ensureQueue(request.hostId),
+    createdAt: new Date().toISOString(),
+    gsi1pk: indexKeys.allHosts,
+    gsi1sk: request.hostId,
+  };
+  try {
+    await dynamodb.send(new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+    return { host: toHostView(item), created: true };
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    // A concurrent registration won; answer as if we had come second.
+    const winner = await getItem<HostItem>(table, keys.host(request.hostId));
+    return { host: toHostView(sameAddressOrThrow(winner!, request, region)), created: false };
+  }
+}
+
+function sameAddressOrThrow(existing: HostItem, request: RegisterHostRequest, region: string): HostItem {
+  if (existing.region !== undefined && existing.region !== region) {
+    throw new ConflictError(`hostId: host ${request.hostId} is registered in ${existing.region}; its agent talks to that region's API`);
+  }
+  if (existing.address !== request.address) {
+    throw new ConflictError(`address: host ${request.hostId} is already registered at ${existing.address}`);
+  }
+  return existing;
+}
+
+export async function getHost(table: string, hostId: string): Promise<HostItem> {
+  const host = await getItem<HostItem>(table, keys.host(hostId));
+  if (!host) throw new NotFoundError('host', hostId);
+  return host;
+}
+
+export async function listHosts(table: string): Promise<HostItem[]> {
+  return queryAll<HostItem>({
+    TableName: table,
+    IndexName: indexes.gsi1,
+    KeyConditionExpression: 'gsi1pk = :pk',
+    ExpressionAttributeValues: { ':pk': indexKeys.allHosts },
+  });
+}
+
+/**
+ * Picks a host with room: of two random hosts with free capacity, the less loaded. Two choices
+ * spread load nearly as well as "least loaded" without every concurrent create picking the same host.
+ */
+export function chooseHost(hosts: readonly HostItem[], exclude: ReadonlySet<string> = new Set(), random: () => number = Math.random): HostItem | undefined {
+  const open = hosts.filter((host) => host.vmCount < host.capacity && !exclude.has(host.hostId));
+  if (open.length === 0) return undefined;
+  const a = open[Math.floor(random() * open.length)]!;
+  const b = open[Math.floor(random() * open.length)]!;
+  const load = (host: HostItem) => host.vmCount / host.capacity;
+  return load(a) <= load(b) ? a : b;
+}

@@ -1,0 +1,58 @@
+import { GetCommand, QueryCommand, type QueryCommandInput, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { dynamodb } from '../platform/clients.ts';
+import { keys } from './table-keys.ts';
+import type { MemberItem, SlotItem } from '#events/records.ts';
+
+/** One item of a TransactWriteItems call. */
+export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/** Reads one item, strongly consistent, or undefined. */
+export async function getItem<T>(table: string, key: { pk: string; sk: string }): Promise<T | undefined> {
+  const { Item } = await dynamodb.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
+  return Item as T | undefined;
+}
+
+/** Runs a Query to the end, following LastEvaluatedKey. */
+export async function queryAll<T>(input: QueryCommandInput): Promise<T[]> {
+  const items: T[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await dynamodb.send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
+    items.push(...((page.Items ?? []) as T[]));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
+export interface NetworkPartition {
+  slots: SlotItem[];
+  members: MemberItem[];
+}
+
+/** Every address slot and host membership of a network, strongly consistent. */
+export async function readNetworkPartition(table: string, networkId: string): Promise<NetworkPartition> {
+  const items = await queryAll<SlotItem | MemberItem>({
+    TableName: table,
+    KeyConditionExpression: 'pk = :pk',
+    ExpressionAttributeValues: { ':pk': keys.network(networkId).pk },
+    ConsistentRead: true,
+  });
+  return {
+    slots: items.filter((item): item is SlotItem => item.kind === 'slot'),
+    members: items.filter((item): item is MemberItem => item.kind === 'member'),
+  };
+}
+
+/** Which parts of a cancelled transaction failed, by position, e.g. ['None', 'ConditionalCheckFailed']. */
+export function cancellationCodes(error: unknown): string[] | undefined {
+  if (!(error instanceof TransactionCanceledException)) return undefined;
+  return (error.CancellationReasons ?? []).map((reason) => reason.Code ?? 'None');
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Full-jitter backoff for transaction conflicts. */
+export function backoff(attempt: number): Promise<unknown> {
+  return sleep(Math.random() * Math.min(1000, 20 * 2 ** attempt));
+}

@@ -1,0 +1,11 @@
+import { operations } from '#events/operations.ts';
+import { apiHandler } from '../../triggers/api-handler.ts';
+import { currentRegion } from '../../platform/region.ts';
+import { tableName } from '../../platform/table.ts';
+import { tenantOf } from '../../core/access.ts';
+import { setVmAttributes } from '../vm-config.ts';
+
+export const handler = apiHandler(operations.putVmAttributes, async ({ path, body, caller }) => ({
+  statusCode: 200,
+  body: await setVmAttributes(tableName, currentRegion, tenantOf(caller), path.vmId, body.attributes),
+}));

@@ -1,0 +1,34 @@
+import type { EgressPolicy, HostVmConfigs, VmAttributes } from '#events/vm-config.ts';
+import { getHost } from '../compute/hosts.ts';
+import { assertHomeRegion } from '../core/regions.ts';
+import { shuffleJobsFor } from '../shuffle/shuffle-jobs.ts';
+import { getVm, listVmsOnHost, toVmView, updateTenantVm, type VmView } from '../compute/vms.ts';
+
+/**
+ * Sets one part of a VM's configuration that its bridge serves: what its outbound proxy lets out
+ * (`egress`), or its custom metadata (`attributes`). The change reaches the VM's host agent like a
+ * service-account change: the stream tells the host to fetch its VMs' configuration again.
+ */
+async function setVmConfig(table: string, region: string, tenantId: string, vmId: string, change: { egress: EgressPolicy } | { attributes: VmAttributes }): Promise<VmView> {
+  const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
+  const [[name, value]] = Object.entries(change) as [[string, unknown]];
+  const updatedAt = new Date().toISOString();
+  await updateTenantVm(table, tenantId, vmId, { expression: 'SET #part = :value, updatedAt = :now', names: { '#part': name }, values: { ':value': value, ':now': updatedAt } });
+  return toVmView({ ...vm, ...change, updatedAt });
+}
+
+export const setEgressPolicy = (table: string, region: string, tenantId: string, vmId: string, egress: EgressPolicy) => setVmConfig(table, region, tenantId, vmId, { egress });
+
+export const setVmAttributes = (table: string, region: string, tenantId: string, vmId: string, attributes: VmAttributes) => setVmConfig(table, region, tenantId, vmId, { attributes });
+
+/** The bridge configuration of the VMs on a host (a VM without egress policy reaches nothing), and their shuffle jobs. */
+export async function vmConfigsOfHost(table: string, hostId: string, egressOpenCidrs: readonly string[]): Promise<HostVmConfigs> {
+  await getHost(table, hostId);
+  const vms = await listVmsOnHost(table, hostId);
+  return {
+    hostId,
+    vms: vms.map((vm) => ({ vmId: vm.vmId, egress: vm.egress, attributes: vm.attributes })),
+    shuffleJobs: await shuffleJobsFor(table, vms.flatMap((vm) => [...(vm.shuffleJobIds ?? [])])),
+    egressOpenCidrs: [...egressOpenCidrs],
+  };
+}

@@ -1,0 +1,230 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { CreateShuffleJobRequest, HostShuffleJob, ShuffleWorkerReport } from '#events/shuffle.ts';
+import { shuffleHostsTags } from '#events/host-access.ts';
+import { dynamodb } from '../platform/clients.ts';
+import { getTenantItem } from '../core/access.ts';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { newId } from '../core/ids.ts';
+import { assertHomeRegion } from '../core/regions.ts';
+import { cancellationCodes, getItem, queryAll, type TransactItem } from '../core/store.ts';
+import { keys } from '../core/table-keys.ts';
+import { getVm } from '../compute/vms.ts';
+
+export interface ShuffleJobItem {
+  kind: 'shuffle-job';
+  jobId: string;
+  tenantId: string;
+  region: string;
+  name: string;
+  partitions: number;
+  workers: string[];
+  queueUrls: Record<string, string>;
+  /** running until every worker has closed and as many records arrived as were sent. */
+  state: 'running' | 'complete';
+  createdAt: string;
+  completedAt?: string;
+}
+
+interface ShuffleWorkerItem {
+  kind: 'shuffle-worker';
+  jobId: string;
+  vmId: string;
+  hostId: string;
+  sent?: number;
+  closed?: boolean;
+  received: number;
+}
+
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type ShuffleJobView = z.infer<typeof responses.ShuffleJob>;
+
+/**
+ * Creates a shuffle job over running VMs of this region: one inbound queue per worker (made by
+ * `ensureQueue`), and the job recorded on each worker VM in the same transaction, so each
+ * worker's host learns of it (the VM's change reaches the host as a configuration refresh).
+ */
+export async function createShuffleJob(
+  table: string,
+  region: string,
+  tenantId: string,
+  request: CreateShuffleJobRequest,
+  ensureQueue: (jobId: string, vmId: string, hostIds: readonly string[]) => Promise<string>,
+): Promise<ShuffleJobView> {
+  const workers = [...new Set(request.workerVmIds)];
+  if (workers.length !== request.workerVmIds.length) throw new ValidationError('body.workerVmIds: each VM once');
+  const hostIds = new Set<string>();
+  for (const vm of await Promise.all(workers.map((vmId) => getVm(table, tenantId, vmId)))) {
+    assertHomeRegion(vm, region, `vm ${vm.vmId}`);
+    if (vm.state !== 'running') throw new ConflictError(`workerVmIds: vm ${vm.vmId} is ${vm.state}, not running`);
+    hostIds.add(vm.hostId);
+  }
+  // The queues are tagged with the workers' hosts: only those may send to or read from them.
+  if (!shuffleHostsTags(hostIds)) throw new ConflictError(`workerVmIds: the workers run on ${hostIds.size} hosts whose ids are too long to name on their queues; use fewer workers`);
+  const jobId = newId('shuf');
+  const urls = await Promise.all(workers.map((vmId) => ensureQueue(jobId, vmId, [...hostIds])));
+  const job: ShuffleJobItem & Record<string, unknown> = {
+    ...keys.shuffleJob(jobId),
+    kind: 'shuffle-job',
+    jobId,
+    tenantId,
+    region,
+    name: request.name,
+    partitions: request.partitions ?? workers.length,
+    workers,
+    queueUrls: Object.fromEntries(workers.map((vmId, index) => [vmId, urls[index]!])),
+    state: 'running',
+    createdAt: new Date().toISOString(),
+  };
+  const items: TransactItem[] = [
+    { Put: { TableName: table, Item: job, ConditionExpression: 'attribute_not_exists(pk)' } },
+    ...workers.map(
+      (vmId): TransactItem => ({
+        Update: {
+          TableName: table,
+          Key: keys.vm(vmId),
+          UpdateExpression: 'ADD shuffleJobIds :job',
+          ConditionExpression: 'tenantId = :tenant AND #state = :running',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':job': new Set([jobId]), ':tenant': tenantId, ':running': 'running' },
+        },
+      }),
+    ),
+  ];
+  try {
+    await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
+  } catch (error) {
+    const failed = cancellationCodes(error)?.findIndex((code) => code === 'ConditionalCheckFailed');
+    if (failed !== undefined && failed > 0) throw new ConflictError(`workerVmIds: vm ${workers[failed - 1]} was deleted or stopped meanwhile`);
+    throw error;
+  }
+  return toView(job, []);
+}
+
+export async function getShuffleJob(table: string, tenantId: string, jobId: string): Promise<ShuffleJobView> {
+  const job = await getTenantItem<ShuffleJobItem>(table, keys.shuffleJob(jobId), tenantId, 'shuffle job', jobId);
+  return toView(job, await workersOf(table, jobId));
+}
+
+const workersOf = (table: string, jobId: string) =>
+  queryAll<ShuffleWorkerItem>({
+    TableName: table,
+    KeyConditionExpression: 'pk = :pk AND begins_with(sk, :workers)',
+    ExpressionAttributeValues: { ':pk': keys.shuffleJob(jobId).pk, ':workers': 'WORKER#' },
+    ConsistentRead: true,
+  });
+
+function toView(job: ShuffleJobItem, reports: ShuffleWorkerItem[]): ShuffleJobView {
+  const byVm = new Map(reports.map((report) => [report.vmId, report]));
+  const workers = job.workers.map((vmId) => {
+    const report = byVm.get(vmId);
+    return { vmId, hostId: report?.hostId, sent: report?.sent, closed: report?.closed ?? false, received: report?.received ?? 0 };
+  });
+  return {
+    jobId: job.jobId,
+    name: job.name,
+    region: job.region,
+    state: job.state,
+    partitions: job.partitions,
+    workers,
+    recordsIn: workers.reduce((sum, worker) => sum + (worker.sent ?? 0), 0),
+    recordsOut: workers.reduce((sum, worker) => sum + worker.received, 0),
+    createdAt: job.createdAt,
+    completedAt: job.completedAt,
+  };
+}
+
+/**
+ * Records what a worker's host says of it, and completes the job once every worker has closed
+ * and the records stored equal the records sent. Reports are absolute; `received` only grows.
+ */
+export async function reportShuffleWorker(table: string, hostId: string, jobId: string, vmId: string, report: ShuffleWorkerReport): Promise<ShuffleJobView> {
+  const job = await getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId));
+  if (!job) throw new NotFoundError('shuffle job', jobId);
+  const vm = await getItem<{ hostId: string }>(table, keys.vm(vmId));
+  if (!job.workers.includes(vmId) || vm?.hostId !== hostId) throw new ForbiddenError(`vm ${vmId} is not a worker of shuffle job ${jobId} on host ${hostId}`);
+  try {
+    await dynamodb.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: keys.shuffleWorker(jobId, vmId),
+        UpdateExpression: `SET kind = :kind, jobId = :job, vmId = :vm, hostId = :host, received = :received${report.sent !== undefined ? ', sent = :sent' : ''}${report.closed ? ', closed = :closed' : ''}`,
+        ConditionExpression: 'attribute_not_exists(received) OR received <= :received',
+        ExpressionAttributeValues: {
+          ':kind': 'shuffle-worker',
+          ':job': jobId,
+          ':vm': vmId,
+          ':host': hostId,
+          ':received': report.received,
+          ...(report.sent !== undefined ? { ':sent': report.sent } : {}),
+          ...(report.closed ? { ':closed': true } : {}),
+        },
+      }),
+    );
+  } catch (error) {
+    // An older report overtaken by a newer one.
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+  const view = toView(job, await workersOf(table, jobId));
+  if (job.state === 'running' && view.workers.every((worker) => worker.closed) && view.recordsIn === view.recordsOut) {
+    const completedAt = new Date().toISOString();
+    try {
+      await dynamodb.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: keys.shuffleJob(jobId),
+          UpdateExpression: 'SET #state = :complete, completedAt = :now',
+          ConditionExpression: '#state = :running',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':complete': 'complete', ':running': 'running', ':now': completedAt },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+    return { ...view, state: 'complete', completedAt };
+  }
+  return view;
+}
+
+/** Deletes a job: its queues, its records on the worker VMs (their hosts then drop its spill), and its items. */
+export async function deleteShuffleJob(table: string, tenantId: string, jobId: string, deleteQueue: (queueUrl: string) => Promise<void>): Promise<void> {
+  const job = await getTenantItem<ShuffleJobItem>(table, keys.shuffleJob(jobId), tenantId, 'shuffle job', jobId);
+  await Promise.all(Object.values(job.queueUrls).map(deleteQueue));
+  await Promise.all(
+    job.workers.map(async (vmId) => {
+      try {
+        await dynamodb.send(
+          new UpdateCommand({ TableName: table, Key: keys.vm(vmId), UpdateExpression: 'DELETE shuffleJobIds :job', ConditionExpression: 'attribute_exists(pk)', ExpressionAttributeValues: { ':job': new Set([jobId]) } }),
+        );
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    }),
+  );
+  await Promise.all([...job.workers.map((vmId) => dynamodb.send(new DeleteCommand({ TableName: table, Key: keys.shuffleWorker(jobId, vmId) }))), dynamodb.send(new DeleteCommand({ TableName: table, Key: keys.shuffleJob(jobId) }))]);
+}
+
+/** The jobs a host's worker VMs take part in, as its agent needs them. */
+export async function shuffleJobsFor(table: string, jobIds: Iterable<string>): Promise<HostShuffleJob[]> {
+  const jobs = await Promise.all([...new Set(jobIds)].map((jobId) => getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId))));
+  return jobs.filter((job): job is ShuffleJobItem => job !== undefined).map(({ jobId, partitions, workers, queueUrls }) => ({ jobId, partitions, workers, queueUrls }));
+}
+
+/**
+ * After a worker VM moved to another host: each job it works for has its queues tagged
+ * again with the hosts its workers run on now (`retag`, see shuffle-queues.ts), so the host
+ * policy lets the new host in and keeps the one it left out.
+ */
+export async function retagQueuesOfWorker(table: string, vmId: string, retag: (queueUrl: string, hostIds: readonly string[]) => Promise<void>): Promise<void> {
+  const vm = await getItem<{ shuffleJobIds?: Set<string> }>(table, keys.vm(vmId));
+  for (const jobId of vm?.shuffleJobIds ?? []) {
+    const job = await getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId));
+    if (!job) continue;
+    const workers = await Promise.all(job.workers.map((workerId) => getItem<{ hostId: string }>(table, keys.vm(workerId))));
+    const hostIds = [...new Set(workers.flatMap((worker) => (worker ? [worker.hostId] : [])))];
+    await Promise.all(Object.values(job.queueUrls).map((queueUrl) => retag(queueUrl, hostIds)));
+  }
+}

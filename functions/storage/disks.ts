@@ -1,0 +1,271 @@
+import type { z } from 'zod';
+import type * as responses from '#events/responses.ts';
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import type { CreateDiskRequest, DiskPerformance, ModifyDiskRequest } from '#events/disks.ts';
+import { dynamodb } from '../platform/clients.ts';
+import { assertDiskRules } from './disk-rules.ts';
+import { ClientError, ConflictError, InUseError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { newId } from '../core/ids.ts';
+import { queryPage } from '../core/pagination.ts';
+import { choosePool, listStoragePools, poolDelta } from './storage-pools.ts';
+import { backoff, cancellationCodes, type TransactItem } from '../core/store.ts';
+import { createOnce, throwIfClaimLost } from '../core/client-tokens.ts';
+import { indexes, indexKeys, keys, withoutTableKeys } from '../core/table-keys.ts';
+import { getVm } from '../compute/vms.ts';
+import { nodeAttributes, projectGuard, projectGuardError } from '../tenancy/projects.ts';
+import { getTenantItem } from '../core/access.ts';
+import { assertHomeRegion, inRegion } from '../core/regions.ts';
+import { quotaCharge, quotaRelease } from '../tenancy/quotas.ts';
+
+export interface DiskItem extends DiskPerformance {
+  kind: 'disk';
+  diskId: string;
+  tenantId: string;
+  projectId: string;
+  name: string;
+  poolId: string;
+  /** The region of its pool: the disk changes only through that region's control plane. */
+  region?: string;
+  state: 'available' | 'attached';
+  attachedTo?: string;
+  /** Grows on every change, so concurrent modifications cannot both apply to the same base. */
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What the API answers: the schema in `events/responses.ts` is the one source. */
+export type DiskView = z.infer<typeof responses.Disk>;
+
+export const toDiskView = ({ kind: _kind, revision: _revision, ...view }: DiskItem): DiskView => withoutTableKeys(view);
+
+const MAX_ATTEMPTS = 20;
+
+/**
+ * Creates a disk on a pool with room in all three dimensions. The pool's free amounts are taken
+ * in the same transaction as the disk is written, conditionally, so racing creates never
+ * oversubscribe a pool; a lost race retries elsewhere with a fresh read.
+ */
+export async function createDisk(table: string, region: string, tenantId: string, request: CreateDiskRequest): Promise<DiskView> {
+  return createOnce(
+    { table, tenantId, operation: 'createDisk', request },
+    async (diskId) => toDiskView(await getDisk(table, tenantId, diskId)),
+    (claim) => placeDisk(table, region, tenantId, request, claim),
+  );
+}
+
+async function placeDisk(table: string, region: string, tenantId: string, request: CreateDiskRequest, claim: (diskId: string) => TransactItem[]): Promise<DiskView> {
+  const need = { sizeGiB: request.sizeGiB, iops: request.iops, throughputMiBps: request.throughputMiBps };
+  assertDiskRules(need);
+  const diskId = newId('disk');
+  const guard = projectGuard(table, tenantId, request.projectId);
+  const lostRaces = new Set<string>();
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const pools = (await listStoragePools(table)).filter((candidate) => inRegion(candidate, region));
+    // Pools that just lost a race are tried last, not never.
+    const pool = choosePool(pools, need, lostRaces) ?? choosePool(pools, need, new Set());
+    if (!pool) throw new ConflictError(`no storage pool in ${region} has ${need.sizeGiB} GiB, ${need.iops} IOPS and ${need.throughputMiBps} MiB/s free: ask for less, or have an operator register a pool (POST /storage-pools)`);
+    const now = new Date().toISOString();
+    const disk: DiskItem & Record<string, unknown> = {
+      ...keys.disk(diskId),
+      ...nodeAttributes(guard.projectId, 'disk', diskId),
+      kind: 'disk',
+      diskId,
+      tenantId,
+      name: request.name,
+      ...need,
+      poolId: pool.poolId,
+      region,
+      state: 'available',
+      revision: 1,
+      createdAt: now,
+      updatedAt: now,
+      gsi1pk: indexKeys.disksOfTenant(tenantId),
+      gsi1sk: diskId,
+    };
+    // The tenant's disk and GiB quotas, taken in the same transaction (read afresh each attempt).
+    const quota = await quotaCharge(table, tenantId, region, { disks: 1, diskGiB: need.sizeGiB });
+    const claimed = claim(diskId);
+    try {
+      await dynamodb.send(
+        new TransactWriteCommand({
+          TransactItems: [poolDelta(table, pool.poolId, need), { Put: { TableName: table, Item: disk, ConditionExpression: 'attribute_not_exists(pk)' } }, guard.item, ...quota.items, ...claimed],
+        }),
+      );
+      return toDiskView(disk);
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      throwIfClaimLost(codes, claimed);
+      await quota.refusal(codes, 3);
+      if (codes[2] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, guard.projectId);
+      // The listing was stale or another create took the room: try again without this pool, then with it.
+      lostRaces.add(pool.poolId);
+      await backoff(attempt);
+    }
+  }
+  throw new ClientError(503, 'storage pools are contended by concurrent requests; retry');
+}
+
+/** A tenant's disk; another tenant's is as unknown as one that does not exist. */
+export async function getDisk(table: string, tenantId: string, diskId: string): Promise<DiskItem> {
+  return getTenantItem<DiskItem>(table, keys.disk(diskId), tenantId, 'disk', diskId);
+}
+
+export async function listDisks(table: string, tenantId: string, limit: number, nextToken?: string) {
+  const page = await queryPage<DiskItem>(table, { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.disksOfTenant(tenantId) }, limit, nextToken);
+  return { disks: page.items.map(toDiskView), nextToken: page.nextToken };
+}
+
+/**
+ * Changes size, IOPS and throughput independently, on the disk's pool. Size only grows. The pool
+ * gives or takes the difference in the same transaction; a pool without room for an increase is a 409.
+ */
+export async function modifyDisk(table: string, region: string, tenantId: string, diskId: string, request: ModifyDiskRequest): Promise<DiskView> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
+    const wanted = { sizeGiB: request.sizeGiB ?? disk.sizeGiB, iops: request.iops ?? disk.iops, throughputMiBps: request.throughputMiBps ?? disk.throughputMiBps };
+    if (wanted.sizeGiB < disk.sizeGiB) throw new ValidationError(`body.sizeGiB: rule size-grows-only: a disk cannot shrink below its ${disk.sizeGiB} GiB`);
+    assertDiskRules(wanted);
+    const delta = { sizeGiB: wanted.sizeGiB - disk.sizeGiB, iops: wanted.iops - disk.iops, throughputMiBps: wanted.throughputMiBps - disk.throughputMiBps };
+    const updatedAt = new Date().toISOString();
+    // Growing takes the difference from the tenant's GiB quota, in the same transaction.
+    const quota = await quotaCharge(table, tenantId, region, { diskGiB: delta.sizeGiB });
+    try {
+      await dynamodb.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            poolDelta(table, disk.poolId, delta),
+            {
+              Update: {
+                TableName: table,
+                Key: keys.disk(diskId),
+                UpdateExpression: 'SET sizeGiB = :size, iops = :iops, throughputMiBps = :tp, revision = :next, updatedAt = :now',
+                ConditionExpression: 'revision = :revision',
+                ExpressionAttributeValues: { ':size': wanted.sizeGiB, ':iops': wanted.iops, ':tp': wanted.throughputMiBps, ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
+              },
+            },
+            ...quota.items,
+          ],
+        }),
+      );
+      return toDiskView({ ...disk, ...wanted, revision: disk.revision + 1, updatedAt });
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      await quota.refusal(codes, 2);
+      if (codes[0] === 'ConditionalCheckFailed') throw new ConflictError(`pool ${disk.poolId} has no room for this change; the disk keeps its current performance`);
+      await backoff(attempt);
+    }
+  }
+  throw new ClientError(503, `disk ${diskId} is contended by concurrent requests; retry`);
+}
+
+/** Deletes a detached disk and gives its capacity back to its pool; an attached one is in use. */
+export async function deleteDisk(table: string, region: string, tenantId: string, diskId: string): Promise<void> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
+    if (disk.state === 'attached') throw new InUseError(`disk ${diskId} is in use by vm ${disk.attachedTo}; detach it first`);
+    try {
+      await dynamodb.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            poolDelta(table, disk.poolId, { sizeGiB: -disk.sizeGiB, iops: -disk.iops, throughputMiBps: -disk.throughputMiBps }),
+            {
+              Delete: {
+                TableName: table,
+                Key: keys.disk(diskId),
+                ConditionExpression: 'revision = :revision AND #state = :available',
+                ExpressionAttributeNames: { '#state': 'state' },
+                ExpressionAttributeValues: { ':revision': disk.revision, ':available': 'available' },
+              },
+            },
+            // Given back to the tenant's quotas once: the disk's conditional delete is in the same transaction.
+            ...quotaRelease(table, tenantId, region, { disks: 1, diskGiB: disk.sizeGiB }),
+          ],
+        }),
+      );
+      return;
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      if (codes[1] === 'ConditionalCheckFailed') throw new ConflictError(`disk ${diskId} changed meanwhile; retry`);
+      // A concurrent transaction on the pool or on the tenant's quota counter: try again.
+      await backoff(attempt);
+    }
+  }
+  throw new ClientError(503, `disk ${diskId} is contended by concurrent requests; retry`);
+}
+
+/** Attaches a disk to one of the tenant's VMs; the VM records it too, in the same transaction. */
+export async function attachDisk(table: string, region: string, tenantId: string, diskId: string, vmId: string): Promise<DiskView> {
+  const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
+  const vm = await getVm(table, tenantId, vmId);
+  if (!inRegion(vm, region)) throw new ConflictError(`vmId: vm ${vmId} is in ${vm.region}; a disk attaches to VMs of its own region`);
+  if (disk.projectId !== vm.projectId) throw new ConflictError(`disk ${diskId} belongs to project ${disk.projectId}, vm ${vmId} to ${vm.projectId}`);
+  if (disk.state === 'attached') throw new ConflictError(`disk ${diskId} is already attached to vm ${disk.attachedTo}`);
+  const updatedAt = new Date().toISOString();
+  try {
+    await dynamodb.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: table,
+              Key: keys.disk(diskId),
+              UpdateExpression: 'SET #state = :attached, attachedTo = :vm, revision = :next, updatedAt = :now',
+              ConditionExpression: 'revision = :revision AND #state = :available',
+              ExpressionAttributeNames: { '#state': 'state' },
+              ExpressionAttributeValues: { ':attached': 'attached', ':available': 'available', ':vm': vmId, ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
+            },
+          },
+          {
+            Update: {
+              TableName: table,
+              Key: keys.vm(vmId),
+              UpdateExpression: 'ADD diskIds :disk',
+              ConditionExpression: 'tenantId = :tenant',
+              ExpressionAttributeValues: { ':disk': new Set([diskId]), ':tenant': tenantId },
+            },
+          },
+        ],
+      }),
+    );
+  } catch (error) {
+    const codes = cancellationCodes(error);
+    if (codes?.[1] === 'ConditionalCheckFailed') throw new NotFoundError('vm', vmId);
+    if (codes?.[0] === 'ConditionalCheckFailed') throw new ConflictError(`disk ${diskId} changed meanwhile (attached elsewhere?); retry`);
+    throw error;
+  }
+  return toDiskView({ ...disk, state: 'attached', attachedTo: vmId, revision: disk.revision + 1, updatedAt });
+}
+
+export async function detachDisk(table: string, region: string, tenantId: string, diskId: string): Promise<DiskView> {
+  const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
+  if (disk.state !== 'attached' || !disk.attachedTo) throw new ConflictError(`disk ${diskId} is not attached`);
+  const updatedAt = new Date().toISOString();
+  try {
+    await dynamodb.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: table,
+              Key: keys.disk(diskId),
+              UpdateExpression: 'SET #state = :available, revision = :next, updatedAt = :now REMOVE attachedTo',
+              ConditionExpression: 'revision = :revision',
+              ExpressionAttributeNames: { '#state': 'state' },
+              ExpressionAttributeValues: { ':available': 'available', ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
+            },
+          },
+          { Update: { TableName: table, Key: keys.vm(disk.attachedTo), UpdateExpression: 'DELETE diskIds :disk', ExpressionAttributeValues: { ':disk': new Set([diskId]) } } },
+        ],
+      }),
+    );
+  } catch (error) {
+    if (cancellationCodes(error)) throw new ConflictError(`disk ${diskId} changed meanwhile; retry`);
+    throw error;
+  }
+  const { attachedTo: _attachedTo, ...detached } = disk;
+  return toDiskView({ ...detached, state: 'available', revision: disk.revision + 1, updatedAt });
+}
