@@ -114,7 +114,7 @@ export class ControlPlaneStack extends Stack {
       entry: 'functions/host-sync/streams/network-changes.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.NetworkChanges,
       timeout: Duration.seconds(30),
-      environment: { FANOUT_QUEUE_URL: fanOutQueue.queueUrl },
+      settings: { fanOutQueueUrl: fanOutQueue.queueUrl },
     });
     fanOutQueue.grantSendMessages(networkChanges);
     const tableStream = () =>
@@ -135,7 +135,7 @@ export class ControlPlaneStack extends Stack {
       entry: 'functions/lifecycle/queues/resource-graph.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.ResourceGraph,
       timeout: Duration.seconds(30),
-      environment: { TABLE_NAME: this.table.tableName, GRAPH_QUEUE_URL: graphQueue.queueUrl },
+      settings: { tableName: this.table.tableName, graphQueueUrl: graphQueue.queueUrl },
     });
     this.table.grantReadWriteData(resourceGraph);
     graphQueue.grantSendMessages(resourceGraph);
@@ -171,7 +171,7 @@ export class ControlPlaneStack extends Stack {
       entry: 'functions/images/queues/verify-images.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.VerifyImages,
       timeout: verifyTimeout,
-      environment: { TABLE_NAME: this.table.tableName },
+      settings: { tableName: this.table.tableName },
     });
     this.table.grantReadWriteData(verifyImages);
     imagesBucket.grantRead(verifyImages);
@@ -185,7 +185,7 @@ export class ControlPlaneStack extends Stack {
       entry: 'functions/images/queues/copy-images.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.CopyImages,
       timeout: verifyTimeout,
-      environment: { TABLE_NAME: this.table.tableName, IMAGES_BUCKET: imagesBucket.bucketName, IMAGE_COPY_QUEUE_URL: imageCopyQueue.queueUrl },
+      settings: { tableName: this.table.tableName, imagesBucket: imagesBucket.bucketName, imageCopyQueueUrl: imageCopyQueue.queueUrl },
     });
     this.table.grantReadWriteData(copyImages);
     // Releasing a copy deletes its content.
@@ -208,7 +208,7 @@ export class ControlPlaneStack extends Stack {
       entry: 'functions/images/streams/image-copies.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.ImageCopyJobs,
       timeout: Duration.seconds(30),
-      environment: { IMAGE_COPY_QUEUE_URL: imageCopyQueue.queueUrl },
+      settings: { imageCopyQueueUrl: imageCopyQueue.queueUrl },
     });
     imageCopyQueue.grantSendMessages(imageCopyJobs);
     imageCopyJobs.addEventSource(tableStream());
@@ -217,7 +217,7 @@ export class ControlPlaneStack extends Stack {
       entry: 'functions/host-sync/queues/fan-out.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.FanOut,
       timeout: Duration.seconds(10),
-      environment: { TABLE_NAME: this.table.tableName },
+      settings: { tableName: this.table.tableName },
     });
     this.table.grantReadData(fanOut);
     fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [hostQueueArns] }));
@@ -303,9 +303,9 @@ export class ControlPlaneStack extends Stack {
    */
   private consume(fn: ControlPlaneFunction, queue: Queue, batchSize: number): void {
     const dlq = queue.deadLetterQueue!.queue;
-    fn.addEnvironment('SOURCE_QUEUE_URL', queue.queueUrl);
-    fn.addEnvironment('DEAD_LETTER_QUEUE_URL', dlq.queueUrl);
-    fn.addEnvironment('MAX_ATTEMPTS', String(this.handlerAttempts.get(queue)));
+    fn.setting('sourceQueueUrl', queue.queueUrl);
+    fn.setting('deadLetterQueueUrl', dlq.queueUrl);
+    fn.setting('maxAttempts', String(this.handlerAttempts.get(queue)));
     dlq.grantSendMessages(fn);
     // Pollers scale no further than the function's reserved concurrency: beyond it they would only
     // be throttled, and throttled batches count as receives towards the dead-letter queue.

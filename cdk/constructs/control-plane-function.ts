@@ -5,13 +5,15 @@ import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays, type ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { environmentOf, functionEnvironment, type FunctionSetting } from '#events/function-environment.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface ControlPlaneFunctionProps {
   /** Handler source, relative to the project root, e.g. `functions/compute/api/create-vm.ts`. */
   entry: string;
-  environment?: Record<string, string>;
+  /** What it reads through functions/platform/env.ts (events/function-environment.ts). */
+  settings?: Partial<Record<FunctionSetting, string>>;
   timeout?: Duration;
   memorySize?: number;
   /** A log group shared with other functions (each log line names its function); its own otherwise. */
@@ -37,7 +39,7 @@ export class ControlPlaneFunction extends NodejsFunction {
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       tracing: Tracing.ACTIVE,
       logGroup,
-      environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
+      environment: { NODE_OPTIONS: '--enable-source-maps', ...environmentOf(props.settings ?? {}) },
       depsLockFilePath: path.join(projectRoot, 'package-lock.json'),
       projectRoot,
       bundling: {
@@ -53,5 +55,11 @@ export class ControlPlaneFunction extends NodejsFunction {
       },
     });
     this.reservedConcurrency = props.reservedConcurrentExecutions;
+  }
+
+  /** Gives the function one setting of the environment contract. */
+  setting(name: FunctionSetting, value: string): this {
+    this.addEnvironment(functionEnvironment[name], value);
+    return this;
   }
 }

@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import { operations, type Operation } from '#events/operations.ts';
 import { apiHandlerEntry } from '../handler-entries.ts';
 import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
+import type { FunctionSetting } from '#events/function-environment.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
 
 export interface TenantApiProps {
@@ -50,21 +51,21 @@ export function pairKeyStatement(key: IKey, action: string): PolicyStatement {
 }
 
 /** Lets a function create queues named with a prefix (given to it in `variable`), and only those. */
-function createsQueues(fn: ControlPlaneFunction, variable: string, prefix: string, arns: string) {
-  fn.addEnvironment(variable, prefix);
+function createsQueues(fn: ControlPlaneFunction, variable: FunctionSetting, prefix: string, arns: string) {
+  fn.setting(variable, prefix);
   fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [arns] }));
 }
 
 /** A list route: signs and checks its `nextToken` cursors with a key derived once per container (one kms:GenerateMac). */
 function signsListCursors(fn: ControlPlaneFunction, props: TenantApiProps) {
-  fn.addEnvironment('LIST_CURSOR_KEY_ARN', props.listCursorKey.keyArn);
+  fn.setting('listCursorKeyArn', props.listCursorKey.keyArn);
   props.listCursorKey.grantGenerateMac(fn);
 }
 
 type Access = 'none' | 'read' | 'write';
 
 function usesConvergenceTable(fn: ControlPlaneFunction, props: TenantApiProps, access: 'read' | 'write') {
-  fn.addEnvironment('CONVERGENCE_TABLE_NAME', props.convergenceTable.tableName);
+  fn.setting('convergenceTableName', props.convergenceTable.tableName);
   if (access === 'read') props.convergenceTable.grantReadData(fn);
   else props.convergenceTable.grantWriteData(fn);
 }
@@ -84,8 +85,8 @@ const routes: Route[] = [
     operation: operations.registerHost,
     access: 'write',
     extras: (fn, props) => {
-      createsQueues(fn, 'HOST_QUEUE_PREFIX', props.hostQueuePrefix, props.hostQueueArns);
-      fn.addEnvironment('HOST_DLQ_ARN', props.hostDlq.queueArn);
+      createsQueues(fn, 'hostQueuePrefix', props.hostQueuePrefix, props.hostQueueArns);
+      fn.setting('hostDlqArn', props.hostDlq.queueArn);
     },
   },
   { operation: operations.listHosts, access: 'read' },
@@ -99,7 +100,7 @@ const routes: Route[] = [
     access: 'write',
     extras: (fn, props) => {
       // The bucket a copy of an image from another region goes to (the copy job writes it).
-      fn.addEnvironment('VM_PAIR_KEY_ARN', props.vmPairKey.keyArn).addEnvironment('IMAGES_BUCKET', props.imagesBucket.bucketName);
+      fn.setting('vmPairKeyArn', props.vmPairKey.keyArn).setting('imagesBucket', props.imagesBucket.bucketName);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
     },
   },
@@ -111,7 +112,7 @@ const routes: Route[] = [
     // A migration gives the VM a new pair secret, so what its old host knew of the old one is worth
     // nothing, and names the VM's new host on the queues of the shuffle jobs it works for.
     extras: (fn, props) => {
-      fn.addEnvironment('VM_PAIR_KEY_ARN', props.vmPairKey.keyArn);
+      fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
       fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:TagQueue', 'sqs:UntagQueue'], resources: [props.shuffleQueueArns] }));
     },
@@ -125,7 +126,7 @@ const routes: Route[] = [
     operation: operations.publishHostKeys,
     access: 'write',
     extras: (fn, props) => {
-      fn.addEnvironment('HOST_KEY_ATTESTATION_KEY_ARN', props.hostKeyAttestationKey.keyArn);
+      fn.setting('hostKeyAttestationKeyArn', props.hostKeyAttestationKey.keyArn);
       props.hostKeyAttestationKey.grant(fn, 'kms:Sign');
     },
   },
@@ -138,7 +139,7 @@ const routes: Route[] = [
     operation: operations.issueHostCredentials,
     access: 'read',
     extras: (fn, props) => {
-      fn.addEnvironment('HOST_CREDENTIAL_KEY_ARN', props.hostCredentialKey.keyArn);
+      fn.setting('hostCredentialKeyArn', props.hostCredentialKey.keyArn);
       props.hostCredentialKey.grant(fn, 'kms:Sign');
     },
   },
@@ -149,18 +150,18 @@ const routes: Route[] = [
     operation: operations.requestConnection,
     access: 'read',
     extras: (fn, props) => {
-      fn.addEnvironment('VM_PAIR_KEY_ARN', props.vmPairKey.keyArn);
+      fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:Decrypt'));
     },
   },
   { operation: operations.getHostPairKeys, access: 'read' },
   { operation: operations.putEgressPolicy, access: 'write' },
   { operation: operations.putVmAttributes, access: 'write' },
-  { operation: operations.getHostVmConfigs, access: 'read', extras: (fn, props) => fn.addEnvironment('EGRESS_OPEN_CIDRS', props.egressOpenCidrs.join(',')) },
+  { operation: operations.getHostVmConfigs, access: 'read', extras: (fn, props) => fn.setting('egressOpenCidrs', props.egressOpenCidrs.join(',')) },
   {
     operation: operations.createShuffleJob,
     access: 'write',
-    extras: (fn, props) => createsQueues(fn, 'SHUFFLE_QUEUE_PREFIX', props.shuffleQueuePrefix, props.shuffleQueueArns),
+    extras: (fn, props) => createsQueues(fn, 'shuffleQueuePrefix', props.shuffleQueuePrefix, props.shuffleQueueArns),
   },
   { operation: operations.getShuffleJob, access: 'read' },
   {
@@ -179,7 +180,7 @@ const routes: Route[] = [
     operation: operations.deleteProject,
     access: 'write',
     extras: (fn, props) => {
-      fn.addEnvironment('GRAPH_QUEUE_URL', props.graphQueue.queueUrl);
+      fn.setting('graphQueueUrl', props.graphQueue.queueUrl);
       props.graphQueue.grantSendMessages(fn);
     },
   },
@@ -187,7 +188,7 @@ const routes: Route[] = [
     operation: operations.createImage,
     access: 'write',
     extras: (fn, props) => {
-      fn.addEnvironment('IMAGES_BUCKET', props.imagesBucket.bucketName);
+      fn.setting('imagesBucket', props.imagesBucket.bucketName);
       // Presigned part uploads act with this function's permissions.
       props.imagesBucket.grantPut(fn, 'images/*');
     },
@@ -198,7 +199,7 @@ const routes: Route[] = [
     operation: operations.completeImageUpload,
     access: 'write',
     extras: (fn, props) => {
-      fn.addEnvironment('IMAGE_VERIFY_QUEUE_URL', props.imageVerifyQueue.queueUrl);
+      fn.setting('imageVerifyQueueUrl', props.imageVerifyQueue.queueUrl);
       props.imagesBucket.grantPut(fn, 'images/*');
       props.imageVerifyQueue.grantSendMessages(fn);
     },
@@ -223,7 +224,7 @@ export class TenantApi extends Construct {
     super(scope, id);
     const authorizerFunction = new ControlPlaneFunction(this, 'Authorizer', {
       entry: 'functions/identity/auth/authorize-api.ts',
-      environment: { API_TOKEN_KEY_ARNS: [props.apiTokenKey.keyArn, ...props.otherRegionsApiTokenKeys].join(','), TABLE_NAME: props.table.tableName },
+      settings: { apiTokenKeyArns: [props.apiTokenKey.keyArn, ...props.otherRegionsApiTokenKeys].join(','), tableName: props.table.tableName },
     });
     props.apiTokenKey.grant(authorizerFunction, 'kms:GetPublicKey');
     // Only to look up revocations, by key (and to decrypt them, when the table has its own key).
@@ -283,7 +284,7 @@ export class TenantApi extends Construct {
         logGroup: functionLogs,
         entry: apiHandlerEntry(operation.operationId),
         timeout: Duration.seconds(15),
-        environment: route.access === 'none' ? {} : { TABLE_NAME: props.table.tableName },
+        settings: route.access === 'none' ? {} : { tableName: props.table.tableName },
       });
       if (route.access === 'write') props.table.grantReadWriteData(fn);
       if (route.access === 'read') props.table.grantReadData(fn);

@@ -3,6 +3,7 @@ import { GenerateMacCommand } from '@aws-sdk/client-kms';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamodb, kms } from '../platform/clients.ts';
 import { ValidationError } from './errors.ts';
+import { setting } from '../platform/env.ts';
 
 /**
  * List cursors (`nextToken`): the DynamoDB LastEvaluatedKey, with an HMAC-SHA256 over it and over
@@ -60,8 +61,7 @@ let derivedKey: Promise<Buffer> | undefined;
 
 export function cursorMacKey(): Promise<Buffer> {
   derivedKey ??= (async () => {
-    const keyId = process.env.LIST_CURSOR_KEY_ARN;
-    if (!keyId) throw new Error('environment variable LIST_CURSOR_KEY_ARN is not set');
+    const keyId = setting('listCursorKeyArn');
     const { Mac } = await kms.send(new GenerateMacCommand({ KeyId: keyId, MacAlgorithm: 'HMAC_SHA_256', Message: Buffer.from(KEY_LABEL) }));
     return Buffer.from(Mac!);
   })();

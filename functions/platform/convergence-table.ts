@@ -1,4 +1,4 @@
-import { requiredEnv } from './env.ts';
+import { setting } from './env.ts';
 
 /** The region's table of endpoint versions each host agent acknowledged. */
-export const convergenceTableName = requiredEnv('CONVERGENCE_TABLE_NAME');
+export const convergenceTableName = setting('convergenceTableName');

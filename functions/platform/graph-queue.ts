@@ -3,14 +3,14 @@ import { GetQueueUrlCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk
 import { graphQueueName } from '#events/naming.ts';
 import type { OutgoingGraphMessage } from '#events/projects.ts';
 import { sqs } from './clients.ts';
-import { requiredEnv } from './env.ts';
+import { setting } from './env.ts';
 import { currentRegion } from './region.ts';
 
 /** Other regions' graph queues, found by their fixed names once per container. */
 const otherRegions = new Map<string, Promise<{ client: SQSClient; queueUrl: string }>>();
 
 function graphQueueIn(region: string): Promise<{ client: SQSClient; queueUrl: string }> {
-  if (region === currentRegion) return Promise.resolve({ client: sqs, queueUrl: requiredEnv('GRAPH_QUEUE_URL') });
+  if (region === currentRegion) return Promise.resolve({ client: sqs, queueUrl: setting('graphQueueUrl') });
   let found = otherRegions.get(region);
   if (!found) {
     const client = new SQSClient({ region });

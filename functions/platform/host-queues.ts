@@ -1,6 +1,6 @@
 import { CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { sqs } from './clients.ts';
-import { requiredEnv } from './env.ts';
+import { setting } from './env.ts';
 
 /** Messages a host agent fails to apply this many times go to the shared host dead-letter queue. */
 const MAX_RECEIVES = 5;
@@ -12,12 +12,12 @@ const MAX_RECEIVES = 5;
 export async function ensureHostQueue(hostId: string): Promise<string> {
   const { QueueUrl } = await sqs.send(
     new CreateQueueCommand({
-      QueueName: `${requiredEnv('HOST_QUEUE_PREFIX')}${hostId}`,
+      QueueName: `${setting('hostQueuePrefix')}${hostId}`,
       Attributes: {
         SqsManagedSseEnabled: 'true',
         MessageRetentionPeriod: String(4 * 24 * 3600),
         VisibilityTimeout: '30',
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: requiredEnv('HOST_DLQ_ARN'), maxReceiveCount: MAX_RECEIVES }),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: setting('hostDlqArn'), maxReceiveCount: MAX_RECEIVES }),
       },
     }),
   );

@@ -1,7 +1,7 @@
 import { DecryptCommand, GenerateDataKeyWithoutPlaintextCommand } from '@aws-sdk/client-kms';
 import { pairKeyContext } from '#events/tokens.ts';
 import { kms } from './clients.ts';
-import { requiredEnv } from './env.ts';
+import { setting } from './env.ts';
 
 /**
  * A new VM's network-pair secret: a 256-bit KMS data key of which only the ciphertext is ever
@@ -9,7 +9,7 @@ import { requiredEnv } from './env.ts';
  */
 export async function newPairKeyCiphertext(vmId: string): Promise<string> {
   const { CiphertextBlob } = await kms.send(
-    new GenerateDataKeyWithoutPlaintextCommand({ KeyId: requiredEnv('VM_PAIR_KEY_ARN'), KeySpec: 'AES_256', EncryptionContext: pairKeyContext(vmId) }),
+    new GenerateDataKeyWithoutPlaintextCommand({ KeyId: setting('vmPairKeyArn'), KeySpec: 'AES_256', EncryptionContext: pairKeyContext(vmId) }),
   );
   return Buffer.from(CiphertextBlob!).toString('base64');
 }
@@ -17,7 +17,7 @@ export async function newPairKeyCiphertext(vmId: string): Promise<string> {
 /** The plaintext secret, only for as long as it takes to derive one token. */
 export async function decryptPairKey(vmId: string, ciphertext: string): Promise<Buffer> {
   const { Plaintext } = await kms.send(
-    new DecryptCommand({ KeyId: requiredEnv('VM_PAIR_KEY_ARN'), CiphertextBlob: Buffer.from(ciphertext, 'base64'), EncryptionContext: pairKeyContext(vmId) }),
+    new DecryptCommand({ KeyId: setting('vmPairKeyArn'), CiphertextBlob: Buffer.from(ciphertext, 'base64'), EncryptionContext: pairKeyContext(vmId) }),
   );
   return Buffer.from(Plaintext!);
 }

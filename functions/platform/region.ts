@@ -1,4 +1,4 @@
-import { requiredEnv } from './env.ts';
+import { runtimeRegion } from './env.ts';
 
 /** The region this function runs in (Lambda sets AWS_REGION): the control plane it belongs to. */
-export const currentRegion = requiredEnv('AWS_REGION');
+export const currentRegion = runtimeRegion();

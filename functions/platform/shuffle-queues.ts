@@ -1,7 +1,7 @@
 import { CreateQueueCommand, DeleteQueueCommand, QueueDoesNotExist, TagQueueCommand, UntagQueueCommand } from '@aws-sdk/client-sqs';
 import { SHUFFLE_HOSTS_TAG_KEYS, shuffleHostsTags } from '#events/host-access.ts';
 import { sqs } from './clients.ts';
-import { requiredEnv } from './env.ts';
+import { setting } from './env.ts';
 
 /**
  * A shuffle worker's inbound queue: records for its partitions, from every worker's host. One
@@ -14,7 +14,7 @@ export async function ensureShuffleQueue(jobId: string, vmId: string, hostIds: r
   if (!tags) throw new Error(`shuffle job ${jobId}: its hosts' ids do not fit in the queue's tags`);
   const { QueueUrl } = await sqs.send(
     new CreateQueueCommand({
-      QueueName: `${requiredEnv('SHUFFLE_QUEUE_PREFIX')}${jobId}-${vmId}`,
+      QueueName: `${setting('shuffleQueuePrefix')}${jobId}-${vmId}`,
       Attributes: { SqsManagedSseEnabled: 'true', MessageRetentionPeriod: String(24 * 3600), VisibilityTimeout: '60' },
       // HostAgentPolicy lets a host use the queue only if these name it (events/host-access.ts).
       tags,

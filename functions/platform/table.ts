@@ -1,4 +1,4 @@
-import { requiredEnv } from './env.ts';
+import { setting } from './env.ts';
 
 /** The metadata table every function works on. */
-export const tableName = requiredEnv('TABLE_NAME');
+export const tableName = setting('tableName');

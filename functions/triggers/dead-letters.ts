@@ -3,7 +3,7 @@ import type { SQSRecord } from 'aws-lambda';
 import { deadLetterAttributes, MAX_REASON_LENGTH } from '#events/dead-letters.ts';
 import { failureDecision } from './dead-letter-policy.ts';
 import { sqs } from '../platform/clients.ts';
-import { requiredEnv } from '../platform/env.ts';
+import { setting } from '../platform/env.ts';
 import { logger } from '../platform/logger.ts';
 
 /** A message that can never succeed (it does not parse, say): it goes to the dead-letter queue at once. */
@@ -16,9 +16,9 @@ export class UnprocessableMessageError extends Error {
 }
 
 // Set by the stack for every function that consumes a queue (ControlPlaneStack.consume).
-const sourceQueueUrl = requiredEnv('SOURCE_QUEUE_URL');
-const deadLetterQueueUrl = requiredEnv('DEAD_LETTER_QUEUE_URL');
-const maxAttempts = Number(requiredEnv('MAX_ATTEMPTS'));
+const sourceQueueUrl = setting('sourceQueueUrl');
+const deadLetterQueueUrl = setting('deadLetterQueueUrl');
+const maxAttempts = Number(setting('maxAttempts'));
 
 const reasonOf = (error: unknown) => (error instanceof Error ? `${error.name}: ${error.message}` : String(error)).slice(0, MAX_REASON_LENGTH);
 

@@ -1,5 +1,5 @@
 import { operations } from '#events/operations.ts';
-import { requiredEnv } from '../../platform/env.ts';
+import { setting } from '../../platform/env.ts';
 import { apiHandler } from '../../triggers/api-handler.ts';
 import { currentRegion } from '../../platform/region.ts';
 import { tableName } from '../../platform/table.ts';
@@ -7,7 +7,7 @@ import { createVm } from '../vms.ts';
 import { actingTenantOf, assertOperatorFor } from '../../core/access.ts';
 import { newPairKeyCiphertext } from '../../platform/pair-keys.ts';
 
-const placement = { region: currentRegion, imagesBucket: requiredEnv('IMAGES_BUCKET') };
+const placement = { region: currentRegion, imagesBucket: setting('imagesBucket') };
 
 export const handler = apiHandler(operations.createVm, async ({ body, caller }) => {
   // Tenants do not pick physical hosts; operators may, for a tenant they name.

@@ -6,11 +6,11 @@ import middy from '@middy/core';
 import type { DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { MetadataItem } from '#events/records.ts';
 import { sqs } from '../../platform/clients.ts';
-import { requiredEnv } from '../../platform/env.ts';
+import { setting } from '../../platform/env.ts';
 import { logger } from '../../platform/logger.ts';
 import { changesFromItemUpdate } from '../network-changes.ts';
 
-const fanOutQueueUrl = requiredEnv('FANOUT_QUEUE_URL');
+const fanOutQueueUrl = setting('fanOutQueueUrl');
 const processor = new BatchProcessor(EventType.DynamoDBStreams);
 
 function imageOf(image: Record<string, unknown> | undefined) {

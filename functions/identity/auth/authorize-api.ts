@@ -4,13 +4,13 @@ import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
 import { verifyApiToken } from '#tokens/api-tokens.ts';
 import { TokenError } from '#tokens/jws.ts';
 import { kms } from '../../platform/clients.ts';
-import { requiredEnv } from '../../platform/env.ts';
+import { setting } from '../../platform/env.ts';
 import { logger } from '../../platform/logger.ts';
 import { tableName } from '../../platform/table.ts';
 import { isTokenRevoked } from '../token-revocations.ts';
 
 // Fetched once per container; every later token verifies offline.
-const publicKeys = new KmsPublicKeys(kms, requiredEnv('API_TOKEN_KEY_ARNS').split(','));
+const publicKeys = new KmsPublicKeys(kms, setting('apiTokenKeyArns').split(','));
 
 /**
  * API Gateway TOKEN authorizer. API Gateway caches the answer per token for every route (a

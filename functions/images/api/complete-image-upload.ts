@@ -2,13 +2,13 @@ import { operations } from '#events/operations.ts';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { type VerifyImageMessage } from '#events/images.ts';
 import { sqs } from '../../platform/clients.ts';
-import { requiredEnv } from '../../platform/env.ts';
+import { setting } from '../../platform/env.ts';
 import { apiHandler } from '../../triggers/api-handler.ts';
 import { tableName } from '../../platform/table.ts';
 import { tenantOf } from '../../core/access.ts';
 import { completeImageUpload } from '../images.ts';
 
-const verifyQueueUrl = requiredEnv('IMAGE_VERIFY_QUEUE_URL');
+const verifyQueueUrl = setting('imageVerifyQueueUrl');
 const verify = async (imageId: string) => {
   const message: VerifyImageMessage = { imageId };
   await sqs.send(new SendMessageCommand({ QueueUrl: verifyQueueUrl, MessageBody: JSON.stringify(message) }));

@@ -4,14 +4,14 @@ import middy from '@middy/core';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { CopyImageMessage } from '#events/images.ts';
 import { sqs } from '../../platform/clients.ts';
-import { requiredEnv } from '../../platform/env.ts';
+import { setting } from '../../platform/env.ts';
 import { UnprocessableMessageError, withDeadLetters } from '../../triggers/dead-letters.ts';
 import { parseJsonOrUndefined } from '../../triggers/json.ts';
 import { currentRegion } from '../../platform/region.ts';
 import { tableName } from '../../platform/table.ts';
 import { copyImage } from '../image-copies.ts';
 
-const imageCopyQueueUrl = requiredEnv('IMAGE_COPY_QUEUE_URL');
+const imageCopyQueueUrl = setting('imageCopyQueueUrl');
 const processor = new BatchProcessor(EventType.SQS);
 
 async function recordHandler(record: SQSRecord): Promise<void> {

@@ -6,11 +6,11 @@ import middy from '@middy/core';
 import type { DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import type { CopyImageMessage } from '#events/images.ts';
 import { sqs } from '../../platform/clients.ts';
-import { requiredEnv } from '../../platform/env.ts';
+import { setting } from '../../platform/env.ts';
 import { currentRegion } from '../../platform/region.ts';
 import { startsCopyJob, type ImageCopyItem } from '../image-copies.ts';
 
-const imageCopyQueueUrl = requiredEnv('IMAGE_COPY_QUEUE_URL');
+const imageCopyQueueUrl = setting('imageCopyQueueUrl');
 const processor = new BatchProcessor(EventType.DynamoDBStreams);
 
 const itemOf = (image: Record<string, unknown> | undefined) => (image ? (unmarshall(image as Record<string, AttributeValue>) as Partial<ImageCopyItem>) : undefined);
