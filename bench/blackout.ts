@@ -39,9 +39,9 @@ try {
     // Tenants do not pick hosts: the bench pins VMs as the operator, for its tenant.
     const operator = await apiClient(stack, 'operator', 'bench');
     const [host1, host2, host3] = stack.agents as [AgentInfo, AgentInfo, AgentInfo];
-    const { networkId } = await api('POST', '/networks', { name: 'blackout', cidr: '10.201.0.0/24' });
-    const clientVm = await operator('POST', '/vms', { name: 'client', networkId, hostId: host1.hostId, tenantId: 'bench-blackout' });
-    const serverVm = await operator('POST', '/vms', { name: 'server', networkId, hostId: host2.hostId, tenantId: 'bench-blackout' });
+    const { networkId } = await api.createNetwork({ body: { name: 'blackout', cidr: '10.201.0.0/24' } });
+    const clientVm = await operator.createVm({ body: { name: 'client', networkId, hostId: host1.hostId, tenantId: 'bench-blackout' } });
+    const serverVm = await operator.createVm({ body: { name: 'server', networkId, hostId: host2.hostId, tenantId: 'bench-blackout' } });
     const client = await lab.plugVm(clientVm.vmId, clientVm.ip, hosts[0]!);
     const server = await lab.plugVm(serverVm.vmId, serverVm.ip, hosts[1]!);
     await lab.startProbe(server, ['echo', '7000']);
@@ -58,7 +58,7 @@ try {
       await probe.report(true);
       await lab.moveVm(server.vmId, hosts[targetIndex]!);
       const unplugged = Date.now();
-      const moved = await operator('POST', `/vms/${server.vmId}/migrate`, { targetHostId: target.hostId });
+      const moved = await operator.migrateVm({ params: { vmId: server.vmId }, body: { targetHostId: target.hostId } });
       const answered = Date.now();
       // Every host that needs the endpoint: the client's and the server's new one.
       let applied = 0;
@@ -68,7 +68,7 @@ try {
           const times = await Promise.all([host1, target].map((agent) => appliedAt(agent, moved.endpoint.version)));
           if (times.every((time) => time !== undefined)) applied = Math.max(...(times as number[])) - answered;
         }
-        if (!reported && (await api('GET', `/vms/${server.vmId}/convergence`)).converged) reported = Date.now() - answered;
+        if (!reported && (await api.getVmConvergence({ params: { vmId: server.vmId } })).converged) reported = Date.now() - answered;
         const now = await probe.report();
         return applied > 0 && reported > 0 && now.udp.gapEndedAt > unplugged && now.tcp.gapEndedAt > unplugged;
       }, 30_000, `migration ${i + 1}: traffic did not resume or the endpoint did not converge`);

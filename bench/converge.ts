@@ -34,17 +34,17 @@ try {
     return entry && entry.version >= version ? (entry.appliedAt as number) : undefined;
   };
 
-  const { networkId } = await api('POST', '/networks', { name: 'bench', cidr: '10.200.0.0/20' });
+  const { networkId } = await api.createNetwork({ body: { name: 'bench', cidr: '10.200.0.0/20' } });
   // One VM per host keeps every agent a member of the network, so every migration reaches all N.
-  for (const agent of stack.agents) await operator('POST', '/vms', { name: `anchor-${agent.hostId}`, networkId, hostId: agent.hostId, tenantId: 'bench' });
-  const mover = await operator('POST', '/vms', { name: 'mover', networkId, hostId: stack.agents[0]!.hostId, tenantId: 'bench' });
+  for (const agent of stack.agents) await operator.createVm({ body: { name: `anchor-${agent.hostId}`, networkId, hostId: agent.hostId, tenantId: 'bench' } });
+  const mover = await operator.createVm({ body: { name: 'mover', networkId, hostId: stack.agents[0]!.hostId, tenantId: 'bench' } });
 
   const samples: number[] = [];
   for (let i = 0; i < migrations; i++) {
     // A random pause, so migrations do not fall into step with the stream poller's cycle.
     await new Promise((resolve) => setTimeout(resolve, Math.random() * 300));
     const target = stack.agents[(i + 1) % agentCount]!;
-    const moved = await operator('POST', `/vms/${mover.vmId}/migrate`, { targetHostId: target.hostId });
+    const moved = await operator.migrateVm({ params: { vmId: mover.vmId }, body: { targetHostId: target.hostId } });
     const answeredAt = Date.now();
     const deadline = answeredAt + 30_000;
     let times: (number | undefined)[] = [];

@@ -95,62 +95,57 @@ try {
   // Tenants do not pick hosts: VMs are pinned (and moved to named hosts) as the operator, for the tenant.
   const operator = await apiClient(stack, 'operator', 'cost');
   const hosts = stack.agents.map((agent) => agent.hostId);
-  await operator('POST', '/storage-pools', { poolId: 'cost-pool', capacityGiB: 100_000, iops: 10_000_000, throughputMiBps: 1_000_000 });
-  const spread = await tenant('POST', '/networks', { name: 'spread', cidr: '10.50.0.0/20' });
-  const pair = await tenant('POST', '/networks', { name: 'pair', cidr: '10.51.0.0/20' });
+  await operator.registerStoragePool({ body: { poolId: 'cost-pool', capacityGiB: 100_000, iops: 10_000_000, throughputMiBps: 1_000_000 } });
+  const spread = await tenant.createNetwork({ body: { name: 'spread', cidr: '10.50.0.0/20' } });
+  const pair = await tenant.createNetwork({ body: { name: 'pair', cidr: '10.51.0.0/20' } });
   // `spread` runs VMs on all four hosts, `pair` on two: what a change costs per host of its network.
-  for (const hostId of hosts) await operator('POST', '/vms', { name: `anchor-${hostId}`, networkId: spread.networkId, hostId, tenantId: 'cost' });
-  for (const hostId of hosts.slice(0, 2)) await operator('POST', '/vms', { name: `anchor-${hostId}`, networkId: pair.networkId, hostId, tenantId: 'cost' });
-  const hostToken = await stack.issueToken('host', hosts[0]!);
-  const asHost = async (method: string, route: string, body?: unknown) => {
-    const response = await fetch(`${stack.runner.apiUrl}${route}`, { method, headers: { authorization: `Bearer ${hostToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${await response.text()}`);
-    return response.json();
-  };
+  for (const hostId of hosts) await operator.createVm({ body: { name: `anchor-${hostId}`, networkId: spread.networkId, hostId, tenantId: 'cost' } });
+  for (const hostId of hosts.slice(0, 2)) await operator.createVm({ body: { name: `anchor-${hostId}`, networkId: pair.networkId, hostId, tenantId: 'cost' } });
+  const asHost = await apiClient(stack, 'host', hosts[0]!);
   const agentKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
 
   const movers: { vmId: string; hostId: string }[] = [];
   const operations: OperationCost[] = [];
-  operations.push(await measure('register a host', (round) => operator('POST', '/hosts', { hostId: `cost-extra-${round}`, address: `198.18.0.${round + 1}`, capacity: 32 })));
-  operations.push(await measure('create a network', (round) => tenant('POST', '/networks', { name: `n${round}`, cidr: '10.60.0.0/24' })));
+  operations.push(await measure('register a host', (round) => operator.registerHost({ body: { hostId: `cost-extra-${round}`, address: `198.18.0.${round + 1}`, capacity: 32 } })));
+  operations.push(await measure('create a network', (round) => tenant.createNetwork({ body: { name: `n${round}`, cidr: '10.60.0.0/24' } })));
   operations.push(
     await measure('create a VM (network on 4 hosts)', async (round) => {
-      const vm = await operator('POST', '/vms', { name: `vm-${round}`, networkId: spread.networkId, hostId: hosts[round % agentCount], tenantId: 'cost' });
+      const vm = await operator.createVm({ body: { name: `vm-${round}`, networkId: spread.networkId, hostId: hosts[round % agentCount], tenantId: 'cost' } });
       movers.push({ vmId: vm.vmId, hostId: vm.hostId });
     }),
   );
   operations.push(
     await measure(
       'create a VM (its host joins the network)',
-      (round, networkId: string) => operator('POST', '/vms', { name: 'first', networkId, hostId: hosts[round % agentCount], tenantId: 'cost' }),
-      async (round) => (await tenant('POST', '/networks', { name: `join-${round}`, cidr: '10.61.0.0/24' })).networkId,
+      (round, networkId: string) => operator.createVm({ body: { name: 'first', networkId, hostId: hosts[round % agentCount], tenantId: 'cost' } }),
+      async (round) => (await tenant.createNetwork({ body: { name: `join-${round}`, cidr: '10.61.0.0/24' } })).networkId,
     ),
   );
   const migrateCost = await measure('migrate a VM (network on 4 hosts)', (round) =>
-    operator('POST', `/vms/${movers[round]!.vmId}/migrate`, { targetHostId: hosts.find((hostId) => hostId !== movers[round]!.hostId) }),
+    operator.migrateVm({ params: { vmId: movers[round]!.vmId }, body: { targetHostId: hosts.find((hostId) => hostId !== movers[round]!.hostId) } }),
   );
   const pairMovers: string[] = [];
-  for (let round = 0; round < repeat; round++) pairMovers.push((await operator('POST', '/vms', { name: `p-${round}`, networkId: pair.networkId, hostId: hosts[0], tenantId: 'cost' })).vmId);
-  const migratePairCost = await measure('migrate a VM (network on 2 hosts)', (round) => operator('POST', `/vms/${pairMovers[round]}/migrate`, { targetHostId: hosts[1] }));
+  for (let round = 0; round < repeat; round++) pairMovers.push((await operator.createVm({ body: { name: `p-${round}`, networkId: pair.networkId, hostId: hosts[0], tenantId: 'cost' } })).vmId);
+  const migratePairCost = await measure('migrate a VM (network on 2 hosts)', (round) => operator.migrateVm({ params: { vmId: pairMovers[round]! }, body: { targetHostId: hosts[1] } }));
   operations.push(migratePairCost, migrateCost);
-  operations.push(await measure('delete a VM (network on 4 hosts)', (round) => tenant('DELETE', `/vms/${movers[round]!.vmId}`)));
-  operations.push(await measure('create a disk', (round) => tenant('POST', '/disks', { name: `d${round}`, sizeGiB: 100 })));
-  const account = await tenant('POST', '/service-accounts', { name: 'cost' });
+  operations.push(await measure('delete a VM (network on 4 hosts)', (round) => tenant.deleteVm({ params: { vmId: movers[round]!.vmId } })));
+  operations.push(await measure('create a disk', (round) => tenant.createDisk({ body: { name: `d${round}`, sizeGiB: 100 } })));
+  const account = await tenant.createServiceAccount({ body: { name: 'cost' } });
   operations.push(
     await measure(
       'attach a service account to a VM',
-      (_, vmId: string) => tenant('PUT', `/vms/${vmId}/service-account`, { serviceAccountId: account.serviceAccountId }),
-      async (round) => (await operator('POST', '/vms', { name: `sa-${round}`, networkId: pair.networkId, hostId: hosts[0], tenantId: 'cost' })).vmId,
+      (_, vmId: string) => tenant.attachServiceAccount({ params: { vmId }, body: { serviceAccountId: account.serviceAccountId } }),
+      async (round) => (await operator.createVm({ body: { name: `sa-${round}`, networkId: pair.networkId, hostId: hosts[0], tenantId: 'cost' } })).vmId,
     ),
   );
   // What every agent does every period (host-agent/agent.ts): the forwarding table; and every hour its VMs' credentials, pair keys and configs.
-  operations.push(await measure("an agent's periodic resync", () => asHost('GET', `/hosts/${hosts[0]}/forwarding-table`)));
+  operations.push(await measure("an agent's periodic resync", () => asHost.getForwardingTable({ params: { hostId: hosts[0]! } })));
   operations.push(
     await measure("an agent's hourly renewal of its VMs' credentials", () =>
       Promise.all([
-        asHost('POST', `/hosts/${hosts[0]}/service-account-credentials`, { publicKey: { kty: agentKey.kty, crv: agentKey.crv, x: agentKey.x, y: agentKey.y } }),
-        asHost('GET', `/hosts/${hosts[0]}/vm-pair-keys`),
-        asHost('GET', `/hosts/${hosts[0]}/vm-configs`),
+        asHost.issueHostCredentials({ params: { hostId: hosts[0]! }, body: { publicKey: { kty: 'EC', crv: 'P-256', x: agentKey.x!, y: agentKey.y! } } }),
+        asHost.getHostPairKeys({ params: { hostId: hosts[0]! } }),
+        asHost.getHostVmConfigs({ params: { hostId: hosts[0]! } }),
       ]),
     ),
   );

@@ -39,12 +39,11 @@ const stack = await startLocalStack({ agentCount: 0, stateDir, log: () => {} });
 try {
   const asOperator = await apiClient(stack, 'operator', 'bench');
   const hostIds = ['graph-bench-1', 'graph-bench-2'];
-  for (const [i, hostId] of hostIds.entries()) await asOperator('POST', '/hosts', { hostId, address: `192.0.2.${100 + i}`, capacity: 5000 });
-  await asOperator('POST', '/storage-pools', { poolId: 'graph-bench', capacityGiB: 10_000_000, iops: 100_000_000, throughputMiBps: 10_000_000 });
+  for (const [i, hostId] of hostIds.entries()) await asOperator.registerHost({ body: { hostId, address: `192.0.2.${100 + i}`, capacity: 5000 } });
+  await asOperator.registerStoragePool({ body: { poolId: 'graph-bench', capacityGiB: 10_000_000, iops: 100_000_000, throughputMiBps: 10_000_000 } });
   // A project of a thousand resources is past the default quotas: an operator raises them, as for any large tenant.
-  await asOperator('PUT', '/quotas/graph-bench', { vms: 100_000, disks: 100_000, diskGiB: 100_000_000, networks: 100_000 });
+  await asOperator.putQuota({ params: { tenantId: 'graph-bench' }, body: { vms: 100_000, disks: 100_000, diskGiB: 100_000_000, networks: 100_000 } });
   const api = await apiClient(stack, 'tenant', 'graph-bench');
-  const tenantAuthorization = `Bearer ${await stack.issueToken('tenant', 'graph-bench')}`;
   const graphRecords = async () => {
     const functions = (await (await fetch(`${stack.runner.apiUrl.replace(/\/v1$/, '')}/_local/functions`)).json()) as Record<string, { records: number }>;
     return Object.entries(functions).find(([id]) => id.startsWith('ResourceGraph'))![1].records;
@@ -57,27 +56,26 @@ try {
     const vmCount = Math.round((size - networkCount - accountCount) * 0.65);
     const diskCount = size - networkCount - accountCount - vmCount;
     console.error(`building a project of ${size}: ${networkCount} networks, ${vmCount} VMs, ${diskCount} disks, ${accountCount} service accounts...`);
-    const { projectId } = await api('POST', '/projects', { name: `bench-${size}` });
+    const { projectId } = await api.createProject({ body: { name: `bench-${size}` } });
     const networks = await inParallel(Array.from({ length: networkCount }), (_, i) =>
-      api('POST', '/networks', { name: `net-${i}`, cidr: `10.${(round * 40 + i) % 250}.0.0/22`, projectId }),
+      api.createNetwork({ body: { name: `net-${i}`, cidr: `10.${(round * 40 + i) % 250}.0.0/22`, projectId } }),
     );
-    const accounts = await inParallel(Array.from({ length: accountCount }), (_, i) => api('POST', '/service-accounts', { name: `sa-${i}`, projectId }));
+    const accounts = await inParallel(Array.from({ length: accountCount }), (_, i) => api.createServiceAccount({ body: { name: `sa-${i}`, projectId } }));
     const vms = await inParallel(Array.from({ length: vmCount }), (_, i) =>
-      asOperator('POST', '/vms', { name: `vm-${i}`, networkId: networks[i % networkCount].networkId, hostId: hostIds[i % 2], tenantId: 'graph-bench' }),
+      asOperator.createVm({ body: { name: `vm-${i}`, networkId: networks[i % networkCount]!.networkId, hostId: hostIds[i % 2], tenantId: 'graph-bench' } }),
     );
-    await inParallel(vms.filter((_, i) => i % 5 === 0), (vm, i) => api('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId: accounts[i % accountCount].serviceAccountId }));
+    await inParallel(vms.filter((_, i) => i % 5 === 0), (vm, i) => api.attachServiceAccount({ params: { vmId: vm.vmId }, body: { serviceAccountId: accounts[i % accountCount]!.serviceAccountId } }));
     await inParallel(Array.from({ length: diskCount }), async (_, i) => {
-      const disk = await api('POST', '/disks', { name: `disk-${i}`, sizeGiB: 10, projectId });
+      const disk = await api.createDisk({ body: { name: `disk-${i}`, sizeGiB: 10, projectId } });
       // Half the disks are in use by a VM, so the cascade has to wait for users.
-      if (i % 2 === 0 && vms.length > 0) await api('POST', `/disks/${disk.diskId}/attach`, { vmId: vms[Math.floor(i / 2) % vms.length].vmId });
+      if (i % 2 === 0 && vms.length > 0) await api.attachDisk({ params: { diskId: disk.diskId }, body: { vmId: vms[Math.floor(i / 2) % vms.length]!.vmId } });
     });
 
     const recordsBefore = await graphRecords();
     const started = performance.now();
-    await api('DELETE', `/projects/${projectId}`);
+    await api.deleteProject({ params: { projectId } });
     for (;;) {
-      const response = await fetch(`${stack.runner.apiUrl}/projects/${projectId}`, { headers: { authorization: tenantAuthorization } });
-      if (response.status === 404) break;
+      if ((await api.send('getProject', { params: { projectId } })).status === 404) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const seconds = (performance.now() - started) / 1000;

@@ -32,13 +32,13 @@ try {
   const api = await apiClient(stack, 'tenant', 'bench');
   // Tenants do not pick hosts: the bench pins VMs as the operator, for its tenant.
   const operator = await apiClient(stack, 'operator', 'bench');
-  const { networkId } = await api('POST', '/networks', { name: 'shuffle', cidr: '10.211.0.0/24' });
+  const { networkId } = await api.createNetwork({ body: { name: 'shuffle', cidr: '10.211.0.0/24' } });
   const workers = [];
   for (let i = 0; i < workerCount; i++) {
     const agent = stack.agents[i % stack.agents.length]!;
-    workers.push({ agent, vmId: (await operator('POST', '/vms', { name: `w${i}`, networkId, hostId: agent.hostId, tenantId: 'bench' })).vmId as string });
+    workers.push({ agent, vmId: (await operator.createVm({ body: { name: `w${i}`, networkId, hostId: agent.hostId, tenantId: 'bench' } })).vmId });
   }
-  const job = await api('POST', '/shuffle-jobs', { name: 'bench', workerVmIds: workers.map((worker) => worker.vmId) });
+  const job = await api.createShuffleJob({ body: { name: 'bench', workerVmIds: workers.map((worker) => worker.vmId) } });
   const urls = await Promise.all(
     workers.map(async (worker) => {
       for (let waited = 0; waited < 30_000; waited += 100) {
@@ -65,7 +65,7 @@ try {
   const sentAt = performance.now();
   let view: any;
   for (;;) {
-    view = await api('GET', `/shuffle-jobs/${job.jobId}`);
+    view = await api.getShuffleJob({ params: { jobId: job.jobId } });
     if (view.state === 'complete') break;
     if (performance.now() - started > 600_000) throw new Error(`not complete after 10 min: ${view.recordsOut} of ${view.recordsIn}`);
     await new Promise((resolve) => setTimeout(resolve, 50));

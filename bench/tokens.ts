@@ -54,10 +54,10 @@ try {
   const api = await apiClient(stack, 'tenant', 'bench');
   // Tenants do not pick hosts: the bench pins VMs as the operator, for its tenant.
   const operator = await apiClient(stack, 'operator', 'bench');
-  const { networkId } = await api('POST', '/networks', { name: 'tokens', cidr: '10.210.0.0/24' });
-  const vm = await operator('POST', '/vms', { name: 'minter', networkId, hostId: agent!.hostId, tenantId: 'bench' });
-  const { serviceAccountId } = await api('POST', '/service-accounts', { name: 'bench' });
-  await api('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId });
+  const { networkId } = await api.createNetwork({ body: { name: 'tokens', cidr: '10.210.0.0/24' } });
+  const vm = await operator.createVm({ body: { name: 'minter', networkId, hostId: agent!.hostId, tenantId: 'bench' } });
+  const { serviceAccountId } = await api.createServiceAccount({ body: { name: 'bench' } });
+  await api.attachServiceAccount({ params: { vmId: vm.vmId }, body: { serviceAccountId } });
 
   const identityUrl = async () => {
     for (let waited = 0; waited < 30_000; waited += 100) {

@@ -7,7 +7,8 @@ import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { VerifyConnectionRequest } from '#events/api.ts';
 import type { HostVmConfigs } from '#events/vm-config.ts';
 import { HostMessageBatch, type NetworkMessage } from '#events/endpoints.ts';
-import { ControlPlaneClient, ControlPlaneError, type TokenSource } from './control-plane-client.ts';
+import { ApiError } from '#events/api-client.ts';
+import { ControlPlaneClient, type TokenSource } from './control-plane-client.ts';
 import { EndpointAcks } from './endpoint-acks.ts';
 import { desiredState } from './data-plane/desired-state.ts';
 import { LinuxDataPlane, type DataPlaneStatus } from './data-plane/linux-data-plane.ts';
@@ -327,7 +328,7 @@ export class HostAgent {
     try {
       await this.controlPlane.publishHostKeys(this.config.hostId, vm.vmId, [...keys].map(([type, data]) => `${type} ${data}`));
     } catch (error) {
-      if (error instanceof ControlPlaneError && error.status < 500) throw new MetadataError(error.status, error.detail);
+      if (error instanceof ApiError && error.status >= 400 && error.status < 500) throw new MetadataError(error.status, error.detail);
       throw new MetadataError(502, 'the control plane could not be reached; retry');
     }
     this.hostKeys.set(vm.vmId, keys);
