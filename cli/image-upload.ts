@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { callApi, type ApiSettings } from './api-client.ts';
+import type { ApiClient, ApiResponse } from '#events/api-client.ts';
 import { CliError, ExitCode } from './errors.ts';
 
 /**
@@ -10,19 +10,19 @@ import { CliError, ExitCode } from './errors.ts';
  * the presigned URL the API gave for it, a few at a time, read from the file as it goes, never
  * whole into memory. Progress goes to stderr.
  */
-export async function uploadImage(settings: ApiSettings, file: string, name: string, progress: (line: string) => void): Promise<any> {
+export async function uploadImage(api: ApiClient, file: string, name: string, progress: (line: string) => void): Promise<ApiResponse<'completeImageUpload'>> {
   const { size } = await stat(file).catch(() => {
     throw new CliError(ExitCode.usage, `cannot read ${file}`);
   });
   progress(`hashing ${file} (${size} bytes)`);
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  const { image, upload } = await callApi(settings, 'POST', '/images', { name, sizeBytes: size, sha256: hash.digest('hex') });
+  const { image, upload } = await api.createImage({ body: { name, sizeBytes: size, sha256: hash.digest('hex') } });
   const parts: { partNumber: number; etag: string }[] = [];
   let next = 0;
   const worker = async () => {
     for (let index = next++; index < upload.parts.length; index = next++) {
-      const { partNumber, url } = upload.parts[index] as { partNumber: number; url: string };
+      const { partNumber, url } = upload.parts[index]!;
       const start = (partNumber - 1) * upload.partSize;
       const end = Math.min(size, start + upload.partSize) - 1;
       const response = await fetch(url, {
@@ -37,5 +37,5 @@ export async function uploadImage(settings: ApiSettings, file: string, name: str
     }
   };
   await Promise.all(Array.from({ length: Math.min(4, upload.parts.length) }, worker));
-  return callApi(settings, 'POST', `/images/${image.imageId}/complete`, { parts });
+  return api.completeImageUpload({ params: { imageId: image.imageId }, body: { parts } });
 }

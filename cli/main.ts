@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { callApi, type ApiSettings } from './api-client.ts';
+import type { ApiClient } from '#events/api-client.ts';
+import { cliApiClient, cliErrorOf } from './api-client.ts';
 import { CliError, ExitCode } from './errors.ts';
 import { uploadImage } from './image-upload.ts';
 import { details, table } from './output.ts';
@@ -11,8 +12,7 @@ interface Output {
 }
 
 interface Context {
-  api: <T = any>(method: string, path: string, body?: unknown) => Promise<T>;
-  settings: ApiSettings;
+  api: ApiClient;
   args: string[];
   options: Record<string, string | boolean | undefined>;
   progress: (line: string) => void;
@@ -26,26 +26,27 @@ interface Command {
   run(context: Context): Promise<Output>;
 }
 
-const list = (path: string, field: string, columns: string[]): Command => ({
+/** A page of up to 100, as a table of these columns. */
+const list = <Page>(read: (api: ApiClient, query: { limit: number }) => Promise<Page>, rows: (page: Page) => Record<string, unknown>[], columns: string[]): Command => ({
   usage: 'list',
   async run({ api }) {
-    const answer = await api('GET', `${path}?limit=100`);
-    return { json: answer, human: table(answer[field], columns) };
+    const answer = await read(api, { limit: 100 });
+    return { json: answer, human: table(rows(answer), columns) };
   },
 });
-const show = (path: string): Command => ({
+const show = (read: (api: ApiClient, id: string) => Promise<Record<string, unknown>>): Command => ({
   usage: 'show <id>',
   takes: ['id'],
   async run({ api, args }) {
-    const answer = await api('GET', `${path}/${encodeURIComponent(args[0]!)}`);
+    const answer = await read(api, args[0]!);
     return { json: answer, human: details(answer) };
   },
 });
-const remove = (path: string, what: string): Command => ({
+const remove = (what: string, deleteIt: (api: ApiClient, id: string) => Promise<void>): Command => ({
   usage: 'delete <id>',
   takes: ['id'],
   async run({ api, args }) {
-    await api('DELETE', `${path}/${encodeURIComponent(args[0]!)}`);
+    await deleteIt(api, args[0]!);
     return { json: { deleted: args[0] }, human: `deleted ${what} ${args[0]}` };
   },
 });
@@ -53,6 +54,10 @@ const required = (options: Context['options'], name: string) => {
   const value = options[name];
   if (typeof value !== 'string' || value === '') throw new CliError(ExitCode.usage, `--${name} is required`);
   return value;
+};
+const requiredNumber = (options: Context['options'], name: string) => {
+  required(options, name);
+  return number(options, name)!;
 };
 const number = (options: Context['options'], name: string) => {
   const value = options[name];
@@ -82,58 +87,63 @@ const waitOption = { wait: { type: 'boolean' }, timeout: { type: 'string' } } as
 
 const commands: Record<string, Record<string, Command>> = {
   networks: {
-    list: list('/networks', 'networks', ['networkId', 'name', 'cidr', 'region', 'projectId']),
-    show: show('/networks'),
+    list: list((api, query) => api.listNetworks({ query }), (page) => page.networks, ['networkId', 'name', 'cidr', 'region', 'projectId']),
+    show: show((api, networkId) => api.getNetwork({ params: { networkId } })),
     create: {
       usage: 'create --name NAME --cidr CIDR [--project ID]',
       options: { name: { type: 'string' }, cidr: { type: 'string' }, project: { type: 'string' } },
       async run({ api, options }) {
-        const network = await api('POST', '/networks', { name: required(options, 'name'), cidr: required(options, 'cidr'), ...(options.project ? { projectId: options.project } : {}) });
+        const network = await api.createNetwork({ body: { name: required(options, 'name'), cidr: required(options, 'cidr'), ...(options.project ? { projectId: required(options, 'project') } : {}) } });
         return { json: network, human: details(network) };
       },
     },
-    delete: remove('/networks', 'network'),
+    delete: remove('network', (api, networkId) => api.deleteNetwork({ params: { networkId } })),
   },
   vms: {
-    list: list('/vms', 'vms', ['vmId', 'name', 'state', 'ip', 'hostId', 'region', 'imageId']),
-    show: show('/vms'),
+    list: list((api, query) => api.listVms({ query }), (page) => page.vms, ['vmId', 'name', 'state', 'ip', 'hostId', 'region', 'imageId']),
+    show: show((api, vmId) => api.getVm({ params: { vmId } })),
     create: {
       usage: 'create --name NAME --network ID [--spread-from VM,…] [--image ID] [--wait [--timeout S]]\n         operators: --host ID --tenant ID (tenants do not pick hosts; placement does)',
       options: { name: { type: 'string' }, network: { type: 'string' }, host: { type: 'string' }, tenant: { type: 'string' }, 'spread-from': { type: 'string' }, image: { type: 'string' }, ...waitOption },
       async run(context) {
         const { api, options } = context;
-        let vm = await api('POST', '/vms', {
-          name: required(options, 'name'),
-          networkId: required(options, 'network'),
-          ...(options.host ? { hostId: options.host } : {}),
-          ...(options.tenant ? { tenantId: options.tenant } : {}),
-          ...(options['spread-from'] ? { spreadFrom: String(options['spread-from']).split(',') } : {}),
-          ...(options.image ? { imageId: options.image } : {}),
+        let vm = await api.createVm({
+          body: {
+            name: required(options, 'name'),
+            networkId: required(options, 'network'),
+            ...(options.host ? { hostId: required(options, 'host') } : {}),
+            ...(options.tenant ? { tenantId: required(options, 'tenant') } : {}),
+            ...(options['spread-from'] ? { spreadFrom: required(options, 'spread-from').split(',') } : {}),
+            ...(options.image ? { imageId: required(options, 'image') } : {}),
+          },
         });
         if (options.wait && vm.state === 'pending') {
-          vm = await waitFor(context, () => api('GET', `/vms/${vm.vmId}`), (now) => `vm ${now.vmId}: ${now.state}${now.stateReason ? ` (${now.stateReason})` : ''}`, (now) => now.state !== 'pending');
+          vm = await waitFor(context, () => api.getVm({ params: { vmId: vm.vmId } }), (now) => `vm ${now.vmId}: ${now.state}${now.stateReason ? ` (${now.stateReason})` : ''}`, (now) => now.state !== 'pending');
           if (vm.state === 'failed') throw new CliError(ExitCode.refused, `vm ${vm.vmId} failed: ${vm.stateReason}`, `delete it (\`vms delete ${vm.vmId}\`) and launch again`);
         }
         return { json: vm, human: details(vm) };
       },
     },
-    delete: remove('/vms', 'vm'),
+    delete: remove('vm', (api, vmId) => api.deleteVm({ params: { vmId } })),
     migrate: {
       usage: 'migrate <id> [--spread-from VM,…] [--wait [--timeout S]]    (placement picks another host; --wait: until every host that needs the new tunnel endpoint holds it)\n         operators: --to HOST',
       takes: ['id'],
       options: { to: { type: 'string' }, 'spread-from': { type: 'string' }, ...waitOption },
       async run(context) {
         const { api, args, options } = context;
-        const vm = await api('POST', `/vms/${encodeURIComponent(args[0]!)}/migrate`, {
-          ...(options.to ? { targetHostId: options.to } : {}),
-          ...(options['spread-from'] ? { spreadFrom: String(options['spread-from']).split(',') } : {}),
+        const vm = await api.migrateVm({
+          params: { vmId: args[0]! },
+          body: {
+            ...(options.to ? { targetHostId: required(options, 'to') } : {}),
+            ...(options['spread-from'] ? { spreadFrom: required(options, 'spread-from').split(',') } : {}),
+          },
         });
         const moved = `vm ${vm.vmId} now on ${vm.hostId}: tunnel endpoint ${vm.endpoint.address} (version ${vm.endpoint.version})`;
         if (!options.wait) return { json: vm, human: moved };
         context.progress(moved);
         const convergence = await waitFor(
           context,
-          () => api('GET', `/vms/${vm.vmId}/convergence`),
+          () => api.getVmConvergence({ params: { vmId: vm.vmId } }),
           (now) => `held by ${now.hostsConverged}/${now.hostsTotal} hosts${now.pendingHostIds.length > 0 ? ` (waiting for ${now.pendingHostIds.slice(0, 5).join(', ')}${now.pendingHostIds.length > 5 ? ', …' : ''})` : ''}`,
           // A later migration supersedes this one: its version counts too.
           (now) => now.converged && now.endpoint.version >= vm.endpoint.version,
@@ -146,7 +156,7 @@ const commands: Record<string, Record<string, Command>> = {
       usage: 'convergence <id>    (which hosts hold the VM\'s current tunnel endpoint)',
       takes: ['id'],
       async run({ api, args }) {
-        const answer = await api('GET', `/vms/${encodeURIComponent(args[0]!)}/convergence`);
+        const answer = await api.getVmConvergence({ params: { vmId: args[0]! } });
         return { json: answer, human: details(answer) };
       },
     },
@@ -154,36 +164,38 @@ const commands: Record<string, Record<string, Command>> = {
       usage: 'known-hosts <id>    (append the output to ~/.ssh/known_hosts)',
       takes: ['id'],
       async run({ api, args }) {
-        const answer = await api('GET', `/vms/${encodeURIComponent(args[0]!)}/host-keys`);
+        const answer = await api.getHostKeys({ params: { vmId: args[0]! } });
         if (answer.keys.length === 0) throw new CliError(ExitCode.refused, `vm ${args[0]} has not published host keys yet`, 'they appear once the VM has booted and uploaded them; try again shortly');
-        return { json: answer, human: answer.keys.map((key: { knownHostsLine: string }) => key.knownHostsLine).join('\n') };
+        return { json: answer, human: answer.keys.map((key) => key.knownHostsLine).join('\n') };
       },
     },
   },
   disks: {
-    list: list('/disks', 'disks', ['diskId', 'name', 'state', 'sizeGiB', 'iops', 'throughputMiBps', 'attachedTo']),
-    show: show('/disks'),
+    list: list((api, query) => api.listDisks({ query }), (page) => page.disks, ['diskId', 'name', 'state', 'sizeGiB', 'iops', 'throughputMiBps', 'attachedTo']),
+    show: show((api, diskId) => api.getDisk({ params: { diskId } })),
     create: {
       usage: 'create --name NAME --size GIB [--iops N] [--throughput MIBPS] [--project ID]',
       options: { name: { type: 'string' }, size: { type: 'string' }, iops: { type: 'string' }, throughput: { type: 'string' }, project: { type: 'string' } },
       async run({ api, options }) {
-        const disk = await api('POST', '/disks', {
-          name: required(options, 'name'),
-          sizeGiB: number(options, 'size') ?? required(options, 'size'),
-          ...(options.iops ? { iops: number(options, 'iops') } : {}),
-          ...(options.throughput ? { throughputMiBps: number(options, 'throughput') } : {}),
-          ...(options.project ? { projectId: options.project } : {}),
+        const disk = await api.createDisk({
+          body: {
+            name: required(options, 'name'),
+            sizeGiB: requiredNumber(options, 'size'),
+            ...(options.iops ? { iops: requiredNumber(options, 'iops') } : {}),
+            ...(options.throughput ? { throughputMiBps: requiredNumber(options, 'throughput') } : {}),
+            ...(options.project ? { projectId: required(options, 'project') } : {}),
+          },
         });
         return { json: disk, human: details(disk) };
       },
     },
-    delete: remove('/disks', 'disk'),
+    delete: remove('disk', (api, diskId) => api.deleteDisk({ params: { diskId } })),
     attach: {
       usage: 'attach <id> --vm ID',
       takes: ['id'],
       options: { vm: { type: 'string' } },
       async run({ api, args, options }) {
-        const disk = await api('POST', `/disks/${encodeURIComponent(args[0]!)}/attach`, { vmId: required(options, 'vm') });
+        const disk = await api.attachDisk({ params: { diskId: args[0]! }, body: { vmId: required(options, 'vm') } });
         return { json: disk, human: `disk ${disk.diskId} attached to vm ${disk.attachedTo}` };
       },
     },
@@ -191,22 +203,22 @@ const commands: Record<string, Record<string, Command>> = {
       usage: 'detach <id>',
       takes: ['id'],
       async run({ api, args }) {
-        const disk = await api('POST', `/disks/${encodeURIComponent(args[0]!)}/detach`);
+        const disk = await api.detachDisk({ params: { diskId: args[0]! } });
         return { json: disk, human: `disk ${disk.diskId} detached` };
       },
     },
   },
   images: {
-    list: list('/images', 'images', ['imageId', 'name', 'state', 'sizeBytes', 'region']),
-    show: show('/images'),
+    list: list((api, query) => api.listImages({ query }), (page) => page.images, ['imageId', 'name', 'state', 'sizeBytes', 'region']),
+    show: show((api, imageId) => api.getImage({ params: { imageId } })),
     upload: {
       usage: 'upload FILE --name NAME [--wait [--timeout S]]',
       takes: ['file'],
       options: { name: { type: 'string' }, ...waitOption },
       async run(context) {
-        let image = await uploadImage(context.settings, context.args[0]!, required(context.options, 'name'), context.progress);
+        let image: { imageId: string; state: string; failureReason?: string } = await uploadImage(context.api, context.args[0]!, required(context.options, 'name'), context.progress);
         if (context.options.wait) {
-          image = await waitFor(context, () => context.api('GET', `/images/${image.imageId}`), (now) => `image ${now.imageId}: ${now.state}`, (now) => now.state !== 'verifying');
+          image = await waitFor(context, () => context.api.getImage({ params: { imageId: image.imageId } }), (now) => `image ${now.imageId}: ${now.state}`, (now) => now.state !== 'verifying');
           if (image.state === 'failed') throw new CliError(ExitCode.refused, `image ${image.imageId} failed: ${image.failureReason}`);
         }
         return { json: image, human: details(image) };
@@ -214,17 +226,17 @@ const commands: Record<string, Record<string, Command>> = {
     },
   },
   'service-accounts': {
-    list: list('/service-accounts', 'serviceAccounts', ['serviceAccountId', 'name', 'projectId']),
-    show: show('/service-accounts'),
+    list: list((api, query) => api.listServiceAccounts({ query }), (page) => page.serviceAccounts, ['serviceAccountId', 'name', 'projectId']),
+    show: show((api, serviceAccountId) => api.getServiceAccount({ params: { serviceAccountId } })),
     create: {
       usage: 'create --name NAME [--project ID]',
       options: { name: { type: 'string' }, project: { type: 'string' } },
       async run({ api, options }) {
-        const account = await api('POST', '/service-accounts', { name: required(options, 'name'), ...(options.project ? { projectId: options.project } : {}) });
+        const account = await api.createServiceAccount({ body: { name: required(options, 'name'), ...(options.project ? { projectId: required(options, 'project') } : {}) } });
         return { json: account, human: details(account) };
       },
     },
-    delete: remove('/service-accounts', 'service account'),
+    delete: remove('service account', (api, serviceAccountId) => api.deleteServiceAccount({ params: { serviceAccountId } })),
   },
 };
 
@@ -263,14 +275,17 @@ async function main(argv: string[]): Promise<number> {
   };
   if (!settings.token) throw new CliError(ExitCode.usage, 'no token', 'set STRATOPLANE_TOKEN or --token (npm start prints a tenant token; operators issue more with `npm run -s issue-token -- --tenant <id>`)');
   const json = parsed.values.json === true;
-  const output = await command.run({
-    api: (method, path, body) => callApi(settings, method, path, body),
-    settings,
-    args: parsed.positionals,
-    options: parsed.values as Context['options'],
-    // Progress is for people watching; scripts reading --json get only the result on stdout.
-    progress: (line) => process.stderr.write(`${line}\n`),
-  });
+  const output = await command
+    .run({
+      api: cliApiClient(settings),
+      args: parsed.positionals,
+      options: parsed.values as Context['options'],
+      // Progress is for people watching; scripts reading --json get only the result on stdout.
+      progress: (line) => process.stderr.write(`${line}\n`),
+    })
+    .catch((error: unknown) => {
+      throw cliErrorOf(error);
+    });
   console.log(json ? JSON.stringify(output.json, null, 2) : output.human);
   return ExitCode.ok;
 }
