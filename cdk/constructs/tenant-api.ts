@@ -12,6 +12,8 @@ import { apiHandlerEntry } from '../handler-entries.ts';
 import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
 import type { FunctionSetting } from '#events/function-environment.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
+import { pairKeyStatement } from './keys.ts';
+import type { QueueFamily } from './queue-family.ts';
 
 export interface TenantApiProps {
   table: ITableV2;
@@ -19,12 +21,11 @@ export interface TenantApiProps {
   egressOpenCidrs: readonly string[];
   /** Endpoint versions each host agent has acknowledged, per VM. */
   convergenceTable: ITable;
-  hostQueuePrefix: string;
-  hostQueueArns: string;
+  /** Host queues: registering a host makes its queue. */
+  hostQueues: QueueFamily;
   hostDlq: IQueue;
-  /** Shuffle workers' inbound queues are made per job, named with this prefix. */
-  shuffleQueuePrefix: string;
-  shuffleQueueArns: string;
+  /** Shuffle workers' inbound queues, made per job. */
+  shuffleQueues: QueueFamily;
   /** Signs API bearer tokens; the authorizer verifies them with its public key. */
   apiTokenKey: IKey;
   /** The other regions' API token keys, by alias ARN: a token issued in any region is good in all. */
@@ -45,15 +46,12 @@ export interface TenantApiProps {
   imageVerifyQueue: IQueue;
 }
 
-/** One KMS action on the pair key, and only with the pair encryption context (see `pairKeyContext`). */
-export function pairKeyStatement(key: IKey, action: string): PolicyStatement {
-  return new PolicyStatement({ actions: [action], resources: [key.keyArn], conditions: { StringEquals: { 'kms:EncryptionContext:purpose': 'network-pair' } } });
-}
-
-/** Lets a function create queues named with a prefix (given to it in `variable`), and only those. */
-function createsQueues(fn: ControlPlaneFunction, variable: FunctionSetting, prefix: string, arns: string) {
-  fn.setting(variable, prefix);
-  fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [arns] }));
+/** Lets a function create queues of a family (its prefix given to it in `variable`), and only those. */
+function createsQueues(fn: ControlPlaneFunction, variable: FunctionSetting, family: QueueFamily) {
+  fn.setting(variable, family.prefix);
+  fn.addToRolePolicy(
+    new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [family.arns] }),
+  );
 }
 
 /** A list route: signs and checks its `nextToken` cursors with a key derived once per container (one kms:GenerateMac). */
@@ -85,7 +83,7 @@ const routes: Route[] = [
     operation: operations.registerHost,
     access: 'write',
     extras: (fn, props) => {
-      createsQueues(fn, 'hostQueuePrefix', props.hostQueuePrefix, props.hostQueueArns);
+      createsQueues(fn, 'hostQueuePrefix', props.hostQueues);
       fn.setting('hostDlqArn', props.hostDlq.queueArn);
     },
   },
@@ -114,7 +112,7 @@ const routes: Route[] = [
     extras: (fn, props) => {
       fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
-      fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:TagQueue', 'sqs:UntagQueue'], resources: [props.shuffleQueueArns] }));
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:TagQueue', 'sqs:UntagQueue'], resources: [props.shuffleQueues.arns] }));
     },
   },
   { operation: operations.getVmConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
@@ -161,13 +159,13 @@ const routes: Route[] = [
   {
     operation: operations.createShuffleJob,
     access: 'write',
-    extras: (fn, props) => createsQueues(fn, 'shuffleQueuePrefix', props.shuffleQueuePrefix, props.shuffleQueueArns),
+    extras: (fn, props) => createsQueues(fn, 'shuffleQueuePrefix', props.shuffleQueues),
   },
   { operation: operations.getShuffleJob, access: 'read' },
   {
     operation: operations.deleteShuffleJob,
     access: 'write',
-    extras: (fn, props) => fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:DeleteQueue'], resources: [props.shuffleQueueArns] })),
+    extras: (fn, props) => fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:DeleteQueue'], resources: [props.shuffleQueues.arns] })),
   },
   { operation: operations.reportShuffleWorker, access: 'write' },
   { operation: operations.deleteNetwork, access: 'write' },
@@ -217,6 +215,10 @@ const routes: Route[] = [
   { operation: operations.putQuota, access: 'write' },
 ];
 
+/**
+ * The tenant and operator REST API, with its bearer-token authorizer: one function per operation
+ * of events/operations.ts, each granted only what its route uses.
+ */
 export class TenantApi extends Construct {
   readonly restApi: RestApi;
 

@@ -287,6 +287,112 @@ describe('ControlPlaneStack in several regions', () => {
     for (const template of [primary, replica]) expect(Object.keys(template.toJSON().Resources).length).toBeLessThan(460);
   });
 
+  it('keeps the logical IDs of stateful resources and event source mappings, whatever construct holds them (a changed ID replaces the resource)', () => {
+    const stateful = [
+      'AWS::DynamoDB::GlobalTable',
+      'AWS::DynamoDB::Table',
+      'AWS::KMS::Key',
+      'AWS::KMS::Alias',
+      'AWS::S3::Bucket',
+      'AWS::SQS::Queue',
+      'AWS::Logs::LogGroup',
+      'AWS::Lambda::EventSourceMapping',
+      'Custom::AWS',
+    ];
+    const idsOf = (template: Template) =>
+      Object.entries(template.toJSON().Resources as Record<string, { Type: string }>)
+        .filter(([, resource]) => stateful.includes(resource.Type))
+        .map(([id]) => id)
+        .sort();
+    // The IDs the stack has had since before its concerns became constructs (cdk/flat-logical-ids.ts).
+    expect(idsOf(primary)).toEqual(
+      [
+        'ApiAccessLogs50B185DB',
+        'ApiAuthorizerLogsC726F6FF',
+        'ApiFunctionLogs4B382957',
+        'ApiTokenKey370501EC',
+        'ApiTokenKeyAlias63E3EA7D',
+        'Convergence7BEE16EC',
+        'CopyImagesLogs7FFDE598',
+        'CopyImagesSqsEventSourceStratoplaneuseast1ImageCopyQueue4A3304B61D2EFDC9',
+        'DataKey17AFBB84',
+        'FanOutDlqE177CDC2',
+        'FanOutLogs6368F6BF',
+        'FanOutQueueBBEEB132',
+        'FanOutSqsEventSourceStratoplaneuseast1FanOutQueueBDC9FDDE503889B6',
+        'GraphDlq712C23D1',
+        'GraphQueue9C178E05',
+        'HostCredentialKeyAlias80771575',
+        'HostCredentialKeyEA84B54A',
+        'HostDlq850E4E44',
+        'HostKeyAttestationKey7CA87B3A',
+        'HostKeyAttestationKeyAlias08951290',
+        'ImageCopyDlq6A7EF7E8',
+        'ImageCopyJobsDynamoDBEventSourceStratoplaneuseast1MetadataC64730F6ECC85384',
+        'ImageCopyJobsLogs6AEE896F',
+        'ImageCopyQueueD18CD10E',
+        'ImageVerifyDlqD3AD9DB5',
+        'ImageVerifyQueueF548BCBD',
+        'Images2D38C313',
+        'ListCursorKeyAliasD8F70C4E',
+        'ListCursorKeyDB4EF480',
+        'MetadataBDB8F4DB',
+        'NetworkChangesDynamoDBEventSourceStratoplaneuseast1MetadataC64730F65CE776B1',
+        'NetworkChangesLogs0DF81BC4',
+        'ResourceGraphLogsD5F0534C',
+        'ResourceGraphSqsEventSourceStratoplaneuseast1GraphQueue21813F6BC6546172',
+        'StreamFailureDlq55B389CD',
+        'VerifyImagesLogs9C138446',
+        'VerifyImagesSqsEventSourceStratoplaneuseast1ImageVerifyQueue3E3D1F9843A38340',
+        'VmPairKey02F9EECD',
+        'VmPairKeyAlias89941FFB',
+      ].sort(),
+    );
+    expect(idsOf(replica)).toEqual(
+      [
+        'ApiAccessLogs50B185DB',
+        'ApiAuthorizerLogsC726F6FF',
+        'ApiFunctionLogs4B382957',
+        'ApiTokenKey370501EC',
+        'ApiTokenKeyAlias63E3EA7D',
+        'Convergence7BEE16EC',
+        'CopyImagesLogs7FFDE598',
+        'CopyImagesSqsEventSourceStratoplaneeuwest1ImageCopyQueue29E02EC55EB11827',
+        'DataKey17AFBB84',
+        'FanOutDlqE177CDC2',
+        'FanOutLogs6368F6BF',
+        'FanOutQueueBBEEB132',
+        'FanOutSqsEventSourceStratoplaneeuwest1FanOutQueueC821AB2F9FB7563D',
+        'GraphDlq712C23D1',
+        'GraphQueue9C178E05',
+        'HostCredentialKeyAlias80771575',
+        'HostCredentialKeyEA84B54A',
+        'HostDlq850E4E44',
+        'HostKeyAttestationKey7CA87B3A',
+        'HostKeyAttestationKeyAlias08951290',
+        'ImageCopyDlq6A7EF7E8',
+        'ImageCopyJobsDynamoDBEventSourceStratoplaneeuwest1MetadataDD59F4821D58E11D',
+        'ImageCopyJobsLogs6AEE896F',
+        'ImageCopyQueueD18CD10E',
+        'ImageVerifyDlqD3AD9DB5',
+        'ImageVerifyQueueF548BCBD',
+        'Images2D38C313',
+        'ListCursorKeyAliasD8F70C4E',
+        'ListCursorKeyDB4EF480',
+        'MetadataReplicaStream65F604BF',
+        'NetworkChangesDynamoDBEventSourceStratoplaneeuwest1MetadataDD59F4822DB0AC9E',
+        'NetworkChangesLogs0DF81BC4',
+        'ResourceGraphLogsD5F0534C',
+        'ResourceGraphSqsEventSourceStratoplaneeuwest1GraphQueue829DEF736BAF51D6',
+        'StreamFailureDlq55B389CD',
+        'VerifyImagesLogs9C138446',
+        'VerifyImagesSqsEventSourceStratoplaneeuwest1ImageVerifyQueueA77B166D92D2D493',
+        'VmPairKey02F9EECD',
+        'VmPairKeyAlias89941FFB',
+      ].sort(),
+    );
+  });
+
   it('defines the global table once, in the first region, with a replica in the other', () => {
     primary.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       TableName: 'Stratoplane-Metadata',

@@ -1,0 +1,108 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { imagesBucketName } from '#events/naming.ts';
+import { ControlPlaneFunction } from './control-plane-function.ts';
+import { CONSUMER_CONCURRENCY } from './consumer-concurrency.ts';
+import { otherRegionsKeysVia } from './keys.ts';
+import type { MetadataTable } from './metadata-table.ts';
+import { DeadLetterQueue, WorkQueue } from './work-queue.ts';
+
+export interface ImagePipelineProps {
+  /** Image records, and the stream whose new copy items become copy jobs. */
+  metadata: MetadataTable;
+  /** The region's data key: it encrypts the bucket and the queues. */
+  dataKey: IKey;
+  /** The control plane's other regions, whose image buckets copies are made from. */
+  otherRegions: readonly string[];
+}
+
+/**
+ * Where image content lives and how it becomes usable: tenants upload it straight to S3 in parts,
+ * a verifier checks it against its SHA-256, and an image of another region is copied here and
+ * checked the same way before any VM may start from it.
+ */
+export class ImagePipeline extends Construct {
+  /** Image content, uploaded in parts through presigned URLs. */
+  readonly bucket: Bucket;
+  /** Where completed uploads wait for their checksum to be verified. */
+  readonly verifyQueue: WorkQueue;
+
+  constructor(scope: Construct, id: string, props: ImagePipelineProps) {
+    super(scope, id);
+    const { metadata, dataKey, otherRegions } = props;
+    const { table } = metadata;
+    const stack = Stack.of(this);
+
+    // Image content: uploaded by tenants straight to S3 in parts, checked against its SHA-256 by the verifier.
+    this.bucket = new Bucket(this, 'Images', {
+      bucketName: imagesBucketName(stack.account, stack.region),
+      encryption: BucketEncryption.KMS,
+      encryptionKey: dataKey,
+      bucketKeyEnabled: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // Lambda's limit: images larger than what streams through SHA-256 in 15 minutes need another verifier.
+    const verifyTimeout = Duration.minutes(15);
+    // A job stays invisible while a function may still be working on it.
+    const longJobVisibility = verifyTimeout.plus(Duration.minutes(1));
+    this.verifyQueue = new WorkQueue(this, 'ImageVerifyQueue', {
+      dataKey,
+      deadLetters: new DeadLetterQueue(this, 'ImageVerifyDlq', { name: 'image-verify', encryptionKey: dataKey }),
+      visibilityTimeout: longJobVisibility,
+      attempts: 3,
+    });
+    const verifyImages = new ControlPlaneFunction(this, 'VerifyImages', {
+      entry: 'functions/images/queues/verify-images.ts',
+      reservedConcurrentExecutions: CONSUMER_CONCURRENCY.VerifyImages,
+      timeout: verifyTimeout,
+      settings: { tableName: table.tableName },
+    });
+    table.grantReadWriteData(verifyImages);
+    this.bucket.grantRead(verifyImages);
+    this.verifyQueue.consumedBy(verifyImages, 1);
+
+    // Cross-region launches: an image that lives in another region is copied here, part by part
+    // inside S3, then checked against its SHA-256 before any VM may start from it.
+    // The handler counts attempts and fails the copy itself; the DLQ only catches what it could not record.
+    const copyQueue = new WorkQueue(this, 'ImageCopyQueue', {
+      dataKey,
+      deadLetters: new DeadLetterQueue(this, 'ImageCopyDlq', { name: 'image-copy', encryptionKey: dataKey }),
+      visibilityTimeout: longJobVisibility,
+    });
+    const copyImages = new ControlPlaneFunction(this, 'CopyImages', {
+      entry: 'functions/images/queues/copy-images.ts',
+      reservedConcurrentExecutions: CONSUMER_CONCURRENCY.CopyImages,
+      timeout: verifyTimeout,
+      settings: { tableName: table.tableName, imagesBucket: this.bucket.bucketName, imageCopyQueueUrl: copyQueue.queueUrl },
+    });
+    table.grantReadWriteData(copyImages);
+    this.bucket.grantReadWrite(copyImages, 'images/*');
+    copyQueue.grantSendMessages(copyImages);
+    // Sources are the other regions' image buckets, encrypted with those regions' data keys.
+    if (otherRegions.length > 0) {
+      copyImages.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['s3:GetObject', 's3:GetObjectAttributes'],
+          resources: otherRegions.map((region) => `arn:${stack.partition}:s3:::${imagesBucketName(stack.account, region)}/images/*`),
+        }),
+      );
+      copyImages.addToRolePolicy(otherRegionsKeysVia(this, 's3', otherRegions, ['kms:Decrypt']));
+    }
+    copyQueue.consumedBy(copyImages, 1);
+    // The table's stream is the copies' outbox: a copy item that appears gets its job here.
+    const imageCopyJobs = new ControlPlaneFunction(this, 'ImageCopyJobs', {
+      entry: 'functions/images/streams/image-copies.ts',
+      reservedConcurrentExecutions: CONSUMER_CONCURRENCY.ImageCopyJobs,
+      timeout: Duration.seconds(30),
+      settings: { imageCopyQueueUrl: copyQueue.queueUrl },
+    });
+    copyQueue.grantSendMessages(imageCopyJobs);
+    metadata.streamTo(imageCopyJobs);
+  }
+}

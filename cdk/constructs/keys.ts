@@ -1,0 +1,101 @@
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Key, KeySpec, KeyUsage, type IKey } from 'aws-cdk-lib/aws-kms';
+import { Construct } from 'constructs';
+import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS, VM_PAIR_KEY_ALIAS } from '#events/tokens.ts';
+
+export interface ControlPlaneKeysProps {
+  /** The control plane's regions other than this stack's: their API token keys are trusted too. */
+  otherRegions: readonly string[];
+}
+
+/**
+ * The region's KMS keys, in one place because each is kept forever (RETAIN) and each is used
+ * only through narrow grants: what signs, what wraps, what encrypts data at rest.
+ */
+export class ControlPlaneKeys extends Construct {
+  /** Encrypts the metadata, the control-plane queues and the image content at rest. */
+  readonly dataKey: Key;
+  /** Signs API bearer tokens; the authorizer verifies them with its public key. */
+  readonly apiTokenKey: Key;
+  /** Signs attestations of VM SSH host keys. */
+  readonly hostKeyAttestationKey: Key;
+  /** Signs hosts' long-term service-account credentials. */
+  readonly hostCredentialKey: Key;
+  /** Wraps VMs' network-pair secrets; used only with the pair encryption context (`pairKeyStatement`). */
+  readonly vmPairKey: Key;
+  /** HMAC key list routes derive their cursor-signing key from. */
+  readonly listCursorKey: Key;
+  /** The other regions' API token keys, by alias ARN: a token issued in any region is good in all. */
+  readonly otherRegionsApiTokenKeys: string[];
+
+  constructor(scope: Construct, id: string, props: ControlPlaneKeysProps) {
+    super(scope, id);
+    this.dataKey = new Key(this, 'DataKey', {
+      description: 'Encrypts Stratoplane metadata at rest and control-plane queues',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // Asymmetric: KMS signs tokens (operators issue them); verifiers hold only the public key.
+    this.apiTokenKey = new Key(this, 'ApiTokenKey', {
+      description: 'Signs Stratoplane API bearer tokens (ES256)',
+      keySpec: KeySpec.ECC_NIST_P256,
+      keyUsage: KeyUsage.SIGN_VERIFY,
+      alias: API_TOKEN_KEY_ALIAS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.hostKeyAttestationKey = new Key(this, 'HostKeyAttestationKey', {
+      description: 'Signs attestations of VM SSH host keys (ES256)',
+      keySpec: KeySpec.ECC_NIST_P256,
+      keyUsage: KeyUsage.SIGN_VERIFY,
+      alias: HOST_KEY_ATTESTATION_KEY_ALIAS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.hostCredentialKey = new Key(this, 'HostCredentialKey', {
+      description: "Signs hosts' long-term service-account credentials (ES256)",
+      keySpec: KeySpec.ECC_NIST_P256,
+      keyUsage: KeyUsage.SIGN_VERIFY,
+      alias: HOST_CREDENTIAL_KEY_ALIAS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.vmPairKey = new Key(this, 'VmPairKey', {
+      description: "Wraps VMs' network-pair secrets (data keys stored only encrypted)",
+      enableKeyRotation: true,
+      alias: VM_PAIR_KEY_ALIAS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // List routes derive their cursor-signing key from it (functions/core/pagination.ts); HMAC keys do not rotate.
+    this.listCursorKey = new Key(this, 'ListCursorKey', {
+      description: 'Signs list cursors (nextToken), so clients cannot forge or reuse them across lists',
+      keySpec: KeySpec.HMAC_256,
+      keyUsage: KeyUsage.GENERATE_VERIFY_MAC,
+      alias: 'alias/stratoplane/list-cursors',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    const stack = Stack.of(this);
+    this.otherRegionsApiTokenKeys = props.otherRegions.map((region) =>
+      stack.formatArn({ service: 'kms', region, resource: 'alias', resourceName: API_TOKEN_KEY_ALIAS.slice('alias/'.length) }),
+    );
+  }
+}
+
+/** One KMS action on the pair key, and only with the pair encryption context (see `pairKeyContext`). */
+export function pairKeyStatement(key: IKey, action: string): PolicyStatement {
+  return new PolicyStatement({ actions: [action], resources: [key.keyArn], conditions: { StringEquals: { 'kms:EncryptionContext:purpose': 'network-pair' } } });
+}
+
+/** Use of the other regions' keys, but only by `service` (SQS, S3) on a function's behalf there. */
+export function otherRegionsKeysVia(scope: Construct, service: 'sqs' | 's3', regions: readonly string[], actions: string[]): PolicyStatement {
+  const stack = Stack.of(scope);
+  return new PolicyStatement({
+    actions,
+    resources: regions.map((region) => stack.formatArn({ service: 'kms', region, resource: 'key', resourceName: '*' })),
+    conditions: { StringEquals: { 'kms:ViaService': regions.map((region) => `${service}.${region}.amazonaws.com`) } },
+  });
+}

@@ -1,0 +1,101 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { AttributeType, StreamViewType, TableEncryptionV2, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
+import { Construct } from 'constructs';
+import { METADATA_TABLE_NAME } from '#events/naming.ts';
+import type { ControlPlaneFunction } from './control-plane-function.ts';
+import { DeadLetterQueue } from './work-queue.ts';
+
+export interface MetadataTableProps {
+  /** Every region the control plane runs in; the first one's stack defines the global table. */
+  regions: readonly string[];
+  /** The region's data key: it encrypts the table when it has no replicas, and the stream's dead letters. */
+  dataKey: IKey;
+}
+
+/**
+ * The global metadata table as this region sees it, with its stream: the first region's stack
+ * defines it (with a replica in every other region), the others read their replica, whose stream
+ * only DynamoDB can name. Consumers of the stream subscribe through `streamTo`.
+ */
+export class MetadataTable extends Construct {
+  readonly table: ITableV2;
+  /** Stream records a consumer still failed after its retries. */
+  readonly streamFailures: DeadLetterQueue;
+
+  constructor(scope: Construct, id: string, props: MetadataTableProps) {
+    super(scope, id);
+    const [primaryRegion, ...replicaRegions] = props.regions as [string, ...string[]];
+    this.table = Stack.of(this).region === primaryRegion ? this.globalTable(props.dataKey, replicaRegions) : this.replicaTable();
+    this.streamFailures = new DeadLetterQueue(this, 'StreamFailureDlq', { name: 'stream-failures', encryptionKey: props.dataKey });
+  }
+
+  /** Makes `fn` a consumer of the table's stream: failures reported per record, retries bounded, then the DLQ. */
+  streamTo(fn: ControlPlaneFunction): void {
+    fn.addEventSource(
+      new DynamoEventSource(this.table, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+        maxBatchingWindow: Duration.seconds(0),
+        bisectBatchOnError: true,
+        retryAttempts: 10,
+        reportBatchItemFailures: true,
+        onFailure: new SqsDlq(this.streamFailures),
+      }),
+    );
+  }
+
+  /** The global table, with a replica in every other region. */
+  private globalTable(dataKey: IKey, replicaRegions: readonly string[]): TableV2 {
+    return new TableV2(this, 'Metadata', {
+      tableName: METADATA_TABLE_NAME,
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      globalSecondaryIndexes: [
+        { indexName: 'gsi1', partitionKey: { name: 'gsi1pk', type: AttributeType.STRING }, sortKey: { name: 'gsi1sk', type: AttributeType.STRING } },
+        { indexName: 'gsi2', partitionKey: { name: 'gsi2pk', type: AttributeType.STRING }, sortKey: { name: 'gsi2sk', type: AttributeType.STRING } },
+        { indexName: 'gsi3', partitionKey: { name: 'gsi3pk', type: AttributeType.STRING }, sortKey: { name: 'gsi3sk', type: AttributeType.STRING } },
+        { indexName: 'gsi4', partitionKey: { name: 'gsi4pk', type: AttributeType.STRING }, sortKey: { name: 'gsi4sk', type: AttributeType.STRING } },
+      ],
+      replicas: replicaRegions.map((region) => ({ region })),
+      dynamoStream: StreamViewType.NEW_AND_OLD_IMAGES,
+      // Records of released VMs expire on their own.
+      timeToLiveAttribute: 'expiresAt',
+      // A customer managed key per replica would have to exist in every region before the table
+      // does, while those regions' stacks need the table: with replicas, the AWS managed KMS key
+      // (aws/dynamodb) of each region encrypts its replica.
+      encryption: replicaRegions.length === 0 ? TableEncryptionV2.customerManagedKey(dataKey) : TableEncryptionV2.awsManagedKey(),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+
+  /**
+   * This region's replica of the global table. Its stream's ARN carries a label chosen when the
+   * replica was created, so it is read from DynamoDB at deploy time.
+   */
+  private replicaTable(): ITableV2 {
+    const tableArn = Stack.of(this).formatArn({ service: 'dynamodb', resource: 'table', resourceName: METADATA_TABLE_NAME });
+    const describe = {
+      service: 'DynamoDB',
+      action: 'DescribeTable',
+      parameters: { TableName: METADATA_TABLE_NAME },
+      physicalResourceId: PhysicalResourceId.of(tableArn),
+    };
+    const stream = new AwsCustomResource(this, 'MetadataReplicaStream', {
+      onCreate: describe,
+      onUpdate: describe,
+      policy: AwsCustomResourcePolicy.fromSdkCalls({ resources: [tableArn] }),
+      installLatestAwsSdk: false,
+    });
+    return TableV2.fromTableAttributes(this, 'Metadata', {
+      tableArn,
+      tableStreamArn: stream.getResponseField('Table.LatestStreamArn'),
+      grantIndexPermissions: true,
+    });
+  }
+}
