@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
+import { createVmOn, expectOk, migrateVmTo, request, uniqueId } from '../helpers/api.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 
 describe('an agent that was down converges when it restarts', () => {
@@ -8,7 +8,7 @@ describe('an agent that was down converges when it restarts', () => {
 
   beforeAll(async () => {
     agents = await Promise.all([1, 2, 3].map((i) => startAgent(uniqueId(`restart${i}`), `198.51.100.${40 + i}`)));
-    networkId = (await expectOk(api('POST', '/networks', { name: 'restart', cidr: '10.40.0.0/24' }), 201)).networkId;
+    networkId = (await expectOk(request('createNetwork', { body: { name: 'restart', cidr: '10.40.0.0/24' } }), 201)).networkId;
   });
 
   afterAll(async () => {

@@ -32,7 +32,7 @@ describe('idempotent creates', () => {
     expect(await hostLoad()).toBe(1);
 
     // Later, too: the same answer, nothing more taken.
-    expect((await expectOk(createVmOn(body, tenantId), 201)).vmId).toBe(answers[0].vmId);
+    expect((await expectOk(createVmOn(body, tenantId), 201)).vmId).toBe(answers[0]!.vmId);
     expect(await hostLoad()).toBe(1);
   });
 
@@ -54,8 +54,7 @@ describe('idempotent creates', () => {
     const vm = await expectOk(createVmOn({ name: 'gone', networkId, hostId, clientToken: 'vm-gone' }, tenantId), 201);
     await expectOk(as('DELETE', `/vms/${vm.vmId}`), 204);
     const again = await createVmOn({ name: 'gone', networkId, hostId, clientToken: 'vm-gone' }, tenantId);
-    expect(again.status).toBe(409);
-    expect(again.body.message).toBe(`clientToken: vm-gone already made ${vm.vmId}, which has since been deleted; use a new token for a new request`);
+    expect(again).toEqual({ status: 409, body: { message: `clientToken: vm-gone already made ${vm.vmId}, which has since been deleted; use a new token for a new request` } });
   });
 
   it('names a malformed token', async () => {

@@ -64,7 +64,6 @@ describe('IP allocation under concurrency', () => {
     const network = await expectOk(api('POST', '/networks', { name: 'tiny', cidr: '10.51.0.0/28' }), 201);
     await expectOk(createVmOn({ name: 'one', networkId: network.networkId, hostId }), 201);
     const second = await createVmOn({ name: 'two', networkId: network.networkId, hostId });
-    expect(second.status).toBe(409);
-    expect(second.body.message).toBe(`hostId: host ${hostId} is full`);
+    expect(second).toEqual({ status: 409, body: { message: `hostId: host ${hostId} is full` } });
   });
 });

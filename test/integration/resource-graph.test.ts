@@ -69,21 +69,21 @@ describe('resource graph', () => {
     const graph = await expectOk(as('GET', `/projects/${projectId}/graph`));
     expect(graph.nodes).toHaveLength(1 + 2 + 4 + 2 + 1);
     expect(graph.edges.filter((edge: any) => edge.kind === 'owns')).toHaveLength(2 + 4 + 2 + 1);
-    expect(graph.edges).toContainEqual({ from: vms[0].vmId, to: networks[0].networkId, kind: 'uses' });
-    expect(graph.edges).toContainEqual({ from: vms[0].vmId, to: disks[0].diskId, kind: 'uses' });
-    expect(graph.edges).toContainEqual({ from: vms[0].vmId, to: account.serviceAccountId, kind: 'uses' });
+    expect(graph.edges).toContainEqual({ from: vms[0]!.vmId, to: networks[0].networkId, kind: 'uses' });
+    expect(graph.edges).toContainEqual({ from: vms[0]!.vmId, to: disks[0].diskId, kind: 'uses' });
+    expect(graph.edges).toContainEqual({ from: vms[0]!.vmId, to: account.serviceAccountId, kind: 'uses' });
 
     const front = networks[0];
     const frontVms = vms.filter((vm: any) => vm.networkId === front.networkId).map((vm: any) => vm.vmId).sort();
     expect(await as('DELETE', `/networks/${front.networkId}`)).toEqual({ status: 409, body: { message: `network ${front.networkId} is in use by vm ${frontVms.join(', vm ')}` } });
     expect(await as('DELETE', `/service-accounts/${account.serviceAccountId}`)).toEqual({
       status: 409,
-      body: { message: `service account ${account.serviceAccountId} is in use by vm ${vms[0].vmId}` },
+      body: { message: `service account ${account.serviceAccountId} is in use by vm ${vms[0]!.vmId}` },
     });
     // Nothing crosses projects: a disk of another project cannot be attached here.
     const other = await expectOk(as('POST', '/projects', { name: 'other' }), 201);
     const foreignDisk = await expectOk(as('POST', '/disks', { name: 'foreign', sizeGiB: 10, projectId: other.projectId }), 201);
-    expect((await as('POST', `/disks/${foreignDisk.diskId}/attach`, { vmId: vms[1].vmId })).status).toBe(409);
+    expect((await as('POST', `/disks/${foreignDisk.diskId}/attach`, { vmId: vms[1]!.vmId })).status).toBe(409);
   });
 
   it('deletes a project with everything beneath it exactly once, also when the runner is killed halfway', async () => {
