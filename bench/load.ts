@@ -2,6 +2,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { createApiClient, type ApiAnswer, type ApiClient } from '#events/api-client.ts';
+import type { OperationId } from '#events/operations.ts';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
 import type { PoolCommand, PoolReport } from './agent-pool.ts';
@@ -143,25 +145,22 @@ interface Step {
 
 interface Tenant {
   index: number;
-  authorization: string;
+  api: ApiClient;
   networkId: string;
   vms: Map<string, { hostId: string }>;
   made: number;
 }
 
-/** The answer's body (null when empty), or undefined when the API refused; its latency either way. */
-async function call(tenant: Tenant, step: Step, kind: keyof Step['latency'], method: string, route: string, body?: unknown): Promise<any> {
+/** The whole answer; a refusal is counted by status and message. Its latency either way. */
+async function timed<Id extends OperationId>(step: Step, kind: keyof Step['latency'], send: () => Promise<ApiAnswer<Id>>): Promise<ApiAnswer<Id>> {
   const began = performance.now();
-  const response = await fetch(`${apiUrl}${route}`, { method, headers: { authorization: tenant.authorization, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await response.text();
+  const answer = await send();
   step.latency[kind].push(performance.now() - began);
-  if (!response.ok) {
-    const key = `${kind} ${response.status} ${(JSON.parse(text || '{}') as { message?: string }).message?.replace(/[a-z]+-[a-z0-9]+/g, '…') ?? ''}`;
+  if (!answer.ok) {
+    const key = `${kind} ${answer.status} ${answer.error.detail.replace(/[a-z]+-[a-z0-9]+/g, '…')}`;
     step.errors.set(key, (step.errors.get(key) ?? 0) + 1);
-    return undefined;
   }
-  // null: done, with nothing to say (204).
-  return text ? JSON.parse(text) : null;
+  return answer;
 }
 
 const hostsOf = (tenant: Tenant) => new Set([...tenant.vms.values()].map((vm) => vm.hostId));
@@ -172,23 +171,25 @@ async function nextOperation(tenant: Tenant, step: Step) {
   const ids = [...tenant.vms.keys()];
   if (ids.length < 3 || (roll < 0.3 && ids.length < 12)) {
     const name = `t${tenant.index}-vm${tenant.made++}`;
-    const vm = await call(tenant, step, 'create', 'POST', '/vms', { name, networkId: tenant.networkId, clientToken: name });
-    if (!vm) return;
+    const answer = await timed(step, 'create', () => tenant.api.send('createVm', { body: { name, networkId: tenant.networkId, clientToken: name } }));
+    if (!answer.ok) return;
+    const vm = answer.body;
     tenant.vms.set(vm.vmId, { hostId: vm.hostId });
     expectConvergence({ vmId: vm.vmId, version: vm.endpoint.version, networkId: tenant.networkId, answeredAt: Date.now(), waiting: hostsOf(tenant), lastAt: 0, step });
   } else if (roll < 0.75) {
     const vmId = ids[Math.floor(Math.random() * ids.length)]!;
     const from = tenant.vms.get(vmId)!.hostId;
     // Tenants do not pick hosts: placement moves the VM to another one.
-    const vm = await call(tenant, step, 'migrate', 'POST', `/vms/${vmId}/migrate`, {});
-    if (!vm) return;
+    const answer = await timed(step, 'migrate', () => tenant.api.send('migrateVm', { params: { vmId }, body: {} }));
+    if (!answer.ok) return;
+    const vm = answer.body;
     tenant.vms.set(vmId, { hostId: vm.hostId });
     if (!hostsOf(tenant).has(from)) hostLeft(tenant.networkId, from);
     expectConvergence({ vmId, version: vm.endpoint.version, networkId: tenant.networkId, answeredAt: Date.now(), waiting: hostsOf(tenant), lastAt: 0, step });
   } else {
     const vmId = ids[Math.floor(Math.random() * ids.length)]!;
     const from = tenant.vms.get(vmId)!.hostId;
-    if ((await call(tenant, step, 'delete', 'DELETE', `/vms/${vmId}`)) === undefined) return;
+    if (!(await timed(step, 'delete', () => tenant.api.send('deleteVm', { params: { vmId } }))).ok) return;
     tenant.vms.delete(vmId);
     // A host that had not yet applied the VM's last endpoint may now never see it, only its release.
     const superseded = pendingByVm.get(vmId) ?? [];
@@ -227,11 +228,9 @@ const allLatencies = (step: Step) => [...step.latency.create, ...step.latency.mi
 try {
   const tenants: Tenant[] = await Promise.all(
     Array.from({ length: tenantCount }, async (_, index) => {
-      const authorization = `Bearer ${await stack.issueToken('tenant', `load-${index}`)}`;
-      const response = await fetch(`${apiUrl}/networks`, { method: 'POST', headers: { authorization }, body: JSON.stringify({ name: 'load', cidr: `10.${100 + (index >> 4)}.${(index & 15) * 16}.0/20`, clientToken: 'load' }) });
-      if (!response.ok) throw new Error(`tenant ${index}: POST /networks: ${response.status} ${await response.text()}`);
-      const { networkId } = (await response.json()) as { networkId: string };
-      return { index, authorization, networkId, vms: new Map(), made: 0 };
+      const api = createApiClient({ baseUrl: apiUrl, token: await stack.issueToken('tenant', `load-${index}`), timeoutMs: 120_000 });
+      const { networkId } = await api.createNetwork({ body: { name: 'load', cidr: `10.${100 + (index >> 4)}.${(index & 15) * 16}.0/20`, clientToken: 'load' } });
+      return { index, api, networkId, vms: new Map(), made: 0 };
     }),
   );
 
