@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { clientToken, ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
+import { clientToken, ipv4Address, ipv4Cidr, ipv4CidrPattern, resourceId } from './identifiers.ts';
 
 export const RegisterHostRequest = z.strictObject({
   hostId: resourceId,
@@ -15,10 +15,13 @@ export const CreateNetworkRequest = z.strictObject({
   /** The project that owns it; the tenant's default project when absent. */
   projectId: resourceId.optional(),
   /** Prefix length /16 to /28: larger networks than /16 are not offered. */
-  cidr: ipv4Cidr.refine((cidr) => {
-    const prefix = Number(cidr.split('/')[1]);
-    return prefix >= 16 && prefix <= 28;
-  }, 'prefix length must be between /16 and /28'),
+  cidr: ipv4Cidr
+    .refine((cidr) => {
+      const prefix = Number(cidr.split('/')[1]);
+      return prefix >= 16 && prefix <= 28;
+    }, 'prefix length must be between /16 and /28')
+    // JSON Schema cannot compare numbers inside a string: the pattern of ipv4Cidr with the prefix narrowed to the same 16-28.
+    .meta({ pattern: ipv4CidrPattern('(1[6-9]|2[0-8])'), description: 'An IPv4 CIDR with a prefix length from /16 to /28, such as 10.0.0.0/24.' }),
   clientToken: clientToken.optional(),
 });
 export type CreateNetworkRequest = z.infer<typeof CreateNetworkRequest>;
@@ -70,7 +73,15 @@ export type AcknowledgeEndpointsRequest = z.infer<typeof AcknowledgeEndpointsReq
 
 /** What a host agent forwards for a VM it runs: the VM's SSH host public keys, one `.pub` line each. */
 export const PublishHostKeysRequest = z.strictObject({
-  keys: z.array(z.string().min(1).max(8192)).min(1).max(8),
+  keys: z
+    .array(
+      z.string().min(1).max(8192).meta({
+        pattern: '^\\s*(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa)\\s+[A-Za-z0-9+/]+={0,2}(\\s.*)?$',
+        description: 'One OpenSSH public key line, `<type> <base64 key blob> [comment]`: the blob must be a public key of that type in SSH wire format (an ssh-ed25519 key is 32 bytes); the comment is dropped.',
+      }),
+    )
+    .min(1)
+    .max(8),
 });
 export type PublishHostKeysRequest = z.infer<typeof PublishHostKeysRequest>;
 
@@ -115,11 +126,11 @@ export type VerifyConnectionRequest = z.infer<typeof VerifyConnectionRequest>;
 
 export const ListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(50),
-  nextToken: z.string().max(2048).optional(),
+  nextToken: z.string().max(2048).optional().describe('The nextToken of the previous page, passed back unchanged; any other value is refused (400).'),
 });
 
 export const ListVmsQuery = ListQuery.extend({
-  networkId: resourceId.optional(),
+  networkId: resourceId.optional().describe("Tenants only: the tenant's VMs on this network. An operator lists by hostId alone (400 with networkId)."),
   /** Operators only, and required with an operator token: the VMs of every tenant on this host. */
   hostId: resourceId.optional().describe("Operators only, and required with an operator token: every tenant's VMs on this host. A tenant token that sends it is refused (403)."),
 });
@@ -128,9 +139,18 @@ export type ListVmsQuery = z.infer<typeof ListVmsQuery>;
 /** What an operator revokes: a token (its id and expiry are read from it), or a token's id alone (`jti`, as issue-token printed it). */
 export const RevokeTokenRequest = z
   .strictObject({
-    token: z.string().min(20).max(4096).optional(),
+    token: z
+      .string()
+      .min(20)
+      .max(4096)
+      .meta({
+        pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
+        description: 'The token, a compact JWS as issue-token printed it: its header (ES256, with typ and kid) and its payload (with jti) must be base64url JSON; the signature is not checked, revoking a forged token revokes its jti alone.',
+      })
+      .optional(),
     jti: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be a token id as issue-token prints it').optional(),
     reason: z.string().min(1).max(500).optional(),
   })
-  .refine((body) => (body.token === undefined) !== (body.jti === undefined), 'give the token or its jti, one of the two');
+  .refine((body) => (body.token === undefined) !== (body.jti === undefined), 'give the token or its jti, one of the two')
+  .meta({ oneOf: [{ required: ['token'] }, { required: ['jti'] }], description: 'The token or its jti: exactly one of the two.' });
 export type RevokeTokenRequest = z.infer<typeof RevokeTokenRequest>;

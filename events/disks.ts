@@ -19,6 +19,12 @@ export const DISK_LIMITS = {
 } as const;
 
 const sizeGiB = z.int().min(DISK_LIMITS.minSizeGiB).max(DISK_LIMITS.maxSizeGiB);
+
+/** The ratio rules, which JSON Schema cannot express: said in the descriptions of the bodies they apply to. */
+const ratioRules =
+  `Above the included baseline, IOPS and throughput follow two ratio rules (refused with 400 naming the rule): ` +
+  `rule iops-per-gib, at most ${DISK_LIMITS.maxIopsPerGiB} IOPS per GiB of size (a disk of N GiB allows max(${DISK_LIMITS.baselineIops}, min(${DISK_LIMITS.maxIops}, ${DISK_LIMITS.maxIopsPerGiB}·N)) IOPS); ` +
+  `rule throughput-per-iops, at most ${DISK_LIMITS.maxThroughputPerIops} MiB/s per IOPS (I IOPS allow max(${DISK_LIMITS.baselineThroughputMiBps}, min(${DISK_LIMITS.maxThroughputMiBps}, floor(${DISK_LIMITS.maxThroughputPerIops}·I))) MiB/s).`;
 const iops = z.int().min(DISK_LIMITS.baselineIops).max(DISK_LIMITS.maxIops);
 const throughputMiBps = z.int().min(DISK_LIMITS.baselineThroughputMiBps).max(DISK_LIMITS.maxThroughputMiBps);
 
@@ -30,13 +36,17 @@ export const CreateDiskRequest = z.strictObject({
   iops: iops.default(DISK_LIMITS.baselineIops),
   throughputMiBps: throughputMiBps.default(DISK_LIMITS.baselineThroughputMiBps),
   clientToken: clientToken.optional(),
-});
+}).meta({ description: `A disk's size, IOPS (default ${DISK_LIMITS.baselineIops}) and throughput (default ${DISK_LIMITS.baselineThroughputMiBps} MiB/s). ${ratioRules}` });
 export type CreateDiskRequest = z.infer<typeof CreateDiskRequest>;
 
 /** Any of the three, independently; the ratio rules are checked on the result. */
 export const ModifyDiskRequest = z
   .strictObject({ sizeGiB: sizeGiB.optional(), iops: iops.optional(), throughputMiBps: throughputMiBps.optional() })
-  .refine((body) => body.sizeGiB !== undefined || body.iops !== undefined || body.throughputMiBps !== undefined, 'give at least one of sizeGiB, iops, throughputMiBps');
+  .refine((body) => body.sizeGiB !== undefined || body.iops !== undefined || body.throughputMiBps !== undefined, 'give at least one of sizeGiB, iops, throughputMiBps')
+  .meta({
+    minProperties: 1,
+    description: `At least one of sizeGiB, iops, throughputMiBps; what is left out stays. The size only grows (rule size-grows-only: a smaller sizeGiB than the disk's is refused, 400). The rules apply to the disk as it would be after the change. ${ratioRules}`,
+  });
 export type ModifyDiskRequest = z.infer<typeof ModifyDiskRequest>;
 
 export const AttachDiskRequest = z.strictObject({ vmId: resourceId });

@@ -9,6 +9,10 @@ export const ipv4Address = z.ipv4({ message: 'must be a dotted-quad IPv4 address
 
 export const ipv4Cidr = z.cidrv4({ message: 'must be an IPv4 CIDR such as 10.0.0.0/24' });
 
+const octet = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
+/** The pattern ipv4Cidr checks (zod's cidrv4), with the prefix lengths narrowed to `prefix` (a regex group). */
+export const ipv4CidrPattern = (prefix: string) => `^(${octet}\\.){3}${octet}\\/${prefix}$`;
+
 /**
  * A caller's idempotency token on a create (as EC2's ClientToken): the same request sent again
  * with it, after a timeout or a lost answer, returns what the first one created instead of

@@ -25,12 +25,35 @@ function parameters(operation: Operation) {
   return [...path, ...Object.entries((query.properties ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({ name, in: 'query', required: required.has(name), schema }))];
 }
 
+/** One tag per area of the API, by the first segment of its paths; each operation carries its area's. */
+export const tags = [
+  { name: 'api', segment: 'openapi.json', description: 'This description of the API' },
+  { name: 'hosts', segment: 'hosts', description: "Hosts and what their agents fetch and report: forwarding tables, VMs' keys, configurations, credentials, shuffle progress" },
+  { name: 'networks', segment: 'networks', description: 'Virtual networks and which networks may connect to each' },
+  { name: 'vms', segment: 'vms', description: 'Virtual machines: placement, migration, connections, egress policies, attributes, service accounts, host keys' },
+  { name: 'service-accounts', segment: 'service-accounts', description: 'Service accounts VMs act as' },
+  { name: 'shuffle-jobs', segment: 'shuffle-jobs', description: 'Shuffle jobs between worker VMs' },
+  { name: 'projects', segment: 'projects', description: 'Projects and the resource graph beneath each' },
+  { name: 'images', segment: 'images', description: 'VM images: upload, verification and copies in other regions' },
+  { name: 'tokens', segment: 'token-revocations', description: 'API token revocation (operators)' },
+  { name: 'storage', segment: 'storage-pools', description: 'Storage pools disks are drawn from (operators)' },
+  { name: 'disks', segment: 'disks', description: 'Disks: size, IOPS and throughput, attachment to VMs' },
+  { name: 'quotas', segment: 'quotas', description: "Tenants' quotas per region" },
+] as const;
+
+function tagOf(operation: Operation): string {
+  const segment = operation.path.split('/')[1];
+  const tag = tags.find((candidate) => candidate.segment === segment);
+  if (!tag) throw new Error(`${operation.operationId}: no tag for the paths under /${segment}; add one to tags`);
+  return tag.name;
+}
+
 function describe(operation: Operation) {
   return {
     operationId: operation.operationId,
     summary: operation.summary,
-    description: `Scopes: ${operation.scopes.join(' or ')}.`,
-    tags: [operation.path.split('/')[1]!],
+    description: `${operation.description ? `${operation.description}\n\n` : ''}Scopes: ${operation.scopes.join(' or ')}.`,
+    tags: [tagOf(operation)],
     parameters: parameters(operation),
     ...(operation.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchemaOf(operation.body, 'input') } } } } : {}),
     responses: {
@@ -58,6 +81,7 @@ export function openApiDocument(serverUrl = '/v1') {
     },
     servers: [{ url: serverUrl }],
     security: [{ bearer: [] }],
+    tags: tags.map(({ name, description }) => ({ name, description })),
     paths,
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT (ES256, signed through KMS)' } },

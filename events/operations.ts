@@ -14,7 +14,7 @@ import {
   RequestConnectionRequest,
   RevokeTokenRequest,
 } from './api.ts';
-import { AttachDiskRequest, CreateDiskRequest, ModifyDiskRequest, RegisterStoragePoolRequest } from './disks.ts';
+import { AttachDiskRequest, CreateDiskRequest, DISK_LIMITS, ModifyDiskRequest, RegisterStoragePoolRequest } from './disks.ts';
 import { resourceId } from './identifiers.ts';
 import { CompleteImageUploadRequest, CreateImageRequest } from './images.ts';
 import { CreateProjectRequest } from './projects.ts';
@@ -37,6 +37,8 @@ export interface Operation {
   /** The URL path template under the stage, `{name}` for each path parameter. */
   path: string;
   summary: string;
+  /** Rules of the operation a schema cannot state (they depend on stored state, or on numbers in relation), in words. */
+  description?: string;
   /** The caller must hold at least one of these scopes. */
   scopes: readonly Scope[];
   /** The path parameters, every one an id: derived from `path`. */
@@ -64,6 +66,8 @@ const tenantRead = ['tenant:read'] as const;
 const tenantWrite = ['tenant:write'] as const;
 const anyCaller = ['tenant:read', 'tenant:write', 'host', 'operator'] as const;
 const quotaDefaults = `${DEFAULT_QUOTAS.vms} VMs, ${DEFAULT_QUOTAS.disks} disks, ${DEFAULT_QUOTAS.diskGiB} GiB of disks, ${DEFAULT_QUOTAS.networks} networks per region`;
+
+const diskRules = `IOPS and throughput above the baseline (${DISK_LIMITS.baselineIops} IOPS, ${DISK_LIMITS.baselineThroughputMiBps} MiB/s) are tied by two rules, refused with 400 naming the rule: iops-per-gib, at most ${DISK_LIMITS.maxIopsPerGiB} IOPS per GiB of size; throughput-per-iops, at most ${DISK_LIMITS.maxThroughputPerIops} MiB/s per IOPS.`;
 
 const specs = {
   getApiDescription: operation('GET /openapi.json', { summary: 'This description of the API (OpenAPI 3.1)', scopes: anyCaller, responses: { 200: { description: 'the OpenAPI document', body: responses.ApiDescription } } }),
@@ -104,7 +108,7 @@ const specs = {
   getServiceAccount: operation('GET /service-accounts/{serviceAccountId}', { summary: 'Show a service account', scopes: tenantRead, responses: { 200: { description: 'the service account', body: responses.ServiceAccount } } }),
   deleteServiceAccount: operation('DELETE /service-accounts/{serviceAccountId}', { summary: 'Delete a service account no VM uses', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
 
-  createShuffleJob: operation('POST /shuffle-jobs', { summary: 'Create a shuffle job over worker VMs', scopes: tenantWrite, body: CreateShuffleJobRequest, responses: { 201: { description: 'created', body: responses.ShuffleJob } } }),
+  createShuffleJob: operation('POST /shuffle-jobs', { summary: 'Create a shuffle job over worker VMs', description: 'Each worker VM once (a repeated id is refused, 400); every worker must be a running VM of the tenant (else 409).', scopes: tenantWrite, body: CreateShuffleJobRequest, responses: { 201: { description: 'created', body: responses.ShuffleJob } } }),
   getShuffleJob: operation('GET /shuffle-jobs/{jobId}', { summary: 'Counts in and out per worker; complete when they match', scopes: tenantRead, responses: { 200: { description: 'the job', body: responses.ShuffleJob } } }),
   deleteShuffleJob: operation('DELETE /shuffle-jobs/{jobId}', { summary: 'Delete a shuffle job and its queues', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
 
@@ -123,10 +127,10 @@ const specs = {
   registerStoragePool: operation('POST /storage-pools', { summary: 'Register a storage pool (again with the same capacities: no change)', scopes: ['operator'], body: RegisterStoragePoolRequest, responses: { 200: { description: 'already registered', body: responses.StoragePool }, 201: { description: 'registered', body: responses.StoragePool } } }),
   listStoragePools: operation('GET /storage-pools', { summary: 'Storage pools and what is free of each', scopes: ['operator'], responses: { 200: { description: 'the pools', body: responses.StoragePoolList } } }),
 
-  createDisk: operation('POST /disks', { summary: 'Create a disk with size, IOPS and throughput chosen independently', scopes: tenantWrite, body: CreateDiskRequest, responses: { 201: { description: 'created', body: responses.Disk } } }),
+  createDisk: operation('POST /disks', { summary: 'Create a disk with size, IOPS and throughput chosen independently', description: diskRules, scopes: tenantWrite, body: CreateDiskRequest, responses: { 201: { description: 'created', body: responses.Disk } } }),
   listDisks: operation('GET /disks', { summary: 'List disks', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of disks', body: responses.DiskList } } }),
   getDisk: operation('GET /disks/{diskId}', { summary: 'Show a disk', scopes: tenantRead, responses: { 200: { description: 'the disk', body: responses.Disk } } }),
-  modifyDisk: operation('PATCH /disks/{diskId}', { summary: 'Change size, IOPS or throughput, any one independently', scopes: tenantWrite, body: ModifyDiskRequest, responses: { 200: { description: 'changed', body: responses.Disk } } }),
+  modifyDisk: operation('PATCH /disks/{diskId}', { summary: 'Change size, IOPS or throughput, any one independently', description: `At least one field. The size only grows (rule size-grows-only). ${diskRules} They are checked on the disk as it would be after the change.`, scopes: tenantWrite, body: ModifyDiskRequest, responses: { 200: { description: 'changed', body: responses.Disk } } }),
   deleteDisk: operation('DELETE /disks/{diskId}', { summary: 'Delete a detached disk', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
   attachDisk: operation('POST /disks/{diskId}/attach', { summary: 'Attach a disk to a VM', scopes: tenantWrite, body: AttachDiskRequest, responses: { 200: { description: 'attached', body: responses.Disk } } }),
   detachDisk: operation('POST /disks/{diskId}/detach', { summary: 'Detach a disk', scopes: tenantWrite, responses: { 200: { description: 'detached', body: responses.Disk } } }),
@@ -148,6 +152,7 @@ export const errorStatuses = {
   403: ['Forbidden', "the token's scope does not allow this route, or a create would pass one of the tenant's quotas (the message names it: quota exceeded: vms 50 of 50; GET /quotas)"],
   404: ['NotFound', "no such resource (another tenant's resource looks the same)"],
   409: ['Conflict', 'conflicts with the current state (in use, full, in another region); the message says what to do'],
+  431: ['RequestHeaderFieldsTooLarge', 'the request line and headers (the URL with its query, the token) are too large; nothing is read past them'],
   500: ['InternalError', 'internal error; nothing more is said'],
   503: ['ServiceUnavailable', 'a service the control plane depends on did not answer, or the resource is contended; retry after the Retry-After seconds (creates with the same clientToken)'],
 } as const;

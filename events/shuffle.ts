@@ -4,7 +4,8 @@ import { resourceId } from './identifiers.ts';
 export const CreateShuffleJobRequest = z.strictObject({
   name: z.string().min(1).max(128),
   /** The VMs that send records and each receive the partitions assigned to them. */
-  workerVmIds: z.array(resourceId).min(1).max(64),
+  // Each VM once: the handler refuses a repeated one (400), which the description says with uniqueItems.
+  workerVmIds: z.array(resourceId).min(1).max(64).meta({ uniqueItems: true, description: 'The worker VMs, each once: running VMs of the tenant.' }),
   /** Partitions of the key space; partition p goes to worker p mod workers. Default: one per worker. */
   partitions: z.int().min(1).max(1024).optional(),
 });

@@ -25,6 +25,13 @@ export const Origin = z
     if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== value || url.username || url.password) {
       context.addIssue({ code: 'custom', message: 'must be an origin such as https://api.example.com (scheme, host and port only, no trailing slash)' });
     }
+  })
+  .meta({
+    // The form as a pattern (lowercase DNS name whose last label starts with a letter, so never an IP literal); what a
+    // pattern cannot say, the description does.
+    pattern: '^https?://([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\\.)*[a-z]([a-z0-9-]*[a-z0-9])?(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$',
+    description:
+      'An origin: http or https, a lowercase DNS name and maybe a port, nothing else (no path, no trailing slash, no user), as the URL standard serializes it (so no default port: not :443 with https, not :80 with http). IP literals, localhost and *.localhost are refused.',
   });
 
 /**
@@ -32,11 +39,13 @@ export const Origin = z
  * `requestsPerSecond` on average with bursts of `burst`. A VM without a policy reaches nothing.
  */
 export const EgressPolicy = z.strictObject({
-  allow: z.array(Origin).max(50),
+  allow: z.array(Origin).max(50).meta({ description: 'Origins the VM may reach, at most 50.' }),
   requestsPerSecond: z.int().min(1).max(10_000).default(50),
   burst: z.int().min(1).max(10_000).default(100),
 });
 export type EgressPolicy = z.infer<typeof EgressPolicy>;
+
+const ATTRIBUTE_KEY = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
  * A VM's custom metadata, served by its metadata server at `instance/attributes/<key>` (as GCE's
@@ -47,11 +56,16 @@ export const VmAttributes = z
   .superRefine((attributes, context) => {
     // Checked here rather than on the record's key, so the message names the key and says what is wrong.
     for (const key of Object.keys(attributes)) {
-      if (!/^[A-Za-z0-9_-]{1,64}$/.test(key)) context.addIssue({ code: 'custom', path: [key], message: 'keys are 1-64 letters, digits, - or _' });
+      if (!ATTRIBUTE_KEY.test(key)) context.addIssue({ code: 'custom', path: [key], message: 'keys are 1-64 letters, digits, - or _' });
     }
   })
   .refine((attributes) => Object.keys(attributes).length <= 64, 'at most 64 attributes')
-  .refine((attributes) => JSON.stringify(attributes).length <= 32 * 1024, 'at most 32 KiB of attributes in all');
+  .refine((attributes) => JSON.stringify(attributes).length <= 32 * 1024, 'at most 32 KiB of attributes in all')
+  .meta({
+    propertyNames: { pattern: ATTRIBUTE_KEY.source },
+    maxProperties: 64,
+    description: 'Custom metadata: at most 64 keys of 1-64 letters, digits, - or _; values up to 4096 characters; at most 32 KiB (32768 characters) in all, counted as the JSON object.',
+  });
 export type VmAttributes = z.infer<typeof VmAttributes>;
 
 export const PutVmAttributesRequest = z.strictObject({ attributes: VmAttributes });
