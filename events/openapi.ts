@@ -12,8 +12,11 @@ function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
 
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
 
-const errorResponses = Object.fromEntries([...Object.values(errorStatuses), ...Object.values(bodyErrorStatuses)].map(([name, description]) => [name, errorResponse(description)]));
-const references = (statuses: Record<number, readonly [string, string]>) => Object.fromEntries(Object.entries(statuses).map(([status, [name]]) => [status, { $ref: `#/components/responses/${name}` }]));
+type ErrorStatus = readonly [name: string, description: string, options?: { body: false }];
+const errorResponses = Object.fromEntries(
+  [...Object.values<ErrorStatus>(errorStatuses), ...Object.values<ErrorStatus>(bodyErrorStatuses)].map(([name, description, options]) => [name, options?.body === false ? { description } : errorResponse(description)]),
+);
+const references = (statuses: Record<number, ErrorStatus>) => Object.fromEntries(Object.entries(statuses).map(([status, [name]]) => [status, { $ref: `#/components/responses/${name}` }]));
 const commonErrors = references(errorStatuses);
 const bodyErrors = references(bodyErrorStatuses);
 

@@ -152,7 +152,7 @@ export const errorStatuses = {
   403: ['Forbidden', "the token's scope does not allow this route, or a create would pass one of the tenant's quotas (the message names it: quota exceeded: vms 50 of 50; GET /quotas)"],
   404: ['NotFound', "no such resource (another tenant's resource looks the same)"],
   409: ['Conflict', 'conflicts with the current state (in use, full, in another region); the message says what to do'],
-  431: ['RequestHeaderFieldsTooLarge', 'the request line and headers (the URL with its query, the token) are too large; nothing is read past them'],
+  431: ['RequestHeaderFieldsTooLarge', 'the request line and headers (the URL with its query, the token) are too large: refused before any function runs, without a body', { body: false }],
   500: ['InternalError', 'internal error; nothing more is said'],
   503: ['ServiceUnavailable', 'a service the control plane depends on did not answer, or the resource is contended; retry after the Retry-After seconds (creates with the same clientToken)'],
 } as const;
