@@ -3,9 +3,10 @@ import { CompleteMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
+import type { ApiResponse } from '#events/api-client.ts';
 import { METADATA_TABLE_NAME } from '#events/naming.ts';
 import { eventually } from '../helpers/agents.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { expectOk, request, uniqueId } from '../helpers/api.ts';
 import { uploadParts } from '../helpers/images.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 import { tenantToken } from '../helpers/tokens.ts';
@@ -25,10 +26,11 @@ describe('answers users hit', () => {
   const tenantB = tenantToken(uniqueId('answers-b'));
 
   it("refuses a forged, altered or another tenant's or list's nextToken with a 400 naming it, and pages with its own", async () => {
-    for (const cidr of ['10.71.0.0/24', '10.71.1.0/24', '10.71.2.0/24']) await expectOk(api('POST', '/networks', { name: 'paged', cidr }, tenantA), 201);
-    await expectOk(api('POST', '/networks', { name: 'other', cidr: '10.71.0.0/24' }, tenantB), 201);
-    const first = await expectOk(api('GET', '/networks?limit=1', undefined, tenantA));
-    const token: string = first.nextToken;
+    for (const cidr of ['10.71.0.0/24', '10.71.1.0/24', '10.71.2.0/24']) await expectOk(request('createNetwork', { body: { name: 'paged', cidr } }, { token: tenantA }), 201);
+    await expectOk(request('createNetwork', { body: { name: 'other', cidr: '10.71.0.0/24' } }, { token: tenantB }), 201);
+    const first = await expectOk(request('listNetworks', { query: { limit: 1 } }, { token: tenantA }));
+    const token = first.nextToken!;
+    expect(token).toBeTypeOf('string');
 
     const [version, payload, mac] = token.split('.') as [string, string, string];
     const startKey = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, string>;
@@ -42,20 +44,19 @@ describe('answers users hit', () => {
       `${version}.${payload}.${Buffer.alloc(32).toString('base64url')}`,
     ];
     for (const forged of refused) {
-      const response = await api('GET', `/networks?limit=1&nextToken=${encodeURIComponent(forged)}`, undefined, tenantA);
-      expect(response.status).toBe(400);
-      expect(response.body.message).toMatch(/^nextToken: is not a token this API returned for this list/);
+      const response = await request('listNetworks', { query: { limit: 1, nextToken: forged } }, { token: tenantA });
+      expect(response).toEqual({ status: 400, body: { message: expect.stringMatching(/^nextToken: is not a token this API returned for this list/) } });
     }
     // Another tenant's cursor, or one of another list, is as good as forged.
-    expect((await api('GET', `/networks?limit=1&nextToken=${encodeURIComponent(token)}`, undefined, tenantB)).status).toBe(400);
-    expect((await api('GET', `/disks?limit=1&nextToken=${encodeURIComponent(token)}`, undefined, tenantA)).status).toBe(400);
-    expect((await api('GET', `/images?limit=1&nextToken=${encodeURIComponent(token)}`, undefined, tenantA)).status).toBe(400);
+    expect((await request('listNetworks', { query: { limit: 1, nextToken: token } }, { token: tenantB })).status).toBe(400);
+    expect((await request('listDisks', { query: { limit: 1, nextToken: token } }, { token: tenantA })).status).toBe(400);
+    expect((await request('listImages', { query: { limit: 1, nextToken: token } }, { token: tenantA })).status).toBe(400);
 
     // The real one still pages, through every network once.
-    const seen = [first.networks[0].networkId];
+    const seen = [first.networks[0]!.networkId];
     let next: string | undefined = token;
     while (next) {
-      const page: { networks: { networkId: string }[]; nextToken?: string } = await expectOk(api('GET', `/networks?limit=1&nextToken=${encodeURIComponent(next)}`, undefined, tenantA));
+      const page: ApiResponse<'listNetworks'> = await expectOk(request('listNetworks', { query: { limit: 1, nextToken: next } }, { token: tenantA }));
       seen.push(...page.networks.map((network) => network.networkId));
       next = page.nextToken;
     }
@@ -71,7 +72,7 @@ describe('answers users hit', () => {
       expect(response.status).toBe(415);
       expect(response.body.message).toBe(`content-type: ${contentType.split(';')[0]!.toLowerCase()} is not accepted; send the body as application/json`);
     }
-    expect((await expectOk(api('GET', '/networks', undefined, tenant))).networks).toEqual([]);
+    expect((await expectOk(request('listNetworks', {}, { token: tenant }))).networks).toEqual([]);
     expect((await raw('POST', '/networks', { token: tenant, contentType: 'application/json; charset=utf-8', body })).status).toBe(201);
   });
 
@@ -92,7 +93,7 @@ describe('answers users hit', () => {
   it('sends the verification of an image left verifying without its job again when complete is called again', async () => {
     const content = randomBytes(4096);
     const sha256 = createHash('sha256').update(content).digest('hex');
-    const { image, upload } = await expectOk(api('POST', '/images', { name: 'stranded', sizeBytes: content.length, sha256 }, tenantA), 201);
+    const { image, upload } = await expectOk(request('createImage', { body: { name: 'stranded', sizeBytes: content.length, sha256 } }, { token: tenantA }), 201);
     const parts = await uploadParts(upload, content);
 
     // What a complete whose process died right after the state change leaves: the upload closed,
@@ -107,10 +108,10 @@ describe('answers users hit', () => {
     await dynamodb.send(new UpdateCommand({ TableName: METADATA_TABLE_NAME, Key: key, UpdateExpression: 'SET #state = :verifying', ExpressionAttributeNames: { '#state': 'state' }, ExpressionAttributeValues: { ':verifying': 'verifying' } }));
 
     // The client retries the complete it saw fail.
-    const retried = await expectOk(api('POST', `/images/${image.imageId}/complete`, { parts }, tenantA), 202);
+    const retried = await expectOk(request('completeImageUpload', { params: { imageId: image.imageId }, body: { parts } }, { token: tenantA }), 202);
     expect(retried.state).toBe('verifying');
-    await eventually(async () => expect((await expectOk(api('GET', `/images/${image.imageId}`, undefined, tenantA))).state).toBe('available'), 60_000, 200);
+    await eventually(async () => expect((await expectOk(request('getImage', { params: { imageId: image.imageId } }, { token: tenantA }))).state).toBe('available'), 60_000, 200);
     // Verified: completing again is the conflict it always was.
-    expect((await api('POST', `/images/${image.imageId}/complete`, { parts }, tenantA)).status).toBe(409);
+    expect((await request('completeImageUpload', { params: { imageId: image.imageId }, body: { parts } }, { token: tenantA })).status).toBe(409);
   });
 });
