@@ -5,6 +5,7 @@ import { CreateQueueCommand, DeleteMessageBatchCommand, DeleteQueueCommand, Rece
 import { startLocalStack } from '../local/local-stack.ts';
 import { agentStatus } from '../host-agent/agent-control-client.ts';
 import { projectRoot } from '../local/processes.ts';
+import type { ApiResponse } from '#events/api-client.ts';
 import { apiClient } from './api-client.ts';
 
 /**
@@ -63,7 +64,7 @@ try {
     }),
   );
   const sentAt = performance.now();
-  let view: any;
+  let view: ApiResponse<'getShuffleJob'>;
   for (;;) {
     view = await api.getShuffleJob({ params: { jobId: job.jobId } });
     if (view.state === 'complete') break;
