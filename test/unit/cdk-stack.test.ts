@@ -1,6 +1,10 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { App, Stack, type CfnElement } from 'aws-cdk-lib';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
 import { buildApp } from '../../cdk/app-builder.ts';
+import { flat, flatLogicalId } from '../../cdk/flat-logical-ids.ts';
 
 type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
 
@@ -422,5 +426,30 @@ describe('ControlPlaneStack in several regions', () => {
     replica.hasResourceProperties('AWS::IAM::Policy', {
       PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: ['kms:GetPublicKey', 'kms:DescribeKey'], Condition: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': 'alias/stratoplane/api-tokens' } } })]) },
     });
+  });
+});
+
+describe('flat logical IDs', () => {
+  class FlatStack extends Stack {
+    protected override allocateLogicalId(element: CfnElement): string {
+      return flatLogicalId(element);
+    }
+  }
+
+  it("gives what a flat construct holds the logical ID it would have as the stack's own child", () => {
+    const stack = new FlatStack(new App(), 'Flat');
+    new Queue(flat(new Construct(stack, 'Concern')), 'Work');
+    new Queue(stack, 'Direct');
+    const plain = new Stack(new App(), 'Plain');
+    new Queue(plain, 'Work');
+    new Queue(plain, 'Direct');
+    expect(Object.keys(Template.fromStack(stack).toJSON().Resources).sort()).toEqual(Object.keys(Template.fromStack(plain).toJSON().Resources).sort());
+  });
+
+  it('refuses two resources that would share a logical ID once flattened', () => {
+    const stack = new FlatStack(new App(), 'Flat');
+    new Queue(flat(new Construct(stack, 'One')), 'Work');
+    new Queue(flat(new Construct(stack, 'Other')), 'Work');
+    expect(() => Template.fromStack(stack)).toThrow(/Flat\/One\/Work\/Resource and Flat\/Other\/Work\/Resource would both have the logical ID Work/);
   });
 });
