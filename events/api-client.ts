@@ -38,7 +38,7 @@ export type ApiAnswer<Id extends OperationId> =
   | { ok: false; status: number; body: unknown; headers: Headers; error: ApiError };
 
 /** The request argument may be left out when nothing in it is required. */
-type RequestArgs<Id extends OperationId> = {} extends ApiRequest<Id> ? [request?: ApiRequest<Id>] : [request: ApiRequest<Id>];
+export type RequestArgs<Id extends OperationId> = {} extends ApiRequest<Id> ? [request?: ApiRequest<Id>] : [request: ApiRequest<Id>];
 
 /** The names the API gives its error statuses (`errorStatuses`, `bodyErrorStatuses`); `Unexpected` for any other status or an answer that is not what the operation describes. */
 export type ApiErrorCode = (typeof errorStatuses)[keyof typeof errorStatuses][0] | (typeof bodyErrorStatuses)[keyof typeof bodyErrorStatuses][0] | 'Unexpected';
