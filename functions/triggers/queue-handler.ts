@@ -69,7 +69,7 @@ export function queueHandler<S extends z.ZodType>(
 }
 
 /** The message a record carries, or UnprocessableMessageError naming what is wrong with it. */
-export function decodeBody<S extends z.ZodType>(schema: S, record: SQSRecord, name: string): z.infer<S> {
+function decodeBody<S extends z.ZodType>(schema: S, record: SQSRecord, name: string): z.infer<S> {
   let value: unknown;
   try {
     value = JSON.parse(record.body);
