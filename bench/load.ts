@@ -46,7 +46,10 @@ const applied = new Map<string, Map<string, { version: number; at: number }>>();
 
 function onApplied(hostId: string, vmId: string, version: number, at: number) {
   let hosts = applied.get(vmId);
-  if (!hosts) applied.set(vmId, (hosts = new Map()));
+  if (!hosts) {
+    hosts = new Map();
+    applied.set(vmId, hosts);
+  }
   if ((hosts.get(hostId)?.version ?? 0) < version) hosts.set(hostId, { version, at });
   for (const op of pendingByVm.get(vmId) ?? []) if (op.version <= version) arrived(op, hostId, at);
 }

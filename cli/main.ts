@@ -257,16 +257,17 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands[resource]?.[action ?? ''];
   if (!command) throw new CliError(ExitCode.usage, `unknown command: ${[resource, action].filter(Boolean).join(' ')}`, 'run `stratoplane --help` for the commands');
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: { ...command.options, json: { type: 'boolean' }, 'api-url': { type: 'string' }, token: { type: 'string' } },
-    });
-  } catch (error) {
-    throw new CliError(ExitCode.usage, (error as Error).message, `usage: stratoplane ${resource} ${command.usage}`);
-  }
+  const parsed = (() => {
+    try {
+      return parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { ...command.options, json: { type: 'boolean' }, 'api-url': { type: 'string' }, token: { type: 'string' } },
+      });
+    } catch (error) {
+      throw new CliError(ExitCode.usage, (error as Error).message, `usage: stratoplane ${resource} ${command.usage}`);
+    }
+  })();
   const takes = command.takes ?? [];
   if (parsed.positionals.length !== takes.length) throw new CliError(ExitCode.usage, `${resource} ${action} takes ${takes.length ? takes.map((name) => `<${name}>`).join(' ') : 'no arguments'}`, `usage: stratoplane ${resource} ${command.usage}`);
   const settings = {

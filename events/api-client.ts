@@ -38,6 +38,7 @@ export type ApiAnswer<Id extends OperationId> =
   | { ok: false; status: number; body: unknown; headers: Headers; error: ApiError };
 
 /** The request argument may be left out when nothing in it is required. */
+// biome-ignore lint/complexity/noBannedTypes: `{} extends T` is how a type asks whether every property of T is optional.
 export type RequestArgs<Id extends OperationId> = {} extends ApiRequest<Id> ? [request?: ApiRequest<Id>] : [request: ApiRequest<Id>];
 
 /** The names the API gives its error statuses (`errorStatuses`, `bodyErrorStatuses`); `Unexpected` for any other status or an answer that is not what the operation describes. */

@@ -73,7 +73,8 @@ function describe(operation: Operation) {
 export function openApiDocument(serverUrl = '/v1') {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const operation of Object.values<Operation>(operations)) {
-    (paths[operation.path] ??= {})[operation.method.toLowerCase()] = describe(operation);
+    paths[operation.path] ??= {};
+    paths[operation.path]![operation.method.toLowerCase()] = describe(operation);
   }
   return {
     openapi: '3.1.0',

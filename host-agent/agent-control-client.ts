@@ -1,7 +1,11 @@
 import http from 'node:http';
+import type { HostAgent } from './agent.ts';
+
+/** The agent's `/status` as JSON. */
+export type AgentStatus = ReturnType<HostAgent['statusReport']>;
 
 /** Asks a host agent over its control socket (see HostAgent.serveControl); the host's operators' way in. */
-export function agentRequest(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 5_000): Promise<{ status: number; body: any }> {
+export function agentRequest(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 5_000): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const request = http.request({ socketPath, method, path, headers: { host: 'agent', 'content-type': 'application/json' }, timeout: timeoutMs }, (response) => {
       let text = '';
@@ -22,8 +26,8 @@ export function agentRequest(socketPath: string, method: 'GET' | 'POST', path: s
 }
 
 /** The agent's `/status`. */
-export async function agentStatus(socketPath: string, timeoutMs?: number): Promise<any> {
+export async function agentStatus(socketPath: string, timeoutMs?: number): Promise<AgentStatus> {
   const { status, body } = await agentRequest(socketPath, 'GET', '/status', undefined, timeoutMs);
   if (status !== 200) throw new Error(`agent at ${socketPath}: /status answered ${status}`);
-  return body;
+  return body as AgentStatus;
 }

@@ -364,25 +364,7 @@ export class HostAgent {
       }
       if (request.method !== 'GET') return reply(405, { message: 'only GET, and POST /connections/verify' });
       if (path === '/healthz') return reply(200, { ok: true });
-      if (path === '/status') {
-        return reply(200, {
-          hostId: this.config.hostId,
-          address: this.config.address,
-          mode: this.dataPlaneStatus().mode,
-          dataPlane: this.dataPlaneStatus(),
-          vmIdentity: this.vmIdentity(),
-          bidRelayUrl: this.bidRelay.url,
-          bids: this.bidRelay.stats,
-          shuffle: this.shuffle.stats(),
-          stats: this.stats,
-          acks: { ...this.acks.stats, pending: this.acks.pendingCount },
-          vms: this.bridges.list(),
-          serviceAccounts: Object.fromEntries([...this.localVmIds].map((vmId) => [vmId, this.tokens.serviceAccountOf(vmId) ?? null])),
-          tokensMinted: this.tokens.minted,
-          routes: this.table.routes(),
-          networks: this.table,
-        });
-      }
+      if (path === '/status') return reply(200, this.statusReport());
       reply(404, { message: 'try /status or /healthz' });
     });
     const socket = this.config.controlSocket;
@@ -397,6 +379,27 @@ export class HostAgent {
     });
     chmodSync(socket, 0o600);
     return socket;
+  }
+
+  /** What `/status` on the control socket answers. */
+  statusReport() {
+    return {
+          hostId: this.config.hostId,
+          address: this.config.address,
+          mode: this.dataPlaneStatus().mode,
+          dataPlane: this.dataPlaneStatus(),
+          vmIdentity: this.vmIdentity(),
+          bidRelayUrl: this.bidRelay.url,
+          bids: this.bidRelay.stats,
+          shuffle: this.shuffle.stats(),
+          stats: this.stats,
+          acks: { ...this.acks.stats, pending: this.acks.pendingCount },
+          vms: this.bridges.list(),
+          serviceAccounts: Object.fromEntries([...this.localVmIds].map((vmId) => [vmId, this.tokens.serviceAccountOf(vmId) ?? null])),
+          tokensMinted: this.tokens.minted,
+          routes: this.table.routes(),
+          networks: this.table.toJSON(),
+    };
   }
 
   /** How a VM's bridge knows which VM is calling. */

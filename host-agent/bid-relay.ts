@@ -77,18 +77,20 @@ export class BidRelay {
     const seatbid: BidResponse['seatbid'] = [];
     await Promise.all(
       [...new Set(request.ext.bidders)].map(async (vmId) => {
-        const link = this.linkOf(vmId);
-        if (!link?.connected) return void (outcomes[vmId] = 'not-connected');
-        const answer = await link.ask({ type: FrameType.BidRequest, deadlineMs: remaining, impressions }, remaining);
-        if (!answer) return void (outcomes[vmId] = 'timeout');
-        if (answer.type === FrameType.NoBid || answer.bids.length === 0) return void (outcomes[vmId] = 'no-bid');
-        const valid = answer.bids.filter((bid) => floors.has(bid.impressionId) && bid.priceMicros >= floors.get(bid.impressionId)!);
-        if (valid.length === 0) return void (outcomes[vmId] = 'invalid');
-        outcomes[vmId] = 'bid';
-        seatbid.push({
-          seat: vmId,
-          bid: valid.map((bid, index) => ({ id: `${request.id}-${vmId}-${index}`, impid: bid.impressionId, price: bid.priceMicros / MICROS, adm: bid.markup, crid: bid.creativeId })),
-        });
+        outcomes[vmId] = await (async (): Promise<BidderOutcome> => {
+          const link = this.linkOf(vmId);
+          if (!link?.connected) return 'not-connected';
+          const answer = await link.ask({ type: FrameType.BidRequest, deadlineMs: remaining, impressions }, remaining);
+          if (!answer) return 'timeout';
+          if (answer.type === FrameType.NoBid || answer.bids.length === 0) return 'no-bid';
+          const valid = answer.bids.filter((bid) => floors.has(bid.impressionId) && bid.priceMicros >= floors.get(bid.impressionId)!);
+          if (valid.length === 0) return 'invalid';
+          seatbid.push({
+            seat: vmId,
+            bid: valid.map((bid, index) => ({ id: `${request.id}-${vmId}-${index}`, impid: bid.impressionId, price: bid.priceMicros / MICROS, adm: bid.markup, crid: bid.creativeId })),
+          });
+          return 'bid';
+        })();
       }),
     );
     for (const outcome of Object.values(outcomes)) this.stats.outcomes[outcome]++;

@@ -93,7 +93,7 @@ export class VmEgressProxy {
     }
     if (target.protocol !== 'http:' && target.protocol !== 'https:') return refuse(400, 'Only http:// and https:// URLs.');
     const policy = this.backend.policyOf(this.vm);
-    if (!policy || !policy.allow.includes(target.origin)) return refuse(403, `${target.origin} is not in this VM's egress allow-list.`);
+    if (!policy?.allow.includes(target.origin)) return refuse(403, `${target.origin} is not in this VM's egress allow-list.`);
     const bucket = this.bucketFor(policy);
     const admitted = bucket.take();
     if (!admitted.ok) {

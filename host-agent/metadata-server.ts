@@ -191,7 +191,7 @@ export class VmMetadataServer {
         .map((line, index) => ({ line, number: index + 1 }))
         .filter(({ line }) => line.trim() !== '')
         .map(({ line, number }) => {
-          let parsed;
+          let parsed: ReturnType<typeof ShuffleRecord.safeParse>;
           try {
             parsed = ShuffleRecord.safeParse(JSON.parse(line));
           } catch {

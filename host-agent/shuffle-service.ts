@@ -159,7 +159,7 @@ export class ShuffleService {
 
   private workerJob(jobId: string, vmId: string): HostShuffleJob {
     const job = this.jobs.get(jobId);
-    if (!job || !job.workers.includes(vmId)) throw new ShuffleError(404, `vm ${vmId} is not a worker of shuffle job ${jobId} (or its host has not heard of the job yet)`);
+    if (!job?.workers.includes(vmId)) throw new ShuffleError(404, `vm ${vmId} is not a worker of shuffle job ${jobId} (or its host has not heard of the job yet)`);
     return job;
   }
 

@@ -244,13 +244,15 @@ function toProxyEvent(
     const name = request.rawHeaders[i]!;
     const value = request.rawHeaders[i + 1]!;
     headers[name] = value;
-    (multiValueHeaders[name] ??= []).push(value);
+    multiValueHeaders[name] ??= [];
+    multiValueHeaders[name].push(value);
   }
   const query: Record<string, string> = Object.create(null);
   const multiQuery: Record<string, string[]> = Object.create(null);
   for (const [name, value] of url.searchParams) {
     query[name] = value;
-    (multiQuery[name] ??= []).push(value);
+    multiQuery[name] ??= [];
+    multiQuery[name].push(value);
   }
   const pathParameters = Object.fromEntries(route.names.map((name, index) => [name, decodePathSegment(match[index + 1]!)]));
   const isText = body.length === 0 || /json|text|xml|form/.test(request.headers['content-type'] ?? 'application/json');

@@ -6,7 +6,7 @@ import {
   waitUntilTableExists,
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { AlreadyExistsException, CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient, NotFoundException, UpdateAliasCommand } from '@aws-sdk/client-kms';
+import { AlreadyExistsException, CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient, type KeyMetadata, NotFoundException, UpdateAliasCommand } from '@aws-sdk/client-kms';
 import { keyIdOf } from '#tokens/kms-public-keys.ts';
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -54,7 +54,7 @@ const physicalName = (resolver: Resolver, id: string) => `${resolver.pseudo.stac
 
 async function provisionKey(id: string, properties: Record<string, unknown>, resolver: Resolver) {
   const alias = `alias/${physicalName(resolver, id)}`;
-  let metadata;
+  let metadata: KeyMetadata | undefined;
   try {
     metadata = (await kms.send(new DescribeKeyCommand({ KeyId: alias }))).KeyMetadata;
   } catch (error) {

@@ -35,7 +35,8 @@ export interface RunnerInfo {
 async function main() {
   const endpoint = process.env.AWS_ENDPOINT_URL;
   if (!endpoint) throw new Error('AWS_ENDPOINT_URL is not set: start the local AWS first (npm start does both)');
-  const region = (process.env.AWS_REGION ??= 'us-east-1');
+  process.env.AWS_REGION ??= 'us-east-1';
+  const region = process.env.AWS_REGION;
   const stateDir = process.env.STRATOPLANE_STATE_DIR ?? path.join(projectRoot, '.local-run');
 
   const stackName = stackNameFor(region);
@@ -147,13 +148,26 @@ async function startFunctions(template: CfnTemplate, resolver: Resolver, outdir:
   return functions;
 }
 
+/** The properties of an `AWS::Lambda::EventSourceMapping` the runner acts on (intrinsics left unresolved). */
+interface EventSourceMappingProperties {
+  FunctionName: { Ref?: string };
+  EventSourceArn: unknown;
+  FunctionResponseTypes?: string[];
+  DestinationConfig?: { OnFailure?: { Destination?: unknown } };
+  BatchSize?: number;
+  StartingPosition?: 'LATEST' | 'TRIM_HORIZON';
+  BisectBatchOnFunctionError?: boolean;
+  MaximumRetryAttempts?: number;
+  MaximumBatchingWindowInSeconds?: number;
+}
+
 function startEventSources(template: CfnTemplate, resolver: Resolver, functions: Map<string, LocalFunction>, checkpoints: Checkpoints, region: string) {
   const queueUrlByArn = new Map(
     resourcesOfType(template, 'AWS::SQS::Queue').map(([id]) => [resolver.resolveString({ 'Fn::GetAtt': [id, 'Arn'] }), resolver.resolveString({ Ref: id })]),
   );
   return resourcesOfType(template, 'AWS::Lambda::EventSourceMapping').map(([id, resource]) => {
-    const props = resource.Properties as Record<string, any>;
-    const functionId = (props.FunctionName as { Ref?: string }).Ref;
+    const props = resource.Properties as unknown as EventSourceMappingProperties;
+    const functionId = props.FunctionName.Ref;
     const fn = functionId ? functions.get(functionId) : undefined;
     if (!fn) throw new Error(`event source mapping ${id} targets a function the runner does not run`);
     const sourceArn = resolver.resolveString(props.EventSourceArn);

@@ -15,7 +15,10 @@ const streamsClients = new Map<string, DynamoDBStreamsClient>();
 const streamsIn = (region: string) => {
   let client = streamsClients.get(region);
   // Bounded requests: a poller must never wait forever on one call.
-  if (!client) streamsClients.set(region, (client = new DynamoDBStreamsClient({ region, requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000 } })));
+  if (!client) {
+    client = new DynamoDBStreamsClient({ region, requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000 } });
+    streamsClients.set(region, client);
+  }
   return client;
 };
 const sqs = new SQSClient({});
@@ -215,7 +218,7 @@ function toLambdaEvent(records: StreamRecord[], config: StreamMappingConfig) {
       awsRegion: config.region,
       eventSourceARN: config.streamArn,
       dynamodb: {
-        ...toJsonShape(record.dynamodb),
+        ...(toJsonShape(record.dynamodb) as Record<string, unknown>),
         ApproximateCreationDateTime: record.dynamodb?.ApproximateCreationDateTime
           ? Math.floor(record.dynamodb.ApproximateCreationDateTime.getTime() / 1000)
           : undefined,
@@ -225,7 +228,7 @@ function toLambdaEvent(records: StreamRecord[], config: StreamMappingConfig) {
 }
 
 /** The SDK gives binary attributes as bytes; Lambda events carry them base64-encoded. */
-function toJsonShape(value: unknown): any {
+function toJsonShape(value: unknown): unknown {
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
   if (value instanceof Date) return value.toISOString();
   if (Array.isArray(value)) return value.map(toJsonShape);

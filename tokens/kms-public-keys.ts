@@ -75,7 +75,10 @@ export class KmsPublicKeys implements PublicKeySource {
     const region = regionOf(keyIdOrArn);
     if (!region) return this.kms;
     let client = this.clients.get(region);
-    if (!client) this.clients.set(region, (client = new KMSClient({ region })));
+    if (!client) {
+      client = new KMSClient({ region });
+      this.clients.set(region, client);
+    }
     return client;
   }
 

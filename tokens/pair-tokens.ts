@@ -41,7 +41,7 @@ export function verifyPairToken(token: string, destinationSecret: Buffer, expect
   const expectedMac = mac(destinationSecret, payload);
   const givenMac = Buffer.from(signature, 'base64url');
   if (givenMac.length !== expectedMac.length || !timingSafeEqual(givenMac, expectedMac)) throw new TokenError('bad MAC');
-  let parsed;
+  let parsed: ReturnType<typeof PairTokenClaims.safeParse>;
   try {
     parsed = PairTokenClaims.safeParse(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')));
   } catch {

@@ -26,7 +26,10 @@ export async function fanOut(table: string, region: string, work: readonly FanOu
   const partitions = new Map<string, Promise<NetworkPartition>>();
   const partitionOf = (networkId: string) => {
     let partition = partitions.get(networkId);
-    if (!partition) partitions.set(networkId, (partition = readNetworkPartition(table, networkId)));
+    if (!partition) {
+      partition = readNetworkPartition(table, networkId);
+      partitions.set(networkId, partition);
+    }
     return partition;
   };
 

@@ -171,7 +171,7 @@ export async function copyImage(table: string, region: string, imageId: string, 
   let failure: string | undefined;
   let permanent = false;
   try {
-    if (!image || image.state !== 'available') {
+    if (image?.state !== 'available') {
       permanent = true;
       throw new Error(`image ${imageId} is no longer available in ${copy.sourceRegion}`);
     }

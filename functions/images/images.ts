@@ -174,7 +174,7 @@ async function requestVerification(table: string, image: ImageItem, verify: (ima
  */
 export async function verifyImage(table: string, imageId: string): Promise<void> {
   const image = await getItem<ImageItem>(table, keys.image(imageId));
-  if (!image || image.state !== 'verifying') return;
+  if (image?.state !== 'verifying') return;
   const failure = contentMismatch(image, await digestObject(image.bucket, image.key));
   await setState(table, image, 'verifying', failure ? 'failed' : 'available', failure);
 }

@@ -57,6 +57,9 @@ const regionalClients = new Map<string, S3Client>();
 /** Deletes an object in a bucket of `region` (the resource graph may release a copy from another region). */
 export async function deleteObjectIn(region: string, location: ObjectLocation): Promise<void> {
   let client = regionalClients.get(region);
-  if (!client) regionalClients.set(region, (client = region === (await s3.config.region()) ? s3 : new S3Client({ region, forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL) })));
+  if (!client) {
+    client = region === (await s3.config.region()) ? s3 : new S3Client({ region, forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL) });
+    regionalClients.set(region, client);
+  }
   await client.send(new DeleteObjectCommand({ Bucket: location.bucket, Key: location.key }));
 }

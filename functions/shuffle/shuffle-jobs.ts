@@ -96,7 +96,7 @@ export async function createShuffleJob(
   try {
     await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
   } catch (error) {
-    const failed = cancellationCodes(error)?.findIndex((code) => code === 'ConditionalCheckFailed');
+    const failed = cancellationCodes(error)?.indexOf('ConditionalCheckFailed');
     if (failed !== undefined && failed > 0) throw new ConflictError(`workerVmIds: vm ${workers[failed - 1]} was deleted or stopped meanwhile`);
     throw error;
   }

@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Operation } from '#events/operations.ts';
 import { ScopeList, Subject, principalOf, type Principal } from '#events/tokens.ts';
 import { DynamoDBServiceException } from '@aws-sdk/client-dynamodb';

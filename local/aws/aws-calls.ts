@@ -55,12 +55,28 @@ export function isEmptyPoll(call: Pick<AwsCall, 'service' | 'action'>, responseB
   return false;
 }
 
+type Item = Record<string, unknown>;
+type BatchRequest = { PutRequest?: { Item?: Item }; DeleteRequest?: unknown }[] | { Keys?: unknown[]; ConsistentRead?: boolean };
+
+/** The fields of a JSON-protocol request body (DynamoDB, SQS, KMS) the proxy reads; the rest are left alone. */
+export interface JsonRequestBody {
+  TableName?: string;
+  ConsistentRead?: boolean;
+  Item?: Item;
+  TransactItems?: Record<string, { TableName?: string; Item?: Item } | undefined>[];
+  RequestItems?: Record<string, BatchRequest>;
+  QueueUrl?: string;
+  QueueName?: string;
+  Entries?: unknown[];
+  KeyId?: string;
+}
+
 /** Secondary-index entries the puts of a write request fill: one per `gsiNpk` attribute of each item put. */
-export function indexedPutsOf(body: Record<string, any>): number {
+export function indexedPutsOf(body: JsonRequestBody): number {
   const items: Record<string, unknown>[] = [];
   if (body.Item) items.push(body.Item);
   for (const entry of body.TransactItems ?? []) if (entry.Put?.Item) items.push(entry.Put.Item);
-  for (const requests of Object.values((body.RequestItems ?? {}) as Record<string, any[]>)) for (const request of Array.isArray(requests) ? requests : []) if (request.PutRequest?.Item) items.push(request.PutRequest.Item);
+  for (const requests of Object.values(body.RequestItems ?? {})) for (const request of Array.isArray(requests) ? requests : []) if (request.PutRequest?.Item) items.push(request.PutRequest.Item);
   return items.reduce((sum, item) => sum + Object.keys(item).filter((name) => /^gsi\d+pk$/.test(name)).length, 0);
 }
 
@@ -101,16 +117,16 @@ export function s3ActionOf(method: string, url: URL, headers: IncomingHttpHeader
 }
 
 /** Items, table and consistency of a JSON-protocol request body. */
-export function describeJsonRequest(service: string, action: string, body: Record<string, any>): Pick<AwsCall, 'resource' | 'items' | 'consistentRead'> {
+export function describeJsonRequest(service: string, action: string, body: JsonRequestBody): Pick<AwsCall, 'resource' | 'items' | 'consistentRead'> {
   if (service === 'dynamodb') {
     if (action === 'TransactWriteItems' || action === 'TransactGetItems') {
-      const items = (body.TransactItems ?? []) as Record<string, { TableName?: string }>[];
+      const items = body.TransactItems ?? [];
       return { resource: Object.values(items[0] ?? {})[0]?.TableName, items: items.length };
     }
     if (action === 'BatchWriteItem' || action === 'BatchGetItem') {
-      const tables = Object.entries((body.RequestItems ?? {}) as Record<string, any>);
+      const tables = Object.entries(body.RequestItems ?? {});
       const items = tables.reduce((sum, [, request]) => sum + (Array.isArray(request) ? request.length : (request.Keys?.length ?? 0)), 0);
-      return { resource: tables[0]?.[0], items, consistentRead: tables.some(([, request]) => request.ConsistentRead === true) };
+      return { resource: tables[0]?.[0], items, consistentRead: tables.some(([, request]) => !Array.isArray(request) && request.ConsistentRead === true) };
     }
     return { resource: body.TableName, items: 1, consistentRead: body.ConsistentRead === true };
   }

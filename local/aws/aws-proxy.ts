@@ -127,7 +127,10 @@ export class AwsProxy {
     const units = capacityUnitsOf({ ...call, indexedPuts });
     const key = `${call.service} ${call.action} ${call.resource ?? ''}`;
     let total = this.totals.get(key);
-    if (!total) this.totals.set(key, (total = { service: call.service, action: call.action, resource: call.resource, calls: 0, items: 0, consistentReads: 0, requestBytes: 0, responseBytes: 0, readUnits: 0, writeUnits: 0 }));
+    if (!total) {
+      total = { service: call.service, action: call.action, resource: call.resource, calls: 0, items: 0, consistentReads: 0, requestBytes: 0, responseBytes: 0, readUnits: 0, writeUnits: 0 };
+      this.totals.set(key, total);
+    }
     total.readUnits += units.read;
     total.writeUnits += units.write;
     total.calls++;

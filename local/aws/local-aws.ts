@@ -236,7 +236,12 @@ function descendantsOf(root: number): number[] {
   }
   const found: number[] = [];
   const queue = [root];
-  while (queue.length) for (const next of children.get(queue.shift()!) ?? []) found.push(next), queue.push(next);
+  while (queue.length) {
+    for (const next of children.get(queue.shift()!) ?? []) {
+      found.push(next);
+      queue.push(next);
+    }
+  }
   return found;
 }
 

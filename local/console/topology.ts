@@ -1,4 +1,6 @@
+import { type ApiClient, type ApiResponse, createApiClient } from '#events/api-client.ts';
 import { agentStatus } from '#host-agent/agent-control-client.ts';
+
 /**
  * Where the console looks: the API, with the bearer token of whoever the console shows the system
  * to, and each host agent's status. An agent answers anyone on its machine with every route it
@@ -41,23 +43,22 @@ export function viewerOf(token: string): Viewer {
   return { kind: match[1] as Viewer['kind'], id: match[2]! };
 }
 
-async function apiGet(sources: ConsoleSources, token: string, path: string): Promise<any> {
-  const response = await fetch(`${sources.apiUrl}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
-  if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
-  return response.json();
-}
+type ApiVm = ApiResponse<'getVm'>;
 
-/** Every item of a paged list route. */
-async function listAll(sources: ConsoleSources, token: string, path: string, key: string): Promise<any[]> {
-  const items: any[] = [];
+/** Every page of a list route, its items in order. */
+async function listAll<Item>(page: (nextToken: string | undefined) => Promise<{ items: Item[]; nextToken?: string | undefined }>): Promise<Item[]> {
+  const items: Item[] = [];
   let nextToken: string | undefined;
   do {
-    const page = await apiGet(sources, token, `${path}${path.includes('?') ? '&' : '?'}limit=100${nextToken ? `&nextToken=${encodeURIComponent(nextToken)}` : ''}`);
-    items.push(...page[key]);
-    nextToken = page.nextToken;
+    const answer = await page(nextToken);
+    items.push(...answer.items);
+    nextToken = answer.nextToken;
   } while (nextToken);
   return items;
 }
+
+const allNetworks = (api: ApiClient) => listAll((nextToken) => api.listNetworks({ query: { limit: 100, nextToken } }).then(({ networks, nextToken }) => ({ items: networks, nextToken })));
+const allVms = (api: ApiClient, hostId?: string) => listAll((nextToken) => api.listVms({ query: { limit: 100, nextToken, hostId } }).then(({ vms, nextToken }) => ({ items: vms, nextToken })));
 
 const byId = <T>(key: keyof T) => (a: T, b: T) => String(a[key]).localeCompare(String(b[key]), undefined, { numeric: true });
 
@@ -65,7 +66,7 @@ function agentRoutes(sources: ConsoleSources): Promise<Topology['agents']> {
   return Promise.all(
     sources.agents.map(async ({ hostId, controlSocket }) => {
       try {
-        const { routes } = (await agentStatus(controlSocket, 2_000)) as { routes: Topology['agents'][number]['routes'] };
+        const { routes } = await agentStatus(controlSocket, 2_000);
         return { hostId, reachable: true, routes };
       } catch {
         return { hostId, reachable: false, routes: [] };
@@ -74,17 +75,18 @@ function agentRoutes(sources: ConsoleSources): Promise<Topology['agents']> {
   );
 }
 
-const vmOf = ({ vmId, name, ip, hostId, networkId, tenantId, state, endpoint }: any): Topology['vms'][number] => ({ vmId, name, ip, hostId, networkId, tenantId, state, endpoint: endpoint.address });
+const vmOf = ({ vmId, name, ip, hostId, networkId, tenantId, state, endpoint }: ApiVm): Topology['vms'][number] => ({ vmId, name, ip, hostId, networkId, tenantId, state, endpoint: endpoint.address });
 
 /** The topology as the holder of `token` may see it: a tenant only what is its own, an operator everything. */
 export async function gatherTopology(sources: ConsoleSources, token: string): Promise<Topology> {
   const viewer = viewerOf(token);
-  return viewer.kind === 'operator' ? operatorView(sources, token, viewer) : tenantView(sources, token, viewer);
+  const api = createApiClient({ baseUrl: sources.apiUrl, token, timeoutMs: 5_000 });
+  return viewer.kind === 'operator' ? operatorView(sources, api, viewer) : tenantView(sources, api, viewer);
 }
 
-async function tenantView(sources: ConsoleSources, token: string, viewer: Viewer): Promise<Topology> {
-  const [networks, vms, agents] = await Promise.all([listAll(sources, token, '/networks', 'networks'), listAll(sources, token, '/vms', 'vms'), agentRoutes(sources)]);
-  const own = new Set(networks.map((network) => network.networkId as string));
+async function tenantView(sources: ConsoleSources, api: ApiClient, viewer: Viewer): Promise<Topology> {
+  const [networks, vms, agents] = await Promise.all([allNetworks(api), allVms(api), agentRoutes(sources)]);
+  const own = new Set(networks.map((network) => network.networkId));
   // Another tenant's routes, VMs and share of a host are none of this tenant's business.
   const visible = agents.map((agent) => ({ ...agent, routes: agent.routes.filter((route) => own.has(route.networkId)) }));
   const hosts = new Map<string, Topology['hosts'][number]>();
@@ -104,9 +106,9 @@ async function tenantView(sources: ConsoleSources, token: string, viewer: Viewer
   };
 }
 
-async function operatorView(sources: ConsoleSources, token: string, viewer: Viewer): Promise<Topology> {
-  const [hosts, agents] = await Promise.all([apiGet(sources, token, '/hosts').then(({ hosts }) => hosts as any[]), agentRoutes(sources)]);
-  const vms = (await Promise.all(hosts.map((host) => listAll(sources, token, `/vms?hostId=${encodeURIComponent(host.hostId)}`, 'vms')))).flat().map(vmOf);
+async function operatorView(sources: ConsoleSources, api: ApiClient, viewer: Viewer): Promise<Topology> {
+  const [{ hosts }, agents] = await Promise.all([api.listHosts(), agentRoutes(sources)]);
+  const vms = (await Promise.all(hosts.map((host) => allVms(api, host.hostId)))).flat().map(vmOf);
   const networks = new Map<string, Topology['networks'][number]>();
   for (const vm of vms) networks.set(vm.networkId, { networkId: vm.networkId, tenantId: vm.tenantId });
   for (const route of agents.flatMap((agent) => agent.routes)) if (!networks.has(route.networkId)) networks.set(route.networkId, { networkId: route.networkId });

@@ -1,17 +1,9 @@
 import { inject } from 'vitest';
-import { agentRequest, agentStatus } from '../../host-agent/agent-control-client.ts';
+import { type AgentStatus, agentRequest, agentStatus } from '../../host-agent/agent-control-client.ts';
 import { startTsProcess, type Started } from '../../local/processes.ts';
-import type { TableEntry } from '../../host-agent/forwarding-table.ts';
 import { tokenFor } from './tokens.ts';
 
-export interface AgentStatus {
-  hostId: string;
-  mode: 'memory' | 'linux-vxlan';
-  dataPlane: { mode: string; reason: string; networks?: number; lastError?: string };
-  stats: { messagesReceived: number; entriesApplied: number; entriesStale: number; resyncs: number };
-  routes: { networkId: string; ip: string; endpoint: string; vmId: string; version: number }[];
-  networks: Record<string, { epoch: number; member: boolean; entries: Record<string, TableEntry> }>;
-}
+export type { AgentStatus };
 
 export interface RunningAgent {
   hostId: string;
@@ -52,7 +44,7 @@ export async function startAgent(
     address,
     controlSocket,
     process: started,
-    status: async () => (await agentStatus(controlSocket)) as AgentStatus,
+    status: () => agentStatus(controlSocket),
     control: (method, path, body) => agentRequest(controlSocket, method, path, body),
   };
 }

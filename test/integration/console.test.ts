@@ -29,6 +29,7 @@ describe.skipIf(!hasChromium)(title, () => {
   const routeAt = (hostId: string, of = vm) => page.locator(`[data-host="${hostId}"] [data-route="${of.networkId}/${of.ip}"]`);
   const view = (name: string) => page.goto(`${webConsole.url}?view=${name}`);
   /** What the page shows as text, and the attributes it carries (ids live there too). */
+  // biome-ignore lint/performance/useDomNodeTextContent: a Playwright locator, not a DOM node: innerText is the text as rendered, which is what the test reads.
   const shown = async () => `${await page.locator('body').innerText()}\n${await page.locator('body').innerHTML()}`;
 
   beforeAll(async () => {

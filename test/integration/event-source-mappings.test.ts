@@ -33,7 +33,9 @@ function scriptedFunction(behaviour: (event: Invocation) => unknown): LocalFunct
 }
 
 const stoppers: (() => void)[] = [];
-afterEach(() => stoppers.splice(0).forEach((stop) => stop()));
+afterEach(() => {
+  for (const stop of stoppers.splice(0)) stop();
+});
 const noLog = () => {};
 
 async function queue(name: string, attributes: Record<string, string> = {}) {

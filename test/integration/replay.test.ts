@@ -69,8 +69,10 @@ describe('duplicated and reordered endpoint messages', () => {
     const seen = agents.map(() => [] as number[]);
     await eventually(async () => {
       const statuses = await Promise.all(agents.map((agent) => agent.status()));
-      statuses.forEach((status, index) => seen[index]!.push(status.networks[networkId]?.entries[vm.ip]?.version ?? 0));
-      statuses.forEach((status, index) => expect(status.stats.messagesReceived - before[index]!.stats.messagesReceived).toBeGreaterThanOrEqual(sentBodies[index]!));
+      for (const [index, status] of statuses.entries()) {
+        seen[index]!.push(status.networks[networkId]?.entries[vm.ip]?.version ?? 0);
+        expect(status.stats.messagesReceived - before[index]!.stats.messagesReceived).toBeGreaterThanOrEqual(sentBodies[index]!);
+      }
     }, 30_000, 20);
 
     for (const [index, agent] of agents.entries()) {

@@ -11,7 +11,10 @@ import { queueHandler } from '#functions/triggers/queue-handler.ts';
 const quiet = vi.hoisted(() => {
   const previous = process.env.POWERTOOLS_LOG_LEVEL;
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  return () => (previous === undefined ? delete process.env.POWERTOOLS_LOG_LEVEL : (process.env.POWERTOOLS_LOG_LEVEL = previous));
+  return () => {
+    if (previous === undefined) delete process.env.POWERTOOLS_LOG_LEVEL;
+    else process.env.POWERTOOLS_LOG_LEVEL = previous;
+  };
 });
 afterAll(quiet);
 

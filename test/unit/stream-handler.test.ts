@@ -9,7 +9,10 @@ import { streamHandler, type ItemChange } from '#functions/triggers/stream-handl
 const quiet = vi.hoisted(() => {
   const previous = process.env.POWERTOOLS_LOG_LEVEL;
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  return () => (previous === undefined ? delete process.env.POWERTOOLS_LOG_LEVEL : (process.env.POWERTOOLS_LOG_LEVEL = previous));
+  return () => {
+    if (previous === undefined) delete process.env.POWERTOOLS_LOG_LEVEL;
+    else process.env.POWERTOOLS_LOG_LEVEL = previous;
+  };
 });
 afterAll(quiet);
 

@@ -1,6 +1,6 @@
 import { operations } from '#events/operations.ts';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { type VerifyImageMessage } from '#events/images.ts';
+import type { VerifyImageMessage } from '#events/images.ts';
 import { sqs } from '../../platform/clients.ts';
 import { setting } from '../../platform/env.ts';
 import { apiHandler } from '../../triggers/api-handler.ts';
