@@ -18,7 +18,10 @@ import { KmsJwsSigner } from '#tokens/kms-signer.ts';
  * endpoint version its agents apply, with the time, in batches.
  */
 export type PoolCommand = { type: 'start'; apiUrl: string; capacity: number; hosts: { hostId: string; address: string }[] } | { type: 'stop' };
-export type PoolReport = { type: 'started'; hosts: number; ms: number } | { type: 'applied'; events: [hostId: string, vmId: string, version: number, at: number][] } | { type: 'failed'; message: string };
+export type PoolReport =
+  | { type: 'started'; hosts: number; ms: number }
+  | { type: 'applied'; events: [hostId: string, vmId: string, version: number, at: number][] }
+  | { type: 'failed'; message: string };
 
 // Hundreds of 20 s long polls at once: the SDK's default of 50 sockets would queue them.
 const sqs = new SQSClient({ requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: true, maxSockets: 4096 }) }) });
@@ -37,9 +40,11 @@ setInterval(() => {
 /** Runs `work` over `items`, `limit` at a time. */
 async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
 }
 
 async function start(command: Extract<PoolCommand, { type: 'start' }>) {

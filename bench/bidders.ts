@@ -14,7 +14,12 @@ for (const port of ports) {
   socket.on('data', (chunk) => {
     for (const frame of decoder.push(chunk)) {
       if (frame.type !== FrameType.BidRequest) continue;
-      const bids = frame.impressions.map((impression) => ({ impressionId: impression.id, priceMicros: 1_500_000, creativeId: `cr-${port}`, markup: '<div>ad</div>' }));
+      const bids = frame.impressions.map((impression) => ({
+        impressionId: impression.id,
+        priceMicros: 1_500_000,
+        creativeId: `cr-${port}`,
+        markup: '<div>ad</div>',
+      }));
       socket.write(encodeFrame({ type: FrameType.BidResponse, requestId: frame.requestId, bids }));
     }
   });

@@ -14,7 +14,12 @@ import { startTsProcess } from '../local/processes.ts';
  */
 const { values } = parseArgs({
   args: process.argv.slice(3),
-  options: { bidders: { type: 'string', default: '1,4,16' }, requests: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '5' }, concurrency: { type: 'string', default: '32' } },
+  options: {
+    bidders: { type: 'string', default: '1,4,16' },
+    requests: { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '5' },
+    concurrency: { type: 'string', default: '32' },
+  },
 });
 const bidderCounts = values.bidders.split(',').map(Number);
 const requests = Number(values.requests);
@@ -30,10 +35,14 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 
 function post(url: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (response) => {
-      response.resume();
-      response.on('end', () => resolve(response.statusCode ?? 0));
-    });
+    const request = http.request(
+      url,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode ?? 0));
+      },
+    );
     request.on('error', reject);
     request.end(body);
   });
@@ -41,18 +50,23 @@ function post(url: string, body: string): Promise<number> {
 
 const rows: string[] = [];
 for (const count of bidderCounts) {
-  const links = await Promise.all(Array.from({ length: count }, async (_, index) => {
-    const link = new BidderLink(`vm-bench-${index}`, (message) => console.error(message));
-    await link.listen();
-    return link;
-  }));
+  const links = await Promise.all(
+    Array.from({ length: count }, async (_, index) => {
+      const link = new BidderLink(`vm-bench-${index}`, (message) => console.error(message));
+      await link.listen();
+      return link;
+    }),
+  );
   const bidders = await startTsProcess({ entry: 'bench/bidders.ts', args: links.map((link) => String(link.port)), readyPrefix: 'BIDDERS_READY' });
   while (links.some((link) => !link.connected)) await new Promise((resolve) => setTimeout(resolve, 10));
   const byVm = new Map(links.map((link) => [link.vmId, link]));
   const relay = new BidRelay((vmId) => byVm.get(vmId));
   const url = `${await relay.listen()}/openrtb2/auction`;
   const body = JSON.stringify({ id: 'bench', imp: [{ id: '1', bidfloor: 0.5 }, { id: '2' }], tmax: TMAX, ext: { bidders: links.map((link) => link.vmId) } });
-  const impressions = [{ id: '1', floorMicros: 500_000 }, { id: '2', floorMicros: 0 }];
+  const impressions = [
+    { id: '1', floorMicros: 500_000 },
+    { id: '2', floorMicros: 0 },
+  ];
 
   // Warm both paths (JIT, sockets), then time one request at a time.
   for (let i = 0; i < 200; i++) {
@@ -78,12 +92,14 @@ for (const count of bidderCounts) {
   let done = 0;
   const deadline = performance.now() + seconds * 1000;
   const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < deadline) {
-      if ((await post(url, body)) !== 200) throw new Error('the relay dropped a bid under load');
-      done++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        if ((await post(url, body)) !== 200) throw new Error('the relay dropped a bid under load');
+        done++;
+      }
+    }),
+  );
   const perSecond = done / ((performance.now() - started) / 1000);
   const timeouts = relay.stats.outcomes.timeout;
 
@@ -97,6 +113,8 @@ for (const count of bidderCounts) {
 }
 agent.destroy();
 
-console.log(`bench:bids  auction latency, one at a time (${requests} requests, ms), and auctions/s with ${concurrency} in flight for ${seconds} s; tmax ${TMAX} ms, 2 impressions`);
+console.log(
+  `bench:bids  auction latency, one at a time (${requests} requests, ms), and auctions/s with ${concurrency} in flight for ${seconds} s; tmax ${TMAX} ms, 2 impressions`,
+);
 console.log('bidders    direct p50    p99     relay p50    p99    added p50    p99    auctions/s  timeouts');
 for (const row of rows) console.log(row);

@@ -33,7 +33,13 @@ const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
 try {
   const hosts = await lab.addHosts(3);
   console.error('starting the local control plane with 3 agents programming VXLAN in their host namespaces...');
-  const stack = await startLocalStack({ agentCount: 3, hostPrefix: `bb${process.pid}`, agentHosts: hosts.map(({ underlay, netns }) => ({ address: underlay, netns })), stateDir, log: (line) => /^\[local-aws\]|data plane/.test(line) && console.error(line) });
+  const stack = await startLocalStack({
+    agentCount: 3,
+    hostPrefix: `bb${process.pid}`,
+    agentHosts: hosts.map(({ underlay, netns }) => ({ address: underlay, netns })),
+    stateDir,
+    log: (line) => /^\[local-aws\]|data plane/.test(line) && console.error(line),
+  });
   try {
     const api = await apiClient(stack, 'tenant', 'bench-blackout');
     // Tenants do not pick hosts: the bench pins VMs as the operator, for its tenant.
@@ -63,15 +69,19 @@ try {
       // Every host that needs the endpoint: the client's and the server's new one.
       let applied = 0;
       let reported = 0;
-      await until(async () => {
-        if (!applied) {
-          const times = await Promise.all([host1, target].map((agent) => appliedAt(agent, moved.endpoint.version)));
-          if (times.every((time) => time !== undefined)) applied = Math.max(...(times as number[])) - answered;
-        }
-        if (!reported && (await api.getVmConvergence({ params: { vmId: server.vmId } })).converged) reported = Date.now() - answered;
-        const now = await probe.report();
-        return applied > 0 && reported > 0 && now.udp.gapEndedAt > unplugged && now.tcp.gapEndedAt > unplugged;
-      }, 30_000, `migration ${i + 1}: traffic did not resume or the endpoint did not converge`);
+      await until(
+        async () => {
+          if (!applied) {
+            const times = await Promise.all([host1, target].map((agent) => appliedAt(agent, moved.endpoint.version)));
+            if (times.every((time) => time !== undefined)) applied = Math.max(...(times as number[])) - answered;
+          }
+          if (!reported && (await api.getVmConvergence({ params: { vmId: server.vmId } })).converged) reported = Date.now() - answered;
+          const now = await probe.report();
+          return applied > 0 && reported > 0 && now.udp.gapEndedAt > unplugged && now.tcp.gapEndedAt > unplugged;
+        },
+        30_000,
+        `migration ${i + 1}: traffic did not resume or the endpoint did not converge`,
+      );
       // A little more traffic, so the window's longest gap is the migration's.
       await new Promise((resolve) => setTimeout(resolve, 300));
       const report = await probe.report();
@@ -80,13 +90,30 @@ try {
     }
 
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
-    const line = (label: string, values: number[]) => console.log(`  ${label.padEnd(58)} median ${median(values).toFixed(0).padStart(5)} ms   worst ${Math.max(...values).toFixed(0).padStart(5)} ms`);
+    const line = (label: string, values: number[]) =>
+      console.log(
+        `  ${label.padEnd(58)} median ${median(values).toFixed(0).padStart(5)} ms   worst ${Math.max(...values)
+          .toFixed(0)
+          .padStart(5)} ms`,
+      );
     console.log(`bench:blackout  migrations=${migrations}  hosts=3 (network namespaces, VXLAN)  probe interval 5 ms`);
-    line('traffic interruption, UDP (longest silence at the client)', samples.map((sample) => sample.udp));
-    line('traffic interruption, TCP (same connection throughout)', samples.map((sample) => sample.tcp));
-    line('control plane: API answer -> every needing agent applied', samples.map((sample) => sample.applied));
-    line('control plane: API answer -> API reports converged', samples.map((sample) => sample.reported));
-    console.log('  the interruption runs from unplugging the VM on its old host, through the migrate call, to the client\'s first reply after it');
+    line(
+      'traffic interruption, UDP (longest silence at the client)',
+      samples.map((sample) => sample.udp),
+    );
+    line(
+      'traffic interruption, TCP (same connection throughout)',
+      samples.map((sample) => sample.tcp),
+    );
+    line(
+      'control plane: API answer -> every needing agent applied',
+      samples.map((sample) => sample.applied),
+    );
+    line(
+      'control plane: API answer -> API reports converged',
+      samples.map((sample) => sample.reported),
+    );
+    console.log("  the interruption runs from unplugging the VM on its old host, through the migrate call, to the client's first reply after it");
   } finally {
     await stack.stop();
   }

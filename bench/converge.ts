@@ -58,7 +58,11 @@ try {
   }
 
   // The emulator's own round trip, to put the figures above in scale.
-  const dynamodb = new DynamoDBClient({ endpoint: stack.aws.endpoint, region: stack.runner.region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const dynamodb = new DynamoDBClient({
+    endpoint: stack.aws.endpoint,
+    region: stack.runner.region,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
   const table = Object.entries(stack.runner.resources).find(([id]) => id.startsWith('Metadata'))![1];
   const roundTrips: number[] = [];
   for (let i = 0; i < 200; i++) {
@@ -72,10 +76,16 @@ try {
     return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
   };
   const streamPollMs = Number(process.env.STRATOPLANE_STREAM_POLL_MS ?? 250);
-  console.log(`bench:converge  agents=${agentCount}  migrations=${migrations}  emulator=${stack.aws.started ? `${stack.aws.description} (local process)` : stack.aws.endpoint}`);
-  console.log(`  API answer -> last agent applied:  median ${pct(samples, 50).toFixed(0)} ms   p99 ${pct(samples, 99).toFixed(0)} ms   min ${Math.min(...samples).toFixed(0)} ms   max ${Math.max(...samples).toFixed(0)} ms`);
+  console.log(
+    `bench:converge  agents=${agentCount}  migrations=${migrations}  emulator=${stack.aws.started ? `${stack.aws.description} (local process)` : stack.aws.endpoint}`,
+  );
+  console.log(
+    `  API answer -> last agent applied:  median ${pct(samples, 50).toFixed(0)} ms   p99 ${pct(samples, 99).toFixed(0)} ms   min ${Math.min(...samples).toFixed(0)} ms   max ${Math.max(...samples).toFixed(0)} ms`,
+  );
   console.log(`  emulator round trip (DynamoDB GetItem): median ${pct(roundTrips, 50).toFixed(2)} ms   p99 ${pct(roundTrips, 99).toFixed(2)} ms`);
-  console.log(`  path: DynamoDB stream (polled every ${streamPollMs} ms, as Lambda does) -> stream function -> fan-out queue -> fan-out function -> host queues (20 s long polls)`);
+  console.log(
+    `  path: DynamoDB stream (polled every ${streamPollMs} ms, as Lambda does) -> stream function -> fan-out queue -> fan-out function -> host queues (20 s long polls)`,
+  );
 } finally {
   await stack.stop();
   rmSync(stateDir, { recursive: true, force: true });

@@ -92,7 +92,11 @@ export function projectAt(fleet: Assumptions, measured: Measured): ProjectionLin
     return found;
   };
   const vms = fleet.hosts * fleet.vmsPerHost;
-  const line = (what: string, perSecond: number, operation: OperationCost): ProjectionLine => ({ what, perSecond, dollars: perSecond * month * dollarsOf(measured, operation) });
+  const line = (what: string, perSecond: number, operation: OperationCost): ProjectionLine => ({
+    what,
+    perSecond,
+    dollars: perSecond * month * dollarsOf(measured, operation),
+  });
   const inNetwork = (operation: OperationCost) => scaledToNetwork(operation, measured, fleet.hostsPerNetwork);
   const sqsOnly = (perSecond: number): number => (perSecond * month * awsPrices.sqsPerMillionRequests) / 1e6;
   return [
@@ -101,7 +105,15 @@ export function projectAt(fleet: Assumptions, measured: Measured): ProjectionLin
     line('VM migrations', (vms * fleet.migrationsPerVmPerDay) / 86_400, inNetwork(measured.fourHosts)),
     line("agents' periodic resyncs", fleet.hosts / (fleet.resyncMinutes * 60), find("an agent's periodic resync")),
     line("agents' hourly credential renewals", fleet.hosts / 3600, find("an agent's hourly renewal")),
-    { what: "agents' idle long polls (SQS ReceiveMessage)", perSecond: (fleet.hosts * measured.agentPollsPerAgentHour) / 3600, dollars: sqsOnly((fleet.hosts * measured.agentPollsPerAgentHour) / 3600) },
-    { what: "functions' idle queue polls (per region)", perSecond: measured.functionPollsPerHour / 3600, dollars: sqsOnly(measured.functionPollsPerHour / 3600) },
+    {
+      what: "agents' idle long polls (SQS ReceiveMessage)",
+      perSecond: (fleet.hosts * measured.agentPollsPerAgentHour) / 3600,
+      dollars: sqsOnly((fleet.hosts * measured.agentPollsPerAgentHour) / 3600),
+    },
+    {
+      what: "functions' idle queue polls (per region)",
+      perSecond: measured.functionPollsPerHour / 3600,
+      dollars: sqsOnly(measured.functionPollsPerHour / 3600),
+    },
   ];
 }

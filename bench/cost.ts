@@ -30,7 +30,14 @@ if (!(repeat >= 1) || !(fleetHosts >= 1) || !(idleSeconds >= 20)) throw new Erro
 const agentCount = 4;
 const stateDir = path.join(projectRoot, '.local-run', `bench-cost-${process.pid}`);
 console.error(`starting the local control plane (one region) with ${agentCount} agents, every AWS call counted...`);
-const stack = await startLocalStack({ agentCount, hostPrefix: 'cost', regions: ['us-east-1'], stateDir, awsProxy: true, log: (line) => line.startsWith('[local-aws]') && console.error(line) });
+const stack = await startLocalStack({
+  agentCount,
+  hostPrefix: 'cost',
+  regions: ['us-east-1'],
+  stateDir,
+  awsProxy: true,
+  log: (line) => line.startsWith('[local-aws]') && console.error(line),
+});
 if (!stack.aws.proxy) {
   await stack.stop();
   throw new Error('bench:cost counts calls through the proxy before the LocalStack it starts itself: unset AWS_ENDPOINT_URL');
@@ -70,7 +77,11 @@ async function quiet(quietMs = 2000, timeoutMs = 60_000) {
 }
 
 /** Runs `operation` `repeat` times, each alone (after `prepare`, which is not counted), and averages what it caused. */
-async function measure<T>(name: string, operation: (round: number, prepared: T) => Promise<unknown>, prepare: (round: number) => Promise<T> = async () => undefined as T): Promise<OperationCost> {
+async function measure<T>(
+  name: string,
+  operation: (round: number, prepared: T) => Promise<unknown>,
+  prepare: (round: number) => Promise<T> = async () => undefined as T,
+): Promise<OperationCost> {
   const sums = { calls: new Map<string, number>(), readUnits: 0, writeUnits: 0, invocations: new Map<string, number>() };
   for (let round = 0; round < repeat; round++) {
     const prepared = await prepare(round);
@@ -85,7 +96,13 @@ async function measure<T>(name: string, operation: (round: number, prepared: T) 
     sums.writeUnits += after.writeUnits - before.writeUnits;
   }
   const average = (map: Map<string, number>) => new Map([...map].map(([key, count]) => [key, count / repeat] as const).sort((a, b) => b[1] - a[1]));
-  const cost: OperationCost = { name, calls: average(sums.calls), readUnits: sums.readUnits / repeat, writeUnits: sums.writeUnits / repeat, invocations: average(sums.invocations) };
+  const cost: OperationCost = {
+    name,
+    calls: average(sums.calls),
+    readUnits: sums.readUnits / repeat,
+    writeUnits: sums.writeUnits / repeat,
+    invocations: average(sums.invocations),
+  };
   console.error(`measured: ${name}`);
   return cost;
 }
@@ -106,7 +123,11 @@ try {
 
   const movers: { vmId: string; hostId: string }[] = [];
   const operations: OperationCost[] = [];
-  operations.push(await measure('register a host', (round) => operator.registerHost({ body: { hostId: `cost-extra-${round}`, address: `198.18.0.${round + 1}`, capacity: 32 } })));
+  operations.push(
+    await measure('register a host', (round) =>
+      operator.registerHost({ body: { hostId: `cost-extra-${round}`, address: `198.18.0.${round + 1}`, capacity: 32 } }),
+    ),
+  );
   operations.push(await measure('create a network', (round) => tenant.createNetwork({ body: { name: `n${round}`, cidr: '10.60.0.0/24' } })));
   operations.push(
     await measure('create a VM (network on 4 hosts)', async (round) => {
@@ -125,8 +146,11 @@ try {
     operator.migrateVm({ params: { vmId: movers[round]!.vmId }, body: { targetHostId: hosts.find((hostId) => hostId !== movers[round]!.hostId) } }),
   );
   const pairMovers: string[] = [];
-  for (let round = 0; round < repeat; round++) pairMovers.push((await operator.createVm({ body: { name: `p-${round}`, networkId: pair.networkId, hostId: hosts[0], tenantId: 'cost' } })).vmId);
-  const migratePairCost = await measure('migrate a VM (network on 2 hosts)', (round) => operator.migrateVm({ params: { vmId: pairMovers[round]! }, body: { targetHostId: hosts[1] } }));
+  for (let round = 0; round < repeat; round++)
+    pairMovers.push((await operator.createVm({ body: { name: `p-${round}`, networkId: pair.networkId, hostId: hosts[0], tenantId: 'cost' } })).vmId);
+  const migratePairCost = await measure('migrate a VM (network on 2 hosts)', (round) =>
+    operator.migrateVm({ params: { vmId: pairMovers[round]! }, body: { targetHostId: hosts[1] } }),
+  );
   operations.push(migratePairCost, migrateCost);
   operations.push(await measure('delete a VM (network on 4 hosts)', (round) => tenant.deleteVm({ params: { vmId: movers[round]!.vmId } })));
   operations.push(await measure('create a disk', (round) => tenant.createDisk({ body: { name: `d${round}`, sizeGiB: 100 } })));
@@ -166,7 +190,10 @@ try {
   await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
   const idleAfter = polls();
   const perHour = (count: number) => (count * 3600) / idleSeconds;
-  const idle = { agentPollsPerAgentHour: perHour(idleAfter.agents - idleBefore.agents) / agentCount, functionPollsPerHour: perHour(idleAfter.functions - idleBefore.functions) };
+  const idle = {
+    agentPollsPerAgentHour: perHour(idleAfter.agents - idleBefore.agents) / agentCount,
+    functionPollsPerHour: perHour(idleAfter.functions - idleBefore.functions),
+  };
 
   printReport(operations, idle, migratePairCost, migrateCost);
 } finally {
@@ -174,22 +201,38 @@ try {
   rmSync(stateDir, { recursive: true, force: true });
 }
 
-function printReport(operations: OperationCost[], idle: { agentPollsPerAgentHour: number; functionPollsPerHour: number }, twoHosts: OperationCost, fourHosts: OperationCost) {
-  const sum = (cost: OperationCost, service: string) => [...cost.calls].filter(([key]) => key.startsWith(`${service} `)).reduce((total, [, count]) => total + count, 0);
-  const apiRequests = (cost: OperationCost) => [...cost.invocations].filter(([key]) => key.startsWith('Api') && !key.startsWith('ApiAuthorizer')).reduce((total, [, count]) => total + count, 0);
-  const lambda = (cost: OperationCost) => [...cost.invocations].filter(([key]) => !key.startsWith('ApiAuthorizer')).reduce((total, [, count]) => total + count, 0);
+function printReport(
+  operations: OperationCost[],
+  idle: { agentPollsPerAgentHour: number; functionPollsPerHour: number },
+  twoHosts: OperationCost,
+  fourHosts: OperationCost,
+) {
+  const sum = (cost: OperationCost, service: string) =>
+    [...cost.calls].filter(([key]) => key.startsWith(`${service} `)).reduce((total, [, count]) => total + count, 0);
+  const apiRequests = (cost: OperationCost) =>
+    [...cost.invocations].filter(([key]) => key.startsWith('Api') && !key.startsWith('ApiAuthorizer')).reduce((total, [, count]) => total + count, 0);
+  const lambda = (cost: OperationCost) =>
+    [...cost.invocations].filter(([key]) => !key.startsWith('ApiAuthorizer')).reduce((total, [, count]) => total + count, 0);
   const n = (value: number) => (value === 0 ? '0' : value < 10 ? value.toFixed(1) : value.toFixed(0));
-  console.log(`\nbench:cost  measured on the local control plane, one region, ${agentCount} host agents; each operation alone, ${repeat} times, averaged; counted until quiet (fan-out, acknowledgements, credential refreshes included)\n`);
+  console.log(
+    `\nbench:cost  measured on the local control plane, one region, ${agentCount} host agents; each operation alone, ${repeat} times, averaged; counted until quiet (fan-out, acknowledgements, credential refreshes included)\n`,
+  );
   console.log('| operation | Lambda invocations | API requests | DynamoDB calls | read units | write units | SQS requests | KMS requests | S3 requests |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const cost of operations) {
-    console.log(`| ${cost.name} | ${n(lambda(cost))} | ${n(apiRequests(cost))} | ${n(sum(cost, 'dynamodb'))} | ${n(cost.readUnits)} | ${n(cost.writeUnits)} | ${n(sum(cost, 'sqs'))} | ${n(sum(cost, 'kms'))} | ${n(sum(cost, 's3'))} |`);
+    console.log(
+      `| ${cost.name} | ${n(lambda(cost))} | ${n(apiRequests(cost))} | ${n(sum(cost, 'dynamodb'))} | ${n(cost.readUnits)} | ${n(cost.writeUnits)} | ${n(sum(cost, 'sqs'))} | ${n(sum(cost, 'kms'))} | ${n(sum(cost, 's3'))} |`,
+    );
   }
   console.log('\nWhere the calls go (per operation, averaged):');
   for (const cost of operations) {
-    console.log(`- ${cost.name}: ${[...cost.calls].map(([key, count]) => `${key} ${n(count)}`).join(', ')}; functions: ${[...cost.invocations].map(([key, count]) => `${key} ${n(count)}`).join(', ')}`);
+    console.log(
+      `- ${cost.name}: ${[...cost.calls].map(([key, count]) => `${key} ${n(count)}`).join(', ')}; functions: ${[...cost.invocations].map(([key, count]) => `${key} ${n(count)}`).join(', ')}`,
+    );
   }
-  console.log(`\nIdle, over ${idleSeconds} s: ${n(idle.agentPollsPerAgentHour)} long polls (ReceiveMessage) per agent per hour; ${n(idle.functionPollsPerHour)} per hour by the functions' queue pollers of the region`);
+  console.log(
+    `\nIdle, over ${idleSeconds} s: ${n(idle.agentPollsPerAgentHour)} long polls (ReceiveMessage) per agent per hour; ${n(idle.functionPollsPerHour)} per hour by the functions' queue pollers of the region`,
+  );
 
   const assumptions: Assumptions = {
     hosts: fleetHosts,
@@ -200,10 +243,17 @@ function printReport(operations: OperationCost[], idle: { agentPollsPerAgentHour
     resyncMinutes: 5,
   };
   const projection = projectAt(assumptions, { operations, twoHosts, fourHosts, ...idle, apiRequests, lambda, sum });
-  console.log(`\nProjected to ${fleetHosts.toLocaleString('en-US')} hosts (${assumptions.vmsPerHost} VMs each, VMs living ${assumptions.vmLifetimeDays} days, each migrated every ${1 / assumptions.migrationsPerVmPerDay} days, networks spanning ${assumptions.hostsPerNetwork} hosts, agents resyncing every ${assumptions.resyncMinutes} min), per 30-day month, us-east-1 list prices:`);
+  console.log(
+    `\nProjected to ${fleetHosts.toLocaleString('en-US')} hosts (${assumptions.vmsPerHost} VMs each, VMs living ${assumptions.vmLifetimeDays} days, each migrated every ${1 / assumptions.migrationsPerVmPerDay} days, networks spanning ${assumptions.hostsPerNetwork} hosts, agents resyncing every ${assumptions.resyncMinutes} min), per 30-day month, us-east-1 list prices:`,
+  );
   console.log('| what | per second | per month | $ per month |');
   console.log('|---|---:|---:|---:|');
-  for (const line of projection) console.log(`| ${line.what} | ${n(line.perSecond)} | ${(line.perSecond * 86_400 * 30 / 1e6).toFixed(0)} M | ${line.dollars.toFixed(0)} |`);
+  for (const line of projection)
+    console.log(`| ${line.what} | ${n(line.perSecond)} | ${((line.perSecond * 86_400 * 30) / 1e6).toFixed(0)} M | ${line.dollars.toFixed(0)} |`);
   console.log(`| total | | | ${projection.reduce((total, line) => total + line.dollars, 0).toFixed(0)} |`);
-  console.log(`\nPrices used: ${Object.entries(awsPrices).map(([key, value]) => `${key} $${value}`).join(', ')}`);
+  console.log(
+    `\nPrices used: ${Object.entries(awsPrices)
+      .map(([key, value]) => `${key} $${value}`)
+      .join(', ')}`,
+  );
 }

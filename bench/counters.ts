@@ -3,7 +3,10 @@ import type { LocalStack } from '../local/local-stack.ts';
 
 /** How often each function of the first region's runner has been invoked so far, by logical id (`ApiPostVms`, `FanOut`, …). */
 export async function functionInvocations(stack: LocalStack): Promise<Map<string, number>> {
-  const functions = (await (await fetch(new URL('/_local/functions', stack.runner.apiUrl))).json()) as Record<string, { functionName: string; invocations: number }>;
+  const functions = (await (await fetch(new URL('/_local/functions', stack.runner.apiUrl))).json()) as Record<
+    string,
+    { functionName: string; invocations: number }
+  >;
   // Stratoplane-us-east-1-ApiPostVms3F2A9C1B → ApiPostVms
   return new Map(Object.values(functions).map((fn) => [fn.functionName.slice(stack.runner.stackName.length + 1).replace(/[0-9A-F]{8}$/, ''), fn.invocations]));
 }
@@ -24,5 +27,10 @@ export function awsCallsByAction(totals: readonly AwsCallTotal[]): { calls: Map<
 
 /** What each count grew by between two readings, largest first; counts that did not grow are left out. */
 export function growth(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
-  return new Map([...after].map(([key, count]) => [key, count - (before.get(key) ?? 0)] as const).filter(([, count]) => count > 0).sort((a, b) => b[1] - a[1]));
+  return new Map(
+    [...after]
+      .map(([key, count]) => [key, count - (before.get(key) ?? 0)] as const)
+      .filter(([, count]) => count > 0)
+      .sort((a, b) => b[1] - a[1]),
+  );
 }

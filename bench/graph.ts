@@ -64,7 +64,10 @@ try {
     const vms = await inParallel(Array.from({ length: vmCount }), (_, i) =>
       asOperator.createVm({ body: { name: `vm-${i}`, networkId: networks[i % networkCount]!.networkId, hostId: hostIds[i % 2], tenantId: 'graph-bench' } }),
     );
-    await inParallel(vms.filter((_, i) => i % 5 === 0), (vm, i) => api.attachServiceAccount({ params: { vmId: vm.vmId }, body: { serviceAccountId: accounts[i % accountCount]!.serviceAccountId } }));
+    await inParallel(
+      vms.filter((_, i) => i % 5 === 0),
+      (vm, i) => api.attachServiceAccount({ params: { vmId: vm.vmId }, body: { serviceAccountId: accounts[i % accountCount]!.serviceAccountId } }),
+    );
     await inParallel(Array.from({ length: diskCount }), async (_, i) => {
       const disk = await api.createDisk({ body: { name: `disk-${i}`, sizeGiB: 10, projectId } });
       // Half the disks are in use by a VM, so the cascade has to wait for users.

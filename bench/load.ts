@@ -35,7 +35,13 @@ if (steps.some((n) => !(n >= 2)) || steps.some((n, i) => i > 0 && n <= steps[i -
 const stateDir = path.join(projectRoot, '.local-run', `bench-load-${process.pid}`);
 console.error(`starting the local control plane (one region, no agents yet)...`);
 // The counting proxy says what each step cost in AWS calls.
-const stack = await startLocalStack({ agentCount: 0, regions: ['us-east-1'], stateDir, awsProxy: true, log: (line) => line.startsWith('[local-aws]') && console.error(line) });
+const stack = await startLocalStack({
+  agentCount: 0,
+  regions: ['us-east-1'],
+  stateDir,
+  awsProxy: true,
+  log: (line) => line.startsWith('[local-aws]') && console.error(line),
+});
 const apiUrl = stack.runner.apiUrl;
 
 // ---- simulated hosts, in pool processes -------------------------------------------------------
@@ -84,7 +90,15 @@ async function addHosts(total: number): Promise<number> {
 function spawnPool(index: number): ChildProcess {
   const pool = fork(path.join(projectRoot, 'bench/agent-pool.ts'), [], {
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, AWS_ENDPOINT_URL: stack.aws.endpoint, AWS_REGION: stack.runner.region, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', STRATOPLANE_POOL_LOG: path.join(stateDir, `pool-${index}.log`) },
+    env: {
+      ...process.env,
+      AWS_ENDPOINT_URL: stack.aws.endpoint,
+      AWS_REGION: stack.runner.region,
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      STRATOPLANE_POOL_LOG: path.join(stateDir, `pool-${index}.log`),
+    },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   pool.on('message', (report: PoolReport) => {
@@ -119,7 +133,8 @@ function arrived(op: PendingOp, hostId: string, at: number) {
 
 /** A host that no longer runs a VM of the network will not be sent the endpoint: stop waiting for it. */
 function hostLeft(networkId: string, hostId: string) {
-  for (const ops of pendingByVm.values()) for (const op of ops) if (op.networkId === networkId && op.waiting.delete(hostId) && op.waiting.size === 0) settle(op);
+  for (const ops of pendingByVm.values())
+    for (const op of ops) if (op.networkId === networkId && op.waiting.delete(hostId) && op.waiting.size === 0) settle(op);
 }
 
 function settle(op: PendingOp) {
@@ -178,7 +193,15 @@ async function nextOperation(tenant: Tenant, step: Step) {
     if (!answer.ok) return;
     const vm = answer.body;
     tenant.vms.set(vm.vmId, { hostId: vm.hostId });
-    expectConvergence({ vmId: vm.vmId, version: vm.endpoint.version, networkId: tenant.networkId, answeredAt: Date.now(), waiting: hostsOf(tenant), lastAt: 0, step });
+    expectConvergence({
+      vmId: vm.vmId,
+      version: vm.endpoint.version,
+      networkId: tenant.networkId,
+      answeredAt: Date.now(),
+      waiting: hostsOf(tenant),
+      lastAt: 0,
+      step,
+    });
   } else if (roll < 0.75) {
     const vmId = ids[Math.floor(Math.random() * ids.length)]!;
     const from = tenant.vms.get(vmId)!.hostId;
@@ -204,12 +227,15 @@ async function nextOperation(tenant: Tenant, step: Step) {
 
 async function runStep(tenants: Tenant[], step: Step) {
   const deadline = Date.now() + seconds * 1000;
-  await Promise.all(tenants.map(async (tenant) => {
-    while (Date.now() < deadline) await nextOperation(tenant, step);
-  }));
+  await Promise.all(
+    tenants.map(async (tenant) => {
+      while (Date.now() < deadline) await nextOperation(tenant, step);
+    }),
+  );
   // What was answered last may still be on its way to the hosts.
   const settleBy = Date.now() + 30_000;
-  while (Date.now() < settleBy && [...pendingByVm.values()].some((ops) => ops.some((op) => op.step === step))) await new Promise((resolve) => setTimeout(resolve, 200));
+  while (Date.now() < settleBy && [...pendingByVm.values()].some((ops) => ops.some((op) => op.step === step)))
+    await new Promise((resolve) => setTimeout(resolve, 200));
   for (const [vmId, ops] of pendingByVm) {
     const others = ops.filter((op) => op.step !== step);
     step.notConverged += ops.length - others.length;
@@ -232,7 +258,9 @@ try {
   const tenants: Tenant[] = await Promise.all(
     Array.from({ length: tenantCount }, async (_, index) => {
       const api = createApiClient({ baseUrl: apiUrl, token: await stack.issueToken('tenant', `load-${index}`), timeoutMs: 120_000 });
-      const { networkId } = await api.createNetwork({ body: { name: 'load', cidr: `10.${100 + (index >> 4)}.${(index & 15) * 16}.0/20`, clientToken: 'load' } });
+      const { networkId } = await api.createNetwork({
+        body: { name: 'load', cidr: `10.${100 + (index >> 4)}.${(index & 15) * 16}.0/20`, clientToken: 'load' },
+      });
       return { index, api, networkId, vms: new Map(), made: 0 };
     }),
   );
@@ -241,19 +269,36 @@ try {
   for (const agents of steps) {
     console.error(`starting agents up to ${agents} (${Math.ceil(agents / perProcess)} process(es))...`);
     const registerMs = await addHosts(agents);
-    console.error(`${agents} agents running (the new ones registered and resynced in ${(registerMs / 1000).toFixed(1)} s); ${tenantCount} tenants for ${seconds} s...`);
+    console.error(
+      `${agents} agents running (the new ones registered and resynced in ${(registerMs / 1000).toFixed(1)} s); ${tenantCount} tenants for ${seconds} s...`,
+    );
     // No AWS calls are counted without the proxy (an emulator named by AWS_ENDPOINT_URL).
     const awsCalls = () => awsCallsByAction(stack.aws.proxy?.snapshot() ?? []).calls;
     const [callsBefore, invocationsBefore] = [awsCalls(), await functionInvocations(stack)];
-    const step: Step = { agents, registerMs, latency: { create: [], migrate: [], delete: [] }, errors: new Map(), convergence: [], notConverged: 0, superseded: 0, seconds, awsCalls: new Map(), invocations: new Map() };
+    const step: Step = {
+      agents,
+      registerMs,
+      latency: { create: [], migrate: [], delete: [] },
+      errors: new Map(),
+      convergence: [],
+      notConverged: 0,
+      superseded: 0,
+      seconds,
+      awsCalls: new Map(),
+      invocations: new Map(),
+    };
     await runStep(tenants, step);
     step.awsCalls = growth(awsCalls(), callsBefore);
     step.invocations = growth(await functionInvocations(stack), invocationsBefore);
     results.push(step);
   }
 
-  console.log(`\nbench:load  ${tenantCount} tenants, each one request after another (create / migrate / delete VMs, 3-12 VMs in its own network), ${seconds} s per step; simulated host agents, up to ${perProcess} per process`);
-  console.log('agents   requests  req/s   API p50   API p99 (ms)   create p99  migrate p99  delete p99   convergence p50   p99 (ms)   not converged  deleted first  errors');
+  console.log(
+    `\nbench:load  ${tenantCount} tenants, each one request after another (create / migrate / delete VMs, 3-12 VMs in its own network), ${seconds} s per step; simulated host agents, up to ${perProcess} per process`,
+  );
+  console.log(
+    'agents   requests  req/s   API p50   API p99 (ms)   create p99  migrate p99  delete p99   convergence p50   p99 (ms)   not converged  deleted first  errors',
+  );
   for (const step of results) {
     const all = allLatencies(step);
     const errors = [...step.errors.values()].reduce((sum, count) => sum + count, 0);
@@ -271,20 +316,34 @@ try {
   for (const step of results) for (const [error, count] of step.errors) console.log(`  at ${step.agents} agents: ${count} × ${error}`);
   for (const step of results) {
     const requests = operationsOf(step);
-    const perRequest = (counts: Map<string, number>) => [...counts].slice(0, 8).map(([key, count]) => `${key} ${(count / requests).toFixed(1)}`).join(', ');
+    const perRequest = (counts: Map<string, number>) =>
+      [...counts]
+        .slice(0, 8)
+        .map(([key, count]) => `${key} ${(count / requests).toFixed(1)}`)
+        .join(', ');
     const total = (counts: Map<string, number>) => [...counts.values()].reduce((sum, count) => sum + count, 0);
     console.log(`\nat ${step.agents} agents, per tenant request (everything that ran during the step, divided by the ${requests} requests):`);
-    const [emptyPolls, work] = [new Map([...step.awsCalls].filter(([key]) => key.endsWith('(empty)'))), new Map([...step.awsCalls].filter(([key]) => !key.endsWith('(empty)')))];
+    const [emptyPolls, work] = [
+      new Map([...step.awsCalls].filter(([key]) => key.endsWith('(empty)'))),
+      new Map([...step.awsCalls].filter(([key]) => !key.endsWith('(empty)'))),
+    ];
     console.log(`  function invocations ${(total(step.invocations) / requests).toFixed(1)}: ${perRequest(step.invocations)}`);
     console.log(`  AWS calls ${(total(work) / requests).toFixed(1)}: ${perRequest(work)}`);
-    console.log(`  and polls that found nothing, ${(total(emptyPolls) / step.seconds).toFixed(0)}/s: ${[...emptyPolls].map(([key, count]) => `${key} ${(count / step.seconds).toFixed(1)}/s`).join(', ')}`);
+    console.log(
+      `  and polls that found nothing, ${(total(emptyPolls) / step.seconds).toFixed(0)}/s: ${[...emptyPolls].map(([key, count]) => `${key} ${(count / step.seconds).toFixed(1)}/s`).join(', ')}`,
+    );
   }
 } finally {
-  await Promise.all(pools.map((pool) => new Promise<void>((resolve) => {
-    pool.once('exit', () => resolve());
-    pool.send({ type: 'stop' } satisfies PoolCommand);
-    setTimeout(() => pool.kill('SIGKILL'), 20_000).unref();
-  })));
+  await Promise.all(
+    pools.map(
+      (pool) =>
+        new Promise<void>((resolve) => {
+          pool.once('exit', () => resolve());
+          pool.send({ type: 'stop' } satisfies PoolCommand);
+          setTimeout(() => pool.kill('SIGKILL'), 20_000).unref();
+        }),
+    ),
+  );
   await stack.stop();
   rmSync(stateDir, { recursive: true, force: true });
 }

@@ -1,7 +1,14 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CreateQueueCommand, DeleteMessageBatchCommand, DeleteQueueCommand, ReceiveMessageCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  DeleteQueueCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { startLocalStack } from '../local/local-stack.ts';
 import { agentStatus } from '../host-agent/agent-control-client.ts';
 import { projectRoot } from '../local/processes.ts';
@@ -21,7 +28,8 @@ const { values } = parseArgs({
 const workerCount = Number(values.workers);
 const perWorker = Number(values.records);
 const batchSize = Number(values.batch);
-if (!(workerCount >= 1 && workerCount <= 64) || !(perWorker >= batchSize) || !(batchSize >= 1)) throw new Error('--workers 1-64, --batch >= 1, --records >= --batch');
+if (!(workerCount >= 1 && workerCount <= 64) || !(perWorker >= batchSize) || !(batchSize >= 1))
+  throw new Error('--workers 1-64, --batch >= 1, --records >= --batch');
 const RECORDS_PER_MESSAGE = 200;
 const headers = { 'metadata-flavor': 'Stratoplane' };
 const value = 'v'.repeat(64);
@@ -44,7 +52,8 @@ try {
     workers.map(async (worker) => {
       for (let waited = 0; waited < 30_000; waited += 100) {
         const metadataUrl = (await agentStatus(worker.agent.controlSocket)).vms[worker.vmId]?.metadataUrl;
-        if (metadataUrl && (await fetch(`${metadataUrl}/stratoplane/v1/shuffle/${job.jobId}/records`, { headers })).status === 200) return `${metadataUrl}/stratoplane/v1/shuffle/${job.jobId}`;
+        if (metadataUrl && (await fetch(`${metadataUrl}/stratoplane/v1/shuffle/${job.jobId}/records`, { headers })).status === 200)
+          return `${metadataUrl}/stratoplane/v1/shuffle/${job.jobId}`;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       throw new Error(`the host of ${worker.vmId} did not hear of the job within 30 s`);
@@ -56,7 +65,9 @@ try {
   await Promise.all(
     urls.map(async (url, index) => {
       for (let batch = 0; batch * batchSize < perWorker; batch++) {
-        const lines = Array.from({ length: batchSize }, (_, i) => JSON.stringify({ key: `key-${(index * perWorker + batch * batchSize + i) % 10_007}`, value }));
+        const lines = Array.from({ length: batchSize }, (_, i) =>
+          JSON.stringify({ key: `key-${(index * perWorker + batch * batchSize + i) % 10_007}`, value }),
+        );
         const response = await fetch(`${url}/records`, { method: 'POST', headers: { ...headers, 'x-batch-id': `b${batch}` }, body: lines.join('\n') });
         if (response.status !== 200) throw new Error(`send failed: ${response.status} ${await response.text()}`);
       }
@@ -85,7 +96,9 @@ try {
     Array.from({ length: senders }, async (_, sender) => {
       for (let i = sender * 10; i < messages; i += senders * 10) {
         const count = Math.min(10, messages - i);
-        await sqs.send(new SendMessageBatchCommand({ QueueUrl, Entries: Array.from({ length: count }, (_, index) => ({ Id: String(index), MessageBody: body })) }));
+        await sqs.send(
+          new SendMessageBatchCommand({ QueueUrl, Entries: Array.from({ length: count }, (_, index) => ({ Id: String(index), MessageBody: body })) }),
+        );
       }
     }),
   );
@@ -96,15 +109,26 @@ try {
       while (received < messages) {
         const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
         received += Messages.length;
-        if (Messages.length > 0) await sqs.send(new DeleteMessageBatchCommand({ QueueUrl, Entries: Messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle! })) }));
+        if (Messages.length > 0)
+          await sqs.send(
+            new DeleteMessageBatchCommand({
+              QueueUrl,
+              Entries: Messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle! })),
+            }),
+          );
       }
     }),
   );
   const rawDone = performance.now();
   await sqs.send(new DeleteQueueCommand({ QueueUrl }));
-  const rate = (records: number, ms: number) => `${Math.round(records / (ms / 1000)).toLocaleString('en-US').padStart(9)} records/s`;
+  const rate = (records: number, ms: number) =>
+    `${Math.round(records / (ms / 1000))
+      .toLocaleString('en-US')
+      .padStart(9)} records/s`;
 
-  console.log(`bench:shuffle  ${workerCount} workers on 2 hosts, ${total.toLocaleString('en-US')} records of ${value.length + 10} bytes in batches of ${batchSize}; ${RECORDS_PER_MESSAGE} records per SQS message`);
+  console.log(
+    `bench:shuffle  ${workerCount} workers on 2 hosts, ${total.toLocaleString('en-US')} records of ${value.length + 10} bytes in batches of ${batchSize}; ${RECORDS_PER_MESSAGE} records per SQS message`,
+  );
   console.log(`  end to end (first send → job complete, counts matched)   ${rate(total, (total / endToEnd) * 1000)}`);
   console.log(`    of which sending through the bridges took               ${((sentAt - started) / 1000).toFixed(2)} s`);
   console.log(`  raw SQS on this machine, same messages: send              ${rate(total, rawSent - rawStarted)}`);

@@ -48,7 +48,13 @@ const rawVerify = ratePerSecond(() => verify('sha256', sample, { key: publicKey,
 console.error('starting the local control plane with one host agent...');
 const stateDir = path.join(projectRoot, '.local-run', `bench-${process.pid}`);
 // The bench measures what a host can mint, not one VM's allowance (20/s): its agent lets a VM mint without a practical limit.
-const stack = await startLocalStack({ agentCount: 1, hostPrefix: 'tokens', stateDir, log: () => {}, agentEnv: { HOST_AGENT_METADATA_TOKENS_PER_SECOND: '100000' } });
+const stack = await startLocalStack({
+  agentCount: 1,
+  hostPrefix: 'tokens',
+  stateDir,
+  log: () => {},
+  agentEnv: { HOST_AGENT_METADATA_TOKENS_PER_SECOND: '100000' },
+});
 try {
   const [agent] = stack.agents;
   const api = await apiClient(stack, 'tenant', 'bench');
@@ -105,13 +111,19 @@ try {
   const verifyRate = verified / ((performance.now() - verifyStarted) / 1000);
 
   const format = (rate: number) => `${Math.round(rate).toLocaleString('en-US').padStart(9)} /s`;
-  console.log(`bench:tokens  ${seconds} s per figure, ${concurrency} concurrent metadata callers, token size ${tokens[0]!.length} bytes (credential ${String(decodeJws(tokens[0]!).payload.cred).length})`);
+  console.log(
+    `bench:tokens  ${seconds} s per figure, ${concurrency} concurrent metadata callers, token size ${tokens[0]!.length} bytes (credential ${String(decodeJws(tokens[0]!).payload.cred).length})`,
+  );
   console.log(`  raw node-crypto ES256 sign (ceiling for minting)        ${format(rawSign)}`);
-  console.log(`  minted in-process (mintVmToken, no HTTP)                ${format(mintedInProcess)}   ${((mintedInProcess / rawSign) * 100).toFixed(0)}% of the ceiling`);
+  console.log(
+    `  minted in-process (mintVmToken, no HTTP)                ${format(mintedInProcess)}   ${((mintedInProcess / rawSign) * 100).toFixed(0)}% of the ceiling`,
+  );
   console.log(`  minted by the host agent via the VM's metadata server   ${format(minted)}   ${((minted / rawSign) * 100).toFixed(0)}% of the ceiling`);
   console.log(`  raw node-crypto ES256 verify                             ${format(rawVerify)}`);
-  console.log(`  verified by VmTokenVerifier (chain, credential cached)  ${format(verifyRate)}   ${((verifyRate / rawVerify) * 100).toFixed(0)}% of raw verify`);
-  console.log('  (the agent, this client and the emulator share the machine\'s cores; minting makes no control-plane call per token)');
+  console.log(
+    `  verified by VmTokenVerifier (chain, credential cached)  ${format(verifyRate)}   ${((verifyRate / rawVerify) * 100).toFixed(0)}% of raw verify`,
+  );
+  console.log("  (the agent, this client and the emulator share the machine's cores; minting makes no control-plane call per token)");
 } finally {
   await stack.stop();
   rmSync(stateDir, { recursive: true, force: true });

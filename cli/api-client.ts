@@ -15,12 +15,26 @@ export function cliApiClient(settings: ApiSettings): ApiClient {
 export function cliErrorOf(error: unknown): unknown {
   if (error instanceof ApiUnreachableError) {
     const failure = error.cause as Error | undefined;
-    return new CliError(ExitCode.unavailable, `cannot reach ${error.baseUrl}: ${failure?.cause ?? failure?.message}`, 'check --api-url / STRATOPLANE_API_URL, and that the control plane runs (npm start)');
+    return new CliError(
+      ExitCode.unavailable,
+      `cannot reach ${error.baseUrl}: ${failure?.cause ?? failure?.message}`,
+      'check --api-url / STRATOPLANE_API_URL, and that the control plane runs (npm start)',
+    );
   }
   if (!(error instanceof ApiError)) return error;
   const message = `${error.method} ${error.path}: ${error.status} ${error.detail}`;
-  if (error.status === 401) return new CliError(ExitCode.refused, message, 'the token is missing, expired or not ours: set --token / STRATOPLANE_TOKEN (an operator issues one with `npm run -s issue-token -- --tenant <id>`)');
+  if (error.status === 401)
+    return new CliError(
+      ExitCode.refused,
+      message,
+      'the token is missing, expired or not ours: set --token / STRATOPLANE_TOKEN (an operator issues one with `npm run -s issue-token -- --tenant <id>`)',
+    );
   if (error.status === 403) return new CliError(ExitCode.refused, message, 'the token does not allow this; a tenant token with tenant:write can change things');
-  if (error.status >= 500) return new CliError(ExitCode.unavailable, message, `the control plane failed; ${error.retryAfterSeconds === undefined ? 'retry' : `retry after ${error.retryAfterSeconds} s`}, and if it persists look at its logs`);
+  if (error.status >= 500)
+    return new CliError(
+      ExitCode.unavailable,
+      message,
+      `the control plane failed; ${error.retryAfterSeconds === undefined ? 'retry' : `retry after ${error.retryAfterSeconds} s`}, and if it persists look at its logs`,
+    );
   return new CliError(ExitCode.refused, message);
 }

@@ -31,7 +31,12 @@ export async function uploadImage(api: ApiClient, file: string, name: string, pr
         body: Readable.toWeb(createReadStream(file, { start, end })) as ReadableStream,
         duplex: 'half',
       } as RequestInit);
-      if (!response.ok) throw new CliError(ExitCode.unavailable, `part ${partNumber}: S3 answered ${response.status} ${await response.text()}`, 'upload again: a new image is made each time');
+      if (!response.ok)
+        throw new CliError(
+          ExitCode.unavailable,
+          `part ${partNumber}: S3 answered ${response.status} ${await response.text()}`,
+          'upload again: a new image is made each time',
+        );
       parts.push({ partNumber, etag: response.headers.get('etag')! });
       progress(`uploaded ${parts.length}/${upload.parts.length} parts (${Math.round((parts.length / upload.parts.length) * 100)}%)`);
     }

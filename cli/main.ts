@@ -27,7 +27,11 @@ interface Command {
 }
 
 /** A page of up to 100, as a table of these columns. */
-const list = <Page>(read: (api: ApiClient, query: { limit: number }) => Promise<Page>, rows: (page: Page) => Record<string, unknown>[], columns: string[]): Command => ({
+const list = <Page>(
+  read: (api: ApiClient, query: { limit: number }) => Promise<Page>,
+  rows: (page: Page) => Record<string, unknown>[],
+  columns: string[],
+): Command => ({
   usage: 'list',
   async run({ api }) {
     const answer = await read(api, { limit: 100 });
@@ -68,7 +72,13 @@ const number = (options: Context['options'], name: string) => {
 };
 
 /** Polls until `done` says so, showing each new state on stderr; exit code 4 past the timeout. */
-async function waitFor<T>(context: Context, read: () => Promise<T>, describe: (value: T) => string, done: (value: T) => boolean, lookAgain = '`show`'): Promise<T> {
+async function waitFor<T>(
+  context: Context,
+  read: () => Promise<T>,
+  describe: (value: T) => string,
+  done: (value: T) => boolean,
+  lookAgain = '`show`',
+): Promise<T> {
   const timeoutSeconds = number(context.options, 'timeout') ?? 600;
   const deadline = Date.now() + timeoutSeconds * 1000;
   let last = '';
@@ -78,7 +88,12 @@ async function waitFor<T>(context: Context, read: () => Promise<T>, describe: (v
     if (line !== last) context.progress(line);
     last = line;
     if (done(value)) return value;
-    if (Date.now() > deadline) throw new CliError(ExitCode.timeout, `still not done after ${timeoutSeconds} s: ${line}`, `wait longer with --timeout, or look again later with ${lookAgain}`);
+    if (Date.now() > deadline)
+      throw new CliError(
+        ExitCode.timeout,
+        `still not done after ${timeoutSeconds} s: ${line}`,
+        `wait longer with --timeout, or look again later with ${lookAgain}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
@@ -87,24 +102,43 @@ const waitOption = { wait: { type: 'boolean' }, timeout: { type: 'string' } } as
 
 const commands: Record<string, Record<string, Command>> = {
   networks: {
-    list: list((api, query) => api.listNetworks({ query }), (page) => page.networks, ['networkId', 'name', 'cidr', 'region', 'projectId']),
+    list: list(
+      (api, query) => api.listNetworks({ query }),
+      (page) => page.networks,
+      ['networkId', 'name', 'cidr', 'region', 'projectId'],
+    ),
     show: show((api, networkId) => api.getNetwork({ params: { networkId } })),
     create: {
       usage: 'create --name NAME --cidr CIDR [--project ID]',
       options: { name: { type: 'string' }, cidr: { type: 'string' }, project: { type: 'string' } },
       async run({ api, options }) {
-        const network = await api.createNetwork({ body: { name: required(options, 'name'), cidr: required(options, 'cidr'), ...(options.project ? { projectId: required(options, 'project') } : {}) } });
+        const network = await api.createNetwork({
+          body: { name: required(options, 'name'), cidr: required(options, 'cidr'), ...(options.project ? { projectId: required(options, 'project') } : {}) },
+        });
         return { json: network, human: details(network) };
       },
     },
     delete: remove('network', (api, networkId) => api.deleteNetwork({ params: { networkId } })),
   },
   vms: {
-    list: list((api, query) => api.listVms({ query }), (page) => page.vms, ['vmId', 'name', 'state', 'ip', 'hostId', 'region', 'imageId']),
+    list: list(
+      (api, query) => api.listVms({ query }),
+      (page) => page.vms,
+      ['vmId', 'name', 'state', 'ip', 'hostId', 'region', 'imageId'],
+    ),
     show: show((api, vmId) => api.getVm({ params: { vmId } })),
     create: {
-      usage: 'create --name NAME --network ID [--spread-from VM,…] [--image ID] [--wait [--timeout S]]\n         operators: --host ID --tenant ID (tenants do not pick hosts; placement does)',
-      options: { name: { type: 'string' }, network: { type: 'string' }, host: { type: 'string' }, tenant: { type: 'string' }, 'spread-from': { type: 'string' }, image: { type: 'string' }, ...waitOption },
+      usage:
+        'create --name NAME --network ID [--spread-from VM,…] [--image ID] [--wait [--timeout S]]\n         operators: --host ID --tenant ID (tenants do not pick hosts; placement does)',
+      options: {
+        name: { type: 'string' },
+        network: { type: 'string' },
+        host: { type: 'string' },
+        tenant: { type: 'string' },
+        'spread-from': { type: 'string' },
+        image: { type: 'string' },
+        ...waitOption,
+      },
       async run(context) {
         const { api, options } = context;
         let vm = await api.createVm({
@@ -118,15 +152,22 @@ const commands: Record<string, Record<string, Command>> = {
           },
         });
         if (options.wait && vm.state === 'pending') {
-          vm = await waitFor(context, () => api.getVm({ params: { vmId: vm.vmId } }), (now) => `vm ${now.vmId}: ${now.state}${now.stateReason ? ` (${now.stateReason})` : ''}`, (now) => now.state !== 'pending');
-          if (vm.state === 'failed') throw new CliError(ExitCode.refused, `vm ${vm.vmId} failed: ${vm.stateReason}`, `delete it (\`vms delete ${vm.vmId}\`) and launch again`);
+          vm = await waitFor(
+            context,
+            () => api.getVm({ params: { vmId: vm.vmId } }),
+            (now) => `vm ${now.vmId}: ${now.state}${now.stateReason ? ` (${now.stateReason})` : ''}`,
+            (now) => now.state !== 'pending',
+          );
+          if (vm.state === 'failed')
+            throw new CliError(ExitCode.refused, `vm ${vm.vmId} failed: ${vm.stateReason}`, `delete it (\`vms delete ${vm.vmId}\`) and launch again`);
         }
         return { json: vm, human: details(vm) };
       },
     },
     delete: remove('vm', (api, vmId) => api.deleteVm({ params: { vmId } })),
     migrate: {
-      usage: 'migrate <id> [--spread-from VM,…] [--wait [--timeout S]]    (placement picks another host; --wait: until every host that needs the new tunnel endpoint holds it)\n         operators: --to HOST',
+      usage:
+        'migrate <id> [--spread-from VM,…] [--wait [--timeout S]]    (placement picks another host; --wait: until every host that needs the new tunnel endpoint holds it)\n         operators: --to HOST',
       takes: ['id'],
       options: { to: { type: 'string' }, 'spread-from': { type: 'string' }, ...waitOption },
       async run(context) {
@@ -144,7 +185,8 @@ const commands: Record<string, Record<string, Command>> = {
         const convergence = await waitFor(
           context,
           () => api.getVmConvergence({ params: { vmId: vm.vmId } }),
-          (now) => `held by ${now.hostsConverged}/${now.hostsTotal} hosts${now.pendingHostIds.length > 0 ? ` (waiting for ${now.pendingHostIds.slice(0, 5).join(', ')}${now.pendingHostIds.length > 5 ? ', …' : ''})` : ''}`,
+          (now) =>
+            `held by ${now.hostsConverged}/${now.hostsTotal} hosts${now.pendingHostIds.length > 0 ? ` (waiting for ${now.pendingHostIds.slice(0, 5).join(', ')}${now.pendingHostIds.length > 5 ? ', …' : ''})` : ''}`,
           // A later migration supersedes this one: its version counts too.
           (now) => now.converged && now.endpoint.version >= vm.endpoint.version,
           `\`vms convergence ${vm.vmId}\``,
@@ -153,7 +195,7 @@ const commands: Record<string, Record<string, Command>> = {
       },
     },
     convergence: {
-      usage: 'convergence <id>    (which hosts hold the VM\'s current tunnel endpoint)',
+      usage: "convergence <id>    (which hosts hold the VM's current tunnel endpoint)",
       takes: ['id'],
       async run({ api, args }) {
         const answer = await api.getVmConvergence({ params: { vmId: args[0]! } });
@@ -165,13 +207,22 @@ const commands: Record<string, Record<string, Command>> = {
       takes: ['id'],
       async run({ api, args }) {
         const answer = await api.getHostKeys({ params: { vmId: args[0]! } });
-        if (answer.keys.length === 0) throw new CliError(ExitCode.refused, `vm ${args[0]} has not published host keys yet`, 'they appear once the VM has booted and uploaded them; try again shortly');
+        if (answer.keys.length === 0)
+          throw new CliError(
+            ExitCode.refused,
+            `vm ${args[0]} has not published host keys yet`,
+            'they appear once the VM has booted and uploaded them; try again shortly',
+          );
         return { json: answer, human: answer.keys.map((key) => key.knownHostsLine).join('\n') };
       },
     },
   },
   disks: {
-    list: list((api, query) => api.listDisks({ query }), (page) => page.disks, ['diskId', 'name', 'state', 'sizeGiB', 'iops', 'throughputMiBps', 'attachedTo']),
+    list: list(
+      (api, query) => api.listDisks({ query }),
+      (page) => page.disks,
+      ['diskId', 'name', 'state', 'sizeGiB', 'iops', 'throughputMiBps', 'attachedTo'],
+    ),
     show: show((api, diskId) => api.getDisk({ params: { diskId } })),
     create: {
       usage: 'create --name NAME --size GIB [--iops N] [--throughput MIBPS] [--project ID]',
@@ -209,16 +260,30 @@ const commands: Record<string, Record<string, Command>> = {
     },
   },
   images: {
-    list: list((api, query) => api.listImages({ query }), (page) => page.images, ['imageId', 'name', 'state', 'sizeBytes', 'region']),
+    list: list(
+      (api, query) => api.listImages({ query }),
+      (page) => page.images,
+      ['imageId', 'name', 'state', 'sizeBytes', 'region'],
+    ),
     show: show((api, imageId) => api.getImage({ params: { imageId } })),
     upload: {
       usage: 'upload FILE --name NAME [--wait [--timeout S]]',
       takes: ['file'],
       options: { name: { type: 'string' }, ...waitOption },
       async run(context) {
-        let image: { imageId: string; state: string; failureReason?: string } = await uploadImage(context.api, context.args[0]!, required(context.options, 'name'), context.progress);
+        let image: { imageId: string; state: string; failureReason?: string } = await uploadImage(
+          context.api,
+          context.args[0]!,
+          required(context.options, 'name'),
+          context.progress,
+        );
         if (context.options.wait) {
-          image = await waitFor(context, () => context.api.getImage({ params: { imageId: image.imageId } }), (now) => `image ${now.imageId}: ${now.state}`, (now) => now.state !== 'verifying');
+          image = await waitFor(
+            context,
+            () => context.api.getImage({ params: { imageId: image.imageId } }),
+            (now) => `image ${now.imageId}: ${now.state}`,
+            (now) => now.state !== 'verifying',
+          );
           if (image.state === 'failed') throw new CliError(ExitCode.refused, `image ${image.imageId} failed: ${image.failureReason}`);
         }
         return { json: image, human: details(image) };
@@ -226,13 +291,19 @@ const commands: Record<string, Record<string, Command>> = {
     },
   },
   'service-accounts': {
-    list: list((api, query) => api.listServiceAccounts({ query }), (page) => page.serviceAccounts, ['serviceAccountId', 'name', 'projectId']),
+    list: list(
+      (api, query) => api.listServiceAccounts({ query }),
+      (page) => page.serviceAccounts,
+      ['serviceAccountId', 'name', 'projectId'],
+    ),
     show: show((api, serviceAccountId) => api.getServiceAccount({ params: { serviceAccountId } })),
     create: {
       usage: 'create --name NAME [--project ID]',
       options: { name: { type: 'string' }, project: { type: 'string' } },
       async run({ api, options }) {
-        const account = await api.createServiceAccount({ body: { name: required(options, 'name'), ...(options.project ? { projectId: required(options, 'project') } : {}) } });
+        const account = await api.createServiceAccount({
+          body: { name: required(options, 'name'), ...(options.project ? { projectId: required(options, 'project') } : {}) },
+        });
         return { json: account, human: details(account) };
       },
     },
@@ -241,7 +312,9 @@ const commands: Record<string, Record<string, Command>> = {
 };
 
 function usage(): string {
-  const lines = Object.entries(commands).flatMap(([resource, actions]) => Object.values(actions).map((command) => `  stratoplane ${resource} ${command.usage}`));
+  const lines = Object.entries(commands).flatMap(([resource, actions]) =>
+    Object.values(actions).map((command) => `  stratoplane ${resource} ${command.usage}`),
+  );
   return `usage: stratoplane <resource> <action> [options] [--json]
 ${lines.join('\n')}
 
@@ -256,7 +329,8 @@ async function main(argv: string[]): Promise<number> {
     return resource ? ExitCode.ok : ExitCode.usage;
   }
   const command = commands[resource]?.[action ?? ''];
-  if (!command) throw new CliError(ExitCode.usage, `unknown command: ${[resource, action].filter(Boolean).join(' ')}`, 'run `stratoplane --help` for the commands');
+  if (!command)
+    throw new CliError(ExitCode.usage, `unknown command: ${[resource, action].filter(Boolean).join(' ')}`, 'run `stratoplane --help` for the commands');
   const parsed = (() => {
     try {
       return parseArgs({
@@ -269,12 +343,22 @@ async function main(argv: string[]): Promise<number> {
     }
   })();
   const takes = command.takes ?? [];
-  if (parsed.positionals.length !== takes.length) throw new CliError(ExitCode.usage, `${resource} ${action} takes ${takes.length ? takes.map((name) => `<${name}>`).join(' ') : 'no arguments'}`, `usage: stratoplane ${resource} ${command.usage}`);
+  if (parsed.positionals.length !== takes.length)
+    throw new CliError(
+      ExitCode.usage,
+      `${resource} ${action} takes ${takes.length ? takes.map((name) => `<${name}>`).join(' ') : 'no arguments'}`,
+      `usage: stratoplane ${resource} ${command.usage}`,
+    );
   const settings = {
     apiUrl: (parsed.values['api-url'] as string | undefined) ?? process.env.STRATOPLANE_API_URL ?? 'http://127.0.0.1:3000/v1',
     token: (parsed.values.token as string | undefined) ?? process.env.STRATOPLANE_TOKEN ?? '',
   };
-  if (!settings.token) throw new CliError(ExitCode.usage, 'no token', 'set STRATOPLANE_TOKEN or --token (npm start prints a tenant token; operators issue more with `npm run -s issue-token -- --tenant <id>`)');
+  if (!settings.token)
+    throw new CliError(
+      ExitCode.usage,
+      'no token',
+      'set STRATOPLANE_TOKEN or --token (npm start prints a tenant token; operators issue more with `npm run -s issue-token -- --tenant <id>`)',
+    );
   const json = parsed.values.json === true;
   const output = await command
     .run({

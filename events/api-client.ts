@@ -44,7 +44,9 @@ export type RequestArgs<Id extends OperationId> = {} extends ApiRequest<Id> ? [r
 /** The names the API gives its error statuses (`errorStatuses`, `bodyErrorStatuses`); `Unexpected` for any other status or an answer that is not what the operation describes. */
 export type ApiErrorCode = (typeof errorStatuses)[keyof typeof errorStatuses][0] | (typeof bodyErrorStatuses)[keyof typeof bodyErrorStatuses][0] | 'Unexpected';
 
-const codes: Record<number, ApiErrorCode> = Object.fromEntries([...Object.entries(errorStatuses), ...Object.entries(bodyErrorStatuses)].map(([status, [code]]) => [status, code]));
+const codes: Record<number, ApiErrorCode> = Object.fromEntries(
+  [...Object.entries(errorStatuses), ...Object.entries(bodyErrorStatuses)].map(([status, [code]]) => [status, code]),
+);
 
 /** The API answered, but not with success (or not with what the operation describes). */
 export class ApiError extends Error {
@@ -171,7 +173,8 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       error: new ApiError(operationId, operation.method, path, response.status, code, detail, parseRetryAfter(response.headers.get('retry-after'))),
     });
     if (!response.ok) {
-      const message = typeof (body as { message?: unknown } | undefined)?.message === 'string' ? (body as { message: string }).message : text || response.statusText;
+      const message =
+        typeof (body as { message?: unknown } | undefined)?.message === 'string' ? (body as { message: string }).message : text || response.statusText;
       return fail(codes[response.status] ?? 'Unexpected', message);
     }
     if (!described) return fail('Unexpected', `status ${response.status} is not one ${operationId} answers with: ${text.slice(0, 200)}`);
@@ -190,6 +193,8 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     return answer.body as ApiResponse<Id>;
   }
 
-  const methods = Object.fromEntries((Object.keys(operations) as OperationId[]).map((operationId) => [operationId, (...args: RequestArgs<OperationId>) => call(operationId, ...(args as []))]));
+  const methods = Object.fromEntries(
+    (Object.keys(operations) as OperationId[]).map((operationId) => [operationId, (...args: RequestArgs<OperationId>) => call(operationId, ...(args as []))]),
+  );
   return { ...methods, call, send } as ApiClient;
 }

@@ -33,14 +33,25 @@ export const CreateVmRequest = z.strictObject({
    * Operators only (scope `operator`): run the VM on this host. Tenants do not pick physical hosts:
    * a tenant token that names one is refused (403); placement picks a host with room.
    */
-  hostId: resourceId.optional().describe('Operators only (scope operator): the host to run the VM on. Tenants do not pick hosts: a tenant token that sends one is refused (403); leave it out and placement picks a host with room.'),
+  hostId: resourceId
+    .optional()
+    .describe(
+      'Operators only (scope operator): the host to run the VM on. Tenants do not pick hosts: a tenant token that sends one is refused (403); leave it out and placement picks a host with room.',
+    ),
   /** Operators only, and required with an operator token: the tenant the VM is created for. */
   tenantId: resourceId.optional().describe('Operators only, and required with an operator token: the tenant the VM is created for.'),
   /**
    * Anti-affinity between a tenant's own VMs: placement keeps the new VM off every host that runs
    * one of these VMs (the caller's), or refuses (409) when no host with room is left.
    */
-  spreadFrom: z.array(resourceId).min(1).max(16).optional().describe("Anti-affinity between the tenant's own VMs: placement keeps this VM off every host that runs one of these VMs (409 when no other host has room)."),
+  spreadFrom: z
+    .array(resourceId)
+    .min(1)
+    .max(16)
+    .optional()
+    .describe(
+      "Anti-affinity between the tenant's own VMs: placement keeps this VM off every host that runs one of these VMs (409 when no other host has room).",
+    ),
   /**
    * The image the VM starts from. An image uploaded in another region is copied here first: the
    * VM is `pending` until the copy is verified, then `running` (or `failed`, with the reason).
@@ -56,7 +67,11 @@ export const MigrateVmRequest = z.strictObject({
    * Operators only (scope `operator`): the host to move the VM to. Tenants leave it out (a tenant
    * token that names one is refused, 403) and placement picks another host with room.
    */
-  targetHostId: resourceId.optional().describe('Operators only (scope operator): the host to move the VM to. Tenants leave it out (a tenant token that sends one is refused, 403): placement picks another host with room.'),
+  targetHostId: resourceId
+    .optional()
+    .describe(
+      'Operators only (scope operator): the host to move the VM to. Tenants leave it out (a tenant token that sends one is refused, 403): placement picks another host with room.',
+    ),
   /** As in create: placement keeps the VM off the hosts of these VMs of the caller's. */
   spreadFrom: z.array(resourceId).min(1).max(16).optional().describe("As in create: placement keeps the VM off the hosts of these VMs of the tenant's."),
 });
@@ -67,7 +82,10 @@ export type MigrateVmRequest = z.infer<typeof MigrateVmRequest>;
  * version it now holds. Agents send these in batches; they make a migration's progress visible.
  */
 export const AcknowledgeEndpointsRequest = z.strictObject({
-  acks: z.array(z.strictObject({ vmId: resourceId, version: z.int().min(1) })).min(1).max(100),
+  acks: z
+    .array(z.strictObject({ vmId: resourceId, version: z.int().min(1) }))
+    .min(1)
+    .max(100),
 });
 export type AcknowledgeEndpointsRequest = z.infer<typeof AcknowledgeEndpointsRequest>;
 
@@ -77,7 +95,8 @@ export const PublishHostKeysRequest = z.strictObject({
     .array(
       z.string().min(1).max(8192).meta({
         pattern: '^\\s*(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa)\\s+[A-Za-z0-9+/]+={0,2}(\\s.*)?$',
-        description: 'One OpenSSH public key line, `<type> <base64 key blob> [comment]`: the blob must be a public key of that type in SSH wire format (an ssh-ed25519 key is 32 bytes); the comment is dropped.',
+        description:
+          'One OpenSSH public key line, `<type> <base64 key blob> [comment]`: the blob must be a public key of that type in SSH wire format (an ssh-ed25519 key is 32 bytes); the comment is dropped.',
       }),
     )
     .min(1)
@@ -132,7 +151,9 @@ export const ListQuery = z.strictObject({
 export const ListVmsQuery = ListQuery.extend({
   networkId: resourceId.optional().describe("Tenants only: the tenant's VMs on this network. An operator lists by hostId alone (400 with networkId)."),
   /** Operators only, and required with an operator token: the VMs of every tenant on this host. */
-  hostId: resourceId.optional().describe("Operators only, and required with an operator token: every tenant's VMs on this host. A tenant token that sends it is refused (403)."),
+  hostId: resourceId
+    .optional()
+    .describe("Operators only, and required with an operator token: every tenant's VMs on this host. A tenant token that sends it is refused (403)."),
 });
 export type ListVmsQuery = z.infer<typeof ListVmsQuery>;
 
@@ -145,10 +166,14 @@ export const RevokeTokenRequest = z
       .max(4096)
       .meta({
         pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
-        description: 'The token, a compact JWS as issue-token printed it: its header (ES256, with typ and kid) and its payload (with jti) must be base64url JSON; the signature is not checked, revoking a forged token revokes its jti alone.',
+        description:
+          'The token, a compact JWS as issue-token printed it: its header (ES256, with typ and kid) and its payload (with jti) must be base64url JSON; the signature is not checked, revoking a forged token revokes its jti alone.',
       })
       .optional(),
-    jti: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be a token id as issue-token prints it').optional(),
+    jti: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be a token id as issue-token prints it')
+      .optional(),
     reason: z.string().min(1).max(500).optional(),
   })
   .refine((body) => (body.token === undefined) !== (body.jti === undefined), 'give the token or its jti, one of the two')

@@ -28,21 +28,28 @@ const ratioRules =
 const iops = z.int().min(DISK_LIMITS.baselineIops).max(DISK_LIMITS.maxIops);
 const throughputMiBps = z.int().min(DISK_LIMITS.baselineThroughputMiBps).max(DISK_LIMITS.maxThroughputMiBps);
 
-export const CreateDiskRequest = z.strictObject({
-  name: z.string().min(1).max(128),
-  /** The project that owns it; the tenant's default project when absent. */
-  projectId: resourceId.optional(),
-  sizeGiB,
-  iops: iops.default(DISK_LIMITS.baselineIops),
-  throughputMiBps: throughputMiBps.default(DISK_LIMITS.baselineThroughputMiBps),
-  clientToken: clientToken.optional(),
-}).meta({ description: `A disk's size, IOPS (default ${DISK_LIMITS.baselineIops}) and throughput (default ${DISK_LIMITS.baselineThroughputMiBps} MiB/s). ${ratioRules}` });
+export const CreateDiskRequest = z
+  .strictObject({
+    name: z.string().min(1).max(128),
+    /** The project that owns it; the tenant's default project when absent. */
+    projectId: resourceId.optional(),
+    sizeGiB,
+    iops: iops.default(DISK_LIMITS.baselineIops),
+    throughputMiBps: throughputMiBps.default(DISK_LIMITS.baselineThroughputMiBps),
+    clientToken: clientToken.optional(),
+  })
+  .meta({
+    description: `A disk's size, IOPS (default ${DISK_LIMITS.baselineIops}) and throughput (default ${DISK_LIMITS.baselineThroughputMiBps} MiB/s). ${ratioRules}`,
+  });
 export type CreateDiskRequest = z.infer<typeof CreateDiskRequest>;
 
 /** Any of the three, independently; the ratio rules are checked on the result. */
 export const ModifyDiskRequest = z
   .strictObject({ sizeGiB: sizeGiB.optional(), iops: iops.optional(), throughputMiBps: throughputMiBps.optional() })
-  .refine((body) => body.sizeGiB !== undefined || body.iops !== undefined || body.throughputMiBps !== undefined, 'give at least one of sizeGiB, iops, throughputMiBps')
+  .refine(
+    (body) => body.sizeGiB !== undefined || body.iops !== undefined || body.throughputMiBps !== undefined,
+    'give at least one of sizeGiB, iops, throughputMiBps',
+  )
   .meta({
     minProperties: 1,
     description: `At least one of sizeGiB, iops, throughputMiBps; what is left out stays. The size only grows (rule size-grows-only: a smaller sizeGiB than the disk's is refused, 400). The rules apply to the disk as it would be after the change. ${ratioRules}`,

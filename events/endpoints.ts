@@ -67,8 +67,6 @@ export type NetworkChange = z.infer<typeof NetworkChange>;
 /** What a host agent fetches on start: every network it is a member of, whole. */
 export const ForwardingTableResponse = z.strictObject({
   hostId: resourceId,
-  networks: z.array(
-    z.strictObject({ networkId: resourceId, epoch: z.int().min(1), entries: z.array(EndpointEntry) }),
-  ),
+  networks: z.array(z.strictObject({ networkId: resourceId, epoch: z.int().min(1), entries: z.array(EndpointEntry) })),
 });
 export type ForwardingTableResponse = z.infer<typeof ForwardingTableResponse>;

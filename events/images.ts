@@ -16,7 +16,10 @@ export const CompleteImageUploadRequest = z.strictObject({
     .array(z.strictObject({ partNumber: z.int().min(1).max(10_000), etag: z.string().min(1).max(128) }))
     .min(1)
     .max(10_000)
-    .meta({ description: 'Every part of the upload, 1 to the number of parts created answered, each once, with the ETag S3 answered for its PUT; anything else is refused (400).' }),
+    .meta({
+      description:
+        'Every part of the upload, 1 to the number of parts created answered, each once, with the ETag S3 answered for its PUT; anything else is refused (400).',
+    }),
 });
 export type CompleteImageUploadRequest = z.infer<typeof CompleteImageUploadRequest>;
 

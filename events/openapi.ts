@@ -14,24 +14,45 @@ const errorResponse = (description: string) => ({ description, content: { 'appli
 
 type ErrorStatus = readonly [name: string, description: string, options?: { body: false }];
 const errorResponses = Object.fromEntries(
-  [...Object.values<ErrorStatus>(errorStatuses), ...Object.values<ErrorStatus>(bodyErrorStatuses)].map(([name, description, options]) => [name, options?.body === false ? { description } : errorResponse(description)]),
+  [...Object.values<ErrorStatus>(errorStatuses), ...Object.values<ErrorStatus>(bodyErrorStatuses)].map(([name, description, options]) => [
+    name,
+    options?.body === false ? { description } : errorResponse(description),
+  ]),
 );
-const references = (statuses: Record<number, ErrorStatus>) => Object.fromEntries(Object.entries(statuses).map(([status, [name]]) => [status, { $ref: `#/components/responses/${name}` }]));
+const references = (statuses: Record<number, ErrorStatus>) =>
+  Object.fromEntries(Object.entries(statuses).map(([status, [name]]) => [status, { $ref: `#/components/responses/${name}` }]));
 const commonErrors = references(errorStatuses);
 const bodyErrors = references(bodyErrorStatuses);
 
 function parameters(operation: Operation) {
-  const path = Object.entries((jsonSchemaOf(operation.params, 'input').properties ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({ name, in: 'path', required: true, schema }));
+  const path = Object.entries((jsonSchemaOf(operation.params, 'input').properties ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({
+    name,
+    in: 'path',
+    required: true,
+    schema,
+  }));
   if (!operation.query) return path;
   const query = jsonSchemaOf(operation.query, 'input');
   const required = new Set((query.required ?? []) as string[]);
-  return [...path, ...Object.entries((query.properties ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({ name, in: 'query', required: required.has(name), schema }))];
+  return [
+    ...path,
+    ...Object.entries((query.properties ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({
+      name,
+      in: 'query',
+      required: required.has(name),
+      schema,
+    })),
+  ];
 }
 
 /** One tag per area of the API, by the first segment of its paths; each operation carries its area's. */
 export const tags = [
   { name: 'api', segment: 'openapi.json', description: 'This description of the API' },
-  { name: 'hosts', segment: 'hosts', description: "Hosts and what their agents fetch and report: forwarding tables, VMs' keys, configurations, credentials, shuffle progress" },
+  {
+    name: 'hosts',
+    segment: 'hosts',
+    description: "Hosts and what their agents fetch and report: forwarding tables, VMs' keys, configurations, credentials, shuffle progress",
+  },
   { name: 'networks', segment: 'networks', description: 'Virtual networks and which networks may connect to each' },
   { name: 'vms', segment: 'vms', description: 'Virtual machines: placement, migration, connections, egress policies, attributes, service accounts, host keys' },
   { name: 'service-accounts', segment: 'service-accounts', description: 'Service accounts VMs act as' },
@@ -61,7 +82,10 @@ function describe(operation: Operation) {
     ...(operation.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchemaOf(operation.body, 'input') } } } } : {}),
     responses: {
       ...Object.fromEntries(
-        Object.entries(operation.responses).map(([status, { description, body }]) => [status, body ? { description, content: { 'application/json': { schema: jsonSchemaOf(body, 'output') } } } : { description }]),
+        Object.entries(operation.responses).map(([status, { description, body }]) => [
+          status,
+          body ? { description, content: { 'application/json': { schema: jsonSchemaOf(body, 'output') } } } : { description },
+        ]),
       ),
       ...commonErrors,
       ...(operation.body ? bodyErrors : {}),

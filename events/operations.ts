@@ -58,7 +58,9 @@ const pathParameterNames = (path: string) => [...path.matchAll(/\{(\w+)\}/g)].ma
 
 function operation<Route extends `${HttpMethod} /${string}`, Spec extends OperationSpec>(route: Route, spec: Spec) {
   const [method, path] = route.split(' ') as [HttpMethod, string];
-  const params = z.strictObject(Object.fromEntries(pathParameterNames(path).map((name) => [name, resourceId]))) as unknown as z.ZodType<Record<ParamNames<Route>, string>>;
+  const params = z.strictObject(Object.fromEntries(pathParameterNames(path).map((name) => [name, resourceId]))) as unknown as z.ZodType<
+    Record<ParamNames<Route>, string>
+  >;
   return { method, path, params, ...spec };
 }
 
@@ -70,73 +72,327 @@ const quotaDefaults = `${DEFAULT_QUOTAS.vms} VMs, ${DEFAULT_QUOTAS.disks} disks,
 const diskRules = `IOPS and throughput above the baseline (${DISK_LIMITS.baselineIops} IOPS, ${DISK_LIMITS.baselineThroughputMiBps} MiB/s) are tied by two rules, refused with 400 naming the rule: iops-per-gib, at most ${DISK_LIMITS.maxIopsPerGiB} IOPS per GiB of size; throughput-per-iops, at most ${DISK_LIMITS.maxThroughputPerIops} MiB/s per IOPS.`;
 
 const specs = {
-  getApiDescription: operation('GET /openapi.json', { summary: 'This description of the API (OpenAPI 3.1)', scopes: anyCaller, responses: { 200: { description: 'the OpenAPI document', body: responses.ApiDescription } } }),
+  getApiDescription: operation('GET /openapi.json', {
+    summary: 'This description of the API (OpenAPI 3.1)',
+    scopes: anyCaller,
+    responses: { 200: { description: 'the OpenAPI document', body: responses.ApiDescription } },
+  }),
 
-  registerHost: operation('POST /hosts', { summary: 'Register a host (again with the same address: no change)', scopes: ['operator', 'host'], body: RegisterHostRequest, responses: { 200: { description: 'already registered', body: responses.Host }, 201: { description: 'registered', body: responses.Host } } }),
-  listHosts: operation('GET /hosts', { summary: 'List hosts', scopes: ['operator'], responses: { 200: { description: 'the hosts', body: responses.HostList } } }),
-  getForwardingTable: operation('GET /hosts/{hostId}/forwarding-table', { summary: 'Every network the host is a member of, whole', scopes: ['host', 'operator'], responses: { 200: { description: 'the forwarding table', body: responses.ForwardingTable } } }),
-  acknowledgeEndpoints: operation('POST /hosts/{hostId}/endpoint-acks', { summary: 'Endpoint versions the host agent has applied (its latest per VM)', scopes: ['host'], body: AcknowledgeEndpointsRequest, responses: { 204: { description: 'recorded' } } }),
-  publishHostKeys: operation('PUT /hosts/{hostId}/vms/{vmId}/host-keys', { summary: "Publish a VM's SSH host keys (only its current host)", scopes: ['host'], body: PublishHostKeysRequest, responses: { 200: { description: 'published, with an attestation', body: responses.HostKeys } } }),
-  issueHostCredentials: operation('POST /hosts/{hostId}/service-account-credentials', { summary: 'Long-term service-account credentials bound to the agent key', scopes: ['host'], body: IssueHostCredentialsRequest, responses: { 200: { description: 'one credential per VM with an attached account, naming that VM alone', body: responses.HostCredentials } } }),
-  getHostPairKeys: operation('GET /hosts/{hostId}/vm-pair-keys', { summary: "Ciphertexts of the host's VMs' pair secrets", scopes: ['host'], responses: { 200: { description: 'the wrapped keys', body: responses.HostPairKeys } } }),
-  getHostVmConfigs: operation('GET /hosts/{hostId}/vm-configs', { summary: 'Egress policies and attributes of the VMs on the host', scopes: ['host'], responses: { 200: { description: 'the VM configurations', body: responses.HostVmConfigs } } }),
-  reportShuffleWorker: operation('PUT /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}', { summary: "What a worker's host reports of it (absolute numbers)", scopes: ['host'], body: ShuffleWorkerReport, responses: { 200: { description: 'the job as it stands', body: responses.ShuffleJob } } }),
+  registerHost: operation('POST /hosts', {
+    summary: 'Register a host (again with the same address: no change)',
+    scopes: ['operator', 'host'],
+    body: RegisterHostRequest,
+    responses: { 200: { description: 'already registered', body: responses.Host }, 201: { description: 'registered', body: responses.Host } },
+  }),
+  listHosts: operation('GET /hosts', {
+    summary: 'List hosts',
+    scopes: ['operator'],
+    responses: { 200: { description: 'the hosts', body: responses.HostList } },
+  }),
+  getForwardingTable: operation('GET /hosts/{hostId}/forwarding-table', {
+    summary: 'Every network the host is a member of, whole',
+    scopes: ['host', 'operator'],
+    responses: { 200: { description: 'the forwarding table', body: responses.ForwardingTable } },
+  }),
+  acknowledgeEndpoints: operation('POST /hosts/{hostId}/endpoint-acks', {
+    summary: 'Endpoint versions the host agent has applied (its latest per VM)',
+    scopes: ['host'],
+    body: AcknowledgeEndpointsRequest,
+    responses: { 204: { description: 'recorded' } },
+  }),
+  publishHostKeys: operation('PUT /hosts/{hostId}/vms/{vmId}/host-keys', {
+    summary: "Publish a VM's SSH host keys (only its current host)",
+    scopes: ['host'],
+    body: PublishHostKeysRequest,
+    responses: { 200: { description: 'published, with an attestation', body: responses.HostKeys } },
+  }),
+  issueHostCredentials: operation('POST /hosts/{hostId}/service-account-credentials', {
+    summary: 'Long-term service-account credentials bound to the agent key',
+    scopes: ['host'],
+    body: IssueHostCredentialsRequest,
+    responses: { 200: { description: 'one credential per VM with an attached account, naming that VM alone', body: responses.HostCredentials } },
+  }),
+  getHostPairKeys: operation('GET /hosts/{hostId}/vm-pair-keys', {
+    summary: "Ciphertexts of the host's VMs' pair secrets",
+    scopes: ['host'],
+    responses: { 200: { description: 'the wrapped keys', body: responses.HostPairKeys } },
+  }),
+  getHostVmConfigs: operation('GET /hosts/{hostId}/vm-configs', {
+    summary: 'Egress policies and attributes of the VMs on the host',
+    scopes: ['host'],
+    responses: { 200: { description: 'the VM configurations', body: responses.HostVmConfigs } },
+  }),
+  reportShuffleWorker: operation('PUT /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}', {
+    summary: "What a worker's host reports of it (absolute numbers)",
+    scopes: ['host'],
+    body: ShuffleWorkerReport,
+    responses: { 200: { description: 'the job as it stands', body: responses.ShuffleJob } },
+  }),
 
-  createNetwork: operation('POST /networks', { summary: 'Create a network', scopes: tenantWrite, body: CreateNetworkRequest, responses: { 201: { description: 'created', body: responses.Network } } }),
-  listNetworks: operation('GET /networks', { summary: 'List networks', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of networks', body: responses.NetworkList } } }),
-  getNetwork: operation('GET /networks/{networkId}', { summary: 'Show a network', scopes: tenantRead, responses: { 200: { description: 'the network', body: responses.Network } } }),
-  deleteNetwork: operation('DELETE /networks/{networkId}', { summary: 'Delete a network no VM uses', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
-  allowSource: operation('PUT /networks/{networkId}/allowed-sources/{sourceNetworkId}', { summary: 'Let VMs of the source network connect to this one', scopes: tenantWrite, responses: { 200: { description: 'allowed', body: responses.AllowedSource } } }),
-  disallowSource: operation('DELETE /networks/{networkId}/allowed-sources/{sourceNetworkId}', { summary: 'Take that permission back', scopes: tenantWrite, responses: { 204: { description: 'no longer allowed' } } }),
-  listAllowedSources: operation('GET /networks/{networkId}/allowed-sources', { summary: 'Networks allowed to connect to this one', scopes: tenantRead, responses: { 200: { description: 'the allowed sources', body: responses.AllowedSourceList } } }),
+  createNetwork: operation('POST /networks', {
+    summary: 'Create a network',
+    scopes: tenantWrite,
+    body: CreateNetworkRequest,
+    responses: { 201: { description: 'created', body: responses.Network } },
+  }),
+  listNetworks: operation('GET /networks', {
+    summary: 'List networks',
+    scopes: tenantRead,
+    query: ListQuery,
+    responses: { 200: { description: 'a page of networks', body: responses.NetworkList } },
+  }),
+  getNetwork: operation('GET /networks/{networkId}', {
+    summary: 'Show a network',
+    scopes: tenantRead,
+    responses: { 200: { description: 'the network', body: responses.Network } },
+  }),
+  deleteNetwork: operation('DELETE /networks/{networkId}', {
+    summary: 'Delete a network no VM uses',
+    scopes: tenantWrite,
+    responses: { 204: { description: 'deleted' } },
+  }),
+  allowSource: operation('PUT /networks/{networkId}/allowed-sources/{sourceNetworkId}', {
+    summary: 'Let VMs of the source network connect to this one',
+    scopes: tenantWrite,
+    responses: { 200: { description: 'allowed', body: responses.AllowedSource } },
+  }),
+  disallowSource: operation('DELETE /networks/{networkId}/allowed-sources/{sourceNetworkId}', {
+    summary: 'Take that permission back',
+    scopes: tenantWrite,
+    responses: { 204: { description: 'no longer allowed' } },
+  }),
+  listAllowedSources: operation('GET /networks/{networkId}/allowed-sources', {
+    summary: 'Networks allowed to connect to this one',
+    scopes: tenantRead,
+    responses: { 200: { description: 'the allowed sources', body: responses.AllowedSourceList } },
+  }),
 
-  createVm: operation('POST /vms', { summary: 'Create a VM (pending while its image is copied from another region); placement picks its host, operators may name one (hostId) for a tenant (tenantId)', scopes: [...tenantWrite, 'operator'], body: CreateVmRequest, responses: { 201: { description: 'created', body: responses.Vm } } }),
-  listVms: operation('GET /vms', { summary: "List VMs: a tenant's own, or (operators) every tenant's on one host (hostId)", scopes: [...tenantRead, 'operator'], query: ListVmsQuery, responses: { 200: { description: 'a page of VMs', body: responses.VmList } } }),
+  createVm: operation('POST /vms', {
+    summary:
+      'Create a VM (pending while its image is copied from another region); placement picks its host, operators may name one (hostId) for a tenant (tenantId)',
+    scopes: [...tenantWrite, 'operator'],
+    body: CreateVmRequest,
+    responses: { 201: { description: 'created', body: responses.Vm } },
+  }),
+  listVms: operation('GET /vms', {
+    summary: "List VMs: a tenant's own, or (operators) every tenant's on one host (hostId)",
+    scopes: [...tenantRead, 'operator'],
+    query: ListVmsQuery,
+    responses: { 200: { description: 'a page of VMs', body: responses.VmList } },
+  }),
   getVm: operation('GET /vms/{vmId}', { summary: 'Show a VM', scopes: tenantRead, responses: { 200: { description: 'the VM', body: responses.Vm } } }),
-  migrateVm: operation('POST /vms/{vmId}/migrate', { summary: 'Move a VM to another host, which placement picks (operators may name it: targetHostId); it keeps its address', scopes: [...tenantWrite, 'operator'], body: MigrateVmRequest, responses: { 200: { description: 'migrated', body: responses.Vm } } }),
-  getVmConvergence: operation('GET /vms/{vmId}/convergence', { summary: "Which hosts' agents hold the VM's current tunnel endpoint (a migration's progress); operators: any tenant's VM", scopes: [...tenantRead, 'operator'], responses: { 200: { description: 'the convergence', body: responses.VmConvergence } } }),
-  deleteVm: operation('DELETE /vms/{vmId}', { summary: 'Delete a VM without disks attached', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
-  getHostKeys: operation('GET /vms/{vmId}/host-keys', { summary: "A VM's SSH host keys: type, fingerprint, known_hosts line, attestation", scopes: tenantRead, responses: { 200: { description: 'the host keys', body: responses.HostKeys } } }),
-  attachServiceAccount: operation('PUT /vms/{vmId}/service-account', { summary: 'Attach a service account to a VM', scopes: tenantWrite, body: AttachServiceAccountRequest, responses: { 200: { description: 'attached', body: responses.Vm } } }),
-  detachServiceAccount: operation('DELETE /vms/{vmId}/service-account', { summary: "Detach the VM's service account", scopes: tenantWrite, responses: { 200: { description: 'detached', body: responses.Vm } } }),
-  requestConnection: operation('POST /vms/{vmId}/connections', { summary: 'A network-pair token for a connection to another VM', scopes: ['tenant:write', 'host'], body: RequestConnectionRequest, responses: { 200: { description: "the destination host's address and a token", body: responses.Connection } } }),
-  putEgressPolicy: operation('PUT /vms/{vmId}/egress-policy', { summary: "What the VM's outbound proxy lets out", scopes: tenantWrite, body: EgressPolicy, responses: { 200: { description: 'the policy', body: responses.Vm } } }),
-  putVmAttributes: operation('PUT /vms/{vmId}/attributes', { summary: "The VM's custom metadata (replaces the set)", scopes: tenantWrite, body: PutVmAttributesRequest, responses: { 200: { description: 'the attributes', body: responses.Vm } } }),
+  migrateVm: operation('POST /vms/{vmId}/migrate', {
+    summary: 'Move a VM to another host, which placement picks (operators may name it: targetHostId); it keeps its address',
+    scopes: [...tenantWrite, 'operator'],
+    body: MigrateVmRequest,
+    responses: { 200: { description: 'migrated', body: responses.Vm } },
+  }),
+  getVmConvergence: operation('GET /vms/{vmId}/convergence', {
+    summary: "Which hosts' agents hold the VM's current tunnel endpoint (a migration's progress); operators: any tenant's VM",
+    scopes: [...tenantRead, 'operator'],
+    responses: { 200: { description: 'the convergence', body: responses.VmConvergence } },
+  }),
+  deleteVm: operation('DELETE /vms/{vmId}', {
+    summary: 'Delete a VM without disks attached',
+    scopes: tenantWrite,
+    responses: { 204: { description: 'deleted' } },
+  }),
+  getHostKeys: operation('GET /vms/{vmId}/host-keys', {
+    summary: "A VM's SSH host keys: type, fingerprint, known_hosts line, attestation",
+    scopes: tenantRead,
+    responses: { 200: { description: 'the host keys', body: responses.HostKeys } },
+  }),
+  attachServiceAccount: operation('PUT /vms/{vmId}/service-account', {
+    summary: 'Attach a service account to a VM',
+    scopes: tenantWrite,
+    body: AttachServiceAccountRequest,
+    responses: { 200: { description: 'attached', body: responses.Vm } },
+  }),
+  detachServiceAccount: operation('DELETE /vms/{vmId}/service-account', {
+    summary: "Detach the VM's service account",
+    scopes: tenantWrite,
+    responses: { 200: { description: 'detached', body: responses.Vm } },
+  }),
+  requestConnection: operation('POST /vms/{vmId}/connections', {
+    summary: 'A network-pair token for a connection to another VM',
+    scopes: ['tenant:write', 'host'],
+    body: RequestConnectionRequest,
+    responses: { 200: { description: "the destination host's address and a token", body: responses.Connection } },
+  }),
+  putEgressPolicy: operation('PUT /vms/{vmId}/egress-policy', {
+    summary: "What the VM's outbound proxy lets out",
+    scopes: tenantWrite,
+    body: EgressPolicy,
+    responses: { 200: { description: 'the policy', body: responses.Vm } },
+  }),
+  putVmAttributes: operation('PUT /vms/{vmId}/attributes', {
+    summary: "The VM's custom metadata (replaces the set)",
+    scopes: tenantWrite,
+    body: PutVmAttributesRequest,
+    responses: { 200: { description: 'the attributes', body: responses.Vm } },
+  }),
 
-  createServiceAccount: operation('POST /service-accounts', { summary: 'Create a service account', scopes: tenantWrite, body: CreateServiceAccountRequest, responses: { 201: { description: 'created', body: responses.ServiceAccount } } }),
-  listServiceAccounts: operation('GET /service-accounts', { summary: 'List service accounts', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of service accounts', body: responses.ServiceAccountList } } }),
-  getServiceAccount: operation('GET /service-accounts/{serviceAccountId}', { summary: 'Show a service account', scopes: tenantRead, responses: { 200: { description: 'the service account', body: responses.ServiceAccount } } }),
-  deleteServiceAccount: operation('DELETE /service-accounts/{serviceAccountId}', { summary: 'Delete a service account no VM uses', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
+  createServiceAccount: operation('POST /service-accounts', {
+    summary: 'Create a service account',
+    scopes: tenantWrite,
+    body: CreateServiceAccountRequest,
+    responses: { 201: { description: 'created', body: responses.ServiceAccount } },
+  }),
+  listServiceAccounts: operation('GET /service-accounts', {
+    summary: 'List service accounts',
+    scopes: tenantRead,
+    query: ListQuery,
+    responses: { 200: { description: 'a page of service accounts', body: responses.ServiceAccountList } },
+  }),
+  getServiceAccount: operation('GET /service-accounts/{serviceAccountId}', {
+    summary: 'Show a service account',
+    scopes: tenantRead,
+    responses: { 200: { description: 'the service account', body: responses.ServiceAccount } },
+  }),
+  deleteServiceAccount: operation('DELETE /service-accounts/{serviceAccountId}', {
+    summary: 'Delete a service account no VM uses',
+    scopes: tenantWrite,
+    responses: { 204: { description: 'deleted' } },
+  }),
 
-  createShuffleJob: operation('POST /shuffle-jobs', { summary: 'Create a shuffle job over worker VMs', description: 'Each worker VM once (a repeated id is refused, 400); every worker must be a running VM of the tenant (else 409).', scopes: tenantWrite, body: CreateShuffleJobRequest, responses: { 201: { description: 'created', body: responses.ShuffleJob } } }),
-  getShuffleJob: operation('GET /shuffle-jobs/{jobId}', { summary: 'Counts in and out per worker; complete when they match', scopes: tenantRead, responses: { 200: { description: 'the job', body: responses.ShuffleJob } } }),
-  deleteShuffleJob: operation('DELETE /shuffle-jobs/{jobId}', { summary: 'Delete a shuffle job and its queues', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
+  createShuffleJob: operation('POST /shuffle-jobs', {
+    summary: 'Create a shuffle job over worker VMs',
+    description: 'Each worker VM once (a repeated id is refused, 400); every worker must be a running VM of the tenant (else 409).',
+    scopes: tenantWrite,
+    body: CreateShuffleJobRequest,
+    responses: { 201: { description: 'created', body: responses.ShuffleJob } },
+  }),
+  getShuffleJob: operation('GET /shuffle-jobs/{jobId}', {
+    summary: 'Counts in and out per worker; complete when they match',
+    scopes: tenantRead,
+    responses: { 200: { description: 'the job', body: responses.ShuffleJob } },
+  }),
+  deleteShuffleJob: operation('DELETE /shuffle-jobs/{jobId}', {
+    summary: 'Delete a shuffle job and its queues',
+    scopes: tenantWrite,
+    responses: { 204: { description: 'deleted' } },
+  }),
 
-  createProject: operation('POST /projects', { summary: 'Create a project', scopes: tenantWrite, body: CreateProjectRequest, responses: { 201: { description: 'created', body: responses.Project } } }),
-  listProjects: operation('GET /projects', { summary: 'List projects', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of projects', body: responses.ProjectList } } }),
-  getProject: operation('GET /projects/{projectId}', { summary: 'Show a project', scopes: tenantRead, responses: { 200: { description: 'the project', body: responses.Project } } }),
-  getProjectGraph: operation('GET /projects/{projectId}/graph', { summary: "The project's nodes, with owns and uses edges", scopes: tenantRead, responses: { 200: { description: 'the graph', body: responses.ProjectGraph } } }),
-  deleteProject: operation('DELETE /projects/{projectId}', { summary: 'Delete a project and release everything beneath it', scopes: tenantWrite, responses: { 202: { description: 'deleting; the release goes on in the background', body: responses.Project } } }),
+  createProject: operation('POST /projects', {
+    summary: 'Create a project',
+    scopes: tenantWrite,
+    body: CreateProjectRequest,
+    responses: { 201: { description: 'created', body: responses.Project } },
+  }),
+  listProjects: operation('GET /projects', {
+    summary: 'List projects',
+    scopes: tenantRead,
+    query: ListQuery,
+    responses: { 200: { description: 'a page of projects', body: responses.ProjectList } },
+  }),
+  getProject: operation('GET /projects/{projectId}', {
+    summary: 'Show a project',
+    scopes: tenantRead,
+    responses: { 200: { description: 'the project', body: responses.Project } },
+  }),
+  getProjectGraph: operation('GET /projects/{projectId}/graph', {
+    summary: "The project's nodes, with owns and uses edges",
+    scopes: tenantRead,
+    responses: { 200: { description: 'the graph', body: responses.ProjectGraph } },
+  }),
+  deleteProject: operation('DELETE /projects/{projectId}', {
+    summary: 'Delete a project and release everything beneath it',
+    scopes: tenantWrite,
+    responses: { 202: { description: 'deleting; the release goes on in the background', body: responses.Project } },
+  }),
 
-  createImage: operation('POST /images', { summary: 'Create an image and get one presigned PUT URL per part', scopes: tenantWrite, body: CreateImageRequest, responses: { 201: { description: 'created, with its upload', body: responses.CreatedImage } } }),
-  listImages: operation('GET /images', { summary: 'List images', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of images', body: responses.ImageList } } }),
-  getImage: operation('GET /images/{imageId}', { summary: 'Show an image and its copies in other regions', scopes: tenantRead, responses: { 200: { description: 'the image', body: responses.ImageWithCopies } } }),
-  completeImageUpload: operation('POST /images/{imageId}/complete', { summary: 'Complete the upload; the content is then verified', scopes: tenantWrite, body: CompleteImageUploadRequest, responses: { 202: { description: 'verifying', body: responses.Image } } }),
+  createImage: operation('POST /images', {
+    summary: 'Create an image and get one presigned PUT URL per part',
+    scopes: tenantWrite,
+    body: CreateImageRequest,
+    responses: { 201: { description: 'created, with its upload', body: responses.CreatedImage } },
+  }),
+  listImages: operation('GET /images', {
+    summary: 'List images',
+    scopes: tenantRead,
+    query: ListQuery,
+    responses: { 200: { description: 'a page of images', body: responses.ImageList } },
+  }),
+  getImage: operation('GET /images/{imageId}', {
+    summary: 'Show an image and its copies in other regions',
+    scopes: tenantRead,
+    responses: { 200: { description: 'the image', body: responses.ImageWithCopies } },
+  }),
+  completeImageUpload: operation('POST /images/{imageId}/complete', {
+    summary: 'Complete the upload; the content is then verified',
+    scopes: tenantWrite,
+    body: CompleteImageUploadRequest,
+    responses: { 202: { description: 'verifying', body: responses.Image } },
+  }),
 
-  revokeToken: operation('POST /token-revocations', { summary: 'Revoke an API token (operators): refused within a minute, until it expires', scopes: ['operator'], body: RevokeTokenRequest, responses: { 200: { description: 'already revoked', body: responses.TokenRevocation }, 201: { description: 'revoked', body: responses.TokenRevocation } } }),
-  registerStoragePool: operation('POST /storage-pools', { summary: 'Register a storage pool (again with the same capacities: no change)', scopes: ['operator'], body: RegisterStoragePoolRequest, responses: { 200: { description: 'already registered', body: responses.StoragePool }, 201: { description: 'registered', body: responses.StoragePool } } }),
-  listStoragePools: operation('GET /storage-pools', { summary: 'Storage pools and what is free of each', scopes: ['operator'], responses: { 200: { description: 'the pools', body: responses.StoragePoolList } } }),
+  revokeToken: operation('POST /token-revocations', {
+    summary: 'Revoke an API token (operators): refused within a minute, until it expires',
+    scopes: ['operator'],
+    body: RevokeTokenRequest,
+    responses: { 200: { description: 'already revoked', body: responses.TokenRevocation }, 201: { description: 'revoked', body: responses.TokenRevocation } },
+  }),
+  registerStoragePool: operation('POST /storage-pools', {
+    summary: 'Register a storage pool (again with the same capacities: no change)',
+    scopes: ['operator'],
+    body: RegisterStoragePoolRequest,
+    responses: { 200: { description: 'already registered', body: responses.StoragePool }, 201: { description: 'registered', body: responses.StoragePool } },
+  }),
+  listStoragePools: operation('GET /storage-pools', {
+    summary: 'Storage pools and what is free of each',
+    scopes: ['operator'],
+    responses: { 200: { description: 'the pools', body: responses.StoragePoolList } },
+  }),
 
-  createDisk: operation('POST /disks', { summary: 'Create a disk with size, IOPS and throughput chosen independently', description: diskRules, scopes: tenantWrite, body: CreateDiskRequest, responses: { 201: { description: 'created', body: responses.Disk } } }),
-  listDisks: operation('GET /disks', { summary: 'List disks', scopes: tenantRead, query: ListQuery, responses: { 200: { description: 'a page of disks', body: responses.DiskList } } }),
-  getDisk: operation('GET /disks/{diskId}', { summary: 'Show a disk', scopes: tenantRead, responses: { 200: { description: 'the disk', body: responses.Disk } } }),
-  modifyDisk: operation('PATCH /disks/{diskId}', { summary: 'Change size, IOPS or throughput, any one independently', description: `At least one field. The size only grows (rule size-grows-only). ${diskRules} They are checked on the disk as it would be after the change.`, scopes: tenantWrite, body: ModifyDiskRequest, responses: { 200: { description: 'changed', body: responses.Disk } } }),
+  createDisk: operation('POST /disks', {
+    summary: 'Create a disk with size, IOPS and throughput chosen independently',
+    description: diskRules,
+    scopes: tenantWrite,
+    body: CreateDiskRequest,
+    responses: { 201: { description: 'created', body: responses.Disk } },
+  }),
+  listDisks: operation('GET /disks', {
+    summary: 'List disks',
+    scopes: tenantRead,
+    query: ListQuery,
+    responses: { 200: { description: 'a page of disks', body: responses.DiskList } },
+  }),
+  getDisk: operation('GET /disks/{diskId}', {
+    summary: 'Show a disk',
+    scopes: tenantRead,
+    responses: { 200: { description: 'the disk', body: responses.Disk } },
+  }),
+  modifyDisk: operation('PATCH /disks/{diskId}', {
+    summary: 'Change size, IOPS or throughput, any one independently',
+    description: `At least one field. The size only grows (rule size-grows-only). ${diskRules} They are checked on the disk as it would be after the change.`,
+    scopes: tenantWrite,
+    body: ModifyDiskRequest,
+    responses: { 200: { description: 'changed', body: responses.Disk } },
+  }),
   deleteDisk: operation('DELETE /disks/{diskId}', { summary: 'Delete a detached disk', scopes: tenantWrite, responses: { 204: { description: 'deleted' } } }),
-  attachDisk: operation('POST /disks/{diskId}/attach', { summary: 'Attach a disk to a VM', scopes: tenantWrite, body: AttachDiskRequest, responses: { 200: { description: 'attached', body: responses.Disk } } }),
-  detachDisk: operation('POST /disks/{diskId}/detach', { summary: 'Detach a disk', scopes: tenantWrite, responses: { 200: { description: 'detached', body: responses.Disk } } }),
+  attachDisk: operation('POST /disks/{diskId}/attach', {
+    summary: 'Attach a disk to a VM',
+    scopes: tenantWrite,
+    body: AttachDiskRequest,
+    responses: { 200: { description: 'attached', body: responses.Disk } },
+  }),
+  detachDisk: operation('POST /disks/{diskId}/detach', {
+    summary: 'Detach a disk',
+    scopes: tenantWrite,
+    responses: { 200: { description: 'detached', body: responses.Disk } },
+  }),
 
-  getQuotas: operation('GET /quotas', { summary: `A tenant's quotas in this region: each limit, what it holds and who set the limit; a tenant its own, operators any tenant's (tenantId). Unset limits are defaults: ${quotaDefaults}`, scopes: [...tenantRead, 'operator'], query: GetQuotasQuery, responses: { 200: { description: 'the quotas', body: responses.Quotas } } }),
-  putQuota: operation('PUT /quotas/{tenantId}', { summary: `Set a tenant's quota limits (operators; the whole set: one left out goes back to its default, ${quotaDefaults}). They apply in each region; a limit below what the tenant holds refuses only new creates`, scopes: ['operator'], body: PutQuotaRequest, responses: { 200: { description: 'the quotas now', body: responses.Quotas } } }),
+  getQuotas: operation('GET /quotas', {
+    summary: `A tenant's quotas in this region: each limit, what it holds and who set the limit; a tenant its own, operators any tenant's (tenantId). Unset limits are defaults: ${quotaDefaults}`,
+    scopes: [...tenantRead, 'operator'],
+    query: GetQuotasQuery,
+    responses: { 200: { description: 'the quotas', body: responses.Quotas } },
+  }),
+  putQuota: operation('PUT /quotas/{tenantId}', {
+    summary: `Set a tenant's quota limits (operators; the whole set: one left out goes back to its default, ${quotaDefaults}). They apply in each region; a limit below what the tenant holds refuses only new creates`,
+    scopes: ['operator'],
+    body: PutQuotaRequest,
+    responses: { 200: { description: 'the quotas now', body: responses.Quotas } },
+  }),
 };
 
 export type OperationId = keyof typeof specs;
@@ -149,12 +405,22 @@ export const operations = Object.fromEntries(Object.entries(specs).map(([operati
 export const errorStatuses = {
   400: ['BadRequest', 'the request is malformed; the message names the field and the rule'],
   401: ['Unauthorized', 'missing, malformed, expired or forged bearer token'],
-  403: ['Forbidden', "the token's scope does not allow this route, or a create would pass one of the tenant's quotas (the message names it: quota exceeded: vms 50 of 50; GET /quotas)"],
+  403: [
+    'Forbidden',
+    "the token's scope does not allow this route, or a create would pass one of the tenant's quotas (the message names it: quota exceeded: vms 50 of 50; GET /quotas)",
+  ],
   404: ['NotFound', "no such resource (another tenant's resource looks the same)"],
   409: ['Conflict', 'conflicts with the current state (in use, full, in another region); the message says what to do'],
-  431: ['RequestHeaderFieldsTooLarge', 'the request line and headers (the URL with its query, the token) are too large: refused before any function runs, without a body', { body: false }],
+  431: [
+    'RequestHeaderFieldsTooLarge',
+    'the request line and headers (the URL with its query, the token) are too large: refused before any function runs, without a body',
+    { body: false },
+  ],
   500: ['InternalError', 'internal error; nothing more is said'],
-  503: ['ServiceUnavailable', 'a service the control plane depends on did not answer, or the resource is contended; retry after the Retry-After seconds (creates with the same clientToken)'],
+  503: [
+    'ServiceUnavailable',
+    'a service the control plane depends on did not answer, or the resource is contended; retry after the Retry-After seconds (creates with the same clientToken)',
+  ],
 } as const;
 
 /** What an operation that takes a body may also answer: the body's Content-Type is not JSON. */

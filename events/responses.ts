@@ -115,7 +115,13 @@ export const Connection = z.strictObject({
   expiresAt: timestamp,
 });
 
-export const ServiceAccount = z.strictObject({ serviceAccountId: resourceId, tenantId: z.string(), projectId: resourceId, name: z.string(), createdAt: timestamp });
+export const ServiceAccount = z.strictObject({
+  serviceAccountId: resourceId,
+  tenantId: z.string(),
+  projectId: resourceId,
+  name: z.string(),
+  createdAt: timestamp,
+});
 export const ServiceAccountList = page('serviceAccounts', ServiceAccount);
 
 export const ShuffleJob = z.strictObject({
@@ -132,7 +138,13 @@ export const ShuffleJob = z.strictObject({
   completedAt: timestamp.optional(),
 });
 
-export const Project = z.strictObject({ projectId: resourceId, tenantId: z.string(), name: z.string(), state: z.enum(['active', 'deleting']), createdAt: timestamp });
+export const Project = z.strictObject({
+  projectId: resourceId,
+  tenantId: z.string(),
+  name: z.string(),
+  state: z.enum(['active', 'deleting']),
+  createdAt: timestamp,
+});
 export const ProjectList = page('projects', Project);
 
 export const ProjectGraph = z.strictObject({
@@ -175,7 +187,11 @@ export const ImageWithCopies = Image.extend({
 export const CreatedImage = z.strictObject({
   image: Image,
   /** Where to PUT each part of the content, straight to S3; then complete with the parts' ETags. */
-  upload: z.strictObject({ partSize: z.int().min(1), expiresInSeconds: z.int().min(1), parts: z.array(z.strictObject({ partNumber: z.int().min(1), url: z.url() })) }),
+  upload: z.strictObject({
+    partSize: z.int().min(1),
+    expiresInSeconds: z.int().min(1),
+    parts: z.array(z.strictObject({ partNumber: z.int().min(1), url: z.url() })),
+  }),
 });
 
 /** One quota of a tenant in one region: its limit, what the tenant holds, and whether an operator set the limit. */
@@ -222,9 +238,19 @@ export const DiskList = page('disks', Disk);
 
 /** Every error: the message names the field and the rule, or what to do. */
 /** The OpenAPI description itself. */
-export const ApiDescription = z.looseObject({ openapi: z.literal('3.1.0'), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
+export const ApiDescription = z.looseObject({
+  openapi: z.literal('3.1.0'),
+  info: z.looseObject({ title: z.string(), version: z.string() }),
+  paths: z.record(z.string(), z.unknown()),
+});
 
 /** A revoked API token: refused everywhere within a minute (the authorizer's cache), until it would have expired. */
-export const TokenRevocation = z.strictObject({ jti: z.string(), subject: z.string().optional(), reason: z.string().optional(), revokedAt: timestamp, revokedUntil: timestamp });
+export const TokenRevocation = z.strictObject({
+  jti: z.string(),
+  subject: z.string().optional(),
+  reason: z.string().optional(),
+  revokedAt: timestamp,
+  revokedUntil: timestamp,
+});
 
 export const ErrorBody = z.strictObject({ message: z.string() });

@@ -16,12 +16,16 @@ export const Origin = z
     try {
       url = new URL(value);
     } catch {
-      return void context.addIssue({ code: 'custom', message: 'must be an origin such as https://api.example.com (scheme, host and port only, no trailing slash)' });
+      return void context.addIssue({
+        code: 'custom',
+        message: 'must be an origin such as https://api.example.com (scheme, host and port only, no trailing slash)',
+      });
     }
     const host = url.hostname.replace(/^\[|\]$/g, '');
     // Checked on the parsed name: `http://2130706433` and `http://0x7f.1` are IPv4 literals too.
     if (isIP(host)) return void context.addIssue({ code: 'custom', message: `IP literals are refused (${url.hostname}): name the service by its DNS name` });
-    if (host === 'localhost' || host.endsWith('.localhost')) return void context.addIssue({ code: 'custom', message: `localhost and *.localhost are refused (${url.hostname}): they name the host itself` });
+    if (host === 'localhost' || host.endsWith('.localhost'))
+      return void context.addIssue({ code: 'custom', message: `localhost and *.localhost are refused (${url.hostname}): they name the host itself` });
     if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== value || url.username || url.password) {
       context.addIssue({ code: 'custom', message: 'must be an origin such as https://api.example.com (scheme, host and port only, no trailing slash)' });
     }
@@ -29,7 +33,8 @@ export const Origin = z
   .meta({
     // The form as a pattern (lowercase DNS name whose last label starts with a letter, so never an IP literal); what a
     // pattern cannot say, the description does.
-    pattern: '^https?://([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\\.)*[a-z]([a-z0-9-]*[a-z0-9])?(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$',
+    pattern:
+      '^https?://([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\\.)*[a-z]([a-z0-9-]*[a-z0-9])?(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$',
     description:
       'An origin: http or https, a lowercase DNS name and maybe a port, nothing else (no path, no trailing slash, no user), as the URL standard serializes it (so no default port: not :443 with https, not :80 with http). IP literals, localhost and *.localhost are refused.',
   });
@@ -64,7 +69,8 @@ export const VmAttributes = z
   .meta({
     propertyNames: { pattern: ATTRIBUTE_KEY.source },
     maxProperties: 64,
-    description: 'Custom metadata: at most 64 keys of 1-64 letters, digits, - or _; values up to 4096 characters; at most 32 KiB (32768 characters) in all, counted as the JSON object.',
+    description:
+      'Custom metadata: at most 64 keys of 1-64 letters, digits, - or _; values up to 4096 characters; at most 32 KiB (32768 characters) in all, counted as the JSON object.',
   });
 export type VmAttributes = z.infer<typeof VmAttributes>;
 

@@ -5,20 +5,29 @@ import type { HostAgent } from './agent.ts';
 export type AgentStatus = ReturnType<HostAgent['statusReport']>;
 
 /** Asks a host agent over its control socket (see HostAgent.serveControl); the host's operators' way in. */
-export function agentRequest(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 5_000): Promise<{ status: number; body: unknown }> {
+export function agentRequest(
+  socketPath: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  timeoutMs = 5_000,
+): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
-    const request = http.request({ socketPath, method, path, headers: { host: 'agent', 'content-type': 'application/json' }, timeout: timeoutMs }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (text += chunk));
-      response.on('end', () => {
-        try {
-          resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) });
-        } catch {
-          reject(new Error(`agent at ${socketPath} answered ${response.statusCode} with no JSON`));
-        }
-      });
-    });
+    const request = http.request(
+      { socketPath, method, path, headers: { host: 'agent', 'content-type': 'application/json' }, timeout: timeoutMs },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => {
+          try {
+            resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) });
+          } catch {
+            reject(new Error(`agent at ${socketPath} answered ${response.statusCode} with no JSON`));
+          }
+        });
+      },
+    );
     request.on('timeout', () => request.destroy(new Error(`agent at ${socketPath} did not answer within ${timeoutMs} ms`)));
     request.on('error', reject);
     request.end(body === undefined ? undefined : JSON.stringify(body));

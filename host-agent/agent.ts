@@ -130,7 +130,12 @@ export class HostAgent {
     this.table = new ForwardingTable(config.hostId);
     this.pairKeys = new PairKeys(kms);
     this.controlPlane = new ControlPlaneClient(config.apiUrl, config.token, () => this.catchUp('the control plane answers again'));
-    this.shuffle = new ShuffleService(config.spillDir, sqs, (jobId, vmId, report) => this.controlPlane.reportShuffleWorker(config.hostId, jobId, vmId, report), (message) => log(config.hostId, message));
+    this.shuffle = new ShuffleService(
+      config.spillDir,
+      sqs,
+      (jobId, vmId, report) => this.controlPlane.reportShuffleWorker(config.hostId, jobId, vmId, report),
+      (message) => log(config.hostId, message),
+    );
     // With a host namespace, VMs' traffic leaves from there, as from the host's own interfaces.
     this.netnsSockets = config.netns ? new NetnsSockets(config.netns, (message) => log(config.hostId, message)) : undefined;
     this.egressAddresses.setUnderlayAddresses([config.address]);
@@ -151,10 +156,15 @@ export class HostAgent {
       },
       (message) => log(config.hostId, message),
       this.netnsSockets ? new MetadataOnInterface(this.netnsSockets, () => this.metadataRedirects!) : undefined,
-      config.metadataTokensPerSecond ? { ...METADATA_RATE_LIMITS, tokens: { rate: config.metadataTokensPerSecond, burst: 5 * config.metadataTokensPerSecond } } : undefined,
+      config.metadataTokensPerSecond
+        ? { ...METADATA_RATE_LIMITS, tokens: { rate: config.metadataTokensPerSecond, burst: 5 * config.metadataTokensPerSecond } }
+        : undefined,
     );
     this.bidRelay = new BidRelay((vmId) => this.bridges.bidderOf(vmId));
-    this.acks = new EndpointAcks((acks) => this.controlPlane.acknowledgeEndpoints(config.hostId, acks), (message) => log(config.hostId, message));
+    this.acks = new EndpointAcks(
+      (acks) => this.controlPlane.acknowledgeEndpoints(config.hostId, acks),
+      (message) => log(config.hostId, message),
+    );
   }
 
   private get hostServices(): boolean {
@@ -307,7 +317,12 @@ export class HostAgent {
   }
 
   dataPlaneStatus(): DataPlaneStatus {
-    return this.dataPlane?.status() ?? { mode: 'memory', reason: 'no host network namespace given (--netns): the forwarding table is kept in memory, no tunnels are programmed' };
+    return (
+      this.dataPlane?.status() ?? {
+        mode: 'memory',
+        reason: 'no host network namespace given (--netns): the forwarding table is kept in memory, no tunnels are programmed',
+      }
+    );
   }
 
   /** What the data plane asks before admitting a new flow to a local VM. */
@@ -326,7 +341,11 @@ export class HostAgent {
     if (this.hostKeys.get(vm.vmId)?.get(keyType) === keyData) return;
     const keys = new Map(this.hostKeys.get(vm.vmId)).set(keyType, keyData);
     try {
-      await this.controlPlane.publishHostKeys(this.config.hostId, vm.vmId, [...keys].map(([type, data]) => `${type} ${data}`));
+      await this.controlPlane.publishHostKeys(
+        this.config.hostId,
+        vm.vmId,
+        [...keys].map(([type, data]) => `${type} ${data}`),
+      );
     } catch (error) {
       if (error instanceof ApiError && error.status >= 400 && error.status < 500) throw new MetadataError(error.status, error.detail);
       throw new MetadataError(502, 'the control plane could not be reached; retry');
@@ -384,30 +403,34 @@ export class HostAgent {
   /** What `/status` on the control socket answers. */
   statusReport() {
     return {
-          hostId: this.config.hostId,
-          address: this.config.address,
-          mode: this.dataPlaneStatus().mode,
-          dataPlane: this.dataPlaneStatus(),
-          vmIdentity: this.vmIdentity(),
-          bidRelayUrl: this.bidRelay.url,
-          bids: this.bidRelay.stats,
-          shuffle: this.shuffle.stats(),
-          stats: this.stats,
-          acks: { ...this.acks.stats, pending: this.acks.pendingCount },
-          vms: this.bridges.list(),
-          serviceAccounts: Object.fromEntries([...this.localVmIds].map((vmId) => [vmId, this.tokens.serviceAccountOf(vmId) ?? null])),
-          tokensMinted: this.tokens.minted,
-          routes: this.table.routes(),
-          networks: this.table.toJSON(),
+      hostId: this.config.hostId,
+      address: this.config.address,
+      mode: this.dataPlaneStatus().mode,
+      dataPlane: this.dataPlaneStatus(),
+      vmIdentity: this.vmIdentity(),
+      bidRelayUrl: this.bidRelay.url,
+      bids: this.bidRelay.stats,
+      shuffle: this.shuffle.stats(),
+      stats: this.stats,
+      acks: { ...this.acks.stats, pending: this.acks.pendingCount },
+      vms: this.bridges.list(),
+      serviceAccounts: Object.fromEntries([...this.localVmIds].map((vmId) => [vmId, this.tokens.serviceAccountOf(vmId) ?? null])),
+      tokensMinted: this.tokens.minted,
+      routes: this.table.routes(),
+      networks: this.table.toJSON(),
     };
   }
 
   /** How a VM's bridge knows which VM is calling. */
   private vmIdentity(): { by: 'port' | 'interface'; note: string } {
-    if (this.metadataRedirects) return { by: 'interface', note: "each VM's metadata server answers at 169.254.169.254:80 on the VM's own interface only; its outbound proxy and bidder port are still on 127.0.0.1 ports" };
+    if (this.metadataRedirects)
+      return {
+        by: 'interface',
+        note: "each VM's metadata server answers at 169.254.169.254:80 on the VM's own interface only; its outbound proxy and bidder port are still on 127.0.0.1 ports",
+      };
     return {
       by: 'port',
-      note: 'each VM bridge listens on its own 127.0.0.1 port and takes any caller there for that VM: for development only; any local process can reach any VM\'s bridge',
+      note: "each VM bridge listens on its own 127.0.0.1 port and takes any caller there for that VM: for development only; any local process can reach any VM's bridge",
     };
   }
 }

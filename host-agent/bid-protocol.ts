@@ -147,7 +147,12 @@ function decodeBody(body: Buffer): Frame {
       break;
     }
     case FrameType.BidResponse: {
-      const bids = Array.from({ length: reader.u8() }, () => ({ impressionId: reader.text(1), priceMicros: reader.u32(), creativeId: reader.text(1), markup: reader.text(2) }));
+      const bids = Array.from({ length: reader.u8() }, () => ({
+        impressionId: reader.text(1),
+        priceMicros: reader.u32(),
+        creativeId: reader.text(1),
+        markup: reader.text(2),
+      }));
       frame = { type, requestId, bids };
       break;
     }

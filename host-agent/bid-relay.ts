@@ -28,7 +28,12 @@ export interface AuctionResult {
  */
 export class BidRelay {
   private readonly server: http.Server;
-  readonly stats = { auctions: 0, badRequests: 0, bids: 0, outcomes: { bid: 0, 'no-bid': 0, timeout: 0, 'not-connected': 0, invalid: 0 } as Record<BidderOutcome, number> };
+  readonly stats = {
+    auctions: 0,
+    badRequests: 0,
+    bids: 0,
+    outcomes: { bid: 0, 'no-bid': 0, timeout: 0, 'not-connected': 0, invalid: 0 } as Record<BidderOutcome, number>,
+  };
   url = '';
 
   constructor(private readonly linkOf: (vmId: string) => BidderLink | undefined) {
@@ -87,7 +92,13 @@ export class BidRelay {
           if (valid.length === 0) return 'invalid';
           seatbid.push({
             seat: vmId,
-            bid: valid.map((bid, index) => ({ id: `${request.id}-${vmId}-${index}`, impid: bid.impressionId, price: bid.priceMicros / MICROS, adm: bid.markup, crid: bid.creativeId })),
+            bid: valid.map((bid, index) => ({
+              id: `${request.id}-${vmId}-${index}`,
+              impid: bid.impressionId,
+              price: bid.priceMicros / MICROS,
+              adm: bid.markup,
+              crid: bid.creativeId,
+            })),
           });
           return 'bid';
         })();

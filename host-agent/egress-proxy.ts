@@ -19,7 +19,17 @@ export interface EgressBackend {
 /** Headers the bridge sets; whatever a VM sends under these names is replaced, so it cannot pose as another. */
 export const IDENTITY_HEADERS = { vm: 'x-stratoplane-vm-id', network: 'x-stratoplane-network-id' } as const;
 
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+];
 /**
  * Never forwarded from a VM: the metadata header (so no request through the bridge passes for a
  * metadata call anywhere), forwarding headers (the bridge writes its own `Forwarded`), and the
@@ -66,7 +76,9 @@ export class VmEgressProxy {
     );
     this.server.on('connect', (_request, socket) => {
       this.stats.refused++;
-      socket.end('HTTP/1.1 405 Method Not Allowed\r\ncontent-type: text/plain\r\n\r\nCONNECT is not offered: send http:// or https:// URLs to the bridge in plain HTTP; it adds your credentials and speaks TLS itself.\n');
+      socket.end(
+        'HTTP/1.1 405 Method Not Allowed\r\ncontent-type: text/plain\r\n\r\nCONNECT is not offered: send http:// or https:// URLs to the bridge in plain HTTP; it adds your credentials and speaks TLS itself.\n',
+      );
     });
   }
 
@@ -125,24 +137,30 @@ export class VmEgressProxy {
     }
 
     // Plain `http` for both schemes: the connection (TLS for https://) is made to the checked address by EgressDestinations.
-    const outbound = http.request({
-      host: target.hostname,
-      port: target.port || (target.protocol === 'https:' ? 443 : 80),
-      path: `${target.pathname}${target.search}`,
-      method: request.method,
-      headers,
-      timeout: 30_000,
-      createConnection: (_options: unknown, done: (error: Error | null, socket?: Socket) => void) => {
-        this.backend.destinations.connect(target, address).then((socket) => done(null, socket), (error: Error) => done(error));
-        return undefined;
+    const outbound = http.request(
+      {
+        host: target.hostname,
+        port: target.port || (target.protocol === 'https:' ? 443 : 80),
+        path: `${target.pathname}${target.search}`,
+        method: request.method,
+        headers,
+        timeout: 30_000,
+        createConnection: (_options: unknown, done: (error: Error | null, socket?: Socket) => void) => {
+          this.backend.destinations.connect(target, address).then(
+            (socket) => done(null, socket),
+            (error: Error) => done(error),
+          );
+          return undefined;
+        },
+      } as http.RequestOptions,
+      (upstream) => {
+        this.stats.forwarded++;
+        const back = { ...upstream.headers };
+        for (const name of hopByHop(upstream.headers)) delete back[name];
+        response.writeHead(upstream.statusCode ?? 502, back);
+        upstream.pipe(response);
       },
-    } as http.RequestOptions, (upstream) => {
-      this.stats.forwarded++;
-      const back = { ...upstream.headers };
-      for (const name of hopByHop(upstream.headers)) delete back[name];
-      response.writeHead(upstream.statusCode ?? 502, back);
-      upstream.pipe(response);
-    });
+    );
     outbound.on('timeout', () => outbound.destroy(new Error('upstream timed out')));
     outbound.on('error', (error) => {
       this.log(`egress ${this.vm.vmId} → ${target.origin} (${address}): ${error.message}`);
@@ -156,7 +174,8 @@ export class VmEgressProxy {
 
   /** One bucket per policy: a changed rate starts a fresh bucket. */
   private bucketFor(policy: EgressPolicy): TokenBucket {
-    if (!this.bucket || this.bucket.rate !== policy.requestsPerSecond || this.bucket.burst !== policy.burst) this.bucket = new TokenBucket(policy.requestsPerSecond, policy.burst);
+    if (!this.bucket || this.bucket.rate !== policy.requestsPerSecond || this.bucket.burst !== policy.burst)
+      this.bucket = new TokenBucket(policy.requestsPerSecond, policy.burst);
     return this.bucket;
   }
 }

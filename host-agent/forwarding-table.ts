@@ -69,7 +69,8 @@ export class ForwardingTable {
       const held = { ...entry, appliedAt: now };
       network.entries.set(entry.ip, held);
       const key = localKey(message.networkId, entry.ip);
-      if (held.state === 'active' && held.vmId && held.hostId !== undefined && held.hostId === this.selfHostId) this.local.set(key, { vmId: held.vmId, ip: held.ip, networkId: message.networkId });
+      if (held.state === 'active' && held.vmId && held.hostId !== undefined && held.hostId === this.selfHostId)
+        this.local.set(key, { vmId: held.vmId, ip: held.ip, networkId: message.networkId });
       else this.local.delete(key);
       result.changed.push(held);
       result.applied++;

@@ -42,7 +42,10 @@ const Config = z.object({
   bidPort: z.coerce.number().int().min(0).max(65_535),
   spillDir: z.string().min(1),
   resyncSeconds: z.coerce.number().min(1),
-  netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name (letters, digits, _ . -)').optional(),
+  netns: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name (letters, digits, _ . -)')
+    .optional(),
 });
 
 const { values } = parseArgs({
@@ -66,18 +69,20 @@ const parsed = Config.safeParse({
   hostId: values['host-id'] ?? process.env.HOST_ID,
   address: values.address ?? process.env.HOST_ADDRESS,
   apiUrl: values['api-url'] ?? process.env.STRATOPLANE_API_URL,
-  token: (values['token-file'] ?? process.env.HOST_AGENT_TOKEN_FILE)
-    ? { file: values['token-file'] ?? process.env.HOST_AGENT_TOKEN_FILE }
-    : process.env.HOST_AGENT_TOKEN
-      ? { value: process.env.HOST_AGENT_TOKEN }
-      : undefined,
+  token:
+    (values['token-file'] ?? process.env.HOST_AGENT_TOKEN_FILE)
+      ? { file: values['token-file'] ?? process.env.HOST_AGENT_TOKEN_FILE }
+      : process.env.HOST_AGENT_TOKEN
+        ? { value: process.env.HOST_AGENT_TOKEN }
+        : undefined,
   capacity: values.capacity ?? process.env.HOST_CAPACITY ?? 32,
   metadataTokensPerSecond: values['metadata-tokens-per-second'] ?? process.env.HOST_AGENT_METADATA_TOKENS_PER_SECOND,
   controlSocket: values['control-socket'] ?? process.env.HOST_AGENT_CONTROL_SOCKET ?? defaultControlSocket(values['host-id'] ?? process.env.HOST_ID ?? 'host'),
   dnsServers: values['dns-server'] ?? (process.env.HOST_AGENT_DNS_SERVERS ?? '').split(',').filter(Boolean),
   bidPort: values['bid-port'] ?? process.env.HOST_AGENT_BID_PORT ?? 0,
   // Shuffle partitions can be large: on disk, one folder per host.
-  spillDir: values['spill-dir'] ?? process.env.HOST_AGENT_SPILL_DIR ?? path.join(tmpdir(), `stratoplane-shuffle-${values['host-id'] ?? process.env.HOST_ID ?? 'host'}`),
+  spillDir:
+    values['spill-dir'] ?? process.env.HOST_AGENT_SPILL_DIR ?? path.join(tmpdir(), `stratoplane-shuffle-${values['host-id'] ?? process.env.HOST_ID ?? 'host'}`),
   resyncSeconds: values['resync-seconds'] ?? process.env.HOST_AGENT_RESYNC_SECONDS ?? 300,
   netns: values.netns ?? process.env.HOST_AGENT_NETNS,
 });
@@ -105,7 +110,9 @@ try {
   process.exit(1);
 }
 const dataPlane = agent.dataPlaneStatus();
-console.error(`[agent ${config.hostId}] data plane: ${dataPlane.mode} (${dataPlane.reason}); status: curl -s --unix-socket ${controlSocket} http://agent/status`);
+console.error(
+  `[agent ${config.hostId}] data plane: ${dataPlane.mode} (${dataPlane.reason}); status: curl -s --unix-socket ${controlSocket} http://agent/status`,
+);
 // The line supervisors and tests wait for.
 console.log(`HOST_AGENT_READY ${JSON.stringify({ hostId: config.hostId, controlSocket })}`);
 

@@ -111,7 +111,8 @@ export class VmMetadataServer {
   }
 
   private async handle(request: http.IncomingMessage): Promise<{ status: number; body: string; json?: boolean }> {
-    if (this.onlyFrom && request.socket.remoteAddress?.replace(/^::ffff:/, '') !== this.onlyFrom) throw new MetadataError(403, 'Only this VM is answered here.');
+    if (this.onlyFrom && request.socket.remoteAddress?.replace(/^::ffff:/, '') !== this.onlyFrom)
+      throw new MetadataError(403, 'Only this VM is answered here.');
     if (request.headers['metadata-flavor'] !== METADATA_FLAVOR) throw new MetadataError(403, `Missing Metadata-Flavor:${METADATA_FLAVOR} header.`);
     // A browser-style or proxied request is never a VM's own metadata call.
     if (request.headers['x-forwarded-for']) throw new MetadataError(403, 'Forwarded requests are refused.');
@@ -139,7 +140,13 @@ export class VmMetadataServer {
     }
     switch (path) {
       case '/computeMetadata/v1/instance/attributes/':
-        return { status: 200, body: Object.keys(this.backend.attributesOf(this.vm) ?? {}).sort().map((key) => `${key}\n`).join('') };
+        return {
+          status: 200,
+          body: Object.keys(this.backend.attributesOf(this.vm) ?? {})
+            .sort()
+            .map((key) => `${key}\n`)
+            .join(''),
+        };
       case '/computeMetadata/v1/instance/id':
         return { status: 200, body: this.vm.vmId };
       case '/computeMetadata/v1/instance/network-interfaces/0/ip':
@@ -178,12 +185,14 @@ export class VmMetadataServer {
       if (request.method === 'GET') {
         const offset = Number(url.searchParams.get('offset') ?? 0);
         const limit = Number(url.searchParams.get('limit') ?? 1000);
-        if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new MetadataError(400, 'offset is a whole number >= 0, limit 1 to 10000.');
+        if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(limit) || limit < 1 || limit > 10_000)
+          throw new MetadataError(400, 'offset is a whole number >= 0, limit 1 to 10000.');
         return answer(await this.backend.shuffle.read(this.vm.vmId, jobId, offset, limit));
       }
       if (request.method !== 'POST') throw new MetadataError(405, 'POST records, or GET them.');
       const batchId = request.headers['x-batch-id'];
-      if (typeof batchId !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(batchId)) throw new MetadataError(400, 'x-batch-id header required: 1-64 letters, digits, ., _ or -, the same when a batch is sent again.');
+      if (typeof batchId !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(batchId))
+        throw new MetadataError(400, 'x-batch-id header required: 1-64 letters, digits, ., _ or -, the same when a batch is sent again.');
       const text = await readSmallBody(request, MAX_SHUFFLE_BATCH_BYTES);
       if (text === undefined) throw new MetadataError(413, `A batch is at most ${MAX_SHUFFLE_BATCH_BYTES} bytes.`);
       const records = text
@@ -197,7 +206,8 @@ export class VmMetadataServer {
           } catch {
             throw new MetadataError(400, `line ${number}: not JSON.`);
           }
-          if (!parsed.success) throw new MetadataError(400, `line ${number}: ${parsed.error.issues[0]?.path.join('.') || 'record'}: ${parsed.error.issues[0]?.message}.`);
+          if (!parsed.success)
+            throw new MetadataError(400, `line ${number}: ${parsed.error.issues[0]?.path.join('.') || 'record'}: ${parsed.error.issues[0]?.message}.`);
           return parsed.data;
         });
       if (records.length === 0) throw new MetadataError(400, 'A batch needs at least one record.');
@@ -213,7 +223,11 @@ export class VmMetadataServer {
     const taken = bucket.take();
     if (taken.ok) return;
     const seconds = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
-    throw new MetadataError(429, `Too many ${what} from this VM (${bucket.burst} at once, then ${+bucket.rate.toFixed(3)} a second); retry after ${seconds} s.`, seconds);
+    throw new MetadataError(
+      429,
+      `Too many ${what} from this VM (${bucket.burst} at once, then ${+bucket.rate.toFixed(3)} a second); retry after ${seconds} s.`,
+      seconds,
+    );
   }
 
   private attachedServiceAccount(): string {

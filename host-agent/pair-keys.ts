@@ -21,7 +21,9 @@ export class PairKeys {
     await Promise.all(
       pairKeys.map(async ({ vmId, ciphertext }) => {
         if (this.secrets.get(vmId)?.ciphertext === ciphertext) return;
-        const { Plaintext } = await this.kms.send(new DecryptCommand({ CiphertextBlob: Buffer.from(ciphertext, 'base64'), EncryptionContext: pairKeyContext(vmId) }));
+        const { Plaintext } = await this.kms.send(
+          new DecryptCommand({ CiphertextBlob: Buffer.from(ciphertext, 'base64'), EncryptionContext: pairKeyContext(vmId) }),
+        );
         this.secrets.set(vmId, { ciphertext, secret: Buffer.from(Plaintext!) });
       }),
     );

@@ -71,7 +71,9 @@ export class ShuffleService {
 
   private async apply(jobs: readonly HostShuffleJob[], localVmIds: ReadonlySet<string>): Promise<void> {
     this.jobs = new Map(jobs.map((job) => [job.jobId, job]));
-    const wanted = new Map<string, { job: HostShuffleJob; vmId: string }>(jobs.flatMap((job) => job.workers.filter((vmId) => localVmIds.has(vmId)).map((vmId) => [`${job.jobId}/${vmId}`, { job, vmId }] as const)));
+    const wanted = new Map<string, { job: HostShuffleJob; vmId: string }>(
+      jobs.flatMap((job) => job.workers.filter((vmId) => localVmIds.has(vmId)).map((vmId) => [`${job.jobId}/${vmId}`, { job, vmId }] as const)),
+    );
     for (const [key, inbox] of this.inboxes) {
       if (wanted.has(key)) continue;
       inbox.stopped = true;
@@ -98,7 +100,12 @@ export class ShuffleService {
   }
 
   stats() {
-    return Object.fromEntries([...this.inboxes].map(([key, inbox]) => [key, { received: inbox.spill.records, chunks: inbox.spill.chunkCount, duplicates: inbox.duplicates, spillBytes: inbox.spill.bytes }]));
+    return Object.fromEntries(
+      [...this.inboxes].map(([key, inbox]) => [
+        key,
+        { received: inbox.spill.records, chunks: inbox.spill.chunkCount, duplicates: inbox.duplicates, spillBytes: inbox.spill.bytes },
+      ]),
+    );
   }
 
   /** A worker VM's batch of records: partitioned and sent on, once per batch id. */
@@ -159,7 +166,8 @@ export class ShuffleService {
 
   private workerJob(jobId: string, vmId: string): HostShuffleJob {
     const job = this.jobs.get(jobId);
-    if (!job?.workers.includes(vmId)) throw new ShuffleError(404, `vm ${vmId} is not a worker of shuffle job ${jobId} (or its host has not heard of the job yet)`);
+    if (!job?.workers.includes(vmId))
+      throw new ShuffleError(404, `vm ${vmId} is not a worker of shuffle job ${jobId} (or its host has not heard of the job yet)`);
     return job;
   }
 
@@ -181,9 +189,16 @@ export class ShuffleService {
     for (let i = 0; i < chunks.length; i += 10) {
       const batch = chunks.slice(i, i + 10);
       const { Failed = [] } = await this.sqs.send(
-        new SendMessageBatchCommand({ QueueUrl: job.queueUrls[target]!, Entries: batch.map((chunk, index) => ({ Id: String(index), MessageBody: JSON.stringify(chunk) })) }),
+        new SendMessageBatchCommand({
+          QueueUrl: job.queueUrls[target]!,
+          Entries: batch.map((chunk, index) => ({ Id: String(index), MessageBody: JSON.stringify(chunk) })),
+        }),
       );
-      if (Failed.length > 0) throw new ShuffleError(503, `the queue of worker ${target} refused ${Failed.length} chunk(s) (${Failed[0]?.Code}); send the batch again with the same id`);
+      if (Failed.length > 0)
+        throw new ShuffleError(
+          503,
+          `the queue of worker ${target} refused ${Failed.length} chunk(s) (${Failed[0]?.Code}); send the batch again with the same id`,
+        );
     }
   }
 
@@ -229,7 +244,12 @@ export class ShuffleService {
           else await inbox.spill.append(parsed.data.chunkId, parsed.data.records);
         }
         if (Messages.length > 0) {
-          await this.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle! })) }));
+          await this.sqs.send(
+            new DeleteMessageBatchCommand({
+              QueueUrl: queueUrl,
+              Entries: Messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle! })),
+            }),
+          );
           this.scheduleReport(inbox.job.jobId, inbox.vmId);
         }
       } catch (error) {

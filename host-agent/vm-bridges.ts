@@ -49,7 +49,15 @@ export class VmBridges {
     return Object.fromEntries(
       [...this.bridges].map(([vmId, { vm, metadata, egress, bidder }]) => [
         vmId,
-        { ip: vm.ip, networkId: vm.networkId, metadataUrl: this.placement ? this.placement.describe(vm) : metadata.url, egressProxyUrl: egress.url, egress: egress.stats, bidderPort: bidder.port, bidder: { connected: bidder.connected, ...bidder.stats } },
+        {
+          ip: vm.ip,
+          networkId: vm.networkId,
+          metadataUrl: this.placement ? this.placement.describe(vm) : metadata.url,
+          egressProxyUrl: egress.url,
+          egress: egress.stats,
+          bidderPort: bidder.port,
+          bidder: { connected: bidder.connected, ...bidder.stats },
+        },
       ]),
     );
   }
@@ -69,11 +77,20 @@ export class VmBridges {
       const vm = wanted.get(vmId);
       if (vm && vm.ip === bridge.vm.ip && vm.networkId === bridge.vm.networkId) continue;
       this.bridges.delete(vmId);
-      await Promise.all([this.placement ? this.placement.close(bridge.vm, bridge.metadata) : bridge.metadata.close(), bridge.egress.close(), bridge.bidder.close()]);
+      await Promise.all([
+        this.placement ? this.placement.close(bridge.vm, bridge.metadata) : bridge.metadata.close(),
+        bridge.egress.close(),
+        bridge.bidder.close(),
+      ]);
     }
     for (const vm of wanted.values()) {
       if (this.bridges.has(vm.vmId)) continue;
-      const bridge = { vm, metadata: new VmMetadataServer(vm, this.backend, this.log, this.metadataLimits), egress: new VmEgressProxy(vm, this.backend, this.log), bidder: new BidderLink(vm.vmId, this.log) };
+      const bridge = {
+        vm,
+        metadata: new VmMetadataServer(vm, this.backend, this.log, this.metadataLimits),
+        egress: new VmEgressProxy(vm, this.backend, this.log),
+        bidder: new BidderLink(vm.vmId, this.log),
+      };
       await Promise.all([this.placement ? this.placement.open(vm, bridge.metadata) : bridge.metadata.listen(), bridge.egress.listen(), bridge.bidder.listen()]);
       this.bridges.set(vm.vmId, bridge);
     }

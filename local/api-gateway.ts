@@ -24,7 +24,13 @@ export function routesOf(template: CfnTemplate): Route[] {
     return `${pathOf(props.ParentId)}/${props.PathPart}`;
   };
   return resourcesOfType(template, 'AWS::ApiGateway::Method').flatMap(([, method]) => {
-    const props = method.Properties as { HttpMethod: string; ResourceId: unknown; Integration?: { Uri?: unknown }; AuthorizationType?: string; AuthorizerId?: { Ref?: string } };
+    const props = method.Properties as {
+      HttpMethod: string;
+      ResourceId: unknown;
+      Integration?: { Uri?: unknown };
+      AuthorizationType?: string;
+      AuthorizerId?: { Ref?: string };
+    };
     const functionLogicalId = findFunctionArnRef(props.Integration?.Uri);
     if (!functionLogicalId || props.HttpMethod === 'OPTIONS') return [];
     if (props.AuthorizationType && !['NONE', 'CUSTOM'].includes(props.AuthorizationType)) {
@@ -38,7 +44,13 @@ export function routesOf(template: CfnTemplate): Route[] {
 /** The REST API's Lambda authorizers, by logical id. */
 export function authorizersOf(template: CfnTemplate): AuthorizerSpec[] {
   return resourcesOfType(template, 'AWS::ApiGateway::Authorizer').map(([logicalId, resource]) => {
-    const props = resource.Properties as { Type: 'TOKEN' | 'REQUEST'; AuthorizerUri: unknown; IdentitySource?: string; IdentityValidationExpression?: string; AuthorizerResultTtlInSeconds?: number };
+    const props = resource.Properties as {
+      Type: 'TOKEN' | 'REQUEST';
+      AuthorizerUri: unknown;
+      IdentitySource?: string;
+      IdentityValidationExpression?: string;
+      AuthorizerResultTtlInSeconds?: number;
+    };
     const functionLogicalId = findFunctionArnRef(props.AuthorizerUri);
     if (!functionLogicalId) throw new Error(`authorizer ${logicalId} does not name a function of this template`);
     const header = /^method\.request\.header\.(.+)$/.exec(props.IdentitySource ?? '')?.[1];
@@ -66,7 +78,12 @@ export interface GatewayResponse {
 export function gatewayResponsesOf(template: CfnTemplate): Map<string, GatewayResponse> {
   return new Map(
     resourcesOfType(template, 'AWS::ApiGateway::GatewayResponse').map(([, resource]) => {
-      const props = resource.Properties as { ResponseType: string; StatusCode?: string; ResponseTemplates?: Record<string, string>; ResponseParameters?: Record<string, string> };
+      const props = resource.Properties as {
+        ResponseType: string;
+        StatusCode?: string;
+        ResponseTemplates?: Record<string, string>;
+        ResponseParameters?: Record<string, string>;
+      };
       const headers = Object.fromEntries(
         Object.entries(props.ResponseParameters ?? {}).flatMap(([name, value]) => {
           const header = /^gatewayresponse\.header\.(.+)$/.exec(name)?.[1];
@@ -75,7 +92,10 @@ export function gatewayResponsesOf(template: CfnTemplate): Map<string, GatewayRe
           return header && literal !== undefined ? [[header, literal]] : [];
         }),
       );
-      return [props.ResponseType, { status: props.StatusCode ? Number(props.StatusCode) : undefined, headers, body: props.ResponseTemplates?.['application/json'] }] as const;
+      return [
+        props.ResponseType,
+        { status: props.StatusCode ? Number(props.StatusCode) : undefined, headers, body: props.ResponseTemplates?.['application/json'] },
+      ] as const;
     }),
   );
 }
@@ -158,7 +178,8 @@ export async function serveApi(options: {
       response.end(body);
     };
     const url = new URL(request.url ?? '/', 'http://localhost');
-    const diagnostic = request.method === 'GET' && url.pathname.startsWith('/_local/') ? options.diagnostics?.[url.pathname.slice('/_local/'.length)] : undefined;
+    const diagnostic =
+      request.method === 'GET' && url.pathname.startsWith('/_local/') ? options.diagnostics?.[url.pathname.slice('/_local/'.length)] : undefined;
     if (diagnostic) return send(200, { 'content-type': 'application/json' }, JSON.stringify(diagnostic(), null, 2));
     if (url.pathname !== stagePrefix && !url.pathname.startsWith(`${stagePrefix}/`)) {
       return send(403, { 'content-type': 'application/json' }, JSON.stringify({ message: 'Forbidden' }));
@@ -169,13 +190,18 @@ export async function serveApi(options: {
     if (!route) {
       // As API Gateway: the response type's own customization, else DEFAULT_4XX's, else its default.
       const custom = options.gatewayResponses?.get('MISSING_AUTHENTICATION_TOKEN') ?? options.gatewayResponses?.get('DEFAULT_4XX');
-      return send(custom?.status ?? 403, { 'content-type': 'application/json', ...custom?.headers }, custom?.body ?? JSON.stringify({ message: 'Missing Authentication Token' }));
+      return send(
+        custom?.status ?? 403,
+        { 'content-type': 'application/json', ...custom?.headers },
+        custom?.body ?? JSON.stringify({ message: 'Missing Authentication Token' }),
+      );
     }
 
     let authorizerContext: Record<string, unknown> | undefined;
     if (route.authorizerLogicalId) {
       const authorizer = options.authorizers.get(route.authorizerLogicalId);
-      if (!authorizer) return send(500, { 'content-type': 'application/json' }, JSON.stringify({ message: `authorizer ${route.authorizerLogicalId} is not running` }));
+      if (!authorizer)
+        return send(500, { 'content-type': 'application/json' }, JSON.stringify({ message: `authorizer ${route.authorizerLogicalId} is not running` }));
       const decision = await authorizer.authorize(request.headers, `${options.executeApiArn}/${options.stage}/${request.method}${path}`);
       if (!decision.allowed) return send(decision.status, { 'content-type': 'application/json' }, JSON.stringify({ message: decision.message }));
       authorizerContext = { ...decision.context, principalId: decision.principalId };
@@ -196,7 +222,13 @@ export async function serveApi(options: {
     if (!fn) return send(500, { 'content-type': 'application/json' }, JSON.stringify({ message: `function ${route.functionLogicalId} is not running` }));
     try {
       const result = await Promise.race([
-        fn.invoke<{ statusCode: number; headers?: Record<string, string>; multiValueHeaders?: Record<string, string[]>; body?: string; isBase64Encoded?: boolean }>(event),
+        fn.invoke<{
+          statusCode: number;
+          headers?: Record<string, string>;
+          multiValueHeaders?: Record<string, string[]>;
+          body?: string;
+          isBase64Encoded?: boolean;
+        }>(event),
         new Promise<never>((_, reject) => setTimeout(() => reject(new Error('Endpoint request timed out')), INTEGRATION_TIMEOUT_MS).unref()),
       ]);
       if (!result || typeof result.statusCode !== 'number') throw new Error('malformed Lambda proxy response');
@@ -213,7 +245,11 @@ export async function serveApi(options: {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}${stagePrefix}`,
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 

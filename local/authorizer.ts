@@ -77,7 +77,9 @@ const unauthorized: AuthorizerDecision = { allowed: false, status: 401, message:
 
 function evaluate(statements: PolicyStatement[], methodArn: string): 'Allow' | 'Deny' | undefined {
   const matching = statements.filter(
-    (statement) => list(statement.Action).some((action) => matches(action, 'execute-api:Invoke')) && list(statement.Resource).some((resource) => matches(resource, methodArn)),
+    (statement) =>
+      list(statement.Action).some((action) => matches(action, 'execute-api:Invoke')) &&
+      list(statement.Resource).some((resource) => matches(resource, methodArn)),
   );
   if (matching.some((statement) => statement.Effect === 'Deny')) return 'Deny';
   return matching.some((statement) => statement.Effect === 'Allow') ? 'Allow' : undefined;
@@ -87,6 +89,9 @@ const list = (value: string | string[]) => (Array.isArray(value) ? value : [valu
 
 /** IAM wildcards: `*` any run of characters, `?` one. */
 function matches(pattern: string, value: string): boolean {
-  const regex = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const regex = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${regex}$`).test(value);
 }

@@ -68,8 +68,7 @@ export class LocalFunction {
       if (message.error) {
         this.stats.errors++;
         pending.reject(new FunctionError(spec.functionName, message.error.errorType, message.error.errorMessage, message.error.stack));
-      }
-      else pending.resolve(message.result);
+      } else pending.resolve(message.result);
     });
     this.worker.on('error', (error) => {
       for (const [id, pending] of this.pending) {

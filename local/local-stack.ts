@@ -70,7 +70,11 @@ export async function startLocalStack(options: {
     AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'test',
   };
   const signer = new KmsJwsSigner(
-    new KMSClient({ endpoint: awsEnv.AWS_ENDPOINT_URL, region: awsEnv.AWS_REGION, credentials: { accessKeyId: awsEnv.AWS_ACCESS_KEY_ID, secretAccessKey: awsEnv.AWS_SECRET_ACCESS_KEY } }),
+    new KMSClient({
+      endpoint: awsEnv.AWS_ENDPOINT_URL,
+      region: awsEnv.AWS_REGION,
+      credentials: { accessKeyId: awsEnv.AWS_ACCESS_KEY_ID, secretAccessKey: awsEnv.AWS_SECRET_ACCESS_KEY },
+    }),
     API_TOKEN_KEY_ALIAS,
   );
   const issueToken = async (kind: PrincipalKind, id: string, scopes: readonly Scope[] = scopesFor[kind]) =>
@@ -122,7 +126,19 @@ export async function startLocalStack(options: {
         const address = placed?.address ?? `192.0.2.${10 + index + 1}`;
         const agent = await startTsProcess<{ hostId: string; controlSocket: string }>({
           entry: 'host-agent/main.ts',
-          args: ['--host-id', hostId, '--address', address, '--capacity', '16', '--api-url', runner.info.apiUrl, '--control-socket', path.join(stateDir, 'agents', hostId, 'agent.sock'), ...(placed ? ['--netns', placed.netns] : [])],
+          args: [
+            '--host-id',
+            hostId,
+            '--address',
+            address,
+            '--capacity',
+            '16',
+            '--api-url',
+            runner.info.apiUrl,
+            '--control-socket',
+            path.join(stateDir, 'agents', hostId, 'agent.sock'),
+            ...(placed ? ['--netns', placed.netns] : []),
+          ],
           env: { ...awsEnv, ...options.agentEnv, HOST_AGENT_TOKEN: await issueToken('host', hostId) },
           readyPrefix: 'HOST_AGENT_READY',
           onStderr: log,

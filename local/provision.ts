@@ -6,7 +6,16 @@ import {
   waitUntilTableExists,
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { AlreadyExistsException, CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient, type KeyMetadata, NotFoundException, UpdateAliasCommand } from '@aws-sdk/client-kms';
+import {
+  AlreadyExistsException,
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  KMSClient,
+  type KeyMetadata,
+  NotFoundException,
+  UpdateAliasCommand,
+} from '@aws-sdk/client-kms';
 import { keyIdOf } from '#tokens/kms-public-keys.ts';
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -23,11 +32,13 @@ const s3 = new S3Client({ forcePathStyle: true });
  */
 export async function provision(template: CfnTemplate, resolver: Resolver): Promise<void> {
   for (const [id, resource] of resourcesOfType(template, 'AWS::KMS::Key')) await provisionKey(id, resource.Properties ?? {}, resolver);
-  for (const [, resource] of resourcesOfType(template, 'AWS::KMS::Alias')) await provisionAlias(resolver.resolve(resource.Properties ?? {}) as Record<string, string>);
+  for (const [, resource] of resourcesOfType(template, 'AWS::KMS::Alias'))
+    await provisionAlias(resolver.resolve(resource.Properties ?? {}) as Record<string, string>);
   for (const [id, resource] of resourcesOfType(template, 'AWS::DynamoDB::GlobalTable')) await provisionTable(id, resource.Properties ?? {}, resolver);
   for (const [id, resource] of resourcesOfType(template, 'AWS::DynamoDB::Table')) await provisionTable(id, resource.Properties ?? {}, resolver);
   await provisionQueues(template, resolver);
-  for (const [id, resource] of resourcesOfType(template, 'AWS::S3::Bucket')) await provisionBucket(id, resolver.resolve(resource.Properties ?? {}) as Record<string, unknown>, resolver);
+  for (const [id, resource] of resourcesOfType(template, 'AWS::S3::Bucket'))
+    await provisionBucket(id, resolver.resolve(resource.Properties ?? {}) as Record<string, unknown>, resolver);
 }
 
 /** A bucket with the template's name, or else one named after the stack and logical id (S3 names are lowercase), in the stack's region. */
@@ -133,7 +144,16 @@ async function provisionQueue(id: string, props: Record<string, unknown>, resolv
   const fifo = props.FifoQueue === true || props.FifoQueue === 'true';
   const QueueName = (props.QueueName as string | undefined) ?? `${physicalName(resolver, id)}${fifo ? '.fifo' : ''}`;
   const attributes: Record<string, string> = {};
-  for (const name of ['VisibilityTimeout', 'MessageRetentionPeriod', 'DelaySeconds', 'ReceiveMessageWaitTimeSeconds', 'KmsMasterKeyId', 'FifoQueue', 'ContentBasedDeduplication', 'SqsManagedSseEnabled']) {
+  for (const name of [
+    'VisibilityTimeout',
+    'MessageRetentionPeriod',
+    'DelaySeconds',
+    'ReceiveMessageWaitTimeSeconds',
+    'KmsMasterKeyId',
+    'FifoQueue',
+    'ContentBasedDeduplication',
+    'SqsManagedSseEnabled',
+  ]) {
     if (props[name] !== undefined) attributes[name] = String(props[name]);
   }
   if (props.RedrivePolicy) attributes.RedrivePolicy = JSON.stringify(props.RedrivePolicy);

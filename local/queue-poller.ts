@@ -107,7 +107,13 @@ export class QueuePoller {
         messageAttributes: Object.fromEntries(
           Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
             name,
-            { stringValue: value.StringValue, binaryValue: value.BinaryValue ? Buffer.from(value.BinaryValue).toString('base64') : undefined, stringListValues: [], binaryListValues: [], dataType: value.DataType },
+            {
+              stringValue: value.StringValue,
+              binaryValue: value.BinaryValue ? Buffer.from(value.BinaryValue).toString('base64') : undefined,
+              stringListValues: [],
+              binaryListValues: [],
+              dataType: value.DataType,
+            },
           ]),
         ),
         md5OfBody: message.MD5OfBody,

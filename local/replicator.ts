@@ -39,7 +39,7 @@ export class Replicator {
   targetFor(source: string): BatchTarget {
     return {
       spec: { functionName: `replicate ${source} → ${this.regions.filter((region) => region !== source).join(', ')}` },
-      invoke: async <T,>(event: unknown) => {
+      invoke: async <T>(event: unknown) => {
         for (const record of (event as { Records: ReplicatedRecord[] }).Records) await this.replicate(source, record);
         return { batchItemFailures: [] } as T;
       },

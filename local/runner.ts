@@ -110,15 +110,17 @@ async function startFunctions(template: CfnTemplate, resolver: Resolver, outdir:
   const functions = new Map<string, LocalFunction>();
   // Custom resource providers ran as the runner's own calls (runCustomResources).
   const providers = serviceTokenFunctions(template);
-  const specs = resourcesOfType(template, 'AWS::Lambda::Function').filter(([id]) => !providers.has(id)).map(([id, resource]) => {
-    const props = resource.Properties as { Handler: string; Timeout?: number; MemorySize?: number; Environment?: { Variables?: Record<string, unknown> } };
-    const assetPath = resource.Metadata?.['aws:asset:path'] as string | undefined;
-    if (!assetPath) throw new Error(`function ${id} has no bundled asset; only NodejsFunction-style functions run locally`);
-    const functionName = `${aws.stackName}-${id}`;
-    resolver.setRef(id, functionName);
-    resolver.setAttribute(id, 'Arn', `arn:aws:lambda:${aws.region}:000000000000:function:${functionName}`);
-    return { id, props, assetPath, functionName };
-  });
+  const specs = resourcesOfType(template, 'AWS::Lambda::Function')
+    .filter(([id]) => !providers.has(id))
+    .map(([id, resource]) => {
+      const props = resource.Properties as { Handler: string; Timeout?: number; MemorySize?: number; Environment?: { Variables?: Record<string, unknown> } };
+      const assetPath = resource.Metadata?.['aws:asset:path'] as string | undefined;
+      if (!assetPath) throw new Error(`function ${id} has no bundled asset; only NodejsFunction-style functions run locally`);
+      const functionName = `${aws.stackName}-${id}`;
+      resolver.setRef(id, functionName);
+      resolver.setAttribute(id, 'Arn', `arn:aws:lambda:${aws.region}:000000000000:function:${functionName}`);
+      return { id, props, assetPath, functionName };
+    });
   for (const { id, props, assetPath, functionName } of specs) {
     const variables = resolver.resolve(props.Environment?.Variables ?? {}) as Record<string, string>;
     const fn = new LocalFunction({

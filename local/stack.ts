@@ -31,14 +31,27 @@ const [first, second, third] = stack.agents;
 const tenantToken = await stack.issueToken('tenant', 'demo');
 const operatorToken = await stack.issueToken('operator', 'local-admin');
 const consolePort = Number(process.env.STRATOPLANE_CONSOLE_PORT ?? 3001);
-webConsole = await startConsole({ port: consolePort, apiUrl: api, views: { demo: tenantToken, operator: operatorToken }, agents: stack.agents, log: (line) => console.error(line) }).catch(async (error: Error) => {
+webConsole = await startConsole({
+  port: consolePort,
+  apiUrl: api,
+  views: { demo: tenantToken, operator: operatorToken },
+  agents: stack.agents,
+  log: (line) => console.error(line),
+}).catch(async (error: Error) => {
   console.error(`npm start: the web console cannot listen on 127.0.0.1:${consolePort} (${error.message}); set STRATOPLANE_CONSOLE_PORT to a free port`);
   await stack.stop();
   process.exit(1);
 });
 console.log(`
 Stratoplane is running locally.
-  API            ${api}${stack.runners.length > 1 ? ` (${stack.runner.region})\n${stack.runners.slice(1).map((other) => `                 ${other.apiUrl} (${other.region})`).join('\n')}\n  replication    the global table, between ${stack.runners.map((runner) => runner.region).join(', ')}, by local/replicator.ts` : ''}
+  API            ${api}${
+    stack.runners.length > 1
+      ? ` (${stack.runner.region})\n${stack.runners
+          .slice(1)
+          .map((other) => `                 ${other.apiUrl} (${other.region})`)
+          .join('\n')}\n  replication    the global table, between ${stack.runners.map((runner) => runner.region).join(', ')}, by local/replicator.ts`
+      : ''
+  }
   local AWS      ${stack.aws.endpoint}${stack.aws.started ? ` (${stack.aws.description}, started here)` : ' (from AWS_ENDPOINT_URL)'}
   host agents    ${stack.agents.map((agent) => `${agent.hostId} (${agent.address}): status on ${agent.controlSocket}`).join('\n                 ')}
   web console    ${webConsole.url}  (hosts, networks, VMs and the tunnel endpoints each agent holds, live; as tenant demo,

@@ -97,7 +97,9 @@ export class StreamPoller {
     const shards: Shard[] = [];
     let start: string | undefined;
     do {
-      const { StreamDescription } = await streamsIn(this.config.region).send(new DescribeStreamCommand({ StreamArn: this.config.streamArn, ExclusiveStartShardId: start }));
+      const { StreamDescription } = await streamsIn(this.config.region).send(
+        new DescribeStreamCommand({ StreamArn: this.config.streamArn, ExclusiveStartShardId: start }),
+      );
       shards.push(...(StreamDescription?.Shards ?? []));
       start = StreamDescription?.LastEvaluatedShardId;
     } while (start);
@@ -110,9 +112,7 @@ export class StreamPoller {
       new GetShardIteratorCommand({
         StreamArn: this.config.streamArn,
         ShardId: shardId,
-        ...(checkpoint
-          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: checkpoint }
-          : { ShardIteratorType: this.config.startingPosition }),
+        ...(checkpoint ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: checkpoint } : { ShardIteratorType: this.config.startingPosition }),
       }),
     );
     return ShardIterator;
@@ -168,7 +168,9 @@ export class StreamPoller {
         failedFrom = 0;
       }
       remaining = remaining.slice(failedFrom);
-      this.log(`${this.fn.spec.functionName}: batch failed from record ${remaining[0]!.dynamodb?.SequenceNumber} (retry ${retries + 1} of ${this.config.maximumRetryAttempts})`);
+      this.log(
+        `${this.fn.spec.functionName}: batch failed from record ${remaining[0]!.dynamodb?.SequenceNumber} (retry ${retries + 1} of ${this.config.maximumRetryAttempts})`,
+      );
       if (this.config.maximumRetryAttempts !== -1 && retries >= this.config.maximumRetryAttempts) {
         await this.sendToOnFailure(shardId, remaining);
         return;
@@ -191,7 +193,11 @@ export class StreamPoller {
 
   private async sendToOnFailure(shardId: string, records: StreamRecord[]) {
     const info = {
-      requestContext: { condition: 'RetryAttemptsExhausted', approximateInvokeCount: this.config.maximumRetryAttempts + 1, functionArn: this.fn.spec.functionName },
+      requestContext: {
+        condition: 'RetryAttemptsExhausted',
+        approximateInvokeCount: this.config.maximumRetryAttempts + 1,
+        functionArn: this.fn.spec.functionName,
+      },
       DDBStreamBatchInfo: {
         shardId,
         startSequenceNumber: records[0]!.dynamodb!.SequenceNumber,

@@ -48,7 +48,14 @@ export async function listDeadLetterQueues(sqs: SQSClient, region: string): Prom
       // One page: enough to tell one source (a work queue's) from many (the host queues').
       const { queueUrls = [], NextToken } = await sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: url, MaxResults: 1000 }));
       const arn = Attributes.QueueArn!;
-      return { name: arn.split(':').pop()!.slice(prefix.length), url, arn, messages: Number(Attributes.ApproximateNumberOfMessages ?? 0), sourceUrls: queueUrls, moreSources: NextToken !== undefined };
+      return {
+        name: arn.split(':').pop()!.slice(prefix.length),
+        url,
+        arn,
+        messages: Number(Attributes.ApproximateNumberOfMessages ?? 0),
+        sourceUrls: queueUrls,
+        moreSources: NextToken !== undefined,
+      };
     }),
   );
 }
@@ -57,7 +64,10 @@ export async function listDeadLetterQueues(sqs: SQSClient, region: string): Prom
 export async function findDeadLetterQueue(sqs: SQSClient, region: string, name: string): Promise<DeadLetterQueue> {
   const queues = await listDeadLetterQueues(sqs, region);
   const found = queues.find((queue) => queue.name === name || `${deadLetterQueuePrefix(region)}${queue.name}` === name);
-  if (!found) throw new Error(`no dead-letter queue ${name} in ${region}; there are: ${queues.map((queue) => queue.name).join(', ') || 'none (is the stack deployed there?)'}`);
+  if (!found)
+    throw new Error(
+      `no dead-letter queue ${name} in ${region}; there are: ${queues.map((queue) => queue.name).join(', ') || 'none (is the stack deployed there?)'}`,
+    );
   return found;
 }
 
@@ -107,10 +117,17 @@ export interface RedriveResult {
  * source (every work queue's) names it as the destination, which also covers messages its handler
  * moved there itself; one with many (host queues) lets SQS return each message where it came from.
  */
-export async function redriveDeadLetters(sqs: SQSClient, queue: DeadLetterQueue, options: { ratePerSecond?: number; timeoutMs?: number; onProgress?: (moved: number, toMove: number) => void } = {}): Promise<RedriveResult> {
+export async function redriveDeadLetters(
+  sqs: SQSClient,
+  queue: DeadLetterQueue,
+  options: { ratePerSecond?: number; timeoutMs?: number; onProgress?: (moved: number, toMove: number) => void } = {},
+): Promise<RedriveResult> {
   const destinationArn = queue.sourceUrls.length === 1 && !queue.moreSources ? await arnOf(sqs, queue.sourceUrls[0]!) : undefined;
-  if (!destinationArn && queue.sourceUrls.length === 0) throw new Error(`${queue.name}: no queue names it as its dead-letter queue, so there is nowhere to redrive to`);
-  const { TaskHandle } = await sqs.send(new StartMessageMoveTaskCommand({ SourceArn: queue.arn, DestinationArn: destinationArn, MaxNumberOfMessagesPerSecond: options.ratePerSecond }));
+  if (!destinationArn && queue.sourceUrls.length === 0)
+    throw new Error(`${queue.name}: no queue names it as its dead-letter queue, so there is nowhere to redrive to`);
+  const { TaskHandle } = await sqs.send(
+    new StartMessageMoveTaskCommand({ SourceArn: queue.arn, DestinationArn: destinationArn, MaxNumberOfMessagesPerSecond: options.ratePerSecond }),
+  );
   const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
   while (Date.now() < deadline) {
     const { Results = [] } = await sqs.send(new ListMessageMoveTasksCommand({ SourceArn: queue.arn, MaxResults: 10 }));

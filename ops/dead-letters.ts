@@ -45,7 +45,10 @@ try {
     case 'list': {
       const queues = await listDeadLetterQueues(sqs, region);
       print(queues, () =>
-        [`${'NAME'.padEnd(18)} ${'MESSAGES'.padStart(8)}  SOURCES`, ...queues.map((queue) => `${queue.name.padEnd(18)} ${String(queue.messages).padStart(8)}  ${describeSources(queue.sourceUrls, queue.moreSources)}`)].join('\n'),
+        [
+          `${'NAME'.padEnd(18)} ${'MESSAGES'.padStart(8)}  SOURCES`,
+          ...queues.map((queue) => `${queue.name.padEnd(18)} ${String(queue.messages).padStart(8)}  ${describeSources(queue.sourceUrls, queue.moreSources)}`),
+        ].join('\n'),
       );
       break;
     }
@@ -77,7 +80,11 @@ try {
       if (rate !== undefined && !(Number.isInteger(rate) && rate >= 1 && rate <= 500)) fail('--rate must be an integer from 1 to 500 (SQS limit)');
       const queue = await findDeadLetterQueue(sqs, region, name);
       const result = await redriveDeadLetters(sqs, queue, { ratePerSecond: rate, onProgress: (moved, toMove) => console.error(`moved ${moved} of ${toMove}`) });
-      print(result, () => `${queue.name}: ${result.status.toLowerCase()}, ${result.moved} message(s) moved to ${result.destinationArn ?? 'their source queues'}${result.failureReason ? ` (${result.failureReason})` : ''}`);
+      print(
+        result,
+        () =>
+          `${queue.name}: ${result.status.toLowerCase()}, ${result.moved} message(s) moved to ${result.destinationArn ?? 'their source queues'}${result.failureReason ? ` (${result.failureReason})` : ''}`,
+      );
       if (result.status !== 'COMPLETED') process.exit(1);
       break;
     }

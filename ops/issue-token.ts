@@ -39,7 +39,9 @@ if (values.help) {
 const subjects = (['tenant', 'host', 'operator'] as PrincipalKind[]).filter((kind) => values[kind] !== undefined);
 if (subjects.length !== 1) fail('name exactly one of --tenant, --host, --operator');
 const kind = subjects[0]!;
-const scopes = values.scopes ? values.scopes.split(',').map((scope) => Scope.safeParse(scope.trim()).data ?? fail(`unknown scope ${scope}`)) : [...scopesFor[kind]];
+const scopes = values.scopes
+  ? values.scopes.split(',').map((scope) => Scope.safeParse(scope.trim()).data ?? fail(`unknown scope ${scope}`))
+  : [...scopesFor[kind]];
 
 try {
   const { token, claims } = await issueApiToken(new KmsJwsSigner(new KMSClient({}), values.key!), {

@@ -24,7 +24,11 @@ export type PairTokenClaims = z.infer<typeof PairTokenClaims>;
 const mac = (secret: Buffer, payload: string) => createHmac('sha256', secret).update(`${DOMAIN}.${payload}`).digest();
 
 /** `payload.mac`, the MAC keyed by the destination VM's secret: only its host and the control plane can make one. */
-export function issuePairToken(destinationSecret: Buffer, claims: Omit<PairTokenClaims, 'iat' | 'exp' | 'jti'>, now = Date.now()): { token: string; claims: PairTokenClaims } {
+export function issuePairToken(
+  destinationSecret: Buffer,
+  claims: Omit<PairTokenClaims, 'iat' | 'exp' | 'jti'>,
+  now = Date.now(),
+): { token: string; claims: PairTokenClaims } {
   const iat = Math.floor(now / 1000);
   const full: PairTokenClaims = { ...claims, iat, exp: iat + PAIR_TOKEN_SECONDS, jti: randomBytes(12).toString('base64url') };
   const payload = Buffer.from(JSON.stringify(full)).toString('base64url');

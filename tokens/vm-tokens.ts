@@ -77,7 +77,14 @@ export class VmTokenVerifier {
     if (claims.iss !== `host:${credential.host}`) throw new TokenError('token issuer is not the credential host');
     if (claims.sub !== credential.sa || claims.tenant !== credential.tenant) throw new TokenError('token names another service account than its credential');
     if (!credential.vms.includes(claims.vm)) throw new TokenError(`credential does not cover vm ${claims.vm}`);
-    return { serviceAccountId: claims.sub, tenantId: claims.tenant, vmId: claims.vm, hostRef: credential.host, audience: claims.aud, expiresAt: claims.exp * 1000 };
+    return {
+      serviceAccountId: claims.sub,
+      tenantId: claims.tenant,
+      vmId: claims.vm,
+      hostRef: credential.host,
+      audience: claims.aud,
+      expiresAt: claims.exp * 1000,
+    };
   }
 
   private async credential(credential: string, now: number) {

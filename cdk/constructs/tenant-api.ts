@@ -1,5 +1,15 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import { AccessLogFormat, AuthorizationType, LambdaIntegration, LogGroupLogDestination, MethodLoggingLevel, ResponseType, RestApi, TokenAuthorizer, type IResource } from 'aws-cdk-lib/aws-apigateway';
+import {
+  AccessLogFormat,
+  AuthorizationType,
+  LambdaIntegration,
+  LogGroupLogDestination,
+  MethodLoggingLevel,
+  ResponseType,
+  RestApi,
+  TokenAuthorizer,
+  type IResource,
+} from 'aws-cdk-lib/aws-apigateway';
 import type { ITable, ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';

@@ -20,7 +20,6 @@ import { assertHomeRegion, inRegion } from '../core/regions.ts';
 import { createOnce, throwIfClaimLost } from '../core/client-tokens.ts';
 import { quotaCharge, quotaRelease } from '../tenancy/quotas.ts';
 
-
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type VmView = z.infer<typeof responses.Vm>;
 
@@ -62,8 +61,7 @@ function memberDelta(table: string, networkId: string, hostId: string, delta: 1 
     Update: {
       TableName: table,
       Key: keys.member(networkId, hostId),
-      UpdateExpression:
-        'ADD vmCount :delta, epoch :one SET kind = :kind, networkId = :net, hostId = :host, gsi2pk = :gsi2pk, gsi2sk = :net',
+      UpdateExpression: 'ADD vmCount :delta, epoch :one SET kind = :kind, networkId = :net, hostId = :host, gsi2pk = :gsi2pk, gsi2sk = :net',
       ExpressionAttributeValues: {
         ':delta': delta,
         ':one': 1,
@@ -128,7 +126,8 @@ async function placeVm(
 ): Promise<VmView> {
   const { region } = placement;
   const network = await getNetwork(table, tenantId, request.networkId);
-  if (!inRegion(network, region)) throw new ConflictError(`networkId: network ${network.networkId} is in ${network.region}; create its VMs through the ${network.region} API`);
+  if (!inRegion(network, region))
+    throw new ConflictError(`networkId: network ${network.networkId} is in ${network.region}; create its VMs through the ${network.region} API`);
   const pinned = request.hostId ? await getHost(table, request.hostId) : undefined;
   if (pinned && !inRegion(pinned, region)) throw new ConflictError(`hostId: host ${pinned.hostId} is in ${pinned.region}, not ${region}`);
   const launchImage = () => (request.imageId ? imageForLaunch(table, tenantId, request.imageId, region, network.projectId, placement.imagesBucket) : undefined);
@@ -148,9 +147,18 @@ async function placeVm(
 
     const host = pinned
       ? await getHost(table, pinned.hostId)
-      : chooseHost((await listHosts(table)).filter((candidate) => inRegion(candidate, region)), new Set([...fullHosts, ...spread.keys()]));
+      : chooseHost(
+          (await listHosts(table)).filter((candidate) => inRegion(candidate, region)),
+          new Set([...fullHosts, ...spread.keys()]),
+        );
     if (!host || host.vmCount >= host.capacity) {
-      throw new ConflictError(pinned ? `hostId: host ${pinned.hostId} is full` : spread.size > 0 ? 'spreadFrom: no host apart from those VMs has capacity for another VM' : 'no host has capacity for another VM');
+      throw new ConflictError(
+        pinned
+          ? `hostId: host ${pinned.hostId} is full`
+          : spread.size > 0
+            ? 'spreadFrom: no host apart from those VMs has capacity for another VM'
+            : 'no host has capacity for another VM',
+      );
     }
 
     const now = new Date().toISOString();
@@ -241,7 +249,12 @@ async function placeVm(
  * Applies an update to a tenant's VM item, on the condition that it is still that tenant's: a VM
  * deleted or never the tenant's is a 404.
  */
-export async function updateTenantVm(table: string, tenantId: string, vmId: string, update: { expression: string; names?: Record<string, string>; values: Record<string, unknown> }): Promise<void> {
+export async function updateTenantVm(
+  table: string,
+  tenantId: string,
+  vmId: string,
+  update: { expression: string; names?: Record<string, string>; values: Record<string, unknown> },
+): Promise<void> {
   try {
     await dynamodb.send(
       new UpdateCommand({
@@ -282,7 +295,8 @@ async function getAnyVm(table: string, vmId: string): Promise<StoredVm> {
 }
 
 /** A tenant's VM, or (tenantId undefined: an operator) any tenant's. */
-export const getVmFor = (table: string, tenantId: string | undefined, vmId: string): Promise<StoredVm> => (tenantId === undefined ? getAnyVm(table, vmId) : getVm(table, tenantId, vmId));
+export const getVmFor = (table: string, tenantId: string | undefined, vmId: string): Promise<StoredVm> =>
+  tenantId === undefined ? getAnyVm(table, vmId) : getVm(table, tenantId, vmId);
 
 /** The VMs on a host. The index can trail a migration for a moment; each item says where its VM runs, so those that left are dropped. */
 export async function listVmsOnHost(table: string, hostId: string): Promise<StoredVm[]> {
@@ -307,7 +321,12 @@ export async function listVms(table: string, tenantId: string, query: ListVmsQue
 /** Operators: one page of the VMs on a host, every tenant's (what the host's index holds, less those that left it). */
 export async function listVmsOnHostPage(table: string, hostId: string, query: ListVmsQuery) {
   await getHost(table, hostId);
-  const page = await queryPage<StoredVm>(table, { name: indexes.gsi3, partitionKey: 'gsi3pk', value: indexKeys.vmsOnHost(hostId) }, query.limit, query.nextToken);
+  const page = await queryPage<StoredVm>(
+    table,
+    { name: indexes.gsi3, partitionKey: 'gsi3pk', value: indexKeys.vmsOnHost(hostId) },
+    query.limit,
+    query.nextToken,
+  );
   return { vms: page.items.filter((vm) => vm.hostId === hostId).map(toVmView), nextToken: page.nextToken };
 }
 
@@ -337,7 +356,10 @@ export async function migrateVm(
     if (named && spread.has(named)) throw new ConflictError(`targetHostId: host ${named} runs ${spread.get(named)}, named in spreadFrom`);
     const target = named
       ? await getHost(table, named)
-      : chooseHost((await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region)), new Set([vm.hostId, ...fullHosts, ...spread.keys()]));
+      : chooseHost(
+          (await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region)),
+          new Set([vm.hostId, ...fullHosts, ...spread.keys()]),
+        );
     if (!target) throw new ConflictError(`no other host${spread.size > 0 ? ' apart from the spreadFrom VMs' : ''} has capacity for vm ${vmId}`);
     const targetHostId = target.hostId;
     // Tunnels and addresses are regional: a VM moves between hosts of its own region only.
@@ -483,4 +505,3 @@ export async function deleteVm(table: string, region: string, tenantId: string, 
   }
   throw new TooBusyError(`vm ${vmId}`);
 }
-

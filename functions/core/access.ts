@@ -42,7 +42,13 @@ export function assertActsForHost(caller: Principal, hostId: string): void {
  * Reads an item a tenant owns. Another tenant's item is as unknown as one that does not exist:
  * both are the same 404, so existence never leaks across tenants.
  */
-export async function getTenantItem<T extends { tenantId: string }>(table: string, key: { pk: string; sk: string }, tenantId: string, kind: string, id: string): Promise<T> {
+export async function getTenantItem<T extends { tenantId: string }>(
+  table: string,
+  key: { pk: string; sk: string },
+  tenantId: string,
+  kind: string,
+  id: string,
+): Promise<T> {
   const item = await getItem<T>(table, key);
   if (!item || item.tenantId !== tenantId) throw new NotFoundError(kind, id);
   return item;

@@ -62,7 +62,9 @@ async function earlierCreation(scope: TokenScope): Promise<string | undefined> {
   // DynamoDB removes expired items only within a day or two: until then they are ignored here.
   if (!item || item.expiresAt <= nowSeconds()) return undefined;
   if (item.fingerprint !== fingerprintOf(scope.request)) {
-    throw new ConflictError(`clientToken: ${scope.request.clientToken} was already used for a different request (it made ${item.resourceId}); use a new token for a new request`);
+    throw new ConflictError(
+      `clientToken: ${scope.request.clientToken} was already used for a different request (it made ${item.resourceId}); use a new token for a new request`,
+    );
   }
   return item.resourceId;
 }
@@ -72,7 +74,9 @@ async function replay<V>(scope: TokenScope, resourceId: string, existing: (resou
     return await existing(resourceId);
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) {
-      throw new ConflictError(`clientToken: ${scope.request.clientToken} already made ${resourceId}, which has since been deleted; use a new token for a new request`);
+      throw new ConflictError(
+        `clientToken: ${scope.request.clientToken} already made ${resourceId}, which has since been deleted; use a new token for a new request`,
+      );
     }
     throw error;
   }
@@ -99,7 +103,13 @@ function claimItem(scope: TokenScope, resourceId: string): TransactItem {
 export function fingerprintOf(request: object): string {
   const canonical = (value: unknown): unknown =>
     value && typeof value === 'object' && !Array.isArray(value)
-      ? Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key])]))
+      ? Object.fromEntries(
+          Object.keys(value)
+            .sort()
+            .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
+        )
       : value;
-  return createHash('sha256').update(JSON.stringify(canonical(request))).digest('base64url');
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(request)))
+    .digest('base64url');
 }

@@ -28,7 +28,9 @@ const signedInput = (scope: CursorScope, payload: string) => [VERSION, scope.tab
 export async function encodeNextToken(lastKey: Record<string, unknown> | undefined, scope: CursorScope, macKey = cursorMacKey): Promise<string | undefined> {
   if (!lastKey) return undefined;
   const payload = Buffer.from(JSON.stringify(lastKey)).toString('base64url');
-  const mac = createHmac('sha256', await macKey()).update(signedInput(scope, payload)).digest('base64url');
+  const mac = createHmac('sha256', await macKey())
+    .update(signedInput(scope, payload))
+    .digest('base64url');
   return `${VERSION}.${payload}.${mac}`;
 }
 
@@ -36,7 +38,9 @@ export async function decodeNextToken(token: string | undefined, scope: CursorSc
   if (token === undefined) return undefined;
   const [version, payload, mac, ...rest] = token.split('.');
   if (version !== VERSION || !payload || !mac || rest.length > 0) throw new ValidationError(INVALID);
-  const expected = createHmac('sha256', await macKey()).update(signedInput(scope, payload)).digest();
+  const expected = createHmac('sha256', await macKey())
+    .update(signedInput(scope, payload))
+    .digest();
   const given = Buffer.from(mac, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new ValidationError(INVALID);
   // Signed by this API, so well formed; checked all the same.

@@ -34,7 +34,6 @@ export const keys = {
   allowedSource: (networkId: string, sourceNetworkId: string) => ({ pk: `NET#${networkId}`, sk: `ALLOW#${sourceNetworkId}` }),
 };
 
-
 /**
  * Four generic indexes. gsi1 lists hosts, storage pools, and a tenant's projects, networks, VMs,
  * disks and service accounts; gsi2 lists the VMs of one network and the networks one host is a

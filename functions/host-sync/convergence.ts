@@ -65,7 +65,12 @@ export async function vmConvergence(table: string, convergenceTable: string, ten
       ExpressionAttributeValues: { ':pk': keys.network(vm.networkId).pk, ':member': 'MEMBER#' },
       ConsistentRead: true,
     }),
-    queryAll<EndpointAckItem>({ TableName: convergenceTable, KeyConditionExpression: 'vmId = :vm', ExpressionAttributeValues: { ':vm': vmId }, ConsistentRead: true }),
+    queryAll<EndpointAckItem>({
+      TableName: convergenceTable,
+      KeyConditionExpression: 'vmId = :vm',
+      ExpressionAttributeValues: { ':vm': vmId },
+      ConsistentRead: true,
+    }),
   ]);
   return summarizeConvergence(vm, members, acks);
 }
@@ -74,7 +79,11 @@ export async function vmConvergence(table: string, convergenceTable: string, ten
  * The hosts that need a VM's endpoint are those running a VM of its network (the ones the
  * fan-out sends it to); a host has it once its agent acknowledged that version or a later one.
  */
-export function summarizeConvergence(vm: Pick<StoredVm, 'vmId' | 'hostId' | 'endpointAddress' | 'endpointVersion'>, members: Pick<MemberItem, 'hostId' | 'vmCount'>[], acks: Pick<EndpointAckItem, 'hostId' | 'version'>[]): VmConvergenceView {
+export function summarizeConvergence(
+  vm: Pick<StoredVm, 'vmId' | 'hostId' | 'endpointAddress' | 'endpointVersion'>,
+  members: Pick<MemberItem, 'hostId' | 'vmCount'>[],
+  acks: Pick<EndpointAckItem, 'hostId' | 'version'>[],
+): VmConvergenceView {
   const held = new Map(acks.map((ack) => [ack.hostId, ack.version]));
   const needing = members.filter((member) => member.vmCount > 0).map((member) => member.hostId);
   const pending = needing.filter((hostId) => (held.get(hostId) ?? 0) < vm.endpointVersion).sort();

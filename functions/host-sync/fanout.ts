@@ -98,4 +98,3 @@ async function queueUrlOf(table: string, hostId: string, region: string): Promis
   queueUrls.set(hostId, queueUrl);
   return queueUrl;
 }
-

@@ -9,17 +9,29 @@ import { getVm, listVmsOnHost, toVmView, updateTenantVm, type VmView } from '../
  * (`egress`), or its custom metadata (`attributes`). The change reaches the VM's host agent like a
  * service-account change: the stream tells the host to fetch its VMs' configuration again.
  */
-async function setVmConfig(table: string, region: string, tenantId: string, vmId: string, change: { egress: EgressPolicy } | { attributes: VmAttributes }): Promise<VmView> {
+async function setVmConfig(
+  table: string,
+  region: string,
+  tenantId: string,
+  vmId: string,
+  change: { egress: EgressPolicy } | { attributes: VmAttributes },
+): Promise<VmView> {
   const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
   const [[name, value]] = Object.entries(change) as [[string, unknown]];
   const updatedAt = new Date().toISOString();
-  await updateTenantVm(table, tenantId, vmId, { expression: 'SET #part = :value, updatedAt = :now', names: { '#part': name }, values: { ':value': value, ':now': updatedAt } });
+  await updateTenantVm(table, tenantId, vmId, {
+    expression: 'SET #part = :value, updatedAt = :now',
+    names: { '#part': name },
+    values: { ':value': value, ':now': updatedAt },
+  });
   return toVmView({ ...vm, ...change, updatedAt });
 }
 
-export const setEgressPolicy = (table: string, region: string, tenantId: string, vmId: string, egress: EgressPolicy) => setVmConfig(table, region, tenantId, vmId, { egress });
+export const setEgressPolicy = (table: string, region: string, tenantId: string, vmId: string, egress: EgressPolicy) =>
+  setVmConfig(table, region, tenantId, vmId, { egress });
 
-export const setVmAttributes = (table: string, region: string, tenantId: string, vmId: string, attributes: VmAttributes) => setVmConfig(table, region, tenantId, vmId, { attributes });
+export const setVmAttributes = (table: string, region: string, tenantId: string, vmId: string, attributes: VmAttributes) =>
+  setVmConfig(table, region, tenantId, vmId, { attributes });
 
 /** The bridge configuration of the VMs on a host (a VM without egress policy reaches nothing), and their shuffle jobs. */
 export async function vmConfigsOfHost(table: string, hostId: string, egressOpenCidrs: readonly string[]): Promise<HostVmConfigs> {
@@ -28,7 +40,10 @@ export async function vmConfigsOfHost(table: string, hostId: string, egressOpenC
   return {
     hostId,
     vms: vms.map((vm) => ({ vmId: vm.vmId, egress: vm.egress, attributes: vm.attributes })),
-    shuffleJobs: await shuffleJobsFor(table, vms.flatMap((vm) => [...(vm.shuffleJobIds ?? [])])),
+    shuffleJobs: await shuffleJobsFor(
+      table,
+      vms.flatMap((vm) => [...(vm.shuffleJobIds ?? [])]),
+    ),
     egressOpenCidrs: [...egressOpenCidrs],
   };
 }

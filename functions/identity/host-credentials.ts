@@ -33,7 +33,14 @@ export async function issueCredentialsForHost(
   const withAccount = current.filter((vm): vm is StoredVm & { serviceAccountId: string } => vm?.hostId === hostId && Boolean(vm.serviceAccountId));
   const credentials = await Promise.all(
     withAccount.map(async ({ serviceAccountId, tenantId, vmId }) => {
-      const { credential, claims } = await issueHostCredential(signer, { serviceAccountId, tenantId, hostRef, vmIds: [vmId], hostPublicKey, lifetimeSeconds: options.lifetimeSeconds });
+      const { credential, claims } = await issueHostCredential(signer, {
+        serviceAccountId,
+        tenantId,
+        hostRef,
+        vmIds: [vmId],
+        hostPublicKey,
+        lifetimeSeconds: options.lifetimeSeconds,
+      });
       return { serviceAccountId, vmIds: claims.vms, credential, expiresAt: new Date(claims.exp * 1000).toISOString() };
     }),
   );

@@ -68,7 +68,11 @@ export async function publishHostKeys(table: string, signer: JwsSigner, hostId: 
 
 /** The same keys, whatever their order. */
 function sameKeySet(a: readonly { keyType: string; base64: string }[], b: readonly { keyType: string; base64: string }[]): boolean {
-  const canonical = (set: readonly { keyType: string; base64: string }[]) => set.map(({ keyType, base64 }) => `${keyType} ${base64}`).sort().join('\n');
+  const canonical = (set: readonly { keyType: string; base64: string }[]) =>
+    set
+      .map(({ keyType, base64 }) => `${keyType} ${base64}`)
+      .sort()
+      .join('\n');
   return a.length === b.length && canonical(a) === canonical(b);
 }
 

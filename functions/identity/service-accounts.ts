@@ -18,7 +18,13 @@ import { assertHomeRegion } from '../core/regions.ts';
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type ServiceAccountView = z.infer<typeof responses.ServiceAccount>;
 
-const toView = ({ serviceAccountId, tenantId, projectId, name, createdAt }: ServiceAccountItem): ServiceAccountView => ({ serviceAccountId, tenantId, projectId, name, createdAt });
+const toView = ({ serviceAccountId, tenantId, projectId, name, createdAt }: ServiceAccountItem): ServiceAccountView => ({
+  serviceAccountId,
+  tenantId,
+  projectId,
+  name,
+  createdAt,
+});
 
 export async function createServiceAccount(table: string, tenantId: string, request: CreateServiceAccountRequest): Promise<ServiceAccountView> {
   const serviceAccountId = newId('sa');
@@ -44,7 +50,12 @@ export async function getServiceAccount(table: string, tenantId: string, service
 }
 
 export async function listServiceAccounts(table: string, tenantId: string, limit: number, nextToken?: string) {
-  const page = await queryPage<ServiceAccountItem>(table, { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.serviceAccountsOfTenant(tenantId) }, limit, nextToken);
+  const page = await queryPage<ServiceAccountItem>(
+    table,
+    { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.serviceAccountsOfTenant(tenantId) },
+    limit,
+    nextToken,
+  );
   return { serviceAccounts: page.items.map(toView), nextToken: page.nextToken };
 }
 
@@ -55,7 +66,8 @@ export async function listServiceAccounts(table: string, tenantId: string, limit
 export async function attachServiceAccount(table: string, region: string, tenantId: string, vmId: string, serviceAccountId: string): Promise<VmView> {
   const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
   const account = await getServiceAccount(table, tenantId, serviceAccountId);
-  if (account.projectId !== vm.projectId) throw new ConflictError(`service account ${serviceAccountId} belongs to project ${account.projectId}, vm ${vmId} to ${vm.projectId}`);
+  if (account.projectId !== vm.projectId)
+    throw new ConflictError(`service account ${serviceAccountId} belongs to project ${account.projectId}, vm ${vmId} to ${vm.projectId}`);
   const updatedAt = new Date().toISOString();
   try {
     await dynamodb.send(
@@ -111,7 +123,10 @@ export async function usersOfServiceAccount(table: string, account: ServiceAccou
     ProjectionExpression: 'pk, sk',
   });
   const current = await Promise.all(vms.map(({ pk, sk }) => getItem<StoredVm>(table, { pk, sk })));
-  return current.filter((vm) => vm?.serviceAccountId === account.serviceAccountId).map((vm) => vm!.vmId).sort();
+  return current
+    .filter((vm) => vm?.serviceAccountId === account.serviceAccountId)
+    .map((vm) => vm!.vmId)
+    .sort();
 }
 
 /** Deletes a service account no VM uses; one in use is refused with its VMs named. */

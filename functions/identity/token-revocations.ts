@@ -23,7 +23,12 @@ interface RevokedTokenItem extends TokenRevocationView {
  * Revokes an API token by its id, until it would have expired (from the token; the longest any
  * token lives when only the id is given). The table is global: every region's authorizer refuses it.
  */
-export async function revokeToken(table: string, request: RevokeTokenRequest, revokedBy: string, now = Date.now()): Promise<{ revocation: TokenRevocationView; created: boolean }> {
+export async function revokeToken(
+  table: string,
+  request: RevokeTokenRequest,
+  revokedBy: string,
+  now = Date.now(),
+): Promise<{ revocation: TokenRevocationView; created: boolean }> {
   let claimed: { jti: string; sub?: string; exp?: number };
   try {
     claimed = request.token ? claimedTokenId(request.token) : { jti: request.jti! };

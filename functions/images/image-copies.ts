@@ -72,7 +72,14 @@ export type LaunchImage = { ready: true; image: ImageItem } | { ready: false; im
  * one), and a launch after a failed copy starts it again. The copy job itself is dispatched from
  * the table's stream when the copy item appears, so no launch can leave a copy without a job.
  */
-export async function imageForLaunch(table: string, tenantId: string, imageId: string, region: string, projectId: string, bucket: string): Promise<LaunchImage> {
+export async function imageForLaunch(
+  table: string,
+  tenantId: string,
+  imageId: string,
+  region: string,
+  projectId: string,
+  bucket: string,
+): Promise<LaunchImage> {
   const image = await getImage(table, tenantId, imageId);
   if (image.state !== 'available') throw new ConflictError(`imageId: image ${imageId} is ${image.state}; only an available image can be launched`);
   if (image.region === region) return { ready: true, image };
@@ -119,7 +126,8 @@ async function ensureCopy(table: string, image: ImageItem, region: string, proje
         );
         return Attributes as ImageCopyItem;
       }
-      if (existing.state === 'releasing') throw new ConflictError(`imageId: the copy of image ${image.imageId} in ${region} is being released; retry in a moment`);
+      if (existing.state === 'releasing')
+        throw new ConflictError(`imageId: the copy of image ${image.imageId} in ${region} is being released; retry in a moment`);
       return existing;
     } catch (error) {
       // Another launch created or restarted it meanwhile: read again.
@@ -186,7 +194,10 @@ export async function copyImage(table: string, region: string, imageId: string, 
   }
   await deleteObjectIn(region, target);
   if (permanent || attempt >= MAX_COPY_ATTEMPTS) {
-    await finishCopy(table, copy, { state: 'failed', reason: `copying image ${imageId} from ${copy.sourceRegion} to ${region} failed after ${attempt} attempt(s): ${failure}` });
+    await finishCopy(table, copy, {
+      state: 'failed',
+      reason: `copying image ${imageId} from ${copy.sourceRegion} to ${region} failed after ${attempt} attempt(s): ${failure}`,
+    });
     return;
   }
   await recordFailure(table, copy, failure);
@@ -236,7 +247,11 @@ async function recordFailure(table: string, copy: ImageCopyItem, failure: string
  * ended (another attempt won); its waiting VMs are settled all the same, so a crash between the
  * two steps is finished by the redelivered message.
  */
-async function finishCopy(table: string, copy: ImageCopyItem, outcome: { state: 'available'; key: string } | { state: 'failed'; reason: string }): Promise<boolean> {
+async function finishCopy(
+  table: string,
+  copy: ImageCopyItem,
+  outcome: { state: 'available'; key: string } | { state: 'failed'; reason: string },
+): Promise<boolean> {
   try {
     const { Attributes } = await dynamodb.send(
       new UpdateCommand({
@@ -245,7 +260,12 @@ async function finishCopy(table: string, copy: ImageCopyItem, outcome: { state: 
         UpdateExpression: `SET #state = :to, updatedAt = :now, ${outcome.state === 'available' ? '#key = :detail REMOVE lastError' : 'failureReason = :detail'}`,
         ConditionExpression: '#state = :copying',
         ExpressionAttributeNames: { '#state': 'state', ...(outcome.state === 'available' ? { '#key': 'key' } : {}) },
-        ExpressionAttributeValues: { ':to': outcome.state, ':copying': 'copying', ':now': new Date().toISOString(), ':detail': outcome.state === 'available' ? outcome.key : outcome.reason },
+        ExpressionAttributeValues: {
+          ':to': outcome.state,
+          ':copying': 'copying',
+          ':now': new Date().toISOString(),
+          ':detail': outcome.state === 'available' ? outcome.key : outcome.reason,
+        },
         ReturnValues: 'ALL_NEW',
       }),
     );
@@ -274,7 +294,13 @@ export async function settleWaitingVms(table: string, copy: ImageCopyItem, reaso
             UpdateExpression: running ? 'SET #state = :to, updatedAt = :now REMOVE stateReason' : 'SET #state = :to, updatedAt = :now, stateReason = :why',
             ConditionExpression: '#state = :pending AND imageId = :image',
             ExpressionAttributeNames: { '#state': 'state' },
-            ExpressionAttributeValues: { ':to': running ? 'running' : 'failed', ':pending': 'pending', ':image': copy.imageId, ':now': new Date().toISOString(), ...(running ? {} : { ':why': why }) },
+            ExpressionAttributeValues: {
+              ':to': running ? 'running' : 'failed',
+              ':pending': 'pending',
+              ':image': copy.imageId,
+              ':now': new Date().toISOString(),
+              ...(running ? {} : { ':why': why }),
+            },
           }),
         );
       } catch (error) {
@@ -323,9 +349,19 @@ export async function releaseImageCopy(table: string, imageId: string, region: s
   }
   await settleWaitingVms(table, { ...copy, state: 'releasing' }, `the copy of image ${imageId} in ${region} was released with project ${projectId}`);
   if (copy.key) await deleteObjectIn(region, { bucket: copy.bucket, key: copy.key });
-  await dynamodb.send(new DeleteCommand({ TableName: table, Key: key, ConditionExpression: '#state = :releasing', ExpressionAttributeNames: { '#state': 'state' }, ExpressionAttributeValues: { ':releasing': 'releasing' } })).catch((error: unknown) => {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  });
+  await dynamodb
+    .send(
+      new DeleteCommand({
+        TableName: table,
+        Key: key,
+        ConditionExpression: '#state = :releasing',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':releasing': 'releasing' },
+      }),
+    )
+    .catch((error: unknown) => {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    });
 }
 
 /**

@@ -38,8 +38,15 @@ export interface ImageItem {
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type ImageView = z.infer<typeof responses.Image>;
 
-export const toImageView = ({ kind: _kind, bucket: _bucket, key: _key, uploadId: _uploadId, partSize: _partSize, verificationRequestedAt: _requested, ...view }: ImageItem): ImageView =>
-  withoutTableKeys(view);
+export const toImageView = ({
+  kind: _kind,
+  bucket: _bucket,
+  key: _key,
+  uploadId: _uploadId,
+  partSize: _partSize,
+  verificationRequestedAt: _requested,
+  ...view
+}: ImageItem): ImageView => withoutTableKeys(view);
 
 const MIN_PART_BYTES = 8 * 1024 * 1024;
 const MAX_PARTS = 10_000;
@@ -84,7 +91,9 @@ export async function createImage(table: string, bucket: string, region: string,
   const parts = await Promise.all(
     Array.from({ length: partCount }, async (_, index) => ({
       partNumber: index + 1,
-      url: await getSignedUrl(s3, new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: UploadId, PartNumber: index + 1 }), { expiresIn: UPLOAD_URL_SECONDS }),
+      url: await getSignedUrl(s3, new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: UploadId, PartNumber: index + 1 }), {
+        expiresIn: UPLOAD_URL_SECONDS,
+      }),
     })),
   );
   return { image: toImageView(item), upload: { partSize, expiresInSeconds: UPLOAD_URL_SECONDS, parts } };
@@ -106,7 +115,13 @@ export async function listImages(table: string, tenantId: string, limit: number,
  * Completing an image already verifying sends its verification job again if need be (see
  * `requestVerification`), so a client retrying after a failed call never leaves it stuck there.
  */
-export async function completeImageUpload(table: string, tenantId: string, imageId: string, request: CompleteImageUploadRequest, verify: (imageId: string) => Promise<void>) {
+export async function completeImageUpload(
+  table: string,
+  tenantId: string,
+  imageId: string,
+  request: CompleteImageUploadRequest,
+  verify: (imageId: string) => Promise<void>,
+) {
   const image = await getImage(table, tenantId, imageId);
   if (image.state === 'verifying') {
     await requestVerification(table, image, verify);
@@ -124,12 +139,15 @@ export async function completeImageUpload(table: string, tenantId: string, image
         Bucket: image.bucket,
         Key: image.key,
         UploadId: image.uploadId,
-        MultipartUpload: { Parts: [...request.parts].sort((a, b) => a.partNumber - b.partNumber).map((part) => ({ PartNumber: part.partNumber, ETag: part.etag })) },
+        MultipartUpload: {
+          Parts: [...request.parts].sort((a, b) => a.partNumber - b.partNumber).map((part) => ({ PartNumber: part.partNumber, ETag: part.etag })),
+        },
       }),
     );
   } catch (error) {
     const name = (error as { name?: string }).name;
-    if (name === 'InvalidPart' || name === 'InvalidPartOrder' || name === 'EntityTooSmall') throw new ValidationError(`body.parts: S3 refused them (${name}): ${(error as Error).message}`);
+    if (name === 'InvalidPart' || name === 'InvalidPartOrder' || name === 'EntityTooSmall')
+      throw new ValidationError(`body.parts: S3 refused them (${name}): ${(error as Error).message}`);
     throw error;
   }
   await setState(table, image, 'uploading', 'verifying');

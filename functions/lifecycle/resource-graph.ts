@@ -48,7 +48,10 @@ export async function handleGraphMessage(table: string, region: string, message:
   if (home && home !== region) return send([{ message, from: `${region}-${randomUUID()}` }], home);
 
   const tenantId = project.tenantId;
-  const toProject: OutgoingGraphMessage = { message: { action: 'check', kind: 'project', nodeId: project.projectId, projectId: project.projectId }, from: message.nodeId };
+  const toProject: OutgoingGraphMessage = {
+    message: { action: 'check', kind: 'project', nodeId: project.projectId, projectId: project.projectId },
+    from: message.nodeId,
+  };
   // What a VM uses is in its region (this one), but service accounts, which are global.
   const release = (kind: NodeKind, nodeId: string): OutgoingGraphMessage => ({
     message: { action: 'release', kind, nodeId, projectId: project.projectId, ...(kind === 'service-account' ? {} : { region }) },
@@ -113,7 +116,9 @@ async function projectBeingDeleted(table: string, projectId: string): Promise<Pr
     const project = await getItem<ProjectItem>(table, keys.project(projectId));
     if (!project || project.state === 'deleting') return project;
     if (Date.now() >= deadline) {
-      throw new Error(`project ${projectId} is ${project.state}, not deleting, in this region's table after ${REPLICA_WAIT_MS} ms: replication is behind; the message will be delivered again`);
+      throw new Error(
+        `project ${projectId} is ${project.state}, not deleting, in this region's table after ${REPLICA_WAIT_MS} ms: replication is behind; the message will be delivered again`,
+      );
     }
     await sleep(REPLICA_POLL_MS);
   }

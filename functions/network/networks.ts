@@ -32,7 +32,6 @@ export const toNetworkView = ({ networkId, tenantId, projectId, name, cidr, regi
   createdAt,
 });
 
-
 export async function createNetwork(table: string, tenantId: string, region: string, request: CreateNetworkRequest): Promise<NetworkView> {
   return createOnce(
     { table, tenantId, operation: 'createNetwork', request },
@@ -41,7 +40,13 @@ export async function createNetwork(table: string, tenantId: string, region: str
   );
 }
 
-async function insertNetwork(table: string, tenantId: string, region: string, request: CreateNetworkRequest, claim: (networkId: string) => TransactItem[]): Promise<NetworkView> {
+async function insertNetwork(
+  table: string,
+  tenantId: string,
+  region: string,
+  request: CreateNetworkRequest,
+  claim: (networkId: string) => TransactItem[],
+): Promise<NetworkView> {
   const networkId = newId('net');
   const guard = projectGuard(table, tenantId, request.projectId);
   const item: NetworkItem & Record<string, unknown> = {
@@ -63,7 +68,9 @@ async function insertNetwork(table: string, tenantId: string, region: string, re
     const claimed = claim(networkId);
     try {
       await dynamodb.send(
-        new TransactWriteCommand({ TransactItems: [guard.item, { Put: { TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } }, ...quota.items, ...claimed] }),
+        new TransactWriteCommand({
+          TransactItems: [guard.item, { Put: { TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } }, ...quota.items, ...claimed],
+        }),
       );
       return toNetworkView(item);
     } catch (error) {
@@ -87,7 +94,12 @@ export async function getNetwork(table: string, tenantId: string, networkId: str
 }
 
 export async function listNetworks(table: string, tenantId: string, limit: number, nextToken?: string) {
-  const page = await queryPage<NetworkItem>(table, { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.networksOfTenant(tenantId) }, limit, nextToken);
+  const page = await queryPage<NetworkItem>(
+    table,
+    { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.networksOfTenant(tenantId) },
+    limit,
+    nextToken,
+  );
   return { networks: page.items.map(toNetworkView), nextToken: page.nextToken };
 }
 
@@ -108,7 +120,10 @@ export async function deleteNetwork(table: string, region: string, tenantId: str
   if (users.length > 0) throw new InUseError(`network ${networkId} is in use by vm ${users.sort().join(', vm ')}`);
   const rest = items.filter((item) => item.sk !== keys.network(networkId).sk);
   for (let i = 0; i < rest.length; i += 25) {
-    await batchDelete(table, rest.slice(i, i + 25).map(({ pk, sk }) => ({ pk, sk })));
+    await batchDelete(
+      table,
+      rest.slice(i, i + 25).map(({ pk, sk }) => ({ pk, sk })),
+    );
   }
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     try {
@@ -116,7 +131,10 @@ export async function deleteNetwork(table: string, region: string, tenantId: str
       // The quota is given back in the same transaction, so only the delete that removed the item gives it.
       await dynamodb.send(
         new TransactWriteCommand({
-          TransactItems: [{ Delete: { TableName: table, Key: keys.network(networkId), ConditionExpression: 'attribute_exists(pk)' } }, ...quotaRelease(table, tenantId, region, { networks: 1 })],
+          TransactItems: [
+            { Delete: { TableName: table, Key: keys.network(networkId), ConditionExpression: 'attribute_exists(pk)' } },
+            ...quotaRelease(table, tenantId, region, { networks: 1 }),
+          ],
         }),
       );
       return;

@@ -62,7 +62,8 @@ export async function createShuffleJob(
     hostIds.add(vm.hostId);
   }
   // The queues are tagged with the workers' hosts: only those may send to or read from them.
-  if (!shuffleHostsTags(hostIds)) throw new ConflictError(`workerVmIds: the workers run on ${hostIds.size} hosts whose ids are too long to name on their queues; use fewer workers`);
+  if (!shuffleHostsTags(hostIds))
+    throw new ConflictError(`workerVmIds: the workers run on ${hostIds.size} hosts whose ids are too long to name on their queues; use fewer workers`);
   const jobId = newId('shuf');
   const urls = await Promise.all(workers.map((vmId) => ensureQueue(jobId, vmId, [...hostIds])));
   const job: ShuffleJobItem & Record<string, unknown> = {
@@ -197,20 +198,31 @@ export async function deleteShuffleJob(table: string, tenantId: string, jobId: s
     job.workers.map(async (vmId) => {
       try {
         await dynamodb.send(
-          new UpdateCommand({ TableName: table, Key: keys.vm(vmId), UpdateExpression: 'DELETE shuffleJobIds :job', ConditionExpression: 'attribute_exists(pk)', ExpressionAttributeValues: { ':job': new Set([jobId]) } }),
+          new UpdateCommand({
+            TableName: table,
+            Key: keys.vm(vmId),
+            UpdateExpression: 'DELETE shuffleJobIds :job',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeValues: { ':job': new Set([jobId]) },
+          }),
         );
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
       }
     }),
   );
-  await Promise.all([...job.workers.map((vmId) => dynamodb.send(new DeleteCommand({ TableName: table, Key: keys.shuffleWorker(jobId, vmId) }))), dynamodb.send(new DeleteCommand({ TableName: table, Key: keys.shuffleJob(jobId) }))]);
+  await Promise.all([
+    ...job.workers.map((vmId) => dynamodb.send(new DeleteCommand({ TableName: table, Key: keys.shuffleWorker(jobId, vmId) }))),
+    dynamodb.send(new DeleteCommand({ TableName: table, Key: keys.shuffleJob(jobId) })),
+  ]);
 }
 
 /** The jobs a host's worker VMs take part in, as its agent needs them. */
 export async function shuffleJobsFor(table: string, jobIds: Iterable<string>): Promise<HostShuffleJob[]> {
   const jobs = await Promise.all([...new Set(jobIds)].map((jobId) => getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId))));
-  return jobs.filter((job): job is ShuffleJobItem => job !== undefined).map(({ jobId, partitions, workers, queueUrls }) => ({ jobId, partitions, workers, queueUrls }));
+  return jobs
+    .filter((job): job is ShuffleJobItem => job !== undefined)
+    .map(({ jobId, partitions, workers, queueUrls }) => ({ jobId, partitions, workers, queueUrls }));
 }
 
 /**

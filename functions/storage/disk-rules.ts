@@ -12,7 +12,10 @@ export function assertDiskRules(disk: DiskPerformance, where = 'body'): void {
       `${where}.iops: rule iops-per-gib: at most ${DISK_LIMITS.maxIopsPerGiB} IOPS per GiB above the ${DISK_LIMITS.baselineIops} baseline, so ${disk.sizeGiB} GiB allows at most ${maxIops} IOPS`,
     );
   }
-  const maxThroughput = Math.max(DISK_LIMITS.baselineThroughputMiBps, Math.min(DISK_LIMITS.maxThroughputMiBps, Math.floor(disk.iops * DISK_LIMITS.maxThroughputPerIops)));
+  const maxThroughput = Math.max(
+    DISK_LIMITS.baselineThroughputMiBps,
+    Math.min(DISK_LIMITS.maxThroughputMiBps, Math.floor(disk.iops * DISK_LIMITS.maxThroughputPerIops)),
+  );
   if (disk.throughputMiBps > maxThroughput) {
     throw new ValidationError(
       `${where}.throughputMiBps: rule throughput-per-iops: at most ${DISK_LIMITS.maxThroughputPerIops} MiB/s per IOPS above the ${DISK_LIMITS.baselineThroughputMiBps} MiB/s baseline, so ${disk.iops} IOPS allow at most ${maxThroughput} MiB/s`,

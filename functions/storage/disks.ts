@@ -54,7 +54,13 @@ export async function createDisk(table: string, region: string, tenantId: string
   );
 }
 
-async function placeDisk(table: string, region: string, tenantId: string, request: CreateDiskRequest, claim: (diskId: string) => TransactItem[]): Promise<DiskView> {
+async function placeDisk(
+  table: string,
+  region: string,
+  tenantId: string,
+  request: CreateDiskRequest,
+  claim: (diskId: string) => TransactItem[],
+): Promise<DiskView> {
   const need = { sizeGiB: request.sizeGiB, iops: request.iops, throughputMiBps: request.throughputMiBps };
   assertDiskRules(need);
   const diskId = newId('disk');
@@ -64,7 +70,10 @@ async function placeDisk(table: string, region: string, tenantId: string, reques
     const pools = (await listStoragePools(table)).filter((candidate) => inRegion(candidate, region));
     // Pools that just lost a race are tried last, not never.
     const pool = choosePool(pools, need, lostRaces) ?? choosePool(pools, need, new Set());
-    if (!pool) throw new ConflictError(`no storage pool in ${region} has ${need.sizeGiB} GiB, ${need.iops} IOPS and ${need.throughputMiBps} MiB/s free: ask for less, or have an operator register a pool (POST /storage-pools)`);
+    if (!pool)
+      throw new ConflictError(
+        `no storage pool in ${region} has ${need.sizeGiB} GiB, ${need.iops} IOPS and ${need.throughputMiBps} MiB/s free: ask for less, or have an operator register a pool (POST /storage-pools)`,
+      );
     const now = new Date().toISOString();
     const disk: DiskItem & Record<string, unknown> = {
       ...keys.disk(diskId),
@@ -89,7 +98,13 @@ async function placeDisk(table: string, region: string, tenantId: string, reques
     try {
       await dynamodb.send(
         new TransactWriteCommand({
-          TransactItems: [poolDelta(table, pool.poolId, need), { Put: { TableName: table, Item: disk, ConditionExpression: 'attribute_not_exists(pk)' } }, guard.item, ...quota.items, ...claimed],
+          TransactItems: [
+            poolDelta(table, pool.poolId, need),
+            { Put: { TableName: table, Item: disk, ConditionExpression: 'attribute_not_exists(pk)' } },
+            guard.item,
+            ...quota.items,
+            ...claimed,
+          ],
         }),
       );
       return toDiskView(disk);
@@ -124,7 +139,11 @@ export async function listDisks(table: string, tenantId: string, limit: number, 
 export async function modifyDisk(table: string, region: string, tenantId: string, diskId: string, request: ModifyDiskRequest): Promise<DiskView> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
-    const wanted = { sizeGiB: request.sizeGiB ?? disk.sizeGiB, iops: request.iops ?? disk.iops, throughputMiBps: request.throughputMiBps ?? disk.throughputMiBps };
+    const wanted = {
+      sizeGiB: request.sizeGiB ?? disk.sizeGiB,
+      iops: request.iops ?? disk.iops,
+      throughputMiBps: request.throughputMiBps ?? disk.throughputMiBps,
+    };
     if (wanted.sizeGiB < disk.sizeGiB) throw new ValidationError(`body.sizeGiB: rule size-grows-only: a disk cannot shrink below its ${disk.sizeGiB} GiB`);
     assertDiskRules(wanted);
     const delta = { sizeGiB: wanted.sizeGiB - disk.sizeGiB, iops: wanted.iops - disk.iops, throughputMiBps: wanted.throughputMiBps - disk.throughputMiBps };
@@ -142,7 +161,14 @@ export async function modifyDisk(table: string, region: string, tenantId: string
                 Key: keys.disk(diskId),
                 UpdateExpression: 'SET sizeGiB = :size, iops = :iops, throughputMiBps = :tp, revision = :next, updatedAt = :now',
                 ConditionExpression: 'revision = :revision',
-                ExpressionAttributeValues: { ':size': wanted.sizeGiB, ':iops': wanted.iops, ':tp': wanted.throughputMiBps, ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
+                ExpressionAttributeValues: {
+                  ':size': wanted.sizeGiB,
+                  ':iops': wanted.iops,
+                  ':tp': wanted.throughputMiBps,
+                  ':next': disk.revision + 1,
+                  ':revision': disk.revision,
+                  ':now': updatedAt,
+                },
               },
             },
             ...quota.items,
@@ -154,7 +180,8 @@ export async function modifyDisk(table: string, region: string, tenantId: string
       const codes = cancellationCodes(error);
       if (!codes) throw error;
       await quota.refusal(codes, 2);
-      if (codes[0] === 'ConditionalCheckFailed') throw new ConflictError(`pool ${disk.poolId} has no room for this change; the disk keeps its current performance`);
+      if (codes[0] === 'ConditionalCheckFailed')
+        throw new ConflictError(`pool ${disk.poolId} has no room for this change; the disk keeps its current performance`);
       await backoff(attempt);
     }
   }
@@ -216,7 +243,14 @@ export async function attachDisk(table: string, region: string, tenantId: string
               UpdateExpression: 'SET #state = :attached, attachedTo = :vm, revision = :next, updatedAt = :now',
               ConditionExpression: 'revision = :revision AND #state = :available',
               ExpressionAttributeNames: { '#state': 'state' },
-              ExpressionAttributeValues: { ':attached': 'attached', ':available': 'available', ':vm': vmId, ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
+              ExpressionAttributeValues: {
+                ':attached': 'attached',
+                ':available': 'available',
+                ':vm': vmId,
+                ':next': disk.revision + 1,
+                ':revision': disk.revision,
+                ':now': updatedAt,
+              },
             },
           },
           {
@@ -258,7 +292,14 @@ export async function detachDisk(table: string, region: string, tenantId: string
               ExpressionAttributeValues: { ':available': 'available', ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
             },
           },
-          { Update: { TableName: table, Key: keys.vm(disk.attachedTo), UpdateExpression: 'DELETE diskIds :disk', ExpressionAttributeValues: { ':disk': new Set([diskId]) } } },
+          {
+            Update: {
+              TableName: table,
+              Key: keys.vm(disk.attachedTo),
+              UpdateExpression: 'DELETE diskIds :disk',
+              ExpressionAttributeValues: { ':disk': new Set([diskId]) },
+            },
+          },
         ],
       }),
     );

@@ -33,7 +33,11 @@ export type StoragePoolView = z.infer<typeof responses.StoragePool>;
 const toView = ({ kind: _kind, ...view }: StoragePoolItem): StoragePoolView => withoutTableKeys(view);
 
 /** Registers a pool; the same registration again is a no-op, a different one a 409. */
-export async function registerStoragePool(table: string, region: string, request: RegisterStoragePoolRequest): Promise<{ pool: StoragePoolView; created: boolean }> {
+export async function registerStoragePool(
+  table: string,
+  region: string,
+  request: RegisterStoragePoolRequest,
+): Promise<{ pool: StoragePoolView; created: boolean }> {
   const item: StoragePoolItem & Record<string, unknown> = {
     ...keys.storagePool(request.poolId),
     kind: 'storage-pool',
@@ -55,7 +59,8 @@ export async function registerStoragePool(table: string, region: string, request
   } catch (error) {
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
     const existing = (await getItem<StoragePoolItem>(table, keys.storagePool(request.poolId)))!;
-    if (existing.region !== undefined && existing.region !== region) throw new ConflictError(`poolId: pool ${request.poolId} is registered in ${existing.region}`);
+    if (existing.region !== undefined && existing.region !== region)
+      throw new ConflictError(`poolId: pool ${request.poolId} is registered in ${existing.region}`);
     if (existing.capacityGiB !== request.capacityGiB || existing.iops !== request.iops || existing.throughputMiBps !== request.throughputMiBps) {
       throw new ConflictError(`poolId: pool ${request.poolId} is already registered with other capacities`);
     }
@@ -80,11 +85,20 @@ export const fits = (pool: StoragePoolView, need: DiskPerformance) =>
  * Of two random pools that fit, the one with the most room left in its scarcest dimension: spreads
  * load and keeps concurrent creates from all racing for the same pool.
  */
-export function choosePool(pools: readonly StoragePoolView[], need: DiskPerformance, exclude: ReadonlySet<string>, random: () => number = Math.random): StoragePoolView | undefined {
+export function choosePool(
+  pools: readonly StoragePoolView[],
+  need: DiskPerformance,
+  exclude: ReadonlySet<string>,
+  random: () => number = Math.random,
+): StoragePoolView | undefined {
   const open = pools.filter((pool) => !exclude.has(pool.poolId) && fits(pool, need));
   if (open.length === 0) return undefined;
   const room = (pool: StoragePoolView) =>
-    Math.min((pool.freeGiB - need.sizeGiB) / pool.capacityGiB, (pool.freeIops - need.iops) / pool.iops, (pool.freeThroughputMiBps - need.throughputMiBps) / pool.throughputMiBps);
+    Math.min(
+      (pool.freeGiB - need.sizeGiB) / pool.capacityGiB,
+      (pool.freeIops - need.iops) / pool.iops,
+      (pool.freeThroughputMiBps - need.throughputMiBps) / pool.throughputMiBps,
+    );
   const a = open[Math.floor(random() * open.length)]!;
   const b = open[Math.floor(random() * open.length)]!;
   return room(a) >= room(b) ? a : b;

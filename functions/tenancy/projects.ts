@@ -30,7 +30,11 @@ const toView = ({ kind: _kind, ...view }: ProjectItem): ProjectView => withoutTa
 export const defaultProjectId = (tenantId: string) => `proj-${createHash('sha256').update(tenantId).digest('hex').slice(0, 12)}`;
 
 /** The attributes that make a resource item a node of its project's graph. */
-export const nodeAttributes = (projectId: string, kind: NodeKind, id: string) => ({ projectId, gsi4pk: indexKeys.nodesOfProject(projectId), gsi4sk: `${kind}#${id}` });
+export const nodeAttributes = (projectId: string, kind: NodeKind, id: string) => ({
+  projectId,
+  gsi4pk: indexKeys.nodesOfProject(projectId),
+  gsi4sk: `${kind}#${id}`,
+});
 
 export async function createProject(table: string, tenantId: string, request: CreateProjectRequest): Promise<ProjectView> {
   const projectId = newId('proj');
@@ -57,7 +61,12 @@ export async function getProject(table: string, tenantId: string, projectId: str
 export { toView as toProjectView };
 
 export async function listProjects(table: string, tenantId: string, limit: number, nextToken?: string) {
-  const page = await queryPage<ProjectItem>(table, { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.projectsOfTenant(tenantId) }, limit, nextToken);
+  const page = await queryPage<ProjectItem>(
+    table,
+    { name: indexes.gsi1, partitionKey: 'gsi1pk', value: indexKeys.projectsOfTenant(tenantId) },
+    limit,
+    nextToken,
+  );
   return { projects: page.items.map(toView), nextToken: page.nextToken };
 }
 
@@ -143,10 +152,18 @@ export async function deleteProject(table: string, tenantId: string, projectId: 
 }
 
 /** Writes a new resource item into its project (checked by the project guard) in one transaction. */
-export async function putInProject(table: string, tenantId: string, guard: ReturnType<typeof projectGuard>, item: Record<string, unknown>, claimed: TransactItem[] = []): Promise<void> {
+export async function putInProject(
+  table: string,
+  tenantId: string,
+  guard: ReturnType<typeof projectGuard>,
+  item: Record<string, unknown>,
+  claimed: TransactItem[] = [],
+): Promise<void> {
   try {
     await dynamodb.send(
-      new TransactWriteCommand({ TransactItems: [guard.item, { Put: { TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } }, ...claimed] }),
+      new TransactWriteCommand({
+        TransactItems: [guard.item, { Put: { TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } }, ...claimed],
+      }),
     );
   } catch (error) {
     const codes = cancellationCodes(error);

@@ -109,7 +109,9 @@ export async function quotaCharge(table: string, tenantId: string, region: strin
         TableName: table,
         Key: keys.quotaLimits(tenantId),
         // The limits are those read above: an operator's change meanwhile makes the create read them again.
-        ...(limitsItem ? { ConditionExpression: 'revision = :revision', ExpressionAttributeValues: { ':revision': limitsItem.revision } } : { ConditionExpression: 'attribute_not_exists(pk)' }),
+        ...(limitsItem
+          ? { ConditionExpression: 'revision = :revision', ExpressionAttributeValues: { ':revision': limitsItem.revision } }
+          : { ConditionExpression: 'attribute_not_exists(pk)' }),
       },
     },
   ];
@@ -127,15 +129,22 @@ export async function quotaCharge(table: string, tenantId: string, region: strin
 export function quotaRelease(table: string, tenantId: string, region: string, amounts: QuotaNeed): TransactItem[] {
   const given = QUOTA_NAMES.filter((name) => (amounts[name] ?? 0) > 0);
   if (given.length === 0) return [];
-  return [{
-    Update: {
-      TableName: table,
-      Key: keys.quotaUsage(tenantId, region),
-      UpdateExpression: `SET kind = :kind, tenantId = :tenant, #region = :region ADD ${given.map((_, index) => `#q${index} :give${index}`).join(', ')}`,
-      ExpressionAttributeNames: { '#region': 'region', ...Object.fromEntries(given.map((name, index) => [`#q${index}`, name])) },
-      ExpressionAttributeValues: { ':kind': 'quota-usage', ':tenant': tenantId, ':region': region, ...Object.fromEntries(given.map((name, index) => [`:give${index}`, -amounts[name]!])) },
+  return [
+    {
+      Update: {
+        TableName: table,
+        Key: keys.quotaUsage(tenantId, region),
+        UpdateExpression: `SET kind = :kind, tenantId = :tenant, #region = :region ADD ${given.map((_, index) => `#q${index} :give${index}`).join(', ')}`,
+        ExpressionAttributeNames: { '#region': 'region', ...Object.fromEntries(given.map((name, index) => [`#q${index}`, name])) },
+        ExpressionAttributeValues: {
+          ':kind': 'quota-usage',
+          ':tenant': tenantId,
+          ':region': region,
+          ...Object.fromEntries(given.map((name, index) => [`:give${index}`, -amounts[name]!])),
+        },
+      },
     },
-  }];
+  ];
 }
 
 /** A tenant's limits and what it holds in this region. */

@@ -30,27 +30,29 @@ type QueryOf<O> = O extends { query: infer Q extends z.ZodType } ? z.infer<Q> : 
  * unexpected is logged and answered with a bare 500 so internals never leak to tenants.
  */
 export function apiHandler<O extends Operation>(operation: O, run: (input: ApiInput<BodyOf<O>, z.infer<O['params']>, QueryOf<O>>) => Promise<ApiResult>) {
-  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
-    // Route functions share one log group: each line names its function and request.
-    .use(injectLambdaContext(logger))
-    .onError(async (request) => {
-      request.response = errorResponse(request.error);
-    })
-    .handler(async (event) => {
-      const caller = callerOf(event);
-      if (!operation.scopes.some((scope) => caller.scopes.includes(scope))) {
-        throw new ForbiddenError(`this route needs scope ${operation.scopes.join(' or ')}`);
-      }
-      if (operation.body) requireJsonContentType(event);
-      const input = {
-        caller,
-        body: parse('body', operation.body, operation.body ? parseJsonBody(event) : undefined) as BodyOf<O>,
-        path: parse('path', operation.params, event.pathParameters ?? {}) as z.infer<O['params']>,
-        query: parse('query', operation.query, event.queryStringParameters ?? {}) as QueryOf<O>,
-      };
-      const result = await run(input);
-      return json(result.statusCode, result.body);
-    });
+  return (
+    middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+      // Route functions share one log group: each line names its function and request.
+      .use(injectLambdaContext(logger))
+      .onError(async (request) => {
+        request.response = errorResponse(request.error);
+      })
+      .handler(async (event) => {
+        const caller = callerOf(event);
+        if (!operation.scopes.some((scope) => caller.scopes.includes(scope))) {
+          throw new ForbiddenError(`this route needs scope ${operation.scopes.join(' or ')}`);
+        }
+        if (operation.body) requireJsonContentType(event);
+        const input = {
+          caller,
+          body: parse('body', operation.body, operation.body ? parseJsonBody(event) : undefined) as BodyOf<O>,
+          path: parse('path', operation.params, event.pathParameters ?? {}) as z.infer<O['params']>,
+          query: parse('query', operation.query, event.queryStringParameters ?? {}) as QueryOf<O>,
+        };
+        const result = await run(input);
+        return json(result.statusCode, result.body);
+      })
+  );
 }
 
 /** The principal the authorizer put in the request context; a route without one is misconfigured, so nobody gets in. */
@@ -129,7 +131,8 @@ function errorResponse(error: unknown): APIGatewayProxyResult {
  */
 export function refusedByTable(error: unknown): string | undefined {
   if (!(error instanceof DynamoDBServiceException) || error.name !== 'ValidationException') return undefined;
-  if (/item size|size of .* exceed|exceeds .*size/i.test(error.message)) return 'request: the resource would be larger than the table allows (400 KB an item); send less';
+  if (/item size|size of .* exceed|exceeds .*size/i.test(error.message))
+    return 'request: the resource would be larger than the table allows (400 KB an item); send less';
   if (/start(ing)? key|ExclusiveStartKey/i.test(error.message)) return 'nextToken: is not a token this API returned for this list';
   return 'request: a value was refused as invalid by the metadata store (too large, empty or of the wrong kind)';
 }

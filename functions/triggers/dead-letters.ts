@@ -42,7 +42,9 @@ const reasonOf = (error: unknown) => (error instanceof Error ? `${error.name}: $
 export function deadLetters(route: DeadLetterRoute, client: Pick<SQSClient, 'send'> = sqs): FailureSettler {
   async function delayRetry(record: SQSRecord, seconds: number): Promise<void> {
     try {
-      await client.send(new ChangeMessageVisibilityCommand({ QueueUrl: route.sourceQueueUrl, ReceiptHandle: record.receiptHandle, VisibilityTimeout: seconds }));
+      await client.send(
+        new ChangeMessageVisibilityCommand({ QueueUrl: route.sourceQueueUrl, ReceiptHandle: record.receiptHandle, VisibilityTimeout: seconds }),
+      );
     } catch (error) {
       // Then it comes back after the queue's visibility timeout: later, but not lost.
       logger.warn('could not shorten the retry delay', { messageId: record.messageId, error: error as Error });
@@ -72,7 +74,11 @@ export function deadLetters(route: DeadLetterRoute, client: Pick<SQSClient, 'sen
         logger.error('message moved to the dead-letter queue', { messageId: record.messageId, attempts, reason });
         return 'dead-lettered';
       } catch (sendError) {
-        logger.error('could not move a message to the dead-letter queue; it will be retried', { messageId: record.messageId, reason, error: sendError as Error });
+        logger.error('could not move a message to the dead-letter queue; it will be retried', {
+          messageId: record.messageId,
+          reason,
+          error: sendError as Error,
+        });
         return 'retry';
       }
     }

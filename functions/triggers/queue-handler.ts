@@ -46,8 +46,16 @@ export type BatchHandler<T> = (messages: QueueMessage<T>[]) => Promise<ReadonlyM
  * at once with the reason), and every failure settled in one place (retried after a delay, or
  * dead-lettered on its last attempt) with partial batch failures reported to the event source.
  */
-export function queueHandler<S extends z.ZodType>(schema: S, handle: RecordHandler<z.infer<S>>, options?: RecordOptions): middy.MiddyfiedHandler<SQSEvent, SQSBatchResponse>;
-export function queueHandler<S extends z.ZodType>(schema: S, handle: BatchHandler<z.infer<S>>, options: BatchOptions): middy.MiddyfiedHandler<SQSEvent, SQSBatchResponse>;
+export function queueHandler<S extends z.ZodType>(
+  schema: S,
+  handle: RecordHandler<z.infer<S>>,
+  options?: RecordOptions,
+): middy.MiddyfiedHandler<SQSEvent, SQSBatchResponse>;
+export function queueHandler<S extends z.ZodType>(
+  schema: S,
+  handle: BatchHandler<z.infer<S>>,
+  options: BatchOptions,
+): middy.MiddyfiedHandler<SQSEvent, SQSBatchResponse>;
 export function queueHandler<S extends z.ZodType>(
   schema: S,
   handle: RecordHandler<z.infer<S>> | BatchHandler<z.infer<S>>,
@@ -151,7 +159,11 @@ function fifoMode<T>(decode: (record: SQSRecord) => T, handle: RecordHandler<T>,
             const untried = records.slice(index + 1);
             // The group is blocked until the failed record comes back: let the rest come back right after it.
             await Promise.all(untried.map((rest) => settler.delayRetry(rest, 0)));
-            if (untried.length > 0) logger.info('held back the rest of a message group behind a retried message', { messageId: record.messageId, heldBack: untried.map((rest) => rest.messageId) });
+            if (untried.length > 0)
+              logger.info('held back the rest of a message group behind a retried message', {
+                messageId: record.messageId,
+                heldBack: untried.map((rest) => rest.messageId),
+              });
             for (const failed of [record, ...untried]) retried.add(failed.messageId);
             return;
           }

@@ -40,7 +40,13 @@ export function streamHandler<T>(decode: ImageDecoder<T>, handle: StreamRecordHa
   const recordHandler = async (record: DynamoDBRecord): Promise<void> => {
     try {
       const images = record.dynamodb;
-      await handle({ oldImage: read(images?.OldImage as Record<string, AttributeValue> | undefined), newImage: read(images?.NewImage as Record<string, AttributeValue> | undefined) }, record);
+      await handle(
+        {
+          oldImage: read(images?.OldImage as Record<string, AttributeValue> | undefined),
+          newImage: read(images?.NewImage as Record<string, AttributeValue> | undefined),
+        },
+        record,
+      );
     } catch (error) {
       logger.error('stream record failed', { eventId: record.eventID, sequenceNumber: record.dynamodb?.SequenceNumber, error: error as Error });
       throw error;

@@ -24,7 +24,7 @@ const hash = (text: string) => createHash('sha256').update(text).digest();
  * same one (about one pair in 16 million); the agent refuses the second and says so.
  */
 export function vniOf(networkId: string): number {
-  return (hash(networkId).readUInt32BE(0) & 0xffffff) || 1;
+  return hash(networkId).readUInt32BE(0) & 0xffffff || 1;
 }
 
 /**

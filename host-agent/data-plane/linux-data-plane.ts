@@ -136,7 +136,11 @@ export class LinuxDataPlane {
     if (this.pruneLeftovers) {
       const needed = new Set([...desired.values()].map((network) => network.device));
       const unneeded = [...this.leftovers].filter((device) => !needed.has(device));
-      await batch('ip', this.netns, unneeded.flatMap((device) => networkRemoval(device, routingTableOf(vniOfDevice(device)))));
+      await batch(
+        'ip',
+        this.netns,
+        unneeded.flatMap((device) => networkRemoval(device, routingTableOf(vniOfDevice(device)))),
+      );
       for (const device of unneeded) this.devices.delete(device);
       this.leftovers.clear();
       this.pruneLeftovers = false;

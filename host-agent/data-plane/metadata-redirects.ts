@@ -42,7 +42,13 @@ table ip ${TABLE} {
 }
 `);
     for (let i = 0; i < 10_000; i++) {
-      if (!(await run('ip', ['-n', netns, 'rule', 'del', 'pref', String(METADATA_RULE_PRIORITY)]).then(() => true, () => false))) break;
+      if (
+        !(await run('ip', ['-n', netns, 'rule', 'del', 'pref', String(METADATA_RULE_PRIORITY)]).then(
+          () => true,
+          () => false,
+        ))
+      )
+        break;
     }
     return redirects;
   }
@@ -50,12 +56,38 @@ table ip ${TABLE} {
   /** Sends `device`'s metadata connections to `port`, and the answers back through `routingTable`. */
   async add(device: string, port: number, routingTable: number): Promise<void> {
     await this.nft(`add element ip ${TABLE} ports { "${device}" : ${port} }\n`);
-    await run('ip', ['-n', this.netns, 'rule', 'add', 'pref', String(METADATA_RULE_PRIORITY), 'ipproto', 'tcp', 'sport', String(port), 'lookup', String(routingTable)]);
+    await run('ip', [
+      '-n',
+      this.netns,
+      'rule',
+      'add',
+      'pref',
+      String(METADATA_RULE_PRIORITY),
+      'ipproto',
+      'tcp',
+      'sport',
+      String(port),
+      'lookup',
+      String(routingTable),
+    ]);
   }
 
   async remove(device: string, port: number, routingTable: number): Promise<void> {
     await this.nft(`delete element ip ${TABLE} ports { "${device}" }\n`).catch(() => {});
-    await run('ip', ['-n', this.netns, 'rule', 'del', 'pref', String(METADATA_RULE_PRIORITY), 'ipproto', 'tcp', 'sport', String(port), 'lookup', String(routingTable)]).catch(() => {});
+    await run('ip', [
+      '-n',
+      this.netns,
+      'rule',
+      'del',
+      'pref',
+      String(METADATA_RULE_PRIORITY),
+      'ipproto',
+      'tcp',
+      'sport',
+      String(port),
+      'lookup',
+      String(routingTable),
+    ]).catch(() => {});
   }
 
   private nft(script: string): Promise<void> {

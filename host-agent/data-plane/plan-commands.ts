@@ -57,8 +57,10 @@ function addNetworkChanges(plan: CommandPlan, before: NetworkPlan | undefined, n
   const { device, table } = next;
   const endpointsBefore = new Set(before?.remote.values() ?? []);
   const endpointsNext = new Set(next.remote.values());
-  for (const endpoint of endpointsNext) if (!endpointsBefore.has(endpoint)) plan.bridgeApply.push(`fdb replace ${macOf(endpoint)} dev ${device} dst ${endpoint} self permanent`);
-  for (const endpoint of endpointsBefore) if (!endpointsNext.has(endpoint)) plan.bridgeRemove.push(`fdb del ${macOf(endpoint)} dev ${device} dst ${endpoint} self`);
+  for (const endpoint of endpointsNext)
+    if (!endpointsBefore.has(endpoint)) plan.bridgeApply.push(`fdb replace ${macOf(endpoint)} dev ${device} dst ${endpoint} self permanent`);
+  for (const endpoint of endpointsBefore)
+    if (!endpointsNext.has(endpoint)) plan.bridgeRemove.push(`fdb del ${macOf(endpoint)} dev ${device} dst ${endpoint} self`);
 
   for (const [ip, vmDevice] of next.local) {
     if (before?.local.get(ip) === vmDevice) continue;

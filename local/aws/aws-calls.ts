@@ -21,7 +21,9 @@ export interface AwsCall {
  * secondary index a put fills. An estimate: item sizes are taken from the JSON on the wire, and
  * an update's index writes are not seen.
  */
-export function capacityUnitsOf(call: Pick<AwsCall, 'service' | 'action' | 'items' | 'consistentRead' | 'requestBytes' | 'responseBytes'> & { indexedPuts?: number }): { read: number; write: number } {
+export function capacityUnitsOf(
+  call: Pick<AwsCall, 'service' | 'action' | 'items' | 'consistentRead' | 'requestBytes' | 'responseBytes'> & { indexedPuts?: number },
+): { read: number; write: number } {
   if (call.service !== 'dynamodb') return { read: 0, write: 0 };
   const kb4 = Math.max(1, Math.ceil(call.responseBytes / 4096));
   const kb1 = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024));
@@ -76,7 +78,8 @@ export function indexedPutsOf(body: JsonRequestBody): number {
   const items: Record<string, unknown>[] = [];
   if (body.Item) items.push(body.Item);
   for (const entry of body.TransactItems ?? []) if (entry.Put?.Item) items.push(entry.Put.Item);
-  for (const requests of Object.values(body.RequestItems ?? {})) for (const request of Array.isArray(requests) ? requests : []) if (request.PutRequest?.Item) items.push(request.PutRequest.Item);
+  for (const requests of Object.values(body.RequestItems ?? {}))
+    for (const request of Array.isArray(requests) ? requests : []) if (request.PutRequest?.Item) items.push(request.PutRequest.Item);
   return items.reduce((sum, item) => sum + Object.keys(item).filter((name) => /^gsi\d+pk$/.test(name)).length, 0);
 }
 
@@ -94,7 +97,8 @@ export function serviceOf(headers: IncomingHttpHeaders, url: URL): { service: st
     const [prefix, action] = target.split('.');
     return { service: targetServices[prefix!] ?? prefix!.toLowerCase(), action };
   }
-  const credential = /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(headers.authorization ?? ''))?.[1] ?? url.searchParams.get('X-Amz-Credential')?.split('/')[3];
+  const credential =
+    /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(headers.authorization ?? ''))?.[1] ?? url.searchParams.get('X-Amz-Credential')?.split('/')[3];
   return { service: credential ?? 'unknown' };
 }
 

@@ -86,7 +86,14 @@ export class AwsProxy {
     const body: Buffer[] | undefined = service === 's3' ? undefined : [];
     // The emulator must not wait for a 100-continue this proxy already answered.
     const { expect: _expect, ...headers } = request.headers;
-    const upstream = http.request({ host: this.target.hostname, port: this.target.port, method: request.method, path: request.url, headers, agent: this.agent });
+    const upstream = http.request({
+      host: this.target.hostname,
+      port: this.target.port,
+      method: request.method,
+      path: request.url,
+      headers,
+      agent: this.agent,
+    });
     request.on('data', (chunk: Buffer) => {
       call.requestBytes += chunk.length;
       body?.push(chunk);
@@ -128,7 +135,18 @@ export class AwsProxy {
     const key = `${call.service} ${call.action} ${call.resource ?? ''}`;
     let total = this.totals.get(key);
     if (!total) {
-      total = { service: call.service, action: call.action, resource: call.resource, calls: 0, items: 0, consistentReads: 0, requestBytes: 0, responseBytes: 0, readUnits: 0, writeUnits: 0 };
+      total = {
+        service: call.service,
+        action: call.action,
+        resource: call.resource,
+        calls: 0,
+        items: 0,
+        consistentReads: 0,
+        requestBytes: 0,
+        responseBytes: 0,
+        readUnits: 0,
+        writeUnits: 0,
+      };
       this.totals.set(key, total);
     }
     total.readUnits += units.read;

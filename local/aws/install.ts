@@ -1,6 +1,20 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findJdk, findMaven, findPython, LocalAwsSetupError } from './toolchain.ts';
@@ -92,7 +106,9 @@ export async function ensureLocalStackInstalled(log: (message: string) => void =
     if (isInstalled(stamp)) return; // another process installed it while we waited
     const want = wanted();
     const started = Date.now();
-    log(`[local-aws] installing LocalStack ${LOCALSTACK_VERSION} and DynamoDB Local ${DYNAMODB_LOCAL_VERSION} into .local-aws/ (first run only, about a minute; log: .local-aws/install.log)`);
+    log(
+      `[local-aws] installing LocalStack ${LOCALSTACK_VERSION} and DynamoDB Local ${DYNAMODB_LOCAL_VERSION} into .local-aws/ (first run only, about a minute; log: .local-aws/install.log)`,
+    );
     const out = openSync(logFile, 'a');
     const save = () => writeFileSync(stampFile, `${JSON.stringify(stamp, null, 2)}\n`);
     try {
@@ -101,7 +117,9 @@ export async function ensureLocalStackInstalled(log: (message: string) => void =
         writeSync(out, `\n--- ${new Date().toISOString()} ${description}: ${command} ${args.join(' ')}\n`);
         const result = spawnSync(command, args, { cwd, stdio: ['ignore', out, out], env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1', ...env } });
         if (result.status !== 0) {
-          throw new LocalAwsSetupError(`${description} failed (${result.error?.message ?? `exit ${result.status}`}); the end of .local-aws/install.log:\n${tail(logFile, 25)}`);
+          throw new LocalAwsSetupError(
+            `${description} failed (${result.error?.message ?? `exit ${result.status}`}); the end of .local-aws/install.log:\n${tail(logFile, 25)}`,
+          );
         }
       };
 
@@ -116,7 +134,10 @@ export async function ensureLocalStackInstalled(log: (message: string) => void =
         const catalogRoot = path.join(installDir, 'build', 'catalog-root');
         rmSync(catalogRoot, { recursive: true, force: true });
         prepareFilesystemRoot(catalogRoot);
-        step('building the service catalog index', venvPython, ['-m', 'localstack.aws.spec'], undefined, { OVERRIDE_IN_DOCKER: '0', FILESYSTEM_ROOT: catalogRoot });
+        step('building the service catalog index', venvPython, ['-m', 'localstack.aws.spec'], undefined, {
+          OVERRIDE_IN_DOCKER: '0',
+          FILESYSTEM_ROOT: catalogRoot,
+        });
         rmSync(catalogRoot, { recursive: true, force: true });
         stamp.python = want.python;
         save();
@@ -147,8 +168,12 @@ export async function ensureLocalStackInstalled(log: (message: string) => void =
         // DynamoDB Local, its dependencies (with sqlite4java's native libraries) and javassist, from Maven Central
         // rather than the CloudFront zip LocalStack would fetch.
         writeFileSync(path.join(buildDir, 'pom.xml'), pom());
-        step('mvn: fetching DynamoDB Local', mvn, ['-B', '--no-transfer-progress', `-Dmaven.repo.local=${path.join(installDir, 'm2')}`,
-          'dependency:copy-dependencies', `-DoutputDirectory=${libDir}`], buildDir);
+        step(
+          'mvn: fetching DynamoDB Local',
+          mvn,
+          ['-B', '--no-transfer-progress', `-Dmaven.repo.local=${path.join(installDir, 'm2')}`, 'dependency:copy-dependencies', `-DoutputDirectory=${libDir}`],
+          buildDir,
+        );
         const javassist = readdirSync(libDir).find((name) => name.startsWith('javassist-'));
         if (!javassist) throw new LocalAwsSetupError(`javassist is missing from ${libDir} after the Maven download`);
         renameSync(path.join(libDir, javassist), path.join(ddbDir, 'javassist.jar'));
@@ -158,17 +183,37 @@ export async function ensureLocalStackInstalled(log: (message: string) => void =
         mkdirSync(classes);
         step('javac DynamoDbLocalAgent', path.join(javaBin, 'javac'), ['-d', classes, '-cp', path.join(ddbDir, 'javassist.jar'), agentSource]);
         writeFileSync(path.join(buildDir, 'agent.mf'), 'Premain-Class: stratoplane.ddblocal.DynamoDbLocalAgent\nClass-Path: javassist.jar\n');
-        step('jar ddb-local-loader', path.join(javaBin, 'jar'), ['cfm', path.join(ddbDir, 'ddb-local-loader-0.1.jar'), path.join(buildDir, 'agent.mf'), '-C', classes, '.']);
+        step('jar ddb-local-loader', path.join(javaBin, 'jar'), [
+          'cfm',
+          path.join(ddbDir, 'ddb-local-loader-0.1.jar'),
+          path.join(buildDir, 'agent.mf'),
+          '-C',
+          classes,
+          '.',
+        ]);
 
         // LocalStack runs `java -jar DynamoDBLocal.jar`: an empty jar whose manifest puts the Maven jars on the class path.
-        const jars = readdirSync(libDir).filter((name) => name.endsWith('.jar')).sort().map((name) => `DynamoDBLocal_lib/${name}`);
-        writeFileSync(path.join(buildDir, 'launcher.mf'), manifest({
-          'Main-Class': 'com.amazonaws.services.dynamodbv2.local.main.ServerRunner',
-          'Class-Path': ['.', ...jars].join(' '),
-        }));
+        const jars = readdirSync(libDir)
+          .filter((name) => name.endsWith('.jar'))
+          .sort()
+          .map((name) => `DynamoDBLocal_lib/${name}`);
+        writeFileSync(
+          path.join(buildDir, 'launcher.mf'),
+          manifest({
+            'Main-Class': 'com.amazonaws.services.dynamodbv2.local.main.ServerRunner',
+            'Class-Path': ['.', ...jars].join(' '),
+          }),
+        );
         const empty = path.join(buildDir, 'empty');
         mkdirSync(empty);
-        step('jar DynamoDBLocal launcher', path.join(javaBin, 'jar'), ['cfm', path.join(ddbDir, 'DynamoDBLocal.jar.tmp'), path.join(buildDir, 'launcher.mf'), '-C', empty, '.']);
+        step('jar DynamoDBLocal launcher', path.join(javaBin, 'jar'), [
+          'cfm',
+          path.join(ddbDir, 'DynamoDBLocal.jar.tmp'),
+          path.join(buildDir, 'launcher.mf'),
+          '-C',
+          empty,
+          '.',
+        ]);
         renameSync(path.join(ddbDir, 'DynamoDBLocal.jar.tmp'), path.join(ddbDir, 'DynamoDBLocal.jar')); // LocalStack's "installed" marker: last
         stamp.dynamodbLocal = want.dynamodbLocal;
         save();

@@ -115,9 +115,15 @@ export async function startLocalAws(options: { port?: number; logFile?: string; 
     await stop();
     throw error;
   }
-  return { endpoint: proxy?.url ?? localStackUrl, started: true, description: `LocalStack ${LOCALSTACK_VERSION}${proxy ? ', behind a counting proxy' : ''}`, process: child, proxy, stop };
+  return {
+    endpoint: proxy?.url ?? localStackUrl,
+    started: true,
+    description: `LocalStack ${LOCALSTACK_VERSION}${proxy ? ', behind a counting proxy' : ''}`,
+    process: child,
+    proxy,
+    stop,
+  };
 }
-
 
 /** A fixed port already taken would make the readiness probe talk to whatever holds it. */
 function assertPortFree(port: number): Promise<void> {
@@ -166,7 +172,9 @@ async function waitFor(endpoint: string, timeoutMs: number, probe: () => Promise
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
-  throw new LocalAwsSetupError(`no local AWS answered at ${endpoint} within ${timeoutMs / 1000}s (${lastProblem})${logFile ? `; the end of ${logFile}:\n${tail(logFile)}` : ''}`);
+  throw new LocalAwsSetupError(
+    `no local AWS answered at ${endpoint} within ${timeoutMs / 1000}s (${lastProblem})${logFile ? `; the end of ${logFile}:\n${tail(logFile)}` : ''}`,
+  );
 }
 
 /** An emulator given by AWS_ENDPOINT_URL: any HTTP answer means it is up; SQS's ListQueues is cheap on every emulator. */
@@ -183,7 +191,9 @@ async function waitUntilReady(endpoint: string, timeoutMs: number, child: ChildP
     endpoint,
     timeoutMs,
     async () => {
-      const health = (await (await fetch(`${endpoint}/_localstack/health`, { signal: AbortSignal.timeout(2000) })).json()) as { services?: Record<string, string> };
+      const health = (await (await fetch(`${endpoint}/_localstack/health`, { signal: AbortSignal.timeout(2000) })).json()) as {
+        services?: Record<string, string>;
+      };
       const waitingFor = SERVICES.filter((service) => !['available', 'running'].includes(health.services?.[service] ?? ''));
       if (waitingFor.length) throw new Error(`not ready: ${waitingFor.map((service) => `${service}=${health.services?.[service]}`).join(', ')}`);
       // DynamoDB is served by a JVM that LocalStack starts separately; only a real call shows it is up.

@@ -57,10 +57,15 @@ async function listAll<Item>(page: (nextToken: string | undefined) => Promise<{ 
   return items;
 }
 
-const allNetworks = (api: ApiClient) => listAll((nextToken) => api.listNetworks({ query: { limit: 100, nextToken } }).then(({ networks, nextToken }) => ({ items: networks, nextToken })));
-const allVms = (api: ApiClient, hostId?: string) => listAll((nextToken) => api.listVms({ query: { limit: 100, nextToken, hostId } }).then(({ vms, nextToken }) => ({ items: vms, nextToken })));
+const allNetworks = (api: ApiClient) =>
+  listAll((nextToken) => api.listNetworks({ query: { limit: 100, nextToken } }).then(({ networks, nextToken }) => ({ items: networks, nextToken })));
+const allVms = (api: ApiClient, hostId?: string) =>
+  listAll((nextToken) => api.listVms({ query: { limit: 100, nextToken, hostId } }).then(({ vms, nextToken }) => ({ items: vms, nextToken })));
 
-const byId = <T>(key: keyof T) => (a: T, b: T) => String(a[key]).localeCompare(String(b[key]), undefined, { numeric: true });
+const byId =
+  <T>(key: keyof T) =>
+  (a: T, b: T) =>
+    String(a[key]).localeCompare(String(b[key]), undefined, { numeric: true });
 
 function agentRoutes(sources: ConsoleSources): Promise<Topology['agents']> {
   return Promise.all(
@@ -75,7 +80,16 @@ function agentRoutes(sources: ConsoleSources): Promise<Topology['agents']> {
   );
 }
 
-const vmOf = ({ vmId, name, ip, hostId, networkId, tenantId, state, endpoint }: ApiVm): Topology['vms'][number] => ({ vmId, name, ip, hostId, networkId, tenantId, state, endpoint: endpoint.address });
+const vmOf = ({ vmId, name, ip, hostId, networkId, tenantId, state, endpoint }: ApiVm): Topology['vms'][number] => ({
+  vmId,
+  name,
+  ip,
+  hostId,
+  networkId,
+  tenantId,
+  state,
+  endpoint: endpoint.address,
+});
 
 /** The topology as the holder of `token` may see it: a tenant only what is its own, an operator everything. */
 export async function gatherTopology(sources: ConsoleSources, token: string): Promise<Topology> {
@@ -111,7 +125,8 @@ async function operatorView(sources: ConsoleSources, api: ApiClient, viewer: Vie
   const vms = (await Promise.all(hosts.map((host) => allVms(api, host.hostId)))).flat().map(vmOf);
   const networks = new Map<string, Topology['networks'][number]>();
   for (const vm of vms) networks.set(vm.networkId, { networkId: vm.networkId, tenantId: vm.tenantId });
-  for (const route of agents.flatMap((agent) => agent.routes)) if (!networks.has(route.networkId)) networks.set(route.networkId, { networkId: route.networkId });
+  for (const route of agents.flatMap((agent) => agent.routes))
+    if (!networks.has(route.networkId)) networks.set(route.networkId, { networkId: route.networkId });
   return {
     viewer,
     hosts: hosts.map(({ hostId, address, capacity, vmCount }) => ({ hostId, address, capacity, vmCount })).sort(byId('hostId')),

@@ -17,7 +17,13 @@ const ip = (...args: string[]) => run('ip', args);
 export async function labUnavailableReason(): Promise<string | undefined> {
   const probe = `sp-probe-${process.pid}`;
   // Agents with a host namespace serve VMs' metadata through nftables redirects there.
-  if (!(await run('nft', ['--version']).then(() => true, () => false))) return 'nft is missing (Debian: apt-get install nftables)';
+  if (
+    !(await run('nft', ['--version']).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return 'nft is missing (Debian: apt-get install nftables)';
   try {
     await ip('netns', 'add', probe);
   } catch (error) {
@@ -85,7 +91,16 @@ export class DataPlaneLab {
       await ip('-n', host.netns, 'link', 'set', 'lo', 'up');
       // A host forwards between its VMs and its tunnels; VM traffic arrives on interfaces the
       // reverse path filter would not expect it on.
-      await run('ip', ['netns', 'exec', host.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']);
+      await run('ip', [
+        'netns',
+        'exec',
+        host.netns,
+        'sysctl',
+        '-qw',
+        'net.ipv4.ip_forward=1',
+        'net.ipv4.conf.all.rp_filter=0',
+        'net.ipv4.conf.default.rp_filter=0',
+      ]);
       this.hosts.push(host);
       added.push(host);
     }
@@ -141,13 +156,18 @@ export class DataPlaneLab {
 
   /** Starts the traffic probe in a VM (see traffic-probe.mjs); resolves once it is ready. */
   async startProbe(vm: LabVm, args: string[]): Promise<TrafficProbe> {
-    const child = spawn('ip', ['netns', 'exec', vm.netns, process.execPath, path.join(projectRoot, 'local/data-plane/traffic-probe.mjs'), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn('ip', ['netns', 'exec', vm.netns, process.execPath, path.join(projectRoot, 'local/data-plane/traffic-probe.mjs'), ...args], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     this.processes.push(child);
     const lines = readline.createInterface({ input: child.stdout! });
     const waiting: ((line: string) => void)[] = [];
     lines.on('line', (line) => waiting.shift()?.(line));
     const next = () => new Promise<string>((resolve) => waiting.push(resolve));
-    const ready = await Promise.race([next(), new Promise<string>((_, reject) => setTimeout(() => reject(new Error(`the probe in ${vm.vmId} did not start within 10 s`)), 10_000))]);
+    const ready = await Promise.race([
+      next(),
+      new Promise<string>((_, reject) => setTimeout(() => reject(new Error(`the probe in ${vm.vmId} did not start within 10 s`)), 10_000)),
+    ]);
     if (ready !== 'READY') throw new Error(`the probe in ${vm.vmId} said ${ready}`);
     return new TrafficProbe(child, next);
   }

@@ -16,10 +16,12 @@ if (mode === 'echo') {
   const udp = dgram.createSocket('udp4');
   udp.on('message', (message, from) => udp.send(message, from.port, from.address));
   udp.bind(port, '0.0.0.0');
-  net.createServer((socket) => {
-    socket.on('error', () => {});
-    socket.pipe(socket);
-  }).listen(port, '0.0.0.0', () => console.log('READY'));
+  net
+    .createServer((socket) => {
+      socket.on('error', () => {});
+      socket.pipe(socket);
+    })
+    .listen(port, '0.0.0.0', () => console.log('READY'));
 } else if (mode === 'probe') {
   const [target, port, intervalMs] = [args[0], Number(args[1]), Number(args[2])];
   /** Replies of one kind: how many, and the longest silence between two of them in this window. */

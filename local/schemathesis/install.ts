@@ -26,7 +26,8 @@ const lockDir = path.join(installDir, 'install.lock');
 
 export class SchemathesisSetupError extends Error {}
 
-const wanted = () => `schemathesis ${SCHEMATHESIS_VERSION} ${createHash('sha256').update(readFileSync(requirementsFile)).update(readFileSync(constraintsFile)).digest('hex').slice(0, 16)}`;
+const wanted = () =>
+  `schemathesis ${SCHEMATHESIS_VERSION} ${createHash('sha256').update(readFileSync(requirementsFile)).update(readFileSync(constraintsFile)).digest('hex').slice(0, 16)}`;
 
 const readOr = (file: string) => {
   try {
@@ -55,7 +56,10 @@ function findPython(): string {
   if (!process.env.STRATOPLANE_PYTHON) candidates.push('python3.12', 'python3');
   const reasons: string[] = [];
   for (const python of candidates) {
-    const probe = spawnSync(python, ['-c', 'import sys, venv, ensurepip; assert sys.version_info >= (3, 12), sys.version.split()[0]'], { encoding: 'utf8', timeout: 30_000 });
+    const probe = spawnSync(python, ['-c', 'import sys, venv, ensurepip; assert sys.version_info >= (3, 12), sys.version.split()[0]'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     if (probe.status === 0) return python;
     reasons.push(`${python}: ${(probe.stderr || probe.error?.message || '').trim().split('\n').pop()}`);
   }
@@ -72,7 +76,9 @@ export async function ensureSchemathesisInstalled(log: (message: string) => void
   await withLock(log, () => {
     if (isInstalled()) return;
     const started = Date.now();
-    log(`[schemathesis] installing Schemathesis ${SCHEMATHESIS_VERSION} into .local-tools/schemathesis/ (first run only; log: .local-tools/schemathesis/install.log)`);
+    log(
+      `[schemathesis] installing Schemathesis ${SCHEMATHESIS_VERSION} into .local-tools/schemathesis/ (first run only; log: .local-tools/schemathesis/install.log)`,
+    );
     const out = openSync(logFile, 'a');
     try {
       writeSync(out, `\n=== ${new Date().toISOString()} install\n`);
@@ -81,7 +87,9 @@ export async function ensureSchemathesisInstalled(log: (message: string) => void
         const result = spawnSync(command, args, { stdio: ['ignore', out, out], env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' } });
         if (result.status !== 0) {
           const tail = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-25).join('\n');
-          throw new SchemathesisSetupError(`${description} failed (${result.error?.message ?? `exit ${result.status}`}); the end of .local-tools/schemathesis/install.log:\n${tail}`);
+          throw new SchemathesisSetupError(
+            `${description} failed (${result.error?.message ?? `exit ${result.status}`}); the end of .local-tools/schemathesis/install.log:\n${tail}`,
+          );
         }
       };
       rmSync(stampFile, { force: true });

@@ -44,14 +44,18 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
  * tenant unless given another token, and hands back the answer, errors included, checked as `api`
  * checks every answer.
  */
-export async function request<Id extends OperationId>(operationId: Id, input: ApiRequest<Id>, options: { token?: Token; apiUrl?: string } = {}): Promise<OperationAnswer<Id>> {
+export async function request<Id extends OperationId>(
+  operationId: Id,
+  input: ApiRequest<Id>,
+  options: { token?: Token; apiUrl?: string } = {},
+): Promise<OperationAnswer<Id>> {
   const token = await (options.token ?? tenantToken());
   const client = createApiClient({ baseUrl: options.apiUrl ?? inject('apiUrl'), token, timeoutMs: 120_000 });
   const args = [input] as unknown as RequestArgs<Id>;
   const answer = await client.send(operationId, ...args);
   const operation: Operation = operations[operationId];
   const where = `${operation.method} ${pathOf(operationId, ...args)}`;
-  checkAnswer(where, operation, answer.status, answer.body, typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body) ?? '');
+  checkAnswer(where, operation, answer.status, answer.body, typeof answer.body === 'string' ? answer.body : (JSON.stringify(answer.body) ?? ''));
   return { status: answer.status, body: answer.body as ResponseOf<Id> | ErrorAnswer };
 }
 
@@ -67,7 +71,9 @@ function checkAnswer(where: string, operation: Operation | undefined, status: nu
   const schema = status >= 200 && status < 300 ? operation.responses[status]?.body : ErrorBody;
   const checked = schema ? schema.safeParse(parsed) : { success: parsed === undefined, error: undefined };
   if (!checked.success) {
-    throw new Error(`${where} answered ${status} with a body its OpenAPI description (${operation.operationId}) does not describe: ${checked.error ? describeIssues('body', checked.error) : 'expected none'}: ${text.slice(0, 500)}`);
+    throw new Error(
+      `${where} answered ${status} with a body its OpenAPI description (${operation.operationId}) does not describe: ${checked.error ? describeIssues('body', checked.error) : 'expected none'}: ${text.slice(0, 500)}`,
+    );
   }
 }
 
@@ -87,7 +93,11 @@ function tableKeyIn(value: unknown, where: string): string | undefined {
  * Creates a VM on a host the test names. Tenants do not pick hosts (a tenant token naming one is
  * refused), so the operator creates it, for the tenant it names (the default test tenant unless told).
  */
-export function createVmOn(body: ApiRequest<'createVm'>['body'] & { hostId: string }, tenantId = 'test-tenant', apiUrl?: string): Promise<OperationAnswer<'createVm'>> {
+export function createVmOn(
+  body: ApiRequest<'createVm'>['body'] & { hostId: string },
+  tenantId = 'test-tenant',
+  apiUrl?: string,
+): Promise<OperationAnswer<'createVm'>> {
   return request('createVm', { body: { ...body, tenantId } }, { token: operatorToken(), apiUrl });
 }
 

@@ -20,6 +20,10 @@ export async function uploadImage(name: string, content: Buffer, token?: Promise
   const sha256 = createHash('sha256').update(content).digest('hex');
   const { image, upload } = await expectOk(request('createImage', { body: { name, sizeBytes: content.length, sha256 } }, { token }), 201);
   await expectOk(request('completeImageUpload', { params: { imageId: image.imageId }, body: { parts: await uploadParts(upload, content) } }, { token }), 202);
-  await eventually(async () => expect((await expectOk(request('getImage', { params: { imageId: image.imageId } }, { token }))).state).toBe('available'), 60_000, 200);
+  await eventually(
+    async () => expect((await expectOk(request('getImage', { params: { imageId: image.imageId } }, { token }))).state).toBe('available'),
+    60_000,
+    200,
+  );
   return { imageId: image.imageId, sha256 };
 }

@@ -37,8 +37,16 @@ function decode(hex: string, v6: boolean): { address: string; port: number } {
   const [addressHex, portHex] = hex.toLowerCase().split(':') as [string, string];
   const words = addressHex.match(/.{8}/g)!.map((word) => word.match(/../g)!.reverse().join(''));
   const address = v6
-    ? words.join('').match(/.{4}/g)!.map((group) => group.replace(/^0+(?=.)/, '')).join(':').replace(/(^|:)0(:0)+(:|$)/, '::')
-    : words[0]!.match(/../g)!.map((byte) => parseInt(byte, 16)).join('.');
+    ? words
+        .join('')
+        .match(/.{4}/g)!
+        .map((group) => group.replace(/^0+(?=.)/, ''))
+        .join(':')
+        .replace(/(^|:)0(:0)+(:|$)/, '::')
+    : words[0]!
+        .match(/../g)!
+        .map((byte) => parseInt(byte, 16))
+        .join('.');
   return { address, port: parseInt(portHex, 16) };
 }
 
@@ -54,7 +62,13 @@ export function listeningSockets(pids: readonly number[]): ListeningSocket[] {
     try {
       inodes = new Set(
         readdirSync(`/proc/${pid}/fd`)
-          .map((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } })
+          .map((fd) => {
+            try {
+              return readlinkSync(`/proc/${pid}/fd/${fd}`);
+            } catch {
+              return '';
+            }
+          })
           .flatMap((target) => /^socket:\[(\d+)\]$/.exec(target)?.[1] ?? []),
       );
       command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).slice(0, 3).join(' ');
@@ -80,4 +94,5 @@ export function listeningSockets(pids: readonly number[]): ListeningSocket[] {
 }
 
 /** Loopback only: 127.0.0.0/8 and ::1 (an IPv4-mapped loopback too). */
-export const isLoopback = (address: string) => address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.') || /^::ffff:7f/.test(address);
+export const isLoopback = (address: string) =>
+  address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.') || /^::ffff:7f/.test(address);

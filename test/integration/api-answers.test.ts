@@ -26,7 +26,8 @@ describe('answers users hit', () => {
   const tenantB = tenantToken(uniqueId('answers-b'));
 
   it("refuses a forged, altered or another tenant's or list's nextToken with a 400 naming it, and pages with its own", async () => {
-    for (const cidr of ['10.71.0.0/24', '10.71.1.0/24', '10.71.2.0/24']) await expectOk(request('createNetwork', { body: { name: 'paged', cidr } }, { token: tenantA }), 201);
+    for (const cidr of ['10.71.0.0/24', '10.71.1.0/24', '10.71.2.0/24'])
+      await expectOk(request('createNetwork', { body: { name: 'paged', cidr } }, { token: tenantA }), 201);
     await expectOk(request('createNetwork', { body: { name: 'other', cidr: '10.71.0.0/24' } }, { token: tenantB }), 201);
     const first = await expectOk(request('listNetworks', { query: { limit: 1 } }, { token: tenantA }));
     const token = first.nextToken!;
@@ -93,7 +94,10 @@ describe('answers users hit', () => {
   it('sends the verification of an image left verifying without its job again when complete is called again', async () => {
     const content = randomBytes(4096);
     const sha256 = createHash('sha256').update(content).digest('hex');
-    const { image, upload } = await expectOk(request('createImage', { body: { name: 'stranded', sizeBytes: content.length, sha256 } }, { token: tenantA }), 201);
+    const { image, upload } = await expectOk(
+      request('createImage', { body: { name: 'stranded', sizeBytes: content.length, sha256 } }, { token: tenantA }),
+      201,
+    );
     const parts = await uploadParts(upload, content);
 
     // What a complete whose process died right after the state change leaves: the upload closed,
@@ -103,14 +107,31 @@ describe('answers users hit', () => {
     const key = { pk: `IMAGE#${image.imageId}`, sk: 'IMAGE' };
     const { Item: stored } = await dynamodb.send(new GetCommand({ TableName: METADATA_TABLE_NAME, Key: key }));
     await new S3Client({ ...config, forcePathStyle: true }).send(
-      new CompleteMultipartUploadCommand({ Bucket: stored!.bucket, Key: stored!.key, UploadId: stored!.uploadId, MultipartUpload: { Parts: parts.map(({ partNumber, etag }) => ({ PartNumber: partNumber, ETag: etag })) } }),
+      new CompleteMultipartUploadCommand({
+        Bucket: stored!.bucket,
+        Key: stored!.key,
+        UploadId: stored!.uploadId,
+        MultipartUpload: { Parts: parts.map(({ partNumber, etag }) => ({ PartNumber: partNumber, ETag: etag })) },
+      }),
     );
-    await dynamodb.send(new UpdateCommand({ TableName: METADATA_TABLE_NAME, Key: key, UpdateExpression: 'SET #state = :verifying', ExpressionAttributeNames: { '#state': 'state' }, ExpressionAttributeValues: { ':verifying': 'verifying' } }));
+    await dynamodb.send(
+      new UpdateCommand({
+        TableName: METADATA_TABLE_NAME,
+        Key: key,
+        UpdateExpression: 'SET #state = :verifying',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':verifying': 'verifying' },
+      }),
+    );
 
     // The client retries the complete it saw fail.
     const retried = await expectOk(request('completeImageUpload', { params: { imageId: image.imageId }, body: { parts } }, { token: tenantA }), 202);
     expect(retried.state).toBe('verifying');
-    await eventually(async () => expect((await expectOk(request('getImage', { params: { imageId: image.imageId } }, { token: tenantA }))).state).toBe('available'), 60_000, 200);
+    await eventually(
+      async () => expect((await expectOk(request('getImage', { params: { imageId: image.imageId } }, { token: tenantA }))).state).toBe('available'),
+      60_000,
+      200,
+    );
     // Verified: completing again is the conflict it always was.
     expect((await request('completeImageUpload', { params: { imageId: image.imageId }, body: { parts } }, { token: tenantA })).status).toBe(409);
   });

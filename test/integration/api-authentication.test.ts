@@ -79,7 +79,12 @@ describe('API authentication', () => {
     expect((await raw({ authorization: `Bearer ${leaked.token}` })).status).toBe(200);
 
     const revoked = await expectOk(api('POST', '/token-revocations', { token: leaked.token, reason: 'leaked in a build log' }, operatorToken()), 201);
-    expect(revoked).toMatchObject({ jti: leaked.claims.jti, subject: 'tenant:leaky', reason: 'leaked in a build log', revokedUntil: new Date((leaked.claims.exp + 60) * 1000).toISOString() });
+    expect(revoked).toMatchObject({
+      jti: leaked.claims.jti,
+      subject: 'tenant:leaky',
+      reason: 'leaked in a build log',
+      revokedUntil: new Date((leaked.claims.exp + 60) * 1000).toISOString(),
+    });
     // Again: the same revocation, 200.
     expect((await api('POST', '/token-revocations', { token: leaked.token }, operatorToken())).status).toBe(200);
     // By id alone, as issue-token printed it: until the longest a token can live.

@@ -19,7 +19,11 @@ describe('bid relay', () => {
 
   const auction = async (body: unknown) => {
     const started = performance.now();
-    const response = await fetch(`${(await status()).bidRelayUrl}/openrtb2/auction`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const response = await fetch(`${(await status()).bidRelayUrl}/openrtb2/auction`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : undefined, elapsedMs: performance.now() - started };
   };
@@ -48,7 +52,9 @@ describe('bid relay', () => {
     expect(answer.status).toBe(200);
     // tmax plus a small bound for HTTP on a shared 2-core machine.
     expect(answer.elapsedMs).toBeLessThan(150 + 50);
-    const seats = Object.fromEntries(answer.body.seatbid.map((seat: any) => [seat.seat, seat.bid.map((bid: any) => ({ impid: bid.impid, price: bid.price, adm: bid.adm }))]));
+    const seats = Object.fromEntries(
+      answer.body.seatbid.map((seat: any) => [seat.seat, seat.bid.map((bid: any) => ({ impid: bid.impid, price: bid.price, adm: bid.adm }))]),
+    );
     expect(seats).toEqual({
       [vms.fast.vmId]: [
         { impid: '1', price: 2.5, adm: '<div>ad 1</div>' },

@@ -24,8 +24,11 @@ describe('stratoplane CLI', () => {
   /** Runs `npx stratoplane …` as a user would: the real launcher, a process of its own. */
   const cli = (args: string[], apiUrl = inject('apiUrl'), as = token): Promise<Run> =>
     new Promise((resolve) => {
-      execFile(process.execPath, [path.join(projectRoot, 'bin/stratoplane.mjs'), ...args], { env: { ...process.env, STRATOPLANE_API_URL: apiUrl, STRATOPLANE_TOKEN: as }, cwd: tmpdir() }, (error, stdout, stderr) =>
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      execFile(
+        process.execPath,
+        [path.join(projectRoot, 'bin/stratoplane.mjs'), ...args],
+        { env: { ...process.env, STRATOPLANE_API_URL: apiUrl, STRATOPLANE_TOKEN: as }, cwd: tmpdir() },
+        (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
     });
   const json = async (args: string[], apiUrl?: string, as?: string) => {
@@ -111,7 +114,11 @@ describe('stratoplane CLI', () => {
       expect(picky.stderr).toContain('POST /vms: 403 hostId: needs scope operator');
       // An operator places them, for the tenant.
       const operator = await operatorToken();
-      const mover = await json(['vms', 'create', '--name', 'mover', '--network', network.networkId, '--host', a!.hostId, '--tenant', tenantId], undefined, operator);
+      const mover = await json(
+        ['vms', 'create', '--name', 'mover', '--network', network.networkId, '--host', a!.hostId, '--tenant', tenantId],
+        undefined,
+        operator,
+      );
       await json(['vms', 'create', '--name', 'peer', '--network', network.networkId, '--host', c!.hostId, '--tenant', tenantId], undefined, operator);
 
       const migrated = await cli(['vms', 'migrate', mover.vmId, '--to', b!.hostId, '--wait'], undefined, operator);
@@ -119,7 +126,9 @@ describe('stratoplane CLI', () => {
       // Host a ran only the mover: after the move, b (the mover) and c (its peer) need the endpoint.
       expect(migrated.stderr).toContain(`vm ${mover.vmId} now on ${b!.hostId}: tunnel endpoint ${b!.address} (version 2)`);
       expect(migrated.stderr).toContain('held by 2/2 hosts');
-      expect(migrated.stdout.trim()).toBe(`vm ${mover.vmId} now on ${b!.hostId}: tunnel endpoint ${b!.address} (version 2); every host that needs it holds it (2)`);
+      expect(migrated.stdout.trim()).toBe(
+        `vm ${mover.vmId} now on ${b!.hostId}: tunnel endpoint ${b!.address} (version 2); every host that needs it holds it (2)`,
+      );
       expect((await b!.status()).routes).toContainEqual(expect.objectContaining({ vmId: mover.vmId, endpoint: b!.address, version: 2 }));
 
       // With the peer's agent down, nobody acknowledges for its host: the wait gives up with exit code 4, naming it.

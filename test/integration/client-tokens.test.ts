@@ -8,7 +8,8 @@ describe('idempotent creates', () => {
   const tenant = tenantToken(tenantId);
   const as = (method: string, path: string, body?: unknown) => api(method, path, body, tenant);
   const hostId = uniqueId('tokens-host');
-  const hostLoad = async () => ((await expectOk(api('GET', '/hosts', undefined, operatorToken()))).hosts as any[]).find((host) => host.hostId === hostId).vmCount;
+  const hostLoad = async () =>
+    ((await expectOk(api('GET', '/hosts', undefined, operatorToken()))).hosts as any[]).find((host) => host.hostId === hostId).vmCount;
   let networkId: string;
 
   beforeAll(async () => {
@@ -39,7 +40,10 @@ describe('idempotent creates', () => {
   it('refuses a token reused for a different request, naming what it made', async () => {
     const first = await expectOk(createVmOn({ name: 'a', networkId, hostId, clientToken: 'vm-reused' }, tenantId), 201);
     const reused = await createVmOn({ name: 'b', networkId, hostId, clientToken: 'vm-reused' }, tenantId);
-    expect(reused).toEqual({ status: 409, body: { message: `clientToken: vm-reused was already used for a different request (it made ${first.vmId}); use a new token for a new request` } });
+    expect(reused).toEqual({
+      status: 409,
+      body: { message: `clientToken: vm-reused was already used for a different request (it made ${first.vmId}); use a new token for a new request` },
+    });
   });
 
   it('keeps tokens per tenant and per kind of create', async () => {
@@ -54,7 +58,10 @@ describe('idempotent creates', () => {
     const vm = await expectOk(createVmOn({ name: 'gone', networkId, hostId, clientToken: 'vm-gone' }, tenantId), 201);
     await expectOk(as('DELETE', `/vms/${vm.vmId}`), 204);
     const again = await createVmOn({ name: 'gone', networkId, hostId, clientToken: 'vm-gone' }, tenantId);
-    expect(again).toEqual({ status: 409, body: { message: `clientToken: vm-gone already made ${vm.vmId}, which has since been deleted; use a new token for a new request` } });
+    expect(again).toEqual({
+      status: 409,
+      body: { message: `clientToken: vm-gone already made ${vm.vmId}, which has since been deleted; use a new token for a new request` },
+    });
   });
 
   it('names a malformed token', async () => {

@@ -13,7 +13,9 @@ const CHROMIUM = process.env.STRATOPLANE_CHROMIUM ?? '/usr/bin/chromium';
 const screenshots = path.join(projectRoot, 'test-results');
 
 const hasChromium = existsSync(CHROMIUM);
-const title = hasChromium ? `web console in headless Chromium (${CHROMIUM})` : `web console: skipped, no Chromium at ${CHROMIUM} (apt-get install chromium, or set STRATOPLANE_CHROMIUM)`;
+const title = hasChromium
+  ? `web console in headless Chromium (${CHROMIUM})`
+  : `web console: skipped, no Chromium at ${CHROMIUM} (apt-get install chromium, or set STRATOPLANE_CHROMIUM)`;
 
 describe.skipIf(!hasChromium)(title, () => {
   let agents: RunningAgent[] = [];
@@ -33,18 +35,35 @@ describe.skipIf(!hasChromium)(title, () => {
   const shown = async () => `${await page.locator('body').innerText()}\n${await page.locator('body').innerHTML()}`;
 
   beforeAll(async () => {
-    agents = await Promise.all(['198.51.100.241', '198.51.100.242', '198.51.100.243'].map((address, index) => startAgent(uniqueId(`console${index + 1}`), address)));
+    agents = await Promise.all(
+      ['198.51.100.241', '198.51.100.242', '198.51.100.243'].map((address, index) => startAgent(uniqueId(`console${index + 1}`), address)),
+    );
     const network = await expectOk(api('POST', '/networks', { name: 'console', cidr: '10.94.0.0/24' }, tenantToken(tenantA)), 201);
     vm = await expectOk(createVmOn({ name: 'watched', networkId: network.networkId, hostId: agents[0]!.hostId }, tenantA), 201);
     // A VM of the network on each other host, so every agent is a member and holds the watched VM's endpoint.
-    for (const agent of agents.slice(1)) await expectOk(createVmOn({ name: `peer-${agent.hostId}`, networkId: network.networkId, hostId: agent.hostId }, tenantA), 201);
+    for (const agent of agents.slice(1))
+      await expectOk(createVmOn({ name: `peer-${agent.hostId}`, networkId: network.networkId, hostId: agent.hostId }, tenantA), 201);
     // Tenant B: the same range, on the watcher's host, so that host's agent holds B's route beside A's.
     const networkB = await expectOk(api('POST', '/networks', { name: 'console-b', cidr: '10.94.0.0/24' }, tenantToken(tenantB)), 201);
     theirs = await expectOk(createVmOn({ name: 'b-secret-vm', networkId: networkB.networkId, hostId: agents[2]!.hostId }, tenantB), 201);
-    webConsole = await startConsole({ port: 0, apiUrl: inject('apiUrl'), views: { a: await tenantToken(tenantA), b: await tenantToken(tenantB), operator: await operatorToken() }, agents });
+    webConsole = await startConsole({
+      port: 0,
+      apiUrl: inject('apiUrl'),
+      views: { a: await tenantToken(tenantA), b: await tenantToken(tenantB), operator: await operatorToken() },
+      agents,
+    });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   }, 120_000);
@@ -59,7 +78,15 @@ describe.skipIf(!hasChromium)(title, () => {
     const [home, target, watcher] = agents as [RunningAgent, RunningAgent, RunningAgent];
     await view('a');
     await expect.poll(() => vmIn(home.hostId).count(), { timeout: 20_000 }).toBe(1);
-    await expect.poll(() => routeAt(watcher.hostId).getAttribute('data-endpoint', { timeout: 1_000 }).catch(() => null), { timeout: 20_000 }).toBe(home.address);
+    await expect
+      .poll(
+        () =>
+          routeAt(watcher.hostId)
+            .getAttribute('data-endpoint', { timeout: 1_000 })
+            .catch(() => null),
+        { timeout: 20_000 },
+      )
+      .toBe(home.address);
     expect(await page.locator('#connection').textContent()).toMatch(/^live/);
 
     await expectOk(migrateVmTo(vm.vmId, target.hostId));
@@ -67,7 +94,15 @@ describe.skipIf(!hasChromium)(title, () => {
     await expect.poll(() => vmIn(target.hostId).count(), { timeout: 20_000 }).toBe(1);
     expect(await vmIn(home.hostId).count()).toBe(0);
     for (const agent of [target, watcher]) {
-      await expect.poll(() => routeAt(agent.hostId).getAttribute('data-endpoint', { timeout: 1_000 }).catch(() => null), { timeout: 20_000 }).toBe(target.address);
+      await expect
+        .poll(
+          () =>
+            routeAt(agent.hostId)
+              .getAttribute('data-endpoint', { timeout: 1_000 })
+              .catch(() => null),
+          { timeout: 20_000 },
+        )
+        .toBe(target.address);
     }
     // The old host runs nothing of the network any more: its agent left it and holds none of its endpoints.
     await expect.poll(() => routeAt(home.hostId).count(), { timeout: 20_000 }).toBe(0);
@@ -106,7 +141,7 @@ describe.skipIf(!hasChromium)(title, () => {
     expect(await page.locator(`[data-host-meta="${watcher.hostId}"]`).textContent()).toContain('1 of your VMs');
   }, 60_000);
 
-  it('shows the operator everything: both tenants\' VMs and routes, apart by network, and whole host counts', async () => {
+  it("shows the operator everything: both tenants' VMs and routes, apart by network, and whole host counts", async () => {
     const watcher = agents[2]!;
     await view('operator');
     await expect.poll(() => vmIn(watcher.hostId, theirs.vmId).count(), { timeout: 20_000 }).toBe(1);

@@ -16,7 +16,8 @@ describe('cross-region launch', () => {
   const tenant = tenantToken(uniqueId('xregion'));
   const inHome = (method: string, path: string, body?: unknown) => api(method, path, body, tenant, home.apiUrl);
   const inAway = (method: string, path: string, body?: unknown) => api(method, path, body, tenant, away.apiUrl);
-  const s3 = (region: string) => new S3Client({ endpoint: inject('awsEndpoint'), region, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const s3 = (region: string) =>
+    new S3Client({ endpoint: inject('awsEndpoint'), region, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
   const bucketIn = (resources: Record<string, string>) => Object.entries(resources).find(([id]) => id.startsWith('Images'))![1];
   const homeBucket = bucketIn(inject('resources'));
   const awayBucket = bucketIn(away.resources);
@@ -36,7 +37,7 @@ describe('cross-region launch', () => {
     await agent?.process.stop();
   });
 
-  it('keeps networks and hosts regional: the first region will not place VMs on the second one\'s', async () => {
+  it("keeps networks and hosts regional: the first region will not place VMs on the second one's", async () => {
     // The network reaches the first region through the global table; placing a VM in it there is refused.
     await eventually(async () => expect((await inHome('GET', `/networks/${networkId}`)).status).toBe(200), 20_000, 100);
     const refused = await inHome('POST', '/vms', { name: 'wrong-region', networkId });
@@ -51,14 +52,20 @@ describe('cross-region launch', () => {
     // The image's record reaches the second region through the global table.
     await eventually(async () => expect((await expectOk(inAway('GET', `/images/${imageId}`))).state).toBe('available'), 20_000, 100);
 
-    const launched = await Promise.all(Array.from({ length: 6 }, (_, index) => expectOk(inAway('POST', '/vms', { name: `web-${index}`, networkId, imageId }), 201)));
+    const launched = await Promise.all(
+      Array.from({ length: 6 }, (_, index) => expectOk(inAway('POST', '/vms', { name: `web-${index}`, networkId, imageId }), 201)),
+    );
     expect(launched.filter((vm) => vm.state === 'pending').length).toBeGreaterThan(0);
     for (const vm of launched.filter((vm) => vm.state === 'pending')) {
       expect(vm.stateReason).toBe(`waiting for image ${imageId} to be copied from ${home.region} to ${away.region}`);
     }
-    await eventually(async () => {
-      for (const vm of launched) expect(await vmIn(vm.vmId)).toMatchObject({ state: 'running', imageId, region: away.region });
-    }, 60_000, 200);
+    await eventually(
+      async () => {
+        for (const vm of launched) expect(await vmIn(vm.vmId)).toMatchObject({ state: 'running', imageId, region: away.region });
+      },
+      60_000,
+      200,
+    );
 
     // One copy for six launches, made in one attempt, and what is in the second region's bucket is the image.
     const image = await expectOk(inAway('GET', `/images/${imageId}`));
@@ -66,7 +73,11 @@ describe('cross-region launch', () => {
     const objects = await objectsUnder(`images/${imageId}/`);
     expect(objects).toHaveLength(1);
     const { Body } = await s3(away.region).send(new GetObjectCommand({ Bucket: awayBucket, Key: objects[0]!.Key! }));
-    expect(createHash('sha256').update(Buffer.from(await Body!.transformToByteArray())).digest('hex')).toBe(sha256);
+    expect(
+      createHash('sha256')
+        .update(Buffer.from(await Body!.transformToByteArray()))
+        .digest('hex'),
+    ).toBe(sha256);
 
     // A VM changes only through its own region's API.
     await eventually(async () => expect((await inHome('GET', `/vms/${launched[0].vmId}`)).status).toBe(200), 20_000, 100);
@@ -96,9 +107,13 @@ describe('cross-region launch', () => {
     const launched = await Promise.all([0, 1].map((index) => expectOk(inAway('POST', '/vms', { name: `doomed-${index}`, networkId, imageId }), 201)));
     const received = createHash('sha256').update(rotten).digest('hex');
     const reason = `copying image ${imageId} from ${home.region} to ${away.region} failed after 3 attempt(s): checksum mismatch: declared sha256 ${sha256}, received ${received}`;
-    await eventually(async () => {
-      for (const vm of launched) expect(await vmIn(vm.vmId)).toMatchObject({ state: 'failed', stateReason: reason });
-    }, 60_000, 250);
+    await eventually(
+      async () => {
+        for (const vm of launched) expect(await vmIn(vm.vmId)).toMatchObject({ state: 'failed', stateReason: reason });
+      },
+      60_000,
+      250,
+    );
     const image = await expectOk(inAway('GET', `/images/${imageId}`));
     expect(image.copies).toEqual([expect.objectContaining({ region: away.region, state: 'failed', attempts: 3, failureReason: reason })]);
     expect(await objectsUnder(`images/${imageId}/`)).toEqual([]);
@@ -125,10 +140,14 @@ describe('cross-region launch', () => {
     expect((await expectOk(inAway('GET', '/vms'))).vms).toEqual([]);
     expect((await inAway('GET', `/networks/${networkId}`)).status).toBe(404);
     // The removals reach the first region's replica too.
-    await eventually(async () => {
-      expect((await inHome('GET', `/networks/${networkId}`)).status).toBe(404);
-      expect((await inHome('GET', `/projects/${projectId}`)).status).toBe(404);
-    }, 20_000, 100);
+    await eventually(
+      async () => {
+        expect((await inHome('GET', `/networks/${networkId}`)).status).toBe(404);
+        expect((await inHome('GET', `/projects/${projectId}`)).status).toBe(404);
+      },
+      20_000,
+      100,
+    );
     for (const imageId of copiedImages) {
       // The images themselves stay (they belong to the tenant); their copies and copied content are gone.
       expect((await expectOk(inAway('GET', `/images/${imageId}`))).copies).toEqual([]);

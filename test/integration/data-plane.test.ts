@@ -42,9 +42,13 @@ describe.skipIf(unavailable !== undefined)('real data plane (VXLAN in network na
   it('carries VM-to-VM traffic across hosts, and keeps it going (same TCP connection) while the server VM migrates', async () => {
     await lab.startProbe(server, ['echo', '7000']);
     // The first packets flow once both agents have programmed the network.
-    await eventually(async () => {
-      probe = await lab.startProbe(client, ['probe', server.ip, '7000', '5']);
-    }, 20_000, 200);
+    await eventually(
+      async () => {
+        probe = await lab.startProbe(client, ['probe', server.ip, '7000', '5']);
+      },
+      20_000,
+      200,
+    );
     await eventually(async () => expect((await probe.report()).udp.received).toBeGreaterThan(20), 10_000, 100);
     const before = await probe.report(true);
     expect(before.tcp).toMatchObject({ connected: true, closed: false });
@@ -54,11 +58,15 @@ describe.skipIf(unavailable !== undefined)('real data plane (VXLAN in network na
     const moved = Date.now();
     await expectOk(migrateVmTo(server.vmId, agents[2]!.hostId));
 
-    await eventually(async () => {
-      const now = await probe.report();
-      expect(now.udp.gapEndedAt).toBeGreaterThan(moved);
-      expect(now.tcp.gapEndedAt).toBeGreaterThan(moved);
-    }, 30_000, 100);
+    await eventually(
+      async () => {
+        const now = await probe.report();
+        expect(now.udp.gapEndedAt).toBeGreaterThan(moved);
+        expect(now.tcp.gapEndedAt).toBeGreaterThan(moved);
+      },
+      30_000,
+      100,
+    );
     const received = (await probe.report()).udp.received;
     await eventually(async () => expect((await probe.report()).udp.received).toBeGreaterThan(received + 50), 10_000, 100);
     const after = await probe.report();
@@ -66,7 +74,9 @@ describe.skipIf(unavailable !== undefined)('real data plane (VXLAN in network na
     expect(after.tcp).toMatchObject({ connected: true, closed: false });
     expect(after.tcp.error).toBeUndefined();
     expect(after.tcp.received).toBeGreaterThan(0);
-    console.log(`interruption: UDP ${after.udp.longestGapMs} ms, TCP ${after.tcp.longestGapMs} ms (${after.udp.sent - after.udp.received} of ${after.udp.sent} datagrams lost)`);
+    console.log(
+      `interruption: UDP ${after.udp.longestGapMs} ms, TCP ${after.tcp.longestGapMs} ms (${after.udp.sent - after.udp.received} of ${after.udp.sent} datagrams lost)`,
+    );
     expect(after.udp.longestGapMs).toBeLessThan(10_000);
 
     for (const agent of agents) expect((await agent.status()).dataPlane.lastError).toBeUndefined();

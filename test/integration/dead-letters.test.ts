@@ -26,7 +26,15 @@ describe('dead-letter queues', () => {
       execFile(
         process.execPath,
         ['--import', 'tsx', path.join(projectRoot, 'ops/dead-letters.ts'), ...args, '--json'],
-        { cwd: projectRoot, env: { ...process.env, AWS_ENDPOINT_URL: inject('awsEndpoint'), AWS_REGION: inject('region'), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } },
+        {
+          cwd: projectRoot,
+          env: {
+            ...process.env,
+            AWS_ENDPOINT_URL: inject('awsEndpoint'),
+            AWS_REGION: inject('region'),
+            AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+          },
+        },
         (error, stdout, stderr) => (error ? reject(new Error(`dead-letters ${args.join(' ')}: ${stderr}`)) : resolve(JSON.parse(stdout) as T)),
       );
     });
@@ -49,17 +57,28 @@ describe('dead-letter queues', () => {
     await eventually(async () => expect((await healthy.status()).stats.messagesReceived).toBeGreaterThanOrEqual(1), 10_000);
 
     let letter: DeadLetter | undefined;
-    await eventually(async () => {
-      letter = (await deadLetters<DeadLetter[]>('show', 'fan-out', '--max', '10')).find((candidate) => candidate.body === poison);
-      expect(letter).toBeDefined();
-    }, 60_000, 1000);
+    await eventually(
+      async () => {
+        letter = (await deadLetters<DeadLetter[]>('show', 'fan-out', '--max', '10')).find((candidate) => candidate.body === poison);
+        expect(letter).toBeDefined();
+      },
+      60_000,
+      1000,
+    );
     const elapsed = Date.now() - sentAt;
-    expect(letter).toMatchObject({ reason: `Error: host ${unregistered} has no registration`, attempts: 5, sourceQueueArn: expect.stringMatching(/FanOutQueue/) });
+    expect(letter).toMatchObject({
+      reason: `Error: host ${unregistered} has no registration`,
+      attempts: 5,
+      sourceQueueArn: expect.stringMatching(/FanOutQueue/),
+    });
     // Retried after 1 + 2 + 4 + 8 s, not after four 180 s visibility timeouts.
     expect(elapsed).toBeGreaterThan(15_000);
     expect(elapsed).toBeLessThan(60_000);
     const listed = await deadLetters<DeadLetterQueue[]>('list');
-    expect(listed.find((queue) => queue.name === 'fan-out')).toMatchObject({ messages: expect.any(Number), sourceUrls: [expect.stringMatching(/FanOutQueue/)] });
+    expect(listed.find((queue) => queue.name === 'fan-out')).toMatchObject({
+      messages: expect.any(Number),
+      sourceUrls: [expect.stringMatching(/FanOutQueue/)],
+    });
     expect(listed.map((queue) => queue.name).sort()).toEqual(['fan-out', 'graph.fifo', 'host', 'image-copy', 'image-verify', 'stream-failures']);
 
     // The cause is mended (the host registers), and the operator redrives.
@@ -78,10 +97,14 @@ describe('dead-letter queues', () => {
     const body = `{"not": "a graph message", "nodeId": "${nodeId}"}`;
     await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl('GraphQueue'), MessageBody: body, MessageGroupId: nodeId, MessageDeduplicationId: nodeId }));
     let letter: DeadLetter | undefined;
-    await eventually(async () => {
-      letter = (await deadLetters<DeadLetter[]>('show', 'graph.fifo')).find((candidate) => candidate.body === body);
-      expect(letter).toBeDefined();
-    }, 20_000, 500);
+    await eventually(
+      async () => {
+        letter = (await deadLetters<DeadLetter[]>('show', 'graph.fifo')).find((candidate) => candidate.body === body);
+        expect(letter).toBeDefined();
+      },
+      20_000,
+      500,
+    );
     expect(letter).toMatchObject({ attempts: 1, reason: expect.stringMatching(/^UnprocessableMessageError: malformed graph message: /) });
   });
 });

@@ -22,7 +22,12 @@ describe('disks and storage pools', () => {
   it('places 50 concurrent creates without oversubscribing any pool in any dimension', async () => {
     // Other test files may have left pools with room: count what fits everywhere right now.
     const fitting = (await listPools()).reduce(
-      (sum, pool) => sum + Math.max(0, Math.min(Math.floor(pool.freeGiB / SPEC.sizeGiB), Math.floor(pool.freeIops / SPEC.iops), Math.floor(pool.freeThroughputMiBps / SPEC.throughputMiBps))),
+      (sum, pool) =>
+        sum +
+        Math.max(
+          0,
+          Math.min(Math.floor(pool.freeGiB / SPEC.sizeGiB), Math.floor(pool.freeIops / SPEC.iops), Math.floor(pool.freeThroughputMiBps / SPEC.throughputMiBps)),
+        ),
       0,
     );
     expect(fitting).toBeGreaterThanOrEqual(29);
@@ -34,7 +39,9 @@ describe('disks and storage pools', () => {
     expect(created).toHaveLength(fitting);
     for (const answer of refused) {
       expect(answer.status).toBe(409);
-      expect(answer.body.message).toBe('no storage pool in us-east-1 has 40 GiB, 3000 IOPS and 125 MiB/s free: ask for less, or have an operator register a pool (POST /storage-pools)');
+      expect(answer.body.message).toBe(
+        'no storage pool in us-east-1 has 40 GiB, 3000 IOPS and 125 MiB/s free: ask for less, or have an operator register a pool (POST /storage-pools)',
+      );
     }
 
     const disks = await listDisks();
@@ -98,8 +105,14 @@ describe('disks and storage pools', () => {
     expect(await expectOk(asTenant('POST', `/disks/${disk.diskId}/attach`, { vmId: vm.vmId }))).toMatchObject({ state: 'attached', attachedTo: vm.vmId });
     expect((await expectOk(asTenant('GET', `/vms/${vm.vmId}`))).diskIds).toEqual([disk.diskId]);
     expect((await asTenant('POST', `/disks/${disk.diskId}/attach`, { vmId: vm.vmId })).status).toBe(409);
-    expect(await asTenant('DELETE', `/disks/${disk.diskId}`)).toEqual({ status: 409, body: { message: `disk ${disk.diskId} is in use by vm ${vm.vmId}; detach it first` } });
-    expect(await asTenant('DELETE', `/vms/${vm.vmId}`)).toEqual({ status: 409, body: { message: `vm ${vm.vmId} has disks attached: ${disk.diskId}; detach them first` } });
+    expect(await asTenant('DELETE', `/disks/${disk.diskId}`)).toEqual({
+      status: 409,
+      body: { message: `disk ${disk.diskId} is in use by vm ${vm.vmId}; detach it first` },
+    });
+    expect(await asTenant('DELETE', `/vms/${vm.vmId}`)).toEqual({
+      status: 409,
+      body: { message: `vm ${vm.vmId} has disks attached: ${disk.diskId}; detach them first` },
+    });
 
     expect(await expectOk(asTenant('POST', `/disks/${disk.diskId}/detach`))).toMatchObject({ state: 'available' });
     expect((await expectOk(asTenant('GET', `/vms/${vm.vmId}`))).diskIds).toEqual([]);

@@ -13,7 +13,20 @@ import { isLoopback, listeningSockets } from '../helpers/listening-sockets.ts';
 import { tenantToken } from '../helpers/tokens.ts';
 
 async function fromVm(proxyUrl: string, url: string, headers: string[] = []): Promise<{ status: number; body: string }> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'test/fixtures/egress-client.ts'), '--proxy', proxyUrl, '--url', url, ...headers.flatMap((header) => ['--header', header])], { cwd: projectRoot });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(projectRoot, 'test/fixtures/egress-client.ts'),
+      '--proxy',
+      proxyUrl,
+      '--url',
+      url,
+      ...headers.flatMap((header) => ['--header', header]),
+    ],
+    { cwd: projectRoot },
+  );
   return JSON.parse(stdout.trim()) as { status: number; body: string };
 }
 
@@ -57,9 +70,13 @@ describe("a tenant's VM cannot reach into its host through its outbound proxy", 
     victimVm = await expectOk(createVmOn({ name: 'victim', networkId: victimNet.networkId, hostId: agent.hostId }, victimId), 201);
     const account = await expectOk(api('POST', '/service-accounts', { name: 'victim' }, victim), 201);
     await expectOk(api('PUT', `/vms/${victimVm.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }, victim));
-    await eventually(async () => {
-      expect(await bridgeOf(attackerVm.vmId)).toBeDefined();
-    }, 30_000, 200);
+    await eventually(
+      async () => {
+        expect(await bridgeOf(attackerVm.vmId)).toBeDefined();
+      },
+      30_000,
+      200,
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -69,7 +86,17 @@ describe("a tenant's VM cannot reach into its host through its outbound proxy", 
   });
 
   it('refuses IP literals and localhost in an egress policy with a 400 naming the rule', async () => {
-    const literals = ['http://127.0.0.1:7001', 'http://2130706433', 'http://0177.0.0.1', 'http://0x7f.1', 'http://[::1]', 'http://[::ffff:127.0.0.1]', 'http://0.0.0.0', 'http://169.254.169.254', 'https://10.0.0.5'];
+    const literals = [
+      'http://127.0.0.1:7001',
+      'http://2130706433',
+      'http://0177.0.0.1',
+      'http://0x7f.1',
+      'http://[::1]',
+      'http://[::ffff:127.0.0.1]',
+      'http://0.0.0.0',
+      'http://169.254.169.254',
+      'https://10.0.0.5',
+    ];
     for (const origin of literals) {
       const refused = await api('PUT', `/vms/${attackerVm.vmId}/egress-policy`, { allow: [origin] }, attacker);
       expect(refused.status, origin).toBe(400);
@@ -98,12 +125,21 @@ describe("a tenant's VM cannot reach into its host through its outbound proxy", 
       'mixed.example.test': { addresses: ['203.0.113.50', '127.0.0.1'], origin: `http://mixed.example.test:${canaryPort}`, reason: '127.0.0.1 (loopback)' },
     };
     for (const [name, { addresses }] of Object.entries(names)) dns.set(name, addresses);
-    await expectOk(api('PUT', `/vms/${attackerVm.vmId}/egress-policy`, { allow: Object.values(names).map(({ origin }) => origin), requestsPerSecond: 100, burst: 100 }, attacker));
+    await expectOk(
+      api(
+        'PUT',
+        `/vms/${attackerVm.vmId}/egress-policy`,
+        { allow: Object.values(names).map(({ origin }) => origin), requestsPerSecond: 100, burst: 100 },
+        attacker,
+      ),
+    );
     const proxy = (await bridgeOf(attackerVm.vmId)).egressProxyUrl;
     await eventually(async () => expect((await fromVm(proxy, `${names['loopback.example.test']!.origin}/`)).status).toBe(403), 30_000, 300);
     for (const [name, { origin, reason }] of Object.entries(names)) {
       // With the metadata header, as the original attack sent it.
-      const answer = await fromVm(proxy, `${origin}/computeMetadata/v1/instance/service-accounts/default/identity?audience=x`, ['metadata-flavor: Stratoplane']);
+      const answer = await fromVm(proxy, `${origin}/computeMetadata/v1/instance/service-accounts/default/identity?audience=x`, [
+        'metadata-flavor: Stratoplane',
+      ]);
       expect(answer, name).toEqual({ status: 403, body: `${name} resolves to ${reason}: the bridge never connects there.\n`, url: expect.any(String) });
     }
     // Forms the policy can never hold are not in the allow-list either.
@@ -123,7 +159,10 @@ describe("a tenant's VM cannot reach into its host through its outbound proxy", 
     expect(tcp.length).toBeGreaterThan(0);
     for (const socket of tcp) {
       expect(isLoopback(socket.address), `${socket.address}:${socket.port}`).toBe(true);
-      const listing = await fetch(`http://127.0.0.1:${socket.port}/status`, { headers: { 'metadata-flavor': 'Stratoplane' } }).then((response) => response.text(), () => '');
+      const listing = await fetch(`http://127.0.0.1:${socket.port}/status`, { headers: { 'metadata-flavor': 'Stratoplane' } }).then(
+        (response) => response.text(),
+        () => '',
+      );
       expect(listing, `port ${socket.port}`).not.toContain(victimVm.vmId);
     }
     expect(tcp.map((socket) => socket.port)).toContain(Number(new URL(bridge.metadataUrl).port));

@@ -51,7 +51,19 @@ describe('SQS event source mapping', () => {
     const fn = scriptedFunction((event) => ({
       batchItemFailures: event.Records.filter((record) => record.body === 'poison').map((record) => ({ itemIdentifier: record.messageId })),
     }));
-    const poller = new QueuePoller({ queueUrl: source.url, queueArn: source.arn, batchSize: 10, maximumBatchingWindowSeconds: 0, reportBatchItemFailures: true, region: inject('region'), pollers: 1 }, fn, noLog);
+    const poller = new QueuePoller(
+      {
+        queueUrl: source.url,
+        queueArn: source.arn,
+        batchSize: 10,
+        maximumBatchingWindowSeconds: 0,
+        reportBatchItemFailures: true,
+        region: inject('region'),
+        pollers: 1,
+      },
+      fn,
+      noLog,
+    );
     for (const body of ['a', 'poison', 'b']) await sqs.send(new SendMessageCommand({ QueueUrl: source.url, MessageBody: body }));
     poller.start();
     stoppers.push(() => poller.stop());
@@ -76,7 +88,11 @@ describe('DynamoDB stream event source mapping', () => {
     return streamArn;
   }
 
-  function startPoller(streamArn: string, fn: LocalFunction, overrides: { maximumRetryAttempts?: number; bisectOnError?: boolean; onFailureQueueUrl?: string }) {
+  function startPoller(
+    streamArn: string,
+    fn: LocalFunction,
+    overrides: { maximumRetryAttempts?: number; bisectOnError?: boolean; onFailureQueueUrl?: string },
+  ) {
     const poller = new StreamPoller(
       {
         uuid: unique(),

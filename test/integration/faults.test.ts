@@ -26,7 +26,13 @@ describe('faults in the middle of batches', () => {
    * happened, so a retried migration may find the VM already moved (that 409 means done). As the
    * tenant, or as the operator where the test names hosts (tenants do not pick them).
    */
-  async function careful(method: string, path: string, body: Record<string, unknown>, doneAlready?: (message: string) => boolean, bearer: Promise<string> = tenant): Promise<any> {
+  async function careful(
+    method: string,
+    path: string,
+    body: Record<string, unknown>,
+    doneAlready?: (message: string) => boolean,
+    bearer: Promise<string> = tenant,
+  ): Promise<any> {
     const deadline = Date.now() + 180_000;
     for (let attempt = 0; ; attempt++) {
       let status: number;
@@ -64,7 +70,13 @@ describe('faults in the middle of batches', () => {
 
   async function migrate(name: string, targetHostId: string) {
     const entry = model.get(name)!;
-    await careful('POST', `/vms/${entry.vmId}/migrate`, { targetHostId }, (message) => message.includes(`already runs on host ${targetHostId}`), operatorToken());
+    await careful(
+      'POST',
+      `/vms/${entry.vmId}/migrate`,
+      { targetHostId },
+      (message) => message.includes(`already runs on host ${targetHostId}`),
+      operatorToken(),
+    );
     entry.hostId = targetHostId;
     entry.migrations++;
   }
@@ -75,7 +87,9 @@ describe('faults in the middle of batches', () => {
     const movers = [...model.keys()].sort(() => Math.random() - 0.5).slice(0, 6);
     const work = [
       ...Array.from({ length: 8 }, (_, i) => () => create(`${phase}-${i}`, hostIds[i % hostCount]!)),
-      ...movers.map((name) => () => migrate(name, hostIds.filter((hostId) => hostId !== model.get(name)!.hostId)[Math.floor(Math.random() * (hostCount - 1))]!)),
+      ...movers.map(
+        (name) => () => migrate(name, hostIds.filter((hostId) => hostId !== model.get(name)!.hostId)[Math.floor(Math.random() * (hostCount - 1))]!),
+      ),
     ];
     const running = work.map(async (run) => {
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 600));
@@ -92,30 +106,49 @@ describe('faults in the middle of batches', () => {
     expect(vms.map((vm) => vm.name).sort()).toEqual([...model.keys()].sort());
     for (const vm of vms) {
       const expected = model.get(vm.name)!;
-      expect({ name: vm.name, vmId: vm.vmId, hostId: vm.hostId, version: vm.endpoint.version }).toEqual({ name: vm.name, vmId: expected.vmId, hostId: expected.hostId, version: 1 + expected.migrations });
+      expect({ name: vm.name, vmId: vm.vmId, hostId: vm.hostId, version: vm.endpoint.version }).toEqual({
+        name: vm.name,
+        vmId: expected.vmId,
+        hostId: expected.hostId,
+        version: 1 + expected.migrations,
+      });
     }
     expect(new Set(vms.map((vm) => vm.ip)).size).toBe(vms.length);
     const hosts: any[] = (await expectOk(api('GET', '/hosts', undefined, operatorToken()))).hosts;
     for (const agent of agents) {
-      expect({ hostId: agent.hostId, vmCount: hosts.find((host) => host.hostId === agent.hostId)!.vmCount }).toEqual({ hostId: agent.hostId, vmCount: vms.filter((vm) => vm.hostId === agent.hostId).length });
+      expect({ hostId: agent.hostId, vmCount: hosts.find((host) => host.hostId === agent.hostId)!.vmCount }).toEqual({
+        hostId: agent.hostId,
+        vmCount: vms.filter((vm) => vm.hostId === agent.hostId).length,
+      });
     }
     const addressOf = new Map(agents.map((agent) => [agent.hostId, agent.address]));
-    const elapsed = await eventually(async () => {
-      for (const agent of agents) {
-        const status = await agent.status();
-        const runsSome = vms.some((vm) => vm.hostId === agent.hostId);
-        const network = status.networks[networkId];
-        if (!runsSome) {
-          expect(network?.member ?? false).toBe(false);
-          continue;
+    const elapsed = await eventually(
+      async () => {
+        for (const agent of agents) {
+          const status = await agent.status();
+          const runsSome = vms.some((vm) => vm.hostId === agent.hostId);
+          const network = status.networks[networkId];
+          if (!runsSome) {
+            expect(network?.member ?? false).toBe(false);
+            continue;
+          }
+          const held = Object.fromEntries(
+            Object.entries(network!.entries)
+              .filter(([, entry]) => entry.state === 'active')
+              .map(([ip, entry]) => [ip, `${entry.endpoint} v${entry.version}`]),
+          );
+          expect({ host: agent.hostId, held }).toEqual({
+            host: agent.hostId,
+            held: Object.fromEntries(vms.map((vm) => [vm.ip, `${addressOf.get(vm.hostId)} v${vm.endpoint.version}`])),
+          });
         }
-        const held = Object.fromEntries(Object.entries(network!.entries).filter(([, entry]) => entry.state === 'active').map(([ip, entry]) => [ip, `${entry.endpoint} v${entry.version}`]));
-        expect({ host: agent.hostId, held }).toEqual({ host: agent.hostId, held: Object.fromEntries(vms.map((vm) => [vm.ip, `${addressOf.get(vm.hostId)} v${vm.endpoint.version}`])) });
-      }
-      for (const vm of vms) {
-        expect((await expectOk(api('GET', `/vms/${vm.vmId}/convergence`, undefined, tenant))).converged).toBe(true);
-      }
-    }, 120_000, 500);
+        for (const vm of vms) {
+          expect((await expectOk(api('GET', `/vms/${vm.vmId}/convergence`, undefined, tenant))).converged).toBe(true);
+        }
+      },
+      120_000,
+      500,
+    );
     return elapsed;
   }
 
@@ -149,14 +182,20 @@ describe('faults in the middle of batches', () => {
   }, 300_000);
 
   // Only the proxy the project puts before its own LocalStack can take AWS away (not an emulator named by AWS_ENDPOINT_URL).
-  it.skipIf(!inject('awsProxied'))('AWS unreachable for 5 s mid-batch (connections reset, answers lost): every create and migration once', async () => {
-    const before = { ...stats };
-    await batch('outage', async () => {
-      expect((await fetch(`${control}/aws-outage?ms=5000`, { method: 'POST' })).status).toBe(204);
-    });
-    // The outage was felt: the client had to retry.
-    expect(stats.retries).toBeGreaterThan(before.retries);
-    const took = await assertConverged();
-    console.error(`AWS outage: converged ${took} ms after the check began; client retries ${stats.retries - before.retries}, lost answers ${stats.lostAnswers - before.lostAnswers}`);
-  }, 300_000);
+  it.skipIf(!inject('awsProxied'))(
+    'AWS unreachable for 5 s mid-batch (connections reset, answers lost): every create and migration once',
+    async () => {
+      const before = { ...stats };
+      await batch('outage', async () => {
+        expect((await fetch(`${control}/aws-outage?ms=5000`, { method: 'POST' })).status).toBe(204);
+      });
+      // The outage was felt: the client had to retry.
+      expect(stats.retries).toBeGreaterThan(before.retries);
+      const took = await assertConverged();
+      console.error(
+        `AWS outage: converged ${took} ms after the check began; client retries ${stats.retries - before.retries}, lost answers ${stats.lostAnswers - before.lostAnswers}`,
+      );
+    },
+    300_000,
+  );
 });

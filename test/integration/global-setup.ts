@@ -106,7 +106,10 @@ export async function setup(project: TestProject) {
   const second = stack.runners[1]!;
   project.provide('secondRegion', { apiUrl: second.apiUrl, region: second.region, resources: second.resources });
   const template = JSON.parse(readFileSync(runner.templateFile, 'utf8')) as CfnTemplate;
-  project.provide('routes', routesOf(template).map((route) => `${route.method} ${route.resourcePath}`));
+  project.provide(
+    'routes',
+    routesOf(template).map((route) => `${route.method} ${route.resourcePath}`),
+  );
   await raiseTestTenantQuotas(runner.apiUrl, aws.endpoint, runner.region);
 
   // Test files run in workers; the runner is a child of this process, so faults are asked for here.

@@ -19,7 +19,9 @@ const run = promisify(execFile);
 /** Boots a simulated VM process against a metadata server; returns what it reported. */
 async function bootVm(metadataUrl: string) {
   const keyDir = mkdtempSync(path.join(tmpdir(), 'vm-'));
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'test/fixtures/simulated-vm.ts', '--metadata-url', metadataUrl, '--key-dir', keyDir], { cwd: projectRoot });
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'test/fixtures/simulated-vm.ts', '--metadata-url', metadataUrl, '--key-dir', keyDir], {
+    cwd: projectRoot,
+  });
   return JSON.parse(stdout) as { vmId: string; publicKeyFile: string; status: number; answer: string };
 }
 
@@ -55,7 +57,9 @@ describe('VM SSH host keys', () => {
     const { stdout } = await run('ssh-keygen', ['-lf', booted.publicKeyFile]);
     const [, sshKeygenFingerprint] = stdout.trim().split(/\s+/);
     const [type, data] = readFileSync(booted.publicKeyFile, 'utf8').trim().split(' ');
-    expect(keys).toEqual([{ keyType: 'ssh-ed25519', publicKey: `${type} ${data}`, fingerprint: sshKeygenFingerprint, knownHostsLine: `${vm.ip} ${type} ${data}` }]);
+    expect(keys).toEqual([
+      { keyType: 'ssh-ed25519', publicKey: `${type} ${data}`, fingerprint: sshKeygenFingerprint, knownHostsLine: `${vm.ip} ${type} ${data}` },
+    ]);
 
     // The attestation verifies offline against the attestation key's public key and binds VM, key, host and time.
     const jws = decodeJws(attestation);

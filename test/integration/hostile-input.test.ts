@@ -26,7 +26,15 @@ describe('hostile input on every route', () => {
     const vm = await expectOk(createVmOn({ name: 'b-secret-vm', networkId: network.networkId, hostId }, tenantBId), 201);
     const account = await expectOk(api('POST', '/service-accounts', { name: 'b-secret-robot' }, tenantB), 201);
     const image = (await expectOk(api('POST', '/images', { name: 'b-secret-image', sizeBytes: 10, sha256: '0'.repeat(64) }, tenantB), 201)).image;
-    Object.assign(idsOfB, { networkId: network.networkId, sourceNetworkId: network.networkId, vmId: vm.vmId, serviceAccountId: account.serviceAccountId, imageId: image.imageId, projectId: vm.projectId, hostId });
+    Object.assign(idsOfB, {
+      networkId: network.networkId,
+      sourceNetworkId: network.networkId,
+      vmId: vm.vmId,
+      serviceAccountId: account.serviceAccountId,
+      imageId: image.imageId,
+      projectId: vm.projectId,
+      hostId,
+    });
     secretsOfB = [tenantBId, vm.ip, 'b-secret-net', 'b-secret-vm', 'b-secret-robot', 'b-secret-image', ...Object.values(idsOfB).filter((id) => id !== hostId)];
   });
 
@@ -46,10 +54,19 @@ describe('hostile input on every route', () => {
 
   const requestFor = (operation: Operation) =>
     fc.record({
-      params: fc.record(Object.fromEntries(operation.path.match(/\{(\w+)\}/g)?.map((name) => name.slice(1, -1)).map((name) => [name, fc.oneof(idsOfB[name] ? fc.constant(idsOfB[name]!) : garbage, garbage)]) ?? [])),
+      params: fc.record(
+        Object.fromEntries(
+          operation.path
+            .match(/\{(\w+)\}/g)
+            ?.map((name) => name.slice(1, -1))
+            .map((name) => [name, fc.oneof(idsOfB[name] ? fc.constant(idsOfB[name]!) : garbage, garbage)]) ?? [],
+        ),
+      ),
       body: fc.oneof(
         fc.anything({ maxDepth: 3 }),
-        fieldsOf(operation.body).length > 0 ? fc.record(Object.fromEntries(fieldsOf(operation.body).map((field) => [field, outOfRange])), { requiredKeys: [] }) : fc.constant({}),
+        fieldsOf(operation.body).length > 0
+          ? fc.record(Object.fromEntries(fieldsOf(operation.body).map((field) => [field, outOfRange])), { requiredKeys: [] })
+          : fc.constant({}),
         fc.constant('{"unterminated": '),
         fc.constant(`{"name": "${'n'.repeat(1_048_576)}"}`),
       ),
@@ -88,7 +105,11 @@ describe('hostile input on every route', () => {
   });
 
   it("left tenant B's resources as they were", async () => {
-    expect(await expectOk(api('GET', `/vms/${idsOfB.vmId}`, undefined, tenantB))).toMatchObject({ name: 'b-secret-vm', networkId: idsOfB.networkId, state: 'running' });
+    expect(await expectOk(api('GET', `/vms/${idsOfB.vmId}`, undefined, tenantB))).toMatchObject({
+      name: 'b-secret-vm',
+      networkId: idsOfB.networkId,
+      state: 'running',
+    });
     expect((await expectOk(api('GET', '/networks', undefined, tenantB))).networks).toHaveLength(1);
   });
 });

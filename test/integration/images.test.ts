@@ -26,11 +26,15 @@ describe('images', () => {
     const declared = createHash('sha256').update('something else').digest('hex');
     const { image, upload } = await expectOk(api('POST', '/images', { name: 'tampered', sizeBytes: content.length, sha256: declared }), 201);
     await expectOk(api('POST', `/images/${image.imageId}/complete`, { parts: await uploadParts(upload, content) }), 202);
-    await eventually(async () => {
-      const failed = await expectOk(api('GET', `/images/${image.imageId}`));
-      expect(failed.state).toBe('failed');
-      expect(failed.failureReason).toBe(`checksum mismatch: declared sha256 ${declared}, received ${sha256}`);
-    }, 60_000, 200);
+    await eventually(
+      async () => {
+        const failed = await expectOk(api('GET', `/images/${image.imageId}`));
+        expect(failed.state).toBe('failed');
+        expect(failed.failureReason).toBe(`checksum mismatch: declared sha256 ${declared}, received ${sha256}`);
+      },
+      60_000,
+      200,
+    );
   });
 
   it('refuses parts that are missing or not what S3 received', async () => {

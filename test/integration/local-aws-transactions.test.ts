@@ -1,4 +1,11 @@
-import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand, TransactWriteItemsCommand, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  TransactWriteItemsCommand,
+  TransactionCanceledException,
+} from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient, DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
 import { describe, expect, it } from 'vitest';
 import { createStreamTable, localAwsConfig } from '../helpers/local-aws.ts';
@@ -29,14 +36,18 @@ describe('local AWS transaction semantics', () => {
     const TableName = `tx-check-${Date.now()}`;
     const StreamArn = await createStreamTable(dynamodb, TableName);
     const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn }));
-    let { ShardIterator } = await streams.send(new GetShardIteratorCommand({ StreamArn, ShardId: StreamDescription!.Shards![0]!.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }));
+    let { ShardIterator } = await streams.send(
+      new GetShardIteratorCommand({ StreamArn, ShardId: StreamDescription!.Shards![0]!.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }),
+    );
 
     const put = (pk: string, value: string, condition?: string) => ({
       Put: { TableName, Item: { pk: { S: pk }, value: { S: value } }, ConditionExpression: condition },
     });
     await dynamodb.send(new TransactWriteItemsCommand({ TransactItems: [put('a', '1'), put('b', '1')] }));
     // First item would apply, second fails: neither may remain.
-    const cancelled = dynamodb.send(new TransactWriteItemsCommand({ TransactItems: [put('a', '2'), put('c', '2'), put('b', '2', 'attribute_not_exists(pk)')] }));
+    const cancelled = dynamodb.send(
+      new TransactWriteItemsCommand({ TransactItems: [put('a', '2'), put('c', '2'), put('b', '2', 'attribute_not_exists(pk)')] }),
+    );
     await expect(cancelled).rejects.toBeInstanceOf(TransactionCanceledException);
     await dynamodb.send(new TransactWriteItemsCommand({ TransactItems: [put('d', '3')] }));
 

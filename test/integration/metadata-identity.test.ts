@@ -10,7 +10,11 @@ import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { tenantToken } from '../helpers/tokens.ts';
 
 /** A GET from inside a namespace of the lab (a VM's, or a host's). */
-async function getFrom(netns: string, url: string, options: { localAddress?: string; flavor?: boolean } = {}): Promise<{ status?: number; body?: string; error?: string }> {
+async function getFrom(
+  netns: string,
+  url: string,
+  options: { localAddress?: string; flavor?: boolean } = {},
+): Promise<{ status?: number; body?: string; error?: string }> {
   const args = ['netns', 'exec', netns, process.execPath, path.join(projectRoot, 'test/fixtures/http-get.mjs'), url, '--timeout', '2000'];
   if (options.flavor !== false) args.push('--header', 'metadata-flavor: Stratoplane');
   if (options.localAddress) args.push('--local-address', options.localAddress);
@@ -67,16 +71,27 @@ describe.skipIf(unavailable !== undefined)("a VM's metadata server knows it by i
 
   it("answers each VM at 169.254.169.254 with its own identity and token, never the other's", async () => {
     for (const key of ['a', 'b'] as const) {
-      await eventually(async () => {
-        const answer = await getFrom(labVms[key].netns, 'http://169.254.169.254/computeMetadata/v1/instance/id');
-        expect(answer).toEqual({ status: 200, body: vms[key].vmId });
-      }, 30_000, 300);
+      await eventually(
+        async () => {
+          const answer = await getFrom(labVms[key].netns, 'http://169.254.169.254/computeMetadata/v1/instance/id');
+          expect(answer).toEqual({ status: 200, body: vms[key].vmId });
+        },
+        30_000,
+        300,
+      );
       let token = '';
-      await eventually(async () => {
-        const answer = await getFrom(labVms[key].netns, 'http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://api.example.test');
-        expect(answer.status).toBe(200);
-        token = answer.body!;
-      }, 30_000, 300);
+      await eventually(
+        async () => {
+          const answer = await getFrom(
+            labVms[key].netns,
+            'http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://api.example.test',
+          );
+          expect(answer.status).toBe(200);
+          token = answer.body!;
+        },
+        30_000,
+        300,
+      );
       expect(decodeJws(token).payload).toMatchObject({ vm: vms[key].vmId, tenant: tenants[key] });
     }
   });
@@ -101,8 +116,12 @@ describe.skipIf(unavailable !== undefined)("a VM's metadata server knows it by i
     await promisify(execFile)('ip', ['-n', other!.netns, 'route', 'add', '169.254.169.254/32', 'via', lab.hosts[0]!.underlay]);
     const port = await portOf(vms.a.vmId);
     for (const target of ['169.254.169.254', `169.254.169.254:${port}`]) {
-      expect((await getFrom(other!.netns, `http://${target}/computeMetadata/v1/instance/id`)).error, target).toMatch(/timed out|ECONNREFUSED|ECONNRESET|EHOSTUNREACH/);
-      expect((await getFrom(lab.hosts[0]!.netns, `http://${target}/computeMetadata/v1/instance/id`)).error, target).toMatch(/timed out|ECONNREFUSED|ECONNRESET/);
+      expect((await getFrom(other!.netns, `http://${target}/computeMetadata/v1/instance/id`)).error, target).toMatch(
+        /timed out|ECONNREFUSED|ECONNRESET|EHOSTUNREACH/,
+      );
+      expect((await getFrom(lab.hosts[0]!.netns, `http://${target}/computeMetadata/v1/instance/id`)).error, target).toMatch(
+        /timed out|ECONNREFUSED|ECONNRESET/,
+      );
     }
   });
 });

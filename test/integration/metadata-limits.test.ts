@@ -18,7 +18,8 @@ describe("abuse limits on a VM's metadata server", () => {
     const [type, data] = line.split(' ');
     return fetch(`${metadataUrl}/computeMetadata/v1/instance/guest-attributes/hostkeys/${type}`, { method: 'PUT', headers: flavor, body: data });
   };
-  const identity = () => fetch(`${metadataUrl}/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://limits.example.test`, { headers: flavor });
+  const identity = () =>
+    fetch(`${metadataUrl}/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://limits.example.test`, { headers: flavor });
 
   beforeAll(async () => {
     agent = await startAgent(uniqueId('limits'), '198.51.100.191');

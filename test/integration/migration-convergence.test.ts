@@ -18,8 +18,12 @@ describe('migration propagates to exactly the agents that need it', () => {
     networkA = (await expectOk(api('POST', '/networks', { name: 'a', cidr: '10.10.0.0/24' }), 201)).networkId;
     networkB = (await expectOk(api('POST', '/networks', { name: 'b', cidr: '10.20.0.0/24' }), 201)).networkId;
     const placements: [string, string, number][] = [
-      ['a1', networkA, 0], ['a2', networkA, 1], ['a3', networkA, 0],
-      ['b1', networkB, 1], ['b2', networkB, 2], ['b3', networkB, 2],
+      ['a1', networkA, 0],
+      ['a2', networkA, 1],
+      ['a3', networkA, 0],
+      ['b1', networkB, 1],
+      ['b2', networkB, 2],
+      ['b3', networkB, 2],
     ];
     for (const [name, networkId, host] of placements) {
       vms[name] = await expectOk(createVmOn({ name, networkId, hostId: agents[host]!.hostId }), 201);

@@ -24,7 +24,11 @@ describe('network-pair tokens', () => {
     [h1, h2] = await Promise.all([startAgent(uniqueId('pair1'), '198.51.100.181'), startAgent(uniqueId('pair2'), '198.51.100.182')]);
     netA = (await expectOk(api('POST', '/networks', { name: 'pair-a', cidr: '10.81.0.0/24' }), 201)).networkId;
     netB = (await expectOk(api('POST', '/networks', { name: 'pair-b', cidr: '10.82.0.0/24' }), 201)).networkId;
-    for (const [name, networkId, host] of [['a1', netA, h1], ['a2', netA, h2], ['b1', netB, h2]] as const) {
+    for (const [name, networkId, host] of [
+      ['a1', netA, h1],
+      ['a2', netA, h2],
+      ['b1', netB, h2],
+    ] as const) {
       vms[name] = await expectOk(createVmOn({ name, networkId, hostId: host.hostId }), 201);
     }
   });
@@ -33,17 +37,24 @@ describe('network-pair tokens', () => {
     await Promise.all([h1, h2].filter(Boolean).map((agent) => agent.process.stop()));
   });
 
-  const connect = (from: string, to: string, token?: Promise<string>) => api('POST', `/vms/${vms[from].vmId}/connections`, { destinationVmId: vms[to].vmId }, token);
+  const connect = (from: string, to: string, token?: Promise<string>) =>
+    api('POST', `/vms/${vms[from].vmId}/connections`, { destinationVmId: vms[to].vmId }, token);
 
   it('authorises a pair in one network and hands out the endpoint and a token the destination host accepts', async () => {
     const connection = await expectOk(connect('a1', 'a2'));
     expect(Object.keys(connection).sort()).toEqual(['destinationHostAddress', 'destinationIp', 'destinationVmId', 'expiresAt', 'sourceVmId', 'token']);
     expect(connection).toMatchObject({ destinationHostAddress: h2.address, destinationIp: vms.a2.ip });
     await eventually(async () => {
-      expect(await verifyAt(h2, vms.a2.vmId, connection.token)).toEqual({ status: 200, body: { accepted: true, sourceVmId: vms.a1.vmId, sourceIp: vms.a1.ip } });
+      expect(await verifyAt(h2, vms.a2.vmId, connection.token)).toEqual({
+        status: 200,
+        body: { accepted: true, sourceVmId: vms.a1.vmId, sourceIp: vms.a1.ip },
+      });
     });
     // Replayed, the same token admits nothing more; a new one does.
-    expect(await verifyAt(h2, vms.a2.vmId, connection.token)).toEqual({ status: 403, body: { accepted: false, reason: 'token already used: a pair token admits one flow' } });
+    expect(await verifyAt(h2, vms.a2.vmId, connection.token)).toEqual({
+      status: 403,
+      body: { accepted: false, reason: 'token already used: a pair token admits one flow' },
+    });
     expect((await verifyAt(h2, vms.a2.vmId, (await expectOk(connect('a1', 'a2'))).token)).body.accepted).toBe(true);
   });
 
@@ -93,7 +104,9 @@ describe('network-pair tokens', () => {
     // What the VM's current host holds: the pair secret, unwrapped with KMS under the VM's context.
     const tableName = Object.entries(inject('resources')).find(([id]) => id.startsWith('Metadata'))![1];
     const secretOf = async (vmId: string) => {
-      const { Item } = await new DynamoDBClient(localAwsConfig()).send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: `VM#${vmId}` }, sk: { S: 'VM' } }, ConsistentRead: true }));
+      const { Item } = await new DynamoDBClient(localAwsConfig()).send(
+        new GetItemCommand({ TableName: tableName, Key: { pk: { S: `VM#${vmId}` }, sk: { S: 'VM' } }, ConsistentRead: true }),
+      );
       const { Plaintext } = await new KMSClient(localAwsConfig()).send(
         new DecryptCommand({ CiphertextBlob: Buffer.from(Item!.pairKeyCiphertext!.S!, 'base64'), EncryptionContext: pairKeyContext(vmId) }),
       );

@@ -15,7 +15,9 @@ describe('the OpenAPI description', () => {
 
   it('names exactly the routes the deployed API has', async () => {
     const document = await expectOk(api('GET', '/openapi.json'));
-    const described = Object.entries(document.paths as Record<string, object>).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`));
+    const described = Object.entries(document.paths as Record<string, object>).flatMap(([path, methods]) =>
+      Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
+    );
     expect(described.sort()).toEqual([...inject('routes')].sort());
   });
 

@@ -18,7 +18,8 @@ describe('placement: tenants do not pick hosts', () => {
   /** The tenant's VM, placed by the operator on the first host. */
   let pinned: ApiResponse<'createVm'>;
 
-  const vmsNamed = async (token: Promise<string>, name: string) => (await expectOk(request('listVms', { query: { limit: 100 } }, { token }))).vms.filter((vm) => vm.name === name);
+  const vmsNamed = async (token: Promise<string>, name: string) =>
+    (await expectOk(request('listVms', { query: { limit: 100 } }, { token }))).vms.filter((vm) => vm.name === name);
 
   beforeAll(async () => {
     for (const [i, hostId] of hostIds.entries()) {
@@ -31,7 +32,10 @@ describe('placement: tenants do not pick hosts', () => {
 
   it('refuses a tenant that names a host on create, naming the scope it needs, and creates nothing', async () => {
     const refused = await request('createVm', { body: { name: 'picky', networkId, hostId: hostIds[1] } }, { token: tenant });
-    expect(refused).toEqual({ status: 403, body: { message: expect.stringMatching(/^hostId: needs scope operator \(tenants do not pick hosts: leave it out/) } });
+    expect(refused).toEqual({
+      status: 403,
+      body: { message: expect.stringMatching(/^hostId: needs scope operator \(tenants do not pick hosts: leave it out/) },
+    });
     expect(await vmsNamed(tenant, 'picky')).toEqual([]);
   });
 

@@ -39,7 +39,7 @@ describe('tenant quotas', () => {
     expect(DEFAULT_QUOTAS).toEqual({ vms: 50, disks: 100, diskGiB: 10_240, networks: 20 });
   });
 
-  it('lets only operators set limits: a tenant cannot raise its own (403), nor read or set another tenant\'s', async () => {
+  it("lets only operators set limits: a tenant cannot raise its own (403), nor read or set another tenant's", async () => {
     const raised = await asTenant('PUT', `/quotas/${tenant}`, { vms: 1000 });
     expect(raised.status).toBe(403);
     expect((await asOther('PUT', `/quotas/${tenant}`, { vms: 0 })).status).toBe(403);

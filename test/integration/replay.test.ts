@@ -67,13 +67,17 @@ describe('duplicated and reordered endpoint messages', () => {
 
     // Sample while the replay is consumed: the version seen must never decrease.
     const seen = agents.map(() => [] as number[]);
-    await eventually(async () => {
-      const statuses = await Promise.all(agents.map((agent) => agent.status()));
-      for (const [index, status] of statuses.entries()) {
-        seen[index]!.push(status.networks[networkId]?.entries[vm.ip]?.version ?? 0);
-        expect(status.stats.messagesReceived - before[index]!.stats.messagesReceived).toBeGreaterThanOrEqual(sentBodies[index]!);
-      }
-    }, 30_000, 20);
+    await eventually(
+      async () => {
+        const statuses = await Promise.all(agents.map((agent) => agent.status()));
+        for (const [index, status] of statuses.entries()) {
+          seen[index]!.push(status.networks[networkId]?.entries[vm.ip]?.version ?? 0);
+          expect(status.stats.messagesReceived - before[index]!.stats.messagesReceived).toBeGreaterThanOrEqual(sentBodies[index]!);
+        }
+      },
+      30_000,
+      20,
+    );
 
     for (const [index, agent] of agents.entries()) {
       expect(seen[index]!.every((version) => version === 6)).toBe(true);
@@ -82,7 +86,12 @@ describe('duplicated and reordered endpoint messages', () => {
       expect(status.networks[networkId]!.entries[vm.ip]).toMatchObject({ version: 6, endpoint: latest.endpoint.address });
       // Every replayed entry and leave was received and judged stale.
       expect(status.stats.entriesStale - before[index]!.stats.entriesStale).toBeGreaterThanOrEqual(sentBodies[index]!);
-      const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: hosts.find((host) => host.hostId === agent.hostId)!.queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
+      const { Attributes } = await sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: hosts.find((host) => host.hostId === agent.hostId)!.queueUrl,
+          AttributeNames: ['ApproximateNumberOfMessages'],
+        }),
+      );
       expect(Number(Attributes?.ApproximateNumberOfMessages)).toBe(0);
     }
   });

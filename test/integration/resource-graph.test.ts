@@ -18,7 +18,11 @@ describe('resource graph', () => {
   const pool = { poolId, capacityGiB: 200, iops: 40_000, throughputMiBps: 2_000 };
 
   const hostLoad = async () =>
-    Object.fromEntries(((await expectOk(api('GET', '/hosts', undefined, operatorToken()))).hosts as any[]).filter((h) => hostIds.includes(h.hostId)).map((h) => [h.hostId, h.vmCount]));
+    Object.fromEntries(
+      ((await expectOk(api('GET', '/hosts', undefined, operatorToken()))).hosts as any[])
+        .filter((h) => hostIds.includes(h.hostId))
+        .map((h) => [h.hostId, h.vmCount]),
+    );
   const poolFree = async () => {
     const found = ((await expectOk(api('GET', '/storage-pools', undefined, operatorToken()))).storagePools as any[]).find((p) => p.poolId === poolId);
     return { freeGiB: found.freeGiB, freeIops: found.freeIops, freeThroughputMiBps: found.freeThroughputMiBps };
@@ -30,7 +34,13 @@ describe('resource graph', () => {
   const nodesInIndex = async (projectId: string) =>
     (
       await dynamodb.send(
-        new QueryCommand({ TableName: tableName, IndexName: 'gsi4', KeyConditionExpression: 'gsi4pk = :pk', ExpressionAttributeValues: { ':pk': { S: `PROJECT#${projectId}#NODES` } }, Select: 'COUNT' }),
+        new QueryCommand({
+          TableName: tableName,
+          IndexName: 'gsi4',
+          KeyConditionExpression: 'gsi4pk = :pk',
+          ExpressionAttributeValues: { ':pk': { S: `PROJECT#${projectId}#NODES` } },
+          Select: 'COUNT',
+        }),
       )
     ).Count!;
 
@@ -74,8 +84,14 @@ describe('resource graph', () => {
     expect(graph.edges).toContainEqual({ from: vms[0]!.vmId, to: account.serviceAccountId, kind: 'uses' });
 
     const front = networks[0];
-    const frontVms = vms.filter((vm: any) => vm.networkId === front.networkId).map((vm: any) => vm.vmId).sort();
-    expect(await as('DELETE', `/networks/${front.networkId}`)).toEqual({ status: 409, body: { message: `network ${front.networkId} is in use by vm ${frontVms.join(', vm ')}` } });
+    const frontVms = vms
+      .filter((vm: any) => vm.networkId === front.networkId)
+      .map((vm: any) => vm.vmId)
+      .sort();
+    expect(await as('DELETE', `/networks/${front.networkId}`)).toEqual({
+      status: 409,
+      body: { message: `network ${front.networkId} is in use by vm ${frontVms.join(', vm ')}` },
+    });
     expect(await as('DELETE', `/service-accounts/${account.serviceAccountId}`)).toEqual({
       status: 409,
       body: { message: `service account ${account.serviceAccountId} is in use by vm ${vms[0]!.vmId}` },
@@ -116,7 +132,7 @@ describe('resource graph', () => {
     expect(await poolFree()).toEqual(freeBefore);
   }, 240_000);
 
-  it('holds a message that outruns its project\'s deletion to this region (replication lag), rather than dropping it', async () => {
+  it("holds a message that outruns its project's deletion to this region (replication lag), rather than dropping it", async () => {
     // As when another region hands a node over before the global table has brought the project's `deleting` here.
     const { projectId } = await expectOk(as('POST', '/projects', { name: 'lagging' }), 201);
     const message: GraphMessage = { action: 'release', kind: 'network', nodeId: uniqueId('net-gone'), projectId, region: inject('region') };

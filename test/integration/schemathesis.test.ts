@@ -29,8 +29,8 @@ const workDir = path.join(projectRoot, '.local-run', `schemathesis-${process.pid
  */
 const negativeOnly: Record<string, string> = {
   registerHost:
-    'every valid body registers a host with a generated address in the stack all test files share; placement would then put other files\' VMs on hosts no agent runs',
-  registerStoragePool: 'every valid body registers a storage pool other files\' disks would then be drawn from',
+    "every valid body registers a host with a generated address in the stack all test files share; placement would then put other files' VMs on hosts no agent runs",
+  registerStoragePool: "every valid body registers a storage pool other files' disks would then be drawn from",
 };
 
 /**
@@ -57,7 +57,8 @@ const accepted: { check: string; operationIds: string[]; message: RegExp; reason
     check: 'positive_data_acceptance',
     operationIds: ['createDisk', 'modifyDisk'],
     message: /rule (iops-per-gib|throughput-per-iops|size-grows-only)/,
-    reason: 'the ratio rules tie numbers of one body together, and size-grows-only compares with the stored disk: stated in the operation and body descriptions',
+    reason:
+      'the ratio rules tie numbers of one body together, and size-grows-only compares with the stored disk: stated in the operation and body descriptions',
   },
   {
     check: 'positive_data_acceptance',
@@ -81,13 +82,15 @@ const accepted: { check: string; operationIds: string[]; message: RegExp; reason
     check: 'positive_data_acceptance',
     operationIds: ['listVms', 'createVm', 'getQuotas'],
     message: /an operator (lists by hostId only|names the tenant it acts for)|hostId|tenantId/,
-    reason: "with an operator token hostId (listing) or tenantId (creating, quotas) is required and networkId refused: the fields' descriptions say which scope each is for",
+    reason:
+      "with an operator token hostId (listing) or tenantId (creating, quotas) is required and networkId refused: the fields' descriptions say which scope each is for",
   },
   {
     check: 'positive_data_acceptance',
     operationIds: ['putEgressPolicy'],
     message: /body\.allow\.\d+: (IP literals are refused|localhost and \*\.localhost are refused|must be an origin)/,
-    reason: 'the pattern says the form of an origin; that the URL standard must serialize it unchanged (no default port), and that localhost names are refused, the description says',
+    reason:
+      'the pattern says the form of an origin; that the URL standard must serialize it unchanged (no default port), and that localhost names are refused, the description says',
   },
 ];
 
@@ -99,7 +102,8 @@ interface Context {
   parameters?: Record<string, string>;
 }
 
-const operationsFor = (scopes: readonly Scope[]) => Object.values<Operation>(operations).filter((operation) => operation.scopes.some((scope) => scopes.includes(scope)));
+const operationsFor = (scopes: readonly Scope[]) =>
+  Object.values<Operation>(operations).filter((operation) => operation.scopes.some((scope) => scopes.includes(scope)));
 
 interface Failure {
   check: string;
@@ -131,30 +135,49 @@ async function schemathesis(st: string, context: Context, selected: Operation[],
   mkdirSync(dir, { recursive: true });
   const configFile = path.join(dir, 'schemathesis.toml');
   // 431 (the URL or headers too large: a negative case's long query) is a refusal too.
-  const config = ['[checks.negative_data_rejection]', 'expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "431", "5xx"]'];
+  const config = [
+    '[checks.negative_data_rejection]',
+    'expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "431", "5xx"]',
+  ];
   if (context.parameters) config.push('[parameters]', ...Object.entries(context.parameters).map(([name, value]) => `"${name}" = ${JSON.stringify(value)}`));
   writeFileSync(configFile, `${config.join('\n')}\n`);
   const events = path.join(dir, 'events.ndjson');
   const ids = selected.map((operation) => operation.operationId).join('|');
   const args = [
-    '--config-file', configFile,
-    'run', `${inject('apiUrl')}/openapi.json`,
-    '--header', `Authorization: Bearer ${await context.token}`,
-    '--checks', 'all',
-    '--exclude-checks', Object.keys(excludedChecks).join(','),
+    '--config-file',
+    configFile,
+    'run',
+    `${inject('apiUrl')}/openapi.json`,
+    '--header',
+    `Authorization: Bearer ${await context.token}`,
+    '--checks',
+    'all',
+    '--exclude-checks',
+    Object.keys(excludedChecks).join(','),
     // API Gateway's integration timeout: an answer slower than that never reaches a client on AWS.
-    '--max-response-time', '29',
-    '--mode', mode,
-    '--phases', 'examples,coverage,fuzzing',
-    '--max-examples', String(maxExamples),
-    '--seed', String(seed),
-    '--generation-database', 'none',
-    '--workers', '2',
-    '--request-timeout', '30',
+    '--max-response-time',
+    '29',
+    '--mode',
+    mode,
+    '--phases',
+    'examples,coverage,fuzzing',
+    '--max-examples',
+    String(maxExamples),
+    '--seed',
+    String(seed),
+    '--generation-database',
+    'none',
+    '--workers',
+    '2',
+    '--request-timeout',
+    '30',
     '--continue-on-failure',
-    '--include-operation-id-regex', `^(${ids})$`,
-    '--report', 'ndjson',
-    '--report-ndjson-path', events,
+    '--include-operation-id-regex',
+    `^(${ids})$`,
+    '--report',
+    'ndjson',
+    '--report-ndjson-path',
+    events,
     '--no-color',
   ];
   const started = Date.now();
@@ -221,27 +244,32 @@ describe(`Schemathesis ${SCHEMATHESIS_VERSION} against the served OpenAPI descri
     await expectOk(api('PUT', `/quotas/${tenantId}`, { vms: 5, disks: 5, diskGiB: 64, networks: 20 }, operatorToken()));
   }, 300_000);
 
-  it.each(contexts.map((context) => [context.name, context] as const))('as the %s: every answer as described, no failure but the accepted ones', async (_, context) => {
-    const reachable = operationsFor(context.scopes);
-    const positive = reachable.filter((operation) => !negativeOnly[operation.operationId]);
-    const negative = reachable.filter((operation) => negativeOnly[operation.operationId]);
-    const runs = [await schemathesis(st, context, positive, 'all'), ...(negative.length > 0 ? [await schemathesis(st, context, negative, 'negative')] : [])];
-    const cases = runs.reduce((sum, run) => sum + run.cases, 0);
-    const failures = runs.flatMap((run) => run.failures);
-    const unexpected = failures.filter((failure) => !isAccepted(failure));
-    console.error(
-      `[schemathesis] ${context.name}: ${reachable.length} operations, ${cases} cases in ${runs.map((run) => run.seconds.toFixed(0)).join(' + ')} s; ` +
-        `${failures.length} failures, ${failures.length - unexpected.length} of them accepted (${[...new Set(failures.filter(isAccepted).map((failure) => failure.operationId))].join(', ') || 'none'})`,
-    );
-    for (const run of runs) {
-      // Exit 1 is "failures found"; anything else is Schemathesis itself failing (the schema did not load, a bad option).
-      if (run.exitCode !== 0 && run.exitCode !== 1) throw new Error(`st run exited ${run.exitCode}:\n${run.output.slice(-4000)}`);
-      if (run.exitCode === 1 && run.failures.length === 0 && run.errors.length === 0) throw new Error(`st run failed with nothing in its events:\n${run.output.slice(-6000)}`);
-    }
-    expect(cases).toBeGreaterThan(0);
-    expect(runs.flatMap((run) => run.errors)).toEqual([]);
-    expect(unexpected).toEqual([]);
-    // Kept when something failed: each run's output.txt and events.ndjson say what was sent and answered.
-    for (const run of runs) rmSync(run.dir, { recursive: true, force: true });
-  }, 900_000);
+  it.each(contexts.map((context) => [context.name, context] as const))(
+    'as the %s: every answer as described, no failure but the accepted ones',
+    async (_, context) => {
+      const reachable = operationsFor(context.scopes);
+      const positive = reachable.filter((operation) => !negativeOnly[operation.operationId]);
+      const negative = reachable.filter((operation) => negativeOnly[operation.operationId]);
+      const runs = [await schemathesis(st, context, positive, 'all'), ...(negative.length > 0 ? [await schemathesis(st, context, negative, 'negative')] : [])];
+      const cases = runs.reduce((sum, run) => sum + run.cases, 0);
+      const failures = runs.flatMap((run) => run.failures);
+      const unexpected = failures.filter((failure) => !isAccepted(failure));
+      console.error(
+        `[schemathesis] ${context.name}: ${reachable.length} operations, ${cases} cases in ${runs.map((run) => run.seconds.toFixed(0)).join(' + ')} s; ` +
+          `${failures.length} failures, ${failures.length - unexpected.length} of them accepted (${[...new Set(failures.filter(isAccepted).map((failure) => failure.operationId))].join(', ') || 'none'})`,
+      );
+      for (const run of runs) {
+        // Exit 1 is "failures found"; anything else is Schemathesis itself failing (the schema did not load, a bad option).
+        if (run.exitCode !== 0 && run.exitCode !== 1) throw new Error(`st run exited ${run.exitCode}:\n${run.output.slice(-4000)}`);
+        if (run.exitCode === 1 && run.failures.length === 0 && run.errors.length === 0)
+          throw new Error(`st run failed with nothing in its events:\n${run.output.slice(-6000)}`);
+      }
+      expect(cases).toBeGreaterThan(0);
+      expect(runs.flatMap((run) => run.errors)).toEqual([]);
+      expect(unexpected).toEqual([]);
+      // Kept when something failed: each run's output.txt and events.ndjson say what was sent and answered.
+      for (const run of runs) rmSync(run.dir, { recursive: true, force: true });
+    },
+    900_000,
+  );
 });

@@ -59,7 +59,13 @@ describe('service-account tokens', () => {
       token = answer.body;
     });
     const verified = await verifier.verify(token, AUDIENCE);
-    expect(verified).toMatchObject({ serviceAccountId: account.serviceAccountId, tenantId: 'test-tenant', vmId: vm.vmId, hostRef: expect.stringMatching(/^hr-[0-9a-f]{20}$/), audience: AUDIENCE });
+    expect(verified).toMatchObject({
+      serviceAccountId: account.serviceAccountId,
+      tenantId: 'test-tenant',
+      vmId: vm.vmId,
+      hostRef: expect.stringMatching(/^hr-[0-9a-f]{20}$/),
+      audience: AUDIENCE,
+    });
     h1Ref = verified.hostRef;
     // The token goes to outside origins: it names the host by an opaque reference, never by id.
     const payload = decodeJws(token).payload as { cred: string };
@@ -83,12 +89,19 @@ describe('service-account tokens', () => {
     const [header, , signature] = token.split('.');
     await refused(`${header}.${Buffer.from(JSON.stringify({ ...claims, vm: 'vm-other' })).toString('base64url')}.${signature}`);
     // A thief with the credential but not the host's private key.
-    await expect(verifier.verify(KeyPairJwsSigner.generate().signNow(VM_TOKEN_TYPE, claims), AUDIENCE)).rejects.toThrow(/not signed by the key its credential binds/);
+    await expect(verifier.verify(KeyPairJwsSigner.generate().signNow(VM_TOKEN_TYPE, claims), AUDIENCE)).rejects.toThrow(
+      /not signed by the key its credential binds/,
+    );
     // A self-made credential binding the forger's own key: consistent, but not signed by the KMS credential key.
     const forger = KeyPairJwsSigner.generate();
     const { kty, crv, x, y } = forger.publicKey.export({ format: 'jwk' });
-    const forgedCredential = forger.signNow('stratoplane-host-credential+jwt', { ...decodeJws(claims.cred as string).payload, cnf: { jwk: { kty, crv, x, y } } });
-    await expect(verifier.verify(forger.signNow(VM_TOKEN_TYPE, { ...claims, cred: forgedCredential }), AUDIENCE)).rejects.toThrow(/credential key .* is not trusted/);
+    const forgedCredential = forger.signNow('stratoplane-host-credential+jwt', {
+      ...decodeJws(claims.cred as string).payload,
+      cnf: { jwk: { kty, crv, x, y } },
+    });
+    await expect(verifier.verify(forger.signNow(VM_TOKEN_TYPE, { ...claims, cred: forgedCredential }), AUDIENCE)).rejects.toThrow(
+      /credential key .* is not trusted/,
+    );
   });
 
   it('answers 400 without an audience and 403 without the metadata header', async () => {
@@ -125,7 +138,8 @@ describe('service-account tokens', () => {
     const { kty, crv, x, y } = oldHostKey.publicKey.export({ format: 'jwk' });
     const oldHostToken = tokenFor('host', h1.hostId);
     const askAsOldHost = async (lifetimeSeconds?: number) =>
-      (await expectOk(api('POST', `/hosts/${h1.hostId}/service-account-credentials`, { publicKey: { kty, crv, x, y }, lifetimeSeconds }, oldHostToken))).credentials as { vmIds: string[]; credential: string }[];
+      (await expectOk(api('POST', `/hosts/${h1.hostId}/service-account-credentials`, { publicKey: { kty, crv, x, y }, lifetimeSeconds }, oldHostToken)))
+        .credentials as { vmIds: string[]; credential: string }[];
     const LIFETIME = 8;
     const held = (await askAsOldHost(LIFETIME)).find((credential) => credential.vmIds.includes(moving.vmId))!;
     expect(held).toBeDefined();
@@ -141,7 +155,9 @@ describe('service-account tokens', () => {
     let fresh = '';
     await eventually(async () => {
       const metadataUrl = ((await h2.status()) as any).vms[moving.vmId]?.metadataUrl;
-      const response = await fetch(`${metadataUrl}/computeMetadata/v1/instance/service-accounts/default/identity?audience=${encodeURIComponent(AUDIENCE)}`, { headers: { 'metadata-flavor': 'Stratoplane' } });
+      const response = await fetch(`${metadataUrl}/computeMetadata/v1/instance/service-accounts/default/identity?audience=${encodeURIComponent(AUDIENCE)}`, {
+        headers: { 'metadata-flavor': 'Stratoplane' },
+      });
       expect(response.status).toBe(200);
       fresh = await response.text();
     });

@@ -24,8 +24,16 @@ interface Seen {
 
 /** Runs the simulated VM's client (a separate process) against the VM's outbound proxy. */
 async function fromVm(proxyUrl: string, args: string[]): Promise<{ url?: string; status: number; body: string; retryAfter?: string; location?: string }[]> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'test/fixtures/egress-client.ts'), '--proxy', proxyUrl, ...args], { cwd: projectRoot });
-  return stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', path.join(projectRoot, 'test/fixtures/egress-client.ts'), '--proxy', proxyUrl, ...args],
+    { cwd: projectRoot },
+  );
+  return stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
 }
 
 const unavailable = await labUnavailableReason();
@@ -54,11 +62,24 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
     const world = await lab.addOutsideWorld(WORLD);
     const certificates = makeTestCertificates(['api.example.test', 'other.example.test']);
     dns = await startTestDns({ 'api.example.test': [WORLD], 'other.example.test': [WORLD] });
-    const service = lab.spawnIn(world.netns, [process.execPath, path.join(projectRoot, 'test/fixtures/outside-service.mjs'), '--address', WORLD, '--cert', certificates.certFile, '--key', certificates.keyFile, '--redirect-to', 'http://loopback.example.test/']);
+    const service = lab.spawnIn(world.netns, [
+      process.execPath,
+      path.join(projectRoot, 'test/fixtures/outside-service.mjs'),
+      '--address',
+      WORLD,
+      '--cert',
+      certificates.certFile,
+      '--key',
+      certificates.keyFile,
+      '--redirect-to',
+      'http://loopback.example.test/',
+    ]);
     const lines = readline.createInterface({ input: service.stdout! });
     const ready = new Promise<void>((resolve) => lines.on('line', (line) => (line === 'READY' ? resolve() : seen.push(JSON.parse(line) as Seen))));
     await ready;
-    agent = await startAgent(uniqueId('egress'), host!.underlay, 32, undefined, ['--netns', host!.netns, '--dns-server', dns.server], { NODE_EXTRA_CA_CERTS: certificates.caFile });
+    agent = await startAgent(uniqueId('egress'), host!.underlay, 32, undefined, ['--netns', host!.netns, '--dns-server', dns.server], {
+      NODE_EXTRA_CA_CERTS: certificates.caFile,
+    });
     const network = await expectOk(api('POST', '/networks', { name: 'egress', cidr: '10.79.0.0/24' }), 201);
     vm = await expectOk(createVmOn({ name: 'caller', networkId: network.networkId, hostId: agent.hostId }), 201);
     vmNetns = (await lab.plugVm(vm.vmId, vm.ip, host!)).netns;
@@ -69,11 +90,15 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
     const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: HOST_CREDENTIAL_KEY_ALIAS }));
     verifier = new VmTokenVerifier(new KmsPublicKeys(kms, [KeyMetadata!.Arn!]));
     // The policy and the credential reach the agent through the stream, the host queue and a refresh.
-    await eventually(async () => {
-      const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/ready`]);
-      expect(answer!.status).toBe(200);
-      expect(seen.at(-1)!.headers.authorization).toMatch(/^Bearer /);
-    }, 30_000, 300);
+    await eventually(
+      async () => {
+        const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/ready`]);
+        expect(answer!.status).toBe(200);
+        expect(seen.at(-1)!.headers.authorization).toMatch(/^Bearer /);
+      },
+      30_000,
+      300,
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -85,12 +110,24 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
   it("forwards to an allowed https origin with the VM's identity and a token for that origin, whatever the VM claims or smuggles", async () => {
     seen.length = 0;
     await new Promise((resolve) => setTimeout(resolve, 2600)); // a full bucket for this test
-    const smuggled = ['x-stratoplane-vm-id: vm-someone-else', 'authorization: Bearer forged', 'metadata-flavor: Stratoplane', 'x-forwarded-for: 10.0.0.1', 'connection: x-private', 'x-private: secret'];
+    const smuggled = [
+      'x-stratoplane-vm-id: vm-someone-else',
+      'authorization: Bearer forged',
+      'metadata-flavor: Stratoplane',
+      'x-forwarded-for: 10.0.0.1',
+      'connection: x-private',
+      'x-private: secret',
+    ];
     const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/v1/things?x=1`, ...smuggled.flatMap((header) => ['--header', header])]);
     expect(answer).toMatchObject({ status: 200, body: `hello ${vm.vmId} over https` });
     const [request] = seen;
     expect(request).toMatchObject({ scheme: 'https', path: '/v1/things?x=1' });
-    expect(request!.headers).toMatchObject({ 'x-stratoplane-vm-id': vm.vmId, 'x-stratoplane-network-id': vm.networkId, via: '1.1 stratoplane-bridge', forwarded: `for="${vm.ip}";proto=http;by=_stratoplane-bridge` });
+    expect(request!.headers).toMatchObject({
+      'x-stratoplane-vm-id': vm.vmId,
+      'x-stratoplane-network-id': vm.networkId,
+      via: '1.1 stratoplane-bridge',
+      forwarded: `for="${vm.ip}";proto=http;by=_stratoplane-bridge`,
+    });
     // Nothing names the physical host, the metadata header never leaves, nor what `Connection` named.
     for (const header of ['x-stratoplane-host-id', 'metadata-flavor', 'x-forwarded-for', 'x-private']) expect(request!.headers[header]).toBeUndefined();
     expect(JSON.stringify(request!.headers)).not.toContain(agent.hostId);
@@ -119,17 +156,23 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
   it('hands a redirect back to the VM instead of following it, and a redirect into the host is refused like any request', async () => {
     await new Promise((resolve) => setTimeout(resolve, 1100));
     dns.set('loopback.example.test', ['127.0.0.1']);
-    await expectOk(api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [allowed.https, allowed.http, 'http://loopback.example.test'], requestsPerSecond: 2, burst: 5 }));
+    await expectOk(
+      api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [allowed.https, allowed.http, 'http://loopback.example.test'], requestsPerSecond: 2, burst: 5 }),
+    );
     const [redirect] = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/redirect`]);
     expect(redirect).toMatchObject({ status: 302, location: 'http://loopback.example.test/' });
-    await eventually(async () => {
-      const [followed] = await fromVm(await proxyUrl(), ['--url', redirect!.location!]);
-      expect(followed).toMatchObject({ status: 403, body: 'loopback.example.test resolves to 127.0.0.1 (loopback): the bridge never connects there.\n' });
-    }, 30_000, 600);
+    await eventually(
+      async () => {
+        const [followed] = await fromVm(await proxyUrl(), ['--url', redirect!.location!]);
+        expect(followed).toMatchObject({ status: 403, body: 'loopback.example.test resolves to 127.0.0.1 (loopback): the bridge never connects there.\n' });
+      },
+      30_000,
+      600,
+    );
     await expectOk(api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [allowed.https, allowed.http], requestsPerSecond: 2, burst: 5 }));
   });
 
-  it("holds a VM to its rate: past the burst it gets 429 with Retry-After, and nothing more leaves", async () => {
+  it('holds a VM to its rate: past the burst it gets 429 with Retry-After, and nothing more leaves', async () => {
     await new Promise((resolve) => setTimeout(resolve, 2600));
     seen.length = 0;
     const answers = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/burst`, '--count', '12']);
@@ -143,7 +186,15 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
   it("serves the VM's attributes on GCE paths, only with the metadata header, and follows changes", async () => {
     // From inside the VM, as a guest asks: 169.254.169.254 on its own interface.
     const read = async (attribute: string, headers: string[] = ['metadata-flavor: Stratoplane']) => {
-      const { stdout } = await promisify(execFile)('ip', ['netns', 'exec', vmNetns, process.execPath, path.join(projectRoot, 'test/fixtures/http-get.mjs'), `http://169.254.169.254/computeMetadata/v1/instance/attributes/${attribute}`, ...headers.flatMap((header) => ['--header', header])]);
+      const { stdout } = await promisify(execFile)('ip', [
+        'netns',
+        'exec',
+        vmNetns,
+        process.execPath,
+        path.join(projectRoot, 'test/fixtures/http-get.mjs'),
+        `http://169.254.169.254/computeMetadata/v1/instance/attributes/${attribute}`,
+        ...headers.flatMap((header) => ['--header', header]),
+      ]);
       return JSON.parse(stdout.trim()) as { status: number; body: string };
     };
     await expectOk(api('PUT', `/vms/${vm.vmId}/attributes`, { attributes: { role: 'worker', 'startup-script': '#!/bin/sh\necho hi' } }));

@@ -20,7 +20,9 @@ describe('shuffle service', () => {
   async function partitionOf(worker: (typeof workers)[number]): Promise<{ key: string; value: string }[]> {
     const records: { key: string; value: string }[] = [];
     for (let offset = 0; ; ) {
-      const page = (await (await fetch(`${await metadataUrl(worker)}/stratoplane/v1/shuffle/${job.jobId}/records?offset=${offset}&limit=250`, { headers })).json()) as any;
+      const page = (await (
+        await fetch(`${await metadataUrl(worker)}/stratoplane/v1/shuffle/${job.jobId}/records?offset=${offset}&limit=250`, { headers })
+      ).json()) as any;
       records.push(...page.records);
       if (page.records.length === 0) return records;
       offset = page.nextOffset;
@@ -30,7 +32,11 @@ describe('shuffle service', () => {
   beforeAll(async () => {
     [h1, h2] = await Promise.all([startAgent(uniqueId('shuf1'), '198.51.100.211'), startAgent(uniqueId('shuf2'), '198.51.100.212')]);
     const network = await expectOk(api('POST', '/networks', { name: 'shuffle', cidr: '10.77.1.0/24' }), 201);
-    for (const [name, agent] of [['w1', h1], ['w2', h1], ['w3', h2]] as const) {
+    for (const [name, agent] of [
+      ['w1', h1],
+      ['w2', h1],
+      ['w3', h2],
+    ] as const) {
       workers.push({ name, agent, vmId: (await expectOk(createVmOn({ name, networkId: network.networkId, hostId: agent.hostId }), 201)).vmId });
     }
     await eventually(async () => {
@@ -38,9 +44,14 @@ describe('shuffle service', () => {
     });
     job = await expectOk(api('POST', '/shuffle-jobs', { name: 'word-count', workerVmIds: workers.map((worker) => worker.vmId), partitions: 8 }), 201);
     // Each worker's host hears of the job through the VM's change.
-    await eventually(async () => {
-      for (const worker of workers) expect((await fetch(`${await metadataUrl(worker)}/stratoplane/v1/shuffle/${job.jobId}/records`, { headers })).status).toBe(200);
-    }, 30_000, 200);
+    await eventually(
+      async () => {
+        for (const worker of workers)
+          expect((await fetch(`${await metadataUrl(worker)}/stratoplane/v1/shuffle/${job.jobId}/records`, { headers })).status).toBe(200);
+      },
+      30_000,
+      200,
+    );
   }, 90_000);
 
   afterAll(async () => {
@@ -50,18 +61,41 @@ describe('shuffle service', () => {
   it('delivers every record to the one worker of its key, exactly once, and completes when the counts match', async () => {
     const runs = await Promise.all(
       workers.map(async (worker) => {
-        const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'test/fixtures/shuffle-worker.ts'), '--metadata-url', await metadataUrl(worker), '--job', job.jobId, '--name', worker.name], { cwd: projectRoot });
+        const { stdout } = await promisify(execFile)(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            path.join(projectRoot, 'test/fixtures/shuffle-worker.ts'),
+            '--metadata-url',
+            await metadataUrl(worker),
+            '--job',
+            job.jobId,
+            '--name',
+            worker.name,
+          ],
+          { cwd: projectRoot },
+        );
         return JSON.parse(stdout) as { answers: any[]; close: any };
       }),
     );
     for (const run of runs) {
       // The batch sent again, while in flight and after, was recognised, not sent twice.
       expect(run.answers.every((answer) => answer.status === 200 && answer.accepted === 200)).toBe(true);
-      expect(run.answers.filter((answer) => !answer.duplicate).map((answer) => answer.batch).sort()).toEqual([0, 1, 2]);
+      expect(
+        run.answers
+          .filter((answer) => !answer.duplicate)
+          .map((answer) => answer.batch)
+          .sort(),
+      ).toEqual([0, 1, 2]);
       expect(run.answers.filter((answer) => answer.duplicate).map((answer) => answer.batch)).toEqual([0, 0]);
       expect(run.close).toEqual({ status: 200, sent: 600 });
     }
-    await eventually(async () => expect(await expectOk(api('GET', `/shuffle-jobs/${job.jobId}`))).toMatchObject({ state: 'complete', recordsIn: 1800, recordsOut: 1800 }), 60_000, 250);
+    await eventually(
+      async () => expect(await expectOk(api('GET', `/shuffle-jobs/${job.jobId}`))).toMatchObject({ state: 'complete', recordsIn: 1800, recordsOut: 1800 }),
+      60_000,
+      250,
+    );
 
     const partitions = await Promise.all(workers.map(partitionOf));
     const ownerOfKey = new Map<string, string>();
@@ -89,7 +123,12 @@ describe('shuffle service', () => {
     // The queue is the worker's own; SQS may deliver any message again, as this one is.
     const sqs = new SQSClient(localAwsConfig());
     const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: `Stratoplane-${localAwsConfig().region}-shuffle-${job.jobId}-${target.vmId}` }));
-    const again = { jobId: job.jobId, targetVmId: target.vmId, chunkId: `${sender.vmId}/batch-0/${target.vmId}/0`, records: [{ key: 'key-1', value: 'delivered-again' }] };
+    const again = {
+      jobId: job.jobId,
+      targetVmId: target.vmId,
+      chunkId: `${sender.vmId}/batch-0/${target.vmId}/0`,
+      records: [{ key: 'key-1', value: 'delivered-again' }],
+    };
     await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: JSON.stringify(again) }));
     await eventually(async () => expect((await statsOf()).duplicates).toBe(duplicatesBefore + 1), 20_000, 100);
     expect((await partitionOf(target)).length).toBe(before);

@@ -49,11 +49,13 @@ describe('tenant isolation', () => {
   /** One check per route; the last test makes sure no route of the API is missing here. */
   const attempts: Record<string, () => Promise<void>> = {
     'GET /openapi.json': async () => expect(JSON.stringify(await expectOk(api('GET', '/openapi.json', undefined, tenantA)))).not.toContain(networkB.tenantId),
-    'POST /hosts': async () => expect((await api('POST', '/hosts', { hostId: uniqueId('evil'), address: '198.51.100.200', capacity: 1 }, tenantA)).status).toBe(403),
+    'POST /hosts': async () =>
+      expect((await api('POST', '/hosts', { hostId: uniqueId('evil'), address: '198.51.100.200', capacity: 1 }, tenantA)).status).toBe(403),
     'GET /hosts': async () => expect((await api('GET', '/hosts', undefined, tenantA)).status).toBe(403),
     // Revoking another tenant's token would be a denial of service: operators only.
     'POST /token-revocations': async () => expect((await api('POST', '/token-revocations', { token: await tenantB }, tenantA)).status).toBe(403),
-    'GET /hosts/{hostId}/forwarding-table': async () => expect((await api('GET', `/hosts/${hostIds[0]}/forwarding-table`, undefined, tenantA)).status).toBe(403),
+    'GET /hosts/{hostId}/forwarding-table': async () =>
+      expect((await api('GET', `/hosts/${hostIds[0]}/forwarding-table`, undefined, tenantA)).status).toBe(403),
     'POST /projects': async () => {
       const created = await expectOk(api('POST', '/projects', { name: 'a-project' }, tenantA), 201);
       expect(created.tenantId).not.toBe(networkB.tenantId);
@@ -63,9 +65,12 @@ describe('tenant isolation', () => {
       expect(projects.map((project: any) => project.projectId)).not.toContain(networkB.projectId);
     },
     'GET /projects/{projectId}': async () => notFound(await api('GET', `/projects/${networkB.projectId}`, undefined, tenantA), 'project', networkB.projectId),
-    'GET /projects/{projectId}/graph': async () => notFound(await api('GET', `/projects/${networkB.projectId}/graph`, undefined, tenantA), 'project', networkB.projectId),
-    'DELETE /projects/{projectId}': async () => notFound(await api('DELETE', `/projects/${networkB.projectId}`, undefined, tenantA), 'project', networkB.projectId),
-    'DELETE /networks/{networkId}': async () => notFound(await api('DELETE', `/networks/${networkB.networkId}`, undefined, tenantA), 'network', networkB.networkId),
+    'GET /projects/{projectId}/graph': async () =>
+      notFound(await api('GET', `/projects/${networkB.projectId}/graph`, undefined, tenantA), 'project', networkB.projectId),
+    'DELETE /projects/{projectId}': async () =>
+      notFound(await api('DELETE', `/projects/${networkB.projectId}`, undefined, tenantA), 'project', networkB.projectId),
+    'DELETE /networks/{networkId}': async () =>
+      notFound(await api('DELETE', `/networks/${networkB.networkId}`, undefined, tenantA), 'network', networkB.networkId),
     'DELETE /service-accounts/{serviceAccountId}': async () =>
       notFound(await api('DELETE', `/service-accounts/${accountB.serviceAccountId}`, undefined, tenantA), 'service account', accountB.serviceAccountId),
     'POST /networks': async () => {
@@ -111,7 +116,16 @@ describe('tenant isolation', () => {
     },
     'DELETE /vms/{vmId}/service-account': async () => notFound(await api('DELETE', `/vms/${vmB.vmId}/service-account`, undefined, tenantA), 'vm', vmB.vmId),
     'POST /hosts/{hostId}/service-account-credentials': async () =>
-      expect((await api('POST', `/hosts/${hostIds[0]}/service-account-credentials`, { publicKey: { kty: 'EC', crv: 'P-256', x: 'A'.repeat(43), y: 'A'.repeat(43) } }, tenantA)).status).toBe(403),
+      expect(
+        (
+          await api(
+            'POST',
+            `/hosts/${hostIds[0]}/service-account-credentials`,
+            { publicKey: { kty: 'EC', crv: 'P-256', x: 'A'.repeat(43), y: 'A'.repeat(43) } },
+            tenantA,
+          )
+        ).status,
+      ).toBe(403),
     'PUT /networks/{networkId}/allowed-sources/{sourceNetworkId}': async () => {
       notFound(await api('PUT', `/networks/${networkB.networkId}/allowed-sources/${vmA.networkId}`, undefined, tenantA), 'network', networkB.networkId);
       // Nor may A open its own network to B's.
@@ -128,7 +142,8 @@ describe('tenant isolation', () => {
     'GET /hosts/{hostId}/vm-pair-keys': async () => expect((await api('GET', `/hosts/${hostIds[0]}/vm-pair-keys`, undefined, tenantA)).status).toBe(403),
     'PUT /vms/{vmId}/egress-policy': async () =>
       notFound(await api('PUT', `/vms/${vmB.vmId}/egress-policy`, { allow: ['https://attacker.example'] }, tenantA), 'vm', vmB.vmId),
-    'PUT /vms/{vmId}/attributes': async () => notFound(await api('PUT', `/vms/${vmB.vmId}/attributes`, { attributes: { startup: 'curl evil' } }, tenantA), 'vm', vmB.vmId),
+    'PUT /vms/{vmId}/attributes': async () =>
+      notFound(await api('PUT', `/vms/${vmB.vmId}/attributes`, { attributes: { startup: 'curl evil' } }, tenantA), 'vm', vmB.vmId),
     'POST /shuffle-jobs': async () => notFound(await api('POST', '/shuffle-jobs', { name: 'steal', workerVmIds: [vmB.vmId] }, tenantA), 'vm', vmB.vmId),
     'GET /shuffle-jobs/{jobId}': async () => notFound(await api('GET', `/shuffle-jobs/${jobB.jobId}`, undefined, tenantA), 'shuffle job', jobB.jobId),
     'DELETE /shuffle-jobs/{jobId}': async () => notFound(await api('DELETE', `/shuffle-jobs/${jobB.jobId}`, undefined, tenantA), 'shuffle job', jobB.jobId),

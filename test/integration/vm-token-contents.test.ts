@@ -12,7 +12,7 @@ import { operatorToken, tenantToken, tokenFor } from '../helpers/tokens.ts';
  * credential, so a credential must name one VM only, even when several VMs on the host share a
  * service account.
  */
-describe("a VM token names no other VM", () => {
+describe('a VM token names no other VM', () => {
   const tenantId = uniqueId('vm-token');
   const tenant = tenantToken(tenantId);
   const hostId = uniqueId('vm-token-host');
@@ -31,7 +31,9 @@ describe("a VM token names no other VM", () => {
 
   it('gets one credential per VM from the control plane, each naming that VM alone and its host only by an opaque reference', async () => {
     const { kty, crv, x, y } = hostKey.publicKey.export({ format: 'jwk' });
-    const { credentials } = await expectOk(api('POST', `/hosts/${hostId}/service-account-credentials`, { publicKey: { kty, crv, x, y } }, tokenFor('host', hostId)));
+    const { credentials } = await expectOk(
+      api('POST', `/hosts/${hostId}/service-account-credentials`, { publicKey: { kty, crv, x, y } }, tokenFor('host', hostId)),
+    );
     expect(credentials.map((issued: any) => issued.vmIds).sort()).toEqual(vms.map((vm) => [vm.vmId]).sort());
 
     for (const issued of credentials) {

@@ -4,7 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { operations } from '#events/operations.ts';
 import { apiHandler } from '#functions/triggers/api-handler.ts';
 
-const context = { functionName: 'test', awsRequestId: 'request-1', invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:test', memoryLimitInMB: '128' } as Context;
+const context = {
+  functionName: 'test',
+  awsRequestId: 'request-1',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:test',
+  memoryLimitInMB: '128',
+} as Context;
 
 /** A request as API Gateway hands it over, from tenant `acme` with read and write scopes. */
 function requestEvent(overrides: Partial<APIGatewayProxyEvent> = {}): APIGatewayProxyEvent {
@@ -32,7 +37,10 @@ describe('API handler answers', () => {
       });
     const tooBig = await call(refusing('Item size has exceeded the maximum allowed size'), requestEvent());
     expect(tooBig).toEqual({ status: 400, body: { message: expect.stringMatching(/^request: the resource would be larger than the table allows/) } });
-    const other = await call(refusing('One or more parameter values were invalid: An AttributeValue may not contain an empty string. Key: gsi1pk'), requestEvent());
+    const other = await call(
+      refusing('One or more parameter values were invalid: An AttributeValue may not contain an empty string. Key: gsi1pk'),
+      requestEvent(),
+    );
     expect(other.status).toBe(400);
     // DynamoDB's words name the table's own attributes: they stay in the log.
     expect(other.body.message).toMatch(/^request: a value was refused as invalid/);
@@ -59,7 +67,12 @@ describe('API handler answers', () => {
       expect(response.body.message).toMatch(/^content-type: .* is not accepted; send the body as application\/json$/);
     }
     expect(created).toBe(0);
-    for (const headers of [{ 'content-type': 'application/json' }, { 'Content-Type': 'Application/JSON; charset=utf-8' }, { 'content-type': 'application/merge-patch+json' }, {}]) {
+    for (const headers of [
+      { 'content-type': 'application/json' },
+      { 'Content-Type': 'Application/JSON; charset=utf-8' },
+      { 'content-type': 'application/merge-patch+json' },
+      {},
+    ]) {
       expect((await call(createNetwork, requestEvent({ body, headers }))).status).toBe(201);
     }
     // Routes without a body ignore whatever was sent.

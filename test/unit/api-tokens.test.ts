@@ -48,20 +48,28 @@ describe('API tokens', () => {
   const refusals: [string, () => Promise<string>, RegExp][] = [
     ['garbage', async () => 'not.a.token', /not a compact JWS|not JSON/],
     ['a token from an untrusted key', async () => KeyPairJwsSigner.generate().signNow(API_TOKEN_TYPE, { sub: 'tenant:acme' }), /not a trusted/],
-    ['a tampered subject', async () => {
-      const token = await issue();
-      const [header, , signature] = token.split('.');
-      const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString());
-      payload.sub = 'tenant:other';
-      return `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${signature}`;
-    }, /bad signature/],
+    [
+      'a tampered subject',
+      async () => {
+        const token = await issue();
+        const [header, , signature] = token.split('.');
+        const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString());
+        payload.sub = 'tenant:other';
+        return `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${signature}`;
+      },
+      /bad signature/,
+    ],
     ['an expired token', () => issue({ now: Date.now() - 2 * 3600_000, ttlSeconds: 3600 }), /expired/],
     ['a token from the future', () => issue({ now: Date.now() + 3600_000 }), /future/],
-    ['alg none', async () => {
-      const token = await issue();
-      const header = Buffer.from(JSON.stringify({ alg: 'none', typ: API_TOKEN_TYPE, kid: issuer.kid })).toString('base64url');
-      return `${header}.${token.split('.')[1]}.AAAA`;
-    }, /alg must be ES256/],
+    [
+      'alg none',
+      async () => {
+        const token = await issue();
+        const header = Buffer.from(JSON.stringify({ alg: 'none', typ: API_TOKEN_TYPE, kid: issuer.kid })).toString('base64url');
+        return `${header}.${token.split('.')[1]}.AAAA`;
+      },
+      /alg must be ES256/,
+    ],
     ['another token type', async () => forge(await issue(), () => {}, 'JWT'), /typ must be/],
     ['a host holding tenant scopes', async () => forge(await issue(), (payload) => (payload.sub = 'host:h1')), /a host cannot hold scope/],
     ['a lifetime beyond the maximum', async () => forge(await issue(), (payload) => (payload.exp = (payload.iat as number) + 400 * 86_400)), /lifetime/],
@@ -87,7 +95,11 @@ describe('API tokens', () => {
   });
 
   it('reads the id a token claims without its signature, and names what is not a token', async () => {
-    expect(claimedTokenId(await issue())).toMatchObject({ jti: expect.stringMatching(/^[A-Za-z0-9_-]{16}$/), sub: expect.any(String), exp: expect.any(Number) });
+    expect(claimedTokenId(await issue())).toMatchObject({
+      jti: expect.stringMatching(/^[A-Za-z0-9_-]{16}$/),
+      sub: expect.any(String),
+      exp: expect.any(Number),
+    });
     expect(() => claimedTokenId('not.a.token')).toThrow(TokenError);
   });
 

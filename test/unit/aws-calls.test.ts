@@ -12,7 +12,9 @@ describe('what an AWS request is, as the counting proxy sees it', () => {
   });
 
   it('takes REST services from the signature scope, in the header or a presigned URL', () => {
-    expect(serviceOf({ authorization: 'AWS4-HMAC-SHA256 Credential=test/20261202/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x' }, url('/b/k'))).toEqual({ service: 's3' });
+    expect(
+      serviceOf({ authorization: 'AWS4-HMAC-SHA256 Credential=test/20261202/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x' }, url('/b/k')),
+    ).toEqual({ service: 's3' });
     expect(serviceOf({}, url('/b/k?X-Amz-Credential=test%2F20261202%2Fus-east-1%2Fs3%2Faws4_request&partNumber=1&uploadId=u'))).toEqual({ service: 's3' });
   });
 
@@ -26,7 +28,11 @@ describe('what an AWS request is, as the counting proxy sees it', () => {
   });
 
   it('counts the items of transactions and batches, and notes strongly consistent reads', () => {
-    expect(describeJsonRequest('dynamodb', 'TransactWriteItems', { TransactItems: [{ Put: { TableName: 'T' } }, { Update: { TableName: 'T' } }, { ConditionCheck: { TableName: 'T' } }] })).toEqual({ resource: 'T', items: 3 });
+    expect(
+      describeJsonRequest('dynamodb', 'TransactWriteItems', {
+        TransactItems: [{ Put: { TableName: 'T' } }, { Update: { TableName: 'T' } }, { ConditionCheck: { TableName: 'T' } }],
+      }),
+    ).toEqual({ resource: 'T', items: 3 });
     expect(describeJsonRequest('dynamodb', 'BatchWriteItem', { RequestItems: { T: [{}, {}], U: [{}] } })).toMatchObject({ resource: 'T', items: 3 });
     expect(describeJsonRequest('dynamodb', 'Query', { TableName: 'T', ConsistentRead: true })).toEqual({ resource: 'T', items: 1, consistentRead: true });
     expect(describeJsonRequest('sqs', 'SendMessageBatch', { QueueUrl: 'http://h/000000000000/q-1', Entries: [{}, {}] })).toEqual({ resource: 'q-1', items: 2 });
@@ -34,7 +40,8 @@ describe('what an AWS request is, as the counting proxy sees it', () => {
   });
 
   it('estimates DynamoDB request units as on-demand billing counts them', () => {
-    const call = (action: string, extra: Partial<Parameters<typeof capacityUnitsOf>[0]> = {}) => capacityUnitsOf({ service: 'dynamodb', action, items: 1, requestBytes: 300, responseBytes: 500, ...extra });
+    const call = (action: string, extra: Partial<Parameters<typeof capacityUnitsOf>[0]> = {}) =>
+      capacityUnitsOf({ service: 'dynamodb', action, items: 1, requestBytes: 300, responseBytes: 500, ...extra });
     expect(call('GetItem', { consistentRead: true })).toEqual({ read: 1, write: 0 });
     expect(call('GetItem')).toEqual({ read: 0.5, write: 0 });
     expect(call('Query', { consistentRead: true, responseBytes: 9000 })).toEqual({ read: 3, write: 0 });

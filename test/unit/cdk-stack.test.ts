@@ -34,7 +34,13 @@ describe('ControlPlaneStack', () => {
     template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       SSESpecification: { SSEEnabled: true, SSEType: 'KMS' },
       StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
-      Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }, DeletionProtectionEnabled: true, SSESpecification: { KMSMasterKeyId: Match.anyValue() } })],
+      Replicas: [
+        Match.objectLike({
+          PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+          DeletionProtectionEnabled: true,
+          SSESpecification: { KMSMasterKeyId: Match.anyValue() },
+        }),
+      ],
     });
     template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
   });
@@ -61,7 +67,9 @@ describe('ControlPlaneStack', () => {
     // Only dead-letter queues carry the prefix: the operators' tool lists exactly these.
     expect(queues.filter(([id, queue]) => !deadLetterIds.includes(id) && String(queue.Properties.QueueName ?? '').includes('-dead-'))).toEqual([]);
 
-    const sqsMappings = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping' && JSON.stringify(r.Properties.EventSourceArn).includes('Queue'));
+    const sqsMappings = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::Lambda::EventSourceMapping' && JSON.stringify(r.Properties.EventSourceArn).includes('Queue'),
+    );
     expect(sqsMappings).toHaveLength(4);
     for (const mapping of sqsMappings) {
       const queueId = mapping.Properties.EventSourceArn['Fn::GetAtt'][0] as string;
@@ -76,7 +84,9 @@ describe('ControlPlaneStack', () => {
         (r) =>
           r.Type === 'AWS::IAM::Policy' &&
           r.Properties.Roles.some((role: { Ref: string }) => role.Ref === roleId) &&
-          (r.Properties.PolicyDocument.Statement as Statement[]).some((statement) => [statement.Action].flat().includes('sqs:SendMessage') && JSON.stringify(statement.Resource).includes(dlqId)),
+          (r.Properties.PolicyDocument.Statement as Statement[]).some(
+            (statement) => [statement.Action].flat().includes('sqs:SendMessage') && JSON.stringify(statement.Resource).includes(dlqId),
+          ),
       );
       expect(sendsToDlq).toBe(true);
     }
@@ -103,7 +113,8 @@ describe('ControlPlaneStack', () => {
       expect(concurrency, `${mapping.Properties.FunctionName.Ref} has no reserved concurrency`).toBeGreaterThanOrEqual(5);
       reserved += concurrency;
       // SQS sources: at most as many concurrent batches as the function may run (streams: one per shard).
-      if (!JSON.stringify(mapping.Properties.EventSourceArn).includes('StreamArn')) expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: concurrency });
+      if (!JSON.stringify(mapping.Properties.EventSourceArn).includes('StreamArn'))
+        expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: concurrency });
     }
     // An account's default 1,000 keeps 100 unreserved: the consumers take a small share of the rest.
     expect(reserved).toBeLessThanOrEqual(200);
@@ -147,7 +158,10 @@ describe('ControlPlaneStack', () => {
     const statements = statementsOf('/FanOut/');
     expect(statements.flatMap((s) => [s.Action].flat()).filter((action) => writeActions.test(action))).toEqual([]);
     const send = statements.filter((s) => [s.Action].flat().includes('sqs:SendMessage'));
-    expect(send.map((statement) => JSON.stringify(statement.Resource))).toEqual([expect.stringContaining(':Stratoplane-us-east-1-host-*'), expect.stringMatching(/FanOutDlq/)]);
+    expect(send.map((statement) => JSON.stringify(statement.Resource))).toEqual([
+      expect.stringContaining(':Stratoplane-us-east-1-host-*'),
+      expect.stringMatching(/FanOutDlq/),
+    ]);
   });
 
   it('gives the stream function no table writes and no host queue access', () => {
@@ -160,14 +174,19 @@ describe('ControlPlaneStack', () => {
 
   /** `function path → ['kms:Action on KeyLogicalId', ...]` for every function with KMS permissions. */
   function kmsPermissionsByFunction(): Record<string, string[]> {
-    const keyIds = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::KMS::Key').map(([id]) => id);
+    const keyIds = Object.entries(resources)
+      .filter(([, r]) => r.Type === 'AWS::KMS::Key')
+      .map(([id]) => id);
     const byFunction: Record<string, string[]> = {};
     for (const [, fn] of Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function')) {
       const path = (fn.Metadata['aws:cdk:path'] as string).replace(/^Stratoplane-us-east-1\//, '').replace(/\/Resource$/, '');
       const permissions = statementsOf(fn.Metadata['aws:cdk:path']).flatMap((statement) =>
-        [statement.Action].flat().filter((action) => action.startsWith('kms:')).flatMap((action) =>
-          keyIds.filter((key) => JSON.stringify(statement.Resource).includes(`"${key}"`)).map((key) => `${action} on ${key.replace(/[0-9A-F]{8}$/, '')}`),
-        ),
+        [statement.Action]
+          .flat()
+          .filter((action) => action.startsWith('kms:'))
+          .flatMap((action) =>
+            keyIds.filter((key) => JSON.stringify(statement.Resource).includes(`"${key}"`)).map((key) => `${action} on ${key.replace(/[0-9A-F]{8}$/, '')}`),
+          ),
       );
       if (permissions.length > 0) byFunction[path] = permissions.sort();
     }
@@ -188,7 +207,12 @@ describe('ControlPlaneStack', () => {
       // A migration gives the VM a new pair secret.
       'Api/PostVmsVmIdMigrate': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
       'Api/PostVmsVmIdConnections': ['kms:Decrypt on VmPairKey'],
-      ...Object.fromEntries(['GetNetworks', 'GetVms', 'GetServiceAccounts', 'GetProjects', 'GetImages', 'GetDisks'].map((route) => [`Api/${route}`, ['kms:GenerateMac on ListCursorKey']])),
+      ...Object.fromEntries(
+        ['GetNetworks', 'GetVms', 'GetServiceAccounts', 'GetProjects', 'GetImages', 'GetDisks'].map((route) => [
+          `Api/${route}`,
+          ['kms:GenerateMac on ListCursorKey'],
+        ]),
+      ),
     });
   });
 
@@ -203,12 +227,19 @@ describe('ControlPlaneStack', () => {
   it('signs list cursors with an HMAC key the list routes only derive their signing key from', () => {
     template.hasResourceProperties('AWS::KMS::Key', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
     template.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/stratoplane/list-cursors' });
-    const listNetworks = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::Function' && r.Metadata?.['aws:cdk:path']?.includes('/Api/GetNetworks/'))!;
+    const listNetworks = Object.values(resources).find(
+      (r) => r.Type === 'AWS::Lambda::Function' && r.Metadata?.['aws:cdk:path']?.includes('/Api/GetNetworks/'),
+    )!;
     expect(listNetworks.Properties.Environment.Variables.LIST_CURSOR_KEY_ARN).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^ListCursorKey/), 'Arn'] });
   });
 
   it('uses the data key only to encrypt and decrypt data at rest and in queues', () => {
-    const dataKeyActions = new Set(Object.values(kmsPermissionsByFunction()).flat().filter((p) => p.endsWith(' on DataKey')).map((p) => p.split(' ')[0]));
+    const dataKeyActions = new Set(
+      Object.values(kmsPermissionsByFunction())
+        .flat()
+        .filter((p) => p.endsWith(' on DataKey'))
+        .map((p) => p.split(' ')[0]),
+    );
     expect(dataKeyActions).toContain('kms:Decrypt');
     for (const action of dataKeyActions) expect(action).toMatch(/^kms:(Decrypt|Encrypt|ReEncrypt\*|GenerateDataKey\*|DescribeKey)$/);
   });
@@ -232,12 +263,15 @@ describe('ControlPlaneStack', () => {
     expect(actionsOf('/Api/Authorizer/').filter((action) => action.startsWith('dynamodb:'))).toEqual(['dynamodb:GetItem']);
     const methods = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::Method');
     expect(methods.length).toBeGreaterThan(0);
-    for (const method of methods) expect(method.Properties).toMatchObject({ AuthorizationType: 'CUSTOM', AuthorizerId: { Ref: expect.stringMatching(/^ApiBearerTokens/) } });
+    for (const method of methods)
+      expect(method.Properties).toMatchObject({ AuthorizationType: 'CUSTOM', AuthorizerId: { Ref: expect.stringMatching(/^ApiBearerTokens/) } });
   });
 
   it('ties every use of the pair key to the network-pair encryption context, and lets hosts only decrypt with it', () => {
     const policies = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy');
-    const pairKeyStatements = policies.flatMap(([, r]) => r.Properties.PolicyDocument.Statement as (Statement & { Condition?: unknown })[]).filter((s) => JSON.stringify(s.Resource).includes('VmPairKey'));
+    const pairKeyStatements = policies
+      .flatMap(([, r]) => r.Properties.PolicyDocument.Statement as (Statement & { Condition?: unknown })[])
+      .filter((s) => JSON.stringify(s.Resource).includes('VmPairKey'));
     // Create and migrate generate (a migration rotates the secret), connections and hosts decrypt.
     expect(pairKeyStatements.length).toBe(4);
     for (const statement of pairKeyStatements) expect(statement.Condition).toEqual({ StringEquals: { 'kms:EncryptionContext:purpose': 'network-pair' } });
@@ -260,12 +294,16 @@ describe('ControlPlaneStack', () => {
     const dlq = queues.find(([id]) => id.startsWith('GraphDlq'))![1];
     expect(graph.Properties).toMatchObject({ FifoQueue: true, RedrivePolicy: { maxReceiveCount: 10 } });
     expect(dlq.Properties.FifoQueue).toBe(true);
-    expect(actionsOf('/ResourceGraph/').filter((action) => action.startsWith('kms:') && !/Decrypt|Encrypt|GenerateDataKey|DescribeKey/.test(action))).toEqual([]);
+    expect(actionsOf('/ResourceGraph/').filter((action) => action.startsWith('kms:') && !/Decrypt|Encrypt|GenerateDataKey|DescribeKey/.test(action))).toEqual(
+      [],
+    );
   });
 
   it('keeps image content in a private, KMS-encrypted bucket that only takes TLS and aborts abandoned uploads', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
-      BucketEncryption: { ServerSideEncryptionConfiguration: [Match.objectLike({ ServerSideEncryptionByDefault: Match.objectLike({ SSEAlgorithm: 'aws:kms' }) })] },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [Match.objectLike({ ServerSideEncryptionByDefault: Match.objectLike({ SSEAlgorithm: 'aws:kms' }) })],
+      },
       PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
       LifecycleConfiguration: { Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })] },
     });
@@ -409,7 +447,9 @@ describe('ControlPlaneStack in several regions', () => {
 
   it("reads its replica's stream in the other region, found by a DescribeTable call at deploy time", () => {
     const [describe] = Object.values(replica.findResources('Custom::AWS'));
-    expect(JSON.stringify(describe!.Properties.Create)).toContain('\\"action\\":\\"DescribeTable\\",\\"parameters\\":{\\"TableName\\":\\"Stratoplane-Metadata\\"}');
+    expect(JSON.stringify(describe!.Properties.Create)).toContain(
+      '\\"action\\":\\"DescribeTable\\",\\"parameters\\":{\\"TableName\\":\\"Stratoplane-Metadata\\"}',
+    );
     const streamMappings = Object.values(replica.findResources('AWS::Lambda::EventSourceMapping')).filter((mapping) =>
       JSON.stringify(mapping.Properties.EventSourceArn).includes('Table.LatestStreamArn'),
     );
@@ -417,14 +457,27 @@ describe('ControlPlaneStack in several regions', () => {
   });
 
   it("trusts the other regions' API token keys by alias, and lets the copier read their image buckets", () => {
-    const authorizer = Object.values(replica.findResources('AWS::Lambda::Function')).find((fn) => JSON.stringify(fn.Properties.Environment ?? {}).includes('API_TOKEN_KEY_ARNS'))!;
+    const authorizer = Object.values(replica.findResources('AWS::Lambda::Function')).find((fn) =>
+      JSON.stringify(fn.Properties.Environment ?? {}).includes('API_TOKEN_KEY_ARNS'),
+    )!;
     expect(JSON.stringify(authorizer.Properties.Environment.Variables.API_TOKEN_KEY_ARNS)).toContain(':kms:us-east-1:');
     expect(JSON.stringify(authorizer.Properties.Environment.Variables.API_TOKEN_KEY_ARNS)).toContain(':alias/stratoplane/api-tokens');
     replica.hasResourceProperties('AWS::IAM::Policy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: ['s3:GetObject', 's3:GetObjectAttributes'], Resource: { 'Fn::Join': ['', Match.arrayWith(['-us-east-1/images/*'])] } })]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: ['s3:GetObject', 's3:GetObjectAttributes'], Resource: { 'Fn::Join': ['', Match.arrayWith(['-us-east-1/images/*'])] } }),
+        ]),
+      },
     });
     replica.hasResourceProperties('AWS::IAM::Policy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: ['kms:GetPublicKey', 'kms:DescribeKey'], Condition: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': 'alias/stratoplane/api-tokens' } } })]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: ['kms:GetPublicKey', 'kms:DescribeKey'],
+            Condition: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': 'alias/stratoplane/api-tokens' } },
+          }),
+        ]),
+      },
     });
   });
 });

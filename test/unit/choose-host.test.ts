@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import type { HostItem } from '../../events/records.ts';
 import { chooseHost } from '#functions/compute/hosts.ts';
 
-const host = (hostId: string, vmCount: number, capacity: number): HostItem => ({ kind: 'host', hostId, address: '192.0.2.1', capacity, vmCount, queueUrl: 'q', createdAt: '' });
+const host = (hostId: string, vmCount: number, capacity: number): HostItem => ({
+  kind: 'host',
+  hostId,
+  address: '192.0.2.1',
+  capacity,
+  vmCount,
+  queueUrl: 'q',
+  createdAt: '',
+});
 
 describe('chooseHost', () => {
   it('never picks a full or excluded host', () => {

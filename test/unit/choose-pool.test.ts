@@ -15,7 +15,12 @@ const need = { sizeGiB: 100, iops: 3000, throughputMiBps: 125 };
 
 describe('choosePool', () => {
   it('only picks pools with room in all three dimensions', () => {
-    const pools = [pool('no-gib', [50, 10_000, 1000]), pool('no-iops', [1000, 2000, 1000]), pool('no-throughput', [1000, 10_000, 100]), pool('ok', [200, 3000, 125])];
+    const pools = [
+      pool('no-gib', [50, 10_000, 1000]),
+      pool('no-iops', [1000, 2000, 1000]),
+      pool('no-throughput', [1000, 10_000, 100]),
+      pool('ok', [200, 3000, 125]),
+    ];
     expect(pools.filter((candidate) => fits(candidate, need)).map((candidate) => candidate.poolId)).toEqual(['ok']);
     for (let i = 0; i < 20; i++) expect(choosePool(pools, need, new Set())?.poolId).toBe('ok');
     expect(choosePool(pools, need, new Set(['ok']))).toBeUndefined();

@@ -29,7 +29,11 @@ describe('summarizeConvergence', () => {
   });
 
   it('is converged once every host that needs the endpoint acknowledged it, and names at most 50 of those still pending', () => {
-    expect(summarizeConvergence(vm, [{ hostId: 'h-2', vmCount: 1 }], [{ hostId: 'h-2', version: 5 }])).toMatchObject({ hostsTotal: 1, converged: true, pendingHostIds: [] });
+    expect(summarizeConvergence(vm, [{ hostId: 'h-2', vmCount: 1 }], [{ hostId: 'h-2', version: 5 }])).toMatchObject({
+      hostsTotal: 1,
+      converged: true,
+      pendingHostIds: [],
+    });
     const many = Array.from({ length: 80 }, (_, i) => ({ hostId: `h-${String(i).padStart(2, '0')}`, vmCount: 1 }));
     const summary = summarizeConvergence(vm, many, []);
     expect(summary).toMatchObject({ hostsTotal: 80, hostsConverged: 0, converged: false });

@@ -57,7 +57,10 @@ describe('data plane plan', () => {
     // Host 2's view: the server was its own, and moves to host 3.
     const before = desiredState(tableWith(H2, 'h2', 1), 'h2');
     const plan = planCommands(before, desiredState(tableWith(H3, 'h3', 2), 'h2'));
-    expect(plan.ipApply).toEqual([`route replace 10.0.0.6/32 dev ${device} table ${table}`, `neigh replace 10.0.0.6 lladdr ${macOf(H3)} dev ${device} nud permanent`]);
+    expect(plan.ipApply).toEqual([
+      `route replace 10.0.0.6/32 dev ${device} table ${table}`,
+      `neigh replace 10.0.0.6 lladdr ${macOf(H3)} dev ${device} nud permanent`,
+    ]);
     expect(plan.ipRemove).toEqual([`rule del pref 10000 iif ${vmInterfaceName('vm-server')} lookup ${table}`]);
     // And back: the neighbour entry goes, the route points at the interface again.
     const back = planCommands(desiredState(tableWith(H3, 'h3', 2), 'h2'), desiredState(tableWith(H2, 'h2', 3), 'h2'));

@@ -76,30 +76,44 @@ describe('where a VM bridge connects', () => {
     expect(resolutions).toBe(1);
     expect(dialed).toEqual(['203.0.113.10']);
     // The next request resolves again, and is refused for what the name now says.
-    await expect(destinations.check('rebind.example.test')).rejects.toThrow(new EgressRefusedError('rebind.example.test resolves to 127.0.0.1 (loopback): the bridge never connects there.'));
+    await expect(destinations.check('rebind.example.test')).rejects.toThrow(
+      new EgressRefusedError('rebind.example.test resolves to 127.0.0.1 (loopback): the bridge never connects there.'),
+    );
   });
 
   it('checks IP literals without resolving them, in URL spelling too', async () => {
-    const destinations = new EgressDestinations(policy, async () => {
-      throw new Error('must not resolve a literal');
-    }, async () => {
-      throw new Error('unused');
-    });
+    const destinations = new EgressDestinations(
+      policy,
+      async () => {
+        throw new Error('must not resolve a literal');
+      },
+      async () => {
+        throw new Error('unused');
+      },
+    );
     await expect(destinations.check('[::1]')).rejects.toThrow('[::1] resolves to ::1 (loopback)');
     await expect(destinations.check(new URL('http://2130706433/').hostname)).rejects.toThrow('127.0.0.1 resolves to 127.0.0.1 (loopback)');
     await expect(destinations.check('8.8.8.8')).resolves.toBe('8.8.8.8');
   });
 
   it('refuses a name that resolves to nothing, or cannot be resolved, saying so', async () => {
-    const empty = new EgressDestinations(policy, async () => [], async () => {
-      throw new Error('unused');
-    });
+    const empty = new EgressDestinations(
+      policy,
+      async () => [],
+      async () => {
+        throw new Error('unused');
+      },
+    );
     await expect(empty.check('void.example.test')).rejects.toThrow('void.example.test has no address.');
-    const failing = new EgressDestinations(policy, async () => {
-      throw new Error('queryA ETIMEOUT');
-    }, async () => {
-      throw new Error('unused');
-    });
+    const failing = new EgressDestinations(
+      policy,
+      async () => {
+        throw new Error('queryA ETIMEOUT');
+      },
+      async () => {
+        throw new Error('unused');
+      },
+    );
     await expect(failing.check('slow.example.test')).rejects.toThrow('slow.example.test could not be resolved: queryA ETIMEOUT');
   });
 });

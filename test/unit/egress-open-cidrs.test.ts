@@ -4,9 +4,11 @@ import { buildApp } from '../../cdk/app-builder.ts';
 
 /** The private ranges VMs may reach are the operator's deployment setting, handed to agents with their VMs' configs. */
 describe('egressOpenCidrs, a setting of the stack', () => {
-  const synth = (context: Record<string, unknown>) => buildApp({ context: { regions: 'us-east-1', 'aws:cdk:bundling-stacks': [], ...context } }).stacks.get('us-east-1')!;
+  const synth = (context: Record<string, unknown>) =>
+    buildApp({ context: { regions: 'us-east-1', 'aws:cdk:bundling-stacks': [], ...context } }).stacks.get('us-east-1')!;
   const vmConfigsEnvironment = (template: Template) =>
-    Object.values(template.findResources('AWS::Lambda::Function')).find((fn) => fn.Properties.Environment?.Variables?.EGRESS_OPEN_CIDRS !== undefined)?.Properties.Environment.Variables;
+    Object.values(template.findResources('AWS::Lambda::Function')).find((fn) => fn.Properties.Environment?.Variables?.EGRESS_OPEN_CIDRS !== undefined)
+      ?.Properties.Environment.Variables;
 
   // A synth takes seconds.
   it('opens nothing by default', () => {
@@ -14,7 +16,9 @@ describe('egressOpenCidrs, a setting of the stack', () => {
   }, 60_000);
 
   it('passes the ranges the operator opened to the route that serves hosts their VMs’ configs', () => {
-    expect(vmConfigsEnvironment(Template.fromStack(synth({ egressOpenCidrs: '10.20.0.0/16, 192.168.7.0/24' })))).toMatchObject({ EGRESS_OPEN_CIDRS: '10.20.0.0/16,192.168.7.0/24' });
+    expect(vmConfigsEnvironment(Template.fromStack(synth({ egressOpenCidrs: '10.20.0.0/16, 192.168.7.0/24' })))).toMatchObject({
+      EGRESS_OPEN_CIDRS: '10.20.0.0/16,192.168.7.0/24',
+    });
   }, 60_000);
 
   it('refuses at synth what is not an IPv4 CIDR', () => {

@@ -24,7 +24,7 @@ describe('EndpointAcks', () => {
   }
   const settle = () => new Promise((resolve) => setTimeout(resolve, 40));
 
-  it('sends changes of one interval together, a VM\'s latest version only, in batches of the API\'s size', async () => {
+  it("sends changes of one interval together, a VM's latest version only, in batches of the API's size", async () => {
     const { acks, requests } = acknowledger({ batchSize: 100 });
     acks.record('vm-a', 2);
     acks.record('vm-a', 4);
@@ -66,7 +66,10 @@ describe('EndpointAcks', () => {
     acks.record('vm-b', 1);
     await settle();
     // Soon after: nothing to say again.
-    acks.reaffirm([{ vmId: 'vm-a', version: 3 }, { vmId: 'vm-b', version: 1 }]);
+    acks.reaffirm([
+      { vmId: 'vm-a', version: 3 },
+      { vmId: 'vm-b', version: 1 },
+    ]);
     await settle();
     expect(requests).toHaveLength(1);
     // Past the period, what is held goes out again; vm-b is gone from the host and is forgotten.

@@ -63,7 +63,8 @@ describe('ForwardingTable', () => {
 
 describe('ForwardingTable.localVms', () => {
   it('always lists what a scan of the routes finds on its own host, over random histories of moves, releases and leaves', () => {
-    const sorted = (vms: { vmId: string; ip: string; networkId: string }[]) => [...vms].sort((a, b) => `${a.networkId}${a.ip}`.localeCompare(`${b.networkId}${b.ip}`));
+    const sorted = (vms: { vmId: string; ip: string; networkId: string }[]) =>
+      [...vms].sort((a, b) => `${a.networkId}${a.ip}`.localeCompare(`${b.networkId}${b.ip}`));
     for (let trial = 0; trial < 100; trial++) {
       const table = new ForwardingTable('h-self');
       const epochs = new Map<string, number>();
@@ -85,9 +86,16 @@ describe('ForwardingTable.localVms', () => {
           networkId,
           epoch: Math.max(1, epoch),
           snapshot: false,
-          entries: [released ? { ip, version: ++version, state: 'released' } : { ip, version: ++version, state: 'active', vmId: `vm-${ip}`, hostId, endpoint: hostId === 'h-self' ? '192.0.2.1' : '192.0.2.2' }],
+          entries: [
+            released
+              ? { ip, version: ++version, state: 'released' }
+              : { ip, version: ++version, state: 'active', vmId: `vm-${ip}`, hostId, endpoint: hostId === 'h-self' ? '192.0.2.1' : '192.0.2.2' },
+          ],
         });
-        const scanned = table.routes().filter((route) => route.hostId === 'h-self').map(({ vmId, ip, networkId }) => ({ vmId, ip, networkId }));
+        const scanned = table
+          .routes()
+          .filter((route) => route.hostId === 'h-self')
+          .map(({ vmId, ip, networkId }) => ({ vmId, ip, networkId }));
         expect(sorted(table.localVms())).toEqual(sorted(scanned));
       }
     }

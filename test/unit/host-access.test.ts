@@ -45,7 +45,12 @@ function substitute(text: string, principalTags: Record<string, string>): string
 }
 
 const glob = (pattern: string, value: string) =>
-  new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(value);
+  new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  ).test(value);
 
 function conditionHolds(condition: Json, request: Request): boolean {
   for (const [operator, entries] of Object.entries(condition ?? {})) {
@@ -55,7 +60,8 @@ function conditionHolds(condition: Json, request: Request): boolean {
       const actual = tag !== undefined ? request.resourceTags?.[tag] : undefined;
       if (actual === undefined) return false;
       const candidates = [expected].flat().map((value: Json) => substitute(resolve(value), request.principalTags));
-      const match = operator === 'StringEquals' ? (value: string) => value === actual : operator === 'StringLike' ? (value: string) => glob(value, actual) : undefined;
+      const match =
+        operator === 'StringEquals' ? (value: string) => value === actual : operator === 'StringLike' ? (value: string) => glob(value, actual) : undefined;
       if (!match) throw new Error(`unsupported condition operator ${operator}`);
       if (!candidates.some((value) => value !== undefined && match(value))) return false;
     }
@@ -105,7 +111,9 @@ describe('HostAgentPolicy: each host its own queues', () => {
   it('gives a role session without the host-id principal tag no queue at all', () => {
     for (const action of SHUFFLE_ACTIONS) {
       expect(allowed(statements, { principalTags: {}, action, resource: hostQueue('host-a') })).toBe(false);
-      expect(allowed(statements, { principalTags: { other: 'host-a' }, action, resource: shuffleQueue, resourceTags: shuffleHostsTags(['host-a'])! })).toBe(false);
+      expect(allowed(statements, { principalTags: { other: 'host-a' }, action, resource: shuffleQueue, resourceTags: shuffleHostsTags(['host-a'])! })).toBe(
+        false,
+      );
     }
   });
 
@@ -122,7 +130,14 @@ describe('HostAgentPolicy: each host its own queues', () => {
       expect(allowed(statements, { principalTags: asHost('host-a'), action, resource: shuffleQueue, resourceTags: {} })).toBe(false);
     }
     // A job-hosts tag on a host queue does not open it to another host.
-    expect(allowed(statements, { principalTags: asHost('host-b'), action: 'sqs:ReceiveMessage', resource: hostQueue('host-a'), resourceTags: shuffleHostsTags(['host-b'])! })).toBe(false);
+    expect(
+      allowed(statements, {
+        principalTags: asHost('host-b'),
+        action: 'sqs:ReceiveMessage',
+        resource: hostQueue('host-a'),
+        resourceTags: shuffleHostsTags(['host-b'])!,
+      }),
+    ).toBe(false);
   });
 
   it('names every host of a large job, across as many tag keys as it takes, and each one only', () => {
@@ -130,8 +145,11 @@ describe('HostAgentPolicy: each host its own queues', () => {
     const resourceTags = shuffleHostsTags(hosts)!;
     expect(Object.keys(resourceTags).length).toBeGreaterThan(1);
     for (const value of Object.values(resourceTags)) expect(value.length).toBeLessThanOrEqual(256);
-    for (const hostId of hosts) expect(allowed(statements, { principalTags: asHost(hostId), action: 'sqs:SendMessage', resource: shuffleQueue, resourceTags })).toBe(true);
-    expect(allowed(statements, { principalTags: asHost('rack-99-host-xxxxxxxx'), action: 'sqs:SendMessage', resource: shuffleQueue, resourceTags })).toBe(false);
+    for (const hostId of hosts)
+      expect(allowed(statements, { principalTags: asHost(hostId), action: 'sqs:SendMessage', resource: shuffleQueue, resourceTags })).toBe(true);
+    expect(allowed(statements, { principalTags: asHost('rack-99-host-xxxxxxxx'), action: 'sqs:SendMessage', resource: shuffleQueue, resourceTags })).toBe(
+      false,
+    );
     // More hosts than the tags can name: the job is refused rather than its queues left open.
     expect(shuffleHostsTags(Array.from({ length: 64 }, (_, index) => `${'h'.repeat(60)}${String(index).padStart(2, '0')}`))).toBeUndefined();
     expect(Object.keys(shuffleHostsTags(['a'])!)).toEqual([SHUFFLE_HOSTS_TAG_KEYS[0]]);

@@ -46,7 +46,21 @@ const topLevel: Record<string, readonly string[]> = {
  * Entry points (a context's api/, queues/, streams/, auth/) are the top layer: they may compose
  * any context's rules, and nothing imports them.
  */
-const functionLayers = ['platform', 'core', 'triggers', 'tenancy', 'images', 'network', 'compute', 'storage', 'identity', 'shuffle', 'host-sync', 'lifecycle', 'discovery'];
+const functionLayers = [
+  'platform',
+  'core',
+  'triggers',
+  'tenancy',
+  'images',
+  'network',
+  'compute',
+  'storage',
+  'identity',
+  'shuffle',
+  'host-sync',
+  'lifecycle',
+  'discovery',
+];
 const entryFolders = new Set(['api', 'queues', 'streams', 'auth']);
 
 /** Why `file` may not import `target` (both under functions/), or undefined when it may. */

@@ -25,7 +25,8 @@ afterEach(async () => {
 
 const putKey = (url: string, type = 'ssh-ed25519') =>
   fetch(`${url}/computeMetadata/v1/instance/guest-attributes/hostkeys/${type}`, { method: 'PUT', headers: flavor, body: 'AAAAC3NzaC1lZDI1NTE5AAAAIA==' });
-const identity = (url: string) => fetch(`${url}/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://api.example.test`, { headers: flavor });
+const identity = (url: string) =>
+  fetch(`${url}/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://api.example.test`, { headers: flavor });
 
 describe("a VM's metadata server limits", () => {
   it('answers host-key uploads past the burst with 429 and Retry-After, without reaching the agent', async () => {

@@ -62,7 +62,10 @@ describe('messagesFor', () => {
 
   it('sends an endpoint change to current members only, each with its own epoch', () => {
     const out = messagesFor({ kind: 'endpoint', networkId: 'net-1', entry: { ip: '10.0.0.5', version: 3, state: 'active' } }, partition, 'm1');
-    expect(out.map((item) => [item.hostId, (item.message as EndpointsMessage).epoch])).toEqual([['h1', 7], ['h3', 2]]);
+    expect(out.map((item) => [item.hostId, (item.message as EndpointsMessage).epoch])).toEqual([
+      ['h1', 7],
+      ['h3', 2],
+    ]);
   });
 
   it('answers a join with a snapshot, unless the host has left again', () => {

@@ -11,13 +11,15 @@ const all = Object.values<Operation>(operations);
 
 describe('OpenAPI description', () => {
   it('is a valid OpenAPI 3.1 document', async () => {
-    const result = await new Validator().validate(structuredClone(document) as Parameters<Validator["validate"]>[0]);
+    const result = await new Validator().validate(structuredClone(document) as Parameters<Validator['validate']>[0]);
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
   });
 
   it('describes every operation once, with its path parameters, request body and answers', () => {
-    const described = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ path, method, operation: operation as any })));
+    const described = Object.entries(document.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, operation]) => ({ path, method, operation: operation as any })),
+    );
     expect(described.map(({ operation }) => operation.operationId).sort()).toEqual(all.map((operation) => operation.operationId).sort());
     for (const { path, method, operation } of described) {
       const source = operations[operation.operationId as keyof typeof operations] as Operation;
@@ -40,8 +42,18 @@ describe('OpenAPI description', () => {
     expect(createNetwork).toMatchObject({ type: 'object', required: ['name', 'cidr'], additionalProperties: false });
     expect(createNetwork.properties.name).toEqual({ type: 'string', minLength: 1, maxLength: 128 });
     const listVms = (document.paths['/vms'] as any).get.parameters;
-    expect(listVms).toContainEqual({ name: 'limit', in: 'query', required: false, schema: expect.objectContaining({ type: 'integer', minimum: 1, maximum: 100, default: 50 }) });
-    expect(listVms).toContainEqual({ name: 'networkId', in: 'query', required: false, schema: expect.objectContaining({ type: 'string', pattern: expect.any(String) }) });
+    expect(listVms).toContainEqual({
+      name: 'limit',
+      in: 'query',
+      required: false,
+      schema: expect.objectContaining({ type: 'integer', minimum: 1, maximum: 100, default: 50 }),
+    });
+    expect(listVms).toContainEqual({
+      name: 'networkId',
+      in: 'query',
+      required: false,
+      schema: expect.objectContaining({ type: 'string', pattern: expect.any(String) }),
+    });
   });
 
   it('states the rules the refinements enforce: in the schema where JSON Schema can, in the description where it cannot', () => {
@@ -51,12 +63,25 @@ describe('OpenAPI description', () => {
     expect(['10.0.0.0/15', '10.0.0.0/29', '10.0.0.0/0', '10.0.0.0/32', '10.0.0.0/8', '256.0.0.0/24'].filter((value) => cidr.test(value))).toEqual([]);
     expect(body('/shuffle-jobs', 'post').properties.workerVmIds).toMatchObject({ uniqueItems: true, minItems: 1, maxItems: 64 });
     const attributes = body('/vms/{vmId}/attributes', 'put').properties.attributes;
-    expect(attributes).toMatchObject({ propertyNames: { pattern: '^[A-Za-z0-9_-]{1,64}$' }, maxProperties: 64, additionalProperties: { type: 'string', maxLength: 4096 } });
+    expect(attributes).toMatchObject({
+      propertyNames: { pattern: '^[A-Za-z0-9_-]{1,64}$' },
+      maxProperties: 64,
+      additionalProperties: { type: 'string', maxLength: 4096 },
+    });
     expect(attributes.description).toMatch(/32 KiB/);
     const origin = body('/vms/{vmId}/egress-policy', 'put').properties.allow.items;
     const originPattern = new RegExp(origin.pattern);
     expect(['https://api.example.com', 'http://svc.example.net:8080'].every((value) => originPattern.test(value))).toBe(true);
-    expect(['https://api.example.com/', 'https://10.0.0.1', 'ftp://example.com', 'https://user@example.com', 'https://API.example.com', 'https://example.com/path'].filter((value) => originPattern.test(value))).toEqual([]);
+    expect(
+      [
+        'https://api.example.com/',
+        'https://10.0.0.1',
+        'ftp://example.com',
+        'https://user@example.com',
+        'https://API.example.com',
+        'https://example.com/path',
+      ].filter((value) => originPattern.test(value)),
+    ).toEqual([]);
     expect(origin.description).toMatch(/IP literals, localhost and \*\.localhost are refused/);
     expect(body('/disks/{diskId}', 'patch')).toMatchObject({ minProperties: 1, additionalProperties: false });
     expect(body('/disks/{diskId}', 'patch').description).toMatch(/size-grows-only.*iops-per-gib.*throughput-per-iops/s);
@@ -108,7 +133,9 @@ describe('OpenAPI description', () => {
   it('says that tenants do not pick hosts: hostId and targetHostId are for the operator scope', () => {
     const createVm = (document.paths['/vms'] as any).post;
     expect(createVm.description).toBe('Scopes: tenant:write or operator.');
-    expect(createVm.requestBody.content['application/json'].schema.properties.hostId.description).toMatch(/^Operators only \(scope operator\).*Tenants do not pick hosts: a tenant token that sends one is refused \(403\)/);
+    expect(createVm.requestBody.content['application/json'].schema.properties.hostId.description).toMatch(
+      /^Operators only \(scope operator\).*Tenants do not pick hosts: a tenant token that sends one is refused \(403\)/,
+    );
     expect(createVm.requestBody.content['application/json'].schema.properties.tenantId.description).toMatch(/^Operators only/);
     const migrate = (document.paths['/vms/{vmId}/migrate'] as any).post;
     expect(migrate.summary).toMatch(/placement picks/);

@@ -17,7 +17,11 @@ describe('pair tokens', () => {
     ['another secret', () => verifyPairToken(issuePairToken(secret, pair).token, randomBytes(32), expected), /bad MAC/],
     ['an expired token', () => verifyPairToken(issuePairToken(secret, pair, Date.now() - (PAIR_TOKEN_SECONDS + 1) * 1000).token, secret, expected), /expired/],
     ['another destination VM', () => verifyPairToken(issuePairToken(secret, pair).token, secret, { ...expected, dst: 'vm-c' }), /issued for vm vm-b/],
-    ['another host address', () => verifyPairToken(issuePairToken(secret, pair).token, secret, { ...expected, dstHost: '192.0.2.99' }), /issued for host address/],
+    [
+      'another host address',
+      () => verifyPairToken(issuePairToken(secret, pair).token, secret, { ...expected, dstHost: '192.0.2.99' }),
+      /issued for host address/,
+    ],
     ['garbage', () => verifyPairToken('nonsense', secret, expected), /not a pair token/],
   ])('refuses %s', (_, attempt, message) => {
     expect(attempt).toThrow(TokenError);

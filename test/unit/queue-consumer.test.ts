@@ -8,12 +8,18 @@ describe('QueueConsumer', () => {
     const answers: (Error | { Messages?: { MessageId: string; ReceiptHandle: string; Body: string }[] })[] = [
       new Error('connect ECONNREFUSED'),
       new Error('socket hang up'),
-      { Messages: [{ MessageId: 'm1', ReceiptHandle: 'r1', Body: 'good' }, { MessageId: 'm2', ReceiptHandle: 'r2', Body: 'bad' }] },
+      {
+        Messages: [
+          { MessageId: 'm1', ReceiptHandle: 'r1', Body: 'good' },
+          { MessageId: 'm2', ReceiptHandle: 'r2', Body: 'bad' },
+        ],
+      },
     ];
     const deleted: string[] = [];
     const sqs = {
       send: async (command: { constructor: { name: string }; input: any }) => {
-        if (command.constructor.name === 'DeleteMessageBatchCommand') return void deleted.push(...command.input.Entries.map((entry: { ReceiptHandle: string }) => entry.ReceiptHandle));
+        if (command.constructor.name === 'DeleteMessageBatchCommand')
+          return void deleted.push(...command.input.Entries.map((entry: { ReceiptHandle: string }) => entry.ReceiptHandle));
         const next = answers.shift() ?? {};
         if (next instanceof Error) throw next;
         await new Promise((resolve) => setTimeout(resolve, 5));

@@ -18,7 +18,12 @@ const quiet = vi.hoisted(() => {
 });
 afterAll(quiet);
 
-const context = { functionName: 'consumer', awsRequestId: 'request-1', invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:consumer', memoryLimitInMB: '128' } as Context;
+const context = {
+  functionName: 'consumer',
+  awsRequestId: 'request-1',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:consumer',
+  memoryLimitInMB: '128',
+} as Context;
 const route = { sourceQueueUrl: 'https://sqs/source', deadLetterQueueUrl: 'https://sqs/dlq', maxAttempts: 3 };
 const Job = z.strictObject({ job: z.string() });
 
@@ -202,13 +207,20 @@ describe('queueHandler, FIFO ordering', () => {
     return { handler, handled, sqs };
   }
 
-  it("holds back the rest of a group behind a record to be retried, without holding back other groups", async () => {
+  it('holds back the rest of a group behind a record to be retried, without holding back other groups', async () => {
     // Group A's first record waits until group B has been handled: groups go side by side.
     let groupBDone!: () => void;
     const waitFor = new Promise<void>((resolve) => (groupBDone = resolve));
     const { handler, handled, sqs } = ordered(new Set(['a2']), fakeSqs(), { job: 'a1', waitFor });
     const running = handler(
-      event(record('a1', { group: 'A' }), record('b1', { group: 'B' }), record('a2', { group: 'A' }), record('b2', { group: 'B' }), record('a3', { group: 'A' }), record('a4', { group: 'A' })),
+      event(
+        record('a1', { group: 'A' }),
+        record('b1', { group: 'B' }),
+        record('a2', { group: 'A' }),
+        record('b2', { group: 'B' }),
+        record('a3', { group: 'A' }),
+        record('a4', { group: 'A' }),
+      ),
       context,
     );
     await vi.waitFor(() => expect(handled).toEqual(['b1', 'b2']));
@@ -225,14 +237,25 @@ describe('queueHandler, FIFO ordering', () => {
   it('goes on with the group after a record it dead-lettered, malformed or out of attempts, keeping its group in the DLQ', async () => {
     const { handler, handled, sqs } = ordered(new Set(['a2']));
     const response = await handler(
-      event(record('a1', { group: 'A' }), record('a2', { group: 'A', attempts: 3 }), record('a3', { group: 'A', body: '{"not": "a job"}' }), record('a4', { group: 'A' })),
+      event(
+        record('a1', { group: 'A' }),
+        record('a2', { group: 'A', attempts: 3 }),
+        record('a3', { group: 'A', body: '{"not": "a job"}' }),
+        record('a4', { group: 'A' }),
+      ),
       context,
     );
     expect(handled).toEqual(['a1', 'a2', 'a4']);
     expect(failedIds(response)).toEqual([]);
     expect(sqs.deadLettered).toEqual([
       { body: JSON.stringify({ job: 'a2' }), reason: 'Error: a2 failed', attempts: '3', group: 'A', dedup: 'a2' },
-      { body: '{"not": "a job"}', reason: expect.stringMatching(/^UnprocessableMessageError: malformed graph message: /), attempts: '1', group: 'A', dedup: 'a3' },
+      {
+        body: '{"not": "a job"}',
+        reason: expect.stringMatching(/^UnprocessableMessageError: malformed graph message: /),
+        attempts: '1',
+        group: 'A',
+        dedup: 'a3',
+      },
     ]);
   });
 
@@ -246,7 +269,16 @@ describe('queueHandler, FIFO ordering', () => {
 
   it('reports failures in the order of the batch, the failed record first', async () => {
     const { handler } = ordered(new Set(['a1', 'b2']));
-    const response = await handler(event(record('a1', { group: 'A' }), record('b1', { group: 'B' }), record('a2', { group: 'A' }), record('b2', { group: 'B' }), record('b3', { group: 'B' })), context);
+    const response = await handler(
+      event(
+        record('a1', { group: 'A' }),
+        record('b1', { group: 'B' }),
+        record('a2', { group: 'A' }),
+        record('b2', { group: 'B' }),
+        record('b3', { group: 'B' }),
+      ),
+      context,
+    );
     expect(failedIds(response)).toEqual(['a1', 'a2', 'b2', 'b3']);
   });
 });

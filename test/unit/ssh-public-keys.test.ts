@@ -21,7 +21,10 @@ describe('SSH public keys', () => {
     ['ssh-ed25519 !!!notbase64', /is not base64/],
     ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==', /is not a ssh-ed25519 public key/],
     // A well-formed RSA blob under an ed25519 label.
-    [`ssh-ed25519 ${Buffer.concat([Buffer.from([0, 0, 0, 7]), Buffer.from('ssh-rsa'), Buffer.alloc(300)]).toString('base64')}`, /is not a ssh-ed25519 public key/],
+    [
+      `ssh-ed25519 ${Buffer.concat([Buffer.from([0, 0, 0, 7]), Buffer.from('ssh-rsa'), Buffer.alloc(300)]).toString('base64')}`,
+      /is not a ssh-ed25519 public key/,
+    ],
   ])('refuses %j', (line, message) => {
     expect(() => parseSshPublicKey(line, 'keys.0')).toThrow(ValidationError);
     expect(() => parseSshPublicKey(line, 'keys.0')).toThrow(message);

@@ -16,7 +16,12 @@ const quiet = vi.hoisted(() => {
 });
 afterAll(quiet);
 
-const context = { functionName: 'stream', awsRequestId: 'request-1', invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:stream', memoryLimitInMB: '128' } as Context;
+const context = {
+  functionName: 'stream',
+  awsRequestId: 'request-1',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:stream',
+  memoryLimitInMB: '128',
+} as Context;
 
 const image = (item: Record<string, unknown>) => marshall(item) as Record<string, StreamAttributeValue>;
 
@@ -38,7 +43,6 @@ function streamRecord(sequenceNumber: string, oldItem: Record<string, unknown> |
 }
 
 const Vm = z.object({ kind: z.literal('vm'), vmId: z.string(), cpus: z.number() });
-
 
 describe('streamHandler', () => {
   it('hands over old and new images decoded with the schema (other kinds as undefined) and reports the records that threw by sequence number', async () => {

@@ -24,7 +24,12 @@ describe('VM tokens', () => {
     const { token, expiresAt } = mintVmToken(host, { credential, claims, vmId: 'vm-1', audience: 'aud', now });
     expect(expiresAt).toBe(claims.exp * 1000);
     expect(expiresAt - now).toBeLessThan(VM_TOKEN_SECONDS * 1000);
-    expect(await new VmTokenVerifier(trusted).verify(token, 'aud', now)).toMatchObject({ serviceAccountId: 'sa-1', tenantId: 't-1', vmId: 'vm-1', hostRef: 'hr-1' });
+    expect(await new VmTokenVerifier(trusted).verify(token, 'aud', now)).toMatchObject({
+      serviceAccountId: 'sa-1',
+      tenantId: 't-1',
+      vmId: 'vm-1',
+      hostRef: 'hr-1',
+    });
   });
 
   it('refuses a token for a VM its credential does not name', async () => {
@@ -65,9 +70,25 @@ describe('VM tokens', () => {
 
   it('issues a shorter credential when asked, never a longer one, and tokens under it stop verifying when it ends', async () => {
     const now = Date.now();
-    const short = await issueHostCredential(credentialKey, { serviceAccountId: 'sa-1', tenantId: 't-1', hostRef: 'hr-1', vmIds: ['vm-1'], hostPublicKey, lifetimeSeconds: 5, now });
+    const short = await issueHostCredential(credentialKey, {
+      serviceAccountId: 'sa-1',
+      tenantId: 't-1',
+      hostRef: 'hr-1',
+      vmIds: ['vm-1'],
+      hostPublicKey,
+      lifetimeSeconds: 5,
+      now,
+    });
     expect(short.claims.exp - short.claims.iat).toBe(5);
-    const long = await issueHostCredential(credentialKey, { serviceAccountId: 'sa-1', tenantId: 't-1', hostRef: 'hr-1', vmIds: ['vm-1'], hostPublicKey, lifetimeSeconds: 24 * 3600, now });
+    const long = await issueHostCredential(credentialKey, {
+      serviceAccountId: 'sa-1',
+      tenantId: 't-1',
+      hostRef: 'hr-1',
+      vmIds: ['vm-1'],
+      hostPublicKey,
+      lifetimeSeconds: 24 * 3600,
+      now,
+    });
     expect(long.claims.exp - long.claims.iat).toBe(HOST_CREDENTIAL_SECONDS);
     const { token, expiresAt } = mintVmToken(host, { credential: short.credential, claims: short.claims, vmId: 'vm-1', audience: 'aud', now });
     expect(expiresAt).toBe(short.claims.exp * 1000);

@@ -11,6 +11,7 @@ const placement = { region: currentRegion, imagesBucket: setting('imagesBucket')
 
 export const handler = apiHandler(operations.createVm, async ({ body, caller }) => {
   // Tenants do not pick physical hosts; operators may, for a tenant they name.
-  if (body.hostId !== undefined) assertOperatorFor(caller, 'hostId', 'tenants do not pick hosts: leave it out and placement picks one with room, or use spreadFrom to keep VMs apart');
+  if (body.hostId !== undefined)
+    assertOperatorFor(caller, 'hostId', 'tenants do not pick hosts: leave it out and placement picks one with room, or use spreadFrom to keep VMs apart');
   return { statusCode: 201, body: await createVm(tableName, actingTenantOf(caller, body.tenantId), body, placement, newPairKeyCiphertext) };
 });

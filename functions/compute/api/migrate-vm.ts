@@ -10,7 +10,8 @@ import { retagShuffleQueue } from '../../platform/shuffle-queues.ts';
 
 export const handler = apiHandler(operations.migrateVm, async ({ path, body, caller }) => {
   // Tenants do not pick physical hosts: placement does, away from the current one. Operators may name it, for any tenant's VM.
-  if (body.targetHostId !== undefined) assertOperatorFor(caller, 'targetHostId', 'tenants do not pick hosts: leave it out and placement picks another host with room');
+  if (body.targetHostId !== undefined)
+    assertOperatorFor(caller, 'targetHostId', 'tenants do not pick hosts: leave it out and placement picks another host with room');
   const tenantId = caller.kind === 'operator' ? undefined : tenantOf(caller);
   const vm = await migrateVm(tableName, currentRegion, tenantId, path.vmId, body, newPairKeyCiphertext);
   // A shuffle worker's job queues admit the hosts its workers run on: the new one now.

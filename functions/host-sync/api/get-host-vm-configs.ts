@@ -8,9 +8,12 @@ import { vmConfigsOfHost } from '../vm-config.ts';
 import { optionalSetting } from '../../platform/env.ts';
 
 /** The deployment's private ranges opened to VMs' egress (the stack's egressOpenCidrs); checked at cold start. */
-const egressOpenCidrs = z
-  .array(ipv4Cidr)
-  .parse((optionalSetting('egressOpenCidrs') ?? '').split(',').map((cidr) => cidr.trim()).filter(Boolean));
+const egressOpenCidrs = z.array(ipv4Cidr).parse(
+  (optionalSetting('egressOpenCidrs') ?? '')
+    .split(',')
+    .map((cidr) => cidr.trim())
+    .filter(Boolean),
+);
 
 export const handler = apiHandler(operations.getHostVmConfigs, async ({ path, caller }) => {
   assertActsForHost(caller, path.hostId);

@@ -17,6 +17,12 @@ const send = async (queueUrl: string, body: string) => {
  */
 export const handler = queueHandler(
   NetworkChange,
-  (messages) => fanOut(tableName, currentRegion, messages.map(({ id, message }) => ({ id, change: message })), send),
+  (messages) =>
+    fanOut(
+      tableName,
+      currentRegion,
+      messages.map(({ id, message }) => ({ id, change: message })),
+      send,
+    ),
   { mode: 'batch', name: 'network change' },
 );

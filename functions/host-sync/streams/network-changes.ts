@@ -13,6 +13,8 @@ const fanOutQueueUrl = setting('fanOutQueueUrl');
  */
 export const handler = streamHandler(MetadataItem, async ({ oldImage, newImage }) => {
   await Promise.all(
-    changesFromItemUpdate(oldImage, newImage).map((change) => sqs.send(new SendMessageCommand({ QueueUrl: fanOutQueueUrl, MessageBody: JSON.stringify(change) }))),
+    changesFromItemUpdate(oldImage, newImage).map((change) =>
+      sqs.send(new SendMessageCommand({ QueueUrl: fanOutQueueUrl, MessageBody: JSON.stringify(change) })),
+    ),
   );
 });

@@ -11,5 +11,8 @@ const credentials = new KmsJwsSigner(kms, setting('hostCredentialKeyArn'));
 
 export const handler = apiHandler(operations.issueHostCredentials, async ({ path, body, caller }) => {
   assertActsForHost(caller, path.hostId);
-  return { statusCode: 200, body: await issueCredentialsForHost(tableName, credentials, path.hostId, body.publicKey, { lifetimeSeconds: body.lifetimeSeconds }) };
+  return {
+    statusCode: 200,
+    body: await issueCredentialsForHost(tableName, credentials, path.hostId, body.publicKey, { lifetimeSeconds: body.lifetimeSeconds }),
+  };
 });
