@@ -25,6 +25,8 @@ if (!existsSync(installedLock) || statSync(lock).mtimeMs > statSync(installedLoc
 const commands = {
   start: ['--import', 'tsx', 'local/stack.ts'],
   test: [path.join('node_modules', 'vitest', 'vitest.mjs'), 'run'],
+  typecheck: [path.join('node_modules', 'typescript', 'bin', 'tsc'), '--noEmit'],
+  lint: [path.join('node_modules', '@biomejs', 'biome', 'bin', 'biome'), 'check', '.'],
   bench: ['--import', 'tsx', 'bench/run.ts'],
   'issue-token': ['--import', 'tsx', 'ops/issue-token.ts'],
   'dead-letters': ['--import', 'tsx', 'ops/dead-letters.ts'],

@@ -92,7 +92,7 @@ export function deadLetters(route: DeadLetterRoute, client: Pick<SQSClient, 'sen
 
 /**
  * The settler for this function's own queue, from the settings the stack gives every function
- * that consumes a queue (ControlPlaneStack.consume). Called at cold start: a missing setting fails
+ * that consumes a queue (WorkQueue.consumedBy in cdk/constructs/work-queue.ts). Called at cold start: a missing setting fails
  * the first invocation, not the first failed message.
  */
 export function deadLettersFromEnvironment(): FailureSettler {
