@@ -10,13 +10,13 @@ import {
   readlinkSync,
   renameSync,
   rmSync,
-  statSync,
   symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withInstallLock } from '../install-lock.ts';
 import { findJdk, findMaven, findPython, LocalAwsSetupError } from './toolchain.ts';
 
 /**
@@ -101,128 +101,138 @@ function isInstalled(stamp: Stamp): boolean {
 export async function ensureLocalStackInstalled(log: (message: string) => void = console.error): Promise<void> {
   if (isInstalled(readStamp())) return;
   mkdirSync(installDir, { recursive: true });
-  await withInstallLock(log, () => {
-    const stamp = readStamp();
-    if (isInstalled(stamp)) return; // another process installed it while we waited
-    const want = wanted();
-    const started = Date.now();
-    log(
-      `[local-aws] installing LocalStack ${LOCALSTACK_VERSION} and DynamoDB Local ${DYNAMODB_LOCAL_VERSION} into .local-aws/ (first run only, about a minute; log: .local-aws/install.log)`,
-    );
-    const out = openSync(logFile, 'a');
-    const save = () => writeFileSync(stampFile, `${JSON.stringify(stamp, null, 2)}\n`);
-    try {
-      writeSync(out, `\n=== ${new Date().toISOString()} install\n`);
-      const step = (description: string, command: string, args: string[], cwd?: string, env?: NodeJS.ProcessEnv) => {
-        writeSync(out, `\n--- ${new Date().toISOString()} ${description}: ${command} ${args.join(' ')}\n`);
-        const result = spawnSync(command, args, { cwd, stdio: ['ignore', out, out], env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1', ...env } });
-        if (result.status !== 0) {
-          throw new LocalAwsSetupError(
-            `${description} failed (${result.error?.message ?? `exit ${result.status}`}); the end of .local-aws/install.log:\n${tail(logFile, 25)}`,
-          );
+  await withInstallLock(
+    { dir: lockDir, staleAfterMs: 20 * 60_000, waitingMessage: '[local-aws] another process is installing LocalStack; waiting for it' },
+    log,
+    () => {
+      const stamp = readStamp();
+      if (isInstalled(stamp)) return; // another process installed it while we waited
+      const want = wanted();
+      const started = Date.now();
+      log(
+        `[local-aws] installing LocalStack ${LOCALSTACK_VERSION} and DynamoDB Local ${DYNAMODB_LOCAL_VERSION} into .local-aws/ (first run only, about a minute; log: .local-aws/install.log)`,
+      );
+      const out = openSync(logFile, 'a');
+      const save = () => writeFileSync(stampFile, `${JSON.stringify(stamp, null, 2)}\n`);
+      try {
+        writeSync(out, `\n=== ${new Date().toISOString()} install\n`);
+        const step = (description: string, command: string, args: string[], cwd?: string, env?: NodeJS.ProcessEnv) => {
+          writeSync(out, `\n--- ${new Date().toISOString()} ${description}: ${command} ${args.join(' ')}\n`);
+          const result = spawnSync(command, args, { cwd, stdio: ['ignore', out, out], env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1', ...env } });
+          if (result.status !== 0) {
+            throw new LocalAwsSetupError(
+              `${description} failed (${result.error?.message ?? `exit ${result.status}`}); the end of .local-aws/install.log:\n${tail(logFile, 25)}`,
+            );
+          }
+        };
+
+        if (stamp.python !== want.python || !existsSync(venvPython)) {
+          const python = findPython();
+          delete stamp.python;
+          save();
+          step('creating the Python virtualenv', python, ['-m', 'venv', '--clear', path.join(installDir, 'venv')]);
+          step('pip install LocalStack', venvPython, ['-m', 'pip', 'install', '--no-input', '-r', requirementsFile, '-c', constraintsFile]);
+          rmSync(staticLibs, { recursive: true, force: true });
+          mkdirSync(staticLibs, { recursive: true });
+          const catalogRoot = path.join(installDir, 'build', 'catalog-root');
+          rmSync(catalogRoot, { recursive: true, force: true });
+          prepareFilesystemRoot(catalogRoot);
+          step('building the service catalog index', venvPython, ['-m', 'localstack.aws.spec'], undefined, {
+            OVERRIDE_IN_DOCKER: '0',
+            FILESYSTEM_ROOT: catalogRoot,
+          });
+          rmSync(catalogRoot, { recursive: true, force: true });
+          stamp.python = want.python;
+          save();
         }
-      };
 
-      if (stamp.python !== want.python || !existsSync(venvPython)) {
-        const python = findPython();
-        delete stamp.python;
+        const javaStale = !stamp.javaHome || !existsSync(path.join(stamp.javaHome, 'bin', 'java'));
+        const jdk = javaStale || stamp.dynamodbLocal !== want.dynamodbLocal ? findJdk() : undefined;
+        if (jdk) stamp.javaHome = jdk.home;
+        // LocalStack runs DynamoDB Local with lib/java/21/bin/java and would download a JRE 21 if it were missing.
+        mkdirSync(path.dirname(javaLink), { recursive: true });
+        if (!existsSync(path.join(javaLink, 'bin', 'java')) || readlinkOrEmpty(javaLink) !== stamp.javaHome) {
+          rmSync(javaLink, { force: true, recursive: true });
+          symlinkSync(stamp.javaHome!, javaLink);
+        }
         save();
-        step('creating the Python virtualenv', python, ['-m', 'venv', '--clear', path.join(installDir, 'venv')]);
-        step('pip install LocalStack', venvPython, ['-m', 'pip', 'install', '--no-input', '-r', requirementsFile, '-c', constraintsFile]);
-        rmSync(staticLibs, { recursive: true, force: true });
-        mkdirSync(staticLibs, { recursive: true });
-        const catalogRoot = path.join(installDir, 'build', 'catalog-root');
-        rmSync(catalogRoot, { recursive: true, force: true });
-        prepareFilesystemRoot(catalogRoot);
-        step('building the service catalog index', venvPython, ['-m', 'localstack.aws.spec'], undefined, {
-          OVERRIDE_IN_DOCKER: '0',
-          FILESYSTEM_ROOT: catalogRoot,
-        });
-        rmSync(catalogRoot, { recursive: true, force: true });
-        stamp.python = want.python;
-        save();
+
+        if (stamp.dynamodbLocal !== want.dynamodbLocal || !existsSync(path.join(ddbDir, 'DynamoDBLocal.jar'))) {
+          const mvn = findMaven();
+          const javaBin = path.join(stamp.javaHome!, 'bin');
+          delete stamp.dynamodbLocal;
+          save();
+          rmSync(ddbDir, { recursive: true, force: true });
+          rmSync(buildDir, { recursive: true, force: true });
+          const libDir = path.join(ddbDir, 'DynamoDBLocal_lib');
+          mkdirSync(libDir, { recursive: true });
+          mkdirSync(buildDir, { recursive: true });
+
+          // DynamoDB Local, its dependencies (with sqlite4java's native libraries) and javassist, from Maven Central
+          // rather than the CloudFront zip LocalStack would fetch.
+          writeFileSync(path.join(buildDir, 'pom.xml'), pom());
+          step(
+            'mvn: fetching DynamoDB Local',
+            mvn,
+            [
+              '-B',
+              '--no-transfer-progress',
+              `-Dmaven.repo.local=${path.join(installDir, 'm2')}`,
+              'dependency:copy-dependencies',
+              `-DoutputDirectory=${libDir}`,
+            ],
+            buildDir,
+          );
+          const javassist = readdirSync(libDir).find((name) => name.startsWith('javassist-'));
+          if (!javassist) throw new LocalAwsSetupError(`javassist is missing from ${libDir} after the Maven download`);
+          renameSync(path.join(libDir, javassist), path.join(ddbDir, 'javassist.jar'));
+
+          // The -javaagent jar LocalStack always passes; see DynamoDbLocalAgent.java.
+          const classes = path.join(buildDir, 'agent-classes');
+          mkdirSync(classes);
+          step('javac DynamoDbLocalAgent', path.join(javaBin, 'javac'), ['-d', classes, '-cp', path.join(ddbDir, 'javassist.jar'), agentSource]);
+          writeFileSync(path.join(buildDir, 'agent.mf'), 'Premain-Class: stratoplane.ddblocal.DynamoDbLocalAgent\nClass-Path: javassist.jar\n');
+          step('jar ddb-local-loader', path.join(javaBin, 'jar'), [
+            'cfm',
+            path.join(ddbDir, 'ddb-local-loader-0.1.jar'),
+            path.join(buildDir, 'agent.mf'),
+            '-C',
+            classes,
+            '.',
+          ]);
+
+          // LocalStack runs `java -jar DynamoDBLocal.jar`: an empty jar whose manifest puts the Maven jars on the class path.
+          const jars = readdirSync(libDir)
+            .filter((name) => name.endsWith('.jar'))
+            .sort()
+            .map((name) => `DynamoDBLocal_lib/${name}`);
+          writeFileSync(
+            path.join(buildDir, 'launcher.mf'),
+            manifest({
+              'Main-Class': 'com.amazonaws.services.dynamodbv2.local.main.ServerRunner',
+              'Class-Path': ['.', ...jars].join(' '),
+            }),
+          );
+          const empty = path.join(buildDir, 'empty');
+          mkdirSync(empty);
+          step('jar DynamoDBLocal launcher', path.join(javaBin, 'jar'), [
+            'cfm',
+            path.join(ddbDir, 'DynamoDBLocal.jar.tmp'),
+            path.join(buildDir, 'launcher.mf'),
+            '-C',
+            empty,
+            '.',
+          ]);
+          renameSync(path.join(ddbDir, 'DynamoDBLocal.jar.tmp'), path.join(ddbDir, 'DynamoDBLocal.jar')); // LocalStack's "installed" marker: last
+          stamp.dynamodbLocal = want.dynamodbLocal;
+          save();
+        }
+        log(`[local-aws] installed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      } finally {
+        closeSync(out);
       }
-
-      const javaStale = !stamp.javaHome || !existsSync(path.join(stamp.javaHome, 'bin', 'java'));
-      const jdk = javaStale || stamp.dynamodbLocal !== want.dynamodbLocal ? findJdk() : undefined;
-      if (jdk) stamp.javaHome = jdk.home;
-      // LocalStack runs DynamoDB Local with lib/java/21/bin/java and would download a JRE 21 if it were missing.
-      mkdirSync(path.dirname(javaLink), { recursive: true });
-      if (!existsSync(path.join(javaLink, 'bin', 'java')) || readlinkOrEmpty(javaLink) !== stamp.javaHome) {
-        rmSync(javaLink, { force: true, recursive: true });
-        symlinkSync(stamp.javaHome!, javaLink);
-      }
-      save();
-
-      if (stamp.dynamodbLocal !== want.dynamodbLocal || !existsSync(path.join(ddbDir, 'DynamoDBLocal.jar'))) {
-        const mvn = findMaven();
-        const javaBin = path.join(stamp.javaHome!, 'bin');
-        delete stamp.dynamodbLocal;
-        save();
-        rmSync(ddbDir, { recursive: true, force: true });
-        rmSync(buildDir, { recursive: true, force: true });
-        const libDir = path.join(ddbDir, 'DynamoDBLocal_lib');
-        mkdirSync(libDir, { recursive: true });
-        mkdirSync(buildDir, { recursive: true });
-
-        // DynamoDB Local, its dependencies (with sqlite4java's native libraries) and javassist, from Maven Central
-        // rather than the CloudFront zip LocalStack would fetch.
-        writeFileSync(path.join(buildDir, 'pom.xml'), pom());
-        step(
-          'mvn: fetching DynamoDB Local',
-          mvn,
-          ['-B', '--no-transfer-progress', `-Dmaven.repo.local=${path.join(installDir, 'm2')}`, 'dependency:copy-dependencies', `-DoutputDirectory=${libDir}`],
-          buildDir,
-        );
-        const javassist = readdirSync(libDir).find((name) => name.startsWith('javassist-'));
-        if (!javassist) throw new LocalAwsSetupError(`javassist is missing from ${libDir} after the Maven download`);
-        renameSync(path.join(libDir, javassist), path.join(ddbDir, 'javassist.jar'));
-
-        // The -javaagent jar LocalStack always passes; see DynamoDbLocalAgent.java.
-        const classes = path.join(buildDir, 'agent-classes');
-        mkdirSync(classes);
-        step('javac DynamoDbLocalAgent', path.join(javaBin, 'javac'), ['-d', classes, '-cp', path.join(ddbDir, 'javassist.jar'), agentSource]);
-        writeFileSync(path.join(buildDir, 'agent.mf'), 'Premain-Class: stratoplane.ddblocal.DynamoDbLocalAgent\nClass-Path: javassist.jar\n');
-        step('jar ddb-local-loader', path.join(javaBin, 'jar'), [
-          'cfm',
-          path.join(ddbDir, 'ddb-local-loader-0.1.jar'),
-          path.join(buildDir, 'agent.mf'),
-          '-C',
-          classes,
-          '.',
-        ]);
-
-        // LocalStack runs `java -jar DynamoDBLocal.jar`: an empty jar whose manifest puts the Maven jars on the class path.
-        const jars = readdirSync(libDir)
-          .filter((name) => name.endsWith('.jar'))
-          .sort()
-          .map((name) => `DynamoDBLocal_lib/${name}`);
-        writeFileSync(
-          path.join(buildDir, 'launcher.mf'),
-          manifest({
-            'Main-Class': 'com.amazonaws.services.dynamodbv2.local.main.ServerRunner',
-            'Class-Path': ['.', ...jars].join(' '),
-          }),
-        );
-        const empty = path.join(buildDir, 'empty');
-        mkdirSync(empty);
-        step('jar DynamoDBLocal launcher', path.join(javaBin, 'jar'), [
-          'cfm',
-          path.join(ddbDir, 'DynamoDBLocal.jar.tmp'),
-          path.join(buildDir, 'launcher.mf'),
-          '-C',
-          empty,
-          '.',
-        ]);
-        renameSync(path.join(ddbDir, 'DynamoDBLocal.jar.tmp'), path.join(ddbDir, 'DynamoDBLocal.jar')); // LocalStack's "installed" marker: last
-        stamp.dynamodbLocal = want.dynamodbLocal;
-        save();
-      }
-      log(`[local-aws] installed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    } finally {
-      closeSync(out);
-    }
-  });
+    },
+  );
 }
 
 /**
@@ -271,36 +281,4 @@ function readlinkOrEmpty(file: string): string {
 
 function tail(file: string, lines: number): string {
   return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-}
-
-/** One installer at a time (e.g. `npm start` and `npm test` started together on a fresh checkout). */
-async function withInstallLock(log: (message: string) => void, install: () => void): Promise<void> {
-  let waiting = false;
-  for (;;) {
-    try {
-      mkdirSync(lockDir);
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      // A lock older than 20 minutes belongs to an install that died.
-      let age = 0;
-      try {
-        age = Date.now() - statSync(lockDir).mtimeMs;
-      } catch {
-        continue; // released just now
-      }
-      if (age > 20 * 60_000) {
-        rmSync(lockDir, { recursive: true, force: true });
-        continue;
-      }
-      if (!waiting) log('[local-aws] another process is installing LocalStack; waiting for it');
-      waiting = true;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
-  try {
-    install();
-  } finally {
-    rmSync(lockDir, { recursive: true, force: true });
-  }
 }

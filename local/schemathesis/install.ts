@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findPython as findLocalAwsPython } from '../aws/toolchain.ts';
+import { withInstallLock } from '../install-lock.ts';
 
 /**
  * Installs Schemathesis from PyPI into the git-ignored .local-tools/schemathesis/ (a virtualenv),
@@ -73,64 +74,46 @@ function findPython(): string {
 export async function ensureSchemathesisInstalled(log: (message: string) => void = console.error): Promise<string> {
   if (isInstalled()) return schemathesisCommand;
   mkdirSync(installDir, { recursive: true });
-  await withLock(log, () => {
-    if (isInstalled()) return;
-    const started = Date.now();
-    log(
-      `[schemathesis] installing Schemathesis ${SCHEMATHESIS_VERSION} into .local-tools/schemathesis/ (first run only; log: .local-tools/schemathesis/install.log)`,
-    );
-    const out = openSync(logFile, 'a');
-    try {
-      writeSync(out, `\n=== ${new Date().toISOString()} install\n`);
-      const step = (description: string, command: string, args: string[]) => {
-        writeSync(out, `\n--- ${description}: ${command} ${args.join(' ')}\n`);
-        const result = spawnSync(command, args, { stdio: ['ignore', out, out], env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' } });
-        if (result.status !== 0) {
-          const tail = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-25).join('\n');
-          throw new SchemathesisSetupError(
-            `${description} failed (${result.error?.message ?? `exit ${result.status}`}); the end of .local-tools/schemathesis/install.log:\n${tail}`,
-          );
-        }
-      };
-      rmSync(stampFile, { force: true });
-      step('creating the Python virtualenv', findPython(), ['-m', 'venv', '--clear', venv]);
-      step('pip install schemathesis', path.join(venv, 'bin', 'python'), ['-m', 'pip', 'install', '--no-input', '-r', requirementsFile, '-c', constraintsFile]);
-      writeFileSync(stampFile, `${wanted()}\n`);
-      log(`[schemathesis] installed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    } finally {
-      closeSync(out);
-    }
-  });
-  return schemathesisCommand;
-}
-
-/** One installer at a time; a lock older than 10 minutes belongs to an install that died. */
-async function withLock(log: (message: string) => void, install: () => void): Promise<void> {
-  let told = false;
-  for (;;) {
-    try {
-      mkdirSync(lockDir);
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      let age = 0;
+  await withInstallLock(
+    { dir: lockDir, staleAfterMs: 10 * 60_000, waitingMessage: '[schemathesis] another process is installing Schemathesis; waiting for it' },
+    log,
+    () => {
+      if (isInstalled()) return;
+      const started = Date.now();
+      log(
+        `[schemathesis] installing Schemathesis ${SCHEMATHESIS_VERSION} into .local-tools/schemathesis/ (first run only; log: .local-tools/schemathesis/install.log)`,
+      );
+      const out = openSync(logFile, 'a');
       try {
-        age = Date.now() - statSync(lockDir).mtimeMs;
-      } catch {
-        continue;
+        writeSync(out, `\n=== ${new Date().toISOString()} install\n`);
+        const step = (description: string, command: string, args: string[]) => {
+          writeSync(out, `\n--- ${description}: ${command} ${args.join(' ')}\n`);
+          const result = spawnSync(command, args, { stdio: ['ignore', out, out], env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' } });
+          if (result.status !== 0) {
+            const tail = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-25).join('\n');
+            throw new SchemathesisSetupError(
+              `${description} failed (${result.error?.message ?? `exit ${result.status}`}); the end of .local-tools/schemathesis/install.log:\n${tail}`,
+            );
+          }
+        };
+        rmSync(stampFile, { force: true });
+        step('creating the Python virtualenv', findPython(), ['-m', 'venv', '--clear', venv]);
+        step('pip install schemathesis', path.join(venv, 'bin', 'python'), [
+          '-m',
+          'pip',
+          'install',
+          '--no-input',
+          '-r',
+          requirementsFile,
+          '-c',
+          constraintsFile,
+        ]);
+        writeFileSync(stampFile, `${wanted()}\n`);
+        log(`[schemathesis] installed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      } finally {
+        closeSync(out);
       }
-      if (age > 10 * 60_000) {
-        rmSync(lockDir, { recursive: true, force: true });
-        continue;
-      }
-      if (!told) log('[schemathesis] another process is installing Schemathesis; waiting for it');
-      told = true;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
-  try {
-    install();
-  } finally {
-    rmSync(lockDir, { recursive: true, force: true });
-  }
+    },
+  );
+  return schemathesisCommand;
 }

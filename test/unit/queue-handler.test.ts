@@ -1,22 +1,11 @@
 import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { afterEach, afterAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { deadLetterAttributes } from '#events/dead-letters.ts';
 import { logger } from '#functions/platform/logger.ts';
 import { deadLetters } from '#functions/triggers/dead-letters.ts';
 import { queueHandler } from '#functions/triggers/queue-handler.ts';
-
-// The wrappers log every failure they settle; the logger reads its level when the module loads.
-const quiet = vi.hoisted(() => {
-  const previous = process.env.POWERTOOLS_LOG_LEVEL;
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  return () => {
-    if (previous === undefined) delete process.env.POWERTOOLS_LOG_LEVEL;
-    else process.env.POWERTOOLS_LOG_LEVEL = previous;
-  };
-});
-afterAll(quiet);
 
 const context = {
   functionName: 'consumer',

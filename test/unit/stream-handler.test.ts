@@ -1,20 +1,9 @@
 import { marshall } from '@aws-sdk/util-dynamodb';
 import type { AttributeValue as StreamAttributeValue, Context, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { logger } from '#functions/platform/logger.ts';
 import { streamHandler, type ItemChange } from '#functions/triggers/stream-handler.ts';
-
-// The wrappers log every failure they settle; the logger reads its level when the module loads.
-const quiet = vi.hoisted(() => {
-  const previous = process.env.POWERTOOLS_LOG_LEVEL;
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  return () => {
-    if (previous === undefined) delete process.env.POWERTOOLS_LOG_LEVEL;
-    else process.env.POWERTOOLS_LOG_LEVEL = previous;
-  };
-});
-afterAll(quiet);
 
 const context = {
   functionName: 'stream',
