@@ -1,6 +1,7 @@
 import { App, type AppProps } from 'aws-cdk-lib';
 import { stackNameFor } from '#events/naming.ts';
 import { ControlPlaneStack } from './control-plane-stack.ts';
+import { checkedByNag } from './nag.ts';
 
 export { stackNameFor };
 
@@ -34,7 +35,9 @@ export function egressOpenCidrsOf(app: App): string[] {
 
 /** Builds the CDK app; the CLI (`cdk synth/deploy`) and the local runner both start here. */
 export function buildApp(props: AppProps = {}): { app: App; stacks: Map<string, ControlPlaneStack>; regions: string[] } {
-  const app = new App(props);
+  // S3 server access logs are delivered under a bucket policy, not an ACL (the log bucket keeps ACLs off).
+  const app = new App({ ...props, context: { '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy': true, ...props.context } });
+  checkedByNag(app);
   const regions = regionsOf(app);
   const [primary] = regions as [string];
   const stacks = new Map<string, ControlPlaneStack>();

@@ -4,7 +4,7 @@ import type { Construct } from 'constructs';
 import { ipv4Cidr } from '#events/identifiers.ts';
 import { ConvergenceTable } from './constructs/convergence-table.ts';
 import { HostFanOut } from './constructs/host-fan-out.ts';
-import { ImagePipeline } from './constructs/image-pipeline.ts';
+import { acknowledgeImagePrefix, ImagePipeline } from './constructs/image-pipeline.ts';
 import { ControlPlaneKeys } from './constructs/keys.ts';
 import { MetadataTable } from './constructs/metadata-table.ts';
 import { OperatorAccess } from './constructs/operator-access.ts';
@@ -43,6 +43,7 @@ export class ControlPlaneStack extends Stack {
     const images = flat(new ImagePipeline(this, 'ImagePipeline', { metadata, dataKey, otherRegions }));
     // Releasing a copy deletes its content.
     images.bucket.grantDelete(graph.handler, 'images/*');
+    acknowledgeImagePrefix(graph.handler, images.bucket, ['s3:DeleteObject*']);
     const convergenceTable = new ConvergenceTable(this, 'Convergence', { encryptionKey: dataKey });
     const shuffleQueues = new QueueFamily(this, 'shuffle');
 

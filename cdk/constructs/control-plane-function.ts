@@ -6,6 +6,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays, type ILogGroup } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { environmentOf, functionEnvironment, type FunctionSetting } from '#events/function-environment.ts';
+import { acknowledge, acknowledgeWildcards } from '../nag.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -55,6 +56,20 @@ export class ControlPlaneFunction extends NodejsFunction {
       },
     });
     this.reservedConcurrency = props.reservedConcurrentExecutions;
+    acknowledge(
+      this,
+      'L1',
+      'Node 22 on purpose: the newest runtime whose language the local runner (Node 20) and the bundles (target node22) share; supported by Lambda into 2027',
+    );
+    acknowledge(
+      this,
+      'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      "AWS's basic execution policy: only CloudWatch Logs writes, which every function needs for its log group",
+    );
+    // cdk-stack.test checks that `*` is granted to X-Ray actions only.
+    acknowledgeWildcards(this, 'X-Ray (active tracing) has no resource-level permissions: PutTraceSegments and PutTelemetryRecords need *', {
+      resources: ['*'],
+    });
   }
 
   /** Gives the function one setting of the environment contract. */

@@ -2,6 +2,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { Construct } from 'constructs';
+import { acknowledge } from '../nag.ts';
 
 export interface ConvergenceTableProps {
   /** The region's data key. */
@@ -24,5 +25,10 @@ export class ConvergenceTable extends Table {
       // Only progress reports: agents acknowledge again what they hold, so nothing here needs keeping.
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    acknowledge(
+      this,
+      'DDB3',
+      'Only progress reports, not a record: agents acknowledge again what they hold, so there is nothing to restore to a point in time',
+    );
   }
 }

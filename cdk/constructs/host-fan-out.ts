@@ -1,7 +1,7 @@
 import { Duration, Stack } from 'aws-cdk-lib';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { acknowledge } from '../nag.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
 import { CONSUMER_CONCURRENCY } from './consumer-concurrency.ts';
 import type { MetadataTable } from './metadata-table.ts';
@@ -39,6 +39,7 @@ export class HostFanOut extends Construct {
     });
     // Host queues are created at registration, so they use SQS-managed keys: agents need no KMS grant.
     this.hostDlq = new DeadLetterQueue(this, 'HostDlq', { name: 'host' });
+    acknowledge(this.hostDlq, 'SQS3', 'It is the dead-letter queue of every host queue (their redrive policy names it when registration makes them)');
     this.hostQueues = new QueueFamily(Stack.of(this), 'host');
 
     const networkChanges = new ControlPlaneFunction(this, 'NetworkChanges', {
@@ -57,7 +58,7 @@ export class HostFanOut extends Construct {
       settings: { tableName: table.tableName },
     });
     table.grantReadData(fanOut);
-    fanOut.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.hostQueues.arns] }));
+    this.hostQueues.grant(fanOut, 'sqs:SendMessage');
     fanOutQueue.consumedBy(fanOut, 10);
   }
 }

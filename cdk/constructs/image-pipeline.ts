@@ -1,12 +1,13 @@
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
-import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership, type IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { imagesBucketName } from '#events/naming.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
 import { CONSUMER_CONCURRENCY } from './consumer-concurrency.ts';
-import { otherRegionsKeysVia } from './keys.ts';
+import { acknowledgeWildcards } from '../nag.ts';
+import { grantOtherRegionsKeysVia } from './keys.ts';
 import type { MetadataTable } from './metadata-table.ts';
 import { DeadLetterQueue, WorkQueue } from './work-queue.ts';
 
@@ -36,6 +37,15 @@ export class ImagePipeline extends Construct {
     const { table } = metadata;
     const stack = Stack.of(this);
 
+    // Who read, wrote or deleted which image, as S3 server access logs (SSE-S3: S3 delivers logs only to such a bucket).
+    const accessLogs = new Bucket(this, 'ImagesAccessLogs', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      lifecycleRules: [{ expiration: Duration.days(365) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
     // Image content: uploaded by tenants straight to S3 in parts, checked against its SHA-256 by the verifier.
     this.bucket = new Bucket(this, 'Images', {
       bucketName: imagesBucketName(stack.account, stack.region),
@@ -45,6 +55,8 @@ export class ImagePipeline extends Construct {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: 'images-bucket/',
       removalPolicy: RemovalPolicy.RETAIN,
     });
     // Lambda's limit: images larger than what streams through SHA-256 in 15 minutes need another verifier.
@@ -64,7 +76,10 @@ export class ImagePipeline extends Construct {
       settings: { tableName: table.tableName },
     });
     table.grantReadWriteData(verifyImages);
-    this.bucket.grantRead(verifyImages);
+    // It only streams image content (images/<imageId>/…) through SHA-256: GetObject on that prefix, and the key to decrypt it.
+    verifyImages.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [this.bucket.arnForObjects('images/*')] }));
+    dataKey.grantDecrypt(verifyImages);
+    acknowledgeImagePrefix(verifyImages, this.bucket, []);
     this.verifyQueue.consumedBy(verifyImages, 1);
 
     // Cross-region launches: an image that lives in another region is copied here, part by part
@@ -83,16 +98,14 @@ export class ImagePipeline extends Construct {
     });
     table.grantReadWriteData(copyImages);
     this.bucket.grantReadWrite(copyImages, 'images/*');
+    acknowledgeImagePrefix(copyImages, this.bucket, ['s3:GetObject*', 's3:GetBucket*', 's3:List*', 's3:DeleteObject*', 's3:Abort*']);
     copyQueue.grantSendMessages(copyImages);
     // Sources are the other regions' image buckets, encrypted with those regions' data keys.
     if (otherRegions.length > 0) {
-      copyImages.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['s3:GetObject', 's3:GetObjectAttributes'],
-          resources: otherRegions.map((region) => `arn:${stack.partition}:s3:::${imagesBucketName(stack.account, region)}/images/*`),
-        }),
-      );
-      copyImages.addToRolePolicy(otherRegionsKeysVia(this, 's3', otherRegions, ['kms:Decrypt']));
+      const sources = otherRegions.map((region) => `arn:${stack.partition}:s3:::${imagesBucketName(stack.account, region)}/images/*`);
+      copyImages.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject', 's3:GetObjectAttributes'], resources: sources }));
+      acknowledgeWildcards(copyImages, "The other regions' image content, under their buckets' images/ prefix only", { resources: sources });
+      grantOtherRegionsKeysVia(copyImages, 's3', otherRegions, ['kms:Decrypt']);
     }
     copyQueue.consumedBy(copyImages, 1);
     // The table's stream is the copies' outbox: a copy item that appears gets its job here.
@@ -105,4 +118,15 @@ export class ImagePipeline extends Construct {
     copyQueue.grantSendMessages(imageCopyJobs);
     metadata.streamTo(imageCopyJobs);
   }
+}
+
+/**
+ * Acknowledges a function's grants on the images bucket's `images/` prefix: CDK's grants name
+ * action families (`actions`), on that prefix (and for listing, the bucket) only.
+ */
+export function acknowledgeImagePrefix(fn: ControlPlaneFunction, bucket: IBucket, actions: readonly string[]): void {
+  acknowledgeWildcards(fn, "Image content lives under the images bucket's images/ prefix (images/<imageId>/…); grants are on that prefix", {
+    actions,
+    resources: [bucket.arnForObjects('images/*')],
+  });
 }

@@ -1,7 +1,8 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Key, KeySpec, KeyUsage, type IKey } from 'aws-cdk-lib/aws-kms';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
+import { acknowledgeWildcards } from '../nag.ts';
 import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS, VM_PAIR_KEY_ALIAS } from '#events/tokens.ts';
 
 export interface ControlPlaneKeysProps {
@@ -79,6 +80,14 @@ export class ControlPlaneKeys extends Construct {
     });
 
     const stack = Stack.of(this);
+    // On the stack: functions of every concern use the data key through CDK's grants (cdk-stack.test keeps these families on it).
+    acknowledgeWildcards(
+      stack,
+      "CDK's encrypt/decrypt grants on the region's data key (table, queues, images bucket) use these KMS action families, on that key alone",
+      {
+        actions: ['kms:ReEncrypt*', 'kms:GenerateDataKey*'],
+      },
+    );
     this.otherRegionsApiTokenKeys = props.otherRegions.map((region) =>
       stack.formatArn({ service: 'kms', region, resource: 'alias', resourceName: API_TOKEN_KEY_ALIAS.slice('alias/'.length) }),
     );
@@ -90,12 +99,18 @@ export function pairKeyStatement(key: IKey, action: string): PolicyStatement {
   return new PolicyStatement({ actions: [action], resources: [key.keyArn], conditions: { StringEquals: { 'kms:EncryptionContext:purpose': 'network-pair' } } });
 }
 
-/** Use of the other regions' keys, but only by `service` (SQS, S3) on a function's behalf there. */
-export function otherRegionsKeysVia(scope: Construct, service: 'sqs' | 's3', regions: readonly string[], actions: string[]): PolicyStatement {
-  const stack = Stack.of(scope);
-  return new PolicyStatement({
+/** Why a grant names another region's keys by wildcard. */
+export const otherRegionsKeysReason =
+  "Another region's keys are made by that region's stack, so their ids are unknown here: the statement's condition (kms:ViaService or kms:ResourceAliases) picks them";
+
+/** Lets `fn` use the other regions' keys, but only by `service` (SQS, S3) on its behalf there. */
+export function grantOtherRegionsKeysVia(fn: IGrantable & IConstruct, service: 'sqs' | 's3', regions: readonly string[], actions: string[]): void {
+  const stack = Stack.of(fn);
+  const statement = new PolicyStatement({
     actions,
     resources: regions.map((region) => stack.formatArn({ service: 'kms', region, resource: 'key', resourceName: '*' })),
     conditions: { StringEquals: { 'kms:ViaService': regions.map((region) => `${service}.${region}.amazonaws.com`) } },
   });
+  fn.grantPrincipal.addToPrincipalPolicy(statement);
+  acknowledgeWildcards(fn, otherRegionsKeysReason, { resources: statement.resources });
 }

@@ -6,6 +6,7 @@ import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources'
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { METADATA_TABLE_NAME } from '#events/naming.ts';
+import { acknowledge, acknowledgeWildcards } from '../nag.ts';
 import type { ControlPlaneFunction } from './control-plane-function.ts';
 import { DeadLetterQueue } from './work-queue.ts';
 
@@ -31,6 +32,19 @@ export class MetadataTable extends Construct {
     const [primaryRegion, ...replicaRegions] = props.regions as [string, ...string[]];
     this.table = Stack.of(this).region === primaryRegion ? this.globalTable(props.dataKey, replicaRegions) : this.replicaTable();
     this.streamFailures = new DeadLetterQueue(this, 'StreamFailureDlq', { name: 'stream-failures', encryptionKey: props.dataKey });
+    acknowledge(
+      this.streamFailures,
+      'SQS3',
+      "It is a dead-letter queue: the stream consumers' on-failure destination (cdk-nag only recognises redrive targets)",
+    );
+    // On the stack: functions of every concern hold grants on the table.
+    acknowledgeWildcards(
+      Stack.of(this),
+      'Grants on the metadata table also cover its global secondary indexes (gsi1–gsi4), which list, graph and placement queries read',
+      {
+        resources: [`${this.table.tableArn}/index/*`],
+      },
+    );
   }
 
   /** Makes `fn` a consumer of the table's stream: failures reported per record, retries bounded, then the DLQ. */
@@ -92,6 +106,13 @@ export class MetadataTable extends Construct {
       policy: AwsCustomResourcePolicy.fromSdkCalls({ resources: [tableArn] }),
       installLatestAwsSdk: false,
     });
+    // The provider function CDK shares between a stack's AwsCustomResources (one DescribeTable at deploy time).
+    const provider = Stack.of(this).node.findChild(AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '').replace(/^/, 'AWS'));
+    acknowledge(
+      provider,
+      'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      "CDK's custom resource provider: AWS's basic execution policy only lets it write its logs",
+    );
     return TableV2.fromTableAttributes(this, 'Metadata', {
       tableArn,
       tableStreamArn: stream.getResponseField('Table.LatestStreamArn'),

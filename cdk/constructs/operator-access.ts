@@ -58,5 +58,6 @@ export class OperatorAccess extends Construct {
         pairKeyStatement(props.vmPairKey, 'kms:Decrypt'),
       ],
     });
+    props.shuffleQueues.acknowledgeIn(this.hostAgentPolicy);
   }
 }

@@ -6,7 +6,7 @@ import { Construct } from 'constructs';
 import { graphQueueName } from '#events/naming.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
 import { CONSUMER_CONCURRENCY } from './consumer-concurrency.ts';
-import { otherRegionsKeysVia } from './keys.ts';
+import { grantOtherRegionsKeysVia } from './keys.ts';
 import { DeadLetterQueue, WorkQueue } from './work-queue.ts';
 
 export interface ResourceGraphProps {
@@ -55,7 +55,7 @@ export class ResourceGraph extends Construct {
           resources: otherRegions.map((region) => stack.formatArn({ service: 'sqs', region, resource: graphQueueName(region) })),
         }),
       );
-      this.handler.addToRolePolicy(otherRegionsKeysVia(this, 'sqs', otherRegions, ['kms:GenerateDataKey', 'kms:Decrypt']));
+      grantOtherRegionsKeysVia(this.handler, 'sqs', otherRegions, ['kms:GenerateDataKey', 'kms:Decrypt']);
     }
   }
 }

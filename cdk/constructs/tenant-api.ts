@@ -4,11 +4,14 @@ import {
   AuthorizationType,
   LambdaIntegration,
   LogGroupLogDestination,
+  type JsonSchema,
   MethodLoggingLevel,
   ResponseType,
   RestApi,
   TokenAuthorizer,
+  type IRequestValidator,
   type IResource,
+  type MethodOptions,
 } from 'aws-cdk-lib/aws-apigateway';
 import type { ITable, ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -17,12 +20,15 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { z } from 'zod';
 import { operations, type Operation } from '#events/operations.ts';
 import { apiHandlerEntry } from '../handler-entries.ts';
 import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
 import type { FunctionSetting } from '#events/function-environment.ts';
+import { acknowledge, acknowledgeWildcards } from '../nag.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
-import { pairKeyStatement } from './keys.ts';
+import { acknowledgeImagePrefix } from './image-pipeline.ts';
+import { otherRegionsKeysReason, pairKeyStatement } from './keys.ts';
 import type { QueueFamily } from './queue-family.ts';
 
 export interface TenantApiProps {
@@ -59,9 +65,12 @@ export interface TenantApiProps {
 /** Lets a function create queues of a family (its prefix given to it in `variable`), and only those. */
 function createsQueues(fn: ControlPlaneFunction, variable: FunctionSetting, family: QueueFamily) {
   fn.setting(variable, family.prefix);
-  fn.addToRolePolicy(
-    new PolicyStatement({ actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue'], resources: [family.arns] }),
-  );
+  family.grant(fn, 'sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:TagQueue');
+}
+
+/** Uploads go to the images bucket's `images/` prefix (CDK's put grant includes aborting them). */
+function usesImagePrefix(fn: ControlPlaneFunction, props: TenantApiProps) {
+  acknowledgeImagePrefix(fn, props.imagesBucket, ['s3:Abort*']);
 }
 
 /** A list route: signs and checks its `nextToken` cursors with a key derived once per container (one kms:GenerateMac). */
@@ -122,7 +131,7 @@ const routes: Route[] = [
     extras: (fn, props) => {
       fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
-      fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:TagQueue', 'sqs:UntagQueue'], resources: [props.shuffleQueues.arns] }));
+      props.shuffleQueues.grant(fn, 'sqs:TagQueue', 'sqs:UntagQueue');
     },
   },
   { operation: operations.getVmConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
@@ -175,7 +184,7 @@ const routes: Route[] = [
   {
     operation: operations.deleteShuffleJob,
     access: 'write',
-    extras: (fn, props) => fn.addToRolePolicy(new PolicyStatement({ actions: ['sqs:DeleteQueue'], resources: [props.shuffleQueues.arns] })),
+    extras: (fn, props) => props.shuffleQueues.grant(fn, 'sqs:DeleteQueue'),
   },
   { operation: operations.reportShuffleWorker, access: 'write' },
   { operation: operations.deleteNetwork, access: 'write' },
@@ -199,6 +208,7 @@ const routes: Route[] = [
       fn.setting('imagesBucket', props.imagesBucket.bucketName);
       // Presigned part uploads act with this function's permissions.
       props.imagesBucket.grantPut(fn, 'images/*');
+      usesImagePrefix(fn, props);
     },
   },
   { operation: operations.listImages, access: 'read', extras: signsListCursors },
@@ -209,6 +219,7 @@ const routes: Route[] = [
     extras: (fn, props) => {
       fn.setting('imageVerifyQueueUrl', props.imageVerifyQueue.queueUrl);
       props.imagesBucket.grantPut(fn, 'images/*');
+      usesImagePrefix(fn, props);
       props.imageVerifyQueue.grantSendMessages(fn);
     },
   },
@@ -251,6 +262,9 @@ export class TenantApi extends Construct {
           conditions: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': API_TOKEN_KEY_ALIAS } },
         }),
       );
+      acknowledgeWildcards(authorizerFunction, otherRegionsKeysReason, {
+        resources: props.otherRegionsApiTokenKeys.map((alias) => alias.replace(/:alias\/.*$/, ':key/*')),
+      });
     }
     const authorizer = new TokenAuthorizer(this, 'BearerTokens', {
       handler: authorizerFunction,
@@ -277,6 +291,31 @@ export class TenantApi extends Construct {
       // Every route needs a bearer token; each handler then checks its scope and the tenant.
       defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
     });
+    acknowledge(
+      this.restApi,
+      'COG4',
+      'Callers are tenants, host agents and operators holding KMS-signed bearer tokens, not Cognito users: the TOKEN authorizer on every method verifies them',
+    );
+    acknowledge(
+      this.restApi,
+      'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+      "AWS's policy for the API Gateway account role, which writes the stage's access and execution logs",
+    );
+    acknowledge(
+      this.restApi.deploymentStage,
+      'APIG3',
+      'Every method needs a signed bearer token and the stage is throttled (100 requests/s, burst 200); a WAF web ACL is left to operators who want one (it is billed per ACL and request)',
+    );
+    // A request API Gateway can tell is malformed never reaches a function: path and required query
+    // parameters, and a JSON body against its operation's schema (the one the OpenAPI document states).
+    const validator = this.restApi.addRequestValidator('RequestValidator', { validateRequestBody: true, validateRequestParameters: true });
+    for (const type of [ResponseType.BAD_REQUEST_BODY, ResponseType.BAD_REQUEST_PARAMETERS]) {
+      this.restApi.addGatewayResponse(type.responseType, {
+        type,
+        statusCode: '400',
+        templates: { 'application/json': '{"message": $context.error.validationErrorString}' },
+      });
+    }
     // API Gateway answers an unknown path or method with 403 "Missing Authentication Token";
     // clients get a 404 that says so instead (the local gateway reads this from the template).
     this.restApi.addGatewayResponse('UnknownRoute', {
@@ -303,9 +342,40 @@ export class TenantApi extends Construct {
       route.extras?.(fn, props);
       // No permission for the console's test-invoke stage: one Lambda permission per method, not
       // two, keeps the stack inside CloudFormation's 500 resources.
-      resourceAt(this.restApi.root, operation.path).addMethod(operation.method, new LambdaIntegration(fn, { allowTestInvoke: false }));
+      resourceAt(this.restApi.root, operation.path).addMethod(
+        operation.method,
+        new LambdaIntegration(fn, { allowTestInvoke: false }),
+        this.validation(operation, validator),
+      );
     }
   }
+
+  /** What API Gateway checks of an operation's request before its function runs. */
+  private validation(operation: Operation, requestValidator: IRequestValidator): MethodOptions {
+    const pathParameters = Object.keys(inputSchemaOf(operation.params).properties ?? {});
+    const requiredQuery = operation.query ? (inputSchemaOf(operation.query).required ?? []) : [];
+    return {
+      requestValidator,
+      requestParameters: Object.fromEntries([
+        ...pathParameters.map((name) => [`method.request.path.${name}`, true]),
+        ...requiredQuery.map((name) => [`method.request.querystring.${name}`, true]),
+      ]),
+      requestModels: operation.body
+        ? {
+            'application/json': this.restApi.addModel(`${functionId(operation)}Body`, {
+              contentType: 'application/json',
+              modelName: `${operation.operationId}Body`,
+              schema: inputSchemaOf(operation.body) as JsonSchema,
+            }),
+          }
+        : undefined,
+    };
+  }
+}
+
+/** A schema as JSON Schema draft 4 (what API Gateway models use) of what callers send; refinements stay with the handler. */
+function inputSchemaOf(schema: z.ZodType): { properties?: Record<string, unknown>; required?: string[] } {
+  return z.toJSONSchema(schema, { target: 'draft-4', io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, unknown>; required?: string[] };
 }
 
 function resourceAt(root: IResource, path: string): IResource {

@@ -253,6 +253,32 @@ describe('ControlPlaneStack', () => {
     ]);
   });
 
+  it("validates each request's path parameters and JSON body in API Gateway, against the operation's own schema, before any function runs", () => {
+    const [[validatorId]] = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::ApiGateway::RequestValidator') as [[string, unknown]];
+    template.hasResourceProperties('AWS::ApiGateway::RequestValidator', { ValidateRequestBody: true, ValidateRequestParameters: true });
+    const models = new Map(
+      Object.entries(resources)
+        .filter(([, r]) => r.Type === 'AWS::ApiGateway::Model')
+        .map(([id, r]) => [id, r.Properties]),
+    );
+    const methods = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::Method');
+    for (const method of methods) expect(method.Properties.RequestValidatorId).toEqual({ Ref: validatorId });
+    const createVm = methods.find((m) => m.Properties.HttpMethod === 'POST' && m.Metadata?.['aws:cdk:path']?.includes('/vms/POST'))!;
+    const createVmModel = models.get(createVm.Properties.RequestModels['application/json'].Ref)!;
+    expect(createVmModel).toMatchObject({ ContentType: 'application/json', Name: 'createVmBody' });
+    expect(createVmModel.Schema).toMatchObject({
+      $schema: 'http://json-schema.org/draft-04/schema#',
+      type: 'object',
+      required: expect.arrayContaining(['name']),
+    });
+    const migrate = methods.find((m) => m.Metadata?.['aws:cdk:path']?.includes('/{vmId}/migrate/POST'))!;
+    expect(migrate.Properties.RequestParameters).toEqual({ 'method.request.path.vmId': true });
+    // One model per operation with a body, and what API Gateway refuses is a 400 saying why.
+    expect(models.size).toBe(methods.filter((m) => m.Properties.RequestModels).length);
+    for (const type of ['BAD_REQUEST_BODY', 'BAD_REQUEST_PARAMETERS'])
+      template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', { ResponseType: type, StatusCode: '400' });
+  });
+
   it('puts a bearer-token authorizer with result caching on every method, cached a minute so revocations take effect within one', () => {
     template.hasResourceProperties('AWS::ApiGateway::Authorizer', {
       Type: 'TOKEN',
@@ -313,10 +339,18 @@ describe('ControlPlaneStack', () => {
     // Only the verifier and the copier read image content; uploads are presigned by the API with put rights on images/*.
     const readers = Object.values(resources)
       .filter((r) => r.Type === 'AWS::IAM::Policy')
-      .filter((r) => (r.Properties.PolicyDocument.Statement as Statement[]).some((s) => [s.Action].flat().includes('s3:GetObject*')));
+      .filter((r) => (r.Properties.PolicyDocument.Statement as Statement[]).some((s) => [s.Action].flat().some((a) => a.startsWith('s3:GetObject'))));
     expect(readers).toHaveLength(2);
-    expect(actionsOf('/VerifyImages/')).toContain('s3:GetObject*');
     expect(actionsOf('/CopyImages/')).toContain('s3:GetObject*');
+    // The verifier only streams objects under images/, and lists nothing.
+    const verifierReads = statementsOf('/VerifyImages/').filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
+    expect(verifierReads).toEqual([
+      expect.objectContaining({ Action: 's3:GetObject', Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['Images2D38C313', 'Arn'] }, '/images/*']] } }),
+    ]);
+    // Its server access logs go to a bucket of their own.
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LoggingConfiguration: { DestinationBucketName: { Ref: Match.stringLikeRegexp('^ImagesAccessLogs') }, LogFilePrefix: 'images-bucket/' },
+    });
   });
 });
 
@@ -376,6 +410,8 @@ describe('ControlPlaneStack in several regions', () => {
         'ImageVerifyDlqD3AD9DB5',
         'ImageVerifyQueueF548BCBD',
         'Images2D38C313',
+        // New with the images bucket's access logs.
+        'ImagesAccessLogs91649A46',
         'ListCursorKeyAliasD8F70C4E',
         'ListCursorKeyDB4EF480',
         'MetadataBDB8F4DB',
@@ -419,6 +455,7 @@ describe('ControlPlaneStack in several regions', () => {
         'ImageVerifyDlqD3AD9DB5',
         'ImageVerifyQueueF548BCBD',
         'Images2D38C313',
+        'ImagesAccessLogs91649A46',
         'ListCursorKeyAliasD8F70C4E',
         'ListCursorKeyDB4EF480',
         'MetadataReplicaStream65F604BF',
