@@ -5,7 +5,8 @@ import path from 'node:path';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { API_TOKEN_KEY_ALIAS, scopesFor } from '#events/tokens.ts';
+import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
+import { scopesFor } from '#events/tokens.ts';
 import { HostAgent } from '#host-agent/agent.ts';
 import { issueApiToken } from '#tokens/api-tokens.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
@@ -26,7 +27,7 @@ export type PoolReport =
 // Hundreds of 20 s long polls at once: the SDK's default of 50 sockets would queue them.
 const sqs = new SQSClient({ requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: true, maxSockets: 4096 }) }) });
 const kms = new KMSClient({});
-const signer = new KmsJwsSigner(kms, API_TOKEN_KEY_ALIAS);
+const signer = new KmsJwsSigner(kms, keyAlias('api-tokens', deploymentFromEnvironment()));
 const agents: HostAgent[] = [];
 let pending: PoolReport & { type: 'applied' } = { type: 'applied', events: [] };
 const send = (report: PoolReport) => process.send!(report);

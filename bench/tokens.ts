@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { HOST_CREDENTIAL_KEY_ALIAS } from '#events/tokens.ts';
+import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
 import type { HostCredentialClaims } from '#events/tokens.ts';
 import { decodeJws } from '#tokens/jws.ts';
 import { KeyPairJwsSigner } from '#tokens/key-pair-signer.ts';
@@ -99,7 +99,7 @@ try {
 
   // Verifying the whole chain offline; the first call fetches the KMS public key and checks the credential.
   const kms = new KMSClient({ endpoint: stack.aws.endpoint, region: stack.runner.region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
-  const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: HOST_CREDENTIAL_KEY_ALIAS }));
+  const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: keyAlias('host-credentials', deploymentFromEnvironment()) }));
   const verifier = new VmTokenVerifier(new KmsPublicKeys(kms, [KeyMetadata!.Arn!]));
   await verifier.verify(tokens[0]!, 'bench');
   const verifyStarted = performance.now();

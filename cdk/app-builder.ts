@@ -1,5 +1,5 @@
 import { App, type AppProps } from 'aws-cdk-lib';
-import { stackNameFor } from '#events/naming.ts';
+import { DEFAULT_DEPLOYMENT, DEPLOYMENT_NAME, stackNameFor } from '#events/naming.ts';
 import { ControlPlaneStack } from './control-plane-stack.ts';
 import { checkedByNag } from './nag.ts';
 
@@ -21,6 +21,17 @@ export function regionsOf(app: App): string[] {
 }
 
 /**
+ * The deployment's name, its stacks' name prefix (`-c deployment=staging` → `staging-us-east-1`),
+ * or STRATOPLANE_DEPLOYMENT, else `Stratoplane`. Every fixed physical name derives from it, so two
+ * deployments share an account without a clash.
+ */
+export function deploymentNameOf(app: App): string {
+  const name = (app.node.tryGetContext('deployment') as string | undefined) ?? (process.env.STRATOPLANE_DEPLOYMENT || DEFAULT_DEPLOYMENT);
+  if (!DEPLOYMENT_NAME.test(name)) throw new Error(`deployment ${JSON.stringify(name)}: a letter, then letters, digits or hyphens, 20 characters at most`);
+  return name;
+}
+
+/**
  * Private ranges (IPv4 CIDRs) the operator opens to VMs' egress for this deployment, e.g. to
  * reach services inside the operator's own network: `-c egressOpenCidrs=10.20.0.0/16,...` or
  * STRATOPLANE_EGRESS_OPEN_CIDRS. None by default: VMs' bridges then reach public addresses only.
@@ -34,17 +45,19 @@ export function egressOpenCidrsOf(app: App): string[] {
 }
 
 /** Builds the CDK app; the CLI (`cdk synth/deploy`) and the local runner both start here. */
-export function buildApp(props: AppProps = {}): { app: App; stacks: Map<string, ControlPlaneStack>; regions: string[] } {
+export function buildApp(props: AppProps = {}): { app: App; stacks: Map<string, ControlPlaneStack>; regions: string[]; deployment: string } {
   // S3 server access logs are delivered under a bucket policy, not an ACL (the log bucket keeps ACLs off).
   const app = new App({ ...props, context: { '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy': true, ...props.context } });
   checkedByNag(app);
   const regions = regionsOf(app);
   const [primary] = regions as [string];
+  const deployment = deploymentNameOf(app);
   const stacks = new Map<string, ControlPlaneStack>();
   for (const region of regions) {
-    const stack = new ControlPlaneStack(app, stackNameFor(region), {
+    const stack = new ControlPlaneStack(app, stackNameFor(region, deployment), {
       env: { account: process.env.CDK_DEFAULT_ACCOUNT, region },
       description: `Stratoplane: serverless control plane for virtual machines (${region})`,
+      deployment,
       regions,
       egressOpenCidrs: egressOpenCidrsOf(app),
     });
@@ -52,5 +65,5 @@ export function buildApp(props: AppProps = {}): { app: App; stacks: Map<string, 
     if (region !== primary) stack.addStackDependency(stacks.get(primary)!);
     stacks.set(region, stack);
   }
-  return { app, stacks, regions };
+  return { app, stacks, regions, deployment };
 }

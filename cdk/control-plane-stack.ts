@@ -11,9 +11,12 @@ import { OperatorAccess } from './constructs/operator-access.ts';
 import { QueueFamily } from './constructs/queue-family.ts';
 import { ResourceGraph } from './constructs/resource-graph.ts';
 import { TenantApi } from './constructs/tenant-api.ts';
+import { setDeployment } from './deployment.ts';
 import { flat, flatLogicalId } from './flat-logical-ids.ts';
 
 export interface ControlPlaneStackProps extends StackProps {
+  /** The deployment's name: its stacks' name prefix, from which every fixed physical name derives (events/naming.ts). */
+  deployment: string;
   /** Every region the control plane runs in; the first one's stack defines the global table. */
   regions: readonly string[];
   /** Private ranges opened to VMs' egress (see egressOpenCidrsOf); validated here, at synth. */
@@ -31,6 +34,7 @@ export class ControlPlaneStack extends Stack {
 
   constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
     super(scope, id, props);
+    setDeployment(this, props.deployment);
     const otherRegions = props.regions.filter((region) => region !== this.region);
 
     // `flat`: these constructs leave their resources' logical IDs as they were (see allocateLogicalId).

@@ -12,6 +12,8 @@ export const functionEnvironment = {
   imageCopyQueueUrl: 'IMAGE_COPY_QUEUE_URL',
   fanOutQueueUrl: 'FANOUT_QUEUE_URL',
   graphQueueUrl: 'GRAPH_QUEUE_URL',
+  /** The deployment's name, from which other regions' queue names derive (events/naming.ts). */
+  deployment: 'DEPLOYMENT_NAME',
   hostQueuePrefix: 'HOST_QUEUE_PREFIX',
   hostDlqArn: 'HOST_DLQ_ARN',
   shuffleQueuePrefix: 'SHUFFLE_QUEUE_PREFIX',

@@ -4,20 +4,15 @@ import { resourceId } from './identifiers.ts';
 export const API_TOKEN_ISSUER = 'stratoplane';
 export const API_AUDIENCE = 'stratoplane-api';
 export const API_TOKEN_TYPE = 'stratoplane-api+jwt';
-/** The KMS alias of the key that signs API tokens, in every deployment. */
-export const API_TOKEN_KEY_ALIAS = 'alias/stratoplane/api-tokens';
+/* The keys that sign and wrap are found by their aliases, per deployment: keyAlias() in naming.ts. */
 
-/** Signs host key attestations: a VM's SSH host keys as its host published them, and when. */
-export const HOST_KEY_ATTESTATION_KEY_ALIAS = 'alias/stratoplane/host-key-attestations';
+/** Host key attestations (alias …/host-key-attestations): a VM's SSH host keys as its host published them, and when. */
 export const HOST_KEYS_ATTESTATION_TYPE = 'stratoplane-host-keys+jwt';
 
-/** Wraps each VM's network-pair secret (a data key stored only encrypted). */
-export const VM_PAIR_KEY_ALIAS = 'alias/stratoplane/vm-pair-keys';
 /** The encryption context every pair-secret KMS call carries: it ties the ciphertext to its VM and purpose. */
 export const pairKeyContext = (vmId: string) => ({ purpose: 'network-pair', vmId });
 
-/** Signs hosts' long-term service-account credentials. */
-export const HOST_CREDENTIAL_KEY_ALIAS = 'alias/stratoplane/host-credentials';
+/** Hosts' long-term service-account credentials (signed by the key aliased …/host-credentials). */
 export const HOST_CREDENTIAL_TYPE = 'stratoplane-host-credential+jwt';
 /** Short-term tokens a host agent mints for a VM under a host credential. */
 export const VM_TOKEN_TYPE = 'stratoplane-vm-token+jwt';

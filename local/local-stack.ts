@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { KMSClient } from '@aws-sdk/client-kms';
-import { API_TOKEN_KEY_ALIAS, scopesFor, type PrincipalKind, type Scope } from '#events/tokens.ts';
+import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
+import { scopesFor, type PrincipalKind, type Scope } from '#events/tokens.ts';
 import { issueApiToken } from '#tokens/api-tokens.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
 import { startLocalAws, type LocalAws } from './aws/local-aws.ts';
@@ -75,7 +76,7 @@ export async function startLocalStack(options: {
       region: awsEnv.AWS_REGION,
       credentials: { accessKeyId: awsEnv.AWS_ACCESS_KEY_ID, secretAccessKey: awsEnv.AWS_SECRET_ACCESS_KEY },
     }),
-    API_TOKEN_KEY_ALIAS,
+    keyAlias('api-tokens', deploymentFromEnvironment()),
   );
   const issueToken = async (kind: PrincipalKind, id: string, scopes: readonly Scope[] = scopesFor[kind]) =>
     (await issueApiToken(signer, { subject: `${kind}:${id}`, scopes, ttlSeconds: 30 * 86_400 })).token;

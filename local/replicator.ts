@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { DeleteItemCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { deploymentFromEnvironment, metadataTableName } from '#events/naming.ts';
 import { Checkpoints } from './checkpoints.ts';
 import { StreamPoller, type BatchTarget } from './stream-poller.ts';
 
@@ -128,7 +129,7 @@ function canonical(value: unknown): string {
 
 async function main() {
   const regions = (process.env.STRATOPLANE_REGIONS ?? '').split(',').filter(Boolean);
-  const tableName = process.env.STRATOPLANE_TABLE_NAME ?? 'Stratoplane-Metadata';
+  const tableName = process.env.STRATOPLANE_TABLE_NAME ?? metadataTableName(deploymentFromEnvironment());
   const stateDir = process.env.STRATOPLANE_STATE_DIR ?? '.local-run';
   if (regions.length < 2) throw new Error('STRATOPLANE_REGIONS must name at least two regions to replicate between');
   const replicator = new Replicator(tableName, regions);

@@ -2,6 +2,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp, stackNameFor } from '../cdk/app-builder.ts';
+import { deploymentFromEnvironment } from '#events/naming.ts';
 import { authorizersOf, gatewayResponsesOf, serveApi, routesOf } from './api-gateway.ts';
 import { LocalAuthorizer } from './authorizer.ts';
 import { Checkpoints } from './checkpoints.ts';
@@ -39,7 +40,7 @@ async function main() {
   const region = process.env.AWS_REGION;
   const stateDir = process.env.STRATOPLANE_STATE_DIR ?? path.join(projectRoot, '.local-run');
 
-  const stackName = stackNameFor(region);
+  const stackName = stackNameFor(region, deploymentFromEnvironment());
   const outdir = path.join(stateDir, `cdk.out-${region}`);
   const template = synthesize(outdir, region, stackName);
   const resolver = new Resolver(template, { region, accountId: '000000000000', partition: 'aws', stackName });
@@ -103,7 +104,9 @@ function synthesize(outdir: string, region: string, stackName: string): CfnTempl
   if (!regions.includes(region)) throw new Error(`region ${region} is not one of the app's regions (${regions.join(', ')}): set STRATOPLANE_REGIONS`);
   const assembly = app.synth();
   const template = assembly.getStackByName(stackName).template as CfnTemplate;
-  return region === regions[0] ? template : withReplicaTable(template, assembly.getStackByName(stackNameFor(regions[0]!)).template as CfnTemplate, region);
+  return region === regions[0]
+    ? template
+    : withReplicaTable(template, assembly.getStackByName(stackNameFor(regions[0]!, deploymentFromEnvironment())).template as CfnTemplate, region);
 }
 
 async function startFunctions(template: CfnTemplate, resolver: Resolver, outdir: string, aws: { endpoint: string; region: string; stackName: string }) {

@@ -8,7 +8,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { deadLetterAttributes } from '#events/dead-letters.ts';
-import { deadLetterQueuePrefix } from '#events/naming.ts';
+import { deadLetterQueuePrefix, deploymentFromEnvironment } from '#events/naming.ts';
 
 export interface DeadLetterQueue {
   /** The short name: `fan-out`, `graph.fifo`, `host`, … */
@@ -32,9 +32,9 @@ export interface DeadLetter {
   receiveCount: number;
 }
 
-/** A region's dead-letter queues, found by their common name prefix. */
+/** A region's dead-letter queues (of the deployment STRATOPLANE_DEPLOYMENT names), found by their common name prefix. */
 export async function listDeadLetterQueues(sqs: SQSClient, region: string): Promise<DeadLetterQueue[]> {
-  const prefix = deadLetterQueuePrefix(region);
+  const prefix = deadLetterQueuePrefix(region, deploymentFromEnvironment());
   const urls: string[] = [];
   let NextToken: string | undefined;
   do {
@@ -63,7 +63,7 @@ export async function listDeadLetterQueues(sqs: SQSClient, region: string): Prom
 /** One dead-letter queue by its short or full name; the error lists the names there are. */
 export async function findDeadLetterQueue(sqs: SQSClient, region: string, name: string): Promise<DeadLetterQueue> {
   const queues = await listDeadLetterQueues(sqs, region);
-  const found = queues.find((queue) => queue.name === name || `${deadLetterQueuePrefix(region)}${queue.name}` === name);
+  const found = queues.find((queue) => queue.name === name || `${deadLetterQueuePrefix(region, deploymentFromEnvironment())}${queue.name}` === name);
   if (!found)
     throw new Error(
       `no dead-letter queue ${name} in ${region}; there are: ${queues.map((queue) => queue.name).join(', ') || 'none (is the stack deployed there?)'}`,

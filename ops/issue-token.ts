@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { KMSClient } from '@aws-sdk/client-kms';
-import { API_TOKEN_KEY_ALIAS, Scope, scopesFor, type PrincipalKind } from '#events/tokens.ts';
+import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
+import { Scope, scopesFor, type PrincipalKind } from '#events/tokens.ts';
 import { issueApiToken } from '#tokens/api-tokens.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
 import { parseDuration } from './durations.ts';
@@ -12,7 +13,8 @@ Issues an API bearer token signed by the API token KMS key and prints it on stdo
   --host ID        a host agent's token (scope host); give it a long --ttl, e.g. 30d, and rotate it
   --operator NAME  an operator token (scope operator)
   --ttl            lifetime: 90s, 45m, 12h, 30d (default 12h, at most 90d)
-  --key            KMS key id, ARN or alias (default alias/stratoplane/api-tokens)
+  --key            KMS key id, ARN or alias (default alias/<deployment>/api-tokens: alias/stratoplane/api-tokens
+                   unless STRATOPLANE_DEPLOYMENT names another deployment)
 Needs kms:Sign on the key (the stack's TokenIssuerPolicy). Locally: AWS_ENDPOINT_URL=http://127.0.0.1:4566.`;
 
 const { values } = parseArgs({
@@ -22,7 +24,7 @@ const { values } = parseArgs({
     operator: { type: 'string' },
     scopes: { type: 'string' },
     ttl: { type: 'string', default: '12h' },
-    key: { type: 'string', default: process.env.STRATOPLANE_API_TOKEN_KEY ?? API_TOKEN_KEY_ALIAS },
+    key: { type: 'string', default: process.env.STRATOPLANE_API_TOKEN_KEY ?? keyAlias('api-tokens', deploymentFromEnvironment()) },
     help: { type: 'boolean', short: 'h' },
   },
 });

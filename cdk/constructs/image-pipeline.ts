@@ -4,6 +4,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership, type IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { imagesBucketName } from '#events/naming.ts';
+import { deploymentOf } from '../deployment.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
 import { CONSUMER_CONCURRENCY } from './consumer-concurrency.ts';
 import { acknowledgeWildcards } from '../nag.ts';
@@ -36,6 +37,7 @@ export class ImagePipeline extends Construct {
     const { metadata, dataKey, otherRegions } = props;
     const { table } = metadata;
     const stack = Stack.of(this);
+    const deployment = deploymentOf(this);
 
     // Who read, wrote or deleted which image, as S3 server access logs (SSE-S3: S3 delivers logs only to such a bucket).
     const accessLogs = new Bucket(this, 'ImagesAccessLogs', {
@@ -44,11 +46,12 @@ export class ImagePipeline extends Construct {
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       enforceSSL: true,
       lifecycleRules: [{ expiration: Duration.days(365) }],
-      removalPolicy: RemovalPolicy.RETAIN,
+      // Kept when the stack is deleted, gone with a first deploy that rolls back (as the images bucket).
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
     // Image content: uploaded by tenants straight to S3 in parts, checked against its SHA-256 by the verifier.
     this.bucket = new Bucket(this, 'Images', {
-      bucketName: imagesBucketName(stack.account, stack.region),
+      bucketName: imagesBucketName(stack.account, stack.region, deployment),
       encryption: BucketEncryption.KMS,
       encryptionKey: dataKey,
       bucketKeyEnabled: true,
@@ -57,7 +60,8 @@ export class ImagePipeline extends Construct {
       lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
       serverAccessLogsBucket: accessLogs,
       serverAccessLogsPrefix: 'images-bucket/',
-      removalPolicy: RemovalPolicy.RETAIN,
+      // Kept when the stack is deleted (tenants' images); deleted with a first deploy that rolls back, so a retry can make it again.
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
     // Lambda's limit: images larger than what streams through SHA-256 in 15 minutes need another verifier.
     const verifyTimeout = Duration.minutes(15);
@@ -102,7 +106,7 @@ export class ImagePipeline extends Construct {
     copyQueue.grantSendMessages(copyImages);
     // Sources are the other regions' image buckets, encrypted with those regions' data keys.
     if (otherRegions.length > 0) {
-      const sources = otherRegions.map((region) => `arn:${stack.partition}:s3:::${imagesBucketName(stack.account, region)}/images/*`);
+      const sources = otherRegions.map((region) => `arn:${stack.partition}:s3:::${imagesBucketName(stack.account, region, deployment)}/images/*`);
       copyImages.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject', 's3:GetObjectAttributes'], resources: sources }));
       acknowledgeWildcards(copyImages, "The other regions' image content, under their buckets' images/ prefix only", { resources: sources });
       grantOtherRegionsKeysVia(copyImages, 's3', otherRegions, ['kms:Decrypt']);

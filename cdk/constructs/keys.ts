@@ -1,9 +1,10 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
-import { Key, KeySpec, KeyUsage, type IKey } from 'aws-cdk-lib/aws-kms';
+import { type Alias, Key, KeySpec, KeyUsage, type IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct, type IConstruct } from 'constructs';
 import { acknowledgeWildcards } from '../nag.ts';
-import { API_TOKEN_KEY_ALIAS, HOST_CREDENTIAL_KEY_ALIAS, HOST_KEY_ATTESTATION_KEY_ALIAS, VM_PAIR_KEY_ALIAS } from '#events/tokens.ts';
+import { keyAlias } from '#events/naming.ts';
+import { deploymentOf } from '../deployment.ts';
 
 export interface ControlPlaneKeysProps {
   /** The control plane's regions other than this stack's: their API token keys are trusted too. */
@@ -11,8 +12,10 @@ export interface ControlPlaneKeysProps {
 }
 
 /**
- * The region's KMS keys, in one place because each is kept forever (RETAIN) and each is used
- * only through narrow grants: what signs, what wraps, what encrypts data at rest.
+ * The region's KMS keys, in one place because each is kept when the stack is deleted (what they
+ * encrypted or signed may outlive it) but deleted with a first deploy that rolls back, aliases
+ * alike (`RETAIN_ON_UPDATE_OR_DELETE`), and each is used only through narrow grants: what signs,
+ * what wraps, what encrypts data at rest. Aliases carry the deployment's name (events/naming.ts).
  */
 export class ControlPlaneKeys extends Construct {
   /** Encrypts the metadata, the control-plane queues and the image content at rest. */
@@ -32,10 +35,11 @@ export class ControlPlaneKeys extends Construct {
 
   constructor(scope: Construct, id: string, props: ControlPlaneKeysProps) {
     super(scope, id);
+    const deployment = deploymentOf(this);
     this.dataKey = new Key(this, 'DataKey', {
       description: 'Encrypts Stratoplane metadata at rest and control-plane queues',
       enableKeyRotation: true,
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
 
     // Asymmetric: KMS signs tokens (operators issue them); verifiers hold only the public key.
@@ -43,31 +47,31 @@ export class ControlPlaneKeys extends Construct {
       description: 'Signs Stratoplane API bearer tokens (ES256)',
       keySpec: KeySpec.ECC_NIST_P256,
       keyUsage: KeyUsage.SIGN_VERIFY,
-      alias: API_TOKEN_KEY_ALIAS,
-      removalPolicy: RemovalPolicy.RETAIN,
+      alias: keyAlias('api-tokens', deployment),
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
 
     this.hostKeyAttestationKey = new Key(this, 'HostKeyAttestationKey', {
       description: 'Signs attestations of VM SSH host keys (ES256)',
       keySpec: KeySpec.ECC_NIST_P256,
       keyUsage: KeyUsage.SIGN_VERIFY,
-      alias: HOST_KEY_ATTESTATION_KEY_ALIAS,
-      removalPolicy: RemovalPolicy.RETAIN,
+      alias: keyAlias('host-key-attestations', deployment),
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
 
     this.hostCredentialKey = new Key(this, 'HostCredentialKey', {
       description: "Signs hosts' long-term service-account credentials (ES256)",
       keySpec: KeySpec.ECC_NIST_P256,
       keyUsage: KeyUsage.SIGN_VERIFY,
-      alias: HOST_CREDENTIAL_KEY_ALIAS,
-      removalPolicy: RemovalPolicy.RETAIN,
+      alias: keyAlias('host-credentials', deployment),
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
 
     this.vmPairKey = new Key(this, 'VmPairKey', {
       description: "Wraps VMs' network-pair secrets (data keys stored only encrypted)",
       enableKeyRotation: true,
-      alias: VM_PAIR_KEY_ALIAS,
-      removalPolicy: RemovalPolicy.RETAIN,
+      alias: keyAlias('vm-pair-keys', deployment),
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
 
     // List routes derive their cursor-signing key from it (functions/core/pagination.ts); HMAC keys do not rotate.
@@ -75,9 +79,13 @@ export class ControlPlaneKeys extends Construct {
       description: 'Signs list cursors (nextToken), so clients cannot forge or reuse them across lists',
       keySpec: KeySpec.HMAC_256,
       keyUsage: KeyUsage.GENERATE_VERIFY_MAC,
-      alias: 'alias/stratoplane/list-cursors',
-      removalPolicy: RemovalPolicy.RETAIN,
+      alias: keyAlias('list-cursors', deployment),
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
+
+    // A key's alias (made by its `alias` prop) goes and stays with it.
+    for (const key of [this.apiTokenKey, this.hostKeyAttestationKey, this.hostCredentialKey, this.vmPairKey, this.listCursorKey])
+      (key.node.findChild('Alias') as Alias).applyRemovalPolicy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE);
 
     const stack = Stack.of(this);
     // On the stack: functions of every concern use the data key through CDK's grants (cdk-stack.test keeps these families on it).
@@ -89,7 +97,7 @@ export class ControlPlaneKeys extends Construct {
       },
     );
     this.otherRegionsApiTokenKeys = props.otherRegions.map((region) =>
-      stack.formatArn({ service: 'kms', region, resource: 'alias', resourceName: API_TOKEN_KEY_ALIAS.slice('alias/'.length) }),
+      stack.formatArn({ service: 'kms', region, resource: 'alias', resourceName: keyAlias('api-tokens', deployment).slice('alias/'.length) }),
     );
   }
 }

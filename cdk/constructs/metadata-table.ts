@@ -5,7 +5,8 @@ import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { METADATA_TABLE_NAME } from '#events/naming.ts';
+import { metadataTableName } from '#events/naming.ts';
+import { deploymentOf } from '../deployment.ts';
 import { acknowledge, acknowledgeWildcards } from '../nag.ts';
 import type { ControlPlaneFunction } from './control-plane-function.ts';
 import { DeadLetterQueue } from './work-queue.ts';
@@ -65,7 +66,7 @@ export class MetadataTable extends Construct {
   /** The global table, with a replica in every other region. */
   private globalTable(dataKey: IKey, replicaRegions: readonly string[]): TableV2 {
     return new TableV2(this, 'Metadata', {
-      tableName: METADATA_TABLE_NAME,
+      tableName: metadataTableName(deploymentOf(this)),
       partitionKey: { name: 'pk', type: AttributeType.STRING },
       sortKey: { name: 'sk', type: AttributeType.STRING },
       globalSecondaryIndexes: [
@@ -83,8 +84,11 @@ export class MetadataTable extends Construct {
       // (aws/dynamodb) of each region encrypts its replica.
       encryption: replicaRegions.length === 0 ? TableEncryptionV2.customerManagedKey(dataKey) : TableEncryptionV2.awsManagedKey(),
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      deletionProtection: true,
-      removalPolicy: RemovalPolicy.RETAIN,
+      // Kept, replicas and all, when the stack is deleted or the table replaced; deleted with a first
+      // deploy that rolls back, so that a retry can create it again. DynamoDB's own deletion
+      // protection would refuse that delete (and fail the rollback): docs/deployment.md says how to
+      // turn it on once the first deploy succeeded.
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
   }
 
@@ -93,11 +97,12 @@ export class MetadataTable extends Construct {
    * replica was created, so it is read from DynamoDB at deploy time.
    */
   private replicaTable(): ITableV2 {
-    const tableArn = Stack.of(this).formatArn({ service: 'dynamodb', resource: 'table', resourceName: METADATA_TABLE_NAME });
+    const tableName = metadataTableName(deploymentOf(this));
+    const tableArn = Stack.of(this).formatArn({ service: 'dynamodb', resource: 'table', resourceName: tableName });
     const describe = {
       service: 'DynamoDB',
       action: 'DescribeTable',
-      parameters: { TableName: METADATA_TABLE_NAME },
+      parameters: { TableName: tableName },
       physicalResourceId: PhysicalResourceId.of(tableArn),
     };
     const stream = new AwsCustomResource(this, 'MetadataReplicaStream', {

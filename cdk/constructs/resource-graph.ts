@@ -4,6 +4,7 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { graphQueueName } from '#events/naming.ts';
+import { deploymentOf } from '../deployment.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
 import { CONSUMER_CONCURRENCY } from './consumer-concurrency.ts';
 import { grantOtherRegionsKeysVia } from './keys.ts';
@@ -31,10 +32,11 @@ export class ResourceGraph extends Construct {
     super(scope, id);
     const { table, dataKey, otherRegions } = props;
     const stack = Stack.of(this);
+    const deployment = deploymentOf(this);
     this.queue = new WorkQueue(this, 'GraphQueue', {
       dataKey,
       deadLetters: new DeadLetterQueue(this, 'GraphDlq', { name: 'graph.fifo', encryptionKey: dataKey, fifo: true }),
-      queueName: graphQueueName(stack.region),
+      queueName: graphQueueName(stack.region, deployment),
       fifo: true,
       visibilityTimeout: Duration.seconds(60),
     });
@@ -42,7 +44,7 @@ export class ResourceGraph extends Construct {
       entry: 'functions/lifecycle/queues/resource-graph.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.ResourceGraph,
       timeout: Duration.seconds(30),
-      settings: { tableName: table.tableName, graphQueueUrl: this.queue.queueUrl },
+      settings: { tableName: table.tableName, graphQueueUrl: this.queue.queueUrl, deployment },
     });
     table.grantReadWriteData(this.handler);
     this.queue.grantSendMessages(this.handler);
@@ -52,7 +54,7 @@ export class ResourceGraph extends Construct {
       this.handler.addToRolePolicy(
         new PolicyStatement({
           actions: ['sqs:SendMessage', 'sqs:GetQueueUrl'],
-          resources: otherRegions.map((region) => stack.formatArn({ service: 'sqs', region, resource: graphQueueName(region) })),
+          resources: otherRegions.map((region) => stack.formatArn({ service: 'sqs', region, resource: graphQueueName(region, deployment) })),
         }),
       );
       grantOtherRegionsKeysVia(this.handler, 'sqs', otherRegions, ['kms:GenerateDataKey', 'kms:Decrypt']);

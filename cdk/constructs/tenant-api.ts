@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
   AuthorizationType,
@@ -23,7 +23,8 @@ import { Construct } from 'constructs';
 import { z } from 'zod';
 import { operations, type Operation } from '#events/operations.ts';
 import { apiHandlerEntry } from '../handler-entries.ts';
-import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
+import { keyAlias } from '#events/naming.ts';
+import { deploymentOf } from '../deployment.ts';
 import type { FunctionSetting } from '#events/function-environment.ts';
 import { acknowledge, acknowledgeWildcards } from '../nag.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
@@ -259,7 +260,7 @@ export class TenantApi extends Construct {
         new PolicyStatement({
           actions: ['kms:GetPublicKey', 'kms:DescribeKey'],
           resources: props.otherRegionsApiTokenKeys.map((alias) => alias.replace(/:alias\/.*$/, ':key/*')),
-          conditions: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': API_TOKEN_KEY_ALIAS } },
+          conditions: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': keyAlias('api-tokens', deploymentOf(this)) } },
         }),
       );
       acknowledgeWildcards(authorizerFunction, otherRegionsKeysReason, {
@@ -274,11 +275,15 @@ export class TenantApi extends Construct {
       resultsCacheTtl: Duration.minutes(1),
     });
 
-    const accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.ONE_MONTH });
+    // Who called what: kept when the stack is deleted, gone with a first deploy that rolls back.
+    const accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE });
     this.restApi = new RestApi(this, 'RestApi', {
-      restApiName: 'stratoplane',
+      restApiName: Stack.of(this).stackName,
       description: 'Stratoplane tenant and operator API',
       cloudWatchRole: true,
+      // The region's API Gateway account settings name this role, for every API of the account: a
+      // stack delete keeps it (another deployment's logs may go through it); a rolled-back first deploy removes it.
+      cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
       deployOptions: {
         stageName: 'v1',
         tracingEnabled: true,

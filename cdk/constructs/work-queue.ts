@@ -4,6 +4,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { deadLetterQueuePrefix } from '#events/naming.ts';
+import { deploymentOf } from '../deployment.ts';
 import type { ControlPlaneFunction } from './control-plane-function.ts';
 
 /*
@@ -33,7 +34,7 @@ export class DeadLetterQueue extends Queue {
     super(scope, id, {
       ...encryption,
       fifo: props.fifo,
-      queueName: `${deadLetterQueuePrefix(Stack.of(scope).region)}${props.name}`,
+      queueName: `${deadLetterQueuePrefix(Stack.of(scope).region, deploymentOf(scope))}${props.name}`,
       retentionPeriod: Duration.days(14),
     });
   }

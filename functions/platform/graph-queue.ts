@@ -14,7 +14,9 @@ function graphQueueIn(region: string): Promise<{ client: SQSClient; queueUrl: st
   let found = otherRegions.get(region);
   if (!found) {
     const client = new SQSClient({ region });
-    found = client.send(new GetQueueUrlCommand({ QueueName: graphQueueName(region) })).then(({ QueueUrl }) => ({ client, queueUrl: QueueUrl! }));
+    found = client
+      .send(new GetQueueUrlCommand({ QueueName: graphQueueName(region, setting('deployment')) }))
+      .then(({ QueueUrl }) => ({ client, queueUrl: QueueUrl! }));
     otherRegions.set(region, found);
     found.catch(() => otherRegions.delete(region));
   }

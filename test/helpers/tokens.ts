@@ -1,5 +1,6 @@
 import { KMSClient } from '@aws-sdk/client-kms';
-import { API_TOKEN_KEY_ALIAS, scopesFor, type PrincipalKind, type Scope } from '#events/tokens.ts';
+import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
+import { scopesFor, type PrincipalKind, type Scope } from '#events/tokens.ts';
 import { issueApiToken } from '#tokens/api-tokens.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
 import { localAwsConfig } from './local-aws.ts';
@@ -9,7 +10,7 @@ const issued = new Map<string, Promise<string>>();
 
 /** An API token from the local API token key, issued once per subject and scopes, as an operator would. */
 export function tokenFor(kind: PrincipalKind, id: string, scopes: readonly Scope[] = scopesFor[kind]): Promise<string> {
-  signer ??= new KmsJwsSigner(new KMSClient(localAwsConfig()), API_TOKEN_KEY_ALIAS);
+  signer ??= new KmsJwsSigner(new KMSClient(localAwsConfig()), keyAlias('api-tokens', deploymentFromEnvironment()));
   const key = `${kind}:${id}:${scopes.join(' ')}`;
   let token = issued.get(key);
   if (!token) {

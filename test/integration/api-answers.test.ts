@@ -4,7 +4,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
 import type { ApiResponse } from '#events/api-client.ts';
-import { METADATA_TABLE_NAME } from '#events/naming.ts';
+import { deploymentFromEnvironment, metadataTableName } from '#events/naming.ts';
 import { eventually } from '../helpers/agents.ts';
 import { expectOk, request, uniqueId } from '../helpers/api.ts';
 import { uploadParts } from '../helpers/images.ts';
@@ -105,7 +105,7 @@ describe('answers users hit', () => {
     const config = localAwsConfig();
     const dynamodb = DynamoDBDocumentClient.from(new DynamoDBClient(config));
     const key = { pk: `IMAGE#${image.imageId}`, sk: 'IMAGE' };
-    const { Item: stored } = await dynamodb.send(new GetCommand({ TableName: METADATA_TABLE_NAME, Key: key }));
+    const { Item: stored } = await dynamodb.send(new GetCommand({ TableName: metadataTableName(deploymentFromEnvironment()), Key: key }));
     await new S3Client({ ...config, forcePathStyle: true }).send(
       new CompleteMultipartUploadCommand({
         Bucket: stored!.bucket,
@@ -116,7 +116,7 @@ describe('answers users hit', () => {
     );
     await dynamodb.send(
       new UpdateCommand({
-        TableName: METADATA_TABLE_NAME,
+        TableName: metadataTableName(deploymentFromEnvironment()),
         Key: key,
         UpdateExpression: 'SET #state = :verifying',
         ExpressionAttributeNames: { '#state': 'state' },

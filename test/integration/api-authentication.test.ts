@@ -6,6 +6,7 @@ import { eventually } from '../helpers/agents.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 import { operatorToken, tokenFor } from '../helpers/tokens.ts';
+import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
 
 async function raw(headers: Record<string, string>) {
   const response = await fetch(`${inject('apiUrl')}/networks`, { headers });
@@ -38,7 +39,7 @@ describe('API authentication', () => {
     const [header, payload, signature] = genuine.split('.');
     const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString());
     const tampered = `${header}.${Buffer.from(JSON.stringify({ ...claims, sub: 'tenant:someone-else' })).toString('base64url')}.${signature}`;
-    const expired = await issueApiToken(new KmsJwsSigner(kms, 'alias/stratoplane/api-tokens'), {
+    const expired = await issueApiToken(new KmsJwsSigner(kms, keyAlias('api-tokens', deploymentFromEnvironment())), {
       subject: 'tenant:test-tenant',
       scopes: ['tenant:read'],
       ttlSeconds: 60,
@@ -71,7 +72,7 @@ describe('API authentication', () => {
 
   it('refuses a revoked token everywhere within the authorizer cache (a minute), and only that token', async () => {
     const kms = new KMSClient(localAwsConfig());
-    const signer = new KmsJwsSigner(kms, 'alias/stratoplane/api-tokens');
+    const signer = new KmsJwsSigner(kms, keyAlias('api-tokens', deploymentFromEnvironment()));
     const leaked = await issueApiToken(signer, { subject: 'tenant:leaky', scopes: ['tenant:read'], ttlSeconds: 3600 });
     const sibling = await issueApiToken(signer, { subject: 'tenant:leaky', scopes: ['tenant:read'], ttlSeconds: 3600 });
     const byJti = await issueApiToken(signer, { subject: 'host:leaky-host', scopes: ['host'], ttlSeconds: 3600 });

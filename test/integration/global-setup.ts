@@ -8,7 +8,7 @@ import { isAlive, projectRoot } from '../../local/processes.ts';
 import { routesOf } from '../../local/api-gateway.ts';
 import type { CfnTemplate } from '../../local/template.ts';
 import { KMSClient } from '@aws-sdk/client-kms';
-import { API_TOKEN_KEY_ALIAS } from '#events/tokens.ts';
+import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
 import { issueApiToken } from '#tokens/api-tokens.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
 
@@ -141,7 +141,10 @@ export async function setup(project: TestProject) {
  * use tenants of their own.
  */
 async function raiseTestTenantQuotas(apiUrl: string, endpoint: string, region: string): Promise<void> {
-  const signer = new KmsJwsSigner(new KMSClient({ endpoint, region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }), API_TOKEN_KEY_ALIAS);
+  const signer = new KmsJwsSigner(
+    new KMSClient({ endpoint, region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
+    keyAlias('api-tokens', deploymentFromEnvironment()),
+  );
   const { token } = await issueApiToken(signer, { subject: 'operator:test-setup', scopes: ['operator'], ttlSeconds: 600 });
   const response = await fetch(`${apiUrl}/quotas/test-tenant`, {
     method: 'PUT',

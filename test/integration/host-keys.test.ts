@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HOST_KEY_ATTESTATION_KEY_ALIAS } from '#events/tokens.ts';
+import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
 import { decodeJws, verifyEs256 } from '#tokens/jws.ts';
 import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
 import { projectRoot } from '../../local/processes.ts';
@@ -64,7 +64,7 @@ describe('VM SSH host keys', () => {
     // The attestation verifies offline against the attestation key's public key and binds VM, key, host and time.
     const jws = decodeJws(attestation);
     const kms = new KMSClient(localAwsConfig());
-    const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: HOST_KEY_ATTESTATION_KEY_ALIAS }));
+    const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: keyAlias('host-key-attestations', deploymentFromEnvironment()) }));
     expect(jws.header.kid).toBe(KeyMetadata!.KeyId);
     const publicKeys = new KmsPublicKeys(kms, [KeyMetadata!.Arn!]);
     expect(verifyEs256(jws.signingInput, jws.signature, await publicKeys.get(jws.header.kid))).toBe(true);

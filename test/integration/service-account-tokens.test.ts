@@ -1,6 +1,7 @@
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HOST_CREDENTIAL_KEY_ALIAS, VM_TOKEN_TYPE } from '#events/tokens.ts';
+import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
+import { VM_TOKEN_TYPE } from '#events/tokens.ts';
 import { decodeJws, TokenError } from '#tokens/jws.ts';
 import { KeyPairJwsSigner } from '#tokens/key-pair-signer.ts';
 import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
@@ -37,7 +38,7 @@ describe('service-account tokens', () => {
     vm = await expectOk(createVmOn({ name: 'worker', networkId: network.networkId, hostId: h1.hostId }), 201);
     account = await expectOk(api('POST', '/service-accounts', { name: 'uploader' }), 201);
     const kms = new KMSClient(localAwsConfig());
-    const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: HOST_CREDENTIAL_KEY_ALIAS }));
+    const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: keyAlias('host-credentials', deploymentFromEnvironment()) }));
     verifier = new VmTokenVerifier(new KmsPublicKeys(kms, [KeyMetadata!.Arn!]));
   });
 

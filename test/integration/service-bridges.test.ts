@@ -5,7 +5,7 @@ import readline from 'node:readline';
 import { promisify } from 'node:util';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HOST_CREDENTIAL_KEY_ALIAS } from '#events/tokens.ts';
+import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
 import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
 import { VmTokenVerifier } from '#tokens/vm-tokens.ts';
 import { DataPlaneLab, labUnavailableReason } from '../../local/data-plane/lab.ts';
@@ -87,7 +87,7 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
     await expectOk(api('PUT', `/vms/${vm.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }));
     await expectOk(api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [allowed.https, allowed.http], requestsPerSecond: 2, burst: 5 }));
     const kms = new KMSClient(localAwsConfig());
-    const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: HOST_CREDENTIAL_KEY_ALIAS }));
+    const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: keyAlias('host-credentials', deploymentFromEnvironment()) }));
     verifier = new VmTokenVerifier(new KmsPublicKeys(kms, [KeyMetadata!.Arn!]));
     // The policy and the credential reach the agent through the stream, the host queue and a refresh.
     await eventually(

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { GetQueueUrlCommand, ListQueueTagsCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploymentFromEnvironment, stackNameFor } from '#events/naming.ts';
 import { projectRoot } from '../../local/processes.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, migrateVmTo, uniqueId } from '../helpers/api.ts';
@@ -122,7 +123,9 @@ describe('shuffle service', () => {
     const duplicatesBefore = (await statsOf()).duplicates;
     // The queue is the worker's own; SQS may deliver any message again, as this one is.
     const sqs = new SQSClient(localAwsConfig());
-    const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: `Stratoplane-${localAwsConfig().region}-shuffle-${job.jobId}-${target.vmId}` }));
+    const { QueueUrl } = await sqs.send(
+      new GetQueueUrlCommand({ QueueName: `${stackNameFor(localAwsConfig().region, deploymentFromEnvironment())}-shuffle-${job.jobId}-${target.vmId}` }),
+    );
     const again = {
       jobId: job.jobId,
       targetVmId: target.vmId,
@@ -153,7 +156,9 @@ describe('shuffle service', () => {
   it("names its workers' hosts on the job's queues (what the host policy admits), and a worker's new host once it moves", async () => {
     const sqs = new SQSClient(localAwsConfig());
     const tagsOf = async (vmId: string) => {
-      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: `Stratoplane-${localAwsConfig().region}-shuffle-${job.jobId}-${vmId}` }));
+      const { QueueUrl } = await sqs.send(
+        new GetQueueUrlCommand({ QueueName: `${stackNameFor(localAwsConfig().region, deploymentFromEnvironment())}-shuffle-${job.jobId}-${vmId}` }),
+      );
       return (await sqs.send(new ListQueueTagsCommand({ QueueUrl }))).Tags ?? {};
     };
     const both = { 'stratoplane:job-hosts': `/${[h1.hostId, h2.hostId].sort().join('/')}/` };

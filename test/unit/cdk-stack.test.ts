@@ -37,7 +37,6 @@ describe('ControlPlaneStack', () => {
       Replicas: [
         Match.objectLike({
           PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-          DeletionProtectionEnabled: true,
           SSESpecification: { KMSMasterKeyId: Match.anyValue() },
         }),
       ],
@@ -516,6 +515,65 @@ describe('ControlPlaneStack in several regions', () => {
         ]),
       },
     });
+  });
+});
+
+describe('Stateful resources and physical names', () => {
+  type Resources = Record<string, { Type: string; Properties: any; DeletionPolicy?: string; UpdateReplacePolicy?: string }>;
+  const synth = (context: Record<string, unknown>) => {
+    const { stacks } = buildApp({ context: { 'aws:cdk:bundling-stacks': [], ...context } });
+    return [...stacks.values()].map((stack) => Template.fromStack(stack).toJSON().Resources as Resources);
+  };
+  const [stratoplane] = synth({ regions: 'us-east-1' });
+  const [staging, stagingReplica] = synth({ regions: 'us-east-1,eu-west-1', deployment: 'staging' });
+  /** Physical names a resource is given in the template, by logical ID (the properties that fix one). */
+  const physicalNames = (resources: Resources) =>
+    Object.values(resources)
+      .flatMap((r) => [r.Properties?.TableName, r.Properties?.BucketName, r.Properties?.AliasName, r.Properties?.QueueName])
+      .filter((name): name is string => typeof name === 'string');
+
+  it('keeps tables, buckets, keys, aliases and access logs when the stack is deleted, and deletes them with a first deploy that rolls back', () => {
+    for (const resources of [stratoplane!, staging!, stagingReplica!]) {
+      const kept = Object.entries(resources).filter(([, r]) =>
+        ['AWS::DynamoDB::GlobalTable', 'AWS::S3::Bucket', 'AWS::KMS::Key', 'AWS::KMS::Alias'].includes(r.Type),
+      );
+      expect(kept.length).toBeGreaterThanOrEqual(resources === stagingReplica ? 13 : 14);
+      for (const [id, r] of kept)
+        expect({ id, DeletionPolicy: r.DeletionPolicy, UpdateReplacePolicy: r.UpdateReplacePolicy }).toEqual({
+          id,
+          DeletionPolicy: 'RetainExceptOnCreate',
+          UpdateReplacePolicy: 'Retain',
+        });
+      const accessLogs = Object.entries(resources).find(([id]) => id.startsWith('ApiAccessLogs'))![1];
+      expect(accessLogs.DeletionPolicy).toBe('RetainExceptOnCreate');
+    }
+    // DynamoDB's deletion protection would refuse the rollback's delete.
+    expect(JSON.stringify(stratoplane)).not.toContain('DeletionProtectionEnabled');
+  });
+
+  it("derives every fixed physical name from the deployment's name, so two deployments share an account", () => {
+    expect(physicalNames(stratoplane!)).toEqual(
+      expect.arrayContaining([
+        'Stratoplane-Metadata',
+        'alias/stratoplane/api-tokens',
+        'Stratoplane-us-east-1-graph.fifo',
+        'Stratoplane-us-east-1-dead-fan-out',
+      ]),
+    );
+    expect(physicalNames(staging!)).toEqual(
+      expect.arrayContaining(['staging-Metadata', 'alias/staging/api-tokens', 'staging-us-east-1-graph.fifo', 'staging-us-east-1-dead-fan-out']),
+    );
+    const named = (resources: Resources) => new Set(physicalNames(resources));
+    expect([...named(staging!)].filter((name) => named(stratoplane!).has(name))).toEqual([]);
+    for (const name of [...physicalNames(staging!), ...physicalNames(stagingReplica!)]) expect(name).toMatch(/staging/);
+    const bucket = Object.values(staging!).find((r) => r.Type === 'AWS::S3::Bucket' && r.Properties.BucketName)!;
+    expect(bucket.Properties.BucketName).toEqual({ 'Fn::Join': ['', ['staging-images-', { Ref: 'AWS::AccountId' }, '-us-east-1']] });
+    // The other region's names, which its stack cannot reference, are the same derivation.
+    expect(JSON.stringify(stagingReplica)).toContain('\\"TableName\\":\\"staging-Metadata\\"');
+    expect(JSON.stringify(stagingReplica)).toContain('staging-images-');
+    expect(JSON.stringify(stagingReplica)).toContain(':alias/staging/api-tokens');
+    expect(JSON.stringify(staging)).toContain('staging-eu-west-1-graph.fifo');
+    expect(() => synth({ regions: 'us-east-1', deployment: 'no_underscores' })).toThrow(/deployment "no_underscores"/);
   });
 });
 
