@@ -6,6 +6,7 @@ import { scopesFor, type PrincipalKind, type Scope } from '#events/tokens.ts';
 import { issueApiToken } from '#tokens/api-tokens.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
 import { startLocalAws, type LocalAws } from './aws/local-aws.ts';
+import { hostAgentCredentials } from './aws/iam-principals.ts';
 import { projectRoot, startTsProcess, type Started } from './processes.ts';
 import type { RunnerInfo } from './runner.ts';
 
@@ -140,7 +141,12 @@ export async function startLocalStack(options: {
             path.join(stateDir, 'agents', hostId, 'agent.sock'),
             ...(placed ? ['--netns', placed.netns] : []),
           ],
-          env: { ...awsEnv, ...options.agentEnv, HOST_AGENT_TOKEN: await issueToken('host', hostId) },
+          env: {
+            ...awsEnv,
+            ...(await hostAgentCredentials(aws.endpoint, regions[0]!, hostId)),
+            ...options.agentEnv,
+            HOST_AGENT_TOKEN: await issueToken('host', hostId),
+          },
           readyPrefix: 'HOST_AGENT_READY',
           onStderr: log,
         });

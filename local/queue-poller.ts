@@ -1,7 +1,6 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { LocalFunction } from './function-host.ts';
-
-const sqs = new SQSClient({});
+import type { PollerCredentials } from './stream-poller.ts';
 
 export interface QueueMappingConfig {
   queueUrl: string;
@@ -12,6 +11,8 @@ export interface QueueMappingConfig {
   region: string;
   /** Concurrent receive loops, like Lambda's pollers. */
   pollers: number;
+  /** The function's role, which Lambda polls with. */
+  credentials?: PollerCredentials;
 }
 
 /**
@@ -21,12 +22,15 @@ export interface QueueMappingConfig {
  */
 export class QueuePoller {
   private readonly abort = new AbortController();
+  private readonly sqs: SQSClient;
 
   constructor(
     private readonly config: QueueMappingConfig,
     private readonly fn: LocalFunction,
     private readonly log: (message: string) => void,
-  ) {}
+  ) {
+    this.sqs = new SQSClient({ credentials: config.credentials });
+  }
 
   start(): void {
     for (let i = 0; i < this.config.pollers; i++) void this.loop();
@@ -58,7 +62,7 @@ export class QueuePoller {
       const remainingWindow = windowEnds() - Date.now();
       if (batch.length > 0 && remainingWindow <= 0) break;
       const wait = batch.length === 0 ? 20 : Math.min(20, Math.floor(remainingWindow / 1000));
-      const { Messages = [] } = await sqs.send(
+      const { Messages = [] } = await this.sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: this.config.queueUrl,
           MaxNumberOfMessages: Math.min(10, this.config.batchSize - batch.length),
@@ -88,7 +92,7 @@ export class QueuePoller {
     }
     const done = batch.filter((message) => !failed.has(message.MessageId!));
     for (let i = 0; i < done.length; i += 10) {
-      await sqs.send(
+      await this.sqs.send(
         new DeleteMessageBatchCommand({
           QueueUrl: this.config.queueUrl,
           Entries: done.slice(i, i + 10).map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle! })),

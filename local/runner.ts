@@ -13,6 +13,7 @@ import { withReplicaTable } from './replica-table.ts';
 import { QueuePoller } from './queue-poller.ts';
 import { StreamPoller } from './stream-poller.ts';
 import { Resolver, resourcesOfType, type CfnTemplate } from './template.ts';
+import { credentialsEnv, functionPrincipalName, registerPrincipals, registrationFor } from './aws/iam-principals.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const log = (message: string) => console.error(`[runner] ${message}`);
@@ -124,6 +125,15 @@ async function startFunctions(template: CfnTemplate, resolver: Resolver, outdir:
       resolver.setAttribute(id, 'Arn', `arn:aws:lambda:${aws.region}:000000000000:function:${functionName}`);
       return { id, props, assetPath, functionName };
     });
+  // Each function signs with its own key, so the proxy in front of the local AWS checks its calls against its role.
+  await registerPrincipals(
+    aws.endpoint,
+    registrationFor(
+      template,
+      resolver,
+      specs.map(({ id }) => id),
+    ),
+  );
   for (const { id, props, assetPath, functionName } of specs) {
     const variables = resolver.resolve(props.Environment?.Variables ?? {}) as Record<string, string>;
     const fn = new LocalFunction({
@@ -138,8 +148,7 @@ async function startFunctions(template: CfnTemplate, resolver: Resolver, outdir:
         AWS_REGION: aws.region,
         AWS_DEFAULT_REGION: aws.region,
         AWS_ENDPOINT_URL: aws.endpoint,
-        AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'test',
-        AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'test',
+        ...credentialsEnv(functionPrincipalName(aws.region, id)),
         AWS_LAMBDA_FUNCTION_NAME: functionName,
         POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
         // Lambda runs Node 22; the SDK's local Node 20 notice is noise here.
@@ -177,6 +186,9 @@ function startEventSources(template: CfnTemplate, resolver: Resolver, functions:
     if (!fn) throw new Error(`event source mapping ${id} targets a function the runner does not run`);
     const sourceArn = resolver.resolveString(props.EventSourceArn);
     const reportBatchItemFailures = (props.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures');
+    // Lambda polls and, on failure, sends to the destination with the function's execution role.
+    const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = credentialsEnv(functionPrincipalName(region, functionId!));
+    const credentials = { accessKeyId, secretAccessKey };
     if (sourceArn.includes(':dynamodb:')) {
       const onFailureArn = props.DestinationConfig?.OnFailure?.Destination ? resolver.resolveString(props.DestinationConfig.OnFailure.Destination) : undefined;
       const poller = new StreamPoller(
@@ -192,6 +204,7 @@ function startEventSources(template: CfnTemplate, resolver: Resolver, functions:
           // AWS Lambda polls each stream shard four times a second.
           pollIntervalMs: Number(process.env.STRATOPLANE_STREAM_POLL_MS ?? 250),
           region,
+          credentials,
         },
         fn,
         checkpoints,
@@ -213,6 +226,7 @@ function startEventSources(template: CfnTemplate, resolver: Resolver, functions:
           region,
           // Lambda starts polling a queue with five concurrent batches.
           pollers: 5,
+          credentials,
         },
         fn,
         log,

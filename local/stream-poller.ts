@@ -11,17 +11,33 @@ import {
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Checkpoints } from './checkpoints.ts';
 
+/** Whose credentials a mapping polls with: its function's role, as Lambda does; the default chain's when absent (the replicator). */
+export interface PollerCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
 const streamsClients = new Map<string, DynamoDBStreamsClient>();
-const streamsIn = (region: string) => {
-  let client = streamsClients.get(region);
+const streamsIn = (region: string, credentials?: PollerCredentials) => {
+  const key = `${region}|${credentials?.accessKeyId ?? ''}`;
+  let client = streamsClients.get(key);
   // Bounded requests: a poller must never wait forever on one call.
   if (!client) {
-    client = new DynamoDBStreamsClient({ region, requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000 } });
-    streamsClients.set(region, client);
+    client = new DynamoDBStreamsClient({ region, credentials, requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000 } });
+    streamsClients.set(key, client);
   }
   return client;
 };
-const sqs = new SQSClient({});
+const sqsClients = new Map<string, SQSClient>();
+const sqsAs = (credentials?: PollerCredentials) => {
+  const key = credentials?.accessKeyId ?? '';
+  let client = sqsClients.get(key);
+  if (!client) {
+    client = new SQSClient({ credentials });
+    sqsClients.set(key, client);
+  }
+  return client;
+};
 
 /** What a stream mapping delivers batches to: a local function, or the runner's own replicator. */
 export interface BatchTarget {
@@ -41,6 +57,7 @@ export interface StreamMappingConfig {
   onFailureQueueUrl?: string;
   pollIntervalMs: number;
   region: string;
+  credentials?: PollerCredentials;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -97,7 +114,7 @@ export class StreamPoller {
     const shards: Shard[] = [];
     let start: string | undefined;
     do {
-      const { StreamDescription } = await streamsIn(this.config.region).send(
+      const { StreamDescription } = await streamsIn(this.config.region, this.config.credentials).send(
         new DescribeStreamCommand({ StreamArn: this.config.streamArn, ExclusiveStartShardId: start }),
       );
       shards.push(...(StreamDescription?.Shards ?? []));
@@ -108,7 +125,7 @@ export class StreamPoller {
 
   private async iteratorAfter(shardId: string): Promise<string | undefined> {
     const checkpoint = this.checkpoints.get(this.config.uuid, shardId);
-    const { ShardIterator } = await streamsIn(this.config.region).send(
+    const { ShardIterator } = await streamsIn(this.config.region, this.config.credentials).send(
       new GetShardIteratorCommand({
         StreamArn: this.config.streamArn,
         ShardId: shardId,
@@ -124,7 +141,9 @@ export class StreamPoller {
       let records: StreamRecord[];
       let next: string | undefined;
       try {
-        const page = await streamsIn(this.config.region).send(new GetRecordsCommand({ ShardIterator: iterator, Limit: this.config.batchSize }));
+        const page = await streamsIn(this.config.region, this.config.credentials).send(
+          new GetRecordsCommand({ ShardIterator: iterator, Limit: this.config.batchSize }),
+        );
         records = page.Records ?? [];
         next = page.NextShardIterator;
       } catch (error) {
@@ -209,7 +228,7 @@ export class StreamPoller {
     };
     this.log(`${this.fn.spec.functionName}: retries exhausted for ${records.length} record(s) of shard ${shardId}`);
     if (this.config.onFailureQueueUrl) {
-      await sqs.send(new SendMessageCommand({ QueueUrl: this.config.onFailureQueueUrl, MessageBody: JSON.stringify(info) }));
+      await sqsAs(this.config.credentials).send(new SendMessageCommand({ QueueUrl: this.config.onFailureQueueUrl, MessageBody: JSON.stringify(info) }));
     }
   }
 }

@@ -1,6 +1,7 @@
 import { inject } from 'vitest';
 import { type AgentStatus, agentRequest, agentStatus } from '../../host-agent/agent-control-client.ts';
 import { startTsProcess, type Started } from '../../local/processes.ts';
+import { hostAgentCredentials } from '../../local/aws/iam-principals.ts';
 import { tokenFor } from './tokens.ts';
 
 export type { AgentStatus };
@@ -31,8 +32,8 @@ export async function startAgent(
     env: {
       AWS_ENDPOINT_URL: inject('awsEndpoint'),
       AWS_REGION: region.region,
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
+      // Its own key, checked by the proxy against the region's HostAgentPolicy for this host id.
+      ...(await hostAgentCredentials(inject('awsEndpoint'), region.region, hostId)),
       HOST_AGENT_TOKEN: await tokenFor('host', hostId),
       ...extraEnv,
     },

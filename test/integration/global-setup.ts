@@ -7,6 +7,7 @@ import { startLocalStack, type LocalStack } from '../../local/local-stack.ts';
 import { isAlive, projectRoot } from '../../local/processes.ts';
 import { routesOf } from '../../local/api-gateway.ts';
 import type { CfnTemplate } from '../../local/template.ts';
+import type { IamReport } from '../../local/aws/iam-check.ts';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
 import { issueApiToken } from '#tokens/api-tokens.ts';
@@ -31,6 +32,8 @@ declare module 'vitest' {
     controlUrl: string;
     /** False when AWS_ENDPOINT_URL named an emulator of its own: no proxy stands before it, so no outages and no counts. */
     awsProxied: boolean;
+    /** The first region's synthesized template, as its runner runs it. */
+    templateFile: string;
   }
 }
 
@@ -103,6 +106,7 @@ export async function setup(project: TestProject) {
   project.provide('awsEndpoint', aws.endpoint);
   project.provide('region', runner.region);
   project.provide('resources', runner.resources);
+  project.provide('templateFile', runner.templateFile);
   const second = stack.runners[1]!;
   project.provide('secondRegion', { apiUrl: second.apiUrl, region: second.region, resources: second.resources });
   const template = JSON.parse(readFileSync(runner.templateFile, 'utf8')) as CfnTemplate;
@@ -119,6 +123,9 @@ export async function setup(project: TestProject) {
     const url = new URL(request.url ?? '/', 'http://control');
     if (request.method === 'GET' && url.pathname === '/aws-calls' && proxy) {
       return void response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(proxy.snapshot()));
+    }
+    if (request.method === 'GET' && url.pathname === '/iam-report' && proxy) {
+      return void response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(proxy.iamReport()));
     }
     if (request.method === 'POST' && url.pathname === '/aws-outage' && proxy) {
       proxy.outage(Number(url.searchParams.get('ms') ?? 5000));
@@ -156,7 +163,32 @@ async function raiseTestTenantQuotas(apiUrl: string, endpoint: string, region: s
 
 export async function teardown() {
   control?.close();
+  const report = stack?.aws.proxy?.iamReport();
   await stack?.stop();
   rmSync(stateDir, { recursive: true, force: true });
   releaseRunLock();
+  if (report) checkIam(report);
+}
+
+/**
+ * The run's IAM findings (local/aws/iam-check.ts): written to .local-run/iam-report.json, summed
+ * up here. A call a function's or agent's role would not allow on AWS fails the run (unless a
+ * test asked for it, to prove the check); grants no call used are only reported.
+ */
+function checkIam(report: IamReport): void {
+  const file = path.join(projectRoot, '.local-run', 'iam-report.json');
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  const refused = report.refused.filter((refusal) => !refusal.expected);
+  const unused = report.unusedGrants.reduce((sum, principal) => sum + principal.unused.length, 0);
+  console.error(
+    `IAM (${report.mode}): ${refused.length} refused call kind(s), ${report.refused.length - refused.length} refused on purpose by tests; ` +
+      `${unused} grant(s) of ${report.unusedGrants.length} principal(s) no call used, ${report.idlePrincipals.length} principal(s) made no call; report in ${path.relative(projectRoot, file)}`,
+  );
+  for (const error of report.errors) console.error(`IAM check could not evaluate: ${error}`);
+  if (refused.length > 0 || report.errors.length > 0) {
+    const lines = refused.map(
+      (refusal) => `  ${refusal.principal}: ${refusal.call} needs ${refusal.action} on ${refusal.resource} (${refusal.decision}, ${refusal.count}x)`,
+    );
+    throw new Error(`calls their roles would not allow on AWS:\n${lines.join('\n')}${report.errors.length > 0 ? `\n${report.errors.join('\n')}` : ''}`);
+  }
 }
