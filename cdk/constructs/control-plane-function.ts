@@ -48,8 +48,8 @@ export class ControlPlaneFunction extends NodejsFunction {
         target: 'node22',
         sourceMap: true,
         minify: true,
-        // The SDK v3 is in the Lambda runtime; bundling it would only grow cold starts.
-        externalModules: ['@aws-sdk/*'],
+        // Functions ship the SDK versions package.json pins (tested locally), not whichever the runtime holds.
+        bundleAwsSDK: true,
         // Some CommonJS dependencies call require(); give the ESM bundle one.
         banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
         tsconfig: path.join(projectRoot, 'tsconfig.json'),
