@@ -30,6 +30,8 @@ const commands = {
   bench: ['--import', 'tsx', 'bench/run.ts'],
   'issue-token': ['--import', 'tsx', 'ops/issue-token.ts'],
   'dead-letters': ['--import', 'tsx', 'ops/dead-letters.ts'],
+  'cleanup-stack': ['--import', 'tsx', 'ops/cleanup-stack.ts'],
+  'deploy:local': ['--import', 'tsx', 'local/deploy/deploy-local.ts'],
 };
 const [command, ...rest] = process.argv.slice(2);
 if (!commands[command]) {

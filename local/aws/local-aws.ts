@@ -47,7 +47,7 @@ export async function freePort(): Promise<number> {
  * LocalStack's configuration: only these services, on 127.0.0.1, downloading nothing. Queue URLs
  * it hands out name `advertisedPort`: the proxy's, when one stands in front of it.
  */
-function localStackEnv(port: number, advertisedPort: number, filesystemRoot: string): NodeJS.ProcessEnv {
+function localStackEnv(port: number, advertisedPort: number, filesystemRoot: string, services: readonly string[]): NodeJS.ProcessEnv {
   const address = `127.0.0.1:${port}`;
   return {
     // A clean environment: LocalStack reads hundreds of variables (DEBUG, SERVICES, PERSISTENCE, ...).
@@ -62,7 +62,7 @@ function localStackEnv(port: number, advertisedPort: number, filesystemRoot: str
     // Queue URLs LocalStack hands out point here (the default, *.localhost.localstack.cloud, needs public DNS).
     LOCALSTACK_HOST: `127.0.0.1:${advertisedPort}`,
     SQS_ENDPOINT_STRATEGY: 'path',
-    SERVICES: SERVICES.join(','),
+    SERVICES: services.join(','),
     // Start the providers (and the DynamoDB Local JVM) now rather than on each service's first request.
     EAGER_SERVICE_LOADING: '1',
     // v2: DynamoDB Local's own streams, instead of v1's copy through Kinesis (kinesis-mock, fetched from npm).
@@ -80,9 +80,22 @@ function localStackEnv(port: number, advertisedPort: number, filesystemRoot: str
  * Uses AWS_ENDPOINT_URL when it is set (e.g. a LocalStack container), otherwise installs LocalStack
  * (first run only) and starts it on 127.0.0.1, waiting until all four services answer.
  */
-export async function startLocalAws(options: { port?: number; logFile?: string; log?: (message: string) => void; proxy?: boolean } = {}): Promise<LocalAws> {
+export interface LocalAwsOptions {
+  port?: number;
+  logFile?: string;
+  log?: (message: string) => void;
+  proxy?: boolean;
+  /** Services beyond the five every run needs (e.g. CloudFormation for `npm run deploy:local`); readiness waits for them too. */
+  extraServices?: readonly string[];
+  /** More LocalStack settings, given the instance's filesystem root; they win over the defaults. */
+  extraEnv?: (filesystemRoot: string) => NodeJS.ProcessEnv;
+  /** Start a LocalStack of its own even when AWS_ENDPOINT_URL is set (what it needs is set up only there). */
+  ignoreEndpointUrl?: boolean;
+}
+
+export async function startLocalAws(options: LocalAwsOptions = {}): Promise<LocalAws> {
   const log = options.log ?? console.error;
-  const existing = process.env.AWS_ENDPOINT_URL;
+  const existing = options.ignoreEndpointUrl ? undefined : process.env.AWS_ENDPOINT_URL;
   if (existing) {
     await waitUntilServing(existing, 10_000);
     return { endpoint: existing, started: false, description: 'AWS_ENDPOINT_URL', stop: async () => {} };
@@ -102,7 +115,9 @@ export async function startLocalAws(options: { port?: number; logFile?: string; 
   const logFile = options.logFile ?? path.join(root, 'localstack.log');
   const output = openSync(logFile, 'a');
   // Its own process group (detached), so stop() can signal LocalStack and everything it started.
-  const child = spawn(venvPython, [launcher], { stdio: ['pipe', output, output], env: localStackEnv(localStackPort, port, root), detached: true });
+  const services = [...SERVICES, ...(options.extraServices ?? [])];
+  const env = { ...localStackEnv(localStackPort, port, root, services), ...options.extraEnv?.(root) };
+  const child = spawn(venvPython, [launcher], { stdio: ['pipe', output, output], env, detached: true });
   closeSync(output);
   writeFileSync(path.join(root, 'pid'), `${child.pid}\n`);
   child.stdin!.on('error', () => {}); // EPIPE once it has gone
@@ -110,7 +125,7 @@ export async function startLocalAws(options: { port?: number; logFile?: string; 
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= Promise.all([proxy?.close(), stopProcessTree(child)]).then(() => rmSync(root, { recursive: true, force: true })));
   try {
-    await waitUntilReady(localStackUrl, 180_000, child, logFile);
+    await waitUntilReady(localStackUrl, 180_000, child, logFile, services);
   } catch (error) {
     await stop();
     throw error;
@@ -186,7 +201,7 @@ async function waitUntilServing(endpoint: string, timeoutMs: number): Promise<vo
 }
 
 /** The LocalStack started here: the health endpoint lists every service as ready, and DynamoDB answers a call. */
-async function waitUntilReady(endpoint: string, timeoutMs: number, child: ChildProcess, logFile: string): Promise<void> {
+async function waitUntilReady(endpoint: string, timeoutMs: number, child: ChildProcess, logFile: string, services: readonly string[]): Promise<void> {
   await waitFor(
     endpoint,
     timeoutMs,
@@ -194,7 +209,7 @@ async function waitUntilReady(endpoint: string, timeoutMs: number, child: ChildP
       const health = (await (await fetch(`${endpoint}/_localstack/health`, { signal: AbortSignal.timeout(2000) })).json()) as {
         services?: Record<string, string>;
       };
-      const waitingFor = SERVICES.filter((service) => !['available', 'running'].includes(health.services?.[service] ?? ''));
+      const waitingFor = services.filter((service) => !['available', 'running'].includes(health.services?.[service] ?? ''));
       if (waitingFor.length) throw new Error(`not ready: ${waitingFor.map((service) => `${service}=${health.services?.[service]}`).join(', ')}`);
       // DynamoDB is served by a JVM that LocalStack starts separately; only a real call shows it is up.
       const response = await fetch(endpoint, {

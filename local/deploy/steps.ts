@@ -1,0 +1,100 @@
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { CloudFormationClient, DescribeStacksCommand, paginateListStackResources, type StackResourceSummary } from '@aws-sdk/client-cloudformation';
+import { cdk, type CdkTarget } from './cdk-cli.ts';
+
+/** A stack of the synthesized cloud assembly. */
+export interface AssemblyStack {
+  stackName: string;
+  region: string;
+  templateFile: string;
+  /** The resources its template declares. */
+  resourceCount: number;
+}
+
+export interface Assembly {
+  dir: string;
+  stacks: AssemblyStack[];
+}
+
+export interface DeployResult {
+  stacks: number;
+  /** Resources the deployed stacks hold, every one CREATE_COMPLETE or UPDATE_COMPLETE. */
+  resources: number;
+  /** Wall time of `cdk deploy`. */
+  seconds: number;
+}
+
+/** `cdk synth` into `dir` (the app of cdk.json, with the given `-c` context), once for every later step. */
+export async function synthesize(target: CdkTarget, dir: string, context: string[] = []): Promise<Assembly> {
+  rmSync(dir, { recursive: true, force: true });
+  await cdk(target, ['synth', '--quiet', '--output', dir, ...context.flatMap((entry) => ['--context', entry])]);
+  return readAssembly(dir);
+}
+
+export function readAssembly(dir: string): Assembly {
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as {
+    artifacts: Record<string, { type: string; environment?: string; properties?: { templateFile?: string; stackName?: string } }>;
+  };
+  const stacks = Object.entries(manifest.artifacts)
+    .filter(([, artifact]) => artifact.type === 'aws:cloudformation:stack')
+    .map(([id, artifact]) => {
+      const templateFile = path.join(dir, artifact.properties!.templateFile!);
+      const template = JSON.parse(readFileSync(templateFile, 'utf8')) as { Resources: Record<string, unknown> };
+      return {
+        stackName: artifact.properties?.stackName ?? id,
+        region: artifact.environment!.split('/').pop()!,
+        templateFile,
+        resourceCount: Object.keys(template.Resources).length,
+      };
+    });
+  return { dir, stacks };
+}
+
+/** `cdk bootstrap` of every environment the assembly's stacks deploy to. */
+export async function bootstrap(target: CdkTarget, assembly: Assembly): Promise<void> {
+  await cdk(target, ['bootstrap', '--app', assembly.dir]);
+}
+
+/** `cdk deploy --all` of the synthesized assembly, then a look at what CloudFormation holds. */
+export async function deploy(target: CdkTarget, assembly: Assembly): Promise<DeployResult> {
+  const started = Date.now();
+  await cdk(target, ['deploy', '--all', '--app', assembly.dir, '--require-approval', 'never', '--progress', 'events']);
+  const seconds = Math.round((Date.now() - started) / 1000);
+  let resources = 0;
+  for (const stack of assembly.stacks) {
+    const cloudFormation = cloudFormationClient(target, stack.region);
+    const { Stacks } = await cloudFormation.send(new DescribeStacksCommand({ StackName: stack.stackName }));
+    const status = Stacks?.[0]?.StackStatus;
+    if (status !== 'CREATE_COMPLETE' && status !== 'UPDATE_COMPLETE') throw new Error(`${stack.stackName} is ${status} after cdk deploy`);
+    const held = await stackResources(target, stack);
+    const incomplete = held.filter((resource) => !/^(CREATE|UPDATE)_COMPLETE$/.test(resource.ResourceStatus ?? ''));
+    if (incomplete.length) {
+      throw new Error(`${stack.stackName}: ${incomplete.map((resource) => `${resource.LogicalResourceId} ${resource.ResourceStatus}`).join(', ')}`);
+    }
+    resources += held.length;
+  }
+  return { stacks: assembly.stacks.length, resources, seconds };
+}
+
+/** `cdk destroy --all --force`: what the stacks retain (DeletionPolicy Retain) stays; see cleanup.ts. */
+export async function destroy(target: CdkTarget, assembly: Assembly): Promise<void> {
+  await cdk(target, ['destroy', '--all', '--force', '--app', assembly.dir]);
+}
+
+export async function stackResources(target: CdkTarget, stack: AssemblyStack): Promise<StackResourceSummary[]> {
+  const summaries: StackResourceSummary[] = [];
+  for await (const page of paginateListStackResources({ client: cloudFormationClient(target, stack.region) }, { StackName: stack.stackName })) {
+    summaries.push(...(page.StackResourceSummaries ?? []));
+  }
+  return summaries;
+}
+
+export function cloudFormationClient(target: CdkTarget, region: string): CloudFormationClient {
+  return new CloudFormationClient(clientConfig(target, region));
+}
+
+/** SDK client settings for the emulator the CLI deploys into. */
+export function clientConfig(target: CdkTarget, region: string) {
+  return { endpoint: target.endpoint, region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
+}
