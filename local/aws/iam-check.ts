@@ -1,5 +1,5 @@
 import { evaluate, type PolicyStatement, wildcardMatch } from './iam-policy.ts';
-import { permissionsFor, type RequiredPermission, streamArnOfIterator, type WireCall } from './iam-requests.ts';
+import { permissionsFor, type RequiredPermission, type WireCall } from './iam-requests.ts';
 
 /** Where the proxy takes IAM registrations and gives its report (never forwarded to the emulator). */
 export const IAM_CONTROL_PATH = '/_stratoplane/iam/';
@@ -141,13 +141,13 @@ export class IamCheck {
   /** What an answer tells: which stream a shard iterator reads. */
   observe(call: WireCall, answer: Record<string, unknown> | undefined): void {
     if (call.service !== 'dynamodbstreams' || !answer) return;
-    const stream =
-      call.operation === 'GetShardIterator'
-        ? String(call.body?.StreamArn ?? '')
-        : (streamArnOfIterator(call.body?.ShardIterator) ?? this.iterators.get(String(call.body?.ShardIterator ?? '')));
-    if (call.operation === 'GetRecords') this.iterators.delete(String(call.body?.ShardIterator ?? ''));
+    // The stream the iterator was asked for; later iterators inherit it. Pollers of one shard at one
+    // position get the same iterator string, so entries are not taken on use but aged out.
+    const stream = call.operation === 'GetShardIterator' ? call.body?.StreamArn : this.iterators.get(String(call.body?.ShardIterator ?? ''));
     const next = (answer.ShardIterator ?? answer.NextShardIterator) as string | undefined;
-    if (stream && next && !streamArnOfIterator(next)) this.iterators.set(next, stream);
+    if (typeof stream !== 'string' || !next) return;
+    this.iterators.set(next, stream);
+    if (this.iterators.size > 50_000) this.iterators.delete(this.iterators.keys().next().value!);
   }
 
   report(): IamReport {

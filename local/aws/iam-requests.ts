@@ -99,7 +99,9 @@ function dynamodbStreamsPermissions(call: WireCall, streamOfIterator: (iterator:
   const body = call.body ?? {};
   if (operation === 'GetRecords') {
     const iterator = String(body.ShardIterator ?? '');
-    return [{ action: 'dynamodb:GetRecords', resource: streamArnOfIterator(iterator) ?? streamOfIterator(iterator) ?? '' }];
+    // DynamoDB Local's iterators name its own region (`ddblocal`): the stream asked for is the better witness.
+    const fromIterator = streamArnOfIterator(iterator)?.replace(/^(arn:[^:]+:dynamodb:)ddblocal:/, `$1${call.region}:`);
+    return [{ action: 'dynamodb:GetRecords', resource: streamOfIterator(iterator) ?? fromIterator ?? '' }];
   }
   if (operation === 'ListStreams') {
     return [{ action: 'dynamodb:ListStreams', resource: typeof body.TableName === 'string' ? `${tableArn(body.TableName, call)}/stream/*` : '*' }];

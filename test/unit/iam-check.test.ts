@@ -143,6 +143,20 @@ describe('the IAM check of the local run', () => {
     expect((await check.authorize(as('h-3'), call('sqs', 'SendMessageBatch', { QueueUrl: url('shuffle-1') }))).refusals).toHaveLength(1);
   });
 
+  it('follows shard iterators to the stream they were asked for, however many pollers share one', async () => {
+    const check = new IamCheck('enforce', fakeLookups());
+    const stream = `${table}/stream/s`;
+    const reader = { ...fn, accessKeyId: 'AKIASTREAMREADER0001', statements: [{ Effect: 'Allow' as const, Action: 'dynamodb:GetRecords', Resource: stream }] };
+    check.register({ principals: [reader] });
+    check.observe(call('dynamodbstreams', 'GetShardIterator', { StreamArn: stream }), { ShardIterator: 'iterator-1' });
+    check.observe(call('dynamodbstreams', 'GetRecords', { ShardIterator: 'iterator-1' }), { NextShardIterator: 'iterator-2' });
+    for (const iterator of ['iterator-1', 'iterator-1', 'iterator-2'])
+      expect((await check.authorize(reader.accessKeyId, call('dynamodbstreams', 'GetRecords', { ShardIterator: iterator }))).refusals).toEqual([]);
+    expect((await check.authorize(reader.accessKeyId, call('dynamodbstreams', 'GetRecords', { ShardIterator: 'unknown' }))).refusals).toMatchObject([
+      { decision: 'unresolved' },
+    ]);
+  });
+
   it('keeps refusals a test asked for apart from findings', async () => {
     const check = new IamCheck('enforce', fakeLookups());
     check.register({ principals: [fn] });

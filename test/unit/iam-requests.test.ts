@@ -73,6 +73,11 @@ describe('the IAM actions and resources of an AWS call', () => {
       { action: 'dynamodb:GetRecords', resource: stream },
     ]);
     expect(permissionsFor(json('dynamodbstreams', 'GetRecords', { ShardIterator: 'opaque' }), () => stream)[0]!.resource).toBe(stream);
+    // DynamoDB Local's iterators name its own region, not the one the stream was asked in.
+    const local = `arn:aws:dynamodb:ddblocal:000000000000:table/T/stream/x|1|AAAA`;
+    expect(permissionsFor(json('dynamodbstreams', 'GetRecords', { ShardIterator: local }, 'eu-west-1'))[0]!.resource).toBe(
+      `${table('T', 'eu-west-1')}/stream/x`,
+    );
     expect(permissionsFor(json('dynamodbstreams', 'DescribeStream', { StreamArn: stream }))).toEqual([{ action: 'dynamodb:DescribeStream', resource: stream }]);
   });
 
