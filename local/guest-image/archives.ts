@@ -71,20 +71,3 @@ export function ustar(files: readonly { path: string; mode: number; data: Buffer
   parts.push(Buffer.alloc(1024));
   return Buffer.concat(parts);
 }
-
-/** The files of a ustar archive written by `ustar` (or any plain-file ustar archive). */
-export function readUstar(archive: Buffer): Map<string, Buffer> {
-  const files = new Map<string, Buffer>();
-  let offset = 0;
-  while (offset + 512 <= archive.length) {
-    const header = archive.subarray(offset, offset + 512);
-    if (header.every((byte) => byte === 0)) break;
-    const name = header.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
-    const size = Number.parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim() || '0', 8);
-    const type = String.fromCharCode(header[156]!);
-    if (Number.isNaN(size) || offset + 512 + size > archive.length) throw new Error('not a complete ustar archive');
-    if (type === '0' || type === '\0') files.set(name, archive.subarray(offset + 512, offset + 512 + size));
-    offset += 512 + size + ((512 - (size % 512)) % 512);
-  }
-  return files;
-}

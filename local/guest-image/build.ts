@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { GUEST_IMAGE_MANIFEST, type GuestImageManifest } from '#events/guest-image.ts';
 import { withInstallLock } from '../install-lock.ts';
-import { type ArchiveEntry, cpioNewc, readUstar, ustar } from './archives.ts';
+import { readUstar } from '#host-agent/vm-runtime/image-bundle.ts';
+import { type ArchiveEntry, cpioNewc, ustar } from './archives.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const projectRoot = path.resolve(here, '../..');

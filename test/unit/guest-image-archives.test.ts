@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpioNewc, readUstar, ustar } from '../../local/guest-image/archives.ts';
+import { readUstar } from '../../host-agent/vm-runtime/image-bundle.ts';
+import { cpioNewc, ustar } from '../../local/guest-image/archives.ts';
 
 /** The entries of a newc archive, read field by field as the kernel's initramfs unpacker does. */
 function readNewc(archive: Buffer) {

@@ -1,0 +1,234 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { type Accelerator, accelArgs, chooseAccelerator } from './accelerator.ts';
+import { QmpClient } from './qmp-client.ts';
+
+/** What a VM is doing, as the runtime sees it. */
+export type VmRunState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+export interface VmReport {
+  vmId: string;
+  state: VmRunState;
+  /** Why it failed or stopped, in words (a failure carries the console's last lines). */
+  reason?: string;
+}
+
+export interface GuestBoot {
+  kernel: string;
+  initrd: string;
+  /** The image's own command line; the VM's settings are appended to it. */
+  cmdline: string;
+}
+
+export interface VmLaunch {
+  vmId: string;
+  memoryMiB: number;
+  vcpus: number;
+  boot: GuestBoot;
+  /** Passed to the guest as `stratoplane.<name>=<value>` on the kernel command line. */
+  settings: Record<string, string>;
+  /** The VM's NIC: a tap device the agent made, and the VM's MAC. */
+  nic?: { tap: string; mac: string };
+}
+
+/** What the guest agent prints once it has configured the guest (guest/rootfs/usr/sbin/stratoplane-guest-agent). */
+const READY_LINE = 'stratoplane-guest: ready';
+const VM_ID = /^vm-[0-9a-f]{12}$/;
+const SETTING_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+const SETTING_VALUE = /^[A-Za-z0-9._:/,-]{0,255}$/;
+
+interface Vm {
+  launch: VmLaunch;
+  state: VmRunState;
+  reason?: string;
+  process: ChildProcess;
+  qmp?: QmpClient;
+  dir: string;
+  readyWatch?: NodeJS.Timeout;
+  exited: Promise<void>;
+}
+
+/**
+ * Runs each VM as a QEMU process: its kernel and initramfs from the image, QMP on a unix socket, the
+ * serial console to a file, its NIC on a tap the agent made, KVM when usable else TCG. A VM is
+ * `running` once its guest agent says it is ready, `failed` if QEMU exits or the guest does not get
+ * there within the boot timeout, with the console's tail as the reason.
+ */
+export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
+  readonly accelerator: Accelerator;
+  private readonly vms = new Map<string, Vm>();
+
+  constructor(private readonly options: { stateDir: string; qemuBinary?: string; accelerator?: Accelerator; bootTimeoutMs?: number }) {
+    super();
+    this.accelerator = options.accelerator ?? chooseAccelerator();
+  }
+
+  /** Starts QEMU for the VM; resolves once QEMU answers on QMP (state `starting`). */
+  async start(launch: VmLaunch): Promise<VmReport> {
+    if (!VM_ID.test(launch.vmId)) throw new Error(`not a VM id: ${JSON.stringify(launch.vmId)}`);
+    const current = this.vms.get(launch.vmId);
+    if (current && !['stopped', 'failed'].includes(current.state)) throw new Error(`vm ${launch.vmId} is already ${current.state}`);
+    for (const [name, value] of Object.entries(launch.settings)) {
+      if (!SETTING_NAME.test(name) || !SETTING_VALUE.test(value)) throw new Error(`guest setting ${name}=${value} cannot go on a kernel command line`);
+    }
+    const dir = path.join(this.options.stateDir, launch.vmId);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const qmpSocket = path.join(dir, 'qmp.sock');
+    const consoleLog = path.join(dir, 'console.log');
+    const cmdline = [launch.boot.cmdline, ...Object.entries(launch.settings).map(([name, value]) => `stratoplane.${name}=${value}`)].join(' ');
+    const args = [
+      ...accelArgs(this.accelerator),
+      '-machine',
+      'q35',
+      '-m',
+      String(launch.memoryMiB),
+      '-smp',
+      String(launch.vcpus),
+      '-name',
+      `${launch.vmId},process=stratoplane-${launch.vmId}`,
+      '-display',
+      'none',
+      '-nodefaults',
+      // A guest that panics (panic=1) or reboots itself ends its QEMU: the runtime reports it.
+      '-no-reboot',
+      '-kernel',
+      launch.boot.kernel,
+      '-initrd',
+      launch.boot.initrd,
+      '-append',
+      cmdline,
+      '-chardev',
+      `file,id=console,path=${consoleLog}`,
+      '-serial',
+      'chardev:console',
+      '-qmp',
+      `unix:${qmpSocket},server=on,wait=off`,
+      '-device',
+      'virtio-rng-pci',
+      ...(launch.nic
+        ? ['-netdev', `tap,id=nic0,ifname=${launch.nic.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=nic0,mac=${launch.nic.mac},romfile=`]
+        : []),
+    ];
+    const child = spawn(this.options.qemuBinary ?? 'qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-4000);
+    });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const vm: Vm = { launch, state: 'starting', process: child, dir, exited };
+    this.vms.set(launch.vmId, vm);
+    child.once('exit', (code, signal) => {
+      clearInterval(vm.readyWatch);
+      vm.qmp?.close();
+      if (vm.state === 'stopping') return this.transition(vm, 'stopped', 'stopped by the host agent');
+      const how = signal ? `killed by ${signal}` : `exited with ${code}`;
+      const said = stderr.trim() ? `; QEMU said: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : '';
+      this.transition(vm, 'failed', `QEMU ${how}${said}; console: ${this.telling(launch.vmId)}`);
+    });
+    child.once('error', (error) => this.transition(vm, 'failed', `QEMU could not start: ${error.message}`));
+    try {
+      vm.qmp = await QmpClient.connect(qmpSocket, 10_000);
+    } catch (error) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`vm ${launch.vmId}: QEMU did not come up: ${(error as Error).message}${stderr ? ` (${stderr.trim()})` : ''}`);
+    }
+    this.watchForReady(vm);
+    this.emit('state', this.report(launch.vmId)!);
+    return this.report(launch.vmId)!;
+  }
+
+  private watchForReady(vm: Vm) {
+    const deadline = Date.now() + (this.options.bootTimeoutMs ?? 90_000);
+    vm.readyWatch = setInterval(() => {
+      if (vm.state !== 'starting') return clearInterval(vm.readyWatch);
+      if (this.consoleTail(vm.launch.vmId, 64 * 1024).includes(READY_LINE)) {
+        clearInterval(vm.readyWatch);
+        this.transition(vm, 'running');
+      } else if (Date.now() > deadline) {
+        clearInterval(vm.readyWatch);
+        const tail = this.telling(vm.launch.vmId);
+        vm.state = 'stopping';
+        vm.process.kill('SIGKILL');
+        this.transition(
+          vm,
+          'failed',
+          `the guest did not report ready within ${(this.options.bootTimeoutMs ?? 90_000) / 1000} s; console: ${tail || '(empty)'}`,
+        );
+      }
+    }, 200);
+  }
+
+  private transition(vm: Vm, state: VmRunState, reason?: string) {
+    if (vm.state === state || (vm.state === 'failed' && state === 'stopped')) return;
+    vm.state = state;
+    vm.reason = reason;
+    this.emit('state', this.report(vm.launch.vmId)!);
+  }
+
+  /**
+   * Stops the VM: an ACPI power button first (as EC2's stop and GCE's do), QEMU's `quit` after
+   * `graceMs`, SIGKILL if even that is not answered.
+   */
+  async stop(vmId: string, graceMs = 5_000): Promise<void> {
+    const vm = this.vms.get(vmId);
+    if (!vm || vm.state === 'stopped' || vm.state === 'failed') return;
+    vm.state = 'stopping';
+    this.emit('state', this.report(vmId)!);
+    const exitedWithin = (ms: number) => Promise.race([vm.exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
+    await vm.qmp?.execute('system_powerdown').catch(() => {});
+    if (await exitedWithin(graceMs)) return;
+    await vm.qmp?.execute('quit').catch(() => {});
+    if (await exitedWithin(2_000)) return;
+    vm.process.kill('SIGKILL');
+    await vm.exited;
+  }
+
+  /** The last `maxBytes` of the VM's serial console (as EC2's GetConsoleOutput). */
+  consoleTail(vmId: string, maxBytes = 64 * 1024): string {
+    const vm = this.vms.get(vmId);
+    if (!vm) return '';
+    const file = path.join(vm.dir, 'console.log');
+    let fd: number | undefined;
+    try {
+      const size = statSync(file).size;
+      const length = Math.min(size, maxBytes);
+      const buffer = Buffer.alloc(length);
+      fd = openSync(file, 'r');
+      readSync(fd, buffer, 0, length, size - length);
+      return buffer.toString('utf8');
+    } catch {
+      return '';
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+
+  /** The console lines that say why a guest died: from a kernel panic when there is one, else the last lines. */
+  private telling(vmId: string): string {
+    const lines = this.consoleTail(vmId, 16 * 1024)
+      .replaceAll('\r', '')
+      .trim()
+      .split('\n');
+    const panic = lines.findIndex((line) => line.includes('Kernel panic'));
+    return (panic >= 0 ? lines.slice(panic, panic + 4) : lines.slice(-12)).join('\n');
+  }
+
+  report(vmId: string): VmReport | undefined {
+    const vm = this.vms.get(vmId);
+    return vm && { vmId, state: vm.state, ...(vm.reason ? { reason: vm.reason } : {}) };
+  }
+
+  /** The QMP connection of a running VM, for what the agent does live (hot-plug, throttles, migration). */
+  monitor(vmId: string): QmpClient | undefined {
+    return this.vms.get(vmId)?.qmp;
+  }
+
+  /** Stops every VM (the agent is shutting down). */
+  async stopAll(graceMs = 2_000): Promise<void> {
+    await Promise.all([...this.vms.keys()].map((vmId) => this.stop(vmId, graceMs)));
+  }
+}

@@ -1,0 +1,88 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QemuRuntime, type VmReport } from '../../host-agent/vm-runtime/qemu-runtime.ts';
+import { guestBoot, qemuUnavailableReason } from '../helpers/guest.ts';
+import type { GuestBoot } from '../../host-agent/vm-runtime/qemu-runtime.ts';
+
+const unavailable = qemuUnavailableReason();
+if (unavailable) console.warn(`QEMU runtime tests skipped: ${unavailable}`);
+
+/** Real guests: the project's own image booted by QEMU (KVM where usable, TCG here). */
+describe.skipIf(unavailable !== undefined)('QEMU runtime', () => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'qemu-runtime-'));
+  const runtime = new QemuRuntime({ stateDir, bootTimeoutMs: 60_000 });
+  const seen: VmReport[] = [];
+  runtime.on('state', (report) => seen.push(report));
+  let boot: GuestBoot;
+
+  const reached = (vmId: string, state: VmReport['state'], timeoutMs = 70_000) =>
+    new Promise<VmReport>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${vmId} never ${state}; last: ${JSON.stringify(runtime.report(vmId))}`)), timeoutMs);
+      const check = (report: VmReport) => {
+        if (report.vmId !== vmId || report.state !== state) return;
+        clearTimeout(timer);
+        runtime.off('state', check);
+        resolve(report);
+      };
+      runtime.on('state', check);
+      const now = runtime.report(vmId);
+      if (now) check(now);
+    });
+
+  beforeAll(async () => {
+    boot = await guestBoot();
+  }, 180_000);
+
+  afterAll(async () => {
+    await runtime.stopAll(500);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('boots the guest image to running: the guest made its own host keys and printed their fingerprints', async () => {
+    console.info(`accelerator: ${runtime.accelerator.kind} (${runtime.accelerator.reason})`);
+    const vmId = 'vm-0000000000a1';
+    const started = Date.now();
+    expect((await runtime.start({ vmId, memoryMiB: 96, vcpus: 1, boot, settings: { ip: '10.9.0.5/24', hostname: 'web-1' } })).state).toBe('starting');
+    await reached(vmId, 'running');
+    console.info(`booted to ready in ${Date.now() - started} ms`);
+    const console_ = runtime.consoleTail(vmId);
+    expect(console_).toMatch(
+      /-----BEGIN SSH HOST KEY FINGERPRINTS-----\r?\ned25519 SHA256:[A-Za-z0-9+/]{43}\r?\necdsa SHA256:[A-Za-z0-9+/]{43}\r?\n-----END SSH HOST KEY FINGERPRINTS-----/,
+    );
+    expect(console_).toContain('stratoplane-guest: ready ip=10.9.0.5/24');
+    expect(await runtime.monitor(vmId)!.execute('query-status')).toMatchObject({ running: true, status: 'running' });
+
+    await runtime.stop(vmId, 3_000);
+    expect(runtime.report(vmId)!.state).toBe('stopped');
+    expect(seen.filter((report) => report.vmId === vmId).map((report) => report.state)).toEqual(['starting', 'running', 'stopping', 'stopped']);
+  });
+
+  it('fails a VM whose image does not boot, with the console and QEMU in the reason', async () => {
+    const vmId = 'vm-0000000000a2';
+    const badDir = mkdtempSync(path.join(tmpdir(), 'bad-image-'));
+    writeFileSync(path.join(badDir, 'vmlinuz'), 'not a kernel');
+    await expect(runtime.start({ vmId, memoryMiB: 96, vcpus: 1, boot: { ...boot, kernel: path.join(badDir, 'vmlinuz') }, settings: {} })).rejects.toThrow(
+      /QEMU did not come up.*(linux kernel|kernel)/is,
+    );
+    // A kernel that boots but an initramfs with no init: the kernel panics, QEMU exits (-no-reboot).
+    writeFileSync(path.join(badDir, 'initrd.img'), Buffer.alloc(4096));
+    await runtime.start({ vmId, memoryMiB: 96, vcpus: 1, boot: { ...boot, initrd: path.join(badDir, 'initrd.img') }, settings: {} });
+    const failed = await reached(vmId, 'failed');
+    expect(failed.reason).toMatch(/^QEMU exited with 0; console: .*Kernel panic - not syncing: VFS: Unable to mount root fs/s);
+    rmSync(badDir, { recursive: true, force: true });
+  });
+
+  it('refuses what would escape its folder or inject kernel parameters', async () => {
+    await expect(runtime.start({ vmId: '../../etc', memoryMiB: 96, vcpus: 1, boot, settings: {} })).rejects.toThrow(/not a VM id/);
+    // A value with a space would add `init=/bin/sh` (a root shell on the console) to the guest's command line.
+    await expect(runtime.start({ vmId: 'vm-0000000000a3', memoryMiB: 96, vcpus: 1, boot, settings: { hostname: 'web init=/bin/sh' } })).rejects.toThrow(
+      /cannot go on a kernel command line/,
+    );
+    await expect(runtime.start({ vmId: 'vm-0000000000a3', memoryMiB: 96, vcpus: 1, boot, settings: { 'x init': '1' } })).rejects.toThrow(
+      /cannot go on a kernel command line/,
+    );
+    expect(runtime.report('vm-0000000000a3')).toBeUndefined();
+  });
+});
