@@ -43,13 +43,23 @@ export interface Decision {
 
 const list = (value: PolicyValue | boolean | undefined): string[] => (value === undefined ? [] : [value].flat().map(String));
 
+const compiled = new Map<string, RegExp>();
+
 /** `*` any run of characters, `?` one character; everything else literal. */
 export function wildcardMatch(pattern: string, value: string, ignoreCase = false): boolean {
-  const source = pattern
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${source}$`, ignoreCase ? 'is' : 's').test(value);
+  const key = `${ignoreCase ? 'i' : 's'}${pattern}`;
+  let expression = compiled.get(key);
+  if (!expression) {
+    const source = pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.');
+    expression = new RegExp(`^${source}$`, ignoreCase ? 'is' : 's');
+    // Patterns come from policies and condition values: a few thousand at most, bounded all the same.
+    if (compiled.size > 10_000) compiled.clear();
+    compiled.set(key, expression);
+  }
+  return expression.test(value);
 }
 
 /**
@@ -57,6 +67,7 @@ export function wildcardMatch(pattern: string, value: string, ignoreCase = false
  * treats the element as not matching). `${*}`, `${?}` and `${$}` stand for the literal character.
  */
 export function substituteVariables(text: string, principal: Principal, context: AuthorizationRequest['context'] = {}): string | undefined {
+  if (!text.includes('${')) return text;
   let missing = false;
   const result = text.replace(/\$\{([^}]+)\}/g, (_, name: string) => {
     if (name === '*' || name === '?' || name === '$') return name;
