@@ -5,10 +5,12 @@ import { findLeftovers, type RetainingTemplate, removeLeftover } from './stack-l
 const usage = `usage: npm run -s cleanup-stack -- --stack NAME [--template FILE] [--yes]
 
 Lists what the deleted CloudFormation stacks named NAME left behind in one region (AWS_REGION):
-the resources they retained on delete (the metadata table with its data, the images bucket with
-its images, the KMS keys, the API's access log group and CloudWatch role). With --yes, removes
-them: tables (their deletion protection and other regions' replicas first), buckets (every object
-version first), log groups and roles are deleted, KMS keys scheduled for deletion in 7 days.
+the resources they retained on delete (the metadata table with its data, the buckets with their
+objects, the KMS keys and aliases, the API's access log group and CloudWatch role). With --yes,
+removes them: tables (their deletion protection and other regions' replicas first), buckets
+(every object version first), aliases, log groups and roles are deleted, KMS keys scheduled for
+deletion in 7 days. Queues the control plane made at run time (host and shuffle queues) were
+never the stack's: see docs/deployment.md for those.
 Without --yes it changes nothing. Nothing a live stack of that name holds is touched.
 They are found in CloudFormation's record of the deleted stack (kept 90 days) and, with
 --template (e.g. cdk.out/NAME.template.json), by the names the template gives them (the table's,

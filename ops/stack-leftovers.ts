@@ -16,18 +16,18 @@ import {
   paginateListAttachedRolePolicies,
   paginateListRolePolicies,
 } from '@aws-sdk/client-iam';
-import { DescribeKeyCommand, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
+import { DeleteAliasCommand, DescribeKeyCommand, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
 import { DeleteBucketCommand, DeleteObjectsCommand, HeadBucketCommand, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
 
 /**
  * What a deleted stack left behind: the resources CloudFormation skipped when it deleted the stack
- * (DeletionPolicy Retain or RetainExceptOnCreate: the metadata table, the images bucket, the KMS
- * keys, the API's access log group and CloudWatch role). A fixed-name table or bucket keeps a
+ * (DeletionPolicy Retain or RetainExceptOnCreate: the metadata table, the buckets, the KMS keys and
+ * their aliases, the API's access log group and CloudWatch role). A fixed-name table, bucket or alias keeps a
  * redeploy under the same stack name from creating its own, and all of them cost money.
  *
  * Found in two places: CloudFormation's record of the deleted stack (its resources by stack id,
  * kept 90 days on AWS; retained ones are DELETE_SKIPPED), and, for what has a name of its own in
- * the template (TableName, BucketName, LogGroupName, RoleName), that name resolved for the stack's
+ * the template (TableName, BucketName, AliasName, LogGroupName, RoleName), that name resolved for the stack's
  * account and region, which also finds leftovers after the record is gone (or on an emulator that
  * keeps none). Only what still exists is listed, and nothing a live stack of that name holds.
  */
@@ -55,6 +55,7 @@ export const REMOVABLE_TYPES = [
   'AWS::DynamoDB::GlobalTable',
   'AWS::DynamoDB::Table',
   'AWS::S3::Bucket',
+  'AWS::KMS::Alias',
   'AWS::KMS::Key',
   'AWS::Logs::LogGroup',
   'AWS::IAM::Role',
@@ -64,6 +65,7 @@ const NAME_PROPERTIES: Record<string, string> = {
   'AWS::DynamoDB::GlobalTable': 'TableName',
   'AWS::DynamoDB::Table': 'TableName',
   'AWS::S3::Bucket': 'BucketName',
+  'AWS::KMS::Alias': 'AliasName',
   'AWS::Logs::LogGroup': 'LogGroupName',
   'AWS::IAM::Role': 'RoleName',
 };
@@ -171,6 +173,9 @@ async function stillThere(settings: AwsClientSettings, leftover: Leftover): Prom
         const { KeyMetadata } = await new KMSClient(settings).send(new DescribeKeyCommand({ KeyId: leftover.physicalId }));
         return KeyMetadata?.KeyState !== 'PendingDeletion';
       }
+      case 'AWS::KMS::Alias':
+        await new KMSClient(settings).send(new DescribeKeyCommand({ KeyId: leftover.physicalId }));
+        return true;
       case 'AWS::Logs::LogGroup': {
         const { logGroups } = await new CloudWatchLogsClient(settings).send(new DescribeLogGroupsCommand({ logGroupNamePrefix: leftover.physicalId }));
         return !!logGroups?.some((group) => group.logGroupName === leftover.physicalId);
@@ -217,6 +222,9 @@ export async function removeLeftover(settings: AwsClientSettings, leftover: Left
         return done('deleted');
       case 'AWS::S3::Bucket':
         await deleteBucket(s3Client(settings), leftover.physicalId);
+        return done('deleted');
+      case 'AWS::KMS::Alias':
+        await new KMSClient(settings).send(new DeleteAliasCommand({ AliasName: leftover.physicalId }));
         return done('deleted');
       case 'AWS::KMS::Key': {
         const kms = new KMSClient(settings);

@@ -46,7 +46,9 @@ export function cdkEnvironment(target: CdkTarget): NodeJS.ProcessEnv {
  */
 export async function cdk(target: CdkTarget, args: string[]): Promise<void> {
   mkdirSync(path.dirname(target.logFile), { recursive: true });
-  const fullArgs = [...args, '--no-notices', '--no-version-reporting', '--no-color'];
+  // Telemetry is off by CDK_DISABLE_CLI_TELEMETRY; not by --no-version-reporting, which would also
+  // drop the AWS::CDK::Metadata resource and make the template differ from what operators deploy.
+  const fullArgs = [...args, '--no-notices', '--no-color'];
   appendFileSync(target.logFile, `\n=== ${new Date().toISOString()} cdk ${fullArgs.join(' ')}\n`);
   const child = spawn(process.execPath, [cdkBin, ...fullArgs], {
     cwd: projectRoot,

@@ -6,6 +6,8 @@ import { cdk, type CdkTarget } from './cdk-cli.ts';
 /** A stack of the synthesized cloud assembly. */
 export interface AssemblyStack {
   stackName: string;
+  /** Where the app deploys it: aws://<account or unknown-account>/<region>. */
+  environment: string;
   region: string;
   templateFile: string;
   /** The resources its template declares. */
@@ -32,7 +34,8 @@ export async function synthesize(target: CdkTarget, dir: string, context: string
   return readAssembly(dir);
 }
 
-export function readAssembly(dir: string): Assembly {
+/** The stacks of a synthesized cloud assembly (all, or those named). */
+export function readAssembly(dir: string, only?: readonly string[]): Assembly {
   const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as {
     artifacts: Record<string, { type: string; environment?: string; properties?: { templateFile?: string; stackName?: string } }>;
   };
@@ -43,23 +46,25 @@ export function readAssembly(dir: string): Assembly {
       const template = JSON.parse(readFileSync(templateFile, 'utf8')) as { Resources: Record<string, unknown> };
       return {
         stackName: artifact.properties?.stackName ?? id,
+        environment: artifact.environment!,
         region: artifact.environment!.split('/').pop()!,
         templateFile,
         resourceCount: Object.keys(template.Resources).length,
       };
-    });
+    })
+    .filter((stack) => !only || only.includes(stack.stackName));
   return { dir, stacks };
 }
 
 /** `cdk bootstrap` of every environment the assembly's stacks deploy to. */
 export async function bootstrap(target: CdkTarget, assembly: Assembly): Promise<void> {
-  await cdk(target, ['bootstrap', '--app', assembly.dir]);
+  await cdk(target, ['bootstrap', '--app', assembly.dir, ...new Set(assembly.stacks.map((stack) => stack.environment))]);
 }
 
-/** `cdk deploy --all` of the synthesized assembly, then a look at what CloudFormation holds. */
+/** `cdk deploy` of the assembly's stacks (in their dependency order), then a look at what CloudFormation holds. */
 export async function deploy(target: CdkTarget, assembly: Assembly): Promise<DeployResult> {
   const started = Date.now();
-  await cdk(target, ['deploy', '--all', '--app', assembly.dir, '--require-approval', 'never', '--progress', 'events']);
+  await cdk(target, ['deploy', ...stackNames(assembly), '--exclusively', '--app', assembly.dir, '--require-approval', 'never', '--progress', 'events']);
   const seconds = Math.round((Date.now() - started) / 1000);
   let resources = 0;
   for (const stack of assembly.stacks) {
@@ -77,10 +82,12 @@ export async function deploy(target: CdkTarget, assembly: Assembly): Promise<Dep
   return { stacks: assembly.stacks.length, resources, seconds };
 }
 
-/** `cdk destroy --all --force`: what the stacks retain (DeletionPolicy Retain) stays; see cleanup.ts. */
+/** `cdk destroy --force` of the assembly's stacks: what they retain stays (ops/cleanup-stack.ts lists and removes it). */
 export async function destroy(target: CdkTarget, assembly: Assembly): Promise<void> {
-  await cdk(target, ['destroy', '--all', '--force', '--app', assembly.dir]);
+  await cdk(target, ['destroy', ...stackNames(assembly), '--exclusively', '--force', '--app', assembly.dir]);
 }
+
+const stackNames = (assembly: Assembly) => assembly.stacks.map((stack) => stack.stackName);
 
 export async function stackResources(target: CdkTarget, stack: AssemblyStack): Promise<StackResourceSummary[]> {
   const summaries: StackResourceSummary[] = [];

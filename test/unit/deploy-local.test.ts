@@ -59,9 +59,22 @@ describe('npm run deploy:local', () => {
       writeFileSync(path.join(dir, 'a.template.json'), JSON.stringify({ Resources: { A: {}, B: {} } }));
       writeFileSync(path.join(dir, 'b.template.json'), JSON.stringify({ Resources: { C: {} } }));
       expect(readAssembly(dir).stacks).toEqual([
-        { stackName: 'Stratoplane-us-east-1', region: 'us-east-1', templateFile: path.join(dir, 'a.template.json'), resourceCount: 2 },
-        { stackName: 'Other', region: 'eu-west-1', templateFile: path.join(dir, 'b.template.json'), resourceCount: 1 },
+        {
+          stackName: 'Stratoplane-us-east-1',
+          environment: 'aws://unknown-account/us-east-1',
+          region: 'us-east-1',
+          templateFile: path.join(dir, 'a.template.json'),
+          resourceCount: 2,
+        },
+        {
+          stackName: 'Other',
+          environment: 'aws://000000000000/eu-west-1',
+          region: 'eu-west-1',
+          templateFile: path.join(dir, 'b.template.json'),
+          resourceCount: 1,
+        },
       ]);
+      expect(readAssembly(dir, ['Other']).stacks.map((stack) => stack.stackName)).toEqual(['Other']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
