@@ -4,6 +4,7 @@ import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node
 import path from 'node:path';
 import { type Accelerator, accelArgs, chooseAccelerator } from './accelerator.ts';
 import { QmpClient } from './qmp-client.ts';
+import { attachDisk, DISK_SLOTS, type DiskAttachment, detachDisk, diskSlotArgs, growDisk, setDiskLimits } from './vm-disks.ts';
 
 /** What a VM is doing, as the runtime sees it. */
 export type VmRunState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -31,6 +32,8 @@ export interface VmLaunch {
   settings: Record<string, string>;
   /** The VM's NIC: a tap device the agent made, and the VM's MAC. */
   nic?: { tap: string; mac: string };
+  /** Disks attached before the guest starts. */
+  disks?: DiskAttachment[];
 }
 
 /** What the guest agent prints once it has configured the guest (guest/rootfs/usr/sbin/stratoplane-guest-agent). */
@@ -48,6 +51,8 @@ interface Vm {
   dir: string;
   readyWatch?: NodeJS.Timeout;
   exited: Promise<void>;
+  /** The hot-plug slot each attached disk is in. */
+  slots: Map<string, number>;
 }
 
 /**
@@ -94,6 +99,8 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
       '-nodefaults',
       // A guest that panics (panic=1) or reboots itself ends its QEMU: the runtime reports it.
       '-no-reboot',
+      // Paused until its disks are in: the guest finds them at boot as it would after a hot-plug.
+      '-S',
       '-kernel',
       launch.boot.kernel,
       '-initrd',
@@ -108,6 +115,7 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
       `unix:${qmpSocket},server=on,wait=off`,
       '-device',
       'virtio-rng-pci',
+      ...diskSlotArgs(),
       ...(launch.nic
         ? ['-netdev', `tap,id=nic0,ifname=${launch.nic.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=nic0,mac=${launch.nic.mac},romfile=`]
         : []),
@@ -118,7 +126,7 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
       stderr = (stderr + chunk).slice(-4000);
     });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const vm: Vm = { launch, state: 'starting', process: child, dir, exited };
+    const vm: Vm = { launch, state: 'starting', process: child, dir, exited, slots: new Map() };
     this.vms.set(launch.vmId, vm);
     child.once('exit', (code, signal) => {
       clearInterval(vm.readyWatch);
@@ -131,6 +139,8 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
     child.once('error', (error) => this.transition(vm, 'failed', `QEMU could not start: ${error.message}`));
     try {
       vm.qmp = await QmpClient.connect(qmpSocket, 10_000);
+      for (const disk of launch.disks ?? []) await this.plug(vm, disk);
+      await vm.qmp.execute('cont');
     } catch (error) {
       child.kill('SIGKILL');
       await exited;
@@ -220,6 +230,44 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
   report(vmId: string): VmReport | undefined {
     const vm = this.vms.get(vmId);
     return vm && { vmId, state: vm.state, ...(vm.reason ? { reason: vm.reason } : {}) };
+  }
+
+  private async plug(vm: Vm, disk: DiskAttachment) {
+    if (vm.slots.has(disk.diskId)) throw new Error(`disk ${disk.diskId} is already attached to vm ${vm.launch.vmId}`);
+    const used = new Set(vm.slots.values());
+    const slot = Array.from({ length: DISK_SLOTS }, (_, index) => index).find((index) => !used.has(index));
+    if (slot === undefined) throw new Error(`vm ${vm.launch.vmId} has all ${DISK_SLOTS} disk slots in use`);
+    await attachDisk(vm.qmp!, slot, disk);
+    vm.slots.set(disk.diskId, slot);
+  }
+
+  private live(vmId: string): Vm & { qmp: QmpClient } {
+    const vm = this.vms.get(vmId);
+    if (!vm?.qmp || !['starting', 'running'].includes(vm.state)) throw new Error(`vm ${vmId} is not running on this host`);
+    return vm as Vm & { qmp: QmpClient };
+  }
+
+  /** Hot-plugs a disk into a running VM. */
+  attachDisk(vmId: string, disk: DiskAttachment): Promise<void> {
+    return this.plug(this.live(vmId), disk);
+  }
+
+  /** Hot-unplugs a disk; the guest must let go of it (see detachDisk). */
+  async detachDisk(vmId: string, diskId: string, timeoutMs?: number): Promise<void> {
+    const vm = this.live(vmId);
+    if (!vm.slots.has(diskId)) throw new Error(`disk ${diskId} is not attached to vm ${vmId}`);
+    await detachDisk(vm.qmp, diskId, timeoutMs);
+    vm.slots.delete(diskId);
+  }
+
+  /** Changes a disk's IOPS and throughput while the guest uses it. */
+  setDiskLimits(vmId: string, diskId: string, iops: number, throughputMiBps: number): Promise<void> {
+    return setDiskLimits(this.live(vmId).qmp, diskId, iops, throughputMiBps);
+  }
+
+  /** Grows an attached disk while the guest runs. */
+  growDisk(vmId: string, diskId: string, sizeGiB: number): Promise<void> {
+    return growDisk(this.live(vmId).qmp, diskId, sizeGiB);
   }
 
   /** The QMP connection of a running VM, for what the agent does live (hot-plug, throttles, migration). */

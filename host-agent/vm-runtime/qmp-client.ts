@@ -132,15 +132,15 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     });
   }
 
-  /** Resolves with the next event of that name (and its data), or rejects after `timeoutMs`. */
-  waitFor(event: string, timeoutMs: number): Promise<QmpEvent> {
+  /** Resolves with the next event of that name (and its data) that `matches`, or rejects after `timeoutMs`. */
+  waitFor(event: string, timeoutMs: number, matches: (received: QmpEvent) => boolean = () => true): Promise<QmpEvent> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.off('event', listener);
         reject(new Error(`no ${event} event within ${timeoutMs} ms`));
       }, timeoutMs);
       const listener = (received: QmpEvent) => {
-        if (received.event !== event) return;
+        if (received.event !== event || !matches(received)) return;
         clearTimeout(timer);
         this.off('event', listener);
         resolve(received);

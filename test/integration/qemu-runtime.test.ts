@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { QemuRuntime, type VmReport } from '../../host-agent/vm-runtime/qemu-runtime.ts';
 import { guestBoot, qemuUnavailableReason } from '../helpers/guest.ts';
 import type { GuestBoot } from '../../host-agent/vm-runtime/qemu-runtime.ts';
+import { diskLimits, ensureDiskFile } from '../../host-agent/vm-runtime/vm-disks.ts';
 
 const unavailable = qemuUnavailableReason();
 if (unavailable) console.warn(`QEMU runtime tests skipped: ${unavailable}`);
@@ -57,6 +58,55 @@ describe.skipIf(unavailable !== undefined)('QEMU runtime', () => {
     await runtime.stop(vmId, 3_000);
     expect(runtime.report(vmId)!.state).toBe('stopped');
     expect(seen.filter((report) => report.vmId === vmId).map((report) => report.state)).toEqual(['starting', 'running', 'stopping', 'stopped']);
+  });
+
+  it('gives a VM sparse disks at boot and while it runs, with live limits, growth and detach, as the guest sees them', async () => {
+    const vmId = 'vm-0000000000b1';
+    const pool = path.join(stateDir, 'pool-1');
+    const boot1 = await ensureDiskFile(pool, 'disk-0000000000d1', 1, 'raw');
+    const hot = await ensureDiskFile(pool, 'disk-0000000000d2', 2, 'qcow2');
+    // Sparse: a 1 GiB disk takes no blocks until written.
+    expect(statSync(boot1).blocks * 512).toBeLessThan(1024 * 1024);
+    const sawDisks = (pattern: RegExp, timeoutMs = 20_000) =>
+      vi.waitFor(() => expect(runtime.consoleTail(vmId)).toMatch(pattern), { timeout: timeoutMs, interval: 250 });
+
+    await runtime.start({
+      vmId,
+      memoryMiB: 96,
+      vcpus: 1,
+      boot,
+      settings: {},
+      disks: [{ diskId: 'disk-0000000000d1', file: boot1, format: 'raw', iops: 3000, throughputMiBps: 125 }],
+    });
+    await reached(vmId, 'running');
+    await sawDisks(/disk vda serial=disk-0000000000d1 bytes=1073741824/);
+    const monitor = runtime.monitor(vmId)!;
+    expect(await diskLimits(monitor, 'disk-0000000000d1')).toEqual({ iops: 3000, bps: 125 * 1024 * 1024 });
+
+    await runtime.attachDisk(vmId, { diskId: 'disk-0000000000d2', file: hot, format: 'qcow2', iops: 6000, throughputMiBps: 250 });
+    await sawDisks(/disk vdb serial=disk-0000000000d2 bytes=2147483648/);
+    await runtime.setDiskLimits(vmId, 'disk-0000000000d2', 16000, 1000);
+    expect(await diskLimits(monitor, 'disk-0000000000d2')).toEqual({ iops: 16000, bps: 1000 * 1024 * 1024 });
+    await runtime.growDisk(vmId, 'disk-0000000000d2', 4);
+    await sawDisks(/disk vdb serial=disk-0000000000d2 bytes=4294967296/);
+
+    await runtime.detachDisk(vmId, 'disk-0000000000d1');
+    await vi.waitFor(
+      () => {
+        const after = runtime
+          .consoleTail(vmId)
+          .split(/disk vdb serial=disk-0000000000d2 bytes=4294967296/)
+          .pop()!;
+        expect(after).not.toContain('disk-0000000000d1');
+        expect(runtime.consoleTail(vmId).lastIndexOf('serial=disk-0000000000d1')).toBeLessThan(
+          runtime.consoleTail(vmId).lastIndexOf('serial=disk-0000000000d2'),
+        );
+      },
+      { timeout: 20_000, interval: 250 },
+    );
+    expect(await diskLimits(monitor, 'disk-0000000000d1')).toBeUndefined();
+    await expect(runtime.attachDisk(vmId, { diskId: '../../x', file: hot, format: 'raw', iops: 3000, throughputMiBps: 125 })).rejects.toThrow(/not a disk id/);
+    await runtime.stop(vmId, 500);
   });
 
   it('fails a VM whose image does not boot, with the console and QEMU in the reason', async () => {

@@ -1,0 +1,118 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { QmpClient } from './qmp-client.ts';
+
+const run = promisify(execFile);
+
+const DISK_ID = /^disk-[0-9a-f]{12}$/;
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+/** A disk as QEMU sees it: its file in its storage pool's folder, and the limits QEMU enforces on it. */
+export interface DiskAttachment {
+  diskId: string;
+  file: string;
+  format: 'raw' | 'qcow2';
+  iops: number;
+  throughputMiBps: number;
+}
+
+/** Hot-plug slots each VM's QEMU starts with: PCIe root ports, one disk each. */
+export const DISK_SLOTS = 8;
+
+export function diskSlotArgs(): string[] {
+  return Array.from({ length: DISK_SLOTS }, (_, index) => ['-device', `pcie-root-port,id=slot${index},chassis=${index + 1},bus=pcie.0`]).flat();
+}
+
+const nodeOf = (diskId: string) => `node-${diskId}`;
+const deviceOf = (diskId: string) => `dev-${diskId}`;
+
+function checkId(diskId: string) {
+  if (!DISK_ID.test(diskId)) throw new Error(`not a disk id: ${JSON.stringify(diskId)}`);
+}
+
+/**
+ * The disk's file in its pool's folder, made sparse at its size (`qemu-img create`) if it is not
+ * there yet, grown if the disk grew; never shrunk. Returns its path.
+ */
+export async function ensureDiskFile(poolDir: string, diskId: string, sizeGiB: number, format: DiskAttachment['format']): Promise<string> {
+  checkId(diskId);
+  mkdirSync(poolDir, { recursive: true, mode: 0o700 });
+  const file = path.join(poolDir, `${diskId}.${format}`);
+  if (!existsSync(file)) {
+    await run('qemu-img', ['create', '-q', '-f', format, file, `${sizeGiB}G`]);
+    return file;
+  }
+  const { stdout } = await run('qemu-img', ['info', '--output=json', '-f', format, file]);
+  const virtualSize = (JSON.parse(stdout) as { 'virtual-size': number })['virtual-size'];
+  if (virtualSize > sizeGiB * GiB) throw new Error(`disk ${diskId} is ${virtualSize / GiB} GiB on this host; a disk never shrinks`);
+  if (virtualSize < sizeGiB * GiB) await run('qemu-img', ['resize', '-q', '-f', format, file, `${sizeGiB}G`]);
+  return file;
+}
+
+/** QEMU's I/O limits for the disk: its IOPS and its throughput, reads and writes together (as EBS counts them). */
+export async function setDiskLimits(qmp: QmpClient, diskId: string, iops: number, throughputMiBps: number): Promise<void> {
+  checkId(diskId);
+  await qmp.execute('block_set_io_throttle', {
+    // The block backend hangs off the virtio device inside the PCI proxy device.
+    id: `/machine/peripheral/${deviceOf(diskId)}/virtio-backend`,
+    iops,
+    iops_rd: 0,
+    iops_wr: 0,
+    bps: throughputMiBps * MiB,
+    bps_rd: 0,
+    bps_wr: 0,
+  });
+}
+
+/** Plugs the disk into the VM as a virtio-blk device (serial = disk id, so the guest can tell which) and sets its limits. */
+export async function attachDisk(qmp: QmpClient, slot: number, disk: DiskAttachment): Promise<void> {
+  checkId(disk.diskId);
+  await qmp.execute('blockdev-add', {
+    'node-name': nodeOf(disk.diskId),
+    driver: disk.format,
+    file: { driver: 'file', filename: disk.file },
+    discard: 'unmap',
+  });
+  try {
+    await qmp.execute('device_add', {
+      driver: 'virtio-blk-pci',
+      id: deviceOf(disk.diskId),
+      drive: nodeOf(disk.diskId),
+      bus: `slot${slot}`,
+      serial: disk.diskId,
+    });
+  } catch (error) {
+    await qmp.execute('blockdev-del', { 'node-name': nodeOf(disk.diskId) }).catch(() => {});
+    throw error;
+  }
+  await setDiskLimits(qmp, disk.diskId, disk.iops, disk.throughputMiBps);
+}
+
+/**
+ * Unplugs the disk: the guest is asked to release the device (PCIe hot-unplug), then QEMU closes the
+ * file. A guest that does not let go within `timeoutMs` keeps it: the caller reports that.
+ */
+export async function detachDisk(qmp: QmpClient, diskId: string, timeoutMs = 15_000): Promise<void> {
+  checkId(diskId);
+  const deleted = qmp.waitFor('DEVICE_DELETED', timeoutMs, (event) => event.data?.device === deviceOf(diskId));
+  deleted.catch(() => {});
+  await qmp.execute('device_del', { id: deviceOf(diskId) });
+  await deleted;
+  await qmp.execute('blockdev-del', { 'node-name': nodeOf(diskId) });
+}
+
+/** Grows an attached disk while the guest runs (the guest sees the new size at once). */
+export async function growDisk(qmp: QmpClient, diskId: string, sizeGiB: number): Promise<void> {
+  checkId(diskId);
+  await qmp.execute('block_resize', { 'node-name': nodeOf(diskId), size: sizeGiB * GiB });
+}
+
+/** What QEMU enforces on the disk now, as `query-block` reports it. */
+export async function diskLimits(qmp: QmpClient, diskId: string): Promise<{ iops: number; bps: number } | undefined> {
+  const devices = await qmp.execute<{ qdev?: string; inserted?: { iops: number; bps: number } }[]>('query-block');
+  const device = devices.find((entry) => entry.qdev?.includes(deviceOf(diskId)));
+  return device?.inserted && { iops: device.inserted.iops, bps: device.inserted.bps };
+}
