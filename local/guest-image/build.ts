@@ -259,7 +259,7 @@ function buildImage(debsDir: string, log: (message: string) => void): Buffer {
     for (const module of modules)
       addFile(`lib/modules/${kernelRelease}/${module}`, readFileSync(path.join(kernelRoot, 'lib/modules', kernelRelease, module)), 0o644);
     addFile('etc/modules.order', Buffer.from(`${modules.map((module) => `${kernelRelease}/${module}`).join('\n')}\n`), 0o644);
-    for (const dir of ['dev', 'proc', 'sys', 'run', 'tmp', 'root', 'etc/dropbear', 'sbin', 'usr/bin'])
+    for (const dir of ['dev', 'proc', 'sys', 'run', 'tmp', 'root', 'etc/dropbear', 'etc/acpi', 'sbin', 'usr/bin'])
       entries.set(dir, { path: dir, kind: 'directory', mode: 0o755 });
     // The kernel opens /dev/console for init before anything is mounted.
     entries.set('dev/console', { path: 'dev/console', kind: 'chardev', mode: 0o600, major: 5, minor: 1 });

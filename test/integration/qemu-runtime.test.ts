@@ -55,7 +55,11 @@ describe.skipIf(unavailable !== undefined)('QEMU runtime', () => {
     expect(console_).toContain('stratoplane-guest: ready ip=10.9.0.5/24');
     expect(await runtime.monitor(vmId)!.execute('query-status')).toMatchObject({ running: true, status: 'running' });
 
-    await runtime.stop(vmId, 3_000);
+    // A stop presses the power button: the guest shuts itself down well within the grace period.
+    const stopping = Date.now();
+    await runtime.stop(vmId, 20_000);
+    expect(Date.now() - stopping).toBeLessThan(15_000);
+    expect(runtime.consoleTail(vmId)).toContain('stratoplane-guest: shutting down');
     expect(runtime.report(vmId)!.state).toBe('stopped');
     expect(seen.filter((report) => report.vmId === vmId).map((report) => report.state)).toEqual(['starting', 'running', 'stopping', 'stopped']);
   });
