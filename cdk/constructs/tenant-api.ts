@@ -159,6 +159,8 @@ const routes: Route[] = [
     extras: (fn, props) => {
       fn.setting('hostCredentialKeyArn', props.hostCredentialKey.keyArn);
       props.hostCredentialKey.grant(fn, 'kms:Sign');
+      // A host's first credential gives it its opaque token reference, kept on its item (hostTokenRef): one update, no other write.
+      props.table.grant(fn, 'dynamodb:UpdateItem');
     },
   },
   { operation: operations.allowSource, access: 'write' },
