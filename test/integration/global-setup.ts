@@ -186,6 +186,8 @@ function checkIam(report: IamReport): void {
   );
   for (const error of report.errors) console.error(`IAM check could not evaluate: ${error}`);
   if (refused.length > 0 || report.errors.length > 0) {
+    // Vitest only logs a teardown's error: the exit code is what fails the run.
+    process.exitCode = 1;
     const lines = refused.map(
       (refusal) => `  ${refusal.principal}: ${refusal.call} needs ${refusal.action} on ${refusal.resource} (${refusal.decision}, ${refusal.count}x)`,
     );
