@@ -184,6 +184,9 @@ function checkIam(report: IamReport): void {
     `IAM (${report.mode}): ${refused.length} refused call kind(s), ${report.refused.length - refused.length} refused on purpose by tests; ` +
       `${unused} grant(s) of ${report.unusedGrants.length} principal(s) no call used, ${report.idlePrincipals.length} principal(s) made no call; report in ${path.relative(projectRoot, file)}`,
   );
+  // The principals with the most grants no call used (the file has them all).
+  for (const { principal, calls, unused } of [...report.unusedGrants].sort((a, b) => b.unused.length - a.unused.length).slice(0, 10))
+    console.error(`  ${principal} (${calls} calls) never used: ${[...new Set(unused.map((grant) => grant.action))].join(' ')}`);
   for (const error of report.errors) console.error(`IAM check could not evaluate: ${error}`);
   if (refused.length > 0 || report.errors.length > 0) {
     // Vitest only logs a teardown's error: the exit code is what fails the run.
