@@ -18,7 +18,8 @@ describe('cross-region launch', () => {
   const inAway = (method: string, path: string, body?: unknown) => api(method, path, body, tenant, away.apiUrl);
   const s3 = (region: string) =>
     new S3Client({ endpoint: inject('awsEndpoint'), region, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
-  const bucketIn = (resources: Record<string, string>) => Object.entries(resources).find(([id]) => id.startsWith('Images'))![1];
+  // The images bucket itself (Images<hash>), not its access log bucket (ImagesAccessLogs<hash>).
+  const bucketIn = (resources: Record<string, string>) => Object.entries(resources).find(([id]) => /^Images[0-9A-F]{8}$/.test(id))![1];
   const homeBucket = bucketIn(inject('resources'));
   const awayBucket = bucketIn(away.resources);
   const objectsUnder = async (prefix: string) => (await s3(away.region).send(new ListObjectsV2Command({ Bucket: awayBucket, Prefix: prefix }))).Contents ?? [];
