@@ -56,20 +56,27 @@ try {
   let started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
   const localStackLog = path.join(workDir, 'localstack.log');
-  aws = await startDeployAws({ port, log: (line) => say(line), logFile: localStackLog });
-  say(`LocalStack with CloudFormation on ${aws.endpoint} (${elapsed()})`);
-  const target = { endpoint: aws.endpoint, region, logFile: path.join(workDir, 'cdk.log') };
-
-  started = Date.now();
-  const assembly = await synthesize(target, path.join(workDir, 'cdk.out'), values.context);
-  say(`cdk synth: ${assembly.stacks.map((stack) => `${stack.stackName} (${stack.resourceCount} resources)`).join(', ')} (${elapsed()})`);
+  const logFile = path.join(workDir, 'cdk.log');
+  // The synth runs offline, while LocalStack starts.
+  const [local, assembly] = await Promise.all([
+    startDeployAws({ port, log: (line) => say(line), logFile: localStackLog }).then((startedAws) => {
+      aws = startedAws;
+      say(`LocalStack with CloudFormation on ${startedAws.endpoint} (${elapsed()})`);
+      return startedAws;
+    }),
+    synthesize({ region, logFile }, path.join(workDir, 'cdk.out'), values.context).then((synthesized) => {
+      say(`cdk synth: ${synthesized.stacks.map((stack) => `${stack.stackName} (${stack.resourceCount} resources)`).join(', ')} (${elapsed()})`);
+      return synthesized;
+    }),
+  ]);
+  const target = { endpoint: local.endpoint, region, logFile };
   started = Date.now();
   await bootstrap(target, assembly);
   say(`cdk bootstrap (${elapsed()})`);
   const result = await deploy(target, assembly);
   const faked = fakedResourceTypes(localStackLog);
   if (faked.length) throw new Error(`LocalStack has no CloudFormation provider for ${faked.join(', ')}: it deployed placeholders`);
-  if (values.keep) say(`LocalStack stays on ${aws.endpoint} (AWS_ENDPOINT_URL=${aws.endpoint}); Ctrl-C stops it`);
+  if (values.keep) say(`LocalStack stays on ${local.endpoint} (AWS_ENDPOINT_URL=${local.endpoint}); Ctrl-C stops it`);
   console.log(`deployed stacks=${result.stacks} resources=${result.resources} seconds=${result.seconds}`);
   if (!values.keep) await stop(0);
 } catch (error) {

@@ -27,12 +27,20 @@ export interface DeployResult {
   seconds: number;
 }
 
-/** `cdk synth` into `dir` (the app of cdk.json, with the given `-c` context), once for every later step. */
-export async function synthesize(target: CdkTarget, dir: string, context: string[] = []): Promise<Assembly> {
+/**
+ * `cdk synth` into `dir` (the app of cdk.json, with the given `-c` context), once for every later
+ * step. Offline, as `npm run synth`: the CLI's look-up of the account goes to a closed port on this
+ * machine, so the template leaves the account to CloudFormation (`AWS::AccountId`) and the synth
+ * needs no emulator (it can run while one starts).
+ */
+export async function synthesize(target: Omit<CdkTarget, 'endpoint'>, dir: string, context: string[] = []): Promise<Assembly> {
   rmSync(dir, { recursive: true, force: true });
-  await cdk(target, ['synth', '--quiet', '--output', dir, ...context.flatMap((entry) => ['--context', entry])]);
+  await cdk({ ...target, endpoint: OFFLINE_ENDPOINT }, ['synth', '--quiet', '--output', dir, ...context.flatMap((entry) => ['--context', entry])]);
   return readAssembly(dir);
 }
+
+/** Nothing listens there (the discard port): a call is refused at once, on this machine. */
+const OFFLINE_ENDPOINT = 'http://127.0.0.1:9';
 
 /** The stacks of a synthesized cloud assembly (all, or those named). */
 export function readAssembly(dir: string, only?: readonly string[]): Assembly {

@@ -1,0 +1,324 @@
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { APIGatewayClient, GetAuthorizersCommand, paginateGetResources } from '@aws-sdk/client-api-gateway';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyRotationStatusCommand, KMSClient, paginateListAliases } from '@aws-sdk/client-kms';
+import { GetEventSourceMappingCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalAws } from '../../local/aws/local-aws.ts';
+import type { CdkTarget } from '../../local/deploy/cdk-cli.ts';
+import { fakedResourceTypes, startDeployAws } from '../../local/deploy/deploy-aws.ts';
+import { type Assembly, type AssemblyStack, bootstrap, clientConfig, deploy, destroy, stackResources, synthesize } from '../../local/deploy/steps.ts';
+import { projectRoot } from '../../local/processes.ts';
+import { type CfnResource, type CfnTemplate, Resolver, resourcesOfType } from '../../local/template.ts';
+import { findLeftovers, removeLeftover } from '../../ops/stack-leftovers.ts';
+
+/**
+ * `npm run deploy:local`'s path, step by step: the real cdk CLI synthesizes the app for one region,
+ * bootstraps the environment and deploys the stack through CloudFormation into a LocalStack of this
+ * file's own; what CloudFormation created is read back through the AWS APIs and compared with the
+ * template. Then `cdk destroy`, the cleanup of what the stack retained (ops/cleanup-stack.ts), and a
+ * second deploy of the same assembly under the same name.
+ *
+ * The integration run's runners synthesize a two-region app, whose first stack's global table has
+ * a replica in the second region: LocalStack fails to create that replica ("one or more replicas
+ * already existed as tables"), so this file synthesizes the one-region app that deploy:local
+ * deploys by default.
+ */
+const region = 'us-east-1';
+const workDir = path.join(projectRoot, '.local-run', `cdk-deploy-test-${process.pid}`);
+
+let aws: LocalAws;
+let target: CdkTarget;
+let assembly: Assembly;
+let stack: AssemblyStack;
+let template: CfnTemplate;
+/** Tests that passed: the logs are removed only when all did. */
+let passed = 0;
+
+const localStackLog = path.join(workDir, 'localstack.log');
+
+beforeAll(async () => {
+  mkdirSync(workDir, { recursive: true });
+  const logFile = path.join(workDir, 'cdk.log');
+  // The synth needs no emulator: both at once.
+  [aws, assembly] = await Promise.all([
+    startDeployAws({ logFile: localStackLog }),
+    synthesize({ region, logFile }, path.join(workDir, 'cdk.out'), [`regions=${region}`]),
+  ]);
+  target = { endpoint: aws.endpoint, region, logFile };
+  expect(assembly.stacks).toHaveLength(1);
+  stack = assembly.stacks[0]!;
+  template = JSON.parse(readFileSync(stack.templateFile, 'utf8')) as CfnTemplate;
+  await bootstrap(target, assembly);
+}, 240_000);
+
+afterAll(async () => {
+  await aws?.stop();
+  // Kept when something failed: the CLI's and LocalStack's logs say why.
+  if (passed === 2) rmSync(workDir, { recursive: true, force: true });
+  else console.error(`cdk-deploy: logs kept in ${path.relative(projectRoot, workDir)}/`);
+});
+
+describe('cdk deploy through CloudFormation into LocalStack', () => {
+  it('creates every resource of the template', async () => {
+    const result = await deploy(target, assembly);
+    expect(result).toMatchObject({ stacks: 1, resources: stack.resourceCount });
+    expect(fakedResourceTypes(localStackLog)).toEqual([]);
+    await expectDeployedAsTemplated();
+    passed++;
+  }, 180_000);
+
+  it('destroys the stack; what it retained is found and removed by the cleanup tool; the same stack deploys again', async () => {
+    const settings = clientConfig(target, region);
+    const physical = new Map((await stackResources(target, stack)).map((resource) => [resource.LogicalResourceId!, resource.PhysicalResourceId!]));
+    await destroy(target, assembly);
+
+    // What AWS keeps of a deleted stack: every resource whose DeletionPolicy retains it. LocalStack
+    // 2026.3 deletes RetainExceptOnCreate resources with the stack (its engine knows only Retain),
+    // so the named ones a redeploy would collide with on AWS (the metadata table, the images
+    // bucket, the key aliases) are put back here as AWS would have left them, with data, for the
+    // tool to find by the template's names.
+    const retainedNamed = Object.entries(template.Resources).filter(
+      ([, resource]) =>
+        ['Retain', 'RetainExceptOnCreate'].includes((resource as CfnResource & { DeletionPolicy?: string }).DeletionPolicy ?? '') &&
+        ((resource.Type.startsWith('AWS::DynamoDB::') && resource.Properties?.TableName) ||
+          (resource.Type === 'AWS::S3::Bucket' && resource.Properties?.BucketName) ||
+          resource.Type === 'AWS::KMS::Alias'),
+    );
+    expect(retainedNamed.length).toBeGreaterThan(0);
+    // A table's or bucket's physical id is its name; an alias's name is the template's.
+    const nameOf = (logicalId: string, resource: CfnResource) =>
+      resource.Type === 'AWS::KMS::Alias' ? (resource.Properties!.AliasName as string) : physical.get(logicalId)!;
+    const dynamodb = new DynamoDBClient(settings);
+    const s3 = new S3Client({ ...settings, forcePathStyle: true });
+    const kms = new KMSClient(settings);
+    for (const [logicalId, resource] of retainedNamed) {
+      const name = nameOf(logicalId, resource);
+      if (resource.Type === 'AWS::KMS::Alias') {
+        const { KeyMetadata } = await kms.send(new CreateKeyCommand({}));
+        await kms.send(new CreateAliasCommand({ AliasName: name, TargetKeyId: KeyMetadata!.KeyId })).catch(alreadyThere);
+      } else if (resource.Type === 'AWS::S3::Bucket') {
+        await s3.send(new CreateBucketCommand({ Bucket: name })).catch(alreadyThere);
+        await s3.send(new PutObjectCommand({ Bucket: name, Key: 'images/kept.raw', Body: 'kept' }));
+      } else {
+        await dynamodb
+          .send(
+            new CreateTableCommand({
+              TableName: name,
+              BillingMode: 'PAY_PER_REQUEST',
+              AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+              KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+            }),
+          )
+          .catch(alreadyThere);
+        await dynamodb.send(new PutItemCommand({ TableName: name, Item: { pk: { S: 'kept' } } }));
+      }
+    }
+
+    const leftovers = await findLeftovers(settings, stack.stackName, { template });
+    expect(leftovers.map(({ logicalId, physicalId }) => ({ logicalId, physicalId })).sort(byLogicalId)).toEqual(
+      retainedNamed.map(([logicalId, resource]) => ({ logicalId, physicalId: nameOf(logicalId, resource) })).sort(byLogicalId),
+    );
+    for (const leftover of leftovers) expect((await removeLeftover(settings, leftover)).outcome).toBe('deleted');
+    expect(await findLeftovers(settings, stack.stackName, { template })).toEqual([]);
+    for (const leftover of leftovers) expect((await removeLeftover(settings, leftover)).outcome).toBe('already gone');
+
+    const again = await deploy(target, assembly);
+    expect(again).toMatchObject({ stacks: 1, resources: stack.resourceCount });
+    await expectDeployedAsTemplated();
+    expect(fakedResourceTypes(localStackLog)).toEqual([]);
+    passed++;
+  }, 240_000);
+});
+
+const byLogicalId = (a: { logicalId: string }, b: { logicalId: string }) => a.logicalId.localeCompare(b.logicalId);
+
+/** Creating what LocalStack kept after all is no failure: it is there, as on AWS. */
+function alreadyThere(error: Error): void {
+  if (!['ResourceInUseException', 'BucketAlreadyOwnedByYou', 'BucketAlreadyExists', 'AlreadyExistsException'].includes(error.name)) throw error;
+}
+
+/** Reads back what CloudFormation created and compares it with the template, resolved against the stack's physical ids. */
+async function expectDeployedAsTemplated(): Promise<void> {
+  const config = clientConfig(target, region);
+  const lambda = new LambdaClient(config);
+  const sqs = new SQSClient(config);
+  const kms = new KMSClient(config);
+  const apiGateway = new APIGatewayClient(config);
+  const dynamodb = new DynamoDBClient(config);
+
+  const physical = new Map((await stackResources(target, stack)).map((resource) => [resource.LogicalResourceId!, resource.PhysicalResourceId!]));
+  expect([...physical.keys()].sort()).toEqual(Object.keys(template.Resources).sort());
+  const id = (logicalId: string) => physical.get(logicalId)!;
+  const resolver = new Resolver(template, { region, accountId: '000000000000', partition: 'aws', stackName: stack.stackName });
+  for (const [logicalId, physicalId] of physical) resolver.setRef(logicalId, physicalId);
+
+  // The attributes the compared properties name.
+  const queues = resourcesOfType(template, 'AWS::SQS::Queue');
+  const queueAttributes = new Map<string, Record<string, string>>();
+  for (const [logicalId] of queues) {
+    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: id(logicalId), AttributeNames: ['All'] }));
+    queueAttributes.set(logicalId, Attributes!);
+    resolver.setAttribute(logicalId, 'Arn', Attributes!.QueueArn!);
+  }
+  const keys = resourcesOfType(template, 'AWS::KMS::Key');
+  for (const [logicalId] of keys) {
+    const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: id(logicalId) }));
+    resolver.setAttribute(logicalId, 'Arn', KeyMetadata!.Arn!);
+  }
+  for (const [logicalId] of [...resourcesOfType(template, 'AWS::DynamoDB::GlobalTable'), ...resourcesOfType(template, 'AWS::DynamoDB::Table')]) {
+    const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: id(logicalId) }));
+    resolver.setAttribute(logicalId, 'Arn', Table!.TableArn!);
+    if (Table!.LatestStreamArn) resolver.setAttribute(logicalId, 'StreamArn', Table!.LatestStreamArn);
+  }
+  const functions = resourcesOfType(template, 'AWS::Lambda::Function');
+  const functionConfigurations = new Map<string, Awaited<ReturnType<typeof getFunction>>>();
+  const getFunction = (name: string) => lambda.send(new GetFunctionConfigurationCommand({ FunctionName: name }));
+  for (const [logicalId] of functions) {
+    const configuration = await getFunction(id(logicalId));
+    functionConfigurations.set(logicalId, configuration);
+    resolver.setAttribute(logicalId, 'Arn', configuration.FunctionArn!);
+  }
+
+  // Functions: active, with the template's runtime, handler, memory, timeout, architecture, role and settings.
+  expect(functions.length).toBeGreaterThan(0);
+  for (const [logicalId, resource] of functions) {
+    const p = resource.Properties!;
+    const deployed = functionConfigurations.get(logicalId)!;
+    expect({ logicalId, state: deployed.State }).toEqual({ logicalId, state: 'Active' });
+    expect({
+      logicalId,
+      runtime: deployed.Runtime,
+      handler: deployed.Handler,
+      memory: deployed.MemorySize,
+      timeout: deployed.Timeout,
+      architectures: deployed.Architectures,
+      role: deployed.Role?.split('/').pop(),
+      environment: deployed.Environment?.Variables ?? {},
+    }).toEqual({
+      logicalId,
+      runtime: p.Runtime,
+      handler: p.Handler,
+      memory: p.MemorySize ?? 128,
+      timeout: p.Timeout ?? 3,
+      architectures: p.Architectures ?? ['x86_64'],
+      role: id((p.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]),
+      environment: resolver.resolve((p.Environment as { Variables?: unknown } | undefined)?.Variables ?? {}),
+    });
+  }
+
+  // Event source mappings: each function fed by its stream or queue, as the template says.
+  const mappings = resourcesOfType(template, 'AWS::Lambda::EventSourceMapping');
+  expect(mappings.length).toBeGreaterThan(0);
+  for (const [logicalId, resource] of mappings) {
+    const p = resource.Properties!;
+    const deployed = await lambda.send(new GetEventSourceMappingCommand({ UUID: id(logicalId) }));
+    expect({
+      logicalId,
+      function: deployed.FunctionArn,
+      source: deployed.EventSourceArn,
+      batchSize: deployed.BatchSize,
+      responseTypes: deployed.FunctionResponseTypes ?? [],
+    }).toEqual({
+      logicalId,
+      function: resolver.resolveString({ 'Fn::GetAtt': [(p.FunctionName as { Ref: string }).Ref, 'Arn'] }),
+      source: resolver.resolveString(p.EventSourceArn),
+      // Lambda's default batch: 10 messages from a queue, 100 records from a stream.
+      batchSize: p.BatchSize ?? (resolver.resolveString(p.EventSourceArn).startsWith('arn:aws:sqs:') ? 10 : 100),
+      responseTypes: p.FunctionResponseTypes ?? [],
+    });
+  }
+
+  // Queues: FIFO or not, visibility, retention, encryption and redrive as templated.
+  expect(queues.length).toBeGreaterThan(0);
+  for (const [logicalId, resource] of queues) {
+    const p = resource.Properties ?? {};
+    const deployed = queueAttributes.get(logicalId)!;
+    const redrive = p.RedrivePolicy as { deadLetterTargetArn: unknown; maxReceiveCount: number } | undefined;
+    expect({
+      logicalId,
+      fifo: deployed.FifoQueue === 'true',
+      visibility: Number(deployed.VisibilityTimeout),
+      retention: Number(deployed.MessageRetentionPeriod),
+      kmsKey: deployed.KmsMasterKeyId,
+      redrive: deployed.RedrivePolicy ? JSON.parse(deployed.RedrivePolicy) : undefined,
+    }).toEqual({
+      logicalId,
+      fifo: p.FifoQueue === true,
+      visibility: p.VisibilityTimeout ?? 30,
+      retention: p.MessageRetentionPeriod ?? 345_600,
+      kmsKey: p.KmsMasterKeyId === undefined ? undefined : resolver.resolve(p.KmsMasterKeyId),
+      redrive: redrive && { deadLetterTargetArn: resolver.resolve(redrive.deadLetterTargetArn), maxReceiveCount: redrive.maxReceiveCount },
+    });
+  }
+
+  // KMS keys: enabled, with their key spec, usage and rotation; every alias names its key.
+  expect(keys.length).toBeGreaterThan(0);
+  for (const [logicalId, resource] of keys) {
+    const p = resource.Properties ?? {};
+    const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: id(logicalId) }));
+    const rotation = p.EnableKeyRotation ? (await kms.send(new GetKeyRotationStatusCommand({ KeyId: id(logicalId) }))).KeyRotationEnabled : false;
+    expect({ logicalId, state: KeyMetadata!.KeyState, spec: KeyMetadata!.KeySpec, usage: KeyMetadata!.KeyUsage, rotation }).toEqual({
+      logicalId,
+      state: 'Enabled',
+      spec: p.KeySpec ?? 'SYMMETRIC_DEFAULT',
+      usage: p.KeyUsage ?? 'ENCRYPT_DECRYPT',
+      rotation: p.EnableKeyRotation === true,
+    });
+  }
+  const aliases = new Map<string, string>();
+  for await (const page of paginateListAliases({ client: kms }, {})) for (const alias of page.Aliases ?? []) aliases.set(alias.AliasName!, alias.TargetKeyId!);
+  for (const [, resource] of resourcesOfType(template, 'AWS::KMS::Alias')) {
+    const p = resource.Properties!;
+    // TargetKeyId may name the key by id or ARN; ListAliases answers its id.
+    const key = resolver.resolveString(p.TargetKeyId).split('/').pop();
+    expect({ alias: p.AliasName, key: aliases.get(p.AliasName as string) }).toEqual({ alias: p.AliasName, key });
+  }
+
+  // The REST API: every method of the template, each behind the template's authorizer, which
+  // calls the authorizer function with the template's identity source and TTL.
+  const [[apiLogicalId]] = resourcesOfType(template, 'AWS::ApiGateway::RestApi') as [[string, CfnResource]];
+  const restApiId = id(apiLogicalId);
+  const authorizers = (await apiGateway.send(new GetAuthorizersCommand({ restApiId }))).items ?? [];
+  const templatedAuthorizers = resourcesOfType(template, 'AWS::ApiGateway::Authorizer');
+  expect(authorizers.map((authorizer) => authorizer.id).sort()).toEqual(templatedAuthorizers.map(([logicalId]) => id(logicalId)).sort());
+  for (const [logicalId, resource] of templatedAuthorizers) {
+    const p = resource.Properties!;
+    const deployed = authorizers.find((authorizer) => authorizer.id === id(logicalId))!;
+    expect({
+      type: deployed.type,
+      uri: deployed.authorizerUri,
+      identitySource: deployed.identitySource,
+      validation: deployed.identityValidationExpression,
+      ttl: deployed.authorizerResultTtlInSeconds,
+    }).toEqual({
+      type: p.Type,
+      uri: resolver.resolve(p.AuthorizerUri),
+      identitySource: p.IdentitySource,
+      validation: p.IdentityValidationExpression,
+      ttl: p.AuthorizerResultTtlInSeconds,
+    });
+  }
+  const deployedMethods = new Map<string, { authorizationType?: string; authorizerId?: string }>();
+  for await (const page of paginateGetResources({ client: apiGateway }, { restApiId, embed: ['methods'], limit: 500 })) {
+    for (const apiResource of page.items ?? []) {
+      if (apiResource.path === '/') resolver.setAttribute(apiLogicalId, 'RootResourceId', apiResource.id!);
+      for (const [httpMethod, method] of Object.entries(apiResource.resourceMethods ?? {})) deployedMethods.set(`${apiResource.id} ${httpMethod}`, method);
+    }
+  }
+  const templatedMethods = resourcesOfType(template, 'AWS::ApiGateway::Method');
+  expect(templatedMethods.length).toBeGreaterThan(0);
+  expect(deployedMethods.size).toBe(templatedMethods.length);
+  for (const [logicalId, resource] of templatedMethods) {
+    const p = resource.Properties!;
+    const deployed = deployedMethods.get(`${resolver.resolve(p.ResourceId)} ${p.HttpMethod}`);
+    expect({ logicalId, authorizationType: deployed?.authorizationType, authorizerId: deployed?.authorizerId }).toEqual({
+      logicalId,
+      authorizationType: 'CUSTOM',
+      authorizerId: resolver.resolve(p.AuthorizerId),
+    });
+  }
+}
