@@ -14,10 +14,10 @@ never the stack's: see docs/deployment.md for those.
 Without --yes it changes nothing. Nothing a live stack of that name holds is touched.
 They are found in CloudFormation's record of the deleted stack (kept 90 days) and, with
 --template (e.g. cdk.out/NAME.template.json), by the names the template gives them (the table's,
-the bucket's), which also finds them once the record is gone; --account is needed for those
-names only when no stack of that name was ever in the region.
-Use it after \`cdk destroy\` when the data is no longer wanted, or when a stack deleted by a failed
-first deploy keeps the next deploy from creating its table or bucket.
+the buckets', the aliases'), which also finds them once the record is gone; --account is needed
+for those names only when no stack of that name was ever in the region.
+Use it after \`cdk destroy\` when the data is no longer wanted: until the named ones are gone, the
+same deployment name cannot be deployed again in that region.
 Needs cloudformation:ListStacks, ListStackResources and the delete permissions of those types.
 Locally: AWS_ENDPOINT_URL of the emulator (npm run deploy:local -- --keep prints it).`;
 
