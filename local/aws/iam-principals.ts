@@ -23,6 +23,7 @@ export function credentialsEnv(name: string): { AWS_ACCESS_KEY_ID: string; AWS_S
 
 export const functionPrincipalName = (region: string, logicalId: string) => `function/${region}/${logicalId}`;
 export const hostAgentPrincipalName = (region: string, hostId: string) => `host-agent/${region}/${hostId}`;
+export const tokenIssuerPrincipalName = (region: string) => `operator/${region}/token-issuer`;
 
 type Statement = Record<string, unknown>;
 
@@ -114,6 +115,12 @@ export function hostAgentPrincipal(region: string, hostId: string): PrincipalSpe
   };
 }
 
+/** An operator who issues API tokens (`npm run issue-token`): the region's TokenIssuerPolicy. */
+export function tokenIssuerPrincipal(region: string): PrincipalSpec {
+  const name = tokenIssuerPrincipalName(region);
+  return { accessKeyId: localAccessKeyId(name), name, kind: 'operator', region, managedPolicy: 'TokenIssuerPolicy' };
+}
+
 /**
  * Tells the proxy in front of the local AWS who signs with which key. False when there is none
  * (an emulator of one's own, through AWS_ENDPOINT_URL): nothing is checked then.
@@ -140,4 +147,11 @@ export async function hostAgentCredentials(
 ): Promise<{ AWS_ACCESS_KEY_ID: string; AWS_SECRET_ACCESS_KEY: string }> {
   await registerPrincipals(endpoint, { principals: [hostAgentPrincipal(region, hostId)] });
   return credentialsEnv(hostAgentPrincipalName(region, hostId));
+}
+
+/** Registers a token-issuing operator with the proxy and gives the credentials it signs with. */
+export async function tokenIssuerCredentials(endpoint: string, region: string): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+  await registerPrincipals(endpoint, { principals: [tokenIssuerPrincipal(region)] });
+  const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY } = credentialsEnv(tokenIssuerPrincipalName(region));
+  return { accessKeyId: AWS_ACCESS_KEY_ID, secretAccessKey: AWS_SECRET_ACCESS_KEY };
 }

@@ -3,18 +3,22 @@ import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
 import { scopesFor, type PrincipalKind, type Scope } from '#events/tokens.ts';
 import { issueApiToken } from '#tokens/api-tokens.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
+import { tokenIssuerCredentials } from '../../local/aws/iam-principals.ts';
 import { localAwsConfig } from './local-aws.ts';
 
-let signer: KmsJwsSigner | undefined;
+let signer: Promise<KmsJwsSigner> | undefined;
 const issued = new Map<string, Promise<string>>();
 
 /** An API token from the local API token key, issued once per subject and scopes, as an operator would. */
 export function tokenFor(kind: PrincipalKind, id: string, scopes: readonly Scope[] = scopesFor[kind]): Promise<string> {
-  signer ??= new KmsJwsSigner(new KMSClient(localAwsConfig()), keyAlias('api-tokens', deploymentFromEnvironment()));
+  // Signed as an operator holding the stack's TokenIssuerPolicy, which the local IAM check holds it to.
+  signer ??= tokenIssuerCredentials(localAwsConfig().endpoint, localAwsConfig().region).then(
+    (credentials) => new KmsJwsSigner(new KMSClient({ ...localAwsConfig(), credentials }), keyAlias('api-tokens', deploymentFromEnvironment())),
+  );
   const key = `${kind}:${id}:${scopes.join(' ')}`;
   let token = issued.get(key);
   if (!token) {
-    token = issueApiToken(signer, { subject: `${kind}:${id}`, scopes, ttlSeconds: 3600 }).then(({ token }) => token);
+    token = signer.then((issuer) => issueApiToken(issuer, { subject: `${kind}:${id}`, scopes, ttlSeconds: 3600 })).then(({ token }) => token);
     issued.set(key, token);
   }
   return token;
