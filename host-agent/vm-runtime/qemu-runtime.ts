@@ -65,7 +65,16 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
   readonly accelerator: Accelerator;
   private readonly vms = new Map<string, Vm>();
 
-  constructor(private readonly options: { stateDir: string; qemuBinary?: string; accelerator?: Accelerator; bootTimeoutMs?: number }) {
+  constructor(
+    private readonly options: {
+      stateDir: string;
+      qemuBinary?: string;
+      accelerator?: Accelerator;
+      bootTimeoutMs?: number;
+      /** The host's network namespace, where VMs' taps are: QEMU runs in it to open them. */
+      netns?: string;
+    },
+  ) {
     super();
     this.accelerator = options.accelerator ?? chooseAccelerator();
   }
@@ -120,7 +129,10 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
         ? ['-netdev', `tap,id=nic0,ifname=${launch.nic.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=nic0,mac=${launch.nic.mac},romfile=`]
         : []),
     ];
-    const child = spawn(this.options.qemuBinary ?? 'qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const qemu = this.options.qemuBinary ?? 'qemu-system-x86_64';
+    // `ip netns exec` enters the namespace and then becomes QEMU (exec): the child's pid is QEMU's.
+    const [command, commandArgs] = this.options.netns ? ['ip', ['netns', 'exec', this.options.netns, qemu, ...args]] : [qemu, args];
+    const child = spawn(command, commandArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       stderr = (stderr + chunk).slice(-4000);
