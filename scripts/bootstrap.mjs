@@ -32,6 +32,7 @@ const commands = {
   'dead-letters': ['--import', 'tsx', 'ops/dead-letters.ts'],
   'cleanup-stack': ['--import', 'tsx', 'ops/cleanup-stack.ts'],
   'deploy:local': ['--import', 'tsx', 'local/deploy/deploy-local.ts'],
+  'guest-image': ['--import', 'tsx', 'local/guest-image/main.ts'],
 };
 const [command, ...rest] = process.argv.slice(2);
 if (!commands[command]) {

@@ -181,6 +181,9 @@ export async function ensureGuestImage(options: { outputDir?: string; log?: (mes
       const image = buildImage(path.join(outputDir, 'debs'), log);
       writeFileSync(`${imagePath}.partial`, image);
       renameSync(`${imagePath}.partial`, imagePath);
+      // Images of earlier recipes are never booted again: one image per checkout, not one per edit.
+      for (const file of readdirSync(outputDir))
+        if (/^stratoplane-guest-[0-9a-f]+\.tar$/.test(file) && file !== path.basename(imagePath)) rmSync(path.join(outputDir, file));
       log(
         `[guest-image] built ${path.relative(projectRoot, imagePath)} (${(image.length / 1e6).toFixed(1)} MB) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
       );
