@@ -48,7 +48,18 @@ def _gateway_on_its_address_only():
     gateway.endpoints = types.SimpleNamespace(TCP4ServerEndpoint=OnGatewayHost, TCP6ServerEndpoint=endpoints.TCP6ServerEndpoint)
 
 
+def _plugins_after_localstack_own():
+    # STRATOPLANE_LOCALSTACK_PLUGINS (npm run deploy:local's LocalStack only) names a folder of
+    # LocalStack plugins, put at the end of the import path rather than on PYTHONPATH (which comes
+    # first): plux indexes a namespace's plugins by name in import-path order and keeps the last one
+    # of a name, so a plugin there can replace one of LocalStack's own (its AWS::DynamoDB::GlobalTable
+    # resource provider) as well as add new ones.
+    if folder := os.environ.get("STRATOPLANE_LOCALSTACK_PLUGINS"):
+        sys.path.append(folder)
+
+
 threading.Thread(target=_stop_when_stdin_closes, name="stdin-watch", daemon=True).start()
+_plugins_after_localstack_own()
 _own_s3_spill_directory()
 _gateway_on_its_address_only()
 exit_code = 0

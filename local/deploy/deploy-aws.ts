@@ -12,19 +12,26 @@ import { projectRoot } from '../processes.ts';
  */
 export const DEPLOY_SERVICES = ['cloudformation', 'iam', 'sts', 'ssm', 'lambda', 'apigateway', 'logs'] as const;
 
-/** Stratoplane's LocalStack plugins (local/aws/localstack-extensions/): on this LocalStack's PYTHONPATH only. */
+/**
+ * Stratoplane's LocalStack plugins (local/aws/localstack-extensions/): on this LocalStack's import path only,
+ * after LocalStack's own packages, so that one of them replaces LocalStack's plugin of the same name.
+ */
 export const extensionsDir = path.join(projectRoot, 'local', 'aws', 'localstack-extensions');
 
 /**
  * Starts the LocalStack that `npm run deploy:local` deploys into: its own process, port and
  * filesystem root (never the one of `npm start` or of the integration tests), on 127.0.0.1, with
- * CloudFormation and the services the template uses, and two gaps of the community edition closed
+ * CloudFormation and the services the template uses, and four gaps of the community edition closed
  * by LocalStack's own plugin entry points:
  *
  * - `AWS::ApiGateway::Authorizer` is created through API Gateway's CreateAuthorizer, as on AWS;
  * - Lambda functions are created by the `create-only` runtime executor: code and configuration
  *   stored, version Active, nothing run (the only executor LocalStack has needs Docker and its
- *   runtime init binary from GitHub).
+ *   runtime init binary from GitHub);
+ * - `AWS::DynamoDB::GlobalTable` with a replica in another region (LocalStack's provider asks for
+ *   a replica in the table's own region and for the first replica twice, which its DynamoDB refuses);
+ * - CDK's `AwsCustomResource` (`Custom::AWS`, the replica region's DescribeTable): the community
+ *   edition has no custom resources; the SDK call is made by the resource provider itself.
  *
  * Every other resource type is created by LocalStack's own provider. A type it has none for would
  * be stood in for by a placeholder (LocalStack refuses such templates outright only by asking its
@@ -43,7 +50,7 @@ export function startDeployAws(options: { port?: number; log?: (message: string)
       const tmp = path.join(root, 'tmp');
       mkdirSync(tmp, { recursive: true });
       return {
-        PYTHONPATH: extensionsDir,
+        STRATOPLANE_LOCALSTACK_PLUGINS: extensionsDir,
         LAMBDA_RUNTIME_EXECUTOR: 'create-only',
         CFN_IGNORE_UNSUPPORTED_RESOURCE_TYPES: '1',
         // LocalStack asks its vendor's API (the service catalog) about operations it does not

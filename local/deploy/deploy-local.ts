@@ -6,19 +6,22 @@ import { projectRoot } from '../processes.ts';
 import { fakedResourceTypes, startDeployAws } from './deploy-aws.ts';
 import { bootstrap, deploy, synthesize } from './steps.ts';
 
-const usage = `usage: npm run deploy:local [-- --keep] [-- --context regions=us-east-1]
+const usage = `usage: npm run deploy:local [-- --keep] [-- --regions us-east-1,eu-west-1] [-- --context deployment=staging]
 
 Deploys the CDK app with the real cdk CLI (cdk synth, cdk bootstrap, cdk deploy --all) through
 CloudFormation into a LocalStack of its own (127.0.0.1, a free port unless --port or
 STRATOPLANE_DEPLOY_AWS_PORT), checks that every stack and resource is complete, and prints as its
 last line: deployed stacks=<n> resources=<n> seconds=<n> (seconds: the cdk deploy).
   --keep         leave that LocalStack running (its endpoint is printed) until Ctrl-C
-  --context K=V  passed to cdk synth (e.g. regions=us-east-1)
+  --regions R,R  the app's regions, the first the primary (same as --context regions=R,R);
+                 default: the app's default (STRATOPLANE_REGIONS, else AWS_REGION, else us-east-1)
+  --context K=V  passed to cdk synth (e.g. deployment=staging, egressOpenCidrs=10.20.0.0/16)
 Logs: .local-run/deploy-<pid>/ (cdk.log, localstack.log), kept when something fails.`;
 
 const { values } = parseArgs({
   options: {
     keep: { type: 'boolean', default: false },
+    regions: { type: 'string' },
     port: { type: 'string' },
     context: { type: 'string', short: 'c', multiple: true, default: [] },
     help: { type: 'boolean', short: 'h' },
@@ -36,6 +39,7 @@ if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536))
   console.error(`deploy:local: not a port: ${portSetting}\n\n${usage}`);
   process.exit(2);
 }
+const context = [...values.context, ...(values.regions ? [`regions=${values.regions}`] : [])];
 const region = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
 const workDir = path.join(projectRoot, '.local-run', `deploy-${process.pid}`);
 mkdirSync(workDir, { recursive: true });
@@ -64,7 +68,7 @@ try {
       say(`LocalStack with CloudFormation on ${startedAws.endpoint} (${elapsed()})`);
       return startedAws;
     }),
-    synthesize({ region, logFile }, path.join(workDir, 'cdk.out'), values.context).then((synthesized) => {
+    synthesize({ region, logFile }, path.join(workDir, 'cdk.out'), context).then((synthesized) => {
       say(`cdk synth: ${synthesized.stacks.map((stack) => `${stack.stackName} (${stack.resourceCount} resources)`).join(', ')} (${elapsed()})`);
       return synthesized;
     }),
