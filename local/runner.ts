@@ -12,7 +12,7 @@ import { runCustomResources, serviceTokenFunctions } from './custom-resources.ts
 import { withReplicaTable } from './replica-table.ts';
 import { QueuePoller } from './queue-poller.ts';
 import { StreamPoller } from './stream-poller.ts';
-import { Resolver, resourcesOfType, type CfnTemplate } from './template.ts';
+import { readTemplate, Resolver, resourcesOfType, type CfnTemplate } from './template.ts';
 import { credentialsEnv, functionPrincipalName, registerPrincipals, registrationFor } from './aws/iam-principals.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -23,7 +23,7 @@ export interface RunnerInfo {
   region: string;
   endpoint: string;
   stackName: string;
-  /** The synthesized template this runner runs. */
+  /** The synthesized template this runner runs; `readTemplate` reads it with its nested stacks' resources. */
   templateFile: string;
   /** Physical names of what the runner created, by CloudFormation logical id. */
   resources: Record<string, string>;
@@ -95,19 +95,22 @@ async function main() {
 
 /**
  * Synthesizes the app (every region's stack, bundling only this region's functions) and returns
- * this region's template; in a replica region it also holds the global table's definition, as
+ * this region's template, its nested stacks' resources merged in; in a replica region it also holds the global table's definition, as
  * the replica the primary region's stack makes there on AWS.
  */
 function synthesize(outdir: string, region: string, stackName: string): CfnTemplate {
   rmSync(outdir, { recursive: true, force: true });
   process.env.CDK_DEFAULT_REGION = region;
-  const { app, regions } = buildApp({ outdir, context: { 'aws:cdk:enable-asset-metadata': true, 'aws:cdk:bundling-stacks': [stackName] } });
+  // This region's stack and the stacks nested in it (its routes, cdk/constructs/route-stacks.ts).
+  const { app, regions } = buildApp({
+    outdir,
+    context: { 'aws:cdk:enable-asset-metadata': true, 'aws:cdk:bundling-stacks': [stackName, `${stackName}/**`] },
+  });
   if (!regions.includes(region)) throw new Error(`region ${region} is not one of the app's regions (${regions.join(', ')}): set STRATOPLANE_REGIONS`);
   const assembly = app.synth();
-  const template = assembly.getStackByName(stackName).template as CfnTemplate;
-  return region === regions[0]
-    ? template
-    : withReplicaTable(template, assembly.getStackByName(stackNameFor(regions[0]!, deploymentFromEnvironment())).template as CfnTemplate, region);
+  const templateOf = (name: string) => readTemplate(path.join(assembly.directory, assembly.getStackByName(name).templateFile));
+  const template = templateOf(stackName);
+  return region === regions[0] ? template : withReplicaTable(template, templateOf(stackNameFor(regions[0]!, deploymentFromEnvironment())), region);
 }
 
 async function startFunctions(template: CfnTemplate, resolver: Resolver, outdir: string, aws: { endpoint: string; region: string; stackName: string }) {

@@ -4,6 +4,7 @@ import {
   AuthorizationType,
   LambdaIntegration,
   LogGroupLogDestination,
+  Model,
   type JsonSchema,
   MethodLoggingLevel,
   ResponseType,
@@ -29,6 +30,7 @@ import type { FunctionSetting } from '#events/function-environment.ts';
 import { acknowledge, acknowledgeWildcards } from '../nag.ts';
 import { ControlPlaneFunction } from './control-plane-function.ts';
 import { acknowledgeImagePrefix } from './image-pipeline.ts';
+import { COGNITO_REASON, RouteStack, routeStackOf } from './route-stacks.ts';
 import { otherRegionsKeysReason, pairKeyStatement } from './keys.ts';
 import type { QueueFamily } from './queue-family.ts';
 
@@ -287,7 +289,7 @@ export class TenantApi extends Construct {
       // stack delete keeps it (another deployment's logs may go through it); a rolled-back first deploy removes it.
       cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
       deployOptions: {
-        stageName: 'v1',
+        stageName: STAGE_NAME,
         tracingEnabled: true,
         loggingLevel: MethodLoggingLevel.ERROR,
         accessLogDestination: new LogGroupLogDestination(accessLogs),
@@ -298,11 +300,7 @@ export class TenantApi extends Construct {
       // Every route needs a bearer token; each handler then checks its scope and the tenant.
       defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
     });
-    acknowledge(
-      this.restApi,
-      'COG4',
-      'Callers are tenants, host agents and operators holding KMS-signed bearer tokens, not Cognito users: the TOKEN authorizer on every method verifies them',
-    );
+    acknowledge(this.restApi, 'COG4', COGNITO_REASON);
     acknowledge(
       this.restApi,
       'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
@@ -336,9 +334,25 @@ export class TenantApi extends Construct {
     // One log group for all route functions: a group each would cost a resource per route, and
     // every line names its function (Powertools' function_name).
     const functionLogs = new LogGroup(this, 'FunctionLogs', { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
-    for (const route of routes) {
+    // Each route in the nested stack of its bounded context (route-stacks.ts), the API resources
+    // routes of several stacks share in this one.
+    const placed = routes.map((route) => ({ route, stackId: routeStackOf(contextOf(route.operation)) }));
+    const stacksUsing = new Map<string, Set<string | undefined>>();
+    for (const { route, stackId } of placed)
+      for (const prefix of prefixesOf(route.operation.path)) stacksUsing.set(prefix, (stacksUsing.get(prefix) ?? new Set()).add(stackId));
+    const shared = (prefix: string) => stacksUsing.get(prefix)!.size > 1;
+    const routeStacks = new Map<string, RouteStack>();
+    const deployment = this.restApi.latestDeployment!;
+    for (const { route, stackId } of placed) {
       const { operation } = route;
-      const fn = new ControlPlaneFunction(this, functionId(operation), {
+      let routeStack = stackId ? routeStacks.get(stackId) : undefined;
+      if (stackId && !routeStack) {
+        routeStack = new RouteStack(this, stackId, { restApi: this.restApi, stageName: STAGE_NAME });
+        routeStacks.set(stackId, routeStack);
+        // The API is deployed once every route stack's methods are there.
+        deployment.node.addDependency(routeStack);
+      }
+      const fn = new ControlPlaneFunction(routeStack ?? this, functionId(operation), {
         logGroup: functionLogs,
         entry: apiHandlerEntry(operation.operationId),
         timeout: Duration.seconds(15),
@@ -347,32 +361,57 @@ export class TenantApi extends Construct {
       if (route.access === 'write') props.table.grantReadWriteData(fn);
       if (route.access === 'read') props.table.grantReadData(fn);
       route.extras?.(fn, props);
-      // No permission for the console's test-invoke stage: one Lambda permission per method, not
-      // two, keeps the stack inside CloudFormation's 500 resources.
-      resourceAt(this.restApi.root, operation.path).addMethod(
-        operation.method,
-        new LambdaIntegration(fn, { allowTestInvoke: false }),
-        this.validation(operation, validator),
-      );
+      const options = this.methodOptions(operation, routeStack, validator, authorizer);
+      // No permission for the console's test-invoke stage: one Lambda permission per method, not two.
+      this.resourceFor(operation.path, routeStack, shared).addMethod(operation.method, new LambdaIntegration(fn, { allowTestInvoke: false }), options);
+      // A method of a nested stack is not the API's own, so CDK does not make the deployment change
+      // with it: what defines it is added to the deployment's logical ID here, so that a new or
+      // changed route makes a new deployment.
+      if (routeStack) deployment.addToLogicalId({ route: { stack: stackId, function: fn.node.path, ...methodDefinition(operation) } });
     }
   }
 
-  /** What API Gateway checks of an operation's request before its function runs. */
-  private validation(operation: Operation, requestValidator: IRequestValidator): MethodOptions {
-    const pathParameters = Object.keys(inputSchemaOf(operation.params).properties ?? {});
-    const requiredQuery = operation.query ? (inputSchemaOf(operation.query).required ?? []) : [];
+  /**
+   * The API resource at `path`: in this stack for a route of this stack or a path routes of several
+   * stacks share, else in the route's stack (under the deepest shared one, imported).
+   */
+  private resourceFor(path: string, routeStack: RouteStack | undefined, shared: (prefix: string) => boolean): IResource {
+    let inRegionStack: IResource = this.restApi.root;
+    let inRouteStack: IResource | undefined;
+    for (const prefix of prefixesOf(path)) {
+      const part = prefix.split('/').pop()!;
+      if (!inRouteStack && (!routeStack || shared(prefix))) {
+        inRegionStack = inRegionStack.getResource(part) ?? inRegionStack.addResource(part);
+        continue;
+      }
+      inRouteStack ??= routeStack!.importResource(inRegionStack);
+      inRouteStack = inRouteStack.getResource(part) ?? inRouteStack.addResource(part);
+    }
+    return inRouteStack ?? (routeStack ? routeStack.importResource(inRegionStack) : inRegionStack);
+  }
+
+  /** What API Gateway checks of an operation's request before its function runs, and who may call it. */
+  private methodOptions(
+    operation: Operation,
+    routeStack: RouteStack | undefined,
+    requestValidator: IRequestValidator,
+    authorizer: TokenAuthorizer,
+  ): MethodOptions {
+    const { requestParameters, bodySchema } = methodDefinition(operation);
+    const scope = routeStack ?? this;
     return {
+      // Set on every method: a nested stack's imported API has no default method options.
+      authorizer,
+      authorizationType: AuthorizationType.CUSTOM,
       requestValidator,
-      requestParameters: Object.fromEntries([
-        ...pathParameters.map((name) => [`method.request.path.${name}`, true]),
-        ...requiredQuery.map((name) => [`method.request.querystring.${name}`, true]),
-      ]),
-      requestModels: operation.body
+      requestParameters,
+      requestModels: bodySchema
         ? {
-            'application/json': this.restApi.addModel(`${functionId(operation)}Body`, {
+            'application/json': new Model(scope, `${functionId(operation)}Body`, {
+              restApi: routeStack?.api ?? this.restApi,
               contentType: 'application/json',
               modelName: `${operation.operationId}Body`,
-              schema: inputSchemaOf(operation.body) as JsonSchema,
+              schema: bodySchema as JsonSchema,
             }),
           }
         : undefined,
@@ -380,16 +419,38 @@ export class TenantApi extends Construct {
   }
 }
 
+/** The stage the API is deployed to. */
+const STAGE_NAME = 'v1';
+
+/** What defines an operation's method besides its function: path, HTTP method, required parameters, body schema. */
+function methodDefinition(operation: Operation) {
+  const pathParameters = Object.keys(inputSchemaOf(operation.params).properties ?? {});
+  const requiredQuery = operation.query ? (inputSchemaOf(operation.query).required ?? []) : [];
+  return {
+    method: operation.method,
+    path: operation.path,
+    requestParameters: Object.fromEntries([
+      ...pathParameters.map((name) => [`method.request.path.${name}`, true]),
+      ...requiredQuery.map((name) => [`method.request.querystring.${name}`, true]),
+    ]) as Record<string, boolean>,
+    bodySchema: operation.body ? inputSchemaOf(operation.body) : undefined,
+  };
+}
+
+/** The bounded context whose `api/` folder holds the operation's handler (`createVm` → `compute`). */
+function contextOf(operation: Operation): string {
+  return apiHandlerEntry(operation.operationId).split('/')[1]!;
+}
+
+/** `/vms/{vmId}/migrate` → `/vms`, `/vms/{vmId}`, `/vms/{vmId}/migrate`. */
+function prefixesOf(path: string): string[] {
+  const parts = path.split('/').filter(Boolean);
+  return parts.map((_, index) => `/${parts.slice(0, index + 1).join('/')}`);
+}
+
 /** A schema as JSON Schema draft 4 (what API Gateway models use) of what callers send; refinements stay with the handler. */
 function inputSchemaOf(schema: z.ZodType): { properties?: Record<string, unknown>; required?: string[] } {
   return z.toJSONSchema(schema, { target: 'draft-4', io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, unknown>; required?: string[] };
-}
-
-function resourceAt(root: IResource, path: string): IResource {
-  return path
-    .split('/')
-    .filter(Boolean)
-    .reduce((parent, part) => parent.getResource(part) ?? parent.addResource(part), root);
 }
 
 /** `POST /vms/{vmId}/migrate` → `PostVmsVmIdMigrate`. */

@@ -1,6 +1,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand, paginateListStackResources, type StackResourceSummary } from '@aws-sdk/client-cloudformation';
+import { resourceCount } from '../template.ts';
 import { cdk, type CdkTarget } from './cdk-cli.ts';
 
 /** A stack of the synthesized cloud assembly. */
@@ -10,7 +11,7 @@ export interface AssemblyStack {
   environment: string;
   region: string;
   templateFile: string;
-  /** The resources its template declares. */
+  /** The resources its template declares, its nested stacks' included (local/template.ts resourceCount). */
   resourceCount: number;
 }
 
@@ -21,7 +22,7 @@ export interface Assembly {
 
 export interface DeployResult {
   stacks: number;
-  /** Resources the deployed stacks hold, every one CREATE_COMPLETE or UPDATE_COMPLETE. */
+  /** Resources the deployed stacks and their nested stacks hold, every one CREATE_COMPLETE or UPDATE_COMPLETE. */
   resources: number;
   /** Wall time of `cdk deploy`. */
   seconds: number;
@@ -51,13 +52,12 @@ export function readAssembly(dir: string, only?: readonly string[]): Assembly {
     .filter(([, artifact]) => artifact.type === 'aws:cloudformation:stack')
     .map(([id, artifact]) => {
       const templateFile = path.join(dir, artifact.properties!.templateFile!);
-      const template = JSON.parse(readFileSync(templateFile, 'utf8')) as { Resources: Record<string, unknown> };
       return {
         stackName: artifact.properties?.stackName ?? id,
         environment: artifact.environment!,
         region: artifact.environment!.split('/').pop()!,
         templateFile,
-        resourceCount: Object.keys(template.Resources).length,
+        resourceCount: resourceCount(templateFile),
       };
     })
     .filter((stack) => !only || only.includes(stack.stackName));
@@ -80,7 +80,7 @@ export async function deploy(target: CdkTarget, assembly: Assembly): Promise<Dep
     const { Stacks } = await cloudFormation.send(new DescribeStacksCommand({ StackName: stack.stackName }));
     const status = Stacks?.[0]?.StackStatus;
     if (status !== 'CREATE_COMPLETE' && status !== 'UPDATE_COMPLETE') throw new Error(`${stack.stackName} is ${status} after cdk deploy`);
-    const held = await stackResources(target, stack);
+    const held = await stackResourcesWithNested(target, stack);
     const incomplete = held.filter((resource) => !/^(CREATE|UPDATE)_COMPLETE$/.test(resource.ResourceStatus ?? ''));
     if (incomplete.length) {
       throw new Error(`${stack.stackName}: ${incomplete.map((resource) => `${resource.LogicalResourceId} ${resource.ResourceStatus}`).join(', ')}`);
@@ -103,6 +103,14 @@ export async function stackResources(target: CdkTarget, stack: AssemblyStack): P
     summaries.push(...(page.StackResourceSummaries ?? []));
   }
   return summaries;
+}
+
+/** The resources of a stack and, recursively, of its nested stacks (`AWS::CloudFormation::Stack`, named by their stack ARN). */
+export async function stackResourcesWithNested(target: CdkTarget, stack: AssemblyStack): Promise<StackResourceSummary[]> {
+  const held = await stackResources(target, stack);
+  const nested = held.filter((resource) => resource.ResourceType === 'AWS::CloudFormation::Stack' && resource.PhysicalResourceId);
+  const inNested = await Promise.all(nested.map((resource) => stackResourcesWithNested(target, { ...stack, stackName: resource.PhysicalResourceId! })));
+  return [...held, ...inNested.flat()];
 }
 
 export function cloudFormationClient(target: CdkTarget, region: string): CloudFormationClient {

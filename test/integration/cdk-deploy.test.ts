@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { APIGatewayClient, GetAuthorizersCommand, paginateGetResources } from '@aws-sdk/client-api-gateway';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalAws } from '../../local/aws/local-aws.ts';
 import type { CdkTarget } from '../../local/deploy/cdk-cli.ts';
 import { fakedResourceTypes, startDeployAws } from '../../local/deploy/deploy-aws.ts';
-import { type Assembly, type AssemblyStack, bootstrap, clientConfig, deploy, destroy, stackResources, synthesize } from '../../local/deploy/steps.ts';
+import { type Assembly, type AssemblyStack, bootstrap, clientConfig, deploy, destroy, stackResourcesWithNested, synthesize } from '../../local/deploy/steps.ts';
 import { projectRoot } from '../../local/processes.ts';
-import { type CfnResource, type CfnTemplate, Resolver, resourcesOfType } from '../../local/template.ts';
+import { type CfnResource, type CfnTemplate, Resolver, readTemplate, resourcesOfType } from '../../local/template.ts';
 import { findLeftovers, removeLeftover } from '../../ops/stack-leftovers.ts';
 
 /**
@@ -51,7 +51,8 @@ beforeAll(async () => {
   target = { endpoint: aws.endpoint, region, logFile };
   expect(assembly.stacks).toHaveLength(1);
   stack = assembly.stacks[0]!;
-  template = JSON.parse(readFileSync(stack.templateFile, 'utf8')) as CfnTemplate;
+  // With its nested route stacks' resources (cdk/constructs/route-stacks.ts), as CloudFormation holds them.
+  template = readTemplate(stack.templateFile);
   await bootstrap(target, assembly);
 }, 240_000);
 
@@ -73,7 +74,7 @@ describe('cdk deploy through CloudFormation into LocalStack', () => {
 
   it('destroys the stack; what it retained is found and removed by the cleanup tool; the same stack deploys again', async () => {
     const settings = clientConfig(target, region);
-    const physical = new Map((await stackResources(target, stack)).map((resource) => [resource.LogicalResourceId!, resource.PhysicalResourceId!]));
+    const physical = new Map((await stackResourcesWithNested(target, stack)).map((resource) => [resource.LogicalResourceId!, resource.PhysicalResourceId!]));
     await destroy(target, assembly);
 
     // What AWS keeps of a deleted stack: every resource whose DeletionPolicy retains it. LocalStack
@@ -150,8 +151,17 @@ async function expectDeployedAsTemplated(): Promise<void> {
   const apiGateway = new APIGatewayClient(config);
   const dynamodb = new DynamoDBClient(config);
 
-  const physical = new Map((await stackResources(target, stack)).map((resource) => [resource.LogicalResourceId!, resource.PhysicalResourceId!]));
-  expect([...physical.keys()].sort()).toEqual(Object.keys(template.Resources).sort());
+  // Every resource, the nested stacks' included: their logical IDs are distinct (readTemplate refuses two alike).
+  // (CDK's metadata resource, `CDKMetadata` in each stack, is not compared.)
+  const held = (await stackResourcesWithNested(target, stack)).filter((resource) => resource.ResourceType !== 'AWS::CDK::Metadata');
+  const physical = new Map(held.map((resource) => [resource.LogicalResourceId!, resource.PhysicalResourceId!]));
+  expect(physical.size).toBe(held.length);
+  expect([...physical.keys()].sort()).toEqual(
+    Object.entries(template.Resources)
+      .filter(([, resource]) => resource.Type !== 'AWS::CDK::Metadata')
+      .map(([logicalId]) => logicalId)
+      .sort(),
+  );
   const id = (logicalId: string) => physical.get(logicalId)!;
   const resolver = new Resolver(template, { region, accountId: '000000000000', partition: 'aws', stackName: stack.stackName });
   for (const [logicalId, physicalId] of physical) resolver.setRef(logicalId, physicalId);

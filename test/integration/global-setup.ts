@@ -6,7 +6,7 @@ import type { TestProject } from 'vitest/node';
 import { startLocalStack, type LocalStack } from '../../local/local-stack.ts';
 import { isAlive, projectRoot } from '../../local/processes.ts';
 import { routesOf } from '../../local/api-gateway.ts';
-import type { CfnTemplate } from '../../local/template.ts';
+import { readTemplate } from '../../local/template.ts';
 import type { IamReport } from '../../local/aws/iam-check.ts';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
@@ -109,7 +109,7 @@ export async function setup(project: TestProject) {
   project.provide('templateFile', runner.templateFile);
   const second = stack.runners[1]!;
   project.provide('secondRegion', { apiUrl: second.apiUrl, region: second.region, resources: second.resources });
-  const template = JSON.parse(readFileSync(runner.templateFile, 'utf8')) as CfnTemplate;
+  const template = readTemplate(runner.templateFile);
   project.provide(
     'routes',
     routesOf(template).map((route) => `${route.method} ${route.resourcePath}`),

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { GetQueueUrlCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -6,7 +5,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { authorizersOf } from '../../local/api-gateway.ts';
 import { EXPECT_REFUSAL_HEADER, type IamReport } from '../../local/aws/iam-check.ts';
 import { credentialsEnv, functionPrincipalName, hostAgentCredentials } from '../../local/aws/iam-principals.ts';
-import { resourcesOfType, type CfnTemplate } from '../../local/template.ts';
+import { readTemplate, resourcesOfType } from '../../local/template.ts';
 
 /*
  * IAM is enforced by the proxy in front of the local AWS (local/aws/iam-check.ts), not by the
@@ -17,7 +16,7 @@ import { resourcesOfType, type CfnTemplate } from '../../local/template.ts';
 
 const region = inject('region');
 const endpoint = inject('awsEndpoint');
-const template = JSON.parse(readFileSync(inject('templateFile'), 'utf8')) as CfnTemplate;
+const template = readTemplate(inject('templateFile'));
 const resources = inject('resources');
 
 type Credentials = { AWS_ACCESS_KEY_ID: string; AWS_SECRET_ACCESS_KEY: string };

@@ -1,10 +1,15 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { App, Stack, type CfnElement } from 'aws-cdk-lib';
+import { App, NestedStack, Stack, type CfnElement } from 'aws-cdk-lib';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { RestApi } from 'aws-cdk-lib/aws-apigateway';
+import { z } from 'zod';
 import { Construct } from 'constructs';
 import { buildApp } from '../../cdk/app-builder.ts';
 import { flat, flatLogicalId } from '../../cdk/flat-logical-ids.ts';
+import { ROUTE_STACK_BUDGET, ROUTE_STACKS, RouteStack, routeStackOf } from '../../cdk/constructs/route-stacks.ts';
+import { operations } from '#events/operations.ts';
+import { assertionsTemplateOf } from '../helpers/cdk-template.ts';
 
 type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
 
@@ -15,7 +20,8 @@ describe('ControlPlaneStack', () => {
   beforeAll(() => {
     // Bundling is skipped: these tests look at the template, not the code.
     const { stacks } = buildApp({ context: { regions: 'us-east-1', 'aws:cdk:bundling-stacks': [], 'aws:cdk:enable-path-metadata': true } });
-    template = Template.fromStack(stacks.get('us-east-1')!);
+    // With the resources of its nested route stacks (cdk/constructs/route-stacks.ts).
+    template = assertionsTemplateOf(stacks.get('us-east-1')!);
     resources = template.toJSON().Resources;
   });
 
@@ -134,7 +140,7 @@ describe('ControlPlaneStack', () => {
 
   it('gives read-only routes no write access to the table', () => {
     for (const route of ['GetHosts', 'GetNetworks', 'GetVms', 'GetHostsHostIdForwardingTable', 'GetVmsVmId']) {
-      const actions = actionsOf(`/Api/${route}/`);
+      const actions = actionsOf(`/${route}/`);
       expect(actions).toContain('dynamodb:Query');
       expect(actions.filter((action) => writeActions.test(action))).toEqual([]);
     }
@@ -145,12 +151,12 @@ describe('ControlPlaneStack', () => {
       .filter((r) => r.Type === 'AWS::IAM::Policy')
       .filter((r) => (r.Properties.PolicyDocument.Statement as Statement[]).some((s) => [s.Action].flat().includes('sqs:CreateQueue')));
     expect(creators).toHaveLength(2);
-    const hosts = statementsOf('/Api/PostHosts/').find((s) => [s.Action].flat().includes('sqs:CreateQueue'))!;
+    const hosts = statementsOf('/PostHosts/').find((s) => [s.Action].flat().includes('sqs:CreateQueue'))!;
     expect(JSON.stringify(hosts.Resource)).toContain(':Stratoplane-us-east-1-host-*');
-    const shuffles = statementsOf('/Api/PostShuffleJobs/').find((s) => [s.Action].flat().includes('sqs:CreateQueue'))!;
+    const shuffles = statementsOf('/PostShuffleJobs/').find((s) => [s.Action].flat().includes('sqs:CreateQueue'))!;
     expect(JSON.stringify(shuffles.Resource)).toContain(':Stratoplane-us-east-1-shuffle-*');
     // Only the job's owner deletes its queues.
-    expect(actionsOf('/Api/DeleteShuffleJobsJobId/')).toContain('sqs:DeleteQueue');
+    expect(actionsOf('/DeleteShuffleJobsJobId/')).toContain('sqs:DeleteQueue');
   });
 
   it('lets the fan-out function read the table and send only to host queues and its dead-letter queue', () => {
@@ -200,17 +206,22 @@ describe('ControlPlaneStack', () => {
     );
     expect(signing).toEqual({
       'Api/Authorizer': ['kms:GetPublicKey on ApiTokenKey'],
-      'Api/PutHostsHostIdVmsVmIdHostKeys': ['kms:Sign on HostKeyAttestationKey'],
-      'Api/PostHostsHostIdServiceAccountCredentials': ['kms:Sign on HostCredentialKey'],
-      'Api/PostVms': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
+      // Routes are in the nested stack of their bounded context (cdk/constructs/route-stacks.ts).
+      'Api/Identity/PutHostsHostIdVmsVmIdHostKeys': ['kms:Sign on HostKeyAttestationKey'],
+      'Api/Identity/PostHostsHostIdServiceAccountCredentials': ['kms:Sign on HostCredentialKey'],
+      'Api/Compute/PostVms': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
       // A migration gives the VM a new pair secret.
-      'Api/PostVmsVmIdMigrate': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
-      'Api/PostVmsVmIdConnections': ['kms:Decrypt on VmPairKey'],
+      'Api/Compute/PostVmsVmIdMigrate': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
+      'Api/Identity/PostVmsVmIdConnections': ['kms:Decrypt on VmPairKey'],
       ...Object.fromEntries(
-        ['GetNetworks', 'GetVms', 'GetServiceAccounts', 'GetProjects', 'GetImages', 'GetDisks'].map((route) => [
-          `Api/${route}`,
-          ['kms:GenerateMac on ListCursorKey'],
-        ]),
+        [
+          'Networks/GetNetworks',
+          'Compute/GetVms',
+          'Identity/GetServiceAccounts',
+          'Projects/GetProjects',
+          'ImagesAndDisks/GetImages',
+          'ImagesAndDisks/GetDisks',
+        ].map((route) => [`Api/${route}`, ['kms:GenerateMac on ListCursorKey']]),
       ),
     });
   });
@@ -226,9 +237,7 @@ describe('ControlPlaneStack', () => {
   it('signs list cursors with an HMAC key the list routes only derive their signing key from', () => {
     template.hasResourceProperties('AWS::KMS::Key', { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
     template.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/stratoplane/list-cursors' });
-    const listNetworks = Object.values(resources).find(
-      (r) => r.Type === 'AWS::Lambda::Function' && r.Metadata?.['aws:cdk:path']?.includes('/Api/GetNetworks/'),
-    )!;
+    const listNetworks = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::Function' && r.Metadata?.['aws:cdk:path']?.includes('/GetNetworks/'))!;
     expect(listNetworks.Properties.Environment.Variables.LIST_CURSOR_KEY_ARN).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^ListCursorKey/), 'Arn'] });
   });
 
@@ -262,7 +271,7 @@ describe('ControlPlaneStack', () => {
     );
     const methods = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::Method');
     for (const method of methods) expect(method.Properties.RequestValidatorId).toEqual({ Ref: validatorId });
-    const createVm = methods.find((m) => m.Properties.HttpMethod === 'POST' && m.Metadata?.['aws:cdk:path']?.includes('/vms/POST'))!;
+    const createVm = methods.find((m) => m.Properties.HttpMethod === 'POST' && JSON.stringify(m.Properties.Integration).includes('"PostVms'))!;
     const createVmModel = models.get(createVm.Properties.RequestModels['application/json'].Ref)!;
     expect(createVmModel).toMatchObject({ ContentType: 'application/json', Name: 'createVmBody' });
     expect(createVmModel.Schema).toMatchObject({
@@ -270,7 +279,7 @@ describe('ControlPlaneStack', () => {
       type: 'object',
       required: expect.arrayContaining(['name']),
     });
-    const migrate = methods.find((m) => m.Metadata?.['aws:cdk:path']?.includes('/{vmId}/migrate/POST'))!;
+    const migrate = methods.find((m) => m.Metadata?.['aws:cdk:path']?.includes('/migrate/POST/'))!;
     expect(migrate.Properties.RequestParameters).toEqual({ 'method.request.path.vmId': true });
     // One model per operation with a body, and what API Gateway refuses is a 400 saying why.
     expect(models.size).toBe(methods.filter((m) => m.Properties.RequestModels).length);
@@ -358,8 +367,17 @@ describe('ControlPlaneStack in several regions', () => {
   const primary = Template.fromStack(stacks.get('us-east-1')!);
   const replica = Template.fromStack(stacks.get('eu-west-1')!);
 
-  it("keeps each region's stack well inside CloudFormation's 500 resources, with room for new routes", () => {
-    for (const template of [primary, replica]) expect(Object.keys(template.toJSON().Resources).length).toBeLessThan(460);
+  it("keeps every stack, each region's and each of its nested route stacks, under 300 of CloudFormation's 500 resources", () => {
+    for (const stack of stacks.values()) {
+      const nested = stack.node.findAll().filter((construct): construct is NestedStack => NestedStack.isNestedStack(construct));
+      expect(nested.map((routeStack) => routeStack.node.id).sort()).toEqual(Object.keys(ROUTE_STACKS).sort());
+      for (const each of [stack, ...nested]) {
+        const count = Object.keys(Template.fromStack(each).toJSON().Resources).length;
+        // What docs/deployment.md#room-to-grow states, and the budget a route stack's synth enforces.
+        expect(count, each.node.path).toBeLessThan(300);
+        if (each !== stack) expect(count, each.node.path).toBeLessThanOrEqual(ROUTE_STACK_BUDGET);
+      }
+    }
   });
 
   it('keeps the logical IDs of stateful resources and event source mappings, whatever construct holds them (a changed ID replaces the resource)', () => {
@@ -599,5 +617,68 @@ describe('flat logical IDs', () => {
     new Queue(flat(new Construct(stack, 'One')), 'Work');
     new Queue(flat(new Construct(stack, 'Other')), 'Work');
     expect(() => Template.fromStack(stack)).toThrow(/Flat\/One\/Work\/Resource and Flat\/Other\/Work\/Resource would both have the logical ID Work/);
+  });
+});
+
+describe('route stacks (cdk/constructs/route-stacks.ts)', () => {
+  const synth = () => buildApp({ context: { regions: 'us-east-1', 'aws:cdk:bundling-stacks': [] } }).stacks.get('us-east-1')!;
+  const deploymentOf = (stack: Stack) =>
+    Object.entries(Template.fromStack(stack).toJSON().Resources as Record<string, { Type: string; DependsOn?: string[] }>).find(
+      ([, resource]) => resource.Type === 'AWS::ApiGateway::Deployment',
+    )!;
+
+  it("puts each route's function, role, permission and method in its bounded context's nested stack, and deploys the API after them all", () => {
+    const stack = synth();
+    const template = Template.fromStack(stack).toJSON().Resources as Record<string, { Type: string }>;
+    // The region's stack keeps the API's own route (a RestApi needs a method of its own) and the authorizer.
+    expect(Object.values(template).filter((resource) => resource.Type === 'AWS::ApiGateway::Method')).toHaveLength(1);
+    expect(Object.values(template).filter((resource) => resource.Type === 'AWS::Lambda::Function').length).toBeLessThan(10);
+    const nested = stack.node.findAll().filter((construct): construct is RouteStack => construct instanceof RouteStack);
+    const [, deployment] = deploymentOf(stack);
+    for (const routeStack of nested) {
+      const resources = Object.values(Template.fromStack(routeStack).toJSON().Resources as Record<string, { Type: string; Properties: any }>);
+      const methods = resources.filter((resource) => resource.Type === 'AWS::ApiGateway::Method');
+      expect(methods.length, routeStack.node.id).toBeGreaterThan(0);
+      // One function, role and Lambda permission per method: IAM stays per route.
+      for (const type of ['AWS::Lambda::Function', 'AWS::IAM::Role', 'AWS::Lambda::Permission'])
+        expect(
+          resources.filter((resource) => resource.Type === type),
+          `${routeStack.node.id} ${type}`,
+        ).toHaveLength(methods.length);
+      for (const method of methods) expect(method.Properties).toMatchObject({ AuthorizationType: 'CUSTOM', AuthorizerId: { Ref: expect.any(String) } });
+      expect(deployment.DependsOn).toContain(Stack.of(routeStack).getLogicalId(routeStack.nestedStackResource!));
+    }
+  }, 120_000); // a synth takes seconds, more on a busy machine
+
+  it("makes a new API deployment when a nested stack's method changes", () => {
+    const [before] = deploymentOf(synth());
+    const operation = operations.reportShuffleWorker as { query?: unknown };
+    const query = operation.query;
+    try {
+      operation.query = z.object({ probe: z.string() });
+      const [after] = deploymentOf(synth());
+      expect(after).not.toBe(before);
+    } finally {
+      operation.query = query;
+    }
+    expect(deploymentOf(synth())[0]).toBe(before);
+  }, 240_000);
+
+  it('fails the synth, saying what to do, when a route stack grows past its budget', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Budget');
+    const restApi = new RestApi(stack, 'Api');
+    restApi.root.addMethod('GET');
+    const routeStack = new RouteStack(stack, 'Compute', { restApi, stageName: 'v1' });
+    for (let index = 0; index <= ROUTE_STACK_BUDGET; index++) new Queue(routeStack, `Queue${index}`);
+    expect(() => app.synth()).toThrow(/route stack Compute holds 201 resources, over its budget of 200 .*ROUTE_STACKS \(cdk\/constructs\/route-stacks.ts\)/);
+  });
+
+  it('names where a new bounded context goes', () => {
+    expect(routeStackOf('compute')).toBe('Compute');
+    expect(routeStackOf('discovery')).toBeUndefined();
+    expect(() => routeStackOf('billing')).toThrow(
+      /functions\/billing\/api\/ holds routes but no route stack takes the context billing: add it to ROUTE_STACKS/,
+    );
   });
 });

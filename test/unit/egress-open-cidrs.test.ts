@@ -1,6 +1,7 @@
-import { Template } from 'aws-cdk-lib/assertions';
+import type { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../../cdk/app-builder.ts';
+import { assertionsTemplateOf } from '../helpers/cdk-template.ts';
 
 /** The private ranges VMs may reach are the operator's deployment setting, handed to agents with their VMs' configs. */
 describe('egressOpenCidrs, a setting of the stack', () => {
@@ -12,11 +13,11 @@ describe('egressOpenCidrs, a setting of the stack', () => {
 
   // A synth takes seconds.
   it('opens nothing by default', () => {
-    expect(vmConfigsEnvironment(Template.fromStack(synth({})))).toMatchObject({ EGRESS_OPEN_CIDRS: '' });
+    expect(vmConfigsEnvironment(assertionsTemplateOf(synth({})))).toMatchObject({ EGRESS_OPEN_CIDRS: '' });
   }, 60_000);
 
   it('passes the ranges the operator opened to the route that serves hosts their VMs’ configs', () => {
-    expect(vmConfigsEnvironment(Template.fromStack(synth({ egressOpenCidrs: '10.20.0.0/16, 192.168.7.0/24' })))).toMatchObject({
+    expect(vmConfigsEnvironment(assertionsTemplateOf(synth({ egressOpenCidrs: '10.20.0.0/16, 192.168.7.0/24' })))).toMatchObject({
       EGRESS_OPEN_CIDRS: '10.20.0.0/16,192.168.7.0/24',
     });
   }, 60_000);

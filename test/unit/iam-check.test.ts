@@ -1,4 +1,4 @@
-import { Template } from 'aws-cdk-lib/assertions';
+import { templateOf } from '../helpers/cdk-template.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../cdk/app-builder.ts';
 import { authorizersOf } from '../../local/api-gateway.ts';
@@ -173,7 +173,8 @@ describe('the principals a runner registers from the synthesized template', () =
   beforeAll(() => {
     const { stacks } = buildApp({ context: { regions: 'us-east-1,eu-west-1', 'aws:cdk:bundling-stacks': [] } });
     const stack = stacks.get('us-east-1')!;
-    template = Template.fromStack(stack).toJSON() as CfnTemplate;
+    // With its nested route stacks' functions and roles.
+    template = templateOf(stack);
     resolver = new Resolver(template, { region: 'us-east-1', accountId: ACCOUNT, partition: 'aws', stackName: stack.stackName });
     // What provisioning records: the local names of the table and keys.
     for (const [id, resource] of Object.entries(template.Resources)) {
