@@ -10,14 +10,20 @@ import { CliError, ExitCode } from './errors.ts';
  * the presigned URL the API gave for it, a few at a time, read from the file as it goes, never
  * whole into memory. Progress goes to stderr.
  */
-export async function uploadImage(api: ApiClient, file: string, name: string, progress: (line: string) => void): Promise<ApiResponse<'completeImageUpload'>> {
+export async function uploadImage(
+  api: ApiClient,
+  file: string,
+  name: string,
+  progress: (line: string) => void,
+  options: { public?: boolean } = {},
+): Promise<ApiResponse<'completeImageUpload'>> {
   const { size } = await stat(file).catch(() => {
     throw new CliError(ExitCode.usage, `cannot read ${file}`);
   });
   progress(`hashing ${file} (${size} bytes)`);
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  const { image, upload } = await api.createImage({ body: { name, sizeBytes: size, sha256: hash.digest('hex') } });
+  const { image, upload } = await api.createImage({ body: { name, sizeBytes: size, sha256: hash.digest('hex'), ...(options.public ? { public: true } : {}) } });
   const parts: { partNumber: number; etag: string }[] = [];
   let next = 0;
   const worker = async () => {

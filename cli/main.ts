@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ApiClient } from '#events/api-client.ts';
+import type { CreateVmRequest } from '#events/api.ts';
 import { cliApiClient, cliErrorOf } from './api-client.ts';
 import { CliError, ExitCode } from './errors.ts';
 import { uploadImage } from './image-upload.ts';
@@ -52,6 +53,35 @@ const remove = (what: string, deleteIt: (api: ApiClient, id: string) => Promise<
   async run({ api, args }) {
     await deleteIt(api, args[0]!);
     return { json: { deleted: args[0] }, human: `deleted ${what} ${args[0]}` };
+  },
+});
+/** `vms start|stop|reboot <id> [--wait]`: asks, then (with --wait) follows the VM until it is `until` or failed. */
+const power = (
+  action: string,
+  until: 'running' | 'stopped',
+  ask: (api: ApiClient, vmId: string) => Promise<{ vmId: string; state: string; stateReason?: string | undefined }>,
+): Command => ({
+  usage: `${action} <id> [--wait [--timeout S]]    (--wait: until the VM is ${until}, or failed)`,
+  takes: ['id'],
+  options: waitOption,
+  async run(context) {
+    const { api, args, options } = context;
+    let vm = await ask(api, args[0]!);
+    // A reboot answers while the VM still runs: wait for its host to have gone through a boot (starting) first.
+    let booted = action !== 'reboot';
+    if (options.wait) {
+      vm = await waitFor(
+        context,
+        () => api.getVm({ params: { vmId: vm.vmId } }),
+        (now) => `vm ${now.vmId}: ${now.state}${now.stateReason ? ` (${now.stateReason})` : ''}`,
+        (now) => {
+          if (now.state === 'starting' || now.state === 'stopping') booted = true;
+          return now.state === 'failed' || (booted && now.state === until);
+        },
+      );
+      if (vm.state === 'failed') throw new CliError(ExitCode.refused, `vm ${vm.vmId} failed: ${vm.stateReason}`, `see \`vms console ${vm.vmId}\``);
+    }
+    return { json: vm, human: details(vm as Record<string, unknown>) };
   },
 });
 const required = (options: Context['options'], name: string) => {
@@ -129,7 +159,7 @@ const commands: Record<string, Record<string, Command>> = {
     show: show((api, vmId) => api.getVm({ params: { vmId } })),
     create: {
       usage:
-        'create --name NAME --network ID [--spread-from VM,…] [--image ID] [--wait [--timeout S]]\n         operators: --host ID --tenant ID (tenants do not pick hosts; placement does)',
+        'create --name NAME --network ID [--spread-from VM,…] [--image ID] [--machine-type T] [--wait [--timeout S]]    (--wait: until it runs, or failed)\n         operators: --host ID --tenant ID (tenants do not pick hosts; placement does)',
       options: {
         name: { type: 'string' },
         network: { type: 'string' },
@@ -137,6 +167,7 @@ const commands: Record<string, Record<string, Command>> = {
         tenant: { type: 'string' },
         'spread-from': { type: 'string' },
         image: { type: 'string' },
+        'machine-type': { type: 'string' },
         ...waitOption,
       },
       async run(context) {
@@ -149,14 +180,15 @@ const commands: Record<string, Record<string, Command>> = {
             ...(options.tenant ? { tenantId: required(options, 'tenant') } : {}),
             ...(options['spread-from'] ? { spreadFrom: required(options, 'spread-from').split(',') } : {}),
             ...(options.image ? { imageId: required(options, 'image') } : {}),
+            ...(options['machine-type'] ? { machineType: required(options, 'machine-type') as CreateVmRequest['machineType'] } : {}),
           },
         });
-        if (options.wait && vm.state === 'pending') {
+        if (options.wait && (vm.state === 'provisioning' || vm.state === 'starting')) {
           vm = await waitFor(
             context,
             () => api.getVm({ params: { vmId: vm.vmId } }),
             (now) => `vm ${now.vmId}: ${now.state}${now.stateReason ? ` (${now.stateReason})` : ''}`,
-            (now) => now.state !== 'pending',
+            (now) => now.state !== 'provisioning' && now.state !== 'starting',
           );
           if (vm.state === 'failed')
             throw new CliError(ExitCode.refused, `vm ${vm.vmId} failed: ${vm.stateReason}`, `delete it (\`vms delete ${vm.vmId}\`) and launch again`);
@@ -200,6 +232,17 @@ const commands: Record<string, Record<string, Command>> = {
       async run({ api, args }) {
         const answer = await api.getVmConvergence({ params: { vmId: args[0]! } });
         return { json: answer, human: details(answer) };
+      },
+    },
+    start: power('start', 'running', (api, vmId) => api.startVm({ params: { vmId } })),
+    stop: power('stop', 'stopped', (api, vmId) => api.stopVm({ params: { vmId } })),
+    reboot: power('reboot', 'running', (api, vmId) => api.rebootVm({ params: { vmId } })),
+    console: {
+      usage: "console <id>    (the tail of the VM's serial console, as its host last sent it)",
+      takes: ['id'],
+      async run({ api, args }) {
+        const answer = await api.getVmConsoleOutput({ params: { vmId: args[0]! } });
+        return { json: answer, human: answer.output.replaceAll('\r', '') || `(vm ${args[0]} has no console output yet)` };
       },
     },
     'known-hosts': {
@@ -260,22 +303,26 @@ const commands: Record<string, Record<string, Command>> = {
     },
   },
   images: {
-    list: list(
-      (api, query) => api.listImages({ query }),
-      (page) => page.images,
-      ['imageId', 'name', 'state', 'sizeBytes', 'region'],
-    ),
+    list: {
+      usage: 'list [--public]    (--public: the images every tenant may launch)',
+      options: { public: { type: 'boolean' } },
+      async run({ api, options }) {
+        const answer = await api.listImages({ query: { limit: 100, ...(options.public ? { owner: 'public' as const } : {}) } });
+        return { json: answer, human: table(answer.images, ['imageId', 'name', 'state', 'sizeBytes', 'region', 'public']) };
+      },
+    },
     show: show((api, imageId) => api.getImage({ params: { imageId } })),
     upload: {
-      usage: 'upload FILE --name NAME [--wait [--timeout S]]',
+      usage: 'upload FILE --name NAME [--wait [--timeout S]]\n         operators: --public (an image every tenant may launch)',
       takes: ['file'],
-      options: { name: { type: 'string' }, ...waitOption },
+      options: { name: { type: 'string' }, public: { type: 'boolean' }, ...waitOption },
       async run(context) {
         let image: { imageId: string; state: string; failureReason?: string } = await uploadImage(
           context.api,
           context.args[0]!,
           required(context.options, 'name'),
           context.progress,
+          { public: context.options.public === true },
         );
         if (context.options.wait) {
           image = await waitFor(

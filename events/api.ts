@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { clientToken, ipv4Address, ipv4Cidr, ipv4CidrPattern, resourceId } from './identifiers.ts';
+import { MachineType } from './vm-lifecycle.ts';
 
 export const RegisterHostRequest = z.strictObject({
   hostId: resourceId,
@@ -53,10 +54,12 @@ export const CreateVmRequest = z.strictObject({
       "Anti-affinity between the tenant's own VMs: placement keeps this VM off every host that runs one of these VMs (409 when no other host has room).",
     ),
   /**
-   * The image the VM starts from. An image uploaded in another region is copied here first: the
-   * VM is `pending` until the copy is verified, then `running` (or `failed`, with the reason).
+   * The image the VM boots. An image uploaded in another region is copied here first: the VM is
+   * `provisioning` until the copy is verified (or `failed`, with the reason), then its host boots it.
    */
   imageId: resourceId.optional(),
+  /** Its size (memory, vCPUs): s1.nano when absent. */
+  machineType: MachineType.optional(),
   clientToken: clientToken.optional(),
 });
 export type CreateVmRequest = z.infer<typeof CreateVmRequest>;
@@ -146,6 +149,13 @@ export type VerifyConnectionRequest = z.infer<typeof VerifyConnectionRequest>;
 export const ListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(50),
   nextToken: z.string().max(2048).optional().describe('The nextToken of the previous page, passed back unchanged; any other value is refused (400).'),
+});
+
+export const ListImagesQuery = ListQuery.extend({
+  owner: z
+    .enum(['self', 'public'])
+    .default('self')
+    .describe("Whose images: the caller's own (self, the default) or the public ones every tenant may launch. Operators list the public ones."),
 });
 
 export const ListVmsQuery = ListQuery.extend({

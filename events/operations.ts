@@ -6,6 +6,7 @@ import {
   CreateServiceAccountRequest,
   CreateVmRequest,
   IssueHostCredentialsRequest,
+  ListImagesQuery,
   ListQuery,
   ListVmsQuery,
   MigrateVmRequest,
@@ -23,6 +24,7 @@ import { DEFAULT_QUOTAS, GetQuotasQuery, PutQuotaRequest } from './quotas.ts';
 import { CreateShuffleJobRequest, ShuffleWorkerReport } from './shuffle.ts';
 import type { Scope } from './tokens.ts';
 import { EgressPolicy, PutVmAttributesRequest } from './vm-config.ts';
+import { ReportVmStateRequest, VmConsoleOutput } from './vm-lifecycle.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -106,6 +108,13 @@ const specs = {
     body: PublishHostKeysRequest,
     responses: { 200: { description: 'published, with an attestation', body: responses.HostKeys } },
   }),
+  reportVmState: operation('PUT /hosts/{hostId}/vms/{vmId}/state', {
+    summary: "Report what a VM's host sees of it: its state, why, and its console's tail (only its current host)",
+    description: 'A report older (by observedAt) than the one the VM holds is ignored (accepted: false); a host the VM does not run on gets 409.',
+    scopes: ['host'],
+    body: ReportVmStateRequest,
+    responses: { 200: { description: 'recorded, or ignored as older', body: responses.VmStateReportAnswer } },
+  }),
   issueHostCredentials: operation('POST /hosts/{hostId}/service-account-credentials', {
     summary: 'Long-term service-account credentials bound to the agent key',
     scopes: ['host'],
@@ -186,6 +195,27 @@ const specs = {
     scopes: [...tenantWrite, 'operator'],
     body: MigrateVmRequest,
     responses: { 200: { description: 'migrated', body: responses.Vm } },
+  }),
+  startVm: operation('POST /vms/{vmId}/start', {
+    summary: 'Start a stopped or failed VM: its host boots it again (a running VM is left as it is)',
+    scopes: tenantWrite,
+    responses: { 200: { description: 'the VM: provisioning until its host boots it', body: responses.Vm } },
+  }),
+  stopVm: operation('POST /vms/{vmId}/stop', {
+    summary: 'Stop a VM: its guest is asked to power off (ACPI), then made to; its address, disks and keys stay (a stopped VM is left as it is)',
+    scopes: tenantWrite,
+    responses: { 200: { description: 'the VM: stopping until its host has stopped it', body: responses.Vm } },
+  }),
+  rebootVm: operation('POST /vms/{vmId}/reboot', {
+    summary: 'Reboot a running VM: its host stops its guest and boots it again',
+    description: 'Only a running VM can be rebooted (409 otherwise: start a stopped or failed VM instead).',
+    scopes: tenantWrite,
+    responses: { 200: { description: 'the VM, still running until its host stops it for the reboot', body: responses.Vm } },
+  }),
+  getVmConsoleOutput: operation('GET /vms/{vmId}/console', {
+    summary: "The tail of a VM's serial console, as its host last sent it (as EC2 GetConsoleOutput)",
+    scopes: tenantRead,
+    responses: { 200: { description: 'the console output', body: VmConsoleOutput } },
   }),
   getVmConvergence: operation('GET /vms/{vmId}/convergence', {
     summary: "Which hosts' agents hold the VM's current tunnel endpoint (a migration's progress); operators: any tenant's VM",
@@ -302,25 +332,25 @@ const specs = {
   }),
 
   createImage: operation('POST /images', {
-    summary: 'Create an image and get one presigned PUT URL per part',
-    scopes: tenantWrite,
+    summary: 'Create an image and get one presigned PUT URL per part (operators: public images)',
+    scopes: [...tenantWrite, 'operator'],
     body: CreateImageRequest,
     responses: { 201: { description: 'created, with its upload', body: responses.CreatedImage } },
   }),
   listImages: operation('GET /images', {
-    summary: 'List images',
-    scopes: tenantRead,
-    query: ListQuery,
+    summary: 'List images: your own, or the public ones (owner=public)',
+    scopes: [...tenantRead, 'operator'],
+    query: ListImagesQuery,
     responses: { 200: { description: 'a page of images', body: responses.ImageList } },
   }),
   getImage: operation('GET /images/{imageId}', {
-    summary: 'Show an image and its copies in other regions',
-    scopes: tenantRead,
+    summary: "Show an image and its copies in other regions: the tenant's own, or a public one",
+    scopes: [...tenantRead, 'operator'],
     responses: { 200: { description: 'the image', body: responses.ImageWithCopies } },
   }),
   completeImageUpload: operation('POST /images/{imageId}/complete', {
     summary: 'Complete the upload; the content is then verified',
-    scopes: tenantWrite,
+    scopes: [...tenantWrite, 'operator'],
     body: CompleteImageUploadRequest,
     responses: { 202: { description: 'verifying', body: responses.Image } },
   }),

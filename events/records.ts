@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
+import { MachineType, PowerState, VmState } from './vm-lifecycle.ts';
 import { EndpointEntry } from './endpoints.ts';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
 
@@ -43,9 +44,18 @@ export const VmItem = z.object({
   hostId: resourceId,
   /** The region whose control plane placed the VM; its host, network and writes are there. */
   region: z.string().optional(),
-  /** `pending` while its image is copied into the region; `failed` if that copy failed (see stateReason). */
-  state: z.enum(['pending', 'running', 'failed']),
+  /** See VmState: `provisioning` until its host runs it (meanwhile, maybe, its image is copied into the region), then what its host saw. */
+  state: VmState,
   stateReason: z.string().optional(),
+  /** When its host saw the state it holds (ms, the host's clock): older reports are ignored. */
+  stateObservedAt: z.int().optional(),
+  /** What its owner asked for (absent: running). */
+  powerState: PowerState.optional(),
+  /** Raised by each start of a stopped or failed VM and each reboot: its host boots it again. */
+  bootGeneration: z.int().optional(),
+  /** Set while the VM waits for its image's copy into the region: its host cannot boot it yet. */
+  waitingForImage: z.boolean().optional(),
+  machineType: MachineType.optional(),
   imageId: resourceId.optional(),
   /** What the VM may reach through its bridge's outbound proxy. */
   egress: EgressPolicy.optional(),

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
 import { NodeKind } from './projects.ts';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
+import { MachineType, PowerState, VmState } from './vm-lifecycle.ts';
 
 /**
  * What the API answers, route by route. Strict: a field not listed here is an error in the tests
@@ -50,9 +51,15 @@ export const Vm = z.strictObject({
   networkId: resourceId,
   ip: ipv4Address,
   hostId: resourceId,
-  /** `pending` while its image is copied into the region; `failed` if that copy failed (see stateReason). */
-  state: z.enum(['pending', 'running', 'failed']),
+  /**
+   * `provisioning` until its host runs it (meanwhile its image may be copied into the region: see
+   * stateReason), then `starting`, `running`, `stopping`, `stopped` or `failed` as its host sees it.
+   */
+  state: VmState,
   stateReason: z.string().optional(),
+  /** What its owner asked for: `POST /vms/{id}/stop` and `/start` set it. */
+  powerState: PowerState,
+  machineType: MachineType,
   imageId: resourceId.optional(),
   serviceAccountId: resourceId.optional(),
   egress: EgressPolicy.optional(),
@@ -64,6 +71,9 @@ export const Vm = z.strictObject({
   updatedAt: timestamp,
 });
 export const VmList = page('vms', Vm);
+
+/** What a host's report of a VM's state came to: recorded, or ignored as older than the one held. */
+export const VmStateReportAnswer = z.strictObject({ accepted: z.boolean() });
 
 /** How far a VM's current tunnel endpoint has spread: the hosts that need it, and which of them hold it. */
 export const VmConvergence = z.strictObject({
@@ -166,6 +176,8 @@ export const Image = z.strictObject({
   failureReason: z.string().optional(),
   /** Where it was uploaded. */
   region,
+  /** Every tenant may describe and launch it (operators upload public images; their tenantId is `public`). */
+  public: z.boolean(),
   createdAt: timestamp,
   updatedAt: timestamp,
 });

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ipv4Cidr, resourceId } from './identifiers.ts';
 import { HostShuffleJob } from './shuffle.ts';
+import { MachineType, PowerState } from './vm-lifecycle.ts';
 
 /**
  * `https://api.example.com` or `http://svc.example.net:8080`: a scheme, a DNS name and maybe a
@@ -77,10 +78,36 @@ export type VmAttributes = z.infer<typeof VmAttributes>;
 export const PutVmAttributesRequest = z.strictObject({ attributes: VmAttributes });
 export type PutVmAttributesRequest = z.infer<typeof PutVmAttributesRequest>;
 
+/**
+ * How the host runs a VM: its size, what the tenant asked for (running or stopped), its name and
+ * its image. `bootGeneration` rises with each start of a stopped or failed VM and each reboot: a
+ * guest booted for a lower one is booted again. Absent while the VM cannot start yet (its image's
+ * copy into the region is not verified).
+ */
+export const VmLaunchSpec = z.strictObject({
+  powerState: PowerState,
+  bootGeneration: z.int().min(0),
+  machineType: MachineType,
+  memoryMiB: z.int().min(64),
+  vcpus: z.int().min(1),
+  /** The VM's name as a host name (what the guest calls itself). */
+  hostname: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/),
+  /** The image to boot, with a short-lived URL to fetch it from the region's bucket; none: the host's runtime needs none (process runtime). */
+  image: z
+    .strictObject({
+      imageId: resourceId,
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      sizeBytes: z.int().min(1),
+      url: z.url(),
+    })
+    .optional(),
+});
+export type VmLaunchSpec = z.infer<typeof VmLaunchSpec>;
+
 /** What the agent of one host needs to serve its VMs' bridges: their egress policies and attributes. */
 export const HostVmConfigs = z.strictObject({
   hostId: resourceId,
-  vms: z.array(z.strictObject({ vmId: resourceId, egress: EgressPolicy.optional(), attributes: VmAttributes.optional() })),
+  vms: z.array(z.strictObject({ vmId: resourceId, egress: EgressPolicy.optional(), attributes: VmAttributes.optional(), launch: VmLaunchSpec.optional() })),
   /** Shuffle jobs the host's VMs work in. */
   shuffleJobs: z.array(HostShuffleJob),
   /** Private ranges the deployment's operator opened to VMs' egress (the stack's `egressOpenCidrs`); refused otherwise. */

@@ -27,6 +27,11 @@ import { MetadataRedirects } from './data-plane/metadata-redirects.ts';
 import { ShuffleService } from './shuffle-service.ts';
 import { QueueConsumer } from './queue-consumer.ts';
 import { HOST_CREDENTIAL_SECONDS } from '#tokens/host-credentials.ts';
+import type { VmLaunchSpec } from '#events/vm-config.ts';
+import type { ImageCache } from './image-cache.ts';
+import { VmLifecycle } from './vm-lifecycle.ts';
+import type { VmRuntime } from './vm-runtime/vm-runtime.ts';
+import { VmStateReports } from './vm-state-reports.ts';
 
 export interface AgentConfig {
   hostId: string;
@@ -58,6 +63,11 @@ export interface AgentConfig {
    * conversation with the control plane and nothing else.
    */
   hostServices?: boolean;
+  /**
+   * Where the host's VMs run (QemuRuntime: real guests; ProcessRuntime: a placeholder process
+   * each). None: the agent runs no VMs (simulated hosts of bench:load).
+   */
+  vmRuntime?: { runtime: VmRuntime; images?: ImageCache; bootDir: string };
   /** Told of every endpoint version the agent applies (a VM's endpoint reached this host). */
   onEndpointApplied?: (vmId: string, version: number) => void;
 }
@@ -119,6 +129,10 @@ export class HostAgent {
   private localVmIds = new Set<string>();
   /** What each local VM's bridge serves it: egress policy and attributes. */
   private vmConfigs = new Map<string, HostVmConfigs['vms'][number]>();
+  /** How each local VM is to run, from the last VM configurations fetched. */
+  private launches = new Map<string, VmLaunchSpec | undefined>();
+  private readonly lifecycle: VmLifecycle | undefined;
+  readonly vmReports: VmStateReports;
   private secretsRefresh: { running: Promise<void>; again: boolean } | undefined;
   private secretsRefreshedAt = 0;
 
@@ -161,6 +175,18 @@ export class HostAgent {
         : undefined,
     );
     this.bidRelay = new BidRelay((vmId) => this.bridges.bidderOf(vmId));
+    this.vmReports = new VmStateReports(
+      (vmId, report) => this.controlPlane.reportVmState(config.hostId, vmId, report),
+      (message) => log(config.hostId, message),
+    );
+    if (config.vmRuntime) {
+      this.lifecycle = new VmLifecycle({
+        ...config.vmRuntime,
+        ...(config.netns ? { netns: config.netns } : {}),
+        report: (vmId, report) => this.vmReports.record(vmId, report),
+        log: (message) => log(config.hostId, message),
+      });
+    }
     this.acks = new EndpointAcks(
       (acks) => this.controlPlane.acknowledgeEndpoints(config.hostId, acks),
       (message) => log(config.hostId, message),
@@ -206,6 +232,9 @@ export class HostAgent {
   async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
     await this.consumer?.stop();
+    // Guests do not outlive the agent that runs them (a restarted agent boots them again).
+    await this.lifecycle?.close();
+    await this.vmReports.stop();
     await this.acks.stop();
     await this.dataPlane?.close();
     this.shuffle.stop();
@@ -269,6 +298,7 @@ export class HostAgent {
     this.tokens.keepOnly(localIds);
     this.pairKeys.keepOnly(localIds);
     if (this.hostServices) void this.bridges.reconcile(local);
+    this.lifecycle?.update(local, this.launches);
     const arrived = [...localIds].some((vmId) => !this.localVmIds.has(vmId));
     const left = [...this.localVmIds].some((vmId) => !localIds.has(vmId));
     this.localVmIds = localIds;
@@ -299,6 +329,8 @@ export class HostAgent {
             this.controlPlane.vmConfigs(this.config.hostId),
           ]);
           this.vmConfigs = new Map(configs.vms.map((config) => [config.vmId, config]));
+          this.launches = new Map(configs.vms.map((config) => [config.vmId, config.launch]));
+          this.lifecycle?.update(this.table.localVms(), this.launches);
           this.egressAddresses.openPrivateRanges(configs.egressOpenCidrs);
           await this.shuffle.update(configs.shuffleJobs, this.localVmIds);
           this.tokens.replace(credentials);
@@ -414,6 +446,14 @@ export class HostAgent {
       stats: this.stats,
       acks: { ...this.acks.stats, pending: this.acks.pendingCount },
       vms: this.bridges.list(),
+      vmRuntime: this.config.vmRuntime
+        ? {
+            runtime: this.config.vmRuntime.runtime.describe(),
+            guests: [...this.localVmIds].map((vmId) => this.config.vmRuntime!.runtime.report(vmId) ?? { vmId, state: 'not started' }),
+            reports: { ...this.vmReports.stats, pending: this.vmReports.pendingCount },
+            images: this.config.vmRuntime.images?.stats ?? null,
+          }
+        : null,
       serviceAccounts: Object.fromEntries([...this.localVmIds].map((vmId) => [vmId, this.tokens.serviceAccountOf(vmId) ?? null])),
       tokensMinted: this.tokens.minted,
       routes: this.table.routes(),

@@ -1,6 +1,7 @@
 import { ApiError, createApiClient, type ApiClient, type ApiResponse } from '#events/api-client.ts';
 import type { ShuffleWorkerReport } from '#events/shuffle.ts';
 import type { P256PublicJwk, RegisterHostRequest } from '#events/api.ts';
+import type { ReportVmStateRequest } from '#events/vm-lifecycle.ts';
 
 /** Where the agent's bearer token comes from: read on every call, so a rotated token file takes effect at once. */
 export type TokenSource = () => string;
@@ -47,6 +48,16 @@ export class ControlPlaneClient {
 
   async reportShuffleWorker(hostId: string, jobId: string, vmId: string, report: ShuffleWorkerReport): Promise<void> {
     await this.tracked(this.api.reportShuffleWorker({ params: { hostId, jobId, vmId }, body: report }));
+  }
+
+  /** What the host sees of a VM; a VM that left the host (404, 409) is no error: nothing more to report. */
+  async reportVmState(hostId: string, vmId: string, report: ReportVmStateRequest): Promise<void> {
+    try {
+      await this.tracked(this.api.reportVmState({ params: { hostId, vmId }, body: report }));
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 404 || error.status === 409)) return;
+      throw error;
+    }
   }
 
   vmConfigs(hostId: string): Promise<ApiResponse<'getHostVmConfigs'>> {

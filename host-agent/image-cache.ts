@@ -27,6 +27,8 @@ const SHA256 = /^[0-9a-f]{64}$/;
  */
 export class ImageCache {
   private readonly inFlight = new Map<string, Promise<string>>();
+  /** Downloads started, and launches served from a copy already here or on its way. */
+  readonly stats = { downloads: 0, hits: 0 };
 
   constructor(private readonly options: { dir: string; fetch?: typeof fetch; timeoutMs?: number }) {
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
@@ -36,9 +38,14 @@ export class ImageCache {
   get(source: ImageSource): Promise<string> {
     if (!SHA256.test(source.sha256)) return Promise.reject(new ImageFetchError(`image ${source.imageId}: ${JSON.stringify(source.sha256)} is not a SHA-256`));
     const file = path.join(this.options.dir, `${source.sha256}.img`);
-    if (existsSync(file) && statSync(file).size === source.sizeBytes) return Promise.resolve(file);
+    if (existsSync(file) && statSync(file).size === source.sizeBytes) {
+      this.stats.hits++;
+      return Promise.resolve(file);
+    }
     let download = this.inFlight.get(source.sha256);
-    if (!download) {
+    if (download) this.stats.hits++;
+    else {
+      this.stats.downloads++;
       download = this.download(source, file).finally(() => this.inFlight.delete(source.sha256));
       this.inFlight.set(source.sha256, download);
     }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,9 +7,12 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import { ipv4Address, resourceId } from '#events/identifiers.ts';
-import { HostAgent } from './agent.ts';
+import { type AgentConfig, HostAgent } from './agent.ts';
+import { ImageCache } from './image-cache.ts';
+import { ProcessRuntime } from './vm-runtime/process-runtime.ts';
+import { QemuRuntime } from './vm-runtime/qemu-runtime.ts';
 
-const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S] [--netns NAME]
+const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S] [--netns NAME] [--runtime qemu|process|none] [--vm-dir DIR]
 --control-socket: the status and control endpoint, a unix socket only its owner can open (default
 /run/stratoplane/<host-id>/agent.sock as root, else under the temporary folder); try
 \`curl -s --unix-socket PATH http://agent/status\`.
@@ -16,9 +20,14 @@ const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --tok
 --metadata-tokens-per-second: identity tokens one VM may mint a second (default 20, bursts of 5x).
 --netns: program real VXLAN tunnels and routes into that Linux network namespace (the host's; needs
 CAP_NET_ADMIN), and send VMs' outbound traffic from it; without it the forwarding table is kept in memory only.
+--runtime: where VMs run: qemu (real guests booted from their images: KVM when usable, else TCG; each
+VM's tap goes into --netns, without which guests get no NIC), process (default: one placeholder process
+per VM, no guest) or none (the agent runs no VMs).
+--vm-dir: VMs' files (console, QMP socket), the image cache and unpacked images (default
+/var/lib/stratoplane/<host-id> as root, else under the temporary folder).
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
 HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR,
-HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_NETNS; or the token itself from HOST_AGENT_TOKEN.
+HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_NETNS, HOST_AGENT_RUNTIME, HOST_AGENT_VM_DIR; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
 so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK.`;
 
@@ -26,6 +35,25 @@ so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as
 function defaultControlSocket(hostId: string): string {
   const base = process.getuid?.() === 0 ? '/run/stratoplane' : path.join(tmpdir(), `stratoplane-${process.getuid?.() ?? 'agent'}`);
   return path.join(base, hostId, 'agent.sock');
+}
+
+/** Under /var/lib as root (as a system daemon's state), else in the temporary folder. */
+function defaultVmDir(hostId: string): string {
+  return process.getuid?.() === 0 ? path.join('/var/lib/stratoplane', hostId) : path.join(tmpdir(), `stratoplane-vms-${hostId}`);
+}
+
+/** The VM runtime the flags ask for: a QEMU that is not installed is refused at start, not at the first VM. */
+function vmRuntimeOf(kind: 'qemu' | 'process' | 'none', vmDir: string, netns: string | undefined): AgentConfig['vmRuntime'] {
+  if (kind === 'none') return undefined;
+  const bootDir = path.join(vmDir, 'boot');
+  if (kind === 'process') return { runtime: new ProcessRuntime({ stateDir: path.join(vmDir, 'vms') }), bootDir };
+  const probe = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) throw new Error('--runtime qemu: qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)');
+  return {
+    runtime: new QemuRuntime({ stateDir: path.join(vmDir, 'vms'), ...(netns ? { netns } : {}) }),
+    images: new ImageCache({ dir: path.join(vmDir, 'images') }),
+    bootDir,
+  };
 }
 
 const Config = z.object({
@@ -46,6 +74,8 @@ const Config = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name (letters, digits, _ . -)')
     .optional(),
+  runtime: z.enum(['qemu', 'process', 'none'], { message: 'the runtime is qemu, process or none' }),
+  vmDir: z.string().min(1),
 });
 
 const { values } = parseArgs({
@@ -62,6 +92,8 @@ const { values } = parseArgs({
     'spill-dir': { type: 'string' },
     'resync-seconds': { type: 'string' },
     netns: { type: 'string' },
+    runtime: { type: 'string' },
+    'vm-dir': { type: 'string' },
   },
 });
 
@@ -85,6 +117,8 @@ const parsed = Config.safeParse({
     values['spill-dir'] ?? process.env.HOST_AGENT_SPILL_DIR ?? path.join(tmpdir(), `stratoplane-shuffle-${values['host-id'] ?? process.env.HOST_ID ?? 'host'}`),
   resyncSeconds: values['resync-seconds'] ?? process.env.HOST_AGENT_RESYNC_SECONDS ?? 300,
   netns: values.netns ?? process.env.HOST_AGENT_NETNS,
+  runtime: values.runtime ?? process.env.HOST_AGENT_RUNTIME ?? 'process',
+  vmDir: values['vm-dir'] ?? process.env.HOST_AGENT_VM_DIR ?? defaultVmDir(values['host-id'] ?? process.env.HOST_ID ?? 'host'),
 });
 if (!parsed.success) {
   console.error(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('\n'));
@@ -101,7 +135,18 @@ try {
   console.error(`cannot read the host token: ${(error as Error).message}`);
   process.exit(2);
 }
-const agent = new HostAgent({ ...config, token, resyncIntervalMs: config.resyncSeconds * 1000 }, new SQSClient({}), new KMSClient({}));
+let vmRuntime: AgentConfig['vmRuntime'];
+try {
+  vmRuntime = vmRuntimeOf(config.runtime, config.vmDir, config.netns);
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(2);
+}
+const agent = new HostAgent(
+  { ...config, token, resyncIntervalMs: config.resyncSeconds * 1000, ...(vmRuntime ? { vmRuntime } : {}) },
+  new SQSClient({}),
+  new KMSClient({}),
+);
 let controlSocket: string;
 try {
   controlSocket = await agent.start();
@@ -112,6 +157,9 @@ try {
 const dataPlane = agent.dataPlaneStatus();
 console.error(
   `[agent ${config.hostId}] data plane: ${dataPlane.mode} (${dataPlane.reason}); status: curl -s --unix-socket ${controlSocket} http://agent/status`,
+);
+console.error(
+  `[agent ${config.hostId}] VMs: ${vmRuntime ? vmRuntime.runtime.describe() : 'none (--runtime none)'}${config.runtime === 'qemu' && !config.netns ? '; no --netns: guests get no NIC' : ''}`,
 );
 // The line supervisors and tests wait for.
 console.log(`HOST_AGENT_READY ${JSON.stringify({ hostId: config.hostId, controlSocket })}`);

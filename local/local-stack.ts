@@ -139,6 +139,8 @@ export async function startLocalStack(options: {
             runner.info.apiUrl,
             '--control-socket',
             path.join(stateDir, 'agents', hostId, 'agent.sock'),
+            '--vm-dir',
+            path.join(stateDir, 'agents', hostId, 'vms'),
             ...(placed ? ['--netns', placed.netns] : []),
           ],
           env: {

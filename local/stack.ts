@@ -1,6 +1,8 @@
 import { LocalAwsSetupError } from './aws/local-aws.ts';
 import { startConsole, type RunningConsole } from './console/console-server.ts';
 import { startLocalStack } from './local-stack.ts';
+import { createApiClient } from '#events/api-client.ts';
+import { publishGuestImage } from './guest-image/publish.ts';
 
 /** `npm start`: the local AWS, the control plane (runner + API) and host agents on 127.0.0.1, until Ctrl-C. */
 const stack = await startLocalStack({
@@ -30,6 +32,11 @@ const api = stack.runner.apiUrl;
 const [first, second, third] = stack.agents;
 const tenantToken = await stack.issueToken('tenant', 'demo');
 const operatorToken = await stack.issueToken('operator', 'local-admin');
+// The project's own bootable image, public, so any tenant can boot it (on agents run with --runtime qemu).
+const guestImage = await publishGuestImage(createApiClient({ baseUrl: api, token: operatorToken }), (line) => console.error(line)).catch((error: Error) => {
+  console.error(`[stack] the guest image is not published: ${error.message}`);
+  return undefined;
+});
 const consolePort = Number(process.env.STRATOPLANE_CONSOLE_PORT ?? 3001);
 webConsole = await startConsole({
   port: consolePort,
@@ -56,6 +63,7 @@ Stratoplane is running locally.
   host agents    ${stack.agents.map((agent) => `${agent.hostId} (${agent.address}): status on ${agent.controlSocket}`).join('\n                 ')}
   web console    ${webConsole.url}  (hosts, networks, VMs and the tunnel endpoints each agent holds, live; as tenant demo,
                  or everything, as the operator: ${webConsole.url}?view=operator)
+  guest image    ${guestImage ? `${guestImage.imageId} (public: any tenant launches it with "imageId"; ${guestImage.uploaded ? 'uploaded now' : 'already there'})` : 'not published (see above)'}
 
 Every call needs a bearer token. These two were issued for you (30 days):
   export TOKEN=${tenantToken}

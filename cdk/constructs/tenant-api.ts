@@ -126,6 +126,11 @@ const routes: Route[] = [
   },
   { operation: operations.listVms, access: 'read', extras: signsListCursors },
   { operation: operations.getVm, access: 'read' },
+  { operation: operations.startVm, access: 'write' },
+  { operation: operations.stopVm, access: 'write' },
+  { operation: operations.rebootVm, access: 'write' },
+  { operation: operations.getVmConsoleOutput, access: 'read' },
+  { operation: operations.reportVmState, access: 'write' },
   {
     operation: operations.migrateVm,
     access: 'write',
@@ -179,7 +184,16 @@ const routes: Route[] = [
   { operation: operations.getHostPairKeys, access: 'read' },
   { operation: operations.putEgressPolicy, access: 'write' },
   { operation: operations.putVmAttributes, access: 'write' },
-  { operation: operations.getHostVmConfigs, access: 'read', extras: (fn, props) => fn.setting('egressOpenCidrs', props.egressOpenCidrs.join(',')) },
+  {
+    operation: operations.getHostVmConfigs,
+    access: 'read',
+    extras: (fn, props) => {
+      fn.setting('egressOpenCidrs', props.egressOpenCidrs.join(',')).setting('imagesBucket', props.imagesBucket.bucketName);
+      // The hosts fetch their VMs' images through URLs presigned with this function's permissions.
+      props.imagesBucket.grantRead(fn, 'images/*');
+      acknowledgeImagePrefix(fn, props.imagesBucket, ['s3:GetObject*', 's3:GetBucket*', 's3:List*']);
+    },
+  },
   {
     operation: operations.createShuffleJob,
     access: 'write',

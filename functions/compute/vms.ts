@@ -19,6 +19,7 @@ import { imageForLaunch, waitForCopy } from '../images/image-copies.ts';
 import { assertHomeRegion, inRegion } from '../core/regions.ts';
 import { createOnce, throwIfClaimLost } from '../core/client-tokens.ts';
 import { quotaCharge, quotaRelease } from '../tenancy/quotas.ts';
+import { DEFAULT_MACHINE_TYPE } from '#events/vm-lifecycle.ts';
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type VmView = z.infer<typeof responses.Vm>;
@@ -36,6 +37,8 @@ export const toVmView = (vm: StoredVm): VmView => ({
   hostId: vm.hostId,
   state: vm.state,
   stateReason: vm.stateReason,
+  powerState: vm.powerState ?? 'running',
+  machineType: vm.machineType ?? DEFAULT_MACHINE_TYPE,
   imageId: vm.imageId,
   serviceAccountId: vm.serviceAccountId,
   egress: vm.egress,
@@ -174,8 +177,14 @@ async function placeVm(
       ip,
       hostId: host.hostId,
       region,
-      state: launch && !launch.ready ? 'pending' : 'running',
-      ...(launch && !launch.ready ? { stateReason: `waiting for image ${launch.image.imageId} to be copied from ${launch.image.region} to ${region}` } : {}),
+      // Its host boots it and reports from then on; until then (and while its image is copied here) it is provisioning.
+      state: 'provisioning',
+      ...(launch && !launch.ready
+        ? { stateReason: `waiting for image ${launch.image.imageId} to be copied from ${launch.image.region} to ${region}`, waitingForImage: true }
+        : {}),
+      powerState: 'running',
+      bootGeneration: 0,
+      machineType: request.machineType ?? DEFAULT_MACHINE_TYPE,
       ...(request.imageId ? { imageId: request.imageId } : {}),
       endpointAddress: host.address,
       endpointVersion: version,
@@ -468,6 +477,7 @@ export async function deleteVm(table: string, region: string, tenantId: string, 
       hostCountDelta(table, vm.hostId, -1),
       memberDelta(table, vm.networkId, vm.hostId, -1),
       { Delete: { TableName: table, Key: keys.hostKeys(vmId) } },
+      { Delete: { TableName: table, Key: keys.vmConsole(vmId) } },
       // Given back to the tenant's quota here, once: the VM's conditional delete is in the same transaction.
       ...quotaRelease(table, tenantId, region, { vms: 1 }),
     ];

@@ -10,6 +10,7 @@ export const keys = {
   /** What a VM used when the resource graph released it, kept a day so a redelivered release can finish. */
   releasedVm: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'RELEASED' }),
   hostKeys: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'HOSTKEYS' }),
+  vmConsole: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'CONSOLE' }),
   serviceAccount: (serviceAccountId: string) => ({ pk: `SA#${serviceAccountId}`, sk: 'SA' }),
   storagePool: (poolId: string) => ({ pk: `POOL#${poolId}`, sk: 'POOL' }),
   project: (projectId: string) => ({ pk: `PROJECT#${projectId}`, sk: 'PROJECT' }),

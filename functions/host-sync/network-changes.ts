@@ -13,7 +13,8 @@ export const toEndpointEntry = ({ ip, version, state, vmId, hostId, endpoint }: 
 /**
  * What one change to a metadata item means for host agents: a slot whose version moved is an
  * endpoint change; a host whose VM count in a network leaves or reaches zero joins or leaves it;
- * a VM whose service account, egress policy or attributes changed needs its host to fetch them again.
+ * a VM whose service account, egress policy, attributes or launch (power intent, boot generation,
+ * image ready) changed needs its host to fetch them again.
  */
 export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem: MetadataItem | undefined): NetworkChange[] {
   const kind = newItem?.kind ?? oldItem?.kind;
@@ -27,8 +28,18 @@ export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem
     const before = oldItem as VmItem | undefined;
     const after = newItem as VmItem | undefined;
     if (!before || !after) return [];
-    const bridgeConfig = (vm: VmItem) => JSON.stringify([vm.serviceAccountId, vm.egress, vm.attributes, [...(vm.shuffleJobIds ?? [])].sort()]);
-    if (bridgeConfig(before) === bridgeConfig(after)) return [];
+    // What the host serves or does for the VM; its state is what the host itself reported, so not here.
+    const hostConfig = (vm: VmItem) =>
+      JSON.stringify([
+        vm.serviceAccountId,
+        vm.egress,
+        vm.attributes,
+        [...(vm.shuffleJobIds ?? [])].sort(),
+        vm.powerState,
+        vm.bootGeneration,
+        vm.waitingForImage,
+      ]);
+    if (hostConfig(before) === hostConfig(after)) return [];
     return [{ kind: 'credentials', networkId: after.networkId, hostId: after.hostId, vmId: after.vmId }];
   }
   if (kind === 'member') {

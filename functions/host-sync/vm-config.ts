@@ -3,6 +3,7 @@ import { getHost } from '../compute/hosts.ts';
 import { assertHomeRegion } from '../core/regions.ts';
 import { shuffleJobsFor } from '../shuffle/shuffle-jobs.ts';
 import { getVm, listVmsOnHost, toVmView, updateTenantVm, type VmView } from '../compute/vms.ts';
+import { type ImageObject, imageObjectIn, launchSpecOf, presignImageUrl } from './vm-launch.ts';
 
 /**
  * Sets one part of a VM's configuration that its bridge serves: what its outbound proxy lets out
@@ -33,13 +34,38 @@ export const setEgressPolicy = (table: string, region: string, tenantId: string,
 export const setVmAttributes = (table: string, region: string, tenantId: string, vmId: string, attributes: VmAttributes) =>
   setVmConfig(table, region, tenantId, vmId, { attributes });
 
-/** The bridge configuration of the VMs on a host (a VM without egress policy reaches nothing), and their shuffle jobs. */
-export async function vmConfigsOfHost(table: string, hostId: string, egressOpenCidrs: readonly string[]): Promise<HostVmConfigs> {
+/**
+ * What a host needs to run its VMs: how to launch each (size, power intent, image with a URL to
+ * fetch it), their bridges' configuration (a VM without egress policy reaches nothing), and their
+ * shuffle jobs.
+ */
+export async function vmConfigsOfHost(
+  table: string,
+  region: string,
+  hostId: string,
+  egressOpenCidrs: readonly string[],
+  presign: (object: ImageObject) => Promise<string> = presignImageUrl,
+): Promise<HostVmConfigs> {
   await getHost(table, hostId);
   const vms = await listVmsOnHost(table, hostId);
+  // One lookup and one URL per image however many of the host's VMs boot from it.
+  const images = new Map<string, Promise<(ImageObject & { url: string }) | undefined>>();
+  const imageOf = (imageId: string) => {
+    let image = images.get(imageId);
+    if (!image) {
+      image = imageObjectIn(table, imageId, region).then(async (object) => object && { ...object, url: await presign(object) });
+      images.set(imageId, image);
+    }
+    return image;
+  };
   return {
     hostId,
-    vms: vms.map((vm) => ({ vmId: vm.vmId, egress: vm.egress, attributes: vm.attributes })),
+    vms: await Promise.all(
+      vms.map(async (vm) => {
+        const launch = launchSpecOf(vm, vm.imageId && !vm.waitingForImage ? await imageOf(vm.imageId) : undefined);
+        return { vmId: vm.vmId, egress: vm.egress, attributes: vm.attributes, ...(launch ? { launch } : {}) };
+      }),
+    ),
     shuffleJobs: await shuffleJobsFor(
       table,
       vms.flatMap((vm) => [...(vm.shuffleJobIds ?? [])]),

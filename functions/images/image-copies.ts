@@ -5,7 +5,8 @@ import { dynamodb } from '../platform/clients.ts';
 import { ConflictError } from '../core/errors.ts';
 import { copyObjectInParts, deleteObjectIn } from '../platform/object-copy.ts';
 import { contentMismatch, digestObject } from '../platform/object-digest.ts';
-import { getImage, toImageView, type ImageItem } from './images.ts';
+import { getImage, getVisibleImage, toImageView, type ImageItem } from './images.ts';
+import { PUBLIC_IMAGE_OWNER } from '#events/images.ts';
 import { nodeAttributes } from '../tenancy/projects.ts';
 import { getItem, queryAll, type TransactItem } from '../core/store.ts';
 import { keys } from '../core/table-keys.ts';
@@ -80,7 +81,7 @@ export async function imageForLaunch(
   projectId: string,
   bucket: string,
 ): Promise<LaunchImage> {
-  const image = await getImage(table, tenantId, imageId);
+  const image = await getVisibleImage(table, tenantId, imageId);
   if (image.state !== 'available') throw new ConflictError(`imageId: image ${imageId} is ${image.state}; only an available image can be launched`);
   if (image.region === region) return { ready: true, image };
   const copy = await ensureCopy(table, image, region, projectId, bucket);
@@ -279,7 +280,7 @@ async function finishCopy(
   }
 }
 
-/** Starts (copy available) or fails (copy failed or released) the VMs still pending on a copy; idempotent. */
+/** Lets their hosts boot (copy available) or fails (copy failed or released) the VMs still waiting for a copy; idempotent. */
 export async function settleWaitingVms(table: string, copy: ImageCopyItem, reason?: string): Promise<void> {
   if (copy.state === 'copying') return;
   const running = copy.state === 'available';
@@ -291,15 +292,17 @@ export async function settleWaitingVms(table: string, copy: ImageCopyItem, reaso
           new UpdateCommand({
             TableName: table,
             Key: keys.vm(vmId),
-            UpdateExpression: running ? 'SET #state = :to, updatedAt = :now REMOVE stateReason' : 'SET #state = :to, updatedAt = :now, stateReason = :why',
-            ConditionExpression: '#state = :pending AND imageId = :image',
-            ExpressionAttributeNames: { '#state': 'state' },
+            // Available: still provisioning, now for its host to boot it (the change reaches the host through the stream).
+            UpdateExpression: running
+              ? 'SET updatedAt = :now REMOVE stateReason, waitingForImage'
+              : 'SET #state = :failed, updatedAt = :now, stateReason = :why REMOVE waitingForImage',
+            ConditionExpression: 'waitingForImage = :waiting AND imageId = :image',
+            ...(running ? {} : { ExpressionAttributeNames: { '#state': 'state' } }),
             ExpressionAttributeValues: {
-              ':to': running ? 'running' : 'failed',
-              ':pending': 'pending',
+              ':waiting': true,
               ':image': copy.imageId,
               ':now': new Date().toISOString(),
-              ...(running ? {} : { ':why': why }),
+              ...(running ? {} : { ':why': why, ':failed': 'failed' }),
             },
           }),
         );
@@ -374,7 +377,8 @@ export function startsCopyJob(before: Partial<ImageCopyItem> | undefined, after:
 }
 
 /** An image as its owner sees it: where it was uploaded, and its copies in other regions. */
-export async function describeImage(table: string, tenantId: string, imageId: string) {
-  const image = await getImage(table, tenantId, imageId);
+/** An image as `tenantId` may see it (its own or a public one), with its copies; operators (undefined) see the public ones. */
+export async function describeImage(table: string, tenantId: string | undefined, imageId: string) {
+  const image = tenantId === undefined ? await getImage(table, PUBLIC_IMAGE_OWNER, imageId) : await getVisibleImage(table, tenantId, imageId);
   return { ...toImageView(image), copies: (await copiesOf(table, imageId)).map(toImageCopyView) };
 }

@@ -4,14 +4,15 @@ import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPar
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import type { CompleteImageUploadRequest, CreateImageRequest } from '#events/images.ts';
+import { type CompleteImageUploadRequest, type CreateImageRequest, PUBLIC_IMAGE_OWNER } from '#events/images.ts';
 import { dynamodb, s3 } from '../platform/clients.ts';
-import { ConflictError, ValidationError } from '../core/errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { queryPage } from '../core/pagination.ts';
 import { getItem } from '../core/store.ts';
 import { indexes, indexKeys, keys, withoutTableKeys } from '../core/table-keys.ts';
-import { getTenantItem } from '../core/access.ts';
+import { getTenantItem, tenantOf } from '../core/access.ts';
+import type { Principal } from '#events/tokens.ts';
 import { contentMismatch, digestObject } from '../platform/object-digest.ts';
 
 export interface ImageItem {
@@ -46,7 +47,7 @@ export const toImageView = ({
   partSize: _partSize,
   verificationRequestedAt: _requested,
   ...view
-}: ImageItem): ImageView => withoutTableKeys(view);
+}: ImageItem): ImageView => ({ ...withoutTableKeys(view), public: view.tenantId === PUBLIC_IMAGE_OWNER });
 
 const MIN_PART_BYTES = 8 * 1024 * 1024;
 const MAX_PARTS = 10_000;
@@ -99,9 +100,21 @@ export async function createImage(table: string, bucket: string, region: string,
   return { image: toImageView(item), upload: { partSize, expiresInSeconds: UPLOAD_URL_SECONDS, parts } };
 }
 
-/** A tenant's image; another tenant's is as unknown as one that does not exist. */
-export async function getImage(table: string, tenantId: string, imageId: string): Promise<ImageItem> {
-  return getTenantItem<ImageItem>(table, keys.image(imageId), tenantId, 'image', imageId);
+/** An owner's image (a tenant's, or PUBLIC_IMAGE_OWNER's); another tenant's is as unknown as one that does not exist. */
+export async function getImage(table: string, ownerId: string, imageId: string): Promise<ImageItem> {
+  return getTenantItem<ImageItem>(table, keys.image(imageId), ownerId, 'image', imageId);
+}
+
+/** An image a tenant may describe and launch: its own, or a public one. */
+export async function getVisibleImage(table: string, tenantId: string, imageId: string): Promise<ImageItem> {
+  const image = await getItem<ImageItem>(table, keys.image(imageId));
+  if (!image || (image.tenantId !== tenantId && image.tenantId !== PUBLIC_IMAGE_OWNER)) throw new NotFoundError('image', imageId);
+  return image;
+}
+
+/** Whose images a caller acts on: a tenant its own; an operator the public ones. */
+export function imageOwnerOf(caller: Principal): string {
+  return caller.kind === 'operator' ? PUBLIC_IMAGE_OWNER : tenantOf(caller);
 }
 
 export async function listImages(table: string, tenantId: string, limit: number, nextToken?: string) {

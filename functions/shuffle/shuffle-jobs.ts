@@ -58,7 +58,9 @@ export async function createShuffleJob(
   const hostIds = new Set<string>();
   for (const vm of await Promise.all(workers.map((vmId) => getVm(table, tenantId, vmId)))) {
     assertHomeRegion(vm, region, `vm ${vm.vmId}`);
-    if (vm.state !== 'running') throw new ConflictError(`workerVmIds: vm ${vm.vmId} is ${vm.state}, not running`);
+    // A worker on its way up joins (its host serves the job to it once it runs); one stopped or failed cannot work.
+    if (vm.powerState === 'stopped' || vm.state === 'failed' || vm.state === 'stopped' || vm.state === 'stopping' || vm.waitingForImage)
+      throw new ConflictError(`workerVmIds: vm ${vm.vmId} is ${vm.state}${vm.stateReason ? ` (${vm.stateReason})` : ''}, not running or on its way`);
     hostIds.add(vm.hostId);
   }
   // The queues are tagged with the workers' hosts: only those may send to or read from them.

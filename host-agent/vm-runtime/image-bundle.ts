@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GUEST_IMAGE_MANIFEST, GuestImageManifest } from '#events/guest-image.ts';
-import type { GuestBoot } from './qemu-runtime.ts';
+import type { GuestBoot } from './vm-runtime.ts';
 
 export class ImageBundleError extends Error {
   override readonly name = 'ImageBundleError';

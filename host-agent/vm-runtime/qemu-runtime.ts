@@ -5,36 +5,10 @@ import path from 'node:path';
 import { type Accelerator, accelArgs, chooseAccelerator } from './accelerator.ts';
 import { QmpClient } from './qmp-client.ts';
 import { attachDisk, DISK_SLOTS, type DiskAttachment, detachDisk, diskSlotArgs, growDisk, setDiskLimits } from './vm-disks.ts';
+import { PID_FILE, reclaimLeftovers } from './leftovers.ts';
+import type { VmLaunch, VmReport, VmRunState, VmRuntime } from './vm-runtime.ts';
 
-/** What a VM is doing, as the runtime sees it. */
-export type VmRunState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
-
-export interface VmReport {
-  vmId: string;
-  state: VmRunState;
-  /** Why it failed or stopped, in words (a failure carries the console's last lines). */
-  reason?: string;
-}
-
-export interface GuestBoot {
-  kernel: string;
-  initrd: string;
-  /** The image's own command line; the VM's settings are appended to it. */
-  cmdline: string;
-}
-
-export interface VmLaunch {
-  vmId: string;
-  memoryMiB: number;
-  vcpus: number;
-  boot: GuestBoot;
-  /** Passed to the guest as `stratoplane.<name>=<value>` on the kernel command line. */
-  settings: Record<string, string>;
-  /** The VM's NIC: a tap device the agent made, and the VM's MAC. */
-  nic?: { tap: string; mac: string };
-  /** Disks attached before the guest starts. */
-  disks?: DiskAttachment[];
-}
+export type { GuestBoot, VmLaunch, VmReport, VmRunState } from './vm-runtime.ts';
 
 /** What the guest agent prints once it has configured the guest (guest/rootfs/usr/sbin/stratoplane-guest-agent). */
 const READY_LINE = 'stratoplane-guest: ready';
@@ -61,7 +35,9 @@ interface Vm {
  * `running` once its guest agent says it is ready, `failed` if QEMU exits or the guest does not get
  * there within the boot timeout, with the console's tail as the reason.
  */
-export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
+export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> implements VmRuntime {
+  readonly kind = 'qemu';
+  readonly needsGuest = true;
   readonly accelerator: Accelerator;
   private readonly vms = new Map<string, Vm>();
 
@@ -77,11 +53,21 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
   ) {
     super();
     this.accelerator = options.accelerator ?? chooseAccelerator();
+    this.reclaimed = reclaimLeftovers(options.stateDir, (cmdline, vmId) => cmdline.includes(`process=stratoplane-${vmId}`));
   }
 
+  /** VMs whose QEMU an earlier agent left running, killed at construction. */
+  readonly reclaimed: string[];
+
   /** Starts QEMU for the VM; resolves once QEMU answers on QMP (state `starting`). */
+  describe(): string {
+    return `qemu (${this.accelerator.kind}: ${this.accelerator.reason})`;
+  }
+
   async start(launch: VmLaunch): Promise<VmReport> {
     if (!VM_ID.test(launch.vmId)) throw new Error(`not a VM id: ${JSON.stringify(launch.vmId)}`);
+    const boot = launch.boot;
+    if (!boot) throw new Error(`vm ${launch.vmId}: QEMU needs an image to boot (kernel and initramfs)`);
     const current = this.vms.get(launch.vmId);
     if (current && !['stopped', 'failed'].includes(current.state)) throw new Error(`vm ${launch.vmId} is already ${current.state}`);
     for (const [name, value] of Object.entries(launch.settings)) {
@@ -92,7 +78,7 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const qmpSocket = path.join(dir, 'qmp.sock');
     const consoleLog = path.join(dir, 'console.log');
-    const cmdline = [launch.boot.cmdline, ...Object.entries(launch.settings).map(([name, value]) => `stratoplane.${name}=${value}`)].join(' ');
+    const cmdline = [boot.cmdline, ...Object.entries(launch.settings).map(([name, value]) => `stratoplane.${name}=${value}`)].join(' ');
     const args = [
       ...accelArgs(this.accelerator),
       '-machine',
@@ -111,9 +97,9 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
       // Paused until its disks are in: the guest finds them at boot as it would after a hot-plug.
       '-S',
       '-kernel',
-      launch.boot.kernel,
+      boot.kernel,
       '-initrd',
-      launch.boot.initrd,
+      boot.initrd,
       '-append',
       cmdline,
       '-chardev',
@@ -122,6 +108,8 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
       'chardev:console',
       '-qmp',
       `unix:${qmpSocket},server=on,wait=off`,
+      '-pidfile',
+      path.join(dir, PID_FILE),
       '-device',
       'virtio-rng-pci',
       ...diskSlotArgs(),
@@ -285,6 +273,13 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> {
   /** The QMP connection of a running VM, for what the agent does live (hot-plug, throttles, migration). */
   monitor(vmId: string): QmpClient | undefined {
     return this.vms.get(vmId)?.qmp;
+  }
+
+  forget(vmId: string): void {
+    const vm = this.vms.get(vmId);
+    if (!vm || !['stopped', 'failed'].includes(vm.state)) return;
+    this.vms.delete(vmId);
+    rmSync(vm.dir, { recursive: true, force: true });
   }
 
   /** Stops every VM (the agent is shutting down). */

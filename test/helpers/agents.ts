@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { inject } from 'vitest';
 import { type AgentStatus, agentRequest, agentStatus } from '../../host-agent/agent-control-client.ts';
 import { startTsProcess, type Started } from '../../local/processes.ts';
@@ -28,7 +30,19 @@ export async function startAgent(
 ): Promise<RunningAgent> {
   const started = await startTsProcess<{ hostId: string; controlSocket: string }>({
     entry: 'host-agent/main.ts',
-    args: ['--host-id', hostId, '--address', address, '--capacity', String(capacity), '--api-url', region.apiUrl, ...extraArgs],
+    args: [
+      '--host-id',
+      hostId,
+      '--address',
+      address,
+      '--capacity',
+      String(capacity),
+      '--api-url',
+      region.apiUrl,
+      // VMs' files in the temporary folder, not the machine's /var/lib.
+      ...(extraArgs.includes('--vm-dir') ? [] : ['--vm-dir', path.join(tmpdir(), 'stratoplane-test-vms', hostId)]),
+      ...extraArgs,
+    ],
     env: {
       AWS_ENDPOINT_URL: inject('awsEndpoint'),
       AWS_REGION: region.region,

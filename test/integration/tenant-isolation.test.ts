@@ -94,6 +94,12 @@ describe('tenant isolation', () => {
     'POST /vms/{vmId}/migrate': async () => notFound(await api('POST', `/vms/${vmB.vmId}/migrate`, {}, tenantA), 'vm', vmB.vmId),
     'GET /vms/{vmId}/host-keys': async () => notFound(await api('GET', `/vms/${vmB.vmId}/host-keys`, undefined, tenantA), 'vm', vmB.vmId),
     'GET /vms/{vmId}/convergence': async () => notFound(await api('GET', `/vms/${vmB.vmId}/convergence`, undefined, tenantA), 'vm', vmB.vmId),
+    'POST /vms/{vmId}/start': async () => notFound(await api('POST', `/vms/${vmB.vmId}/start`, undefined, tenantA), 'vm', vmB.vmId),
+    'POST /vms/{vmId}/stop': async () => notFound(await api('POST', `/vms/${vmB.vmId}/stop`, undefined, tenantA), 'vm', vmB.vmId),
+    'POST /vms/{vmId}/reboot': async () => notFound(await api('POST', `/vms/${vmB.vmId}/reboot`, undefined, tenantA), 'vm', vmB.vmId),
+    'GET /vms/{vmId}/console': async () => notFound(await api('GET', `/vms/${vmB.vmId}/console`, undefined, tenantA), 'vm', vmB.vmId),
+    'PUT /hosts/{hostId}/vms/{vmId}/state': async () =>
+      expect((await api('PUT', `/hosts/${hostIds[0]}/vms/${vmB.vmId}/state`, { state: 'failed', observedAt: Date.now() }, tenantA)).status).toBe(403),
     'POST /hosts/{hostId}/endpoint-acks': async () =>
       expect((await api('POST', `/hosts/${hostIds[0]}/endpoint-acks`, { acks: [{ vmId: vmB.vmId, version: 99 }] }, tenantA)).status).toBe(403),
     'PUT /hosts/{hostId}/vms/{vmId}/host-keys': async () =>
@@ -176,6 +182,9 @@ describe('tenant isolation', () => {
     'GET /images': async () => {
       const { images } = await expectOk(api('GET', '/images?limit=100', undefined, tenantA));
       expect(images.map((image: any) => image.imageId)).not.toContain(imageB.imageId);
+      // B's image is not public either.
+      const listed = await expectOk(api('GET', '/images?owner=public&limit=100', undefined, tenantA));
+      expect(listed.images.map((image: any) => image.imageId)).not.toContain(imageB.imageId);
     },
     'GET /images/{imageId}': async () => notFound(await api('GET', `/images/${imageB.imageId}`, undefined, tenantA), 'image', imageB.imageId),
     'POST /images/{imageId}/complete': async () =>

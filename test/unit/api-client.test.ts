@@ -46,6 +46,8 @@ const vm = {
   hostId: 'host-1',
   ip: '10.0.0.4',
   state: 'running',
+  powerState: 'running',
+  machineType: 's1.nano',
   region: 'eu-west-1',
   diskIds: [],
   endpoint: { address: '192.0.2.1', version: 1 },

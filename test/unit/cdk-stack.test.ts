@@ -344,12 +344,14 @@ describe('ControlPlaneStack', () => {
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
       PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
     });
-    // Only the verifier and the copier read image content; uploads are presigned by the API with put rights on images/*.
+    // Only the verifier, the copier and the hosts' VM configurations (presigned image URLs for hosts) read image content;
+    // uploads are presigned by the API with put rights on images/*.
     const readers = Object.values(resources)
       .filter((r) => r.Type === 'AWS::IAM::Policy')
       .filter((r) => (r.Properties.PolicyDocument.Statement as Statement[]).some((s) => [s.Action].flat().some((a) => a.startsWith('s3:GetObject'))));
-    expect(readers).toHaveLength(2);
+    expect(readers).toHaveLength(3);
     expect(actionsOf('/CopyImages/')).toContain('s3:GetObject*');
+    expect(actionsOf('/GetHostsHostIdVmConfigs/')).toContain('s3:GetObject*');
     // The verifier only streams objects under images/, and lists nothing.
     const verifierReads = statementsOf('/VerifyImages/').filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
     expect(verifierReads).toEqual([

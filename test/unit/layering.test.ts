@@ -36,7 +36,8 @@ const topLevel: Record<string, readonly string[]> = {
   cli: ['events', 'tokens'],
   ops: ['events', 'tokens'],
   cdk: ['events'],
-  local: ['cdk', 'events', 'host-agent', 'tokens'],
+  // npm start publishes the guest image with the CLI's uploader.
+  local: ['cdk', 'cli', 'events', 'host-agent', 'tokens'],
   bench: ['events', 'host-agent', 'local', 'tokens'],
 };
 

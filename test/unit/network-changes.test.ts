@@ -55,6 +55,15 @@ describe('changesFromItemUpdate for VMs', () => {
     expect(changesFromItemUpdate(vm('sa-1'), vm('sa-1'))).toEqual([]);
     expect(changesFromItemUpdate(undefined, vm('sa-1'))).toEqual([]);
   });
+
+  it('asks the host to fetch again when how the VM runs changes, not when the host reports its state', () => {
+    const refresh = [{ kind: 'credentials', networkId: 'net-1', hostId: 'h1', vmId: 'vm-1' }];
+    const before: VmItem = { ...vm(), powerState: 'running', bootGeneration: 0, waitingForImage: true };
+    expect(changesFromItemUpdate(before, { ...before, powerState: 'stopped' })).toEqual(refresh);
+    expect(changesFromItemUpdate(before, { ...before, bootGeneration: 1 })).toEqual(refresh);
+    expect(changesFromItemUpdate(before, { ...before, waitingForImage: undefined })).toEqual(refresh);
+    expect(changesFromItemUpdate(before, { ...before, state: 'stopping', stateReason: 'x', stateObservedAt: 5 })).toEqual([]);
+  });
 });
 
 describe('messagesFor', () => {

@@ -3,6 +3,7 @@ import { ipv4Cidr } from '#events/identifiers.ts';
 import { operations } from '#events/operations.ts';
 import { apiHandler } from '../../triggers/api-handler.ts';
 import { tableName } from '../../platform/table.ts';
+import { currentRegion } from '../../platform/region.ts';
 import { assertActsForHost } from '../../core/access.ts';
 import { vmConfigsOfHost } from '../vm-config.ts';
 import { optionalSetting } from '../../platform/env.ts';
@@ -17,5 +18,5 @@ const egressOpenCidrs = z.array(ipv4Cidr).parse(
 
 export const handler = apiHandler(operations.getHostVmConfigs, async ({ path, caller }) => {
   assertActsForHost(caller, path.hostId);
-  return { statusCode: 200, body: await vmConfigsOfHost(tableName, path.hostId, egressOpenCidrs) };
+  return { statusCode: 200, body: await vmConfigsOfHost(tableName, currentRegion, path.hostId, egressOpenCidrs) };
 });

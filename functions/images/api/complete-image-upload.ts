@@ -5,8 +5,7 @@ import { sqs } from '../../platform/clients.ts';
 import { setting } from '../../platform/env.ts';
 import { apiHandler } from '../../triggers/api-handler.ts';
 import { tableName } from '../../platform/table.ts';
-import { tenantOf } from '../../core/access.ts';
-import { completeImageUpload } from '../images.ts';
+import { completeImageUpload, imageOwnerOf } from '../images.ts';
 
 const verifyQueueUrl = setting('imageVerifyQueueUrl');
 const verify = async (imageId: string) => {
@@ -17,5 +16,5 @@ const verify = async (imageId: string) => {
 /** 202: the content is checked against its declared SHA-256 by the verifier; GET the image to see the outcome. */
 export const handler = apiHandler(operations.completeImageUpload, async ({ path, body, caller }) => ({
   statusCode: 202,
-  body: await completeImageUpload(tableName, tenantOf(caller), path.imageId, body, verify),
+  body: await completeImageUpload(tableName, imageOwnerOf(caller), path.imageId, body, verify),
 }));

@@ -1,0 +1,57 @@
+import { z } from 'zod';
+import { resourceId } from './identifiers.ts';
+
+/**
+ * What a VM is doing, as the API shows it. The control plane sets `provisioning` (placed, its host
+ * not yet running it: waiting for its image's copy, or for the host to fetch and start it) and the
+ * state a tenant's start or stop leads to; everything else is what the VM's host agent saw.
+ */
+export const VmState = z.enum(['provisioning', 'starting', 'running', 'stopping', 'stopped', 'failed']);
+export type VmState = z.infer<typeof VmState>;
+
+/** What a host agent reports of a VM it runs. */
+export const ObservedVmState = VmState.exclude(['provisioning']);
+export type ObservedVmState = z.infer<typeof ObservedVmState>;
+
+/** What the tenant asked for (`POST /vms/{id}/start|stop`); the host agent makes it so. */
+export const PowerState = z.enum(['running', 'stopped']);
+export type PowerState = z.infer<typeof PowerState>;
+
+/** The serial console's tail kept for `GET /vms/{id}/console` (EC2 keeps 64 KiB; a guest's boot and its last words fit in this). */
+export const CONSOLE_OUTPUT_MAX_CHARS = 16 * 1024;
+
+/**
+ * Sizes a VM can have. Guests here are small (TCG on two cores): the catalogue starts where the
+ * project's guest image boots reliably (below 80 MiB it fails silently).
+ */
+export const MACHINE_TYPES = {
+  's1.nano': { memoryMiB: 96, vcpus: 1 },
+  's1.micro': { memoryMiB: 128, vcpus: 1 },
+  's1.small': { memoryMiB: 256, vcpus: 1 },
+  's1.medium': { memoryMiB: 512, vcpus: 2 },
+} as const;
+export const MachineType = z.enum(Object.keys(MACHINE_TYPES) as [keyof typeof MACHINE_TYPES, ...(keyof typeof MACHINE_TYPES)[]]);
+export type MachineType = z.infer<typeof MachineType>;
+export const DEFAULT_MACHINE_TYPE: MachineType = 's1.nano';
+
+/** `PUT /hosts/{hostId}/vms/{vmId}/state`: what the VM's host agent saw, and when. */
+export const ReportVmStateRequest = z.strictObject({
+  state: ObservedVmState,
+  /** Why it failed or stopped, in words; a failure carries the console's telling lines. */
+  reason: z.string().max(4096).optional(),
+  /** When the agent saw it (ms since the epoch, the host's clock): a report older than the VM's last one is ignored. */
+  observedAt: z.int().min(0),
+  /** The serial console's tail, when it changed since the agent's last report. */
+  console: z.string().max(CONSOLE_OUTPUT_MAX_CHARS).optional(),
+});
+export type ReportVmStateRequest = z.infer<typeof ReportVmStateRequest>;
+
+/** `GET /vms/{id}/console`: the serial console's tail, as EC2's GetConsoleOutput. */
+export const VmConsoleOutput = z.strictObject({
+  vmId: resourceId,
+  /** The last characters the guest wrote to its serial console; empty before its host reported any. */
+  output: z.string(),
+  /** When its host last read it. */
+  updatedAt: z.string().optional(),
+});
+export type VmConsoleOutput = z.infer<typeof VmConsoleOutput>;

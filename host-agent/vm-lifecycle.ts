@@ -1,0 +1,196 @@
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { CONSOLE_OUTPUT_MAX_CHARS, type ReportVmStateRequest } from '#events/vm-lifecycle.ts';
+import type { VmLaunchSpec } from '#events/vm-config.ts';
+import { VM_GATEWAY } from './data-plane/plan-commands.ts';
+import { vmInterfaceName } from './data-plane/desired-state.ts';
+import type { LocalVm } from './forwarding-table.ts';
+import type { ImageCache } from './image-cache.ts';
+import { unpackImageBundle } from './vm-runtime/image-bundle.ts';
+import type { GuestBoot, VmReport, VmRuntime } from './vm-runtime/vm-runtime.ts';
+import { macOfVm, plugTap, unplugTap } from './vm-runtime/vm-taps.ts';
+
+export interface VmLifecycleOptions {
+  runtime: VmRuntime;
+  /** The host's namespace, where VMs' taps go; without one a guest gets no NIC. */
+  netns?: string;
+  /** Images the host boots, one copy each (needed by runtimes that boot guests). */
+  images?: ImageCache;
+  /** Where unpacked images (kernel, initramfs) are kept, one folder per image. */
+  bootDir: string;
+  report: (vmId: string, report: ReportVmStateRequest) => void;
+  log: (message: string) => void;
+  /** How often a running VM's console is sent again when it changed (ms). */
+  consoleRefreshMs?: number;
+}
+
+interface Wanted {
+  vm: LocalVm;
+  launch: VmLaunchSpec | undefined;
+}
+
+/**
+ * Makes the host's VMs what the control plane asks: a VM placed here with a launch spec is booted
+ * (its image fetched and checked, its tap made), stopped when the tenant stops it, booted again
+ * for a start or reboot (a higher boot generation), and stopped and removed when it leaves the
+ * host. Each VM's changes run one at a time, in order. Everything the runtime sees is reported to
+ * the control plane with the console's tail.
+ */
+export class VmLifecycle {
+  private wanted = new Map<string, Wanted>();
+  /** The boot generation each VM's current guest was started for. */
+  private readonly booted = new Map<string, number>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private readonly boots = new Map<string, Promise<GuestBoot>>();
+  private readonly consoleSent = new Map<string, string>();
+  private readonly consoleTimer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly options: VmLifecycleOptions) {
+    options.runtime.on('state', (report) => this.tell(report));
+    this.consoleTimer = setInterval(() => this.refreshConsoles(), options.consoleRefreshMs ?? 15_000);
+    this.consoleTimer.unref();
+  }
+
+  /** The VMs placed on this host and their launch specs (undefined: not ready to launch, or not known yet). */
+  update(local: readonly LocalVm[], launches: ReadonlyMap<string, VmLaunchSpec | undefined>): void {
+    if (this.closed) return;
+    const before = this.wanted;
+    this.wanted = new Map(local.map((vm) => [vm.vmId, { vm, launch: launches.get(vm.vmId) }]));
+    for (const vmId of new Set([...before.keys(), ...this.wanted.keys()])) this.enqueue(vmId);
+  }
+
+  /** Resolves once every change asked so far was made. */
+  async settled(): Promise<void> {
+    while (this.queues.size > 0) await Promise.all(this.queues.values());
+  }
+
+  /** Stops every VM (the agent is shutting down): their guests do not outlive the agent that runs them. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.consoleTimer);
+    await this.settled();
+    await this.options.runtime.stopAll();
+  }
+
+  private enqueue(vmId: string): void {
+    const previous = this.queues.get(vmId) ?? Promise.resolve();
+    const next = previous
+      .then(() => this.reconcile(vmId))
+      .catch((error: Error) => this.options.log(`vm ${vmId}: ${error.message}`))
+      .finally(() => {
+        if (this.queues.get(vmId) === next) this.queues.delete(vmId);
+      });
+    this.queues.set(vmId, next);
+  }
+
+  private async reconcile(vmId: string): Promise<void> {
+    const { runtime } = this.options;
+    const wanted = this.wanted.get(vmId);
+    const seen = runtime.report(vmId);
+    const alive = seen !== undefined && ['starting', 'running', 'stopping'].includes(seen.state);
+    if (!wanted) {
+      // Left this host (deleted, or moved): its guest goes, and its tap and files with it.
+      if (alive) await runtime.stop(vmId);
+      runtime.forget(vmId);
+      this.booted.delete(vmId);
+      this.consoleSent.delete(vmId);
+      if (runtime.needsGuest) await unplugTap(this.options.netns, vmInterfaceName(vmId));
+      return;
+    }
+    const { launch } = wanted;
+    if (!launch) return;
+    if (launch.powerState === 'stopped') {
+      if (alive) await runtime.stop(vmId);
+      // Stopped before it ever ran here: say so, or the API would show it provisioning forever.
+      else if (!seen) this.send(vmId, { state: 'stopped', reason: 'stopped by its owner' });
+      return;
+    }
+    const bootedFor = this.booted.get(vmId);
+    if (alive && bootedFor !== undefined && bootedFor >= launch.bootGeneration) return;
+    // A failed guest stays failed until its owner starts or reboots it (a higher generation).
+    if (seen?.state === 'failed' && bootedFor !== undefined && bootedFor >= launch.bootGeneration) return;
+    if (alive) await runtime.stop(vmId);
+    await this.boot(wanted.vm, launch);
+  }
+
+  private async boot(vm: LocalVm, launch: VmLaunchSpec): Promise<void> {
+    const { runtime } = this.options;
+    this.booted.set(vm.vmId, launch.bootGeneration);
+    runtime.forget(vm.vmId);
+    this.consoleSent.delete(vm.vmId);
+    let boot: GuestBoot | undefined;
+    let nic: { tap: string; mac: string } | undefined;
+    if (runtime.needsGuest) {
+      this.send(vm.vmId, { state: 'starting', reason: launch.image ? `fetching image ${launch.image.imageId}` : undefined });
+      try {
+        boot = await this.bootOf(launch);
+      } catch (error) {
+        return this.send(vm.vmId, { state: 'failed', reason: (error as Error).message });
+      }
+      if (this.options.netns) {
+        nic = { tap: vmInterfaceName(vm.vmId), mac: macOfVm(vm.vmId) };
+        await plugTap(this.options.netns, nic.tap);
+      }
+    }
+    try {
+      await runtime.start({
+        vmId: vm.vmId,
+        memoryMiB: launch.memoryMiB,
+        vcpus: launch.vcpus,
+        boot,
+        settings: { ip: `${vm.ip}/32`, gateway: VM_GATEWAY, hostname: launch.hostname },
+        nic,
+      });
+    } catch (error) {
+      this.send(vm.vmId, { state: 'failed', reason: (error as Error).message });
+    }
+  }
+
+  /** The image's kernel and initramfs, fetched once per host and unpacked once per image. */
+  private bootOf(launch: VmLaunchSpec): Promise<GuestBoot> {
+    const { image } = launch;
+    if (!image) return Promise.reject(new Error('the VM has no image: a guest needs one to boot (create it with imageId)'));
+    if (!this.options.images) return Promise.reject(new Error('this host has no image cache'));
+    let boot = this.boots.get(image.sha256);
+    if (!boot) {
+      boot = this.options.images.get(image).then((file) => {
+        const dir = path.join(this.options.bootDir, image.sha256);
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        return unpackImageBundle(readFileSync(file), dir).boot;
+      });
+      boot.catch(() => this.boots.delete(image.sha256));
+      this.boots.set(image.sha256, boot);
+    }
+    return boot.catch((error: Error) => {
+      throw new Error(`image ${image.imageId}: ${error.message}`);
+    });
+  }
+
+  private tell(report: VmReport): void {
+    this.send(report.vmId, { state: report.state, reason: report.reason });
+  }
+
+  private send(vmId: string, report: Omit<ReportVmStateRequest, 'observedAt' | 'console'>): void {
+    const output = this.options.runtime.consoleTail(vmId, CONSOLE_OUTPUT_MAX_CHARS).slice(-CONSOLE_OUTPUT_MAX_CHARS);
+    const changed = output !== (this.consoleSent.get(vmId) ?? '');
+    if (changed) this.consoleSent.set(vmId, output);
+    this.options.report(vmId, {
+      state: report.state,
+      ...(report.reason ? { reason: report.reason } : {}),
+      observedAt: Date.now(),
+      ...(changed ? { console: output } : {}),
+    });
+  }
+
+  /** A running guest keeps writing to its console: what changed goes with a report of the same state. */
+  private refreshConsoles(): void {
+    for (const vmId of this.wanted.keys()) {
+      const seen = this.options.runtime.report(vmId);
+      if (!seen || this.queues.has(vmId)) continue;
+      const output = this.options.runtime.consoleTail(vmId, CONSOLE_OUTPUT_MAX_CHARS).slice(-CONSOLE_OUTPUT_MAX_CHARS);
+      if (output !== (this.consoleSent.get(vmId) ?? '')) this.send(vmId, seen);
+    }
+  }
+}

@@ -1,0 +1,55 @@
+import type { EventEmitter } from 'node:events';
+import type { DiskAttachment } from './vm-disks.ts';
+
+/** What a VM is doing, as the runtime sees it. */
+export type VmRunState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+export interface VmReport {
+  vmId: string;
+  state: VmRunState;
+  /** Why it failed or stopped, in words (a failure carries the console's last lines). */
+  reason?: string;
+}
+
+export interface GuestBoot {
+  kernel: string;
+  initrd: string;
+  /** The image's own command line; the VM's settings are appended to it. */
+  cmdline: string;
+}
+
+export interface VmLaunch {
+  vmId: string;
+  memoryMiB: number;
+  vcpus: number;
+  /** What to boot: required by runtimes that boot a guest (QEMU). */
+  boot?: GuestBoot;
+  /** Passed to the guest as `stratoplane.<name>=<value>` on the kernel command line. */
+  settings: Record<string, string>;
+  /** The VM's NIC: a tap device the agent made, and the VM's MAC. */
+  nic?: { tap: string; mac: string };
+  /** Disks attached before the guest starts. */
+  disks?: DiskAttachment[];
+}
+
+/**
+ * Where a host's VMs run. Two implementations: QemuRuntime (real guests) and ProcessRuntime (one
+ * small process per VM, for load benches and machines without QEMU). Each tells every state
+ * change as a `state` event.
+ */
+export interface VmRuntime extends EventEmitter<{ state: [VmReport] }> {
+  readonly kind: 'qemu' | 'process';
+  /** What it runs guests with, said at the agent's start (e.g. `qemu (tcg: …)`). */
+  describe(): string;
+  /** Does it need a NIC (a tap in the host's namespace) and an image to boot? */
+  readonly needsGuest: boolean;
+  start(launch: VmLaunch): Promise<VmReport>;
+  /** Stops the VM: the guest is asked first, then made to. Resolves once it is stopped. */
+  stop(vmId: string, graceMs?: number): Promise<void>;
+  report(vmId: string): VmReport | undefined;
+  /** The last `maxBytes` of the VM's serial console (as EC2's GetConsoleOutput). */
+  consoleTail(vmId: string, maxBytes?: number): string;
+  /** Drops a stopped or failed VM and its files. */
+  forget(vmId: string): void;
+  stopAll(graceMs?: number): Promise<void>;
+}

@@ -1,0 +1,31 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const ip = (netns: string | undefined, args: string[]) => run('ip', netns ? ['-n', netns, ...args] : args);
+
+/**
+ * Makes the VM's tap in the host's namespace, named as the data plane expects (vmInterfaceName);
+ * the data plane gives it the gateway address, its rule and its route, and QEMU opens it by name.
+ * One that is there already (the VM's previous boot, or an earlier agent's) is kept as it is: it
+ * keeps what the data plane programmed on it, which a new device would lose.
+ */
+export async function plugTap(netns: string | undefined, name: string): Promise<void> {
+  const exists = await ip(netns, ['link', 'show', 'dev', name]).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) await ip(netns, ['tuntap', 'add', 'dev', name, 'mode', 'tap']);
+  await ip(netns, ['link', 'set', name, 'up']);
+}
+
+export async function unplugTap(netns: string | undefined, name: string): Promise<void> {
+  await ip(netns, ['link', 'del', name]).catch(() => {});
+}
+
+/** A VM's MAC: locally administered (02:…), from its id, so it is the same on every host it runs on. */
+export function macOfVm(vmId: string): string {
+  const bytes = createHash('sha256').update(vmId).digest().subarray(0, 5);
+  return ['02', ...[...bytes].map((byte) => byte.toString(16).padStart(2, '0'))].join(':');
+}

@@ -1,0 +1,162 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { VmLaunchSpec } from '#events/vm-config.ts';
+import type { ReportVmStateRequest } from '#events/vm-lifecycle.ts';
+import { VmLifecycle } from '#host-agent/vm-lifecycle.ts';
+import { ProcessRuntime } from '#host-agent/vm-runtime/process-runtime.ts';
+import { VmStateReports } from '#host-agent/vm-state-reports.ts';
+
+const vm = { vmId: 'vm-0000000000a1', ip: '10.0.0.5', networkId: 'net-1' };
+const launch = (change: Partial<VmLaunchSpec> = {}): VmLaunchSpec => ({
+  powerState: 'running',
+  bootGeneration: 0,
+  machineType: 's1.nano',
+  memoryMiB: 96,
+  vcpus: 1,
+  hostname: 'web',
+  ...change,
+});
+
+/** A lifecycle over real placeholder processes, and what it reported. */
+function setUp() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vm-lifecycle-'));
+  const runtime = new ProcessRuntime({ stateDir: dir });
+  const reports: ReportVmStateRequest[] = [];
+  const lifecycle = new VmLifecycle({ runtime, bootDir: path.join(dir, 'boot'), report: (_vmId, report) => reports.push(report), log: () => {} });
+  const states = () => reports.map((report) => report.state);
+  return { dir, runtime, lifecycle, reports, states };
+}
+
+let cleanup: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await cleanup?.();
+  cleanup = undefined;
+});
+
+describe('VmLifecycle', () => {
+  it('boots a VM placed here, stops it when its owner does, boots it again for a start and a reboot, and removes it when it leaves', async () => {
+    const { dir, runtime, lifecycle, reports, states } = setUp();
+    cleanup = async () => {
+      await lifecycle.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
+    // Placed, launch spec not fetched yet: nothing runs.
+    lifecycle.update([vm], new Map());
+    await lifecycle.settled();
+    expect(runtime.report(vm.vmId)).toBeUndefined();
+
+    lifecycle.update([vm], new Map([[vm.vmId, launch()]]));
+    await lifecycle.settled();
+    expect(runtime.report(vm.vmId)?.state).toBe('running');
+    expect(states()).toEqual(['starting', 'running']);
+    expect(reports[0]!.console ?? reports[1]!.console).toContain('stratoplane-guest: ready (process runtime');
+    const firstPid = (runtime as unknown as { vms: Map<string, { process: { pid: number } }> }).vms.get(vm.vmId)!.process.pid;
+
+    // The same spec again (a resync): nothing happens.
+    lifecycle.update([vm], new Map([[vm.vmId, launch()]]));
+    await lifecycle.settled();
+    expect(states()).toEqual(['starting', 'running']);
+
+    lifecycle.update([vm], new Map([[vm.vmId, launch({ powerState: 'stopped' })]]));
+    await lifecycle.settled();
+    expect(runtime.report(vm.vmId)?.state).toBe('stopped');
+    expect(states().slice(-2)).toEqual(['stopping', 'stopped']);
+
+    lifecycle.update([vm], new Map([[vm.vmId, launch({ bootGeneration: 1 })]]));
+    await lifecycle.settled();
+    expect(runtime.report(vm.vmId)?.state).toBe('running');
+
+    // A reboot: a higher generation boots a new guest (a new process), stopping the old one first.
+    lifecycle.update([vm], new Map([[vm.vmId, launch({ bootGeneration: 2 })]]));
+    await lifecycle.settled();
+    expect(states().slice(-4)).toEqual(['stopping', 'stopped', 'starting', 'running']);
+    const pid = (runtime as unknown as { vms: Map<string, { process: { pid: number } }> }).vms.get(vm.vmId)!.process.pid;
+    expect(pid).not.toBe(firstPid);
+    expect(() => process.kill(firstPid, 0)).toThrow();
+
+    lifecycle.update([], new Map());
+    await lifecycle.settled();
+    expect(runtime.report(vm.vmId)).toBeUndefined();
+    expect(() => process.kill(pid, 0)).toThrow();
+    // Reports are ordered by when they were seen.
+    const times = reports.map((report) => report.observedAt);
+    expect([...times].sort((a, b) => a - b)).toEqual(times);
+  });
+
+  it('reports a guest that dies as failed, and leaves it failed until its owner starts it again', async () => {
+    const { dir, runtime, lifecycle, states } = setUp();
+    cleanup = async () => {
+      await lifecycle.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
+    lifecycle.update([vm], new Map([[vm.vmId, launch()]]));
+    await lifecycle.settled();
+    const { pid } = (runtime as unknown as { vms: Map<string, { process: { pid: number } }> }).vms.get(vm.vmId)!.process;
+    process.kill(pid, 'SIGKILL');
+    await expect.poll(() => runtime.report(vm.vmId)?.state).toBe('failed');
+    expect(runtime.report(vm.vmId)?.reason).toContain('killed by SIGKILL');
+    expect(states().at(-1)).toBe('failed');
+
+    lifecycle.update([vm], new Map([[vm.vmId, launch()]]));
+    await lifecycle.settled();
+    expect(runtime.report(vm.vmId)?.state).toBe('failed');
+
+    lifecycle.update([vm], new Map([[vm.vmId, launch({ bootGeneration: 1 })]]));
+    await lifecycle.settled();
+    expect(runtime.report(vm.vmId)?.state).toBe('running');
+  });
+
+  it('reports a VM stopped before it ever ran as stopped', async () => {
+    const { dir, lifecycle, states } = setUp();
+    cleanup = async () => {
+      await lifecycle.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
+    lifecycle.update([vm], new Map([[vm.vmId, launch({ powerState: 'stopped' })]]));
+    await lifecycle.settled();
+    expect(states()).toEqual(['stopped']);
+  });
+});
+
+describe('ProcessRuntime', () => {
+  it('kills the VM processes an earlier agent left behind, and only those', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vm-leftovers-'));
+    const earlier = new ProcessRuntime({ stateDir: dir });
+    await earlier.start({ vmId: vm.vmId, memoryMiB: 96, vcpus: 1, settings: {} });
+    const { pid } = (earlier as unknown as { vms: Map<string, { process: { pid: number } }> }).vms.get(vm.vmId)!.process;
+    // The earlier agent died without stopping it: the next one finds it by its pid file and command line.
+    const next = new ProcessRuntime({ stateDir: dir });
+    expect(next.reclaimed).toEqual([vm.vmId]);
+    await expect.poll(() => earlier.report(vm.vmId)?.state).toBe('failed');
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect(new ProcessRuntime({ stateDir: dir }).reclaimed).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('VmStateReports', () => {
+  it('sends the latest report of each VM, and sends a failed one again', async () => {
+    const sent: [string, string][] = [];
+    let failNext = 1;
+    const reports = new VmStateReports(
+      async (vmId, report) => {
+        if (failNext-- > 0) throw new Error('unreachable');
+        sent.push([vmId, report.state]);
+      },
+      () => {},
+    );
+    reports.record('vm-1', { state: 'starting', observedAt: 1 });
+    await reports.settled();
+    // Failed once; a newer report replaces it before the retry.
+    reports.record('vm-1', { state: 'running', observedAt: 2 });
+    reports.record('vm-2', { state: 'stopped', observedAt: 3 });
+    await expect.poll(() => sent.length, { timeout: 5_000 }).toBe(2);
+    expect(sent.sort()).toEqual([
+      ['vm-1', 'running'],
+      ['vm-2', 'stopped'],
+    ]);
+    await reports.stop();
+  });
+});
