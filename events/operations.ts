@@ -189,7 +189,11 @@ const specs = {
     query: ListVmsQuery,
     responses: { 200: { description: 'a page of VMs', body: responses.VmList } },
   }),
-  getVm: operation('GET /vms/{vmId}', { summary: 'Show a VM', scopes: tenantRead, responses: { 200: { description: 'the VM', body: responses.Vm } } }),
+  getVm: operation('GET /vms/{vmId}', {
+    summary: "Show a VM (operators: any tenant's)",
+    scopes: [...tenantRead, 'operator'],
+    responses: { 200: { description: 'the VM', body: responses.Vm } },
+  }),
   migrateVm: operation('POST /vms/{vmId}/migrate', {
     summary: 'Move a VM to another host, which placement picks (operators may name it: targetHostId); it keeps its address',
     scopes: [...tenantWrite, 'operator'],

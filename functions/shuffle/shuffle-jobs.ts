@@ -89,9 +89,18 @@ export async function createShuffleJob(
           TableName: table,
           Key: keys.vm(vmId),
           UpdateExpression: 'ADD shuffleJobIds :job',
-          ConditionExpression: 'tenantId = :tenant AND #state = :running',
+          // As checked above, and still so: not stopped or failed, not waiting for its image.
+          ConditionExpression:
+            'tenantId = :tenant AND NOT (#state IN (:failed, :stopped, :stopping)) AND (attribute_not_exists(powerState) OR powerState = :on) AND attribute_not_exists(waitingForImage)',
           ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':job': new Set([jobId]), ':tenant': tenantId, ':running': 'running' },
+          ExpressionAttributeValues: {
+            ':job': new Set([jobId]),
+            ':tenant': tenantId,
+            ':failed': 'failed',
+            ':stopped': 'stopped',
+            ':stopping': 'stopping',
+            ':on': 'running',
+          },
         },
       }),
     ),
@@ -100,7 +109,7 @@ export async function createShuffleJob(
     await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
   } catch (error) {
     const failed = cancellationCodes(error)?.indexOf('ConditionalCheckFailed');
-    if (failed !== undefined && failed > 0) throw new ConflictError(`workerVmIds: vm ${workers[failed - 1]} was deleted or stopped meanwhile`);
+    if (failed !== undefined && failed > 0) throw new ConflictError(`workerVmIds: vm ${workers[failed - 1]} was deleted, stopped or failed meanwhile`);
     throw error;
   }
   return toView(job, []);

@@ -1,10 +1,10 @@
 import { operations } from '#events/operations.ts';
 import { apiHandler } from '../../triggers/api-handler.ts';
 import { tableName } from '../../platform/table.ts';
-import { getVm, toVmView } from '../vms.ts';
-import { tenantOf } from '../../core/access.ts';
+import { getVmFor, toVmView } from '../vms.ts';
 
 export const handler = apiHandler(operations.getVm, async ({ path, caller }) => ({
   statusCode: 200,
-  body: toVmView(await getVm(tableName, tenantOf(caller), path.vmId)),
+  // Operators see any tenant's VM (what they created for one, what they migrate).
+  body: toVmView(await getVmFor(tableName, caller.kind === 'operator' ? undefined : caller.id, path.vmId)),
 }));
