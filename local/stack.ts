@@ -29,7 +29,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 const api = stack.runner.apiUrl;
-const [first, second, third] = stack.agents;
+// With fewer than three agents (STRATOPLANE_AGENTS), the hints reuse the ones there are.
+const [first, second = first, third = second] = stack.agents;
 const tenantToken = await stack.issueToken('tenant', 'demo');
 const operatorToken = await stack.issueToken('operator', 'local-admin');
 // The project's own bootable image, public, so any tenant can boot it (on agents run with --runtime qemu).
@@ -78,8 +79,8 @@ Try it (jq optional):
   VM=$(curl -s -H "$OPERATOR" -H "$JSON" -XPOST ${api}/vms -d '{"name":"web-1","networkId":"'$NET'","tenantId":"demo","hostId":"${first?.hostId}"}' | jq -r .vmId)
   curl -s -H "$OPERATOR" -H "$JSON" -XPOST ${api}/vms -d '{"name":"web-2","networkId":"'$NET'","tenantId":"demo","hostId":"${second?.hostId}"}'
   curl -s --unix-socket ${second?.controlSocket} http://agent/status | jq .routes   # ${second?.hostId} reaches web-1 via ${first?.address}
-  curl -s -H "$OPERATOR" -H "$JSON" -XPOST ${api}/vms/$VM/migrate -d '{"targetHostId":"${third?.hostId ?? second?.hostId}"}'   # a tenant sends {} and placement picks
-  curl -s --unix-socket ${second?.controlSocket} http://agent/status | jq .routes   # ...now via ${third?.address ?? second?.address}
+  curl -s -H "$OPERATOR" -H "$JSON" -XPOST ${api}/vms/$VM/migrate -d '{"targetHostId":"${third?.hostId}"}'   # a tenant sends {} and placement picks
+  curl -s --unix-socket ${second?.controlSocket} http://agent/status | jq .routes   # ...now via ${third?.address}
   curl -s -H "$OPERATOR" ${api}/hosts | jq .
 
 Ctrl-C stops everything.`);

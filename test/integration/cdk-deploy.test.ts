@@ -22,10 +22,9 @@ import { findLeftovers, removeLeftover } from '../../ops/stack-leftovers.ts';
  * template. Then `cdk destroy`, the cleanup of what the stack retained (ops/cleanup-stack.ts), and a
  * second deploy of the same assembly under the same name.
  *
- * The integration run's runners synthesize a two-region app, whose first stack's global table has
- * a replica in the second region: LocalStack fails to create that replica ("one or more replicas
- * already existed as tables"), so this file synthesizes the one-region app that deploy:local
- * deploys by default.
+ * This file deploys the one-region app that deploy:local deploys by default;
+ * cdk-deploy-two-regions.test.ts deploys both regions' stacks (the global table's replica and the
+ * replica stack's custom resource through the project's LocalStack plugins).
  */
 const region = 'us-east-1';
 const workDir = path.join(projectRoot, '.local-run', `cdk-deploy-test-${process.pid}`);
