@@ -59,25 +59,25 @@ const remove = (what: string, deleteIt: (api: ApiClient, id: string) => Promise<
 const power = (
   action: string,
   until: 'running' | 'stopped',
-  ask: (api: ApiClient, vmId: string) => Promise<{ vmId: string; state: string; stateReason?: string | undefined }>,
+  ask: (api: ApiClient, vmId: string) => Promise<{ vmId: string; state: string; stateReason?: string | undefined; updatedAt: string }>,
 ): Command => ({
   usage: `${action} <id> [--wait [--timeout S]]    (--wait: until the VM is ${until}, or failed)`,
   takes: ['id'],
   options: waitOption,
   async run(context) {
     const { api, args, options } = context;
-    let vm = await ask(api, args[0]!);
-    // A reboot answers while the VM still runs: wait for its host to have gone through a boot (starting) first.
-    let booted = action !== 'reboot';
+    const asked = await ask(api, args[0]!);
+    let vm = asked;
+    // A reboot answers while the VM still runs: it is done once its host has reported since (its
+    // reports replace the reboot's reason and time) and it runs again. A poll may miss the short
+    // stopping and starting states in between.
+    const rebooted = (now: typeof asked) => Date.parse(now.updatedAt) > Date.parse(asked.updatedAt) && now.stateReason !== asked.stateReason;
     if (options.wait) {
       vm = await waitFor(
         context,
-        () => api.getVm({ params: { vmId: vm.vmId } }),
+        () => api.getVm({ params: { vmId: asked.vmId } }),
         (now) => `vm ${now.vmId}: ${now.state}${now.stateReason ? ` (${now.stateReason})` : ''}`,
-        (now) => {
-          if (now.state === 'starting' || now.state === 'stopping') booted = true;
-          return now.state === 'failed' || (booted && now.state === until);
-        },
+        (now) => now.state === 'failed' || (now.state === until && (action !== 'reboot' || rebooted(now))),
       );
       if (vm.state === 'failed') throw new CliError(ExitCode.refused, `vm ${vm.vmId} failed: ${vm.stateReason}`, `see \`vms console ${vm.vmId}\``);
     }
