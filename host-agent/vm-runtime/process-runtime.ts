@@ -1,12 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { EventEmitter } from 'node:events';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PID_FILE, reclaimLeftovers } from './leftovers.ts';
-import type { VmLaunch, VmReport, VmRunState, VmRuntime } from './vm-runtime.ts';
+import { RuntimeBase, type RuntimeVm } from './runtime-base.ts';
+import type { VmLaunch, VmReport, VmRuntime } from './vm-runtime.ts';
 
-interface Vm {
-  state: VmRunState;
+interface Vm extends RuntimeVm {
   reason?: string;
   process: ChildProcess;
   dir: string;
@@ -21,10 +20,9 @@ const VM_ID = /^vm-[0-9a-f]{12}$/;
  * `running` once it runs, `stopped` when the agent stops it, `failed` if it dies otherwise. The
  * guest-facing services (metadata server, proxy, bridges) are the host agent's and work the same.
  */
-export class ProcessRuntime extends EventEmitter<{ state: [VmReport] }> implements VmRuntime {
+export class ProcessRuntime extends RuntimeBase<Vm> implements VmRuntime {
   readonly kind = 'process';
   readonly needsGuest = false;
-  private readonly vms = new Map<string, Vm>();
 
   constructor(private readonly options: { stateDir: string }) {
     super();
@@ -55,37 +53,30 @@ export class ProcessRuntime extends EventEmitter<{ state: [VmReport] }> implemen
     closeSync(consoleFd);
     if (child.pid) writeFileSync(path.join(dir, PID_FILE), String(child.pid));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const vm: Vm = { state: 'starting', process: child, dir, exited };
+    const vm: Vm = { vmId: launch.vmId, state: 'starting', process: child, dir, exited };
     this.vms.set(launch.vmId, vm);
     this.emit('state', this.report(launch.vmId)!);
     child.once('exit', (code, signal) => {
-      if (vm.state === 'stopping') this.transition(launch.vmId, vm, 'stopped', 'stopped by the host agent');
-      else this.transition(launch.vmId, vm, 'failed', `the VM's process ${signal ? `was killed by ${signal}` : `exited with ${code}`}`);
+      if (vm.state === 'stopping') this.transition(vm, 'stopped', 'stopped by the host agent');
+      else this.transition(vm, 'failed', `the VM's process ${signal ? `was killed by ${signal}` : `exited with ${code}`}`);
     });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
-    }).catch((error: Error) => this.transition(launch.vmId, vm, 'failed', `the VM's process could not start: ${error.message}`));
+    }).catch((error: Error) => this.transition(vm, 'failed', `the VM's process could not start: ${error.message}`));
     // Running once it has said so on its console, as a guest would (so the first report carries it).
     for (let waited = 0; vm.state === 'starting' && waited < 5_000; waited += 10) {
       if (this.consoleTail(launch.vmId).includes('stratoplane-guest: ready')) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    if (vm.state === 'starting') this.transition(launch.vmId, vm, 'running');
+    if (vm.state === 'starting') this.transition(vm, 'running');
     return this.report(launch.vmId)!;
-  }
-
-  private transition(vmId: string, vm: Vm, state: VmRunState, reason?: string) {
-    if (vm.state === state || (vm.state === 'failed' && state === 'stopped')) return;
-    vm.state = state;
-    vm.reason = reason;
-    this.emit('state', this.report(vmId)!);
   }
 
   async stop(vmId: string, graceMs = 5_000): Promise<void> {
     const vm = this.vms.get(vmId);
     if (!vm || vm.state === 'stopped' || vm.state === 'failed') return;
-    this.transition(vmId, vm, 'stopping');
+    this.transition(vm, 'stopping');
     const signalGroup = (signal: NodeJS.Signals) => {
       try {
         process.kill(-vm.process.pid!, signal);
@@ -97,31 +88,5 @@ export class ProcessRuntime extends EventEmitter<{ state: [VmReport] }> implemen
     const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
     await vm.exited;
     clearTimeout(timer);
-  }
-
-  report(vmId: string): VmReport | undefined {
-    const vm = this.vms.get(vmId);
-    return vm && { vmId, state: vm.state, ...(vm.reason ? { reason: vm.reason } : {}) };
-  }
-
-  consoleTail(vmId: string, maxBytes = 64 * 1024): string {
-    const vm = this.vms.get(vmId);
-    if (!vm) return '';
-    try {
-      return readFileSync(path.join(vm.dir, 'console.log')).subarray(-maxBytes).toString('utf8');
-    } catch {
-      return '';
-    }
-  }
-
-  forget(vmId: string): void {
-    const vm = this.vms.get(vmId);
-    if (!vm || !['stopped', 'failed'].includes(vm.state)) return;
-    this.vms.delete(vmId);
-    rmSync(vm.dir, { recursive: true, force: true });
-  }
-
-  async stopAll(graceMs = 2_000): Promise<void> {
-    await Promise.all([...this.vms.keys()].map((vmId) => this.stop(vmId, graceMs)));
   }
 }

@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { EventEmitter } from 'node:events';
-import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { type Accelerator, accelArgs, chooseAccelerator } from './accelerator.ts';
 import { QmpClient } from './qmp-client.ts';
 import { attachDisk, DISK_SLOTS, type DiskAttachment, detachDisk, diskSlotArgs, growDisk, setDiskLimits } from './vm-disks.ts';
 import { PID_FILE, reclaimLeftovers } from './leftovers.ts';
-import type { VmLaunch, VmReport, VmRunState, VmRuntime } from './vm-runtime.ts';
+import { RuntimeBase, type RuntimeVm } from './runtime-base.ts';
+import type { VmLaunch, VmReport, VmRuntime } from './vm-runtime.ts';
 
 export type { GuestBoot, VmLaunch, VmReport, VmRunState } from './vm-runtime.ts';
 
@@ -16,10 +16,8 @@ const VM_ID = /^vm-[0-9a-f]{12}$/;
 const SETTING_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 const SETTING_VALUE = /^[A-Za-z0-9._:/,-]{0,255}$/;
 
-interface Vm {
+interface Vm extends RuntimeVm {
   launch: VmLaunch;
-  state: VmRunState;
-  reason?: string;
   process: ChildProcess;
   qmp?: QmpClient;
   dir: string;
@@ -35,11 +33,10 @@ interface Vm {
  * `running` once its guest agent says it is ready, `failed` if QEMU exits or the guest does not get
  * there within the boot timeout, with the console's tail as the reason.
  */
-export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> implements VmRuntime {
+export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
   readonly kind = 'qemu';
   readonly needsGuest = true;
   readonly accelerator: Accelerator;
-  private readonly vms = new Map<string, Vm>();
 
   constructor(
     private readonly options: {
@@ -126,7 +123,7 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> implements 
       stderr = (stderr + chunk).slice(-4000);
     });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const vm: Vm = { launch, state: 'starting', process: child, dir, exited, slots: new Map() };
+    const vm: Vm = { vmId: launch.vmId, launch, state: 'starting', process: child, dir, exited, slots: new Map() };
     this.vms.set(launch.vmId, vm);
     child.once('exit', (code, signal) => {
       clearInterval(vm.readyWatch);
@@ -172,13 +169,6 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> implements 
     }, 200);
   }
 
-  private transition(vm: Vm, state: VmRunState, reason?: string) {
-    if (vm.state === state || (vm.state === 'failed' && state === 'stopped')) return;
-    vm.state = state;
-    vm.reason = reason;
-    this.emit('state', this.report(vm.launch.vmId)!);
-  }
-
   /**
    * Stops the VM: an ACPI power button first (as EC2's stop and GCE's do), QEMU's `quit` after
    * `graceMs`, SIGKILL if even that is not answered.
@@ -197,26 +187,6 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> implements 
     await vm.exited;
   }
 
-  /** The last `maxBytes` of the VM's serial console (as EC2's GetConsoleOutput). */
-  consoleTail(vmId: string, maxBytes = 64 * 1024): string {
-    const vm = this.vms.get(vmId);
-    if (!vm) return '';
-    const file = path.join(vm.dir, 'console.log');
-    let fd: number | undefined;
-    try {
-      const size = statSync(file).size;
-      const length = Math.min(size, maxBytes);
-      const buffer = Buffer.alloc(length);
-      fd = openSync(file, 'r');
-      readSync(fd, buffer, 0, length, size - length);
-      return buffer.toString('utf8');
-    } catch {
-      return '';
-    } finally {
-      if (fd !== undefined) closeSync(fd);
-    }
-  }
-
   /** The console lines that say why a guest died: from a kernel panic when there is one, else the last lines. */
   private telling(vmId: string): string {
     const lines = this.consoleTail(vmId, 16 * 1024)
@@ -225,11 +195,6 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> implements 
       .split('\n');
     const panic = lines.findIndex((line) => line.includes('Kernel panic'));
     return (panic >= 0 ? lines.slice(panic, panic + 4) : lines.slice(-12)).join('\n');
-  }
-
-  report(vmId: string): VmReport | undefined {
-    const vm = this.vms.get(vmId);
-    return vm && { vmId, state: vm.state, ...(vm.reason ? { reason: vm.reason } : {}) };
   }
 
   private async plug(vm: Vm, disk: DiskAttachment) {
@@ -273,17 +238,5 @@ export class QemuRuntime extends EventEmitter<{ state: [VmReport] }> implements 
   /** The QMP connection of a running VM, for what the agent does live (hot-plug, throttles, migration). */
   monitor(vmId: string): QmpClient | undefined {
     return this.vms.get(vmId)?.qmp;
-  }
-
-  forget(vmId: string): void {
-    const vm = this.vms.get(vmId);
-    if (!vm || !['stopped', 'failed'].includes(vm.state)) return;
-    this.vms.delete(vmId);
-    rmSync(vm.dir, { recursive: true, force: true });
-  }
-
-  /** Stops every VM (the agent is shutting down). */
-  async stopAll(graceMs = 2_000): Promise<void> {
-    await Promise.all([...this.vms.keys()].map((vmId) => this.stop(vmId, graceMs)));
   }
 }
