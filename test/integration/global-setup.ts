@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startLocalStack, type LocalStack } from '../../local/local-stack.ts';
@@ -43,9 +44,10 @@ const stateDir = path.join(projectRoot, '.local-run', `test-${process.pid}`);
 
 /**
  * One integration run at a time on a machine: two would each start an emulator and a runner and
- * starve each other past every readiness limit (two cores). A later run waits for the earlier.
+ * starve each other past every readiness limit (two cores), and both would want LocalStack's port.
+ * A later run waits for the earlier, also one from another checkout (the lock is the machine's).
  */
-const runLock = path.join(projectRoot, '.local-run', 'integration-run.lock');
+const runLock = path.join(os.tmpdir(), 'stratoplane-integration-run.lock');
 
 async function takeRunLock(): Promise<void> {
   mkdirSync(path.dirname(runLock), { recursive: true });
