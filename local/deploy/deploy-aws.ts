@@ -21,7 +21,7 @@ export const extensionsDir = path.join(projectRoot, 'local', 'aws', 'localstack-
 /**
  * Starts the LocalStack that `npm run deploy:local` deploys into: its own process, port and
  * filesystem root (never the one of `npm start` or of the integration tests), on 127.0.0.1, with
- * CloudFormation and the services the template uses, and four gaps of the community edition closed
+ * CloudFormation and the services the template uses, and five gaps of the community edition closed
  * by LocalStack's own plugin entry points:
  *
  * - `AWS::ApiGateway::Authorizer` is created through API Gateway's CreateAuthorizer, as on AWS;
@@ -31,7 +31,9 @@ export const extensionsDir = path.join(projectRoot, 'local', 'aws', 'localstack-
  * - `AWS::DynamoDB::GlobalTable` with a replica in another region (LocalStack's provider asks for
  *   a replica in the table's own region and for the first replica twice, which its DynamoDB refuses);
  * - CDK's `AwsCustomResource` (`Custom::AWS`, the replica region's DescribeTable): the community
- *   edition has no custom resources; the SDK call is made by the resource provider itself.
+ *   edition has no custom resources; the SDK call is made by the resource provider itself;
+ * - a first deploy that fails rolls back as on AWS, deleting what it created (LocalStack's engine
+ *   marks the stack ROLLBACK_COMPLETE and deletes nothing), by a start-up hook.
  *
  * Every other resource type is created by LocalStack's own provider. A type it has none for would
  * be stood in for by a placeholder (LocalStack refuses such templates outright only by asking its

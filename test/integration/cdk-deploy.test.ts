@@ -1,8 +1,17 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { APIGatewayClient, GetAuthorizersCommand, paginateGetResources } from '@aws-sdk/client-api-gateway';
+import { DescribeStacksCommand, paginateDescribeStackEvents, type StackEvent } from '@aws-sdk/client-cloudformation';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyRotationStatusCommand, KMSClient, paginateListAliases } from '@aws-sdk/client-kms';
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DeleteAliasCommand,
+  DescribeKeyCommand,
+  GetKeyRotationStatusCommand,
+  KMSClient,
+  paginateListAliases,
+} from '@aws-sdk/client-kms';
 import { GetEventSourceMappingCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -10,7 +19,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalAws } from '../../local/aws/local-aws.ts';
 import type { CdkTarget } from '../../local/deploy/cdk-cli.ts';
 import { fakedResourceTypes, startDeployAws } from '../../local/deploy/deploy-aws.ts';
-import { type Assembly, type AssemblyStack, bootstrap, clientConfig, deploy, destroy, stackResourcesWithNested, synthesize } from '../../local/deploy/steps.ts';
+import {
+  type Assembly,
+  type AssemblyStack,
+  bootstrap,
+  clientConfig,
+  cloudFormationClient,
+  deploy,
+  destroy,
+  stackResourcesWithNested,
+  synthesize,
+} from '../../local/deploy/steps.ts';
 import { projectRoot } from '../../local/processes.ts';
 import { type CfnResource, type CfnTemplate, Resolver, readTemplate, resourcesOfType } from '../../local/template.ts';
 import { findLeftovers, removeLeftover } from '../../ops/stack-leftovers.ts';
@@ -20,7 +39,10 @@ import { findLeftovers, removeLeftover } from '../../ops/stack-leftovers.ts';
  * bootstraps the environment and deploys the stack through CloudFormation into a LocalStack of this
  * file's own; what CloudFormation created is read back through the AWS APIs and compared with the
  * template. Then `cdk destroy`, the cleanup of what the stack retained (ops/cleanup-stack.ts), and a
- * second deploy of the same assembly under the same name.
+ * second deploy of the same assembly under the same name. Last, a first deploy that fails half-way
+ * (an alias of the stack's name already taken): CloudFormation rolls it back, deleting what it
+ * created, and the next deploy passes (LocalStack's engine deletes nothing on a failed create: the
+ * project's plugin local/aws/localstack-extensions/stratoplane_localstack/create_rollback.py does).
  *
  * This file deploys the one-region app that deploy:local deploys by default;
  * cdk-deploy-two-regions.test.ts deploys both regions' stacks (the global table's replica and the
@@ -58,7 +80,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await aws?.stop();
   // Kept when something failed: the CLI's and LocalStack's logs say why.
-  if (passed === 2) rmSync(workDir, { recursive: true, force: true });
+  if (passed === 3) rmSync(workDir, { recursive: true, force: true });
   else console.error(`cdk-deploy: logs kept in ${path.relative(projectRoot, workDir)}/`);
 });
 
@@ -132,6 +154,65 @@ describe('cdk deploy through CloudFormation into LocalStack', () => {
     expect(fakedResourceTypes(localStackLog)).toEqual([]);
     passed++;
   }, 240_000);
+
+  it('rolls a first deploy that fails half-way back clean (what it created deleted, retained kinds included), and the next deploy passes', async () => {
+    const settings = clientConfig(target, region);
+    const kms = new KMSClient(settings);
+    await destroy(target, assembly);
+    for (const leftover of await findLeftovers(settings, stack.stackName, { template })) await removeLeftover(settings, leftover);
+
+    // Someone else's alias under one of the stack's alias names: CloudFormation gets as far as that
+    // alias (after the keys, tables, buckets, queues and functions it needs) and fails there.
+    const aliases = resourcesOfType(template, 'AWS::KMS::Alias');
+    const [collidingLogicalId, collidingAlias] = aliases[aliases.length - 1]!;
+    const aliasName = collidingAlias.Properties!.AliasName as string;
+    const { KeyMetadata: foreignKey } = await kms.send(new CreateKeyCommand({ Description: 'not the stack’s' }));
+    await kms.send(new CreateAliasCommand({ AliasName: aliasName, TargetKeyId: foreignKey!.KeyId }));
+    await expect(deploy(target, assembly)).rejects.toThrow(/cdk deploy failed/);
+
+    const cloudFormation = cloudFormationClient(target, region);
+    const { Stacks } = await cloudFormation.send(new DescribeStacksCommand({ StackName: stack.stackName }));
+    expect(Stacks?.[0]?.StackStatus).toBe('ROLLBACK_COMPLETE');
+    const events: StackEvent[] = [];
+    for await (const page of paginateDescribeStackEvents({ client: cloudFormation }, { StackName: stack.stackName })) events.push(...(page.StackEvents ?? []));
+    const statusesOf = (logicalId: string) => events.filter((event) => event.LogicalResourceId === logicalId).map((event) => event.ResourceStatus);
+    expect(statusesOf(collidingLogicalId)).toContain('CREATE_FAILED');
+    const created = [...new Set(events.filter((event) => event.ResourceStatus === 'CREATE_COMPLETE').map((event) => event.LogicalResourceId!))];
+    // Half-way: much was created before the failure, and not all.
+    expect(created.length).toBeGreaterThan(10);
+    expect(created.length).toBeLessThan(Object.keys(template.Resources).length);
+    const retainedOnDelete = created.filter(
+      (logicalId) => (template.Resources[logicalId] as { DeletionPolicy?: string } | undefined)?.DeletionPolicy === 'RetainExceptOnCreate',
+    );
+    expect(retainedOnDelete.length).toBeGreaterThan(0);
+    for (const logicalId of created)
+      expect({ logicalId, statuses: statusesOf(logicalId) }).toEqual({ logicalId, statuses: expect.arrayContaining(['DELETE_COMPLETE']) });
+
+    // And it is gone, as AWS sees it: no named table, bucket or alias of the stack's (but the foreign
+    // alias, still on its own key), and every key it created waits for its deletion.
+    const leftovers = await findLeftovers(settings, stack.stackName, { template });
+    expect(leftovers.map(({ physicalId }) => physicalId)).toEqual([aliasName]);
+    const physicalOf = (logicalId: string) =>
+      events.find((event) => event.LogicalResourceId === logicalId && event.ResourceStatus === 'CREATE_COMPLETE')?.PhysicalResourceId;
+    const createdKeys = created.filter((logicalId) => template.Resources[logicalId]?.Type === 'AWS::KMS::Key');
+    expect(createdKeys.length).toBeGreaterThan(0);
+    for (const logicalId of createdKeys) {
+      const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: physicalOf(logicalId) }));
+      expect({ logicalId, state: KeyMetadata?.KeyState }).toEqual({ logicalId, state: 'PendingDeletion' });
+    }
+    const lambda = new LambdaClient(settings);
+    for (const logicalId of created.filter((id) => template.Resources[id]?.Type === 'AWS::Lambda::Function')) {
+      await expect(lambda.send(new GetFunctionConfigurationCommand({ FunctionName: physicalOf(logicalId) })), logicalId).rejects.toThrow(/not found/i);
+    }
+
+    // The colliding alias removed, the same deploy goes through (CDK deletes the rolled-back stack first).
+    await kms.send(new DeleteAliasCommand({ AliasName: aliasName }));
+    const again = await deploy(target, assembly);
+    expect(again).toMatchObject({ stacks: 1, resources: stack.resourceCount });
+    await expectDeployedAsTemplated();
+    expect(fakedResourceTypes(localStackLog)).toEqual([]);
+    passed++;
+  }, 360_000);
 });
 
 const byLogicalId = (a: { logicalId: string }, b: { logicalId: string }) => a.logicalId.localeCompare(b.logicalId);

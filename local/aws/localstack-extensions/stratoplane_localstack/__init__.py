@@ -1,6 +1,6 @@
 """Stratoplane's plugins for the LocalStack that `npm run deploy:local` deploys the CDK template into.
 
-They close four gaps of LocalStack's community edition run as a host process, through LocalStack's
+They close five gaps of LocalStack's community edition run as a host process, through LocalStack's
 own plugin entry points (see ../stratoplane_localstack-1.0.dist-info/entry_points.txt); this folder
 is on that LocalStack's import path only, after LocalStack's own packages
 (STRATOPLANE_LOCALSTACK_PLUGINS, set by local/deploy/deploy-aws.ts and read by
@@ -15,4 +15,6 @@ local/aws/localstack_launcher.py), never on the integration tests' or `npm start
   create a replica in another region (it asks for the first replica twice, its own region's too).
 * aws_custom_resource: CDK's AwsCustomResource (Custom::AWS), whose SDK call it makes itself; the
   community edition has no custom resources.
+* create_rollback: a stack whose first deploy fails is rolled back as on AWS (what it created is
+  deleted, Retain aside); LocalStack's engine marks it ROLLBACK_COMPLETE and deletes nothing.
 """
