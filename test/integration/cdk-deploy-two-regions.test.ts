@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DescribeTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
@@ -15,11 +15,11 @@ import {
   cloudFormationClient,
   deploy,
   destroy,
-  stackResources,
+  stackResourcesWithNested,
   synthesize,
 } from '../../local/deploy/steps.ts';
 import { projectRoot } from '../../local/processes.ts';
-import { type CfnTemplate, resourcesOfType } from '../../local/template.ts';
+import { type CfnTemplate, readTemplate, resourcesOfType } from '../../local/template.ts';
 
 /**
  * The two-region app through `npm run deploy:local`'s path: the real cdk CLI synthesizes it for
@@ -57,7 +57,8 @@ beforeAll(async () => {
   expect(assembly.stacks.map((stack) => stack.region).sort()).toEqual([...regions].sort());
   for (const stack of assembly.stacks) {
     stacks.set(stack.region, stack);
-    templates.set(stack.region, JSON.parse(readFileSync(stack.templateFile, 'utf8')) as CfnTemplate);
+    // With its nested route stacks' resources (cdk/constructs/route-stacks.ts), as CloudFormation holds them.
+    templates.set(stack.region, readTemplate(stack.templateFile));
   }
   await bootstrap(target, assembly);
 }, 300_000);
@@ -80,8 +81,13 @@ describe('cdk deploy of two regions through CloudFormation into LocalStack', () 
       const stack = stacks.get(region)!;
       const { Stacks } = await cloudFormationClient(target, region).send(new DescribeStacksCommand({ StackName: stack.stackName }));
       expect({ region, status: Stacks?.[0]?.StackStatus }).toEqual({ region, status: 'CREATE_COMPLETE' });
-      const held = await stackResources(target, stack);
-      expect(held.map((resource) => resource.LogicalResourceId).sort()).toEqual(Object.keys(templates.get(region)!.Resources).sort());
+      // Every resource of the stack and its nested stacks (CDK's metadata resource, one per stack, aside).
+      const held = (await stackResourcesWithNested(target, stack)).filter((resource) => resource.ResourceType !== 'AWS::CDK::Metadata');
+      const templated = Object.entries(templates.get(region)!.Resources).filter(([, resource]) => resource.Type !== 'AWS::CDK::Metadata');
+      expect({ region, held: held.map((resource) => resource.LogicalResourceId).sort() }).toEqual({
+        region,
+        held: templated.map(([logicalId]) => logicalId).sort(),
+      });
     }
 
     // The primary's template defines the table with both regions; DynamoDB lists the replica.
@@ -94,7 +100,7 @@ describe('cdk deploy of two regions through CloudFormation into LocalStack', () 
     const primaryTable = (await dynamodb(primary).send(new DescribeTableCommand({ TableName: tableName }))).Table!;
     expect(primaryTable.TableStatus).toBe('ACTIVE');
     expect(primaryTable.Replicas?.map((entry) => ({ region: entry.RegionName, status: entry.ReplicaStatus }))).toEqual([{ region: replica, status: 'ACTIVE' }]);
-    const physicalTable = (await stackResources(target, stacks.get(primary)!)).find((resource) => resource.LogicalResourceId === tableLogicalId);
+    const physicalTable = (await stackResourcesWithNested(target, stacks.get(primary)!)).find((resource) => resource.LogicalResourceId === tableLogicalId);
     expect(physicalTable?.PhysicalResourceId).toBe(tableName);
     const replicaTable = (await dynamodb(replica).send(new DescribeTableCommand({ TableName: tableName }))).Table!;
     expect(replicaTable.TableStatus).toBe('ACTIVE');
@@ -108,7 +114,7 @@ describe('cdk deploy of two regions through CloudFormation into LocalStack', () 
     expect(customResources).toHaveLength(1);
     const [[streamLogicalId]] = customResources as [[string, unknown]];
     const replicaPhysical = new Map(
-      (await stackResources(target, stacks.get(replica)!)).map((resource) => [resource.LogicalResourceId!, resource.PhysicalResourceId!]),
+      (await stackResourcesWithNested(target, stacks.get(replica)!)).map((resource) => [resource.LogicalResourceId!, resource.PhysicalResourceId!]),
     );
     expect(replicaPhysical.get(streamLogicalId)).toBe(replicaTable.TableArn);
     const streamMappings = resourcesOfType(replicaTemplate, 'AWS::Lambda::EventSourceMapping').filter(
