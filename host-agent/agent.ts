@@ -22,8 +22,8 @@ import { BidRelay } from './bid-relay.ts';
 import { EgressAddressPolicy } from './egress-addresses.ts';
 import { directDial, dnsServerResolver, EgressDestinations, systemResolver } from './egress-destinations.ts';
 import { NetnsSockets } from './netns-sockets.ts';
-import { MetadataOnInterface } from './metadata-on-interface.ts';
-import { MetadataRedirects } from './data-plane/metadata-redirects.ts';
+import { BridgesOnInterface } from './bridges-on-interface.ts';
+import { BridgeRedirects } from './data-plane/bridge-redirects.ts';
 import { ShuffleService } from './shuffle-service.ts';
 import { QueueConsumer } from './queue-consumer.ts';
 import { HOST_CREDENTIAL_SECONDS } from '#tokens/host-credentials.ts';
@@ -115,7 +115,7 @@ export class HostAgent {
   private readonly egressAddresses = new EgressAddressPolicy();
   private readonly netnsSockets: NetnsSockets | undefined;
   /** With a host namespace: each VM's metadata server at 169.254.169.254 on its own interface. */
-  private metadataRedirects: MetadataRedirects | undefined;
+  private bridgeRedirects: BridgeRedirects | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly bridges: VmBridges;
   private readonly bidRelay: BidRelay;
@@ -169,7 +169,7 @@ export class HostAgent {
         mintToken: (vm, audience) => this.tokens.mint(vm.vmId, audience)?.token,
       },
       (message) => log(config.hostId, message),
-      this.netnsSockets ? new MetadataOnInterface(this.netnsSockets, () => this.metadataRedirects!) : undefined,
+      this.netnsSockets ? new BridgesOnInterface(this.netnsSockets, () => this.bridgeRedirects!) : undefined,
       config.metadataTokensPerSecond
         ? { ...METADATA_RATE_LIMITS, tokens: { rate: config.metadataTokensPerSecond, burst: 5 * config.metadataTokensPerSecond } }
         : undefined,
@@ -201,7 +201,7 @@ export class HostAgent {
   async start(): Promise<string> {
     // Asked for real tunnels and unable to make them: better not to start than to pretend.
     if (this.config.netns) this.dataPlane = await LinuxDataPlane.open(this.config.netns, this.config.address, (message) => log(this.config.hostId, message));
-    if (this.config.netns && this.hostServices) this.metadataRedirects = await MetadataRedirects.open(this.config.netns);
+    if (this.config.netns && this.hostServices) this.bridgeRedirects = await BridgeRedirects.open(this.config.netns);
     const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.bidRelay.listen(this.config.bidPort);
     const { queueUrl } = await this.retrying('register', () =>
@@ -463,10 +463,10 @@ export class HostAgent {
 
   /** How a VM's bridge knows which VM is calling. */
   private vmIdentity(): { by: 'port' | 'interface'; note: string } {
-    if (this.metadataRedirects)
+    if (this.bridgeRedirects)
       return {
         by: 'interface',
-        note: "each VM's metadata server answers at 169.254.169.254:80 on the VM's own interface only; its outbound proxy and bidder port are still on 127.0.0.1 ports",
+        note: "each VM's metadata server (169.254.169.254:80) and outbound proxy (169.254.169.254:3128) answer on the VM's own interface only; its bidder port is still on a 127.0.0.1 port",
       };
     return {
       by: 'port',

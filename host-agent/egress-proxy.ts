@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import type { EgressPolicy } from '#events/vm-config.ts';
 import { EgressRefusedError, type EgressDestinations } from './egress-destinations.ts';
 import type { LocalVm } from './forwarding-table.ts';
@@ -62,6 +62,7 @@ export class VmEgressProxy {
   private bucket: TokenBucket | undefined;
   readonly stats = { forwarded: 0, refused: 0, limited: 0 };
   url = '';
+  private onlyFrom: string | undefined;
 
   constructor(
     readonly vm: LocalVm,
@@ -82,9 +83,16 @@ export class VmEgressProxy {
     });
   }
 
-  async listen(): Promise<string> {
-    this.url = await listenLocally(this.server);
-    return this.url;
+  /**
+   * On a socket made on the VM's interface (the host's namespace: only the VM reaches it, and it
+   * answers only the VM's own address), or on a 127.0.0.1 port of its own (development). Its port.
+   */
+  async listen(on?: Server): Promise<number> {
+    if (on) {
+      await new Promise<void>((resolve) => this.server.listen(on, resolve));
+      this.onlyFrom = this.vm.ip;
+    } else this.url = await listenLocally(this.server);
+    return (this.server.address() as AddressInfo).port;
   }
 
   close(): Promise<void> {
@@ -97,6 +105,7 @@ export class VmEgressProxy {
       response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
       response.end(`${message}\n`);
     };
+    if (this.onlyFrom && request.socket.remoteAddress?.replace(/^::ffff:/, '') !== this.onlyFrom) return refuse(403, 'Only this VM is served here.');
     let target: URL;
     try {
       target = new URL(request.url ?? '');

@@ -95,7 +95,7 @@ export class VmMetadataServer {
 
   /**
    * Listens on 127.0.0.1 (any free port), or on a listening socket made for this VM elsewhere
-   * (see MetadataOnInterface); returns the port.
+   * (see BridgesOnInterface); returns the port.
    */
   async listen(on?: net.Server): Promise<number> {
     if (on) {

@@ -1,17 +1,25 @@
+import type net from 'node:net';
 import { BidderLink } from './bidder-link.ts';
+import type { BridgeService } from './data-plane/bridge-redirects.ts';
 import { VmEgressProxy, type EgressBackend } from './egress-proxy.ts';
 import type { LocalVm } from './forwarding-table.ts';
 import { METADATA_RATE_LIMITS, VmMetadataServer, type MetadataBackend } from './metadata-server.ts';
 
+/** A bridge server that can take a listening socket made elsewhere (in the host's namespace); answers its port. */
+export interface InterfaceServer {
+  listen(on: net.Server): Promise<number>;
+  close(): Promise<void>;
+}
+
 /**
- * Where VMs' metadata servers listen when not on 127.0.0.1: at 169.254.169.254 on each VM's own
- * interface (see MetadataOnInterface).
+ * Where VMs' metadata servers and outbound proxies listen when not on 127.0.0.1: at
+ * 169.254.169.254 (ports 80 and 3128) on each VM's own interface (see BridgesOnInterface).
  */
-export interface MetadataPlacement {
-  open(vm: LocalVm, server: VmMetadataServer): Promise<void>;
-  close(vm: LocalVm, server: VmMetadataServer): Promise<void>;
-  /** How a VM's server is reached, for the status. */
-  describe(vm: LocalVm): string;
+export interface BridgePlacement {
+  open(vm: LocalVm, servers: Record<BridgeService, InterfaceServer>): Promise<void>;
+  close(vm: LocalVm, servers: Record<BridgeService, InterfaceServer>): Promise<void>;
+  /** How a VM's servers are reached, for the status. */
+  describe(vm: LocalVm): { metadataUrl: string; egressProxyUrl: string };
 }
 
 /** A VM's service bridge: its metadata server, its outbound proxy and its bidder port, all for that VM only. */
@@ -26,7 +34,7 @@ interface Bridge {
  * One service bridge per VM this host runs, started when the VM appears in the forwarding table
  * on this host and stopped when it moves away or is deleted. Which VM a request comes from is
  * which bridge received it, never anything in the request: with a host namespace, which interface
- * the VM's packets came in on (MetadataPlacement); without, which 127.0.0.1 port (development only).
+ * the VM's packets came in on (BridgePlacement); without, which 127.0.0.1 port (development only).
  */
 export class VmBridges {
   private readonly bridges = new Map<string, Bridge>();
@@ -35,7 +43,7 @@ export class VmBridges {
   constructor(
     private readonly backend: MetadataBackend & EgressBackend,
     private readonly log: (message: string) => void,
-    private readonly placement?: MetadataPlacement,
+    private readonly placement?: BridgePlacement,
     private readonly metadataLimits = METADATA_RATE_LIMITS,
   ) {}
 
@@ -52,8 +60,7 @@ export class VmBridges {
         {
           ip: vm.ip,
           networkId: vm.networkId,
-          metadataUrl: this.placement ? this.placement.describe(vm) : metadata.url,
-          egressProxyUrl: egress.url,
+          ...(this.placement ? this.placement.describe(vm) : { metadataUrl: metadata.url, egressProxyUrl: egress.url }),
           egress: egress.stats,
           bidderPort: bidder.port,
           bidder: { connected: bidder.connected, ...bidder.stats },
@@ -78,8 +85,9 @@ export class VmBridges {
       if (vm && vm.ip === bridge.vm.ip && vm.networkId === bridge.vm.networkId) continue;
       this.bridges.delete(vmId);
       await Promise.all([
-        this.placement ? this.placement.close(bridge.vm, bridge.metadata) : bridge.metadata.close(),
-        bridge.egress.close(),
+        ...(this.placement
+          ? [this.placement.close(bridge.vm, { metadata: bridge.metadata, egress: bridge.egress })]
+          : [bridge.metadata.close(), bridge.egress.close()]),
         bridge.bidder.close(),
       ]);
     }
@@ -91,7 +99,12 @@ export class VmBridges {
         egress: new VmEgressProxy(vm, this.backend, this.log),
         bidder: new BidderLink(vm.vmId, this.log),
       };
-      await Promise.all([this.placement ? this.placement.open(vm, bridge.metadata) : bridge.metadata.listen(), bridge.egress.listen(), bridge.bidder.listen()]);
+      await Promise.all([
+        ...(this.placement
+          ? [this.placement.open(vm, { metadata: bridge.metadata, egress: bridge.egress })]
+          : [bridge.metadata.listen(), bridge.egress.listen()]),
+        bridge.bidder.listen(),
+      ]);
       this.bridges.set(vm.vmId, bridge);
     }
   }

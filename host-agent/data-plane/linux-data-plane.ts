@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import { AntiSpoofing, macOfInterface, type AllowedSource } from './anti-spoofing.ts';
 import { routingTableOf, vniOfDevice, type DesiredState, type NetworkPlan } from './desired-state.ts';
 import { macOf, networkRemoval, planCommands, RULE_PRIORITY } from './plan-commands.ts';
 
@@ -55,11 +56,15 @@ export class LinuxDataPlane {
     private readonly netns: string,
     private readonly underlay: string,
     private readonly log: (message: string) => void,
+    private readonly antiSpoofing: AntiSpoofing,
   ) {}
 
-  /** Checks the namespace can be programmed (rights, VXLAN support) and adopts what an earlier agent left. */
+  /**
+   * Checks the namespace can be programmed (rights, VXLAN support, nftables) and adopts what an
+   * earlier agent left. Every VM interface may send only as its VM (anti-spoofing.ts).
+   */
   static async open(netns: string, underlay: string, log: (message: string) => void): Promise<LinuxDataPlane> {
-    const plane = new LinuxDataPlane(netns, underlay, log);
+    const plane = new LinuxDataPlane(netns, underlay, log, await AntiSpoofing.open(netns));
     const probe = 'spprobe0';
     try {
       await run('ip', ['-n', netns, 'link', 'add', probe, 'type', 'vxlan', 'id', '1', 'dstport', '4789', 'local', underlay, 'nolearning']);
@@ -133,6 +138,7 @@ export class LinuxDataPlane {
     // Removals of what is already gone fail harmlessly.
     await batch('ip', this.netns, plan.ipRemove);
     await batch('bridge', this.netns, plan.bridgeRemove);
+    await this.antiSpoofing.sync(allowedSources(desired), this.pruneLeftovers).catch((error: Error) => errors.push(`anti-spoofing: ${error.message}`));
     if (this.pruneLeftovers) {
       const needed = new Set([...desired.values()].map((network) => network.device));
       const unneeded = [...this.leftovers].filter((device) => !needed.has(device));
@@ -187,6 +193,11 @@ export class LinuxDataPlane {
     const { stdout } = await run('ip', ['-n', this.netns, '-o', 'link', 'show', 'type', 'vxlan']);
     return [...stdout.matchAll(/^\d+: (vx[0-9a-f]{6})[@:]/gm)].map((match) => match[1]!);
   }
+}
+
+/** What each local VM interface may send as: its VM's address, and the MAC its name gives. */
+function allowedSources(desired: DesiredState): AllowedSource[] {
+  return [...desired.values()].flatMap((network) => [...network.local].map(([ip, device]) => ({ device, ip, mac: macOfInterface(device) })));
 }
 
 /** A network whose device exists but whose entries must all be programmed again. */

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
+import { macOfInterface } from '../data-plane/anti-spoofing.ts';
+import { vmInterfaceName } from '../data-plane/desired-state.ts';
 
 const run = promisify(execFile);
 const ip = (netns: string | undefined, args: string[]) => run('ip', netns ? ['-n', netns, ...args] : args);
@@ -24,8 +25,10 @@ export async function unplugTap(netns: string | undefined, name: string): Promis
   await ip(netns, ['link', 'del', name]).catch(() => {});
 }
 
-/** A VM's MAC: locally administered (02:…), from its id, so it is the same on every host it runs on. */
+/**
+ * A VM's MAC: locally administered (02:…), from its id, so it is the same on every host it runs
+ * on, and the one its interface's anti-spoofing entry allows (data-plane/anti-spoofing.ts).
+ */
 export function macOfVm(vmId: string): string {
-  const bytes = createHash('sha256').update(vmId).digest().subarray(0, 5);
-  return ['02', ...[...bytes].map((byte) => byte.toString(16).padStart(2, '0'))].join(':');
+  return macOfInterface(vmInterfaceName(vmId));
 }

@@ -4,6 +4,7 @@ import readline from 'node:readline';
 import { promisify } from 'node:util';
 import { vmInterfaceName } from '#host-agent/data-plane/desired-state.ts';
 import { VM_GATEWAY } from '#host-agent/data-plane/plan-commands.ts';
+import { macOfVm } from '#host-agent/vm-runtime/vm-taps.ts';
 import { projectRoot } from '../processes.ts';
 
 const run = promisify(execFile);
@@ -183,6 +184,8 @@ export class DataPlaneLab {
   private async plug(vm: LabVm, host: LabHost): Promise<void> {
     const hostSide = vmInterfaceName(vm.vmId);
     await ip('link', 'add', hostSide, 'netns', host.netns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', vm.netns);
+    // The VM's own MAC, as QEMU gives a guest: the host's anti-spoofing lets only it through.
+    await ip('-n', vm.netns, 'link', 'set', 'eth0', 'address', macOfVm(vm.vmId));
     await ip('-n', vm.netns, 'addr', 'add', `${vm.ip}/32`, 'dev', 'eth0');
     await ip('-n', vm.netns, 'link', 'set', 'eth0', 'up');
     // The host side answers for the gateway once its agent has set it up (see VM_GATEWAY).

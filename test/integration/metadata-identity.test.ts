@@ -27,15 +27,18 @@ if (unavailable) console.warn(`metadata identity tests skipped: ${unavailable}`)
 
 /**
  * Two tenants' VMs on one host, with the same address in overlapping ranges: each asks
- * 169.254.169.254 and is known by the interface its packets come in on.
+ * 169.254.169.254 (metadata on 80, its outbound proxy on 3128) and is known by the interface its
+ * packets come in on.
  */
-describe.skipIf(unavailable !== undefined)("a VM's metadata server knows it by its interface", () => {
+describe.skipIf(unavailable !== undefined)("a VM's metadata server and outbound proxy know it by its interface", () => {
   const lab = new DataPlaneLab(`m${process.pid % 100_000}`, '172.31.251');
   const tenants = { a: uniqueId('ida'), b: uniqueId('idb') };
   let agent: RunningAgent;
   const vms: Record<'a' | 'b', any> = {} as never;
   const labVms: Record<'a' | 'b', LabVm> = {} as never;
   const portOf = async (vmId: string) => Number(/port (\d+)/.exec(((await agent.status()) as any).vms[vmId].metadataUrl)![1]);
+  const bridgeOf = async (vmId: string) => ((await agent.status()) as any).vms[vmId];
+  const proxyPortOf = async (vmId: string) => Number(/port (\d+)/.exec((await bridgeOf(vmId)).egressProxyUrl)![1]);
 
   beforeAll(async () => {
     const [host] = await lab.addHosts(2);
@@ -111,11 +114,28 @@ describe.skipIf(unavailable !== undefined)("a VM's metadata server knows it by i
     expect(JSON.stringify(spoofed)).not.toContain(vms.b.vmId);
   });
 
+  it("reaches its own outbound proxy at 169.254.169.254:3128, never another VM's", async () => {
+    const refused = async (key: 'a' | 'b') => (await bridgeOf(vms[key].vmId)).egress.refused as number;
+    const [beforeA, beforeB] = [await refused('a'), await refused('b')];
+    // A request in origin form, as to a web server: the proxy answers (a forward proxy wants absolute URLs), and it is A's.
+    const answer = await getFrom(labVms.a.netns, 'http://169.254.169.254:3128/', { flavor: false });
+    expect(answer.status).toBe(400);
+    expect(answer.body).toContain('Send absolute URLs');
+    expect([await refused('a'), await refused('b')]).toEqual([beforeA + 1, beforeB]);
+    // B's proxy port, or A's own, named directly: not redirected, dropped.
+    for (const port of [await proxyPortOf(vms.b.vmId), await proxyPortOf(vms.a.vmId)]) {
+      expect((await getFrom(labVms.a.netns, `http://169.254.169.254:${port}/`, { flavor: false })).error, `port ${port}`).toMatch(
+        /timed out|ECONNREFUSED|ECONNRESET/,
+      );
+    }
+    expect(await refused('b')).toBe(beforeB);
+  });
+
   it('gives nothing to another host over the underlay, nor to anything in the host itself', async () => {
     const [, other] = lab.hosts;
     await promisify(execFile)('ip', ['-n', other!.netns, 'route', 'add', '169.254.169.254/32', 'via', lab.hosts[0]!.underlay]);
     const port = await portOf(vms.a.vmId);
-    for (const target of ['169.254.169.254', `169.254.169.254:${port}`]) {
+    for (const target of ['169.254.169.254', `169.254.169.254:${port}`, '169.254.169.254:3128', `169.254.169.254:${await proxyPortOf(vms.a.vmId)}`]) {
       expect((await getFrom(other!.netns, `http://${target}/computeMetadata/v1/instance/id`)).error, target).toMatch(
         /timed out|ECONNREFUSED|ECONNRESET|EHOSTUNREACH/,
       );

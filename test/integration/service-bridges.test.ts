@@ -23,10 +23,11 @@ interface Seen {
 }
 
 /** Runs the simulated VM's client (a separate process) against the VM's outbound proxy. */
-async function fromVm(proxyUrl: string, args: string[]): Promise<{ url?: string; status: number; body: string; retryAfter?: string; location?: string }[]> {
+/** Calls through the VM's outbound proxy from inside the VM (its namespace), at 169.254.169.254:3128 as a guest would. */
+async function fromVm(vmNetns: string, args: string[]): Promise<{ url?: string; status: number; body: string; retryAfter?: string; location?: string }[]> {
   const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ['--import', 'tsx', path.join(projectRoot, 'test/fixtures/egress-client.ts'), '--proxy', proxyUrl, ...args],
+    'ip',
+    ['netns', 'exec', vmNetns, process.execPath, '--import', 'tsx', path.join(projectRoot, 'test/fixtures/egress-client.ts'), '--proxy', GUEST_PROXY, ...args],
     { cwd: projectRoot },
   );
   return stdout
@@ -35,6 +36,8 @@ async function fromVm(proxyUrl: string, args: string[]): Promise<{ url?: string;
     .filter(Boolean)
     .map((line) => JSON.parse(line));
 }
+
+const GUEST_PROXY = 'http://169.254.169.254:3128';
 
 const unavailable = await labUnavailableReason();
 if (unavailable) console.warn(`service-bridge egress tests skipped: ${unavailable}`);
@@ -55,7 +58,6 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
   let vm: any;
   let vmNetns: string;
   let verifier: VmTokenVerifier;
-  const proxyUrl = async () => ((await agent.status()) as any).vms[vm.vmId]?.egressProxyUrl as string;
 
   beforeAll(async () => {
     const [host] = await lab.addHosts(1);
@@ -92,7 +94,7 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
     // The policy and the credential reach the agent through the stream, the host queue and a refresh.
     await eventually(
       async () => {
-        const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/ready`]);
+        const [answer] = await fromVm(vmNetns, ['--url', `${allowed.https}/ready`]);
         expect(answer!.status).toBe(200);
         expect(seen.at(-1)!.headers.authorization).toMatch(/^Bearer /);
       },
@@ -118,7 +120,7 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
       'connection: x-private',
       'x-private: secret',
     ];
-    const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/v1/things?x=1`, ...smuggled.flatMap((header) => ['--header', header])]);
+    const [answer] = await fromVm(vmNetns, ['--url', `${allowed.https}/v1/things?x=1`, ...smuggled.flatMap((header) => ['--header', header])]);
     expect(answer).toMatchObject({ status: 200, body: `hello ${vm.vmId} over https` });
     const [request] = seen;
     expect(request).toMatchObject({ scheme: 'https', path: '/v1/things?x=1' });
@@ -138,7 +140,7 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
   it('puts no token into a plain http:// request, where anyone on the path could read it', async () => {
     seen.length = 0;
     await new Promise((resolve) => setTimeout(resolve, 600));
-    const [answer] = await fromVm(await proxyUrl(), ['--url', `${allowed.http}/plain`, '--header', 'authorization: Bearer mine']);
+    const [answer] = await fromVm(vmNetns, ['--url', `${allowed.http}/plain`, '--header', 'authorization: Bearer mine']);
     expect(answer).toMatchObject({ status: 200, body: `hello ${vm.vmId} over http` });
     expect(seen[0]!.headers.authorization).toBeUndefined();
   });
@@ -146,9 +148,9 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
   it('refuses a destination outside the allow-list, and tunnels, and the destination never hears of them', async () => {
     seen.length = 0;
     await new Promise((resolve) => setTimeout(resolve, 600));
-    const [refused] = await fromVm(await proxyUrl(), ['--url', `${forbidden}/steal`]);
+    const [refused] = await fromVm(vmNetns, ['--url', `${forbidden}/steal`]);
     expect(refused).toMatchObject({ status: 403, body: `${forbidden} is not in this VM's egress allow-list.\n` });
-    const [tunnel] = await fromVm(await proxyUrl(), ['--connect', 'api.example.test:443']);
+    const [tunnel] = await fromVm(vmNetns, ['--connect', 'api.example.test:443']);
     expect(tunnel!.status).toBe(405);
     expect(seen).toEqual([]);
   });
@@ -159,11 +161,11 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
     await expectOk(
       api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [allowed.https, allowed.http, 'http://loopback.example.test'], requestsPerSecond: 2, burst: 5 }),
     );
-    const [redirect] = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/redirect`]);
+    const [redirect] = await fromVm(vmNetns, ['--url', `${allowed.https}/redirect`]);
     expect(redirect).toMatchObject({ status: 302, location: 'http://loopback.example.test/' });
     await eventually(
       async () => {
-        const [followed] = await fromVm(await proxyUrl(), ['--url', redirect!.location!]);
+        const [followed] = await fromVm(vmNetns, ['--url', redirect!.location!]);
         expect(followed).toMatchObject({ status: 403, body: 'loopback.example.test resolves to 127.0.0.1 (loopback): the bridge never connects there.\n' });
       },
       30_000,
@@ -175,7 +177,7 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
   it('holds a VM to its rate: past the burst it gets 429 with Retry-After, and nothing more leaves', async () => {
     await new Promise((resolve) => setTimeout(resolve, 2600));
     seen.length = 0;
-    const answers = await fromVm(await proxyUrl(), ['--url', `${allowed.https}/burst`, '--count', '12']);
+    const answers = await fromVm(vmNetns, ['--url', `${allowed.https}/burst`, '--count', '12']);
     const limited = answers.filter((answer) => answer.status === 429);
     expect(answers.filter((answer) => answer.status === 200).length).toBeLessThanOrEqual(6);
     expect(limited.length).toBeGreaterThanOrEqual(6);
@@ -213,7 +215,7 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
 
   it('follows policy changes: an origin taken off the list is refused from then on', async () => {
     await expectOk(api('PUT', `/vms/${vm.vmId}/egress-policy`, { allow: [forbidden] }));
-    await eventually(async () => expect((await fromVm(await proxyUrl(), ['--url', `${allowed.https}/after`]))[0]!.status).toBe(403), 30_000, 300);
+    await eventually(async () => expect((await fromVm(vmNetns, ['--url', `${allowed.https}/after`]))[0]!.status).toBe(403), 30_000, 300);
     const view = await expectOk(api('GET', `/vms/${vm.vmId}`));
     expect(view.egress).toEqual({ allow: [forbidden], requestsPerSecond: 50, burst: 100 });
   });
