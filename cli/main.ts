@@ -89,6 +89,18 @@ const required = (options: Context['options'], name: string) => {
   if (typeof value !== 'string' || value === '') throw new CliError(ExitCode.usage, `--${name} is required`);
   return value;
 };
+/** `--metadata KEY=VALUE`, repeated (gcloud's --metadata): the VM's attributes, or undefined when none is given. */
+const metadataOption = (given: Context['options'][string]): Record<string, string> | undefined => {
+  const entries = given === undefined ? [] : Array.isArray(given) ? given : [given];
+  if (entries.length === 0) return undefined;
+  return Object.fromEntries(
+    entries.map((entry) => {
+      const at = String(entry).indexOf('=');
+      if (at < 1) throw new CliError(ExitCode.usage, `--metadata ${JSON.stringify(entry)}: KEY=VALUE`);
+      return [String(entry).slice(0, at), String(entry).slice(at + 1)];
+    }),
+  );
+};
 const requiredNumber = (options: Context['options'], name: string) => {
   required(options, name);
   return number(options, name)!;
@@ -159,7 +171,7 @@ const commands: Record<string, Record<string, Command>> = {
     show: show((api, vmId) => api.getVm({ params: { vmId } })),
     create: {
       usage:
-        'create --name NAME --network ID [--spread-from VM,…] [--image ID] [--machine-type T] [--wait [--timeout S]]    (--wait: until it runs, or failed)\n         operators: --host ID --tenant ID (tenants do not pick hosts; placement does)',
+        'create --name NAME --network ID [--spread-from VM,…] [--image ID] [--machine-type T] [--metadata KEY=VALUE]… [--wait [--timeout S]]    (--wait: until it runs, or failed)\n         operators: --host ID --tenant ID (tenants do not pick hosts; placement does)',
       options: {
         name: { type: 'string' },
         network: { type: 'string' },
@@ -168,10 +180,12 @@ const commands: Record<string, Record<string, Command>> = {
         'spread-from': { type: 'string' },
         image: { type: 'string' },
         'machine-type': { type: 'string' },
+        metadata: { type: 'string', multiple: true },
         ...waitOption,
       },
       async run(context) {
         const { api, options } = context;
+        const attributes = metadataOption(options.metadata);
         let vm = await api.createVm({
           body: {
             name: required(options, 'name'),
@@ -181,6 +195,7 @@ const commands: Record<string, Record<string, Command>> = {
             ...(options['spread-from'] ? { spreadFrom: required(options, 'spread-from').split(',') } : {}),
             ...(options.image ? { imageId: required(options, 'image') } : {}),
             ...(options['machine-type'] ? { machineType: required(options, 'machine-type') as CreateVmRequest['machineType'] } : {}),
+            ...(attributes ? { attributes } : {}),
           },
         });
         if (options.wait && (vm.state === 'provisioning' || vm.state === 'starting')) {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { clientToken, ipv4Address, ipv4Cidr, ipv4CidrPattern, resourceId } from './identifiers.ts';
 import { MachineType } from './vm-lifecycle.ts';
+import { VmAttributes } from './vm-config.ts';
 
 export const RegisterHostRequest = z.strictObject({
   hostId: resourceId,
@@ -60,6 +61,10 @@ export const CreateVmRequest = z.strictObject({
   imageId: resourceId.optional(),
   /** Its size (memory, vCPUs): s1.nano when absent. */
   machineType: MachineType.optional(),
+  /** Custom metadata its guest reads at boot from its metadata server (`instance/attributes/`), as GCE's metadata at create. */
+  attributes: VmAttributes.optional().describe(
+    "Custom metadata the guest reads at boot from its metadata server (instance/attributes/<key>), as GCE's instance metadata; later changed with PUT /vms/{vmId}/attributes.",
+  ),
   clientToken: clientToken.optional(),
 });
 export type CreateVmRequest = z.infer<typeof CreateVmRequest>;

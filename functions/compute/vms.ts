@@ -186,6 +186,7 @@ async function placeVm(
       bootGeneration: 0,
       machineType: request.machineType ?? DEFAULT_MACHINE_TYPE,
       ...(request.imageId ? { imageId: request.imageId } : {}),
+      ...(request.attributes ? { attributes: request.attributes } : {}),
       endpointAddress: host.address,
       endpointVersion: version,
       pairKeyCiphertext,

@@ -67,6 +67,10 @@ describe('stratoplane CLI', () => {
     expect(missing.stderr).toContain('GET /vms/vm-000000000000: 404 vm vm-000000000000 not found');
     const usage = await cli(['vms', 'create', '--network', 'net-x']);
     expect(usage).toMatchObject({ code: 2, stderr: 'stratoplane: --name is required\n' });
+    expect(await cli(['vms', 'create', '--name', 'x', '--network', 'net-x', '--metadata', 'no-value'])).toMatchObject({
+      code: 2,
+      stderr: 'stratoplane: --metadata "no-value": KEY=VALUE\n',
+    });
     expect((await cli(['vms', 'launch'])).code).toBe(2);
     const unreachable = await cli(['vms', 'list'], 'http://127.0.0.1:1/v1');
     expect(unreachable.code).toBe(3);
@@ -107,6 +111,10 @@ describe('stratoplane CLI', () => {
           awayAgent.hostId,
           '--tenant',
           tenantId,
+          '--metadata',
+          'role=web',
+          '--metadata',
+          'motd=a=b',
           '--wait',
           '--json',
         ],
@@ -118,7 +126,12 @@ describe('stratoplane CLI', () => {
     }
     expect(launch.code, launch.stderr).toBe(0);
     expect(launch.stderr).toContain(`: provisioning (waiting for image ${image.imageId} to be copied from ${inject('region')} to ${away.region})`);
-    expect(JSON.parse(launch.stdout)).toMatchObject({ state: 'running', imageId: image.imageId, region: away.region });
+    expect(JSON.parse(launch.stdout)).toMatchObject({
+      state: 'running',
+      imageId: image.imageId,
+      region: away.region,
+      attributes: { role: 'web', motd: 'a=b' },
+    });
     const hosts = await cli(['vms', 'known-hosts', JSON.parse(launch.stdout).vmId], away.apiUrl);
     expect(hosts.code).toBe(1);
     expect(hosts.stderr).toContain('has not published host keys yet');

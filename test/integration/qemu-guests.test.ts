@@ -1,8 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GUEST_IMAGE_MANIFEST } from '#events/guest-image.ts';
 import { decodeJws } from '#tokens/jws.ts';
 import { readUstar } from '../../host-agent/vm-runtime/image-bundle.ts';
+import { macOfVm } from '../../host-agent/vm-runtime/vm-taps.ts';
 import { ustar } from '../../local/guest-image/archives.ts';
 import { ensureGuestImage } from '../../local/guest-image/build.ts';
 import { DataPlaneLab, labUnavailableReason } from '../../local/data-plane/lab.ts';
@@ -12,6 +17,7 @@ import { qemuUnavailableReason } from '../helpers/guest.ts';
 import { uploadImage } from '../helpers/images.ts';
 import { tenantToken } from '../helpers/tokens.ts';
 
+const run = promisify(execFile);
 const unavailable = (await labUnavailableReason()) ?? qemuUnavailableReason();
 if (unavailable) console.warn(`real guest tests skipped: ${unavailable}`);
 
@@ -20,8 +26,8 @@ const FINGERPRINTS = /-----BEGIN SSH HOST KEY FINGERPRINTS-----\ned25519 (SHA256
 /**
  * Real guests, placed through the API on a lab host whose agent runs QEMU (`--runtime qemu`): the
  * agent fetches the image from the region's bucket, checks it, boots it on a tap in the host's
- * namespace, and reports what it sees. The guest makes its own SSH host keys and publishes them
- * through its metadata server at 169.254.169.254.
+ * namespace, and reports what it sees. The guest reads who it is (id, address, network, attributes)
+ * from its metadata server at 169.254.169.254, and makes its own SSH host keys and publishes them there.
  */
 describe.skipIf(unavailable !== undefined)('real guests through the API', () => {
   const lab = new DataPlaneLab(`q${process.pid % 100_000}`, '172.31.247');
@@ -29,6 +35,8 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
   const tenant = tenantToken(tenantId);
   const asTenant = (method: string, path: string, body?: unknown) => api(method, path, body, tenant);
   let agent: RunningAgent;
+  /** A second QEMU host, for traffic between guests across the tunnel. */
+  let remote: RunningAgent;
   let networkId: string;
   let imageId: string;
   let brokenImageId: string;
@@ -36,8 +44,10 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
   const vmView = async (vmId: string) => expectOk(asTenant('GET', `/vms/${vmId}`));
 
   beforeAll(async () => {
-    const [host] = await lab.addHosts(1);
-    agent = await startAgent(uniqueId('qemu'), host!.underlay, 4, undefined, ['--netns', host!.netns, '--runtime', 'qemu']);
+    const [host, other] = await lab.addHosts(2);
+    const qemuAgent = (on: { underlay: string; netns: string }) =>
+      startAgent(uniqueId('qemu'), on.underlay, 4, undefined, ['--netns', on.netns, '--runtime', 'qemu']);
+    [agent, remote] = await Promise.all([qemuAgent(host!), qemuAgent(other!)]);
     networkId = (await expectOk(asTenant('POST', '/networks', { name: 'guests', cidr: '10.72.0.0/24' }), 201)).networkId;
     const image = readFileSync((await ensureGuestImage({ log: () => {} })).path);
     ({ imageId } = await uploadImage('stratoplane-guest', image, tenant));
@@ -54,13 +64,15 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
   }, 240_000);
 
   afterAll(async () => {
-    await agent?.process.stop();
+    await Promise.all([agent?.process.stop(), remote?.process.stop()]);
     await lab.destroy();
   });
 
-  it('boots two guests of one image (one download), shows their consoles, and publishes the host keys each guest made', async () => {
+  it('boots two guests of one image (one download), shows their consoles, tells each who it is, and publishes the host keys each guest made', async () => {
     const launched = await Promise.all(
-      ['guest-1', 'guest-2'].map((name) => expectOk(createVmOn({ name, networkId, hostId: agent.hostId, imageId }, tenantId), 201)),
+      ['guest-1', 'guest-2'].map((name) =>
+        expectOk(createVmOn({ name, networkId, hostId: agent.hostId, imageId, attributes: { role: 'web', 'startup-note': name } }, tenantId), 201),
+      ),
     );
     vmIds.push(...launched.map((vm) => vm.vmId));
     for (const vm of launched) await eventually(async () => expect((await vmView(vm.vmId)).state).toBe('running'), 120_000, 500);
@@ -72,6 +84,10 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
         const { output } = await expectOk(asTenant('GET', `/vms/${vm!.vmId}/console`));
         expect(output.replaceAll('\r', '')).toMatch(FINGERPRINTS);
         expect(output).toContain(`stratoplane-guest: ready ip=${vm!.ip}/32`);
+        // Who it is, as its metadata server told it (through its own interface).
+        expect(output).toMatch(
+          new RegExp(`stratoplane-guest: metadata: id=${vm!.vmId} ip=${vm!.ip.replaceAll('.', '\\.')} network=${networkId} attributes=role,startup-note `),
+        );
       },
       30_000,
       500,
@@ -117,8 +133,81 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
     expect((await vmView(vm.vmId)).stateReason).toMatch(/console: .*Kernel panic - not syncing: VFS: Unable to mount root fs/s);
   });
 
+  it('carries traffic between guests on two hosts over the tunnel, logs in with the tenant’s key, and drops what a guest sends as another', async () => {
+    const keyDir = mkdtempSync(path.join(tmpdir(), 'guest-ssh-'));
+    const key = path.join(keyDir, 'id');
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+    const attributes = { 'ssh-keys': `root:${readFileSync(`${key}.pub`, 'utf8').trim()}` };
+    const [near, far] = await Promise.all([
+      expectOk(createVmOn({ name: 'near', networkId, hostId: agent.hostId, imageId, attributes }, tenantId), 201),
+      expectOk(createVmOn({ name: 'far', networkId, hostId: remote.hostId, imageId, attributes }, tenantId), 201),
+    ]);
+    // The tests' own vantage point: a VM of the same network on the second host (a namespace, no guest).
+    const jumpVm = await expectOk(createVmOn({ name: 'jump', networkId, hostId: remote.hostId }, tenantId), 201);
+    vmIds.push(near.vmId, far.vmId, jumpVm.vmId);
+    const jump = await lab.plugVm(jumpVm.vmId, jumpVm.ip, lab.hosts[1]!);
+    // known_hosts from what each guest published: the SSH server must prove it holds those keys.
+    const knownHosts = path.join(keyDir, 'known_hosts');
+    const lines: string[] = [];
+    for (const vm of [near, far]) {
+      await eventually(
+        async () => {
+          const { output } = await expectOk(asTenant('GET', `/vms/${vm.vmId}/console`));
+          expect(output).toContain('stratoplane-guest: ssh: 1 key(s) authorized for root');
+          const { keys } = await expectOk(asTenant('GET', `/vms/${vm.vmId}/host-keys`));
+          expect(keys).toHaveLength(2);
+          lines.push(...keys.map((published: { knownHostsLine: string }) => published.knownHostsLine));
+        },
+        150_000,
+        500,
+      );
+    }
+    writeFileSync(knownHosts, `${lines.join('\n')}\n`);
+    const ssh = async (vm: { ip: string }, command: string) =>
+      (
+        await run('ip', [
+          'netns',
+          'exec',
+          jump.netns,
+          'ssh',
+          '-i',
+          key,
+          '-o',
+          `UserKnownHostsFile=${knownHosts}`,
+          '-o',
+          'StrictHostKeyChecking=yes',
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'ConnectTimeout=20',
+          `root@${vm.ip}`,
+          command,
+        ])
+      ).stdout;
+    // Echo requests the jump VM's kernel has answered: what reached it.
+    const echoesAtJump = async () => {
+      const { stdout } = await run('ip', ['netns', 'exec', jump.netns, 'cat', '/proc/net/snmp']);
+      const [names, values] = stdout.split('\n').filter((line) => line.startsWith('Icmp:'));
+      return Number(values!.split(/\s+/)[names!.split(/\s+/).indexOf('InEchos')]);
+    };
+
+    // The jump VM (host 2) logs into the near guest (host 1); the near guest pings the far one (host 2).
+    expect(await ssh(near, 'hostname')).toBe('near\n');
+    expect(await ssh(near, `ping -c 3 -W 5 ${far.ip}`)).toMatch(/3 packets transmitted, 3 packets received/);
+
+    // The near guest takes the far one's address, then its MAC, and pings the jump VM from each: nothing arrives.
+    const before = await echoesAtJump();
+    await ssh(near, `ip addr add ${far.ip}/32 dev eth0; ping -c 3 -W 1 -I ${far.ip} ${jump.ip}; ip addr del ${far.ip}/32 dev eth0; true`);
+    await ssh(near, `ip link set dev eth0 address ${macOfVm(far.vmId)}; ping -c 3 -W 1 ${jump.ip}; ip link set dev eth0 address ${macOfVm(near.vmId)}; true`);
+    expect(await echoesAtJump()).toBe(before);
+    // The same guest, as itself: its echoes arrive.
+    expect(await ssh(near, `ping -c 3 -W 5 ${jump.ip}`)).toMatch(/3 packets received/);
+    expect(await echoesAtJump()).toBe(before + 3);
+    rmSync(keyDir, { recursive: true, force: true });
+  }, 300_000);
+
   it('removes guests from the host when their VMs are deleted', async () => {
     for (const vmId of vmIds) await expectOk(asTenant('DELETE', `/vms/${vmId}`), 204);
-    await eventually(async () => expect((await agent.status()).vmRuntime?.guests).toEqual([]), 30_000, 250);
+    for (const host of [agent, remote]) await eventually(async () => expect((await host.status()).vmRuntime?.guests).toEqual([]), 30_000, 250);
   });
 });
