@@ -166,7 +166,7 @@ const commands: Record<string, Record<string, Command>> = {
     list: list(
       (api, query) => api.listVms({ query }),
       (page) => page.vms,
-      ['vmId', 'name', 'state', 'ip', 'hostId', 'region', 'imageId'],
+      ['vmId', 'name', 'state', 'runtime', 'ip', 'hostId', 'region', 'imageId'],
     ),
     show: show((api, vmId) => api.getVm({ params: { vmId } })),
     create: {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { clientToken, ipv4Address, ipv4Cidr, ipv4CidrPattern, resourceId } from './identifiers.ts';
-import { MachineType } from './vm-lifecycle.ts';
+import { AcceleratorKind, MachineType, VmRuntimeKind } from './vm-lifecycle.ts';
 import { VmAttributes } from './vm-config.ts';
 
 export const RegisterHostRequest = z.strictObject({
@@ -9,6 +9,16 @@ export const RegisterHostRequest = z.strictObject({
   address: ipv4Address,
   /** Number of VMs the host can run. */
   capacity: z.int().min(1).max(10_000),
+  /**
+   * What the host runs VMs with (its agent's `--runtime`, as far as it could run here): `none` keeps
+   * placement off it. Absent (an operator's registration, an older agent): as before, any VM may
+   * be placed there. Registering again with another value changes it.
+   */
+  vmRuntime: VmRuntimeKind.optional().describe(
+    'What the host runs VMs with: qemu (real guests), process (a placeholder process per VM, no guest) or none (placement never puts a VM there). Absent: unknown, taken as able to run VMs. Registering again with another value changes it.',
+  ),
+  /** With `vmRuntime: qemu` only: KVM or TCG. */
+  accelerator: AcceleratorKind.optional().describe('With vmRuntime qemu only: kvm (hardware virtualization) or tcg (emulation).'),
 });
 export type RegisterHostRequest = z.infer<typeof RegisterHostRequest>;
 

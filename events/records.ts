@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
-import { MachineType, PowerState, VmState } from './vm-lifecycle.ts';
+import { AcceleratorKind, MachineType, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
 import { EndpointEntry } from './endpoints.ts';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
 
@@ -17,6 +17,10 @@ export const HostItem = z.object({
   createdAt: z.string(),
   /** The opaque name the host goes by in its VMs' tokens, which outside origins see: never its id (see hostTokenRef). */
   tokenRef: z.string().optional(),
+  /** What its agent last registered it runs VMs with; `none`: placement keeps off it. Absent: registered without saying (taken as able). */
+  vmRuntime: VmRuntimeKind.optional(),
+  /** With `vmRuntime: qemu`: KVM or TCG. */
+  accelerator: AcceleratorKind.optional(),
 });
 export type HostItem = z.infer<typeof HostItem>;
 
@@ -49,6 +53,8 @@ export const VmItem = z.object({
   stateReason: z.string().optional(),
   /** When its host saw the state it holds (ms, the host's clock): older reports are ignored. */
   stateObservedAt: z.int().optional(),
+  /** What runs it: its host's registered runtime when placed there, then what its host reports running it with. */
+  runtime: VmRuntimeKind.optional(),
   /** What its owner asked for (absent: running). */
   powerState: PowerState.optional(),
   /** Raised by each start of a stopped or failed VM and each reboot: its host boots it again. */

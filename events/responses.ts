@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
 import { NodeKind } from './projects.ts';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
-import { MachineType, PowerState, VmState } from './vm-lifecycle.ts';
+import { AcceleratorKind, MachineType, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
 
 /**
  * What the API answers, route by route. Strict: a field not listed here is an error in the tests
@@ -25,6 +25,13 @@ export const Host = z.strictObject({
   vmCount: count,
   /** The host agent's queue: what the control plane pushes to the host. */
   queueUrl: z.url(),
+  /**
+   * What it runs VMs with, as its agent last registered: `qemu` (real guests), `process`
+   * (placeholders, no guest) or `none` (placement keeps off it). Absent: registered without saying.
+   */
+  vmRuntime: VmRuntimeKind.optional(),
+  /** With `vmRuntime: qemu`: KVM or TCG. */
+  accelerator: AcceleratorKind.optional(),
   createdAt: timestamp,
 });
 export const HostList = z.strictObject({ hosts: z.array(Host) });
@@ -57,6 +64,12 @@ export const Vm = z.strictObject({
    */
   state: VmState,
   stateReason: z.string().optional(),
+  /**
+   * What runs it: `qemu` (a real guest booted from its image), `process` (a placeholder process:
+   * no guest, its image is not booted) or `none` (its host runs no VMs). Its host's runtime when
+   * placed there, then what its host reports; absent when its host never said.
+   */
+  runtime: VmRuntimeKind.optional(),
   /** What its owner asked for: `POST /vms/{id}/stop` and `/start` set it. */
   powerState: PowerState,
   machineType: MachineType,

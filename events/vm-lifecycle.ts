@@ -17,6 +17,18 @@ export type ObservedVmState = z.infer<typeof ObservedVmState>;
 export const PowerState = z.enum(['running', 'stopped']);
 export type PowerState = z.infer<typeof PowerState>;
 
+/**
+ * What runs a host's VMs, as its agent registered it (`--runtime`): `qemu` boots real guests from
+ * their images, `process` runs a placeholder process per VM (no guest: an image is not booted),
+ * `none` runs no VMs (placement never puts one there). On a VM: what runs it.
+ */
+export const VmRuntimeKind = z.enum(['qemu', 'process', 'none']);
+export type VmRuntimeKind = z.infer<typeof VmRuntimeKind>;
+
+/** How a `qemu` host runs its guests: hardware virtualization (KVM), or QEMU's emulator (TCG, several times slower). */
+export const AcceleratorKind = z.enum(['kvm', 'tcg']);
+export type AcceleratorKind = z.infer<typeof AcceleratorKind>;
+
 /** The serial console's tail kept for `GET /vms/{id}/console` (EC2 keeps 64 KiB; a guest's boot and its last words fit in this). */
 export const CONSOLE_OUTPUT_MAX_CHARS = 16 * 1024;
 
@@ -43,6 +55,8 @@ export const ReportVmStateRequest = z.strictObject({
   observedAt: z.int().min(0),
   /** The serial console's tail, when it changed since the agent's last report. */
   console: z.string().max(CONSOLE_OUTPUT_MAX_CHARS).optional(),
+  /** What runs the VM on the host (agents before this field did not send it). */
+  runtime: VmRuntimeKind.optional(),
 });
 export type ReportVmStateRequest = z.infer<typeof ReportVmStateRequest>;
 

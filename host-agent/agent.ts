@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
-import { VerifyConnectionRequest } from '#events/api.ts';
+import { type RegisterHostRequest, VerifyConnectionRequest } from '#events/api.ts';
 import type { HostVmConfigs } from '#events/vm-config.ts';
 import { HostMessageBatch, type NetworkMessage } from '#events/endpoints.ts';
 import { ApiError } from '#events/api-client.ts';
@@ -65,7 +65,9 @@ export interface AgentConfig {
   hostServices?: boolean;
   /**
    * Where the host's VMs run (QemuRuntime: real guests; ProcessRuntime: a placeholder process
-   * each). None: the agent runs no VMs (simulated hosts of bench:load).
+   * each; NoRuntime: none), registered with the host (`vmRuntime`, and QEMU's accelerator) so
+   * placement knows. Absent: the agent runs no VMs and registers without saying (the simulated
+   * hosts of bench:load, which placement must still fill: their VMs are never run).
    */
   vmRuntime?: { runtime: VmRuntime; images?: ImageCache; bootDir: string };
   /** Told of every endpoint version the agent applies (a VM's endpoint reached this host). */
@@ -205,7 +207,7 @@ export class HostAgent {
     const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.bidRelay.listen(this.config.bidPort);
     const { queueUrl } = await this.retrying('register', () =>
-      this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity }),
+      this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity, ...this.runsVmsWith() }),
     );
     // Consume before the resync returns: anything newer than the resync wins by version anyway.
     this.consumer = new QueueConsumer(
@@ -227,6 +229,13 @@ export class HostAgent {
     }, this.config.resyncIntervalMs);
     this.resyncTimer.unref();
     return controlSocket;
+  }
+
+  /** What the host registers it runs VMs with: placement keeps off a host that says `none`. */
+  private runsVmsWith(): Pick<RegisterHostRequest, 'vmRuntime' | 'accelerator'> {
+    const runtime = this.config.vmRuntime?.runtime;
+    if (!runtime) return {};
+    return { vmRuntime: runtime.kind, ...(runtime.kind === 'qemu' && runtime.accelerator ? { accelerator: runtime.accelerator.kind } : {}) };
   }
 
   async stop(): Promise<void> {
@@ -448,6 +457,7 @@ export class HostAgent {
       vms: this.bridges.list(),
       vmRuntime: this.config.vmRuntime
         ? {
+            kind: this.config.vmRuntime.runtime.kind,
             runtime: this.config.vmRuntime.runtime.describe(),
             guests: [...this.localVmIds].map((vmId) => this.config.vmRuntime!.runtime.report(vmId) ?? { vmId, state: 'not started' }),
             reports: { ...this.vmReports.stats, pending: this.vmReports.pendingCount },

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,10 +8,12 @@ import { z } from 'zod';
 import { ipv4Address, resourceId } from '#events/identifiers.ts';
 import { type AgentConfig, HostAgent } from './agent.ts';
 import { ImageCache } from './image-cache.ts';
+import { NoRuntime } from './vm-runtime/no-runtime.ts';
 import { ProcessRuntime } from './vm-runtime/process-runtime.ts';
+import { checkQemu } from './vm-runtime/qemu-capability.ts';
 import { QemuRuntime } from './vm-runtime/qemu-runtime.ts';
 
-const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S] [--netns NAME] [--runtime qemu|process|none] [--vm-dir DIR]
+const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S] [--netns NAME] [--runtime qemu|process|none] [--runtime-fallback none|process] [--qemu-binary PATH] [--vm-dir DIR]
 --control-socket: the status and control endpoint, a unix socket only its owner can open (default
 /run/stratoplane/<host-id>/agent.sock as root, else under the temporary folder); try
 \`curl -s --unix-socket PATH http://agent/status\`.
@@ -22,12 +23,16 @@ const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --tok
 CAP_NET_ADMIN), and send VMs' outbound traffic from it; without it the forwarding table is kept in memory only.
 --runtime: where VMs run: qemu (real guests booted from their images: KVM when usable, else TCG; each
 VM's tap goes into --netns, without which guests get no NIC), process (default: one placeholder process
-per VM, no guest) or none (the agent runs no VMs).
+per VM, no guest) or none (the agent runs no VMs). The host registers it; placement puts no VM on a host
+that runs none. With qemu, the agent checks at start that QEMU runs (--qemu-binary, default
+qemu-system-x86_64 on the PATH) and, with --netns, that it is root; if not, it says what is missing and
+refuses to start, unless --runtime-fallback says what to run instead (none: this host runs no VMs;
+process: placeholders).
 --vm-dir: VMs' files (console, QMP socket), the image cache and unpacked images (default
 /var/lib/stratoplane/<host-id> as root, else under the temporary folder).
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
 HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR,
-HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_NETNS, HOST_AGENT_RUNTIME, HOST_AGENT_VM_DIR; or the token itself from HOST_AGENT_TOKEN.
+HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_NETNS, HOST_AGENT_RUNTIME, HOST_AGENT_RUNTIME_FALLBACK, HOST_AGENT_QEMU_BINARY, HOST_AGENT_VM_DIR; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
 so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK.`;
 
@@ -42,16 +47,45 @@ function defaultVmDir(hostId: string): string {
   return process.getuid?.() === 0 ? path.join('/var/lib/stratoplane', hostId) : path.join(tmpdir(), `stratoplane-vms-${hostId}`);
 }
 
-/** The VM runtime the flags ask for: a QEMU that is not installed is refused at start, not at the first VM. */
-function vmRuntimeOf(kind: 'qemu' | 'process' | 'none', vmDir: string, netns: string | undefined): AgentConfig['vmRuntime'] {
-  if (kind === 'none') return undefined;
-  const bootDir = path.join(vmDir, 'boot');
-  if (kind === 'process') return { runtime: new ProcessRuntime({ stateDir: path.join(vmDir, 'vms') }), bootDir };
-  const probe = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) throw new Error('--runtime qemu: qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)');
+/**
+ * The VM runtime the flags ask for, checked now rather than at the first VM: a QEMU that cannot run
+ * here (not installed, or not root for --netns) is said at once, and refused unless the operator
+ * named a fallback. Nothing pretends: the host registers what it really runs.
+ */
+function vmRuntimeOf(options: {
+  kind: 'qemu' | 'process' | 'none';
+  fallback: 'none' | 'process' | undefined;
+  vmDir: string;
+  netns: string | undefined;
+  qemuBinary: string | undefined;
+  say: (message: string) => void;
+}): NonNullable<AgentConfig['vmRuntime']> {
+  const bootDir = path.join(options.vmDir, 'boot');
+  const stateDir = path.join(options.vmDir, 'vms');
+  if (options.kind === 'none') return { runtime: new NoRuntime(), bootDir };
+  if (options.kind === 'process') return { runtime: new ProcessRuntime({ stateDir }), bootDir };
+  const qemu = checkQemu({ binary: options.qemuBinary, netns: options.netns });
+  if (qemu.missing.length > 0) {
+    const why = `--runtime qemu cannot run here: ${qemu.missing.join('; ')}`;
+    if (!options.fallback) {
+      throw new Error(
+        `${why}. Fix that, or start with --runtime process (a placeholder process per VM, no guest) or --runtime none (no VMs), or add --runtime-fallback none|process to start with that instead.`,
+      );
+    }
+    options.say(
+      `${why}. Falling back to --runtime ${options.fallback} (--runtime-fallback): ${options.fallback === 'none' ? 'this host registers as running no VMs, and placement puts none here' : 'this host registers as running placeholder processes, not guests'}`,
+    );
+    return options.fallback === 'none' ? { runtime: new NoRuntime(why), bootDir } : { runtime: new ProcessRuntime({ stateDir }), bootDir };
+  }
+  options.say(`QEMU ${qemu.version} (${qemu.accelerator.kind}: ${qemu.accelerator.reason})`);
   return {
-    runtime: new QemuRuntime({ stateDir: path.join(vmDir, 'vms'), ...(netns ? { netns } : {}) }),
-    images: new ImageCache({ dir: path.join(vmDir, 'images') }),
+    runtime: new QemuRuntime({
+      stateDir,
+      accelerator: qemu.accelerator,
+      ...(options.qemuBinary ? { qemuBinary: options.qemuBinary } : {}),
+      ...(options.netns ? { netns: options.netns } : {}),
+    }),
+    images: new ImageCache({ dir: path.join(options.vmDir, 'images') }),
     bootDir,
   };
 }
@@ -75,6 +109,8 @@ const Config = z.object({
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name (letters, digits, _ . -)')
     .optional(),
   runtime: z.enum(['qemu', 'process', 'none'], { message: 'the runtime is qemu, process or none' }),
+  runtimeFallback: z.enum(['none', 'process'], { message: 'the runtime fallback is none or process' }).optional(),
+  qemuBinary: z.string().min(1).optional(),
   vmDir: z.string().min(1),
 });
 
@@ -93,6 +129,8 @@ const { values } = parseArgs({
     'resync-seconds': { type: 'string' },
     netns: { type: 'string' },
     runtime: { type: 'string' },
+    'runtime-fallback': { type: 'string' },
+    'qemu-binary': { type: 'string' },
     'vm-dir': { type: 'string' },
   },
 });
@@ -118,6 +156,8 @@ const parsed = Config.safeParse({
   resyncSeconds: values['resync-seconds'] ?? process.env.HOST_AGENT_RESYNC_SECONDS ?? 300,
   netns: values.netns ?? process.env.HOST_AGENT_NETNS,
   runtime: values.runtime ?? process.env.HOST_AGENT_RUNTIME ?? 'process',
+  runtimeFallback: values['runtime-fallback'] ?? (process.env.HOST_AGENT_RUNTIME_FALLBACK || undefined),
+  qemuBinary: values['qemu-binary'] ?? (process.env.HOST_AGENT_QEMU_BINARY || undefined),
   vmDir: values['vm-dir'] ?? process.env.HOST_AGENT_VM_DIR ?? defaultVmDir(values['host-id'] ?? process.env.HOST_ID ?? 'host'),
 });
 if (!parsed.success) {
@@ -135,18 +175,21 @@ try {
   console.error(`cannot read the host token: ${(error as Error).message}`);
   process.exit(2);
 }
-let vmRuntime: AgentConfig['vmRuntime'];
+let vmRuntime: NonNullable<AgentConfig['vmRuntime']>;
 try {
-  vmRuntime = vmRuntimeOf(config.runtime, config.vmDir, config.netns);
+  vmRuntime = vmRuntimeOf({
+    kind: config.runtime,
+    fallback: config.runtimeFallback,
+    vmDir: config.vmDir,
+    netns: config.netns,
+    qemuBinary: config.qemuBinary,
+    say: (message) => console.error(`[agent ${config.hostId}] ${message}`),
+  });
 } catch (error) {
-  console.error((error as Error).message);
+  console.error(`[agent ${config.hostId}] ${(error as Error).message}`);
   process.exit(2);
 }
-const agent = new HostAgent(
-  { ...config, token, resyncIntervalMs: config.resyncSeconds * 1000, ...(vmRuntime ? { vmRuntime } : {}) },
-  new SQSClient({}),
-  new KMSClient({}),
-);
+const agent = new HostAgent({ ...config, token, resyncIntervalMs: config.resyncSeconds * 1000, vmRuntime }, new SQSClient({}), new KMSClient({}));
 let controlSocket: string;
 try {
   controlSocket = await agent.start();
@@ -159,7 +202,7 @@ console.error(
   `[agent ${config.hostId}] data plane: ${dataPlane.mode} (${dataPlane.reason}); status: curl -s --unix-socket ${controlSocket} http://agent/status`,
 );
 console.error(
-  `[agent ${config.hostId}] VMs: ${vmRuntime ? vmRuntime.runtime.describe() : 'none (--runtime none)'}${config.runtime === 'qemu' && !config.netns ? '; no --netns: guests get no NIC' : ''}`,
+  `[agent ${config.hostId}] VMs: ${vmRuntime.runtime.describe()}${vmRuntime.runtime.kind === 'qemu' && !config.netns ? '; no --netns: guests get no NIC' : ''}`,
 );
 // The line supervisors and tests wait for.
 console.log(`HOST_AGENT_READY ${JSON.stringify({ hostId: config.hostId, controlSocket })}`);

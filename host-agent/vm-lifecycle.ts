@@ -24,6 +24,14 @@ export interface VmLifecycleOptions {
   consoleRefreshMs?: number;
 }
 
+/** Why the agent stops a VM, said in its `stopping` and `stopped` reports. */
+export const STOP_REASONS = {
+  owner: 'stopped by its owner',
+  reboot: 'rebooted by its owner',
+  left: 'stopped: the VM left this host (deleted or moved)',
+  shutdown: 'stopped: its host agent shut down (guests do not outlive the agent that runs them)',
+} as const;
+
 interface Wanted {
   vm: LocalVm;
   launch: VmLaunchSpec | undefined;
@@ -70,7 +78,7 @@ export class VmLifecycle {
     this.closed = true;
     clearInterval(this.consoleTimer);
     await this.settled();
-    await this.options.runtime.stopAll();
+    await this.options.runtime.stopAll(undefined, STOP_REASONS.shutdown);
   }
 
   private enqueue(vmId: string): void {
@@ -91,7 +99,7 @@ export class VmLifecycle {
     const alive = seen !== undefined && ['starting', 'running', 'stopping'].includes(seen.state);
     if (!wanted) {
       // Left this host (deleted, or moved): its guest goes, and its tap and files with it.
-      if (alive) await runtime.stop(vmId);
+      if (alive) await runtime.stop(vmId, undefined, STOP_REASONS.left);
       runtime.forget(vmId);
       this.booted.delete(vmId);
       this.consoleSent.delete(vmId);
@@ -101,16 +109,17 @@ export class VmLifecycle {
     const { launch } = wanted;
     if (!launch) return;
     if (launch.powerState === 'stopped') {
-      if (alive) await runtime.stop(vmId);
+      if (alive) await runtime.stop(vmId, undefined, STOP_REASONS.owner);
       // Stopped before it ever ran here: say so, or the API would show it provisioning forever.
-      else if (!seen) this.send(vmId, { state: 'stopped', reason: 'stopped by its owner' });
+      else if (!seen) this.send(vmId, { state: 'stopped', reason: STOP_REASONS.owner });
       return;
     }
     const bootedFor = this.booted.get(vmId);
     if (alive && bootedFor !== undefined && bootedFor >= launch.bootGeneration) return;
     // A failed guest stays failed until its owner starts or reboots it (a higher generation).
     if (seen?.state === 'failed' && bootedFor !== undefined && bootedFor >= launch.bootGeneration) return;
-    if (alive) await runtime.stop(vmId);
+    // Alive and wanted with a higher boot generation: a reboot.
+    if (alive) await runtime.stop(vmId, undefined, STOP_REASONS.reboot);
     await this.boot(wanted.vm, launch);
   }
 
@@ -181,6 +190,8 @@ export class VmLifecycle {
       ...(report.reason ? { reason: report.reason } : {}),
       observedAt: Date.now(),
       ...(changed ? { console: output } : {}),
+      // What runs it: the API shows it, so a placeholder process never passes for a guest.
+      runtime: this.options.runtime.kind,
     });
   }
 

@@ -6,22 +6,45 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { RegisterHostRequest } from '#events/api.ts';
 import type { HostItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
-import { ConflictError, NotFoundError } from '../core/errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { getItem, queryAll } from '../core/store.ts';
 import { indexes, indexKeys, keys } from '../core/table-keys.ts';
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type HostView = z.infer<typeof responses.Host>;
 
-export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUrl, createdAt }: HostItem): HostView => ({
+export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUrl, vmRuntime, accelerator, createdAt }: HostItem): HostView => ({
   hostId,
   address,
   region,
   capacity,
   vmCount,
   queueUrl,
+  ...(vmRuntime ? { vmRuntime } : {}),
+  ...(accelerator ? { accelerator } : {}),
   createdAt,
 });
+
+/**
+ * Can placement put a VM on the host? Not when its agent registered that it runs none (no QEMU or
+ * no root there, or `--runtime none`). A host registered without saying (by an operator through the
+ * API, or by an older agent) is taken as able, as it always was.
+ */
+export const runsVms = (host: Pick<HostItem, 'vmRuntime'>): boolean => host.vmRuntime !== 'none';
+
+/** Why a host named for a VM (pinned, or a migration's target) cannot take it: it runs no VMs. */
+export function cannotRunVmsError(host: HostItem, field: 'hostId' | 'targetHostId'): ConflictError | undefined {
+  if (runsVms(host)) return undefined;
+  return new ConflictError(
+    `${field}: host ${host.hostId} cannot run VMs: its agent registered vmRuntime none (no QEMU or no root there, or started with --runtime none); pick another host`,
+  );
+}
+
+/** Refuses (409) a host named for a VM that runs no VMs, saying why. */
+export function assertRunsVms(host: HostItem, field: 'hostId' | 'targetHostId'): void {
+  const error = cannotRunVmsError(host, field);
+  if (error) throw error;
+}
 
 /**
  * The opaque name a host goes by in the tokens its VMs carry to outside origins, where its id
@@ -44,9 +67,11 @@ export async function hostTokenRef(table: string, host: HostItem): Promise<strin
 }
 
 /**
- * Registers a host, creating its message queue first. Registering again with the same address is
- * a no-op that returns the host, so an agent can register on every start; a different address is
- * refused because tunnels elsewhere still point at the old one.
+ * Registers a host, creating its message queue first. Registering again with the same address
+ * returns the host, so an agent can register on every start; what it says it runs VMs with
+ * (`vmRuntime`, `accelerator`) replaces what it said before (an agent restarted without QEMU says
+ * `none`), and leaving it out changes nothing. A different address is refused because tunnels
+ * elsewhere still point at the old one.
  */
 export async function registerHost(
   table: string,
@@ -54,8 +79,9 @@ export async function registerHost(
   request: RegisterHostRequest,
   ensureQueue: (hostId: string) => Promise<string>,
 ): Promise<{ host: HostView; created: boolean }> {
+  if (request.accelerator && request.vmRuntime !== 'qemu') throw new ValidationError('body.accelerator: only a host with vmRuntime qemu has one');
   const existing = await getItem<HostItem>(table, keys.host(request.hostId));
-  if (existing) return { host: toHostView(sameAddressOrThrow(existing, request, region)), created: false };
+  if (existing) return { host: toHostView(await updateRuntime(table, sameAddressOrThrow(existing, request, region), request)), created: false };
 
   const item: HostItem & Record<string, unknown> = {
     ...keys.host(request.hostId),
@@ -64,6 +90,8 @@ export async function registerHost(
     address: request.address,
     region,
     capacity: request.capacity,
+    ...(request.vmRuntime ? { vmRuntime: request.vmRuntime } : {}),
+    ...(request.accelerator ? { accelerator: request.accelerator } : {}),
     vmCount: 0,
     queueUrl: await ensureQueue(request.hostId),
     createdAt: new Date().toISOString(),
@@ -77,7 +105,33 @@ export async function registerHost(
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
     // A concurrent registration won; answer as if we had come second.
     const winner = await getItem<HostItem>(table, keys.host(request.hostId));
-    return { host: toHostView(sameAddressOrThrow(winner!, request, region)), created: false };
+    return { host: toHostView(await updateRuntime(table, sameAddressOrThrow(winner!, request, region), request)), created: false };
+  }
+}
+
+/** Records what a registered host now says it runs VMs with, when it says something else. */
+async function updateRuntime(table: string, host: HostItem, request: RegisterHostRequest): Promise<HostItem> {
+  if (!request.vmRuntime || (host.vmRuntime === request.vmRuntime && host.accelerator === request.accelerator)) return host;
+  const update = dynamodb.send(
+    new UpdateCommand({
+      TableName: table,
+      Key: keys.host(host.hostId),
+      UpdateExpression: `SET vmRuntime = :runtime${request.accelerator ? ', accelerator = :accelerator' : ' REMOVE accelerator'}`,
+      // Its address was checked on the item read; one changed meanwhile is refused as ever.
+      ConditionExpression: 'attribute_exists(pk) AND address = :address',
+      ExpressionAttributeValues: {
+        ':runtime': request.vmRuntime,
+        ':address': request.address,
+        ...(request.accelerator ? { ':accelerator': request.accelerator } : {}),
+      },
+      ReturnValues: 'ALL_NEW',
+    }),
+  );
+  try {
+    return (await update).Attributes as HostItem;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) throw new ConflictError(`address: host ${host.hostId} is no longer registered at ${request.address}`);
+    throw error;
   }
 }
 
@@ -109,9 +163,11 @@ export async function listHosts(table: string): Promise<HostItem[]> {
 /**
  * Picks a host with room: of two random hosts with free capacity, the less loaded. Two choices
  * spread load nearly as well as "least loaded" without every concurrent create picking the same host.
+ * A host that runs no VMs (`vmRuntime: none`) is never picked. Runtimes are not otherwise weighed:
+ * a VM with an image may land on a `process` host, and its view says so (`runtime: process`).
  */
 export function chooseHost(hosts: readonly HostItem[], exclude: ReadonlySet<string> = new Set(), random: () => number = Math.random): HostItem | undefined {
-  const open = hosts.filter((host) => host.vmCount < host.capacity && !exclude.has(host.hostId));
+  const open = hosts.filter((host) => runsVms(host) && host.vmCount < host.capacity && !exclude.has(host.hostId));
   if (open.length === 0) return undefined;
   const a = open[Math.floor(random() * open.length)]!;
   const b = open[Math.floor(random() * open.length)]!;

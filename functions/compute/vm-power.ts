@@ -97,8 +97,8 @@ export async function changePower(table: string, region: string, tenantId: strin
 }
 
 /**
- * Records what a VM's host agent saw: its state (unless a later report is already recorded: the
- * host's own clock orders them) and its console's tail. Only the VM's current host may report; a
+ * Records what a VM's host agent saw: its state and what runs it (unless a later report is already
+ * recorded: the host's own clock orders them) and its console's tail. Only the VM's current host may report; a
  * host it left is told so (409) and stops reporting.
  */
 export async function reportVmState(table: string, hostId: string, vmId: string, report: ReportVmStateRequest): Promise<{ accepted: boolean }> {
@@ -111,7 +111,7 @@ export async function reportVmState(table: string, hostId: string, vmId: string,
       new UpdateCommand({
         TableName: table,
         Key: keys.vm(vmId),
-        UpdateExpression: `SET #state = :state, stateObservedAt = :at, updatedAt = :now ${report.reason ? ', stateReason = :reason' : 'REMOVE stateReason'}`,
+        UpdateExpression: `SET #state = :state, stateObservedAt = :at, updatedAt = :now${report.runtime ? ', runtime = :runtime' : ''} ${report.reason ? ', stateReason = :reason' : 'REMOVE stateReason'}`,
         ConditionExpression: 'hostId = :host AND (attribute_not_exists(stateObservedAt) OR stateObservedAt < :at)',
         ExpressionAttributeNames: { '#state': 'state' },
         ExpressionAttributeValues: {
@@ -120,6 +120,7 @@ export async function reportVmState(table: string, hostId: string, vmId: string,
           ':now': now,
           ':host': hostId,
           ...(report.reason ? { ':reason': report.reason } : {}),
+          ...(report.runtime ? { ':runtime': report.runtime } : {}),
         },
       }),
     );

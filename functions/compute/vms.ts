@@ -7,7 +7,7 @@ import type { SlotItem, VmItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
 import { pickFreeAddress } from '../network/cidr.ts';
 import { ClientError, ConflictError, InUseError, NotFoundError } from '../core/errors.ts';
-import { chooseHost, getHost, listHosts } from './hosts.ts';
+import { assertRunsVms, cannotRunVmsError, chooseHost, getHost, listHosts } from './hosts.ts';
 import { getNetwork } from '../network/networks.ts';
 import { newId } from '../core/ids.ts';
 import { queryPage } from '../core/pagination.ts';
@@ -37,6 +37,7 @@ export const toVmView = (vm: StoredVm): VmView => ({
   hostId: vm.hostId,
   state: vm.state,
   stateReason: vm.stateReason,
+  ...(vm.runtime ? { runtime: vm.runtime } : {}),
   powerState: vm.powerState ?? 'running',
   machineType: vm.machineType ?? DEFAULT_MACHINE_TYPE,
   imageId: vm.imageId,
@@ -83,12 +84,17 @@ function hostCountDelta(table: string, hostId: string, delta: 1 | -1): TransactI
       TableName: table,
       Key: keys.host(hostId),
       UpdateExpression: 'ADD vmCount :delta',
-      // Adding needs room; removing never does.
-      ConditionExpression: delta > 0 ? 'vmCount < #capacity' : 'attribute_exists(pk)',
+      // Adding needs room, on a host that runs VMs (one that registered `none` meanwhile is refused); removing never does.
+      ConditionExpression: delta > 0 ? 'vmCount < #capacity AND (attribute_not_exists(vmRuntime) OR vmRuntime <> :none)' : 'attribute_exists(pk)',
       ...(delta > 0 ? { ExpressionAttributeNames: { '#capacity': 'capacity' } } : {}),
-      ExpressionAttributeValues: { ':delta': delta },
+      ExpressionAttributeValues: { ':delta': delta, ...(delta > 0 ? { ':none': 'none' } : {}) },
     },
   };
+}
+
+/** Why a named host's place was refused in the transaction: it filled up, or it registered that it runs no VMs. */
+async function refusedHostError(table: string, hostId: string, field: 'hostId' | 'targetHostId'): Promise<ConflictError> {
+  return cannotRunVmsError(await getHost(table, hostId), field) ?? new ConflictError(`${field}: host ${hostId} is full`);
 }
 
 /** Where a VM is created: this control plane's region, and its image bucket (the target of image copies). */
@@ -133,6 +139,7 @@ async function placeVm(
     throw new ConflictError(`networkId: network ${network.networkId} is in ${network.region}; create its VMs through the ${network.region} API`);
   const pinned = request.hostId ? await getHost(table, request.hostId) : undefined;
   if (pinned && !inRegion(pinned, region)) throw new ConflictError(`hostId: host ${pinned.hostId} is in ${pinned.region}, not ${region}`);
+  if (pinned) assertRunsVms(pinned, 'hostId');
   const launchImage = () => (request.imageId ? imageForLaunch(table, tenantId, request.imageId, region, network.projectId, placement.imagesBucket) : undefined);
   const spread = await hostsOfVms(table, tenantId, request.spreadFrom);
   if (pinned && spread.has(pinned.hostId)) throw new ConflictError(`hostId: host ${pinned.hostId} runs ${spread.get(pinned.hostId)}, named in spreadFrom`);
@@ -154,6 +161,7 @@ async function placeVm(
           (await listHosts(table)).filter((candidate) => inRegion(candidate, region)),
           new Set([...fullHosts, ...spread.keys()]),
         );
+    if (pinned && host) assertRunsVms(host, 'hostId');
     if (!host || host.vmCount >= host.capacity) {
       throw new ConflictError(
         pinned
@@ -182,6 +190,8 @@ async function placeVm(
       ...(launch && !launch.ready
         ? { stateReason: `waiting for image ${launch.image.imageId} to be copied from ${launch.image.region} to ${region}`, waitingForImage: true }
         : {}),
+      // What will run it, as its host registered (its reports say from then on).
+      ...(host.vmRuntime ? { runtime: host.vmRuntime } : {}),
       powerState: 'running',
       bootGeneration: 0,
       machineType: request.machineType ?? DEFAULT_MACHINE_TYPE,
@@ -242,7 +252,7 @@ async function placeVm(
       throwIfClaimLost(codes, claimed);
       await quota.refusal(codes, quotaAt);
       if (codes[1] === 'ConditionalCheckFailed') {
-        if (pinned) throw new ConflictError(`hostId: host ${pinned.hostId} is full`);
+        if (pinned) throw await refusedHostError(table, pinned.hostId, 'hostId');
         fullHosts.add(host.hostId);
       }
       if (codes[4] === 'ConditionalCheckFailed') throw new NotFoundError('network', network.networkId);
@@ -376,6 +386,7 @@ export async function migrateVm(
     if (vm.region !== undefined && target.region !== undefined && target.region !== vm.region) {
       throw new ConflictError(`targetHostId: host ${targetHostId} is in ${target.region}; vm ${vmId} runs in ${vm.region}`);
     }
+    assertRunsVms(target, 'targetHostId');
     if (target.vmCount >= target.capacity) throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
     const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
     if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
@@ -388,10 +399,12 @@ export async function migrateVm(
         Update: {
           TableName: table,
           Key: keys.vm(vmId),
-          UpdateExpression: `SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now, gsi3pk = :onHost${pairKeyCiphertext ? ', pairKeyCiphertext = :pairKey' : ''}`,
+          // What runs it is now the target's (its reports say from then on); unknown if the target never said.
+          UpdateExpression: `SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now, gsi3pk = :onHost${pairKeyCiphertext ? ', pairKeyCiphertext = :pairKey' : ''}${target.vmRuntime ? ', runtime = :runtime' : ' REMOVE runtime'}`,
           ConditionExpression: 'hostId = :from',
           ExpressionAttributeValues: {
             ...(pairKeyCiphertext ? { ':pairKey': pairKeyCiphertext } : {}),
+            ...(target.vmRuntime ? { ':runtime': target.vmRuntime } : {}),
             ':to': targetHostId,
             ':from': vm.hostId,
             ':address': target.address,
@@ -417,12 +430,20 @@ export async function migrateVm(
     ];
     try {
       await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
-      return toVmView({ ...vm, hostId: targetHostId, endpointAddress: target.address, endpointVersion: version, updatedAt });
+      const { runtime: _previous, ...rest } = vm;
+      return toVmView({
+        ...rest,
+        hostId: targetHostId,
+        ...(target.vmRuntime ? { runtime: target.vmRuntime } : {}),
+        endpointAddress: target.address,
+        endpointVersion: version,
+        updatedAt,
+      });
     } catch (error) {
       const codes = cancellationCodes(error);
       if (!codes) throw error;
       if (codes[3] === 'ConditionalCheckFailed') {
-        if (named) throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
+        if (named) throw await refusedHostError(table, targetHostId, 'targetHostId');
         fullHosts.add(targetHostId);
       }
       // The VM moved or was deleted under us: read again and decide afresh.

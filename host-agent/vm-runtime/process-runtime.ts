@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PID_FILE, reclaimLeftovers } from './leftovers.ts';
-import { RuntimeBase, type RuntimeVm } from './runtime-base.ts';
+import { RuntimeBase, type RuntimeVm, STOPPED_BY_AGENT } from './runtime-base.ts';
 import type { VmLaunch, VmReport, VmRuntime } from './vm-runtime.ts';
 
 interface Vm extends RuntimeVm {
@@ -57,7 +57,8 @@ export class ProcessRuntime extends RuntimeBase<Vm> implements VmRuntime {
     this.vms.set(launch.vmId, vm);
     this.emit('state', this.report(launch.vmId)!);
     child.once('exit', (code, signal) => {
-      if (vm.state === 'stopping') this.transition(vm, 'stopped', 'stopped by the host agent');
+      // Stopped for the reason its stop gave (its owner's, a reboot's, the agent's shutdown).
+      if (vm.state === 'stopping') this.transition(vm, 'stopped', vm.reason ?? STOPPED_BY_AGENT);
       else this.transition(vm, 'failed', `the VM's process ${signal ? `was killed by ${signal}` : `exited with ${code}`}`);
     });
     await new Promise<void>((resolve, reject) => {
@@ -73,10 +74,10 @@ export class ProcessRuntime extends RuntimeBase<Vm> implements VmRuntime {
     return this.report(launch.vmId)!;
   }
 
-  async stop(vmId: string, graceMs = 5_000): Promise<void> {
+  async stop(vmId: string, graceMs = 5_000, reason = STOPPED_BY_AGENT): Promise<void> {
     const vm = this.vms.get(vmId);
     if (!vm || vm.state === 'stopped' || vm.state === 'failed') return;
-    this.transition(vm, 'stopping');
+    this.transition(vm, 'stopping', reason);
     const signalGroup = (signal: NodeJS.Signals) => {
       try {
         process.kill(-vm.process.pid!, signal);

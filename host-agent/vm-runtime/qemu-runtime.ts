@@ -5,7 +5,7 @@ import { type Accelerator, accelArgs, chooseAccelerator } from './accelerator.ts
 import { QmpClient } from './qmp-client.ts';
 import { attachDisk, DISK_SLOTS, type DiskAttachment, detachDisk, diskSlotArgs, growDisk, setDiskLimits } from './vm-disks.ts';
 import { PID_FILE, reclaimLeftovers } from './leftovers.ts';
-import { RuntimeBase, type RuntimeVm } from './runtime-base.ts';
+import { RuntimeBase, type RuntimeVm, STOPPED_BY_AGENT } from './runtime-base.ts';
 import type { VmLaunch, VmReport, VmRuntime } from './vm-runtime.ts';
 
 export type { GuestBoot, VmLaunch, VmReport, VmRunState } from './vm-runtime.ts';
@@ -128,7 +128,8 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
     child.once('exit', (code, signal) => {
       clearInterval(vm.readyWatch);
       vm.qmp?.close();
-      if (vm.state === 'stopping') return this.transition(vm, 'stopped', 'stopped by the host agent');
+      // Stopped for the reason its stop gave (its owner's, a reboot's, the agent's shutdown).
+      if (vm.state === 'stopping') return this.transition(vm, 'stopped', vm.reason ?? STOPPED_BY_AGENT);
       const how = signal ? `killed by ${signal}` : `exited with ${code}`;
       const said = stderr.trim() ? `; QEMU said: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : '';
       this.transition(vm, 'failed', `QEMU ${how}${said}; console: ${this.telling(launch.vmId)}`);
@@ -173,10 +174,11 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
    * Stops the VM: an ACPI power button first (as EC2's stop and GCE's do), QEMU's `quit` after
    * `graceMs`, SIGKILL if even that is not answered.
    */
-  async stop(vmId: string, graceMs = 5_000): Promise<void> {
+  async stop(vmId: string, graceMs = 5_000, reason = STOPPED_BY_AGENT): Promise<void> {
     const vm = this.vms.get(vmId);
     if (!vm || vm.state === 'stopped' || vm.state === 'failed') return;
     vm.state = 'stopping';
+    vm.reason = reason;
     this.emit('state', this.report(vmId)!);
     const exitedWithin = (ms: number) => Promise.race([vm.exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
     await vm.qmp?.execute('system_powerdown').catch(() => {});

@@ -3,6 +3,9 @@ import { closeSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { VmReport, VmRunState } from './vm-runtime.ts';
 
+/** Why a VM stopped when the agent stopped it without saying why. */
+export const STOPPED_BY_AGENT = 'stopped by the host agent';
+
 /** What every runtime keeps of a VM: its state, why, and its folder (console.log, pid file, …). */
 export interface RuntimeVm {
   vmId: string;
@@ -15,7 +18,7 @@ export interface RuntimeVm {
 export abstract class RuntimeBase<Vm extends RuntimeVm> extends EventEmitter<{ state: [VmReport] }> {
   protected readonly vms = new Map<string, Vm>();
 
-  abstract stop(vmId: string, graceMs?: number): Promise<void>;
+  abstract stop(vmId: string, graceMs?: number, reason?: string): Promise<void>;
 
   /** Moves a VM to `state` and tells it; a failed VM that then exits stays failed. */
   protected transition(vm: Vm, state: VmRunState, reason?: string): void {
@@ -59,7 +62,7 @@ export abstract class RuntimeBase<Vm extends RuntimeVm> extends EventEmitter<{ s
   }
 
   /** Stops every VM (the agent is shutting down). */
-  async stopAll(graceMs = 2_000): Promise<void> {
-    await Promise.all([...this.vms.keys()].map((vmId) => this.stop(vmId, graceMs)));
+  async stopAll(graceMs = 2_000, reason?: string): Promise<void> {
+    await Promise.all([...this.vms.keys()].map((vmId) => this.stop(vmId, graceMs, reason)));
   }
 }

@@ -1,4 +1,6 @@
 import type { EventEmitter } from 'node:events';
+import type { VmRuntimeKind } from '#events/vm-lifecycle.ts';
+import type { Accelerator } from './accelerator.ts';
 import type { DiskAttachment } from './vm-disks.ts';
 
 /** What a VM is doing, as the runtime sees it. */
@@ -33,23 +35,29 @@ export interface VmLaunch {
 }
 
 /**
- * Where a host's VMs run. Two implementations: QemuRuntime (real guests) and ProcessRuntime (one
- * small process per VM, for load benches and machines without QEMU). Each tells every state
- * change as a `state` event.
+ * Where a host's VMs run. QemuRuntime (real guests), ProcessRuntime (one small process per VM, for
+ * load benches and machines without QEMU) and NoRuntime (runs none: says so of every VM placed
+ * here). Each tells every state change as a `state` event.
  */
 export interface VmRuntime extends EventEmitter<{ state: [VmReport] }> {
-  readonly kind: 'qemu' | 'process';
+  /** What the host registers, and each report of a VM says, runs its VMs. */
+  readonly kind: VmRuntimeKind;
+  /** QEMU's: KVM or TCG, and why. */
+  readonly accelerator?: Accelerator;
   /** What it runs guests with, said at the agent's start (e.g. `qemu (tcg: …)`). */
   describe(): string;
   /** Does it need a NIC (a tap in the host's namespace) and an image to boot? */
   readonly needsGuest: boolean;
   start(launch: VmLaunch): Promise<VmReport>;
-  /** Stops the VM: the guest is asked first, then made to. Resolves once it is stopped. */
-  stop(vmId: string, graceMs?: number): Promise<void>;
+  /**
+   * Stops the VM: the guest is asked first, then made to. Resolves once it is stopped. `reason`
+   * goes with its `stopping` and `stopped` reports (default: stopped by the host agent).
+   */
+  stop(vmId: string, graceMs?: number, reason?: string): Promise<void>;
   report(vmId: string): VmReport | undefined;
   /** The last `maxBytes` of the VM's serial console (as EC2's GetConsoleOutput). */
   consoleTail(vmId: string, maxBytes?: number): string;
   /** Drops a stopped or failed VM and its files. */
   forget(vmId: string): void;
-  stopAll(graceMs?: number): Promise<void>;
+  stopAll(graceMs?: number, reason?: string): Promise<void>;
 }

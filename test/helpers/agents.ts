@@ -14,6 +14,8 @@ export interface RunningAgent {
   /** Its status and control socket. */
   controlSocket: string;
   process: Started<{ hostId: string; controlSocket: string }>;
+  /** What it said on stderr (its start-up lines, its log), line by line. */
+  stderr: string[];
   status(): Promise<AgentStatus>;
   /** Asks its control socket. */
   control(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }>;
@@ -28,6 +30,7 @@ export async function startAgent(
   extraArgs: string[] = [],
   extraEnv: Record<string, string> = {},
 ): Promise<RunningAgent> {
+  const stderr: string[] = [];
   const started = await startTsProcess<{ hostId: string; controlSocket: string }>({
     entry: 'host-agent/main.ts',
     args: [
@@ -52,6 +55,7 @@ export async function startAgent(
       ...extraEnv,
     },
     readyPrefix: 'HOST_AGENT_READY',
+    onStderr: (line) => stderr.push(line),
   });
   const { controlSocket } = started.info;
   return {
@@ -59,6 +63,7 @@ export async function startAgent(
     address,
     controlSocket,
     process: started,
+    stderr,
     status: () => agentStatus(controlSocket),
     control: (method, path, body) => agentRequest(controlSocket, method, path, body),
   };

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { HostItem } from '../../events/records.ts';
-import { chooseHost } from '#functions/compute/hosts.ts';
+import { cannotRunVmsError, chooseHost, runsVms } from '#functions/compute/hosts.ts';
 
-const host = (hostId: string, vmCount: number, capacity: number): HostItem => ({
+const host = (hostId: string, vmCount: number, capacity: number, vmRuntime?: HostItem['vmRuntime']): HostItem => ({
   kind: 'host',
   hostId,
   address: '192.0.2.1',
@@ -10,6 +10,7 @@ const host = (hostId: string, vmCount: number, capacity: number): HostItem => ({
   vmCount,
   queueUrl: 'q',
   createdAt: '',
+  ...(vmRuntime ? { vmRuntime } : {}),
 });
 
 describe('chooseHost', () => {
@@ -17,6 +18,21 @@ describe('chooseHost', () => {
     const hosts = [host('full', 4, 4), host('open', 1, 4), host('excluded', 0, 4)];
     for (let i = 0; i < 50; i++) expect(chooseHost(hosts, new Set(['excluded']))?.hostId).toBe('open');
     expect(chooseHost([host('full', 4, 4)])).toBeUndefined();
+  });
+
+  it('never picks a host that runs no VMs, however idle; hosts that never said (older agents, operators) are picked as before', () => {
+    const hosts = [host('none', 0, 100, 'none'), host('busy-qemu', 8, 10, 'qemu'), host('busy-process', 8, 10, 'process'), host('unsaid', 8, 10)];
+    const picks = new Set(Array.from({ length: 400 }, () => chooseHost(hosts)?.hostId));
+    expect(picks).toEqual(new Set(['busy-qemu', 'busy-process', 'unsaid']));
+    expect(chooseHost([host('none', 0, 100, 'none')])).toBeUndefined();
+  });
+
+  it('tells a named host that runs no VMs apart from one that is full', () => {
+    expect(runsVms(host('a', 0, 1, 'none'))).toBe(false);
+    expect(runsVms(host('b', 0, 1))).toBe(true);
+    expect(cannotRunVmsError(host('a', 0, 1, 'none'), 'hostId')?.message).toMatch(/^hostId: host a cannot run VMs: its agent registered vmRuntime none/);
+    expect(cannotRunVmsError(host('a', 0, 1, 'none'), 'hostId')?.statusCode).toBe(409);
+    expect(cannotRunVmsError(host('b', 1, 1, 'process'), 'targetHostId')).toBeUndefined();
   });
 
   it('prefers the less loaded of two choices', () => {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { VmLaunchSpec } from '#events/vm-config.ts';
 import type { ReportVmStateRequest } from '#events/vm-lifecycle.ts';
-import { VmLifecycle } from '#host-agent/vm-lifecycle.ts';
+import { STOP_REASONS, VmLifecycle } from '#host-agent/vm-lifecycle.ts';
+import { NoRuntime } from '#host-agent/vm-runtime/no-runtime.ts';
 import { ProcessRuntime } from '#host-agent/vm-runtime/process-runtime.ts';
 import { VmStateReports } from '#host-agent/vm-state-reports.ts';
 
@@ -106,6 +107,64 @@ describe('VmLifecycle', () => {
     lifecycle.update([vm], new Map([[vm.vmId, launch({ bootGeneration: 1 })]]));
     await lifecycle.settled();
     expect(runtime.report(vm.vmId)?.state).toBe('running');
+  });
+
+  it('says why it stopped a VM: its owner, a reboot, its leaving, the agent shutting down; and what runs it', async () => {
+    const { dir, lifecycle, reports } = setUp();
+    cleanup = () => Promise.resolve(rmSync(dir, { recursive: true, force: true }));
+    const ofState = (state: string) => reports.filter((report) => report.state === state).map((report) => report.reason);
+    lifecycle.update([vm], new Map([[vm.vmId, launch()]]));
+    await lifecycle.settled();
+    lifecycle.update([vm], new Map([[vm.vmId, launch({ powerState: 'stopped' })]]));
+    await lifecycle.settled();
+    expect(reports.slice(-2)).toMatchObject([
+      { state: 'stopping', reason: 'stopped by its owner' },
+      { state: 'stopped', reason: 'stopped by its owner' },
+    ]);
+    lifecycle.update([vm], new Map([[vm.vmId, launch({ bootGeneration: 1 })]]));
+    await lifecycle.settled();
+    lifecycle.update([vm], new Map([[vm.vmId, launch({ bootGeneration: 2 })]]));
+    await lifecycle.settled();
+    expect(ofState('stopped').at(-1)).toBe('rebooted by its owner');
+    lifecycle.update([], new Map());
+    await lifecycle.settled();
+    expect(ofState('stopped').at(-1)).toBe('stopped: the VM left this host (deleted or moved)');
+    lifecycle.update([vm], new Map([[vm.vmId, launch({ bootGeneration: 3 })]]));
+    await lifecycle.settled();
+    await lifecycle.close();
+    expect(ofState('stopped').at(-1)).toBe(STOP_REASONS.shutdown);
+    // Never the runtime's own default while the agent knows why.
+    expect(reports.map((report) => report.reason)).not.toContain('stopped by the host agent');
+    // Every report says what runs the VM.
+    expect(new Set(reports.map((report) => report.runtime))).toEqual(new Set(['process']));
+  });
+
+  it('on a host that runs no VMs, reports each VM placed there failed with why, once per boot its owner asks for', async () => {
+    const reports: ReportVmStateRequest[] = [];
+    const lifecycle = new VmLifecycle({
+      runtime: new NoRuntime('--runtime qemu cannot run here: qemu-system-x86_64 is not installed'),
+      bootDir: path.join(tmpdir(), 'unused'),
+      report: (_vmId, report) => reports.push(report),
+      log: () => {},
+    });
+    cleanup = () => lifecycle.close();
+    lifecycle.update([vm], new Map([[vm.vmId, launch()]]));
+    await lifecycle.settled();
+    expect(reports).toEqual([
+      {
+        state: 'failed',
+        reason: 'this host runs no VMs (--runtime qemu cannot run here: qemu-system-x86_64 is not installed); migrate the VM to a host that does',
+        observedAt: expect.any(Number),
+        runtime: 'none',
+      },
+    ]);
+    // A resync changes nothing; a start (a higher generation) is answered the same way again.
+    lifecycle.update([vm], new Map([[vm.vmId, launch()]]));
+    await lifecycle.settled();
+    expect(reports).toHaveLength(1);
+    lifecycle.update([vm], new Map([[vm.vmId, launch({ bootGeneration: 1 })]]));
+    await lifecycle.settled();
+    expect(reports.map((report) => report.state)).toEqual(['failed', 'failed']);
   });
 
   it('reports a VM stopped before it ever ran as stopped', async () => {
