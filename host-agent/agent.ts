@@ -137,6 +137,8 @@ export class HostAgent {
   readonly vmReports: VmStateReports;
   private secretsRefresh: { running: Promise<void>; again: boolean } | undefined;
   private secretsRefreshedAt = 0;
+  private secretsFailures = 0;
+  private secretsRetry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly config: AgentConfig,
@@ -240,6 +242,7 @@ export class HostAgent {
 
   async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
+    clearTimeout(this.secretsRetry);
     await this.consumer?.stop();
     // Guests do not outlive the agent that runs them (a restarted agent boots them again).
     await this.lifecycle?.close();
@@ -347,8 +350,16 @@ export class HostAgent {
           await this.pairKeys.replace(pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)));
           this.stats.secretRefreshes++;
           this.secretsRefreshedAt = Date.now();
+          this.secretsFailures = 0;
         } catch (error) {
-          log(this.config.hostId, `VM secrets refresh failed: ${(error as Error).message}`);
+          // What it was asked for (a start, a reboot, a new policy) must not wait for the next
+          // renewal: tried again soon, backing off while the control plane is unwell.
+          this.secretsFailures++;
+          const delay = Math.min(30_000, 500 * 2 ** Math.min(this.secretsFailures, 6));
+          log(this.config.hostId, `VM secrets refresh failed: ${(error as Error).message}; again in ${delay / 1000} s`);
+          clearTimeout(this.secretsRetry);
+          this.secretsRetry = setTimeout(() => void this.refreshVmSecrets(), delay);
+          this.secretsRetry.unref();
         }
       } while (state.again);
       this.secretsRefresh = undefined;
