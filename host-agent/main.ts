@@ -23,7 +23,7 @@ CAP_NET_ADMIN), and send VMs' outbound traffic from it; without it the forwardin
 --runtime: where VMs run: qemu (real guests booted from their images: KVM when usable, else TCG; each
 VM's tap goes into --netns, without which guests get no NIC), process (default: one placeholder process
 per VM, no guest) or none (the agent runs no VMs).
---vm-dir: VMs' files (console, QMP socket), the image cache and unpacked images (default
+--vm-dir: VMs' files (console, QMP socket), the image cache, unpacked images and storage pools (pools/<poolId>/<diskId>.raw; default
 /var/lib/stratoplane/<host-id> as root, else under the temporary folder).
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
 HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR,
@@ -46,13 +46,16 @@ function defaultVmDir(hostId: string): string {
 function vmRuntimeOf(kind: 'qemu' | 'process' | 'none', vmDir: string, netns: string | undefined): AgentConfig['vmRuntime'] {
   if (kind === 'none') return undefined;
   const bootDir = path.join(vmDir, 'boot');
-  if (kind === 'process') return { runtime: new ProcessRuntime({ stateDir: path.join(vmDir, 'vms') }), bootDir };
+  // Storage pools' folders: a disk's data outlives its VMs' reboots, stops and moves off the host.
+  const poolsDir = path.join(vmDir, 'pools');
+  if (kind === 'process') return { runtime: new ProcessRuntime({ stateDir: path.join(vmDir, 'vms') }), bootDir, poolsDir };
   const probe = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) throw new Error('--runtime qemu: qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)');
   return {
     runtime: new QemuRuntime({ stateDir: path.join(vmDir, 'vms'), ...(netns ? { netns } : {}) }),
     images: new ImageCache({ dir: path.join(vmDir, 'images') }),
     bootDir,
+    poolsDir,
   };
 }
 

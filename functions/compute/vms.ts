@@ -362,6 +362,10 @@ export async function migrateVm(
     const vm = assertHomeRegion(await getVmFor(table, tenantId, vmId), region, `vm ${vmId}`);
     spread ??= await hostsOfVms(table, vm.tenantId, request.spreadFrom);
     if (named === vm.hostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${named}`);
+    // A disk's data is a file on its host (docs/disks.md): it does not follow the VM.
+    const diskIds = [...(vm.diskIds ?? [])].sort();
+    if (diskIds.length > 0)
+      throw new ConflictError(`vm ${vmId} has disks attached: ${diskIds.join(', ')}; their data stays on host ${vm.hostId}: detach them first`);
     if (named && spread.has(named)) throw new ConflictError(`targetHostId: host ${named} runs ${spread.get(named)}, named in spreadFrom`);
     const target = named
       ? await getHost(table, named)
@@ -388,7 +392,7 @@ export async function migrateVm(
           TableName: table,
           Key: keys.vm(vmId),
           UpdateExpression: `SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now, gsi3pk = :onHost${pairKeyCiphertext ? ', pairKeyCiphertext = :pairKey' : ''}`,
-          ConditionExpression: 'hostId = :from',
+          ConditionExpression: 'hostId = :from AND attribute_not_exists(diskIds)',
           ExpressionAttributeValues: {
             ...(pairKeyCiphertext ? { ':pairKey': pairKeyCiphertext } : {}),
             ':to': targetHostId,

@@ -24,7 +24,13 @@ function setUp() {
   const dir = mkdtempSync(path.join(tmpdir(), 'vm-lifecycle-'));
   const runtime = new ProcessRuntime({ stateDir: dir });
   const reports: ReportVmStateRequest[] = [];
-  const lifecycle = new VmLifecycle({ runtime, bootDir: path.join(dir, 'boot'), report: (_vmId, report) => reports.push(report), log: () => {} });
+  const lifecycle = new VmLifecycle({
+    runtime,
+    bootDir: path.join(dir, 'boot'),
+    poolsDir: path.join(dir, 'pools'),
+    report: (_vmId, report) => reports.push(report),
+    log: () => {},
+  });
   const states = () => reports.map((report) => report.state);
   return { dir, runtime, lifecycle, reports, states };
 }
