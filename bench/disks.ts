@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,7 +10,6 @@ import { publishGuestImage } from '../local/guest-image/publish.ts';
 import { type AgentInfo, startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
 import { takeRunLock } from '../local/run-lock.ts';
-import { qemuUnavailableReason } from '../test/helpers/guest.ts';
 import { apiClient } from './api-client.ts';
 
 /**
@@ -43,7 +43,8 @@ const BENCH_DISKS = [
 const CEILING_DISK = { name: 'ceiling', sizeGiB: 32, iops: 16_000, throughputMiBps: 1000 } as const;
 const TOLERANCE = 0.15;
 
-const unavailable = (await labUnavailableReason()) ?? qemuUnavailableReason();
+const qemu = spawnSync('qemu-system-x86_64', ['--version']);
+const unavailable = (await labUnavailableReason()) ?? (qemu.error || qemu.status !== 0 ? 'qemu-system-x86_64 is not installed' : undefined);
 if (unavailable) {
   console.error(`bench:disks needs real guests on a lab host: ${unavailable}`);
   process.exit(1);
