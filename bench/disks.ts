@@ -35,10 +35,14 @@ const machineType = MachineType.parse(values['machine-type']);
 const seconds = Number(values.seconds);
 if (!(seconds >= 1 && seconds <= 60)) throw new Error('--seconds must be 1 to 60');
 
-/** The two disks compared, of different settings, and the ceiling disk (the API's maximum). */
+/**
+ * The two disks compared, of different settings below what the guest reaches under TCG (the API's
+ * least IOPS, 3000, is already close to that ceiling: they differ in throughput), and the ceiling
+ * disk (the API's maximum).
+ */
 const BENCH_DISKS = [
   { name: 'slow', sizeGiB: 8, iops: 3000, throughputMiBps: 125 },
-  { name: 'fast', sizeGiB: 8, iops: 4000, throughputMiBps: 250 },
+  { name: 'fast', sizeGiB: 8, iops: 3000, throughputMiBps: 250 },
 ] as const;
 const CEILING_DISK = { name: 'ceiling', sizeGiB: 32, iops: 16_000, throughputMiBps: 1000 } as const;
 const TOLERANCE = 0.15;
@@ -57,6 +61,8 @@ if (unavailable) {
  */
 function guestScript(disks: { diskId: string; iops: number; throughputMiBps: number }[]): string {
   return `#!/bin/sh
+# The boot's own work (host keys published, SSH server) done first.
+sleep 10
 ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 dev_of() {
   for block in /sys/block/vd*; do
@@ -128,14 +134,15 @@ try {
       disks.push(disk);
     }
     const ceilingDisk = disks.at(-1)!;
-    // Measured in the order: the ceiling first, then the disks compared.
-    const measuredOrder = [ceilingDisk, ...disks.slice(0, -1)];
+    // The ceiling before and after the disks compared: the higher of the two is what the guest reaches.
+    const measuredOrder = [ceilingDisk, ...disks.slice(0, -1), ceilingDisk];
     await api.putVmAttributes({ params: { vmId: vm.vmId }, body: { attributes: { 'startup-script': guestScript(measuredOrder) } } });
     await waitFor(async () => (await api.getVm({ params: { vmId: vm.vmId } })).state === 'running', 180_000, 'the VM running');
     // A new boot runs the startup script, with the disks plugged in before the guest starts.
     await api.rebootVm({ params: { vmId: vm.vmId } });
     console.error(`vm ${vm.vmId} rebooting with ${disks.length} disks; measuring inside the guest...`);
     let results = new Map<string, { iops: number; mibps: number }>();
+    let ceilingRuns: { iops: number; mibps: number }[] = [];
     await waitFor(
       async () => {
         const { output } = await api.getVmConsoleOutput({ params: { vmId: vm.vmId } });
@@ -147,19 +154,19 @@ try {
           const missing = /bench: disk (\S+) never appeared/.exec(line);
           if (missing) throw new Error(`disk ${missing[1]} never appeared in the guest; console:\n${mine.join('\n')}`);
         }
-        results = new Map(
-          mine.flatMap((line) => {
-            const found = /bench: disk (\S+) iops=(\d+) mibps=(\d+)/.exec(line);
-            return found ? [[found[1]!, { iops: Number(found[2]), mibps: Number(found[3]) }]] : [];
-          }),
-        );
+        const runs = mine.flatMap((line) => {
+          const found = /bench: disk (\S+) iops=(\d+) mibps=(\d+)/.exec(line);
+          return found ? [{ diskId: found[1]!, iops: Number(found[2]), mibps: Number(found[3]) }] : [];
+        });
+        results = new Map(runs.map(({ diskId, iops, mibps }) => [diskId, { iops, mibps }]));
+        ceilingRuns = runs.filter((run) => run.diskId === ceilingDisk.diskId);
         return mine.some((line) => line.includes('bench: done'));
       },
       600_000,
       'the guest measuring its disks',
     );
     const limits = await agentRequest(agent.controlSocket, 'GET', `/vms/${vm.vmId}/disks`);
-    const ceiling = results.get(ceilingDisk.diskId)!;
+    const ceiling = { iops: Math.max(...ceilingRuns.map((run) => run.iops)), mibps: Math.max(...ceilingRuns.map((run) => run.mibps)) };
     const compared = disks.slice(0, -1);
     console.log(
       `guest: ${machineType} under QEMU on host ${agent.hostId} (${limits.status === 200 ? 'QEMU enforces the provisioned limits: query-block' : `limits not read: ${JSON.stringify(limits.body)}`}); O_DIRECT reads with busybox dd, ${seconds} s per measurement`,
@@ -174,7 +181,7 @@ try {
       }
     }
     console.log(
-      `tcg ceiling iops measured=${ceiling.iops} mibps measured=${ceiling.mibps} (disk ${ceilingDisk.diskId}, provisioned ${ceilingDisk.iops} IOPS and ${ceilingDisk.throughputMiBps} MiB/s, the most the API allows)`,
+      `tcg ceiling iops measured=${ceiling.iops} mibps measured=${ceiling.mibps} (disk ${ceilingDisk.diskId}, provisioned ${ceilingDisk.iops} IOPS and ${ceilingDisk.throughputMiBps} MiB/s, the most the API allows; the higher of ${ceilingRuns.map((run) => `${run.iops}/${run.mibps}`).join(' and ')}, measured before and after)`,
     );
     const verdicts: string[] = [];
     for (const disk of compared) {

@@ -52,6 +52,8 @@ export class VmLifecycle {
   private readonly plugged = new Map<string, Map<string, LaunchDisk>>();
   /** What went wrong with each VM's disks, in words, while it is so (empty: nothing). */
   private readonly diskProblems = new Map<string, string>();
+  /** Disks deleted while a guest here still had them (the deletion outran the detach): their files go once unplugged, by pool id. */
+  private readonly deletedWhilePlugged = new Map<string, string>();
   private readonly consoleTimer: NodeJS.Timeout;
   private closed = false;
 
@@ -107,6 +109,7 @@ export class VmLifecycle {
       // Its disks' files stay in their pools: a disk outlives the VMs it was attached to.
       this.plugged.delete(vmId);
       this.diskProblems.delete(vmId);
+      this.removeDeletedFiles();
       if (runtime.needsGuest) await unplugTap(this.options.netns, vmInterfaceName(vmId));
       return;
     }
@@ -118,6 +121,7 @@ export class VmLifecycle {
       else if (!seen) this.send(vmId, { state: 'stopped', reason: 'stopped by its owner' });
       this.plugged.delete(vmId);
       this.diskProblems.delete(vmId);
+      this.removeDeletedFiles();
       return;
     }
     const bootedFor = this.booted.get(vmId);
@@ -199,6 +203,7 @@ export class VmLifecycle {
         await guest?.detach(vmId, diskId);
         plugged.delete(diskId);
         this.options.log(`vm ${vmId}: disk ${diskId} detached`);
+        this.removeDeletedFiles();
       } catch (error) {
         problems.set(diskId, `still attached: ${(error as Error).message}`);
       }
@@ -236,19 +241,32 @@ export class VmLifecycle {
     if (report && seen) this.send(vmId, seen);
   }
 
-  /** A disk was deleted: its file goes from its pool's folder, unless a guest here still holds it. */
+  /**
+   * A disk was deleted: its file goes from its pool's folder. The message can outrun the detach
+   * that came before it (the VM's new configuration is fetched, the message is pushed): a guest
+   * here that still has the disk lets go of it first, then the file goes.
+   */
   deleteDisk(poolId: string, diskId: string): void {
     for (const [vmId, plugged] of this.plugged) {
       if (plugged.has(diskId)) {
-        this.options.log(`disk ${diskId} was deleted but vm ${vmId} still has it: its file stays`);
+        this.options.log(`disk ${diskId} was deleted while vm ${vmId} still has it: its file goes once it is unplugged`);
+        this.deletedWhilePlugged.set(diskId, poolId);
         return;
       }
     }
+    this.deletedWhilePlugged.delete(diskId);
     try {
       const removed = deleteDiskFiles(poolDirOf(this.options.poolsDir, poolId), diskId);
       this.options.log(`disk ${diskId} deleted: ${removed ? 'its file is removed' : 'it had no file on this host'}`);
     } catch (error) {
       this.options.log(`disk ${diskId} deleted, its file not removed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Removes the files of deleted disks that no guest here has any more. */
+  private removeDeletedFiles(): void {
+    for (const [diskId, poolId] of this.deletedWhilePlugged) {
+      if (![...this.plugged.values()].some((plugged) => plugged.has(diskId))) this.deleteDisk(poolId, diskId);
     }
   }
 

@@ -143,15 +143,22 @@ describe('VmLifecycle with disks', () => {
     expect(lifecycle.diskStatus(vm.vmId)).toEqual({ inGuest: false, disks: [{ ...diskA, sizeGiB: 4 }, diskB] });
   });
 
-  it("deletes a deleted disk's file, but not while a guest here has it", async () => {
+  it("deletes a deleted disk's file, once no guest here has it", async () => {
     const { lifecycle, apply, fileOf } = setUp((dir) => new GuestedRuntime({ stateDir: dir }));
     await apply(launch([diskA, diskB]));
+    // The deletion outran the detach: the file stays while the guest has the disk, and goes once it is unplugged.
     lifecycle.deleteDisk(diskA.poolId, diskA.diskId);
     expect(existsSync(fileOf(diskA))).toBe(true);
     await apply(launch([diskB]));
-    lifecycle.deleteDisk(diskA.poolId, diskA.diskId);
     expect(existsSync(fileOf(diskA))).toBe(false);
     expect(existsSync(fileOf(diskB))).toBe(true);
+    // Or once its VM stops.
+    lifecycle.deleteDisk(diskB.poolId, diskB.diskId);
+    expect(existsSync(fileOf(diskB))).toBe(true);
+    await apply(launch([diskB], { powerState: 'stopped' }));
+    expect(existsSync(fileOf(diskB))).toBe(false);
+    // A disk that never had a file here: nothing to do.
+    lifecycle.deleteDisk('pool-9', 'disk-0000000000ff');
   });
 });
 
