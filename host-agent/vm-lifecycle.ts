@@ -147,8 +147,8 @@ export class VmLifecycle {
         problems.set(disk.diskId, `not attached: ${(error as Error).message}`);
       }
     }
-    const plugged = new Map((launch.disks ?? []).filter((disk) => !problems.has(disk.diskId)).map((disk) => [disk.diskId, disk]));
-    this.plugged.set(vm.vmId, plugged);
+    this.plugged.delete(vm.vmId);
+    this.removeDeletedFiles();
     this.setDiskProblems(vm.vmId, problems, false);
     let boot: GuestBoot | undefined;
     let nic: { tap: string; mac: string } | undefined;
@@ -164,6 +164,8 @@ export class VmLifecycle {
         await plugTap(this.options.netns, nic.tap);
       }
     }
+    // In the guest from its start (QEMU plugs them in before the guest runs).
+    this.plugged.set(vm.vmId, new Map((launch.disks ?? []).filter((disk) => !problems.has(disk.diskId)).map((disk) => [disk.diskId, disk])));
     try {
       await runtime.start({
         vmId: vm.vmId,
