@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureGuestImage } from '../../local/guest-image/build.ts';
 import { DataPlaneLab, labUnavailableReason } from '../../local/data-plane/lab.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { qemuUnavailableReason } from '../helpers/guest.ts';
 import { uploadImage } from '../helpers/images.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
@@ -46,7 +46,8 @@ describe.skipIf(unavailable !== undefined)('disks in real guests', () => {
     await expectOk(api('POST', '/storage-pools', { poolId, capacityGiB: 1000, iops: 100_000, throughputMiBps: 10_000 }, operatorToken()), 201);
     const { networkId } = await expectOk(asTenant('POST', '/networks', { name: 'disk-guests', cidr: '10.73.0.0/24' }), 201);
     const { imageId } = await uploadImage('stratoplane-guest', readFileSync((await ensureGuestImage({ log: () => {} })).path), tenant);
-    ({ vmId } = await expectOk(asTenant('POST', '/vms', { name: 'disks', networkId, imageId }), 201));
+    // On this file's host (placement could pick another test's host, where no agent runs).
+    ({ vmId } = await expectOk(createVmOn({ name: 'disks', networkId, hostId: agent.hostId, imageId }, tenantId), 201));
     await eventually(async () => expect((await vmView()).state).toBe('running'), 120_000, 500);
   }, 300_000);
 
