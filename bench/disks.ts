@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ApiClient } from '#events/api-client.ts';
 import { MachineType } from '#events/vm-lifecycle.ts';
-import { agentRequest } from '../host-agent/agent-control-client.ts';
+import { agentRequest, agentStatus } from '../host-agent/agent-control-client.ts';
 import { DataPlaneLab, labUnavailableReason } from '../local/data-plane/lab.ts';
 import { publishGuestImage } from '../local/guest-image/publish.ts';
 import { type AgentInfo, startLocalStack } from '../local/local-stack.ts';
@@ -214,6 +214,10 @@ try {
       );
     }
     await cleanUp(api, vm.vmId, disks);
+    // The agent stops the guest and removes the disks' files before the stack goes (best effort: the state folder goes anyway).
+    await waitFor(async () => (await agentStatus(agent.controlSocket)).vmRuntime?.guests.length === 0, 60_000, 'the guest removed').catch((error: Error) =>
+      console.error(error.message),
+    );
   } finally {
     await stack.stop();
   }
