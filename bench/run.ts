@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   blackout: () => import('./blackout.ts'),
   load: () => import('./load.ts'),
   cost: () => import('./cost.ts'),
+  disks: () => import('./disks.ts'),
 };
 if (!name || !benches[name]) {
   console.error(`usage: bench <${Object.keys(benches).join('|')}>`);

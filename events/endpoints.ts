@@ -48,19 +48,28 @@ export const CredentialsChangedMessage = z.strictObject({
 });
 export type CredentialsChangedMessage = z.infer<typeof CredentialsChangedMessage>;
 
-export const HostMessage = z.discriminatedUnion('kind', [EndpointsMessage, LeaveMessage, CredentialsChangedMessage]);
+/** A disk whose file is in this host's pool folder was deleted: the file goes. */
+export const DiskDeletedMessage = z.strictObject({
+  kind: z.literal('disk-deleted'),
+  diskId: resourceId,
+  poolId: resourceId,
+});
+export type DiskDeletedMessage = z.infer<typeof DiskDeletedMessage>;
+
+export const HostMessage = z.discriminatedUnion('kind', [EndpointsMessage, LeaveMessage, CredentialsChangedMessage, DiskDeletedMessage]);
 export type HostMessage = z.infer<typeof HostMessage>;
 
 /** A host queue message body: several updates batched for one host. */
 export const HostMessageBatch = z.strictObject({ messages: z.array(HostMessage).min(1) });
 export type HostMessageBatch = z.infer<typeof HostMessageBatch>;
 
-/** Work items the stream handler puts on the fan-out queue (all of them about one network's VMs). */
+/** Work items the stream handler puts on the fan-out queue (about one network's VMs, or one host's disk files). */
 export const NetworkChange = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('endpoint'), networkId: resourceId, entry: EndpointEntry }),
   z.strictObject({ kind: z.literal('join'), networkId: resourceId, hostId: resourceId, epoch: z.int().min(1) }),
   z.strictObject({ kind: z.literal('leave'), networkId: resourceId, hostId: resourceId, epoch: z.int().min(1) }),
   z.strictObject({ kind: z.literal('credentials'), networkId: resourceId, hostId: resourceId, vmId: resourceId }),
+  z.strictObject({ kind: z.literal('disk-deleted'), hostId: resourceId, diskId: resourceId, poolId: resourceId }),
 ]);
 export type NetworkChange = z.infer<typeof NetworkChange>;
 

@@ -71,6 +71,10 @@ export const VmItem = z.object({
   attributes: VmAttributes.optional(),
   /** The service account the VM's tokens are for, if one is attached. */
   serviceAccountId: resourceId.optional(),
+  /** Its attached disks. */
+  diskIds: z.set(z.string()).optional(),
+  /** Raised when an attached disk's size or limits change: its host fetches the VM's disks again. */
+  disksRevision: z.int().optional(),
   /** The VM's network-pair secret, encrypted under the pair key with its encryption context (base64). */
   pairKeyCiphertext: z.string().optional(),
   createdAt: z.string(),
@@ -117,5 +121,15 @@ export const MemberItem = z.object({
 });
 export type MemberItem = z.infer<typeof MemberItem>;
 
-export const MetadataItem = z.discriminatedUnion('kind', [HostItem, NetworkItem, VmItem, SlotItem, MemberItem]);
+/** What host agents need of a disk's record: where its data is (its file in its pool's folder on that host). */
+export const DiskRecord = z.object({
+  kind: z.literal('disk'),
+  diskId: resourceId,
+  poolId: resourceId,
+  /** The host whose pool folder holds the disk's file: that of the VM it was last attached to (none: never attached, no file). */
+  hostId: resourceId.optional(),
+});
+export type DiskRecord = z.infer<typeof DiskRecord>;
+
+export const MetadataItem = z.discriminatedUnion('kind', [HostItem, NetworkItem, VmItem, SlotItem, MemberItem, DiskRecord]);
 export type MetadataItem = z.infer<typeof MetadataItem>;

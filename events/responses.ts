@@ -256,6 +256,8 @@ export const Disk = z.strictObject({
   region: region.optional(),
   state: z.enum(['available', 'attached']),
   attachedTo: resourceId.optional(),
+  /** The host whose storage pool folder holds the disk's data (set when first attached): it attaches to VMs on that host only. */
+  hostId: resourceId.optional(),
   createdAt: timestamp,
   updatedAt: timestamp,
 });

@@ -79,6 +79,20 @@ export const PutVmAttributesRequest = z.strictObject({ attributes: VmAttributes 
 export type PutVmAttributesRequest = z.infer<typeof PutVmAttributesRequest>;
 
 /**
+ * A disk attached to a VM, as its host plugs it in: the file `<diskId>.raw` in its storage pool's
+ * folder, the size it has (it only grows) and the limits QEMU enforces on it (reads and writes
+ * together, as EBS counts them). The guest sees it as a virtio disk whose serial is the disk id.
+ */
+export const LaunchDisk = z.strictObject({
+  diskId: z.string().regex(/^disk-[0-9a-f]{12}$/),
+  poolId: resourceId,
+  sizeGiB: z.int().min(1),
+  iops: z.int().min(1),
+  throughputMiBps: z.int().min(1),
+});
+export type LaunchDisk = z.infer<typeof LaunchDisk>;
+
+/**
  * How the host runs a VM: its size, what the tenant asked for (running or stopped), its name and
  * its image. `bootGeneration` rises with each start of a stopped or failed VM and each reboot: a
  * guest booted for a lower one is booted again. Absent while the VM cannot start yet (its image's
@@ -101,6 +115,8 @@ export const VmLaunchSpec = z.strictObject({
       url: z.url(),
     })
     .optional(),
+  /** Its attached disks, by disk id (at most 8: the hot-plug slots of a guest). */
+  disks: z.array(LaunchDisk).max(8).optional(),
 });
 export type VmLaunchSpec = z.infer<typeof VmLaunchSpec>;
 

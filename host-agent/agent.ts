@@ -69,7 +69,7 @@ export interface AgentConfig {
    * placement knows. Absent: the agent runs no VMs and registers without saying (the simulated
    * hosts of bench:load, which placement must still fill: their VMs are never run).
    */
-  vmRuntime?: { runtime: VmRuntime; images?: ImageCache; bootDir: string };
+  vmRuntime?: { runtime: VmRuntime; images?: ImageCache; bootDir: string; poolsDir: string };
   /** Told of every endpoint version the agent applies (a VM's endpoint reached this host). */
   onEndpointApplied?: (vmId: string, version: number) => void;
 }
@@ -287,7 +287,13 @@ export class HostAgent {
       throw new Error(`rejected malformed message ${message.MessageId}: ${parsed.error.issues[0]?.message}`);
     }
     this.stats.messagesReceived++;
-    this.applyAll(parsed.data.messages.filter((item) => item.kind !== 'credentials-changed'));
+    this.applyAll(parsed.data.messages.filter((item): item is NetworkMessage => item.kind === 'endpoints' || item.kind === 'leave'));
+    for (const item of parsed.data.messages) {
+      if (item.kind === 'disk-deleted') {
+        if (this.lifecycle) this.lifecycle.deleteDisk(item.poolId, item.diskId);
+        else log(this.config.hostId, `disk ${item.diskId} deleted: this host runs no VMs, so it holds no disk files`);
+      }
+    }
     if (parsed.data.messages.some((item) => item.kind === 'credentials-changed')) void this.refreshVmSecrets();
   }
 
@@ -436,7 +442,17 @@ export class HostAgent {
       if (request.method !== 'GET') return reply(405, { message: 'only GET, and POST /connections/verify' });
       if (path === '/healthz') return reply(200, { ok: true });
       if (path === '/status') return reply(200, this.statusReport());
-      reply(404, { message: 'try /status or /healthz' });
+      // What QEMU enforces on a running VM's disks (query-block): limits and sizes as the guest gets them.
+      const disks = /^\/vms\/([a-z0-9-]{1,63})\/disks$/.exec(path);
+      if (disks) {
+        const inspected = this.localVmIds.has(disks[1]!) ? this.lifecycle?.inspectDisks(disks[1]!) : undefined;
+        if (!inspected) return reply(404, { message: `vm ${disks[1]} runs no guest with disks on this host` });
+        return void inspected.then(
+          (list) => reply(200, { vmId: disks[1], disks: list }),
+          (error: Error) => reply(409, { message: error.message }),
+        );
+      }
+      reply(404, { message: 'try /status, /healthz or /vms/<vmId>/disks' });
     });
     const socket = this.config.controlSocket;
     mkdirSync(path.dirname(socket), { recursive: true, mode: 0o700 });
@@ -470,7 +486,10 @@ export class HostAgent {
         ? {
             kind: this.config.vmRuntime.runtime.kind,
             runtime: this.config.vmRuntime.runtime.describe(),
-            guests: [...this.localVmIds].map((vmId) => this.config.vmRuntime!.runtime.report(vmId) ?? { vmId, state: 'not started' }),
+            guests: [...this.localVmIds].map((vmId) => ({
+              ...(this.config.vmRuntime!.runtime.report(vmId) ?? { vmId, state: 'not started' }),
+              disks: this.lifecycle!.diskStatus(vmId),
+            })),
             reports: { ...this.vmReports.stats, pending: this.vmReports.pendingCount },
             images: this.config.vmRuntime.images?.stats ?? null,
           }

@@ -28,7 +28,7 @@ that runs none. With qemu, the agent checks at start that QEMU runs (--qemu-bina
 qemu-system-x86_64 on the PATH) and, with --netns, that it is root; if not, it says what is missing and
 refuses to start, unless --runtime-fallback says what to run instead (none: this host runs no VMs;
 process: placeholders).
---vm-dir: VMs' files (console, QMP socket), the image cache and unpacked images (default
+--vm-dir: VMs' files (console, QMP socket), the image cache, unpacked images and storage pools (pools/<poolId>/<diskId>.raw; default
 /var/lib/stratoplane/<host-id> as root, else under the temporary folder).
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
 HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR,
@@ -62,8 +62,10 @@ function vmRuntimeOf(options: {
 }): NonNullable<AgentConfig['vmRuntime']> {
   const bootDir = path.join(options.vmDir, 'boot');
   const stateDir = path.join(options.vmDir, 'vms');
-  if (options.kind === 'none') return { runtime: new NoRuntime(), bootDir };
-  if (options.kind === 'process') return { runtime: new ProcessRuntime({ stateDir }), bootDir };
+  // Storage pools' folders: a disk's data outlives its VMs' reboots, stops and moves off the host.
+  const poolsDir = path.join(options.vmDir, 'pools');
+  if (options.kind === 'none') return { runtime: new NoRuntime(), bootDir, poolsDir };
+  if (options.kind === 'process') return { runtime: new ProcessRuntime({ stateDir }), bootDir, poolsDir };
   const qemu = checkQemu({ binary: options.qemuBinary, netns: options.netns });
   if (qemu.missing.length > 0) {
     const why = `--runtime qemu cannot run here: ${qemu.missing.join('; ')}`;
@@ -75,7 +77,7 @@ function vmRuntimeOf(options: {
     options.say(
       `${why}. Falling back to --runtime ${options.fallback} (--runtime-fallback): ${options.fallback === 'none' ? 'this host registers as running no VMs, and placement puts none here' : 'this host registers as running placeholder processes, not guests'}`,
     );
-    return options.fallback === 'none' ? { runtime: new NoRuntime(why), bootDir } : { runtime: new ProcessRuntime({ stateDir }), bootDir };
+    return options.fallback === 'none' ? { runtime: new NoRuntime(why), bootDir, poolsDir } : { runtime: new ProcessRuntime({ stateDir }), bootDir, poolsDir };
   }
   options.say(`QEMU ${qemu.version} (${qemu.accelerator.kind}: ${qemu.accelerator.reason})`);
   return {
@@ -87,6 +89,7 @@ function vmRuntimeOf(options: {
     }),
     images: new ImageCache({ dir: path.join(options.vmDir, 'images') }),
     bootDir,
+    poolsDir,
   };
 }
 

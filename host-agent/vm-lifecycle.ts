@@ -1,13 +1,14 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { CONSOLE_OUTPUT_MAX_CHARS, type ReportVmStateRequest } from '#events/vm-lifecycle.ts';
-import type { VmLaunchSpec } from '#events/vm-config.ts';
+import type { LaunchDisk, VmLaunchSpec } from '#events/vm-config.ts';
 import { VM_GATEWAY } from './data-plane/plan-commands.ts';
 import { vmInterfaceName } from './data-plane/desired-state.ts';
 import type { LocalVm } from './forwarding-table.ts';
 import type { ImageCache } from './image-cache.ts';
 import { unpackImageBundle } from './vm-runtime/image-bundle.ts';
-import type { GuestBoot, VmReport, VmRuntime } from './vm-runtime/vm-runtime.ts';
+import { type DiskAttachment, deleteDiskFiles, ensureDiskFile, poolDirOf } from './vm-runtime/vm-disks.ts';
+import type { GuestBoot, GuestDiskView, VmReport, VmRuntime } from './vm-runtime/vm-runtime.ts';
 import { macOfVm, plugTap, unplugTap } from './vm-runtime/vm-taps.ts';
 
 export interface VmLifecycleOptions {
@@ -18,6 +19,8 @@ export interface VmLifecycleOptions {
   images?: ImageCache;
   /** Where unpacked images (kernel, initramfs) are kept, one folder per image. */
   bootDir: string;
+  /** The host's storage pool folders, one per pool: a disk is the file `<poolsDir>/<poolId>/<diskId>.raw`. */
+  poolsDir: string;
   report: (vmId: string, report: ReportVmStateRequest) => void;
   log: (message: string) => void;
   /** How often a running VM's console is sent again when it changed (ms). */
@@ -41,8 +44,10 @@ interface Wanted {
  * Makes the host's VMs what the control plane asks: a VM placed here with a launch spec is booted
  * (its image fetched and checked, its tap made), stopped when the tenant stops it, booted again
  * for a start or reboot (a higher boot generation), and stopped and removed when it leaves the
- * host. Each VM's changes run one at a time, in order. Everything the runtime sees is reported to
- * the control plane with the console's tail.
+ * host. Its disks are plugged in at boot, hot-plugged when attached, unplugged when detached, and
+ * their limits and size changed live; a disk change that fails is said in the VM's reports
+ * (`stateReason`) until it succeeds. Each VM's changes run one at a time, in order. Everything the
+ * runtime sees is reported to the control plane with the console's tail.
  */
 export class VmLifecycle {
   private wanted = new Map<string, Wanted>();
@@ -51,6 +56,12 @@ export class VmLifecycle {
   private readonly queues = new Map<string, Promise<void>>();
   private readonly boots = new Map<string, Promise<GuestBoot>>();
   private readonly consoleSent = new Map<string, string>();
+  /** The disks in each VM's guest now, as last set (with a runtime without guests: the files kept for it). */
+  private readonly plugged = new Map<string, Map<string, LaunchDisk>>();
+  /** What went wrong with each VM's disks, in words, while it is so (empty: nothing). */
+  private readonly diskProblems = new Map<string, string>();
+  /** Disks deleted while a guest here still had them (the deletion outran the detach): their files go once unplugged, by pool id. */
+  private readonly deletedWhilePlugged = new Map<string, string>();
   private readonly consoleTimer: NodeJS.Timeout;
   private closed = false;
 
@@ -103,6 +114,10 @@ export class VmLifecycle {
       runtime.forget(vmId);
       this.booted.delete(vmId);
       this.consoleSent.delete(vmId);
+      // Its disks' files stay in their pools: a disk outlives the VMs it was attached to.
+      this.plugged.delete(vmId);
+      this.diskProblems.delete(vmId);
+      this.removeDeletedFiles();
       if (runtime.needsGuest) await unplugTap(this.options.netns, vmInterfaceName(vmId));
       return;
     }
@@ -112,10 +127,13 @@ export class VmLifecycle {
       if (alive) await runtime.stop(vmId, undefined, STOP_REASONS.owner);
       // Stopped before it ever ran here: say so, or the API would show it provisioning forever.
       else if (!seen) this.send(vmId, { state: 'stopped', reason: STOP_REASONS.owner });
+      this.plugged.delete(vmId);
+      this.diskProblems.delete(vmId);
+      this.removeDeletedFiles();
       return;
     }
     const bootedFor = this.booted.get(vmId);
-    if (alive && bootedFor !== undefined && bootedFor >= launch.bootGeneration) return;
+    if (alive && bootedFor !== undefined && bootedFor >= launch.bootGeneration) return this.syncDisks(vmId, launch.disks ?? []);
     // A failed guest stays failed until its owner starts or reboots it (a higher generation).
     if (seen?.state === 'failed' && bootedFor !== undefined && bootedFor >= launch.bootGeneration) return;
     // Alive and wanted with a higher boot generation: a reboot.
@@ -128,6 +146,19 @@ export class VmLifecycle {
     this.booted.set(vm.vmId, launch.bootGeneration);
     runtime.forget(vm.vmId);
     this.consoleSent.delete(vm.vmId);
+    // Its disks' files (made, or grown while it was stopped), plugged in before the guest runs.
+    const disks: DiskAttachment[] = [];
+    const problems = new Map<string, string>();
+    for (const disk of launch.disks ?? []) {
+      try {
+        disks.push(await this.diskFile(disk));
+      } catch (error) {
+        problems.set(disk.diskId, `not attached: ${(error as Error).message}`);
+      }
+    }
+    this.plugged.delete(vm.vmId);
+    this.removeDeletedFiles();
+    this.setDiskProblems(vm.vmId, problems, false);
     let boot: GuestBoot | undefined;
     let nic: { tap: string; mac: string } | undefined;
     if (runtime.needsGuest) {
@@ -142,6 +173,8 @@ export class VmLifecycle {
         await plugTap(this.options.netns, nic.tap);
       }
     }
+    // In the guest from its start (QEMU plugs them in before the guest runs).
+    this.plugged.set(vm.vmId, new Map((launch.disks ?? []).filter((disk) => !problems.has(disk.diskId)).map((disk) => [disk.diskId, disk])));
     try {
       await runtime.start({
         vmId: vm.vmId,
@@ -150,10 +183,116 @@ export class VmLifecycle {
         boot,
         settings: { ip: `${vm.ip}/32`, gateway: VM_GATEWAY, hostname: launch.hostname },
         nic,
+        ...(runtime.disks && disks.length > 0 ? { disks } : {}),
       });
     } catch (error) {
+      this.plugged.delete(vm.vmId);
       this.send(vm.vmId, { state: 'failed', reason: (error as Error).message });
     }
+  }
+
+  /** The disk's file in its pool's folder on this host, made or grown to the disk's size. */
+  private async diskFile(disk: LaunchDisk): Promise<DiskAttachment> {
+    const file = await ensureDiskFile(poolDirOf(this.options.poolsDir, disk.poolId), disk.diskId, disk.sizeGiB, 'raw');
+    return { diskId: disk.diskId, file, format: 'raw', iops: disk.iops, throughputMiBps: disk.throughputMiBps };
+  }
+
+  /**
+   * Makes a running VM's disks what its launch spec says: detached ones unplugged, attached ones
+   * hot-plugged, changed limits set and grown sizes applied live. What fails is reported and tried
+   * again at the next change the agent hears of.
+   */
+  private async syncDisks(vmId: string, wanted: readonly LaunchDisk[]): Promise<void> {
+    const guest = this.options.runtime.disks;
+    const plugged = this.plugged.get(vmId) ?? new Map<string, LaunchDisk>();
+    this.plugged.set(vmId, plugged);
+    const want = new Map(wanted.map((disk) => [disk.diskId, disk]));
+    const problems = new Map<string, string>();
+    for (const diskId of [...plugged.keys()]) {
+      if (want.has(diskId)) continue;
+      try {
+        await guest?.detach(vmId, diskId);
+        plugged.delete(diskId);
+        this.options.log(`vm ${vmId}: disk ${diskId} detached`);
+        this.removeDeletedFiles();
+      } catch (error) {
+        problems.set(diskId, `still attached: ${(error as Error).message}`);
+      }
+    }
+    for (const disk of want.values()) {
+      const now = plugged.get(disk.diskId);
+      try {
+        if (!now) {
+          const attachment = await this.diskFile(disk);
+          await guest?.attach(vmId, attachment);
+          this.options.log(`vm ${vmId}: disk ${disk.diskId} attached (${disk.iops} IOPS, ${disk.throughputMiBps} MiB/s)`);
+        } else {
+          if (disk.sizeGiB > now.sizeGiB) await (guest ? guest.grow(vmId, disk.diskId, disk.sizeGiB) : this.diskFile(disk));
+          if (guest && (disk.iops !== now.iops || disk.throughputMiBps !== now.throughputMiBps)) {
+            await guest.setLimits(vmId, disk.diskId, disk.iops, disk.throughputMiBps);
+          }
+        }
+        plugged.set(disk.diskId, disk);
+      } catch (error) {
+        problems.set(disk.diskId, `${now ? 'not changed' : 'not attached'}: ${(error as Error).message}`);
+      }
+    }
+    this.setDiskProblems(vmId, problems, true);
+  }
+
+  /** Records what is wrong with a VM's disks; a change goes to the control plane with the VM's state. */
+  private setDiskProblems(vmId: string, problems: ReadonlyMap<string, string>, report: boolean): void {
+    const text = [...problems].map(([diskId, problem]) => `disk ${diskId} ${problem}`).join('; ');
+    if (text === (this.diskProblems.get(vmId) ?? '')) return;
+    if (text) {
+      this.diskProblems.set(vmId, text);
+      this.options.log(`vm ${vmId}: ${text}`);
+    } else this.diskProblems.delete(vmId);
+    const seen = this.options.runtime.report(vmId);
+    if (report && seen) this.send(vmId, seen);
+  }
+
+  /**
+   * A disk was deleted: its file goes from its pool's folder. The message can outrun the detach
+   * that came before it (the VM's new configuration is fetched, the message is pushed): a guest
+   * here that still has the disk lets go of it first, then the file goes.
+   */
+  deleteDisk(poolId: string, diskId: string): void {
+    for (const [vmId, plugged] of this.plugged) {
+      if (plugged.has(diskId)) {
+        this.options.log(`disk ${diskId} was deleted while vm ${vmId} still has it: its file goes once it is unplugged`);
+        this.deletedWhilePlugged.set(diskId, poolId);
+        return;
+      }
+    }
+    this.deletedWhilePlugged.delete(diskId);
+    try {
+      const removed = deleteDiskFiles(poolDirOf(this.options.poolsDir, poolId), diskId);
+      this.options.log(`disk ${diskId} deleted: ${removed ? 'its file is removed' : 'it had no file on this host'}`);
+    } catch (error) {
+      this.options.log(`disk ${diskId} deleted, its file not removed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Removes the files of deleted disks that no guest here has any more. */
+  private removeDeletedFiles(): void {
+    for (const [diskId, poolId] of this.deletedWhilePlugged) {
+      if (![...this.plugged.values()].some((plugged) => plugged.has(diskId))) this.deleteDisk(poolId, diskId);
+    }
+  }
+
+  /** Each VM's disks as the agent set them, with what is wrong; `inGuest` false: the runtime has no guest (files only). */
+  diskStatus(vmId: string) {
+    return {
+      inGuest: this.options.runtime.disks !== undefined,
+      disks: [...(this.plugged.get(vmId)?.values() ?? [])],
+      ...(this.diskProblems.has(vmId) ? { problems: this.diskProblems.get(vmId) } : {}),
+    };
+  }
+
+  /** What the hypervisor enforces on a running VM's disks now (QEMU's `query-block`); undefined without a guest. */
+  inspectDisks(vmId: string): Promise<GuestDiskView[]> | undefined {
+    return this.options.runtime.disks?.inspect(vmId);
   }
 
   /** The image's kernel and initramfs, fetched once per host and unpacked once per image. */
@@ -185,9 +324,12 @@ export class VmLifecycle {
     const output = this.options.runtime.consoleTail(vmId, CONSOLE_OUTPUT_MAX_CHARS).slice(-CONSOLE_OUTPUT_MAX_CHARS);
     const changed = output !== (this.consoleSent.get(vmId) ?? '');
     if (changed) this.consoleSent.set(vmId, output);
+    // A running guest whose disks are not as asked says so (the API shows it as the VM's stateReason).
+    const disks = ['starting', 'running'].includes(report.state) ? this.diskProblems.get(vmId) : undefined;
+    const reason = report.reason ?? disks;
     this.options.report(vmId, {
       state: report.state,
-      ...(report.reason ? { reason: report.reason } : {}),
+      ...(reason ? { reason: reason.slice(0, 4096) } : {}),
       observedAt: Date.now(),
       ...(changed ? { console: output } : {}),
       // What runs it: the API shows it, so a placeholder process never passes for a guest.

@@ -373,6 +373,10 @@ export async function migrateVm(
     const vm = assertHomeRegion(await getVmFor(table, tenantId, vmId), region, `vm ${vmId}`);
     spread ??= await hostsOfVms(table, vm.tenantId, request.spreadFrom);
     if (named === vm.hostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${named}`);
+    // A disk's data is a file on its host (docs/disks.md): it does not follow the VM.
+    const diskIds = [...(vm.diskIds ?? [])].sort();
+    if (diskIds.length > 0)
+      throw new ConflictError(`vm ${vmId} has disks attached: ${diskIds.join(', ')}; their data stays on host ${vm.hostId}: detach them first`);
     if (named && spread.has(named)) throw new ConflictError(`targetHostId: host ${named} runs ${spread.get(named)}, named in spreadFrom`);
     const target = named
       ? await getHost(table, named)
@@ -401,7 +405,7 @@ export async function migrateVm(
           Key: keys.vm(vmId),
           // What runs it is now the target's (its reports say from then on); unknown if the target never said.
           UpdateExpression: `SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now, gsi3pk = :onHost${pairKeyCiphertext ? ', pairKeyCiphertext = :pairKey' : ''}${target.vmRuntime ? ', runtime = :runtime' : ' REMOVE runtime'}`,
-          ConditionExpression: 'hostId = :from',
+          ConditionExpression: 'hostId = :from AND attribute_not_exists(diskIds)',
           ExpressionAttributeValues: {
             ...(pairKeyCiphertext ? { ':pairKey': pairKeyCiphertext } : {}),
             ...(target.vmRuntime ? { ':runtime': target.vmRuntime } : {}),

@@ -41,6 +41,10 @@ export async function fanOut(table: string, region: string, work: readonly FanOu
           outgoing.push({ hostId: change.hostId, sourceId: id, message: { kind: 'credentials-changed', vmId: change.vmId } });
           return;
         }
+        if (change.kind === 'disk-deleted') {
+          outgoing.push({ hostId: change.hostId, sourceId: id, message: { kind: 'disk-deleted', diskId: change.diskId, poolId: change.poolId } });
+          return;
+        }
         outgoing.push(...messagesFor(change, await partitionOf(change.networkId), id));
       } catch (error) {
         failed.set(id, error);
@@ -62,7 +66,11 @@ export async function fanOut(table: string, region: string, work: readonly FanOu
   return failed;
 }
 
-export function messagesFor(change: Exclude<NetworkChange, { kind: 'credentials' }>, partition: NetworkPartition, sourceId: string): Outgoing[] {
+export function messagesFor(
+  change: Exclude<NetworkChange, { kind: 'credentials' | 'disk-deleted' }>,
+  partition: NetworkPartition,
+  sourceId: string,
+): Outgoing[] {
   const { networkId } = change;
   switch (change.kind) {
     case 'endpoint':

@@ -1,5 +1,5 @@
 import type { EndpointEntry, NetworkChange } from '#events/endpoints.ts';
-import type { MemberItem, MetadataItem, SlotItem, VmItem } from '#events/records.ts';
+import type { DiskRecord, MemberItem, MetadataItem, SlotItem, VmItem } from '#events/records.ts';
 
 export const toEndpointEntry = ({ ip, version, state, vmId, hostId, endpoint }: SlotItem): EndpointEntry => ({
   ip,
@@ -14,7 +14,8 @@ export const toEndpointEntry = ({ ip, version, state, vmId, hostId, endpoint }: 
  * What one change to a metadata item means for host agents: a slot whose version moved is an
  * endpoint change; a host whose VM count in a network leaves or reaches zero joins or leaves it;
  * a VM whose service account, egress policy, attributes or launch (power intent, boot generation,
- * image ready) changed needs its host to fetch them again.
+ * image ready, disks attached or changed) changed needs its host to fetch them again; a deleted
+ * disk's file goes from the host that holds it.
  */
 export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem: MetadataItem | undefined): NetworkChange[] {
   const kind = newItem?.kind ?? oldItem?.kind;
@@ -38,9 +39,16 @@ export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem
         vm.powerState,
         vm.bootGeneration,
         vm.waitingForImage,
+        [...(vm.diskIds ?? [])].sort(),
+        vm.disksRevision,
       ]);
     if (hostConfig(before) === hostConfig(after)) return [];
     return [{ kind: 'credentials', networkId: after.networkId, hostId: after.hostId, vmId: after.vmId }];
+  }
+  if (kind === 'disk') {
+    const before = oldItem as DiskRecord | undefined;
+    if (!before?.hostId || newItem) return [];
+    return [{ kind: 'disk-deleted', hostId: before.hostId, diskId: before.diskId, poolId: before.poolId }];
   }
   if (kind === 'member') {
     const before = (oldItem as MemberItem | undefined)?.vmCount ?? 0;

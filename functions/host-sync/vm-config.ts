@@ -3,7 +3,10 @@ import { getHost } from '../compute/hosts.ts';
 import { assertHomeRegion } from '../core/regions.ts';
 import { shuffleJobsFor } from '../shuffle/shuffle-jobs.ts';
 import { getVm, listVmsOnHost, toVmView, updateTenantVm, type VmView } from '../compute/vms.ts';
-import { type ImageObject, imageObjectIn, launchSpecOf, presignImageUrl } from './vm-launch.ts';
+import { getItem } from '../core/store.ts';
+import { keys } from '../core/table-keys.ts';
+import type { DiskItem } from '../storage/disks.ts';
+import { type ImageObject, imageObjectIn, launchDisksOf, launchSpecOf, presignImageUrl } from './vm-launch.ts';
 
 /**
  * Sets one part of a VM's configuration that its bridge serves: what its outbound proxy lets out
@@ -36,7 +39,7 @@ export const setVmAttributes = (table: string, region: string, tenantId: string,
 
 /**
  * What a host needs to run its VMs: how to launch each (size, power intent, image with a URL to
- * fetch it), their bridges' configuration (a VM without egress policy reaches nothing), and their
+ * fetch it, attached disks), their bridges' configuration (a VM without egress policy reaches nothing), and their
  * shuffle jobs.
  */
 export async function vmConfigsOfHost(
@@ -62,7 +65,9 @@ export async function vmConfigsOfHost(
     hostId,
     vms: await Promise.all(
       vms.map(async (vm) => {
-        const launch = launchSpecOf(vm, vm.imageId && !vm.waitingForImage ? await imageOf(vm.imageId) : undefined);
+        // Each attached disk's own record: its pool, size and limits (a VM has at most 8).
+        const disks = launchDisksOf(vm.vmId, await Promise.all([...(vm.diskIds ?? [])].map((diskId) => getItem<DiskItem>(table, keys.disk(diskId)))));
+        const launch = launchSpecOf(vm, vm.imageId && !vm.waitingForImage ? await imageOf(vm.imageId) : undefined, disks);
         return { vmId: vm.vmId, egress: vm.egress, attributes: vm.attributes, ...(launch ? { launch } : {}) };
       }),
     ),

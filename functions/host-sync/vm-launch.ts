@@ -1,6 +1,6 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import type { VmLaunchSpec } from '#events/vm-config.ts';
+import type { LaunchDisk, VmLaunchSpec } from '#events/vm-config.ts';
 import { DEFAULT_MACHINE_TYPE, MACHINE_TYPES } from '#events/vm-lifecycle.ts';
 import { s3 } from '../platform/clients.ts';
 import { getItem } from '../core/store.ts';
@@ -8,6 +8,7 @@ import { keys } from '../core/table-keys.ts';
 import type { StoredVm } from '../compute/vms.ts';
 import type { ImageCopyItem } from '../images/image-copies.ts';
 import type { ImageItem } from '../images/images.ts';
+import type { DiskItem } from '../storage/disks.ts';
 
 /** How long a host has to start fetching a VM's image through the URL it is given. */
 export const IMAGE_URL_SECONDS = 15 * 60;
@@ -32,11 +33,19 @@ export function hostnameOf(name: string, vmId: string): string {
   return cleaned || vmId;
 }
 
+/** The disks attached to the VM, as its host plugs them in: those whose own record says so (a detach in flight is not), by disk id. */
+export function launchDisksOf(vmId: string, disks: readonly (DiskItem | undefined)[]): LaunchDisk[] {
+  return disks
+    .filter((disk): disk is DiskItem => disk?.state === 'attached' && disk.attachedTo === vmId)
+    .map(({ diskId, poolId, sizeGiB, iops, throughputMiBps }) => ({ diskId, poolId, sizeGiB, iops, throughputMiBps }))
+    .sort((a, b) => (a.diskId < b.diskId ? -1 : 1));
+}
+
 /**
  * How the VM's host runs it, or undefined while it cannot boot yet (its image's copy into the
- * region is not verified). `image` is where its image is in this region.
+ * region is not verified). `image` is where its image is in this region; `disks`, its attached disks.
  */
-export function launchSpecOf(vm: StoredVm, image: (ImageObject & { url: string }) | undefined): VmLaunchSpec | undefined {
+export function launchSpecOf(vm: StoredVm, image: (ImageObject & { url: string }) | undefined, disks: readonly LaunchDisk[] = []): VmLaunchSpec | undefined {
   if (vm.waitingForImage) return undefined;
   // Failed before any host ran it (its image's copy failed): it stays failed, even if a later copy succeeds, until its owner starts it.
   if (vm.state === 'failed' && vm.stateObservedAt === undefined) return undefined;
@@ -49,6 +58,7 @@ export function launchSpecOf(vm: StoredVm, image: (ImageObject & { url: string }
     ...MACHINE_TYPES[machineType],
     hostname: hostnameOf(vm.name, vm.vmId),
     ...(image ? { image: { imageId: image.imageId, sha256: image.sha256, sizeBytes: image.sizeBytes, url: image.url } } : {}),
+    ...(disks.length > 0 ? { disks: [...disks] } : {}),
   };
 }
 

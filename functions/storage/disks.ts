@@ -4,7 +4,7 @@ import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateDiskRequest, DiskPerformance, ModifyDiskRequest } from '#events/disks.ts';
 import { dynamodb } from '../platform/clients.ts';
 import { assertDiskRules } from './disk-rules.ts';
-import { ClientError, ConflictError, InUseError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { ClientError, ConflictError, InUseError, ValidationError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { queryPage } from '../core/pagination.ts';
 import { choosePool, listStoragePools, poolDelta } from './storage-pools.ts';
@@ -28,6 +28,11 @@ export interface DiskItem extends DiskPerformance {
   region?: string;
   state: 'available' | 'attached';
   attachedTo?: string;
+  /**
+   * The host whose pool folder holds the disk's file: that of the VM it was first attached to. A
+   * disk's data does not move between hosts, so it attaches only to VMs there; none: never attached.
+   */
+  hostId?: string;
   /** Grows on every change, so concurrent modifications cannot both apply to the same base. */
   revision: number;
   createdAt: string;
@@ -38,6 +43,9 @@ export interface DiskItem extends DiskPerformance {
 export type DiskView = z.infer<typeof responses.Disk>;
 
 export const toDiskView = ({ kind: _kind, revision: _revision, ...view }: DiskItem): DiskView => withoutTableKeys(view);
+
+/** Hot-plug slots of a guest (host-agent/vm-runtime/vm-disks.ts): a VM has at most this many disks. */
+export const MAX_DISKS_PER_VM = 8;
 
 const MAX_ATTEMPTS = 20;
 
@@ -172,6 +180,19 @@ export async function modifyDisk(table: string, region: string, tenantId: string
               },
             },
             ...quota.items,
+            // An attached disk's VM learns of it: its host changes the limits (or the size) live.
+            ...(disk.state === 'attached' && disk.attachedTo
+              ? [
+                  {
+                    Update: {
+                      TableName: table,
+                      Key: keys.vm(disk.attachedTo),
+                      UpdateExpression: 'ADD disksRevision :one',
+                      ExpressionAttributeValues: { ':one': 1 },
+                    },
+                  },
+                ]
+              : []),
           ],
         }),
       );
@@ -231,6 +252,9 @@ export async function attachDisk(table: string, region: string, tenantId: string
   if (!inRegion(vm, region)) throw new ConflictError(`vmId: vm ${vmId} is in ${vm.region}; a disk attaches to VMs of its own region`);
   if (disk.projectId !== vm.projectId) throw new ConflictError(`disk ${diskId} belongs to project ${disk.projectId}, vm ${vmId} to ${vm.projectId}`);
   if (disk.state === 'attached') throw new ConflictError(`disk ${diskId} is already attached to vm ${disk.attachedTo}`);
+  if (disk.hostId && disk.hostId !== vm.hostId)
+    throw new ConflictError(`vmId: rule disk-stays-on-its-host: disk ${diskId}'s data is on host ${disk.hostId}, vm ${vmId} runs on ${vm.hostId}`);
+  if ((vm.diskIds?.size ?? 0) >= MAX_DISKS_PER_VM) throw new ConflictError(`vmId: vm ${vmId} has ${MAX_DISKS_PER_VM} disks attached, the most a VM has`);
   const updatedAt = new Date().toISOString();
   try {
     await dynamodb.send(
@@ -240,13 +264,14 @@ export async function attachDisk(table: string, region: string, tenantId: string
             Update: {
               TableName: table,
               Key: keys.disk(diskId),
-              UpdateExpression: 'SET #state = :attached, attachedTo = :vm, revision = :next, updatedAt = :now',
+              UpdateExpression: 'SET #state = :attached, attachedTo = :vm, hostId = :host, revision = :next, updatedAt = :now',
               ConditionExpression: 'revision = :revision AND #state = :available',
               ExpressionAttributeNames: { '#state': 'state' },
               ExpressionAttributeValues: {
                 ':attached': 'attached',
                 ':available': 'available',
                 ':vm': vmId,
+                ':host': vm.hostId,
                 ':next': disk.revision + 1,
                 ':revision': disk.revision,
                 ':now': updatedAt,
@@ -258,8 +283,9 @@ export async function attachDisk(table: string, region: string, tenantId: string
               TableName: table,
               Key: keys.vm(vmId),
               UpdateExpression: 'ADD diskIds :disk',
-              ConditionExpression: 'tenantId = :tenant',
-              ExpressionAttributeValues: { ':disk': new Set([diskId]), ':tenant': tenantId },
+              // Still on the host read above (the disk's data is there), and with a slot free.
+              ConditionExpression: 'tenantId = :tenant AND hostId = :host AND (attribute_not_exists(diskIds) OR size(diskIds) < :most)',
+              ExpressionAttributeValues: { ':disk': new Set([diskId]), ':tenant': tenantId, ':host': vm.hostId, ':most': MAX_DISKS_PER_VM },
             },
           },
         ],
@@ -267,11 +293,15 @@ export async function attachDisk(table: string, region: string, tenantId: string
     );
   } catch (error) {
     const codes = cancellationCodes(error);
-    if (codes?.[1] === 'ConditionalCheckFailed') throw new NotFoundError('vm', vmId);
+    if (codes?.[1] === 'ConditionalCheckFailed') {
+      // Another tenant's VM is as unknown as a missing one; one of the tenant's that moved or filled up meanwhile: retry.
+      const again = await getVm(table, tenantId, vmId);
+      throw new ConflictError(`vm ${again.vmId} changed meanwhile (moved, or another disk attached); retry`);
+    }
     if (codes?.[0] === 'ConditionalCheckFailed') throw new ConflictError(`disk ${diskId} changed meanwhile (attached elsewhere?); retry`);
     throw error;
   }
-  return toDiskView({ ...disk, state: 'attached', attachedTo: vmId, revision: disk.revision + 1, updatedAt });
+  return toDiskView({ ...disk, state: 'attached', attachedTo: vmId, hostId: vm.hostId, revision: disk.revision + 1, updatedAt });
 }
 
 export async function detachDisk(table: string, region: string, tenantId: string, diskId: string): Promise<DiskView> {

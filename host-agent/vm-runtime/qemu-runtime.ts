@@ -3,10 +3,10 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { type Accelerator, accelArgs, chooseAccelerator } from './accelerator.ts';
 import { QmpClient } from './qmp-client.ts';
-import { attachDisk, DISK_SLOTS, type DiskAttachment, detachDisk, diskSlotArgs, growDisk, setDiskLimits } from './vm-disks.ts';
+import { attachDisk, DISK_SLOTS, type DiskAttachment, detachDisk, diskSlotArgs, growDisk, pluggedDisks, setDiskLimits } from './vm-disks.ts';
 import { PID_FILE, reclaimLeftovers } from './leftovers.ts';
 import { RuntimeBase, type RuntimeVm, STOPPED_BY_AGENT } from './runtime-base.ts';
-import type { VmLaunch, VmReport, VmRuntime } from './vm-runtime.ts';
+import type { GuestDisks, VmLaunch, VmReport, VmRuntime } from './vm-runtime.ts';
 
 export type { GuestBoot, VmLaunch, VmReport, VmRunState } from './vm-runtime.ts';
 
@@ -236,6 +236,15 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
   growDisk(vmId: string, diskId: string, sizeGiB: number): Promise<void> {
     return growDisk(this.live(vmId).qmp, diskId, sizeGiB);
   }
+
+  /** The disks of running guests, changed live: what the agent's VM lifecycle uses. */
+  readonly disks: GuestDisks = {
+    attach: (vmId, disk) => this.attachDisk(vmId, disk),
+    detach: (vmId, diskId) => this.detachDisk(vmId, diskId),
+    setLimits: (vmId, diskId, iops, throughputMiBps) => this.setDiskLimits(vmId, diskId, iops, throughputMiBps),
+    grow: (vmId, diskId, sizeGiB) => this.growDisk(vmId, diskId, sizeGiB),
+    inspect: (vmId) => pluggedDisks(this.live(vmId).qmp),
+  };
 
   /** The QMP connection of a running VM, for what the agent does live (hot-plug, throttles, migration). */
   monitor(vmId: string): QmpClient | undefined {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, rmSync, statSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { QmpClient } from './qmp-client.ts';
@@ -7,6 +7,8 @@ import type { QmpClient } from './qmp-client.ts';
 const run = promisify(execFile);
 
 const DISK_ID = /^disk-[0-9a-f]{12}$/;
+/** A storage pool's id as the API makes them (`events/identifiers.ts`' resourceId): never `..`, never a slash. */
+const POOL_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
@@ -33,14 +35,36 @@ function checkId(diskId: string) {
   if (!DISK_ID.test(diskId)) throw new Error(`not a disk id: ${JSON.stringify(diskId)}`);
 }
 
+/** A storage pool's folder on this host: `<poolsDir>/<poolId>`; an id that could leave `poolsDir` is refused. */
+export function poolDirOf(poolsDir: string, poolId: string): string {
+  if (!POOL_ID.test(poolId)) throw new Error(`not a storage pool id: ${JSON.stringify(poolId)}`);
+  return path.join(poolsDir, poolId);
+}
+
 /**
- * The disk's file in its pool's folder, made sparse at its size (`qemu-img create`) if it is not
- * there yet, grown if the disk grew; never shrunk. Returns its path.
+ * The disk's file in its pool's folder, made sparse at its size if it is not there yet (a raw file
+ * by truncation, qcow2 by `qemu-img create`), grown if the disk grew; never shrunk. Returns its path.
  */
 export async function ensureDiskFile(poolDir: string, diskId: string, sizeGiB: number, format: DiskAttachment['format']): Promise<string> {
   checkId(diskId);
   mkdirSync(poolDir, { recursive: true, mode: 0o700 });
   const file = path.join(poolDir, `${diskId}.${format}`);
+  if (format === 'raw') {
+    // No qemu-img needed: a raw disk is its bytes, and a file extended by truncation takes no blocks.
+    if (!existsSync(file)) {
+      const fd = openSync(file, 'wx', 0o600);
+      try {
+        ftruncateSync(fd, sizeGiB * GiB);
+      } finally {
+        closeSync(fd);
+      }
+      return file;
+    }
+    const size = statSync(file).size;
+    if (size > sizeGiB * GiB) throw new Error(`disk ${diskId} is ${size / GiB} GiB on this host; a disk never shrinks`);
+    if (size < sizeGiB * GiB) truncateSync(file, sizeGiB * GiB);
+    return file;
+  }
   if (!existsSync(file)) {
     await run('qemu-img', ['create', '-q', '-f', format, file, `${sizeGiB}G`]);
     return file;
@@ -110,9 +134,34 @@ export async function growDisk(qmp: QmpClient, diskId: string, sizeGiB: number):
   await qmp.execute('block_resize', { 'node-name': nodeOf(diskId), size: sizeGiB * GiB });
 }
 
+/** Every disk plugged into the VM, with what QEMU enforces on it, as `query-block` reports it. */
+export async function pluggedDisks(qmp: QmpClient): Promise<{ diskId: string; iops: number; throughputMiBps: number; sizeBytes: number }[]> {
+  const devices = await qmp.execute<{ qdev?: string; inserted?: { iops: number; bps: number; image?: { 'virtual-size'?: number } } }[]>('query-block');
+  return devices.flatMap((device) => {
+    const diskId = /dev-(disk-[0-9a-f]{12})/.exec(device.qdev ?? '')?.[1];
+    if (!diskId || !device.inserted) return [];
+    const { iops, bps, image } = device.inserted;
+    return [{ diskId, iops, throughputMiBps: bps / MiB, sizeBytes: image?.['virtual-size'] ?? 0 }];
+  });
+}
+
 /** What QEMU enforces on the disk now, as `query-block` reports it. */
 export async function diskLimits(qmp: QmpClient, diskId: string): Promise<{ iops: number; bps: number } | undefined> {
   const devices = await qmp.execute<{ qdev?: string; inserted?: { iops: number; bps: number } }[]>('query-block');
   const device = devices.find((entry) => entry.qdev?.includes(deviceOf(diskId)));
   return device?.inserted && { iops: device.inserted.iops, bps: device.inserted.bps };
+}
+
+/** Deletes the disk's file from its pool's folder (the disk was deleted); true if there was one. */
+export function deleteDiskFiles(poolDir: string, diskId: string): boolean {
+  checkId(diskId);
+  let deleted = false;
+  for (const format of ['raw', 'qcow2']) {
+    const file = path.join(poolDir, `${diskId}.${format}`);
+    if (existsSync(file)) {
+      rmSync(file, { force: true });
+      deleted = true;
+    }
+  }
+  return deleted;
 }

@@ -60,4 +60,28 @@ export interface VmRuntime extends EventEmitter<{ state: [VmReport] }> {
   /** Drops a stopped or failed VM and its files. */
   forget(vmId: string): void;
   stopAll(graceMs?: number, reason?: string): Promise<void>;
+  /** Runtimes with a guest to plug disks into (QEMU) have these; without them a disk is only its file. */
+  readonly disks?: GuestDisks;
+}
+
+/** A running guest's disks, changed live. */
+export interface GuestDisks {
+  /** Hot-plugs a disk (its file already made). */
+  attach(vmId: string, disk: DiskAttachment): Promise<void>;
+  /** Hot-unplugs a disk; rejects if the guest does not let go of it. */
+  detach(vmId: string, diskId: string): Promise<void>;
+  /** Changes a disk's limits while the guest uses it. */
+  setLimits(vmId: string, diskId: string, iops: number, throughputMiBps: number): Promise<void>;
+  /** Grows a disk while the guest runs. */
+  grow(vmId: string, diskId: string, sizeGiB: number): Promise<void>;
+  /** What the hypervisor enforces on each disk plugged in now. */
+  inspect(vmId: string): Promise<GuestDiskView[]>;
+}
+
+/** A disk as the hypervisor has it. */
+export interface GuestDiskView {
+  diskId: string;
+  iops: number;
+  throughputMiBps: number;
+  sizeBytes: number;
 }

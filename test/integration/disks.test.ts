@@ -114,9 +114,32 @@ describe('disks and storage pools', () => {
       body: { message: `vm ${vm.vmId} has disks attached: ${disk.diskId}; detach them first` },
     });
 
-    expect(await expectOk(asTenant('POST', `/disks/${disk.diskId}/detach`))).toMatchObject({ state: 'available' });
+    // Its data is a file on the VM's host: the VM does not move while it has disks.
+    expect(await asTenant('POST', `/vms/${vm.vmId}/migrate`, {})).toEqual({
+      status: 409,
+      body: { message: `vm ${vm.vmId} has disks attached: ${disk.diskId}; their data stays on host ${hostId}: detach them first` },
+    });
+
+    expect(await expectOk(asTenant('POST', `/disks/${disk.diskId}/detach`))).toMatchObject({ state: 'available', hostId });
     expect((await expectOk(asTenant('GET', `/vms/${vm.vmId}`))).diskIds).toEqual([]);
+    // Detached, its data is still on that host: it attaches to VMs there only.
+    const otherHost = uniqueId('disk-host');
+    await expectOk(api('POST', '/hosts', { hostId: otherHost, address: '198.51.100.192', capacity: 4 }, operatorToken()), 201);
+    const elsewhere = await expectOk(createVmOn({ name: 'db-2', networkId: network.networkId, hostId: otherHost }, tenant), 201);
+    expect(await asTenant('POST', `/disks/${disk.diskId}/attach`, { vmId: elsewhere.vmId })).toEqual({
+      status: 409,
+      body: { message: `vmId: rule disk-stays-on-its-host: disk ${disk.diskId}'s data is on host ${hostId}, vm ${elsewhere.vmId} runs on ${otherHost}` },
+    });
     expect((await asTenant('DELETE', `/disks/${disk.diskId}`)).status).toBe(204);
     expect((await asTenant('DELETE', `/vms/${vm.vmId}`)).status).toBe(204);
+    expect((await asTenant('DELETE', `/vms/${elsewhere.vmId}`)).status).toBe(204);
+  });
+
+  it('refuses storage pool ids that could name a path', async () => {
+    for (const poolId of ['../etc', 'a/b', '..', 'Pool']) {
+      const answer = await api('POST', '/storage-pools', { poolId, capacityGiB: 10, iops: 10, throughputMiBps: 10 }, operatorToken());
+      expect(answer.status).toBe(400);
+      expect(answer.body.message).toMatch(/^body\.poolId: /);
+    }
   });
 });

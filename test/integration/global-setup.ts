@@ -1,11 +1,11 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startLocalStack, type LocalStack } from '../../local/local-stack.ts';
-import { isAlive, projectRoot } from '../../local/processes.ts';
+import { projectRoot } from '../../local/processes.ts';
+import { releaseRunLock, takeRunLock } from '../../local/run-lock.ts';
 import { routesOf } from '../../local/api-gateway.ts';
 import { readTemplate } from '../../local/template.ts';
 import type { IamReport } from '../../local/aws/iam-check.ts';
@@ -41,48 +41,6 @@ declare module 'vitest' {
 let stack: LocalStack | undefined;
 let control: http.Server | undefined;
 const stateDir = path.join(projectRoot, '.local-run', `test-${process.pid}`);
-
-/**
- * One integration run at a time on a machine: two would each start an emulator and a runner and
- * starve each other past every readiness limit (two cores), and both would want LocalStack's port.
- * A later run waits for the earlier, also one from another checkout (the lock is the machine's).
- */
-const runLock = path.join(os.tmpdir(), 'stratoplane-integration-run.lock');
-
-async function takeRunLock(): Promise<void> {
-  mkdirSync(path.dirname(runLock), { recursive: true });
-  let told = false;
-  for (;;) {
-    try {
-      mkdirSync(runLock);
-      writeFileSync(path.join(runLock, 'pid'), String(process.pid));
-      process.once('exit', releaseRunLock);
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const holder = Number(readFileOr(path.join(runLock, 'pid')));
-    if (!holder || !isAlive(holder)) {
-      rmSync(runLock, { recursive: true, force: true });
-      continue;
-    }
-    if (!told) console.error(`waiting for another integration run (pid ${holder}) to finish`);
-    told = true;
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-  }
-}
-
-function releaseRunLock(): void {
-  if (readFileOr(path.join(runLock, 'pid')) === String(process.pid)) rmSync(runLock, { recursive: true, force: true });
-}
-
-function readFileOr(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-}
 
 /** One local AWS and one control plane for the whole integration run; each file makes its own hosts and networks. */
 export async function setup(project: TestProject) {

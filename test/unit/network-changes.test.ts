@@ -64,6 +64,28 @@ describe('changesFromItemUpdate for VMs', () => {
     expect(changesFromItemUpdate(before, { ...before, waitingForImage: undefined })).toEqual(refresh);
     expect(changesFromItemUpdate(before, { ...before, state: 'stopping', stateReason: 'x', stateObservedAt: 5 })).toEqual([]);
   });
+
+  it('asks the host to fetch again when a disk is attached, detached, or an attached one changes', () => {
+    const refresh = [{ kind: 'credentials', networkId: 'net-1', hostId: 'h1', vmId: 'vm-1' }];
+    const before: VmItem = { ...vm(), diskIds: new Set(['disk-000000000001']) };
+    expect(changesFromItemUpdate(before, { ...before, diskIds: new Set(['disk-000000000001', 'disk-000000000002']) })).toEqual(refresh);
+    expect(changesFromItemUpdate(before, { ...before, diskIds: undefined })).toEqual(refresh);
+    expect(changesFromItemUpdate(before, { ...before, disksRevision: 1 })).toEqual(refresh);
+    // The same disks in another order are the same disks.
+    const two: VmItem = { ...vm(), diskIds: new Set(['disk-000000000001', 'disk-000000000002']) };
+    expect(changesFromItemUpdate(two, { ...two, diskIds: new Set(['disk-000000000002', 'disk-000000000001']) })).toEqual([]);
+  });
+});
+
+describe('changesFromItemUpdate for disks', () => {
+  const disk = (hostId?: string) => ({ kind: 'disk' as const, diskId: 'disk-000000000001', poolId: 'pool-1', ...(hostId ? { hostId } : {}) });
+
+  it("tells the host that holds a deleted disk's file, and nobody for a disk never attached or one that changed", () => {
+    expect(changesFromItemUpdate(disk('h1'), undefined)).toEqual([{ kind: 'disk-deleted', hostId: 'h1', diskId: 'disk-000000000001', poolId: 'pool-1' }]);
+    expect(changesFromItemUpdate(disk(), undefined)).toEqual([]);
+    expect(changesFromItemUpdate(disk('h1'), disk('h1'))).toEqual([]);
+    expect(changesFromItemUpdate(undefined, disk('h1'))).toEqual([]);
+  });
 });
 
 describe('messagesFor', () => {

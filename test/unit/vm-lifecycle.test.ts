@@ -25,7 +25,13 @@ function setUp() {
   const dir = mkdtempSync(path.join(tmpdir(), 'vm-lifecycle-'));
   const runtime = new ProcessRuntime({ stateDir: dir });
   const reports: ReportVmStateRequest[] = [];
-  const lifecycle = new VmLifecycle({ runtime, bootDir: path.join(dir, 'boot'), report: (_vmId, report) => reports.push(report), log: () => {} });
+  const lifecycle = new VmLifecycle({
+    runtime,
+    bootDir: path.join(dir, 'boot'),
+    poolsDir: path.join(dir, 'pools'),
+    report: (_vmId, report) => reports.push(report),
+    log: () => {},
+  });
   const states = () => reports.map((report) => report.state);
   return { dir, runtime, lifecycle, reports, states };
 }
@@ -144,6 +150,7 @@ describe('VmLifecycle', () => {
     const lifecycle = new VmLifecycle({
       runtime: new NoRuntime('--runtime qemu cannot run here: qemu-system-x86_64 is not installed'),
       bootDir: path.join(tmpdir(), 'unused'),
+      poolsDir: path.join(tmpdir(), 'unused-pools'),
       report: (_vmId, report) => reports.push(report),
       log: () => {},
     });

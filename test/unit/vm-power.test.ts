@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type PowerFields, powerChange } from '#functions/compute/vm-power.ts';
-import { hostnameOf, launchSpecOf } from '#functions/host-sync/vm-launch.ts';
+import { hostnameOf, launchDisksOf, launchSpecOf } from '#functions/host-sync/vm-launch.ts';
+import type { DiskItem } from '#functions/storage/disks.ts';
 import type { StoredVm } from '#functions/compute/vms.ts';
 
 const vm = (state: PowerFields['state'], powerState: PowerFields['powerState'] = 'running', bootGeneration = 0): PowerFields => ({
@@ -70,5 +71,24 @@ describe("a host's launch spec", () => {
     expect(hostnameOf('---', 'vm-1')).toBe('vm-1');
     expect(hostnameOf('a'.repeat(70), 'vm-1')).toHaveLength(63);
     expect(hostnameOf('ünïcode name', 'vm-1')).toBe('n-code-name');
+  });
+
+  it("carries the VM's attached disks, by disk id: those whose own record says they are attached to it", () => {
+    const disk = (diskId: string, change: Partial<DiskItem> = {}) =>
+      ({ diskId, poolId: 'pool-1', sizeGiB: 10, iops: 3000, throughputMiBps: 125, state: 'attached', attachedTo: stored.vmId, ...change }) as DiskItem;
+    const disks = launchDisksOf(stored.vmId, [
+      disk('disk-00000000000b', { iops: 6000 }),
+      disk('disk-00000000000a'),
+      // Detached meanwhile, attached elsewhere, or deleted: not this VM's.
+      disk('disk-00000000000c', { state: 'available', attachedTo: undefined }),
+      disk('disk-00000000000d', { attachedTo: 'vm-other0000000' }),
+      undefined,
+    ]);
+    expect(disks).toEqual([
+      { diskId: 'disk-00000000000a', poolId: 'pool-1', sizeGiB: 10, iops: 3000, throughputMiBps: 125 },
+      { diskId: 'disk-00000000000b', poolId: 'pool-1', sizeGiB: 10, iops: 6000, throughputMiBps: 125 },
+    ]);
+    expect(launchSpecOf(stored, undefined, disks)?.disks).toEqual(disks);
+    expect(launchSpecOf(stored, undefined, [])).not.toHaveProperty('disks');
   });
 });
