@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   load: () => import('./load.ts'),
   cost: () => import('./cost.ts'),
   disks: () => import('./disks.ts'),
+  boot: () => import('./boot.ts'),
 };
 if (!name || !benches[name]) {
   console.error(`usage: bench <${Object.keys(benches).join('|')}>`);
