@@ -99,16 +99,6 @@ add rule arp ${TABLE} from_vm counter drop
     else for (const entry of next.keys()) this.leftovers.delete(entry);
   }
 
-  /** Packets dropped so far: sent by a VM as someone else (IP and IPv6 together; ARP). */
-  async dropped(): Promise<{ ip: number; arp: number }> {
-    const count = async (family: 'inet' | 'arp') => {
-      const { stdout } = await run('ip', ['netns', 'exec', this.netns, 'nft', '-j', 'list', 'chain', family, TABLE, 'from_vm']);
-      const rules = (JSON.parse(stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] }).nftables;
-      return rules.flatMap((item) => item.rule?.expr ?? []).reduce((sum, expr) => sum + (expr.counter?.packets ?? 0), 0);
-    };
-    return { ip: await count('inet'), arp: await count('arp') };
-  }
-
   private async listed(): Promise<AllowedSource[]> {
     const { stdout } = await run('ip', ['netns', 'exec', this.netns, 'nft', '-j', 'list', 'set', 'inet', TABLE, 'sources']);
     const items = (JSON.parse(stdout) as { nftables: { set?: { elem?: { concat: [string, string, string] }[] } }[] }).nftables;
