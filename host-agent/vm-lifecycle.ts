@@ -64,6 +64,7 @@ export class VmLifecycle {
   private readonly deletedWhilePlugged = new Map<string, string>();
   private readonly consoleTimer: NodeJS.Timeout;
   private closed = false;
+  private lastObservedAt = 0;
 
   constructor(private readonly options: VmLifecycleOptions) {
     options.runtime.on('state', (report) => this.tell(report));
@@ -330,11 +331,20 @@ export class VmLifecycle {
     this.options.report(vmId, {
       state: report.state,
       ...(reason ? { reason: reason.slice(0, 4096) } : {}),
-      observedAt: Date.now(),
+      observedAt: this.nextObservedAt(),
       ...(changed ? { console: output } : {}),
       // What runs it: the API shows it, so a placeholder process never passes for a guest.
       runtime: this.options.runtime.kind,
     });
+  }
+
+  /**
+   * The control plane keeps a report only if it is strictly newer than the last it holds: two
+   * reports in the same millisecond (a quick stop then boot) must not share a time.
+   */
+  private nextObservedAt(): number {
+    this.lastObservedAt = Math.max(Date.now(), this.lastObservedAt + 1);
+    return this.lastObservedAt;
   }
 
   /** A running guest keeps writing to its console: what changed goes with a report of the same state. */

@@ -4,6 +4,8 @@ import type { ReportVmStateRequest } from '#events/vm-lifecycle.ts';
  * Sends what the agent sees of its VMs to the control plane: the latest report of each VM, once;
  * a newer one replaces one not yet sent, and one that fails is sent again with back-off (the
  * control plane ignores a report older than one it holds, so a late retry cannot go back).
+ * A report carries the console only when it changed, so a report that replaces one with a console
+ * takes that console along: otherwise the new guest's first console would never reach the API.
  */
 export class VmStateReports {
   private readonly pending = new Map<string, ReportVmStateRequest>();
@@ -19,9 +21,7 @@ export class VmStateReports {
   ) {}
 
   record(vmId: string, report: ReportVmStateRequest): void {
-    const before = this.pending.get(vmId);
-    // A report that only refreshes the console keeps the reason of the one it replaces.
-    this.pending.set(vmId, before && before.observedAt > report.observedAt ? before : report);
+    this.keepLatest(vmId, report);
     this.flush();
   }
 
@@ -38,6 +38,17 @@ export class VmStateReports {
     clearTimeout(this.timer);
     await this.settled();
     this.stopped = true;
+  }
+
+  /** Keeps the newer of the pending report and this one, with the newest console either carried. */
+  private keepLatest(vmId: string, report: ReportVmStateRequest): void {
+    const before = this.pending.get(vmId);
+    if (!before) {
+      this.pending.set(vmId, report);
+      return;
+    }
+    const [older, newer] = before.observedAt > report.observedAt ? [report, before] : [before, report];
+    this.pending.set(vmId, newer.console === undefined && older.console !== undefined ? { ...newer, console: older.console } : newer);
   }
 
   private flush(): void {
@@ -59,8 +70,8 @@ export class VmStateReports {
         const [vmId, report] = batch[index]!;
         failedNow++;
         this.stats.failed++;
-        // Unless a newer report came meanwhile, this one goes again.
-        if (!this.pending.has(vmId)) this.pending.set(vmId, report);
+        // Unless a newer report came meanwhile, this one goes again (its console goes either way).
+        this.keepLatest(vmId, report);
         if (this.failures === 0) this.log(`VM state report for ${vmId} failed (${(result.reason as Error).message}); retrying`);
       }
       if (failedNow === 0) {

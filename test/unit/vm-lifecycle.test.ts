@@ -87,9 +87,10 @@ describe('VmLifecycle', () => {
     await lifecycle.settled();
     expect(runtime.report(vm.vmId)).toBeUndefined();
     expect(() => process.kill(pid, 0)).toThrow();
-    // Reports are ordered by when they were seen.
+    // Reports are ordered by when they were seen, each strictly after the one before (the control
+    // plane keeps only a strictly newer report, and a quick stop-then-boot fits in one millisecond).
     const times = reports.map((report) => report.observedAt);
-    expect([...times].sort((a, b) => a - b)).toEqual(times);
+    expect(times.every((time, index) => index === 0 || time > times[index - 1]!)).toBe(true);
   });
 
   it('reports a guest that dies as failed, and leaves it failed until its owner starts it again', async () => {
@@ -223,6 +224,38 @@ describe('VmStateReports', () => {
       ['vm-1', 'running'],
       ['vm-2', 'stopped'],
     ]);
+    await reports.stop();
+  });
+
+  it('keeps the console of a report a newer one replaced, sent or failed (a report carries it only when it changed)', async () => {
+    const sent: { state: string; console?: string }[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let failNext = 0;
+    const reports = new VmStateReports(
+      async (_vmId, report) => {
+        // The first send hangs until released, so the next reports queue behind it.
+        if (sent.length === 0) await held;
+        if (failNext-- > 0) throw new Error('unreachable');
+        sent.push({ state: report.state, ...(report.console === undefined ? {} : { console: report.console }) });
+      },
+      () => {},
+    );
+    reports.record('vm-1', { state: 'stopping', observedAt: 1 });
+    // While that is on its way: the new guest runs and writes its console, then one more report without a change to it.
+    reports.record('vm-1', { state: 'running', observedAt: 2, console: 'boot=2' });
+    reports.record('vm-1', { state: 'running', observedAt: 3 });
+    release();
+    await expect.poll(() => sent.length).toBe(2);
+    expect(sent[1]).toEqual({ state: 'running', console: 'boot=2' });
+
+    // A report with a console fails; a newer one without comes before the retry: the console goes with it.
+    failNext = 1;
+    reports.record('vm-1', { state: 'running', observedAt: 4, console: 'boot=3' });
+    await reports.settled();
+    reports.record('vm-1', { state: 'stopping', observedAt: 5 });
+    await expect.poll(() => sent.length, { timeout: 5_000 }).toBe(3);
+    expect(sent[2]).toEqual({ state: 'stopping', console: 'boot=3' });
     await reports.stop();
   });
 });
