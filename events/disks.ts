@@ -37,6 +37,12 @@ export const CreateDiskRequest = z
     iops: iops.default(DISK_LIMITS.baselineIops),
     throughputMiBps: throughputMiBps.default(DISK_LIMITS.baselineThroughputMiBps),
     clientToken: clientToken.optional(),
+    poolId: resourceId
+      .optional()
+      .describe(
+        'Operators only (scope operator): the storage pool to place the disk in (409 when it lacks room). Tenants do not pick pools: a tenant token that sends one is refused (403); leave it out and placement picks a pool with room.',
+      ),
+    tenantId: resourceId.optional().describe('Operators only, and required with an operator token: the tenant the disk is created for.'),
   })
   .meta({
     description: `A disk's size, IOPS (default ${DISK_LIMITS.baselineIops}) and throughput (default ${DISK_LIMITS.baselineThroughputMiBps} MiB/s). ${ratioRules}`,

@@ -378,9 +378,10 @@ const specs = {
   }),
 
   createDisk: operation('POST /disks', {
-    summary: 'Create a disk with size, IOPS and throughput chosen independently',
+    summary:
+      'Create a disk with size, IOPS and throughput chosen independently; placement picks its pool, operators may name one (poolId) for a tenant (tenantId)',
     description: diskRules,
-    scopes: tenantWrite,
+    scopes: [...tenantWrite, 'operator'],
     body: CreateDiskRequest,
     responses: { 201: { description: 'created', body: responses.Disk } },
   }),

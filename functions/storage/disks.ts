@@ -4,7 +4,7 @@ import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateDiskRequest, DiskPerformance, ModifyDiskRequest } from '#events/disks.ts';
 import { dynamodb } from '../platform/clients.ts';
 import { assertDiskRules } from './disk-rules.ts';
-import { ClientError, ConflictError, InUseError, ValidationError } from '../core/errors.ts';
+import { ClientError, ConflictError, InUseError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { queryPage } from '../core/pagination.ts';
 import { choosePool, listStoragePools, poolDelta } from './storage-pools.ts';
@@ -75,12 +75,18 @@ async function placeDisk(
   const guard = projectGuard(table, tenantId, request.projectId);
   const lostRaces = new Set<string>();
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const pools = (await listStoragePools(table)).filter((candidate) => inRegion(candidate, region));
+    const inRegionPools = (await listStoragePools(table)).filter((candidate) => inRegion(candidate, region));
+    // An operator's pool, or any for placement to pick from.
+    const pools = request.poolId === undefined ? inRegionPools : inRegionPools.filter((candidate) => candidate.poolId === request.poolId);
+    if (request.poolId !== undefined && pools.length === 0) throw new NotFoundError('storage pool', `${request.poolId} in ${region}`);
     // Pools that just lost a race are tried last, not never.
     const pool = choosePool(pools, need, lostRaces) ?? choosePool(pools, need, new Set());
+    const wanted = `${need.sizeGiB} GiB, ${need.iops} IOPS and ${need.throughputMiBps} MiB/s free`;
     if (!pool)
       throw new ConflictError(
-        `no storage pool in ${region} has ${need.sizeGiB} GiB, ${need.iops} IOPS and ${need.throughputMiBps} MiB/s free: ask for less, or have an operator register a pool (POST /storage-pools)`,
+        request.poolId === undefined
+          ? `no storage pool in ${region} has ${wanted}: ask for less, or have an operator register a pool (POST /storage-pools)`
+          : `pool ${request.poolId} has not ${wanted}: ask for less, or leave poolId out for placement to pick a pool`,
       );
     const now = new Date().toISOString();
     const disk: DiskItem & Record<string, unknown> = {

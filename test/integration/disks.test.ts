@@ -95,6 +95,29 @@ describe('disks and storage pools', () => {
     expect(answer.body.message).toMatch(/^body\.iops: rule iops-per-gib: .* 2 GiB allows at most 3000 IOPS$/);
   });
 
+  it('places a disk in the pool an operator names, for the tenant it names; a tenant cannot pick a pool', async () => {
+    // A pool of its own: the burst above filled the others.
+    const own = { poolId: uniqueId('pool-pinned'), capacityGiB: 100, iops: 10_000, throughputMiBps: 500 };
+    await expectOk(api('POST', '/storage-pools', own, operatorToken()), 201);
+    const small = { sizeGiB: 10, iops: 3000, throughputMiBps: 125 };
+    const pinned = await expectOk(api('POST', '/disks', { name: 'pinned', ...small, poolId: own.poolId, tenantId: tenant }, operatorToken()), 201);
+    expect(pinned).toMatchObject({ poolId: own.poolId, state: 'available' });
+    expect((await listDisks()).map((disk) => disk.diskId)).toContain(pinned.diskId);
+
+    const picky = await asTenant('POST', '/disks', { name: 'picky', ...small, poolId: own.poolId });
+    expect(picky.status).toBe(403);
+    expect(picky.body.message).toMatch(/^poolId: needs scope operator/);
+    const nobody = await api('POST', '/disks', { name: 'for-nobody', ...small, poolId: own.poolId }, operatorToken());
+    expect(nobody.status).toBe(400);
+    expect(nobody.body.message).toContain('an operator names the tenant it acts for');
+    const unknown = await api('POST', '/disks', { name: 'nowhere', ...small, poolId: uniqueId('no-pool'), tenantId: tenant }, operatorToken());
+    expect(unknown.status).toBe(404);
+    const tooBig = await api('POST', '/disks', { name: 'too-big', sizeGiB: 1000, poolId: own.poolId, tenantId: tenant }, operatorToken());
+    expect(tooBig.status).toBe(409);
+    expect(tooBig.body.message).toMatch(new RegExp(`^pool ${own.poolId} has not 1000 GiB`));
+    await expectOk(asTenant('DELETE', `/disks/${pinned.diskId}`), 204);
+  });
+
   it('attaches to a VM, and refuses to delete either while attached, naming the other', async () => {
     const hostId = uniqueId('disk-host');
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.191', capacity: 4 }, operatorToken()), 201);
