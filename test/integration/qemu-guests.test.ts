@@ -2,8 +2,9 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GUEST_IMAGE_MANIFEST } from '#events/guest-image.ts';
 import { decodeJws } from '#tokens/jws.ts';
 import { readUstar } from '../../host-agent/vm-runtime/image-bundle.ts';
@@ -11,11 +12,14 @@ import { macOfVm } from '../../host-agent/vm-runtime/vm-taps.ts';
 import { ustar } from '../../local/guest-image/archives.ts';
 import { ensureGuestImage } from '../../local/guest-image/build.ts';
 import { DataPlaneLab, labUnavailableReason } from '../../local/data-plane/lab.ts';
+import { projectRoot } from '../../local/processes.ts';
+import { startTestDns, type TestDns } from '../fixtures/dns-server.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { qemuUnavailableReason } from '../helpers/guest.ts';
 import { uploadImage } from '../helpers/images.ts';
-import { tenantToken } from '../helpers/tokens.ts';
+import { makeTestCertificates } from '../helpers/test-ca.ts';
+import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 const run = promisify(execFile);
 const unavailable = (await labUnavailableReason()) ?? qemuUnavailableReason();
@@ -28,6 +32,8 @@ const FINGERPRINTS = /-----BEGIN SSH HOST KEY FINGERPRINTS-----\ned25519 (SHA256
  * agent fetches the image from the region's bucket, checks it, boots it on a tap in the host's
  * namespace, and reports what it sees. The guest reads who it is (id, address, network, attributes)
  * from its metadata server at 169.254.169.254, and makes its own SSH host keys and publishes them there.
+ * Outside the cloud, a service in a namespace of its own at 203.0.113.20 (TEST-NET-3) answers HTTPS
+ * under a name a test DNS server gives: what a guest reaches through its outbound proxy.
  */
 describe.skipIf(unavailable !== undefined)('real guests through the API', () => {
   const lab = new DataPlaneLab(`q${process.pid % 100_000}`, '172.31.247');
@@ -37,17 +43,42 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
   let agent: RunningAgent;
   /** A second QEMU host, for traffic between guests across the tunnel. */
   let remote: RunningAgent;
+  /** A QEMU host of the second region, where the image arrives only as a copy. */
+  let awayAgent: RunningAgent;
+  const away = inject('secondRegion');
   let networkId: string;
   let imageId: string;
   let brokenImageId: string;
   const vmIds: string[] = [];
+  const WORLD = '203.0.113.20';
+  const allowedOrigin = 'https://api.example.test';
+  /** What the outside service was sent, one entry per request. */
+  const outsideSaw: { scheme: string; path: string; headers: Record<string, string | undefined> }[] = [];
+  let dns: TestDns;
   const vmView = async (vmId: string) => expectOk(asTenant('GET', `/vms/${vmId}`));
 
   beforeAll(async () => {
-    const [host, other] = await lab.addHosts(2);
-    const qemuAgent = (on: { underlay: string; netns: string }) =>
-      startAgent(uniqueId('qemu'), on.underlay, 4, undefined, ['--netns', on.netns, '--runtime', 'qemu']);
-    [agent, remote] = await Promise.all([qemuAgent(host!), qemuAgent(other!)]);
+    const [host, other, awayHost] = await lab.addHosts(3);
+    const world = await lab.addOutsideWorld(WORLD);
+    const certificates = makeTestCertificates(['api.example.test', 'other.example.test']);
+    dns = await startTestDns({ 'api.example.test': [WORLD], 'other.example.test': [WORLD] });
+    const service = lab.spawnIn(world.netns, [
+      process.execPath,
+      path.join(projectRoot, 'test/fixtures/outside-service.mjs'),
+      '--address',
+      WORLD,
+      '--cert',
+      certificates.certFile,
+      '--key',
+      certificates.keyFile,
+    ]);
+    const lines = readline.createInterface({ input: service.stdout! });
+    await new Promise<void>((resolve) => lines.on('line', (line) => (line === 'READY' ? resolve() : outsideSaw.push(JSON.parse(line)))));
+    const qemuAgent = (on: { underlay: string; netns: string }, region?: { apiUrl: string; region: string }) =>
+      startAgent(uniqueId('qemu'), on.underlay, 4, region, ['--netns', on.netns, '--runtime', 'qemu', '--dns-server', dns.server], {
+        NODE_EXTRA_CA_CERTS: certificates.caFile,
+      });
+    [agent, remote, awayAgent] = await Promise.all([qemuAgent(host!), qemuAgent(other!), qemuAgent(awayHost!, away)]);
     networkId = (await expectOk(asTenant('POST', '/networks', { name: 'guests', cidr: '10.72.0.0/24' }), 201)).networkId;
     const image = readFileSync((await ensureGuestImage({ log: () => {} })).path);
     ({ imageId } = await uploadImage('stratoplane-guest', image, tenant));
@@ -64,7 +95,8 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
   }, 240_000);
 
   afterAll(async () => {
-    await Promise.all([agent?.process.stop(), remote?.process.stop()]);
+    await Promise.all([agent?.process.stop(), remote?.process.stop(), awayAgent?.process.stop()]);
+    await dns?.close();
     await lab.destroy();
   });
 
@@ -203,6 +235,25 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
     // The same guest, as itself: its echoes arrive.
     expect(await ssh(near, `ping -c 3 -W 5 ${jump.ip}`)).toMatch(/3 packets received/);
     expect(await echoesAtJump()).toBe(before + 3);
+
+    // Outbound, from the guest's own busybox wget through its proxy at 169.254.169.254:3128: an
+    // allowed origin answers, told who calls by the bridge and given a token for that origin; another
+    // origin is refused by the bridge and never reached.
+    const account = await expectOk(asTenant('POST', '/service-accounts', { name: 'guest-caller' }), 201);
+    await expectOk(asTenant('PUT', `/vms/${near.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }));
+    await expectOk(asTenant('PUT', `/vms/${near.vmId}/egress-policy`, { allow: [allowedOrigin] }));
+    const viaProxy = (url: string) => ssh(near, `http_proxy=http://169.254.169.254:3128 wget -q -O - ${url} 2>&1; echo " exit=$?"`);
+    await eventually(
+      async () => {
+        expect(await viaProxy(`${allowedOrigin}/from-guest`)).toBe(`hello ${near.vmId} over https exit=0\n`);
+        expect(outsideSaw.at(-1)).toMatchObject({ scheme: 'https', path: '/from-guest', headers: { authorization: expect.stringMatching(/^Bearer /) } });
+      },
+      30_000,
+      500,
+    );
+    const reached = outsideSaw.length;
+    expect(await viaProxy('https://other.example.test/not-allowed')).toMatch(/403 Forbidden.* exit=1/s);
+    expect(outsideSaw).toHaveLength(reached);
     rmSync(keyDir, { recursive: true, force: true });
   }, 300_000);
 
@@ -210,4 +261,30 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
     for (const vmId of vmIds) await expectOk(asTenant('DELETE', `/vms/${vmId}`), 204);
     for (const host of [agent, remote]) await eventually(async () => expect((await host.status()).vmRuntime?.guests).toEqual([]), 30_000, 250);
   });
+
+  it('boots the image in the second region from its copy there: a real guest, told who it is by that region', async () => {
+    // Its VMs were removed above: at most four guests run at once.
+    const inAway = (method: string, path: string, body?: unknown) => api(method, path, body, tenant, away.apiUrl);
+    const { networkId: awayNetwork } = await expectOk(inAway('POST', '/networks', { name: 'guests-away', cidr: '10.73.0.0/24' }), 201);
+    // On this file's host of that region, as an operator names it (other files' hosts there may be gone).
+    const vm = await expectOk(
+      api('POST', '/vms', { name: 'away-1', networkId: awayNetwork, imageId, hostId: awayAgent.hostId, tenantId }, await operatorToken(), away.apiUrl),
+      201,
+    );
+    expect(vm).toMatchObject({ state: 'provisioning', stateReason: `waiting for image ${imageId} to be copied from ${inject('region')} to ${away.region}` });
+    await eventually(async () => expect((await expectOk(inAway('GET', `/vms/${vm.vmId}`))).state).toBe('running'), 180_000, 500);
+    await eventually(
+      async () => {
+        const { output } = await expectOk(inAway('GET', `/vms/${vm.vmId}/console`));
+        expect(output).toContain(`stratoplane-guest: ready ip=${vm.ip}/32`);
+        expect(output).toContain(`stratoplane-guest: metadata: id=${vm.vmId} ip=${vm.ip} network=${awayNetwork}`);
+      },
+      60_000,
+      500,
+    );
+    // Fetched from that region's bucket (the copy), checked against the image's SHA-256.
+    expect((await awayAgent.status()).vmRuntime?.images).toMatchObject({ downloads: 1 });
+    await expectOk(inAway('DELETE', `/vms/${vm.vmId}`), 204);
+    await eventually(async () => expect((await awayAgent.status()).vmRuntime?.guests).toEqual([]), 30_000, 250);
+  }, 300_000);
 });
