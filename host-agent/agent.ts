@@ -317,7 +317,9 @@ export class HostAgent {
     this.pairKeys.keepOnly(localIds);
     if (this.hostServices) void this.bridges.reconcile(local);
     this.lifecycle?.update(local, this.launches);
-    const arrived = [...localIds].some((vmId) => !this.localVmIds.has(vmId));
+    const arrivals = [...localIds].filter((vmId) => !this.localVmIds.has(vmId));
+    for (const vmId of arrivals) log(this.config.hostId, `vm ${vmId} placed here`);
+    const arrived = arrivals.length > 0;
     const left = [...this.localVmIds].some((vmId) => !localIds.has(vmId));
     this.localVmIds = localIds;
     // A VM that arrived needs its credential and pair secret now, not at the next period; one that
@@ -341,15 +343,19 @@ export class HostAgent {
       do {
         state.again = false;
         try {
+          // A guest boots as soon as its configuration is here: its credentials (KMS behind them) come meanwhile.
+          const configsApplied = this.controlPlane.vmConfigs(this.config.hostId).then((configs) => {
+            this.vmConfigs = new Map(configs.vms.map((config) => [config.vmId, config]));
+            this.launches = new Map(configs.vms.map((config) => [config.vmId, config.launch]));
+            this.lifecycle?.update(this.table.localVms(), this.launches);
+            this.egressAddresses.openPrivateRanges(configs.egressOpenCidrs);
+            return configs;
+          });
           const [credentials, pairKeys, configs] = await Promise.all([
             this.controlPlane.hostCredentials(this.config.hostId, this.tokens.publicJwk()),
             this.controlPlane.pairKeys(this.config.hostId),
-            this.controlPlane.vmConfigs(this.config.hostId),
+            configsApplied,
           ]);
-          this.vmConfigs = new Map(configs.vms.map((config) => [config.vmId, config]));
-          this.launches = new Map(configs.vms.map((config) => [config.vmId, config.launch]));
-          this.lifecycle?.update(this.table.localVms(), this.launches);
-          this.egressAddresses.openPrivateRanges(configs.egressOpenCidrs);
           await this.shuffle.update(configs.shuffleJobs, this.localVmIds);
           this.tokens.replace(credentials);
           this.tokens.keepOnly(this.localVmIds);

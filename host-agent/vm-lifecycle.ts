@@ -145,6 +145,7 @@ export class VmLifecycle {
   private async boot(vm: LocalVm, launch: VmLaunchSpec): Promise<void> {
     const { runtime } = this.options;
     this.booted.set(vm.vmId, launch.bootGeneration);
+    this.options.log(`vm ${vm.vmId}: booting (boot generation ${launch.bootGeneration})`);
     runtime.forget(vm.vmId);
     this.consoleSent.delete(vm.vmId);
     // Its disks' files (made, or grown while it was stopped), plugged in before the guest runs.
@@ -186,6 +187,7 @@ export class VmLifecycle {
         nic,
         ...(runtime.disks && disks.length > 0 ? { disks } : {}),
       });
+      this.options.log(`vm ${vm.vmId}: guest started (${runtime.kind})`);
     } catch (error) {
       this.plugged.delete(vm.vmId);
       this.send(vm.vmId, { state: 'failed', reason: (error as Error).message });

@@ -25,11 +25,11 @@ export async function publishHostKeys(table: string, signer: JwsSigner, hostId: 
   const repeated = types.find((type, index) => types.indexOf(type) !== index);
   if (repeated) throw new ValidationError(`body.keys: more than one ${repeated} key`);
 
-  const vm = await getItem<StoredVm>(table, keys.vm(vmId));
+  // Both read at once: a guest publishes while it boots, and each round trip is on its boot's clock.
+  const [vm, current] = await Promise.all([getItem<StoredVm>(table, keys.vm(vmId)), getItem<HostKeysItem>(table, keys.hostKeys(vmId))]);
   if (!vm) throw new NotFoundError('vm', vmId);
   if (vm.hostId !== hostId) throw new ForbiddenError(`vm ${vmId} does not run on host ${hostId}`);
   // The set this host already published, unchanged: its attestation stands; no new KMS signature.
-  const current = await getItem<HostKeysItem>(table, keys.hostKeys(vmId));
   if (current && current.publishedBy === hostId && sameKeySet(current.keys, parsed)) return toView(vm, current);
 
   const publishedAt = new Date();
