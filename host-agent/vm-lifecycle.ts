@@ -25,6 +25,8 @@ export interface VmLifecycleOptions {
   log: (message: string) => void;
   /** How often a running VM's console is sent again when it changed (ms). */
   consoleRefreshMs?: number;
+  /** The first wait before a failed disk change is tried again (ms); it doubles up to a minute. */
+  diskRetryMs?: number;
 }
 
 /** Why the agent stops a VM, said in its `stopping` and `stopped` reports. */
@@ -62,6 +64,8 @@ export class VmLifecycle {
   private readonly diskProblems = new Map<string, string>();
   /** Disks deleted while a guest here still had them (the deletion outran the detach): their files go once unplugged, by pool id. */
   private readonly deletedWhilePlugged = new Map<string, string>();
+  /** VMs whose disk change failed: when it is tried again, and how many times it was. */
+  private readonly diskRetries = new Map<string, { attempts: number; timer: NodeJS.Timeout }>();
   private readonly consoleTimer: NodeJS.Timeout;
   private closed = false;
   private lastObservedAt = 0;
@@ -89,6 +93,7 @@ export class VmLifecycle {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.consoleTimer);
+    for (const vmId of this.diskRetries.keys()) this.retryDisksLater(vmId, false);
     await this.settled();
     await this.options.runtime.stopAll(undefined, STOP_REASONS.shutdown);
   }
@@ -118,6 +123,7 @@ export class VmLifecycle {
       // Its disks' files stay in their pools: a disk outlives the VMs it was attached to.
       this.plugged.delete(vmId);
       this.diskProblems.delete(vmId);
+      this.retryDisksLater(vmId, false);
       this.removeDeletedFiles();
       if (runtime.needsGuest) await unplugTap(this.options.netns, vmInterfaceName(vmId));
       return;
@@ -130,6 +136,7 @@ export class VmLifecycle {
       else if (!seen) this.send(vmId, { state: 'stopped', reason: STOP_REASONS.owner });
       this.plugged.delete(vmId);
       this.diskProblems.delete(vmId);
+      this.retryDisksLater(vmId, false);
       this.removeDeletedFiles();
       return;
     }
@@ -203,7 +210,7 @@ export class VmLifecycle {
   /**
    * Makes a running VM's disks what its launch spec says: detached ones unplugged, attached ones
    * hot-plugged, changed limits set and grown sizes applied live. What fails is reported and tried
-   * again at the next change the agent hears of.
+   * again at the next change the agent hears of, or on its own a little later (retryDisksLater).
    */
   private async syncDisks(vmId: string, wanted: readonly LaunchDisk[]): Promise<void> {
     const guest = this.options.runtime.disks;
@@ -241,6 +248,25 @@ export class VmLifecycle {
       }
     }
     this.setDiskProblems(vmId, problems, true);
+    this.retryDisksLater(vmId, problems.size > 0);
+  }
+
+  /**
+   * A disk change that failed is tried again on its own (QEMU busy, a file system full for a
+   * moment), not only at the next change the agent hears of: after 1 s, then twice as long each
+   * time up to a minute, until it is done or the VM stops or leaves.
+   */
+  private retryDisksLater(vmId: string, failed: boolean): void {
+    const before = this.diskRetries.get(vmId);
+    clearTimeout(before?.timer);
+    if (!failed || this.closed) {
+      this.diskRetries.delete(vmId);
+      return;
+    }
+    const attempts = (before?.attempts ?? 0) + 1;
+    const timer = setTimeout(() => this.enqueue(vmId), Math.min(60_000, (this.options.diskRetryMs ?? 1_000) * 2 ** (attempts - 1)));
+    timer.unref();
+    this.diskRetries.set(vmId, { attempts, timer });
   }
 
   /** Records what is wrong with a VM's disks; a change goes to the control plane with the VM's state. */

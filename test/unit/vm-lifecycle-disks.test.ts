@@ -48,12 +48,19 @@ class GuestedRuntime extends ProcessRuntime {
   };
 }
 
-function setUp(runtimeOf: (dir: string) => ProcessRuntime) {
+function setUp(runtimeOf: (dir: string) => ProcessRuntime, diskRetryMs = 60_000) {
   const dir = mkdtempSync(path.join(tmpdir(), 'vm-lifecycle-disks-'));
   const runtime = runtimeOf(path.join(dir, 'vms'));
   const reports: ReportVmStateRequest[] = [];
   const poolsDir = path.join(dir, 'pools');
-  const lifecycle = new VmLifecycle({ runtime, bootDir: path.join(dir, 'boot'), poolsDir, report: (_vmId, report) => reports.push(report), log: () => {} });
+  const lifecycle = new VmLifecycle({
+    runtime,
+    bootDir: path.join(dir, 'boot'),
+    poolsDir,
+    report: (_vmId, report) => reports.push(report),
+    log: () => {},
+    diskRetryMs,
+  });
   cleanup = async () => {
     await lifecycle.close();
     rmSync(dir, { recursive: true, force: true });
@@ -131,6 +138,22 @@ describe('VmLifecycle with disks', () => {
     // A pool id that would leave the pools' folder never becomes a path.
     await apply(launch([{ ...diskB, poolId: '../../etc' }]));
     expect(reports.at(-1)!.reason).toContain('disk disk-00000000000b not attached: not a storage pool id: "../../etc"');
+  });
+
+  it('tries a failed disk change again on its own, backing off, and stops once it is done', async () => {
+    const { runtime, reports, apply, lifecycle } = setUp((dir) => new GuestedRuntime({ stateDir: dir }), 100);
+    const guest = runtime as GuestedRuntime;
+    await apply(launch([]));
+    guest.failNext = 'attach';
+    await apply(launch([diskA]));
+    expect(reports.at(-1)!.reason).toContain('not attached');
+    // No new change comes: the retry alone plugs it in (after 100 ms) and the reason goes.
+    await expect.poll(() => guest.calls.filter((call) => call.startsWith('attach')).length, { timeout: 2_000 }).toBe(2);
+    await lifecycle.settled();
+    expect(reports.at(-1)).not.toHaveProperty('reason');
+    // Done: nothing is tried again.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(guest.calls.filter((call) => call.startsWith('attach'))).toHaveLength(2);
   });
 
   it('with the process runtime (no guest), keeps each disk as its file only, grown as the disk grows', async () => {
