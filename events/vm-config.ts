@@ -9,6 +9,11 @@ import { MachineType, PowerState } from './vm-lifecycle.ts';
  * port, nothing else. Names only: the bridge checks the addresses a name resolves to when it
  * connects, and an IP literal or `localhost` names the host itself or a path around that check.
  */
+/** The form of an origin the API takes: a lowercase DNS name (last label starts with a letter: never an IP literal) and maybe a port. */
+const ORIGIN_FORM =
+  '^https?://([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\\.)*[a-z]([a-z0-9-]*[a-z0-9])?(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$';
+const ORIGIN_PATTERN = new RegExp(ORIGIN_FORM);
+
 export const Origin = z
   .string()
   .max(256)
@@ -27,15 +32,21 @@ export const Origin = z
     if (isIP(host)) return void context.addIssue({ code: 'custom', message: `IP literals are refused (${url.hostname}): name the service by its DNS name` });
     if (host === 'localhost' || host.endsWith('.localhost'))
       return void context.addIssue({ code: 'custom', message: `localhost and *.localhost are refused (${url.hostname}): they name the host itself` });
-    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== value || url.username || url.password) {
+    // The URL standard lets through host names DNS has no place for (`https://l*`): the form is checked as well.
+    if (
+      (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+      url.origin !== value ||
+      url.username ||
+      url.password ||
+      !ORIGIN_PATTERN.test(value)
+    ) {
       context.addIssue({ code: 'custom', message: 'must be an origin such as https://api.example.com (scheme, host and port only, no trailing slash)' });
     }
   })
   .meta({
     // The form as a pattern (lowercase DNS name whose last label starts with a letter, so never an IP literal); what a
     // pattern cannot say, the description does.
-    pattern:
-      '^https?://([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\\.)*[a-z]([a-z0-9-]*[a-z0-9])?(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$',
+    pattern: ORIGIN_FORM,
     description:
       'An origin: http or https, a lowercase DNS name and maybe a port, nothing else (no path, no trailing slash, no user), as the URL standard serializes it (so no default port: not :443 with https, not :80 with http). IP literals, localhost and *.localhost are refused.',
   });

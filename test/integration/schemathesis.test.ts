@@ -80,10 +80,10 @@ const accepted: { check: string; operationIds: string[]; message: RegExp; reason
   },
   {
     check: 'positive_data_acceptance',
-    operationIds: ['listVms', 'createVm', 'getQuotas'],
+    operationIds: ['listVms', 'createVm', 'createDisk', 'getQuotas'],
     message: /an operator (lists by hostId only|names the tenant it acts for)|hostId|tenantId/,
     reason:
-      "with an operator token hostId (listing) or tenantId (creating, quotas) is required and networkId refused: the fields' descriptions say which scope each is for",
+      "with an operator token hostId (listing) or tenantId (creating VMs and disks, quotas) is required and networkId refused: the fields' descriptions say which scope each is for",
   },
   {
     check: 'positive_data_acceptance',
