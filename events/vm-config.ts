@@ -33,13 +33,7 @@ export const Origin = z
     if (host === 'localhost' || host.endsWith('.localhost'))
       return void context.addIssue({ code: 'custom', message: `localhost and *.localhost are refused (${url.hostname}): they name the host itself` });
     // The URL standard lets through host names DNS has no place for (`https://l*`): the form is checked as well.
-    if (
-      (url.protocol !== 'http:' && url.protocol !== 'https:') ||
-      url.origin !== value ||
-      url.username ||
-      url.password ||
-      !ORIGIN_PATTERN.test(value)
-    ) {
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== value || url.username || url.password || !ORIGIN_PATTERN.test(value)) {
       context.addIssue({ code: 'custom', message: 'must be an origin such as https://api.example.com (scheme, host and port only, no trailing slash)' });
     }
   })
