@@ -164,42 +164,21 @@ try {
 
 const row = (name: string, values: number[]) => `${name.padEnd(26)} median ${median(values).toFixed(0).padStart(6)}  p99 ${p99(values).toFixed(0).padStart(6)}`;
 console.log(`boot of ${count} VMs (${machineType}, ${accelerator.kind}), ms from POST /vms:`);
-console.log(
-  row(
-    'agent heard of the VM',
-    samples.map((sample) => sample.placed),
-  ),
-);
-console.log(
-  row(
-    'boot began (spec fetched)',
-    samples.map((sample) => sample.booting),
-  ),
-);
-console.log(
-  row(
-    'QEMU started',
-    samples.map((sample) => sample.started),
-  ),
-);
-console.log(
-  row(
-    'first console byte',
-    samples.map((sample) => sample.console),
-  ),
-);
-console.log(
-  row(
-    'metadata fetched',
-    samples.map((sample) => sample.metadata),
-  ),
-);
-console.log(
-  row(
-    'host keys published',
-    samples.map((sample) => sample.published),
-  ),
-);
+const phases: [string, keyof (typeof samples)[number]][] = [
+  ['agent heard of the VM', 'placed'],
+  ['boot began (spec fetched)', 'booting'],
+  ['QEMU started', 'started'],
+  ['first console byte', 'console'],
+  ['metadata fetched', 'metadata'],
+  ['host keys published', 'published'],
+];
+for (const [name, phase] of phases)
+  console.log(
+    row(
+      name,
+      samples.map((sample) => sample[phase]),
+    ),
+  );
 console.log(row('bare QEMU to ready', bare));
 console.log(row('same, beside idle stack', bareBesideStack));
 console.log(`the idle local control plane (LocalStack, DynamoDB Local, functions runner, agent) kept ${idleCpu.toFixed(0)} % of this machine's CPU busy`);
