@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GUEST_IMAGE_MANIFEST } from '#events/guest-image.ts';
@@ -12,13 +11,12 @@ import { macOfVm } from '../../host-agent/vm-runtime/vm-taps.ts';
 import { ustar } from '../../local/guest-image/archives.ts';
 import { ensureGuestImage } from '../../local/guest-image/build.ts';
 import { DataPlaneLab, labUnavailableReason } from '../../local/data-plane/lab.ts';
-import { projectRoot } from '../../local/processes.ts';
-import { startTestDns, type TestDns } from '../fixtures/dns-server.ts';
+import type { TestDns } from '../fixtures/dns-server.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { qemuUnavailableReason } from '../helpers/guest.ts';
 import { uploadImage } from '../helpers/images.ts';
-import { makeTestCertificates } from '../helpers/test-ca.ts';
+import { type OutsideRequest, startOutsideService } from '../helpers/outside-service.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 const run = promisify(execFile);
@@ -53,30 +51,17 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
   const WORLD = '203.0.113.20';
   const allowedOrigin = 'https://api.example.test';
   /** What the outside service was sent, one entry per request. */
-  const outsideSaw: { scheme: string; path: string; headers: Record<string, string | undefined> }[] = [];
+  let outsideSaw: OutsideRequest[] = [];
   let dns: TestDns;
   const vmView = async (vmId: string) => expectOk(asTenant('GET', `/vms/${vmId}`));
 
   beforeAll(async () => {
     const [host, other, awayHost] = await lab.addHosts(3);
-    const world = await lab.addOutsideWorld(WORLD);
-    const certificates = makeTestCertificates(['api.example.test', 'other.example.test']);
-    dns = await startTestDns({ 'api.example.test': [WORLD], 'other.example.test': [WORLD] });
-    const service = lab.spawnIn(world.netns, [
-      process.execPath,
-      path.join(projectRoot, 'test/fixtures/outside-service.mjs'),
-      '--address',
-      WORLD,
-      '--cert',
-      certificates.certFile,
-      '--key',
-      certificates.keyFile,
-    ]);
-    const lines = readline.createInterface({ input: service.stdout! });
-    await new Promise<void>((resolve) => lines.on('line', (line) => (line === 'READY' ? resolve() : outsideSaw.push(JSON.parse(line)))));
+    const outside = await startOutsideService(lab, WORLD, ['api.example.test', 'other.example.test']);
+    ({ dns, seen: outsideSaw } = outside);
     const qemuAgent = (on: { underlay: string; netns: string }, region?: { apiUrl: string; region: string }) =>
       startAgent(uniqueId('qemu'), on.underlay, 4, region, ['--netns', on.netns, '--runtime', 'qemu', '--dns-server', dns.server], {
-        NODE_EXTRA_CA_CERTS: certificates.caFile,
+        NODE_EXTRA_CA_CERTS: outside.certificates.caFile,
       });
     [agent, remote, awayAgent] = await Promise.all([qemuAgent(host!), qemuAgent(other!), qemuAgent(awayHost!, away)]);
     networkId = (await expectOk(asTenant('POST', '/networks', { name: 'guests', cidr: '10.72.0.0/24' }), 201)).networkId;

@@ -1,7 +1,5 @@
 import { execFile } from 'node:child_process';
-import type http from 'node:http';
 import path from 'node:path';
-import readline from 'node:readline';
 import { promisify } from 'node:util';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,17 +8,11 @@ import { KmsPublicKeys } from '#tokens/kms-public-keys.ts';
 import { VmTokenVerifier } from '#tokens/vm-tokens.ts';
 import { DataPlaneLab, labUnavailableReason } from '../../local/data-plane/lab.ts';
 import { projectRoot } from '../../local/processes.ts';
-import { startTestDns, type TestDns } from '../fixtures/dns-server.ts';
-import { makeTestCertificates } from '../helpers/test-ca.ts';
+import type { TestDns } from '../fixtures/dns-server.ts';
+import { type OutsideRequest, startOutsideService } from '../helpers/outside-service.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
-
-interface Seen {
-  scheme: 'http' | 'https';
-  path: string;
-  headers: http.IncomingHttpHeaders;
-}
 
 /** Runs the simulated VM's client (a separate process) against the VM's outbound proxy. */
 /** Calls through the VM's outbound proxy from inside the VM (its namespace), at 169.254.169.254:3128 as a guest would. */
@@ -52,7 +44,7 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
   const WORLD = '203.0.113.10';
   const allowed = { https: 'https://api.example.test', http: 'http://api.example.test' };
   const forbidden = 'https://other.example.test';
-  const seen: Seen[] = [];
+  let seen: OutsideRequest[] = [];
   let dns: TestDns;
   let agent: RunningAgent;
   let vm: any;
@@ -61,26 +53,10 @@ describe.skipIf(unavailable !== undefined)('VM service bridges: outbound proxy a
 
   beforeAll(async () => {
     const [host] = await lab.addHosts(1);
-    const world = await lab.addOutsideWorld(WORLD);
-    const certificates = makeTestCertificates(['api.example.test', 'other.example.test']);
-    dns = await startTestDns({ 'api.example.test': [WORLD], 'other.example.test': [WORLD] });
-    const service = lab.spawnIn(world.netns, [
-      process.execPath,
-      path.join(projectRoot, 'test/fixtures/outside-service.mjs'),
-      '--address',
-      WORLD,
-      '--cert',
-      certificates.certFile,
-      '--key',
-      certificates.keyFile,
-      '--redirect-to',
-      'http://loopback.example.test/',
-    ]);
-    const lines = readline.createInterface({ input: service.stdout! });
-    const ready = new Promise<void>((resolve) => lines.on('line', (line) => (line === 'READY' ? resolve() : seen.push(JSON.parse(line) as Seen))));
-    await ready;
+    const outside = await startOutsideService(lab, WORLD, ['api.example.test', 'other.example.test'], 'http://loopback.example.test/');
+    ({ dns, seen } = outside);
     agent = await startAgent(uniqueId('egress'), host!.underlay, 32, undefined, ['--netns', host!.netns, '--dns-server', dns.server], {
-      NODE_EXTRA_CA_CERTS: certificates.caFile,
+      NODE_EXTRA_CA_CERTS: outside.certificates.caFile,
     });
     const network = await expectOk(api('POST', '/networks', { name: 'egress', cidr: '10.79.0.0/24' }), 201);
     vm = await expectOk(createVmOn({ name: 'caller', networkId: network.networkId, hostId: agent.hostId }), 201);
