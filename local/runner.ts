@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp, stackNameFor } from '../cdk/app-builder.ts';
@@ -12,6 +12,7 @@ import { runCustomResources, serviceTokenFunctions } from './custom-resources.ts
 import { withReplicaTable } from './replica-table.ts';
 import { QueuePoller } from './queue-poller.ts';
 import { StreamPoller } from './stream-poller.ts';
+import { borrowBundles, lastSynthesis } from './synth-cache.ts';
 import { readTemplate, Resolver, resourcesOfType, type CfnTemplate } from './template.ts';
 import { credentialsEnv, functionPrincipalName, registerPrincipals, registrationFor } from './aws/iam-principals.ts';
 
@@ -99,18 +100,32 @@ async function main() {
  * the replica the primary region's stack makes there on AWS.
  */
 function synthesize(outdir: string, region: string, stackName: string): CfnTemplate {
-  rmSync(outdir, { recursive: true, force: true });
   process.env.CDK_DEFAULT_REGION = region;
+  const last = lastSynthesis(projectRoot, outdir, { region, stackName, ...pick(process.env, APP_SETTINGS) });
+  const started = Date.now();
+  const borrowed = last.reusable ? 0 : borrowBundles(outdir);
   // This region's stack and the stacks nested in it (its routes, cdk/constructs/route-stacks.ts).
   const { app, regions } = buildApp({
     outdir,
     context: { 'aws:cdk:enable-asset-metadata': true, 'aws:cdk:bundling-stacks': [stackName, `${stackName}/**`] },
   });
   if (!regions.includes(region)) throw new Error(`region ${region} is not one of the app's regions (${regions.join(', ')}): set STRATOPLANE_REGIONS`);
-  const assembly = app.synth();
-  const templateOf = (name: string) => readTemplate(path.join(assembly.directory, assembly.getStackByName(name).templateFile));
+  if (last.reusable) log(`no source changed since the last synthesis: reusing ${path.relative(projectRoot, outdir)}`);
+  else {
+    app.synth();
+    last.synthesized();
+    log(`synthesized and bundled in ${Date.now() - started} ms${borrowed ? ` (${borrowed} bundles taken from another region's synthesis)` : ''}`);
+  }
+  const templateOf = (name: string) => readTemplate(path.join(outdir, `${name}.template.json`));
   const template = templateOf(stackName);
   return region === regions[0] ? template : withReplicaTable(template, templateOf(stackNameFor(regions[0]!, deploymentFromEnvironment())), region);
+}
+
+/** The environment the app reads (cdk/app-builder.ts): a change to any means synthesizing again. */
+const APP_SETTINGS = ['STRATOPLANE_REGIONS', 'STRATOPLANE_DEPLOYMENT', 'STRATOPLANE_EGRESS_OPEN_CIDRS', 'CDK_DEFAULT_ACCOUNT'];
+
+function pick(env: NodeJS.ProcessEnv, names: string[]): Record<string, string | undefined> {
+  return Object.fromEntries(names.map((name) => [name, env[name]]));
 }
 
 async function startFunctions(template: CfnTemplate, resolver: Resolver, outdir: string, aws: { endpoint: string; region: string; stackName: string }) {

@@ -2,7 +2,8 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { bundleFingerprint } from '../bundle-fingerprint.ts';
 import { LogGroup, RetentionDays, type ILogGroup } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { environmentOf, functionEnvironment, type FunctionSetting } from '#events/function-environment.ts';
@@ -22,6 +23,19 @@ export interface ControlPlaneFunctionProps {
   /** Concurrency set aside for this function, which is also the most it may use. */
   reservedConcurrentExecutions?: number;
 }
+
+/** How every function is bundled (esbuild through CDK). */
+const BUNDLING = {
+  format: OutputFormat.ESM,
+  target: 'node22',
+  sourceMap: true,
+  minify: true,
+  // Functions ship the SDK versions package.json pins (tested locally), not whichever the runtime holds.
+  bundleAwsSDK: true,
+  // Some CommonJS dependencies call require(); give the ESM bundle one.
+  banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+  tsconfig: path.join(projectRoot, 'tsconfig.json'),
+} satisfies BundlingOptions;
 
 /** Every function is declared the same way: Node 22 on arm64, ESM bundle, traced, logs kept 30 days. */
 export class ControlPlaneFunction extends NodejsFunction {
@@ -43,17 +57,7 @@ export class ControlPlaneFunction extends NodejsFunction {
       environment: { NODE_OPTIONS: '--enable-source-maps', ...environmentOf(props.settings ?? {}) },
       depsLockFilePath: path.join(projectRoot, 'package-lock.json'),
       projectRoot,
-      bundling: {
-        format: OutputFormat.ESM,
-        target: 'node22',
-        sourceMap: true,
-        minify: true,
-        // Functions ship the SDK versions package.json pins (tested locally), not whichever the runtime holds.
-        bundleAwsSDK: true,
-        // Some CommonJS dependencies call require(); give the ESM bundle one.
-        banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-        tsconfig: path.join(projectRoot, 'tsconfig.json'),
-      },
+      bundling: { ...BUNDLING, assetHash: bundleFingerprint(projectRoot, props.entry, BUNDLING) },
     });
     this.reservedConcurrency = props.reservedConcurrentExecutions;
     acknowledge(

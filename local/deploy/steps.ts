@@ -1,6 +1,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand, paginateListStackResources, type StackResourceSummary } from '@aws-sdk/client-cloudformation';
+import { borrowBundles } from '../synth-cache.ts';
 import { resourceCount } from '../template.ts';
 import { cdk, type CdkTarget } from './cdk-cli.ts';
 
@@ -34,8 +35,15 @@ export interface DeployResult {
  * machine, so the template leaves the account to CloudFormation (`AWS::AccountId`) and the synth
  * needs no emulator (it can run while one starts).
  */
-export async function synthesize(target: Omit<CdkTarget, 'endpoint'>, dir: string, context: string[] = []): Promise<Assembly> {
+export async function synthesize(
+  target: Omit<CdkTarget, 'endpoint'>,
+  dir: string,
+  context: string[] = [],
+  /** Cloud assemblies whose function bundles are reused where the sources are the same (local/synth-cache.ts). */
+  bundlesFrom: readonly string[] = [],
+): Promise<Assembly> {
   rmSync(dir, { recursive: true, force: true });
+  borrowBundles(dir, bundlesFrom);
   await cdk({ ...target, endpoint: OFFLINE_ENDPOINT }, ['synth', '--quiet', '--output', dir, ...context.flatMap((entry) => ['--context', entry])]);
   return readAssembly(dir);
 }

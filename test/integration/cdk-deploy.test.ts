@@ -2,7 +2,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { APIGatewayClient, GetAuthorizersCommand, paginateGetResources } from '@aws-sdk/client-api-gateway';
 import { DescribeStacksCommand, paginateDescribeStackEvents, type StackEvent } from '@aws-sdk/client-cloudformation';
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -15,7 +15,7 @@ import {
 import { GetEventSourceMappingCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { LocalAws } from '../../local/aws/local-aws.ts';
 import type { CdkTarget } from '../../local/deploy/cdk-cli.ts';
 import { fakedResourceTypes, startDeployAws } from '../../local/deploy/deploy-aws.ts';
@@ -35,27 +35,33 @@ import { type CfnResource, type CfnTemplate, Resolver, readTemplate, resourcesOf
 import { findLeftovers, removeLeftover } from '../../ops/stack-leftovers.ts';
 
 /**
- * `npm run deploy:local`'s path, step by step: the real cdk CLI synthesizes the app for one region,
- * bootstraps the environment and deploys the stack through CloudFormation into a LocalStack of this
- * file's own; what CloudFormation created is read back through the AWS APIs and compared with the
- * template. Then `cdk destroy`, the cleanup of what the stack retained (ops/cleanup-stack.ts), and a
- * second deploy of the same assembly under the same name. Last, a first deploy that fails half-way
- * (an alias of the stack's name already taken): CloudFormation rolls it back, deleting what it
- * created, and the next deploy passes (LocalStack's engine deletes nothing on a failed create: the
- * project's plugin local/aws/localstack-extensions/stratoplane_localstack/create_rollback.py does).
+ * `npm run deploy:local`'s path, step by step, for the two-region app: the real cdk CLI synthesizes
+ * it (us-east-1 primary, with the global table and its replica in eu-west-1; eu-west-1 reads its
+ * replica's stream ARN with a DescribeTable custom resource), bootstraps both environments and
+ * deploys both stacks through CloudFormation into a LocalStack of this file's own, with the
+ * project's providers for AWS::DynamoDB::GlobalTable and Custom::AWS
+ * (local/aws/localstack-extensions/). What CloudFormation created is read back through the AWS
+ * APIs and compared with each template, and data written in one region is read in the other.
+ * Then `cdk destroy` of both and the cleanup of what they retained (ops/cleanup-stack.ts). Last, a
+ * first deploy that fails half-way (an alias of the stack's name already taken): CloudFormation
+ * rolls it back, deleting what it created (LocalStack's engine deletes nothing on a failed create:
+ * the project's plugin local/aws/localstack-extensions/stratoplane_localstack/create_rollback.py
+ * does), and the next deploy of both passes.
  *
- * This file deploys the one-region app that deploy:local deploys by default;
- * cdk-deploy-two-regions.test.ts deploys both regions' stacks (the global table's replica and the
- * replica stack's custom resource through the project's LocalStack plugins).
+ * One file, one emulator, one synth: each deploy here takes a minute of the two cores, and the
+ * one-region app deploy:local deploys by default is the primary stack without the replica.
  */
-const region = 'us-east-1';
+const primary = 'us-east-1';
+const replica = 'eu-west-1';
+const regions = [primary, replica];
 const workDir = path.join(projectRoot, '.local-run', `cdk-deploy-test-${process.pid}`);
 
 let aws: LocalAws;
 let target: CdkTarget;
 let assembly: Assembly;
-let stack: AssemblyStack;
-let template: CfnTemplate;
+const stacks = new Map<string, AssemblyStack>();
+/** Each region's template with its nested route stacks' resources (cdk/constructs/route-stacks.ts), as CloudFormation holds them. */
+const templates = new Map<string, CfnTemplate>();
 /** Tests that passed: the logs are removed only when all did. */
 let passed = 0;
 
@@ -67,15 +73,17 @@ beforeAll(async () => {
   // The synth needs no emulator: both at once.
   [aws, assembly] = await Promise.all([
     startDeployAws({ logFile: localStackLog }),
-    synthesize({ region, logFile }, path.join(workDir, 'cdk.out'), [`regions=${region}`]),
+    // The bundles the test run's own runner made are these functions' (cdk/bundle-fingerprint.ts): ~90 s not spent again.
+    synthesize({ region: primary, logFile }, path.join(workDir, 'cdk.out'), [`regions=${regions.join(',')}`], [path.dirname(inject('templateFile'))]),
   ]);
-  target = { endpoint: aws.endpoint, region, logFile };
-  expect(assembly.stacks).toHaveLength(1);
-  stack = assembly.stacks[0]!;
-  // With its nested route stacks' resources (cdk/constructs/route-stacks.ts), as CloudFormation holds them.
-  template = readTemplate(stack.templateFile);
+  target = { endpoint: aws.endpoint, region: primary, logFile };
+  expect(assembly.stacks.map((stack) => stack.region).sort()).toEqual([...regions].sort());
+  for (const stack of assembly.stacks) {
+    stacks.set(stack.region, stack);
+    templates.set(stack.region, readTemplate(stack.templateFile));
+  }
   await bootstrap(target, assembly);
-}, 240_000);
+}, 300_000);
 
 afterAll(async () => {
   await aws?.stop();
@@ -84,19 +92,80 @@ afterAll(async () => {
   else console.error(`cdk-deploy: logs kept in ${path.relative(projectRoot, workDir)}/`);
 });
 
-describe('cdk deploy through CloudFormation into LocalStack', () => {
-  it('creates every resource of the template', async () => {
-    const result = await deploy(target, assembly);
-    expect(result).toMatchObject({ stacks: 1, resources: stack.resourceCount });
-    expect(fakedResourceTypes(localStackLog)).toEqual([]);
-    await expectDeployedAsTemplated();
-    passed++;
-  }, 180_000);
+const dynamodb = (region: string) => new DynamoDBClient(clientConfig(target, region));
+const templatedResourceCount = () => assembly.stacks.reduce((sum, stack) => sum + stack.resourceCount, 0);
 
-  it('destroys the stack; what it retained is found and removed by the cleanup tool; the same stack deploys again', async () => {
-    const settings = clientConfig(target, region);
+describe('cdk deploy of two regions through CloudFormation into LocalStack', () => {
+  it('creates every resource of both templates; the global table has its replica in the second region, whose stack streams it; data written in one region is read in the other', async () => {
+    const result = await deploy(target, assembly);
+    expect(result).toMatchObject({ stacks: 2, resources: templatedResourceCount() });
+    expect(fakedResourceTypes(localStackLog)).toEqual([]);
+    for (const region of regions) await expectDeployedAsTemplated(region);
+
+    // The primary's template defines the table with both regions; DynamoDB lists the replica.
+    const globalTables = resourcesOfType(templates.get(primary)!, 'AWS::DynamoDB::GlobalTable');
+    expect(globalTables).toHaveLength(1);
+    const [tableLogicalId, tableResource] = globalTables[0]!;
+    const tableName = tableResource.Properties!.TableName as string;
+    expect((tableResource.Properties!.Replicas as { Region: string }[]).map((entry) => entry.Region).sort()).toEqual([...regions].sort());
+    expect(resourcesOfType(templates.get(replica)!, 'AWS::DynamoDB::GlobalTable')).toEqual([]);
+    const primaryTable = (await dynamodb(primary).send(new DescribeTableCommand({ TableName: tableName }))).Table!;
+    expect(primaryTable.TableStatus).toBe('ACTIVE');
+    expect(primaryTable.Replicas?.map((entry) => ({ region: entry.RegionName, status: entry.ReplicaStatus }))).toEqual([{ region: replica, status: 'ACTIVE' }]);
+    const physicalTable = (await stackResourcesWithNested(target, stacks.get(primary)!)).find((resource) => resource.LogicalResourceId === tableLogicalId);
+    expect(physicalTable?.PhysicalResourceId).toBe(tableName);
+    const replicaTable = (await dynamodb(replica).send(new DescribeTableCommand({ TableName: tableName }))).Table!;
+    expect(replicaTable.TableStatus).toBe('ACTIVE');
+    expect(replicaTable.TableArn).toBe(`arn:aws:dynamodb:${replica}:000000000000:table/${tableName}`);
+    expect(replicaTable.LatestStreamArn).toMatch(new RegExp(`^arn:aws:dynamodb:${replica}:000000000000:table/${tableName}/stream/`));
+
+    // The replica stack's DescribeTable custom resource answered with the replica, and every
+    // mapping the template feeds from it reads the replica's stream.
+    const replicaTemplate = templates.get(replica)!;
+    const customResources = resourcesOfType(replicaTemplate, 'Custom::AWS');
+    expect(customResources).toHaveLength(1);
+    const [[streamLogicalId]] = customResources as [[string, unknown]];
+    const replicaPhysical = new Map(
+      (await stackResourcesWithNested(target, stacks.get(replica)!)).map((resource) => [resource.LogicalResourceId!, resource.PhysicalResourceId!]),
+    );
+    expect(replicaPhysical.get(streamLogicalId)).toBe(replicaTable.TableArn);
+    const streamMappings = resourcesOfType(replicaTemplate, 'AWS::Lambda::EventSourceMapping').filter(
+      ([, resource]) => JSON.stringify(resource.Properties?.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': [streamLogicalId, 'Table.LatestStreamArn'] }),
+    );
+    expect(streamMappings.length).toBeGreaterThan(0);
+    const lambda = new LambdaClient(clientConfig(target, replica));
+    for (const [logicalId] of streamMappings) {
+      const mapping = await lambda.send(new GetEventSourceMappingCommand({ UUID: replicaPhysical.get(logicalId)! }));
+      expect({ logicalId, source: mapping.EventSourceArn }).toEqual({ logicalId, source: replicaTable.LatestStreamArn });
+    }
+
+    // A write in either region is read in the other.
+    for (const [from, to] of [
+      [primary, replica],
+      [replica, primary],
+    ] as const) {
+      const key = { pk: { S: `TWO-REGIONS#${from}` }, sk: { S: 'item' } };
+      await dynamodb(from).send(new PutItemCommand({ TableName: tableName, Item: { ...key, writtenIn: { S: from } } }));
+      const { Item } = await dynamodb(to).send(new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }));
+      expect({ from, to, writtenIn: Item?.writtenIn?.S }).toEqual({ from, to, writtenIn: from });
+    }
+    passed++;
+  }, 300_000);
+
+  it('destroys both stacks, the replica region first; what they retained is found and removed by the cleanup tool', async () => {
+    const stack = stacks.get(primary)!;
+    const template = templates.get(primary)!;
+    const settings = clientConfig(target, primary);
     const physical = new Map((await stackResourcesWithNested(target, stack)).map((resource) => [resource.LogicalResourceId!, resource.PhysicalResourceId!]));
     await destroy(target, assembly);
+    for (const region of regions) {
+      const stackName = stacks.get(region)!.stackName;
+      const found = await cloudFormationClient(target, region)
+        .send(new DescribeStacksCommand({ StackName: stackName }))
+        .then(({ Stacks }) => Stacks?.[0]?.StackStatus)
+        .catch((error: Error) => (/does not exist/.test(error.message) ? 'gone' : Promise.reject(error)));
+      expect({ region, found }).toEqual({ region, found: expect.stringMatching(/^(gone|DELETE_COMPLETE)$/) });
+    }
 
     // What AWS keeps of a deleted stack: every resource whose DeletionPolicy retains it. LocalStack
     // 2026.3 deletes RetainExceptOnCreate resources with the stack (its engine knows only Retain),
@@ -114,7 +183,6 @@ describe('cdk deploy through CloudFormation into LocalStack', () => {
     // A table's or bucket's physical id is its name; an alias's name is the template's.
     const nameOf = (logicalId: string, resource: CfnResource) =>
       resource.Type === 'AWS::KMS::Alias' ? (resource.Properties!.AliasName as string) : physical.get(logicalId)!;
-    const dynamodb = new DynamoDBClient(settings);
     const s3 = new S3Client({ ...settings, forcePathStyle: true });
     const kms = new KMSClient(settings);
     for (const [logicalId, resource] of retainedNamed) {
@@ -126,7 +194,7 @@ describe('cdk deploy through CloudFormation into LocalStack', () => {
         await s3.send(new CreateBucketCommand({ Bucket: name })).catch(alreadyThere);
         await s3.send(new PutObjectCommand({ Bucket: name, Key: 'images/kept.raw', Body: 'kept' }));
       } else {
-        await dynamodb
+        await dynamodb(primary)
           .send(
             new CreateTableCommand({
               TableName: name,
@@ -136,7 +204,7 @@ describe('cdk deploy through CloudFormation into LocalStack', () => {
             }),
           )
           .catch(alreadyThere);
-        await dynamodb.send(new PutItemCommand({ TableName: name, Item: { pk: { S: 'kept' } } }));
+        await dynamodb(primary).send(new PutItemCommand({ TableName: name, Item: { pk: { S: 'kept' } } }));
       }
     }
 
@@ -147,19 +215,20 @@ describe('cdk deploy through CloudFormation into LocalStack', () => {
     for (const leftover of leftovers) expect((await removeLeftover(settings, leftover)).outcome).toBe('deleted');
     expect(await findLeftovers(settings, stack.stackName, { template })).toEqual([]);
     for (const leftover of leftovers) expect((await removeLeftover(settings, leftover)).outcome).toBe('already gone');
-
-    const again = await deploy(target, assembly);
-    expect(again).toMatchObject({ stacks: 1, resources: stack.resourceCount });
-    await expectDeployedAsTemplated();
-    expect(fakedResourceTypes(localStackLog)).toEqual([]);
+    // The replica region's stack retains its own named resources: the same tool clears them.
+    const replicaSettings = clientConfig(target, replica);
+    const replicaStack = stacks.get(replica)!;
+    for (const leftover of await findLeftovers(replicaSettings, replicaStack.stackName, { template: templates.get(replica)! }))
+      await removeLeftover(replicaSettings, leftover);
+    expect(await findLeftovers(replicaSettings, replicaStack.stackName, { template: templates.get(replica)! })).toEqual([]);
     passed++;
   }, 240_000);
 
-  it('rolls a first deploy that fails half-way back clean (what it created deleted, retained kinds included), and the next deploy passes', async () => {
-    const settings = clientConfig(target, region);
+  it('rolls a first deploy that fails half-way back clean (what it created deleted, retained kinds included), and the next deploy of both passes', async () => {
+    const stack = stacks.get(primary)!;
+    const template = templates.get(primary)!;
+    const settings = clientConfig(target, primary);
     const kms = new KMSClient(settings);
-    await destroy(target, assembly);
-    for (const leftover of await findLeftovers(settings, stack.stackName, { template })) await removeLeftover(settings, leftover);
 
     // Someone else's alias under one of the stack's alias names: CloudFormation gets as far as that
     // alias (after the keys, tables, buckets, queues and functions it needs) and fails there.
@@ -168,9 +237,9 @@ describe('cdk deploy through CloudFormation into LocalStack', () => {
     const aliasName = collidingAlias.Properties!.AliasName as string;
     const { KeyMetadata: foreignKey } = await kms.send(new CreateKeyCommand({ Description: 'not the stack’s' }));
     await kms.send(new CreateAliasCommand({ AliasName: aliasName, TargetKeyId: foreignKey!.KeyId }));
-    await expect(deploy(target, assembly)).rejects.toThrow(/cdk deploy failed/);
+    await expect(deploy(target, { ...assembly, stacks: [stack] })).rejects.toThrow(/cdk deploy failed/);
 
-    const cloudFormation = cloudFormationClient(target, region);
+    const cloudFormation = cloudFormationClient(target, primary);
     const { Stacks } = await cloudFormation.send(new DescribeStacksCommand({ StackName: stack.stackName }));
     expect(Stacks?.[0]?.StackStatus).toBe('ROLLBACK_COMPLETE');
     const events: StackEvent[] = [];
@@ -205,14 +274,15 @@ describe('cdk deploy through CloudFormation into LocalStack', () => {
       await expect(lambda.send(new GetFunctionConfigurationCommand({ FunctionName: physicalOf(logicalId) })), logicalId).rejects.toThrow(/not found/i);
     }
 
-    // The colliding alias removed, the same deploy goes through (CDK deletes the rolled-back stack first).
+    // The colliding alias removed, the same deploy goes through (CDK deletes the rolled-back stack
+    // first), and so does the replica region's, after a destroy and cleanup of both.
     await kms.send(new DeleteAliasCommand({ AliasName: aliasName }));
     const again = await deploy(target, assembly);
-    expect(again).toMatchObject({ stacks: 1, resources: stack.resourceCount });
-    await expectDeployedAsTemplated();
+    expect(again).toMatchObject({ stacks: 2, resources: templatedResourceCount() });
+    for (const region of regions) await expectDeployedAsTemplated(region);
     expect(fakedResourceTypes(localStackLog)).toEqual([]);
     passed++;
-  }, 360_000);
+  }, 420_000);
 });
 
 const byLogicalId = (a: { logicalId: string }, b: { logicalId: string }) => a.logicalId.localeCompare(b.logicalId);
@@ -222,8 +292,12 @@ function alreadyThere(error: Error): void {
   if (!['ResourceInUseException', 'BucketAlreadyOwnedByYou', 'BucketAlreadyExists', 'AlreadyExistsException'].includes(error.name)) throw error;
 }
 
-/** Reads back what CloudFormation created and compares it with the template, resolved against the stack's physical ids. */
-async function expectDeployedAsTemplated(): Promise<void> {
+/** Reads back what CloudFormation created in `region` and compares it with its template, resolved against the stack's physical ids. */
+async function expectDeployedAsTemplated(region: string): Promise<void> {
+  const stack = stacks.get(region)!;
+  const template = templates.get(region)!;
+  const { Stacks } = await cloudFormationClient(target, region).send(new DescribeStacksCommand({ StackName: stack.stackName }));
+  expect({ region, status: Stacks?.[0]?.StackStatus }).toEqual({ region, status: expect.stringMatching(/^(CREATE|UPDATE)_COMPLETE$/) });
   const config = clientConfig(target, region);
   const lambda = new LambdaClient(config);
   const sqs = new SQSClient(config);
@@ -263,6 +337,11 @@ async function expectDeployedAsTemplated(): Promise<void> {
     const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: id(logicalId) }));
     resolver.setAttribute(logicalId, 'Arn', Table!.TableArn!);
     if (Table!.LatestStreamArn) resolver.setAttribute(logicalId, 'StreamArn', Table!.LatestStreamArn);
+  }
+  // The replica stack's DescribeTable custom resource: its physical id is the replica's ARN; its mappings read that table's stream.
+  for (const [logicalId] of resourcesOfType(template, 'Custom::AWS')) {
+    const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: id(logicalId).split('/').pop() }));
+    resolver.setAttribute(logicalId, 'Table.LatestStreamArn', Table!.LatestStreamArn!);
   }
   const functions = resourcesOfType(template, 'AWS::Lambda::Function');
   const functionConfigurations = new Map<string, Awaited<ReturnType<typeof getFunction>>>();
