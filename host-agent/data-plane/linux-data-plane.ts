@@ -36,7 +36,8 @@ async function batch(tool: 'ip' | 'bridge', netns: string, lines: string[]): Pro
  * missing), it carries L2 per network id so overlapping tenant ranges stay apart, and its
  * forwarding database takes static entries: the control plane, not flooding, says where each
  * host is. Updates are applied one at a time, the latest desired state winning; a network whose
- * programming failed is programmed again, whole, on the next pass (every change is idempotent).
+ * programming failed is programmed again, whole, on the next pass (every change is idempotent),
+ * and a local VM whose interface is not plugged in yet is programmed once it is.
  * What an earlier agent programmed stays and keeps forwarding while the agent restarts: it is
  * adopted, and what is no longer needed is removed after the first full resync.
  */
@@ -121,8 +122,11 @@ export class LinuxDataPlane {
     }
   }
 
-  private async program(desired: DesiredState): Promise<void> {
+  private async program(wanted: DesiredState): Promise<void> {
     clearTimeout(this.retryTimer);
+    // A VM's interface is plugged in as its guest boots, after the VM reached the table: until it
+    // is there its lines could only fail, so it waits (no error) and is programmed once it is.
+    const { desired, waiting } = withPluggedInterfaces(wanted, await this.interfaces());
     const plan = planCommands(this.programmed, desired);
     await batch('ip', this.netns, plan.ipPrepare);
     const failed = new Set<string>();
@@ -157,12 +161,12 @@ export class LinuxDataPlane {
       // Which line failed is not worth parsing: every network is programmed again, whole, soon.
       this.fail(errors.join('; '));
       this.programmed = new Map([...desired].filter(([networkId]) => !failed.has(networkId)).map(([networkId, plan]) => [networkId, emptied(plan)]));
-      this.scheduleRetry(desired);
+      this.scheduleRetry(wanted);
       return;
     }
     this.programmed = new Map([...desired].filter(([networkId]) => !failed.has(networkId)));
-    if (failed.size > 0) this.scheduleRetry(desired);
-    else this.lastError = undefined;
+    if (failed.size > 0 || waiting) this.scheduleRetry(wanted);
+    if (failed.size === 0) this.lastError = undefined;
   }
 
   private async createDevice(network: NetworkPlan): Promise<string | undefined> {
@@ -188,11 +192,29 @@ export class LinuxDataPlane {
     this.retryTimer.unref();
   }
 
+  /** Every interface in the namespace, by name. */
+  private async interfaces(): Promise<Set<string>> {
+    const { stdout } = await run('ip', ['-n', this.netns, '-o', 'link', 'show']);
+    return new Set([...stdout.matchAll(/^\d+: ([^:@\s]+)[@:]/gm)].map((match) => match[1]!));
+  }
+
   /** Our VXLAN devices in the namespace. */
   private async existingDevices(): Promise<string[]> {
     const { stdout } = await run('ip', ['-n', this.netns, '-o', 'link', 'show', 'type', 'vxlan']);
     return [...stdout.matchAll(/^\d+: (vx[0-9a-f]{6})[@:]/gm)].map((match) => match[1]!);
   }
+}
+
+/** `desired` without the local VMs whose interface is not in `present`; `waiting`: some were left out. */
+export function withPluggedInterfaces(desired: DesiredState, present: ReadonlySet<string>): { desired: DesiredState; waiting: boolean } {
+  let waiting = false;
+  const ready: DesiredState = new Map();
+  for (const [networkId, network] of desired) {
+    const local = new Map([...network.local].filter(([, device]) => present.has(device)));
+    if (local.size < network.local.size) waiting = true;
+    ready.set(networkId, { ...network, local });
+  }
+  return { desired: ready, waiting };
 }
 
 /** What each local VM interface may send as: its VM's address, and the MAC its name gives. */

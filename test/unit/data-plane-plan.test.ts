@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ForwardingTable } from '../../host-agent/forwarding-table.ts';
 import { desiredState, deviceOf, routingTableOf, vmInterfaceName, vniOf, vniOfDevice } from '../../host-agent/data-plane/desired-state.ts';
+import { withPluggedInterfaces } from '../../host-agent/data-plane/linux-data-plane.ts';
 import { macOf, planCommands } from '../../host-agent/data-plane/plan-commands.ts';
 
 const H1 = '172.31.254.11';
@@ -86,5 +87,25 @@ describe('data plane plan', () => {
     expect(vniOf('net-1')).toBeLessThan(2 ** 24);
     expect(deviceOf(0xabc)).toBe('vx000abc');
     expect(vniOfDevice(deviceOf(vniOf('net-1')))).toBe(vniOf('net-1'));
+  });
+
+  it('leaves a local VM out until its interface is plugged in, and programs it once it is', () => {
+    const wanted = desiredState(tableWith(H2, 'h2', 1), 'h1');
+    const before = withPluggedInterfaces(wanted, new Set(['lo', 'eth0']));
+    expect(before.waiting).toBe(true);
+    const first = planCommands(new Map(), before.desired);
+    // The tunnel and the remote VM's route go in now; nothing names the interface that is not there.
+    expect(first.ipApply).toEqual([
+      `route replace 10.0.0.6/32 dev ${device} table ${table}`,
+      `neigh replace 10.0.0.6 lladdr ${macOf(H2)} dev ${device} nud permanent`,
+    ]);
+    const plugged = withPluggedInterfaces(wanted, new Set(['lo', 'eth0', vmInterfaceName('vm-client')]));
+    expect(plugged.waiting).toBe(false);
+    expect(planCommands(before.desired, plugged.desired).ipApply).toEqual([
+      `addr replace 169.254.0.1/32 dev ${vmInterfaceName('vm-client')}`,
+      `link set ${vmInterfaceName('vm-client')} up`,
+      `rule add pref 10000 iif ${vmInterfaceName('vm-client')} lookup ${table}`,
+      `route replace 10.0.0.5/32 dev ${vmInterfaceName('vm-client')} table ${table}`,
+    ]);
   });
 });
