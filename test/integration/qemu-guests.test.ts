@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -180,27 +180,31 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
       );
     }
     writeFileSync(knownHosts, `${lines.join('\n')}\n`);
+    const sshOptions = [
+      '-i',
+      key,
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ConnectTimeout=20',
+      // One SSH connection for every command (a master started below): each handshake costs the TCG guest about a second.
+      '-o',
+      `ControlPath=${path.join(keyDir, 'control-%C')}`,
+    ];
     const ssh = async (vm: { ip: string }, command: string) =>
-      (
-        await run('ip', [
-          'netns',
-          'exec',
-          jump.netns,
-          'ssh',
-          '-i',
-          key,
-          '-o',
-          `UserKnownHostsFile=${knownHosts}`,
-          '-o',
-          'StrictHostKeyChecking=yes',
-          '-o',
-          'BatchMode=yes',
-          '-o',
-          'ConnectTimeout=20',
-          `root@${vm.ip}`,
-          command,
-        ])
-      ).stdout;
+      (await run('ip', ['netns', 'exec', jump.netns, 'ssh', ...sshOptions, `root@${vm.ip}`, command])).stdout;
+    // The master goes to the background once logged in (-f); its output is nobody's, so no caller waits on its pipes.
+    const sshMaster = (vm: { ip: string }, control: '-M' | '-O exit') =>
+      new Promise<number | null>((resolve) =>
+        spawn('ip', ['netns', 'exec', jump.netns, 'ssh', ...sshOptions, ...control.split(' '), ...(control === '-M' ? ['-f', '-N'] : []), `root@${vm.ip}`], {
+          stdio: 'ignore',
+        }).once('exit', resolve),
+      );
+    expect(await sshMaster(near, '-M')).toBe(0);
     // Echo requests the jump VM's kernel has answered: what reached it.
     const echoesAtJump = async () => {
       const { stdout } = await run('ip', ['netns', 'exec', jump.netns, 'cat', '/proc/net/snmp']);
@@ -210,15 +214,18 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
 
     // The jump VM (host 2) logs into the near guest (host 1); the near guest pings the far one (host 2).
     expect(await ssh(near, 'hostname')).toBe('near\n');
-    expect(await ssh(near, `ping -c 3 -W 5 ${far.ip}`)).toMatch(/3 packets transmitted, 3 packets received/);
+    expect(await ssh(near, `ping -c 3 -i 0.2 -W 5 ${far.ip}`)).toMatch(/3 packets transmitted, 3 packets received/);
 
     // The near guest takes the far one's address, then its MAC, and pings the jump VM from each: nothing arrives.
     const before = await echoesAtJump();
-    await ssh(near, `ip addr add ${far.ip}/32 dev eth0; ping -c 3 -W 1 -I ${far.ip} ${jump.ip}; ip addr del ${far.ip}/32 dev eth0; true`);
-    await ssh(near, `ip link set dev eth0 address ${macOfVm(far.vmId)}; ping -c 3 -W 1 ${jump.ip}; ip link set dev eth0 address ${macOfVm(near.vmId)}; true`);
+    await ssh(near, `ip addr add ${far.ip}/32 dev eth0; ping -c 3 -i 0.2 -W 1 -I ${far.ip} ${jump.ip}; ip addr del ${far.ip}/32 dev eth0; true`);
+    await ssh(
+      near,
+      `ip link set dev eth0 address ${macOfVm(far.vmId)}; ping -c 3 -i 0.2 -W 1 ${jump.ip}; ip link set dev eth0 address ${macOfVm(near.vmId)}; true`,
+    );
     expect(await echoesAtJump()).toBe(before);
     // The same guest, as itself: its echoes arrive.
-    expect(await ssh(near, `ping -c 3 -W 5 ${jump.ip}`)).toMatch(/3 packets received/);
+    expect(await ssh(near, `ping -c 3 -i 0.2 -W 5 ${jump.ip}`)).toMatch(/3 packets received/);
     expect(await echoesAtJump()).toBe(before + 3);
 
     // Outbound, from the guest's own busybox wget through its proxy at 169.254.169.254:3128: an
@@ -239,6 +246,7 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
     const reached = outsideSaw.length;
     expect(await viaProxy('https://other.example.test/not-allowed')).toMatch(/403 Forbidden.* exit=1/s);
     expect(outsideSaw).toHaveLength(reached);
+    await sshMaster(near, '-O exit');
     rmSync(keyDir, { recursive: true, force: true });
   }, 300_000);
 
