@@ -11,8 +11,9 @@ const KEY_FILE = 'stratoplane-synth-key';
 /**
  * Whether `outdir` already holds what synthesizing now would make: the same sources and settings
  * as the last synthesis there (a restarted runner, a second `npm start`). Bundling every function
- * takes ~15 s of two cores; reading a key takes milliseconds. When it does not, `outdir` is
- * emptied for a new synthesis, after which `synthesized()` records its key.
+ * took 95 s of this 2-core machine at a test run's start; reading a key takes milliseconds.
+ * When it does not, `outdir` is emptied for a new synthesis, after which `synthesized()` records
+ * its key.
  */
 export function lastSynthesis(projectRoot: string, outdir: string, settings: Record<string, unknown>): { reusable: boolean; synthesized(): void } {
   const key = synthKey(projectRoot, settings);
