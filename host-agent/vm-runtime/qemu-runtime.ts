@@ -5,8 +5,9 @@ import { type Accelerator, accelArgs, chooseAccelerator } from './accelerator.ts
 import { QmpClient } from './qmp-client.ts';
 import { attachDisk, DISK_SLOTS, type DiskAttachment, detachDisk, diskSlotArgs, growDisk, pluggedDisks, setDiskLimits } from './vm-disks.ts';
 import { PID_FILE, reclaimLeftovers } from './leftovers.ts';
+import { listenForGuest, type MigrationAddress, type MigrationFigures, sendGuest } from './live-migration.ts';
 import { RuntimeBase, type RuntimeVm, STOPPED_BY_AGENT } from './runtime-base.ts';
-import type { GuestDisks, VmLaunch, VmReport, VmRuntime } from './vm-runtime.ts';
+import type { GuestDisks, GuestMigration, VmLaunch, VmReport, VmRuntime } from './vm-runtime.ts';
 
 export type { GuestBoot, VmLaunch, VmReport, VmRunState } from './vm-runtime.ts';
 
@@ -25,6 +26,10 @@ interface Vm extends RuntimeVm {
   exited: Promise<void>;
   /** The hot-plug slot each attached disk is in. */
   slots: Map<string, number>;
+  /** Waiting for its guest from another host (started with `-incoming`). */
+  incoming?: boolean;
+  /** Its guest went to another host: this QEMU holds a paused copy only. */
+  departed?: boolean;
 }
 
 /**
@@ -62,6 +67,64 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
   }
 
   async start(launch: VmLaunch): Promise<VmReport> {
+    const vm = await this.launch(launch, false);
+    this.watchForReady(vm);
+    this.emit('state', this.report(launch.vmId)!);
+    return this.report(launch.vmId)!;
+  }
+
+  /**
+   * Starts QEMU for a VM that runs on another host now, waiting for its guest (`-incoming`) at
+   * `listen`; says nothing of it until the guest runs here. Resolves once QEMU listens, with a
+   * promise that resolves when the guest runs here (the VM is then `running`) and rejects if it
+   * never does (QEMU is then stopped, and the VM forgotten).
+   */
+  async receive(launch: VmLaunch, listen: MigrationAddress): Promise<{ resumed: Promise<void> }> {
+    const vm = await this.launch(launch, true);
+    vm.incoming = true;
+    try {
+      const { resumed } = await listenForGuest(vm.qmp!, listen);
+      const arrived = resumed.then(
+        () => {
+          vm.incoming = false;
+          this.transition(vm, 'running');
+        },
+        async (error: Error) => {
+          await this.discard(vm);
+          throw error;
+        },
+      );
+      arrived.catch(() => {});
+      return { resumed: arrived };
+    } catch (error) {
+      await this.discard(vm);
+      throw error;
+    }
+  }
+
+  /**
+   * Sends a running VM's guest to the QEMU that listens for it at `to` (see sendGuest). Once it
+   * completed, the guest here is paused for good: stopping it then only ends its QEMU.
+   */
+  async send(vmId: string, to: MigrationAddress, options: { boundMs: number; onStop: () => void }): Promise<MigrationFigures> {
+    const vm = this.live(vmId);
+    if (vm.state !== 'running') throw new Error(`vm ${vmId} is ${vm.state}: only a running guest migrates`);
+    const figures = await sendGuest(vm.qmp, to, options);
+    vm.departed = true;
+    return figures;
+  }
+
+  /** Ends a VM's QEMU at once and forgets it, telling nothing: a guest that never ran here. */
+  private async discard(vm: Vm): Promise<void> {
+    vm.state = 'stopping';
+    vm.process.kill('SIGKILL');
+    await vm.exited;
+    vm.state = 'stopped';
+    this.forget(vm.vmId);
+  }
+
+  /** Starts QEMU for the VM, paused until its disks are in (`-S`), or waiting for its guest from another host. */
+  private async launch(launch: VmLaunch, incoming: boolean): Promise<Vm & { qmp: QmpClient }> {
     if (!VM_ID.test(launch.vmId)) throw new Error(`not a VM id: ${JSON.stringify(launch.vmId)}`);
     const boot = launch.boot;
     if (!boot) throw new Error(`vm ${launch.vmId}: QEMU needs an image to boot (kernel and initramfs)`);
@@ -91,8 +154,9 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
       '-nodefaults',
       // A guest that panics (panic=1) or reboots itself ends its QEMU: the runtime reports it.
       '-no-reboot',
-      // Paused until its disks are in: the guest finds them at boot as it would after a hot-plug.
-      '-S',
+      // Paused until its disks are in: the guest finds them at boot as it would after a hot-plug. A
+      // guest that comes from another host runs once it arrived (its disks are in by then).
+      ...(incoming ? ['-incoming', 'defer'] : ['-S']),
       '-kernel',
       boot.kernel,
       '-initrd',
@@ -128,6 +192,11 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
     child.once('exit', (code, signal) => {
       clearInterval(vm.readyWatch);
       vm.qmp?.close();
+      // A guest that never ran here, or that runs elsewhere now: this host has nothing to say of it.
+      if (vm.incoming || vm.departed) {
+        vm.state = 'stopped';
+        return;
+      }
       // Stopped for the reason its stop gave (its owner's, a reboot's, the agent's shutdown).
       if (vm.state === 'stopping') return this.transition(vm, 'stopped', vm.reason ?? STOPPED_BY_AGENT);
       const how = signal ? `killed by ${signal}` : `exited with ${code}`;
@@ -138,15 +207,13 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
     try {
       vm.qmp = await QmpClient.connect(qmpSocket, 10_000);
       for (const disk of launch.disks ?? []) await this.plug(vm, disk);
-      await vm.qmp.execute('cont');
+      if (!incoming) await vm.qmp.execute('cont');
     } catch (error) {
       child.kill('SIGKILL');
       await exited;
       throw new Error(`vm ${launch.vmId}: QEMU did not come up: ${(error as Error).message}${stderr ? ` (${stderr.trim()})` : ''}`);
     }
-    this.watchForReady(vm);
-    this.emit('state', this.report(launch.vmId)!);
-    return this.report(launch.vmId)!;
+    return vm as Vm & { qmp: QmpClient };
   }
 
   private watchForReady(vm: Vm) {
@@ -177,6 +244,7 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
   async stop(vmId: string, graceMs = 5_000, reason = STOPPED_BY_AGENT): Promise<void> {
     const vm = this.vms.get(vmId);
     if (!vm || vm.state === 'stopped' || vm.state === 'failed') return;
+    if (vm.incoming || vm.departed) return this.discard(vm);
     vm.state = 'stopping';
     vm.reason = reason;
     this.emit('state', this.report(vmId)!);
@@ -244,6 +312,11 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
     setLimits: (vmId, diskId, iops, throughputMiBps) => this.setDiskLimits(vmId, diskId, iops, throughputMiBps),
     grow: (vmId, diskId, sizeGiB) => this.growDisk(vmId, diskId, sizeGiB),
     inspect: (vmId) => pluggedDisks(this.live(vmId).qmp),
+  };
+
+  readonly migration: GuestMigration = {
+    receive: (launch, listen) => this.receive(launch, listen),
+    send: (vmId, to, options) => this.send(vmId, to, options),
   };
 
   /** The QMP connection of a running VM, for what the agent does live (hot-plug, throttles, migration). */

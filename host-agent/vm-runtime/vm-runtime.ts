@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { VmRuntimeKind } from '#events/vm-lifecycle.ts';
 import type { Accelerator } from './accelerator.ts';
+import type { MigrationAddress, MigrationFigures } from './live-migration.ts';
 import type { DiskAttachment } from './vm-disks.ts';
 
 /** What a VM is doing, as the runtime sees it. */
@@ -62,6 +63,22 @@ export interface VmRuntime extends EventEmitter<{ state: [VmReport] }> {
   stopAll(graceMs?: number, reason?: string): Promise<void>;
   /** Runtimes with a guest to plug disks into (QEMU) have these; without them a disk is only its file. */
   readonly disks?: GuestDisks;
+  /** Runtimes whose guests move between hosts while they run (QEMU) have these. */
+  readonly migration?: GuestMigration;
+}
+
+/** A guest's move between hosts while it runs (live migration), from either end. */
+export interface GuestMigration {
+  /**
+   * Destination: starts the VM waiting for its guest at `listen`; resolves once it listens, with a
+   * promise that resolves when the guest runs here and rejects if it never does.
+   */
+  receive(launch: VmLaunch, listen: MigrationAddress): Promise<{ resumed: Promise<void> }>;
+  /**
+   * Source: sends the running guest to `to`; `onStop` runs when the guest pauses for the last copy.
+   * Resolves once it runs there; rejects (the guest runs on here) if it failed or took over `boundMs`.
+   */
+  send(vmId: string, to: MigrationAddress, options: { boundMs: number; onStop: () => void }): Promise<MigrationFigures>;
 }
 
 /** A running guest's disks, changed live. */
