@@ -214,7 +214,7 @@ const commands: Record<string, Record<string, Command>> = {
     delete: remove('vm', (api, vmId) => api.deleteVm({ params: { vmId } })),
     migrate: {
       usage:
-        'migrate <id> [--spread-from VM,…] [--wait [--timeout S]]    (placement picks another host; --wait: until every host that needs the new tunnel endpoint holds it)\n         operators: --to HOST',
+        'migrate <id> [--spread-from VM,…] [--wait [--timeout S]]    (placement picks another host; a running guest moves live; --wait: until it moved and every host that needs the new tunnel endpoint holds it)\n         operators: --to HOST',
       takes: ['id'],
       options: { to: { type: 'string' }, 'spread-from': { type: 'string' }, ...waitOption },
       async run(context) {
@@ -226,6 +226,29 @@ const commands: Record<string, Record<string, Command>> = {
             ...(options['spread-from'] ? { spreadFrom: required(options, 'spread-from').split(',') } : {}),
           },
         });
+        if (vm.migration) {
+          const { migrationId, targetHostId } = vm.migration;
+          const moving = `vm ${vm.vmId} is moving live from ${vm.hostId} to ${targetHostId} (migration ${migrationId}, ${vm.migration.phase})`;
+          if (!options.wait) return { json: vm, human: moving };
+          context.progress(moving);
+          const ended = await waitFor(
+            context,
+            () => api.getVm({ params: { vmId: vm.vmId } }),
+            (now) => (now.migration?.migrationId === migrationId ? `migration ${now.migration.phase}` : `migration ${now.lastMigration?.outcome ?? 'ended'}`),
+            (now) => now.migration?.migrationId !== migrationId,
+          );
+          if (ended.lastMigration?.migrationId === migrationId && ended.lastMigration.outcome === 'aborted')
+            throw new CliError(
+              ExitCode.failed,
+              `migration ${migrationId} aborted: ${ended.lastMigration.reason ?? 'no reason given'}`,
+              `vm ${vm.vmId} runs on ${ended.hostId}`,
+            );
+          const done = ended.lastMigration;
+          return {
+            json: ended,
+            human: `vm ${vm.vmId} now on ${ended.hostId}: moved live${done?.downtimeMs !== undefined ? ` (paused ${done.downtimeMs} ms, transfer ${done.totalMs} ms)` : ''}; every host that needs its tunnel endpoint ${ended.endpoint.address} (version ${ended.endpoint.version}) holds it`,
+          };
+        }
         const moved = `vm ${vm.vmId} now on ${vm.hostId}: tunnel endpoint ${vm.endpoint.address} (version ${vm.endpoint.version})`;
         if (!options.wait) return { json: vm, human: moved };
         context.progress(moved);

@@ -25,6 +25,7 @@ import { CreateShuffleJobRequest, ShuffleWorkerReport } from './shuffle.ts';
 import type { Scope } from './tokens.ts';
 import { EgressPolicy, PutVmAttributesRequest } from './vm-config.ts';
 import { ReportVmStateRequest, VmConsoleOutput } from './vm-lifecycle.ts';
+import { ReportMigrationRequest } from './migrations.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -115,6 +116,19 @@ const specs = {
     body: ReportVmStateRequest,
     responses: { 200: { description: 'recorded, or ignored as older', body: responses.VmStateReportAnswer } },
   }),
+  reportMigration: operation('PUT /hosts/{hostId}/vms/{vmId}/migration', {
+    summary: "Report what a host at one end of a VM's live migration saw (the destination: listening, resumed; the source: converged, cleaned; either: failed)",
+    description:
+      "resumed commits the VM's new endpoint at once (the destination's fast path); failed aborts a migration not yet cut over. A report for another migration, from a host at neither end, or out of phase gets 409; the same report again is answered as the first.",
+    scopes: ['host'],
+    body: ReportMigrationRequest,
+    responses: { 200: { description: 'the migration after the report', body: responses.MigrationReportAnswer } },
+  }),
+  getMigrationConvergence: operation('GET /hosts/{hostId}/vms/{vmId}/migration', {
+    summary: "For a migration's source: how far the VM's new endpoint has spread among the hosts that need it",
+    scopes: ['host'],
+    responses: { 200: { description: 'the convergence', body: responses.MigrationConvergence } },
+  }),
   issueHostCredentials: operation('POST /hosts/{hostId}/service-account-credentials', {
     summary: 'Long-term service-account credentials bound to the agent key',
     scopes: ['host'],
@@ -196,9 +210,11 @@ const specs = {
   }),
   migrateVm: operation('POST /vms/{vmId}/migrate', {
     summary: 'Move a VM to another host, which placement picks (operators may name it: targetHostId); it keeps its address',
+    description:
+      'A running QEMU guest moves live: the VM is answered `migrating` with its migration (phase preparing), and GET /vms/{id} follows it to its end (lastMigration). Any other VM (a placeholder process, a stopped or failed guest) moves at once. 409 while the VM migrates, when no other host has room, or when the named host cannot run it.',
     scopes: [...tenantWrite, 'operator'],
     body: MigrateVmRequest,
-    responses: { 200: { description: 'migrated', body: responses.Vm } },
+    responses: { 200: { description: 'moving (live) or moved', body: responses.Vm } },
   }),
   startVm: operation('POST /vms/{vmId}/start', {
     summary: 'Start a stopped or failed VM: its host boots it again (a running VM is left as it is)',

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
 import { AcceleratorKind, MachineType, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
 import { EndpointEntry } from './endpoints.ts';
+import { MigrationOutcome, MigrationRecord } from './migrations.ts';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
 
 /** Items of the metadata table, as they appear in stream images once unmarshalled. */
@@ -77,6 +78,10 @@ export const VmItem = z.object({
   disksRevision: z.int().optional(),
   /** The VM's network-pair secret, encrypted under the pair key with its encryption context (base64). */
   pairKeyCiphertext: z.string().optional(),
+  /** Its live migration under way, if one is. */
+  migration: MigrationRecord.optional(),
+  /** How its last live migration ended. */
+  lastMigration: MigrationOutcome.optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
+import { MigrationPhase, migrationId } from './migrations.ts';
 import { NodeKind } from './projects.ts';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
 import { AcceleratorKind, MachineType, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
@@ -80,10 +81,52 @@ export const Vm = z.strictObject({
   diskIds: z.array(resourceId),
   /** The tunnel endpoint (the host's underlay address) and the address slot's version that recorded it. */
   endpoint: z.strictObject({ address: ipv4Address, version: z.int().min(1) }),
+  /** Its live migration while one runs (the VM is `migrating`): where it goes and how far it got. */
+  migration: z
+    .strictObject({
+      migrationId,
+      phase: MigrationPhase,
+      sourceHostId: resourceId,
+      targetHostId: resourceId,
+      startedAt: timestamp,
+      updatedAt: timestamp,
+    })
+    .optional(),
+  /** How its last live migration ended: completed (with QEMU's figures) or aborted (with why). */
+  lastMigration: z
+    .strictObject({
+      migrationId,
+      outcome: z.enum(['completed', 'aborted']),
+      reason: z.string().optional(),
+      sourceHostId: resourceId,
+      targetHostId: resourceId,
+      startedAt: timestamp,
+      endedAt: timestamp,
+      downtimeMs: z.number().min(0).optional(),
+      totalMs: z.number().min(0).optional(),
+    })
+    .optional(),
   createdAt: timestamp,
   updatedAt: timestamp,
 });
 export const VmList = page('vms', Vm);
+
+/** What a host at one end of a live migration hears back from its report: the migration as it is now. */
+export const MigrationReportAnswer = z.strictObject({
+  /** The phase the migration is in after the report; absent once it ended. */
+  phase: MigrationPhase.optional(),
+  /** How it ended, once it did. */
+  outcome: z.enum(['completed', 'aborted']).optional(),
+});
+
+/** For the source of a migration in `cut-over`: how far the VM's new endpoint has spread. */
+export const MigrationConvergence = z.strictObject({
+  migrationId,
+  phase: MigrationPhase,
+  hostsTotal: count,
+  hostsConverged: count,
+  converged: z.boolean(),
+});
 
 /** What a host's report of a VM's state came to: recorded, or ignored as older than the one held. */
 export const VmStateReportAnswer = z.strictObject({ accepted: z.boolean() });

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { HostMigrationRole } from './migrations.ts';
 import { ipv4Cidr, resourceId } from './identifiers.ts';
 import { HostShuffleJob } from './shuffle.ts';
 import { MachineType, PowerState } from './vm-lifecycle.ts';
@@ -128,7 +129,16 @@ export type VmLaunchSpec = z.infer<typeof VmLaunchSpec>;
 /** What the agent of one host needs to serve its VMs' bridges: their egress policies and attributes. */
 export const HostVmConfigs = z.strictObject({
   hostId: resourceId,
-  vms: z.array(z.strictObject({ vmId: resourceId, egress: EgressPolicy.optional(), attributes: VmAttributes.optional(), launch: VmLaunchSpec.optional() })),
+  vms: z.array(
+    z.strictObject({
+      vmId: resourceId,
+      egress: EgressPolicy.optional(),
+      attributes: VmAttributes.optional(),
+      launch: VmLaunchSpec.optional(),
+      /** The host's part in the VM's live migration, while one runs: a destination's VMs include those coming to it. */
+      migration: HostMigrationRole.optional(),
+    }),
+  ),
   /** Shuffle jobs the host's VMs work in. */
   shuffleJobs: z.array(HostShuffleJob),
   /** Private ranges the deployment's operator opened to VMs' egress (the stack's `egressOpenCidrs`); refused otherwise. */

@@ -4,13 +4,14 @@ import { resourceId } from './identifiers.ts';
 /**
  * What a VM is doing, as the API shows it. The control plane sets `provisioning` (placed, its host
  * not yet running it: waiting for its image's copy, or for the host to fetch and start it) and the
- * state a tenant's start or stop leads to; everything else is what the VM's host agent saw.
+ * state a tenant's start or stop leads to, and shows a running VM `migrating` while it moves live
+ * between hosts; everything else is what the VM's host agent saw.
  */
-export const VmState = z.enum(['provisioning', 'starting', 'running', 'stopping', 'stopped', 'failed']);
+export const VmState = z.enum(['provisioning', 'starting', 'running', 'migrating', 'stopping', 'stopped', 'failed']);
 export type VmState = z.infer<typeof VmState>;
 
 /** What a host agent reports of a VM it runs. */
-export const ObservedVmState = VmState.exclude(['provisioning']);
+export const ObservedVmState = VmState.exclude(['provisioning', 'migrating']);
 export type ObservedVmState = z.infer<typeof ObservedVmState>;
 
 /** What the tenant asked for (`POST /vms/{id}/start|stop`); the host agent makes it so. */

@@ -30,7 +30,9 @@ import { HOST_CREDENTIAL_SECONDS } from '#tokens/host-credentials.ts';
 import type { VmLaunchSpec } from '#events/vm-config.ts';
 import type { ImageCache } from './image-cache.ts';
 import { VmLifecycle } from './vm-lifecycle.ts';
-import type { VmRuntime } from './vm-runtime/vm-runtime.ts';
+import { VmMigrations } from './vm-migrations.ts';
+import { MigrationAdmission } from './data-plane/migration-admission.ts';
+import type { GuestMigration, VmRuntime } from './vm-runtime/vm-runtime.ts';
 import { VmStateReports } from './vm-state-reports.ts';
 
 export interface AgentConfig {
@@ -134,6 +136,8 @@ export class HostAgent {
   /** How each local VM is to run, from the last VM configurations fetched. */
   private launches = new Map<string, VmLaunchSpec | undefined>();
   private readonly lifecycle: VmLifecycle | undefined;
+  /** This host's parts in live migrations (QEMU guests in a host namespace only). */
+  private migrations: VmMigrations | undefined;
   readonly vmReports: VmStateReports;
   private secretsRefresh: { running: Promise<void>; again: boolean } | undefined;
   private secretsRefreshedAt = 0;
@@ -206,6 +210,21 @@ export class HostAgent {
     // Asked for real tunnels and unable to make them: better not to start than to pretend.
     if (this.config.netns) this.dataPlane = await LinuxDataPlane.open(this.config.netns, this.config.address, (message) => log(this.config.hostId, message));
     if (this.config.netns && this.hostServices) this.bridgeRedirects = await BridgeRedirects.open(this.config.netns);
+    const runtime = this.config.vmRuntime?.runtime;
+    if (this.config.netns && this.lifecycle && runtime?.migration) {
+      this.migrations = new VmMigrations({
+        hostId: this.config.hostId,
+        address: this.config.address,
+        runtime: runtime as VmRuntime & { migration: GuestMigration },
+        admission: await MigrationAdmission.open(this.config.netns),
+        lifecycle: this.lifecycle,
+        report: (vmId, report) => this.controlPlane.reportMigration(this.config.hostId, vmId, report),
+        converged: async (vmId) => (await this.controlPlane.migrationConvergence(this.config.hostId, vmId)).converged,
+        route: (routes) => this.dataPlane?.update(desiredState(this.table, this.config.hostId, routes)) ?? Promise.resolve(),
+        knowsNetworkOf: (vmId) => this.table.routes().some((route) => route.vmId === vmId),
+        log: (message) => log(this.config.hostId, message),
+      });
+    }
     const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.bidRelay.listen(this.config.bidPort);
     const { queueUrl } = await this.retrying('register', () =>
@@ -244,6 +263,7 @@ export class HostAgent {
     clearInterval(this.resyncTimer);
     clearTimeout(this.secretsRetry);
     await this.consumer?.stop();
+    this.migrations?.close();
     // Guests do not outlive the agent that runs them (a restarted agent boots them again).
     await this.lifecycle?.close();
     await this.vmReports.stop();
@@ -263,7 +283,7 @@ export class HostAgent {
       this.applyAll([{ kind: 'endpoints', networkId: network.networkId, epoch: network.epoch, snapshot: true, entries: network.entries }]);
     }
     // The table is now the host's whole truth: tunnels an earlier agent left for networks the host has left can go.
-    void this.dataPlane?.update(desiredState(this.table, this.config.hostId), true);
+    void this.dataPlane?.update(desiredState(this.table, this.config.hostId, this.migrations?.migrationRoutes()), true);
     this.acks.reaffirm(this.table.routes());
     this.stats.resyncs++;
   }
@@ -308,7 +328,7 @@ export class HostAgent {
         this.config.onEndpointApplied?.(entry.vmId, entry.version);
       }
     }
-    void this.dataPlane?.update(desiredState(this.table, this.config.hostId));
+    void this.dataPlane?.update(desiredState(this.table, this.config.hostId, this.migrations?.migrationRoutes()));
     if (this.hostServices) this.egressAddresses.setUnderlayAddresses([this.config.address, ...this.table.routes().map((route) => route.endpoint)]);
     const local = this.table.localVms();
     const localIds = new Set(local.map((vm) => vm.vmId));
@@ -348,6 +368,7 @@ export class HostAgent {
             this.vmConfigs = new Map(configs.vms.map((config) => [config.vmId, config]));
             this.launches = new Map(configs.vms.map((config) => [config.vmId, config.launch]));
             this.lifecycle?.update(this.table.localVms(), this.launches);
+            this.migrations?.update(configs.vms);
             this.egressAddresses.openPrivateRanges(configs.egressOpenCidrs);
             return configs;
           });
@@ -497,6 +518,7 @@ export class HostAgent {
               disks: this.lifecycle!.diskStatus(vmId),
             })),
             reports: { ...this.vmReports.stats, pending: this.vmReports.pendingCount },
+            migrations: this.migrations?.status() ?? [],
             images: this.config.vmRuntime.images?.stats ?? null,
           }
         : null,

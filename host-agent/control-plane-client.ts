@@ -2,6 +2,7 @@ import { ApiError, createApiClient, type ApiClient, type ApiResponse } from '#ev
 import type { ShuffleWorkerReport } from '#events/shuffle.ts';
 import type { P256PublicJwk, RegisterHostRequest } from '#events/api.ts';
 import type { ReportVmStateRequest } from '#events/vm-lifecycle.ts';
+import type { ReportMigrationRequest } from '#events/migrations.ts';
 
 /** Where the agent's bearer token comes from: read on every call, so a rotated token file takes effect at once. */
 export type TokenSource = () => string;
@@ -58,6 +59,16 @@ export class ControlPlaneClient {
       if (error instanceof ApiError && (error.status === 404 || error.status === 409)) return;
       throw error;
     }
+  }
+
+  /** What this host saw of a live migration it is an end of; answers the migration's phase after it. */
+  reportMigration(hostId: string, vmId: string, report: ReportMigrationRequest): Promise<ApiResponse<'reportMigration'>> {
+    return this.tracked(this.api.reportMigration({ params: { hostId, vmId }, body: report }));
+  }
+
+  /** For the source of a VM's migration: how far its new endpoint has spread. */
+  migrationConvergence(hostId: string, vmId: string): Promise<ApiResponse<'getMigrationConvergence'>> {
+    return this.tracked(this.api.getMigrationConvergence({ params: { hostId, vmId } }));
   }
 
   vmConfigs(hostId: string): Promise<ApiResponse<'getHostVmConfigs'>> {

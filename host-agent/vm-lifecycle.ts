@@ -8,7 +8,7 @@ import type { LocalVm } from './forwarding-table.ts';
 import type { ImageCache } from './image-cache.ts';
 import { unpackImageBundle } from './vm-runtime/image-bundle.ts';
 import { type DiskAttachment, deleteDiskFiles, ensureDiskFile, poolDirOf } from './vm-runtime/vm-disks.ts';
-import type { GuestBoot, GuestDiskView, VmReport, VmRuntime } from './vm-runtime/vm-runtime.ts';
+import type { GuestBoot, GuestDiskView, VmLaunch, VmReport, VmRuntime } from './vm-runtime/vm-runtime.ts';
 import { macOfVm, plugTap, unplugTap } from './vm-runtime/vm-taps.ts';
 
 export interface VmLifecycleOptions {
@@ -149,6 +149,41 @@ export class VmLifecycle {
     await this.boot(wanted.vm, launch);
   }
 
+  /**
+   * Readies this host for a guest that comes from another host while it runs: its image unpacked
+   * and its tap made, as for a boot. From then on the guest counts as booted here for its boot
+   * generation, so once the VM is this host's it is adopted as it runs, not booted again.
+   */
+  async prepareArrival(vm: LocalVm, launch: VmLaunchSpec): Promise<VmLaunch> {
+    if (!this.options.netns) throw new Error('a guest moves live only between hosts with a host namespace (--netns)');
+    const boot = await this.bootOf(launch);
+    const nic = { tap: vmInterfaceName(vm.vmId), mac: macOfVm(vm.vmId) };
+    await plugTap(this.options.netns, nic.tap);
+    this.booted.set(vm.vmId, launch.bootGeneration);
+    this.plugged.set(vm.vmId, new Map());
+    return this.guestLaunch(vm, launch, boot, nic, []);
+  }
+
+  /** A guest that did not arrive after all: nothing of it stays (unless the VM became this host's meanwhile). */
+  async forgetArrival(vmId: string): Promise<void> {
+    if (this.wanted.has(vmId)) return;
+    this.booted.delete(vmId);
+    this.plugged.delete(vmId);
+    if (this.options.netns) await unplugTap(this.options.netns, vmInterfaceName(vmId));
+  }
+
+  private guestLaunch(vm: LocalVm, launch: VmLaunchSpec, boot: GuestBoot | undefined, nic: VmLaunch['nic'], disks: DiskAttachment[]): VmLaunch {
+    return {
+      vmId: vm.vmId,
+      memoryMiB: launch.memoryMiB,
+      vcpus: launch.vcpus,
+      boot,
+      settings: { ip: `${vm.ip}/32`, gateway: VM_GATEWAY, hostname: launch.hostname },
+      nic,
+      ...(this.options.runtime.disks && disks.length > 0 ? { disks } : {}),
+    };
+  }
+
   private async boot(vm: LocalVm, launch: VmLaunchSpec): Promise<void> {
     const { runtime } = this.options;
     this.booted.set(vm.vmId, launch.bootGeneration);
@@ -185,15 +220,7 @@ export class VmLifecycle {
     // In the guest from its start (QEMU plugs them in before the guest runs).
     this.plugged.set(vm.vmId, new Map((launch.disks ?? []).filter((disk) => !problems.has(disk.diskId)).map((disk) => [disk.diskId, disk])));
     try {
-      await runtime.start({
-        vmId: vm.vmId,
-        memoryMiB: launch.memoryMiB,
-        vcpus: launch.vcpus,
-        boot,
-        settings: { ip: `${vm.ip}/32`, gateway: VM_GATEWAY, hostname: launch.hostname },
-        nic,
-        ...(runtime.disks && disks.length > 0 ? { disks } : {}),
-      });
+      await runtime.start(this.guestLaunch(vm, launch, boot, nic, disks));
       this.options.log(`vm ${vm.vmId}: guest started (${runtime.kind})`);
     } catch (error) {
       this.plugged.delete(vm.vmId);

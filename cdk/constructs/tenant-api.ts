@@ -142,6 +142,17 @@ const routes: Route[] = [
       props.shuffleQueues.grant(fn, 'sqs:TagQueue', 'sqs:UntagQueue');
     },
   },
+  {
+    operation: operations.reportMigration,
+    access: 'write',
+    // The cut-over gives the VM a new pair secret and names its new host on its shuffle jobs' queues, as a cold move does.
+    extras: (fn, props) => {
+      fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
+      fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
+      props.shuffleQueues.grant(fn, 'sqs:TagQueue', 'sqs:UntagQueue');
+    },
+  },
+  { operation: operations.getMigrationConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
   { operation: operations.getVmConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
   // Acknowledgements touch only the convergence table.
   { operation: operations.acknowledgeEndpoints, access: 'none', extras: (fn, props) => usesConvergenceTable(fn, props, 'write') },

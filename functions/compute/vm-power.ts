@@ -59,6 +59,9 @@ export function powerChange(vm: PowerFields, action: PowerAction): PowerFields |
 export async function changePower(table: string, region: string, tenantId: string, vmId: string, action: PowerAction): Promise<VmView> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
+    // Two hosts hold the guest while it moves: a stop or reboot waits until one does.
+    if (vm.migration)
+      throw new ConflictError(`vm ${vmId} is migrating (${vm.migration.phase}) to host ${vm.migration.targetHostId}: ${action} it once the migration ended`);
     const before = powerOf(vm);
     const after = powerChange(before, action);
     if (!after) return toVmView(vm);
@@ -70,7 +73,7 @@ export async function changePower(table: string, region: string, tenantId: strin
           Key: keys.vm(vmId),
           UpdateExpression: `SET #state = :state, powerState = :power, bootGeneration = :generation, updatedAt = :now ${after.stateReason ? ', stateReason = :reason' : 'REMOVE stateReason'}`,
           ConditionExpression:
-            'tenantId = :tenant AND (powerState = :powerBefore OR attribute_not_exists(powerState)) AND (bootGeneration = :generationBefore OR attribute_not_exists(bootGeneration)) AND #state = :stateBefore',
+            'tenantId = :tenant AND (powerState = :powerBefore OR attribute_not_exists(powerState)) AND (bootGeneration = :generationBefore OR attribute_not_exists(bootGeneration)) AND #state = :stateBefore AND attribute_not_exists(migration)',
           ExpressionAttributeNames: { '#state': 'state' },
           ExpressionAttributeValues: {
             ':state': after.state,

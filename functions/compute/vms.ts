@@ -7,7 +7,7 @@ import type { SlotItem, VmItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
 import { pickFreeAddress } from '../network/cidr.ts';
 import { ClientError, ConflictError, InUseError, NotFoundError } from '../core/errors.ts';
-import { assertRunsVms, cannotRunVmsError, chooseHost, getHost, listHosts } from './hosts.ts';
+import { assertRunsVms, chooseHost, getHost, listHosts } from './hosts.ts';
 import { getNetwork } from '../network/networks.ts';
 import { newId } from '../core/ids.ts';
 import { queryPage } from '../core/pagination.ts';
@@ -17,6 +17,8 @@ import { nodeAttributes, projectGuard, projectGuardError } from '../tenancy/proj
 import { getTenantItem } from '../core/access.ts';
 import { imageForLaunch, waitForCopy } from '../images/image-copies.ts';
 import { assertHomeRegion, inRegion } from '../core/regions.ts';
+import { liveMigrationRefusal, liveMigrationStart } from './live-migration-start.ts';
+import { hostCountDelta, memberDelta, refusedHostError } from './vm-counts.ts';
 import { createOnce, throwIfClaimLost } from '../core/client-tokens.ts';
 import { quotaCharge, quotaRelease } from '../tenancy/quotas.ts';
 import { DEFAULT_MACHINE_TYPE } from '#events/vm-lifecycle.ts';
@@ -35,7 +37,8 @@ export const toVmView = (vm: StoredVm): VmView => ({
   networkId: vm.networkId,
   ip: vm.ip,
   hostId: vm.hostId,
-  state: vm.state,
+  // Its host says running; the control plane knows it is moving.
+  state: vm.migration && vm.state === 'running' ? 'migrating' : vm.state,
   stateReason: vm.stateReason,
   ...(vm.runtime ? { runtime: vm.runtime } : {}),
   powerState: vm.powerState ?? 'running',
@@ -46,55 +49,30 @@ export const toVmView = (vm: StoredVm): VmView => ({
   attributes: vm.attributes,
   diskIds: [...(vm.diskIds ?? [])].sort(),
   endpoint: { address: vm.endpointAddress, version: vm.endpointVersion },
+  ...(vm.migration
+    ? {
+        migration: {
+          migrationId: vm.migration.migrationId,
+          phase: vm.migration.phase,
+          sourceHostId: vm.migration.sourceHostId,
+          targetHostId: vm.migration.targetHostId,
+          startedAt: vm.migration.startedAt,
+          updatedAt: vm.migration.updatedAt,
+        },
+      }
+    : {}),
+  ...(vm.lastMigration ? { lastMigration: vm.lastMigration } : {}),
   createdAt: vm.createdAt,
   updatedAt: vm.updatedAt,
 });
 
 /** Past this many lost races the caller is told to retry rather than held longer. */
-const MAX_ATTEMPTS = 25;
+export const MAX_ATTEMPTS = 25;
 
-class TooBusyError extends ClientError {
+export class TooBusyError extends ClientError {
   constructor(what: string) {
     super(503, `${what} is contended by concurrent requests; retry`);
   }
-}
-
-/** Membership bookkeeping: the count of the network's VMs on a host, and an epoch bumped on every change. */
-function memberDelta(table: string, networkId: string, hostId: string, delta: 1 | -1): TransactItem {
-  return {
-    Update: {
-      TableName: table,
-      Key: keys.member(networkId, hostId),
-      UpdateExpression: 'ADD vmCount :delta, epoch :one SET kind = :kind, networkId = :net, hostId = :host, gsi2pk = :gsi2pk, gsi2sk = :net',
-      ExpressionAttributeValues: {
-        ':delta': delta,
-        ':one': 1,
-        ':kind': 'member',
-        ':net': networkId,
-        ':host': hostId,
-        ':gsi2pk': indexKeys.networksOfHost(hostId),
-      },
-    },
-  };
-}
-
-function hostCountDelta(table: string, hostId: string, delta: 1 | -1): TransactItem {
-  return {
-    Update: {
-      TableName: table,
-      Key: keys.host(hostId),
-      UpdateExpression: 'ADD vmCount :delta',
-      // Adding needs room, on a host that runs VMs (one that registered `none` meanwhile is refused); removing never does.
-      ConditionExpression: delta > 0 ? 'vmCount < #capacity AND (attribute_not_exists(vmRuntime) OR vmRuntime <> :none)' : 'attribute_exists(pk)',
-      ...(delta > 0 ? { ExpressionAttributeNames: { '#capacity': 'capacity' } } : {}),
-      ExpressionAttributeValues: { ':delta': delta, ...(delta > 0 ? { ':none': 'none' } : {}) },
-    },
-  };
-}
-
-/** Why a named host's place was refused in the transaction: it filled up, or it registered that it runs no VMs. */
-async function refusedHostError(table: string, hostId: string, field: 'hostId' | 'targetHostId'): Promise<ConflictError> {
-  return cannotRunVmsError(await getHost(table, hostId), field) ?? new ConflictError(`${field}: host ${hostId} is full`);
 }
 
 /** Where a VM is created: this control plane's region, and its image bucket (the target of image copies). */
@@ -373,6 +351,10 @@ export async function migrateVm(
     const vm = assertHomeRegion(await getVmFor(table, tenantId, vmId), region, `vm ${vmId}`);
     spread ??= await hostsOfVms(table, vm.tenantId, request.spreadFrom);
     if (named === vm.hostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${named}`);
+    // A guest that runs moves live (its memory copied while it runs); anything else moves at once.
+    const live = vm.runtime === 'qemu' && vm.state !== 'stopped' && vm.state !== 'failed';
+    const refusal = vm.migration || live ? liveMigrationRefusal(vm) : undefined;
+    if (refusal) throw new ConflictError(refusal);
     // A disk's data is a file on its host (docs/disks.md): it does not follow the VM.
     const diskIds = [...(vm.diskIds ?? [])].sort();
     if (diskIds.length > 0)
@@ -381,7 +363,7 @@ export async function migrateVm(
     const target = named
       ? await getHost(table, named)
       : chooseHost(
-          (await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region)),
+          (await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region) && (!live || candidate.vmRuntime === 'qemu')),
           new Set([vm.hostId, ...fullHosts, ...spread.keys()]),
         );
     if (!target) throw new ConflictError(`no other host${spread.size > 0 ? ' apart from the spreadFrom VMs' : ''} has capacity for vm ${vmId}`);
@@ -392,6 +374,25 @@ export async function migrateVm(
     }
     assertRunsVms(target, 'targetHostId');
     if (target.vmCount >= target.capacity) throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
+    if (live) {
+      if (target.vmRuntime !== 'qemu')
+        throw new ConflictError(`targetHostId: host ${targetHostId} runs no QEMU guests, so vm ${vmId}'s guest cannot move there live`);
+      const now = new Date().toISOString();
+      const { items, migration } = liveMigrationStart(table, vm, target, await getHost(table, vm.hostId), now);
+      try {
+        await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
+        return toVmView({ ...vm, migration, updatedAt: now });
+      } catch (error) {
+        const codes = cancellationCodes(error);
+        if (!codes) throw error;
+        if (codes[1] === 'ConditionalCheckFailed') {
+          if (named) throw await refusedHostError(table, targetHostId, 'targetHostId');
+          fullHosts.add(targetHostId);
+        }
+        await backoff(attempt);
+        continue;
+      }
+    }
     const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
     if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
 
@@ -405,7 +406,7 @@ export async function migrateVm(
           Key: keys.vm(vmId),
           // What runs it is now the target's (its reports say from then on); unknown if the target never said.
           UpdateExpression: `SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now, gsi3pk = :onHost${pairKeyCiphertext ? ', pairKeyCiphertext = :pairKey' : ''}${target.vmRuntime ? ', runtime = :runtime' : ' REMOVE runtime'}`,
-          ConditionExpression: 'hostId = :from AND attribute_not_exists(diskIds)',
+          ConditionExpression: 'hostId = :from AND attribute_not_exists(diskIds) AND attribute_not_exists(migration)',
           ExpressionAttributeValues: {
             ...(pairKeyCiphertext ? { ':pairKey': pairKeyCiphertext } : {}),
             ...(target.vmRuntime ? { ':runtime': target.vmRuntime } : {}),
@@ -478,6 +479,8 @@ export async function deleteVm(table: string, region: string, tenantId: string, 
     const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
     const diskIds = [...(vm.diskIds ?? [])].sort();
     if (diskIds.length > 0 && !options.release) throw new InUseError(`vm ${vmId} has disks attached: ${diskIds.join(', ')}; detach them first`);
+    if (vm.migration)
+      throw new ConflictError(`vm ${vmId} is migrating (${vm.migration.phase}) to host ${vm.migration.targetHostId}: delete it once the migration ended`);
     const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
     if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
     const items: TransactItem[] = [
@@ -486,7 +489,10 @@ export async function deleteVm(table: string, region: string, tenantId: string, 
           TableName: table,
           Key: keys.vm(vmId),
           // A disk attached meanwhile keeps the VM (or, when releasing, is detached below only if it was seen).
-          ConditionExpression: diskIds.length > 0 ? 'hostId = :host AND diskIds = :disks' : 'hostId = :host AND attribute_not_exists(diskIds)',
+          ConditionExpression:
+            diskIds.length > 0
+              ? 'hostId = :host AND diskIds = :disks AND attribute_not_exists(migration)'
+              : 'hostId = :host AND attribute_not_exists(diskIds) AND attribute_not_exists(migration)',
           ExpressionAttributeValues: { ':host': vm.hostId, ...(diskIds.length > 0 ? { ':disks': new Set(diskIds) } : {}) },
         },
       },

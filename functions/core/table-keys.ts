@@ -5,6 +5,8 @@
  */
 export const keys = {
   host: (hostId: string) => ({ pk: `HOST#${hostId}`, sk: 'HOST' }),
+  /** A live migration one end of which is this host (source or destination), while it runs: the host's VM configs include that VM. */
+  hostMigration: (hostId: string, vmId: string) => ({ pk: `HOST#${hostId}`, sk: `MIGRATION#${vmId}` }),
   network: (networkId: string) => ({ pk: `NET#${networkId}`, sk: 'NET' }),
   vm: (vmId: string) => ({ pk: `VM#${vmId}`, sk: 'VM' }),
   /** What a VM used when the resource graph released it, kept a day so a redelivered release can finish. */

@@ -13,8 +13,9 @@ export const toEndpointEntry = ({ ip, version, state, vmId, hostId, endpoint }: 
 /**
  * What one change to a metadata item means for host agents: a slot whose version moved is an
  * endpoint change; a host whose VM count in a network leaves or reaches zero joins or leaves it;
- * a VM whose service account, egress policy, attributes or launch (power intent, boot generation,
- * image ready, disks attached or changed) changed needs its host to fetch them again; a deleted
+ * a VM whose service account, egress policy, attributes, launch (power intent, boot generation,
+ * image ready, disks attached or changed) or live migration changed needs its host (and both ends
+ * of its migration) to fetch them again; a deleted
  * disk's file goes from the host that holds it.
  */
 export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem: MetadataItem | undefined): NetworkChange[] {
@@ -41,9 +42,15 @@ export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem
         vm.waitingForImage,
         [...(vm.diskIds ?? [])].sort(),
         vm.disksRevision,
+        vm.migration && [vm.migration.migrationId, vm.migration.phase, vm.migration.port],
       ]);
     if (hostConfig(before) === hostConfig(after)) return [];
-    return [{ kind: 'credentials', networkId: after.networkId, hostId: after.hostId, vmId: after.vmId }];
+    // Both ends of a live migration play a part in it (the destination before the VM is its own).
+    const hosts = new Set([
+      after.hostId,
+      ...[before.migration, after.migration].flatMap((migration) => (migration ? [migration.sourceHostId, migration.targetHostId] : [])),
+    ]);
+    return [...hosts].map((hostId) => ({ kind: 'credentials', networkId: after.networkId, hostId, vmId: after.vmId }));
   }
   if (kind === 'disk') {
     const before = oldItem as DiskRecord | undefined;

@@ -1,8 +1,10 @@
 import type { EgressPolicy, HostVmConfigs, VmAttributes } from '#events/vm-config.ts';
+import type { HostMigrationRole } from '#events/migrations.ts';
 import { getHost } from '../compute/hosts.ts';
 import { assertHomeRegion } from '../core/regions.ts';
 import { shuffleJobsFor } from '../shuffle/shuffle-jobs.ts';
-import { getVm, listVmsOnHost, toVmView, updateTenantVm, type VmView } from '../compute/vms.ts';
+import { getVm, getVmFor, listVmsOnHost, type StoredVm, toVmView, updateTenantVm, type VmView } from '../compute/vms.ts';
+import { migratingVmIdsOfHost } from '../compute/live-migration.ts';
 import { getItem } from '../core/store.ts';
 import { keys } from '../core/table-keys.ts';
 import type { DiskItem } from '../storage/disks.ts';
@@ -50,7 +52,13 @@ export async function vmConfigsOfHost(
   presign: (object: ImageObject) => Promise<string> = presignImageUrl,
 ): Promise<HostVmConfigs> {
   await getHost(table, hostId);
-  const vms = await listVmsOnHost(table, hostId);
+  const [onHost, migrating] = await Promise.all([listVmsOnHost(table, hostId), migratingVmIdsOfHost(table, hostId)]);
+  // A VM moving live to or from this host is in its configs at both ends while it moves.
+  const arriving = migrating.filter((vmId) => !onHost.some((vm) => vm.vmId === vmId));
+  const vms = [
+    ...onHost,
+    ...(await Promise.all(arriving.map((vmId) => getVmFor(table, undefined, vmId).catch(() => undefined)))).filter((vm) => vm !== undefined),
+  ];
   // One lookup and one URL per image however many of the host's VMs boot from it.
   const images = new Map<string, Promise<(ImageObject & { url: string }) | undefined>>();
   const imageOf = (imageId: string) => {
@@ -68,7 +76,8 @@ export async function vmConfigsOfHost(
         // Each attached disk's own record: its pool, size and limits (a VM has at most 8).
         const disks = launchDisksOf(vm.vmId, await Promise.all([...(vm.diskIds ?? [])].map((diskId) => getItem<DiskItem>(table, keys.disk(diskId)))));
         const launch = launchSpecOf(vm, vm.imageId && !vm.waitingForImage ? await imageOf(vm.imageId) : undefined, disks);
-        return { vmId: vm.vmId, egress: vm.egress, attributes: vm.attributes, ...(launch ? { launch } : {}) };
+        const migration = migrationRoleOf(vm, hostId);
+        return { vmId: vm.vmId, egress: vm.egress, attributes: vm.attributes, ...(launch ? { launch } : {}), ...(migration ? { migration } : {}) };
       }),
     ),
     shuffleJobs: await shuffleJobsFor(
@@ -76,5 +85,23 @@ export async function vmConfigsOfHost(
       vms.flatMap((vm) => [...(vm.shuffleJobIds ?? [])]),
     ),
     egressOpenCidrs: [...egressOpenCidrs],
+  };
+}
+
+/** The host's part in the VM's live migration, if one runs and the host is an end of it. */
+export function migrationRoleOf(vm: StoredVm, hostId: string): HostMigrationRole | undefined {
+  const migration = vm.migration;
+  if (!migration) return undefined;
+  const role = hostId === migration.sourceHostId ? 'source' : hostId === migration.targetHostId ? 'target' : undefined;
+  if (!role) return undefined;
+  return {
+    migrationId: migration.migrationId,
+    role,
+    phase: migration.phase,
+    peerHostId: role === 'source' ? migration.targetHostId : migration.sourceHostId,
+    peerAddress: role === 'source' ? migration.targetAddress : migration.sourceAddress,
+    ...(migration.port !== undefined ? { port: migration.port } : {}),
+    networkId: vm.networkId,
+    ip: vm.ip,
   };
 }

@@ -47,8 +47,16 @@ export function vniOfDevice(device: string): number {
   return Number.parseInt(device.slice(2), 16);
 }
 
-/** What the forwarding table says this host needs: every network it is a member of. */
-export function desiredState(table: ForwardingTable, hostId: string): DesiredState {
+/**
+ * Where a VM that moves live has its traffic sent before the forwarding table says so: to its
+ * guest here (a destination, from before the guest arrives), or to the host it went to (a source,
+ * from the moment the guest paused for its last copy: the redirect that makes the move
+ * make-before-break).
+ */
+export type MigrationRoute = { runsHere: true } | { runsHere: false; endpoint: string };
+
+/** What the forwarding table says this host needs (every network it is a member of), with the routes of VMs moving live. */
+export function desiredState(table: ForwardingTable, hostId: string, migrating: ReadonlyMap<string, MigrationRoute> = new Map()): DesiredState {
   const state: DesiredState = new Map();
   for (const route of table.routes()) {
     let plan = state.get(route.networkId);
@@ -57,8 +65,9 @@ export function desiredState(table: ForwardingTable, hostId: string): DesiredSta
       plan = { networkId: route.networkId, vni, table: routingTableOf(vni), device: deviceOf(vni), local: new Map(), remote: new Map() };
       state.set(route.networkId, plan);
     }
-    if (route.hostId === hostId) plan.local.set(route.ip, vmInterfaceName(route.vmId));
-    else plan.remote.set(route.ip, route.endpoint);
+    const moving = migrating.get(route.vmId);
+    if (moving ? moving.runsHere : route.hostId === hostId) plan.local.set(route.ip, vmInterfaceName(route.vmId));
+    else plan.remote.set(route.ip, moving && !moving.runsHere ? moving.endpoint : route.endpoint);
   }
   return state;
 }

@@ -114,6 +114,18 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
     return figures;
   }
 
+  /**
+   * Runs a guest again here that was sent away, once it is certain it runs nowhere else (its
+   * migration was aborted after the transfer: the destination's QEMU died before its agent said the
+   * guest runs there). Its memory here is as it was at the last copy.
+   */
+  async resumeHere(vmId: string): Promise<void> {
+    const vm = this.live(vmId);
+    if (!vm.departed) return;
+    await vm.qmp.execute('cont');
+    vm.departed = false;
+  }
+
   /** Ends a VM's QEMU at once and forgets it, telling nothing: a guest that never ran here. */
   private async discard(vm: Vm): Promise<void> {
     vm.state = 'stopping';
@@ -179,8 +191,12 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
         : []),
     ];
     const qemu = this.options.qemuBinary ?? 'qemu-system-x86_64';
-    // `ip netns exec` enters the namespace and then becomes QEMU (exec): the child's pid is QEMU's.
-    const [command, commandArgs] = this.options.netns ? ['ip', ['netns', 'exec', this.options.netns, qemu, ...args]] : [qemu, args];
+    // A guest never runs without the agent that answers for it, even one SIGKILLed: QEMU gets SIGKILL
+    // when the agent dies (setpriv's parent-death signal). Otherwise a guest that arrived on a host
+    // whose agent died would run where the control plane does not know it, beside its source's copy.
+    const guarded = ['setpriv', '--pdeathsig', 'KILL', qemu, ...args];
+    // `ip netns exec` enters the namespace and then becomes setpriv, then QEMU (exec): the child's pid is QEMU's.
+    const [command, commandArgs] = this.options.netns ? ['ip', ['netns', 'exec', this.options.netns, ...guarded]] : [guarded[0]!, guarded.slice(1)];
     const child = spawn(command, commandArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -317,6 +333,7 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
   readonly migration: GuestMigration = {
     receive: (launch, listen) => this.receive(launch, listen),
     send: (vmId, to, options) => this.send(vmId, to, options),
+    resumeHere: (vmId) => this.resumeHere(vmId),
   };
 
   /** The QMP connection of a running VM, for what the agent does live (hot-plug, throttles, migration). */

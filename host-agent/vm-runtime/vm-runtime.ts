@@ -79,6 +79,8 @@ export interface GuestMigration {
    * Resolves once it runs there; rejects (the guest runs on here) if it failed or took over `boundMs`.
    */
   send(vmId: string, to: MigrationAddress, options: { boundMs: number; onStop: () => void }): Promise<MigrationFigures>;
+  /** Source: runs a guest it sent away again, once its migration was aborted after the transfer (it runs nowhere else). */
+  resumeHere(vmId: string): Promise<void>;
 }
 
 /** A running guest's disks, changed live. */

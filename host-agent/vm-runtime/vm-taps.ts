@@ -18,8 +18,16 @@ export async function plugTap(netns: string | undefined, name: string): Promise<
     () => false,
   );
   if (!exists) await ip(netns, ['tuntap', 'add', 'dev', name, 'mode', 'tap']);
-  await ip(netns, ['link', 'set', name, 'up']);
+  await ip(netns, ['link', 'set', name, 'address', VM_GATEWAY_MAC, 'up']);
 }
+
+/**
+ * The MAC of the host side of every VM's tap, on every host: the guest's gateway answers with it,
+ * so a guest that moves live to another host finds its gateway where its ARP cache says (a tap's
+ * own random MAC would differ, and the guest would send to a MAC nobody has until its entry went
+ * stale). Locally administered, and never a VM's (theirs start 02:, see macOfVm).
+ */
+export const VM_GATEWAY_MAC = '0a:00:00:00:00:01';
 
 export async function unplugTap(netns: string | undefined, name: string): Promise<void> {
   await ip(netns, ['link', 'del', name]).catch(() => {});

@@ -210,8 +210,9 @@ describe('ControlPlaneStack', () => {
       'Api/Identity/PutHostsHostIdVmsVmIdHostKeys': ['kms:Sign on HostKeyAttestationKey'],
       'Api/Identity/PostHostsHostIdServiceAccountCredentials': ['kms:Sign on HostCredentialKey'],
       'Api/Compute/PostVms': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
-      // A migration gives the VM a new pair secret.
+      // A migration gives the VM a new pair secret: a cold move at once, a live one at its cut-over.
       'Api/Compute/PostVmsVmIdMigrate': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
+      'Api/Compute/PutHostsHostIdVmsVmIdMigration': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
       'Api/Identity/PostVmsVmIdConnections': ['kms:Decrypt on VmPairKey'],
       ...Object.fromEntries(
         [
@@ -306,8 +307,8 @@ describe('ControlPlaneStack', () => {
     const pairKeyStatements = policies
       .flatMap(([, r]) => r.Properties.PolicyDocument.Statement as (Statement & { Condition?: unknown })[])
       .filter((s) => JSON.stringify(s.Resource).includes('VmPairKey'));
-    // Create and migrate generate (a migration rotates the secret), connections and hosts decrypt.
-    expect(pairKeyStatements.length).toBe(4);
+    // Create, migrate and a live migration's cut-over generate (a migration rotates the secret), connections and hosts decrypt.
+    expect(pairKeyStatements.length).toBe(5);
     for (const statement of pairKeyStatements) expect(statement.Condition).toEqual({ StringEquals: { 'kms:EncryptionContext:purpose': 'network-pair' } });
     const hostPolicy = policies.find(([id]) => id.startsWith('HostAgentPolicy'))![1];
     const kmsActions = (hostPolicy.Properties.PolicyDocument.Statement as Statement[]).flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('kms:'));

@@ -69,6 +69,35 @@ describe('data plane plan', () => {
     expect(back.ipRemove).toEqual([`neigh del 10.0.0.6 dev ${device}`]);
   });
 
+  it("routes a VM moving live as its migration says before the table does: to the destination at the source's redirect, to its tap at the destination", () => {
+    // Host 2 runs the server; its guest paused for its last copy and goes to host 3.
+    const atSource = planCommands(
+      desiredState(tableWith(H2, 'h2', 1), 'h2'),
+      desiredState(tableWith(H2, 'h2', 1), 'h2', new Map([['vm-server', { runsHere: false, endpoint: H3 }]])),
+    );
+    expect(atSource.bridgeApply).toEqual([`fdb replace ${macOf(H3)} dev ${device} dst ${H3} self permanent`]);
+    expect(atSource.ipApply).toEqual([
+      `route replace 10.0.0.6/32 dev ${device} table ${table}`,
+      `neigh replace 10.0.0.6 lladdr ${macOf(H3)} dev ${device} nud permanent`,
+    ]);
+    expect(atSource.ipRemove).toEqual([`rule del pref 10000 iif ${vmInterfaceName('vm-server')} lookup ${table}`]);
+    // Host 1 is the destination: the server's address goes to its tap here before its endpoint says so.
+    const atDestination = desiredState(tableWith(H2, 'h2', 1), 'h1', new Map([['vm-server', { runsHere: true }]]));
+    expect(atDestination.get('net-1')!.local.get('10.0.0.6')).toBe(vmInterfaceName('vm-server'));
+    expect(atDestination.get('net-1')!.remote.has('10.0.0.6')).toBe(false);
+    // Once the table says so, the migration's route changes nothing.
+    expect(
+      planCommands(
+        desiredState(tableWith(H3, 'h3', 2), 'h2'),
+        desiredState(tableWith(H3, 'h3', 2), 'h2', new Map([['vm-server', { runsHere: false, endpoint: H3 }]])),
+      ),
+    ).toMatchObject({
+      ipApply: [],
+      ipRemove: [],
+      bridgeApply: [],
+    });
+  });
+
   it('removes a network the host left: its rules, table and device', () => {
     const before = desiredState(tableWith(H2, 'h2', 1), 'h1');
     const plan = planCommands(before, new Map());

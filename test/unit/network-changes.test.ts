@@ -65,6 +65,31 @@ describe('changesFromItemUpdate for VMs', () => {
     expect(changesFromItemUpdate(before, { ...before, state: 'stopping', stateReason: 'x', stateObservedAt: 5 })).toEqual([]);
   });
 
+  it('tells both ends of a live migration when its phase or port changes, and both when it ends', () => {
+    const tell = (...hosts: string[]) => hosts.map((hostId) => ({ kind: 'credentials', networkId: 'net-1', hostId, vmId: 'vm-1' }));
+    const migration = {
+      migrationId: 'mig-0000000000a1',
+      phase: 'preparing' as const,
+      sourceHostId: 'h1',
+      sourceAddress: '10.1.0.1',
+      targetHostId: 'h2',
+      targetAddress: '10.1.0.2',
+      startedAt: '2026-12-03T00:00:00.000Z',
+      updatedAt: '2026-12-03T00:00:00.000Z',
+    };
+    const running: VmItem = { ...vm(), state: 'running' };
+    const preparing: VmItem = { ...running, migration };
+    const transferring: VmItem = { ...running, migration: { ...migration, phase: 'transferring', port: 49200 } };
+    // At the cut-over the VM is the destination's.
+    const cutOver: VmItem = { ...running, hostId: 'h2', migration: { ...migration, phase: 'cut-over', port: 49200 } };
+    expect(changesFromItemUpdate(running, preparing)).toEqual(tell('h1', 'h2'));
+    expect(changesFromItemUpdate(preparing, transferring)).toEqual(tell('h1', 'h2'));
+    expect(changesFromItemUpdate(transferring, cutOver)).toEqual(tell('h2', 'h1'));
+    expect(changesFromItemUpdate(cutOver, { ...running, hostId: 'h2' })).toEqual(tell('h2', 'h1'));
+    // Its own time stamps alone are nothing a host acts on.
+    expect(changesFromItemUpdate(preparing, { ...preparing, migration: { ...migration, updatedAt: '2026-12-03T00:00:01.000Z' } })).toEqual([]);
+  });
+
   it('asks the host to fetch again when a disk is attached, detached, or an attached one changes', () => {
     const refresh = [{ kind: 'credentials', networkId: 'net-1', hostId: 'h1', vmId: 'vm-1' }];
     const before: VmItem = { ...vm(), diskIds: new Set(['disk-000000000001']) };

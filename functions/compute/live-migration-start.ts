@@ -1,0 +1,61 @@
+import type { MigrationRecord } from '#events/migrations.ts';
+import type { HostItem } from '#events/records.ts';
+import { newId } from '../core/ids.ts';
+import type { TransactItem } from '../core/store.ts';
+import { keys } from '../core/table-keys.ts';
+import { hostCountDelta, memberDelta } from './vm-counts.ts';
+import { vmUpdate } from './vm-record-update.ts';
+import type { StoredVm } from './vms.ts';
+
+/**
+ * The writes that start a live migration of `vm` to `target`, all or nothing: the VM records it
+ * (phase `preparing`; refused if one runs already, if the VM stopped running, moved or got a
+ * disk meanwhile); the destination's room is taken now (refused when full), and it joins the VM's
+ * network now, so it has the network's tunnels before the guest arrives; each end gets an item
+ * that puts the VM in its host configs while the migration runs.
+ */
+export function liveMigrationStart(
+  table: string,
+  vm: StoredVm,
+  target: HostItem,
+  source: HostItem,
+  now: string,
+): { items: TransactItem[]; migration: MigrationRecord } {
+  const migration: MigrationRecord = {
+    migrationId: newId('mig'),
+    phase: 'preparing',
+    sourceHostId: vm.hostId,
+    sourceAddress: source.address,
+    targetHostId: target.hostId,
+    targetAddress: target.address,
+    startedAt: now,
+    updatedAt: now,
+  };
+  const endItem = (hostId: string): TransactItem => ({
+    Put: {
+      TableName: table,
+      Item: { ...keys.hostMigration(hostId, vm.vmId), kind: 'host-migration', vmId: vm.vmId, migrationId: migration.migrationId },
+    },
+  });
+  const items: TransactItem[] = [
+    vmUpdate(
+      table,
+      vm.vmId,
+      'SET #mig = :migration, updatedAt = :now',
+      'hostId = :from AND attribute_not_exists(#mig) AND attribute_not_exists(diskIds) AND #state = :running AND (attribute_not_exists(powerState) OR powerState = :running)',
+      { ':migration': migration, ':now': now, ':from': vm.hostId, ':running': 'running' },
+    ),
+    hostCountDelta(table, target.hostId, 1),
+    memberDelta(table, vm.networkId, target.hostId, 1),
+    endItem(vm.hostId),
+    endItem(target.hostId),
+  ];
+  return { items, migration };
+}
+
+/** Why a VM cannot start a live migration now, read from its record: undefined when it can. */
+export function liveMigrationRefusal(vm: StoredVm): string | undefined {
+  if (vm.migration) return `vm ${vm.vmId} is migrating already (${vm.migration.phase}, to host ${vm.migration.targetHostId}): wait for it to end`;
+  if (vm.state !== 'running') return `vm ${vm.vmId} is ${vm.state}: a guest migrates live once it runs (a stopped one moves at once)`;
+  return undefined;
+}
