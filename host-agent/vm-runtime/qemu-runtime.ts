@@ -3,7 +3,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { type Accelerator, accelArgs, chooseAccelerator } from './accelerator.ts';
 import { QmpClient } from './qmp-client.ts';
-import { attachDisk, DISK_SLOTS, type DiskAttachment, detachDisk, diskSlotArgs, growDisk, pluggedDisks, setDiskLimits } from './vm-disks.ts';
+import { attachDisk, DISK_SLOTS, type DiskAttachment, detachDisk, diskBusArgs, growDisk, pluggedDisks, setDiskLimits } from './vm-disks.ts';
 import { PID_FILE, reclaimLeftovers } from './leftovers.ts';
 import { listenForGuest, type MigrationAddress, type MigrationFigures, sendGuest } from './live-migration.ts';
 import { RuntimeBase, type RuntimeVm, STOPPED_BY_AGENT } from './runtime-base.ts';
@@ -150,6 +150,7 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const qmpSocket = path.join(dir, 'qmp.sock');
     const consoleLog = path.join(dir, 'console.log');
+    const paused = !incoming && (launch.disks?.length ?? 0) > 0;
     const cmdline = [boot.cmdline, ...Object.entries(launch.settings).map(([name, value]) => `stratoplane.${name}=${value}`)].join(' ');
     const args = [
       ...accelArgs(this.accelerator),
@@ -167,8 +168,8 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
       // A guest that panics (panic=1) or reboots itself ends its QEMU: the runtime reports it.
       '-no-reboot',
       // Paused until its disks are in: the guest finds them at boot as it would after a hot-plug. A
-      // guest that comes from another host runs once it arrived (its disks are in by then).
-      ...(incoming ? ['-incoming', 'defer'] : ['-S']),
+      // guest without disks runs at once; one that comes from another host, once it arrived.
+      ...(incoming ? ['-incoming', 'defer'] : paused ? ['-S'] : []),
       '-kernel',
       boot.kernel,
       '-initrd',
@@ -185,7 +186,7 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
       path.join(dir, PID_FILE),
       '-device',
       'virtio-rng-pci',
-      ...diskSlotArgs(),
+      ...diskBusArgs(),
       ...(launch.nic
         ? ['-netdev', `tap,id=nic0,ifname=${launch.nic.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=nic0,mac=${launch.nic.mac},romfile=`]
         : []),
@@ -223,7 +224,7 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
     try {
       vm.qmp = await QmpClient.connect(qmpSocket, 10_000);
       for (const disk of launch.disks ?? []) await this.plug(vm, disk);
-      if (!incoming) await vm.qmp.execute('cont');
+      if (paused) await vm.qmp.execute('cont');
     } catch (error) {
       child.kill('SIGKILL');
       await exited;

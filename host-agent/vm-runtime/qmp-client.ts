@@ -70,7 +70,8 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
         return client;
       } catch (error) {
         if (Date.now() > deadline) throw new Error(`QMP at ${socketPath}: ${(error as Error).message}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // QEMU makes its socket within tens of ms of starting: look again soon, the guest may be waiting on it.
+        await new Promise((resolve) => setTimeout(resolve, 10));
       }
     }
   }

@@ -21,11 +21,17 @@ export interface DiskAttachment {
   throughputMiBps: number;
 }
 
-/** Hot-plug slots each VM's QEMU starts with: PCIe root ports, one disk each. */
+/** Disks a VM can have at once: slots on its disk bridge. */
 export const DISK_SLOTS = 8;
+const DISK_BUS = 'disks';
 
-export function diskSlotArgs(): string[] {
-  return Array.from({ length: DISK_SLOTS }, (_, index) => ['-device', `pcie-root-port,id=slot${index},chassis=${index + 1},bus=pcie.0`]).flat();
+/**
+ * The bus each VM's disks are plugged into: one PCI bridge, hot-plugged through ACPI (the guest
+ * kernel's acpiphp). Eight PCIe root ports, one per disk, did the same and cost the guest 0.3–0.6 s
+ * of boot here (each a bridge the kernel enumerates, with its own hot-plug slot, PME and AER).
+ */
+export function diskBusArgs(): string[] {
+  return ['-device', `pcie-pci-bridge,id=${DISK_BUS},bus=pcie.0`];
 }
 
 const nodeOf = (diskId: string) => `node-${diskId}`;
@@ -105,7 +111,8 @@ export async function attachDisk(qmp: QmpClient, slot: number, disk: DiskAttachm
       driver: 'virtio-blk-pci',
       id: deviceOf(disk.diskId),
       drive: nodeOf(disk.diskId),
-      bus: `slot${slot}`,
+      bus: DISK_BUS,
+      addr: `0x${(slot + 1).toString(16)}`,
       serial: disk.diskId,
     });
   } catch (error) {

@@ -25,7 +25,18 @@ export interface Topology {
   hosts: { hostId: string; address?: string; capacity?: number; vmCount: number }[];
   /** A tenant's own networks; for an operator, every network a VM or a route names (the API tells operators no network names or CIDRs). */
   networks: { networkId: string; name?: string; cidr?: string; tenantId?: string }[];
-  vms: { vmId: string; name: string; ip: string; hostId: string; networkId: string; tenantId: string; state: string; endpoint: string }[];
+  vms: {
+    vmId: string;
+    name: string;
+    ip: string;
+    hostId: string;
+    networkId: string;
+    tenantId: string;
+    state: string;
+    endpoint: string;
+    /** While it moves live: its phase and where it goes. */
+    migration?: { phase: string; targetHostId: string };
+  }[];
   /** What each agent holds: for every VM of its networks (a tenant: of the tenant's networks), the tunnel endpoint and the version it came with. */
   agents: { hostId: string; reachable: boolean; routes: Route[] }[];
 }
@@ -80,7 +91,7 @@ function agentRoutes(sources: ConsoleSources): Promise<Topology['agents']> {
   );
 }
 
-const vmOf = ({ vmId, name, ip, hostId, networkId, tenantId, state, endpoint }: ApiVm): Topology['vms'][number] => ({
+const vmOf = ({ vmId, name, ip, hostId, networkId, tenantId, state, endpoint, migration }: ApiVm): Topology['vms'][number] => ({
   vmId,
   name,
   ip,
@@ -89,6 +100,7 @@ const vmOf = ({ vmId, name, ip, hostId, networkId, tenantId, state, endpoint }: 
   tenantId,
   state,
   endpoint: endpoint.address,
+  ...(migration ? { migration: { phase: migration.phase, targetHostId: migration.targetHostId } } : {}),
 });
 
 /** The topology as the holder of `token` may see it: a tenant only what is its own, an operator everything. */
