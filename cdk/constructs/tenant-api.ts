@@ -135,21 +135,25 @@ const routes: Route[] = [
     operation: operations.migrateVm,
     access: 'write',
     // A migration gives the VM a new pair secret, so what its old host knew of the old one is worth
-    // nothing, and names the VM's new host on the queues of the shuffle jobs it works for.
+    // nothing, and names the VM's new host on the queues of the shuffle jobs it works for; a move at
+    // once sends the new endpoint to the hosts that need it itself (the fast path).
     extras: (fn, props) => {
       fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
       props.shuffleQueues.grant(fn, 'sqs:TagQueue', 'sqs:UntagQueue');
+      props.hostQueues.grant(fn, 'sqs:SendMessage');
     },
   },
   {
     operation: operations.reportMigration,
     access: 'write',
-    // The cut-over gives the VM a new pair secret and names its new host on its shuffle jobs' queues, as a cold move does.
+    // The cut-over gives the VM a new pair secret, sends its new endpoint to the hosts that need it
+    // (the fast path) and names its new host on its shuffle jobs' queues, as a move at once does.
     extras: (fn, props) => {
       fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
       props.shuffleQueues.grant(fn, 'sqs:TagQueue', 'sqs:UntagQueue');
+      props.hostQueues.grant(fn, 'sqs:SendMessage');
     },
   },
   { operation: operations.getMigrationConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },

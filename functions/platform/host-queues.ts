@@ -1,4 +1,4 @@
-import { CreateQueueCommand } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { sqs } from './clients.ts';
 import { setting } from './env.ts';
 
@@ -23,4 +23,9 @@ export async function ensureHostQueue(hostId: string): Promise<string> {
   );
   if (!QueueUrl) throw new Error(`CreateQueue returned no URL for host ${hostId}`);
   return QueueUrl;
+}
+
+/** Sends one message (a batch of network messages, as the fan-out packs them) to a host's queue. */
+export async function sendToHostQueue(queueUrl: string, body: string): Promise<void> {
+  await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
 }

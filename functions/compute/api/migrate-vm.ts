@@ -7,6 +7,8 @@ import { assertOperatorFor, tenantOf } from '../../core/access.ts';
 import { newPairKeyCiphertext } from '../../platform/pair-keys.ts';
 import { retagQueuesOfWorker } from '../../shuffle/shuffle-jobs.ts';
 import { retagShuffleQueue } from '../../platform/shuffle-queues.ts';
+import { sendToHostQueue } from '../../platform/host-queues.ts';
+import { fanOutEndpointNow } from '../../host-sync/fast-path.ts';
 
 export const handler = apiHandler(operations.migrateVm, async ({ path, body, caller }) => {
   // Tenants do not pick physical hosts: placement does, away from the current one. Operators may name it, for any tenant's VM.
@@ -14,7 +16,18 @@ export const handler = apiHandler(operations.migrateVm, async ({ path, body, cal
     assertOperatorFor(caller, 'targetHostId', 'tenants do not pick hosts: leave it out and placement picks another host with room');
   const tenantId = caller.kind === 'operator' ? undefined : tenantOf(caller);
   const vm = await migrateVm(tableName, currentRegion, tenantId, path.vmId, body, newPairKeyCiphertext);
-  // A shuffle worker's job queues admit the hosts its workers run on: the new one now.
-  await retagQueuesOfWorker(tableName, vm.vmId, retagShuffleQueue);
+  // A live migration has only begun; a move at once has a new endpoint: the hosts that need it hear now.
+  if (!vm.migration) {
+    const { vmId, ip, networkId, hostId, endpoint } = vm;
+    await fanOutEndpointNow(
+      tableName,
+      currentRegion,
+      networkId,
+      { ip, version: endpoint.version, state: 'active', vmId, hostId, endpoint: endpoint.address },
+      sendToHostQueue,
+    );
+    // A shuffle worker's job queues admit the hosts its workers run on: the new one now.
+    await retagQueuesOfWorker(tableName, vm.vmId, retagShuffleQueue);
+  }
   return { statusCode: 200, body: vm };
 });

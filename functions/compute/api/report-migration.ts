@@ -6,11 +6,23 @@ import { newPairKeyCiphertext } from '../../platform/pair-keys.ts';
 import { retagQueuesOfWorker } from '../../shuffle/shuffle-jobs.ts';
 import { retagShuffleQueue } from '../../platform/shuffle-queues.ts';
 import { reportMigration } from '../live-migration.ts';
+import { getVmFor } from '../vms.ts';
+import { currentRegion } from '../../platform/region.ts';
+import { sendToHostQueue } from '../../platform/host-queues.ts';
+import { fanOutEndpointNow } from '../../host-sync/fast-path.ts';
 
 export const handler = apiHandler(operations.reportMigration, async ({ path, body, caller }) => {
   assertActsForHost(caller, path.hostId);
   const answer = await reportMigration(tableName, path.hostId, path.vmId, body, newPairKeyCiphertext);
-  // At the cut-over the VM's host changes: the queues of the shuffle jobs it works for admit the new one.
-  if (body.event === 'resumed') await retagQueuesOfWorker(tableName, path.vmId, retagShuffleQueue);
+  if (body.event === 'resumed') {
+    // The cut-over: the VM's new endpoint goes to the hosts that need it now (the destination's
+    // fast path), and the queues of the shuffle jobs it works for admit its new host.
+    const vm = await getVmFor(tableName, undefined, path.vmId);
+    if (vm.hostId === path.hostId) {
+      const entry = { ip: vm.ip, version: vm.endpointVersion, state: 'active' as const, vmId: vm.vmId, hostId: vm.hostId, endpoint: vm.endpointAddress };
+      await fanOutEndpointNow(tableName, currentRegion, vm.networkId, entry, sendToHostQueue);
+    }
+    await retagQueuesOfWorker(tableName, path.vmId, retagShuffleQueue);
+  }
   return { statusCode: 200, body: answer };
 });

@@ -1,14 +1,9 @@
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { NetworkChange } from '#events/endpoints.ts';
-import { sqs } from '../../platform/clients.ts';
+import { sendToHostQueue } from '../../platform/host-queues.ts';
 import { currentRegion } from '../../platform/region.ts';
 import { tableName } from '../../platform/table.ts';
 import { queueHandler } from '../../triggers/queue-handler.ts';
 import { fanOut } from '../fanout.ts';
-
-const send = async (queueUrl: string, body: string) => {
-  await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
-};
 
 /**
  * Delivers a batch of network changes to host queues, grouped per host (so the whole batch goes
@@ -22,7 +17,7 @@ export const handler = queueHandler(
       tableName,
       currentRegion,
       messages.map(({ id, message }) => ({ id, change: message })),
-      send,
+      sendToHostQueue,
     ),
   { mode: 'batch', name: 'network change' },
 );
