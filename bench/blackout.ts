@@ -6,6 +6,7 @@ import { startLocalStack, type AgentInfo } from '../local/local-stack.ts';
 import { agentStatus } from '../host-agent/agent-control-client.ts';
 import { projectRoot } from '../local/processes.ts';
 import { apiClient } from './api-client.ts';
+import { retry, until } from './waiting.ts';
 
 /**
  * Traffic interruption during a migration, on real tunnels: three hosts (network namespaces whose
@@ -17,10 +18,13 @@ import { apiClient } from './api-client.ts';
  */
 const { values } = parseArgs({
   args: process.argv.slice(3),
-  options: { migrations: { type: 'string', default: '10' } },
+  // --runtime qemu is bench/blackout-qemu.ts's (real guests moving live); this one's VMs are namespaces.
+  options: { migrations: { type: 'string', default: '10' }, runtime: { type: 'string', default: 'process' } },
 });
 const migrations = Number(values.migrations);
 if (!(migrations >= 1)) throw new Error('--migrations must be >= 1');
+if (values.runtime !== 'process')
+  throw new Error(`--runtime is process (namespaces moved by the bench) or qemu (real guests moving live), not ${values.runtime}`);
 
 const unavailable = await labUnavailableReason();
 if (unavailable) {
@@ -120,24 +124,4 @@ try {
 } finally {
   await lab.destroy();
   rmSync(stateDir, { recursive: true, force: true });
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-async function retry<T>(action: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await action();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
 }

@@ -6,7 +6,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   graph: () => import('./graph.ts'),
   bids: () => import('./bids.ts'),
   shuffle: () => import('./shuffle.ts'),
-  blackout: () => import('./blackout.ts'),
+  // With --runtime qemu: real guests moving live (blackout-qemu.ts); else namespaces moved by the bench.
+  blackout: () => (/--runtime[ =]qemu\b/.test(process.argv.slice(3).join(' ')) ? import('./blackout-qemu.ts') : import('./blackout.ts')),
   load: () => import('./load.ts'),
   cost: () => import('./cost.ts'),
   disks: () => import('./disks.ts'),

@@ -5,6 +5,8 @@
 //                                               sending a line every MS ms; each stdin line
 //                                               "report" prints what was seen as one JSON line
 //                                               ("reset" also starts a new window)
+//   node traffic-probe.mjs probe-tcp IP PORT MS the TCP connection only (a guest whose echo
+//                                               server speaks TCP alone)
 import dgram from 'node:dgram';
 import net from 'node:net';
 import readline from 'node:readline';
@@ -22,7 +24,7 @@ if (mode === 'echo') {
       socket.pipe(socket);
     })
     .listen(port, '0.0.0.0', () => console.log('READY'));
-} else if (mode === 'probe') {
+} else if (mode === 'probe' || mode === 'probe-tcp') {
   const [target, port, intervalMs] = [args[0], Number(args[1]), Number(args[2])];
   /** Replies of one kind: how many, and the longest silence between two of them in this window. */
   const stream = () => ({ sent: 0, received: 0, last: 0, longestGapMs: 0, gapEndedAt: 0 });
@@ -39,14 +41,16 @@ if (mode === 'echo') {
     stats.received++;
   };
 
-  const udp = dgram.createSocket('udp4');
-  udp.on('message', () => heard(udpStats));
-  udp.bind(0, () => {
-    setInterval(() => {
-      udpStats.sent++;
-      udp.send('p', port, target);
-    }, intervalMs);
-  });
+  if (mode === 'probe') {
+    const udp = dgram.createSocket('udp4');
+    udp.on('message', () => heard(udpStats));
+    udp.bind(0, () => {
+      setInterval(() => {
+        udpStats.sent++;
+        udp.send('p', port, target);
+      }, intervalMs);
+    });
+  }
 
   const socket = net.connect({ host: target, port }, () => {
     tcp.connected = true;
@@ -75,6 +79,6 @@ if (mode === 'echo') {
     }
   });
 } else {
-  console.error('usage: traffic-probe.mjs echo PORT | probe IP PORT INTERVAL_MS');
+  console.error('usage: traffic-probe.mjs echo PORT | probe IP PORT INTERVAL_MS | probe-tcp IP PORT INTERVAL_MS');
   process.exit(2);
 }

@@ -8,7 +8,7 @@ import { ensureGuestImage } from '../../local/guest-image/build.ts';
 import { eventually, type RunningAgent, startAgent } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, migrateVmTo, uniqueId } from '../helpers/api.ts';
 import { uploadImage } from '../helpers/images.ts';
-import { tenantToken } from '../helpers/tokens.ts';
+import { tenantToken, tokenFor } from '../helpers/tokens.ts';
 import { MigrationAdmission } from '../../host-agent/data-plane/migration-admission.ts';
 import { type GuestBoot, QemuRuntime, type VmLaunch, type VmReport } from '../../host-agent/vm-runtime/qemu-runtime.ts';
 import { DataPlaneLab, type LabHost, type LabVm, labUnavailableReason } from '../../local/data-plane/lab.ts';
@@ -317,6 +317,17 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     const again = await migrateVmTo(mover.vmId, destination.hostId);
     expect(again.status).toBe(409);
     expect(JSON.stringify(again.body)).toContain('is migrating already');
+    // Nobody but the destination says the guest runs there: not a host at neither end, not the source.
+    const forged = { migrationId: started.migration!.migrationId, event: 'resumed' };
+    const bystander = await api('PUT', `/hosts/${agents[2]!.hostId}/vms/${mover.vmId}/migration`, forged, tokenFor('host', agents[2]!.hostId));
+    expect(bystander.status).toBe(409);
+    expect(JSON.stringify(bystander.body)).toContain('is at neither end');
+    const asSource = await api('PUT', `/hosts/${source.hostId}/vms/${mover.vmId}/migration`, forged, tokenFor('host', source.hostId));
+    expect(asSource.status).toBe(409);
+    expect(JSON.stringify(asSource.body)).toContain('only the target host reports resumed');
+    // Nor a host in another's name.
+    const impersonated = await api('PUT', `/hosts/${destination.hostId}/vms/${mover.vmId}/migration`, forged, tokenFor('host', agents[2]!.hostId));
+    expect(impersonated.status).toBe(403);
 
     const phases = new Set<string>();
     const moved = await eventually(

@@ -100,6 +100,12 @@ describe('tenant isolation', () => {
     'GET /vms/{vmId}/console': async () => notFound(await api('GET', `/vms/${vmB.vmId}/console`, undefined, tenantA), 'vm', vmB.vmId),
     'PUT /hosts/{hostId}/vms/{vmId}/state': async () =>
       expect((await api('PUT', `/hosts/${hostIds[0]}/vms/${vmB.vmId}/state`, { state: 'failed', observedAt: Date.now() }, tenantA)).status).toBe(403),
+    'PUT /hosts/{hostId}/vms/{vmId}/migration': async () =>
+      expect((await api('PUT', `/hosts/${hostIds[0]}/vms/${vmB.vmId}/migration`, { migrationId: 'mig-000000000001', event: 'resumed' }, tenantA)).status).toBe(
+        403,
+      ),
+    'GET /hosts/{hostId}/vms/{vmId}/migration': async () =>
+      expect((await api('GET', `/hosts/${hostIds[0]}/vms/${vmB.vmId}/migration`, undefined, tenantA)).status).toBe(403),
     'POST /hosts/{hostId}/endpoint-acks': async () =>
       expect((await api('POST', `/hosts/${hostIds[0]}/endpoint-acks`, { acks: [{ vmId: vmB.vmId, version: 99 }] }, tenantA)).status).toBe(403),
     'PUT /hosts/{hostId}/vms/{vmId}/host-keys': async () =>
