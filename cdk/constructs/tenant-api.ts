@@ -98,6 +98,18 @@ interface Route {
   extras?: (fn: ControlPlaneFunction, props: TenantApiProps) => void;
 }
 
+/**
+ * What a route that moves a VM to another host needs: a new pair secret for the VM (what its old
+ * host knew of the old one is worth nothing), its new host named on the queues of the shuffle jobs
+ * it works for, and its new endpoint sent to the hosts that need it (the fast path).
+ */
+function movesVms(fn: ControlPlaneFunction, props: TenantApiProps): void {
+  fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
+  fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
+  props.shuffleQueues.grant(fn, 'sqs:TagQueue', 'sqs:UntagQueue');
+  props.hostQueues.grant(fn, 'sqs:SendMessage');
+}
+
 /** The REST API: one function per operation, each granted no, read or read/write access to the table, and only the extras it uses. */
 const routes: Route[] = [
   { operation: operations.getApiDescription, access: 'none' },
@@ -131,31 +143,9 @@ const routes: Route[] = [
   { operation: operations.rebootVm, access: 'write' },
   { operation: operations.getVmConsoleOutput, access: 'read' },
   { operation: operations.reportVmState, access: 'write' },
-  {
-    operation: operations.migrateVm,
-    access: 'write',
-    // A migration gives the VM a new pair secret, so what its old host knew of the old one is worth
-    // nothing, and names the VM's new host on the queues of the shuffle jobs it works for; a move at
-    // once sends the new endpoint to the hosts that need it itself (the fast path).
-    extras: (fn, props) => {
-      fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
-      fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
-      props.shuffleQueues.grant(fn, 'sqs:TagQueue', 'sqs:UntagQueue');
-      props.hostQueues.grant(fn, 'sqs:SendMessage');
-    },
-  },
-  {
-    operation: operations.reportMigration,
-    access: 'write',
-    // The cut-over gives the VM a new pair secret, sends its new endpoint to the hosts that need it
-    // (the fast path) and names its new host on its shuffle jobs' queues, as a move at once does.
-    extras: (fn, props) => {
-      fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
-      fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
-      props.shuffleQueues.grant(fn, 'sqs:TagQueue', 'sqs:UntagQueue');
-      props.hostQueues.grant(fn, 'sqs:SendMessage');
-    },
-  },
+  // A move at once, and a live migration at its cut-over (the destination's report).
+  { operation: operations.migrateVm, access: 'write', extras: movesVms },
+  { operation: operations.reportMigration, access: 'write', extras: movesVms },
   { operation: operations.getMigrationConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
   { operation: operations.getVmConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
   // Acknowledgements touch only the convergence table.
