@@ -19,6 +19,13 @@ export const RegisterHostRequest = z.strictObject({
   ),
   /** With `vmRuntime: qemu` only: KVM or TCG. */
   accelerator: AcceleratorKind.optional().describe('With vmRuntime qemu only: kvm (hardware virtualization) or tcg (emulation).'),
+  /** With `vmRuntime: qemu` only: its agent moves guests live, to and from other such hosts (it runs them in a host namespace). */
+  liveMigration: z
+    .boolean()
+    .optional()
+    .describe(
+      'With vmRuntime qemu only: the host moves running guests live, to and from other such hosts. Absent or false: a guest moves by booting again at its destination.',
+    ),
 });
 export type RegisterHostRequest = z.infer<typeof RegisterHostRequest>;
 

@@ -22,6 +22,8 @@ export const HostItem = z.object({
   vmRuntime: VmRuntimeKind.optional(),
   /** With `vmRuntime: qemu`: KVM or TCG. */
   accelerator: AcceleratorKind.optional(),
+  /** With `vmRuntime: qemu`: its agent moves guests live. */
+  liveMigration: z.boolean().optional(),
 });
 export type HostItem = z.infer<typeof HostItem>;
 

@@ -33,6 +33,8 @@ export const Host = z.strictObject({
   vmRuntime: VmRuntimeKind.optional(),
   /** With `vmRuntime: qemu`: KVM or TCG. */
   accelerator: AcceleratorKind.optional(),
+  /** With `vmRuntime: qemu`: the host moves running guests live (to and from other such hosts). */
+  liveMigration: z.boolean().optional(),
   createdAt: timestamp,
 });
 export const HostList = z.strictObject({ hosts: z.array(Host) });

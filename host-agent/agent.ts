@@ -253,10 +253,15 @@ export class HostAgent {
   }
 
   /** What the host registers it runs VMs with: placement keeps off a host that says `none`. */
-  private runsVmsWith(): Pick<RegisterHostRequest, 'vmRuntime' | 'accelerator'> {
+  private runsVmsWith(): Pick<RegisterHostRequest, 'vmRuntime' | 'accelerator' | 'liveMigration'> {
     const runtime = this.config.vmRuntime?.runtime;
     if (!runtime) return {};
-    return { vmRuntime: runtime.kind, ...(runtime.kind === 'qemu' && runtime.accelerator ? { accelerator: runtime.accelerator.kind } : {}) };
+    return {
+      vmRuntime: runtime.kind,
+      ...(runtime.kind === 'qemu' && runtime.accelerator ? { accelerator: runtime.accelerator.kind } : {}),
+      // Guests move live only between hosts whose agents run them in a host namespace (taps, routes, admission).
+      ...(runtime.migration && this.config.netns ? { liveMigration: true } : {}),
+    };
   }
 
   async stop(): Promise<void> {

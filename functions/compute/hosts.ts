@@ -13,7 +13,7 @@ import { indexes, indexKeys, keys } from '../core/table-keys.ts';
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type HostView = z.infer<typeof responses.Host>;
 
-export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUrl, vmRuntime, accelerator, createdAt }: HostItem): HostView => ({
+export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUrl, vmRuntime, accelerator, liveMigration, createdAt }: HostItem): HostView => ({
   hostId,
   address,
   region,
@@ -22,6 +22,7 @@ export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUr
   queueUrl,
   ...(vmRuntime ? { vmRuntime } : {}),
   ...(accelerator ? { accelerator } : {}),
+  ...(liveMigration ? { liveMigration } : {}),
   createdAt,
 });
 
@@ -80,6 +81,7 @@ export async function registerHost(
   ensureQueue: (hostId: string) => Promise<string>,
 ): Promise<{ host: HostView; created: boolean }> {
   if (request.accelerator && request.vmRuntime !== 'qemu') throw new ValidationError('body.accelerator: only a host with vmRuntime qemu has one');
+  if (request.liveMigration && request.vmRuntime !== 'qemu') throw new ValidationError('body.liveMigration: only a host with vmRuntime qemu moves guests live');
   const existing = await getItem<HostItem>(table, keys.host(request.hostId));
   if (existing) return { host: toHostView(await updateRuntime(table, sameAddressOrThrow(existing, request, region), request)), created: false };
 
@@ -92,6 +94,7 @@ export async function registerHost(
     capacity: request.capacity,
     ...(request.vmRuntime ? { vmRuntime: request.vmRuntime } : {}),
     ...(request.accelerator ? { accelerator: request.accelerator } : {}),
+    ...(request.liveMigration ? { liveMigration: true } : {}),
     vmCount: 0,
     queueUrl: await ensureQueue(request.hostId),
     createdAt: new Date().toISOString(),
@@ -111,16 +114,21 @@ export async function registerHost(
 
 /** Records what a registered host now says it runs VMs with, when it says something else. */
 async function updateRuntime(table: string, host: HostItem, request: RegisterHostRequest): Promise<HostItem> {
-  if (!request.vmRuntime || (host.vmRuntime === request.vmRuntime && host.accelerator === request.accelerator)) return host;
+  if (
+    !request.vmRuntime ||
+    (host.vmRuntime === request.vmRuntime && host.accelerator === request.accelerator && Boolean(host.liveMigration) === Boolean(request.liveMigration))
+  )
+    return host;
   const update = dynamodb.send(
     new UpdateCommand({
       TableName: table,
       Key: keys.host(host.hostId),
-      UpdateExpression: `SET vmRuntime = :runtime${request.accelerator ? ', accelerator = :accelerator' : ' REMOVE accelerator'}`,
+      UpdateExpression: `SET vmRuntime = :runtime, liveMigration = :live${request.accelerator ? ', accelerator = :accelerator' : ' REMOVE accelerator'}`,
       // Its address was checked on the item read; one changed meanwhile is refused as ever.
       ConditionExpression: 'attribute_exists(pk) AND address = :address',
       ExpressionAttributeValues: {
         ':runtime': request.vmRuntime,
+        ':live': Boolean(request.liveMigration),
         ':address': request.address,
         ...(request.accelerator ? { ':accelerator': request.accelerator } : {}),
       },

@@ -351,8 +351,10 @@ export async function migrateVm(
     const vm = assertHomeRegion(await getVmFor(table, tenantId, vmId), region, `vm ${vmId}`);
     spread ??= await hostsOfVms(table, vm.tenantId, request.spreadFrom);
     if (named === vm.hostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${named}`);
-    // A guest that runs moves live (its memory copied while it runs); anything else moves at once.
-    const live = vm.runtime === 'qemu' && vm.state !== 'stopped' && vm.state !== 'failed';
+    // A guest that runs moves live (its memory copied while it runs) between hosts that can; anything
+    // else moves at once (a guest on a host that cannot is booted again at its destination).
+    const source = vm.runtime === 'qemu' ? await getHost(table, vm.hostId) : undefined;
+    const live = source?.liveMigration === true && vm.state !== 'stopped' && vm.state !== 'failed';
     const refusal = vm.migration || live ? liveMigrationRefusal(vm) : undefined;
     if (refusal) throw new ConflictError(refusal);
     // A disk's data is a file on its host (docs/disks.md): it does not follow the VM.
@@ -363,7 +365,7 @@ export async function migrateVm(
     const target = named
       ? await getHost(table, named)
       : chooseHost(
-          (await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region) && (!live || candidate.vmRuntime === 'qemu')),
+          (await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region) && (!live || candidate.liveMigration === true)),
           new Set([vm.hostId, ...fullHosts, ...spread.keys()]),
         );
     if (!target) throw new ConflictError(`no other host${spread.size > 0 ? ' apart from the spreadFrom VMs' : ''} has capacity for vm ${vmId}`);
@@ -375,10 +377,10 @@ export async function migrateVm(
     assertRunsVms(target, 'targetHostId');
     if (target.vmCount >= target.capacity) throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
     if (live) {
-      if (target.vmRuntime !== 'qemu')
-        throw new ConflictError(`targetHostId: host ${targetHostId} runs no QEMU guests, so vm ${vmId}'s guest cannot move there live`);
+      if (target.liveMigration !== true)
+        throw new ConflictError(`targetHostId: host ${targetHostId} does not take guests live, so vm ${vmId}'s running guest cannot move there`);
       const now = new Date().toISOString();
-      const { items, migration } = liveMigrationStart(table, vm, target, await getHost(table, vm.hostId), now);
+      const { items, migration } = liveMigrationStart(table, vm, target, source!, now);
       try {
         await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
         return toVmView({ ...vm, migration, updatedAt: now });
