@@ -1,3 +1,4 @@
+import { ApiError } from '#events/api-client.ts';
 import type { HostMigrationRole, ReportMigrationRequest } from '#events/migrations.ts';
 import type { VmLaunchSpec } from '#events/vm-config.ts';
 import type { MigrationRoute } from './data-plane/desired-state.ts';
@@ -33,6 +34,10 @@ export interface VmMigrationsOptions {
 /** One migration this host is an end of, as far as this agent took it. */
 interface Part {
   role: HostMigrationRole;
+  /** The VM's launch spec, as last fetched. */
+  launch?: VmLaunchSpec;
+  /** The source's next look at a destination that is still preparing. */
+  watch?: NodeJS.Timeout;
   /** What runs now (one step at a time per migration). */
   running?: Promise<void>;
   /** The destination's QEMU listens on this admitted port. */
@@ -102,13 +107,16 @@ export class VmMigrations {
   }
 
   private advance(vmId: string, part: Part, launch: VmLaunchSpec | undefined): void {
+    part.launch = launch ?? part.launch;
     if (part.running || part.done || this.closed) return;
-    const step = this.stepFor(vmId, part, launch);
+    const step = this.stepFor(vmId, part, part.launch);
     if (!step) return;
     part.running = step()
       .catch((error: Error) => this.options.log(`vm ${vmId}: migration ${part.role.migrationId}: ${error.message}`))
       .finally(() => {
         part.running = undefined;
+        // The phase may have moved on while this step ran: take the next one now.
+        if (this.parts.get(vmId) === part) this.advance(vmId, part, undefined);
       });
   }
 
@@ -125,7 +133,10 @@ export class VmMigrations {
       case 'preparing':
         // The source watches over the destination's start: one that never listens aborts the migration.
         if (Date.now() - part.firstSeenAt < (this.options.preparingBoundMs ?? 60_000)) {
-          setTimeout(() => this.advance(vmId, part, launch), 1_000).unref();
+          part.watch ??= setTimeout(() => {
+            part.watch = undefined;
+            this.advance(vmId, part, undefined);
+          }, 1_000).unref();
           return undefined;
         }
         return () => this.fail(vmId, part, `the destination did not get ready within ${(this.options.preparingBoundMs ?? 60_000) / 1000} s`);
@@ -153,7 +164,20 @@ export class VmMigrations {
       await resumed;
       part.arrived = true;
       this.options.log(`vm ${vmId}: its guest runs here (migration ${role.migrationId})`);
-      await this.reportHard(vmId, { migrationId: role.migrationId, event: 'resumed' });
+      try {
+        await this.reportHard(vmId, { migrationId: role.migrationId, event: 'resumed' });
+      } catch (error) {
+        // Refused: the migration was aborted meanwhile, so the source runs its copy again. This one
+        // must not run beside it.
+        if (error instanceof ApiError && error.status === 409) {
+          this.options.log(`vm ${vmId}: its guest arrived after migration ${role.migrationId} was aborted (${error.message}); stopping it here`);
+          part.arrived = false;
+          await this.options.runtime.stop(vmId);
+          this.options.runtime.forget(vmId);
+          return;
+        }
+        throw error;
+      }
     } catch (error) {
       await this.fail(vmId, part, (error as Error).message);
     } finally {
@@ -213,14 +237,14 @@ export class VmMigrations {
       .catch((error: Error) => this.options.log(`vm ${vmId}: the failure of migration ${part.role.migrationId} was not reported: ${error.message}`));
   }
 
-  /** A report the migration cannot go on without: retried while the control plane does not answer. */
+  /** A report the migration cannot go on without: retried while the control plane does not answer (a refusal is final). */
   private async reportHard(vmId: string, report: ReportMigrationRequest): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.options.report(vmId, report);
         return;
       } catch (error) {
-        if (attempt >= 20 || this.closed) throw error;
+        if (attempt >= 20 || this.closed || (error instanceof ApiError && error.status < 500)) throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
       }
     }
@@ -228,6 +252,7 @@ export class VmMigrations {
 
   private end(vmId: string, part: Part): void {
     this.parts.delete(vmId);
+    clearTimeout(part.watch);
     const finished = part.done;
     part.done = true;
     if (this.routes.delete(vmId)) void this.options.route(this.routes);
