@@ -169,62 +169,63 @@ try {
       sample('migration', i, s);
     }
     pings.stop();
+
+    // The floor, under the same load (the control plane idles beside it): a guest moved by the bench
+    // alone between two hosts, the peer's route switched at STOP.
+    const image = await ensureGuestImage({ log: () => {} });
+    const boot = unpackImageBundle(readFileSync(image.path), mkdtempSync(path.join(tmpdir(), 'bench-blackout-'))).boot;
+    const vmId = 'vm-00000000f100';
+    const guestIp = '10.204.0.5';
+    const tap = vmInterfaceName(vmId);
+    const runtimes = [floorA, floorB].map((host) => ({
+      host,
+      runtime: new QemuRuntime({ stateDir: path.join(stateDir, 'floor', host.netns), netns: host.netns }),
+    }));
+    for (const { host } of runtimes) {
+      await plugTap(host.netns, tap);
+      await run('ip', ['-n', host.netns, 'addr', 'replace', `${VM_GATEWAY}/32`, 'dev', tap]);
+      await run('ip', ['-n', host.netns, 'route', 'replace', `${guestIp}/32`, 'dev', tap]);
+    }
+    const launch = {
+      vmId,
+      memoryMiB: 96,
+      vcpus: 1,
+      boot,
+      settings: { ip: `${guestIp}/32`, gateway: VM_GATEWAY, hostname: 'floor' },
+      nic: { tap, mac: macOfVm(vmId) },
+    };
+    try {
+      await runtimes[0]!.runtime.start(launch);
+      await until(async () => runtimes[0]!.runtime.report(vmId)?.state === 'running', 90_000, 'the floor guest booted');
+      await run('ip', ['-n', floorPeer.netns, 'route', 'replace', `${guestIp}/32`, 'via', floorA.underlay]);
+      const pings = pinger(floorPeer.netns, guestIp);
+      await until(async () => pings.lastReplyAt() > 0, 10_000, 'the floor guest answered pings');
+      for (let i = 0; i < migrations; i++) {
+        const [from, to] = i % 2 === 0 ? [runtimes[0]!, runtimes[1]!] : [runtimes[1]!, runtimes[0]!];
+        const port = 49_300;
+        const started = Date.now();
+        const { resumed } = await to.runtime.migration.receive(launch, { address: to.host.underlay, port });
+        const figures = await from.runtime.migration.send(
+          vmId,
+          { address: to.host.underlay, port },
+          {
+            boundMs: 30_000,
+            onStop: () => void run('ip', ['-n', floorPeer.netns, 'route', 'replace', `${guestIp}/32`, 'via', to.host.underlay]),
+          },
+        );
+        await resumed;
+        await from.runtime.stop(vmId);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const s = { downtimeMs: figures.downtimeMs, silenceMs: pings.silence(started, Date.now()), totalMs: figures.totalMs };
+        floor.push(s);
+        sample('floor', i, s);
+      }
+      pings.stop();
+    } finally {
+      for (const { runtime } of runtimes) await runtime.stopAll(500);
+    }
   } finally {
     await stack.stop();
-  }
-
-  // The floor: a guest moved by the bench alone between two hosts, the peer's route switched at STOP.
-  const image = await ensureGuestImage({ log: () => {} });
-  const boot = unpackImageBundle(readFileSync(image.path), mkdtempSync(path.join(tmpdir(), 'bench-blackout-'))).boot;
-  const vmId = 'vm-00000000f100';
-  const guestIp = '10.204.0.5';
-  const tap = vmInterfaceName(vmId);
-  const runtimes = [floorA, floorB].map((host) => ({
-    host,
-    runtime: new QemuRuntime({ stateDir: path.join(stateDir, 'floor', host.netns), netns: host.netns }),
-  }));
-  for (const { host } of runtimes) {
-    await plugTap(host.netns, tap);
-    await run('ip', ['-n', host.netns, 'addr', 'replace', `${VM_GATEWAY}/32`, 'dev', tap]);
-    await run('ip', ['-n', host.netns, 'route', 'replace', `${guestIp}/32`, 'dev', tap]);
-  }
-  const launch = {
-    vmId,
-    memoryMiB: 96,
-    vcpus: 1,
-    boot,
-    settings: { ip: `${guestIp}/32`, gateway: VM_GATEWAY, hostname: 'floor' },
-    nic: { tap, mac: macOfVm(vmId) },
-  };
-  try {
-    await runtimes[0]!.runtime.start(launch);
-    await until(async () => runtimes[0]!.runtime.report(vmId)?.state === 'running', 90_000, 'the floor guest booted');
-    await run('ip', ['-n', floorPeer.netns, 'route', 'replace', `${guestIp}/32`, 'via', floorA.underlay]);
-    const pings = pinger(floorPeer.netns, guestIp);
-    await until(async () => pings.lastReplyAt() > 0, 10_000, 'the floor guest answered pings');
-    for (let i = 0; i < migrations; i++) {
-      const [from, to] = i % 2 === 0 ? [runtimes[0]!, runtimes[1]!] : [runtimes[1]!, runtimes[0]!];
-      const port = 49_300;
-      const started = Date.now();
-      const { resumed } = await to.runtime.migration.receive(launch, { address: to.host.underlay, port });
-      const figures = await from.runtime.migration.send(
-        vmId,
-        { address: to.host.underlay, port },
-        {
-          boundMs: 30_000,
-          onStop: () => void run('ip', ['-n', floorPeer.netns, 'route', 'replace', `${guestIp}/32`, 'via', to.host.underlay]),
-        },
-      );
-      await resumed;
-      await from.runtime.stop(vmId);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const s = { downtimeMs: figures.downtimeMs, silenceMs: pings.silence(started, Date.now()), totalMs: figures.totalMs };
-      floor.push(s);
-      sample('floor', i, s);
-    }
-    pings.stop();
-  } finally {
-    for (const { runtime } of runtimes) await runtime.stopAll(500);
   }
 
   const row = (label: string, values: number[]) =>

@@ -10,7 +10,7 @@ import { HostMessageBatch, type NetworkMessage } from '#events/endpoints.ts';
 import { ApiError } from '#events/api-client.ts';
 import { ControlPlaneClient, type TokenSource } from './control-plane-client.ts';
 import { EndpointAcks } from './endpoint-acks.ts';
-import { desiredState } from './data-plane/desired-state.ts';
+import { desiredState, vmInterfaceName } from './data-plane/desired-state.ts';
 import { LinuxDataPlane, type DataPlaneStatus } from './data-plane/linux-data-plane.ts';
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
 import { METADATA_RATE_LIMITS, MetadataError } from './metadata-server.ts';
@@ -221,6 +221,8 @@ export class HostAgent {
         report: (vmId, report) => this.controlPlane.reportMigration(this.config.hostId, vmId, report),
         converged: async (vmId) => (await this.controlPlane.migrationConvergence(this.config.hostId, vmId)).converged,
         route: (routes) => this.dataPlane?.update(desiredState(this.table, this.config.hostId, routes)) ?? Promise.resolve(),
+        stageRedirect: (networkId, ip, endpoint) => this.dataPlane?.stageRedirect(networkId, ip, endpoint) ?? Promise.resolve(),
+        redirectNow: (networkId, ip, back) => this.dataPlane?.redirectNow(networkId, ip, back && vmInterfaceName(back.vmId)) ?? Promise.resolve(),
         knowsNetworkOf: (vmId) => this.table.routes().some((route) => route.vmId === vmId),
         log: (message) => log(this.config.hostId, message),
       });

@@ -20,6 +20,10 @@ export interface VmMigrationsOptions {
   converged: (vmId: string) => Promise<boolean>;
   /** Programs the data plane with these routes of moving VMs over what the forwarding table says; resolves once programmed. */
   route: (routes: ReadonlyMap<string, MigrationRoute>) => Promise<void>;
+  /** Readies the source's redirect of the VM's address to the destination, so that `redirectNow` is one route change. */
+  stageRedirect: (networkId: string, ip: string, endpoint: string) => Promise<void>;
+  /** Sends the VM's address into the tunnel now (at the guest's last pause), or back to its own interface (`back`). */
+  redirectNow: (networkId: string, ip: string, back?: { vmId: string }) => Promise<void>;
   /** Whether the forwarding table has the VM's network (a destination joins it as the migration starts). */
   knowsNetworkOf: (vmId: string) => boolean;
   log: (message: string) => void;
@@ -190,10 +194,12 @@ export class VmMigrations {
     const { role } = part;
     if (role.port === undefined) return;
     const redirect = () => {
+      void this.options.redirectNow(role.networkId, role.ip).catch((error: Error) => this.options.log(`vm ${vmId}: ${error.message}`));
       this.routes.set(vmId, { runsHere: false, endpoint: role.peerAddress });
       void this.options.route(this.routes);
     };
     try {
+      await this.options.stageRedirect(role.networkId, role.ip, role.peerAddress);
       part.figures = await this.options.runtime.migration.send(
         vmId,
         { address: role.peerAddress, port: role.port },
@@ -201,8 +207,8 @@ export class VmMigrations {
       );
       this.options.log(`vm ${vmId}: guest sent to host ${role.peerHostId} in ${part.figures.totalMs} ms (paused ${part.figures.downtimeMs} ms)`);
     } catch (error) {
-      // QEMU resumed the guest here: so does its traffic.
-      this.routes.delete(vmId);
+      // QEMU resumed the guest here: so does its traffic (at once if it had been redirected).
+      if (this.routes.delete(vmId)) await this.options.redirectNow(role.networkId, role.ip, { vmId }).catch(() => {});
       await this.options.route(this.routes);
       await this.fail(vmId, part, (error as Error).message);
     }

@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { AntiSpoofing, macOfInterface, type AllowedSource } from './anti-spoofing.ts';
-import { routingTableOf, vniOfDevice, type DesiredState, type NetworkPlan } from './desired-state.ts';
+import { deviceOf, routingTableOf, vniOf, vniOfDevice, type DesiredState, type NetworkPlan } from './desired-state.ts';
 import { macOf, networkRemoval, planCommands, RULE_PRIORITY } from './plan-commands.ts';
 
 const run = promisify(execFile);
@@ -100,6 +100,30 @@ export class LinuxDataPlane {
     if (complete) this.pruneLeftovers = true;
     this.running ??= this.drain().finally(() => (this.running = undefined));
     return this.running;
+  }
+
+  /**
+   * Readies the redirect of a local VM's address to another host (a live migration's source, before
+   * the transfer): the tunnel to that host and the address's neighbour entry behind it, so that
+   * redirectNow is one route change. Harmless while the route still goes to the VM's interface.
+   */
+  async stageRedirect(networkId: string, vmIp: string, endpoint: string): Promise<void> {
+    const device = deviceOf(vniOf(networkId));
+    const error =
+      (await batch('bridge', this.netns, [`fdb replace ${macOf(endpoint)} dev ${device} dst ${endpoint} self permanent`])) ??
+      (await batch('ip', this.netns, [`neigh replace ${vmIp} lladdr ${macOf(endpoint)} dev ${device} nud permanent`]));
+    if (error) throw new Error(`redirect of ${vmIp} to ${endpoint} not staged: ${error}`);
+  }
+
+  /**
+   * Sends a staged address into the tunnel at once (the guest paused for its last copy), or back to
+   * the VM's interface `vmDevice` (the transfer failed after that): one route change, ahead of the
+   * full programming that follows.
+   */
+  async redirectNow(networkId: string, vmIp: string, vmDevice?: string): Promise<void> {
+    const vni = vniOf(networkId);
+    const error = await batch('ip', this.netns, [`route replace ${vmIp}/32 dev ${vmDevice ?? deviceOf(vni)} table ${routingTableOf(vni)}`]);
+    if (error) throw new Error(`redirect of ${vmIp}: ${error}`);
   }
 
   /** Resolves when everything asked so far is programmed (or failed and awaits a retry). */

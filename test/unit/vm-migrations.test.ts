@@ -49,6 +49,8 @@ function host(guest: { send?: () => Promise<MigrationFigures>; resumed?: Promise
     },
     converged: async () => true,
     route: async (now: ReadonlyMap<string, MigrationRoute>) => void routes.push(JSON.stringify(now.get(vmId) ?? null)),
+    stageRedirect: async (_networkId, ip, endpoint) => void calls.push(`staged ${ip} to ${endpoint}`),
+    redirectNow: async (_networkId, ip) => void calls.push(`redirected ${ip}`),
     knowsNetworkOf: () => true,
     log: () => {},
     ...bounds,
@@ -70,11 +72,13 @@ describe('a host’s part in live migrations', () => {
   });
 
   it('as the source: sends once the destination listens, redirects at STOP, lets go once every host holds the endpoint', async () => {
-    const { migrations, reports, routes } = host();
+    const { migrations, reports, routes, calls } = host();
     migrations.update([{ vmId, migration: role('source', 'preparing') }]);
     expect(reports).toEqual([]);
     migrations.update([{ vmId, migration: role('source', 'transferring', 49_200) }]);
     await vi.waitFor(() => expect(routes).toEqual([JSON.stringify({ runsHere: false, endpoint: '10.9.0.2' })]));
+    // Staged before the transfer, so the redirect at STOP is one route change.
+    expect(calls.slice(0, 2)).toEqual(['staged 10.0.0.7 to 10.9.0.2', 'redirected 10.0.0.7']);
     migrations.update([{ vmId, migration: role('source', 'cut-over', 49_200) }]);
     await vi.waitFor(() => expect(reports).toEqual(['converged', 'cleaned']));
   });
