@@ -53,9 +53,6 @@ export function liveMigrationStart(
   return { items, migration };
 }
 
-/** Why a VM cannot start a live migration now, read from its record: undefined when it can. */
-export function liveMigrationRefusal(vm: StoredVm): string | undefined {
-  if (vm.migration) return `vm ${vm.vmId} is migrating already (${vm.migration.phase}, to host ${vm.migration.targetHostId}): wait for it to end`;
-  if (vm.state !== 'running') return `vm ${vm.vmId} is ${vm.state}: a guest migrates live once it runs (a stopped one moves at once)`;
-  return undefined;
-}
+/** Why a VM cannot move while its live migration runs. */
+export const migratingRefusal = (vmId: string, migration: MigrationRecord) =>
+  `vm ${vmId} is migrating already (${migration.phase}, to host ${migration.targetHostId}): wait for it to end`;

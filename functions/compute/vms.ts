@@ -17,7 +17,7 @@ import { nodeAttributes, projectGuard, projectGuardError } from '../tenancy/proj
 import { getTenantItem } from '../core/access.ts';
 import { imageForLaunch, waitForCopy } from '../images/image-copies.ts';
 import { assertHomeRegion, inRegion } from '../core/regions.ts';
-import { liveMigrationRefusal, liveMigrationStart } from './live-migration-start.ts';
+import { liveMigrationStart, migratingRefusal } from './live-migration-start.ts';
 import { hostCountDelta, memberDelta, refusedHostError } from './vm-counts.ts';
 import { createOnce, throwIfClaimLost } from '../core/client-tokens.ts';
 import { quotaCharge, quotaRelease } from '../tenancy/quotas.ts';
@@ -351,12 +351,12 @@ export async function migrateVm(
     const vm = assertHomeRegion(await getVmFor(table, tenantId, vmId), region, `vm ${vmId}`);
     spread ??= await hostsOfVms(table, vm.tenantId, request.spreadFrom);
     if (named === vm.hostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${named}`);
+    if (vm.migration) throw new ConflictError(migratingRefusal(vm.vmId, vm.migration));
     // A guest that runs moves live (its memory copied while it runs) between hosts that can; anything
-    // else moves at once (a guest on a host that cannot is booted again at its destination).
-    const source = vm.runtime === 'qemu' ? await getHost(table, vm.hostId) : undefined;
-    const live = source?.liveMigration === true && vm.state !== 'stopped' && vm.state !== 'failed';
-    const refusal = vm.migration || live ? liveMigrationRefusal(vm) : undefined;
-    if (refusal) throw new ConflictError(refusal);
+    // else moves at once: a VM not running yet or any more, or a guest on a host that cannot (it
+    // is booted again at its destination).
+    const source = vm.runtime === 'qemu' && vm.state === 'running' ? await getHost(table, vm.hostId) : undefined;
+    const live = source?.liveMigration === true;
     // A disk's data is a file on its host (docs/disks.md): it does not follow the VM.
     const diskIds = [...(vm.diskIds ?? [])].sort();
     if (diskIds.length > 0)
