@@ -303,6 +303,8 @@ export const Disk = z.strictObject({
   attachedTo: resourceId.optional(),
   /** The host whose storage pool folder holds the disk's data (set when first attached): it attaches to VMs on that host only. */
   hostId: resourceId.optional(),
+  /** While attached: where the guest sees it, the same wherever the VM runs (its slot on the VM's disk bridge, PCI slot `slot + 1`). */
+  slot: z.int().min(0).max(7).optional(),
   createdAt: timestamp,
   updatedAt: timestamp,
 });

@@ -95,6 +95,8 @@ export const LaunchDisk = z.strictObject({
   sizeGiB: z.int().min(1),
   iops: z.int().min(1),
   throughputMiBps: z.int().min(1),
+  /** Where the guest sees it (its slot on the VM's disk bridge), the same on every host that runs the VM. */
+  slot: z.int().min(0).max(7).optional(),
 });
 export type LaunchDisk = z.infer<typeof LaunchDisk>;
 

@@ -150,26 +150,50 @@ export class VmLifecycle {
   }
 
   /**
-   * Readies this host for a guest that comes from another host while it runs: its image unpacked
-   * and its tap made, as for a boot. From then on the guest counts as booted here for its boot
-   * generation, so once the VM is this host's it is adopted as it runs, not booted again.
+   * Readies this host for a guest that comes from another host while it runs: its image unpacked,
+   * its tap made and its disks' files made empty (they are copied from the source with the guest;
+   * a copy left from an earlier stay here is stale), as for a boot. From then on the guest counts
+   * as booted here for its boot generation, so once the VM is this host's it is adopted as it
+   * runs, not booted again.
    */
   async prepareArrival(vm: LocalVm, launch: VmLaunchSpec): Promise<VmLaunch> {
     if (!this.options.netns) throw new Error('a guest moves live only between hosts with a host namespace (--netns)');
     const boot = await this.bootOf(launch);
     const nic = { tap: vmInterfaceName(vm.vmId), mac: macOfVm(vm.vmId) };
     await plugTap(this.options.netns, nic.tap);
+    const disks: DiskAttachment[] = [];
+    for (const disk of launch.disks ?? []) {
+      deleteDiskFiles(poolDirOf(this.options.poolsDir, disk.poolId), disk.diskId);
+      disks.push(await this.diskFile(disk));
+    }
     this.booted.set(vm.vmId, launch.bootGeneration);
-    this.plugged.set(vm.vmId, new Map());
-    return this.guestLaunch(vm, launch, boot, nic, []);
+    this.plugged.set(vm.vmId, new Map((launch.disks ?? []).map((disk) => [disk.diskId, disk])));
+    return this.guestLaunch(vm, launch, boot, nic, disks);
   }
 
-  /** A guest that did not arrive after all: nothing of it stays (unless the VM became this host's meanwhile). */
-  async forgetArrival(vmId: string): Promise<void> {
+  /** A guest that did not arrive after all: nothing of it stays (unless the VM became this host's meanwhile), its disks' copies neither. */
+  async forgetArrival(vmId: string, disks: readonly LaunchDisk[]): Promise<void> {
     if (this.wanted.has(vmId)) return;
     this.booted.delete(vmId);
     this.plugged.delete(vmId);
+    this.deleteDiskCopies(vmId, disks);
     if (this.options.netns) await unplugTap(this.options.netns, vmInterfaceName(vmId));
+  }
+
+  /** A guest that moved away for good: its disks' files here are stale copies now (their data lives at its new host). */
+  forgetDeparted(vmId: string, disks: readonly LaunchDisk[]): void {
+    if (this.wanted.has(vmId)) return;
+    this.deleteDiskCopies(vmId, disks);
+  }
+
+  private deleteDiskCopies(vmId: string, disks: readonly LaunchDisk[]): void {
+    for (const disk of disks) {
+      try {
+        if (deleteDiskFiles(poolDirOf(this.options.poolsDir, disk.poolId), disk.diskId)) this.options.log(`vm ${vmId}: this host's copy of disk ${disk.diskId} removed`);
+      } catch (error) {
+        this.options.log(`vm ${vmId}: this host's copy of disk ${disk.diskId} not removed: ${(error as Error).message}`);
+      }
+    }
   }
 
   private guestLaunch(vm: LocalVm, launch: VmLaunchSpec, boot: GuestBoot | undefined, nic: VmLaunch['nic'], disks: DiskAttachment[]): VmLaunch {
@@ -231,7 +255,7 @@ export class VmLifecycle {
   /** The disk's file in its pool's folder on this host, made or grown to the disk's size. */
   private async diskFile(disk: LaunchDisk): Promise<DiskAttachment> {
     const file = await ensureDiskFile(poolDirOf(this.options.poolsDir, disk.poolId), disk.diskId, disk.sizeGiB, 'raw');
-    return { diskId: disk.diskId, file, format: 'raw', iops: disk.iops, throughputMiBps: disk.throughputMiBps };
+    return { diskId: disk.diskId, file, format: 'raw', iops: disk.iops, throughputMiBps: disk.throughputMiBps, ...(disk.slot !== undefined ? { slot: disk.slot } : {}) };
   }
 
   /**

@@ -2,7 +2,7 @@ import { ApiError } from '#events/api-client.ts';
 import type { HostMigrationRole, ReportMigrationRequest } from '#events/migrations.ts';
 import type { VmLaunchSpec } from '#events/vm-config.ts';
 import type { MigrationRoute } from './data-plane/desired-state.ts';
-import type { MigrationAdmission } from './data-plane/migration-admission.ts';
+import { diskPortOf, type MigrationAdmission } from './data-plane/migration-admission.ts';
 import type { VmLifecycle } from './vm-lifecycle.ts';
 import type { MigrationFigures } from './vm-runtime/live-migration.ts';
 import type { GuestMigration, VmRuntime } from './vm-runtime/vm-runtime.ts';
@@ -162,7 +162,11 @@ export class VmMigrations {
       this.routes.set(vmId, { runsHere: true });
       await this.options.route(this.routes);
       part.port = await this.options.admission.admit(role.peerAddress);
-      const { resumed } = await this.options.runtime.migration.receive(guest, { address: this.options.address, port: part.port });
+      const { resumed } = await this.options.runtime.migration.receive(guest, {
+        address: this.options.address,
+        port: part.port,
+        diskPort: diskPortOf(part.port),
+      });
       this.options.log(`vm ${vmId}: waiting for its guest from host ${role.peerHostId} on port ${part.port}`);
       await this.options.report(vmId, { migrationId: role.migrationId, event: 'listening', port: part.port });
       await resumed;
@@ -202,7 +206,7 @@ export class VmMigrations {
       await this.options.stageRedirect(role.networkId, role.ip, role.peerAddress);
       part.figures = await this.options.runtime.migration.send(
         vmId,
-        { address: role.peerAddress, port: role.port },
+        { address: role.peerAddress, port: role.port, diskPort: diskPortOf(role.port) },
         { boundMs: this.options.transferBoundMs ?? 30_000, onStop: redirect },
       );
       this.options.log(`vm ${vmId}: guest sent to host ${role.peerHostId} in ${part.figures.totalMs} ms (paused ${part.figures.downtimeMs} ms)`);
@@ -232,6 +236,7 @@ export class VmMigrations {
     }
     await this.reportHard(vmId, { migrationId: role.migrationId, event: 'cleaned' });
     part.done = true;
+    this.options.lifecycle.forgetDeparted(vmId, part.launch?.disks ?? []);
   }
 
   /** Reports the migration failed (it is aborted unless it was cut over already), and undoes this host's part. */
@@ -274,7 +279,7 @@ export class VmMigrations {
         await this.options.runtime.stop(vmId);
         await part.running;
         this.options.runtime.forget(vmId);
-        await this.options.lifecycle.forgetArrival(vmId);
+        await this.options.lifecycle.forgetArrival(vmId, part.launch?.disks ?? []);
       })().catch((error: Error) => this.options.log(`vm ${vmId}: ${error.message}`));
     }
   }

@@ -157,6 +157,18 @@ async function cutOverItems(
       },
     },
     hostCountDelta(table, migration.sourceHostId, -1),
+    // Its disks' data was copied with the guest: their files are the destination's now.
+    ...[...(vm.diskIds ?? [])].map(
+      (diskId): TransactItem => ({
+        Update: {
+          TableName: table,
+          Key: keys.disk(diskId),
+          UpdateExpression: 'SET hostId = :to',
+          ConditionExpression: 'attachedTo = :vm',
+          ExpressionAttributeValues: { ':to': migration.targetHostId, ':vm': vm.vmId },
+        },
+      }),
+    ),
   ];
 }
 

@@ -17,7 +17,7 @@ import { nodeAttributes, projectGuard, projectGuardError } from '../tenancy/proj
 import { getTenantItem } from '../core/access.ts';
 import { imageForLaunch, waitForCopy } from '../images/image-copies.ts';
 import { assertHomeRegion, inRegion } from '../core/regions.ts';
-import { liveMigrationStart, migratingRefusal } from './live-migration-start.ts';
+import { assertDisksHaveSlots, liveMigrationStart, migratingRefusal } from './live-migration-start.ts';
 import { hostCountDelta, memberDelta, refusedHostError } from './vm-counts.ts';
 import { createOnce, throwIfClaimLost } from '../core/client-tokens.ts';
 import { quotaCharge, quotaRelease } from '../tenancy/quotas.ts';
@@ -357,10 +357,14 @@ export async function migrateVm(
     // is booted again at its destination).
     const source = vm.runtime === 'qemu' && vm.state === 'running' ? await getHost(table, vm.hostId) : undefined;
     const live = source?.liveMigration === true;
-    // A disk's data is a file on its host (docs/disks.md): it does not follow the VM.
+    // A disk's data is a file on its host (docs/disks.md): it follows a guest that moves live
+    // (copied while the guest runs), nothing else.
     const diskIds = [...(vm.diskIds ?? [])].sort();
-    if (diskIds.length > 0)
-      throw new ConflictError(`vm ${vmId} has disks attached: ${diskIds.join(', ')}; their data stays on host ${vm.hostId}: detach them first`);
+    if (diskIds.length > 0 && !live)
+      throw new ConflictError(
+        `vm ${vmId} has disks attached: ${diskIds.join(', ')}; their data is on host ${vm.hostId} and moves only with a running guest between hosts that migrate live: detach them first`,
+      );
+    if (diskIds.length > 0) await assertDisksHaveSlots(table, vmId, diskIds);
     if (named && spread.has(named)) throw new ConflictError(`targetHostId: host ${named} runs ${spread.get(named)}, named in spreadFrom`);
     const target = named
       ? await getHost(table, named)
@@ -380,7 +384,7 @@ export async function migrateVm(
       if (target.liveMigration !== true)
         throw new ConflictError(`targetHostId: host ${targetHostId} does not take guests live, so vm ${vmId}'s running guest cannot move there`);
       const now = new Date().toISOString();
-      const { items, migration } = liveMigrationStart(table, vm, target, source!, now);
+      const { items, migration } = liveMigrationStart(table, vm, target, source!, now, diskIds);
       try {
         await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
         return toVmView({ ...vm, migration, updatedAt: now });

@@ -8,7 +8,7 @@ import { ClientError, ConflictError, InUseError, NotFoundError, ValidationError 
 import { newId } from '../core/ids.ts';
 import { queryPage } from '../core/pagination.ts';
 import { choosePool, listStoragePools, poolDelta } from './storage-pools.ts';
-import { backoff, cancellationCodes, type TransactItem } from '../core/store.ts';
+import { backoff, cancellationCodes, getItem, type TransactItem } from '../core/store.ts';
 import { createOnce, throwIfClaimLost } from '../core/client-tokens.ts';
 import { indexes, indexKeys, keys, withoutTableKeys } from '../core/table-keys.ts';
 import { getVm } from '../compute/vms.ts';
@@ -33,6 +33,12 @@ export interface DiskItem extends DiskPerformance {
    * disk's data does not move between hosts, so it attaches only to VMs there; none: never attached.
    */
   hostId?: string;
+  /**
+   * Its slot in the VM it is attached to (0–7: the PCI address the guest sees it at), chosen at
+   * attach and kept while attached, so every host that runs the VM plugs it in the same place: a
+   * guest moved live finds its devices where they were.
+   */
+  slot?: number;
   /** Grows on every change, so concurrent modifications cannot both apply to the same base. */
   revision: number;
   createdAt: string;
@@ -194,6 +200,8 @@ export async function modifyDisk(table: string, region: string, tenantId: string
                       TableName: table,
                       Key: keys.vm(disk.attachedTo),
                       UpdateExpression: 'ADD disksRevision :one',
+                      // Not while the VM moves: its destination's copy of the disk is as big as the source's.
+                      ConditionExpression: 'attribute_not_exists(migration)',
                       ExpressionAttributeValues: { ':one': 1 },
                     },
                   },
@@ -207,6 +215,8 @@ export async function modifyDisk(table: string, region: string, tenantId: string
       const codes = cancellationCodes(error);
       if (!codes) throw error;
       await quota.refusal(codes, 2);
+      if (codes[2 + quota.items.length] === 'ConditionalCheckFailed')
+        throw new ConflictError(`vm ${disk.attachedTo} is migrating; change its disk once the migration ended`);
       if (codes[0] === 'ConditionalCheckFailed')
         throw new ConflictError(`pool ${disk.poolId} has no room for this change; the disk keeps its current performance`);
       await backoff(attempt);
@@ -251,6 +261,14 @@ export async function deleteDisk(table: string, region: string, tenantId: string
   throw new ClientError(503, `disk ${diskId} is contended by concurrent requests; retry`);
 }
 
+/** The lowest slot none of a VM's disks holds. */
+export function freeSlot(attached: readonly (Pick<DiskItem, 'slot'> | undefined)[]): number {
+  const taken = new Set(attached.map((disk) => disk?.slot));
+  const slot = Array.from({ length: MAX_DISKS_PER_VM }, (_, index) => index).find((index) => !taken.has(index));
+  if (slot === undefined) throw new ConflictError(`every one of a VM's ${MAX_DISKS_PER_VM} disk slots is taken`);
+  return slot;
+}
+
 /** Attaches a disk to one of the tenant's VMs; the VM records it too, in the same transaction. */
 export async function attachDisk(table: string, region: string, tenantId: string, diskId: string, vmId: string): Promise<DiskView> {
   const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
@@ -261,6 +279,9 @@ export async function attachDisk(table: string, region: string, tenantId: string
   if (disk.hostId && disk.hostId !== vm.hostId)
     throw new ConflictError(`vmId: rule disk-stays-on-its-host: disk ${diskId}'s data is on host ${disk.hostId}, vm ${vmId} runs on ${vm.hostId}`);
   if ((vm.diskIds?.size ?? 0) >= MAX_DISKS_PER_VM) throw new ConflictError(`vmId: vm ${vmId} has ${MAX_DISKS_PER_VM} disks attached, the most a VM has`);
+  if (vm.migration) throw new ConflictError(`vmId: vm ${vmId} is migrating (${vm.migration.phase}); attach the disk once it ended`);
+  const attached = [...(vm.diskIds ?? [])].sort();
+  const slot = freeSlot(await Promise.all(attached.map((id) => getItem<DiskItem>(table, keys.disk(id)))));
   const updatedAt = new Date().toISOString();
   try {
     await dynamodb.send(
@@ -270,7 +291,7 @@ export async function attachDisk(table: string, region: string, tenantId: string
             Update: {
               TableName: table,
               Key: keys.disk(diskId),
-              UpdateExpression: 'SET #state = :attached, attachedTo = :vm, hostId = :host, revision = :next, updatedAt = :now',
+              UpdateExpression: 'SET #state = :attached, attachedTo = :vm, hostId = :host, slot = :slot, revision = :next, updatedAt = :now',
               ConditionExpression: 'revision = :revision AND #state = :available',
               ExpressionAttributeNames: { '#state': 'state' },
               ExpressionAttributeValues: {
@@ -278,6 +299,7 @@ export async function attachDisk(table: string, region: string, tenantId: string
                 ':available': 'available',
                 ':vm': vmId,
                 ':host': vm.hostId,
+                ':slot': slot,
                 ':next': disk.revision + 1,
                 ':revision': disk.revision,
                 ':now': updatedAt,
@@ -289,9 +311,15 @@ export async function attachDisk(table: string, region: string, tenantId: string
               TableName: table,
               Key: keys.vm(vmId),
               UpdateExpression: 'ADD diskIds :disk',
-              // Still on the host read above (the disk's data is there), and with a slot free.
-              ConditionExpression: 'tenantId = :tenant AND hostId = :host AND (attribute_not_exists(diskIds) OR size(diskIds) < :most)',
-              ExpressionAttributeValues: { ':disk': new Set([diskId]), ':tenant': tenantId, ':host': vm.hostId, ':most': MAX_DISKS_PER_VM },
+              // Still on the host read above (the disk's data is there), not moving, and with the disks
+              // read above (so the slot chosen from them is still free).
+              ConditionExpression: `tenantId = :tenant AND hostId = :host AND attribute_not_exists(migration) AND ${attached.length > 0 ? 'diskIds = :attached' : 'attribute_not_exists(diskIds)'}`,
+              ExpressionAttributeValues: {
+                ':disk': new Set([diskId]),
+                ':tenant': tenantId,
+                ':host': vm.hostId,
+                ...(attached.length > 0 ? { ':attached': new Set(attached) } : {}),
+              },
             },
           },
         ],
@@ -302,12 +330,13 @@ export async function attachDisk(table: string, region: string, tenantId: string
     if (codes?.[1] === 'ConditionalCheckFailed') {
       // Another tenant's VM is as unknown as a missing one; one of the tenant's that moved or filled up meanwhile: retry.
       const again = await getVm(table, tenantId, vmId);
+      if (again.migration) throw new ConflictError(`vmId: vm ${vmId} is migrating (${again.migration.phase}); attach the disk once it ended`);
       throw new ConflictError(`vm ${again.vmId} changed meanwhile (moved, or another disk attached); retry`);
     }
     if (codes?.[0] === 'ConditionalCheckFailed') throw new ConflictError(`disk ${diskId} changed meanwhile (attached elsewhere?); retry`);
     throw error;
   }
-  return toDiskView({ ...disk, state: 'attached', attachedTo: vmId, hostId: vm.hostId, revision: disk.revision + 1, updatedAt });
+  return toDiskView({ ...disk, state: 'attached', attachedTo: vmId, hostId: vm.hostId, slot, revision: disk.revision + 1, updatedAt });
 }
 
 export async function detachDisk(table: string, region: string, tenantId: string, diskId: string): Promise<DiskView> {
@@ -322,7 +351,7 @@ export async function detachDisk(table: string, region: string, tenantId: string
             Update: {
               TableName: table,
               Key: keys.disk(diskId),
-              UpdateExpression: 'SET #state = :available, revision = :next, updatedAt = :now REMOVE attachedTo',
+              UpdateExpression: 'SET #state = :available, revision = :next, updatedAt = :now REMOVE attachedTo, slot',
               ConditionExpression: 'revision = :revision',
               ExpressionAttributeNames: { '#state': 'state' },
               ExpressionAttributeValues: { ':available': 'available', ':next': disk.revision + 1, ':revision': disk.revision, ':now': updatedAt },
@@ -333,6 +362,8 @@ export async function detachDisk(table: string, region: string, tenantId: string
               TableName: table,
               Key: keys.vm(disk.attachedTo),
               UpdateExpression: 'DELETE diskIds :disk',
+              // Not while the VM moves: its destination copies the disks it had when the move began.
+              ConditionExpression: 'attribute_not_exists(migration)',
               ExpressionAttributeValues: { ':disk': new Set([diskId]) },
             },
           },
@@ -340,7 +371,9 @@ export async function detachDisk(table: string, region: string, tenantId: string
       }),
     );
   } catch (error) {
-    if (cancellationCodes(error)) throw new ConflictError(`disk ${diskId} changed meanwhile; retry`);
+    const codes = cancellationCodes(error);
+    if (codes?.[1] === 'ConditionalCheckFailed') throw new ConflictError(`vm ${disk.attachedTo} is migrating; detach the disk once it ended`);
+    if (codes) throw new ConflictError(`disk ${diskId} changed meanwhile; retry`);
     throw error;
   }
   const { attachedTo: _attachedTo, ...detached } = disk;

@@ -1,8 +1,14 @@
 import { nft } from './nft.ts';
 
 const TABLE = 'stratoplane_migration';
-/** Where destinations listen for incoming guests: one port per migration under way to this host. */
+/**
+ * Where destinations listen for incoming guests: one port per migration under way to this host,
+ * and `count` above it the port where the guest's disks are written to (diskPortOf).
+ */
 export const MIGRATION_PORTS = { first: 49_200, count: 100 } as const;
+
+/** Where a destination takes the writes that copy a guest's disks, beside its migration port. */
+export const diskPortOf = (port: number) => port + MIGRATION_PORTS.count;
 
 /**
  * Who may connect to a port where QEMU listens for an incoming guest: only the host the guest
@@ -27,7 +33,7 @@ table ip ${TABLE} {
   set admitted { type ipv4_addr . inet_service; }
   chain input {
     type filter hook input priority filter - 10;
-    tcp dport ${first}-${first + count - 1} ip saddr . tcp dport != @admitted drop
+    tcp dport ${first}-${first + 2 * count - 1} ip saddr . tcp dport != @admitted drop
   }
 }
 `,
@@ -36,14 +42,14 @@ table ip ${TABLE} {
     return new MigrationAdmission(netns);
   }
 
-  /** A free migration port, admitting `source` only. */
+  /** A free migration port, admitting `source` only, to it and to its disk port. */
   async admit(source: string): Promise<number> {
     const { first, count } = MIGRATION_PORTS;
     const port = Array.from({ length: count }, (_, index) => first + index).find((candidate) => !this.admitted.has(candidate));
     if (port === undefined) throw new Error(`all ${count} migration ports are in use`);
     this.admitted.set(port, source);
     try {
-      await nft(this.netns, `add element ip ${TABLE} admitted { ${source} . ${port} }\n`, 'live migration');
+      await nft(this.netns, `add element ip ${TABLE} admitted { ${source} . ${port}, ${source} . ${diskPortOf(port)} }\n`, 'live migration');
     } catch (error) {
       this.admitted.delete(port);
       throw error;
@@ -56,6 +62,6 @@ table ip ${TABLE} {
     const source = this.admitted.get(port);
     if (source === undefined) return;
     this.admitted.delete(port);
-    await nft(this.netns, `delete element ip ${TABLE} admitted { ${source} . ${port} }\n`, 'live migration');
+    await nft(this.netns, `delete element ip ${TABLE} admitted { ${source} . ${port}, ${source} . ${diskPortOf(port)} }\n`, 'live migration');
   }
 }

@@ -1,3 +1,4 @@
+import { abandonMirrors, finishMirrors, mirrorDisks, serveDisksForArrival, stopServingDisks } from './disk-migration.ts';
 import type { QmpClient, QmpEvent } from './qmp-client.ts';
 
 /**
@@ -18,28 +19,45 @@ export interface MigrationFigures {
   transferredBytes: number;
 }
 
-/** The address a destination listens on and its source sends to. */
+/** The address a destination listens on and its source sends to; a guest's disks go to `diskPort`. */
 export interface MigrationAddress {
   address: string;
   port: number;
+  diskPort?: number;
 }
 
 export const migrationUri = ({ address, port }: MigrationAddress) => `tcp:${address}:${port}`;
 
-async function enableEvents(qmp: QmpClient): Promise<void> {
-  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+/** Migration events on; with disks to copy, the source pauses before the switch-over so their mirrors can finish first. */
+async function setCapabilities(qmp: QmpClient, pauseBeforeSwitchover = false): Promise<void> {
+  await qmp.execute('migrate-set-capabilities', {
+    capabilities: [
+      { capability: 'events', state: true },
+      { capability: 'pause-before-switchover', state: pauseBeforeSwitchover },
+    ],
+  });
+}
+
+function diskAddress(to: MigrationAddress) {
+  if (to.diskPort === undefined) throw new Error('the guest has disks, and no port was given to copy them to');
+  return { address: to.address, port: to.diskPort };
 }
 
 /**
- * Makes a QEMU started with `-incoming defer` listen for its guest at `listen`; resolves once it
- * listens. The returned promise resumes when the guest runs here (QEMU's RESUME), and rejects if
- * the incoming migration fails or QEMU goes away first.
+ * Makes a QEMU started with `-incoming defer` listen for its guest at `listen`, and take the copies
+ * of its disks (`diskIds`, plugged in empty) at `listen.diskPort`; resolves once it listens. The
+ * returned promise resumes when the guest runs here (QEMU's RESUME), and rejects if the incoming
+ * migration fails or QEMU goes away first.
  */
-export async function listenForGuest(qmp: QmpClient, listen: MigrationAddress): Promise<{ resumed: Promise<void> }> {
-  await enableEvents(qmp);
+export async function listenForGuest(qmp: QmpClient, listen: MigrationAddress, diskIds: readonly string[] = []): Promise<{ resumed: Promise<void> }> {
+  await setCapabilities(qmp);
+  if (diskIds.length > 0) await serveDisksForArrival(qmp, diskAddress(listen), diskIds);
   const resumed = new Promise<void>((resolve, reject) => {
     const onEvent = (event: QmpEvent) => {
-      if (event.event === 'RESUME') return settle(() => resolve());
+      if (event.event === 'RESUME') {
+        if (diskIds.length > 0) void stopServingDisks(qmp);
+        return settle(() => resolve());
+      }
       const status = event.event === 'MIGRATION' ? event.data?.status : undefined;
       if (status === 'failed' || status === 'cancelled') settle(() => reject(new Error(`the incoming migration ${status}`)));
     };
@@ -59,16 +77,25 @@ export async function listenForGuest(qmp: QmpClient, listen: MigrationAddress): 
 }
 
 /**
- * Sends a running guest to a destination QEMU that listens at `to`. `onStop` runs when the source
- * pauses the guest for the last copy (QEMU's STOP): the moment to send its traffic to the
- * destination. Resolves with QEMU's figures once completed (the guest runs there, and is paused
- * here for good); rejects with QEMU's reason if it failed, and cancels it (`migrate_cancel`) if it
- * has not completed within `boundMs`: in both cases the guest runs on here.
+ * Sends a running guest to a destination QEMU that listens at `to`, its disks (`diskIds`) first
+ * (mirrored to `to.diskPort` until the guest's last pause). `onStop` runs when the source pauses
+ * the guest for the last copy (QEMU's STOP): the moment to send its traffic to the destination.
+ * Resolves with QEMU's figures once completed (the guest runs there, and is paused here for good);
+ * rejects with QEMU's reason if it failed, and cancels it (`migrate_cancel`) if it has not
+ * completed within `boundMs`: in both cases the guest runs on here, on its own disks.
  */
-export async function sendGuest(qmp: QmpClient, to: MigrationAddress, options: { boundMs: number; onStop: () => void }): Promise<MigrationFigures> {
-  await enableEvents(qmp);
+export async function sendGuest(
+  qmp: QmpClient,
+  to: MigrationAddress,
+  options: { boundMs: number; onStop: () => void; diskIds?: readonly string[] },
+): Promise<MigrationFigures> {
+  const diskIds = options.diskIds ?? [];
+  const startedAt = Date.now();
+  await setCapabilities(qmp, diskIds.length > 0);
   await qmp.execute('migrate-set-parameters', { 'downtime-limit': DOWNTIME_LIMIT_MS, 'max-bandwidth': MAX_BANDWIDTH_BYTES_PER_SECOND });
+  if (diskIds.length > 0) await mirrorDisks(qmp, diskAddress(to), diskIds, options.boundMs);
   let stopped = false;
+  let switchoverFailure: Error | undefined;
   let cancelledForTime = false;
   const outcome = new Promise<'completed' | 'failed' | 'cancelled'>((resolve, reject) => {
     const onEvent = (event: QmpEvent) => {
@@ -77,6 +104,15 @@ export async function sendGuest(qmp: QmpClient, to: MigrationAddress, options: {
         options.onStop();
       }
       const status = event.event === 'MIGRATION' ? event.data?.status : undefined;
+      // Paused for good here, before the destination may run it: the disks' last writes go first.
+      if (status === 'pre-switchover') {
+        void finishMirrors(qmp, diskIds)
+          .then(() => qmp.execute('migrate-continue', { state: 'pre-switchover' }))
+          .catch((error: Error) => {
+            switchoverFailure = error;
+            void qmp.execute('migrate_cancel').catch(() => {});
+          });
+      }
       if (status === 'completed' || status === 'failed' || status === 'cancelled') settle(() => resolve(status));
     };
     const onClose = () => settle(() => reject(new Error('QEMU exited during the migration')));
@@ -89,18 +125,25 @@ export async function sendGuest(qmp: QmpClient, to: MigrationAddress, options: {
     const bound = setTimeout(() => {
       cancelledForTime = true;
       void qmp.execute('migrate_cancel').catch(() => {});
-    }, options.boundMs);
+    }, Math.max(1, options.boundMs - (Date.now() - startedAt)));
     qmp.on('event', onEvent);
     qmp.once('close', onClose);
   });
   outcome.catch(() => {});
-  await qmp.execute('migrate', { uri: migrationUri(to) });
+  try {
+    await qmp.execute('migrate', { uri: migrationUri(to) });
+  } catch (error) {
+    await abandonMirrors(qmp, diskIds);
+    throw error;
+  }
   const status = await outcome;
   const info = await qmp.execute<QueryMigrate>('query-migrate');
+  if (status !== 'completed' && diskIds.length > 0) await abandonMirrors(qmp, diskIds);
   if (status === 'completed') {
     return { downtimeMs: info.downtime ?? 0, totalMs: info['total-time'] ?? 0, transferredBytes: info.ram?.transferred ?? 0 };
   }
   if (cancelledForTime) throw new Error(`the migration did not complete within ${options.boundMs / 1000} s: cancelled, the guest runs on at the source`);
+  if (switchoverFailure) throw new Error(`${switchoverFailure.message}; the migration was cancelled, the guest runs on at the source`);
   throw new Error(`the migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}; the guest runs on at the source`);
 }
 

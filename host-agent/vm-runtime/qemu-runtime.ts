@@ -83,7 +83,7 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
     const vm = await this.launch(launch, true);
     vm.incoming = true;
     try {
-      const { resumed } = await listenForGuest(vm.qmp!, listen);
+      const { resumed } = await listenForGuest(vm.qmp!, listen, [...vm.slots.keys()]);
       const arrived = resumed.then(
         () => {
           vm.incoming = false;
@@ -109,7 +109,7 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
   async send(vmId: string, to: MigrationAddress, options: { boundMs: number; onStop: () => void }): Promise<MigrationFigures> {
     const vm = this.live(vmId);
     if (vm.state !== 'running') throw new Error(`vm ${vmId} is ${vm.state}: only a running guest migrates`);
-    const figures = await sendGuest(vm.qmp, to, options);
+    const figures = await sendGuest(vm.qmp, to, { ...options, diskIds: [...vm.slots.keys()] });
     vm.departed = true;
     return figures;
   }
@@ -287,8 +287,10 @@ export class QemuRuntime extends RuntimeBase<Vm> implements VmRuntime {
   private async plug(vm: Vm, disk: DiskAttachment) {
     if (vm.slots.has(disk.diskId)) throw new Error(`disk ${disk.diskId} is already attached to vm ${vm.launch.vmId}`);
     const used = new Set(vm.slots.values());
-    const slot = Array.from({ length: DISK_SLOTS }, (_, index) => index).find((index) => !used.has(index));
+    // Where the control plane placed it (the same on every host the VM runs on), else the first free slot.
+    const slot = disk.slot ?? Array.from({ length: DISK_SLOTS }, (_, index) => index).find((index) => !used.has(index));
     if (slot === undefined) throw new Error(`vm ${vm.launch.vmId} has all ${DISK_SLOTS} disk slots in use`);
+    if (used.has(slot)) throw new Error(`vm ${vm.launch.vmId}'s disk slot ${slot} is still taken by another disk`);
     await attachDisk(vm.qmp!, slot, disk);
     vm.slots.set(disk.diskId, slot);
   }

@@ -19,6 +19,8 @@ export interface DiskAttachment {
   format: 'raw' | 'qcow2';
   iops: number;
   throughputMiBps: number;
+  /** Its slot on the VM's disk bridge, as the control plane placed it; none: the first free one. */
+  slot?: number;
 }
 
 /** Disks a VM can have at once: slots on its disk bridge. */

@@ -9,7 +9,8 @@ import { eventually, type RunningAgent, startAgent } from '../helpers/agents.ts'
 import { api, createVmOn, expectOk, migrateVmTo, uniqueId } from '../helpers/api.ts';
 import { uploadImage } from '../helpers/images.ts';
 import { tenantToken, tokenFor } from '../helpers/tokens.ts';
-import { MigrationAdmission } from '../../host-agent/data-plane/migration-admission.ts';
+import { diskPortOf, MigrationAdmission } from '../../host-agent/data-plane/migration-admission.ts';
+import { ensureDiskFile } from '../../host-agent/vm-runtime/vm-disks.ts';
 import { type GuestBoot, QemuRuntime, type VmLaunch, type VmReport } from '../../host-agent/vm-runtime/qemu-runtime.ts';
 import { DataPlaneLab, type LabHost, type LabVm, labUnavailableReason } from '../../local/data-plane/lab.ts';
 import { guestBoot, qemuUnavailableReason } from '../helpers/guest.ts';
@@ -116,6 +117,73 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
       'destination stopping',
       'destination stopped',
     ]);
+  });
+
+  it('moves a guest with disks: their data is copied while it runs, whole, to the same slots; a failed copy leaves the guest on its own disks', async () => {
+    const vmId = 'vm-00000000c0a6';
+    const sourcePool = path.join(stateDir, 'source-pool');
+    const destinationPool = path.join(stateDir, 'destination-pool');
+    // Data the guest's disks hold before the move, spread over them (and holes between).
+    const data = await ensureDiskFile(sourcePool, 'disk-0000000000e1', 1, 'raw');
+    const other = await ensureDiskFile(sourcePool, 'disk-0000000000e2', 1, 'raw');
+    for (const [file, offset] of [
+      [data, 0],
+      [data, 700 * 1024 * 1024],
+      [other, 5 * 1024 * 1024],
+    ] as const) {
+      await run('dd', [`of=${file}`, 'if=/dev/urandom', 'bs=1M', 'count=3', `seek=${offset / (1024 * 1024)}`, 'conv=notrunc', 'status=none']);
+    }
+    const disksAt = (pool: string) => [
+      { diskId: 'disk-0000000000e1', file: path.join(pool, 'disk-0000000000e1.raw'), format: 'raw' as const, iops: 3000, throughputMiBps: 125, slot: 3 },
+      { diskId: 'disk-0000000000e2', file: path.join(pool, 'disk-0000000000e2.raw'), format: 'raw' as const, iops: 3000, throughputMiBps: 125, slot: 1 },
+    ];
+    await sourceRuntime.start({ ...launchOf(vmId), disks: disksAt(sourcePool) });
+    await running(sourceRuntime, vmId);
+    // Empty copies at the destination, plugged in where the source has them.
+    for (const disk of disksAt(destinationPool)) await ensureDiskFile(destinationPool, disk.diskId, 1, 'raw');
+
+    // A destination that serves no disks to write to: the copy fails, the guest runs on at the source on its own disks.
+    const refused = await admission.admit(source.underlay);
+    const { resumed: never } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port: refused });
+    await expect(
+      sourceRuntime.migration.send(
+        vmId,
+        { address: destination.underlay, port: refused, diskPort: diskPortOf(refused) },
+        { boundMs: 10_000, onStop: () => {} },
+      ),
+    ).rejects.toThrow(/Connection refused|copying disk|failed to connect/i);
+    await destinationRuntime.stop(vmId, 500);
+    await expect(never).rejects.toThrow();
+    await admission.close(refused);
+    expect(await status(sourceRuntime, vmId)).toBe('running');
+    expect(await sourceRuntime.monitor(vmId)!.execute<unknown[]>('query-block-jobs')).toEqual([]);
+
+    const port = await admission.admit(source.underlay);
+    const to = { address: destination.underlay, port, diskPort: diskPortOf(port) };
+    const { resumed } = await destinationRuntime.migration.receive({ ...launchOf(vmId), disks: disksAt(destinationPool) }, to);
+    const figures = await sourceRuntime.migration.send(vmId, to, { boundMs: 60_000, onStop: () => {} });
+    await resumed;
+    await admission.close(port);
+    console.info(`migrated with 2 disks: ${JSON.stringify(figures)}`);
+    expect(await status(destinationRuntime, vmId)).toBe('running');
+    expect(await status(sourceRuntime, vmId)).toBe('postmigrate');
+    // Whole: every byte of each disk, written data and holes alike.
+    const digest = async (file: string) => (await run('sha256sum', [file])).stdout.split(' ')[0];
+    for (const disk of disksAt(sourcePool)) {
+      expect(await digest(path.join(destinationPool, `${disk.diskId}.raw`)), disk.diskId).toBe(await digest(disk.file));
+    }
+    // At the slots the control plane gave them, as the guest saw them at the source.
+    const slotsOf = async (runtime: QemuRuntime) =>
+      (await runtime.monitor(vmId)!.execute<{ qdev?: string; inserted?: unknown }[]>('query-block'))
+        .filter((device) => device.inserted && device.qdev?.includes('dev-disk'))
+        .map((device) => device.qdev)
+        .sort();
+    expect(await slotsOf(destinationRuntime)).toEqual(await slotsOf(sourceRuntime));
+    // Nothing writes the destination's disks from outside any more.
+    expect(await destinationRuntime.monitor(vmId)!.execute<unknown[]>('query-block-exports')).toEqual([]);
+    await destinationRuntime.stop(vmId, 20_000);
+    expect(destinationRuntime.consoleTail(vmId)).toContain('stratoplane-guest: shutting down');
+    await sourceRuntime.stop(vmId);
   });
 
   it('takes a guest back that arrived where it then died before it was said to run there: the source runs it on', async () => {
