@@ -189,7 +189,8 @@ export class VmLifecycle {
   private deleteDiskCopies(vmId: string, disks: readonly LaunchDisk[]): void {
     for (const disk of disks) {
       try {
-        if (deleteDiskFiles(poolDirOf(this.options.poolsDir, disk.poolId), disk.diskId)) this.options.log(`vm ${vmId}: this host's copy of disk ${disk.diskId} removed`);
+        if (deleteDiskFiles(poolDirOf(this.options.poolsDir, disk.poolId), disk.diskId))
+          this.options.log(`vm ${vmId}: this host's copy of disk ${disk.diskId} removed`);
       } catch (error) {
         this.options.log(`vm ${vmId}: this host's copy of disk ${disk.diskId} not removed: ${(error as Error).message}`);
       }
@@ -255,7 +256,14 @@ export class VmLifecycle {
   /** The disk's file in its pool's folder on this host, made or grown to the disk's size. */
   private async diskFile(disk: LaunchDisk): Promise<DiskAttachment> {
     const file = await ensureDiskFile(poolDirOf(this.options.poolsDir, disk.poolId), disk.diskId, disk.sizeGiB, 'raw');
-    return { diskId: disk.diskId, file, format: 'raw', iops: disk.iops, throughputMiBps: disk.throughputMiBps, ...(disk.slot !== undefined ? { slot: disk.slot } : {}) };
+    return {
+      diskId: disk.diskId,
+      file,
+      format: 'raw',
+      iops: disk.iops,
+      throughputMiBps: disk.throughputMiBps,
+      ...(disk.slot !== undefined ? { slot: disk.slot } : {}),
+    };
   }
 
   /**

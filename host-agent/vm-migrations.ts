@@ -31,6 +31,8 @@ export interface VmMigrationsOptions {
   transferBoundMs?: number;
   /** A destination not listening within this after the migration started is given up on by the source (ms). */
   preparingBoundMs?: number;
+  /** A destination whose guest has not arrived within this after it listened gives up (ms). */
+  arrivalBoundMs?: number;
   /** How long a source waits for every host to hold the new endpoint before it lets go anyway (ms). */
   convergenceBoundMs?: number;
 }
@@ -169,7 +171,16 @@ export class VmMigrations {
       });
       this.options.log(`vm ${vmId}: waiting for its guest from host ${role.peerHostId} on port ${part.port}`);
       await this.options.report(vmId, { migrationId: role.migrationId, event: 'listening', port: part.port });
-      await resumed;
+      // A source that died before it sent (its host gone, say) sends nothing: after a bound the
+      // destination gives up, and the migration is aborted.
+      const arrivalBoundMs = this.options.arrivalBoundMs ?? 90_000;
+      let watch: NodeJS.Timeout | undefined;
+      await Promise.race([
+        resumed,
+        new Promise((_, reject) => {
+          watch = setTimeout(() => reject(new Error(`the guest did not arrive within ${arrivalBoundMs / 1000} s of listening`)), arrivalBoundMs);
+        }),
+      ]).finally(() => clearTimeout(watch));
       part.arrived = true;
       this.options.log(`vm ${vmId}: its guest runs here (migration ${role.migrationId})`);
       try {
@@ -223,7 +234,8 @@ export class VmMigrations {
     const { role } = part;
     if (role.phase === 'cut-over') {
       const bound = this.options.convergenceBoundMs ?? 60_000;
-      const converged = await this.until(() => this.options.converged(vmId), bound, '').then(
+      // A control plane that does not answer for a moment is not converged yet.
+      const converged = await this.until(() => this.options.converged(vmId).catch(() => false), bound, '').then(
         () => true,
         () => false,
       );
@@ -248,14 +260,20 @@ export class VmMigrations {
       .catch((error: Error) => this.options.log(`vm ${vmId}: the failure of migration ${part.role.migrationId} was not reported: ${error.message}`));
   }
 
-  /** A report the migration cannot go on without: retried while the control plane does not answer (a refusal is final). */
+  /**
+   * A report the migration cannot go on without: retried, every 2 s at most, for as long as the
+   * control plane does not answer (its functions may be down for minutes; the guest runs where it
+   * runs meanwhile, and only this report moves the migration on). A refusal is final.
+   */
   private async reportHard(vmId: string, report: ReportMigrationRequest): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.options.report(vmId, report);
         return;
       } catch (error) {
-        if (attempt >= 20 || this.closed || (error instanceof ApiError && error.status < 500)) throw error;
+        if (this.closed || (error instanceof ApiError && error.status < 500)) throw error;
+        if (attempt % 10 === 9)
+          this.options.log(`vm ${vmId}: migration ${report.migrationId}: ${report.event} not reported yet (${(error as Error).message}); retrying`);
         await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
       }
     }

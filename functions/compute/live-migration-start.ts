@@ -67,5 +67,7 @@ export async function assertDisksHaveSlots(table: string, vmId: string, diskIds:
   const disks = await Promise.all(diskIds.map((diskId) => getItem<{ diskId: string; slot?: number }>(table, keys.disk(diskId))));
   const unslotted = disks.filter((disk) => disk?.slot === undefined).map((disk, index) => disk?.diskId ?? diskIds[index]);
   if (unslotted.length > 0)
-    throw new ConflictError(`vm ${vmId}'s disks ${unslotted.join(', ')} were attached before disk slots were kept: detach and attach them again before it moves live`);
+    throw new ConflictError(
+      `vm ${vmId}'s disks ${unslotted.join(', ')} were attached before disk slots were kept: detach and attach them again before it moves live`,
+    );
 }

@@ -37,7 +37,14 @@ export function hostnameOf(name: string, vmId: string): string {
 export function launchDisksOf(vmId: string, disks: readonly (DiskItem | undefined)[]): LaunchDisk[] {
   return disks
     .filter((disk): disk is DiskItem => disk?.state === 'attached' && disk.attachedTo === vmId)
-    .map(({ diskId, poolId, sizeGiB, iops, throughputMiBps, slot }) => ({ diskId, poolId, sizeGiB, iops, throughputMiBps, ...(slot !== undefined ? { slot } : {}) }))
+    .map(({ diskId, poolId, sizeGiB, iops, throughputMiBps, slot }) => ({
+      diskId,
+      poolId,
+      sizeGiB,
+      iops,
+      throughputMiBps,
+      ...(slot !== undefined ? { slot } : {}),
+    }))
     .sort((a, b) => (a.diskId < b.diskId ? -1 : 1));
 }
 

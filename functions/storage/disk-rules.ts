@@ -1,5 +1,5 @@
 import { DISK_LIMITS, type DiskPerformance } from '#events/disks.ts';
-import { ValidationError } from '../core/errors.ts';
+import { ConflictError, ValidationError } from '../core/errors.ts';
 
 /**
  * The gp3 ratio rules, each violation named: more IOPS than the size allows, or more throughput
@@ -21,4 +21,18 @@ export function assertDiskRules(disk: DiskPerformance, where = 'body'): void {
       `${where}.throughputMiBps: rule throughput-per-iops: at most ${DISK_LIMITS.maxThroughputPerIops} MiB/s per IOPS above the ${DISK_LIMITS.baselineThroughputMiBps} MiB/s baseline, so ${disk.iops} IOPS allow at most ${maxThroughput} MiB/s`,
     );
   }
+}
+
+/** Hot-plug slots of a guest (host-agent/vm-runtime/vm-disks.ts): a VM has at most this many disks. */
+export const MAX_DISKS_PER_VM = 8;
+
+/**
+ * The lowest slot none of a VM's attached disks holds: where the next one goes, and stays while
+ * attached (every host that runs the VM plugs it there).
+ */
+export function freeSlot(attached: readonly ({ slot?: number } | undefined)[]): number {
+  const taken = new Set(attached.map((disk) => disk?.slot));
+  const slot = Array.from({ length: MAX_DISKS_PER_VM }, (_, index) => index).find((index) => !taken.has(index));
+  if (slot === undefined) throw new ConflictError(`every one of a VM's ${MAX_DISKS_PER_VM} disk slots is taken`);
+  return slot;
 }

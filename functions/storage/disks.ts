@@ -3,7 +3,7 @@ import type * as responses from '#events/responses.ts';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { CreateDiskRequest, DiskPerformance, ModifyDiskRequest } from '#events/disks.ts';
 import { dynamodb } from '../platform/clients.ts';
-import { assertDiskRules } from './disk-rules.ts';
+import { assertDiskRules, freeSlot, MAX_DISKS_PER_VM } from './disk-rules.ts';
 import { ClientError, ConflictError, InUseError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { queryPage } from '../core/pagination.ts';
@@ -49,9 +49,6 @@ export interface DiskItem extends DiskPerformance {
 export type DiskView = z.infer<typeof responses.Disk>;
 
 export const toDiskView = ({ kind: _kind, revision: _revision, ...view }: DiskItem): DiskView => withoutTableKeys(view);
-
-/** Hot-plug slots of a guest (host-agent/vm-runtime/vm-disks.ts): a VM has at most this many disks. */
-export const MAX_DISKS_PER_VM = 8;
 
 const MAX_ATTEMPTS = 20;
 
@@ -261,14 +258,6 @@ export async function deleteDisk(table: string, region: string, tenantId: string
   throw new ClientError(503, `disk ${diskId} is contended by concurrent requests; retry`);
 }
 
-/** The lowest slot none of a VM's disks holds. */
-export function freeSlot(attached: readonly (Pick<DiskItem, 'slot'> | undefined)[]): number {
-  const taken = new Set(attached.map((disk) => disk?.slot));
-  const slot = Array.from({ length: MAX_DISKS_PER_VM }, (_, index) => index).find((index) => !taken.has(index));
-  if (slot === undefined) throw new ConflictError(`every one of a VM's ${MAX_DISKS_PER_VM} disk slots is taken`);
-  return slot;
-}
-
 /** Attaches a disk to one of the tenant's VMs; the VM records it too, in the same transaction. */
 export async function attachDisk(table: string, region: string, tenantId: string, diskId: string, vmId: string): Promise<DiskView> {
   const disk = assertHomeRegion(await getDisk(table, tenantId, diskId), region, `disk ${diskId}`);
@@ -376,6 +365,6 @@ export async function detachDisk(table: string, region: string, tenantId: string
     if (codes) throw new ConflictError(`disk ${diskId} changed meanwhile; retry`);
     throw error;
   }
-  const { attachedTo: _attachedTo, ...detached } = disk;
+  const { attachedTo: _attachedTo, slot: _slot, ...detached } = disk;
   return toDiskView({ ...detached, state: 'available', revision: disk.revision + 1, updatedAt });
 }

@@ -57,10 +57,7 @@ export async function mirrorDisks(qmp: QmpClient, to: DiskCopyAddress, diskIds: 
         settle(() => reject(new Error(`copying disk ${job.slice('move-'.length)} to the destination failed: ${said}`)));
       }
     };
-    const timer = setTimeout(
-      () => settle(() => reject(new Error(`the disks were not copied to the destination within ${boundMs / 1000} s`))),
-      boundMs,
-    );
+    const timer = setTimeout(() => settle(() => reject(new Error(`the disks were not copied to the destination within ${boundMs / 1000} s`))), boundMs);
     const settle = (then: () => void) => {
       clearTimeout(timer);
       qmp.off('event', onEvent);

@@ -122,10 +122,13 @@ export async function sendGuest(
       qmp.off('close', onClose);
       then();
     };
-    const bound = setTimeout(() => {
-      cancelledForTime = true;
-      void qmp.execute('migrate_cancel').catch(() => {});
-    }, Math.max(1, options.boundMs - (Date.now() - startedAt)));
+    const bound = setTimeout(
+      () => {
+        cancelledForTime = true;
+        void qmp.execute('migrate_cancel').catch(() => {});
+      },
+      Math.max(1, options.boundMs - (Date.now() - startedAt)),
+    );
     qmp.on('event', onEvent);
     qmp.once('close', onClose);
   });

@@ -125,7 +125,12 @@ describe('disks and storage pools', () => {
     const vm = await expectOk(createVmOn({ name: 'db', networkId: network.networkId, hostId }, tenant), 201);
     const [disk] = await listDisks();
 
-    expect(await expectOk(asTenant('POST', `/disks/${disk.diskId}/attach`, { vmId: vm.vmId }))).toMatchObject({ state: 'attached', attachedTo: vm.vmId });
+    // In the VM's first disk slot, kept while attached (every host the VM runs on plugs it there).
+    expect(await expectOk(asTenant('POST', `/disks/${disk.diskId}/attach`, { vmId: vm.vmId }))).toMatchObject({
+      state: 'attached',
+      attachedTo: vm.vmId,
+      slot: 0,
+    });
     expect((await expectOk(asTenant('GET', `/vms/${vm.vmId}`))).diskIds).toEqual([disk.diskId]);
     expect((await asTenant('POST', `/disks/${disk.diskId}/attach`, { vmId: vm.vmId })).status).toBe(409);
     expect(await asTenant('DELETE', `/disks/${disk.diskId}`)).toEqual({
@@ -137,13 +142,17 @@ describe('disks and storage pools', () => {
       body: { message: `vm ${vm.vmId} has disks attached: ${disk.diskId}; detach them first` },
     });
 
-    // Its data is a file on the VM's host: the VM does not move while it has disks.
+    // Its data is a file on the VM's host: the VM moves with it only as a running guest between hosts that migrate live.
     expect(await asTenant('POST', `/vms/${vm.vmId}/migrate`, {})).toEqual({
       status: 409,
-      body: { message: `vm ${vm.vmId} has disks attached: ${disk.diskId}; their data stays on host ${hostId}: detach them first` },
+      body: {
+        message: `vm ${vm.vmId} has disks attached: ${disk.diskId}; their data is on host ${hostId} and moves only with a running guest between hosts that migrate live: detach them first`,
+      },
     });
 
-    expect(await expectOk(asTenant('POST', `/disks/${disk.diskId}/detach`))).toMatchObject({ state: 'available', hostId });
+    const detached = await expectOk(asTenant('POST', `/disks/${disk.diskId}/detach`));
+    expect(detached).toMatchObject({ state: 'available', hostId });
+    expect(detached.slot).toBeUndefined();
     expect((await expectOk(asTenant('GET', `/vms/${vm.vmId}`))).diskIds).toEqual([]);
     // Detached, its data is still on that host: it attaches to VMs there only.
     const otherHost = uniqueId('disk-host');

@@ -1,14 +1,14 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { ensureGuestImage } from '../../local/guest-image/build.ts';
 import { eventually, type RunningAgent, startAgent } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, migrateVmTo, uniqueId } from '../helpers/api.ts';
 import { uploadImage } from '../helpers/images.ts';
-import { tenantToken, tokenFor } from '../helpers/tokens.ts';
+import { operatorToken, tenantToken, tokenFor } from '../helpers/tokens.ts';
 import { diskPortOf, MigrationAdmission } from '../../host-agent/data-plane/migration-admission.ts';
 import { ensureDiskFile } from '../../host-agent/vm-runtime/vm-disks.ts';
 import { type GuestBoot, QemuRuntime, type VmLaunch, type VmReport } from '../../host-agent/vm-runtime/qemu-runtime.ts';
@@ -369,13 +369,63 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     if (keyDir) rmSync(keyDir, { recursive: true, force: true });
   });
 
-  it('moves a running guest live: its address, its boot and its SSH connection stay; it answers pings throughout but for a moment', async () => {
+  it('moves a running guest live: its address, its boot, its SSH connection and its disk stay; it answers pings throughout but for a moment', async () => {
     const [source, destination] = agents as [RunningAgent, RunningAgent];
     const bootId = await ssh('cat /proc/sys/kernel/random/boot_id');
+    // A disk with data on it, and a writer that goes on writing through the move.
+    const poolId = uniqueId('movers-pool');
+    await expectOk(api('POST', '/storage-pools', { poolId, capacityGiB: 100, iops: 100_000, throughputMiBps: 10_000 }, operatorToken()), 201);
+    const disk = await expectOk(
+      api('POST', '/disks', { name: 'moving', sizeGiB: 1, iops: 3000, throughputMiBps: 125, poolId, tenantId }, operatorToken()),
+      201,
+    );
+    expect((await expectOk(api('POST', `/disks/${disk.diskId}/attach`, { vmId: mover.vmId }, tenant))).slot).toBe(0);
+    let device = '';
+    await eventually(
+      async () => {
+        device = await ssh(`grep -l ${disk.diskId} /sys/block/vd*/serial | cut -d/ -f4`);
+        expect(device).toMatch(/^vd[a-z]$/);
+      },
+      60_000,
+      500,
+    );
+    await ssh(`dd if=/dev/urandom of=/dev/${device} bs=1M count=8 seek=100 oflag=direct status=none`);
+    const written = await ssh(`dd if=/dev/${device} bs=1M count=8 skip=100 iflag=direct status=none | sha256sum`);
+    await ssh(
+      `(for i in $(seq 1 300); do echo "block-$i" | dd of=/dev/${device} bs=4096 seek=$((2000+i)) conv=sync oflag=direct 2>/dev/null; sleep 0.02; done; echo done > /tmp/writer) > /dev/null 2>&1 &`,
+    );
+    // Its service-account tokens, minted by the host it runs on.
+    const account = await expectOk(api('POST', '/service-accounts', { name: 'mover-account' }, tenant), 201);
+    await expectOk(api('PUT', `/vms/${mover.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }, tenant));
+    const tokenIssuer = async () => {
+      const token = await ssh(
+        "wget -q -O - --header 'Metadata-Flavor: Stratoplane' 'http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://movers.example'",
+      );
+      const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { iss: string; vm: string; sub: string };
+      expect(claims).toMatchObject({ vm: mover.vmId, sub: account.serviceAccountId });
+      return claims.iss;
+    };
+    let issuerBefore = '';
+    await eventually(
+      async () => {
+        issuerBefore = await tokenIssuer();
+      },
+      30_000,
+      500,
+    );
+    const sourceFile = path.join(tmpdir(), 'stratoplane-test-vms', source.hostId, 'pools', poolId, `${disk.diskId}.raw`);
+    const destinationFile = path.join(tmpdir(), 'stratoplane-test-vms', destination.hostId, 'pools', poolId, `${disk.diskId}.raw`);
+    expect(existsSync(sourceFile)).toBe(true);
     const stopPinging = pinger();
     await new Promise((resolve) => setTimeout(resolve, 500));
 
     const started = await expectOk(migrateVmTo(mover.vmId, destination.hostId));
+    // Its disks are what the destination copies: none comes or goes, none changes while it moves.
+    const detach = await api('POST', `/disks/${disk.diskId}/detach`, {}, tenant);
+    expect(detach.status).toBe(409);
+    expect(JSON.stringify(detach.body)).toContain('is migrating');
+    const grow = await api('PATCH', `/disks/${disk.diskId}`, { sizeGiB: 2 }, tenant);
+    expect(grow.status).toBe(409);
     expect(started).toMatchObject({
       state: 'migrating',
       hostId: source.hostId,
@@ -403,11 +453,20 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
         const vm = await vmView(mover.vmId);
         if (vm.migration) phases.add(vm.migration.phase);
         expect(vm.migration).toBeUndefined();
-        expect(vm.lastMigration?.outcome).toBe('completed');
+        expect(vm.lastMigration?.outcome, vm.lastMigration?.reason).toBe('completed');
       },
       90_000,
       100,
-    );
+    ).catch((error: Error) => {
+      for (const agent of agents)
+        console.error(
+          agent.stderr
+            .filter((line) => line.includes(mover.vmId))
+            .slice(-12)
+            .join('\n'),
+        );
+      throw error;
+    });
     await new Promise((resolve) => setTimeout(resolve, 500));
     const { replies, longestSilenceMs } = await stopPinging();
     const vm = await vmView(mover.vmId);
@@ -419,6 +478,32 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     expect(vm.lastMigration.downtimeMs).toBeGreaterThanOrEqual(0);
     // The same boot of the same guest, over the SSH connection opened before the move.
     expect(await ssh('cat /proc/sys/kernel/random/boot_id')).toBe(bootId);
+    // Its disk's data came along: what was written before the move, and every write during it.
+    expect(await ssh(`dd if=/dev/${device} bs=1M count=8 skip=100 iflag=direct status=none | sha256sum`)).toBe(written);
+    await eventually(async () => expect(await ssh('cat /tmp/writer 2>/dev/null || true')).toBe('done'), 30_000, 500);
+    const blocks = await ssh(
+      `for i in $(seq 1 300); do dd if=/dev/${device} bs=4096 skip=$((2000+i)) count=1 iflag=direct 2>/dev/null | head -c 12 | tr -d '\\000'; echo; done`,
+    );
+    expect(blocks.split('\n').filter(Boolean)).toEqual(Array.from({ length: 300 }, (_, index) => `block-${index + 1}`));
+    // Its tokens come from its new host now (the old one holds no credential for it any more).
+    let issuerAfter = '';
+    await eventually(
+      async () => {
+        issuerAfter = await tokenIssuer();
+      },
+      30_000,
+      500,
+    );
+    expect(issuerAfter).toMatch(/^host:/);
+    expect(issuerAfter).not.toBe(issuerBefore);
+    // Its data is the destination's now: the disk says so, and the source's copy is gone.
+    expect(await expectOk(api('GET', `/disks/${disk.diskId}`, undefined, tenant))).toMatchObject({
+      hostId: destination.hostId,
+      attachedTo: mover.vmId,
+      slot: 0,
+    });
+    expect(existsSync(destinationFile)).toBe(true);
+    await eventually(async () => expect(existsSync(sourceFile)).toBe(false), 20_000);
     expect(replies).toBeGreaterThan(50);
     // Under TCG the guest itself is silent ~80 ms (docs/live-migration.md); the bench holds the exact figures.
     expect(longestSilenceMs).toBeLessThan(2_000);
@@ -455,5 +540,82 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     console.info(`aborted: ${vm.lastMigration.reason}`);
     expect(vm).toMatchObject({ state: 'running', hostId: from.hostId, endpoint: { address: from.address } });
     expect(await ssh('cat /proc/sys/kernel/random/boot_id')).toBe(bootId);
+  });
+
+  /** Starts a host's agent again (after it was killed), as an operator's process manager would. */
+  const restart = async (index: number) => {
+    const dead = agents[index]!;
+    agents[index] = await startAgent(dead.hostId, dead.address, 4, undefined, ['--netns', lab.hosts[index]!.netns, '--runtime', 'qemu']);
+    return agents[index]!;
+  };
+  const phaseOf = async (vmId: string) => (await vmView(vmId)).migration?.phase as string | undefined;
+
+  it('a source agent killed once the guest was sent: its successor lets go, and the migration completes with the guest running on at its destination', async () => {
+    // The previous test killed the first host's agent: it comes back, and takes the guest this time.
+    const destination = await restart(0);
+    const source = agents[1]!;
+    const bootId = await ssh('cat /proc/sys/kernel/random/boot_id');
+    const seen = source.stderr.length;
+    await expectOk(migrateVmTo(mover.vmId, destination.hostId));
+    await eventually(async () => expect(source.stderr.slice(seen).some((line) => line.includes(`vm ${mover.vmId}: guest sent to host`))).toBe(true), 60_000, 5);
+    source.process.child.kill('SIGKILL');
+    expect(await phaseOf(mover.vmId)).toMatch(/^(transferring|cut-over)$/);
+    // Nobody lets go at the source while its agent is down: the migration waits for it.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(await phaseOf(mover.vmId)).toBe('cut-over');
+    await restart(1);
+    await eventually(
+      async () => expect((await vmView(mover.vmId)).lastMigration).toMatchObject({ outcome: 'completed', targetHostId: destination.hostId }),
+      60_000,
+      250,
+    );
+    expect(await vmView(mover.vmId)).toMatchObject({ state: 'running', hostId: destination.hostId, endpoint: { address: destination.address } });
+    expect(await ssh('cat /proc/sys/kernel/random/boot_id')).toBe(bootId);
+  });
+
+  it('the functions runner killed during the transfer (SIGKILL) and started again: the reports wait for it, and the migration completes', async () => {
+    const [source, destination] = [agents[0]!, agents[1]!];
+    const bootId = await ssh('cat /proc/sys/kernel/random/boot_id');
+    await expectOk(migrateVmTo(mover.vmId, destination.hostId));
+    await eventually(async () => expect(await phaseOf(mover.vmId)).toBe('transferring'), 60_000, 5);
+    expect((await fetch(`${inject('controlUrl')}/kill-runner`, { method: 'POST' })).status).toBe(204);
+    // The guest arrives meanwhile; the destination's `resumed` cannot be heard until the runner is back.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect((await fetch(`${inject('controlUrl')}/restart-runner`, { method: 'POST' })).status).toBe(204);
+    await eventually(
+      async () => expect((await vmView(mover.vmId)).lastMigration).toMatchObject({ outcome: 'completed', targetHostId: destination.hostId }),
+      120_000,
+      250,
+    );
+    expect(await vmView(mover.vmId)).toMatchObject({ state: 'running', hostId: destination.hostId, endpoint: { address: destination.address } });
+    expect(await ssh('cat /proc/sys/kernel/random/boot_id')).toBe(bootId);
+    const guests = (await source.status()).vmRuntime?.guests ?? [];
+    expect(guests.map((guest: { vmId: string }) => guest.vmId)).not.toContain(mover.vmId);
+  });
+
+  it('a source agent killed during the transfer takes its guest with it: restarted, it aborts the migration and boots the guest again', async () => {
+    const [source, destination] = [agents[1]!, agents[0]!];
+    await expectOk(migrateVmTo(mover.vmId, destination.hostId));
+    await eventually(async () => expect(await phaseOf(mover.vmId)).toBe('transferring'), 60_000, 5);
+    source.process.child.kill('SIGKILL');
+    // Started again at once, as a process manager does: the guest it ran is gone with the old agent.
+    const successor = await restart(1);
+    await eventually(
+      async () => expect((await vmView(mover.vmId)).lastMigration).toMatchObject({ outcome: 'aborted', targetHostId: destination.hostId }),
+      120_000,
+      250,
+    );
+    console.info(`aborted: ${(await vmView(mover.vmId)).lastMigration.reason}`);
+    await eventually(
+      async () => {
+        expect(successor.stderr.some((line) => line.includes(`vm ${mover.vmId}: booting`))).toBe(true);
+        expect(await vmView(mover.vmId)).toMatchObject({ state: 'running', hostId: source.hostId, endpoint: { address: source.address } });
+      },
+      120_000,
+      500,
+    );
+    // The destination keeps nothing of it: no QEMU there.
+    const guests = (await destination.status()).vmRuntime?.guests ?? [];
+    expect(guests.map((guest: { vmId: string }) => guest.vmId)).not.toContain(mover.vmId);
   });
 });

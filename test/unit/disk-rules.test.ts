@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CreateDiskRequest, ModifyDiskRequest } from '#events/disks.ts';
-import { assertDiskRules } from '#functions/storage/disk-rules.ts';
+import { assertDiskRules, freeSlot } from '#functions/storage/disk-rules.ts';
 
 describe('disk rules (gp3 model)', () => {
   it.each([
@@ -25,5 +25,18 @@ describe('disk rules (gp3 model)', () => {
     expect(CreateDiskRequest.safeParse({ name: 'd', sizeGiB: 0 }).success).toBe(false);
     expect(CreateDiskRequest.safeParse({ name: 'd', sizeGiB: 10, iops: 16001 }).success).toBe(false);
     expect(ModifyDiskRequest.safeParse({}).success).toBe(false);
+  });
+});
+
+describe('freeSlot', () => {
+  it('gives the lowest slot no attached disk holds, never one that is taken', () => {
+    expect(freeSlot([])).toBe(0);
+    expect(freeSlot([{ slot: 0 }, { slot: 2 }])).toBe(1);
+    // A disk attached before slots were kept holds none; a disk read as gone neither.
+    expect(freeSlot([{ slot: 1 }, {}, undefined])).toBe(0);
+  });
+
+  it('refuses a ninth disk', () => {
+    expect(() => freeSlot(Array.from({ length: 8 }, (_, slot) => ({ slot })))).toThrow(/every one of a VM's 8 disk slots is taken/);
   });
 });

@@ -29,7 +29,8 @@ function host(guest: { send?: () => Promise<MigrationFigures>; resumed?: Promise
     runtime: {
       migration: {
         receive: async () => ({ resumed: guest.resumed ?? Promise.resolve() }),
-        send: async (_vmId: string, _to: unknown, { onStop }: { onStop: () => void }) => {
+        send: async (_vmId: string, to: { port: number; diskPort?: number }, { onStop }: { onStop: () => void }) => {
+          calls.push(`send to ${to.port}, disks to ${to.diskPort}`);
           onStop();
           return (guest.send ?? (async () => ({ downtimeMs: 3, totalMs: 90, transferredBytes: 1 })))();
         },
@@ -42,6 +43,7 @@ function host(guest: { send?: () => Promise<MigrationFigures>; resumed?: Promise
     lifecycle: {
       prepareArrival: async () => ({ vmId, memoryMiB: 96, vcpus: 1, settings: {} }),
       forgetArrival: async () => void calls.push('forget arrival'),
+      forgetDeparted: (_vmId: string, disks: { diskId: string }[]) => void calls.push(`forget departed ${disks.map((disk) => disk.diskId).join(',')}`),
     } as unknown as VmMigrationsOptions['lifecycle'],
     report: async (_vmId, report) => {
       reports.push(report.event);
@@ -73,14 +75,17 @@ describe('a host’s part in live migrations', () => {
 
   it('as the source: sends once the destination listens, redirects at STOP, lets go once every host holds the endpoint', async () => {
     const { migrations, reports, routes, calls } = host();
-    migrations.update([{ vmId, migration: role('source', 'preparing') }]);
+    const withDisk = { ...launch, disks: [{ diskId: 'disk-0000000000d1', poolId: 'pool-1', sizeGiB: 1, iops: 3000, throughputMiBps: 125, slot: 0 }] };
+    migrations.update([{ vmId, launch: withDisk, migration: role('source', 'preparing') }]);
     expect(reports).toEqual([]);
-    migrations.update([{ vmId, migration: role('source', 'transferring', 49_200) }]);
+    migrations.update([{ vmId, launch: withDisk, migration: role('source', 'transferring', 49_200) }]);
     await vi.waitFor(() => expect(routes).toEqual([JSON.stringify({ runsHere: false, endpoint: '10.9.0.2' })]));
-    // Staged before the transfer, so the redirect at STOP is one route change.
-    expect(calls.slice(0, 2)).toEqual(['staged 10.0.0.7 to 10.9.0.2', 'redirected 10.0.0.7']);
-    migrations.update([{ vmId, migration: role('source', 'cut-over', 49_200) }]);
+    // Staged before the transfer, so the redirect at STOP is one route change; the disks go to the port beside the migration port.
+    expect(calls.slice(0, 3)).toEqual(['staged 10.0.0.7 to 10.9.0.2', 'send to 49200, disks to 49300', 'redirected 10.0.0.7']);
+    migrations.update([{ vmId, launch: withDisk, migration: role('source', 'cut-over', 49_200) }]);
     await vi.waitFor(() => expect(reports).toEqual(['converged', 'cleaned']));
+    // Its copies of the disks go once it let go: their data lives at the destination now.
+    await vi.waitFor(() => expect(calls.at(-1)).toBe('forget departed disk-0000000000d1'));
   });
 
   it('as the source: a transfer that fails takes the route back and aborts the migration', async () => {
@@ -110,6 +115,12 @@ describe('a host’s part in live migrations', () => {
     const { migrations, reports } = host();
     migrations.update([{ vmId, launch, migration: role('target', 'transferring', 49_200) }]);
     await vi.waitFor(() => expect(reports).toEqual(['failed']));
+  });
+
+  it('as the destination: gives up on a guest that never arrives (its source died before sending), so the migration does not hang', async () => {
+    const { migrations, reports } = host({ resumed: new Promise(() => {}) }, { arrivalBoundMs: 300 });
+    migrations.update([{ vmId, launch, migration: role('target', 'preparing') }]);
+    await vi.waitFor(() => expect(reports).toEqual(['listening', 'failed']), { timeout: 3_000 });
   });
 
   it('as the source: gives up on a destination that never listens, so the migration does not hang', async () => {
