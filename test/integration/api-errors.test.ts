@@ -6,6 +6,8 @@ describe('API input errors', () => {
   let networkId: string;
   let hostId: string;
   let vmId: string;
+  /** A host that only holds an address: it says it runs no VMs, so placement never puts other files' VMs there. */
+  const registerAt = (id: string, address: string) => api('POST', '/hosts', { hostId: id, address, capacity: 1, vmRuntime: 'none' }, operatorToken());
 
   beforeAll(async () => {
     hostId = uniqueId('errors');
@@ -55,6 +57,20 @@ describe('API input errors', () => {
     const moved = await api('POST', '/hosts', { hostId, address: '198.51.100.81', capacity: 4 }, operatorToken());
     expect(moved.status).toBe(409);
     expect(moved.body.message).toMatch(/^address: host .* is already registered at 198\.51\.100\.80$/);
+  });
+
+  it.each([
+    ['0.0.0.0', 'unspecified (0.0.0.0/8)'],
+    ['0.1.2.3', 'unspecified (0.0.0.0/8)'],
+    ['127.0.0.1', 'loopback (127.0.0.0/8)'],
+    ['224.0.0.1', 'multicast (224.0.0.0/4)'],
+    ['240.0.0.1', 'reserved (240.0.0.0/4)'],
+    ['255.255.255.255', 'broadcast (255.255.255.255/32)'],
+  ])('refuses to register a host at %s, %s: 400 naming the field and the rule', async (address, what) => {
+    expect(await registerAt(uniqueId('errors-cast'), address)).toEqual({
+      status: 400,
+      body: { message: `body.address: must be a unicast address other hosts can reach: ${address} is ${what}` },
+    });
   });
 
   it('answers unknown routes with a 404, as the API Gateway response for them says', async () => {
