@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { clientToken, ipv4Address, ipv4Cidr, ipv4CidrPattern, resourceId } from './identifiers.ts';
+import { clientToken, ipv4Cidr, ipv4CidrPattern, resourceId, underlayAddress } from './identifiers.ts';
 import { AcceleratorKind, MachineType, VmRuntimeKind } from './vm-lifecycle.ts';
 import { VmAttributes } from './vm-config.ts';
 
 export const RegisterHostRequest = z.strictObject({
   hostId: resourceId,
-  /** Underlay address other hosts use as the tunnel endpoint for this host's VMs. */
-  address: ipv4Address,
+  /** Underlay address other hosts use as the tunnel endpoint for this host's VMs: unicast, and no other host's in its region. */
+  address: underlayAddress,
   /** Number of VMs the host can run. */
   capacity: z.int().min(1).max(10_000),
   /**

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
-import { ipv4Address, resourceId } from '#events/identifiers.ts';
+import { resourceId, underlayAddress } from '#events/identifiers.ts';
 import { type AgentConfig, HostAgent } from './agent.ts';
 import { ImageCache } from './image-cache.ts';
 import { NoRuntime } from './vm-runtime/no-runtime.ts';
@@ -95,7 +95,8 @@ function vmRuntimeOf(options: {
 
 const Config = z.object({
   hostId: resourceId,
-  address: ipv4Address,
+  // Refused here as the API would refuse it: the agent would otherwise retry registering forever.
+  address: underlayAddress,
   apiUrl: z.url(),
   token: z.union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ value: z.string().min(20) })], {
     message: 'a host token is required: --token-file PATH, HOST_AGENT_TOKEN_FILE or HOST_AGENT_TOKEN',

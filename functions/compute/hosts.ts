@@ -1,13 +1,13 @@
 import type { z } from 'zod';
 import type * as responses from '#events/responses.ts';
 import { randomBytes } from 'node:crypto';
-import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { RegisterHostRequest } from '#events/api.ts';
 import type { HostItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
-import { getItem, queryAll } from '../core/store.ts';
+import { ClientError, ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { backoff, cancellationCodes, getItem, queryAll } from '../core/store.ts';
 import { indexes, indexKeys, keys } from '../core/table-keys.ts';
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
@@ -67,12 +67,22 @@ export async function hostTokenRef(table: string, host: HostItem): Promise<strin
   return (Attributes as HostItem).tokenRef!;
 }
 
+/** Which host an underlay address is, in one region (keys.hostAddress). Never released: a host keeps its address (a move is refused) and is never removed. */
+interface HostAddressItem {
+  kind: 'host-address';
+  hostId: string;
+  address: string;
+  region: string;
+}
+
 /**
  * Registers a host, creating its message queue first. Registering again with the same address
  * returns the host, so an agent can register on every start; what it says it runs VMs with
  * (`vmRuntime`, `accelerator`) replaces what it said before (an agent restarted without QEMU says
  * `none`), and leaving it out changes nothing. A different address is refused because tunnels
- * elsewhere still point at the old one.
+ * elsewhere still point at the old one. So is an address another host of the region has: with two
+ * hosts at one tunnel endpoint, forwarding to either would be ambiguous. The host and its address
+ * item are written in one transaction, so of two hosts racing for an address one gets it.
  */
 export async function registerHost(
   table: string,
@@ -82,8 +92,10 @@ export async function registerHost(
 ): Promise<{ host: HostView; created: boolean }> {
   if (request.accelerator && request.vmRuntime !== 'qemu') throw new ValidationError('body.accelerator: only a host with vmRuntime qemu has one');
   if (request.liveMigration && request.vmRuntime !== 'qemu') throw new ValidationError('body.liveMigration: only a host with vmRuntime qemu moves guests live');
-  const existing = await getItem<HostItem>(table, keys.host(request.hostId));
-  if (existing) return { host: toHostView(await updateRuntime(table, sameAddressOrThrow(existing, request, region), request)), created: false };
+  const [existing, holder] = await Promise.all([getItem<HostItem>(table, keys.host(request.hostId)), addressHolder(table, region, request.address)]);
+  if (existing) return { host: toHostView(await registerAgain(table, region, existing, request, holder)), created: false };
+  // Refused before a queue is made for it; the transaction below settles a race.
+  if (holder !== undefined && holder !== request.hostId) throw addressTakenError(request.address, region, holder);
 
   const item: HostItem & Record<string, unknown> = {
     ...keys.host(request.hostId),
@@ -101,15 +113,78 @@ export async function registerHost(
     gsi1pk: indexKeys.allHosts,
     gsi1sk: request.hostId,
   };
-  try {
-    await dynamodb.send(new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
-    return { host: toHostView(item), created: true };
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    // A concurrent registration won; answer as if we had come second.
-    const winner = await getItem<HostItem>(table, keys.host(request.hostId));
-    return { host: toHostView(await updateRuntime(table, sameAddressOrThrow(winner!, request, region), request)), created: false };
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    try {
+      await dynamodb.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            { Put: { TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
+            { Put: addressClaim(table, region, request) },
+          ],
+        }),
+      );
+      return { host: toHostView(item), created: true };
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes) throw error;
+      if (codes[1] === 'ConditionalCheckFailed') throw addressTakenError(request.address, region, await addressHolder(table, region, request.address));
+      if (codes[0] === 'ConditionalCheckFailed') {
+        // A concurrent registration of this host won; answer as if we had come second.
+        const winner = await getItem<HostItem>(table, keys.host(request.hostId));
+        return { host: toHostView(await registerAgain(table, region, winner!, request)), created: false };
+      }
+      // A concurrent registration held the host or the address (a transaction conflict): try again.
+      await backoff(attempt);
+    }
   }
+  throw new ClientError(503, `registering host ${request.hostId} is contended by concurrent registrations; retry`);
+}
+
+const MAX_ATTEMPTS = 10;
+
+/**
+ * A registered host registering again: at the same address in the same region, or refused. One
+ * registered before addresses were claimed (no holder yet) claims its address now.
+ */
+async function registerAgain(table: string, region: string, existing: HostItem, request: RegisterHostRequest, holder?: string): Promise<HostItem> {
+  const host = sameAddressOrThrow(existing, request, region);
+  if (holder !== host.hostId) {
+    try {
+      await dynamodb.send(new PutCommand(addressClaim(table, region, request)));
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      throw addressTakenError(request.address, region, await addressHolder(table, region, request.address));
+    }
+  }
+  return updateRuntime(table, host, request);
+}
+
+/** The write that makes `request.address` the host's in `region`: on the condition that no other host has it. */
+function addressClaim(table: string, region: string, request: RegisterHostRequest) {
+  const item: HostAddressItem & Record<string, unknown> = {
+    ...keys.hostAddress(region, request.address),
+    kind: 'host-address',
+    hostId: request.hostId,
+    address: request.address,
+    region,
+  };
+  return {
+    TableName: table,
+    Item: item,
+    ConditionExpression: 'attribute_not_exists(pk) OR hostId = :hostId',
+    ExpressionAttributeValues: { ':hostId': request.hostId },
+  };
+}
+
+/** Which host has an underlay address in a region, if any. */
+async function addressHolder(table: string, region: string, address: string): Promise<string | undefined> {
+  return (await getItem<HostAddressItem>(table, keys.hostAddress(region, address)))?.hostId;
+}
+
+function addressTakenError(address: string, region: string, holder: string | undefined): ConflictError {
+  return new ConflictError(
+    `address: ${address} is already the address of ${holder ? `host ${holder}` : 'another host'} in ${region}; each host needs an underlay address of its own`,
+  );
 }
 
 /** Records what a registered host now says it runs VMs with, when it says something else. */

@@ -5,6 +5,8 @@
  */
 export const keys = {
   host: (hostId: string) => ({ pk: `HOST#${hostId}`, sk: 'HOST' }),
+  /** Which host an underlay address is, in its region: written with the host, so two hosts never share a tunnel endpoint. */
+  hostAddress: (region: string, address: string) => ({ pk: `ADDRESS#${region}#${address}`, sk: 'ADDRESS' }),
   /** A live migration one end of which is this host (source or destination), while it runs: the host's VM configs include that VM. */
   hostMigration: (hostId: string, vmId: string) => ({ pk: `HOST#${hostId}`, sk: `MIGRATION#${vmId}` }),
   network: (networkId: string) => ({ pk: `NET#${networkId}`, sk: 'NET' }),

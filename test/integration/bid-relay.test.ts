@@ -29,7 +29,7 @@ describe('bid relay', () => {
   };
 
   beforeAll(async () => {
-    agent = await startAgent(uniqueId('bids'), '198.51.100.191');
+    agent = await startAgent(uniqueId('bids'), '198.51.100.195');
     const network = await expectOk(api('POST', '/networks', { name: 'bidders', cidr: '10.78.0.0/24' }), 201);
     for (const name of ['fast', 'slow', 'quiet', 'cheap', 'idle']) {
       vms[name] = await expectOk(createVmOn({ name, networkId: network.networkId, hostId: agent.hostId }), 201);

@@ -13,7 +13,7 @@ describe('idempotent creates', () => {
   let networkId: string;
 
   beforeAll(async () => {
-    await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.71', capacity: 20 }, operatorToken()), 201);
+    await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.76', capacity: 20 }, operatorToken()), 201);
     networkId = (await expectOk(as('POST', '/networks', { name: 'tokens', cidr: '10.71.0.0/24', clientToken: 'net-1' }), 201)).networkId;
   });
 

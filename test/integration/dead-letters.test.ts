@@ -40,7 +40,7 @@ describe('dead-letter queues', () => {
     });
 
   it('delivers the rest of the batch, moves the poison message to the DLQ with its reason after 5 attempts, and redrives it once mended', async () => {
-    const healthy = await startAgent(uniqueId('dlq-ok'), '198.51.100.61');
+    const healthy = await startAgent(uniqueId('dlq-ok'), '198.51.100.65');
     agents.push(healthy);
     const unregistered = uniqueId('dlq-missing');
     const change = (hostId: string, vmId: string) => JSON.stringify({ kind: 'credentials', networkId: 'net-dlq', hostId, vmId });
@@ -82,7 +82,7 @@ describe('dead-letter queues', () => {
     expect(listed.map((queue) => queue.name).sort()).toEqual(['fan-out', 'graph.fifo', 'host', 'image-copy', 'image-verify', 'stream-failures']);
 
     // The cause is mended (the host registers), and the operator redrives.
-    const late = await startAgent(unregistered, '198.51.100.62');
+    const late = await startAgent(unregistered, '198.51.100.66');
     agents.push(late);
     expect((await late.status()).stats.messagesReceived).toBe(0);
     const result = await deadLetters<{ status: string; moved: number }>('redrive', 'fan-out');

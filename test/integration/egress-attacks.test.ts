@@ -60,7 +60,7 @@ describe("a tenant's VM cannot reach into its host through its outbound proxy", 
     await new Promise<void>((resolve) => canary.listen(0, '127.0.0.1', resolve));
     canaryPort = (canary.address() as AddressInfo).port;
     dns = await startTestDns();
-    agent = await startAgent(uniqueId('ssrf'), '198.51.100.191', 32, undefined, ['--dns-server', dns.server]);
+    agent = await startAgent(uniqueId('ssrf'), '198.51.100.194', 32, undefined, ['--dns-server', dns.server]);
     const [attackerNet, victimNet] = await Promise.all([
       expectOk(api('POST', '/networks', { name: 'attacker', cidr: '10.91.0.0/24' }, attacker), 201),
       expectOk(api('POST', '/networks', { name: 'victim', cidr: '10.91.0.0/24' }, victim), 201),

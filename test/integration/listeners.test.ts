@@ -12,7 +12,7 @@ describe('the local stack listens on loopback only', () => {
   let agent: RunningAgent;
 
   beforeAll(async () => {
-    agent = await startAgent(uniqueId('listen'), '198.51.100.201');
+    agent = await startAgent(uniqueId('listen'), '198.51.100.202');
     const { networkId } = await expectOk(api('POST', '/networks', { name: 'listeners', cidr: '10.93.0.0/24' }), 201);
     const vm = await expectOk(createVmOn({ name: 'listener', networkId, hostId: agent.hostId }), 201);
     await eventually(async () => expect(((await agent.status()) as any).vms[vm.vmId]).toBeDefined(), 30_000, 200);

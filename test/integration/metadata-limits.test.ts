@@ -22,7 +22,7 @@ describe("abuse limits on a VM's metadata server", () => {
     fetch(`${metadataUrl}/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://limits.example.test`, { headers: flavor });
 
   beforeAll(async () => {
-    agent = await startAgent(uniqueId('limits'), '198.51.100.191');
+    agent = await startAgent(uniqueId('limits'), '198.51.100.193');
     const network = await expectOk(api('POST', '/networks', { name: 'limits', cidr: '10.95.0.0/24' }), 201);
     vm = await expectOk(createVmOn({ name: 'noisy', networkId: network.networkId, hostId: agent.hostId }), 201);
     await eventually(async () => {

@@ -31,7 +31,7 @@ describe('the OpenAPI description', () => {
   it('answers host routes, re-registrations and deletes as described', async () => {
     const hostId = uniqueId('described');
     const host = tokenFor('host', hostId);
-    await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.231', capacity: 4 }, operatorToken()), 201);
+    await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.234', capacity: 4 }, operatorToken()), 201);
     const network = await expectOk(api('POST', '/networks', { name: 'described', cidr: '10.93.0.0/24' }), 201);
     const vm = await expectOk(createVmOn({ name: 'described', networkId: network.networkId, hostId }), 201);
     const account = await expectOk(api('POST', '/service-accounts', { name: 'described' }), 201);

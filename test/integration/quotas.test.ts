@@ -20,7 +20,7 @@ describe('tenant quotas', () => {
 
   beforeAll(async () => {
     // Room for every VM this file makes, and a pool that fits two of its disks at a time.
-    await expectOk(asOperator('POST', '/hosts', { hostId: uniqueId('quota-host'), address: '198.51.100.231', capacity: 40 }), 201);
+    await expectOk(asOperator('POST', '/hosts', { hostId: uniqueId('quota-host'), address: '198.51.100.235', capacity: 40 }), 201);
     await expectOk(asOperator('POST', '/storage-pools', { poolId: uniqueId('quota-pool'), capacityGiB: 200, iops: 6000, throughputMiBps: 250 }), 201);
   });
 

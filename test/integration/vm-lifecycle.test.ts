@@ -22,7 +22,7 @@ describe('VM lifecycle through the API', () => {
   const stateOf = async (id: string) => (await expectOk(asTenant('GET', `/vms/${id}`))).state;
 
   beforeAll(async () => {
-    [agent, other] = await Promise.all([startAgent(uniqueId('life-a'), '198.51.100.61', 8), startAgent(uniqueId('life-b'), '198.51.100.62', 8)]);
+    [agent, other] = await Promise.all([startAgent(uniqueId('life-a'), '198.51.100.63', 8), startAgent(uniqueId('life-b'), '198.51.100.64', 8)]);
     const { networkId } = await expectOk(asTenant('POST', '/networks', { name: 'life', cidr: '10.91.0.0/24' }), 201);
     const vm = await expectOk(createVmOn({ name: 'life-1', networkId, hostId: agent.hostId, machineType: 's1.micro' }, tenantId), 201);
     expect(vm).toMatchObject({ state: 'provisioning', powerState: 'running', machineType: 's1.micro' });

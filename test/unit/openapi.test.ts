@@ -1,7 +1,7 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { openApiDocument } from '#events/openapi.ts';
-import { CreateNetworkRequest, RevokeTokenRequest } from '#events/api.ts';
+import { CreateNetworkRequest, RegisterHostRequest, RevokeTokenRequest } from '#events/api.ts';
 import { ModifyDiskRequest } from '#events/disks.ts';
 import { operationFor, operations, type Operation } from '#events/operations.ts';
 import { VmAttributes } from '#events/vm-config.ts';
@@ -92,7 +92,7 @@ describe('OpenAPI description', () => {
     expect(network.properties.cidr.pattern).toMatch(/\(\[0-9\]\|\[1-2\]\[0-9\]\|3\[0-2\]\)\$$/);
   });
 
-  it('says with its patterns exactly what the schemas accept: the CIDR prefix, attribute keys, revocation by token or jti', () => {
+  it('says with its patterns exactly what the schemas accept: the CIDR prefix, unicast host addresses, attribute keys, revocation by token or jti', () => {
     const body = (path: string, method: string) => (document.paths[path] as any)[method].requestBody.content['application/json'].schema;
     const cidr = new RegExp(body('/networks', 'post').properties.cidr.pattern);
     for (const address of ['10.0.0.0', '192.168.1.0', '0.0.0.0', '255.255.255.255', '01.0.0.0', '10.0.0']) {
@@ -101,6 +101,13 @@ describe('OpenAPI description', () => {
         expect(cidr.test(value), value).toBe(CreateNetworkRequest.shape.cidr.safeParse(value).success);
       }
     }
+    const underlay = new RegExp(body('/hosts', 'post').properties.address.pattern);
+    for (let first = 0; first <= 256; first += 1) {
+      for (const value of [`${first}.0.0.0`, `${first}.1.2.3`, `${first}.255.255.255`]) {
+        expect(underlay.test(value), value).toBe(RegisterHostRequest.shape.address.safeParse(value).success);
+      }
+    }
+    for (const value of ['01.0.0.1', '10.0.0', '10.0.0.256', '10.0.0.1/32']) expect(underlay.test(value), value).toBe(false);
     const key = new RegExp(body('/vms/{vmId}/attributes', 'put').properties.attributes.propertyNames.pattern);
     for (const name of ['a', 'A-b_9', 'x'.repeat(64), 'x'.repeat(65), '', 'a.b', 'a b', 'ä']) {
       expect(key.test(name), name).toBe(VmAttributes.safeParse({ [name]: 'v' }).success);
