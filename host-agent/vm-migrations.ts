@@ -208,10 +208,12 @@ export class VmMigrations {
   private async send(vmId: string, part: Part): Promise<void> {
     const { role } = part;
     if (role.port === undefined) return;
+    // At STOP one route change and nothing else: the guest's last pause and its first moments at
+    // the destination are when it feels any other work on the host. The override is recorded at
+    // once (any programming meanwhile keeps the redirect); the data plane is told once it is over.
     const redirect = () => {
       void this.options.redirectNow(role.networkId, role.ip).catch((error: Error) => this.options.log(`vm ${vmId}: ${error.message}`));
       this.routes.set(vmId, { runsHere: false, endpoint: role.peerAddress });
-      void this.options.route(this.routes);
     };
     try {
       await this.options.stageRedirect(role.networkId, role.ip, role.peerAddress);
@@ -220,6 +222,7 @@ export class VmMigrations {
         { address: role.peerAddress, port: role.port, diskPort: diskPortOf(role.port) },
         { boundMs: this.options.transferBoundMs ?? 30_000, onStop: redirect },
       );
+      void this.options.route(this.routes);
       this.options.log(`vm ${vmId}: guest sent to host ${role.peerHostId} in ${part.figures.totalMs} ms (paused ${part.figures.downtimeMs} ms)`);
     } catch (error) {
       // QEMU resumed the guest here: so does its traffic (at once if it had been redirected).

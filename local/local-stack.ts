@@ -33,6 +33,11 @@ export interface LocalStack {
   killRunner(): Promise<void>;
   /** Starts the killed runner again, on the same state and API port. */
   restartRunner(): Promise<void>;
+  /**
+   * The processes that stand in for AWS here (the emulator, the runners, the replicator), not the
+   * agents: in AWS they run on other machines than the hosts' guests.
+   */
+  controlPlanePids(): number[];
   stop(): Promise<void>;
 }
 
@@ -102,15 +107,15 @@ export async function startLocalStack(options: {
       children.push(started);
       regionRunners.push(started);
     }
+    let replicator: Started<unknown> | undefined;
     if (regions.length > 1) {
-      children.push(
-        await startTsProcess({
-          entry: 'local/replicator.ts',
-          env: { ...awsEnv, STRATOPLANE_REGIONS: regions.join(','), STRATOPLANE_STATE_DIR: stateDir },
-          readyPrefix: 'STRATOPLANE_REPLICATOR_READY',
-          onStderr: log,
-        }),
-      );
+      replicator = await startTsProcess({
+        entry: 'local/replicator.ts',
+        env: { ...awsEnv, STRATOPLANE_REGIONS: regions.join(','), STRATOPLANE_STATE_DIR: stateDir },
+        readyPrefix: 'STRATOPLANE_REPLICATOR_READY',
+        onStderr: log,
+      });
+      children.push(replicator);
     }
     let runner = regionRunners[0]!;
     const killRunner = () => runner.stop('SIGKILL');
@@ -168,6 +173,8 @@ export async function startLocalStack(options: {
       issueToken,
       killRunner,
       restartRunner,
+      controlPlanePids: () =>
+        [aws.process?.pid, ...regionRunners.map((started) => started.child.pid), replicator?.child.pid].filter((pid) => pid !== undefined),
       stop,
     };
   } catch (error) {

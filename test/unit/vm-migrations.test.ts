@@ -79,6 +79,7 @@ describe('a host’s part in live migrations', () => {
     migrations.update([{ vmId, launch: withDisk, migration: role('source', 'preparing') }]);
     expect(reports).toEqual([]);
     migrations.update([{ vmId, launch: withDisk, migration: role('source', 'transferring', 49_200) }]);
+    // The data plane is told of the redirect once the guest was sent, not at STOP.
     await vi.waitFor(() => expect(routes).toEqual([JSON.stringify({ runsHere: false, endpoint: '10.9.0.2' })]));
     // Staged before the transfer, so the redirect at STOP is one route change; the disks go to the port beside the migration port.
     expect(calls.slice(0, 3)).toEqual(['staged 10.0.0.7 to 10.9.0.2', 'send to 49200, disks to 49300', 'redirected 10.0.0.7']);
@@ -89,10 +90,13 @@ describe('a host’s part in live migrations', () => {
   });
 
   it('as the source: a transfer that fails takes the route back and aborts the migration', async () => {
-    const { migrations, reports, routes } = host({ send: async () => Promise.reject(new Error('the migration failed: connection reset')) });
+    const { migrations, reports, routes, calls } = host({ send: async () => Promise.reject(new Error('the migration failed: connection reset')) });
     migrations.update([{ vmId, migration: role('source', 'transferring', 49_200) }]);
     await vi.waitFor(() => expect(reports).toEqual(['failed']));
-    expect(routes).toEqual([JSON.stringify({ runsHere: false, endpoint: '10.9.0.2' }), 'null']);
+    // Redirected at STOP, back to the guest's interface once it failed; the data plane's state never kept the redirect.
+    expect(calls.filter((call) => call.startsWith('redirected'))).toEqual(['redirected 10.0.0.7', 'redirected 10.0.0.7']);
+    expect(routes).toEqual(['null']);
+    expect(migrations.migrationRoutes().has(vmId)).toBe(false);
   });
 
   it('as the source: runs its copy again when the migration was aborted after the guest was sent', async () => {
