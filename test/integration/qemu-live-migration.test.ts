@@ -405,14 +405,19 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
       expect(claims).toMatchObject({ vm: mover.vmId, sub: account.serviceAccountId });
       return claims.iss;
     };
-    let issuerBefore = '';
-    await eventually(
-      async () => {
-        issuerBefore = await tokenIssuer();
-      },
-      30_000,
-      500,
-    );
+    /** The issuer of a token the guest gets, once it gets one (its host may not hold its credential yet). */
+    const issuerOnceMinted = async () => {
+      let issuer = '';
+      await eventually(
+        async () => {
+          issuer = await tokenIssuer();
+        },
+        30_000,
+        500,
+      );
+      return issuer;
+    };
+    const issuerBefore = await issuerOnceMinted();
     const sourceFile = path.join(tmpdir(), 'stratoplane-test-vms', source.hostId, 'pools', poolId, `${disk.diskId}.raw`);
     const destinationFile = path.join(tmpdir(), 'stratoplane-test-vms', destination.hostId, 'pools', poolId, `${disk.diskId}.raw`);
     expect(existsSync(sourceFile)).toBe(true);
@@ -486,14 +491,7 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     );
     expect(blocks.split('\n').filter(Boolean)).toEqual(Array.from({ length: 300 }, (_, index) => `block-${index + 1}`));
     // Its tokens come from its new host now (the old one holds no credential for it any more).
-    let issuerAfter = '';
-    await eventually(
-      async () => {
-        issuerAfter = await tokenIssuer();
-      },
-      30_000,
-      500,
-    );
+    const issuerAfter = await issuerOnceMinted();
     expect(issuerAfter).toMatch(/^host:/);
     expect(issuerAfter).not.toBe(issuerBefore);
     // Its data is the destination's now: the disk says so, and the source's copy is gone.
