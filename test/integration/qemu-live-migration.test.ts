@@ -161,6 +161,21 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     const port = await admission.admit(source.underlay);
     const to = { address: destination.underlay, port, diskPort: diskPortOf(port) };
     const { resumed } = await destinationRuntime.migration.receive({ ...launchOf(vmId), disks: disksAt(destinationPool) }, to);
+    // The disks are served for writing: only the source may reach them, not a third host.
+    const strangerWrite = await run('ip', [
+      'netns',
+      'exec',
+      stranger.netns,
+      'timeout',
+      '2',
+      'bash',
+      '-c',
+      `echo garbage > /dev/tcp/${destination.underlay}/${to.diskPort}`,
+    ]).then(
+      () => 'connected',
+      () => 'refused',
+    );
+    expect(strangerWrite).toBe('refused');
     const figures = await sourceRuntime.migration.send(vmId, to, { boundMs: 60_000, onStop: () => {} });
     await resumed;
     await admission.close(port);
