@@ -38,6 +38,12 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
   const launchOf = (vmId: string): VmLaunch => ({ vmId, memoryMiB: 96, vcpus: 1, boot, settings: { hostname: 'mover' } });
   const running = (runtime: QemuRuntime, vmId: string) =>
     vi.waitFor(() => expect(runtime.report(vmId)?.state).toBe('running'), { timeout: 70_000, interval: 200 });
+  /** Whether a third host gets bytes through to the destination's `port` ('connected') or is dropped ('refused'). */
+  const strangerWrites = (port: number) =>
+    run('ip', ['netns', 'exec', stranger.netns, 'timeout', '2', 'bash', '-c', `echo garbage > /dev/tcp/${destination.underlay}/${port}`]).then(
+      () => 'connected',
+      () => 'refused',
+    );
   const status = async (runtime: QemuRuntime, vmId: string) => (await runtime.monitor(vmId)!.execute<{ status: string }>('query-status')).status;
 
   beforeAll(async () => {
@@ -67,19 +73,7 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     expect(await status(destinationRuntime, vmId)).toBe('inmigrate');
     // Another host reaches the port and is dropped before QEMU sees it: had QEMU taken its
     // connection as the guest's stream, the incoming migration would have failed on its bytes.
-    const stranger_ = await run('ip', [
-      'netns',
-      'exec',
-      stranger.netns,
-      'timeout',
-      '2',
-      'bash',
-      '-c',
-      `echo garbage > /dev/tcp/${destination.underlay}/${port}`,
-    ]).then(
-      () => 'connected',
-      () => 'refused',
-    );
+    const stranger_ = await strangerWrites(port);
     expect(stranger_).toBe('refused');
     expect(await status(destinationRuntime, vmId)).toBe('inmigrate');
 
@@ -162,19 +156,7 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     const to = { address: destination.underlay, port, diskPort: diskPortOf(port) };
     const { resumed } = await destinationRuntime.migration.receive({ ...launchOf(vmId), disks: disksAt(destinationPool) }, to);
     // The disks are served for writing: only the source may reach them, not a third host.
-    const strangerWrite = await run('ip', [
-      'netns',
-      'exec',
-      stranger.netns,
-      'timeout',
-      '2',
-      'bash',
-      '-c',
-      `echo garbage > /dev/tcp/${destination.underlay}/${to.diskPort}`,
-    ]).then(
-      () => 'connected',
-      () => 'refused',
-    );
+    const strangerWrite = await strangerWrites(to.diskPort);
     expect(strangerWrite).toBe('refused');
     const figures = await sourceRuntime.migration.send(vmId, to, { boundMs: 60_000, onStop: () => {} });
     await resumed;
