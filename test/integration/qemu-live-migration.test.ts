@@ -517,11 +517,14 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     const seen = back.stderr.length;
     await expectOk(migrateVmTo(mover.vmId, back.hostId));
     // The destination's agent dies once its QEMU listens, before the source sends: its QEMU goes with it.
+    // (Its log line comes just before its `listening` report: killed between the two, the source's
+    // 60 s preparing bound aborts instead, a slower path this test does not wait for.)
     await eventually(
       async () => expect(back.stderr.slice(seen).some((line) => line.includes(`vm ${mover.vmId}: waiting for its guest`))).toBe(true),
       60_000,
       5,
     );
+    await eventually(async () => expect((await vmView(mover.vmId)).migration?.phase).toBe('transferring'), 10_000, 5);
     back.process.child.kill('SIGKILL');
     const vm = await eventually(
       async () => {
