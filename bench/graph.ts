@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
-import { apiClient } from './api-client.ts';
+import { apiClient, keepHostsAlive } from './api-client.ts';
 
 /**
  * Cascading delete: builds projects of N resources (networks, VMs, disks, service accounts, with
@@ -40,6 +40,7 @@ try {
   const asOperator = await apiClient(stack, 'operator', 'bench');
   const hostIds = ['graph-bench-1', 'graph-bench-2'];
   for (const [i, hostId] of hostIds.entries()) await asOperator.registerHost({ body: { hostId, address: `192.0.2.${100 + i}`, capacity: 5000 } });
+  await keepHostsAlive(stack, hostIds);
   await asOperator.registerStoragePool({ body: { poolId: 'graph-bench', capacityGiB: 10_000_000, iops: 100_000_000, throughputMiBps: 10_000_000 } });
   // A project of a thousand resources is past the default quotas: an operator raises them, as for any large tenant.
   await asOperator.putQuota({ params: { tenantId: 'graph-bench' }, body: { vms: 100_000, disks: 100_000, diskGiB: 100_000_000, networks: 100_000 } });

@@ -3,6 +3,7 @@ import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import type { Construct } from 'constructs';
 import { ipv4Cidr } from '#events/identifiers.ts';
 import { ConvergenceTable } from './constructs/convergence-table.ts';
+import { LivenessTable } from './constructs/liveness-table.ts';
 import { HostFanOut } from './constructs/host-fan-out.ts';
 import { acknowledgeImagePrefix, ImagePipeline } from './constructs/image-pipeline.ts';
 import { ControlPlaneKeys } from './constructs/keys.ts';
@@ -49,12 +50,14 @@ export class ControlPlaneStack extends Stack {
     images.bucket.grantDelete(graph.handler, 'images/*');
     acknowledgeImagePrefix(graph.handler, images.bucket, ['s3:DeleteObject*']);
     const convergenceTable = new ConvergenceTable(this, 'Convergence', { encryptionKey: dataKey });
+    const livenessTable = new LivenessTable(this, 'Liveness', { encryptionKey: dataKey });
     const shuffleQueues = new QueueFamily(this, 'shuffle');
 
     new TenantApi(this, 'Api', {
       egressOpenCidrs: validCidrs(props.egressOpenCidrs ?? []),
       table: this.table,
       convergenceTable,
+      livenessTable,
       hostQueues: hostFanOut.hostQueues,
       hostDlq: hostFanOut.hostDlq,
       shuffleQueues,

@@ -142,7 +142,30 @@ async function waitFor<T>(
 
 const waitOption = { wait: { type: 'boolean' }, timeout: { type: 'string' } } as const;
 
+/** `hosts cordon|uncordon <id>`: placement keeps off a cordoned host; what runs there stays. */
+const cordon = (action: 'cordon' | 'uncordon'): Command => ({
+  usage: `${action} <id>    (operators: ${action === 'cordon' ? 'keep new VMs and migrations off the host; what runs there stays' : 'let placement use it again'})`,
+  takes: ['id'],
+  async run({ api, args }) {
+    const hostId = args[0]!;
+    const host = action === 'cordon' ? await api.cordonHost({ params: { hostId } }) : await api.uncordonHost({ params: { hostId } });
+    return { json: host, human: `host ${host.hostId}: ${host.health}${host.cordoned ? ' (cordoned)' : ''}` };
+  },
+});
+
 const commands: Record<string, Record<string, Command>> = {
+  hosts: {
+    list: {
+      usage: 'list    (operators: every host, with its health and when its agent was last heard from)',
+      async run({ api }) {
+        const answer = await api.listHosts();
+        return { json: answer, human: table(answer.hosts, ['hostId', 'health', 'lastSeen', 'address', 'vmCount', 'capacity', 'vmRuntime', 'region']) };
+      },
+    },
+    show: show((api, hostId) => api.getHost({ params: { hostId } })),
+    cordon: cordon('cordon'),
+    uncordon: cordon('uncordon'),
+  },
   networks: {
     list: list(
       (api, query) => api.listNetworks({ query }),

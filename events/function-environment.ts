@@ -7,6 +7,7 @@
 export const functionEnvironment = {
   tableName: 'TABLE_NAME',
   convergenceTableName: 'CONVERGENCE_TABLE_NAME',
+  livenessTableName: 'LIVENESS_TABLE_NAME',
   imagesBucket: 'IMAGES_BUCKET',
   imageVerifyQueueUrl: 'IMAGE_VERIFY_QUEUE_URL',
   imageCopyQueueUrl: 'IMAGE_COPY_QUEUE_URL',

@@ -92,6 +92,27 @@ const specs = {
     scopes: ['operator'],
     responses: { 200: { description: 'the hosts', body: responses.HostList } },
   }),
+  getHost: operation('GET /hosts/{hostId}', {
+    summary: 'A host, with its health',
+    scopes: ['operator', 'host'],
+    responses: { 200: { description: 'the host', body: responses.Host } },
+  }),
+  sendHeartbeat: operation('PUT /hosts/{hostId}/heartbeat', {
+    summary: "The host's agent says it is alive (every few seconds)",
+    description: 'Health is measured from when heartbeats arrive: a host silent for 12 s is suspect, for 20 s down.',
+    scopes: ['host'],
+    responses: { 204: { description: 'recorded' } },
+  }),
+  cordonHost: operation('POST /hosts/{hostId}/cordon', {
+    summary: 'Keep new VMs off a host (placement, migrations to it); what runs there stays',
+    scopes: ['operator'],
+    responses: { 200: { description: 'the host, cordoned', body: responses.Host } },
+  }),
+  uncordonHost: operation('POST /hosts/{hostId}/uncordon', {
+    summary: 'Let placement use a cordoned host again',
+    scopes: ['operator'],
+    responses: { 200: { description: 'the host', body: responses.Host } },
+  }),
   getForwardingTable: operation('GET /hosts/{hostId}/forwarding-table', {
     summary: 'Every network the host is a member of, whole',
     scopes: ['host', 'operator'],

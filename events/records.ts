@@ -24,6 +24,8 @@ export const HostItem = z.object({
   accelerator: AcceleratorKind.optional(),
   /** With `vmRuntime: qemu`: its agent moves guests live. */
   liveMigration: z.boolean().optional(),
+  /** An operator keeps new VMs off it (`POST /hosts/{id}/cordon`); what runs there stays. */
+  cordoned: z.boolean().optional(),
 });
 export type HostItem = z.infer<typeof HostItem>;
 

@@ -3,6 +3,7 @@ import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
 import { MigrationPhase, migrationId } from './migrations.ts';
 import { NodeKind } from './projects.ts';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
+import { HostHealth } from './host-health.ts';
 import { AcceleratorKind, MachineType, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
 
 /**
@@ -35,6 +36,12 @@ export const Host = z.strictObject({
   accelerator: AcceleratorKind.optional(),
   /** With `vmRuntime: qemu`: the host moves running guests live (to and from other such hosts). */
   liveMigration: z.boolean().optional(),
+  /** From its agent's heartbeats (every 5 s): suspect after 12 s of silence, down after 20 s or when never heard from. */
+  health: HostHealth,
+  /** When its agent's last heartbeat arrived; absent when it never sent one. */
+  lastSeen: timestamp.optional(),
+  /** An operator keeps new VMs off it; what runs there stays. */
+  cordoned: z.boolean(),
   createdAt: timestamp,
 });
 export const HostList = z.strictObject({ hosts: z.array(Host) });
@@ -63,7 +70,8 @@ export const Vm = z.strictObject({
   hostId: resourceId,
   /**
    * `provisioning` until its host runs it (meanwhile its image may be copied into the region: see
-   * stateReason), then `starting`, `running`, `stopping`, `stopped` or `failed` as its host sees it.
+   * stateReason), then `starting`, `running`, `stopping`, `stopped` or `failed` as its host sees it;
+   * `unreachable` while its host is down (nobody can say whether it still runs).
    */
   state: VmState,
   stateReason: z.string().optional(),

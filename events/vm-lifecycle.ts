@@ -7,11 +7,11 @@ import { resourceId } from './identifiers.ts';
  * state a tenant's start or stop leads to, and shows a running VM `migrating` while it moves live
  * between hosts; everything else is what the VM's host agent saw.
  */
-export const VmState = z.enum(['provisioning', 'starting', 'running', 'migrating', 'stopping', 'stopped', 'failed']);
+export const VmState = z.enum(['provisioning', 'starting', 'running', 'migrating', 'stopping', 'stopped', 'failed', 'unreachable']);
 export type VmState = z.infer<typeof VmState>;
 
 /** What a host agent reports of a VM it runs. */
-export const ObservedVmState = VmState.exclude(['provisioning', 'migrating']);
+export const ObservedVmState = VmState.exclude(['provisioning', 'migrating', 'unreachable']);
 export type ObservedVmState = z.infer<typeof ObservedVmState>;
 
 /** What the tenant asked for (`POST /vms/{id}/start|stop`); the host agent makes it so. */

@@ -9,6 +9,7 @@ import type { HostVmConfigs } from '#events/vm-config.ts';
 import { HostMessageBatch, type NetworkMessage } from '#events/endpoints.ts';
 import { ApiError } from '#events/api-client.ts';
 import { ControlPlaneClient, type TokenSource } from './control-plane-client.ts';
+import { Heartbeats } from './heartbeats.ts';
 import { EndpointAcks } from './endpoint-acks.ts';
 import { desiredState, vmInterfaceName } from './data-plane/desired-state.ts';
 import { LinuxDataPlane, type DataPlaneStatus } from './data-plane/linux-data-plane.ts';
@@ -126,6 +127,8 @@ export class HostAgent {
   private readonly shuffle: ShuffleService;
   /** Tells the control plane which endpoint versions this agent holds. */
   readonly acks: EndpointAcks;
+  /** Tells the control plane this host is alive: its health. */
+  private readonly heartbeats: Heartbeats;
   /** Real tunnels, when the agent has a host namespace to program. */
   private dataPlane: LinuxDataPlane | undefined;
   /** SSH host keys each local VM uploaded, by key type: forwarded as a whole set on every upload. */
@@ -199,6 +202,10 @@ export class HostAgent {
       (acks) => this.controlPlane.acknowledgeEndpoints(config.hostId, acks),
       (message) => log(config.hostId, message),
     );
+    this.heartbeats = new Heartbeats(
+      () => this.controlPlane.sendHeartbeat(config.hostId),
+      (message) => log(config.hostId, message),
+    );
   }
 
   private get hostServices(): boolean {
@@ -232,6 +239,7 @@ export class HostAgent {
     const { queueUrl } = await this.retrying('register', () =>
       this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity, ...this.runsVmsWith() }),
     );
+    this.heartbeats.start();
     // Consume before the resync returns: anything newer than the resync wins by version anyway.
     this.consumer = new QueueConsumer(
       this.sqs,
@@ -267,6 +275,7 @@ export class HostAgent {
   }
 
   async stop(): Promise<void> {
+    this.heartbeats.stop();
     clearInterval(this.resyncTimer);
     clearTimeout(this.secretsRetry);
     await this.consumer?.stop();
@@ -515,6 +524,7 @@ export class HostAgent {
       shuffle: this.shuffle.stats(),
       stats: this.stats,
       acks: { ...this.acks.stats, pending: this.acks.pendingCount },
+      heartbeats: this.heartbeats.stats,
       vms: this.bridges.list(),
       vmRuntime: this.config.vmRuntime
         ? {

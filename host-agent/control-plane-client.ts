@@ -31,6 +31,11 @@ export class ControlPlaneClient {
     return this.tracked(this.api.registerHost({ body: request }));
   }
 
+  /** Says this host's agent is alive. */
+  async sendHeartbeat(hostId: string): Promise<void> {
+    await this.tracked(this.api.sendHeartbeat({ params: { hostId } }));
+  }
+
   async acknowledgeEndpoints(hostId: string, acks: { vmId: string; version: number }[]): Promise<void> {
     await this.tracked(this.api.acknowledgeEndpoints({ params: { hostId }, body: { acks } }));
   }

@@ -40,6 +40,8 @@ export interface TenantApiProps {
   egressOpenCidrs: readonly string[];
   /** Endpoint versions each host agent has acknowledged, per VM. */
   convergenceTable: ITable;
+  /** Host agents' heartbeats: each host's health. */
+  livenessTable: ITable;
   /** Host queues: registering a host makes its queue. */
   hostQueues: QueueFamily;
   hostDlq: IQueue;
@@ -90,6 +92,14 @@ function usesConvergenceTable(fn: ControlPlaneFunction, props: TenantApiProps, a
   else props.convergenceTable.grantWriteData(fn);
 }
 
+/** Reads hosts' heartbeats (their health), or records them (`write`: heartbeats only, no reads). */
+function usesLivenessTable(fn: ControlPlaneFunction, props: TenantApiProps, access: 'read' | 'read-write' | 'write') {
+  fn.setting('livenessTableName', props.livenessTable.tableName);
+  if (access !== 'write') props.livenessTable.grant(fn, 'dynamodb:BatchGetItem');
+  if (access !== 'read') props.livenessTable.grant(fn, 'dynamodb:PutItem');
+}
+const readsHealth = (fn: ControlPlaneFunction, props: TenantApiProps) => usesLivenessTable(fn, props, 'read');
+
 interface Route {
   operation: Operation;
   /** What the function may do with the table; `none` for a route that does not touch it. */
@@ -119,9 +129,15 @@ const routes: Route[] = [
     extras: (fn, props) => {
       createsQueues(fn, 'hostQueuePrefix', props.hostQueues);
       fn.setting('hostDlqArn', props.hostDlq.queueArn);
+      usesLivenessTable(fn, props, 'read-write');
     },
   },
-  { operation: operations.listHosts, access: 'read' },
+  { operation: operations.listHosts, access: 'read', extras: readsHealth },
+  { operation: operations.getHost, access: 'read', extras: readsHealth },
+  { operation: operations.cordonHost, access: 'write', extras: readsHealth },
+  { operation: operations.uncordonHost, access: 'write', extras: readsHealth },
+  // Heartbeats touch only the liveness table: one write each.
+  { operation: operations.sendHeartbeat, access: 'none', extras: (fn, props) => usesLivenessTable(fn, props, 'write') },
   { operation: operations.revokeToken, access: 'write' },
   { operation: operations.getForwardingTable, access: 'read' },
   { operation: operations.createNetwork, access: 'write' },
@@ -134,17 +150,32 @@ const routes: Route[] = [
       // The bucket a copy of an image from another region goes to (the copy job writes it).
       fn.setting('vmPairKeyArn', props.vmPairKey.keyArn).setting('imagesBucket', props.imagesBucket.bucketName);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
+      readsHealth(fn, props);
     },
   },
-  { operation: operations.listVms, access: 'read', extras: signsListCursors },
-  { operation: operations.getVm, access: 'read' },
+  {
+    operation: operations.listVms,
+    access: 'read',
+    extras: (fn, props) => {
+      signsListCursors(fn, props);
+      readsHealth(fn, props);
+    },
+  },
+  { operation: operations.getVm, access: 'read', extras: readsHealth },
   { operation: operations.startVm, access: 'write' },
   { operation: operations.stopVm, access: 'write' },
   { operation: operations.rebootVm, access: 'write' },
   { operation: operations.getVmConsoleOutput, access: 'read' },
   { operation: operations.reportVmState, access: 'write' },
   // A move at once, and a live migration at its cut-over (the destination's report).
-  { operation: operations.migrateVm, access: 'write', extras: movesVms },
+  {
+    operation: operations.migrateVm,
+    access: 'write',
+    extras: (fn, props) => {
+      movesVms(fn, props);
+      readsHealth(fn, props);
+    },
+  },
   { operation: operations.reportMigration, access: 'write', extras: movesVms },
   { operation: operations.getMigrationConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
   { operation: operations.getVmConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },

@@ -9,11 +9,17 @@ import { dynamodb } from '../platform/clients.ts';
 import { ClientError, ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { backoff, cancellationCodes, getItem, queryAll } from '../core/store.ts';
 import { indexes, indexKeys, keys } from '../core/table-keys.ts';
+import { healthOf, type Liveness } from './host-health.ts';
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type HostView = z.infer<typeof responses.Host>;
 
-export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUrl, vmRuntime, accelerator, liveMigration, createdAt }: HostItem): HostView => ({
+/** The host as the API shows it, with its health from `liveness` (its last heartbeat) at `nowMs`. */
+export const toHostView = (
+  { hostId, address, region, capacity, vmCount, queueUrl, vmRuntime, accelerator, liveMigration, cordoned, createdAt }: HostItem,
+  liveness: Liveness,
+  nowMs: number,
+): HostView => ({
   hostId,
   address,
   region,
@@ -23,6 +29,9 @@ export const toHostView = ({ hostId, address, region, capacity, vmCount, queueUr
   ...(vmRuntime ? { vmRuntime } : {}),
   ...(accelerator ? { accelerator } : {}),
   ...(liveMigration ? { liveMigration } : {}),
+  health: healthOf(liveness, nowMs),
+  ...(liveness.lastSeenMs !== undefined ? { lastSeen: new Date(liveness.lastSeenMs).toISOString() } : {}),
+  cordoned: cordoned === true,
   createdAt,
 });
 
@@ -89,11 +98,11 @@ export async function registerHost(
   region: string,
   request: RegisterHostRequest,
   ensureQueue: (hostId: string) => Promise<string>,
-): Promise<{ host: HostView; created: boolean }> {
+): Promise<{ host: HostItem; created: boolean }> {
   if (request.accelerator && request.vmRuntime !== 'qemu') throw new ValidationError('body.accelerator: only a host with vmRuntime qemu has one');
   if (request.liveMigration && request.vmRuntime !== 'qemu') throw new ValidationError('body.liveMigration: only a host with vmRuntime qemu moves guests live');
   const [existing, holder] = await Promise.all([getItem<HostItem>(table, keys.host(request.hostId)), addressHolder(table, region, request.address)]);
-  if (existing) return { host: toHostView(await registerAgain(table, region, existing, request, holder)), created: false };
+  if (existing) return { host: await registerAgain(table, region, existing, request, holder), created: false };
   // Refused before a queue is made for it; the transaction below settles a race.
   if (holder !== undefined && holder !== request.hostId) throw addressTakenError(request.address, region, holder);
 
@@ -123,7 +132,7 @@ export async function registerHost(
           ],
         }),
       );
-      return { host: toHostView(item), created: true };
+      return { host: item, created: true };
     } catch (error) {
       const codes = cancellationCodes(error);
       if (!codes) throw error;
@@ -131,7 +140,7 @@ export async function registerHost(
       if (codes[0] === 'ConditionalCheckFailed') {
         // A concurrent registration of this host won; answer as if we had come second.
         const winner = await getItem<HostItem>(table, keys.host(request.hostId));
-        return { host: toHostView(await registerAgain(table, region, winner!, request)), created: false };
+        return { host: await registerAgain(table, region, winner!, request), created: false };
       }
       // A concurrent registration held the host or the address (a transaction conflict): try again.
       await backoff(attempt);

@@ -8,6 +8,7 @@ import { dynamodb } from '../platform/clients.ts';
 import { pickFreeAddress } from '../network/cidr.ts';
 import { ClientError, ConflictError, InUseError, NotFoundError } from '../core/errors.ts';
 import { assertRunsVms, chooseHost, getHost, listHosts } from './hosts.ts';
+import { assertPlaceable, placeableHosts } from './host-liveness.ts';
 import { getNetwork } from '../network/networks.ts';
 import { newId } from '../core/ids.ts';
 import { queryPage } from '../core/pagination.ts';
@@ -79,6 +80,8 @@ export class TooBusyError extends ClientError {
 export interface Placement {
   region: string;
   imagesBucket: string;
+  /** Hosts' heartbeats: placement takes only healthy hosts. */
+  livenessTable: string;
 }
 
 /**
@@ -118,6 +121,7 @@ async function placeVm(
   const pinned = request.hostId ? await getHost(table, request.hostId) : undefined;
   if (pinned && !inRegion(pinned, region)) throw new ConflictError(`hostId: host ${pinned.hostId} is in ${pinned.region}, not ${region}`);
   if (pinned) assertRunsVms(pinned, 'hostId');
+  if (pinned) await assertPlaceable(placement.livenessTable, pinned, 'hostId');
   const launchImage = () => (request.imageId ? imageForLaunch(table, tenantId, request.imageId, region, network.projectId, placement.imagesBucket) : undefined);
   const spread = await hostsOfVms(table, tenantId, request.spreadFrom);
   if (pinned && spread.has(pinned.hostId)) throw new ConflictError(`hostId: host ${pinned.hostId} runs ${spread.get(pinned.hostId)}, named in spreadFrom`);
@@ -136,7 +140,10 @@ async function placeVm(
     const host = pinned
       ? await getHost(table, pinned.hostId)
       : chooseHost(
-          (await listHosts(table)).filter((candidate) => inRegion(candidate, region)),
+          await placeableHosts(
+            placement.livenessTable,
+            (await listHosts(table)).filter((candidate) => inRegion(candidate, region)),
+          ),
           new Set([...fullHosts, ...spread.keys()]),
         );
     if (pinned && host) assertRunsVms(host, 'hostId');
@@ -336,7 +343,7 @@ export async function listVmsOnHostPage(table: string, hostId: string, query: Li
  */
 export async function migrateVm(
   table: string,
-  region: string,
+  { region, livenessTable }: Pick<Placement, 'region' | 'livenessTable'>,
   tenantId: string | undefined,
   vmId: string,
   request: { targetHostId?: string | undefined; spreadFrom?: readonly string[] | undefined } = {},
@@ -369,7 +376,10 @@ export async function migrateVm(
     const target = named
       ? await getHost(table, named)
       : chooseHost(
-          (await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region) && (!live || candidate.liveMigration === true)),
+          await placeableHosts(
+            livenessTable,
+            (await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region) && (!live || candidate.liveMigration === true)),
+          ),
           new Set([vm.hostId, ...fullHosts, ...spread.keys()]),
         );
     if (!target) throw new ConflictError(`no other host${spread.size > 0 ? ' apart from the spreadFrom VMs' : ''} has capacity for vm ${vmId}`);
@@ -379,6 +389,7 @@ export async function migrateVm(
       throw new ConflictError(`targetHostId: host ${targetHostId} is in ${target.region}; vm ${vmId} runs in ${vm.region}`);
     }
     assertRunsVms(target, 'targetHostId');
+    if (named) await assertPlaceable(livenessTable, target, 'targetHostId');
     if (target.vmCount >= target.capacity) throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
     if (live) {
       if (target.liveMigration !== true)

@@ -22,7 +22,7 @@ type Route = { networkId: string; ip: string; endpoint: string; vmId: string; ve
 export interface Topology {
   viewer: Viewer;
   /** The hosts the viewer has something on (an operator: all). A tenant's `vmCount` counts its own VMs only, and it sees no capacity. */
-  hosts: { hostId: string; address?: string; capacity?: number; vmCount: number }[];
+  hosts: { hostId: string; address?: string; capacity?: number; vmCount: number; health?: string; lastSeen?: string }[];
   /** A tenant's own networks; for an operator, every network a VM or a route names (the API tells operators no network names or CIDRs). */
   networks: { networkId: string; name?: string; cidr?: string; tenantId?: string }[];
   vms: {
@@ -141,7 +141,9 @@ async function operatorView(sources: ConsoleSources, api: ApiClient, viewer: Vie
     if (!networks.has(route.networkId)) networks.set(route.networkId, { networkId: route.networkId });
   return {
     viewer,
-    hosts: hosts.map(({ hostId, address, capacity, vmCount }) => ({ hostId, address, capacity, vmCount })).sort(byId('hostId')),
+    hosts: hosts
+      .map(({ hostId, address, capacity, vmCount, health, lastSeen }) => ({ hostId, address, capacity, vmCount, health, ...(lastSeen ? { lastSeen } : {}) }))
+      .sort(byId('hostId')),
     networks: [...networks.values()].sort(byId('networkId')),
     vms: vms.sort(byId('name')),
     agents,

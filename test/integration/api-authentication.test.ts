@@ -4,6 +4,7 @@ import { issueApiToken } from '#tokens/api-tokens.ts';
 import { KmsJwsSigner } from '#tokens/kms-signer.ts';
 import { eventually } from '../helpers/agents.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 import { operatorToken, tokenFor } from '../helpers/tokens.ts';
 import { deploymentFromEnvironment, keyAlias } from '#events/naming.ts';
@@ -21,6 +22,7 @@ describe('API authentication', () => {
     for (const [i, id] of [hostId, otherHostId].entries()) {
       await expectOk(api('POST', '/hosts', { hostId: id, address: `198.51.100.${140 + i}`, capacity: 2 }, operatorToken()), 201);
     }
+    await keepAlive(hostId, otherHostId);
   });
 
   it.each([

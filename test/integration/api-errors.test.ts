@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { deploymentFromEnvironment, metadataTableName } from '#events/naming.ts';
 import { keys } from '#functions/core/table-keys.ts';
 import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 import { operatorToken } from '../helpers/tokens.ts';
 
@@ -21,6 +22,7 @@ describe('API input errors', () => {
   beforeAll(async () => {
     hostId = uniqueId('errors');
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.80', capacity: 4 }, operatorToken()), 201);
+    await keepAlive(hostId);
     networkId = (await expectOk(api('POST', '/networks', { name: 'errors', cidr: '10.60.0.0/24' }), 201)).networkId;
     vmId = (await expectOk(createVmOn({ name: 'vm', networkId, hostId }), 201)).vmId;
   });

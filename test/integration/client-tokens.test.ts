@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 /** A create sent again with its clientToken (after a timeout, a lost answer) makes nothing twice. */
@@ -14,6 +15,7 @@ describe('idempotent creates', () => {
 
   beforeAll(async () => {
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.76', capacity: 20 }, operatorToken()), 201);
+    await keepAlive(hostId);
     networkId = (await expectOk(as('POST', '/networks', { name: 'tokens', cidr: '10.71.0.0/24', clientToken: 'net-1' }), 201)).networkId;
   });
 

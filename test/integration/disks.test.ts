@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 const SPEC = { sizeGiB: 40, iops: 3000, throughputMiBps: 125 };
@@ -121,6 +122,7 @@ describe('disks and storage pools', () => {
   it('attaches to a VM, and refuses to delete either while attached, naming the other', async () => {
     const hostId = uniqueId('disk-host');
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.191', capacity: 4 }, operatorToken()), 201);
+    await keepAlive(hostId);
     const network = await expectOk(asTenant('POST', '/networks', { name: 'disks', cidr: '10.83.0.0/24' }), 201);
     const vm = await expectOk(createVmOn({ name: 'db', networkId: network.networkId, hostId }, tenant), 201);
     const [disk] = await listDisks();
@@ -157,6 +159,7 @@ describe('disks and storage pools', () => {
     // Detached, its data is still on that host: it attaches to VMs there only.
     const otherHost = uniqueId('disk-host');
     await expectOk(api('POST', '/hosts', { hostId: otherHost, address: '198.51.100.192', capacity: 4 }, operatorToken()), 201);
+    await keepAlive(otherHost);
     const elsewhere = await expectOk(createVmOn({ name: 'db-2', networkId: network.networkId, hostId: otherHost }, tenant), 201);
     expect(await asTenant('POST', `/disks/${disk.diskId}/attach`, { vmId: elsewhere.vmId })).toEqual({
       status: 409,

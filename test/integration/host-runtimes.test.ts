@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, migrateVmTo, request, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { qemuUnavailableReason } from '../helpers/guest.ts';
 import { operatorToken, tenantToken, tokenFor } from '../helpers/tokens.ts';
 
@@ -99,6 +100,7 @@ describe('hosts register what they run VMs with; placement and the VM view follo
     const register = (body: Record<string, unknown>, token = operatorToken()) =>
       api('POST', '/hosts', { hostId, address: '198.51.100.74', capacity: 2, ...body }, token);
     expect((await expectOk(register({}), 201)).vmRuntime).toBeUndefined();
+    await keepAlive(hostId);
     const vm = await expectOk(createVmOn({ name: 'on-unsaid', networkId, hostId }, tenantId), 201);
     expect(vm.runtime).toBeUndefined();
     // Again without saying: nothing changes. Saying none: placement keeps off it from then on.

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { operations, type Operation } from '#events/operations.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 /**
@@ -22,6 +23,7 @@ describe('hostile input on every route', () => {
   beforeAll(async () => {
     const hostId = uniqueId('hostile-host');
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.250', capacity: 2 }, operatorToken()), 201);
+    await keepAlive(hostId);
     const network = await expectOk(api('POST', '/networks', { name: 'b-secret-net', cidr: '10.93.0.0/24' }, tenantB), 201);
     const vm = await expectOk(createVmOn({ name: 'b-secret-vm', networkId: network.networkId, hostId }, tenantBId), 201);
     const account = await expectOk(api('POST', '/service-accounts', { name: 'b-secret-robot' }, tenantB), 201);

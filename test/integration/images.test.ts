@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { uploadParts } from '../helpers/images.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
@@ -77,6 +78,7 @@ describe('images', () => {
     const { networkId } = await expectOk(api('POST', '/networks', { name: 'pub', cidr: '10.93.0.0/24' }, tenantToken(tenantId)), 201);
     const hostId = uniqueId('pub-host');
     await expectOk(api('POST', '/hosts', { hostId, address: '192.0.2.250', capacity: 4 }, operator), 201);
+    await keepAlive(hostId);
     const vm = await expectOk(createVmOn({ name: 'from-public', networkId, hostId, imageId: image.imageId }, tenantId), 201);
     expect(vm).toMatchObject({ imageId: image.imageId, state: 'provisioning' });
     await expectOk(api('DELETE', `/vms/${vm.vmId}`, undefined, tenantToken(tenantId)), 204);

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { operatorToken } from '../helpers/tokens.ts';
 
 const ipToInt = (ip: string) => ip.split('.').reduce((value, part) => value * 256 + Number(part), 0);
@@ -9,7 +10,9 @@ describe('IP allocation under concurrency', () => {
 
   beforeAll(async () => {
     for (const i of [1, 2]) {
-      await expectOk(api('POST', '/hosts', { hostId: uniqueId(`alloc${i}`), address: `198.51.100.${60 + i}`, capacity: 200 }, operatorToken()), 201);
+      const hostId = uniqueId(`alloc${i}`);
+      await expectOk(api('POST', '/hosts', { hostId, address: `198.51.100.${60 + i}`, capacity: 200 }, operatorToken()), 201);
+      await keepAlive(hostId);
     }
     networkId = (await expectOk(api('POST', '/networks', { name: 'alloc', cidr: '10.50.0.0/26' }), 201)).networkId;
   });
@@ -61,6 +64,7 @@ describe('IP allocation under concurrency', () => {
   it('refuses a VM pinned to a full host with 409', async () => {
     const hostId = uniqueId('tiny');
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.70', capacity: 1 }, operatorToken()), 201);
+    await keepAlive(hostId);
     const network = await expectOk(api('POST', '/networks', { name: 'tiny', cidr: '10.51.0.0/28' }), 201);
     await expectOk(createVmOn({ name: 'one', networkId: network.networkId, hostId }), 201);
     const second = await createVmOn({ name: 'two', networkId: network.networkId, hostId });

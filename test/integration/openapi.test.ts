@@ -2,6 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
 import { openApiDocument } from '#events/openapi.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { openSshPublicKey } from '../helpers/ssh-keys.ts';
 import { operatorToken, tenantToken, tokenFor } from '../helpers/tokens.ts';
 
@@ -32,6 +33,7 @@ describe('the OpenAPI description', () => {
     const hostId = uniqueId('described');
     const host = tokenFor('host', hostId);
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.234', capacity: 4 }, operatorToken()), 201);
+    await keepAlive(hostId);
     const network = await expectOk(api('POST', '/networks', { name: 'described', cidr: '10.93.0.0/24' }), 201);
     const vm = await expectOk(createVmOn({ name: 'described', networkId: network.networkId, hostId }), 201);
     const account = await expectOk(api('POST', '/service-accounts', { name: 'described' }), 201);

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResponse } from '#events/api-client.ts';
 import { createVmOn, expectOk, migrateVmTo, request, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { operatorToken, tenantToken, tokenFor } from '../helpers/tokens.ts';
 
 /**
@@ -25,6 +26,7 @@ describe('placement: tenants do not pick hosts', () => {
     for (const [i, hostId] of hostIds.entries()) {
       await expectOk(request('registerHost', { body: { hostId, address: `198.51.100.${151 + i}`, capacity: 4 } }, { token: operatorToken() }), 201);
     }
+    await keepAlive(...hostIds);
     networkId = (await expectOk(request('createNetwork', { body: { name: 'place', cidr: '10.95.0.0/24' } }, { token: tenant }), 201)).networkId;
     otherNetworkId = (await expectOk(request('createNetwork', { body: { name: 'place', cidr: '10.95.0.0/24' } }, { token: other }), 201)).networkId;
     pinned = await expectOk(createVmOn({ name: 'pinned', networkId, hostId: hostIds[0]! }, tenantId), 201);

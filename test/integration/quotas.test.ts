@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_QUOTAS } from '#events/quotas.ts';
 import { eventually } from '../helpers/agents.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { operatorToken, tokenFor } from '../helpers/tokens.ts';
 
 describe('tenant quotas', () => {
@@ -20,7 +21,9 @@ describe('tenant quotas', () => {
 
   beforeAll(async () => {
     // Room for every VM this file makes, and a pool that fits two of its disks at a time.
-    await expectOk(asOperator('POST', '/hosts', { hostId: uniqueId('quota-host'), address: '198.51.100.235', capacity: 40 }), 201);
+    const hostId = uniqueId('quota-host');
+    await expectOk(asOperator('POST', '/hosts', { hostId, address: '198.51.100.235', capacity: 40 }), 201);
+    await keepAlive(hostId);
     await expectOk(asOperator('POST', '/storage-pools', { poolId: uniqueId('quota-pool'), capacityGiB: 200, iops: 6000, throughputMiBps: 250 }), 201);
   });
 

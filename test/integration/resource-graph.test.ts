@@ -5,6 +5,7 @@ import { handleGraphMessage } from '#functions/lifecycle/resource-graph.ts';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
@@ -71,6 +72,7 @@ describe('resource graph', () => {
     for (const [i, hostId] of hostIds.entries()) {
       await expectOk(api('POST', '/hosts', { hostId, address: `198.51.100.${200 + i}`, capacity: 64 }, operatorToken()), 201);
     }
+    await keepAlive(...hostIds);
     await expectOk(api('POST', '/storage-pools', pool, operatorToken()), 201);
   });
 

@@ -7,6 +7,7 @@ import type { Scope } from '#events/tokens.ts';
 import { ensureSchemathesisInstalled, SCHEMATHESIS_VERSION } from '../../local/schemathesis/install.ts';
 import { projectRoot } from '../../local/processes.ts';
 import { api, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { operatorToken, tenantToken, tokenFor } from '../helpers/tokens.ts';
 
 /**
@@ -240,6 +241,7 @@ describe(`Schemathesis ${SCHEMATHESIS_VERSION} against the served OpenAPI descri
     st = await ensureSchemathesisInstalled();
     // The host the host token names, so its routes reach the handlers' own checks rather than stop at "not your host".
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.240', capacity: 2 }, operatorToken()), 201);
+    await keepAlive(hostId);
     // The fuzzed tenant's creates stay small: disks are drawn from the storage pools every file shares.
     await expectOk(api('PUT', `/quotas/${tenantId}`, { vms: 5, disks: 5, diskGiB: 64, networks: 20 }, operatorToken()));
   }, 300_000);

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { api, createVmOn, expectOk, uniqueId, type ApiResponse } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
 
 /**
@@ -25,6 +26,7 @@ describe('tenant isolation', () => {
     for (const [i, hostId] of hostIds.entries()) {
       await expectOk(api('POST', '/hosts', { hostId, address: `198.51.100.${120 + i}`, capacity: 8 }, operatorToken()), 201);
     }
+    await keepAlive(...hostIds);
     networkB = await expectOk(api('POST', '/networks', { name: 'b-private', cidr: '10.90.0.0/24' }, tenantB), 201);
     vmB = await expectOk(createVmOn({ name: 'b-vm', networkId: networkB.networkId, hostId: hostIds[0]! }, tenantBId), 201);
     accountB = await expectOk(api('POST', '/service-accounts', { name: 'b-robot' }, tenantB), 201);

@@ -4,6 +4,7 @@ import { decodeJws } from '#tokens/jws.ts';
 import { KeyPairJwsSigner } from '#tokens/key-pair-signer.ts';
 import { mintVmToken } from '#tokens/vm-tokens.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { keepAlive } from '../helpers/heartbeats.ts';
 import { operatorToken, tenantToken, tokenFor } from '../helpers/tokens.ts';
 
 /**
@@ -21,6 +22,7 @@ describe('a VM token names no other VM', () => {
 
   beforeAll(async () => {
     await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.156', capacity: 8 }, operatorToken()), 201);
+    await keepAlive(hostId);
     const { networkId } = await expectOk(api('POST', '/networks', { name: 'vm-token', cidr: '10.96.0.0/24' }, tenant), 201);
     const account = await expectOk(api('POST', '/service-accounts', { name: 'shared' }, tenant), 201);
     for (const name of ['one', 'two', 'three']) {

@@ -434,6 +434,8 @@ describe('ControlPlaneStack in several regions', () => {
         'ImagesAccessLogs91649A46',
         'ListCursorKeyAliasD8F70C4E',
         'ListCursorKeyDB4EF480',
+        // New with hosts' heartbeats.
+        'LivenessD330D602',
         'MetadataBDB8F4DB',
         'NetworkChangesDynamoDBEventSourceStratoplaneuseast1MetadataC64730F65CE776B1',
         'NetworkChangesLogs0DF81BC4',
@@ -478,6 +480,8 @@ describe('ControlPlaneStack in several regions', () => {
         'ImagesAccessLogs91649A46',
         'ListCursorKeyAliasD8F70C4E',
         'ListCursorKeyDB4EF480',
+        // New with hosts' heartbeats.
+        'LivenessD330D602',
         'MetadataReplicaStream65F604BF',
         'NetworkChangesDynamoDBEventSourceStratoplaneeuwest1MetadataDD59F4822DB0AC9E',
         'NetworkChangesLogs0DF81BC4',

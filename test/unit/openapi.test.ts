@@ -156,7 +156,10 @@ describe('OpenAPI description', () => {
     const vm = (document.paths['/vms/{vmId}'] as any).get.responses['200'].content['application/json'].schema;
     expect(vm).toMatchObject({ type: 'object', additionalProperties: false });
     expect(vm.required).toEqual(expect.arrayContaining(['vmId', 'ip', 'hostId', 'state', 'endpoint']));
-    expect(vm.properties.state).toEqual({ type: 'string', enum: ['provisioning', 'starting', 'running', 'migrating', 'stopping', 'stopped', 'failed'] });
+    expect(vm.properties.state).toEqual({
+      type: 'string',
+      enum: ['provisioning', 'starting', 'running', 'migrating', 'stopping', 'stopped', 'failed', 'unreachable'],
+    });
     expect(document.components.schemas.Error).toMatchObject({ type: 'object', required: ['message'] });
   });
 

@@ -3,11 +3,12 @@ import { setting } from '../../platform/env.ts';
 import { apiHandler } from '../../triggers/api-handler.ts';
 import { currentRegion } from '../../platform/region.ts';
 import { tableName } from '../../platform/table.ts';
+import { livenessTableName } from '../../platform/liveness-table.ts';
 import { createVm } from '../vms.ts';
 import { actingTenantOf, assertOperatorFor } from '../../core/access.ts';
 import { newPairKeyCiphertext } from '../../platform/pair-keys.ts';
 
-const placement = { region: currentRegion, imagesBucket: setting('imagesBucket') };
+const placement = { region: currentRegion, imagesBucket: setting('imagesBucket'), livenessTable: livenessTableName };
 
 export const handler = apiHandler(operations.createVm, async ({ body, caller }) => {
   // Tenants do not pick physical hosts; operators may, for a tenant they name.

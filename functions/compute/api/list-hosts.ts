@@ -1,9 +1,11 @@
 import { operations } from '#events/operations.ts';
 import { apiHandler } from '../../triggers/api-handler.ts';
 import { tableName } from '../../platform/table.ts';
-import { listHosts, toHostView } from '../hosts.ts';
+import { livenessTableName } from '../../platform/liveness-table.ts';
+import { listHosts } from '../hosts.ts';
+import { hostViews } from '../host-liveness.ts';
 
 export const handler = apiHandler(operations.listHosts, async () => ({
   statusCode: 200,
-  body: { hosts: (await listHosts(tableName)).map(toHostView) },
+  body: { hosts: await hostViews(livenessTableName, await listHosts(tableName)) },
 }));

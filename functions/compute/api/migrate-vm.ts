@@ -2,6 +2,7 @@ import { operations } from '#events/operations.ts';
 import { apiHandler } from '../../triggers/api-handler.ts';
 import { currentRegion } from '../../platform/region.ts';
 import { tableName } from '../../platform/table.ts';
+import { livenessTableName } from '../../platform/liveness-table.ts';
 import { migrateVm } from '../vms.ts';
 import { assertOperatorFor, tenantOf } from '../../core/access.ts';
 import { newPairKeyCiphertext } from '../../platform/pair-keys.ts';
@@ -15,7 +16,7 @@ export const handler = apiHandler(operations.migrateVm, async ({ path, body, cal
   if (body.targetHostId !== undefined)
     assertOperatorFor(caller, 'targetHostId', 'tenants do not pick hosts: leave it out and placement picks another host with room');
   const tenantId = caller.kind === 'operator' ? undefined : tenantOf(caller);
-  const vm = await migrateVm(tableName, currentRegion, tenantId, path.vmId, body, newPairKeyCiphertext);
+  const vm = await migrateVm(tableName, { region: currentRegion, livenessTable: livenessTableName }, tenantId, path.vmId, body, newPairKeyCiphertext);
   // A live migration has only begun; a move at once has a new endpoint: the hosts that need it hear now.
   if (!vm.migration) {
     const { vmId, ip, networkId, hostId, endpoint } = vm;

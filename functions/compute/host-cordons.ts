@@ -1,0 +1,26 @@
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import type { HostItem } from '#events/records.ts';
+import { dynamodb } from '../platform/clients.ts';
+import { NotFoundError } from '../core/errors.ts';
+import { keys } from '../core/table-keys.ts';
+
+/** Cordons a host (placement and migrations keep off it) or lets it take VMs again; what runs there stays. */
+export async function setCordon(table: string, hostId: string, cordoned: boolean): Promise<HostItem> {
+  try {
+    const { Attributes } = await dynamodb.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: keys.host(hostId),
+        UpdateExpression: cordoned ? 'SET cordoned = :yes' : 'REMOVE cordoned',
+        ConditionExpression: 'attribute_exists(pk)',
+        ...(cordoned ? { ExpressionAttributeValues: { ':yes': true } } : {}),
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return Attributes as HostItem;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) throw new NotFoundError('host', hostId);
+    throw error;
+  }
+}

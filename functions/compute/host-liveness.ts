@@ -1,0 +1,73 @@
+import { BatchGetCommand, type BatchGetCommandOutput, PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { HostItem } from '#events/records.ts';
+import { dynamodb } from '../platform/clients.ts';
+import { ConflictError } from '../core/errors.ts';
+import { type Liveness, unplaceableBecause } from './host-health.ts';
+import { toHostView, type HostView } from './hosts.ts';
+
+/**
+ * Host agents' heartbeats, in the region's liveness table (one item per host: written at each
+ * heartbeat, so kept out of the global table's replication and stream).
+ */
+
+/** A heartbeat's item outlives a host that is gone for good by this long. */
+const KEEP_SECONDS = 7 * 24 * 3600;
+const BATCH_GET_LIMIT = 100;
+
+/** Records that a host's agent is alive now: one write. */
+export async function recordHeartbeat(livenessTable: string, hostId: string, nowMs = Date.now()): Promise<void> {
+  await dynamodb.send(
+    new PutCommand({
+      TableName: livenessTable,
+      Item: { hostId, lastSeen: nowMs, expiresAt: Math.floor(nowMs / 1000) + KEEP_SECONDS },
+    }),
+  );
+}
+
+/** When each host was last heard from (ms), for the hosts that ever were: one read per hundred hosts. */
+export async function lastSeenOf(livenessTable: string, hostIds: Iterable<string>): Promise<Map<string, number>> {
+  const ids = [...new Set(hostIds)];
+  const seen = new Map<string, number>();
+  for (let start = 0; start < ids.length; start += BATCH_GET_LIMIT) {
+    let keys: Record<string, unknown>[] | undefined = ids.slice(start, start + BATCH_GET_LIMIT).map((hostId) => ({ hostId }));
+    for (let attempt = 0; keys && keys.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 25 * 2 ** attempt)));
+      const answer: BatchGetCommandOutput = await dynamodb.send(
+        new BatchGetCommand({ RequestItems: { [livenessTable]: { Keys: keys, ConsistentRead: true } } }),
+      );
+      for (const item of answer.Responses?.[livenessTable] ?? []) seen.set(item.hostId as string, item.lastSeen as number);
+      keys = answer.UnprocessedKeys?.[livenessTable]?.Keys;
+    }
+  }
+  return seen;
+}
+
+/** Each host's liveness: its last heartbeat and its cordon. */
+export async function livenessOf(livenessTable: string, hosts: readonly HostItem[]): Promise<Map<string, Liveness>> {
+  const seen = await lastSeenOf(
+    livenessTable,
+    hosts.map((host) => host.hostId),
+  );
+  return new Map(hosts.map((host) => [host.hostId, { lastSeenMs: seen.get(host.hostId), cordoned: host.cordoned === true }]));
+}
+
+/** The hosts as the API shows them, each with its health now. */
+export async function hostViews(livenessTable: string, hosts: readonly HostItem[]): Promise<HostView[]> {
+  const liveness = await livenessOf(livenessTable, hosts);
+  const now = Date.now();
+  return hosts.map((host) => toHostView(host, liveness.get(host.hostId)!, now));
+}
+
+/** The hosts placement may use now: healthy ones (heard from lately, not cordoned). */
+export async function placeableHosts(livenessTable: string, hosts: readonly HostItem[]): Promise<HostItem[]> {
+  const liveness = await livenessOf(livenessTable, hosts);
+  const now = Date.now();
+  return hosts.filter((host) => unplaceableBecause(host.hostId, liveness.get(host.hostId)!, now) === undefined);
+}
+
+/** Refuses (409) a host named for a new VM or a move when it is not healthy: a VM sent there would not run. */
+export async function assertPlaceable(livenessTable: string, host: HostItem, field: 'hostId' | 'targetHostId'): Promise<void> {
+  const liveness = await livenessOf(livenessTable, [host]);
+  const reason = unplaceableBecause(host.hostId, liveness.get(host.hostId)!, Date.now());
+  if (reason) throw new ConflictError(`${field}: ${reason}`);
+}

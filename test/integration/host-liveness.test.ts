@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
+import { api, createVmOn, expectOk, migrateVmTo, uniqueId } from '../helpers/api.ts';
+import { operatorToken, tenantToken, tokenFor } from '../helpers/tokens.ts';
+
+/** A change reaches its host through the stream, a function and the host's queue: seconds, more under a loaded CI. */
+const HOST_CHANGE_MS = 60_000;
+
+/**
+ * Hosts whose agents die are noticed: heartbeats make each host's health, placement takes only
+ * healthy hosts, and a dead host's VMs read `unreachable` rather than what it last said. Operators
+ * cordon a host to keep new VMs off it.
+ */
+describe('host liveness', () => {
+  const tenantId = uniqueId('live');
+  const tenant = tenantToken(tenantId);
+  const asTenant = (method: string, path: string, body?: unknown) => api(method, path, body, tenant);
+  const asOperator = (method: string, path: string, body?: unknown) => api(method, path, body, operatorToken());
+  let agents: RunningAgent[] = [];
+  let networkId: string;
+  /** A VM on the second host, the one whose agent is killed. */
+  let victimVmId: string;
+  /** A VM on the first host. */
+  let keptVmId: string;
+  const hostOf = async (hostId: string) => expectOk(asOperator('GET', `/hosts/${hostId}`));
+  const vmView = async (vmId: string) => expectOk(asTenant('GET', `/vms/${vmId}`));
+
+  beforeAll(async () => {
+    agents = await Promise.all([startAgent(uniqueId('live-a'), '198.51.100.246', 8), startAgent(uniqueId('live-b'), '198.51.100.247', 8)]);
+    ({ networkId } = await expectOk(asTenant('POST', '/networks', { name: 'live', cidr: '10.97.0.0/24' }), 201));
+    keptVmId = (await expectOk(createVmOn({ name: 'kept', networkId, hostId: agents[0]!.hostId }, tenantId), 201)).vmId;
+    victimVmId = (await expectOk(createVmOn({ name: 'victim', networkId, hostId: agents[1]!.hostId }, tenantId), 201)).vmId;
+    await eventually(async () => expect((await vmView(victimVmId)).state).toBe('running'), HOST_CHANGE_MS, 250);
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all(agents.map((agent) => agent.process.stop()));
+  });
+
+  it('shows each host healthy, with when its agent was last heard from, in GET /hosts and GET /hosts/{id}', async () => {
+    const host = await hostOf(agents[0]!.hostId);
+    expect(host).toMatchObject({ hostId: agents[0]!.hostId, health: 'healthy', cordoned: false });
+    expect(Date.now() - Date.parse(host.lastSeen)).toBeLessThan(10_000);
+    const { hosts } = await expectOk(asOperator('GET', '/hosts'));
+    expect(hosts.find((listed: { hostId: string }) => listed.hostId === agents[1]!.hostId)).toMatchObject({ health: 'healthy' });
+    // The agent's own view of its heartbeats.
+    expect((await agents[0]!.status()).heartbeats).toMatchObject({ failed: 0, sent: expect.any(Number) });
+  });
+
+  it('takes a heartbeat from the host itself only: not another host, an operator or a tenant', async () => {
+    const hostId = agents[1]!.hostId;
+    for (const token of [tokenFor('host', agents[0]!.hostId), operatorToken(), tenant]) {
+      expect((await api('PUT', `/hosts/${hostId}/heartbeat`, undefined, token)).status).toBe(403);
+    }
+    // The host itself, with its own token.
+    expect((await api('PUT', `/hosts/${hostId}/heartbeat`, undefined, tokenFor('host', hostId))).status).toBe(204);
+  });
+
+  it('marks a killed agent’s host down within 30 s: placement keeps off it and its VMs read unreachable; back, it is healthy and its VMs run again', async () => {
+    const [alive, dying] = agents as [RunningAgent, RunningAgent];
+    dying.process.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    const healths = new Set<string>();
+    const downAfterMs = await eventually(
+      async () => {
+        const { health } = await hostOf(dying.hostId);
+        healths.add(health);
+        expect(health).toBe('down');
+      },
+      30_000,
+      250,
+    );
+    console.info(`host down ${downAfterMs} ms after its agent was killed; seen: ${[...healths].join(' → ')}`);
+    expect(Date.now() - killedAt).toBeLessThan(30_000);
+    expect(healths).toContain('suspect');
+    expect(await hostOf(alive.hostId)).toMatchObject({ health: 'healthy' });
+
+    // Its VM: nobody can say it runs.
+    expect(await vmView(victimVmId)).toMatchObject({
+      state: 'unreachable',
+      stateReason: expect.stringMatching(new RegExp(`^its host ${dying.hostId} is down \\(last heard from .*\\); it was running$`)),
+    });
+    const listed = (await expectOk(asTenant('GET', '/vms?limit=100'))).vms;
+    expect(listed.find((vm: { vmId: string }) => vm.vmId === victimVmId)).toMatchObject({ state: 'unreachable' });
+    expect(listed.find((vm: { vmId: string }) => vm.vmId === keptVmId)).toMatchObject({ state: 'running' });
+
+    // Nothing new goes there: pinned, placed, or moved.
+    const pinned = await createVmOn({ name: 'onto-dead', networkId, hostId: dying.hostId }, tenantId);
+    expect(pinned).toEqual({ status: 409, body: { message: expect.stringMatching(new RegExp(`^hostId: host ${dying.hostId} is down \\(last heard from `)) } });
+    const moved = await migrateVmTo(keptVmId, dying.hostId);
+    expect(moved).toEqual({ status: 409, body: { message: expect.stringMatching(new RegExp(`^targetHostId: host ${dying.hostId} is down`)) } });
+    const placed = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => (await expectOk(asTenant('POST', '/vms', { name: `placed-${i}`, networkId }), 201)).hostId),
+    );
+    expect(placed).not.toContain(dying.hostId);
+
+    // Back: healthy at once (its registration is a heartbeat), and its VM runs again.
+    agents[1] = await startAgent(dying.hostId, dying.address, 8);
+    expect(await hostOf(dying.hostId)).toMatchObject({ health: 'healthy' });
+    await eventually(async () => expect(await vmView(victimVmId)).toMatchObject({ state: 'running', hostId: dying.hostId }), HOST_CHANGE_MS, 250);
+  });
+
+  it('lets operators cordon a live host: no new VMs or migrations go there, what runs there stays; uncordoned, it takes VMs again', async () => {
+    const host = agents[0]!.hostId;
+    for (const token of [tenant, tokenFor('host', host)]) expect((await api('POST', `/hosts/${host}/cordon`, undefined, token)).status).toBe(403);
+    expect(await expectOk(asOperator('POST', `/hosts/${host}/cordon`))).toMatchObject({ hostId: host, health: 'cordoned', cordoned: true });
+    const pinned = await createVmOn({ name: 'onto-cordoned', networkId, hostId: host }, tenantId);
+    expect(pinned).toEqual({ status: 409, body: { message: `hostId: host ${host} is cordoned` } });
+    expect((await migrateVmTo(victimVmId, host)).body).toEqual({ message: `targetHostId: host ${host} is cordoned` });
+    expect(await vmView(keptVmId)).toMatchObject({ state: 'running', hostId: host });
+    expect(await expectOk(asOperator('POST', `/hosts/${host}/uncordon`))).toMatchObject({ health: 'healthy', cordoned: false });
+    await expectOk(createVmOn({ name: 'onto-uncordoned', networkId, hostId: host }, tenantId), 201);
+    expect((await asOperator('POST', `/hosts/${uniqueId('nobody')}/cordon`)).status).toBe(404);
+  });
+});
