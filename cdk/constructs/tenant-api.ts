@@ -95,8 +95,9 @@ function usesConvergenceTable(fn: ControlPlaneFunction, props: TenantApiProps, a
 /** Reads hosts' heartbeats (their health), or records them (`write`: heartbeats only, no reads). */
 function usesLivenessTable(fn: ControlPlaneFunction, props: TenantApiProps, access: 'read' | 'read-write' | 'write') {
   fn.setting('livenessTableName', props.livenessTable.tableName);
-  if (access !== 'write') props.livenessTable.grant(fn, 'dynamodb:BatchGetItem');
-  if (access !== 'read') props.livenessTable.grant(fn, 'dynamodb:PutItem');
+  // The table's grants, which include its key's (it is encrypted with the region's data key).
+  if (access !== 'write') props.livenessTable.grantReadData(fn);
+  if (access !== 'read') props.livenessTable.grantWriteData(fn);
 }
 const readsHealth = (fn: ControlPlaneFunction, props: TenantApiProps) => usesLivenessTable(fn, props, 'read');
 
