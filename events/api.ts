@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { clientToken, ipv4Cidr, ipv4CidrPattern, resourceId, underlayAddress } from './identifiers.ts';
-import { AcceleratorKind, MachineType, VmRuntimeKind } from './vm-lifecycle.ts';
+import { AcceleratorKind, MachineType, OnHostFailure, VmRuntimeKind } from './vm-lifecycle.ts';
 import { VmAttributes } from './vm-config.ts';
 
 export const RegisterHostRequest = z.strictObject({
@@ -81,6 +81,9 @@ export const CreateVmRequest = z.strictObject({
   /** Custom metadata its guest reads at boot from its metadata server (`instance/attributes/`), as GCE's metadata at create. */
   attributes: VmAttributes.optional().describe(
     "Custom metadata the guest reads at boot from its metadata server (instance/attributes/<key>), as GCE's instance metadata; later changed with PUT /vms/{vmId}/attributes.",
+  ),
+  onHostFailure: OnHostFailure.optional().describe(
+    'What happens when its host goes down: wait (default: it reads unreachable until the host is back) or restart (once, on another healthy host, from its image; a VM with disks always waits).',
   ),
   clientToken: clientToken.optional(),
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
-import { AcceleratorKind, MachineType, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
+import { AcceleratorKind, HostFailureRecovery, MachineType, OnHostFailure, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
 import { EndpointEntry } from './endpoints.ts';
 import { MigrationOutcome, MigrationRecord } from './migrations.ts';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
@@ -86,6 +86,10 @@ export const VmItem = z.object({
   migration: MigrationRecord.optional(),
   /** How its last live migration ended. */
   lastMigration: MigrationOutcome.optional(),
+  /** What happens when its host goes down (absent: wait). */
+  onHostFailure: OnHostFailure.optional(),
+  /** Its last restart elsewhere after its host went down. */
+  lastRecovery: HostFailureRecovery.optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });

@@ -4,7 +4,7 @@ import { MigrationPhase, migrationId } from './migrations.ts';
 import { NodeKind } from './projects.ts';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
 import { HostHealth } from './host-health.ts';
-import { AcceleratorKind, MachineType, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
+import { AcceleratorKind, HostFailureRecovery, MachineType, OnHostFailure, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
 
 /**
  * What the API answers, route by route. Strict: a field not listed here is an error in the tests
@@ -116,6 +116,10 @@ export const Vm = z.strictObject({
       totalMs: z.number().min(0).optional(),
     })
     .optional(),
+  /** What happens when its host goes down: `wait` (it reads `unreachable` until the host is back) or `restart` elsewhere, once. */
+  onHostFailure: OnHostFailure,
+  /** Its last restart on another host after its host went down. */
+  lastRecovery: HostFailureRecovery.optional(),
   createdAt: timestamp,
   updatedAt: timestamp,
 });

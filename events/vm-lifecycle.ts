@@ -10,6 +10,24 @@ import { resourceId } from './identifiers.ts';
 export const VmState = z.enum(['provisioning', 'starting', 'running', 'migrating', 'stopping', 'stopped', 'failed', 'unreachable']);
 export type VmState = z.infer<typeof VmState>;
 
+/**
+ * What the control plane does with a VM whose host goes down: `wait` for the host to come back (its
+ * VM reads `unreachable` meanwhile), or `restart` it once on another healthy host from its image,
+ * as GCE's automatic restart. A VM with disks always waits: their data is on the dead host.
+ */
+export const OnHostFailure = z.enum(['wait', 'restart']);
+export type OnHostFailure = z.infer<typeof OnHostFailure>;
+
+/** A restart of a VM elsewhere after its host went down. */
+export const HostFailureRecovery = z.strictObject({
+  fromHostId: z.string(),
+  toHostId: z.string(),
+  at: z.iso.datetime(),
+  /** What was known of the dead host: when it was last heard from. */
+  reason: z.string(),
+});
+export type HostFailureRecovery = z.infer<typeof HostFailureRecovery>;
+
 /** What a host agent reports of a VM it runs. */
 export const ObservedVmState = VmState.exclude(['provisioning', 'migrating', 'unreachable']);
 export type ObservedVmState = z.infer<typeof ObservedVmState>;

@@ -1,3 +1,4 @@
+import { startSchedules } from './schedules.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +52,7 @@ async function main() {
 
   const functions = await startFunctions(template, resolver, outdir, { endpoint, region, stackName });
   const pollers = startEventSources(template, resolver, functions, new Checkpoints(path.join(stateDir, `stream-checkpoints-${region}.json`)), region);
+  const schedules = startSchedules(template, functions, region, log);
 
   const stage = (resourcesOfType(template, 'AWS::ApiGateway::Stage')[0]?.[1].Properties?.StageName as string | undefined) ?? 'v1';
   const authorizers = new Map(
@@ -86,6 +88,7 @@ async function main() {
 
   const shutdown = async () => {
     for (const poller of pollers) poller.stop();
+    schedules.stop();
     await api.close();
     await Promise.all([...functions.values()].map((fn) => fn.stop()));
     process.exit(0);

@@ -22,7 +22,7 @@ import { assertDisksHaveSlots, liveMigrationStart, migratingRefusal } from './li
 import { hostCountDelta, memberDelta, refusedHostError } from './vm-counts.ts';
 import { createOnce, throwIfClaimLost } from '../core/client-tokens.ts';
 import { quotaCharge, quotaRelease } from '../tenancy/quotas.ts';
-import { DEFAULT_MACHINE_TYPE } from '#events/vm-lifecycle.ts';
+import { DEFAULT_MACHINE_TYPE, type HostFailureRecovery } from '#events/vm-lifecycle.ts';
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type VmView = z.infer<typeof responses.Vm>;
@@ -63,6 +63,8 @@ export const toVmView = (vm: StoredVm): VmView => ({
       }
     : {}),
   ...(vm.lastMigration ? { lastMigration: vm.lastMigration } : {}),
+  onHostFailure: vm.onHostFailure ?? 'wait',
+  ...(vm.lastRecovery ? { lastRecovery: vm.lastRecovery } : {}),
   createdAt: vm.createdAt,
   updatedAt: vm.updatedAt,
 });
@@ -182,6 +184,7 @@ async function placeVm(
       machineType: request.machineType ?? DEFAULT_MACHINE_TYPE,
       ...(request.imageId ? { imageId: request.imageId } : {}),
       ...(request.attributes ? { attributes: request.attributes } : {}),
+      ...(request.onHostFailure === 'restart' ? { onHostFailure: 'restart' } : {}),
       endpointAddress: host.address,
       endpointVersion: version,
       pairKeyCiphertext,
@@ -349,6 +352,11 @@ export async function migrateVm(
   request: { targetHostId?: string | undefined; spreadFrom?: readonly string[] | undefined } = {},
   /** Rotates the VM's network-pair secret in the move: pair tokens made with the old one are refused at the new host. */
   newPairKeyCiphertext?: (vmId: string) => Promise<string>,
+  /**
+   * A restart elsewhere after the VM's host went down (host-recovery.ts): only while the VM is
+   * still on that host, always at once (nothing of the guest can be copied), booted afresh there.
+   */
+  recovery?: { fromHostId: string; reason: string },
 ): Promise<VmView> {
   const named = request.targetHostId;
   const fullHosts = new Set<string>();
@@ -358,11 +366,12 @@ export async function migrateVm(
     const vm = assertHomeRegion(await getVmFor(table, tenantId, vmId), region, `vm ${vmId}`);
     spread ??= await hostsOfVms(table, vm.tenantId, request.spreadFrom);
     if (named === vm.hostId) throw new ConflictError(`targetHostId: vm ${vmId} already runs on host ${named}`);
+    if (recovery && vm.hostId !== recovery.fromHostId) throw new ConflictError(`vm ${vmId} no longer runs on host ${recovery.fromHostId}`);
     if (vm.migration) throw new ConflictError(migratingRefusal(vm.vmId, vm.migration));
     // A guest that runs moves live (its memory copied while it runs) between hosts that can; anything
     // else moves at once: a VM not running yet or any more, or a guest on a host that cannot (it
     // is booted again at its destination).
-    const source = vm.runtime === 'qemu' && vm.state === 'running' ? await getHost(table, vm.hostId) : undefined;
+    const source = !recovery && vm.runtime === 'qemu' && vm.state === 'running' ? await getHost(table, vm.hostId) : undefined;
     const live = source?.liveMigration === true;
     // A disk's data is a file on its host (docs/disks.md): it follows a guest that moves live
     // (copied while the guest runs), nothing else.
@@ -416,17 +425,28 @@ export async function migrateVm(
     const version = slot.version + 1;
     const updatedAt = new Date().toISOString();
     pairKeyCiphertext ??= await newPairKeyCiphertext?.(vmId);
+    const recovered: HostFailureRecovery | undefined = recovery && {
+      fromHostId: recovery.fromHostId,
+      toHostId: targetHostId,
+      at: updatedAt,
+      reason: recovery.reason,
+    };
+    const restartedBecause = recovered && `restarted here: its host ${recovered.fromHostId} went down (${recovered.reason})`;
+    const removed = [...(target.vmRuntime ? [] : ['runtime']), ...(recovered ? ['stateObservedAt'] : [])];
     const items: TransactItem[] = [
       {
         Update: {
           TableName: table,
           Key: keys.vm(vmId),
           // What runs it is now the target's (its reports say from then on); unknown if the target never said.
-          UpdateExpression: `SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now, gsi3pk = :onHost${pairKeyCiphertext ? ', pairKeyCiphertext = :pairKey' : ''}${target.vmRuntime ? ', runtime = :runtime' : ' REMOVE runtime'}`,
+          // Restarted elsewhere: booted afresh there, and the dead host's last report no longer counts.
+          UpdateExpression: `SET hostId = :to, endpointAddress = :address, endpointVersion = :version, updatedAt = :now, gsi3pk = :onHost${pairKeyCiphertext ? ', pairKeyCiphertext = :pairKey' : ''}${target.vmRuntime ? ', runtime = :runtime' : ''}${recovered ? ', #state = :provisioning, stateReason = :why, lastRecovery = :recovered' : ''}${removed.length > 0 ? ` REMOVE ${removed.join(', ')}` : ''}`,
           ConditionExpression: 'hostId = :from AND attribute_not_exists(diskIds) AND attribute_not_exists(migration)',
+          ...(recovered ? { ExpressionAttributeNames: { '#state': 'state' } } : {}),
           ExpressionAttributeValues: {
             ...(pairKeyCiphertext ? { ':pairKey': pairKeyCiphertext } : {}),
             ...(target.vmRuntime ? { ':runtime': target.vmRuntime } : {}),
+            ...(recovered ? { ':provisioning': 'provisioning', ':why': restartedBecause, ':recovered': recovered } : {}),
             ':to': targetHostId,
             ':from': vm.hostId,
             ':address': target.address,
@@ -455,6 +475,7 @@ export async function migrateVm(
       const { runtime: _previous, ...rest } = vm;
       return toVmView({
         ...rest,
+        ...(recovered ? { state: 'provisioning', stateReason: restartedBecause, lastRecovery: recovered } : {}),
         hostId: targetHostId,
         ...(target.vmRuntime ? { runtime: target.vmRuntime } : {}),
         endpointAddress: target.address,

@@ -22,6 +22,8 @@ describe('host liveness', () => {
   let victimVmId: string;
   /** A VM on the first host. */
   let keptVmId: string;
+  /** A VM on the second host that asked to be restarted elsewhere when its host goes down. */
+  let phoenixVmId: string;
   const hostOf = async (hostId: string) => expectOk(asOperator('GET', `/hosts/${hostId}`));
   const vmView = async (vmId: string) => expectOk(asTenant('GET', `/vms/${vmId}`));
 
@@ -30,7 +32,10 @@ describe('host liveness', () => {
     ({ networkId } = await expectOk(asTenant('POST', '/networks', { name: 'live', cidr: '10.97.0.0/24' }), 201));
     keptVmId = (await expectOk(createVmOn({ name: 'kept', networkId, hostId: agents[0]!.hostId }, tenantId), 201)).vmId;
     victimVmId = (await expectOk(createVmOn({ name: 'victim', networkId, hostId: agents[1]!.hostId }, tenantId), 201)).vmId;
-    await eventually(async () => expect((await vmView(victimVmId)).state).toBe('running'), HOST_CHANGE_MS, 250);
+    const phoenix = await expectOk(createVmOn({ name: 'phoenix', networkId, hostId: agents[1]!.hostId, onHostFailure: 'restart' }, tenantId), 201);
+    expect(phoenix).toMatchObject({ onHostFailure: 'restart' });
+    phoenixVmId = phoenix.vmId;
+    for (const vmId of [victimVmId, phoenixVmId]) await eventually(async () => expect((await vmView(vmId)).state).toBe('running'), HOST_CHANGE_MS, 250);
   }, 120_000);
 
   afterAll(async () => {
@@ -94,11 +99,34 @@ describe('host liveness', () => {
     );
     expect(placed).not.toContain(dying.hostId);
 
-    // Back: healthy at once (its registration is a heartbeat), and its VM runs again.
+    // The VM that asked for it is restarted on the healthy host by the next sweep (every minute), booted afresh.
+    const restarted = await eventually(
+      async () => expect(await vmView(phoenixVmId)).toMatchObject({ state: 'running', hostId: alive.hostId, endpoint: { address: alive.address } }),
+      90_000,
+      500,
+    );
+    console.info(`restarted elsewhere ${downAfterMs + restarted} ms after its host's agent was killed`);
+    const recovered = await vmView(phoenixVmId);
+    expect(recovered.lastRecovery).toEqual({
+      fromHostId: dying.hostId,
+      toHostId: alive.hostId,
+      at: expect.any(String),
+      reason: expect.stringMatching(/^last heard from .*, down after 20 s of silence$/),
+    });
+    // The one that waits still waits.
+    expect(await vmView(victimVmId)).toMatchObject({ state: 'unreachable', hostId: dying.hostId });
+
+    // Back: healthy at once (its registration is a heartbeat); its own VM runs again there, the restarted one does not.
     agents[1] = await startAgent(dying.hostId, dying.address, 8);
     expect(await hostOf(dying.hostId)).toMatchObject({ health: 'healthy' });
     await eventually(async () => expect(await vmView(victimVmId)).toMatchObject({ state: 'running', hostId: dying.hostId }), HOST_CHANGE_MS, 250);
-  });
+    const guests = ((await agents[1]!.status()).vmRuntime?.guests ?? []).map((guest: { vmId: string }) => guest.vmId);
+    expect(guests).toContain(victimVmId);
+    expect(guests).not.toContain(phoenixVmId);
+    // Restarted once: still where the sweep put it, with the same record, after another sweep.
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    expect(await vmView(phoenixVmId)).toMatchObject({ state: 'running', hostId: alive.hostId, lastRecovery: recovered.lastRecovery });
+  }, 240_000);
 
   it('lets operators cordon a live host: no new VMs or migrations go there, what runs there stays; uncordoned, it takes VMs again', async () => {
     const host = agents[0]!.hostId;
