@@ -96,7 +96,8 @@ export async function startLocalStack(options: {
       entry: 'local/runner.ts',
       env: { ...awsEnv, AWS_REGION: region, STRATOPLANE_REGIONS: regions.join(','), STRATOPLANE_API_PORT: String(apiPort), STRATOPLANE_STATE_DIR: stateDir },
       readyPrefix: 'STRATOPLANE_RUNNER_READY',
-      timeoutMs: 180_000,
+      // A first start bundles every function (about a hundred): 170 s measured on two busy cores.
+      timeoutMs: 420_000,
       onStderr: (line) => bundlingNoise.test(line) || log(line),
     });
   try {

@@ -44,7 +44,7 @@ const topLevel: Record<string, readonly string[]> = {
 /**
  * functions/ from the bottom up: AWS adapters, then table plumbing and shared rules, then the
  * trigger wrappers, then the bounded contexts, each of which may use only those before it.
- * Entry points (a context's api/, queues/, streams/, auth/) are the top layer: they may compose
+ * Entry points (a context's api/, queues/, streams/, schedules/, auth/) are the top layer: they may compose
  * any context's rules, and nothing imports them.
  */
 const functionLayers = [
@@ -62,7 +62,7 @@ const functionLayers = [
   'lifecycle',
   'discovery',
 ];
-const entryFolders = new Set(['api', 'queues', 'streams', 'auth']);
+const entryFolders = new Set(['api', 'queues', 'streams', 'schedules', 'auth']);
 
 /** Why `file` may not import `target` (both under functions/), or undefined when it may. */
 function functionsViolation(file: string, target: string): string | undefined {

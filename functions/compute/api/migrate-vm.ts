@@ -4,12 +4,9 @@ import { currentRegion } from '../../platform/region.ts';
 import { tableName } from '../../platform/table.ts';
 import { livenessTableName } from '../../platform/liveness-table.ts';
 import { migrateVm } from '../vms.ts';
+import { announceMoveAtOnce } from '../../host-sync/move-announcements.ts';
 import { assertOperatorFor, tenantOf } from '../../core/access.ts';
 import { newPairKeyCiphertext } from '../../platform/pair-keys.ts';
-import { retagQueuesOfWorker } from '../../shuffle/shuffle-jobs.ts';
-import { retagShuffleQueue } from '../../platform/shuffle-queues.ts';
-import { sendToHostQueue } from '../../platform/host-queues.ts';
-import { fanOutEndpointNow } from '../../host-sync/fast-path.ts';
 
 export const handler = apiHandler(operations.migrateVm, async ({ path, body, caller }) => {
   // Tenants do not pick physical hosts: placement does, away from the current one. Operators may name it, for any tenant's VM.
@@ -18,17 +15,6 @@ export const handler = apiHandler(operations.migrateVm, async ({ path, body, cal
   const tenantId = caller.kind === 'operator' ? undefined : tenantOf(caller);
   const vm = await migrateVm(tableName, { region: currentRegion, livenessTable: livenessTableName }, tenantId, path.vmId, body, newPairKeyCiphertext);
   // A live migration has only begun; a move at once has a new endpoint: the hosts that need it hear now.
-  if (!vm.migration) {
-    const { vmId, ip, networkId, hostId, endpoint } = vm;
-    await fanOutEndpointNow(
-      tableName,
-      currentRegion,
-      networkId,
-      { ip, version: endpoint.version, state: 'active', vmId, hostId, endpoint: endpoint.address },
-      sendToHostQueue,
-    );
-    // A shuffle worker's job queues admit the hosts its workers run on: the new one now.
-    await retagQueuesOfWorker(tableName, vm.vmId, retagShuffleQueue);
-  }
+  if (!vm.migration) await announceMoveAtOnce(tableName, currentRegion, vm);
   return { statusCode: 200, body: vm };
 });
