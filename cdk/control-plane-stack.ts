@@ -4,7 +4,7 @@ import type { Construct } from 'constructs';
 import { ipv4Cidr } from '#events/identifiers.ts';
 import { ConvergenceTable } from './constructs/convergence-table.ts';
 import { LivenessTable } from './constructs/liveness-table.ts';
-import { HostRecovery } from './constructs/host-recovery.ts';
+import { HostSweep } from './constructs/host-sweep.ts';
 import { HostFanOut } from './constructs/host-fan-out.ts';
 import { acknowledgeImagePrefix, ImagePipeline } from './constructs/image-pipeline.ts';
 import { ControlPlaneKeys } from './constructs/keys.ts';
@@ -52,8 +52,14 @@ export class ControlPlaneStack extends Stack {
     acknowledgeImagePrefix(graph.handler, images.bucket, ['s3:DeleteObject*']);
     const convergenceTable = new ConvergenceTable(this, 'Convergence', { encryptionKey: dataKey });
     const livenessTable = new LivenessTable(this, 'Liveness', { encryptionKey: dataKey });
-    new HostRecovery(this, 'HostRecovery', { table: this.table, livenessTable, vmPairKey: keys.vmPairKey });
     const shuffleQueues = new QueueFamily(this, 'shuffle');
+    new HostSweep(this, 'HostSweep', {
+      table: this.table,
+      livenessTable,
+      vmPairKey: keys.vmPairKey,
+      hostQueues: hostFanOut.hostQueues,
+      shuffleQueues,
+    });
 
     new TenantApi(this, 'Api', {
       egressOpenCidrs: validCidrs(props.egressOpenCidrs ?? []),

@@ -165,6 +165,18 @@ const commands: Record<string, Record<string, Command>> = {
     show: show((api, hostId) => api.getHost({ params: { hostId } })),
     cordon: cordon('cordon'),
     uncordon: cordon('uncordon'),
+    drain: {
+      usage: 'drain <id>    (operators: cordon the host and move every VM off it, live where both hosts can; `hosts show` follows it)',
+      takes: ['id'],
+      async run({ api, args }) {
+        const host = await api.drainHost({ params: { hostId: args[0]! } });
+        const stuck = host.drain?.stuck ?? [];
+        return {
+          json: host,
+          human: `host ${host.hostId} draining: ${host.drain?.vmsLeft ?? host.vmCount} VM(s) left${stuck.length > 0 ? `; cannot move yet: ${stuck.map((vm) => `${vm.vmId} (${vm.reason})`).join('; ')}` : ''}`,
+        };
+      },
+    },
   },
   networks: {
     list: list(

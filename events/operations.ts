@@ -108,8 +108,14 @@ const specs = {
     scopes: ['operator'],
     responses: { 200: { description: 'the host, cordoned', body: responses.Host } },
   }),
+  drainHost: operation('POST /hosts/{hostId}/drain', {
+    summary: 'Cordon a host and move every VM off it (live where both hosts can), reporting progress in the host',
+    description: 'Moves start at once; a VM that cannot move yet is named in drain.stuck with why, and tried again every minute. Uncordoning ends the drain.',
+    scopes: ['operator'],
+    responses: { 202: { description: 'the host, draining', body: responses.Host } },
+  }),
   uncordonHost: operation('POST /hosts/{hostId}/uncordon', {
-    summary: 'Let placement use a cordoned host again',
+    summary: 'Let placement use a cordoned host again (ends a drain)',
     scopes: ['operator'],
     responses: { 200: { description: 'the host', body: responses.Host } },
   }),

@@ -26,6 +26,10 @@ export const HostItem = z.object({
   liveMigration: z.boolean().optional(),
   /** An operator keeps new VMs off it (`POST /hosts/{id}/cordon`); what runs there stays. */
   cordoned: z.boolean().optional(),
+  /** Since when an operator has asked every VM off it (`POST /hosts/{id}/drain`); uncordoning ends it. */
+  drainStartedAt: z.string().optional(),
+  /** VMs the drain could not move at its last try, with why. */
+  drainStuck: z.array(z.object({ vmId: z.string(), reason: z.string() })).optional(),
 });
 export type HostItem = z.infer<typeof HostItem>;
 

@@ -42,6 +42,14 @@ export const Host = z.strictObject({
   lastSeen: timestamp.optional(),
   /** An operator keeps new VMs off it; what runs there stays. */
   cordoned: z.boolean(),
+  /** While an operator drains it: since when, how many VMs are still on it, and those that could not move at the last try, with why. */
+  drain: z
+    .strictObject({
+      startedAt: timestamp,
+      vmsLeft: count,
+      stuck: z.array(z.strictObject({ vmId: resourceId, reason: z.string() })),
+    })
+    .optional(),
   createdAt: timestamp,
 });
 export const HostList = z.strictObject({ hosts: z.array(Host) });

@@ -137,6 +137,14 @@ const routes: Route[] = [
   { operation: operations.getHost, access: 'read', extras: readsHealth },
   { operation: operations.cordonHost, access: 'write', extras: readsHealth },
   { operation: operations.uncordonHost, access: 'write', extras: readsHealth },
+  {
+    operation: operations.drainHost,
+    access: 'write',
+    extras: (fn, props) => {
+      movesVms(fn, props);
+      readsHealth(fn, props);
+    },
+  },
   // Heartbeats touch only the liveness table: one write each.
   { operation: operations.sendHeartbeat, access: 'none', extras: (fn, props) => usesLivenessTable(fn, props, 'write') },
   { operation: operations.revokeToken, access: 'write' },

@@ -5,14 +5,15 @@ import { dynamodb } from '../platform/clients.ts';
 import { NotFoundError } from '../core/errors.ts';
 import { keys } from '../core/table-keys.ts';
 
-/** Cordons a host (placement and migrations keep off it) or lets it take VMs again; what runs there stays. */
+/** Cordons a host (placement and migrations keep off it) or lets it take VMs again (ending any drain); what runs there stays. */
 export async function setCordon(table: string, hostId: string, cordoned: boolean): Promise<HostItem> {
   try {
     const { Attributes } = await dynamodb.send(
       new UpdateCommand({
         TableName: table,
         Key: keys.host(hostId),
-        UpdateExpression: cordoned ? 'SET cordoned = :yes' : 'REMOVE cordoned',
+        // Uncordoning also ends a drain: the operator wants the host to take VMs again.
+        UpdateExpression: cordoned ? 'SET cordoned = :yes' : 'REMOVE cordoned, drainStartedAt, drainStuck',
         ConditionExpression: 'attribute_exists(pk)',
         ...(cordoned ? { ExpressionAttributeValues: { ':yes': true } } : {}),
         ReturnValues: 'ALL_NEW',

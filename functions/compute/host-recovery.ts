@@ -4,7 +4,7 @@ import { ClientError } from '../core/errors.ts';
 import { healthOf, type Liveness } from './host-health.ts';
 import { listHosts } from './hosts.ts';
 import { livenessOf } from './host-liveness.ts';
-import { listVmsOnHost, migrateVm, type StoredVm } from './vms.ts';
+import { listVmsOnHost, migrateVm, type StoredVm, type VmView } from './vms.ts';
 
 /** Hosts heard from this recently count when telling a host's failure from the control plane's. */
 const OUTAGE_WINDOW_MS = 2 * 60_000;
@@ -36,6 +36,8 @@ export interface RecoveryDeps {
   livenessTable: string;
   region: string;
   newPairKeyCiphertext: (vmId: string) => Promise<string>;
+  /** Tells the hosts that need it of a VM's new endpoint (and its shuffle jobs of its new host). */
+  announce: (vm: VmView) => Promise<void>;
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -88,6 +90,7 @@ async function recoverHost(deps: RecoveryDeps, host: HostItem, seen: Liveness, s
         reason,
       });
       summary.restarted.push({ vmId: vm.vmId, fromHostId: host.hostId, toHostId: moved.hostId });
+      await deps.announce(moved);
       deps.log('restarted a VM of a down host elsewhere', { vmId: vm.vmId, fromHostId: host.hostId, toHostId: moved.hostId });
     } catch (error) {
       // No healthy host with room, or the VM moved meanwhile: the next sweep looks again.

@@ -16,7 +16,7 @@ export type HostView = z.infer<typeof responses.Host>;
 
 /** The host as the API shows it, with its health from `liveness` (its last heartbeat) at `nowMs`. */
 export const toHostView = (
-  { hostId, address, region, capacity, vmCount, queueUrl, vmRuntime, accelerator, liveMigration, cordoned, createdAt }: HostItem,
+  { hostId, address, region, capacity, vmCount, queueUrl, vmRuntime, accelerator, liveMigration, cordoned, drainStartedAt, drainStuck, createdAt }: HostItem,
   liveness: Liveness,
   nowMs: number,
 ): HostView => ({
@@ -32,6 +32,7 @@ export const toHostView = (
   health: healthOf(liveness, nowMs),
   ...(liveness.lastSeenMs !== undefined ? { lastSeen: new Date(liveness.lastSeenMs).toISOString() } : {}),
   cordoned: cordoned === true,
+  ...(drainStartedAt ? { drain: { startedAt: drainStartedAt, vmsLeft: vmCount, stuck: drainStuck ?? [] } } : {}),
   createdAt,
 });
 

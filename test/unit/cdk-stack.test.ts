@@ -213,8 +213,9 @@ describe('ControlPlaneStack', () => {
       // A migration gives the VM a new pair secret: a cold move at once, a live one at its cut-over.
       'Api/Compute/PostVmsVmIdMigrate': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
       'Api/Compute/PutHostsHostIdVmsVmIdMigration': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
-      // So does a restart elsewhere after its host went down.
-      'HostRecovery/RecoverHosts': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
+      // So do a restart elsewhere after its host went down, and a drain.
+      'HostSweep/SweepHosts': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
+      'Api/Compute/PostHostsHostIdDrain': ['kms:GenerateDataKeyWithoutPlaintext on VmPairKey'],
       'Api/Identity/PostVmsVmIdConnections': ['kms:Decrypt on VmPairKey'],
       ...Object.fromEntries(
         [
@@ -310,7 +311,7 @@ describe('ControlPlaneStack', () => {
       .flatMap(([, r]) => r.Properties.PolicyDocument.Statement as (Statement & { Condition?: unknown })[])
       .filter((s) => JSON.stringify(s.Resource).includes('VmPairKey'));
     // Create, migrate and a live migration's cut-over generate (a migration rotates the secret), connections and hosts decrypt.
-    expect(pairKeyStatements.length).toBe(6);
+    expect(pairKeyStatements.length).toBe(7);
     for (const statement of pairKeyStatements) expect(statement.Condition).toEqual({ StringEquals: { 'kms:EncryptionContext:purpose': 'network-pair' } });
     const hostPolicy = policies.find(([id]) => id.startsWith('HostAgentPolicy'))![1];
     const kmsActions = (hostPolicy.Properties.PolicyDocument.Statement as Statement[]).flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('kms:'));
@@ -436,9 +437,9 @@ describe('ControlPlaneStack in several regions', () => {
         'ImagesAccessLogs91649A46',
         'ListCursorKeyAliasD8F70C4E',
         'ListCursorKeyDB4EF480',
-        // New with hosts' heartbeats, and the sweep that restarts a down host's VMs elsewhere.
+        // New with hosts' heartbeats, and the sweep that restarts a down host's VMs elsewhere and drives drains.
         'LivenessD330D602',
-        'HostRecoveryRecoverHostsLogsB6091B85',
+        'HostSweepSweepHostsLogs18A1AED9',
         'MetadataBDB8F4DB',
         'NetworkChangesDynamoDBEventSourceStratoplaneuseast1MetadataC64730F65CE776B1',
         'NetworkChangesLogs0DF81BC4',
@@ -483,9 +484,9 @@ describe('ControlPlaneStack in several regions', () => {
         'ImagesAccessLogs91649A46',
         'ListCursorKeyAliasD8F70C4E',
         'ListCursorKeyDB4EF480',
-        // New with hosts' heartbeats, and the sweep that restarts a down host's VMs elsewhere.
+        // New with hosts' heartbeats, and the sweep that restarts a down host's VMs elsewhere and drives drains.
         'LivenessD330D602',
-        'HostRecoveryRecoverHostsLogsB6091B85',
+        'HostSweepSweepHostsLogs18A1AED9',
         'MetadataReplicaStream65F604BF',
         'NetworkChangesDynamoDBEventSourceStratoplaneeuwest1MetadataDD59F4822DB0AC9E',
         'NetworkChangesLogs0DF81BC4',

@@ -1,0 +1,85 @@
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import type { HostItem } from '#events/records.ts';
+import { dynamodb } from '../platform/clients.ts';
+import { ClientError, NotFoundError } from '../core/errors.ts';
+import { keys } from '../core/table-keys.ts';
+import { getHost, listHosts } from './hosts.ts';
+import { listVmsOnHost, migrateVm, type VmView } from './vms.ts';
+
+export interface DrainDeps {
+  table: string;
+  livenessTable: string;
+  region: string;
+  newPairKeyCiphertext: (vmId: string) => Promise<string>;
+  /** Tells the hosts that need it of a VM's new endpoint after a move at once. */
+  announce: (vm: VmView) => Promise<void>;
+}
+
+/** Stuck VMs named in the host's progress: enough to act on, small enough for the item. */
+const MAX_STUCK = 50;
+
+/** Starts draining a host: it is cordoned (nothing new goes there) and marked draining since now (or since it already was). */
+export async function startDrain(table: string, hostId: string): Promise<HostItem> {
+  try {
+    const { Attributes } = await dynamodb.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: keys.host(hostId),
+        UpdateExpression: 'SET cordoned = :yes, drainStartedAt = if_not_exists(drainStartedAt, :now)',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':yes': true, ':now': new Date().toISOString() },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return Attributes as HostItem;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) throw new NotFoundError('host', hostId);
+    throw error;
+  }
+}
+
+/**
+ * One pass of a drain: every VM still on the host and not already moving is moved, placement
+ * picking where (live when the VM runs a guest and both hosts can, else at once, booted again
+ * there). A VM that cannot move now (no host with room, disks on a host that cannot move them
+ * live) is recorded with why; the next pass (every minute, or the operator's next drain) tries
+ * again. Answers the host as it is after the pass.
+ */
+export async function driveDrain(deps: DrainDeps, hostId: string): Promise<HostItem> {
+  const stuck: { vmId: string; reason: string }[] = [];
+  for (const vm of await listVmsOnHost(deps.table, hostId)) {
+    if (vm.migration) continue;
+    try {
+      const moved = await migrateVm(deps.table, { region: deps.region, livenessTable: deps.livenessTable }, undefined, vm.vmId, {}, deps.newPairKeyCiphertext);
+      if (!moved.migration) await deps.announce(moved);
+    } catch (error) {
+      if (!(error instanceof ClientError)) throw error;
+      stuck.push({ vmId: vm.vmId, reason: error.message });
+    }
+  }
+  try {
+    const { Attributes } = await dynamodb.send(
+      new UpdateCommand({
+        TableName: deps.table,
+        Key: keys.host(hostId),
+        UpdateExpression: 'SET drainStuck = :stuck',
+        // Only while it drains: an uncordon meanwhile ended it.
+        ConditionExpression: 'attribute_exists(drainStartedAt)',
+        ExpressionAttributeValues: { ':stuck': stuck.slice(0, MAX_STUCK) },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return Attributes as HostItem;
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    return getHost(deps.table, hostId);
+  }
+}
+
+/** Every host of the region being drained that still has VMs on it. */
+export async function drainingHosts(table: string, region: string): Promise<HostItem[]> {
+  return (await listHosts(table)).filter(
+    (host) => host.drainStartedAt !== undefined && host.vmCount > 0 && (host.region === undefined || host.region === region),
+  );
+}
