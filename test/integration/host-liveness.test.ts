@@ -28,7 +28,7 @@ describe('host liveness', () => {
   const vmView = async (vmId: string) => expectOk(asTenant('GET', `/vms/${vmId}`));
 
   beforeAll(async () => {
-    agents = await Promise.all([startAgent(uniqueId('live-a'), '198.51.100.246', 8), startAgent(uniqueId('live-b'), '198.51.100.247', 8)]);
+    agents = await Promise.all([startAgent(uniqueId('live-a'), '198.51.100.246', 16), startAgent(uniqueId('live-b'), '198.51.100.247', 16)]);
     ({ networkId } = await expectOk(asTenant('POST', '/networks', { name: 'live', cidr: '10.97.0.0/24' }), 201));
     keptVmId = (await expectOk(createVmOn({ name: 'kept', networkId, hostId: agents[0]!.hostId }, tenantId), 201)).vmId;
     victimVmId = (await expectOk(createVmOn({ name: 'victim', networkId, hostId: agents[1]!.hostId }, tenantId), 201)).vmId;
@@ -117,7 +117,7 @@ describe('host liveness', () => {
     expect(await vmView(victimVmId)).toMatchObject({ state: 'unreachable', hostId: dying.hostId });
 
     // Back: healthy at once (its registration is a heartbeat); its own VM runs again there, the restarted one does not.
-    agents[1] = await startAgent(dying.hostId, dying.address, 8);
+    agents[1] = await startAgent(dying.hostId, dying.address, 16);
     expect(await hostOf(dying.hostId)).toMatchObject({ health: 'healthy' });
     await eventually(async () => expect(await vmView(victimVmId)).toMatchObject({ state: 'running', hostId: dying.hostId }), HOST_CHANGE_MS, 250);
     const guests = ((await agents[1]!.status()).vmRuntime?.guests ?? []).map((guest: { vmId: string }) => guest.vmId);
