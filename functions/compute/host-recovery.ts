@@ -4,7 +4,8 @@ import { ClientError } from '../core/errors.ts';
 import { healthOf, type Liveness } from './host-health.ts';
 import { listHosts } from './hosts.ts';
 import { livenessOf } from './host-liveness.ts';
-import { listVmsOnHost, migrateVm, type StoredVm, type VmView } from './vms.ts';
+import { getVmFor, listVmsOnHost, migrateVm, type StoredVm, type VmView } from './vms.ts';
+import { migratingVmIdsOfHost, reportMigration } from './live-migration.ts';
 
 /** Hosts heard from this recently count when telling a host's failure from the control plane's. */
 const OUTAGE_WINDOW_MS = 2 * 60_000;
@@ -45,6 +46,8 @@ export interface RecoverySummary {
   downHosts: string[];
   restarted: { vmId: string; fromHostId: string; toHostId: string }[];
   left: { vmId: string; hostId: string; why: string }[];
+  /** VMs whose live migration from a down host was past its cut-over: completed for the source. */
+  migrationsFinished: string[];
   /** Every host went silent together: nothing was restarted. */
   fullDisruption: boolean;
 }
@@ -60,11 +63,14 @@ export interface RecoverySummary {
 export async function recoverDownHosts(deps: RecoveryDeps, nowMs = Date.now()): Promise<RecoverySummary> {
   const hosts = (await listHosts(deps.table)).filter((host) => host.region === undefined || host.region === deps.region);
   const liveness = await livenessOf(deps.livenessTable, hosts);
-  const summary: RecoverySummary = { downHosts: [], restarted: [], left: [], fullDisruption: false };
-  const down = hosts.filter((host) => {
+  const summary: RecoverySummary = { downHosts: [], restarted: [], left: [], migrationsFinished: [], fullDisruption: false };
+  const silent = hosts.filter((host) => {
     const seen = liveness.get(host.hostId)!;
-    return seen.lastSeenMs !== undefined && healthOf(seen, nowMs) === 'down' && host.vmCount > 0;
+    return seen.lastSeenMs !== undefined && healthOf(seen, nowMs) === 'down';
   });
+  // Safe whatever the cause: after the cut-over the guest runs at the destination.
+  for (const host of silent) summary.migrationsFinished.push(...(await finishMigrationsFrom(deps.table, host.hostId)));
+  const down = silent.filter((host) => host.vmCount > 0);
   summary.downHosts = down.map((host) => host.hostId);
   if (down.length === 0) return summary;
   if (isFullDisruption([...liveness.values()], nowMs)) {
@@ -98,4 +104,20 @@ async function recoverHost(deps: RecoveryDeps, host: HostItem, seen: Liveness, s
       summary.left.push({ vmId: vm.vmId, hostId: host.hostId, why: error.message });
     }
   }
+}
+
+/**
+ * A live migration whose source host died after the cut-over would wait for the source to let go
+ * forever: the guest runs at the destination, so the migration is completed as the source would
+ * have (its `cleaned` report). Before the cut-over the migration's own bounds abort it.
+ */
+async function finishMigrationsFrom(table: string, hostId: string): Promise<string[]> {
+  const finished: string[] = [];
+  for (const vmId of await migratingVmIdsOfHost(table, hostId)) {
+    const { migration } = await getVmFor(table, undefined, vmId);
+    if (!migration || migration.sourceHostId !== hostId || (migration.phase !== 'cut-over' && migration.phase !== 'cleaning-up')) continue;
+    await reportMigration(table, hostId, vmId, { migrationId: migration.migrationId, event: 'cleaned' });
+    finished.push(vmId);
+  }
+  return finished;
 }

@@ -616,4 +616,25 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     const guests = (await destination.status()).vmRuntime?.guests ?? [];
     expect(guests.map((guest: { vmId: string }) => guest.vmId)).not.toContain(mover.vmId);
   });
+
+  it('a source host that dies for good once the guest was sent: the sweep completes the migration once the host is down', async () => {
+    const [destination, source] = [agents[0]!, agents[1]!];
+    const bootId = await ssh('cat /proc/sys/kernel/random/boot_id');
+    const seen = source.stderr.length;
+    await expectOk(migrateVmTo(mover.vmId, destination.hostId));
+    await eventually(async () => expect(source.stderr.slice(seen).some((line) => line.includes(`vm ${mover.vmId}: guest sent to host`))).toBe(true), 60_000, 5);
+    source.process.child.kill('SIGKILL');
+    // Down within 25 s, then the next sweep (every minute) lets go in the source's place.
+    await eventually(
+      async () => expect((await vmView(mover.vmId)).lastMigration).toMatchObject({ outcome: 'completed', targetHostId: destination.hostId }),
+      120_000,
+      500,
+    );
+    expect(await vmView(mover.vmId)).toMatchObject({ state: 'running', hostId: destination.hostId, endpoint: { address: destination.address } });
+    expect(await ssh('cat /proc/sys/kernel/random/boot_id')).toBe(bootId);
+    // Back, its agent runs nothing of the guest that left.
+    const back = await restart(1);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(((await back.status()).vmRuntime?.guests ?? []).map((guest: { vmId: string }) => guest.vmId)).not.toContain(mover.vmId);
+  }, 200_000);
 });
