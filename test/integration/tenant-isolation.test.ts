@@ -58,6 +58,12 @@ describe('tenant isolation', () => {
     'POST /token-revocations': async () => expect((await api('POST', '/token-revocations', { token: await tenantB }, tenantA)).status).toBe(403),
     'GET /hosts/{hostId}/forwarding-table': async () =>
       expect((await api('GET', `/hosts/${hostIds[0]}/forwarding-table`, undefined, tenantA)).status).toBe(403),
+    'GET /hosts/{hostId}': async () => expect((await api('GET', `/hosts/${hostIds[0]}`, undefined, tenantA)).status).toBe(403),
+    // Saying another tenant's host is alive, or keeping VMs off it, or emptying it: hosts and operators only.
+    'PUT /hosts/{hostId}/heartbeat': async () => expect((await api('PUT', `/hosts/${hostIds[0]}/heartbeat`, undefined, tenantA)).status).toBe(403),
+    'POST /hosts/{hostId}/cordon': async () => expect((await api('POST', `/hosts/${hostIds[0]}/cordon`, undefined, tenantA)).status).toBe(403),
+    'POST /hosts/{hostId}/uncordon': async () => expect((await api('POST', `/hosts/${hostIds[0]}/uncordon`, undefined, tenantA)).status).toBe(403),
+    'POST /hosts/{hostId}/drain': async () => expect((await api('POST', `/hosts/${hostIds[0]}/drain`, undefined, tenantA)).status).toBe(403),
     'POST /projects': async () => {
       const created = await expectOk(api('POST', '/projects', { name: 'a-project' }, tenantA), 201);
       expect(created.tenantId).not.toBe(networkB.tenantId);

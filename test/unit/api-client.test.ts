@@ -50,6 +50,7 @@ const vm = {
   machineType: 's1.nano',
   region: 'eu-west-1',
   diskIds: [],
+  onHostFailure: 'wait',
   endpoint: { address: '192.0.2.1', version: 1 },
   createdAt: '2026-01-01T00:00:00.000Z',
   updatedAt: '2026-01-01T00:00:00.000Z',
