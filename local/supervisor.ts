@@ -41,8 +41,11 @@ export class Supervised<P extends SupervisableProcess> {
     private readonly options: {
       /** As log lines name it: "host-2's agent". */
       name: string;
-      /** Starts the process and resolves once it is ready; rejects if it is not (a NotReadyError says how it ended). */
-      start: () => Promise<P>;
+      /**
+       * Starts the process and resolves once it is ready; rejects if it is not (a NotReadyError says
+       * how it ended). `signal` is given to the first start only (a stop while starting up).
+       */
+      start: (signal?: AbortSignal) => Promise<P>;
       log: (line: string) => void;
       /** What a person runs to start it again after the supervisor gave up. */
       restartHint: string;
@@ -53,11 +56,19 @@ export class Supervised<P extends SupervisableProcess> {
   }
 
   /** The first start: a failure is the caller's (nothing is restarted before it ever ran). */
-  async start(): Promise<P> {
+  start(signal?: AbortSignal): Promise<P> {
     const generation = ++this.generation;
-    const started = await this.options.start();
-    this.adopt(started, generation);
-    return started;
+    const attempt = this.options.start(signal).then(async (started) => {
+      if (generation !== this.generation) {
+        await started.stop();
+        throw new Error(`${this.options.name} was stopped while it started`);
+      }
+      this.adopt(started, generation);
+      return started;
+    });
+    // stop() waits for it, so nothing it started outlives the stop.
+    this.inFlight = attempt.catch(() => {});
+    return attempt;
   }
 
   /** Stops the process (if any) and starts it again now; resolves once it is ready. */
@@ -73,7 +84,10 @@ export class Supervised<P extends SupervisableProcess> {
     const attempt = this.attempt(generation, 'restarted as asked');
     this.inFlight = attempt;
     const started = await attempt;
-    if (!started) throw new Error(`${this.options.name} did not start: ${this.lastExit ?? 'stopped'} (its lines above say why)`);
+    if (!started)
+      throw new Error(
+        `${this.options.name} did not start (${this.lastExit ?? 'stopped'}): its own lines in the stack's log say why; it is tried again with back-off`,
+      );
     return started;
   }
 

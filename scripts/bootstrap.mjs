@@ -42,6 +42,8 @@ if (!commands[command]) {
 const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
 const child = spawn(process.execPath, [...commands[command], ...rest], { cwd: root, stdio: 'inherit', env });
 // A supervisor (or `timeout`, or `kill`) signals this process only: pass it on, so the command
-// stops what it started (the local AWS, runners, agents) instead of leaving them behind.
+// stops what it started (the local AWS, runners, agents) instead of leaving them behind. npm passes
+// SIGINT and SIGTERM to its script's process; `npm start` runs this with `exec` (package.json), as
+// the /bin/sh in between would otherwise take them and end without passing them on.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
