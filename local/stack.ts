@@ -1,8 +1,11 @@
+import path from 'node:path';
 import { LocalAwsSetupError } from './aws/local-aws.ts';
 import { startConsole, type RunningConsole } from './console/console-server.ts';
 import { type LocalStack, startLocalStack } from './local-stack.ts';
 import { createApiClient } from '#events/api-client.ts';
 import { publishGuestImage } from './guest-image/publish.ts';
+import { serveStackControl } from './stack-control.ts';
+import { removeStackState, stackStateFile, writeStackState } from './stack-state.ts';
 
 /** `npm start`: the local AWS, the control plane (runner + API) and host agents on 127.0.0.1, until Ctrl-C. */
 
@@ -12,6 +15,7 @@ import { publishGuestImage } from './guest-image/publish.ts';
 const startup = new AbortController();
 let starting: Promise<LocalStack> | undefined;
 let webConsole: RunningConsole | undefined;
+let control: { close(): Promise<void> } | undefined;
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
@@ -21,6 +25,8 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     console.error(`\n[stack] ${signal}: stopping everything it started`);
     startup.abort();
     void (async () => {
+      removeStackState();
+      await control?.close();
       await webConsole?.close();
       // Started or not, whatever the start-up made is stopped before this process exits.
       const stack = await starting?.catch(() => undefined);
@@ -66,6 +72,24 @@ webConsole = await startConsole({
   await stack.stop();
   process.exit(1);
 });
+// `npm run agent` asks through this socket; the state file tells it (and operator commands) where things are.
+const controlSocket = path.join(path.dirname(stackStateFile), 'stack.sock');
+control = await serveStackControl(controlSocket, stack).catch(async (error: Error) => {
+  console.error(`npm start: ${error.message}`);
+  await stack.stop();
+  process.exit(1);
+});
+process.on('exit', () => removeStackState());
+writeStackState({
+  pid: process.pid,
+  startedAt: new Date().toISOString(),
+  apis: stack.runners.map((runner) => ({ region: runner.region, apiUrl: runner.apiUrl })),
+  awsEndpoint: stack.aws.endpoint,
+  controlSocket,
+  agents: stack.agents,
+  // The local AWS takes any key; `test` is its default account's, as the stack's own processes use.
+  operatorEnv: { AWS_ENDPOINT_URL: stack.aws.endpoint, AWS_REGION: stack.runner.region, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' },
+});
 console.log(`
 Stratoplane is running locally.
   API            ${api}${
@@ -85,9 +109,8 @@ Stratoplane is running locally.
 Every call needs a bearer token. These two were issued for you (30 days):
   export TOKEN=${tenantToken}
   export OPERATOR_TOKEN=${operatorToken}
-More: AWS_ENDPOINT_URL=${stack.aws.endpoint} AWS_REGION=${stack.runner.region} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \\
-        npm run -s issue-token -- --tenant acme
-An agent that dies is restarted here (with back-off; given up after repeated deaths).
+More, while this runs (in this folder): npm run -s issue-token -- --tenant acme
+An agent that dies is restarted here; to restart one now: npm run agent -- --host ${first?.hostId ?? 'host-1'}
 
 Try it (jq optional):
   AUTH="authorization: Bearer $TOKEN" OPERATOR="authorization: Bearer $OPERATOR_TOKEN" JSON="content-type: application/json"

@@ -24,6 +24,7 @@ if (!existsSync(installedLock) || statSync(lock).mtimeMs > statSync(installedLoc
 
 const commands = {
   start: ['--import', 'tsx', 'local/stack.ts'],
+  agent: ['--import', 'tsx', 'local/agent-command.ts'],
   test: [path.join('node_modules', 'vitest', 'vitest.mjs'), 'run'],
   typecheck: [path.join('node_modules', 'typescript', 'bin', 'tsc'), '--noEmit'],
   lint: [path.join('node_modules', '@biomejs', 'biome', 'bin', 'biome'), 'check', '.'],
