@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../../local/processes.ts';
 
@@ -21,10 +23,10 @@ function run(entry: string, args: string[]): Promise<{ code: number; stdout: str
 
 const noStackTrace = (text: string) => expect(text).not.toMatch(/\n\s+at /);
 
-describe.concurrent('every command prints its usage when asked, and refuses what it does not know', () => {
+// Each case starts node with tsx, a second or more on a busy machine.
+describe.concurrent('every command prints its usage when asked, and refuses what it does not know', { timeout: 60_000 }, () => {
   it('issue-token', async () => {
-    for (const flag of ['--help', '-h']) {
-      const help = await run('ops/issue-token.ts', [flag]);
+    for (const help of await Promise.all(['--help', '-h'].map((flag) => run('ops/issue-token.ts', [flag])))) {
       expect(help).toMatchObject({ code: 0, stderr: '' });
       expect(help.stdout).toMatch(/^usage: npm run -s issue-token -- \(--tenant ID/);
     }
@@ -40,6 +42,40 @@ describe.concurrent('every command prints its usage when asked, and refuses what
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe(
       'issue-token: the AWS region is not set: export AWS_REGION (and AWS_ENDPOINT_URL for a local AWS), or run it in the folder where `npm start` runs, to use its local AWS\n',
+    );
+  });
+
+  it('host-agent', async () => {
+    for (const help of await Promise.all(['--help', '-h'].map((flag) => run('host-agent/main.ts', [flag])))) {
+      expect(help).toMatchObject({ code: 0, stderr: '' });
+      expect(help.stdout).toMatch(/^usage: host-agent --host-id ID --address IPV4 --api-url URL/);
+    }
+    const unknown = await run('host-agent/main.ts', ['--host', 'host-2']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^host-agent: Unknown option '--host'/);
+    expect(unknown.stderr).toContain('usage: host-agent');
+    noStackTrace(unknown.stderr);
+  });
+
+  it('host-agent exits 1 at start without an AWS region, in one line saying what to do', async () => {
+    const dir = path.join(tmpdir(), `usage-agent-${process.pid}`);
+    const started = await run('host-agent/main.ts', [
+      '--host-id',
+      'host-2',
+      '--address',
+      '192.0.2.12',
+      '--api-url',
+      'http://127.0.0.1:3000/v1',
+      '--token-file',
+      __filename,
+      '--control-socket',
+      path.join(dir, 'agent.sock'),
+      '--vm-dir',
+      path.join(dir, 'vms'),
+    ]);
+    expect(started).toMatchObject({ code: 1, stdout: '' });
+    expect(started.stderr).toBe(
+      '[agent host-2] cannot start: the AWS region is not set: export AWS_REGION (and AWS_ENDPOINT_URL for a local AWS); beside `npm start`, `npm run agent -- --host host-2` gives it all\n',
     );
   });
 });
