@@ -78,4 +78,50 @@ describe.concurrent('every command prints its usage when asked, and refuses what
       '[agent host-2] cannot start: the AWS region is not set: export AWS_REGION (and AWS_ENDPOINT_URL for a local AWS); beside `npm start`, `npm run agent -- --host host-2` gives it all\n',
     );
   });
+
+  it('stratoplane, for every resource and action', async () => {
+    const [top, short, vms, create] = await Promise.all([
+      run('cli/main.ts', ['--help']),
+      run('cli/main.ts', ['-h']),
+      run('cli/main.ts', ['vms', '--help']),
+      run('cli/main.ts', ['vms', 'create', '-h']),
+    ]);
+    for (const help of [top, short]) {
+      expect(help).toMatchObject({ code: 0, stderr: '' });
+      expect(help.stdout).toMatch(/^usage: stratoplane <resource> <action> \[options\] \[--json\]\n {2}stratoplane /);
+      expect(help.stdout).toContain('\n  stratoplane networks create --name NAME --cidr CIDR');
+    }
+    expect(vms).toMatchObject({ code: 0, stderr: '' });
+    expect(vms.stdout).toMatch(/^usage: stratoplane vms <action>/);
+    expect(vms.stdout).toContain('  stratoplane vms migrate <id>');
+    expect(vms.stdout).not.toContain('stratoplane disks');
+    expect(create).toMatchObject({ code: 0, stderr: '' });
+    expect(create.stdout).toMatch(/^usage: stratoplane vms create --name NAME --network ID/);
+  });
+
+  it('stratoplane refuses unknown resources, actions and options, saying what there is', async () => {
+    const [resource, action, none, option] = await Promise.all([
+      run('cli/main.ts', ['vm', 'list']),
+      run('cli/main.ts', ['vms', 'launch']),
+      run('cli/main.ts', ['disks']),
+      run('cli/main.ts', ['vms', 'list', '--bogus']),
+    ]);
+    expect(resource.code).toBe(2);
+    expect(resource.stderr).toMatch(
+      /^stratoplane: unknown resource: vm\n {2}the resources: .*networks, vms, disks, images, service-accounts.*; see `stratoplane --help`\n$/,
+    );
+    expect(action.code).toBe(2);
+    expect(action.stderr).toMatch(/^stratoplane: unknown action: vms launch\n {2}actions: list, show, create, .*; see `stratoplane vms --help`\n$/);
+    expect(none).toMatchObject({ code: 2, stderr: expect.stringMatching(/^stratoplane: disks needs an action\n/) });
+    expect(option).toMatchObject({ code: 2, stderr: "stratoplane: Unknown option '--bogus'\n  usage: stratoplane vms list\n" });
+  });
+
+  it('npm run agent', async () => {
+    const [help, unknown] = await Promise.all([run('local/agent-command.ts', ['--help']), run('local/agent-command.ts', ['--hots', 'host-2'])]);
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toMatch(/^usage: npm run agent -- --host ID \| --list\n/);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^npm run agent: Unknown option '--hots'/);
+    noStackTrace(unknown.stderr);
+  });
 });
