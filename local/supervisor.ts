@@ -78,9 +78,12 @@ export class Supervised<P extends SupervisableProcess> {
     clearTimeout(this.timer);
     this.policy.reset();
     this.state = 'starting';
+    // A restart under way ends first (it stops what it started, now unwanted): never two at once on one socket.
+    await this.inFlight;
     const previous = this.current;
     this.current = undefined;
     await previous?.stop();
+    if (generation !== this.generation) throw new Error(`${this.options.name} was stopped or restarted meanwhile`);
     const attempt = this.attempt(generation, 'restarted as asked');
     this.inFlight = attempt;
     const started = await attempt;

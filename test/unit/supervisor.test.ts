@@ -101,4 +101,33 @@ describe('Supervised', () => {
     expect(lines).toHaveLength(logged);
     expect(supervised.status().state).toBe('stopped');
   });
+
+  it('never runs two at once: a restart asked for while one is starting waits for it, and stops it', async () => {
+    let alive = 0;
+    let most = 0;
+    let starts = 0;
+    supervised = new Supervised({
+      name: 'p',
+      start: async () => {
+        starts++;
+        // Slow to be ready, as an agent is.
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        const started = tinyProcess(starts === 1 ? 'setTimeout(() => process.exit(1), 20)' : 'setInterval(() => {}, 1000)');
+        most = Math.max(most, ++alive);
+        started.child.once('exit', () => alive--);
+        return started;
+      },
+      log: () => {},
+      restartHint: 'again',
+      policy: { ...quick, firstDelayMs: 1 },
+    });
+    await supervised.start();
+    // The first dies at once; its restart is starting when the hand-made one is asked for.
+    await until(() => starts === 2);
+    const asked = await supervised.restartNow();
+    expect(starts).toBe(3);
+    expect(supervised.status()).toMatchObject({ state: 'running', pid: asked.child.pid });
+    await until(() => alive === 1);
+    expect(most).toBe(1);
+  });
 });
