@@ -26,11 +26,10 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     startup.abort();
     void (async () => {
       removeStackState();
-      await control?.close();
-      await webConsole?.close();
-      // Started or not, whatever the start-up made is stopped before this process exits.
+      // Started or not, whatever the start-up made is stopped before this process exits. At once:
+      // agents a Ctrl-C reached too are ending, and their supervisors must not restart them.
       const stack = await starting?.catch(() => undefined);
-      await stack?.stop();
+      await Promise.all([stack?.stop(), control?.close(), webConsole?.close()]);
       process.exit(0);
     })();
   });
