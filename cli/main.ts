@@ -431,6 +431,9 @@ const commands: Record<string, Record<string, Command>> = {
   },
 };
 
+const settingsHelp = `The API and token come from --api-url / STRATOPLANE_API_URL and --token / STRATOPLANE_TOKEN (npm start prints both).
+Exit codes: 0 done, 1 refused by the API, 2 bad command line, 3 API unreachable or failing, 4 gave up waiting.`;
+
 function usage(): string {
   const lines = Object.entries(commands).flatMap(([resource, actions]) =>
     Object.values(actions).map((command) => `  stratoplane ${resource} ${command.usage}`),
@@ -438,30 +441,69 @@ function usage(): string {
   return `usage: stratoplane <resource> <action> [options] [--json]
 ${lines.join('\n')}
 
-The API and token come from --api-url / STRATOPLANE_API_URL and --token / STRATOPLANE_TOKEN (npm start prints both).
-Exit codes: 0 done, 1 refused by the API, 2 bad command line, 3 API unreachable or failing, 4 gave up waiting.`;
+\`stratoplane <resource> --help\` lists one resource's actions; \`stratoplane <resource> <action> --help\`, one action's options.
+${settingsHelp}`;
 }
+
+/** One resource's actions: what `stratoplane vms --help` prints. */
+function resourceUsage(resource: string, actions: Record<string, Command>): string {
+  return `usage: stratoplane ${resource} <action> [options] [--json]
+${Object.values(actions)
+  .map((command) => `  stratoplane ${resource} ${command.usage}`)
+  .join('\n')}
+
+${settingsHelp}`;
+}
+
+const asksForHelp = (word: string | undefined) => word === '--help' || word === '-h' || word === 'help';
 
 async function main(argv: string[]): Promise<number> {
   const [resource, action, ...rest] = argv;
-  if (!resource || resource === '--help' || resource === 'help') {
-    console.log(usage());
-    return resource ? ExitCode.ok : ExitCode.usage;
+  if (!resource) {
+    console.error(usage());
+    return ExitCode.usage;
   }
-  const command = commands[resource]?.[action ?? ''];
+  if (asksForHelp(resource)) {
+    console.log(usage());
+    return ExitCode.ok;
+  }
+  const actions = commands[resource];
+  if (!actions)
+    throw new CliError(ExitCode.usage, `unknown resource: ${resource}`, `the resources: ${Object.keys(commands).join(', ')}; see \`stratoplane --help\``);
+  if (asksForHelp(action)) {
+    console.log(resourceUsage(resource, actions));
+    return ExitCode.ok;
+  }
+  const command = actions[action ?? ''];
   if (!command)
-    throw new CliError(ExitCode.usage, `unknown command: ${[resource, action].filter(Boolean).join(' ')}`, 'run `stratoplane --help` for the commands');
+    throw new CliError(
+      ExitCode.usage,
+      action ? `unknown action: ${resource} ${action}` : `${resource} needs an action`,
+      `actions: ${Object.keys(actions).join(', ')}; see \`stratoplane ${resource} --help\``,
+    );
   const parsed = (() => {
     try {
       return parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { ...command.options, json: { type: 'boolean' }, 'api-url': { type: 'string' }, token: { type: 'string' } },
+        options: {
+          ...command.options,
+          json: { type: 'boolean' },
+          'api-url': { type: 'string' },
+          token: { type: 'string' },
+          help: { type: 'boolean', short: 'h' },
+        },
       });
     } catch (error) {
-      throw new CliError(ExitCode.usage, (error as Error).message, `usage: stratoplane ${resource} ${command.usage}`);
+      // Node's advice on positionals that start with '-' is noise here.
+      const message = (error as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/s, '');
+      throw new CliError(ExitCode.usage, message, `usage: stratoplane ${resource} ${command.usage}`);
     }
   })();
+  if (parsed.values.help) {
+    console.log(`usage: stratoplane ${resource} ${command.usage}\n  (and --json for the API's answer)\n\n${settingsHelp}`);
+    return ExitCode.ok;
+  }
   const takes = command.takes ?? [];
   if (parsed.positionals.length !== takes.length)
     throw new CliError(

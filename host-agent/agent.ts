@@ -27,6 +27,7 @@ import { BridgesOnInterface } from './bridges-on-interface.ts';
 import { BridgeRedirects } from './data-plane/bridge-redirects.ts';
 import { ShuffleService } from './shuffle-service.ts';
 import { QueueConsumer } from './queue-consumer.ts';
+import { AgentStartError, checkAwsSettings, checkQueue, refusedForGood } from './start-checks.ts';
 import { HOST_CREDENTIAL_SECONDS } from '#tokens/host-credentials.ts';
 import type { VmLaunchSpec } from '#events/vm-config.ts';
 import type { ImageCache } from './image-cache.ts';
@@ -75,6 +76,13 @@ export interface AgentConfig {
   vmRuntime?: { runtime: VmRuntime; images?: ImageCache; bootDir: string; poolsDir: string };
   /** Told of every endpoint version the agent applies (a VM's endpoint reached this host). */
   onEndpointApplied?: (vmId: string, version: number) => void;
+  /**
+   * For an agent people run (main.ts): start() checks the AWS region and credentials, gives up on
+   * the API after `timeoutMs` (at once when it refuses the host), and reaches the host's queue; if
+   * any fails it rejects with an AgentStartError naming what is missing. Absent (bench:load's
+   * simulated hosts): the API is tried until it answers, and nothing else is checked.
+   */
+  startChecks?: { timeoutMs: number };
 }
 
 export interface AgentStats {
@@ -214,6 +222,9 @@ export class HostAgent {
 
   /** Starts the agent and returns its control socket's path (empty without host services). */
   async start(): Promise<string> {
+    const checks = this.config.startChecks;
+    if (checks) await checkAwsSettings(this.sqs, this.config.hostId);
+    const deadline = checks ? Date.now() + checks.timeoutMs : undefined;
     // Asked for real tunnels and unable to make them: better not to start than to pretend.
     if (this.config.netns) this.dataPlane = await LinuxDataPlane.open(this.config.netns, this.config.address, (message) => log(this.config.hostId, message));
     if (this.config.netns && this.hostServices) this.bridgeRedirects = await BridgeRedirects.open(this.config.netns);
@@ -236,9 +247,12 @@ export class HostAgent {
     }
     const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.bidRelay.listen(this.config.bidPort);
-    const { queueUrl } = await this.retrying('register', () =>
-      this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity, ...this.runsVmsWith() }),
+    const { queueUrl } = await this.retrying(
+      'register',
+      () => this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity, ...this.runsVmsWith() }),
+      deadline,
     );
+    if (deadline !== undefined) await checkQueue(this.sqs, queueUrl, Math.max(5_000, deadline - Date.now()));
     this.heartbeats.start();
     // Consume before the resync returns: anything newer than the resync wins by version anyway.
     this.consumer = new QueueConsumer(
@@ -249,7 +263,7 @@ export class HostAgent {
       () => this.catchUp('its queue answers again'),
     );
     this.consumer.start();
-    await this.retrying('resync', () => this.resync());
+    await this.retrying('resync', () => this.resync(), deadline);
     await this.refreshVmSecrets();
     this.resyncTimer = setInterval(() => {
       void this.resync().catch((error: Error) => log(this.config.hostId, `resync failed: ${error.message}`));
@@ -454,14 +468,23 @@ export class HostAgent {
     this.hostKeys.set(vm.vmId, keys);
   }
 
-  private async retrying<T>(what: string, action: () => Promise<T>): Promise<T> {
+  /** Tries until it works; with a deadline (start checks), only until then, and not again after a refusal for good. */
+  private async retrying<T>(what: string, action: () => Promise<T>, deadline?: number): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await action();
       } catch (error) {
         const delay = Math.min(10_000, 200 * 2 ** attempt);
-        log(this.config.hostId, `${what} failed (${(error as Error).message}); retrying in ${delay} ms`);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        const message = (error as Error).message;
+        if (deadline !== undefined && refusedForGood(error))
+          throw new AgentStartError(`cannot start: the API at ${this.config.apiUrl} refused to ${what} the host: ${message}`);
+        if (deadline !== undefined && Date.now() >= deadline)
+          throw new AgentStartError(
+            `cannot start: could not ${what} with the API at ${this.config.apiUrl} within ${this.config.startChecks!.timeoutMs / 1000} s (${message}): is the control plane up?`,
+          );
+        const wait = deadline === undefined ? delay : Math.max(0, Math.min(delay, deadline - Date.now()));
+        log(this.config.hostId, `${what} failed (${message}); retrying in ${wait} ms`);
+        await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
   }
@@ -523,6 +546,8 @@ export class HostAgent {
       bids: this.bidRelay.stats,
       shuffle: this.shuffle.stats(),
       stats: this.stats,
+      // Receive errors and the last message's time: a queue that cannot be read shows here.
+      queue: this.consumer ? this.consumer.status() : null,
       acks: { ...this.acks.stats, pending: this.acks.pendingCount },
       heartbeats: this.heartbeats.stats,
       vms: this.bridges.list(),

@@ -2,6 +2,21 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQ
 
 export type MessageHandler = (message: Message) => Promise<void> | void;
 
+/** How receiving goes, for the agent's `/status`: a queue that fails shows here, not only in the log. */
+export interface QueueConsumerStatus {
+  /** Whether the last receive failed. */
+  failing: boolean;
+  /** Receives that failed since start, and the last one's error. */
+  receiveErrors: number;
+  lastReceiveError: { message: string; at: string } | null;
+  /** When a receive last succeeded (an empty long poll included), and when one last brought a message. */
+  lastReceiveAt: string | null;
+  lastMessageAt: string | null;
+}
+
+/** The same receive error again is logged at most this often; /status counts every one. */
+const REPEATED_ERROR_LOG_MS = 60_000;
+
 /**
  * Long-polls one queue and deletes only the messages its handler accepted; a rejected message
  * comes back after the visibility timeout and, after the queue's maxReceiveCount, goes to the DLQ.
@@ -10,6 +25,14 @@ export type MessageHandler = (message: Message) => Promise<void> | void;
 export class QueueConsumer {
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
+  private readonly receiving: QueueConsumerStatus = {
+    failing: false,
+    receiveErrors: 0,
+    lastReceiveError: null,
+    lastReceiveAt: null,
+    lastMessageAt: null,
+  };
+  private lastLogged: { message: string; at: number } | undefined;
 
   constructor(
     private readonly sqs: SQSClient,
@@ -30,8 +53,11 @@ export class QueueConsumer {
     await this.running;
   }
 
+  status(): QueueConsumerStatus {
+    return { ...this.receiving };
+  }
+
   private async loop() {
-    let failing = false;
     while (!this.abort.signal.aborted) {
       let messages: Message[];
       try {
@@ -41,13 +67,16 @@ export class QueueConsumer {
         ));
       } catch (error) {
         if (this.abort.signal.aborted) return;
-        failing = true;
-        this.onError(error as Error);
+        this.receiveFailed(error as Error);
         await new Promise((resolve) => setTimeout(resolve, 1000));
         continue;
       }
-      if (failing) {
-        failing = false;
+      const now = new Date().toISOString();
+      this.receiving.lastReceiveAt = now;
+      if (messages.length > 0) this.receiving.lastMessageAt = now;
+      if (this.receiving.failing) {
+        this.receiving.failing = false;
+        this.lastLogged = undefined;
         this.onRecovered();
       }
       const accepted: Message[] = [];
@@ -61,6 +90,17 @@ export class QueueConsumer {
       }
       if (accepted.length > 0) await this.deleteAll(accepted);
     }
+  }
+
+  private receiveFailed(error: Error) {
+    const now = Date.now();
+    this.receiving.failing = true;
+    this.receiving.receiveErrors++;
+    this.receiving.lastReceiveError = { message: error.message, at: new Date(now).toISOString() };
+    // A queue that stays unreachable would otherwise fill the log with one line a second.
+    if (this.lastLogged?.message === error.message && now - this.lastLogged.at < REPEATED_ERROR_LOG_MS) return;
+    this.lastLogged = { message: error.message, at: now };
+    this.onError(error);
   }
 
   private async deleteAll(messages: Message[]) {

@@ -9,6 +9,7 @@ import { startLocalAws, type LocalAws } from './aws/local-aws.ts';
 import { hostAgentCredentials } from './aws/iam-principals.ts';
 import { projectRoot, startTsProcess, type Started } from './processes.ts';
 import type { RunnerInfo } from './runner.ts';
+import { Supervised, type SupervisedStatus } from './supervisor.ts';
 
 export interface AgentInfo {
   hostId: string;
@@ -17,6 +18,8 @@ export interface AgentInfo {
   controlSocket: string;
 }
 
+type StartedAgent = Started<{ hostId: string; controlSocket: string }>;
+
 export interface LocalStack {
   aws: LocalAws;
   /** The first region's runner: the one host agents and most callers use. */
@@ -24,6 +27,13 @@ export interface LocalStack {
   /** One runner per region, the first region's first. */
   runners: RunnerInfo[];
   agents: AgentInfo[];
+  /**
+   * Stops the agent of that host (if it runs) and starts it again, as at start; its supervisor
+   * (restarts with back-off, given up after repeated deaths) starts over. What `npm run agent` asks.
+   */
+  restartAgent(hostId: string): Promise<AgentInfo & { pid: number }>;
+  /** Each agent's supervisor: running, waiting to restart, gave up; deaths and restarts. */
+  agentStates(): (SupervisedStatus & { hostId: string })[];
   /** Issues an API token as an operator would (`npm run issue-token`), e.g. `issueToken('tenant', 'demo')`. */
   issueToken(kind: PrincipalKind, id: string, scopes?: readonly Scope[]): Promise<string>;
   /**
@@ -64,11 +74,19 @@ export async function startLocalStack(options: {
   /** Where the runner keeps its synthesized app and checkpoints; inside the project so bundles resolve node_modules. */
   stateDir?: string;
   log?: (line: string) => void;
+  /** Aborted while starting: what was started is stopped, and the promise rejects. */
+  signal?: AbortSignal;
 }): Promise<LocalStack> {
   const log = options.log ?? ((line: string) => console.error(line));
   const stateDir = options.stateDir ?? path.join(projectRoot, '.local-run');
   mkdirSync(stateDir, { recursive: true });
-  const aws = await startLocalAws({ port: options.localAwsPort, logFile: path.join(stateDir, 'local-aws.log'), log, proxy: options.awsProxy });
+  const aws = await startLocalAws({
+    port: options.localAwsPort,
+    logFile: path.join(stateDir, 'local-aws.log'),
+    log,
+    proxy: options.awsProxy,
+    signal: options.signal,
+  });
   const regions = options.regions ?? (process.env.STRATOPLANE_REGIONS ?? process.env.AWS_REGION ?? 'us-east-1').split(',').filter(Boolean);
   const awsEnv = {
     AWS_ENDPOINT_URL: aws.endpoint,
@@ -87,7 +105,10 @@ export async function startLocalStack(options: {
   const issueToken = async (kind: PrincipalKind, id: string, scopes: readonly Scope[] = scopesFor[kind]) =>
     (await issueApiToken(signer, { subject: `${kind}:${id}`, scopes, ttlSeconds: 30 * 86_400 })).token;
   const children: Started<unknown>[] = [];
+  const supervisors = new Map<string, { info: AgentInfo; supervised: Supervised<StartedAgent> }>();
   const stop = async () => {
+    // Agents first: they talk to the runners and the local AWS until they stop.
+    await Promise.all([...supervisors.values()].map(({ supervised }) => supervised.stop()));
     await Promise.all(children.reverse().map((child) => child.stop()));
     await aws.stop();
   };
@@ -99,6 +120,7 @@ export async function startLocalStack(options: {
       // A first start bundles every function (about a hundred): 170 s measured on two busy cores.
       timeoutMs: 420_000,
       onStderr: (line) => bundlingNoise.test(line) || log(line),
+      signal: options.signal,
     });
   try {
     // One at a time: each synthesizes the app and bundles its functions, which two cores feel.
@@ -115,6 +137,7 @@ export async function startLocalStack(options: {
         env: { ...awsEnv, STRATOPLANE_REGIONS: regions.join(','), STRATOPLANE_STATE_DIR: stateDir },
         readyPrefix: 'STRATOPLANE_REPLICATOR_READY',
         onStderr: log,
+        signal: options.signal,
       });
       children.push(replicator);
     }
@@ -126,42 +149,66 @@ export async function startLocalStack(options: {
       runner = restarted;
       regionRunners[0] = restarted;
     };
+    /**
+     * How an agent of this stack starts: the same at start, when its supervisor restarts it and
+     * when `npm run agent` asks (a new host token each time; the rest of its environment is this
+     * process's, HOST_AGENT_* settings included).
+     */
+    const startAgent = async (info: AgentInfo, netns: string | undefined, signal?: AbortSignal): Promise<StartedAgent> =>
+      startTsProcess({
+        entry: 'host-agent/main.ts',
+        args: [
+          '--host-id',
+          info.hostId,
+          '--address',
+          info.address,
+          '--capacity',
+          '16',
+          '--api-url',
+          runner.info.apiUrl,
+          '--control-socket',
+          info.controlSocket,
+          '--vm-dir',
+          path.join(stateDir, 'agents', info.hostId, 'vms'),
+          ...(netns ? ['--netns', netns] : []),
+        ],
+        env: {
+          ...awsEnv,
+          ...(await hostAgentCredentials(aws.endpoint, regions[0]!, info.hostId)),
+          ...options.agentEnv,
+          HOST_AGENT_TOKEN: await issueToken('host', info.hostId),
+        },
+        readyPrefix: 'HOST_AGENT_READY',
+        onStderr: log,
+        signal,
+      });
     const agents = await Promise.all(
       Array.from({ length: options.agentCount }, async (_, index) => {
         const hostId = `${options.hostPrefix ?? 'host'}-${index + 1}`;
         // 192.0.2.0/24 is TEST-NET-1: recorded as tunnel endpoints, never sent traffic.
         const placed = options.agentHosts?.[index];
-        const address = placed?.address ?? `192.0.2.${10 + index + 1}`;
-        const agent = await startTsProcess<{ hostId: string; controlSocket: string }>({
-          entry: 'host-agent/main.ts',
-          args: [
-            '--host-id',
-            hostId,
-            '--address',
-            address,
-            '--capacity',
-            '16',
-            '--api-url',
-            runner.info.apiUrl,
-            '--control-socket',
-            path.join(stateDir, 'agents', hostId, 'agent.sock'),
-            '--vm-dir',
-            path.join(stateDir, 'agents', hostId, 'vms'),
-            ...(placed ? ['--netns', placed.netns] : []),
-          ],
-          env: {
-            ...awsEnv,
-            ...(await hostAgentCredentials(aws.endpoint, regions[0]!, hostId)),
-            ...options.agentEnv,
-            HOST_AGENT_TOKEN: await issueToken('host', hostId),
-          },
-          readyPrefix: 'HOST_AGENT_READY',
-          onStderr: log,
+        const info: AgentInfo = {
+          hostId,
+          address: placed?.address ?? `192.0.2.${10 + index + 1}`,
+          controlSocket: path.join(stateDir, 'agents', hostId, 'agent.sock'),
+        };
+        const supervised = new Supervised<StartedAgent>({
+          name: `${hostId}'s agent`,
+          start: (signal) => startAgent(info, placed?.netns, signal),
+          log,
+          restartHint: `npm run agent -- --host ${hostId}`,
         });
-        children.push(agent);
-        return { hostId, address, controlSocket: agent.info.controlSocket };
+        supervisors.set(hostId, { info, supervised });
+        const started = await supervised.start(options.signal);
+        return { ...info, controlSocket: started.info.controlSocket };
       }),
     );
+    const restartAgent = async (hostId: string) => {
+      const agent = supervisors.get(hostId);
+      if (!agent) throw new UnknownAgentError(hostId, [...supervisors.keys()]);
+      const started = await agent.supervised.restartNow();
+      return { ...agent.info, pid: started.child.pid! };
+    };
     return {
       aws,
       get runner() {
@@ -171,6 +218,8 @@ export async function startLocalStack(options: {
         return regionRunners.map((started) => started.info);
       },
       agents,
+      restartAgent,
+      agentStates: () => [...supervisors.values()].map(({ info, supervised }) => ({ hostId: info.hostId, ...supervised.status() })),
       issueToken,
       killRunner,
       restartRunner,
@@ -181,5 +230,12 @@ export async function startLocalStack(options: {
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+export class UnknownAgentError extends Error {
+  override readonly name = 'UnknownAgentError';
+  constructor(hostId: string, known: string[]) {
+    super(`${hostId} is not one of this stack's hosts (${known.join(', ') || 'it runs no agents'})`);
   }
 }

@@ -5,6 +5,28 @@ import { fileURLToPath } from 'node:url';
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/** How a process ended: its exit code, or the signal that ended it. */
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** "exit code 1", "signal SIGKILL". */
+export function describeExit(exit: ProcessExit): string {
+  return exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+/** A process that never said it was ready: it exited (`exit`), or was killed past its time or when asked to stop. */
+export class NotReadyError extends Error {
+  override readonly name = 'NotReadyError';
+  constructor(
+    message: string,
+    readonly exit?: ProcessExit,
+  ) {
+    super(message);
+  }
+}
+
 export interface Started<T> {
   child: ChildProcess;
   info: T;
@@ -23,6 +45,8 @@ export function startTsProcess<T>(options: {
   readyPrefix: string;
   timeoutMs?: number;
   onStderr?: (line: string) => void;
+  /** Aborted before the process is ready: it is killed, and the promise rejects. */
+  signal?: AbortSignal;
 }): Promise<Started<T>> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, options.entry), ...(options.args ?? [])], {
     cwd: projectRoot,
@@ -45,16 +69,25 @@ export function startTsProcess<T>(options: {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${options.entry} was not ready within ${(options.timeoutMs ?? 60_000) / 1000}s:\n${stderr.join('\n')}`));
+      reject(new NotReadyError(`${options.entry} was not ready within ${(options.timeoutMs ?? 60_000) / 1000}s:\n${stderr.join('\n')}`));
     }, options.timeoutMs ?? 60_000);
+    const onAbort = () => {
+      clearTimeout(timer);
+      child.kill('SIGTERM');
+      reject(new NotReadyError(`${options.entry} was stopped before it was ready`));
+    };
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (!line.startsWith(`${options.readyPrefix} `)) return;
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
       resolve({ child, info: JSON.parse(line.slice(options.readyPrefix.length + 1)) as T, stop });
     });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`${options.entry} exited (${signal ?? code}) before it was ready:\n${stderr.join('\n')}`));
+      options.signal?.removeEventListener('abort', onAbort);
+      reject(new NotReadyError(`${options.entry} exited (${signal ?? code}) before it was ready:\n${stderr.join('\n')}`, { code, signal }));
     });
   });
 }

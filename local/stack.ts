@@ -1,32 +1,53 @@
+import path from 'node:path';
 import { LocalAwsSetupError } from './aws/local-aws.ts';
 import { startConsole, type RunningConsole } from './console/console-server.ts';
-import { startLocalStack } from './local-stack.ts';
+import { type LocalStack, startLocalStack } from './local-stack.ts';
 import { createApiClient } from '#events/api-client.ts';
 import { publishGuestImage } from './guest-image/publish.ts';
+import { serveStackControl } from './stack-control.ts';
+import { removeStackState, stackStateFile, writeStackState } from './stack-state.ts';
 
 /** `npm start`: the local AWS, the control plane (runner + API) and host agents on 127.0.0.1, until Ctrl-C. */
-const stack = await startLocalStack({
+
+// Listening from the first moment: a signal while starting stops what was started so far, instead
+// of leaving the local AWS, runners and agents behind (a process manager sends SIGTERM or SIGINT
+// to this process alone; a closed terminal, SIGHUP).
+const startup = new AbortController();
+let starting: Promise<LocalStack> | undefined;
+let webConsole: RunningConsole | undefined;
+let control: { close(): Promise<void> } | undefined;
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    // Once: a Ctrl-C reaches this process twice (from the terminal, and passed on by bootstrap.mjs).
+    if (stopping) return;
+    stopping = true;
+    console.error(`\n[stack] ${signal}: stopping everything it started`);
+    startup.abort();
+    void (async () => {
+      removeStackState();
+      // Started or not, whatever the start-up made is stopped before this process exits. At once:
+      // agents a Ctrl-C reached too are ending, and their supervisors must not restart them.
+      const stack = await starting?.catch(() => undefined);
+      await Promise.all([stack?.stop(), control?.close(), webConsole?.close()]);
+      process.exit(0);
+    })();
+  });
+}
+
+starting = startLocalStack({
   agentCount: Number(process.env.STRATOPLANE_AGENTS ?? 3),
   apiPort: Number(process.env.STRATOPLANE_API_PORT ?? 3000),
   localAwsPort: Number(process.env.STRATOPLANE_LOCAL_AWS_PORT ?? 4566),
-}).catch((error: Error) => {
+  signal: startup.signal,
+});
+const stack = await starting.catch((error: Error) => {
+  // Stopping already: the handler above exits once the start-up has cleaned up.
+  if (stopping) return new Promise<never>(() => {});
   // Setup problems say what to do; a stack trace would only bury that.
   console.error(error instanceof LocalAwsSetupError ? `npm start: ${error.message}` : error);
   process.exit(1);
 });
-
-let webConsole: RunningConsole | undefined;
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, async () => {
-    if (stopping) return;
-    stopping = true;
-    console.error('\n[stack] stopping');
-    await webConsole?.close();
-    await stack.stop();
-    process.exit(0);
-  });
-}
 
 const api = stack.runner.apiUrl;
 // With fewer than three agents (STRATOPLANE_AGENTS), the hints reuse the ones there are.
@@ -50,6 +71,24 @@ webConsole = await startConsole({
   await stack.stop();
   process.exit(1);
 });
+// `npm run agent` asks through this socket; the state file tells it (and operator commands) where things are.
+const controlSocket = path.join(path.dirname(stackStateFile), 'stack.sock');
+control = await serveStackControl(controlSocket, stack).catch(async (error: Error) => {
+  console.error(`npm start: ${error.message}`);
+  await stack.stop();
+  process.exit(1);
+});
+process.on('exit', () => removeStackState());
+writeStackState({
+  pid: process.pid,
+  startedAt: new Date().toISOString(),
+  apis: stack.runners.map((runner) => ({ region: runner.region, apiUrl: runner.apiUrl })),
+  awsEndpoint: stack.aws.endpoint,
+  controlSocket,
+  agents: stack.agents,
+  // The local AWS takes any key; `test` is its default account's, as the stack's own processes use.
+  operatorEnv: { AWS_ENDPOINT_URL: stack.aws.endpoint, AWS_REGION: stack.runner.region, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' },
+});
 console.log(`
 Stratoplane is running locally.
   API            ${api}${
@@ -69,8 +108,8 @@ Stratoplane is running locally.
 Every call needs a bearer token. These two were issued for you (30 days):
   export TOKEN=${tenantToken}
   export OPERATOR_TOKEN=${operatorToken}
-More: AWS_ENDPOINT_URL=${stack.aws.endpoint} AWS_REGION=${stack.runner.region} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \\
-        npm run -s issue-token -- --tenant acme
+More, while this runs (in this folder): npm run -s issue-token -- --tenant acme
+An agent that dies is restarted here; to restart one now: npm run agent -- --host ${first?.hostId ?? 'host-1'}
 
 Try it (jq optional):
   AUTH="authorization: Bearer $TOKEN" OPERATOR="authorization: Bearer $OPERATOR_TOKEN" JSON="content-type: application/json"

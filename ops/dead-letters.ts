@@ -13,22 +13,29 @@ Reads and redrives the control plane's dead-letter queues in one region (AWS_REG
 NAME is the short name list prints (fan-out, graph.fifo, image-copy, image-verify, host, …).
 Needs sqs:ListQueues, GetQueueAttributes, ListDeadLetterSourceQueues, ReceiveMessage, and for
 redrive StartMessageMoveTask and ListMessageMoveTasks, with the data key's kms:Decrypt and
-GenerateDataKey. Locally: AWS_ENDPOINT_URL as npm start prints it.`;
-
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    max: { type: 'string', default: '10' },
-    rate: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h' },
-  },
-});
+GenerateDataKey. Beside a running \`npm start\` in this folder, with no AWS_* setting given, it uses
+that stack's local AWS (and says so on stderr).`;
 
 function fail(message: string, code = 2): never {
   console.error(`dead-letters: ${message}${code === 2 ? `\n\n${usage}` : ''}`);
   process.exit(code);
 }
+
+const { values, positionals } = (() => {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        max: { type: 'string', default: '10' },
+        rate: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+})();
 
 if (values.help) {
   console.log(usage);

@@ -3,7 +3,7 @@
 // package-lock.json changed), then hands over to the TypeScript command. Plain JavaScript on
 // purpose: it runs before node_modules exists.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,6 +24,7 @@ if (!existsSync(installedLock) || statSync(lock).mtimeMs > statSync(installedLoc
 
 const commands = {
   start: ['--import', 'tsx', 'local/stack.ts'],
+  agent: ['--import', 'tsx', 'local/agent-command.ts'],
   test: [path.join('node_modules', 'vitest', 'vitest.mjs'), 'run'],
   typecheck: [path.join('node_modules', 'typescript', 'bin', 'tsc'), '--noEmit'],
   lint: [path.join('node_modules', '@biomejs', 'biome', 'bin', 'biome'), 'check', '.'],
@@ -40,8 +41,30 @@ if (!commands[command]) {
   process.exit(2);
 }
 const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+// Operator commands need an AWS region, endpoint and credentials. With none of them in the
+// environment and `npm start` running in this folder, they use its local AWS (and say so).
+if (['issue-token', 'dead-letters'].includes(command) && !rest.some((arg) => arg === '--help' || arg === '-h')) {
+  const stack = runningLocalStack();
+  if (stack && !['AWS_ENDPOINT_URL', 'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_ACCESS_KEY_ID'].some((name) => process.env[name])) {
+    Object.assign(env, stack.operatorEnv);
+    console.error(`[${command}] using the local AWS of npm start (pid ${stack.pid}): ${stack.operatorEnv.AWS_ENDPOINT_URL}, ${stack.operatorEnv.AWS_REGION}`);
+  }
+}
 const child = spawn(process.execPath, [...commands[command], ...rest], { cwd: root, stdio: 'inherit', env });
 // A supervisor (or `timeout`, or `kill`) signals this process only: pass it on, so the command
-// stops what it started (the local AWS, runners, agents) instead of leaving them behind.
+// stops what it started (the local AWS, runners, agents) instead of leaving them behind. npm passes
+// SIGINT and SIGTERM to its script's process; `npm start` runs this with `exec` (package.json), as
+// the /bin/sh in between would otherwise take them and end without passing them on.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
+
+/** What a running `npm start` wrote in .local-run/stack.json (local/stack-state.ts), if it still runs. */
+function runningLocalStack() {
+  try {
+    const state = JSON.parse(readFileSync(path.join(root, '.local-run', 'stack.json'), 'utf8'));
+    process.kill(state.pid, 0);
+    return state;
+  } catch {
+    return undefined;
+  }
+}

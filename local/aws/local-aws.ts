@@ -91,6 +91,8 @@ export interface LocalAwsOptions {
   extraEnv?: (filesystemRoot: string) => NodeJS.ProcessEnv;
   /** Start a LocalStack of its own even when AWS_ENDPOINT_URL is set (what it needs is set up only there). */
   ignoreEndpointUrl?: boolean;
+  /** Aborted before it serves: it is stopped, and the promise rejects. */
+  signal?: AbortSignal;
 }
 
 export async function startLocalAws(options: LocalAwsOptions = {}): Promise<LocalAws> {
@@ -101,6 +103,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     return { endpoint: existing, started: false, description: 'AWS_ENDPOINT_URL', stop: async () => {} };
   }
   await ensureLocalStackInstalled(log);
+  options.signal?.throwIfAborted();
   if (options.port) await assertPortFree(options.port);
   // With a proxy, callers use its port (bound first, so nothing else takes it) and LocalStack listens on one of its own.
   const localStackPort = options.proxy || !options.port ? await freePort() : options.port;
@@ -125,7 +128,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= Promise.all([proxy?.close(), stopProcessTree(child)]).then(() => rmSync(root, { recursive: true, force: true })));
   try {
-    await waitUntilReady(localStackUrl, 180_000, child, logFile, services);
+    await waitUntilReady(localStackUrl, 180_000, child, logFile, services, options.signal);
   } catch (error) {
     await stop();
     throw error;
@@ -173,10 +176,18 @@ function removeStaleRoots(): void {
 }
 
 /** Waits until `probe` succeeds, failing early if `child` exits. */
-async function waitFor(endpoint: string, timeoutMs: number, probe: () => Promise<void>, child?: ChildProcess, logFile?: string): Promise<void> {
+async function waitFor(
+  endpoint: string,
+  timeoutMs: number,
+  probe: () => Promise<void>,
+  child?: ChildProcess,
+  logFile?: string,
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastProblem = 'no answer';
   while (Date.now() < deadline) {
+    signal?.throwIfAborted();
     if (child && child.exitCode !== null) {
       throw new LocalAwsSetupError(`LocalStack exited with code ${child.exitCode} before serving; the end of ${logFile}:\n${tail(logFile)}`);
     }
@@ -201,7 +212,14 @@ async function waitUntilServing(endpoint: string, timeoutMs: number): Promise<vo
 }
 
 /** The LocalStack started here: the health endpoint lists every service as ready, and DynamoDB answers a call. */
-async function waitUntilReady(endpoint: string, timeoutMs: number, child: ChildProcess, logFile: string, services: readonly string[]): Promise<void> {
+async function waitUntilReady(
+  endpoint: string,
+  timeoutMs: number,
+  child: ChildProcess,
+  logFile: string,
+  services: readonly string[],
+  signal: AbortSignal | undefined,
+): Promise<void> {
   await waitFor(
     endpoint,
     timeoutMs,
@@ -227,6 +245,7 @@ async function waitUntilReady(endpoint: string, timeoutMs: number, child: ChildP
     },
     child,
     logFile,
+    signal,
   );
 }
 

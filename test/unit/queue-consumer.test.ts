@@ -45,4 +45,39 @@ describe('QueueConsumer', () => {
     expect(errors).toEqual(['connect ECONNREFUSED', 'socket hang up', 'rejected']);
     expect(deleted).toEqual(['r1']);
   });
+
+  it('counts every failed receive in its status, with the last error and its time, and logs the same error once', async () => {
+    let calls = 0;
+    const sqs = {
+      send: async () => {
+        calls++;
+        if (calls <= 3) throw new Error('Region is missing');
+        // A long poll takes its time.
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return { Messages: calls === 4 ? [{ MessageId: 'm1', ReceiptHandle: 'r1', Body: 'x' }] : [] };
+      },
+    } as unknown as SQSClient;
+    const errors: string[] = [];
+    const consumer = new QueueConsumer(
+      sqs,
+      'https://queue',
+      () => {},
+      (error) => errors.push(error.message),
+      () => {},
+      0,
+    );
+    expect(consumer.status()).toEqual({ failing: false, receiveErrors: 0, lastReceiveError: null, lastReceiveAt: null, lastMessageAt: null });
+    consumer.start();
+    await new Promise((resolve) => setTimeout(resolve, 2_300));
+    const failing = consumer.status();
+    expect(failing).toMatchObject({ failing: true, receiveErrors: 3, lastReceiveError: { message: 'Region is missing' }, lastMessageAt: null });
+    expect(Date.now() - Date.parse(failing.lastReceiveError!.at)).toBeLessThan(1_000);
+    // Once in the log, however often it failed.
+    expect(errors).toEqual(['Region is missing']);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await consumer.stop();
+    const recovered = consumer.status();
+    expect(recovered).toMatchObject({ failing: false, receiveErrors: 3, lastMessageAt: expect.any(String), lastReceiveAt: expect.any(String) });
+    expect(Date.parse(recovered.lastReceiveAt!)).toBeGreaterThanOrEqual(Date.parse(recovered.lastMessageAt!));
+  });
 });
