@@ -10,7 +10,7 @@ import { projectRoot } from '../processes.ts';
  * (functions, permissions, event source mappings), API Gateway and CloudWatch Logs (log groups).
  * ECR is not needed: LocalStack's CloudFormation mocks the bootstrap stack's one repository.
  */
-export const DEPLOY_SERVICES = ['cloudformation', 'iam', 'sts', 'ssm', 'lambda', 'apigateway', 'logs'] as const;
+export const DEPLOY_SERVICES = ['cloudformation', 'iam', 'sts', 'ssm', 'lambda', 'apigateway', 'logs', 'events'] as const;
 
 /**
  * Stratoplane's LocalStack plugins (local/aws/localstack-extensions/): on this LocalStack's import path only,
