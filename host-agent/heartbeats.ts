@@ -1,5 +1,8 @@
 import { HEARTBEAT_INTERVAL_MS } from '#events/host-health.ts';
 
+/** How soon a failed heartbeat is tried again. */
+const RETRY_MS = 1_000;
+
 /** What `/status` shows of the agent's heartbeats. */
 export interface HeartbeatStats {
   sent: number;
@@ -10,12 +13,13 @@ export interface HeartbeatStats {
 
 /**
  * Tells the control plane, every few seconds, that this host's agent is alive: the one write per
- * host per interval its health is measured from. A failed heartbeat is only counted: the next one
- * comes at the next interval anyway, and a control plane that hears none marks the host suspect.
+ * host per interval its health is measured from. A failed heartbeat is counted and tried again
+ * within a second; a control plane that hears none marks the host suspect, then down.
  */
 export class Heartbeats {
   readonly stats: HeartbeatStats = { sent: 0, failed: 0 };
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(
     private readonly send: () => Promise<void>,
@@ -25,29 +29,43 @@ export class Heartbeats {
 
   start(): void {
     if (this.timer) return;
-    void this.beat();
-    this.timer = setInterval(() => void this.beat(), this.intervalMs);
-    this.timer.unref();
+    this.next(0);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     this.timer = undefined;
+    this.stopped = true;
   }
 
-  private async beat(): Promise<void> {
+  /**
+   * The next heartbeat: at the interval, or within a second while they fail, so that a host is
+   * heard from again as soon as the control plane answers again (its own outage silenced every
+   * host at once).
+   */
+  private next(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.beat().then((ok) => this.next(ok ? this.intervalMs : Math.min(this.intervalMs, RETRY_MS)));
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private async beat(): Promise<boolean> {
     try {
       await this.send();
       this.stats.sent++;
       this.stats.lastSentAt = new Date().toISOString();
       if (this.stats.lastError !== undefined) this.log('heartbeats reach the control plane again');
       delete this.stats.lastError;
+      return true;
     } catch (error) {
       this.stats.failed++;
-      // One line when they start failing, not one per interval.
+      // One line when they start failing, not one per try.
       if (this.stats.lastError === undefined)
         this.log(`heartbeat failed (the control plane will mark this host suspect, then down): ${(error as Error).message}`);
       this.stats.lastError = (error as Error).message;
+      return false;
     }
   }
 }

@@ -19,10 +19,19 @@ export function healthOf({ lastSeenMs, cordoned }: Liveness, nowMs: number): Hos
   return cordoned ? 'cordoned' : 'healthy';
 }
 
-/** Why placement keeps off a host, or undefined when it may place there. */
-export function unplaceableBecause(hostId: string, liveness: Liveness, nowMs: number): string | undefined {
+/** Silent for less than this, a host may well be back in a moment (an agent restarting, the control plane itself just back). */
+export const MAYBE_BACK_MS = 2 * 60_000;
+
+/**
+ * Why placement keeps off a host, or undefined when it may place there. `transient`: the host
+ * was heard from lately (a restarting agent, or the control plane's own outage, silences every
+ * host at once), so a caller that named it should retry (503) rather than give up (409).
+ */
+export function unplaceableBecause(hostId: string, liveness: Liveness, nowMs: number): { reason: string; transient: boolean } | undefined {
   const health = healthOf(liveness, nowMs);
   if (health === 'healthy') return undefined;
+  if (health === 'cordoned') return { reason: `host ${hostId} is cordoned`, transient: false };
   const seen = liveness.lastSeenMs === undefined ? 'never heard from' : `last heard from ${new Date(liveness.lastSeenMs).toISOString()}`;
-  return health === 'cordoned' ? `host ${hostId} is cordoned` : `host ${hostId} is ${health} (${seen})`;
+  const transient = liveness.lastSeenMs !== undefined && nowMs - liveness.lastSeenMs < MAYBE_BACK_MS;
+  return { reason: `host ${hostId} is ${health} (${seen})${transient ? '; retry: a host that is back is heard from within 5 s' : ''}`, transient };
 }

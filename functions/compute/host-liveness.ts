@@ -1,7 +1,7 @@
 import { BatchGetCommand, type BatchGetCommandOutput, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { HostItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
-import { ConflictError } from '../core/errors.ts';
+import { ClientError, ConflictError } from '../core/errors.ts';
 import { type Liveness, unplaceableBecause } from './host-health.ts';
 import { toHostView, type HostView } from './hosts.ts';
 
@@ -65,9 +65,14 @@ export async function placeableHosts(livenessTable: string, hosts: readonly Host
   return hosts.filter((host) => unplaceableBecause(host.hostId, liveness.get(host.hostId)!, now) === undefined);
 }
 
-/** Refuses (409) a host named for a new VM or a move when it is not healthy: a VM sent there would not run. */
+/**
+ * Refuses a host named for a new VM or a move when it is not healthy (a VM sent there would not
+ * run): 503 while it may be back in a moment, else 409.
+ */
 export async function assertPlaceable(livenessTable: string, host: HostItem, field: 'hostId' | 'targetHostId'): Promise<void> {
   const liveness = await livenessOf(livenessTable, [host]);
-  const reason = unplaceableBecause(host.hostId, liveness.get(host.hostId)!, Date.now());
-  if (reason) throw new ConflictError(`${field}: ${reason}`);
+  const refusal = unplaceableBecause(host.hostId, liveness.get(host.hostId)!, Date.now());
+  if (!refusal) return;
+  const message = `${field}: ${refusal.reason}`;
+  throw refusal.transient ? new ClientError(503, message) : new ConflictError(message);
 }

@@ -619,7 +619,9 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
 
   it('a source host that dies for good once the guest was sent: the sweep completes the migration once the host is down', async () => {
     const [destination, source] = [agents[0]!, agents[1]!];
-    const bootId = await ssh('cat /proc/sys/kernel/random/boot_id');
+    // The previous test booted the guest again: its SSH server may still be starting.
+    let bootId = '';
+    await eventually(async () => void (bootId = await ssh('cat /proc/sys/kernel/random/boot_id')), 60_000, 1_000);
     const seen = source.stderr.length;
     await expectOk(migrateVmTo(mover.vmId, destination.hostId));
     await eventually(async () => expect(source.stderr.slice(seen).some((line) => line.includes(`vm ${mover.vmId}: guest sent to host`))).toBe(true), 60_000, 5);

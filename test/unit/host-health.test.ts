@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DOWN_AFTER_MS, HEARTBEAT_INTERVAL_MS, SUSPECT_AFTER_MS } from '#events/host-health.ts';
-import { healthOf, unplaceableBecause } from '#functions/compute/host-health.ts';
+import { healthOf, MAYBE_BACK_MS, unplaceableBecause } from '#functions/compute/host-health.ts';
 import { asSeenThroughHost } from '#functions/compute/vm-reachability.ts';
 import type { VmView } from '#functions/compute/vms.ts';
 
@@ -23,11 +23,18 @@ describe('host health', () => {
 
   it('keeps placement off every host but a healthy one, saying why', () => {
     expect(unplaceableBecause('h', { lastSeenMs: now }, now)).toBeUndefined();
-    expect(unplaceableBecause('h', { lastSeenMs: now, cordoned: true }, now)).toBe('host h is cordoned');
-    expect(unplaceableBecause('h', {}, now)).toBe('host h is down (never heard from)');
-    expect(unplaceableBecause('h', { lastSeenMs: now - SUSPECT_AFTER_MS }, now)).toBe(
-      `host h is suspect (last heard from ${new Date(now - SUSPECT_AFTER_MS).toISOString()})`,
-    );
+    expect(unplaceableBecause('h', { lastSeenMs: now, cordoned: true }, now)).toEqual({ reason: 'host h is cordoned', transient: false });
+    expect(unplaceableBecause('h', {}, now)).toEqual({ reason: 'host h is down (never heard from)', transient: false });
+    // Heard from lately: maybe back in a moment (a restarting agent, or the control plane's own outage), so retry.
+    expect(unplaceableBecause('h', { lastSeenMs: now - SUSPECT_AFTER_MS }, now)).toEqual({
+      reason: `host h is suspect (last heard from ${new Date(now - SUSPECT_AFTER_MS).toISOString()}); retry: a host that is back is heard from within 5 s`,
+      transient: true,
+    });
+    expect(unplaceableBecause('h', { lastSeenMs: now - DOWN_AFTER_MS }, now)?.transient).toBe(true);
+    expect(unplaceableBecause('h', { lastSeenMs: now - MAYBE_BACK_MS }, now)).toEqual({
+      reason: `host h is down (last heard from ${new Date(now - MAYBE_BACK_MS).toISOString()})`,
+      transient: false,
+    });
   });
 
   it('is measured so that a killed agent’s host is down within 30 s', () => {
