@@ -7,6 +7,7 @@ import { keys } from '../core/table-keys.ts';
 import { getHost, listHosts } from './hosts.ts';
 import { listVmsOnHost, migrateVm, type VmView } from './vms.ts';
 
+/** What moving VMs off a host needs: the tables, the region, a new pair secret per move, and the fast path. */
 export interface DrainDeps {
   table: string;
   livenessTable: string;

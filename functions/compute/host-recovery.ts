@@ -4,7 +4,8 @@ import { ClientError } from '../core/errors.ts';
 import { healthOf, type Liveness } from './host-health.ts';
 import { listHosts } from './hosts.ts';
 import { livenessOf } from './host-liveness.ts';
-import { getVmFor, listVmsOnHost, migrateVm, type StoredVm, type VmView } from './vms.ts';
+import type { DrainDeps } from './host-drains.ts';
+import { getVmFor, listVmsOnHost, migrateVm, type StoredVm } from './vms.ts';
 import { migratingVmIdsOfHost, reportMigration } from './live-migration.ts';
 
 /** Hosts heard from this recently count when telling a host's failure from the control plane's. */
@@ -32,13 +33,8 @@ export function restartDecision(
   return { restart: true };
 }
 
-export interface RecoveryDeps {
-  table: string;
-  livenessTable: string;
-  region: string;
-  newPairKeyCiphertext: (vmId: string) => Promise<string>;
-  /** Tells the hosts that need it of a VM's new endpoint (and its shuffle jobs of its new host). */
-  announce: (vm: VmView) => Promise<void>;
+/** What a drain needs, and where to log what a sweep decided. */
+export interface RecoveryDeps extends DrainDeps {
   log: (message: string, fields?: Record<string, unknown>) => void;
 }
 
