@@ -3,26 +3,43 @@ import type { LocalStack } from '../local/local-stack.ts';
 
 /** How often each function of the first region's runner has been invoked so far, by logical id (`ApiPostVms`, `FanOut`, …). */
 export async function functionInvocations(stack: LocalStack): Promise<Map<string, number>> {
-  const functions = (await (await fetch(new URL('/_local/functions', stack.runner.apiUrl))).json()) as Record<
-    string,
-    { functionName: string; invocations: number }
-  >;
-  // Stratoplane-us-east-1-ApiPostVms3F2A9C1B → ApiPostVms
-  return new Map(Object.values(functions).map((fn) => [fn.functionName.slice(stack.runner.stackName.length + 1).replace(/[0-9A-F]{8}$/, ''), fn.invocations]));
+  return new Map([...(await functionTimes(stack))].map(([name, { invocations }]) => [name, invocations]));
 }
 
-/** AWS calls so far, by `service action`, with the DynamoDB request units they were estimated to cost. */
-export function awsCallsByAction(totals: readonly AwsCallTotal[]): { calls: Map<string, number>; readUnits: number; writeUnits: number } {
+/** Each function's invocations so far and the time they ran in all (ms), by logical id. */
+export async function functionTimes(stack: LocalStack): Promise<Map<string, { invocations: number; durationMs: number }>> {
+  const functions = (await (await fetch(new URL('/_local/functions', stack.runner.apiUrl))).json()) as Record<
+    string,
+    { functionName: string; invocations: number; durationMs: number }
+  >;
+  // Stratoplane-us-east-1-ApiPostVms3F2A9C1B → ApiPostVms
+  return new Map(
+    Object.values(functions).map((fn) => [
+      fn.functionName.slice(stack.runner.stackName.length + 1).replace(/[0-9A-F]{8}$/, ''),
+      { invocations: fn.invocations, durationMs: fn.durationMs },
+    ]),
+  );
+}
+
+/** AWS calls so far, by `service action`, with the DynamoDB request units they were estimated to cost and the time they took (ms, summed). */
+export function awsCallsByAction(totals: readonly AwsCallTotal[]): {
+  calls: Map<string, number>;
+  durationsMs: Map<string, number>;
+  readUnits: number;
+  writeUnits: number;
+} {
   const calls = new Map<string, number>();
+  const durationsMs = new Map<string, number>();
   let readUnits = 0;
   let writeUnits = 0;
   for (const total of totals) {
     const key = `${total.service} ${total.action}`;
     calls.set(key, (calls.get(key) ?? 0) + total.calls);
+    durationsMs.set(key, (durationsMs.get(key) ?? 0) + total.durationMs);
     readUnits += total.readUnits;
     writeUnits += total.writeUnits;
   }
-  return { calls, readUnits, writeUnits };
+  return { calls, durationsMs, readUnits, writeUnits };
 }
 
 /** What each count grew by between two readings, largest first; counts that did not grow are left out. */

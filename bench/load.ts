@@ -7,7 +7,7 @@ import type { OperationId } from '#events/operations.ts';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
 import type { PoolCommand, PoolReport } from './agent-pool.ts';
-import { awsCallsByAction, functionInvocations, growth } from './counters.ts';
+import { awsCallsByAction, functionTimes, growth } from './counters.ts';
 
 /**
  * Load: concurrent tenants create, migrate and delete VMs (each tenant one request after another,
@@ -22,14 +22,23 @@ const { values } = parseArgs({
     tenants: { type: 'string', default: '12' },
     seconds: { type: 'string', default: '60' },
     'agents-per-process': { type: 'string', default: '250' },
+    'idle-seconds': { type: 'string', default: '20' },
   },
 });
 const steps = values.agents!.split(',').map(Number);
 const tenantCount = Number(values.tenants);
 const seconds = Number(values.seconds);
 const perProcess = Number(values['agents-per-process']);
-if (steps.some((n) => !(n >= 2)) || steps.some((n, i) => i > 0 && n <= steps[i - 1]!) || !(tenantCount >= 1) || !(seconds >= 5) || !(perProcess >= 1)) {
-  throw new Error('--agents: rising counts of at least 2 (100,1000); --tenants >= 1; --seconds >= 5; --agents-per-process >= 1');
+const idleSeconds = Number(values['idle-seconds']);
+if (
+  steps.some((n) => !(n >= 2)) ||
+  steps.some((n, i) => i > 0 && n <= steps[i - 1]!) ||
+  !(tenantCount >= 1) ||
+  !(seconds >= 5) ||
+  !(perProcess >= 1) ||
+  !(idleSeconds >= 5)
+) {
+  throw new Error('--agents: rising counts of at least 2 (100,1000); --tenants >= 1; --seconds >= 5; --agents-per-process >= 1; --idle-seconds >= 5');
 }
 
 const stateDir = path.join(projectRoot, '.local-run', `bench-load-${process.pid}`);
@@ -155,10 +164,16 @@ interface Step {
   /** Endpoints whose VM was deleted before every host that needed them had them: not counted either way. */
   superseded: number;
   seconds: number;
-  /** AWS calls during the step, by `service action`. */
+  /** From the first request to the last answer and the endpoints' arrival (or the wait's end). */
+  elapsedSeconds: number;
+  /** AWS calls during the step, by `service action`, and the time they took (ms, summed). */
   awsCalls: Map<string, number>;
-  /** Function invocations during the step, by function. */
+  awsDurationsMs: Map<string, number>;
+  /** AWS calls per second before the step, the agents running and no tenant asking anything: heartbeats, resyncs, renewals. */
+  background: Map<string, number>;
+  /** Function invocations during the step, by function, and the time they ran (ms, summed). */
   invocations: Map<string, number>;
+  functionMs: Map<string, number>;
 }
 
 interface Tenant {
@@ -273,8 +288,13 @@ try {
       `${agents} agents running (the new ones registered and resynced in ${(registerMs / 1000).toFixed(1)} s); ${tenantCount} tenants for ${seconds} s...`,
     );
     // No AWS calls are counted without the proxy (an emulator named by AWS_ENDPOINT_URL).
-    const awsCalls = () => awsCallsByAction(stack.aws.proxy?.snapshot() ?? []).calls;
-    const [callsBefore, invocationsBefore] = [awsCalls(), await functionInvocations(stack)];
+    const awsCalls = () => awsCallsByAction(stack.aws.proxy?.snapshot() ?? []);
+    // What the fleet costs with nobody asking anything, taken out of each request's count below.
+    console.error(`measuring ${idleSeconds} s of the fleet's background (heartbeats, resyncs, renewals)...`);
+    const idleBefore = awsCalls().calls;
+    await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+    const background = new Map([...growth(awsCalls().calls, idleBefore)].map(([key, count]) => [key, count / idleSeconds] as const));
+    const [callsBefore, functionsBefore] = [awsCalls(), await functionTimes(stack)];
     const step: Step = {
       agents,
       registerMs,
@@ -284,12 +304,23 @@ try {
       notConverged: 0,
       superseded: 0,
       seconds,
+      elapsedSeconds: 0,
       awsCalls: new Map(),
+      awsDurationsMs: new Map(),
+      background,
       invocations: new Map(),
+      functionMs: new Map(),
     };
+    const began = Date.now();
     await runStep(tenants, step);
-    step.awsCalls = growth(awsCalls(), callsBefore);
-    step.invocations = growth(await functionInvocations(stack), invocationsBefore);
+    step.elapsedSeconds = (Date.now() - began) / 1000;
+    const [callsAfter, functionsAfter] = [awsCalls(), await functionTimes(stack)];
+    step.awsCalls = growth(callsAfter.calls, callsBefore.calls);
+    step.awsDurationsMs = growth(callsAfter.durationsMs, callsBefore.durationsMs);
+    const field = (times: Map<string, { invocations: number; durationMs: number }>, key: 'invocations' | 'durationMs') =>
+      new Map([...times].map(([name, counts]) => [name, counts[key]] as const));
+    step.invocations = growth(field(functionsAfter, 'invocations'), field(functionsBefore, 'invocations'));
+    step.functionMs = growth(field(functionsAfter, 'durationMs'), field(functionsBefore, 'durationMs'));
     results.push(step);
   }
 
@@ -314,25 +345,65 @@ try {
     );
   }
   for (const step of results) for (const [error, count] of step.errors) console.log(`  at ${step.agents} agents: ${count} × ${error}`);
+  const perStep: string[] = [];
   for (const step of results) {
     const requests = operationsOf(step);
-    const perRequest = (counts: Map<string, number>) =>
+    const perRequest = (counts: Map<string, number>, top = 8) =>
       [...counts]
-        .slice(0, 8)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, top)
         .map(([key, count]) => `${key} ${(count / requests).toFixed(1)}`)
         .join(', ');
     const total = (counts: Map<string, number>) => [...counts.values()].reduce((sum, count) => sum + count, 0);
-    console.log(`\nat ${step.agents} agents, per tenant request (everything that ran during the step, divided by the ${requests} requests):`);
-    const [emptyPolls, work] = [
-      new Map([...step.awsCalls].filter(([key]) => key.endsWith('(empty)'))),
-      new Map([...step.awsCalls].filter(([key]) => !key.endsWith('(empty)'))),
-    ];
+    const isEmptyPoll = (key: string) => key.endsWith('(empty)');
+    // Stream reads are Lambda's own polling (not billed on AWS) and go on whether anything changed.
+    const isWork = (key: string) => !isEmptyPoll(key) && !key.startsWith('dynamodbstreams ');
+    const work = new Map([...step.awsCalls].filter(([key]) => isWork(key)));
+    const emptyPolls = new Map([...step.awsCalls].filter(([key]) => isEmptyPoll(key)));
+    const background = new Map([...step.background].filter(([key]) => isWork(key)));
+    // The requests' own calls: what ran during the step less what the fleet makes anyway in as long.
+    const ownCalls = new Map(
+      [...work].map(([key, count]) => [key, Math.max(0, count - (background.get(key) ?? 0) * step.elapsedSeconds)] as const).filter(([, count]) => count > 0),
+    );
+    const ownPerRequest = total(ownCalls) / requests;
+    console.log(
+      `\nat ${step.agents} agents, per tenant request (what ran during the step's ${step.elapsedSeconds.toFixed(0)} s, divided by its ${requests} requests):`,
+    );
     console.log(`  function invocations ${(total(step.invocations) / requests).toFixed(1)}: ${perRequest(step.invocations)}`);
-    console.log(`  AWS calls ${(total(work) / requests).toFixed(1)}: ${perRequest(work)}`);
+    console.log(`  AWS calls, all ${(total(work) / requests).toFixed(1)}: ${perRequest(work)}`);
+    console.log(
+      `  of which the fleet's background, measured for ${idleSeconds} s before with no request: ${total(background).toFixed(1)}/s (${((total(background) * step.elapsedSeconds) / requests).toFixed(1)} a request): ${[
+        ...background,
+      ]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 6)
+        .map(([key, rate]) => `${key} ${rate.toFixed(1)}/s`)
+        .join(', ')}`,
+    );
+    console.log(`  AWS calls the requests made, the background taken out ${ownPerRequest.toFixed(1)}: ${perRequest(ownCalls, 10)}`);
     console.log(
       `  and polls that found nothing, ${(total(emptyPolls) / step.seconds).toFixed(0)}/s: ${[...emptyPolls].map(([key, count]) => `${key} ${(count / step.seconds).toFixed(1)}/s`).join(', ')}`,
     );
+    // Where an API request's time went: the route functions (what the API waited for) and the AWS calls inside them.
+    const meanMs = (durations: Map<string, number>, counts: Map<string, number>, keys: string[]) => {
+      const calls = keys.reduce((sum, key) => sum + (counts.get(key) ?? 0), 0);
+      return calls > 0 ? keys.reduce((sum, key) => sum + (durations.get(key) ?? 0), 0) / calls : NaN;
+    };
+    const routes = [...step.invocations].filter(([name]) => /^Api(Post|Delete)Vms/.test(name));
+    const dynamodbKeys = [...step.awsCalls.keys()].filter((key) => key.startsWith('dynamodb '));
+    console.log(
+      `  where the API's time went: p50 ${ms(quantile(allLatencies(step), 0.5)).trim()} ms; route functions (mean ms a call): ${routes
+        .map(([name, count]) => `${name} ${((step.functionMs.get(name) ?? 0) / count).toFixed(0)}`)
+        .join(', ')}; a DynamoDB call ${meanMs(step.awsDurationsMs, step.awsCalls, dynamodbKeys).toFixed(0)} ms (${[...step.awsCalls]
+        .filter(([key]) => key.startsWith('dynamodb '))
+        .reduce((sum, [, count]) => sum + count, 0)} calls in the step, ${(
+        [...step.awsCalls].filter(([key]) => key.startsWith('dynamodb ')).reduce((sum, [, count]) => sum + count, 0) / step.elapsedSeconds
+      ).toFixed(0)}/s); all functions together busy ${(total(step.functionMs) / 1000 / step.elapsedSeconds).toFixed(1)} s a second`,
+    );
+    perStep.push(`aws_calls_per_request agents=${step.agents} calls=${ownPerRequest.toFixed(1)}`);
   }
+  console.log('');
+  for (const line of perStep) console.log(line);
 } finally {
   await Promise.all(
     pools.map(

@@ -28,6 +28,7 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
+  startedAt: number;
 }
 
 const workerScript = fileURLToPath(new URL('./lambda-worker.mjs', import.meta.url));
@@ -40,8 +41,8 @@ export class LocalFunction {
   private readonly worker: Worker;
   private readonly pending = new Map<string, Pending>();
   readonly ready: Promise<void>;
-  /** Invocations, the records they carried (event source batches) and the failed ones, since start. */
-  readonly stats = { invocations: 0, records: 0, errors: 0 };
+  /** Invocations, the records they carried (event source batches), the failed ones, and the time they ran in all (ms), since start. */
+  readonly stats = { invocations: 0, records: 0, errors: 0, durationMs: 0 };
 
   constructor(readonly spec: FunctionSpec) {
     this.worker = new Worker(workerScript, {
@@ -65,6 +66,7 @@ export class LocalFunction {
       if (!pending) return;
       this.pending.delete(message.id);
       clearTimeout(pending.timer);
+      this.stats.durationMs += performance.now() - pending.startedAt;
       if (message.error) {
         this.stats.errors++;
         pending.reject(new FunctionError(spec.functionName, message.error.errorType, message.error.errorMessage, message.error.stack));
@@ -89,7 +91,7 @@ export class LocalFunction {
         this.pending.delete(id);
         reject(new FunctionError(this.spec.functionName, 'Sandbox.Timedout', `Task timed out after ${this.spec.timeoutSeconds}.00 seconds`));
       }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer, startedAt: performance.now() });
       this.worker.postMessage({ id, event, deadline: Date.now() + timeoutMs, requestId: id });
     });
   }

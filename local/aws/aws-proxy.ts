@@ -31,6 +31,8 @@ export interface AwsCallTotal {
   /** DynamoDB request units, as billed on demand (an estimate: see capacityUnitsOf). */
   readUnits: number;
   writeUnits: number;
+  /** Time from the request's arrival to its answer's end, summed over the calls (long polls included: they wait). */
+  durationMs: number;
 }
 
 /**
@@ -125,6 +127,7 @@ export class AwsProxy {
     if (url.pathname.startsWith(IAM_CONTROL_PATH)) return this.iamControl(request, response, url);
     const { service, action } = serviceOf(request.headers, url);
     const call: AwsCall = { service, action: action ?? '', items: 1, requestBytes: 0, responseBytes: 0 };
+    const startedAt = performance.now();
     // JSON bodies are small and say what a call is about (read whole, before IAM decides); S3 content streams through untouched.
     const bodyText = service === 's3' ? undefined : await readBody(request);
     if (bodyText !== undefined) call.requestBytes = Buffer.byteLength(bodyText);
@@ -142,7 +145,7 @@ export class AwsProxy {
     let verdict: Verdict = { refusals: [] };
     if (credential) verdict = await this.iam.authorize(credential.accessKeyId, wire, { expectRefusal: request.headers[EXPECT_REFUSAL_HEADER] !== undefined });
     if (verdict.refusals.length > 0 && this.iam.mode === 'enforce') {
-      this.record(call, request, url, bodyText, undefined, ' (refused)');
+      this.record(call, request, url, bodyText, undefined, startedAt, ' (refused)');
       return void accessDenied(response, service, verdict.principal!, verdict.refusals[0]!);
     }
     if (this.down) return void request.socket.resetAndDestroy();
@@ -167,7 +170,7 @@ export class AwsProxy {
       const answerBody: Buffer[] | undefined = bodyText !== undefined ? [] : undefined;
       const finish = () => {
         const text = answerBody ? Buffer.concat(answerBody).toString('utf8') : undefined;
-        this.record(call, request, url, bodyText, text);
+        this.record(call, request, url, bodyText, text, startedAt);
         if ((answer.statusCode ?? 500) < 300) this.observe(wire, text);
       };
       if (verdict.deferred && (answer.statusCode ?? 500) < 300) {
@@ -216,7 +219,15 @@ export class AwsProxy {
     response.writeHead(404).end();
   }
 
-  private record(call: AwsCall, request: http.IncomingMessage, url: URL, text: string | undefined, answerText: string | undefined, suffix = '') {
+  private record(
+    call: AwsCall,
+    request: http.IncomingMessage,
+    url: URL,
+    text: string | undefined,
+    answerText: string | undefined,
+    startedAt: number,
+    suffix = '',
+  ) {
     let indexedPuts = 0;
     if (call.service === 's3') call.action = s3ActionOf(request.method ?? 'GET', url, request.headers);
     else if (text !== undefined) {
@@ -247,6 +258,7 @@ export class AwsProxy {
         responseBytes: 0,
         readUnits: 0,
         writeUnits: 0,
+        durationMs: 0,
       };
       this.totals.set(key, total);
     }
@@ -257,6 +269,7 @@ export class AwsProxy {
     if (call.consistentRead) total.consistentReads++;
     total.requestBytes += call.requestBytes;
     total.responseBytes += call.responseBytes;
+    total.durationMs += performance.now() - startedAt;
   }
 }
 
