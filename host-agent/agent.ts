@@ -213,6 +213,9 @@ export class HostAgent {
     this.heartbeats = new Heartbeats(
       () => this.controlPlane.sendHeartbeat(config.hostId),
       (message) => log(config.hostId, message),
+      undefined,
+      // Down meanwhile, its restartable VMs run elsewhere now: what is still ours is fetched first, and stale guests stop.
+      () => this.catchUp('silent past the down bound'),
     );
   }
 

@@ -1,4 +1,4 @@
-import { HEARTBEAT_INTERVAL_MS } from '#events/host-health.ts';
+import { DOWN_AFTER_MS, HEARTBEAT_INTERVAL_MS } from '#events/host-health.ts';
 
 /** How soon a failed heartbeat is tried again. */
 const RETRY_MS = 1_000;
@@ -21,10 +21,21 @@ export class Heartbeats {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
+  /** When the last heartbeat reached the control plane (this process's clock). */
+  private lastSentMs: number | undefined;
+
+  /**
+   * `onSilenceEnded` is called when a heartbeat gets through after `downAfterMs` or more without
+   * one (the agent's calls failed, or the process was frozen): the control plane may have marked
+   * the host down meanwhile and restarted its VMs elsewhere, so the agent must look at once at what
+   * is still its own (and stop its stale copies) instead of waiting for its next resync.
+   */
   constructor(
     private readonly send: () => Promise<void>,
     private readonly log: (message: string) => void,
     private readonly intervalMs = HEARTBEAT_INTERVAL_MS,
+    private readonly onSilenceEnded: (silentMs: number) => void = () => {},
+    private readonly downAfterMs = DOWN_AFTER_MS,
   ) {}
 
   start(): void {
@@ -54,6 +65,13 @@ export class Heartbeats {
   private async beat(): Promise<boolean> {
     try {
       await this.send();
+      const now = Date.now();
+      const silentMs = this.lastSentMs === undefined ? 0 : now - this.lastSentMs;
+      this.lastSentMs = now;
+      if (silentMs >= this.downAfterMs) {
+        this.log(`heard again after ${(silentMs / 1000).toFixed(0)} s of silence: the control plane may have restarted this host's VMs elsewhere`);
+        this.onSilenceEnded(silentMs);
+      }
       this.stats.sent++;
       this.stats.lastSentAt = new Date().toISOString();
       if (this.stats.lastError !== undefined) this.log('heartbeats reach the control plane again');

@@ -162,4 +162,29 @@ describe('host liveness', () => {
     expect(await expectOk(asOperator('POST', `/hosts/${host}/uncordon`))).not.toHaveProperty('drain');
     await expectOk(createVmOn({ name: 'after-drain', networkId, hostId: host }, tenantId), 201);
   });
+
+  it('restarts a frozen host’s VM elsewhere once; thawed, its agent stops the stale copy at once, not at its next resync', async () => {
+    const [other, frozen] = agents as [RunningAgent, RunningAgent];
+    const { vmId } = await expectOk(createVmOn({ name: 'frozen-phoenix', networkId, hostId: frozen.hostId, onHostFailure: 'restart' }, tenantId), 201);
+    await eventually(async () => expect(await vmView(vmId)).toMatchObject({ state: 'running', hostId: frozen.hostId }), HOST_CHANGE_MS, 250);
+    const guestsOf = async (agent: RunningAgent) => ((await agent.status()).vmRuntime?.guests ?? []).map((guest: { vmId: string }) => guest.vmId);
+    expect(await guestsOf(frozen)).toContain(vmId);
+
+    // Frozen, as a host cut off from the control plane: its agent says nothing, its guest runs on.
+    frozen.process.child.kill('SIGSTOP');
+    try {
+      await eventually(async () => expect(await vmView(vmId)).toMatchObject({ state: 'running', hostId: other.hostId }), 150_000, 500);
+    } finally {
+      frozen.process.child.kill('SIGCONT');
+    }
+    const thawedAt = Date.now();
+    // Its heartbeat gets through after the down bound: it fetches what is still its own and stops the copy (resyncs are 5 min apart).
+    const stoppedAfterMs = await eventually(async () => expect(await guestsOf(frozen)).not.toContain(vmId), 15_000, 250);
+    console.info(`thawed host stopped its stale copy ${stoppedAfterMs} ms after it was thawed`);
+    expect(Date.now() - thawedAt).toBeLessThan(15_000);
+    expect(await hostOf(frozen.hostId)).toMatchObject({ health: 'healthy' });
+    // Restarted once: still on the other host.
+    expect(await vmView(vmId)).toMatchObject({ state: 'running', hostId: other.hostId, lastRecovery: { fromHostId: frozen.hostId, toHostId: other.hostId } });
+    expect(await guestsOf(other)).toContain(vmId);
+  }, 240_000);
 });

@@ -35,4 +35,34 @@ describe('heartbeats', () => {
       'heartbeats reach the control plane again',
     ]);
   });
+
+  it('tells the agent when a heartbeat gets through after the down bound without one, once, and not after shorter gaps', async () => {
+    let failing = false;
+    const silences: number[] = [];
+    const lines: string[] = [];
+    const heartbeats = new Heartbeats(
+      async () => {
+        if (failing) throw new Error('timeout');
+      },
+      (line) => lines.push(line),
+      10,
+      (silentMs) => silences.push(silentMs),
+      120,
+    );
+    heartbeats.start();
+    await tick(50);
+    failing = true;
+    await tick(40); // shorter than the bound: nothing to say
+    failing = false;
+    await tick(40);
+    expect(silences).toEqual([]);
+    failing = true;
+    await tick(150);
+    failing = false;
+    await tick(60);
+    heartbeats.stop();
+    expect(silences).toHaveLength(1);
+    expect(silences[0]).toBeGreaterThanOrEqual(120);
+    expect(lines).toContainEqual(expect.stringMatching(/^heard again after \d+ s of silence: the control plane may have restarted this host's VMs elsewhere$/));
+  });
 });
