@@ -7,8 +7,10 @@ import type { SlotItem, VmItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
 import { pickFreeAddress } from '../network/cidr.ts';
 import { ClientError, ConflictError, InUseError, NotFoundError } from '../core/errors.ts';
-import { assertRunsVms, chooseHost, getHost, listHosts } from './hosts.ts';
+import { assertRunsVms, getHost } from './hosts.ts';
 import { assertPlaceable, placeableHosts } from './host-liveness.ts';
+import { placeHost } from './placement-index.ts';
+import type { HostAcceptance } from './placement.ts';
 import { getNetwork } from '../network/networks.ts';
 import { newId } from '../core/ids.ts';
 import { queryPage } from '../core/pagination.ts';
@@ -86,6 +88,9 @@ export interface Placement {
   livenessTable: string;
 }
 
+/** What placement's sampled candidates must pass besides its own rules: healthy hosts only (heard from lately, not cordoned), one read for all of them. */
+const healthy = (livenessTable: string): HostAcceptance => ({ acceptAll: (hosts) => placeableHosts(livenessTable, hosts) });
+
 /**
  * Creates a VM: a free address of its network, a host with room, and the address slot's tunnel
  * endpoint, all in one transaction. A lost race for the address or the host's last place is
@@ -141,13 +146,7 @@ async function placeVm(
 
     const host = pinned
       ? await getHost(table, pinned.hostId)
-      : chooseHost(
-          await placeableHosts(
-            placement.livenessTable,
-            (await listHosts(table)).filter((candidate) => inRegion(candidate, region)),
-          ),
-          new Set([...fullHosts, ...spread.keys()]),
-        );
+      : await placeHost(table, { region, exclude: new Set([...fullHosts, ...spread.keys()]) }, healthy(placement.livenessTable));
     if (pinned && host) assertRunsVms(host, 'hostId');
     if (!host || host.vmCount >= host.capacity) {
       throw new ConflictError(
@@ -384,12 +383,10 @@ export async function migrateVm(
     if (named && spread.has(named)) throw new ConflictError(`targetHostId: host ${named} runs ${spread.get(named)}, named in spreadFrom`);
     const target = named
       ? await getHost(table, named)
-      : chooseHost(
-          await placeableHosts(
-            livenessTable,
-            (await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region) && (!live || candidate.liveMigration === true)),
-          ),
-          new Set([vm.hostId, ...fullHosts, ...spread.keys()]),
+      : await placeHost(
+          table,
+          { region: vm.region ?? region, exclude: new Set([vm.hostId, ...fullHosts, ...spread.keys()]), liveOnly: live },
+          healthy(livenessTable),
         );
     if (!target) throw new ConflictError(`no other host${spread.size > 0 ? ' apart from the spreadFrom VMs' : ''} has capacity for vm ${vmId}`);
     const targetHostId = target.hostId;

@@ -40,15 +40,17 @@ export const keys = {
 };
 
 /**
- * Four generic indexes. gsi1 lists hosts, storage pools, and a tenant's projects, networks, VMs,
+ * Five generic indexes. gsi1 lists hosts, storage pools, and a tenant's projects, networks, VMs,
  * disks and service accounts; gsi2 lists the VMs of one network and the networks one host is a
- * member of; gsi3 the VMs on one host; gsi4 everything a project owns (its graph's nodes).
+ * member of; gsi3 the VMs on one host; gsi4 everything a project owns (its graph's nodes); gsi5,
+ * whose sort key is a number, is placement's: the hosts of one shard of a region by free capacity.
  */
 export const indexes = {
   gsi1: 'gsi1',
   gsi2: 'gsi2',
   gsi3: 'gsi3',
   gsi4: 'gsi4',
+  gsi5: 'gsi5',
 };
 
 /** The table's key and index attributes: storage layout, never part of what the API returns. */
@@ -72,4 +74,6 @@ export const indexKeys = {
   vmsOnHost: (hostId: string) => `HOST#${hostId}#VMS`,
   vmsOfNetwork: (networkId: string) => `VMS#NET#${networkId}`,
   networksOfHost: (hostId: string) => `MEMBERSHIPS#HOST#${hostId}`,
+  /** gsi5: one shard of a region's hosts that run VMs, by free capacity (sort key: capacity - vmCount). */
+  placementShard: (region: string, shard: number) => `PLACEMENT#${region}#${shard}`,
 };
