@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
+import { takeRunLock } from '../local/run-lock.ts';
 import { apiClient } from './api-client.ts';
 import { awsCallsByAction, functionInvocations, growth } from './counters.ts';
 import { awsPrices, projectAt, type Assumptions, type OperationCost } from './cost-model.ts';
@@ -26,6 +27,9 @@ const repeat = Number(values.repeat);
 const fleetHosts = Number(values.hosts);
 const idleSeconds = Number(values['idle-seconds']);
 if (!(repeat >= 1) || !(fleetHosts >= 1) || !(idleSeconds >= 20)) throw new Error('--repeat >= 1, --hosts >= 1, --idle-seconds >= 20');
+
+// A local control plane beside an integration run (or another bench) starves both past their readiness limits: one at a time.
+await takeRunLock();
 
 const agentCount = 4;
 const stateDir = path.join(projectRoot, '.local-run', `bench-cost-${process.pid}`);
