@@ -8,6 +8,7 @@ import { takeRunLock } from '../local/run-lock.ts';
 import { apiClient } from './api-client.ts';
 import { awsCallsByAction, functionInvocations, growth } from './counters.ts';
 import { awsPrices, projectAt, type Assumptions, type OperationCost } from './cost-model.ts';
+import { measureAtScale, type ScaleLine } from './cost-scale.ts';
 
 /**
  * What each operation really costs in AWS requests: every AWS call the control plane, its
@@ -199,7 +200,10 @@ try {
     functionPollsPerHour: perHour(idleAfter.functions - idleBefore.functions),
   };
 
-  printReport(operations, idle, migratePairCost, migrateCost);
+  // Last (it adds 10,000 hosts): what a create costs as the fleet and its network grow.
+  const scale = await measureAtScale({ stack, proxy, tenant, operator, repeat, quiet, isWork, log: (message) => console.error(message) });
+
+  printReport(operations, idle, migratePairCost, migrateCost, scale);
 } finally {
   await stack.stop();
   rmSync(stateDir, { recursive: true, force: true });
@@ -210,6 +214,7 @@ function printReport(
   idle: { agentPollsPerAgentHour: number; functionPollsPerHour: number },
   twoHosts: OperationCost,
   fourHosts: OperationCost,
+  scale: readonly ScaleLine[],
 ) {
   const sum = (cost: OperationCost, service: string) =>
     [...cost.calls].filter(([key]) => key.startsWith(`${service} `)).reduce((total, [, count]) => total + count, 0);
@@ -237,6 +242,10 @@ function printReport(
   console.log(
     `\nIdle, over ${idleSeconds} s: ${n(idle.agentPollsPerAgentHour)} long polls (ReceiveMessage) per agent per hour; ${n(idle.functionPollsPerHour)} per hour by the functions' queue pollers of the region`,
   );
+  console.log(
+    `\nOne VM create (a tenant's, no host named) as the fleet and its network grow: the AWS calls the create request made, ${repeat} creates each, averaged (hosts that take VMs; addresses in use in a /16):`,
+  );
+  for (const { line, detail } of scale) console.log(`${line}\n  ${detail}`);
 
   const assumptions: Assumptions = {
     hosts: fleetHosts,
