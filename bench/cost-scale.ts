@@ -7,7 +7,7 @@ import { freshAddress } from '#functions/network/cidr.ts';
 import { indexKeys, keys } from '#functions/core/table-keys.ts';
 import type { AwsCallTotal, AwsProxy } from '../local/aws/aws-proxy.ts';
 import type { LocalStack } from '../local/local-stack.ts';
-import { awsCallsByAction, growth } from './counters.ts';
+import { awsCallsByAction, functionInvocations, growth } from './counters.ts';
 
 /**
  * What one VM create costs as the fleet and the network grow: the AWS calls the create request
@@ -18,8 +18,8 @@ import { awsCallsByAction, growth } from './counters.ts';
  * 10,000 queues), exactly as registration and creates write them: real capacity (32) and a spread
  * of loads, in the placement index, listed by GET /hosts; slots active with the network's cursor
  * past them. Their queue is one real host queue nobody reads, so a VM placed on one of them is
- * fanned out to as to any host; and they are alive: their heartbeats are written into the
- * liveness table just before each create is measured (placement takes only healthy hosts).
+ * fanned out to as to any host; and they are alive while creates are measured: their heartbeats
+ * are written into the liveness table just before each (placement takes only healthy hosts).
  */
 export interface ScaleLine {
   line: string;
@@ -32,12 +32,10 @@ export async function measureAtScale(options: {
   tenant: ApiClient;
   operator: ApiClient;
   repeat: number;
-  /** Waits until the control plane made no call for a while (what the stream set off, done). */
-  quiet: (quietMs?: number, timeoutMs?: number) => Promise<void>;
   isWork: (key: string) => boolean;
   log: (message: string) => void;
 }): Promise<ScaleLine[]> {
-  const { stack, proxy, tenant, operator, repeat, quiet, isWork, log } = options;
+  const { stack, proxy, tenant, operator, repeat, isWork, log } = options;
   const region = stack.runner.region;
   const table = Object.entries(stack.runner.resources).find(([id]) => id.startsWith('Metadata'))![1];
   const dynamodb = new DynamoDBClient({ endpoint: stack.aws.endpoint, region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
@@ -49,20 +47,27 @@ export async function measureAtScale(options: {
   // One real host queue for every seeded host; its host runs no VMs, so placement never picks it.
   const sink = await operator.registerHost({ body: { hostId: 'cost-sink', address: '198.18.255.254', capacity: 1, vmRuntime: 'none' } });
 
-  /** Writes `count` items, each made (`item(i)`) as its batch of 25 is sent, 8 batches at a time. */
+  /**
+   * Writes `count` items, each made (`item(i)`) as its batch of 25 is sent, 4 batches at a time. A
+   * batch the emulator fails (a reset connection under this load) is sent again, a few times.
+   */
   async function write(count: number, item: (i: number) => WriteRequest, into = table) {
     let next = 0;
     await Promise.all(
-      Array.from({ length: 8 }, async () => {
+      Array.from({ length: 4 }, async () => {
         while (next < count) {
           const start = next;
           next = Math.min(count, next + 25);
           let pending = Array.from({ length: next - start }, (_, i) => item(start + i));
           for (let attempt = 0; pending.length > 0; attempt++) {
-            if (attempt > 20) throw new Error('BatchWriteItem kept items unprocessed');
-            const { UnprocessedItems } = await dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [into]: pending } }));
-            pending = UnprocessedItems?.[into] ?? [];
-            if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+            if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 100 * 2 ** attempt)));
+            try {
+              const { UnprocessedItems } = await dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [into]: pending } }));
+              pending = UnprocessedItems?.[into] ?? [];
+            } catch (error) {
+              if (attempt >= 8) throw error;
+              log(`BatchWriteItem failed (${(error as Error).message}); sending it again`);
+            }
           }
         }
       }),
@@ -100,39 +105,81 @@ export async function measureAtScale(options: {
     await write(more, (i) => seededHost(seeded + i));
     seeded += more;
     log(`seeded ${more} hosts in ${((Date.now() - started) / 1000).toFixed(0)} s (${ownHosts + seeded} that take VMs); waiting for the stream to settle...`);
-    await quiet(3000, 30 * 60_000);
+    await quiet(2000, 30 * 60_000);
   }
 
   /** Calls the create request makes, not those that run beside it: the agents' heartbeats (writes to the liveness table) and Lambda's stream polling. */
   const ofTheRequest = (total: AwsCallTotal) =>
-    total.service !== 'dynamodbstreams' && !(total.service === 'dynamodb' && total.action === 'PutItem' && total.resource === livenessTable);
+    total.service !== 'dynamodbstreams' &&
+    !(total.service === 'dynamodb' && /^(PutItem|BatchWriteItem)/.test(total.action) && total.resource === livenessTable);
 
-  /** What the seeded hosts' agents would have sent by now: a heartbeat each (one item per host in the liveness table). */
-  async function heartbeats() {
+  /**
+   * Waits until the control plane made no call for `quietMs` (what the stream set off, done),
+   * leaving out the agents' heartbeats (four hosts beating every 5 s leave few quiet seconds).
+   */
+  async function quiet(quietMs = 2000, timeoutMs = 60_000) {
+    const calls = () => JSON.stringify([...awsCallsByAction(proxy.snapshot().filter(ofTheRequest)).calls].filter(([key]) => isWork(key)));
+    const deadline = Date.now() + timeoutMs;
+    let last = calls();
+    let since = Date.now();
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const now = calls();
+      if (now !== last) [last, since] = [now, Date.now()];
+      else if (Date.now() - since >= quietMs) return;
+    }
+    throw new Error('the control plane never went quiet');
+  }
+
+  /**
+   * The seeded hosts' heartbeats, as their agents would send them: written just before each
+   * measured create, so they are healthy (heard from within seconds), and taken away after the
+   * last, so that in between they read as never heard from. Left to fall silent, they would look
+   * like dead hosts to the minute's host sweep, which would try to restart their VMs elsewhere.
+   */
+  async function heartbeats(alive = true) {
     await write(
       seeded,
-      (i) => ({ PutRequest: { Item: marshall({ hostId: `seed-${i}`, lastSeen: Date.now(), expiresAt: Math.floor(Date.now() / 1000) + 3600 }) } }),
+      (i) =>
+        alive
+          ? { PutRequest: { Item: marshall({ hostId: `seed-${i}`, lastSeen: Date.now(), expiresAt: Math.floor(Date.now() / 1000) + 3600 }) } }
+          : { DeleteRequest: { Key: marshall({ hostId: `seed-${i}` }) } },
       livenessTable,
     );
   }
 
+  /** How often the host sweep (every minute: restarts, drains) has run: a create measured while it ran is measured again. */
+  const sweeps = async () => [...(await functionInvocations(stack))].filter(([name]) => name.includes('SweepHosts')).reduce((sum, [, count]) => sum + count, 0);
+
   /**
    * Runs `create` once unmeasured (warm functions, cached authorizer), then `repeat` times alone,
-   * each after the seeded hosts' heartbeats and a quiet moment, counting the calls made until it answered.
+   * each after the seeded hosts' heartbeats and a quiet moment, counting the calls made until it
+   * answered; one during which the host sweep ran is not counted, and made again.
    */
-  async function perCreate(create: (round: number) => Promise<unknown>): Promise<{ calls: number; readUnits: number; breakdown: Map<string, number> }> {
-    await heartbeats();
-    await create(-1);
+  async function perCreate(create: (name: string) => Promise<unknown>): Promise<{ calls: number; readUnits: number; breakdown: Map<string, number> }> {
     const breakdown = new Map<string, number>();
     let readUnits = 0;
-    for (let round = 0; round < repeat; round++) {
+    let made = 0;
+    try {
       await heartbeats();
-      await quiet();
-      const before = awsCallsByAction(proxy.snapshot().filter(ofTheRequest));
-      await create(round);
-      const after = awsCallsByAction(proxy.snapshot().filter(ofTheRequest));
-      for (const [key, count] of growth(after.calls, before.calls)) if (isWork(key)) breakdown.set(key, (breakdown.get(key) ?? 0) + count / repeat);
-      readUnits += (after.readUnits - before.readUnits) / repeat;
+      await create(`warm-${made++}`);
+      for (let round = 0; round < repeat; ) {
+        await heartbeats();
+        await quiet();
+        const swept = await sweeps();
+        const before = awsCallsByAction(proxy.snapshot().filter(ofTheRequest));
+        await create(`vm-${made++}`);
+        const after = awsCallsByAction(proxy.snapshot().filter(ofTheRequest));
+        if ((await sweeps()) !== swept) {
+          log('the host sweep ran during that create: measuring another');
+          continue;
+        }
+        for (const [key, count] of growth(after.calls, before.calls)) if (isWork(key)) breakdown.set(key, (breakdown.get(key) ?? 0) + count / repeat);
+        readUnits += (after.readUnits - before.readUnits) / repeat;
+        round++;
+      }
+    } finally {
+      await heartbeats(false);
     }
     return { calls: [...breakdown.values()].reduce((sum, count) => sum + count, 0), readUnits, breakdown };
   }
@@ -147,7 +194,7 @@ export async function measureAtScale(options: {
   const placed = await tenant.createNetwork({ body: { name: 'scale', cidr: '10.70.0.0/16' } });
   for (const hosts of [100, 10_000]) {
     await fleetOf(hosts);
-    const cost = await perCreate((round) => tenant.createVm({ body: { name: `placed-${hosts}-${round}`, networkId: placed.networkId } }));
+    const cost = await perCreate((name) => tenant.createVm({ body: { name: `placed-${hosts}-${name}`, networkId: placed.networkId } }));
     lines.push({ line: `placement_calls hosts=${hosts} calls=${n(Number(cost.calls.toFixed(1)))}`, detail: describe(cost) });
     log(`measured: placement at ${hosts} hosts`);
   }
@@ -176,7 +223,7 @@ export async function measureAtScale(options: {
       return { PutRequest: { Item: marshall(item) } };
     });
     log(`seeded ${used} addresses (${released} released) in ${((Date.now() - started) / 1000).toFixed(0)} s; waiting for the stream to settle...`);
-    await quiet(3000, 30 * 60_000);
+    await quiet(2000, 30 * 60_000);
   }
 
   // Addresses: the same creates in a /16 with 10 and with 5,000 addresses in use (fresh ones left).
@@ -186,7 +233,7 @@ export async function measureAtScale(options: {
   ] as const) {
     const network = await tenant.createNetwork({ body: { name: `used-${used}`, cidr } });
     await addressesInUse(network, used);
-    const cost = await perCreate((round) => tenant.createVm({ body: { name: `addressed-${used}-${round}`, networkId: network.networkId } }));
+    const cost = await perCreate((name) => tenant.createVm({ body: { name: `addressed-${used}-${name}`, networkId: network.networkId } }));
     lines.push({ line: `ipam_calls used=${used} calls=${n(Number(cost.calls.toFixed(1)))}`, detail: describe(cost) });
     log(`measured: addresses with ${used} in use`);
   }
@@ -194,8 +241,8 @@ export async function measureAtScale(options: {
   // And once every address was handed out: a full /24 but for 20 released addresses, reused from its free list.
   const full = await tenant.createNetwork({ body: { name: 'reuse', cidr: '10.82.0.0/24' } });
   await addressesInUse(full, 253, 20);
-  const reuse = await perCreate(async (round) => {
-    const vm = await tenant.createVm({ body: { name: `reused-${round}`, networkId: full.networkId } });
+  const reuse = await perCreate(async (name) => {
+    const vm = await tenant.createVm({ body: { name: `reused-${name}`, networkId: full.networkId } });
     if (vm.endpoint.version !== 3) throw new Error(`a released address is reused under its next version (3), not ${vm.endpoint.version}`);
   });
   lines.push({ line: `ipam_reuse_calls used=233 released=20 calls=${n(Number(reuse.calls.toFixed(1)))}`, detail: describe(reuse) });

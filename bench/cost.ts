@@ -112,6 +112,7 @@ async function measure<T>(
   return cost;
 }
 
+let finished = false;
 try {
   const tenant = await apiClient(stack, 'tenant', 'cost');
   // Tenants do not pick hosts: VMs are pinned (and moved to named hosts) as the operator, for the tenant.
@@ -201,12 +202,15 @@ try {
   };
 
   // Last (it adds 10,000 hosts): what a create costs as the fleet and its network grow.
-  const scale = await measureAtScale({ stack, proxy, tenant, operator, repeat, quiet, isWork, log: (message) => console.error(message) });
+  const scale = await measureAtScale({ stack, proxy, tenant, operator, repeat, isWork, log: (message) => console.error(message) });
 
   printReport(operations, idle, migratePairCost, migrateCost, scale);
+  finished = true;
 } finally {
   await stack.stop();
-  rmSync(stateDir, { recursive: true, force: true });
+  // Kept when the bench failed: the emulator's, runner's and agents' logs say why.
+  if (finished) rmSync(stateDir, { recursive: true, force: true });
+  else console.error(`bench:cost failed: its local stack's logs are in ${stateDir}`);
 }
 
 function printReport(
