@@ -4,9 +4,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
+import { takeRunLock } from '../local/run-lock.ts';
 import { apiClient } from './api-client.ts';
 import { awsCallsByAction, functionInvocations, growth } from './counters.ts';
 import { awsPrices, projectAt, type Assumptions, type OperationCost } from './cost-model.ts';
+import { measureAtScale, type ScaleLine } from './cost-scale.ts';
 
 /**
  * What each operation really costs in AWS requests: every AWS call the control plane, its
@@ -26,6 +28,9 @@ const repeat = Number(values.repeat);
 const fleetHosts = Number(values.hosts);
 const idleSeconds = Number(values['idle-seconds']);
 if (!(repeat >= 1) || !(fleetHosts >= 1) || !(idleSeconds >= 20)) throw new Error('--repeat >= 1, --hosts >= 1, --idle-seconds >= 20');
+
+// A local control plane beside an integration run (or another bench) starves both past their readiness limits: one at a time.
+await takeRunLock();
 
 const agentCount = 4;
 const stateDir = path.join(projectRoot, '.local-run', `bench-cost-${process.pid}`);
@@ -107,6 +112,7 @@ async function measure<T>(
   return cost;
 }
 
+let finished = false;
 try {
   const tenant = await apiClient(stack, 'tenant', 'cost');
   // Tenants do not pick hosts: VMs are pinned (and moved to named hosts) as the operator, for the tenant.
@@ -195,10 +201,16 @@ try {
     functionPollsPerHour: perHour(idleAfter.functions - idleBefore.functions),
   };
 
-  printReport(operations, idle, migratePairCost, migrateCost);
+  // Last (it adds 10,000 hosts): what a create costs as the fleet and its network grow.
+  const scale = await measureAtScale({ stack, proxy, tenant, operator, repeat, isWork, log: (message) => console.error(message) });
+
+  printReport(operations, idle, migratePairCost, migrateCost, scale);
+  finished = true;
 } finally {
   await stack.stop();
-  rmSync(stateDir, { recursive: true, force: true });
+  // Kept when the bench failed: the emulator's, runner's and agents' logs say why.
+  if (finished) rmSync(stateDir, { recursive: true, force: true });
+  else console.error(`bench:cost failed: its local stack's logs are in ${stateDir}`);
 }
 
 function printReport(
@@ -206,6 +218,7 @@ function printReport(
   idle: { agentPollsPerAgentHour: number; functionPollsPerHour: number },
   twoHosts: OperationCost,
   fourHosts: OperationCost,
+  scale: readonly ScaleLine[],
 ) {
   const sum = (cost: OperationCost, service: string) =>
     [...cost.calls].filter(([key]) => key.startsWith(`${service} `)).reduce((total, [, count]) => total + count, 0);
@@ -233,6 +246,10 @@ function printReport(
   console.log(
     `\nIdle, over ${idleSeconds} s: ${n(idle.agentPollsPerAgentHour)} long polls (ReceiveMessage) per agent per hour; ${n(idle.functionPollsPerHour)} per hour by the functions' queue pollers of the region`,
   );
+  console.log(
+    `\nOne VM create (a tenant's, no host named) as the fleet and its network grow: the AWS calls the create request made, ${repeat} creates each, averaged (hosts that take VMs; addresses in use in a /16):`,
+  );
+  for (const { line, detail } of scale) console.log(`${line}\n  ${detail}`);
 
   const assumptions: Assumptions = {
     hosts: fleetHosts,

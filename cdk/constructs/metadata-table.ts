@@ -41,7 +41,7 @@ export class MetadataTable extends Construct {
     // On the stack: functions of every concern hold grants on the table.
     acknowledgeWildcards(
       Stack.of(this),
-      'Grants on the metadata table also cover its global secondary indexes (gsi1–gsi4), which list, graph and placement queries read',
+      'Grants on the metadata table also cover its global secondary indexes (gsi1–gsi5), which list, graph, placement and address queries read',
       {
         resources: [`${this.table.tableArn}/index/*`],
       },
@@ -74,6 +74,8 @@ export class MetadataTable extends Construct {
         { indexName: 'gsi2', partitionKey: { name: 'gsi2pk', type: AttributeType.STRING }, sortKey: { name: 'gsi2sk', type: AttributeType.STRING } },
         { indexName: 'gsi3', partitionKey: { name: 'gsi3pk', type: AttributeType.STRING }, sortKey: { name: 'gsi3sk', type: AttributeType.STRING } },
         { indexName: 'gsi4', partitionKey: { name: 'gsi4pk', type: AttributeType.STRING }, sortKey: { name: 'gsi4sk', type: AttributeType.STRING } },
+        // Placement's: a region's shard of hosts, by free capacity (a number, moved by the same writes as each host's VM count).
+        { indexName: 'gsi5', partitionKey: { name: 'gsi5pk', type: AttributeType.STRING }, sortKey: { name: 'gsi5sk', type: AttributeType.NUMBER } },
       ],
       replicas: replicaRegions.map((region) => ({ region })),
       dynamoStream: StreamViewType.NEW_AND_OLD_IMAGES,

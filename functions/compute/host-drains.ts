@@ -5,6 +5,7 @@ import { dynamodb } from '../platform/clients.ts';
 import { ClientError, NotFoundError } from '../core/errors.ts';
 import { keys } from '../core/table-keys.ts';
 import { getHost, listHosts } from './hosts.ts';
+import { OUT_OF_PLACEMENT } from './host-cordons.ts';
 import { listVmsOnHost, migrateVm, type VmView } from './vms.ts';
 
 /** What moving VMs off a host needs: the tables, the region, a new pair secret per move, and the fast path. */
@@ -27,7 +28,8 @@ export async function startDrain(table: string, hostId: string): Promise<HostIte
       new UpdateCommand({
         TableName: table,
         Key: keys.host(hostId),
-        UpdateExpression: 'SET cordoned = :yes, drainStartedAt = if_not_exists(drainStartedAt, :now)',
+        // Cordoned, it leaves the placement index too (host-cordons.ts).
+        UpdateExpression: `SET cordoned = :yes, drainStartedAt = if_not_exists(drainStartedAt, :now) REMOVE ${OUT_OF_PLACEMENT.join(', ')}`,
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeValues: { ':yes': true, ':now': new Date().toISOString() },
         ReturnValues: 'ALL_NEW',

@@ -10,6 +10,7 @@ import { ClientError, ConflictError, NotFoundError, ValidationError } from '../c
 import { backoff, cancellationCodes, getItem, queryAll } from '../core/store.ts';
 import { indexes, indexKeys, keys } from '../core/table-keys.ts';
 import { healthOf, type Liveness } from './host-health.ts';
+import { placementIndexAttributes, placementIndexUpdate, runsVms, updateExpression } from './placement.ts';
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type HostView = z.infer<typeof responses.Host>;
@@ -36,12 +37,7 @@ export const toHostView = (
   createdAt,
 });
 
-/**
- * Can placement put a VM on the host? Not when its agent registered that it runs none (no QEMU or
- * no root there, or `--runtime none`). A host registered without saying (by an operator through the
- * API, or by an older agent) is taken as able, as it always was.
- */
-export const runsVms = (host: Pick<HostItem, 'vmRuntime'>): boolean => host.vmRuntime !== 'none';
+export { chooseHost, runsVms } from './placement.ts';
 
 /** Why a host named for a VM (pinned, or a migration's target) cannot take it: it runs no VMs. */
 export function cannotRunVmsError(host: HostItem, field: 'hostId' | 'targetHostId'): ConflictError | undefined {
@@ -122,6 +118,8 @@ export async function registerHost(
     createdAt: new Date().toISOString(),
     gsi1pk: indexKeys.allHosts,
     gsi1sk: request.hostId,
+    // In the placement index from the start (none for a host that runs no VMs).
+    ...placementIndexAttributes({ hostId: request.hostId, capacity: request.capacity, vmCount: 0, vmRuntime: request.vmRuntime }, region),
   };
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     try {
@@ -166,7 +164,7 @@ async function registerAgain(table: string, region: string, existing: HostItem, 
       throw addressTakenError(request.address, region, await addressHolder(table, region, request.address));
     }
   }
-  return updateRuntime(table, host, request);
+  return updateRuntime(table, region, host, request);
 }
 
 /** The write that makes `request.address` the host's in `region`: on the condition that no other host has it. */
@@ -197,26 +195,39 @@ function addressTakenError(address: string, region: string, holder: string | und
   );
 }
 
-/** Records what a registered host now says it runs VMs with, when it says something else. */
-async function updateRuntime(table: string, host: HostItem, request: RegisterHostRequest): Promise<HostItem> {
-  if (
-    !request.vmRuntime ||
-    (host.vmRuntime === request.vmRuntime && host.accelerator === request.accelerator && Boolean(host.liveMigration) === Boolean(request.liveMigration))
-  )
-    return host;
+/**
+ * Records what a registered host now says it runs VMs with, when it says something else, and puts
+ * it where it belongs in the placement index (placement.ts): in it while it runs VMs (and is not
+ * cordoned), out of it when it runs none. A host registered before the index existed is put in it
+ * here, at its agent's next start (agents register at every start).
+ */
+async function updateRuntime(table: string, region: string, host: IndexedHost, request: RegisterHostRequest): Promise<HostItem> {
+  const runtimeChanged =
+    request.vmRuntime !== undefined &&
+    (host.vmRuntime !== request.vmRuntime || host.accelerator !== request.accelerator || Boolean(host.liveMigration) !== Boolean(request.liveMigration));
+  const vmRuntime = request.vmRuntime ?? host.vmRuntime;
+  const index = placementIndexUpdate({ ...host, ...(vmRuntime ? { vmRuntime } : {}) }, host.gsi5pk, host.region ?? region);
+  if (!runtimeChanged && index.set.length + index.remove.length === 0) return host;
+  const set = [...index.set];
+  const remove = [...index.remove];
+  const values: Record<string, unknown> = { ...index.values, ':address': request.address };
+  if (runtimeChanged) {
+    set.push('vmRuntime = :runtime', 'liveMigration = :live');
+    Object.assign(values, { ':runtime': request.vmRuntime, ':live': Boolean(request.liveMigration) });
+    if (request.accelerator) {
+      set.push('accelerator = :accelerator');
+      values[':accelerator'] = request.accelerator;
+    } else remove.push('accelerator');
+  }
   const update = dynamodb.send(
     new UpdateCommand({
       TableName: table,
       Key: keys.host(host.hostId),
-      UpdateExpression: `SET vmRuntime = :runtime, liveMigration = :live${request.accelerator ? ', accelerator = :accelerator' : ' REMOVE accelerator'}`,
+      UpdateExpression: updateExpression({ set, remove }),
       // Its address was checked on the item read; one changed meanwhile is refused as ever.
       ConditionExpression: 'attribute_exists(pk) AND address = :address',
-      ExpressionAttributeValues: {
-        ':runtime': request.vmRuntime,
-        ':live': Boolean(request.liveMigration),
-        ':address': request.address,
-        ...(request.accelerator ? { ':accelerator': request.accelerator } : {}),
-      },
+      ...(Object.keys(index.names).length > 0 ? { ExpressionAttributeNames: index.names } : {}),
+      ExpressionAttributeValues: values,
       ReturnValues: 'ALL_NEW',
     }),
   );
@@ -227,6 +238,9 @@ async function updateRuntime(table: string, host: HostItem, request: RegisterHos
     throw error;
   }
 }
+
+/** A host item as read from the table, with its place in the placement index if it has one. */
+export type IndexedHost = HostItem & { gsi5pk?: string };
 
 function sameAddressOrThrow(existing: HostItem, request: RegisterHostRequest, region: string): HostItem {
   if (existing.region !== undefined && existing.region !== region) {
@@ -244,6 +258,7 @@ export async function getHost(table: string, hostId: string): Promise<HostItem> 
   return host;
 }
 
+/** Every host, for operators (GET /hosts). Placement does not read this: it reads the placement index (placement-index.ts). */
 export async function listHosts(table: string): Promise<HostItem[]> {
   return queryAll<HostItem>({
     TableName: table,
@@ -251,19 +266,4 @@ export async function listHosts(table: string): Promise<HostItem[]> {
     KeyConditionExpression: 'gsi1pk = :pk',
     ExpressionAttributeValues: { ':pk': indexKeys.allHosts },
   });
-}
-
-/**
- * Picks a host with room: of two random hosts with free capacity, the less loaded. Two choices
- * spread load nearly as well as "least loaded" without every concurrent create picking the same host.
- * A host that runs no VMs (`vmRuntime: none`) is never picked. Runtimes are not otherwise weighed:
- * a VM with an image may land on a `process` host, and its view says so (`runtime: process`).
- */
-export function chooseHost(hosts: readonly HostItem[], exclude: ReadonlySet<string> = new Set(), random: () => number = Math.random): HostItem | undefined {
-  const open = hosts.filter((host) => runsVms(host) && host.vmCount < host.capacity && !exclude.has(host.hostId));
-  if (open.length === 0) return undefined;
-  const a = open[Math.floor(random() * open.length)]!;
-  const b = open[Math.floor(random() * open.length)]!;
-  const load = (host: HostItem) => host.vmCount / host.capacity;
-  return load(a) <= load(b) ? a : b;
 }

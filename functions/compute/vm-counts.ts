@@ -22,16 +22,22 @@ export function memberDelta(table: string, networkId: string, hostId: string, de
   };
 }
 
+/**
+ * A host's VM count moved by one, and its free capacity in the placement index with it (gsi5sk,
+ * `capacity - vmCount`: see placement.ts), in the same write, so the index never disagrees with the
+ * count it was written with. On a host out of the index (it runs no VMs) the sort key moves too,
+ * unseen: being indexed again sets it afresh from the count.
+ */
 export function hostCountDelta(table: string, hostId: string, delta: 1 | -1): TransactItem {
   return {
     Update: {
       TableName: table,
       Key: keys.host(hostId),
-      UpdateExpression: 'ADD vmCount :delta',
+      UpdateExpression: 'ADD vmCount :delta, gsi5sk :free',
       // Adding needs room, on a host that runs VMs (one that registered `none` meanwhile is refused); removing never does.
       ConditionExpression: delta > 0 ? 'vmCount < #capacity AND (attribute_not_exists(vmRuntime) OR vmRuntime <> :none)' : 'attribute_exists(pk)',
       ...(delta > 0 ? { ExpressionAttributeNames: { '#capacity': 'capacity' } } : {}),
-      ExpressionAttributeValues: { ':delta': delta, ...(delta > 0 ? { ':none': 'none' } : {}) },
+      ExpressionAttributeValues: { ':delta': delta, ':free': -delta, ...(delta > 0 ? { ':none': 'none' } : {}) },
     },
   };
 }

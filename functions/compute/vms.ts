@@ -5,14 +5,16 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { CreateVmRequest, ListVmsQuery } from '#events/api.ts';
 import type { SlotItem, VmItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
-import { pickFreeAddress } from '../network/cidr.ts';
+import { type AddressChoice, afterAddressTaken, chooseAddress, freeListEntry, giveBack, takeAddress, versionFor } from '../network/addresses.ts';
 import { ClientError, ConflictError, InUseError, NotFoundError } from '../core/errors.ts';
-import { assertRunsVms, chooseHost, getHost, listHosts } from './hosts.ts';
+import { assertRunsVms, getHost } from './hosts.ts';
 import { assertPlaceable, placeableHosts } from './host-liveness.ts';
+import { placeHost } from './placement-index.ts';
+import type { HostAcceptance } from './placement.ts';
 import { getNetwork } from '../network/networks.ts';
 import { newId } from '../core/ids.ts';
 import { queryPage } from '../core/pagination.ts';
-import { backoff, cancellationCodes, getItem, queryAll, readNetworkPartition, type TransactItem } from '../core/store.ts';
+import { backoff, cancellationCodes, getItem, queryAll, type TransactItem } from '../core/store.ts';
 import { indexes, indexKeys, keys } from '../core/table-keys.ts';
 import { nodeAttributes, projectGuard, projectGuardError } from '../tenancy/projects.ts';
 import { getTenantItem } from '../core/access.ts';
@@ -86,10 +88,16 @@ export interface Placement {
   livenessTable: string;
 }
 
+/** What placement's sampled candidates must pass besides its own rules: healthy hosts only (heard from lately, not cordoned), one read for all of them. */
+const healthy = (livenessTable: string): HostAcceptance => ({ acceptAll: (hosts) => placeableHosts(livenessTable, hosts) });
+
 /**
- * Creates a VM: a free address of its network, a host with room, and the address slot's tunnel
- * endpoint, all in one transaction. A lost race for the address or the host's last place is
- * retried with a fresh read; an address is never given twice because the slot write is conditional.
+ * Creates a VM: a free address of its network (addresses.ts: the next fresh one, else one from
+ * its free list), a host with room (placement.ts: from a few shards of the placement index), and
+ * the address slot's tunnel endpoint, all in one transaction. Neither read grows with the network
+ * or the fleet. A lost race for the address or the host's last place is retried; an address is
+ * never given twice because the slot write is conditional, and one reserved but not used is given
+ * back.
  * Networks and hosts are regional: both must be in this control plane's region. A VM whose image
  * lives in another region is placed at once but stays `pending` until the image's copy here is
  * verified (see image-copies.ts).
@@ -131,126 +139,124 @@ async function placeVm(
   const vmId = newId('vm');
   const pairKeyCiphertext = await newPairKeyCiphertext(vmId);
   const fullHosts = new Set<string>();
+  /** The address this create will take, kept across attempts until it is lost to another create. */
+  let address: AddressChoice | undefined;
+  try {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      address ??= await chooseAddress(table, network);
+      const chosen = address;
+      if (!chosen) throw new ConflictError(`networkId: network ${network.networkId} (${network.cidr}) has no free address`);
+      const { ip } = chosen;
 
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const { slots } = await readNetworkPartition(table, network.networkId);
-    const taken = new Set(slots.filter((slot) => slot.state === 'active').map((slot) => slot.ip));
-    const ip = pickFreeAddress(network.cidr, taken);
-    if (!ip) throw new ConflictError(`networkId: network ${network.networkId} (${network.cidr}) has no free address`);
-    const released = slots.find((slot) => slot.ip === ip);
-
-    const host = pinned
-      ? await getHost(table, pinned.hostId)
-      : chooseHost(
-          await placeableHosts(
-            placement.livenessTable,
-            (await listHosts(table)).filter((candidate) => inRegion(candidate, region)),
-          ),
-          new Set([...fullHosts, ...spread.keys()]),
+      const host = pinned
+        ? await getHost(table, pinned.hostId)
+        : await placeHost(table, { region, exclude: new Set([...fullHosts, ...spread.keys()]) }, healthy(placement.livenessTable));
+      if (pinned && host) assertRunsVms(host, 'hostId');
+      if (!host || host.vmCount >= host.capacity) {
+        throw new ConflictError(
+          pinned
+            ? `hostId: host ${pinned.hostId} is full`
+            : spread.size > 0
+              ? 'spreadFrom: no host apart from those VMs has capacity for another VM'
+              : 'no host has capacity for another VM',
         );
-    if (pinned && host) assertRunsVms(host, 'hostId');
-    if (!host || host.vmCount >= host.capacity) {
-      throw new ConflictError(
-        pinned
-          ? `hostId: host ${pinned.hostId} is full`
-          : spread.size > 0
-            ? 'spreadFrom: no host apart from those VMs has capacity for another VM'
-            : 'no host has capacity for another VM',
-      );
-    }
-
-    const now = new Date().toISOString();
-    const version = (released?.version ?? 0) + 1;
-    const vm: StoredVm & Record<string, unknown> = {
-      ...keys.vm(vmId),
-      ...nodeAttributes(network.projectId, 'vm', vmId),
-      kind: 'vm',
-      vmId,
-      tenantId,
-      name: request.name,
-      networkId: network.networkId,
-      ip,
-      hostId: host.hostId,
-      region,
-      // Its host boots it and reports from then on; until then (and while its image is copied here) it is provisioning.
-      state: 'provisioning',
-      ...(launch && !launch.ready
-        ? { stateReason: `waiting for image ${launch.image.imageId} to be copied from ${launch.image.region} to ${region}`, waitingForImage: true }
-        : {}),
-      // What will run it, as its host registered (its reports say from then on).
-      ...(host.vmRuntime ? { runtime: host.vmRuntime } : {}),
-      powerState: 'running',
-      bootGeneration: 0,
-      machineType: request.machineType ?? DEFAULT_MACHINE_TYPE,
-      ...(request.imageId ? { imageId: request.imageId } : {}),
-      ...(request.attributes ? { attributes: request.attributes } : {}),
-      ...(request.onHostFailure === 'restart' ? { onHostFailure: 'restart' } : {}),
-      endpointAddress: host.address,
-      endpointVersion: version,
-      pairKeyCiphertext,
-      createdAt: now,
-      updatedAt: now,
-      gsi1pk: indexKeys.vmsOfTenant(tenantId),
-      gsi1sk: vmId,
-      gsi2pk: indexKeys.vmsOfNetwork(network.networkId),
-      gsi2sk: vmId,
-      gsi3pk: indexKeys.vmsOnHost(host.hostId),
-      gsi3sk: vmId,
-    };
-    const slot: SlotItem & Record<string, unknown> = {
-      ...keys.slot(network.networkId, ip),
-      kind: 'slot',
-      networkId: network.networkId,
-      ip,
-      version,
-      state: 'active',
-      vmId,
-      hostId: host.hostId,
-      endpoint: host.address,
-    };
-    const items: TransactItem[] = [
-      released
-        ? {
-            Put: {
-              TableName: table,
-              Item: slot,
-              ConditionExpression: '#state = :released AND version = :previous',
-              ExpressionAttributeNames: { '#state': 'state' },
-              ExpressionAttributeValues: { ':released': 'released', ':previous': released.version },
-            },
-          }
-        : { Put: { TableName: table, Item: slot, ConditionExpression: 'attribute_not_exists(pk)' } },
-      hostCountDelta(table, host.hostId, 1),
-      memberDelta(table, network.networkId, host.hostId, 1),
-      { Put: { TableName: table, Item: vm, ConditionExpression: 'attribute_not_exists(pk)' } },
-      { ConditionCheck: { TableName: table, Key: keys.network(network.networkId), ConditionExpression: 'attribute_exists(pk)' } },
-      projectGuard(table, tenantId, network.projectId).item,
-      ...(launch && !launch.ready ? [waitForCopy(table, launch.copy, vmId)] : []),
-    ];
-    // The tenant's VM quota, taken in the same transaction (read afresh each attempt).
-    const quota = await quotaCharge(table, tenantId, region, { vms: 1 });
-    const quotaAt = items.push(...quota.items) - quota.items.length;
-    const claimed = claim(vmId);
-    try {
-      await dynamodb.send(new TransactWriteCommand({ TransactItems: [...items, ...claimed] }));
-      return toVmView(vm);
-    } catch (error) {
-      const codes = cancellationCodes(error);
-      if (!codes) throw error;
-      throwIfClaimLost(codes, claimed);
-      await quota.refusal(codes, quotaAt);
-      if (codes[1] === 'ConditionalCheckFailed') {
-        if (pinned) throw await refusedHostError(table, pinned.hostId, 'hostId');
-        fullHosts.add(host.hostId);
       }
-      if (codes[4] === 'ConditionalCheckFailed') throw new NotFoundError('network', network.networkId);
-      if (codes[5] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, network.projectId);
-      // The copy ended meanwhile: launch from what it is now.
-      if (launch && !launch.ready && codes[6] === 'ConditionalCheckFailed') launch = await launchImage();
-      await backoff(attempt);
+
+      const now = new Date().toISOString();
+      const version = versionFor(chosen);
+      const vm: StoredVm & Record<string, unknown> = {
+        ...keys.vm(vmId),
+        ...nodeAttributes(network.projectId, 'vm', vmId),
+        kind: 'vm',
+        vmId,
+        tenantId,
+        name: request.name,
+        networkId: network.networkId,
+        ip,
+        hostId: host.hostId,
+        region,
+        // Its host boots it and reports from then on; until then (and while its image is copied here) it is provisioning.
+        state: 'provisioning',
+        ...(launch && !launch.ready
+          ? { stateReason: `waiting for image ${launch.image.imageId} to be copied from ${launch.image.region} to ${region}`, waitingForImage: true }
+          : {}),
+        // What will run it, as its host registered (its reports say from then on).
+        ...(host.vmRuntime ? { runtime: host.vmRuntime } : {}),
+        powerState: 'running',
+        bootGeneration: 0,
+        machineType: request.machineType ?? DEFAULT_MACHINE_TYPE,
+        ...(request.imageId ? { imageId: request.imageId } : {}),
+        ...(request.attributes ? { attributes: request.attributes } : {}),
+        ...(request.onHostFailure === 'restart' ? { onHostFailure: 'restart' } : {}),
+        endpointAddress: host.address,
+        endpointVersion: version,
+        pairKeyCiphertext,
+        createdAt: now,
+        updatedAt: now,
+        gsi1pk: indexKeys.vmsOfTenant(tenantId),
+        gsi1sk: vmId,
+        gsi2pk: indexKeys.vmsOfNetwork(network.networkId),
+        gsi2sk: vmId,
+        gsi3pk: indexKeys.vmsOnHost(host.hostId),
+        gsi3sk: vmId,
+      };
+      const slot: SlotItem & Record<string, unknown> = {
+        ...keys.slot(network.networkId, ip),
+        kind: 'slot',
+        networkId: network.networkId,
+        ip,
+        version,
+        state: 'active',
+        vmId,
+        hostId: host.hostId,
+        endpoint: host.address,
+      };
+      const take = takeAddress(table, network.networkId, chosen, slot);
+      const items: TransactItem[] = [
+        take.slot,
+        hostCountDelta(table, host.hostId, 1),
+        memberDelta(table, network.networkId, host.hostId, 1),
+        { Put: { TableName: table, Item: vm, ConditionExpression: 'attribute_not_exists(pk)' } },
+        { ConditionCheck: { TableName: table, Key: keys.network(network.networkId), ConditionExpression: 'attribute_exists(pk)' } },
+        projectGuard(table, tenantId, network.projectId).item,
+        ...(launch && !launch.ready ? [waitForCopy(table, launch.copy, vmId)] : []),
+      ];
+      const releaseAt = take.release ? items.push(take.release) - 1 : undefined;
+      // The tenant's VM quota, taken in the same transaction (read afresh each attempt).
+      const quota = await quotaCharge(table, tenantId, region, { vms: 1 });
+      const quotaAt = items.push(...quota.items) - quota.items.length;
+      const claimed = claim(vmId);
+      try {
+        await dynamodb.send(new TransactWriteCommand({ TransactItems: [...items, ...claimed] }));
+        address = undefined;
+        return toVmView(vm);
+      } catch (error) {
+        const codes = cancellationCodes(error);
+        if (!codes) throw error;
+        // The address went to another create (or, fresh, was allocated before the cursor): another one, or that slot if released.
+        const slotTaken = codes[0] === 'ConditionalCheckFailed';
+        if (slotTaken || (releaseAt !== undefined && codes[releaseAt] === 'ConditionalCheckFailed')) {
+          address = undefined;
+          address = await afterAddressTaken(table, network.networkId, chosen, slotTaken);
+        }
+        throwIfClaimLost(codes, claimed);
+        await quota.refusal(codes, quotaAt);
+        if (codes[1] === 'ConditionalCheckFailed') {
+          if (pinned) throw await refusedHostError(table, pinned.hostId, 'hostId');
+          fullHosts.add(host.hostId);
+        }
+        if (codes[4] === 'ConditionalCheckFailed') throw new NotFoundError('network', network.networkId);
+        if (codes[5] === 'ConditionalCheckFailed') throw await projectGuardError(table, tenantId, network.projectId);
+        // The copy ended meanwhile: launch from what it is now.
+        if (launch && !launch.ready && codes[6] === 'ConditionalCheckFailed') launch = await launchImage();
+        await backoff(attempt);
+      }
     }
+    throw new TooBusyError(`network ${network.networkId}`);
+  } finally {
+    // A fresh address reserved and not used: back to the network.
+    if (address?.kind === 'fresh') await giveBack(table, network.networkId, address);
   }
-  throw new TooBusyError(`network ${network.networkId}`);
 }
 
 /**
@@ -384,12 +390,10 @@ export async function migrateVm(
     if (named && spread.has(named)) throw new ConflictError(`targetHostId: host ${named} runs ${spread.get(named)}, named in spreadFrom`);
     const target = named
       ? await getHost(table, named)
-      : chooseHost(
-          await placeableHosts(
-            livenessTable,
-            (await listHosts(table)).filter((candidate) => inRegion(candidate, vm.region ?? region) && (!live || candidate.liveMigration === true)),
-          ),
-          new Set([vm.hostId, ...fullHosts, ...spread.keys()]),
+      : await placeHost(
+          table,
+          { region: vm.region ?? region, exclude: new Set([vm.hostId, ...fullHosts, ...spread.keys()]), liveOnly: live },
+          healthy(livenessTable),
         );
     if (!target) throw new ConflictError(`no other host${spread.size > 0 ? ' apart from the spreadFrom VMs' : ''} has capacity for vm ${vmId}`);
     const targetHostId = target.hostId;
@@ -521,6 +525,7 @@ export async function deleteVm(table: string, region: string, tenantId: string, 
       throw new ConflictError(`vm ${vmId} is migrating (${vm.migration.phase}) to host ${vm.migration.targetHostId}: delete it once the migration ended`);
     const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
     if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
+    const free = freeListEntry(vm.networkId);
     const items: TransactItem[] = [
       {
         Delete: {
@@ -538,10 +543,18 @@ export async function deleteVm(table: string, region: string, tenantId: string, 
         Update: {
           TableName: table,
           Key: keys.slot(vm.networkId, vm.ip),
-          UpdateExpression: 'SET #state = :released, version = :version REMOVE vmId, hostId, endpoint',
+          // Released, it goes on the network's free list, for a create to reuse under the next version.
+          UpdateExpression: 'SET #state = :released, version = :version, gsi2pk = :free, gsi2sk = :position REMOVE vmId, hostId, endpoint',
           ConditionExpression: 'version = :previous AND vmId = :vm',
           ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':released': 'released', ':version': slot.version + 1, ':previous': slot.version, ':vm': vmId },
+          ExpressionAttributeValues: {
+            ':released': 'released',
+            ':version': slot.version + 1,
+            ':previous': slot.version,
+            ':vm': vmId,
+            ':free': free.gsi2pk,
+            ':position': free.gsi2sk,
+          },
         },
       },
       hostCountDelta(table, vm.hostId, -1),

@@ -26,6 +26,10 @@ export const keys = {
   /** What a worker's host reported of it: records sent (once closed) and records received. */
   shuffleWorker: (jobId: string, vmId: string) => ({ pk: `SHUFFLE#${jobId}`, sk: `WORKER#${vmId}` }),
   slot: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `SLOT#${ip}` }),
+  /** How many of a network's addresses were ever handed out fresh, in order: the next one is the first never used. */
+  addressCursor: (networkId: string) => ({ pk: `NET#${networkId}`, sk: 'CURSOR' }),
+  /** An address a create reserved and gave back unused (it failed): free again, though no VM ever held it. */
+  returnedAddress: (networkId: string, ip: string) => ({ pk: `NET#${networkId}`, sk: `RETURNED#${ip}` }),
   member: (networkId: string, hostId: string) => ({ pk: `NET#${networkId}`, sk: `MEMBER#${hostId}` }),
   /** What a tenant's create with an idempotency token made: the resource, and the request it was for. */
   clientToken: (tenantId: string, operation: string, token: string) => ({ pk: `TENANT#${tenantId}`, sk: `CLIENT_TOKEN#${operation}#${token}` }),
@@ -40,15 +44,18 @@ export const keys = {
 };
 
 /**
- * Four generic indexes. gsi1 lists hosts, storage pools, and a tenant's projects, networks, VMs,
- * disks and service accounts; gsi2 lists the VMs of one network and the networks one host is a
- * member of; gsi3 the VMs on one host; gsi4 everything a project owns (its graph's nodes).
+ * Five generic indexes. gsi1 lists hosts, storage pools, and a tenant's projects, networks, VMs,
+ * disks and service accounts; gsi2 lists the VMs of one network, the networks one host is a
+ * member of and the free (released or returned) addresses of one network; gsi3 the VMs on one
+ * host; gsi4 everything a project owns (its graph's nodes); gsi5, whose sort key is a number, is
+ * placement's: the hosts of one shard of a region by free capacity.
  */
 export const indexes = {
   gsi1: 'gsi1',
   gsi2: 'gsi2',
   gsi3: 'gsi3',
   gsi4: 'gsi4',
+  gsi5: 'gsi5',
 };
 
 /** The table's key and index attributes: storage layout, never part of what the API returns. */
@@ -72,4 +79,8 @@ export const indexKeys = {
   vmsOnHost: (hostId: string) => `HOST#${hostId}#VMS`,
   vmsOfNetwork: (networkId: string) => `VMS#NET#${networkId}`,
   networksOfHost: (hostId: string) => `MEMBERSHIPS#HOST#${hostId}`,
+  /** gsi2: a network's free addresses (released slots, returned addresses), in a random order. */
+  freeAddresses: (networkId: string) => `FREE#NET#${networkId}`,
+  /** gsi5: one shard of a region's hosts that run VMs, by free capacity (sort key: capacity - vmCount). */
+  placementShard: (region: string, shard: number) => `PLACEMENT#${region}#${shard}`,
 };

@@ -45,19 +45,13 @@ export function normalizeCidr(cidr: string): string {
 }
 
 /**
- * Picks an address for a new VM: a random one among those no VM holds. Random rather than lowest
- * so concurrent creates rarely race for the same slot.
+ * The `handedOut`-th address a network hands out fresh (1 is the first usable one), in order, or
+ * undefined past its last. Fresh addresses go in order because each is reserved by an atomic
+ * counter (addresses.ts): concurrent creates never race for one, so nothing is gained by drawing
+ * at random.
  */
-export function pickFreeAddress(cidr: string, taken: ReadonlySet<string>, random: () => number = Math.random): string | undefined {
+export function freshAddress(cidr: string, handedOut: number): string | undefined {
   const { first, last } = usableRange(cidr);
-  const free = last - first + 1 - taken.size;
-  if (free <= 0) return undefined;
-  let skip = Math.floor(random() * free);
-  for (let value = first; value <= last; value++) {
-    const ip = intToIp(value);
-    if (taken.has(ip)) continue;
-    if (skip === 0) return ip;
-    skip--;
-  }
-  return undefined;
+  if (!Number.isInteger(handedOut) || handedOut < 1 || first + handedOut - 1 > last) return undefined;
+  return intToIp(first + handedOut - 1);
 }

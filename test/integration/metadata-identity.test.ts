@@ -48,8 +48,8 @@ describe.skipIf(unavailable !== undefined)("a VM's metadata server and outbound 
       const token = tenantToken(tenants[key]);
       networks[key] = (await expectOk(api('POST', '/networks', { name: `same-range-${key}`, cidr: '10.94.0.0/28' }, token), 201)).networkId;
     }
-    // Addresses are drawn at random: B's VMs are made until one holds A's address, so no source
-    // address can tell the two apart (the others stay, unplugged).
+    // B's VMs are made until one holds A's address (networks hand out addresses in the same order,
+    // so B's first does), so no source address can tell the two apart (any others stay, unplugged).
     vms.a = await expectOk(createVmOn({ name: 'vm-a', networkId: networks.a, hostId: agent.hostId }, tenants.a), 201);
     for (let i = 0; !vms.b; i++) {
       const made = await expectOk(createVmOn({ name: `vm-b-${i}`, networkId: networks.b, hostId: agent.hostId }, tenants.b), 201);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { capacityOf, intToIp, ipToInt, normalizeCidr, pickFreeAddress, usableRange } from '#functions/network/cidr.ts';
+import { capacityOf, freshAddress, intToIp, ipToInt, normalizeCidr, usableRange } from '#functions/network/cidr.ts';
 
 describe('cidr', () => {
   it('converts addresses both ways', () => {
@@ -20,18 +20,15 @@ describe('cidr', () => {
     expect(normalizeCidr('10.1.2.3/24')).toBe('10.1.2.0/24');
   });
 
-  it('picks only free addresses, and none when full', () => {
-    const taken = new Set<string>();
-    for (let i = 0; i < 61; i++) {
-      const ip = pickFreeAddress('10.0.0.0/26', taken)!;
-      expect(taken.has(ip)).toBe(false);
-      taken.add(ip);
-    }
-    expect(pickFreeAddress('10.0.0.0/26', taken)).toBeUndefined();
-  });
-
-  it('spreads picks across the range so concurrent creates rarely collide', () => {
-    const picks = new Set(Array.from({ length: 200 }, () => pickFreeAddress('10.0.0.0/24', new Set())));
-    expect(picks.size).toBeGreaterThan(100);
+  it('hands fresh addresses out in order, each once, and none past the last', () => {
+    const handed = Array.from({ length: 61 }, (_, i) => freshAddress('10.0.0.0/26', i + 1));
+    expect(handed[0]).toBe('10.0.0.2');
+    expect(handed[60]).toBe('10.0.0.62');
+    expect(new Set(handed).size).toBe(61);
+    expect(freshAddress('10.0.0.0/26', 62)).toBeUndefined();
+    expect(freshAddress('10.0.0.0/26', 0)).toBeUndefined();
+    expect(freshAddress('10.1.0.0/16', 5000)).toBe('10.1.19.137');
+    expect(freshAddress('10.1.0.0/16', 65533)).toBe('10.1.255.254');
+    expect(freshAddress('10.1.0.0/16', 65534)).toBeUndefined();
   });
 });

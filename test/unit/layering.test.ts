@@ -38,7 +38,8 @@ const topLevel: Record<string, readonly string[]> = {
   cdk: ['events'],
   // npm start publishes the guest image with the CLI's uploader.
   local: ['cdk', 'cli', 'events', 'host-agent', 'tokens'],
-  bench: ['events', 'host-agent', 'local', 'tokens'],
+  // bench:cost seeds the table directly, with the functions' own key layout (table-keys, placement, addresses).
+  bench: ['events', 'functions', 'host-agent', 'local', 'tokens'],
 };
 
 /**

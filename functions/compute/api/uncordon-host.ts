@@ -1,12 +1,13 @@
 import { operations } from '#events/operations.ts';
 import { apiHandler } from '../../triggers/api-handler.ts';
+import { currentRegion } from '../../platform/region.ts';
 import { tableName } from '../../platform/table.ts';
 import { livenessTableName } from '../../platform/liveness-table.ts';
 import { setCordon } from '../host-cordons.ts';
 import { hostViews } from '../host-liveness.ts';
 
 export const handler = apiHandler(operations.uncordonHost, async ({ path }) => {
-  const host = await setCordon(tableName, path.hostId, false);
+  const host = await setCordon(tableName, currentRegion, path.hostId, false);
   const [view] = await hostViews(livenessTableName, [host]);
   return { statusCode: 200, body: view! };
 });
