@@ -2,7 +2,7 @@ import { DOWN_AFTER_MS } from '#events/host-health.ts';
 import type { HostItem } from '#events/records.ts';
 import { ClientError } from '../core/errors.ts';
 import { healthOf, type Liveness } from './host-health.ts';
-import { listHosts } from './hosts.ts';
+import { type IndexedHost, listHosts } from './hosts.ts';
 import { livenessOf } from './host-liveness.ts';
 import type { DrainDeps } from './host-drains.ts';
 import { getVmFor, listVmsOnHost, migrateVm, type StoredVm } from './vms.ts';
@@ -33,6 +33,18 @@ export function restartDecision(
   return { restart: true };
 }
 
+/** A region's hosts, and when each was last heard from: what a sweep reads once and decides from. */
+export interface Fleet {
+  hosts: IndexedHost[];
+  liveness: Map<string, Liveness>;
+}
+
+/** Every host of the region and its last heartbeat: the whole fleet, read once a minute (not per request). */
+export async function readFleet(table: string, livenessTable: string, region: string): Promise<Fleet> {
+  const hosts: IndexedHost[] = (await listHosts(table)).filter((host) => host.region === undefined || host.region === region);
+  return { hosts, liveness: await livenessOf(livenessTable, hosts) };
+}
+
 /** What a drain needs, and where to log what a sweep decided. */
 export interface RecoveryDeps extends DrainDeps {
   log: (message: string, fields?: Record<string, unknown>) => void;
@@ -56,9 +68,7 @@ export interface RecoverySummary {
  * finds the VM gone from its configuration and stops its copy. Hosts never heard from are left
  * alone: nothing says they ever ran anything.
  */
-export async function recoverDownHosts(deps: RecoveryDeps, nowMs = Date.now()): Promise<RecoverySummary> {
-  const hosts = (await listHosts(deps.table)).filter((host) => host.region === undefined || host.region === deps.region);
-  const liveness = await livenessOf(deps.livenessTable, hosts);
+export async function recoverDownHosts(deps: RecoveryDeps, { hosts, liveness }: Fleet, nowMs = Date.now()): Promise<RecoverySummary> {
   const summary: RecoverySummary = { downHosts: [], restarted: [], left: [], migrationsFinished: [], fullDisruption: false };
   const silent = hosts.filter((host) => {
     const seen = liveness.get(host.hostId)!;
