@@ -47,6 +47,8 @@ export interface Measured {
   agentPollsPerAgentHour: number;
   /** Idle polling per hour by the functions' queue pollers, for the whole region. */
   functionPollsPerHour: number;
+  /** Heartbeats per agent per hour: each one API request, one Lambda invocation and one write unit. */
+  heartbeatsPerAgentHour: number;
   apiRequests: (cost: OperationCost) => number;
   lambda: (cost: OperationCost) => number;
   sum: (cost: OperationCost, service: string) => number;
@@ -109,6 +111,14 @@ export function projectAt(fleet: Assumptions, measured: Measured): ProjectionLin
       what: "agents' idle long polls (SQS ReceiveMessage)",
       perSecond: (fleet.hosts * measured.agentPollsPerAgentHour) / 3600,
       dollars: sqsOnly((fleet.hosts * measured.agentPollsPerAgentHour) / 3600),
+    },
+    {
+      what: "agents' heartbeats (API request, Lambda, 1 write each)",
+      perSecond: (fleet.hosts * measured.heartbeatsPerAgentHour) / 3600,
+      dollars:
+        ((fleet.hosts * measured.heartbeatsPerAgentHour) / 3600) *
+        month *
+        ((awsPrices.apiGatewayRestPerMillionRequests + awsPrices.lambdaPerMillionInvocations + awsPrices.dynamodbPerMillionWriteUnits) / 1e6),
     },
     {
       what: "functions' idle queue polls (per region)",

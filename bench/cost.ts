@@ -6,6 +6,7 @@ import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
 import { takeRunLock } from '../local/run-lock.ts';
 import { apiClient } from './api-client.ts';
+import type { AwsCallTotal } from '../local/aws/aws-proxy.ts';
 import { awsCallsByAction, functionInvocations, growth } from './counters.ts';
 import { awsPrices, projectAt, type Assumptions, type OperationCost } from './cost-model.ts';
 import { measureAtScale, type ScaleLine } from './cost-scale.ts';
@@ -53,6 +54,15 @@ const proxy = stack.aws.proxy;
 const housekeeping = /^dynamodbstreams (DescribeStream|GetShardIterator|ListStreams)/;
 const isWork = (key: string) => !key.endsWith('(empty)') && !housekeeping.test(key);
 
+/**
+ * What runs whatever an operation does: the agents' heartbeats (a route function, and its write to
+ * the liveness table) and the minute's host sweep. Left out of every operation's count and
+ * measured on their own (the heartbeats in the idle minute).
+ */
+const livenessTable = Object.entries(stack.runner.resources).find(([id]) => id.startsWith('Liveness'))?.[1];
+const BACKGROUND_FUNCTIONS = new Set(['PutHostsHostIdHeartbeat', 'SweepHosts']);
+const ofOperations = (total: AwsCallTotal) => !(total.service === 'dynamodb' && total.action === 'PutItem' && total.resource === livenessTable);
+
 interface Counts {
   calls: Map<string, number>;
   readUnits: number;
@@ -61,11 +71,12 @@ interface Counts {
 }
 
 async function counts(): Promise<Counts> {
-  return { ...awsCallsByAction(proxy.snapshot()), invocations: await functionInvocations(stack) };
+  const invocations = new Map([...(await functionInvocations(stack))].filter(([name]) => !BACKGROUND_FUNCTIONS.has(name)));
+  return { ...awsCallsByAction(proxy.snapshot().filter(ofOperations)), invocations };
 }
 
 /** The work calls made so far: what `quiet` watches (no need to ask the runner for its counts). */
-const workCalls = () => JSON.stringify([...awsCallsByAction(proxy.snapshot()).calls].filter(([key]) => isWork(key)));
+const workCalls = () => JSON.stringify([...awsCallsByAction(proxy.snapshot().filter(ofOperations)).calls].filter(([key]) => isWork(key)));
 
 /** Waits until no work call has been made for `quietMs` (empty polls go on forever). */
 async function quiet(quietMs = 2000, timeoutMs = 60_000) {
@@ -192,13 +203,15 @@ try {
     }
     return byQueue;
   };
-  const idleBefore = polls();
+  const heartbeats = async () => (await functionInvocations(stack)).get('PutHostsHostIdHeartbeat') ?? 0;
+  const [idleBefore, heartbeatsBefore] = [polls(), await heartbeats()];
   await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
-  const idleAfter = polls();
+  const [idleAfter, heartbeatsAfter] = [polls(), await heartbeats()];
   const perHour = (count: number) => (count * 3600) / idleSeconds;
   const idle = {
     agentPollsPerAgentHour: perHour(idleAfter.agents - idleBefore.agents) / agentCount,
     functionPollsPerHour: perHour(idleAfter.functions - idleBefore.functions),
+    heartbeatsPerAgentHour: perHour(heartbeatsAfter - heartbeatsBefore) / agentCount,
   };
 
   // Last (it adds 10,000 hosts): what a create costs as the fleet and its network grow.
@@ -215,15 +228,16 @@ try {
 
 function printReport(
   operations: OperationCost[],
-  idle: { agentPollsPerAgentHour: number; functionPollsPerHour: number },
+  idle: { agentPollsPerAgentHour: number; functionPollsPerHour: number; heartbeatsPerAgentHour: number },
   twoHosts: OperationCost,
   fourHosts: OperationCost,
   scale: readonly ScaleLine[],
 ) {
   const sum = (cost: OperationCost, service: string) =>
     [...cost.calls].filter(([key]) => key.startsWith(`${service} `)).reduce((total, [, count]) => total + count, 0);
+  // Route functions are named by method and path (PostVms, PutHostsHostIdHeartbeat): one API request each.
   const apiRequests = (cost: OperationCost) =>
-    [...cost.invocations].filter(([key]) => key.startsWith('Api') && !key.startsWith('ApiAuthorizer')).reduce((total, [, count]) => total + count, 0);
+    [...cost.invocations].filter(([key]) => /^(Get|Post|Put|Patch|Delete)[A-Z]/.test(key)).reduce((total, [, count]) => total + count, 0);
   const lambda = (cost: OperationCost) =>
     [...cost.invocations].filter(([key]) => !key.startsWith('ApiAuthorizer')).reduce((total, [, count]) => total + count, 0);
   const n = (value: number) => (value === 0 ? '0' : value < 10 ? value.toFixed(1) : value.toFixed(0));
@@ -244,7 +258,7 @@ function printReport(
     );
   }
   console.log(
-    `\nIdle, over ${idleSeconds} s: ${n(idle.agentPollsPerAgentHour)} long polls (ReceiveMessage) per agent per hour; ${n(idle.functionPollsPerHour)} per hour by the functions' queue pollers of the region`,
+    `\nIdle, over ${idleSeconds} s: ${n(idle.agentPollsPerAgentHour)} long polls (ReceiveMessage) per agent per hour; ${n(idle.functionPollsPerHour)} per hour by the functions' queue pollers of the region; ${n(idle.heartbeatsPerAgentHour)} heartbeats per agent per hour (each 1 API request, 1 Lambda invocation, 1 PutItem)`,
   );
   console.log(
     `\nOne VM create (a tenant's, no host named) as the fleet and its network grow: the AWS calls the create request made, ${repeat} creates each, averaged (hosts that take VMs; addresses in use in a /16):`,
