@@ -7,7 +7,7 @@ import { freshAddress } from '#functions/network/cidr.ts';
 import { indexKeys, keys } from '#functions/core/table-keys.ts';
 import type { AwsCallTotal, AwsProxy } from '../local/aws/aws-proxy.ts';
 import type { LocalStack } from '../local/local-stack.ts';
-import { awsCallsByAction, functionInvocations, growth } from './counters.ts';
+import { awsCallsByAction, functionInvocations, growth, untilQuiet } from './counters.ts';
 
 /**
  * What one VM create costs as the fleet and the network grow: the AWS calls the create request
@@ -117,19 +117,8 @@ export async function measureAtScale(options: {
    * Waits until the control plane made no call for `quietMs` (what the stream set off, done),
    * leaving out the agents' heartbeats (four hosts beating every 5 s leave few quiet seconds).
    */
-  async function quiet(quietMs = 2000, timeoutMs = 60_000) {
-    const calls = () => JSON.stringify([...awsCallsByAction(proxy.snapshot().filter(ofTheRequest)).calls].filter(([key]) => isWork(key)));
-    const deadline = Date.now() + timeoutMs;
-    let last = calls();
-    let since = Date.now();
-    while (Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      const now = calls();
-      if (now !== last) [last, since] = [now, Date.now()];
-      else if (Date.now() - since >= quietMs) return;
-    }
-    throw new Error('the control plane never went quiet');
-  }
+  const quiet = (quietMs?: number, timeoutMs?: number) =>
+    untilQuiet(() => new Map([...awsCallsByAction(proxy.snapshot().filter(ofTheRequest)).calls].filter(([key]) => isWork(key))), quietMs, timeoutMs);
 
   /**
    * The seeded hosts' heartbeats, as their agents would send them: written just before each

@@ -7,7 +7,7 @@ import { projectRoot } from '../local/processes.ts';
 import { takeRunLock } from '../local/run-lock.ts';
 import { apiClient } from './api-client.ts';
 import type { AwsCallTotal } from '../local/aws/aws-proxy.ts';
-import { awsCallsByAction, functionInvocations, growth } from './counters.ts';
+import { awsCallsByAction, functionInvocations, growth, untilQuiet } from './counters.ts';
 import { awsPrices, projectAt, type Assumptions, type OperationCost } from './cost-model.ts';
 import { measureAtScale, type ScaleLine } from './cost-scale.ts';
 
@@ -75,22 +75,9 @@ async function counts(): Promise<Counts> {
   return { ...awsCallsByAction(proxy.snapshot().filter(ofOperations)), invocations };
 }
 
-/** The work calls made so far: what `quiet` watches (no need to ask the runner for its counts). */
-const workCalls = () => JSON.stringify([...awsCallsByAction(proxy.snapshot().filter(ofOperations)).calls].filter(([key]) => isWork(key)));
-
 /** Waits until no work call has been made for `quietMs` (empty polls go on forever). */
-async function quiet(quietMs = 2000, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last = workCalls();
-  let since = Date.now();
-  while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    const now = workCalls();
-    if (now !== last) [last, since] = [now, Date.now()];
-    else if (Date.now() - since >= quietMs) return;
-  }
-  throw new Error('the control plane never went quiet');
-}
+const quiet = (quietMs?: number, timeoutMs?: number) =>
+  untilQuiet(() => new Map([...awsCallsByAction(proxy.snapshot().filter(ofOperations)).calls].filter(([key]) => isWork(key))), quietMs, timeoutMs);
 
 /** Runs `operation` `repeat` times, each alone (after `prepare`, which is not counted), and averages what it caused. */
 async function measure<T>(

@@ -51,3 +51,23 @@ export function growth(after: Map<string, number>, before: Map<string, number>):
       .sort((a, b) => b[1] - a[1]),
   );
 }
+
+/**
+ * Waits until `calls` (counts of the calls that matter, by key) stays the same for `quietMs`: what
+ * an operation set off (streams, fan-out, acknowledgements) is done. Throws after `timeoutMs`,
+ * naming what kept it busy.
+ */
+export async function untilQuiet(calls: () => Map<string, number>, quietMs = 2000, timeoutMs = 5 * 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const first = calls();
+  let last = JSON.stringify([...first]);
+  let since = Date.now();
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const now = JSON.stringify([...calls()]);
+    if (now !== last) [last, since] = [now, Date.now()];
+    else if (Date.now() - since >= quietMs) return;
+  }
+  const busy = [...growth(calls(), first)].map(([key, count]) => `${key} ${count}`).join(', ');
+  throw new Error(`the control plane never went quiet for ${quietMs} ms in ${timeoutMs / 1000} s; it made: ${busy}`);
+}

@@ -145,19 +145,26 @@ describe('host liveness', () => {
     expect((await asOperator('POST', `/hosts/${uniqueId('nobody')}/cordon`)).status).toBe(404);
   });
 
-  it('drains a host: cordoned, every VM moved off it, progress in the host; only operators may', async () => {
+  it('drains a host with 3 guests and more: cordoned, every VM moved off it, progress in the host; only operators may', async () => {
     const host = agents[1]!.hostId;
+    const guests = await Promise.all(
+      [1, 2, 3].map(async (i) => (await expectOk(createVmOn({ name: `to-drain-${i}`, networkId, hostId: host }, tenantId), 201)).vmId as string),
+    );
+    for (const vmId of guests) await eventually(async () => expect((await vmView(vmId)).state).toBe('running'), HOST_CHANGE_MS, 250);
     const before = (await expectOk(asOperator('GET', `/vms?hostId=${host}&limit=100`))).vms.map((vm: { vmId: string }) => vm.vmId);
-    expect(before).toContain(victimVmId);
+    expect(before).toEqual(expect.arrayContaining([victimVmId, ...guests]));
+    expect(((await agents[1]!.status()).vmRuntime?.guests ?? []).length).toBeGreaterThanOrEqual(4);
     expect((await api('POST', `/hosts/${host}/drain`, undefined, tenant)).status).toBe(403);
     const draining = await expectOk(asOperator('POST', `/hosts/${host}/drain`), 202);
     expect(draining).toMatchObject({ hostId: host, health: 'cordoned', cordoned: true, drain: { startedAt: expect.any(String), stuck: [] } });
     await eventually(async () => expect(await hostOf(host)).toMatchObject({ vmCount: 0, drain: { vmsLeft: 0, stuck: [] } }), HOST_CHANGE_MS, 250);
     expect((await expectOk(asOperator('GET', `/vms?hostId=${host}&limit=100`))).vms).toEqual([]);
-    // Its VMs run on elsewhere: the one on the other agent's host is booted there.
+    // Its VMs run on elsewhere: those on the other agent's host are booted there; the drained host runs no guest.
     for (const vmId of before) expect((await vmView(vmId)).hostId).not.toBe(host);
-    if ((await vmView(victimVmId)).hostId === agents[0]!.hostId)
-      await eventually(async () => expect(await vmView(victimVmId)).toMatchObject({ state: 'running' }), HOST_CHANGE_MS, 250);
+    for (const vmId of [victimVmId, ...guests])
+      if ((await vmView(vmId)).hostId === agents[0]!.hostId)
+        await eventually(async () => expect(await vmView(vmId)).toMatchObject({ state: 'running' }), HOST_CHANGE_MS, 250);
+    await eventually(async () => expect((await agents[1]!.status()).vmRuntime?.guests ?? []).toEqual([]), HOST_CHANGE_MS, 250);
     // Uncordoned, the drain is over and the host takes VMs again.
     expect(await expectOk(asOperator('POST', `/hosts/${host}/uncordon`))).not.toHaveProperty('drain');
     await expectOk(createVmOn({ name: 'after-drain', networkId, hostId: host }, tenantId), 201);
