@@ -1,12 +1,12 @@
 // Bidders for bench:bids, in a process of their own: one connection per port given, each
 // speaking SBRP/2 (hello first) and answering every bid request at once with one bid per
-// impression (price, creative, size, advertiser domain, a win URL and a few hundred bytes of
-// markup). Prints BIDDERS_READY once the relay answered every hello.
+// impression (price, creative, size, advertiser domain, a win URL and 130 bytes of markup).
+// Prints BIDDERS_READY once the relay answered every hello.
 import net from 'node:net';
 import { encodeFrame, FrameDecoder, FrameType } from '../host-agent/bid-protocol.ts';
 
 const ports = process.argv.slice(2).map(Number);
-const markup = `<a href="https://advertiser.example/landing"><img src="https://cdn.advertiser.example/creative-300x250.png" width="300" height="250"></a>${'<!-- padding -->'.repeat(16)}`;
+const markup = '<a href="https://advertiser.example/landing"><img src="https://cdn.advertiser.example/creative-300x250.png" width="300" height="250"></a>';
 let ready = 0;
 for (const port of ports) {
   const socket = net.connect(port, '127.0.0.1', () => socket.write(encodeFrame({ type: FrameType.Hello, requestId: 0, version: 2 })));

@@ -174,7 +174,7 @@ describe('OpenRTB 2.6 bid requests', () => {
     expect(issue((request) => (request.imp[1].video.mimes = []))).toMatch(/^imp\.1\.video\.mimes: /);
     expect(issue((request) => (request.imp[1].id = '1'))).toBe('imp: impression ids must be unique');
     expect(issue((request) => (request.device = 'a phone'))).toMatch(/^device: /);
-    expect(issue((request) => (request.regs.gdpr = 2))).toMatch(/^regs\.gdpr: /);
+    expect(issue((request) => (request.regs = 'yes'))).toBe('regs: must be a JSON object');
     expect(issue((request) => delete request.ext.bidders)).toMatch(/^ext\.bidders: /);
   });
 });
