@@ -39,7 +39,7 @@ export interface RelayListen {
 /** What a bid is worth to the answer, once checked. */
 interface Candidate {
   currency: string;
-  bids: Omit<Bid, 'id'>[];
+  bids: Bid[];
 }
 
 const sectionNames = ['site', 'app', 'device', 'user', 'regs', 'source'] as const satisfies readonly SectionName[];
@@ -259,7 +259,7 @@ export class BidRelay {
       if (!answer) outcomes[vmId] = 'timeout';
       else if (answer.type === FrameType.NoBid || answer.bids.length === 0) outcomes[vmId] = 'no-bid';
       else {
-        const candidate = this.checkAnswer(answer, request, floors);
+        const candidate = checkAnswer(answer, request, floors, vmId);
         if (candidate) candidates.set(vmId, candidate);
         else outcomes[vmId] = 'invalid';
       }
@@ -273,7 +273,7 @@ export class BidRelay {
         continue;
       }
       outcomes[vmId] = 'bid';
-      seatbid.push({ seat: vmId, bid: candidate.bids.map((bid, index) => ({ id: `${request.id}-${vmId}-${index}`, ...bid })) });
+      seatbid.push({ seat: vmId, bid: candidate.bids });
     }
     for (const outcome of Object.values(outcomes)) this.stats.outcomes[outcome]++;
     if (seatbid.length === 0) return { status: 204, outcomes };
@@ -285,43 +285,48 @@ export class BidRelay {
       body: { id: request.id, cur: currency, seatbid, ext: { bidders: outcomes, elapsedMs: Math.round(performance.now() - started) } },
     };
   }
+}
 
-  /**
-   * The bids of an answer that are for an impression of the request, in one of its currencies and
-   * at least the floor when in the floor's currency (another one the exchange converts and
-   * checks); undefined if none is. An SBRP/1 bid is in its impression's floor currency.
-   */
-  private checkAnswer(
-    answer: Exclude<BidderAnswer, { type: typeof FrameType.NoBid }>,
-    request: BidRequest,
-    floors: Map<string, { micros: number; currency: string }>,
-  ): Candidate | undefined {
-    let currency: string | undefined;
-    const bids: Candidate['bids'] = [];
-    for (const bid of answer.bids) {
-      const floor = floors.get(bid.impressionId);
-      if (!floor) continue;
-      const bidCurrency = answer.type === FrameType.BidResponseV2 ? answer.currency : floor.currency;
-      if (!request.cur.includes(bidCurrency) || (bidCurrency === floor.currency && bid.priceMicros < floor.micros)) continue;
-      // SBRP/1 bids on impressions with different floor currencies: the first currency's are kept.
-      if (currency !== undefined && bidCurrency !== currency) continue;
-      currency = bidCurrency;
-      bids.push(
-        answer.type === FrameType.BidResponseV2
-          ? {
-              impid: bid.impressionId,
-              price: bid.priceMicros / MICROS,
-              adm: bid.markup,
-              crid: bid.creativeId,
-              ...('w' in bid && bid.w > 0 ? { w: bid.w, h: bid.h } : {}),
-              ...('advertiserDomains' in bid && bid.advertiserDomains.length > 0 ? { adomain: bid.advertiserDomains } : {}),
-              ...('dealId' in bid && bid.dealId ? { dealid: bid.dealId } : {}),
-              ...('nurl' in bid && bid.nurl ? { nurl: bid.nurl } : {}),
-              ...('burl' in bid && bid.burl ? { burl: bid.burl } : {}),
-            }
-          : { impid: bid.impressionId, price: bid.priceMicros / MICROS, adm: bid.markup, crid: bid.creativeId },
-      );
+/**
+ * The bids of an answer that are for an impression of the request, in one of its currencies and
+ * at least the floor when in the floor's currency (another one the exchange converts and checks),
+ * as OpenRTB bids of seat `vmId`; undefined if none is. An SBRP/1 bid is in its impression's floor
+ * currency; of SBRP/1 bids on impressions with different floor currencies, the first currency's
+ * are kept.
+ */
+function checkAnswer(
+  answer: Exclude<BidderAnswer, { type: typeof FrameType.NoBid }>,
+  request: BidRequest,
+  floors: Map<string, { micros: number; currency: string }>,
+  vmId: string,
+): Candidate | undefined {
+  let currency: string | undefined;
+  const bids: Bid[] = [];
+  for (const bid of answer.bids) {
+    const floor = floors.get(bid.impressionId);
+    if (!floor) continue;
+    const bidCurrency = answer.type === FrameType.BidResponseV2 ? answer.currency : floor.currency;
+    if (!request.cur.includes(bidCurrency) || (bidCurrency === floor.currency && bid.priceMicros < floor.micros)) continue;
+    if (currency !== undefined && bidCurrency !== currency) continue;
+    currency = bidCurrency;
+    const out: Bid = {
+      id: `${request.id}-${vmId}-${bids.length}`,
+      impid: bid.impressionId,
+      price: bid.priceMicros / MICROS,
+      adm: bid.markup,
+      crid: bid.creativeId,
+    };
+    if ('w' in bid) {
+      if (bid.w > 0 || bid.h > 0) {
+        out.w = bid.w;
+        out.h = bid.h;
+      }
+      if (bid.advertiserDomains.length > 0) out.adomain = bid.advertiserDomains;
+      if (bid.dealId) out.dealid = bid.dealId;
+      if (bid.nurl) out.nurl = bid.nurl;
+      if (bid.burl) out.burl = bid.burl;
     }
-    return currency === undefined ? undefined : { currency, bids };
+    bids.push(out);
   }
+  return currency === undefined ? undefined : { currency, bids };
 }
