@@ -182,8 +182,21 @@ class Writer {
     this.offset += 3;
   }
   text(value: string, lengthBytes: 1 | 2 | 4, what = 'text') {
+    const limit = 2 ** (8 * lengthBytes);
+    // One pass when the text surely fits (UTF-8 takes at most 3 bytes per UTF-16 unit): write it
+    // after room for its length, then fill the length in.
+    if (value.length * 3 < limit && this.offset + lengthBytes + value.length * 3 <= MAX_FRAME_BYTES + 4) {
+      this.room(lengthBytes + value.length * 3);
+      const at = this.offset;
+      const length = this.buffer.write(value, at + lengthBytes, 'utf8');
+      if (lengthBytes === 1) this.buffer[at] = length;
+      else if (lengthBytes === 2) this.buffer.writeUInt16BE(length, at);
+      else this.buffer.writeUInt32BE(length, at);
+      this.offset = at + lengthBytes + length;
+      return;
+    }
     const length = Buffer.byteLength(value, 'utf8');
-    if (length >= 2 ** (8 * lengthBytes)) throw new ProtocolError(`${what} of ${length} bytes does not fit a ${lengthBytes}-byte length`);
+    if (length >= limit) throw new ProtocolError(`${what} of ${length} bytes does not fit a ${lengthBytes}-byte length`);
     if (lengthBytes === 1) this.u8(length);
     else if (lengthBytes === 2) this.u16(length);
     else this.u32(length);
@@ -285,31 +298,34 @@ function readImpressionV2(reader: Reader): ImpressionV2 {
   const floorMicros = reader.u32('a floor');
   const floorCurrency = reader.currency('a floor currency');
   const flags = reader.u8('impression flags');
-  const banner = flags & ImpressionFlag.banner ? reader.list(() => ({ w: reader.u16('a banner width'), h: reader.u16('a banner height') })) : undefined;
-  const video =
-    flags & ImpressionFlag.video
-      ? {
-          minDuration: reader.u16('video minduration'),
-          maxDuration: reader.u16('video maxduration'),
-          w: reader.u16('a video width'),
-          h: reader.u16('a video height'),
-          plcmt: reader.u8('video plcmt'),
-          protocols: reader.list(() => reader.u8('a video protocol')),
-          mimes: reader.list(() => reader.text(1, 'a video mime type')),
-        }
-      : undefined;
-  return {
+  const impression: ImpressionV2 = {
     id,
     floorMicros,
     floorCurrency,
     secure: (flags & ImpressionFlag.secure) !== 0,
     interstitial: (flags & ImpressionFlag.interstitial) !== 0,
-    ...(banner ? { banner } : {}),
-    ...(video ? { video } : {}),
     native: (flags & ImpressionFlag.native) !== 0,
     audio: (flags & ImpressionFlag.audio) !== 0,
-    json: reader.text(2, "an impression's JSON"),
+    json: '',
   };
+  if (flags & ImpressionFlag.banner) {
+    const formats = reader.u8('the banner format count');
+    impression.banner = [];
+    for (let i = 0; i < formats; i++) impression.banner.push({ w: reader.u16('a banner width'), h: reader.u16('a banner height') });
+  }
+  if (flags & ImpressionFlag.video) {
+    impression.video = {
+      minDuration: reader.u16('video minduration'),
+      maxDuration: reader.u16('video maxduration'),
+      w: reader.u16('a video width'),
+      h: reader.u16('a video height'),
+      plcmt: reader.u8('video plcmt'),
+      protocols: reader.list(() => reader.u8('a video protocol')),
+      mimes: reader.list(() => reader.text(1, 'a video mime type')),
+    };
+  }
+  impression.json = reader.text(2, "an impression's JSON");
+  return impression;
 }
 
 /** Encodes a frame, length prefix included; a value that does not fit its field is a ProtocolError naming it. */
