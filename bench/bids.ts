@@ -1,16 +1,22 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { BidRequest } from '#events/bids.ts';
 import { FrameType } from '../host-agent/bid-protocol.ts';
 import { BidderLink } from '../host-agent/bidder-link.ts';
-import { BidRelay } from '../host-agent/bid-relay.ts';
+import { BidRelay, toSbrpRequest } from '../host-agent/bid-relay.ts';
+import { ExchangeTokens } from '../host-agent/exchange-tokens.ts';
+import { mintExchangeToken } from '../tokens/exchange-tokens.ts';
 import { startTsProcess } from '../local/processes.ts';
+import { sampleBidRequest } from './openrtb-sample.ts';
 
 /**
  * What the bid relay adds: for each bidder count, the latency of an auction through the relay
- * (OpenRTB JSON over HTTP in, SBRP to every bidder, JSON out) beside a direct SBRP call to one
- * bidder, one request at a time; then auctions per second with many in flight. Bidders run in a
- * process of their own and answer at once, so what is measured is the relay and the sockets.
+ * (a whole OpenRTB 2.6 request as JSON over HTTP with an exchange token, checked, the tenant's
+ * ownership of every bidder checked, SBRP/2 to every bidder, JSON out) beside a direct SBRP/2 call
+ * with the same request to one bidder, one request at a time; then auctions per second with many
+ * in flight. Bidders run in a process of their own and answer at once, so what is measured is the
+ * relay and the sockets.
  */
 const { values } = parseArgs({
   args: process.argv.slice(3),
@@ -33,11 +39,18 @@ const TMAX = 200;
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 
+const token = mintExchangeToken();
+const tokens = ExchangeTokens.of({ [token]: 'bench' });
+
 function post(url: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const request = http.request(
       url,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
+      },
       (response) => {
         response.resume();
         response.on('end', () => resolve(response.statusCode ?? 0));
@@ -49,6 +62,7 @@ function post(url: string, body: string): Promise<number> {
 }
 
 const rows: string[] = [];
+let requestBytes = 0;
 for (const count of bidderCounts) {
   const links = await Promise.all(
     Array.from({ length: count }, async (_, index) => {
@@ -60,26 +74,30 @@ for (const count of bidderCounts) {
   const bidders = await startTsProcess({ entry: 'bench/bidders.ts', args: links.map((link) => String(link.port)), readyPrefix: 'BIDDERS_READY' });
   while (links.some((link) => !link.connected)) await new Promise((resolve) => setTimeout(resolve, 10));
   const byVm = new Map(links.map((link) => [link.vmId, link]));
-  const relay = new BidRelay((vmId) => byVm.get(vmId));
+  const relay = new BidRelay({ linkOf: (vmId) => byVm.get(vmId), tenantOf: (vmId) => (byVm.has(vmId) ? 'bench' : undefined), tokens });
   const url = `${await relay.listen()}/openrtb2/auction`;
-  const body = JSON.stringify({ id: 'bench', imp: [{ id: '1', bidfloor: 0.5 }, { id: '2' }], tmax: TMAX, ext: { bidders: links.map((link) => link.vmId) } });
-  const impressions = [
-    { id: '1', floorMicros: 500_000 },
-    { id: '2', floorMicros: 0 },
-  ];
+  const body = JSON.stringify(
+    sampleBidRequest(
+      links.map((link) => link.vmId),
+      TMAX,
+    ),
+  );
+  requestBytes = Buffer.byteLength(body);
+  // The direct call sends the same request, as SBRP/2, to one bidder.
+  const { requestId: _, ...direct2 } = toSbrpRequest(BidRequest.parse(JSON.parse(body)), 0, TMAX);
 
   // Warm both paths (JIT, sockets), then time one request at a time.
   for (let i = 0; i < 200; i++) {
-    await links[0]!.ask({ type: FrameType.BidRequest, deadlineMs: TMAX, impressions }, TMAX);
+    await links[0]!.ask(direct2, TMAX);
     await post(url, body);
   }
   const direct: number[] = [];
   const relayed: number[] = [];
   for (let i = 0; i < requests; i++) {
     let started = performance.now();
-    const answer = await links[0]!.ask({ type: FrameType.BidRequest, deadlineMs: TMAX, impressions }, TMAX);
+    const answer = await links[0]!.ask(direct2, TMAX);
     direct.push(performance.now() - started);
-    if (answer?.type !== FrameType.BidResponse) throw new Error('the direct call got no bid');
+    if (answer?.type !== FrameType.BidResponseV2) throw new Error('the direct call got no bid');
     started = performance.now();
     const status = await post(url, body);
     relayed.push(performance.now() - started);
@@ -114,7 +132,7 @@ for (const count of bidderCounts) {
 agent.destroy();
 
 console.log(
-  `bench:bids  auction latency, one at a time (${requests} requests, ms), and auctions/s with ${concurrency} in flight for ${seconds} s; tmax ${TMAX} ms, 2 impressions`,
+  `bench:bids  auction latency, one at a time (${requests} requests, ms), and auctions/s with ${concurrency} in flight for ${seconds} s; tmax ${TMAX} ms; a whole OpenRTB 2.6 request of ${requestBytes} bytes (2 impressions: banner, video), SBRP/2 bidders`,
 );
 console.log('bidders    direct p50    p99     relay p50    p99    added p50    p99    auctions/s  timeouts');
 for (const row of rows) console.log(row);

@@ -134,6 +134,8 @@ export const HostVmConfigs = z.strictObject({
   vms: z.array(
     z.strictObject({
       vmId: resourceId,
+      /** Whose VM it is: the bid relay takes requests naming it only from that tenant's exchanges. */
+      tenantId: resourceId,
       egress: EgressPolicy.optional(),
       attributes: VmAttributes.optional(),
       launch: VmLaunchSpec.optional(),

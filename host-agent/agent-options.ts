@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { resourceId, underlayAddress } from '#events/identifiers.ts';
 
-export const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--spill-dir DIR] [--resync-seconds S] [--start-timeout S] [--netns NAME] [--runtime qemu|process|none] [--runtime-fallback none|process] [--qemu-binary PATH] [--vm-dir DIR] [-h|--help]
+export const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--bid-relay-listen ADDR:PORT] [--bid-relay-tokens PATH] [--spill-dir DIR] [--resync-seconds S] [--start-timeout S] [--netns NAME] [--runtime qemu|process|none] [--runtime-fallback none|process] [--qemu-binary PATH] [--vm-dir DIR] [-h|--help]
 --control-socket: the status and control endpoint, a unix socket only its owner can open (default
 /run/stratoplane/<host-id>/agent.sock as root, else under the temporary folder); try
 \`curl -s --unix-socket PATH http://agent/status\`.
@@ -12,6 +12,12 @@ export const usage = `usage: host-agent --host-id ID --address IPV4 --api-url UR
 --metadata-tokens-per-second: identity tokens one VM may mint a second (default 20, bursts of 5x).
 --start-timeout: how long the agent tries to reach the API at start before it gives up and exits 1
 (default 30); an answer that refuses it (a bad token, a wrong URL) ends the start at once.
+--bid-relay-listen: where the bid relay takes OpenRTB requests from exchanges: an IPv4 address and port, or
+underlay:PORT for this host's --address (default 127.0.0.1, at --bid-port, default any free port). With --netns
+an address other than loopback is opened in that namespace.
+--bid-relay-tokens: the exchange tokens the relay takes, one line each (\`<tenant-id> sha256:<hex> [label]\`, made by
+\`npm run -s bid-exchange-token -- --tenant ID\`); re-read within a second of a change. Without it the relay refuses
+every request.
 --netns: program real VXLAN tunnels and routes into that Linux network namespace (the host's; needs
 CAP_NET_ADMIN), and send VMs' outbound traffic from it; without it the forwarding table is kept in memory only.
 --runtime: where VMs run: qemu (real guests booted from their images: KVM when usable, else TCG; each
@@ -24,7 +30,8 @@ process: placeholders).
 --vm-dir: VMs' files (console, QMP socket), the image cache, unpacked images and storage pools (pools/<poolId>/<diskId>.raw; default
 /var/lib/stratoplane/<host-id> as root, else under the temporary folder).
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
-HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_SPILL_DIR,
+HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_BID_RELAY_LISTEN,
+HOST_AGENT_BID_RELAY_TOKENS, HOST_AGENT_SPILL_DIR,
 HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_START_TIMEOUT, HOST_AGENT_NETNS, HOST_AGENT_RUNTIME, HOST_AGENT_RUNTIME_FALLBACK, HOST_AGENT_QEMU_BINARY, HOST_AGENT_VM_DIR; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
 so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK: before it
@@ -55,6 +62,12 @@ const Config = z.object({
   controlSocket: z.string().min(1).max(100, 'a unix socket path is at most 100 characters'),
   dnsServers: z.array(z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])(:\d{1,5})?$/, 'a DNS server is an IP address, optionally with :port')),
   bidPort: z.coerce.number().int().min(0).max(65_535),
+  bidRelayListen: z
+    .string()
+    .regex(/^(\d{1,3}(\.\d{1,3}){3}|underlay):\d{1,5}$/, 'the bid relay listens at ADDR:PORT (an IPv4 address, or underlay for --address)')
+    .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65_535, 'a port is at most 65535')
+    .optional(),
+  bidRelayTokens: z.string().min(1).optional(),
   spillDir: z.string().min(1),
   resyncSeconds: z.coerce.number().min(1),
   startTimeoutSeconds: z.coerce.number().min(1),
@@ -68,6 +81,14 @@ const Config = z.object({
   vmDir: z.string().min(1),
 });
 export type AgentOptions = z.infer<typeof Config>;
+
+/** Where the bid relay listens, from the options: `--bid-relay-listen`, else 127.0.0.1 at `--bid-port`. */
+export function bidRelayListenOf(options: Pick<AgentOptions, 'address' | 'bidPort' | 'bidRelayListen'>): { address: string; port: number } {
+  if (!options.bidRelayListen) return { address: '127.0.0.1', port: options.bidPort };
+  const separator = options.bidRelayListen.lastIndexOf(':');
+  const address = options.bidRelayListen.slice(0, separator);
+  return { address: address === 'underlay' ? options.address : address, port: Number(options.bidRelayListen.slice(separator + 1)) };
+}
 
 export type ParsedAgentOptions = { kind: 'help' } | { kind: 'invalid'; message: string } | { kind: 'options'; options: AgentOptions };
 
@@ -84,6 +105,8 @@ function readArgs(argv: string[]) {
       'metadata-tokens-per-second': { type: 'string' },
       'dns-server': { type: 'string', multiple: true },
       'bid-port': { type: 'string' },
+      'bid-relay-listen': { type: 'string' },
+      'bid-relay-tokens': { type: 'string' },
       'spill-dir': { type: 'string' },
       'resync-seconds': { type: 'string' },
       'start-timeout': { type: 'string' },
@@ -122,6 +145,8 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv): Parse
     controlSocket: values['control-socket'] ?? env.HOST_AGENT_CONTROL_SOCKET ?? defaultControlSocket(hostId ?? 'host'),
     dnsServers: values['dns-server'] ?? (env.HOST_AGENT_DNS_SERVERS ?? '').split(',').filter(Boolean),
     bidPort: values['bid-port'] ?? env.HOST_AGENT_BID_PORT ?? 0,
+    bidRelayListen: values['bid-relay-listen'] ?? (env.HOST_AGENT_BID_RELAY_LISTEN || undefined),
+    bidRelayTokens: values['bid-relay-tokens'] ?? (env.HOST_AGENT_BID_RELAY_TOKENS || undefined),
     // Shuffle partitions can be large: on disk, one folder per host.
     spillDir: values['spill-dir'] ?? env.HOST_AGENT_SPILL_DIR ?? path.join(tmpdir(), `stratoplane-shuffle-${hostId ?? 'host'}`),
     resyncSeconds: values['resync-seconds'] ?? env.HOST_AGENT_RESYNC_SECONDS ?? 300,

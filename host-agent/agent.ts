@@ -19,7 +19,8 @@ import { PairKeys } from './pair-keys.ts';
 import { readSmallBody } from './request-body.ts';
 import { ServiceAccountTokens } from './service-account-tokens.ts';
 import { VmBridges } from './vm-bridges.ts';
-import { BidRelay } from './bid-relay.ts';
+import { BidRelay, type RelayListen } from './bid-relay.ts';
+import { ExchangeTokens } from './exchange-tokens.ts';
 import { EgressAddressPolicy } from './egress-addresses.ts';
 import { directDial, dnsServerResolver, EgressDestinations, systemResolver } from './egress-destinations.ts';
 import { NetnsSockets } from './netns-sockets.ts';
@@ -53,8 +54,13 @@ export interface AgentConfig {
   metadataTokensPerSecond?: number;
   /** DNS servers the VMs' outbound proxies resolve with (`address` or `address:port`); the host's resolver when absent. */
   dnsServers?: readonly string[];
-  /** Where the bid relay listens for OpenRTB requests (0: any free port). */
+  /** Where the bid relay listens for OpenRTB requests when `bidRelay` does not say: 127.0.0.1 at this port (0: any free port). */
   bidPort: number;
+  /**
+   * The bid relay's address (the host's underlay address, for exchanges to reach it) and the
+   * exchange tokens it takes; without tokens it refuses every request.
+   */
+  bidRelay?: { listen?: RelayListen; tokens?: ExchangeTokens };
   /** Where shuffle partitions of this host's worker VMs are spilled. */
   spillDir: string;
   /** Full resync period; messages keep the table current between resyncs. */
@@ -193,7 +199,11 @@ export class HostAgent {
         ? { ...METADATA_RATE_LIMITS, tokens: { rate: config.metadataTokensPerSecond, burst: 5 * config.metadataTokensPerSecond } }
         : undefined,
     );
-    this.bidRelay = new BidRelay((vmId) => this.bridges.bidderOf(vmId));
+    this.bidRelay = new BidRelay({
+      linkOf: (vmId) => this.bridges.bidderOf(vmId),
+      tenantOf: (vmId) => (this.bridges.bidderOf(vmId) ? this.vmConfigs.get(vmId)?.tenantId : undefined),
+      tokens: config.bidRelay?.tokens ?? new ExchangeTokens(undefined),
+    });
     this.vmReports = new VmStateReports(
       (vmId, report) => this.controlPlane.reportVmState(config.hostId, vmId, report),
       (message) => log(config.hostId, message),
@@ -249,7 +259,7 @@ export class HostAgent {
       });
     }
     const controlSocket = this.hostServices ? await this.serveControl() : '';
-    if (this.hostServices) await this.bidRelay.listen(this.config.bidPort);
+    if (this.hostServices) await this.listenForBids();
     const { queueUrl } = await this.retrying(
       'register',
       () => this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity, ...this.runsVmsWith() }),
@@ -493,6 +503,21 @@ export class HostAgent {
   }
 
   /** Status and control for the host's operators, on a unix socket only they can open. */
+  /**
+   * The bid relay, where the operator said (`--bid-relay-listen`), else on 127.0.0.1. With a host
+   * namespace, an address other than loopback is the namespace's (the host's underlay address).
+   */
+  private async listenForBids(): Promise<void> {
+    const listen = this.config.bidRelay?.listen ?? { address: '127.0.0.1', port: this.config.bidPort };
+    const inNamespace = this.netnsSockets && !listen.address.startsWith('127.');
+    await this.bidRelay.listen(listen, inNamespace ? await this.netnsSockets!.listen(listen.address, listen.port) : undefined);
+    const tokens = this.config.bidRelay?.tokens;
+    log(
+      this.config.hostId,
+      `bid relay: ${this.bidRelay.url}/openrtb2/auction; ${tokens?.file ? `exchange tokens from ${tokens.file} (${tokens.count})` : 'no exchange tokens (--bid-relay-tokens): every request is refused'}`,
+    );
+  }
+
   private async serveControl(): Promise<string> {
     this.server = http.createServer((request, response) => {
       const path = new URL(request.url ?? '/', 'http://agent').pathname;
@@ -546,6 +571,7 @@ export class HostAgent {
       dataPlane: this.dataPlaneStatus(),
       vmIdentity: this.vmIdentity(),
       bidRelayUrl: this.bidRelay.url,
+      bidRelay: { url: this.bidRelay.url, tokensFile: this.config.bidRelay?.tokens?.file ?? null, exchangeTokens: this.config.bidRelay?.tokens?.count ?? 0 },
       bids: this.bidRelay.stats,
       shuffle: this.shuffle.stats(),
       stats: this.stats,

@@ -1,18 +1,39 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { encodeFrame, FrameDecoder, FrameType, type BidResponseFrame, type Frame, type NoBidFrame } from './bid-protocol.ts';
+import {
+  type BidderAnswer,
+  type BidRequestFrame,
+  type BidRequestV2Frame,
+  encodeFrame,
+  type Frame,
+  FrameDecoder,
+  FrameType,
+  SBRP_VERSION,
+} from './bid-protocol.ts';
+
+let lastRequestId = 0;
+/** Request ids are unique across every link of the process, so one encoded request goes to many bidders as it is. */
+export function nextRequestId(): number {
+  lastRequestId = (lastRequestId % 0xffff_ffff) + 1;
+  return lastRequestId;
+}
+
+type UnsentRequest = Omit<BidRequestFrame, 'requestId'> | Omit<BidRequestV2Frame, 'requestId'>;
 
 /**
  * One VM's bidder port on its bridge: the bidder inside the VM connects here and keeps the
  * connection, so it is this VM's bidder because of where it connected. The relay sends requests
  * down the connection and matches answers by request id; an answer after its deadline is dropped.
+ * A bidder that says hello with version 2 is sent SBRP/2 requests (the whole OpenRTB request);
+ * one that does not, SBRP/1 (see bid-protocol.ts).
  */
 export class BidderLink {
   private readonly server: net.Server;
   private socket: net.Socket | undefined;
-  private nextId = 1;
-  private readonly waiting = new Map<number, (frame: BidResponseFrame | NoBidFrame) => void>();
+  private readonly waiting = new Map<number, (answer: BidderAnswer) => void>();
   readonly stats = { requests: 0, answered: 0, late: 0, malformed: 0 };
+  /** The SBRP version of the connected bidder: 1 until it says hello. */
+  version = 1;
   port = 0;
 
   constructor(
@@ -32,24 +53,40 @@ export class BidderLink {
     return this.socket !== undefined && !this.socket.destroyed;
   }
 
-  /** Asks the bidder; resolves with its answer, or undefined if none came within `deadlineMs`. */
-  ask(frame: Omit<Extract<Frame, { type: 1 }>, 'requestId'>, deadlineMs: number): Promise<BidResponseFrame | NoBidFrame | undefined> {
+  /**
+   * Sends an encoded request (its id `requestId`) and calls `onAnswer` with the bidder's answer,
+   * unless `forget(requestId)` came first. False if no bidder is connected.
+   */
+  send(encoded: Buffer, requestId: number, onAnswer: (answer: BidderAnswer) => void): boolean {
     const socket = this.socket;
-    if (!socket || socket.destroyed) return Promise.resolve(undefined);
-    const requestId = this.nextId;
-    this.nextId = (this.nextId % 0xffff_ffff) + 1;
+    if (!socket || socket.destroyed) return false;
     this.stats.requests++;
+    this.waiting.set(requestId, onAnswer);
+    socket.write(encoded);
+    return true;
+  }
+
+  /** Stops waiting for an answer: one that comes later is counted late and dropped. */
+  forget(requestId: number): void {
+    this.waiting.delete(requestId);
+  }
+
+  /** Asks the bidder one request; resolves with its answer, or undefined if none came within `deadlineMs`. */
+  ask(frame: UnsentRequest, deadlineMs: number): Promise<BidderAnswer | undefined> {
+    const requestId = nextRequestId();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.waiting.delete(requestId);
+        this.forget(requestId);
         resolve(undefined);
       }, deadlineMs);
-      this.waiting.set(requestId, (answer) => {
+      const sent = this.send(encodeFrame({ ...frame, requestId } as Frame), requestId, (answer) => {
         clearTimeout(timer);
-        this.waiting.delete(requestId);
         resolve(answer);
       });
-      socket.write(encodeFrame({ ...frame, requestId }));
+      if (!sent) {
+        clearTimeout(timer);
+        resolve(undefined);
+      }
     });
   }
 
@@ -59,9 +96,10 @@ export class BidderLink {
   }
 
   private attach(socket: net.Socket) {
-    // A reconnecting bidder replaces its old connection.
+    // A reconnecting bidder replaces its old connection, and says hello again if it speaks SBRP/2.
     this.socket?.destroy();
     this.socket = socket;
+    this.version = 1;
     socket.setNoDelay(true);
     const decoder = new FrameDecoder();
     socket.on('data', (chunk) => {
@@ -74,7 +112,12 @@ export class BidderLink {
         return void socket.destroy();
       }
       for (const frame of frames) {
-        if (frame.type === FrameType.BidRequest) {
+        if (frame.type === FrameType.Hello) {
+          this.version = Math.max(1, Math.min(SBRP_VERSION, frame.version));
+          socket.write(encodeFrame({ type: FrameType.Hello, requestId: 0, version: this.version }));
+          continue;
+        }
+        if (frame.type === FrameType.BidRequest || frame.type === FrameType.BidRequestV2) {
           this.stats.malformed++;
           continue;
         }
@@ -83,6 +126,7 @@ export class BidderLink {
           this.stats.late++;
           continue;
         }
+        this.waiting.delete(frame.requestId);
         this.stats.answered++;
         waiter(frame);
       }

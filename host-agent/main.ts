@@ -3,7 +3,8 @@ import path from 'node:path';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { type AgentConfig, HostAgent } from './agent.ts';
-import { parseAgentOptions, usage } from './agent-options.ts';
+import { bidRelayListenOf, parseAgentOptions, usage } from './agent-options.ts';
+import { ExchangeTokens } from './exchange-tokens.ts';
 import { ImageCache } from './image-cache.ts';
 import { NoRuntime } from './vm-runtime/no-runtime.ts';
 import { ProcessRuntime } from './vm-runtime/process-runtime.ts';
@@ -89,8 +90,22 @@ try {
   console.error(`[agent ${config.hostId}] ${(error as Error).message}`);
   process.exit(2);
 }
+let exchangeTokens: ExchangeTokens;
+try {
+  exchangeTokens = new ExchangeTokens(config.bidRelayTokens, (message) => console.error(`[agent ${config.hostId}] ${message}`));
+} catch (error) {
+  console.error(`[agent ${config.hostId}] --bid-relay-tokens: ${(error as Error).message}`);
+  process.exit(2);
+}
 const agent = new HostAgent(
-  { ...config, token, resyncIntervalMs: config.resyncSeconds * 1000, vmRuntime, startChecks: { timeoutMs: config.startTimeoutSeconds * 1000 } },
+  {
+    ...config,
+    token,
+    bidRelay: { listen: bidRelayListenOf(config), tokens: exchangeTokens },
+    resyncIntervalMs: config.resyncSeconds * 1000,
+    vmRuntime,
+    startChecks: { timeoutMs: config.startTimeoutSeconds * 1000 },
+  },
   new SQSClient({}),
   new KMSClient({}),
 );

@@ -30,6 +30,7 @@ const commands = {
   lint: [path.join('node_modules', '@biomejs', 'biome', 'bin', 'biome'), 'check', '.'],
   bench: ['--import', 'tsx', 'bench/run.ts'],
   'issue-token': ['--import', 'tsx', 'ops/issue-token.ts'],
+  'bid-exchange-token': ['--import', 'tsx', 'ops/bid-exchange-token.ts'],
   'dead-letters': ['--import', 'tsx', 'ops/dead-letters.ts'],
   'cleanup-stack': ['--import', 'tsx', 'ops/cleanup-stack.ts'],
   'deploy:local': ['--import', 'tsx', 'local/deploy/deploy-local.ts'],

@@ -77,7 +77,14 @@ export async function vmConfigsOfHost(
         const disks = launchDisksOf(vm.vmId, await Promise.all([...(vm.diskIds ?? [])].map((diskId) => getItem<DiskItem>(table, keys.disk(diskId)))));
         const launch = launchSpecOf(vm, vm.imageId && !vm.waitingForImage ? await imageOf(vm.imageId) : undefined, disks);
         const migration = migrationRoleOf(vm, hostId);
-        return { vmId: vm.vmId, egress: vm.egress, attributes: vm.attributes, ...(launch ? { launch } : {}), ...(migration ? { migration } : {}) };
+        return {
+          vmId: vm.vmId,
+          tenantId: vm.tenantId,
+          egress: vm.egress,
+          attributes: vm.attributes,
+          ...(launch ? { launch } : {}),
+          ...(migration ? { migration } : {}),
+        };
       }),
     ),
     shuffleJobs: await shuffleJobsFor(
