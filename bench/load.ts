@@ -389,7 +389,7 @@ try {
       const calls = keys.reduce((sum, key) => sum + (counts.get(key) ?? 0), 0);
       return calls > 0 ? keys.reduce((sum, key) => sum + (durations.get(key) ?? 0), 0) / calls : NaN;
     };
-    const routes = [...step.invocations].filter(([name]) => /^Api(Post|Delete)Vms/.test(name));
+    const routes = [...step.invocations].filter(([name]) => /^(PostVms|PostVmsVmIdMigrate|DeleteVmsVmId)$/.test(name));
     const dynamodbKeys = [...step.awsCalls.keys()].filter((key) => key.startsWith('dynamodb '));
     console.log(
       `  where the API's time went: p50 ${ms(quantile(allLatencies(step), 0.5)).trim()} ms; route functions (mean ms a call): ${routes
