@@ -16,6 +16,7 @@ import { LinuxDataPlane, type DataPlaneStatus } from './data-plane/linux-data-pl
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
 import { METADATA_RATE_LIMITS, MetadataError } from './metadata-server.ts';
 import { PairKeys } from './pair-keys.ts';
+import { UsedTokens } from './used-tokens.ts';
 import { readSmallBody } from './request-body.ts';
 import { ServiceAccountTokens } from './service-account-tokens.ts';
 import { VmBridges } from './vm-bridges.ts';
@@ -57,6 +58,12 @@ export interface AgentConfig {
   bidPort: number;
   /** Where shuffle partitions of this host's worker VMs are spilled. */
   spillDir: string;
+  /**
+   * Where the ids of the pair tokens this host admitted are recorded (flushed to disk before each
+   * admission), so a restarted agent refuses them as the one before did; absent: kept in memory
+   * only (simulated hosts), and a restart forgets them.
+   */
+  usedPairTokensFile?: string;
   /** Full resync period; messages keep the table current between resyncs. */
   resyncIntervalMs: number;
   /** The host's network namespace, to program real tunnels into; in-memory only without one. */
@@ -245,6 +252,10 @@ export class HostAgent {
         log: (message) => log(this.config.hostId, message),
       });
     }
+    // Before anything can ask to verify a pair token: what the agent before this one admitted.
+    if (this.config.usedPairTokensFile) {
+      this.pairKeys.recordUsedTokensIn(UsedTokens.open(this.config.usedPairTokensFile, (message) => log(this.config.hostId, message)));
+    }
     const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.bidRelay.listen(this.config.bidPort);
     const { queueUrl } = await this.retrying(
@@ -304,6 +315,7 @@ export class HostAgent {
     await this.bridges.close();
     this.netnsSockets?.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.pairKeys.close();
   }
 
   /** Merges the control plane's view of every network this host belongs to. */
@@ -441,9 +453,12 @@ export class HostAgent {
   }
 
   /** What the data plane asks before admitting a new flow to a local VM. */
-  verifyConnection(destinationVmId: string, token: string): { accepted: true; sourceVmId: string; sourceIp: string } | { accepted: false; reason: string } {
+  async verifyConnection(
+    destinationVmId: string,
+    token: string,
+  ): Promise<{ accepted: true; sourceVmId: string; sourceIp: string } | { accepted: false; reason: string }> {
     try {
-      const claims = this.pairKeys.verify(token, destinationVmId, this.config.address);
+      const claims = await this.pairKeys.verify(token, destinationVmId, this.config.address);
       return { accepted: true, sourceVmId: claims.src, sourceIp: claims.srcIp };
     } catch (error) {
       return { accepted: false, reason: (error as Error).message };
@@ -498,10 +513,10 @@ export class HostAgent {
         response.end(JSON.stringify(body, null, 2));
       };
       if (request.method === 'POST' && path === '/connections/verify') {
-        return void readSmallBody(request).then((text) => {
+        return void readSmallBody(request).then(async (text) => {
           const parsed = VerifyConnectionRequest.safeParse(safeJson(text));
           if (!parsed.success) return reply(400, { message: `body: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}` });
-          const verdict = this.verifyConnection(parsed.data.destinationVmId, parsed.data.token);
+          const verdict = await this.verifyConnection(parsed.data.destinationVmId, parsed.data.token);
           reply(verdict.accepted ? 200 : 403, verdict);
         });
       }

@@ -90,7 +90,15 @@ try {
   process.exit(2);
 }
 const agent = new HostAgent(
-  { ...config, token, resyncIntervalMs: config.resyncSeconds * 1000, vmRuntime, startChecks: { timeoutMs: config.startTimeoutSeconds * 1000 } },
+  {
+    ...config,
+    token,
+    resyncIntervalMs: config.resyncSeconds * 1000,
+    vmRuntime,
+    // The agent's own state beside its VMs': it must outlive the agent, as a replayed token would.
+    usedPairTokensFile: path.join(config.vmDir, 'used-pair-tokens.jsonl'),
+    startChecks: { timeoutMs: config.startTimeoutSeconds * 1000 },
+  },
   new SQSClient({}),
   new KMSClient({}),
 );

@@ -11,9 +11,17 @@ import { UsedTokens } from './used-tokens.ts';
  */
 export class PairKeys {
   private readonly secrets = new Map<string, { ciphertext: string; secret: Buffer }>();
-  private readonly used = new UsedTokens();
 
-  constructor(private readonly kms: KMSClient) {}
+  /** In memory until the agent gives it its file (`UsedTokens.open`). */
+  constructor(
+    private readonly kms: KMSClient,
+    private used: UsedTokens = UsedTokens.inMemory(),
+  ) {}
+
+  /** From now on, token ids are recorded there (the agent's start, before it serves anything). */
+  recordUsedTokensIn(used: UsedTokens): void {
+    this.used = used;
+  }
 
   /** Takes the ciphertexts the control plane listed for this host; unwraps only new or changed ones. */
   async replace(pairKeys: readonly { vmId: string; ciphertext: string }[]): Promise<void> {
@@ -38,13 +46,22 @@ export class PairKeys {
     }
   }
 
-  /** Checks a token for a connection to `destinationVmId` on this host (throws TokenError when refused). */
-  verify(token: string, destinationVmId: string, hostAddress: string): PairTokenClaims {
+  /**
+   * Checks a token for a connection to `destinationVmId` on this host (throws TokenError when
+   * refused): genuine, for this VM at this host, unexpired, and never used
+   * before, here or by this host's agent before a restart.
+   */
+  async verify(token: string, destinationVmId: string, hostAddress: string): Promise<PairTokenClaims> {
     const entry = this.secrets.get(destinationVmId);
     if (!entry) throw new Error(`vm ${destinationVmId} does not run on this host`);
     const claims = verifyPairToken(token, entry.secret, { dst: destinationVmId, dstHost: hostAddress });
     // A captured token must not admit a second flow.
-    if (!this.used.admit(claims.jti, claims.exp)) throw new TokenError('token already used: a pair token admits one flow');
+    const admission = await this.used.admit(claims);
+    if (!admission.admitted) throw new TokenError(admission.reason);
     return claims;
+  }
+
+  close(): Promise<void> {
+    return this.used.close();
   }
 }
