@@ -254,7 +254,13 @@ export class HostAgent {
     }
     // Before anything can ask to verify a pair token: what the agent before this one admitted.
     if (this.config.usedPairTokensFile) {
-      this.pairKeys.recordUsedTokensIn(UsedTokens.open(this.config.usedPairTokensFile, (message) => log(this.config.hostId, message)));
+      const file = this.config.usedPairTokensFile;
+      try {
+        this.pairKeys.recordUsedTokensIn(UsedTokens.open(file, (message) => log(this.config.hostId, message)));
+      } catch (error) {
+        // Without it a restart would reopen replays: better not to start than to pretend.
+        throw new AgentStartError(`cannot start: cannot keep the record of used pair tokens at ${file} (${(error as Error).message}): check --vm-dir`);
+      }
     }
     const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.bidRelay.listen(this.config.bidPort);
