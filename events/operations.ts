@@ -292,9 +292,28 @@ const specs = {
   }),
   requestConnection: operation('POST /vms/{vmId}/connections', {
     summary: 'A network-pair token for a connection to another VM',
+    description: "403 when the pair is not allowed (another network that is not an allowed source of the destination's) or is revoked.",
     scopes: ['tenant:write', 'host'],
     body: RequestConnectionRequest,
     responses: { 200: { description: "the destination host's address and a token", body: responses.Connection } },
+  }),
+  revokePair: operation('PUT /vms/{vmId}/pair-revocations/{sourceVmId}', {
+    summary: "Revoke the network pair from the source VM to this VM (operators: any tenant's)",
+    description:
+      "From then on no token is minted for the pair (403) and the destination's host refuses its tokens already minted, as soon as its agent hears of it (seconds). Revoking a revoked pair changes nothing. The source must be a VM of the same tenant.",
+    scopes: [...tenantWrite, 'operator'],
+    responses: { 200: { description: 'revoked', body: responses.PairRevocation } },
+  }),
+  liftPairRevocation: operation('DELETE /vms/{vmId}/pair-revocations/{sourceVmId}', {
+    summary: "Lift that revocation: new tokens may be minted for the pair (operators: any tenant's)",
+    description: 'Tokens issued before the revocation stay refused until they expire. 404 when the pair is not revoked.',
+    scopes: [...tenantWrite, 'operator'],
+    responses: { 204: { description: 'no longer revoked' } },
+  }),
+  listPairRevocations: operation('GET /vms/{vmId}/pair-revocations', {
+    summary: "The revoked network pairs to this VM (operators: any tenant's)",
+    scopes: [...tenantRead, 'operator'],
+    responses: { 200: { description: 'the revoked pairs', body: responses.PairRevocationList } },
   }),
   putEgressPolicy: operation('PUT /vms/{vmId}/egress-policy', {
     summary: "What the VM's outbound proxy lets out",

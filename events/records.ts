@@ -4,6 +4,7 @@ import { AcceleratorKind, HostFailureRecovery, MachineType, OnHostFailure, Power
 import { EndpointEntry } from './endpoints.ts';
 import { MigrationOutcome, MigrationRecord } from './migrations.ts';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
+import { PairRevocations } from './tokens.ts';
 
 /** Items of the metadata table, as they appear in stream images once unmarshalled. */
 export const HostItem = z.object({
@@ -86,6 +87,10 @@ export const VmItem = z.object({
   disksRevision: z.int().optional(),
   /** The VM's network-pair secret, encrypted under the pair key with its encryption context (base64). */
   pairKeyCiphertext: z.string().optional(),
+  /** Network pairs to this VM that are revoked (or were, lately), by source VM id. */
+  pairRevocations: PairRevocations.optional(),
+  /** Raised by each change to `pairRevocations`: their writes are conditional on it. */
+  pairRevocationsRevision: z.int().optional(),
   /** Its live migration under way, if one is. */
   migration: MigrationRecord.optional(),
   /** How its last live migration ended. */

@@ -4,6 +4,7 @@ import { MigrationPhase, migrationId } from './migrations.ts';
 import { NodeKind } from './projects.ts';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
 import { HostHealth } from './host-health.ts';
+import { PairRevocations } from './tokens.ts';
 import { AcceleratorKind, HostFailureRecovery, MachineType, OnHostFailure, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
 
 /**
@@ -185,7 +186,14 @@ export const HostCredentials = z.strictObject({
 export const HostPairKeys = z.strictObject({
   hostId: resourceId,
   /** Ciphertexts only: the agent decrypts each with KMS under the VM's encryption context. */
-  pairKeys: z.array(z.strictObject({ vmId: resourceId, ciphertext: z.string() })),
+  pairKeys: z.array(
+    z.strictObject({
+      vmId: resourceId,
+      ciphertext: z.string(),
+      /** Pairs to this VM its host must refuse tokens of, by source VM id (rules: `tokens/pair-revocations.ts`). */
+      pairRevocations: PairRevocations.optional(),
+    }),
+  ),
 });
 
 export { HostVmConfigs } from './vm-config.ts';
@@ -202,6 +210,14 @@ export const Connection = z.strictObject({
   token: z.string(),
   expiresAt: timestamp,
 });
+
+/** A revoked network pair: no token is minted for it, and its destination's host refuses those minted before. */
+export const PairRevocation = z.strictObject({
+  sourceVmId: resourceId,
+  destinationVmId: resourceId,
+  revokedAt: timestamp,
+});
+export const PairRevocationList = z.strictObject({ pairRevocations: z.array(PairRevocation) });
 
 export const ServiceAccount = z.strictObject({
   serviceAccountId: resourceId,

@@ -12,6 +12,21 @@ export const HOST_KEYS_ATTESTATION_TYPE = 'stratoplane-host-keys+jwt';
 /** The encryption context every pair-secret KMS call carries: it ties the ciphertext to its VM and purpose. */
 export const pairKeyContext = (vmId: string) => ({ purpose: 'network-pair', vmId });
 
+/**
+ * A revoked network pair (source VM -> destination VM), kept on the destination VM by source VM id:
+ * while revoked, no token is minted for the pair and its destination host refuses every token of it.
+ * The rules are in `tokens/pair-revocations.ts`.
+ */
+export const PairRevocation = z.strictObject({
+  /** When it was revoked (ms since epoch, the control plane's clock). */
+  revokedAt: z.int(),
+  /** When it was lifted, if it was (ms): tokens issued before `revokedAt` stay refused until they expire. */
+  liftedAt: z.int().optional(),
+});
+export type PairRevocation = z.infer<typeof PairRevocation>;
+export const PairRevocations = z.record(resourceId, PairRevocation);
+export type PairRevocations = z.infer<typeof PairRevocations>;
+
 /** Hosts' long-term service-account credentials (signed by the key aliased …/host-credentials). */
 export const HOST_CREDENTIAL_TYPE = 'stratoplane-host-credential+jwt';
 /** Short-term tokens a host agent mints for a VM under a host credential. */

@@ -27,7 +27,8 @@ that runs none. With qemu, the agent checks at start that QEMU runs (--qemu-bina
 qemu-system-x86_64 on the PATH) and, with --netns, that it is root; if not, it says what is missing and
 refuses to start, unless --runtime-fallback says what to run instead (none: this host runs no VMs;
 process: placeholders).
---vm-dir: VMs' files (console, QMP socket), the image cache, unpacked images and storage pools (pools/<poolId>/<diskId>.raw; default
+--vm-dir: VMs' files (console, QMP socket), the image cache, unpacked images, storage pools (pools/<poolId>/<diskId>.raw) and the
+ids of the pair tokens the host admitted (used-pair-tokens.jsonl: a restarted agent refuses them again; default
 /var/lib/stratoplane/<host-id> as root, else under the temporary folder).
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
 HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_BID_RELAY_LISTEN,

@@ -16,6 +16,7 @@ import { LinuxDataPlane, type DataPlaneStatus } from './data-plane/linux-data-pl
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
 import { METADATA_RATE_LIMITS, MetadataError } from './metadata-server.ts';
 import { PairKeys } from './pair-keys.ts';
+import { UsedTokens } from './used-tokens.ts';
 import { readSmallBody } from './request-body.ts';
 import { ServiceAccountTokens } from './service-account-tokens.ts';
 import { VmBridges } from './vm-bridges.ts';
@@ -63,6 +64,12 @@ export interface AgentConfig {
   bidRelay?: { listen?: RelayListen; tokens?: ExchangeTokens };
   /** Where shuffle partitions of this host's worker VMs are spilled. */
   spillDir: string;
+  /**
+   * Where the ids of the pair tokens this host admitted are recorded (flushed to disk before each
+   * admission), so a restarted agent refuses them as the one before did; absent: kept in memory
+   * only (simulated hosts), and a restart forgets them.
+   */
+  usedPairTokensFile?: string;
   /** Full resync period; messages keep the table current between resyncs. */
   resyncIntervalMs: number;
   /** The host's network namespace, to program real tunnels into; in-memory only without one. */
@@ -258,6 +265,16 @@ export class HostAgent {
         log: (message) => log(this.config.hostId, message),
       });
     }
+    // Before anything can ask to verify a pair token: what the agent before this one admitted.
+    if (this.config.usedPairTokensFile) {
+      const file = this.config.usedPairTokensFile;
+      try {
+        this.pairKeys.recordUsedTokensIn(UsedTokens.open(file, (message) => log(this.config.hostId, message)));
+      } catch (error) {
+        // Without it a restart would reopen replays: better not to start than to pretend.
+        throw new AgentStartError(`cannot start: cannot keep the record of used pair tokens at ${file} (${(error as Error).message}): check --vm-dir`);
+      }
+    }
     const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.listenForBids();
     const { queueUrl } = await this.retrying(
@@ -317,6 +334,7 @@ export class HostAgent {
     await this.bridges.close();
     this.netnsSockets?.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.pairKeys.close();
   }
 
   /** Merges the control plane's view of every network this host belongs to. */
@@ -454,9 +472,12 @@ export class HostAgent {
   }
 
   /** What the data plane asks before admitting a new flow to a local VM. */
-  verifyConnection(destinationVmId: string, token: string): { accepted: true; sourceVmId: string; sourceIp: string } | { accepted: false; reason: string } {
+  async verifyConnection(
+    destinationVmId: string,
+    token: string,
+  ): Promise<{ accepted: true; sourceVmId: string; sourceIp: string } | { accepted: false; reason: string }> {
     try {
-      const claims = this.pairKeys.verify(token, destinationVmId, this.config.address);
+      const claims = await this.pairKeys.verify(token, destinationVmId, this.config.address);
       return { accepted: true, sourceVmId: claims.src, sourceIp: claims.srcIp };
     } catch (error) {
       return { accepted: false, reason: (error as Error).message };
@@ -526,10 +547,10 @@ export class HostAgent {
         response.end(JSON.stringify(body, null, 2));
       };
       if (request.method === 'POST' && path === '/connections/verify') {
-        return void readSmallBody(request).then((text) => {
+        return void readSmallBody(request).then(async (text) => {
           const parsed = VerifyConnectionRequest.safeParse(safeJson(text));
           if (!parsed.success) return reply(400, { message: `body: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}` });
-          const verdict = this.verifyConnection(parsed.data.destinationVmId, parsed.data.token);
+          const verdict = await this.verifyConnection(parsed.data.destinationVmId, parsed.data.token);
           reply(verdict.accepted ? 200 : 403, verdict);
         });
       }

@@ -104,6 +104,8 @@ const agent = new HostAgent(
     bidRelay: { listen: bidRelayListenOf(config), tokens: exchangeTokens },
     resyncIntervalMs: config.resyncSeconds * 1000,
     vmRuntime,
+    // The agent's own state beside its VMs': it must outlive the agent, as a replayed token would.
+    usedPairTokensFile: path.join(config.vmDir, 'used-pair-tokens.jsonl'),
     startChecks: { timeoutMs: config.startTimeoutSeconds * 1000 },
   },
   new SQSClient({}),

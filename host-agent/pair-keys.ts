@@ -2,22 +2,36 @@ import { DecryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { pairKeyContext } from '#events/tokens.ts';
 import { TokenError } from '#tokens/jws.ts';
 import { verifyPairToken, type PairTokenClaims } from '#tokens/pair-tokens.ts';
+import { pairRevocationRefusal, type PairRevocations } from '#tokens/pair-revocations.ts';
 import { UsedTokens } from './used-tokens.ts';
 
 /**
  * The network-pair secrets of the VMs on this host, unwrapped with KMS under each VM's encryption
- * context (a ciphertext handed over for another VM does not decrypt). Checks connection tokens
- * locally: no control-plane call per connection.
+ * context (a ciphertext handed over for another VM does not decrypt), with the network pairs to each
+ * that are revoked. Checks connection tokens locally: no control-plane call per connection.
  */
 export class PairKeys {
   private readonly secrets = new Map<string, { ciphertext: string; secret: Buffer }>();
-  private readonly used = new UsedTokens();
+  private revocations = new Map<string, PairRevocations>();
 
-  constructor(private readonly kms: KMSClient) {}
+  /** In memory until the agent gives it its file (`UsedTokens.open`). */
+  constructor(
+    private readonly kms: KMSClient,
+    private used: UsedTokens = UsedTokens.inMemory(),
+  ) {}
 
-  /** Takes the ciphertexts the control plane listed for this host; unwraps only new or changed ones. */
-  async replace(pairKeys: readonly { vmId: string; ciphertext: string }[]): Promise<void> {
+  /** From now on, token ids are recorded there (the agent's start, before it serves anything). */
+  recordUsedTokensIn(used: UsedTokens): void {
+    this.used = used;
+  }
+
+  /**
+   * Takes the ciphertexts the control plane listed for this host; unwraps only new or changed
+   * ones. Takes the revoked pairs listed with them at once.
+   */
+  async replace(pairKeys: readonly { vmId: string; ciphertext: string; pairRevocations?: PairRevocations | undefined }[]): Promise<void> {
     const listed = new Set(pairKeys.map(({ vmId }) => vmId));
+    this.revocations = new Map(pairKeys.flatMap(({ vmId, pairRevocations }) => (pairRevocations ? [[vmId, pairRevocations] as const] : [])));
     await Promise.all(
       pairKeys.map(async ({ vmId, ciphertext }) => {
         if (this.secrets.get(vmId)?.ciphertext === ciphertext) return;
@@ -36,15 +50,27 @@ export class PairKeys {
       entry.secret.fill(0);
       this.secrets.delete(vmId);
     }
+    for (const vmId of this.revocations.keys()) if (!vmIds.has(vmId)) this.revocations.delete(vmId);
   }
 
-  /** Checks a token for a connection to `destinationVmId` on this host (throws TokenError when refused). */
-  verify(token: string, destinationVmId: string, hostAddress: string): PairTokenClaims {
+  /**
+   * Checks a token for a connection to `destinationVmId` on this host (throws TokenError when
+   * refused): genuine, for this VM at this host, unexpired, of a pair not revoked, and never used
+   * before, here or by this host's agent before a restart.
+   */
+  async verify(token: string, destinationVmId: string, hostAddress: string): Promise<PairTokenClaims> {
     const entry = this.secrets.get(destinationVmId);
     if (!entry) throw new Error(`vm ${destinationVmId} does not run on this host`);
     const claims = verifyPairToken(token, entry.secret, { dst: destinationVmId, dstHost: hostAddress });
+    const revoked = pairRevocationRefusal(this.revocations.get(destinationVmId), claims);
+    if (revoked) throw new TokenError(revoked);
     // A captured token must not admit a second flow.
-    if (!this.used.admit(claims.jti, claims.exp)) throw new TokenError('token already used: a pair token admits one flow');
+    const admission = await this.used.admit(claims);
+    if (!admission.admitted) throw new TokenError(admission.reason);
     return claims;
+  }
+
+  close(): Promise<void> {
+    return this.used.close();
   }
 }

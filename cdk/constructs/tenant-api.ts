@@ -227,6 +227,9 @@ const routes: Route[] = [
     },
   },
   { operation: operations.getHostPairKeys, access: 'read' },
+  { operation: operations.revokePair, access: 'write' },
+  { operation: operations.liftPairRevocation, access: 'write' },
+  { operation: operations.listPairRevocations, access: 'read' },
   { operation: operations.putEgressPolicy, access: 'write' },
   { operation: operations.putVmAttributes, access: 'write' },
   {

@@ -14,7 +14,7 @@ export const toEndpointEntry = ({ ip, version, state, vmId, hostId, endpoint }: 
  * What one change to a metadata item means for host agents: a slot whose version moved is an
  * endpoint change; a host whose VM count in a network leaves or reaches zero joins or leaves it;
  * a VM whose service account, egress policy, attributes, launch (power intent, boot generation,
- * image ready, disks attached or changed) or live migration changed needs its host (and both ends
+ * image ready, disks attached or changed), live migration or revoked network pairs changed needs its host (and both ends
  * of its migration) to fetch them again; a deleted
  * disk's file goes from the host that holds it.
  */
@@ -43,6 +43,8 @@ export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem
         [...(vm.diskIds ?? [])].sort(),
         vm.disksRevision,
         vm.migration && [vm.migration.migrationId, vm.migration.phase, vm.migration.port],
+        // Its host refuses tokens of a revoked pair: it fetches the revocations with the VM's pair secret.
+        vm.pairRevocationsRevision,
       ]);
     if (hostConfig(before) === hostConfig(after)) return [];
     // Both ends of a live migration play a part in it (the destination before the VM is its own).

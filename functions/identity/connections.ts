@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type * as responses from '#events/responses.ts';
 import type { Principal } from '#events/tokens.ts';
 import { issuePairToken } from '#tokens/pair-tokens.ts';
+import { isRevoked } from '#tokens/pair-revocations.ts';
 import { isAllowed } from '../network/allowed-sources.ts';
 import { ForbiddenError, NotFoundError } from '../core/errors.ts';
 import { getItem } from '../core/store.ts';
@@ -17,7 +18,8 @@ export type ConnectionView = z.infer<typeof responses.Connection>;
  * address, keyed by the destination VM's secret, which never leaves KMS-encrypted storage except
  * to derive the token here and to verify it at the destination host.
  *
- * The caller is the source VM's tenant, or the host the source VM runs on.
+ * The caller is the source VM's tenant, or the host the source VM runs on. A revoked pair gets no
+ * token (403).
  */
 export async function requestConnection(
   table: string,
@@ -36,6 +38,9 @@ export async function requestConnection(
     throw new ForbiddenError(
       `vm ${sourceVmId} may not connect to vm ${destinationVmId}: network ${source.networkId} is not ${destination.networkId} and is not an allowed source of it`,
     );
+  }
+  if (isRevoked(destination.pairRevocations?.[sourceVmId])) {
+    throw new ForbiddenError(`pair ${sourceVmId} -> ${destinationVmId} is revoked (DELETE /vms/${destinationVmId}/pair-revocations/${sourceVmId} lifts it)`);
   }
   if (!destination.pairKeyCiphertext) throw new Error(`vm ${destinationVmId} has no pair key`);
   const secret = await decryptPairKey(destinationVmId, destination.pairKeyCiphertext);

@@ -159,6 +159,14 @@ describe('tenant isolation', () => {
       notFound(await api('POST', `/vms/${vmB.vmId}/connections`, { destinationVmId: vmA.vmId }, tenantA), 'vm', vmB.vmId);
       notFound(await api('POST', `/vms/${vmA.vmId}/connections`, { destinationVmId: vmB.vmId }, tenantA), 'vm', vmB.vmId);
     },
+    // Revoking B's pairs would cut B's traffic: a VM of B is unknown to A, as a source or a destination.
+    'PUT /vms/{vmId}/pair-revocations/{sourceVmId}': async () => {
+      notFound(await api('PUT', `/vms/${vmB.vmId}/pair-revocations/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId);
+      notFound(await api('PUT', `/vms/${vmA.vmId}/pair-revocations/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId);
+    },
+    'DELETE /vms/{vmId}/pair-revocations/{sourceVmId}': async () =>
+      notFound(await api('DELETE', `/vms/${vmB.vmId}/pair-revocations/${vmB.vmId}`, undefined, tenantA), 'vm', vmB.vmId),
+    'GET /vms/{vmId}/pair-revocations': async () => notFound(await api('GET', `/vms/${vmB.vmId}/pair-revocations`, undefined, tenantA), 'vm', vmB.vmId),
     'GET /hosts/{hostId}/vm-pair-keys': async () => expect((await api('GET', `/hosts/${hostIds[0]}/vm-pair-keys`, undefined, tenantA)).status).toBe(403),
     'PUT /vms/{vmId}/egress-policy': async () =>
       notFound(await api('PUT', `/vms/${vmB.vmId}/egress-policy`, { allow: ['https://attacker.example'] }, tenantA), 'vm', vmB.vmId),

@@ -56,6 +56,16 @@ describe('changesFromItemUpdate for VMs', () => {
     expect(changesFromItemUpdate(undefined, vm('sa-1'))).toEqual([]);
   });
 
+  it("asks the VM's host to fetch its pair secrets again when a pair to it is revoked or lifted", () => {
+    const refresh = [{ kind: 'credentials', networkId: 'net-1', hostId: 'h1', vmId: 'vm-1' }];
+    const revoked: VmItem = { ...vm(), pairRevocations: { 'vm-2': { revokedAt: 1 } }, pairRevocationsRevision: 1 };
+    expect(changesFromItemUpdate(vm(), revoked)).toEqual(refresh);
+    expect(changesFromItemUpdate(revoked, { ...revoked, pairRevocations: { 'vm-2': { revokedAt: 1, liftedAt: 2 } }, pairRevocationsRevision: 2 })).toEqual(
+      refresh,
+    );
+    expect(changesFromItemUpdate(revoked, { ...revoked, updatedAt: 'later' })).toEqual([]);
+  });
+
   it('asks the host to fetch again when how the VM runs changes, not when the host reports its state', () => {
     const refresh = [{ kind: 'credentials', networkId: 'net-1', hostId: 'h1', vmId: 'vm-1' }];
     const before: VmItem = { ...vm(), powerState: 'running', bootGeneration: 0, waitingForImage: true };
