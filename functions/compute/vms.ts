@@ -390,6 +390,11 @@ export async function migrateVm(
     // is booted again at its destination).
     const source = !recovery && vm.runtime === 'qemu' && vm.state === 'running' ? await getHost(table, vm.hostId) : undefined;
     const live = source?.liveMigration === true;
+    // A move at once reads the VM's slot and makes its new pair secret: side by side with placement below.
+    const slotRead = live ? undefined : getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
+    const pairKeyMade = live || pairKeyCiphertext ? undefined : newPairKeyCiphertext?.(vmId);
+    slotRead?.catch(() => {});
+    pairKeyMade?.catch(() => {});
     // A disk's data is a file on its host (docs/disks.md): it follows a guest that moves live
     // (copied while the guest runs), nothing else.
     const diskIds = [...(vm.diskIds ?? [])].sort();
@@ -434,12 +439,12 @@ export async function migrateVm(
         continue;
       }
     }
-    const slot = await getItem<SlotItem>(table, keys.slot(vm.networkId, vm.ip));
+    const slot = await slotRead;
     if (!slot || slot.vmId !== vmId) throw new Error(`slot ${vm.networkId}/${vm.ip} does not belong to vm ${vmId}`);
 
     const version = slot.version + 1;
     const updatedAt = new Date().toISOString();
-    pairKeyCiphertext ??= await newPairKeyCiphertext?.(vmId);
+    pairKeyCiphertext ??= await pairKeyMade;
     const recovered: HostFailureRecovery | undefined = recovery && {
       fromHostId: recovery.fromHostId,
       toHostId: targetHostId,

@@ -11,12 +11,9 @@ import type { VmView } from '../compute/vms.ts';
  */
 export async function announceMoveAtOnce(table: string, region: string, vm: VmView): Promise<void> {
   const { vmId, ip, networkId, hostId, endpoint } = vm;
-  await fanOutEndpointNow(
-    table,
-    region,
-    networkId,
-    { ip, version: endpoint.version, state: 'active', vmId, hostId, endpoint: endpoint.address },
-    sendToHostQueue,
-  );
-  await retagQueuesOfWorker(table, vmId, retagShuffleQueue);
+  // Independent: side by side.
+  await Promise.all([
+    fanOutEndpointNow(table, region, networkId, { ip, version: endpoint.version, state: 'active', vmId, hostId, endpoint: endpoint.address }, sendToHostQueue),
+    retagQueuesOfWorker(table, vmId, retagShuffleQueue),
+  ]);
 }
