@@ -26,6 +26,7 @@ import { NetnsSockets } from './netns-sockets.ts';
 import { BridgesOnInterface } from './bridges-on-interface.ts';
 import { BridgeRedirects } from './data-plane/bridge-redirects.ts';
 import { ShuffleService } from './shuffle-service.ts';
+import { DEFAULT_PEER_PORT, ShufflePeerServer } from './shuffle-peers.ts';
 import { QueueConsumer } from './queue-consumer.ts';
 import { AgentStartError, checkAwsSettings, checkQueue, refusedForGood } from './start-checks.ts';
 import { HOST_CREDENTIAL_SECONDS } from '#tokens/host-credentials.ts';
@@ -57,6 +58,8 @@ export interface AgentConfig {
   bidPort: number;
   /** Where shuffle partitions of this host's worker VMs are spilled. */
   spillDir: string;
+  /** Where, on its underlay address, the agent serves other hosts' agents (a moved worker's spill); DEFAULT_PEER_PORT when absent. */
+  peerPort?: number;
   /** Full resync period; messages keep the table current between resyncs. */
   resyncIntervalMs: number;
   /** The host's network namespace, to program real tunnels into; in-memory only without one. */
@@ -133,6 +136,7 @@ export class HostAgent {
   private readonly bridges: VmBridges;
   private readonly bidRelay: BidRelay;
   private readonly shuffle: ShuffleService;
+  private readonly shufflePeers: ShufflePeerServer;
   /** Tells the control plane which endpoint versions this agent holds. */
   readonly acks: EndpointAcks;
   /** Tells the control plane this host is alive: its health. */
@@ -168,7 +172,13 @@ export class HostAgent {
       sqs,
       (jobId, vmId, report) => this.controlPlane.reportShuffleWorker(config.hostId, jobId, vmId, report),
       (message) => log(config.hostId, message),
+      {
+        hostId: config.hostId,
+        ticket: (jobId, vmId) => this.controlPlane.issueShuffleHandoff(config.hostId, jobId, vmId),
+        check: (jobId, vmId, ticket, toHostId) => this.controlPlane.checkShuffleHandoff(config.hostId, jobId, vmId, ticket, toHostId),
+      },
     );
+    this.shufflePeers = new ShufflePeerServer(this.shuffle, (message) => log(config.hostId, message));
     // With a host namespace, VMs' traffic leaves from there, as from the host's own interfaces.
     this.netnsSockets = config.netns ? new NetnsSockets(config.netns, (message) => log(config.hostId, message)) : undefined;
     this.egressAddresses.setUnderlayAddresses([config.address]);
@@ -250,6 +260,12 @@ export class HostAgent {
     }
     const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.bidRelay.listen(this.config.bidPort);
+    if (this.hostServices) {
+      // Other hosts fetch a moved worker's shuffle spill here: its address goes with each report.
+      const peers = await this.shufflePeers.listen(this.config.address, this.config.peerPort ?? DEFAULT_PEER_PORT);
+      this.shuffle.spillUrl = peers.url;
+      this.shuffle.checkPeerAddress = peers.onUnderlay;
+    }
     const { queueUrl } = await this.retrying(
       'register',
       () => this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity, ...this.runsVmsWith() }),
@@ -304,6 +320,7 @@ export class HostAgent {
     await this.dataPlane?.close();
     this.shuffle.stop();
     await this.bidRelay.close();
+    if (this.shufflePeers.url) await this.shufflePeers.close();
     await this.bridges.close();
     this.netnsSockets?.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -548,6 +565,8 @@ export class HostAgent {
       bidRelayUrl: this.bidRelay.url,
       bids: this.bidRelay.stats,
       shuffle: this.shuffle.stats(),
+      shuffleHeld: this.shuffle.heldSpills(),
+      shufflePeerUrl: this.shufflePeers.url ?? null,
       stats: this.stats,
       // Receive errors and the last message's time: a queue that cannot be read shows here.
       queue: this.consumer ? this.consumer.status() : null,

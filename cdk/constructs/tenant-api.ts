@@ -251,6 +251,8 @@ const routes: Route[] = [
     extras: (fn, props) => props.shuffleQueues.grant(fn, 'sqs:DeleteQueue'),
   },
   { operation: operations.reportShuffleWorker, access: 'write' },
+  { operation: operations.issueShuffleHandoff, access: 'write' },
+  { operation: operations.checkShuffleHandoff, access: 'read' },
   { operation: operations.deleteNetwork, access: 'write' },
   { operation: operations.deleteServiceAccount, access: 'write' },
   { operation: operations.createProject, access: 'write' },
