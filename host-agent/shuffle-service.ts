@@ -285,6 +285,8 @@ export class ShuffleService {
 
   private async outboxOf(job: HostShuffleJob, vmId: string): Promise<Outbox> {
     const key = `${job.jobId}/${vmId}`;
+    // Its spill (and what it sent) is handed, or being handed, to its new host: nothing more is taken here.
+    if (this.sealed.has(key) || this.held.has(key)) throw new ShuffleError(503, `vm ${vmId} has moved to another host; call again there`);
     const inbox = this.inboxes.get(key);
     if (inbox && !inbox.spill) {
       // What the worker sent from the host it left comes with its spill: its batches wait for it.
