@@ -41,7 +41,7 @@ interface Inbox {
   /** Chunks that arrived again (SQS delivers at least once) and were not stored again. */
   duplicates: number;
   stopped: boolean;
-  /** Ends a receive that waits for messages when the inbox stops. */
+  /** Ends a fetch of the worker's spill, or (the agent stops) a receive that waits for messages. */
   abort: AbortController;
   /** The consuming loop: stopping waits for the chunks it has taken to be stored. */
   loop?: Promise<void>;
@@ -370,7 +370,10 @@ export class ShuffleService {
     const inbox = this.inboxes.get(key);
     if (inbox) {
       inbox.stopped = true;
-      inbox.abort.abort();
+      // A receive under way ends by itself (5 s at most) and what it took is stored: cut short, the
+      // messages it took would stay invisible for the queue's visibility timeout (60 s). A fetch
+      // from the host the worker left is cut short.
+      if (!inbox.loop) inbox.abort.abort();
       await inbox.loop;
       await inbox.ready.catch(() => {});
       this.inboxes.delete(key);

@@ -179,7 +179,14 @@ function toView(job: ShuffleJobItem, reports: ShuffleWorkerItem[]): ShuffleJobVi
  * takes the spill over (`handoffFrom`, with the ticket issued to it, see shuffle-handoffs.ts) and
  * reports from then on; the old one, until then, even though the worker left it.
  */
-export async function reportShuffleWorker(table: string, hostId: string, jobId: string, vmId: string, report: ShuffleWorkerReport): Promise<ShuffleJobView> {
+export async function reportShuffleWorker(
+  table: string,
+  hostId: string,
+  jobId: string,
+  vmId: string,
+  report: ShuffleWorkerReport,
+  retag?: (queueUrl: string, hostIds: readonly string[]) => Promise<void>,
+): Promise<ShuffleJobView> {
   const job = await getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId));
   if (!job) throw new NotFoundError('shuffle job', jobId);
   const [vm, worker] = await Promise.all([
@@ -223,6 +230,8 @@ export async function reportShuffleWorker(table: string, hostId: string, jobId: 
         );
       throw error;
     }
+    // The host it left holds nothing of the job's any more (unless another worker runs there): its queues leave it out.
+    if (retag) await retagQueuesOfJob(table, job, retag);
   } else {
     if (holder !== hostId) {
       if (vm?.hostId === hostId)
@@ -314,17 +323,32 @@ export async function shuffleJobsFor(table: string, jobIds: Iterable<string>): P
 }
 
 /**
- * After a worker VM moved to another host: each job it works for has its queues tagged
- * again with the hosts its workers run on now (`retag`, see shuffle-queues.ts), so the host
- * policy lets the new host in and keeps the one it left out.
+ * After a worker VM moved to another host: each job it works for has its queues tagged again
+ * with the hosts its workers run on now (`retag`, see shuffle-queues.ts), so the host policy lets
+ * the new host in, and with the hosts holding its workers' spills: the host it left keeps the
+ * queue until its spill is handed over (it may be storing and deleting the last chunks it took),
+ * and is left out when the hand-off completes (retagged again then).
  */
 export async function retagQueuesOfWorker(table: string, vmId: string, retag: (queueUrl: string, hostIds: readonly string[]) => Promise<void>): Promise<void> {
   const vm = await getItem<{ shuffleJobIds?: Set<string> }>(table, keys.vm(vmId));
   for (const jobId of vm?.shuffleJobIds ?? []) {
     const job = await getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId));
-    if (!job) continue;
-    const workers = await Promise.all(job.workers.map((workerId) => getItem<{ hostId: string }>(table, keys.vm(workerId))));
-    const hostIds = [...new Set(workers.flatMap((worker) => (worker ? [worker.hostId] : [])))];
-    await Promise.all(Object.values(job.queueUrls).map((queueUrl) => retag(queueUrl, hostIds)));
+    if (job) await retagQueuesOfJob(table, job, retag);
   }
+}
+
+async function retagQueuesOfJob(table: string, job: ShuffleJobItem, retag: (queueUrl: string, hostIds: readonly string[]) => Promise<void>): Promise<void> {
+  const [workers, reported] = await Promise.all([
+    Promise.all(job.workers.map((workerId) => getItem<{ hostId: string }>(table, keys.vm(workerId)))),
+    workersOf(table, job.jobId),
+  ]);
+  const holders = job.workers.map((workerId) =>
+    spillHolderOf(
+      job,
+      workerId,
+      reported.find((worker) => worker.vmId === workerId),
+    ),
+  );
+  const hostIds = [...new Set([...workers.flatMap((worker) => (worker ? [worker.hostId] : [])), ...holders.flatMap((holder) => (holder ? [holder] : []))])];
+  await Promise.all(Object.values(job.queueUrls).map((queueUrl) => retag(queueUrl, hostIds)));
 }
