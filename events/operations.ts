@@ -21,7 +21,7 @@ import { CompleteImageUploadRequest, CreateImageRequest } from './images.ts';
 import { CreateProjectRequest } from './projects.ts';
 import * as responses from './responses.ts';
 import { DEFAULT_QUOTAS, GetQuotasQuery, PutQuotaRequest } from './quotas.ts';
-import { CreateShuffleJobRequest, ShuffleWorkerReport } from './shuffle.ts';
+import { CheckShuffleHandoffRequest, CreateShuffleJobRequest, ShuffleHandoffCheck, ShuffleHandoffTicket, ShuffleWorkerReport } from './shuffle.ts';
 import type { Scope } from './tokens.ts';
 import { EgressPolicy, PutVmAttributesRequest } from './vm-config.ts';
 import { ReportVmStateRequest, VmConsoleOutput } from './vm-lifecycle.ts';
@@ -175,8 +175,25 @@ const specs = {
   reportShuffleWorker: operation('PUT /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}', {
     summary: "What a worker's host reports of it (absolute numbers)",
     scopes: ['host'],
+    description:
+      "Only the host holding the worker's spill reports it (the worker may have left it); the host the worker runs on now takes it over with `handoffFrom`, holding a ticket issued to it (409 otherwise).",
     body: ShuffleWorkerReport,
     responses: { 200: { description: 'the job as it stands', body: responses.ShuffleJob } },
+  }),
+  issueShuffleHandoff: operation('POST /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}/handoff', {
+    summary: "A ticket to fetch a worker's spill from the host holding it",
+    description:
+      'For the host the worker runs on now, when another host holds its spilled partitions (409 when none does, or the holder has not said where it serves them yet). Asking again replaces the ticket.',
+    scopes: ['host'],
+    responses: { 200: { description: 'the holder, where it serves the spill, and the ticket (shown once)', body: ShuffleHandoffTicket } },
+  }),
+  checkShuffleHandoff: operation('POST /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}/handoff/check', {
+    summary: 'What a holding host asks of a hand-off ticket presented to it',
+    description:
+      "Answers only the host that holds (or held, until the hand-off completed) the worker's spill, and only for the ticket issued to the host the worker runs on now: 403 otherwise.",
+    scopes: ['host'],
+    body: CheckShuffleHandoffRequest,
+    responses: { 200: { description: 'the ticket is good: pending (serve the spill) or complete (delete it)', body: ShuffleHandoffCheck } },
   }),
 
   createNetwork: operation('POST /networks', {

@@ -3,8 +3,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { resourceId, underlayAddress } from '#events/identifiers.ts';
+import { DEFAULT_PEER_PORT } from './shuffle-peers.ts';
 
-export const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--bid-relay-listen ADDR:PORT] [--bid-relay-tokens PATH] [--spill-dir DIR] [--resync-seconds S] [--start-timeout S] [--netns NAME] [--runtime qemu|process|none] [--runtime-fallback none|process] [--qemu-binary PATH] [--vm-dir DIR] [-h|--help]
+export const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--bid-relay-listen ADDR:PORT] [--bid-relay-tokens PATH] [--spill-dir DIR] [--peer-port PORT] [--resync-seconds S] [--start-timeout S] [--netns NAME] [--runtime qemu|process|none] [--runtime-fallback none|process] [--qemu-binary PATH] [--vm-dir DIR] [-h|--help]
 --control-socket: the status and control endpoint, a unix socket only its owner can open (default
 /run/stratoplane/<host-id>/agent.sock as root, else under the temporary folder); try
 \`curl -s --unix-socket PATH http://agent/status\`.
@@ -27,12 +28,15 @@ that runs none. With qemu, the agent checks at start that QEMU runs (--qemu-bina
 qemu-system-x86_64 on the PATH) and, with --netns, that it is root; if not, it says what is missing and
 refuses to start, unless --runtime-fallback says what to run instead (none: this host runs no VMs;
 process: placeholders).
+--peer-port: where, on --address, the agent serves other hosts' agents: a moved shuffle worker's spill,
+to its new host only, with a ticket the control plane checks (default ${DEFAULT_PEER_PORT}; on loopback at any
+free port when --address is not this machine's, as on a development machine).
 --vm-dir: VMs' files (console, QMP socket), the image cache, unpacked images, storage pools (pools/<poolId>/<diskId>.raw) and the
 ids of the pair tokens the host admitted (used-pair-tokens.jsonl: a restarted agent refuses them again; default
 /var/lib/stratoplane/<host-id> as root, else under the temporary folder).
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
 HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_BID_RELAY_LISTEN,
-HOST_AGENT_BID_RELAY_TOKENS, HOST_AGENT_SPILL_DIR,
+HOST_AGENT_BID_RELAY_TOKENS, HOST_AGENT_SPILL_DIR, HOST_AGENT_PEER_PORT,
 HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_START_TIMEOUT, HOST_AGENT_NETNS, HOST_AGENT_RUNTIME, HOST_AGENT_RUNTIME_FALLBACK, HOST_AGENT_QEMU_BINARY, HOST_AGENT_VM_DIR; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
 so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK: before it
@@ -70,6 +74,7 @@ const Config = z.object({
     .optional(),
   bidRelayTokens: z.string().min(1).optional(),
   spillDir: z.string().min(1),
+  peerPort: z.coerce.number().int().min(0).max(65_535),
   resyncSeconds: z.coerce.number().min(1),
   startTimeoutSeconds: z.coerce.number().min(1),
   netns: z
@@ -109,6 +114,7 @@ function readArgs(argv: string[]) {
       'bid-relay-listen': { type: 'string' },
       'bid-relay-tokens': { type: 'string' },
       'spill-dir': { type: 'string' },
+      'peer-port': { type: 'string' },
       'resync-seconds': { type: 'string' },
       'start-timeout': { type: 'string' },
       netns: { type: 'string' },
@@ -150,6 +156,7 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv): Parse
     bidRelayTokens: values['bid-relay-tokens'] ?? (env.HOST_AGENT_BID_RELAY_TOKENS || undefined),
     // Shuffle partitions can be large: on disk, one folder per host.
     spillDir: values['spill-dir'] ?? env.HOST_AGENT_SPILL_DIR ?? path.join(tmpdir(), `stratoplane-shuffle-${hostId ?? 'host'}`),
+    peerPort: values['peer-port'] ?? env.HOST_AGENT_PEER_PORT ?? DEFAULT_PEER_PORT,
     resyncSeconds: values['resync-seconds'] ?? env.HOST_AGENT_RESYNC_SECONDS ?? 300,
     startTimeoutSeconds: values['start-timeout'] ?? env.HOST_AGENT_START_TIMEOUT ?? 30,
     netns: values.netns ?? env.HOST_AGENT_NETNS,

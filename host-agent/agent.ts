@@ -28,6 +28,7 @@ import { NetnsSockets } from './netns-sockets.ts';
 import { BridgesOnInterface } from './bridges-on-interface.ts';
 import { BridgeRedirects } from './data-plane/bridge-redirects.ts';
 import { ShuffleService } from './shuffle-service.ts';
+import { DEFAULT_PEER_PORT, ShufflePeerServer } from './shuffle-peers.ts';
 import { QueueConsumer } from './queue-consumer.ts';
 import { AgentStartError, checkAwsSettings, checkQueue, refusedForGood } from './start-checks.ts';
 import { HOST_CREDENTIAL_SECONDS } from '#tokens/host-credentials.ts';
@@ -70,6 +71,8 @@ export interface AgentConfig {
    * only (simulated hosts), and a restart forgets them.
    */
   usedPairTokensFile?: string;
+  /** Where, on its underlay address, the agent serves other hosts' agents (a moved worker's spill); DEFAULT_PEER_PORT when absent. */
+  peerPort?: number;
   /** Full resync period; messages keep the table current between resyncs. */
   resyncIntervalMs: number;
   /** The host's network namespace, to program real tunnels into; in-memory only without one. */
@@ -146,6 +149,7 @@ export class HostAgent {
   private readonly bridges: VmBridges;
   private readonly bidRelay: BidRelay;
   private readonly shuffle: ShuffleService;
+  private readonly shufflePeers: ShufflePeerServer;
   /** Tells the control plane which endpoint versions this agent holds. */
   readonly acks: EndpointAcks;
   /** Tells the control plane this host is alive: its health. */
@@ -181,7 +185,13 @@ export class HostAgent {
       sqs,
       (jobId, vmId, report) => this.controlPlane.reportShuffleWorker(config.hostId, jobId, vmId, report),
       (message) => log(config.hostId, message),
+      {
+        hostId: config.hostId,
+        ticket: (jobId, vmId) => this.controlPlane.issueShuffleHandoff(config.hostId, jobId, vmId),
+        check: (jobId, vmId, ticket, toHostId) => this.controlPlane.checkShuffleHandoff(config.hostId, jobId, vmId, ticket, toHostId),
+      },
     );
+    this.shufflePeers = new ShufflePeerServer(this.shuffle, (message) => log(config.hostId, message));
     // With a host namespace, VMs' traffic leaves from there, as from the host's own interfaces.
     this.netnsSockets = config.netns ? new NetnsSockets(config.netns, (message) => log(config.hostId, message)) : undefined;
     this.egressAddresses.setUnderlayAddresses([config.address]);
@@ -277,6 +287,12 @@ export class HostAgent {
     }
     const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.listenForBids();
+    if (this.hostServices) {
+      // Other hosts fetch a moved worker's shuffle spill here: its address goes with each report.
+      const peers = await this.shufflePeers.listen(this.config.address, this.config.peerPort ?? DEFAULT_PEER_PORT);
+      this.shuffle.spillUrl = peers.url;
+      this.shuffle.checkPeerAddress = peers.onUnderlay;
+    }
     const { queueUrl } = await this.retrying(
       'register',
       () => this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity, ...this.runsVmsWith() }),
@@ -331,6 +347,7 @@ export class HostAgent {
     await this.dataPlane?.close();
     this.shuffle.stop();
     await this.bidRelay.close();
+    if (this.shufflePeers.url) await this.shufflePeers.close();
     await this.bridges.close();
     this.netnsSockets?.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -595,6 +612,8 @@ export class HostAgent {
       bidRelay: { url: this.bidRelay.url, tokensFile: this.config.bidRelay?.tokens?.file ?? null, exchangeTokens: this.config.bidRelay?.tokens?.count ?? 0 },
       bids: this.bidRelay.stats,
       shuffle: this.shuffle.stats(),
+      shuffleHeld: this.shuffle.heldSpills(),
+      shufflePeerUrl: this.shufflePeers.url ?? null,
       stats: this.stats,
       // Receive errors and the last message's time: a queue that cannot be read shows here.
       queue: this.consumer ? this.consumer.status() : null,

@@ -56,6 +56,16 @@ export class ControlPlaneClient {
     await this.tracked(this.api.reportShuffleWorker({ params: { hostId, jobId, vmId }, body: report }));
   }
 
+  /** For a worker that moved here: a ticket to fetch its spill from the host holding it. */
+  issueShuffleHandoff(hostId: string, jobId: string, vmId: string): Promise<ApiResponse<'issueShuffleHandoff'>> {
+    return this.tracked(this.api.issueShuffleHandoff({ params: { hostId, jobId, vmId } }));
+  }
+
+  /** For a spill held here: whether a ticket a peer presented lets it fetch (pending) or says it took the spill over (complete). */
+  checkShuffleHandoff(hostId: string, jobId: string, vmId: string, ticket: string, toHostId: string): Promise<ApiResponse<'checkShuffleHandoff'>> {
+    return this.tracked(this.api.checkShuffleHandoff({ params: { hostId, jobId, vmId }, body: { ticket, toHostId } }));
+  }
+
   /** What the host sees of a VM; a VM that left the host (404, 409) is no error: nothing more to report. */
   async reportVmState(hostId: string, vmId: string, report: ReportVmStateRequest): Promise<void> {
     try {

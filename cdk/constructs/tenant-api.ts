@@ -253,7 +253,14 @@ const routes: Route[] = [
     access: 'write',
     extras: (fn, props) => props.shuffleQueues.grant(fn, 'sqs:DeleteQueue'),
   },
-  { operation: operations.reportShuffleWorker, access: 'write' },
+  {
+    operation: operations.reportShuffleWorker,
+    access: 'write',
+    // A worker's new host taking its spill over: the job's queues leave the host it left out.
+    extras: (fn, props) => props.shuffleQueues.grant(fn, 'sqs:TagQueue', 'sqs:UntagQueue'),
+  },
+  { operation: operations.issueShuffleHandoff, access: 'write' },
+  { operation: operations.checkShuffleHandoff, access: 'read' },
   { operation: operations.deleteNetwork, access: 'write' },
   { operation: operations.deleteServiceAccount, access: 'write' },
   { operation: operations.createProject, access: 'write' },

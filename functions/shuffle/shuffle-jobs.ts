@@ -22,20 +22,41 @@ export interface ShuffleJobItem {
   partitions: number;
   workers: string[];
   queueUrls: Record<string, string>;
+  /** Each worker's host when the job began: the holder of its spill until a report or hand-off says otherwise. */
+  workerHosts?: Record<string, string>;
   /** running until every worker has closed and as many records arrived as were sent. */
   state: 'running' | 'complete';
   createdAt: string;
   completedAt?: string;
 }
 
-interface ShuffleWorkerItem {
+export interface ShuffleWorkerItem {
   kind: 'shuffle-worker';
   jobId: string;
   vmId: string;
+  /** The host holding the worker's spill (and reporting it): the worker's host, until the worker moves and its new host takes the spill over. */
   hostId: string;
   sent?: number;
   closed?: boolean;
   received: number;
+  /** Where the holder serves the spill to the worker's next host. */
+  spillUrl?: string;
+  /** The hand-off under way or last done: the ticket's SHA-256 (never the ticket), the host it was issued to, until when it may fetch. */
+  handoffHash?: string;
+  handoffTo?: string;
+  handoffExpiresAt?: string;
+  /** The host the spill was last taken over from: it may delete its copy. */
+  previousHostId?: string;
+}
+
+/** Who holds a worker's spill: the host that last reported it, else its host when the job began, else (a job older than that) its host now. */
+export function spillHolderOf(
+  job: Pick<ShuffleJobItem, 'workerHosts'>,
+  vmId: string,
+  worker: Pick<ShuffleWorkerItem, 'hostId'> | undefined,
+  vmHostId?: string,
+) {
+  return worker?.hostId ?? job.workerHosts?.[vmId] ?? vmHostId;
 }
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
@@ -56,12 +77,14 @@ export async function createShuffleJob(
   const workers = [...new Set(request.workerVmIds)];
   if (workers.length !== request.workerVmIds.length) throw new ValidationError('body.workerVmIds: each VM once');
   const hostIds = new Set<string>();
+  const workerHosts: Record<string, string> = {};
   for (const vm of await Promise.all(workers.map((vmId) => getVm(table, tenantId, vmId)))) {
     assertHomeRegion(vm, region, `vm ${vm.vmId}`);
     // A worker on its way up joins (its host serves the job to it once it runs); one stopped or failed cannot work.
     if (vm.powerState === 'stopped' || vm.state === 'failed' || vm.state === 'stopped' || vm.state === 'stopping' || vm.waitingForImage)
       throw new ConflictError(`workerVmIds: vm ${vm.vmId} is ${vm.state}${vm.stateReason ? ` (${vm.stateReason})` : ''}, not running or on its way`);
     hostIds.add(vm.hostId);
+    workerHosts[vm.vmId] = vm.hostId;
   }
   // The queues are tagged with the workers' hosts: only those may send to or read from them.
   if (!shuffleHostsTags(hostIds))
@@ -78,6 +101,7 @@ export async function createShuffleJob(
     partitions: request.partitions ?? workers.length,
     workers,
     queueUrls: Object.fromEntries(workers.map((vmId, index) => [vmId, urls[index]!])),
+    workerHosts,
     state: 'running',
     createdAt: new Date().toISOString(),
   };
@@ -149,35 +173,85 @@ function toView(job: ShuffleJobItem, reports: ShuffleWorkerItem[]): ShuffleJobVi
 }
 
 /**
- * Records what a worker's host says of it, and completes the job once every worker has closed
- * and the records stored equal the records sent. Reports are absolute; `received` only grows.
+ * Records what the host holding a worker's spill says of it, and completes the job once every
+ * worker has closed and the records stored equal the records sent. Reports are absolute;
+ * `received` only grows. The holder is the worker's host until the worker moves: its new host
+ * takes the spill over (`handoffFrom`, with the ticket issued to it, see shuffle-handoffs.ts) and
+ * reports from then on; the old one, until then, even though the worker left it.
  */
-export async function reportShuffleWorker(table: string, hostId: string, jobId: string, vmId: string, report: ShuffleWorkerReport): Promise<ShuffleJobView> {
+export async function reportShuffleWorker(
+  table: string,
+  hostId: string,
+  jobId: string,
+  vmId: string,
+  report: ShuffleWorkerReport,
+  retag?: (queueUrl: string, hostIds: readonly string[]) => Promise<void>,
+): Promise<ShuffleJobView> {
   const job = await getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId));
   if (!job) throw new NotFoundError('shuffle job', jobId);
-  const vm = await getItem<{ hostId: string }>(table, keys.vm(vmId));
-  if (!job.workers.includes(vmId) || vm?.hostId !== hostId) throw new ForbiddenError(`vm ${vmId} is not a worker of shuffle job ${jobId} on host ${hostId}`);
-  try {
-    await dynamodb.send(
-      new UpdateCommand({
-        TableName: table,
-        Key: keys.shuffleWorker(jobId, vmId),
-        UpdateExpression: `SET kind = :kind, jobId = :job, vmId = :vm, hostId = :host, received = :received${report.sent !== undefined ? ', sent = :sent' : ''}${report.closed ? ', closed = :closed' : ''}`,
-        ConditionExpression: 'attribute_not_exists(received) OR received <= :received',
-        ExpressionAttributeValues: {
-          ':kind': 'shuffle-worker',
-          ':job': jobId,
-          ':vm': vmId,
-          ':host': hostId,
-          ':received': report.received,
-          ...(report.sent !== undefined ? { ':sent': report.sent } : {}),
-          ...(report.closed ? { ':closed': true } : {}),
-        },
-      }),
-    );
-  } catch (error) {
-    // An older report overtaken by a newer one.
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  const [vm, worker] = await Promise.all([
+    getItem<{ hostId: string }>(table, keys.vm(vmId)),
+    getItem<ShuffleWorkerItem>(table, keys.shuffleWorker(jobId, vmId)),
+  ]);
+  if (!job.workers.includes(vmId)) throw new ForbiddenError(`vm ${vmId} is not a worker of shuffle job ${jobId} on host ${hostId}`);
+  const holder = spillHolderOf(job, vmId, worker, vm?.hostId);
+  const values = {
+    ':kind': 'shuffle-worker',
+    ':job': jobId,
+    ':vm': vmId,
+    ':host': hostId,
+    ':received': report.received,
+    ...(report.sent !== undefined ? { ':sent': report.sent } : {}),
+    ...(report.closed ? { ':closed': true } : {}),
+    ...(report.spillUrl ? { ':url': report.spillUrl } : {}),
+  };
+  const set = `SET kind = :kind, jobId = :job, vmId = :vm, hostId = :host, received = :received${report.sent !== undefined ? ', sent = :sent' : ''}${report.closed ? ', closed = :closed' : ''}${report.spillUrl ? ', spillUrl = :url' : ''}`;
+  if (report.handoffFrom !== undefined) {
+    // The worker's new host took the spill over: it holds it from now on.
+    if (vm?.hostId !== hostId) throw new ForbiddenError(`vm ${vmId} does not run on host ${hostId}: only its host takes its spill over`);
+    if (holder !== report.handoffFrom || worker?.handoffTo !== hostId)
+      throw new ConflictError(
+        `handoffFrom: no hand-off of vm ${vmId}'s spill from host ${report.handoffFrom} to host ${hostId} is under way (held by ${holder})`,
+      );
+    try {
+      await dynamodb.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: keys.shuffleWorker(jobId, vmId),
+          UpdateExpression: `${set}, previousHostId = :from`,
+          ConditionExpression: 'hostId = :from AND handoffTo = :host AND received <= :received',
+          ExpressionAttributeValues: { ...values, ':from': report.handoffFrom },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException)
+        throw new ConflictError(
+          `handoffFrom: the spill of vm ${vmId} changed hands meanwhile, or holds fewer records than host ${report.handoffFrom} reported`,
+        );
+      throw error;
+    }
+    // The host it left holds nothing of the job's any more (unless another worker runs there): its queues leave it out.
+    if (retag) await retagQueuesOfJob(table, job, retag);
+  } else {
+    if (holder !== hostId) {
+      if (vm?.hostId === hostId)
+        throw new ConflictError(`host ${holder} holds the spill of vm ${vmId} in shuffle job ${jobId}: take it over (POST …/handoff) before reporting`);
+      throw new ForbiddenError(`vm ${vmId} is not a worker of shuffle job ${jobId} on host ${hostId}`);
+    }
+    try {
+      await dynamodb.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: keys.shuffleWorker(jobId, vmId),
+          UpdateExpression: set,
+          ConditionExpression: '(attribute_not_exists(hostId) OR hostId = :host) AND (attribute_not_exists(received) OR received <= :received)',
+          ExpressionAttributeValues: values,
+        }),
+      );
+    } catch (error) {
+      // An older report overtaken by a newer one (or by a hand-off).
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
   }
   const view = toView(job, await workersOf(table, jobId));
   if (job.state === 'running' && view.workers.every((worker) => worker.closed) && view.recordsIn === view.recordsOut) {
@@ -228,26 +302,53 @@ export async function deleteShuffleJob(table: string, tenantId: string, jobId: s
   ]);
 }
 
-/** The jobs a host's worker VMs take part in, as its agent needs them. */
+/** The jobs a host's worker VMs take part in, as its agent needs them: with the host holding each worker's spill. */
 export async function shuffleJobsFor(table: string, jobIds: Iterable<string>): Promise<HostShuffleJob[]> {
   const jobs = await Promise.all([...new Set(jobIds)].map((jobId) => getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId))));
-  return jobs
-    .filter((job): job is ShuffleJobItem => job !== undefined)
-    .map(({ jobId, partitions, workers, queueUrls }) => ({ jobId, partitions, workers, queueUrls }));
+  return Promise.all(
+    jobs
+      .filter((job): job is ShuffleJobItem => job !== undefined)
+      .map(async (job) => {
+        const reported = new Map((await workersOf(table, job.jobId)).map((worker) => [worker.vmId, worker]));
+        const spillHosts = Object.fromEntries(
+          job.workers.flatMap((vmId) => {
+            const holder = spillHolderOf(job, vmId, reported.get(vmId));
+            return holder ? [[vmId, holder] as const] : [];
+          }),
+        );
+        const { jobId, partitions, workers, queueUrls } = job;
+        return { jobId, partitions, workers, queueUrls, ...(Object.keys(spillHosts).length > 0 ? { spillHosts } : {}) };
+      }),
+  );
 }
 
 /**
- * After a worker VM moved to another host: each job it works for has its queues tagged
- * again with the hosts its workers run on now (`retag`, see shuffle-queues.ts), so the host
- * policy lets the new host in and keeps the one it left out.
+ * After a worker VM moved to another host: each job it works for has its queues tagged again
+ * with the hosts its workers run on now (`retag`, see shuffle-queues.ts), so the host policy lets
+ * the new host in, and with the hosts holding its workers' spills: the host it left keeps the
+ * queue until its spill is handed over (it may be storing and deleting the last chunks it took),
+ * and is left out when the hand-off completes (retagged again then).
  */
 export async function retagQueuesOfWorker(table: string, vmId: string, retag: (queueUrl: string, hostIds: readonly string[]) => Promise<void>): Promise<void> {
   const vm = await getItem<{ shuffleJobIds?: Set<string> }>(table, keys.vm(vmId));
   for (const jobId of vm?.shuffleJobIds ?? []) {
     const job = await getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId));
-    if (!job) continue;
-    const workers = await Promise.all(job.workers.map((workerId) => getItem<{ hostId: string }>(table, keys.vm(workerId))));
-    const hostIds = [...new Set(workers.flatMap((worker) => (worker ? [worker.hostId] : [])))];
-    await Promise.all(Object.values(job.queueUrls).map((queueUrl) => retag(queueUrl, hostIds)));
+    if (job) await retagQueuesOfJob(table, job, retag);
   }
+}
+
+async function retagQueuesOfJob(table: string, job: ShuffleJobItem, retag: (queueUrl: string, hostIds: readonly string[]) => Promise<void>): Promise<void> {
+  const [workers, reported] = await Promise.all([
+    Promise.all(job.workers.map((workerId) => getItem<{ hostId: string }>(table, keys.vm(workerId)))),
+    workersOf(table, job.jobId),
+  ]);
+  const holders = job.workers.map((workerId) =>
+    spillHolderOf(
+      job,
+      workerId,
+      reported.find((worker) => worker.vmId === workerId),
+    ),
+  );
+  const hostIds = [...new Set([...workers.flatMap((worker) => (worker ? [worker.hostId] : [])), ...holders.flatMap((holder) => (holder ? [holder] : []))])];
+  await Promise.all(Object.values(job.queueUrls).map((queueUrl) => retag(queueUrl, hostIds)));
 }

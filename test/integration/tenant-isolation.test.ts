@@ -177,6 +177,19 @@ describe('tenant isolation', () => {
     'DELETE /shuffle-jobs/{jobId}': async () => notFound(await api('DELETE', `/shuffle-jobs/${jobB.jobId}`, undefined, tenantA), 'shuffle job', jobB.jobId),
     'PUT /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}': async () =>
       expect((await api('PUT', `/hosts/${hostIds[0]}/shuffle-jobs/${jobB.jobId}/workers/${vmB.vmId}`, { received: 1_000_000 }, tenantA)).status).toBe(403),
+    'POST /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}/handoff': async () =>
+      expect((await api('POST', `/hosts/${hostIds[0]}/shuffle-jobs/${jobB.jobId}/workers/${vmB.vmId}/handoff`, undefined, tenantA)).status).toBe(403),
+    'POST /hosts/{hostId}/shuffle-jobs/{jobId}/workers/{vmId}/handoff/check': async () =>
+      expect(
+        (
+          await api(
+            'POST',
+            `/hosts/${hostIds[0]}/shuffle-jobs/${jobB.jobId}/workers/${vmB.vmId}/handoff/check`,
+            { ticket: 'x'.repeat(43), toHostId: hostIds[0] },
+            tenantA,
+          )
+        ).status,
+      ).toBe(403),
     'GET /hosts/{hostId}/vm-configs': async () => expect((await api('GET', `/hosts/${hostIds[0]}/vm-configs`, undefined, tenantA)).status).toBe(403),
     'POST /storage-pools': async () =>
       expect((await api('POST', '/storage-pools', { poolId: uniqueId('evil'), capacityGiB: 1, iops: 1, throughputMiBps: 1 }, tenantA)).status).toBe(403),

@@ -1,0 +1,10 @@
+import { operations } from '#events/operations.ts';
+import { apiHandler } from '../../triggers/api-handler.ts';
+import { tableName } from '../../platform/table.ts';
+import { assertActsForHost } from '../../core/access.ts';
+import { issueShuffleHandoff } from '../shuffle-handoffs.ts';
+
+export const handler = apiHandler(operations.issueShuffleHandoff, async ({ path, caller }) => {
+  assertActsForHost(caller, path.hostId);
+  return { statusCode: 200, body: await issueShuffleHandoff(tableName, path.hostId, path.jobId, path.vmId) };
+});
