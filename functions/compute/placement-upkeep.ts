@@ -12,9 +12,12 @@ export type PlacementIndexChange = { hostId: string; out: true } | { hostId: str
 /**
  * What the minute's sweep changes in the placement index, from the fleet's health. Placement
  * passes over hosts that are not healthy, but a dead host with room sorts among the freest of its
- * shard and every placement would read past it: a host silent for MAYBE_BACK_MS (it was heard from,
- * so it is not one still starting) leaves the index. A healthy host that belongs in the index and
- * is not there (back from the dead, or registered before the index existed) goes back in.
+ * shard and every placement would read past it: a host silent for MAYBE_BACK_MS leaves the index, and
+ * so does one never heard from that was registered that long ago (an operator registered it and no
+ * agent ever ran there; a fleet's worth of those would hide every live host from placement's
+ * pages). A healthy host that belongs in the index and is not there (back from the dead, its agent
+ * started at last, or registered before the index existed) goes back in; an agent's registration
+ * puts it back too.
  */
 export function placementIndexChanges(
   hosts: readonly IndexedHost[],
@@ -27,7 +30,8 @@ export function placementIndexChanges(
     const seen = liveness.get(host.hostId);
     if (!seen) continue;
     if (host.gsi5pk !== undefined) {
-      if (seen.lastSeenMs !== undefined && nowMs - seen.lastSeenMs >= MAYBE_BACK_MS) changes.push({ hostId: host.hostId, out: true });
+      const silentSinceMs = seen.lastSeenMs ?? Date.parse(host.createdAt);
+      if (nowMs - silentSinceMs >= MAYBE_BACK_MS) changes.push({ hostId: host.hostId, out: true });
       continue;
     }
     const belongs = placementIndexAttributes(host, host.region ?? region);

@@ -21,11 +21,12 @@ const indexed = (hostId: string, more: Partial<IndexedHost> = {}) =>
   host(hostId, { gsi5pk: indexKeys.placementShard('us-east-1', placementShardOf(hostId)), ...more });
 
 describe('placement index upkeep (the minute sweep)', () => {
-  it('takes out hosts silent for 2 minutes, leaves briefly silent and never-heard ones, and puts back healthy hosts that belong', () => {
+  it('takes out hosts silent for 2 minutes, and never-heard ones registered as long ago, leaves briefly silent and newly registered ones, and puts back healthy hosts that belong', () => {
     const hosts = [
       indexed('dead-long'),
       indexed('silent-30s'),
       indexed('never-heard'),
+      indexed('registered-just-now', { createdAt: new Date(now - 30_000).toISOString() }),
       indexed('alive'),
       host('back'),
       host('back-cordoned', { cordoned: true }),
@@ -36,6 +37,7 @@ describe('placement index upkeep (the minute sweep)', () => {
       ['dead-long', { lastSeenMs: now - 3 * 60_000, cordoned: false }],
       ['silent-30s', { lastSeenMs: now - 30_000, cordoned: false }],
       ['never-heard', { lastSeenMs: undefined, cordoned: false }],
+      ['registered-just-now', { lastSeenMs: undefined, cordoned: false }],
       ['alive', { lastSeenMs: now - 1_000, cordoned: false }],
       ['back', { lastSeenMs: now - 1_000, cordoned: false }],
       ['back-cordoned', { lastSeenMs: now - 1_000, cordoned: true }],
@@ -44,6 +46,7 @@ describe('placement index upkeep (the minute sweep)', () => {
     ]);
     expect(placementIndexChanges(hosts, liveness, 'us-east-1', now)).toEqual([
       { hostId: 'dead-long', out: true },
+      { hostId: 'never-heard', out: true },
       { hostId: 'back', out: false, shard: indexKeys.placementShard('us-east-1', placementShardOf('back')) },
     ]);
   });
