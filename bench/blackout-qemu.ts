@@ -7,6 +7,7 @@ import { deprioritize } from './cpu-priority.ts';
 import { vmInterfaceName } from '../host-agent/data-plane/desired-state.ts';
 import { VM_GATEWAY } from '../host-agent/data-plane/plan-commands.ts';
 import { unpackImageBundle } from '../host-agent/vm-runtime/image-bundle.ts';
+import { MigrationIdentity } from '../host-agent/vm-runtime/migration-tls.ts';
 import { QemuRuntime } from '../host-agent/vm-runtime/qemu-runtime.ts';
 import { macOfVm, plugTap } from '../host-agent/vm-runtime/vm-taps.ts';
 import { DataPlaneLab, type LabHost, labUnavailableReason } from '../local/data-plane/lab.ts';
@@ -185,10 +186,14 @@ try {
     const vmId = 'vm-00000000f100';
     const guestIp = '10.204.0.5';
     const tap = vmInterfaceName(vmId);
-    const runtimes = [floorA, floorB].map((host) => ({
-      host,
-      runtime: new QemuRuntime({ stateDir: path.join(stateDir, 'floor', host.netns), netns: host.netns }),
-    }));
+    // In TLS, as the agents move guests: the floor pays what the control plane's moves pay.
+    const runtimes = await Promise.all(
+      [floorA, floorB].map(async (host) => ({
+        host,
+        runtime: new QemuRuntime({ stateDir: path.join(stateDir, 'floor', host.netns), netns: host.netns }),
+        identity: await MigrationIdentity.open(path.join(stateDir, 'floor', `${host.netns}-tls`), host.netns, host.underlay),
+      })),
+    );
     for (const { host } of runtimes) {
       await plugTap(host.netns, tap);
       await run('ip', ['-n', host.netns, 'addr', 'replace', `${VM_GATEWAY}/32`, 'dev', tap]);
@@ -212,10 +217,13 @@ try {
         const [from, to] = i % 2 === 0 ? [runtimes[0]!, runtimes[1]!] : [runtimes[1]!, runtimes[0]!];
         const port = 49_300;
         const started = Date.now();
-        const { resumed } = await to.runtime.migration.receive(launch, { address: to.host.underlay, port });
+        const move = `floor-${i}`;
+        const listen = await to.identity.credentialsFor(move, 'server', from.identity.caCertificate);
+        const send = await from.identity.credentialsFor(move, 'client', to.identity.caCertificate);
+        const { resumed } = await to.runtime.migration.receive(launch, { address: to.host.underlay, port, credentials: listen });
         const figures = await from.runtime.migration.send(
           vmId,
-          { address: to.host.underlay, port },
+          { address: to.host.underlay, port, credentials: send },
           {
             boundMs: 30_000,
             onStop: () => void run('ip', ['-n', floorPeer.netns, 'route', 'replace', `${guestIp}/32`, 'via', to.host.underlay]),

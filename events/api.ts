@@ -26,6 +26,15 @@ export const RegisterHostRequest = z.strictObject({
     .describe(
       'With vmRuntime qemu only: the host moves running guests live, to and from other such hosts. Absent or false: a guest moves by booting again at its destination.',
     ),
+  /** Required with `liveMigration`: the CA certificate of the host's TLS identity in live migrations. */
+  migrationCertificate: z
+    .string()
+    .max(8192)
+    .regex(/^-----BEGIN CERTIFICATE-----\r?\n[\s\S]+\r?\n-----END CERTIFICATE-----\s*$/, 'a PEM certificate')
+    .optional()
+    .describe(
+      "Required with liveMigration: the PEM certificate of the host's own live-migration CA (a CA certificate, valid now). Guests move only in TLS, and each end of a move trusts the other's CA as registered here, no other.",
+    ),
 });
 export type RegisterHostRequest = z.infer<typeof RegisterHostRequest>;
 

@@ -21,6 +21,9 @@ export const MigrationRecord = z.object({
   sourceAddress: ipv4Address,
   targetHostId: resourceId,
   targetAddress: ipv4Address,
+  /** Each end's live-migration CA certificate (PEM) as its host registered it when the migration started: each checks the other's. */
+  sourceCertificate: z.string().optional(),
+  targetCertificate: z.string().optional(),
   /** Where the destination's QEMU listens for the guest (from `transferring` on). */
   port: z.int().min(1).max(65_535).optional(),
   /** QEMU's figures, once the source reported them. */
@@ -77,6 +80,8 @@ export const HostMigrationRole = z.strictObject({
   /** The host at the other end, and its underlay address. */
   peerHostId: resourceId,
   peerAddress: ipv4Address,
+  /** The other host's live-migration CA certificate (PEM): the only host, beside this one, the move's TLS trusts. */
+  peerCertificate: z.string().max(8192).optional(),
   /** The destination's port, once it listens. */
   port: z.int().min(1).max(65_535).optional(),
   /** The VM's network and address (the destination runs it before its endpoint says so). */

@@ -25,6 +25,8 @@ export const HostItem = z.object({
   accelerator: AcceleratorKind.optional(),
   /** With `vmRuntime: qemu`: its agent moves guests live. */
   liveMigration: z.boolean().optional(),
+  /** With `liveMigration`: the CA certificate (PEM) of its TLS identity in migrations (host-agent/vm-runtime/migration-tls.ts). */
+  migrationCertificate: z.string().optional(),
   /** An operator keeps new VMs off it (`POST /hosts/{id}/cordon`); what runs there stays. */
   cordoned: z.boolean().optional(),
   /** Since when an operator has asked every VM off it (`POST /hosts/{id}/drain`); uncordoning ends it. */

@@ -37,6 +37,8 @@ export const Host = z.strictObject({
   accelerator: AcceleratorKind.optional(),
   /** With `vmRuntime: qemu`: the host moves running guests live (to and from other such hosts). */
   liveMigration: z.boolean().optional(),
+  /** With `liveMigration`: the SHA-256 fingerprint of its migration CA certificate, to compare with the host's own (`openssl x509 -fingerprint -sha256`). */
+  migrationCertificateSha256: z.string().optional(),
   /** From its agent's heartbeats (every 5 s): suspect after 12 s of silence, down after 20 s or when never heard from. */
   health: HostHealth,
   /** When its agent's last heartbeat arrived; absent when it never sent one. */

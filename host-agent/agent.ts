@@ -37,6 +37,7 @@ import type { ImageCache } from './image-cache.ts';
 import { VmLifecycle } from './vm-lifecycle.ts';
 import { VmMigrations } from './vm-migrations.ts';
 import { MigrationAdmission } from './data-plane/migration-admission.ts';
+import { MigrationIdentity } from './vm-runtime/migration-tls.ts';
 import type { GuestMigration, VmRuntime } from './vm-runtime/vm-runtime.ts';
 import { VmStateReports } from './vm-state-reports.ts';
 
@@ -71,6 +72,8 @@ export interface AgentConfig {
    * only (simulated hosts), and a restart forgets them.
    */
   usedPairTokensFile?: string;
+  /** Where the host's TLS identity in live migrations is kept (migration-tls.ts); needed when it moves guests live. */
+  migrationTlsDir?: string;
   /** Where, on its underlay address, the agent serves other hosts' agents (a moved worker's spill); DEFAULT_PEER_PORT when absent. */
   peerPort?: number;
   /** Full resync period; messages keep the table current between resyncs. */
@@ -166,6 +169,8 @@ export class HostAgent {
   private readonly lifecycle: VmLifecycle | undefined;
   /** This host's parts in live migrations (QEMU guests in a host namespace only). */
   private migrations: VmMigrations | undefined;
+  /** This host's TLS identity in live migrations, when it moves guests live. */
+  private migrationIdentity: MigrationIdentity | undefined;
   readonly vmReports: VmStateReports;
   private secretsRefresh: { running: Promise<void>; again: boolean } | undefined;
   private secretsRefreshedAt = 0;
@@ -260,11 +265,17 @@ export class HostAgent {
     if (this.config.netns && this.hostServices) this.bridgeRedirects = await BridgeRedirects.open(this.config.netns);
     const runtime = this.config.vmRuntime?.runtime;
     if (this.config.netns && this.lifecycle && runtime?.migration) {
+      if (!this.config.migrationTlsDir)
+        throw new AgentStartError('cannot start: a host that moves guests live needs a directory for its migration TLS identity');
+      this.migrationIdentity = await MigrationIdentity.open(this.config.migrationTlsDir, this.config.hostId, this.config.address).catch((error: Error) => {
+        throw new AgentStartError(`cannot start: ${error.message}`);
+      });
       this.migrations = new VmMigrations({
         hostId: this.config.hostId,
         address: this.config.address,
         runtime: runtime as VmRuntime & { migration: GuestMigration },
         admission: await MigrationAdmission.open(this.config.netns),
+        identity: this.migrationIdentity,
         lifecycle: this.lifecycle,
         report: (vmId, report) => this.controlPlane.reportMigration(this.config.hostId, vmId, report),
         converged: async (vmId) => (await this.controlPlane.migrationConvergence(this.config.hostId, vmId)).converged,
@@ -323,14 +334,14 @@ export class HostAgent {
   }
 
   /** What the host registers it runs VMs with: placement keeps off a host that says `none`. */
-  private runsVmsWith(): Pick<RegisterHostRequest, 'vmRuntime' | 'accelerator' | 'liveMigration'> {
+  private runsVmsWith(): Pick<RegisterHostRequest, 'vmRuntime' | 'accelerator' | 'liveMigration' | 'migrationCertificate'> {
     const runtime = this.config.vmRuntime?.runtime;
     if (!runtime) return {};
     return {
       vmRuntime: runtime.kind,
       ...(runtime.kind === 'qemu' && runtime.accelerator ? { accelerator: runtime.accelerator.kind } : {}),
       // Guests move live only between hosts whose agents run them in a host namespace (taps, routes, admission).
-      ...(runtime.migration && this.config.netns ? { liveMigration: true } : {}),
+      ...(this.migrationIdentity ? { liveMigration: true, migrationCertificate: this.migrationIdentity.caCertificate } : {}),
     };
   }
 

@@ -5,6 +5,7 @@ import type { MigrationRoute } from './data-plane/desired-state.ts';
 import { diskPortOf, type MigrationAdmission } from './data-plane/migration-admission.ts';
 import type { VmLifecycle } from './vm-lifecycle.ts';
 import type { MigrationFigures } from './vm-runtime/live-migration.ts';
+import type { MigrationIdentity } from './vm-runtime/migration-tls.ts';
 import type { GuestMigration, VmRuntime } from './vm-runtime/vm-runtime.ts';
 
 export interface VmMigrationsOptions {
@@ -13,6 +14,8 @@ export interface VmMigrationsOptions {
   address: string;
   runtime: VmRuntime & { migration: GuestMigration };
   admission: MigrationAdmission;
+  /** This host's TLS identity in migrations: each end checks the other is the host the control plane named. */
+  identity: MigrationIdentity;
   lifecycle: VmLifecycle;
   /** Sends a report of a migration to the control plane; resolves with the phase it is in after it (undefined: it ended). */
   report: (vmId: string, report: ReportMigrationRequest) => Promise<{ phase?: string; outcome?: string }>;
@@ -159,6 +162,7 @@ export class VmMigrations {
     const { role } = part;
     try {
       if (!launch) throw new Error('no launch spec for the VM');
+      const credentials = await this.credentialsFor(role, 'server');
       await this.until(() => this.options.knowsNetworkOf(vmId), 10_000, `network ${role.networkId} never reached this host's forwarding table`);
       const guest = await this.options.lifecycle.prepareArrival({ vmId, ip: role.ip, networkId: role.networkId }, launch);
       this.routes.set(vmId, { runsHere: true });
@@ -168,6 +172,7 @@ export class VmMigrations {
         address: this.options.address,
         port: part.port,
         diskPort: diskPortOf(part.port),
+        credentials,
       });
       this.options.log(`vm ${vmId}: waiting for its guest from host ${role.peerHostId} on port ${part.port}`);
       await this.options.report(vmId, { migrationId: role.migrationId, event: 'listening', port: part.port });
@@ -201,7 +206,18 @@ export class VmMigrations {
       await this.fail(vmId, part, (error as Error).message);
     } finally {
       if (part.port !== undefined) await this.options.admission.close(part.port).catch(() => {});
+      await this.options.identity.release(role.migrationId).catch(() => {});
     }
+  }
+
+  /**
+   * This end's TLS credentials for the move, trusting the peer host's migration CA as the control
+   * plane recorded it when the migration started. A peer that registered none (an older agent)
+   * cannot take part: nothing would say the guest went to, or came from, that host.
+   */
+  private async credentialsFor(role: HostMigrationRole, end: 'server' | 'client'): Promise<string> {
+    if (!role.peerCertificate) throw new Error(`host ${role.peerHostId} registered no live-migration certificate: its agent must be upgraded`);
+    return this.options.identity.credentialsFor(role.migrationId, end, role.peerCertificate);
   }
 
   /** Source: sends the guest; at its last pause its traffic goes to the destination. */
@@ -216,12 +232,15 @@ export class VmMigrations {
       this.routes.set(vmId, { runsHere: false, endpoint: role.peerAddress });
     };
     try {
+      const credentials = await this.credentialsFor(role, 'client');
       await this.options.stageRedirect(role.networkId, role.ip, role.peerAddress);
-      part.figures = await this.options.runtime.migration.send(
-        vmId,
-        { address: role.peerAddress, port: role.port, diskPort: diskPortOf(role.port) },
-        { boundMs: this.options.transferBoundMs ?? 30_000, onStop: redirect },
-      );
+      part.figures = await this.options.runtime.migration
+        .send(
+          vmId,
+          { address: role.peerAddress, port: role.port, diskPort: diskPortOf(role.port), credentials },
+          { boundMs: this.options.transferBoundMs ?? 30_000, onStop: redirect },
+        )
+        .finally(() => this.options.identity.release(role.migrationId).catch(() => {}));
       void this.options.route(this.routes);
       this.options.log(`vm ${vmId}: guest sent to host ${role.peerHostId} in ${part.figures.totalMs} ms (paused ${part.figures.downtimeMs} ms)`);
     } catch (error) {

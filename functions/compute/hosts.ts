@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type * as responses from '#events/responses.ts';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { RegisterHostRequest } from '#events/api.ts';
@@ -10,6 +10,7 @@ import { ClientError, ConflictError, NotFoundError, ValidationError } from '../c
 import { backoff, cancellationCodes, getItem, queryAll } from '../core/store.ts';
 import { indexes, indexKeys, keys } from '../core/table-keys.ts';
 import { healthOf, type Liveness } from './host-health.ts';
+import { checkMigrationCertificate } from './migration-certificates.ts';
 import { placementIndexAttributes, placementIndexUpdate, runsVms, updateExpression } from './placement.ts';
 
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
@@ -17,7 +18,22 @@ export type HostView = z.infer<typeof responses.Host>;
 
 /** The host as the API shows it, with its health from `liveness` (its last heartbeat) at `nowMs`. */
 export const toHostView = (
-  { hostId, address, region, capacity, vmCount, queueUrl, vmRuntime, accelerator, liveMigration, cordoned, drainStartedAt, drainStuck, createdAt }: HostItem,
+  {
+    hostId,
+    address,
+    region,
+    capacity,
+    vmCount,
+    queueUrl,
+    vmRuntime,
+    accelerator,
+    liveMigration,
+    migrationCertificate,
+    cordoned,
+    drainStartedAt,
+    drainStuck,
+    createdAt,
+  }: HostItem,
   liveness: Liveness,
   nowMs: number,
 ): HostView => ({
@@ -30,6 +46,7 @@ export const toHostView = (
   ...(vmRuntime ? { vmRuntime } : {}),
   ...(accelerator ? { accelerator } : {}),
   ...(liveMigration ? { liveMigration } : {}),
+  ...(migrationCertificate ? { migrationCertificateSha256: new X509Certificate(migrationCertificate).fingerprint256 } : {}),
   health: healthOf(liveness, nowMs),
   ...(liveness.lastSeenMs !== undefined ? { lastSeen: new Date(liveness.lastSeenMs).toISOString() } : {}),
   cordoned: cordoned === true,
@@ -98,6 +115,7 @@ export async function registerHost(
 ): Promise<{ host: HostItem; created: boolean }> {
   if (request.accelerator && request.vmRuntime !== 'qemu') throw new ValidationError('body.accelerator: only a host with vmRuntime qemu has one');
   if (request.liveMigration && request.vmRuntime !== 'qemu') throw new ValidationError('body.liveMigration: only a host with vmRuntime qemu moves guests live');
+  checkMigrationCertificate(request);
   const [existing, holder] = await Promise.all([getItem<HostItem>(table, keys.host(request.hostId)), addressHolder(table, region, request.address)]);
   if (existing) return { host: await registerAgain(table, region, existing, request, holder), created: false };
   // Refused before a queue is made for it; the transaction below settles a race.
@@ -113,6 +131,7 @@ export async function registerHost(
     ...(request.vmRuntime ? { vmRuntime: request.vmRuntime } : {}),
     ...(request.accelerator ? { accelerator: request.accelerator } : {}),
     ...(request.liveMigration ? { liveMigration: true } : {}),
+    ...(request.migrationCertificate ? { migrationCertificate: request.migrationCertificate } : {}),
     vmCount: 0,
     queueUrl: await ensureQueue(request.hostId),
     createdAt: new Date().toISOString(),
@@ -204,7 +223,10 @@ function addressTakenError(address: string, region: string, holder: string | und
 async function updateRuntime(table: string, region: string, host: IndexedHost, request: RegisterHostRequest): Promise<HostItem> {
   const runtimeChanged =
     request.vmRuntime !== undefined &&
-    (host.vmRuntime !== request.vmRuntime || host.accelerator !== request.accelerator || Boolean(host.liveMigration) !== Boolean(request.liveMigration));
+    (host.vmRuntime !== request.vmRuntime ||
+      host.accelerator !== request.accelerator ||
+      Boolean(host.liveMigration) !== Boolean(request.liveMigration) ||
+      host.migrationCertificate !== request.migrationCertificate);
   const vmRuntime = request.vmRuntime ?? host.vmRuntime;
   const index = placementIndexUpdate({ ...host, ...(vmRuntime ? { vmRuntime } : {}) }, host.gsi5pk, host.region ?? region);
   if (!runtimeChanged && index.set.length + index.remove.length === 0) return host;
@@ -218,6 +240,10 @@ async function updateRuntime(table: string, region: string, host: IndexedHost, r
       set.push('accelerator = :accelerator');
       values[':accelerator'] = request.accelerator;
     } else remove.push('accelerator');
+    if (request.migrationCertificate) {
+      set.push('migrationCertificate = :certificate');
+      values[':certificate'] = request.migrationCertificate;
+    } else remove.push('migrationCertificate');
   }
   const update = dynamodb.send(
     new UpdateCommand({

@@ -30,6 +30,8 @@ export function liveMigrationStart(
     sourceAddress: source.address,
     targetHostId: target.hostId,
     targetAddress: target.address,
+    ...(source.migrationCertificate ? { sourceCertificate: source.migrationCertificate } : {}),
+    ...(target.migrationCertificate ? { targetCertificate: target.migrationCertificate } : {}),
     startedAt: now,
     updatedAt: now,
   };

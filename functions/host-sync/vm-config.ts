@@ -107,8 +107,11 @@ export function migrationRoleOf(vm: StoredVm, hostId: string): HostMigrationRole
     phase: migration.phase,
     peerHostId: role === 'source' ? migration.targetHostId : migration.sourceHostId,
     peerAddress: role === 'source' ? migration.targetAddress : migration.sourceAddress,
+    ...peerCertificateOf(role === 'source' ? migration.targetCertificate : migration.sourceCertificate),
     ...(migration.port !== undefined ? { port: migration.port } : {}),
     networkId: vm.networkId,
     ip: vm.ip,
   };
 }
+
+const peerCertificateOf = (certificate: string | undefined) => (certificate ? { peerCertificate: certificate } : {});

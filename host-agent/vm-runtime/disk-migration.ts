@@ -14,10 +14,11 @@ const sourceNodeOf = (diskId: string) => `node-${diskId}`;
 const targetNodeOf = (diskId: string) => `move-target-${diskId}`;
 const jobOf = (diskId: string) => `move-${diskId}`;
 
-/** Where a destination takes the disks' writes. */
+/** Where a destination takes the disks' writes, over TLS with the move's credentials (the id of QEMU's object). */
 export interface DiskCopyAddress {
   address: string;
   port: number;
+  tlsCredentialsId: string;
 }
 
 /**
@@ -26,7 +27,10 @@ export interface DiskCopyAddress {
  */
 export async function serveDisksForArrival(qmp: QmpClient, listen: DiskCopyAddress, diskIds: readonly string[]): Promise<void> {
   if (diskIds.length === 0) return;
-  await qmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host: listen.address, port: String(listen.port) } } });
+  await qmp.execute('nbd-server-start', {
+    addr: { type: 'inet', data: { host: listen.address, port: String(listen.port) } },
+    'tls-creds': listen.tlsCredentialsId,
+  });
   for (const diskId of diskIds) {
     await qmp.execute('block-export-add', { type: 'nbd', id: exportOf(diskId), 'node-name': sourceNodeOf(diskId), name: diskId, writable: true });
   }
@@ -73,6 +77,8 @@ export async function mirrorDisks(qmp: QmpClient, to: DiskCopyAddress, diskIds: 
         driver: 'nbd',
         server: { type: 'inet', host: to.address, port: String(to.port) },
         export: diskId,
+        'tls-creds': to.tlsCredentialsId,
+        'tls-hostname': to.address,
       });
       await qmp.execute('blockdev-mirror', {
         'job-id': jobOf(diskId),

@@ -19,12 +19,21 @@ export interface MigrationFigures {
   transferredBytes: number;
 }
 
-/** The address a destination listens on and its source sends to; a guest's disks go to `diskPort`. */
+/**
+ * The address a destination listens on and its source sends to; a guest's disks go to `diskPort`.
+ * `credentials`: this end's TLS credentials for the move (a directory QEMU's `tls-creds-x509`
+ * reads, from MigrationIdentity.credentialsFor): memory and disks cross the underlay only in TLS,
+ * each end's certificate checked against the one host it expects.
+ */
 export interface MigrationAddress {
   address: string;
   port: number;
   diskPort?: number;
+  credentials: string;
 }
+
+/** The id of the TLS credentials object in a guest's QEMU: one migration at a time uses it. */
+export const TLS_CREDENTIALS_ID = 'migration-tls';
 
 export const migrationUri = ({ address, port }: MigrationAddress) => `tcp:${address}:${port}`;
 
@@ -40,7 +49,18 @@ async function setCapabilities(qmp: QmpClient, pauseBeforeSwitchover = false): P
 
 function diskAddress(to: MigrationAddress) {
   if (to.diskPort === undefined) throw new Error('the guest has disks, and no port was given to copy them to');
-  return { address: to.address, port: to.diskPort };
+  return { address: to.address, port: to.diskPort, tlsCredentialsId: TLS_CREDENTIALS_ID };
+}
+
+/**
+ * Loads this end's credentials into QEMU (it reads the files now), replacing an earlier move's, and
+ * makes the migration stream use them: the destination is TLS's server. The source names the
+ * destination's address, which its certificate must carry.
+ */
+async function useCredentials(qmp: QmpClient, directory: string, end: 'server' | 'client', peerAddress?: string): Promise<void> {
+  await qmp.execute('object-del', { id: TLS_CREDENTIALS_ID }).catch(() => {});
+  await qmp.execute('object-add', { 'qom-type': 'tls-creds-x509', id: TLS_CREDENTIALS_ID, dir: directory, endpoint: end, 'verify-peer': true });
+  await qmp.execute('migrate-set-parameters', { 'tls-creds': TLS_CREDENTIALS_ID, ...(peerAddress ? { 'tls-hostname': peerAddress } : {}) });
 }
 
 /**
@@ -51,6 +71,7 @@ function diskAddress(to: MigrationAddress) {
  */
 export async function listenForGuest(qmp: QmpClient, listen: MigrationAddress, diskIds: readonly string[] = []): Promise<{ resumed: Promise<void> }> {
   await setCapabilities(qmp);
+  await useCredentials(qmp, listen.credentials, 'server');
   if (diskIds.length > 0) await serveDisksForArrival(qmp, diskAddress(listen), diskIds);
   const resumed = new Promise<void>((resolve, reject) => {
     const onEvent = (event: QmpEvent) => {
@@ -92,6 +113,7 @@ export async function sendGuest(
   const diskIds = options.diskIds ?? [];
   const startedAt = Date.now();
   await setCapabilities(qmp, diskIds.length > 0);
+  await useCredentials(qmp, to.credentials, 'client', to.address);
   await qmp.execute('migrate-set-parameters', { 'downtime-limit': DOWNTIME_LIMIT_MS, 'max-bandwidth': MAX_BANDWIDTH_BYTES_PER_SECOND });
   if (diskIds.length > 0) await mirrorDisks(qmp, diskAddress(to), diskIds, options.boundMs);
   let stopped = false;

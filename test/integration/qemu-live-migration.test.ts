@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { uploadImage } from '../helpers/images.ts';
 import { operatorToken, tenantToken, tokenFor } from '../helpers/tokens.ts';
 import { diskPortOf, MigrationAdmission } from '../../host-agent/data-plane/migration-admission.ts';
 import { ensureDiskFile } from '../../host-agent/vm-runtime/vm-disks.ts';
+import { MigrationIdentity } from '../../host-agent/vm-runtime/migration-tls.ts';
 import { type GuestBoot, QemuRuntime, type VmLaunch, type VmReport } from '../../host-agent/vm-runtime/qemu-runtime.ts';
 import { DataPlaneLab, type LabHost, type LabVm, labUnavailableReason } from '../../local/data-plane/lab.ts';
 import { guestBoot, qemuUnavailableReason } from '../helpers/guest.ts';
@@ -32,6 +34,17 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
   let sourceRuntime: QemuRuntime;
   let destinationRuntime: QemuRuntime;
   let admission: MigrationAdmission;
+  /** Each lab host's TLS identity in migrations, as its agent keeps it. */
+  let identities: { source: MigrationIdentity; destination: MigrationIdentity; stranger: MigrationIdentity };
+  let moves = 0;
+  /** Each end's TLS credentials for one move from `from` (the source, unless said) to the destination, as the agents make them. */
+  const credentials = async (from: 'source' | 'stranger' = 'source') => {
+    const name = `move-${++moves}`;
+    return {
+      listen: await identities.destination.credentialsFor(name, 'server', identities.source.caCertificate),
+      send: await identities[from].credentialsFor(name, 'client', identities.destination.caCertificate),
+    };
+  };
   let boot: GuestBoot;
   const reports: (VmReport & { host: string })[] = [];
 
@@ -54,6 +67,12 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     sourceRuntime.on('state', (report) => reports.push({ ...report, host: 'source' }));
     destinationRuntime.on('state', (report) => reports.push({ ...report, host: 'destination' }));
     admission = await MigrationAdmission.open(destination.netns);
+    const identityOf = (host: LabHost, name: string) => MigrationIdentity.open(path.join(stateDir, `${name}-tls`), name, host.underlay);
+    identities = {
+      source: await identityOf(source, 'source'),
+      destination: await identityOf(destination, 'destination'),
+      stranger: await identityOf(stranger, 'stranger'),
+    };
   }, 180_000);
 
   afterAll(async () => {
@@ -69,7 +88,8 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     await running(sourceRuntime, vmId);
 
     const port = await admission.admit(source.underlay);
-    const { resumed } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port });
+    const move = await credentials();
+    const { resumed } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port, credentials: move.listen });
     expect(await status(destinationRuntime, vmId)).toBe('inmigrate');
     // Another host reaches the port and is dropped before QEMU sees it: had QEMU taken its
     // connection as the guest's stream, the incoming migration would have failed on its bytes.
@@ -80,7 +100,7 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     let stoppedAt = 0;
     const figures = await sourceRuntime.migration.send(
       vmId,
-      { address: destination.underlay, port },
+      { address: destination.underlay, port, credentials: move.send },
       { boundMs: 60_000, onStop: () => (stoppedAt = Date.now()) },
     );
     await resumed;
@@ -113,6 +133,43 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     ]);
   });
 
+  it('takes a guest only in TLS from the host it expects: a plain stream, or one from a host with another certificate, is refused, and the real one still arrives', async () => {
+    const vmId = 'vm-00000000c0a7';
+    const impostorVmId = 'vm-00000000c0a8';
+    await Promise.all([sourceRuntime.start(launchOf(vmId)), sourceRuntime.start(launchOf(impostorVmId))]);
+    await Promise.all([running(sourceRuntime, vmId), running(sourceRuntime, impostorVmId)]);
+    const port = await admission.admit(source.underlay);
+    const move = await credentials();
+    const { resumed } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port, credentials: move.listen });
+
+    // From the admitted address, as a compromised guest's QEMU or a spoofed source would send: first in the clear.
+    const impostor = sourceRuntime.monitor(impostorVmId)!;
+    await impostor.execute('migrate-set-parameters', { 'tls-creds': '' });
+    const plainEnded = impostor.waitFor('MIGRATION', 20_000, (event) => event.data?.status === 'failed' || event.data?.status === 'completed');
+    await impostor.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+    await impostor.execute('migrate', { uri: `tcp:${destination.underlay}:${port}` });
+    expect((await plainEnded).data?.status).toBe('failed');
+    // Then in TLS, with a certificate of its own that trusts the destination: not the source's CA, so refused.
+    const stranger_ = await credentials('stranger');
+    await expect(
+      sourceRuntime.migration.send(impostorVmId, { address: destination.underlay, port, credentials: stranger_.send }, { boundMs: 20_000, onStop: () => {} }),
+    ).rejects.toThrow(/the migration failed/);
+    expect(await status(sourceRuntime, impostorVmId)).toBe('running');
+    // The destination took neither and still waits for its guest, which arrives.
+    expect(await status(destinationRuntime, vmId)).toBe('inmigrate');
+    const figures = await sourceRuntime.migration.send(
+      vmId,
+      { address: destination.underlay, port, credentials: move.send },
+      { boundMs: 60_000, onStop: () => {} },
+    );
+    await resumed;
+    await admission.close(port);
+    console.info(`migrated in TLS after two refused senders: ${JSON.stringify(figures)}`);
+    expect(await status(destinationRuntime, vmId)).toBe('running');
+    await destinationRuntime.stop(vmId, 20_000);
+    await Promise.all([sourceRuntime.stop(vmId), sourceRuntime.stop(impostorVmId, 20_000)]);
+  });
+
   it('moves a guest with disks: their data is copied while it runs, whole, to the same slots; a failed copy leaves the guest on its own disks', async () => {
     const vmId = 'vm-00000000c0a6';
     const sourcePool = path.join(stateDir, 'source-pool');
@@ -138,11 +195,16 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
 
     // A destination that serves no disks to write to: the copy fails, the guest runs on at the source on its own disks.
     const refused = await admission.admit(source.underlay);
-    const { resumed: never } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port: refused });
+    const failing = await credentials();
+    const { resumed: never } = await destinationRuntime.migration.receive(launchOf(vmId), {
+      address: destination.underlay,
+      port: refused,
+      credentials: failing.listen,
+    });
     await expect(
       sourceRuntime.migration.send(
         vmId,
-        { address: destination.underlay, port: refused, diskPort: diskPortOf(refused) },
+        { address: destination.underlay, port: refused, diskPort: diskPortOf(refused), credentials: failing.send },
         { boundMs: 10_000, onStop: () => {} },
       ),
     ).rejects.toThrow(/Connection refused|copying disk|failed to connect/i);
@@ -153,12 +215,13 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     expect(await sourceRuntime.monitor(vmId)!.execute<unknown[]>('query-block-jobs')).toEqual([]);
 
     const port = await admission.admit(source.underlay);
+    const move = await credentials();
     const to = { address: destination.underlay, port, diskPort: diskPortOf(port) };
-    const { resumed } = await destinationRuntime.migration.receive({ ...launchOf(vmId), disks: disksAt(destinationPool) }, to);
+    const { resumed } = await destinationRuntime.migration.receive({ ...launchOf(vmId), disks: disksAt(destinationPool) }, { ...to, credentials: move.listen });
     // The disks are served for writing: only the source may reach them, not a third host.
     const strangerWrite = await strangerWrites(to.diskPort);
     expect(strangerWrite).toBe('refused');
-    const figures = await sourceRuntime.migration.send(vmId, to, { boundMs: 60_000, onStop: () => {} });
+    const figures = await sourceRuntime.migration.send(vmId, { ...to, credentials: move.send }, { boundMs: 60_000, onStop: () => {} });
     await resumed;
     await admission.close(port);
     console.info(`migrated with 2 disks: ${JSON.stringify(figures)}`);
@@ -188,8 +251,9 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     await sourceRuntime.start(launchOf(vmId));
     await running(sourceRuntime, vmId);
     const port = await admission.admit(source.underlay);
-    const { resumed } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port });
-    await sourceRuntime.migration.send(vmId, { address: destination.underlay, port }, { boundMs: 60_000, onStop: () => {} });
+    const move = await credentials();
+    const { resumed } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port, credentials: move.listen });
+    await sourceRuntime.migration.send(vmId, { address: destination.underlay, port, credentials: move.send }, { boundMs: 60_000, onStop: () => {} });
     await resumed;
     await admission.close(port);
     expect(await status(sourceRuntime, vmId)).toBe('postmigrate');
@@ -207,14 +271,15 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     await sourceRuntime.start(launchOf(vmId));
     await running(sourceRuntime, vmId);
     const port = await admission.admit(source.underlay);
-    const { resumed } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port });
+    const move = await credentials();
+    const { resumed } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port, credentials: move.listen });
     const kill = sourceRuntime
       .monitor(vmId)!
       .waitFor('MIGRATION', 30_000, (event) => event.data?.status === 'active')
       .then(() => destinationRuntime.stop(vmId));
-    await expect(sourceRuntime.migration.send(vmId, { address: destination.underlay, port }, { boundMs: 60_000, onStop: () => {} })).rejects.toThrow(
-      /the migration failed.*the guest runs on at the source/,
-    );
+    await expect(
+      sourceRuntime.migration.send(vmId, { address: destination.underlay, port, credentials: move.send }, { boundMs: 60_000, onStop: () => {} }),
+    ).rejects.toThrow(/the migration failed.*the guest runs on at the source/);
     await kill;
     await expect(resumed).rejects.toThrow();
     await admission.close(port);
@@ -268,11 +333,12 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     await sourceRuntime.start(launchOf(vmId));
     await running(sourceRuntime, vmId);
     const port = await admission.admit(source.underlay);
-    const { resumed } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port });
+    const move = await credentials();
+    const { resumed } = await destinationRuntime.migration.receive(launchOf(vmId), { address: destination.underlay, port, credentials: move.listen });
     // 1 ms: cancelled long before 96 MiB of memory can have crossed.
-    await expect(sourceRuntime.migration.send(vmId, { address: destination.underlay, port }, { boundMs: 1, onStop: () => {} })).rejects.toThrow(
-      /did not complete within 0.001 s: cancelled, the guest runs on at the source/,
-    );
+    await expect(
+      sourceRuntime.migration.send(vmId, { address: destination.underlay, port, credentials: move.send }, { boundMs: 1, onStop: () => {} }),
+    ).rejects.toThrow(/did not complete within 0.001 s: cancelled, the guest runs on at the source/);
     await expect(resumed).rejects.toThrow();
     await admission.close(port);
     await vi.waitFor(() => expect(destinationRuntime.report(vmId)).toBeUndefined(), { timeout: 10_000 });
@@ -368,6 +434,14 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
 
   it('moves a running guest live: its address, its boot, its SSH connection and its disk stay; it answers pings throughout but for a moment', async () => {
     const [source, destination] = agents as [RunningAgent, RunningAgent];
+    // Each agent registered its own migration CA: what the control plane shows is the host's file.
+    for (const agent of [source, destination]) {
+      const caFile = path.join(tmpdir(), 'stratoplane-test-vms', agent.hostId, 'migration-tls', 'ca-cert.pem');
+      expect(await expectOk(api('GET', `/hosts/${agent.hostId}`, undefined, operatorToken()))).toMatchObject({
+        liveMigration: true,
+        migrationCertificateSha256: new X509Certificate(readFileSync(caFile)).fingerprint256,
+      });
+    }
     const bootId = await ssh('cat /proc/sys/kernel/random/boot_id');
     // A disk with data on it, and a writer that goes on writing through the move.
     const poolId = uniqueId('movers-pool');

@@ -13,6 +13,7 @@ const role = (part: 'source' | 'target', phase: MigrationPhase, port?: number): 
   phase,
   peerHostId: part === 'source' ? 'host-dst' : 'host-src',
   peerAddress: part === 'source' ? '10.9.0.2' : '10.9.0.1',
+  peerCertificate: 'PEER-CA',
   ...(port ? { port } : {}),
   networkId: 'net-1',
   ip: '10.0.0.7',
@@ -29,8 +30,8 @@ function host(guest: { send?: () => Promise<MigrationFigures>; resumed?: Promise
     runtime: {
       migration: {
         receive: async () => ({ resumed: guest.resumed ?? Promise.resolve() }),
-        send: async (_vmId: string, to: { port: number; diskPort?: number }, { onStop }: { onStop: () => void }) => {
-          calls.push(`send to ${to.port}, disks to ${to.diskPort}`);
+        send: async (_vmId: string, to: { port: number; diskPort?: number; credentials: string }, { onStop }: { onStop: () => void }) => {
+          calls.push(`send to ${to.port}, disks to ${to.diskPort}, with ${to.credentials}`);
           onStop();
           return (guest.send ?? (async () => ({ downtimeMs: 3, totalMs: 90, transferredBytes: 1 })))();
         },
@@ -40,6 +41,10 @@ function host(guest: { send?: () => Promise<MigrationFigures>; resumed?: Promise
       forget: () => void calls.push('forget'),
     } as unknown as VmMigrationsOptions['runtime'],
     admission: { admit: async () => 49_200, close: async () => void calls.push('port closed') } as unknown as VmMigrationsOptions['admission'],
+    identity: {
+      credentialsFor: async (name: string, end: string, peerCa: string) => `${end} credentials of ${name} trusting ${peerCa}`,
+      release: async (name: string) => void calls.push(`released ${name}`),
+    } as unknown as VmMigrationsOptions['identity'],
     lifecycle: {
       prepareArrival: async () => ({ vmId, memoryMiB: 96, vcpus: 1, settings: {} }),
       forgetArrival: async () => void calls.push('forget arrival'),
@@ -82,11 +87,34 @@ describe('a host’s part in live migrations', () => {
     // The data plane is told of the redirect once the guest was sent, not at STOP.
     await vi.waitFor(() => expect(routes).toEqual([JSON.stringify({ runsHere: false, endpoint: '10.9.0.2' })]));
     // Staged before the transfer, so the redirect at STOP is one route change; the disks go to the port beside the migration port.
-    expect(calls.slice(0, 3)).toEqual(['staged 10.0.0.7 to 10.9.0.2', 'send to 49200, disks to 49300', 'redirected 10.0.0.7']);
+    expect(calls.slice(0, 3)).toEqual([
+      'staged 10.0.0.7 to 10.9.0.2',
+      'send to 49200, disks to 49300, with client credentials of mig-0000000000d1 trusting PEER-CA',
+      'redirected 10.0.0.7',
+    ]);
     migrations.update([{ vmId, launch: withDisk, migration: role('source', 'cut-over', 49_200) }]);
     await vi.waitFor(() => expect(reports).toEqual(['converged', 'cleaned']));
     // Its copies of the disks go once it let go: their data lives at the destination now.
     await vi.waitFor(() => expect(calls.at(-1)).toBe('forget departed disk-0000000000d1'));
+  });
+
+  it('either end: a peer host that registered no migration certificate gets no guest and sends none; the migration is aborted, saying why', async () => {
+    for (const part of ['target', 'source'] as const) {
+      const failures: string[] = [];
+      const { migrations, calls } = host(
+        {},
+        {
+          report: async (_vmId, report) => {
+            if (report.event === 'failed') failures.push(report.reason);
+            return {};
+          },
+        },
+      );
+      const { peerCertificate: _, ...uncertified } = role(part, part === 'target' ? 'preparing' : 'transferring', part === 'target' ? undefined : 49_200);
+      migrations.update([{ vmId, launch, migration: uncertified }]);
+      await vi.waitFor(() => expect(failures).toEqual([`host ${uncertified.peerHostId} registered no live-migration certificate: its agent must be upgraded`]));
+      expect(calls.filter((call) => call.startsWith('send'))).toEqual([]);
+    }
   });
 
   it('as the source: a transfer that fails takes the route back and aborts the migration', async () => {
