@@ -21,8 +21,10 @@ export function nextRequestId(): number {
 type UnsentRequest = Omit<BidRequestFrame, 'requestId'> | Omit<BidRequestV2Frame, 'requestId'>;
 
 /**
- * One VM's bidder port on its bridge: the bidder inside the VM connects here and keeps the
- * connection, so it is this VM's bidder because of where it connected. The relay sends requests
+ * One VM's bidder port on its bridge: the bidder inside the VM connects here (169.254.169.254:7070
+ * on a host with a namespace) and keeps the connection, so it is this VM's bidder because of where
+ * it connected. When the VM moves, the connection ends with this host's bridge; the bidder connects
+ * to the same address again and reaches its new host's. The relay sends requests
  * down the connection and matches answers by request id; an answer after its deadline is dropped.
  * A bidder that says hello with version 2 is sent SBRP/2 requests (the whole OpenRTB request);
  * one that does not, SBRP/1 (see bid-protocol.ts).
@@ -36,15 +38,26 @@ export class BidderLink {
   version = 1;
   port = 0;
 
+  /** On the VM's interface: the only address a connection may come from (its packets carry its own). */
+  private onlyFrom: string | undefined;
+
   constructor(
     readonly vmId: string,
     private readonly log: (message: string) => void,
+    private readonly vmIp?: string,
   ) {
     this.server = net.createServer((socket) => this.attach(socket));
   }
 
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  /**
+   * Listens on `on`, a socket in the host's namespace that only the VM's interface is redirected
+   * to (BridgesOnInterface), or on a 127.0.0.1 port of its own (development only).
+   */
+  async listen(on?: net.Server): Promise<number> {
+    if (on) {
+      await new Promise<void>((resolve) => this.server.listen(on, resolve));
+      this.onlyFrom = this.vmIp;
+    } else await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
     return this.port;
   }
@@ -96,6 +109,7 @@ export class BidderLink {
   }
 
   private attach(socket: net.Socket) {
+    if (this.onlyFrom && socket.remoteAddress?.replace(/^::ffff:/, '') !== this.onlyFrom) return void socket.destroy();
     // A reconnecting bidder replaces its old connection, and says hello again if it speaks SBRP/2.
     this.socket?.destroy();
     this.socket = socket;

@@ -12,17 +12,17 @@ export interface InterfaceServer {
 }
 
 /**
- * Where VMs' metadata servers and outbound proxies listen when not on 127.0.0.1: at
- * 169.254.169.254 (ports 80 and 3128) on each VM's own interface (see BridgesOnInterface).
+ * Where VMs' metadata servers, outbound proxies and bidder ports listen when not on 127.0.0.1: at
+ * 169.254.169.254 (ports 80, 3128 and 7070) on each VM's own interface (see BridgesOnInterface).
  */
 export interface BridgePlacement {
   open(vm: LocalVm, servers: Record<BridgeService, InterfaceServer>): Promise<void>;
   close(vm: LocalVm, servers: Record<BridgeService, InterfaceServer>): Promise<void>;
   /** How a VM's servers are reached, for the status. */
-  describe(vm: LocalVm): { metadataUrl: string; egressProxyUrl: string };
+  describe(vm: LocalVm): { metadataUrl: string; egressProxyUrl: string; bidderAddress: string };
 }
 
-/** A VM's service bridge: its metadata server, its outbound proxy and its bidder port, all for that VM only. */
+/** A VM's service bridge: its metadata server, its outbound proxy and its bidder port, all for that VM only (on its interface, where there is a host namespace). */
 interface Bridge {
   vm: LocalVm;
   metadata: VmMetadataServer;
@@ -86,9 +86,8 @@ export class VmBridges {
       this.bridges.delete(vmId);
       await Promise.all([
         ...(this.placement
-          ? [this.placement.close(bridge.vm, { metadata: bridge.metadata, egress: bridge.egress })]
-          : [bridge.metadata.close(), bridge.egress.close()]),
-        bridge.bidder.close(),
+          ? [this.placement.close(bridge.vm, { metadata: bridge.metadata, egress: bridge.egress, bidder: bridge.bidder })]
+          : [bridge.metadata.close(), bridge.egress.close(), bridge.bidder.close()]),
       ]);
     }
     for (const vm of wanted.values()) {
@@ -97,14 +96,10 @@ export class VmBridges {
         vm,
         metadata: new VmMetadataServer(vm, this.backend, this.log, this.metadataLimits),
         egress: new VmEgressProxy(vm, this.backend, this.log),
-        bidder: new BidderLink(vm.vmId, this.log),
+        bidder: new BidderLink(vm.vmId, this.log, vm.ip),
       };
-      await Promise.all([
-        ...(this.placement
-          ? [this.placement.open(vm, { metadata: bridge.metadata, egress: bridge.egress })]
-          : [bridge.metadata.listen(), bridge.egress.listen()]),
-        bridge.bidder.listen(),
-      ]);
+      if (this.placement) await this.placement.open(vm, { metadata: bridge.metadata, egress: bridge.egress, bidder: bridge.bidder });
+      else await Promise.all([bridge.metadata.listen(), bridge.egress.listen(), bridge.bidder.listen()]);
       this.bridges.set(vm.vmId, bridge);
     }
   }

@@ -8,17 +8,19 @@ const run = promisify(execFile);
 export const METADATA_ADDRESS = '169.254.169.254';
 /** The outbound proxy's port at METADATA_ADDRESS (Squid's, which proxy-aware tools expect). */
 export const EGRESS_PROXY_PORT = 3128;
+/** Where a bidder inside a VM connects to the host's bid relay (SBRP), at METADATA_ADDRESS: the same on every host, so a bidder whose VM moved reconnects to the same address and reaches its new host. */
+export const BIDDER_PORT = 7070;
 /** Priority of the rules that route a bridge's answers back into its VM's network. */
 export const METADATA_RULE_PRIORITY = 9_000;
 const TABLE = 'stratoplane_metadata';
 
 /** The services of a VM's bridge reached at METADATA_ADDRESS, by the port the VM connects to. */
-export type BridgeService = 'metadata' | 'egress';
-const SERVICE_PORTS: Record<BridgeService, number> = { metadata: 80, egress: EGRESS_PROXY_PORT };
+export type BridgeService = 'metadata' | 'egress' | 'bidder';
+const SERVICE_PORTS: Record<BridgeService, number> = { metadata: 80, egress: EGRESS_PROXY_PORT, bidder: BIDDER_PORT };
 
 /**
- * Gives each VM its own metadata server at 169.254.169.254:80 and its own outbound proxy at
- * 169.254.169.254:3128, chosen by the interface its packets come in on, never by anything the VM
+ * Gives each VM its own metadata server at 169.254.169.254:80, its own outbound proxy at
+ * 169.254.169.254:3128 and its own bidder port at 169.254.169.254:7070, chosen by the interface its packets come in on, never by anything the VM
  * sends: in the host's namespace, a connection from a VM's interface to one of those is redirected
  * (DNAT, keyed by interface name) to the port where that VM's server listens on 169.254.169.254;
  * any other connection to that address (a VM naming another's port, another host over the

@@ -39,7 +39,9 @@ function index(hosts: readonly HostItem[]) {
   for (const item of hosts) {
     const attributes = placementIndexAttributes(item, item.region ?? REGION);
     if (!attributes || attributes.gsi5sk <= 0) continue;
-    shards.set(attributes.gsi5pk, [...(shards.get(attributes.gsi5pk) ?? []), item]);
+    const members = shards.get(attributes.gsi5pk) ?? [];
+    members.push(item);
+    shards.set(attributes.gsi5pk, members);
   }
   for (const members of shards.values()) members.sort((a, b) => b.capacity - b.vmCount - (a.capacity - a.vmCount) || a.hostId.localeCompare(b.hostId));
   const reads: number[] = [];
