@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { AntiSpoofing, macOfInterface, type AllowedSource } from './anti-spoofing.ts';
+import { NetworkIsolation } from './network-isolation.ts';
 import { deviceOf, routingTableOf, vniOf, vniOfDevice, type DesiredState, type NetworkPlan } from './desired-state.ts';
 import { macOf, networkRemoval, planCommands, RULE_PRIORITY } from './plan-commands.ts';
 
@@ -58,14 +59,16 @@ export class LinuxDataPlane {
     private readonly underlay: string,
     private readonly log: (message: string) => void,
     private readonly antiSpoofing: AntiSpoofing,
+    private readonly isolation: NetworkIsolation,
   ) {}
 
   /**
    * Checks the namespace can be programmed (rights, VXLAN support, nftables) and adopts what an
-   * earlier agent left. Every VM interface may send only as its VM (anti-spoofing.ts).
+   * earlier agent left. Every VM interface may send only as its VM (anti-spoofing.ts), and gets
+   * only its own network's traffic (network-isolation.ts).
    */
   static async open(netns: string, underlay: string, log: (message: string) => void): Promise<LinuxDataPlane> {
-    const plane = new LinuxDataPlane(netns, underlay, log, await AntiSpoofing.open(netns));
+    const plane = new LinuxDataPlane(netns, underlay, log, await AntiSpoofing.open(netns), await NetworkIsolation.open(netns));
     const probe = 'spprobe0';
     try {
       await run('ip', ['-n', netns, 'link', 'add', probe, 'type', 'vxlan', 'id', '1', 'dstport', '4789', 'local', underlay, 'nolearning']);
@@ -167,6 +170,7 @@ export class LinuxDataPlane {
     await batch('ip', this.netns, plan.ipRemove);
     await batch('bridge', this.netns, plan.bridgeRemove);
     await this.antiSpoofing.sync(allowedSources(desired), this.pruneLeftovers).catch((error: Error) => errors.push(`anti-spoofing: ${error.message}`));
+    await this.isolation.sync(desired, this.pruneLeftovers).catch((error: Error) => errors.push(`network isolation: ${error.message}`));
     if (this.pruneLeftovers) {
       const needed = new Set([...desired.values()].map((network) => network.device));
       const unneeded = [...this.leftovers].filter((device) => !needed.has(device));

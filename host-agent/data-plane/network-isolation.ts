@@ -1,0 +1,82 @@
+import { nft } from './nft.ts';
+import type { DesiredState } from './desired-state.ts';
+
+const TABLE = 'stratoplane_networks';
+
+/** One interface of one network on this host: its VXLAN device, or a local VM's interface. */
+export interface NetworkInterface {
+  device: string;
+  vni: number;
+  /** A VM's interface (traffic is delivered to it), not the network's tunnel. */
+  vm: boolean;
+}
+
+/** Every interface of every network the host is a member of, from the data plane's desired state. */
+export function networkInterfaces(desired: DesiredState): NetworkInterface[] {
+  return [...desired.values()].flatMap((network) => [
+    { device: network.device, vni: network.vni, vm: false },
+    ...[...network.local.values()].map((device) => ({ device, vni: network.vni, vm: true })),
+  ]);
+}
+
+/**
+ * Default deny between networks, where traffic is delivered: in the host's namespace a packet
+ * routed to a VM's interface passes only if it came in on an interface of the VM's own network
+ * (that network's tunnel, or another local VM of it), or belongs to a connection already admitted
+ * (conntrack: replies). Anything else, whatever routing would do with it (a route too many, a
+ * future pair route), is dropped and counted. Routing keeps networks apart already (a routing
+ * table each); this holds even when a route is wrong. nftables: the in-interface's network (its
+ * VNI) from a map, then a lookup of (VNI . out-interface) among the network's VM interfaces.
+ *
+ * Like anti-spoofing, an earlier agent's entries stay while a new one starts, so its VMs keep
+ * their traffic; until the agent knows the host's whole state it only adds, then it makes the
+ * entries exactly the desired ones each time.
+ */
+export class NetworkIsolation {
+  private whole = false;
+  /** What was last applied, so a programming that changes no interface (a remote VM moved) costs nothing here. */
+  private applied = '';
+
+  private constructor(private readonly netns: string) {}
+
+  static async open(netns: string): Promise<NetworkIsolation> {
+    const isolation = new NetworkIsolation(netns);
+    // The table and its entries made if missing (kept if there), the rules replaced.
+    await isolation.nft(`table inet ${TABLE} {
+  map network_of { type ifname : mark; }
+  set vm_interfaces { type mark . ifname; }
+  chain forward { type filter hook forward priority filter; policy accept; }
+  chain to_vm { }
+}
+flush chain inet ${TABLE} forward
+flush chain inet ${TABLE} to_vm
+add rule inet ${TABLE} forward oifname "sp*" jump to_vm
+add rule inet ${TABLE} to_vm ct state established,related accept
+add rule inet ${TABLE} to_vm meta mark set 0
+add rule inet ${TABLE} to_vm meta mark set iifname map @network_of
+add rule inet ${TABLE} to_vm meta mark . oifname @vm_interfaces accept
+add rule inet ${TABLE} to_vm counter drop
+`);
+    return isolation;
+  }
+
+  /** Makes the entries those of `desired`; `complete`: it is the host's whole state (before one, entries are only added). */
+  async sync(desired: DesiredState, complete: boolean): Promise<void> {
+    const interfaces = networkInterfaces(desired);
+    const key = JSON.stringify(interfaces);
+    if (key === this.applied && (this.whole || !complete)) return;
+    if (complete) this.whole = true;
+    const lines = this.whole ? [`flush map inet ${TABLE} network_of`, `flush set inet ${TABLE} vm_interfaces`] : [];
+    if (interfaces.length > 0) {
+      lines.push(`add element inet ${TABLE} network_of { ${interfaces.map(({ device, vni }) => `"${device}" : ${vni}`).join(', ')} }`);
+      const vms = interfaces.filter((entry) => entry.vm);
+      if (vms.length > 0) lines.push(`add element inet ${TABLE} vm_interfaces { ${vms.map(({ device, vni }) => `${vni} . "${device}"`).join(', ')} }`);
+    }
+    if (lines.length > 0) await this.nft(`${lines.join('\n')}\n`);
+    this.applied = key;
+  }
+
+  private nft(script: string): Promise<void> {
+    return nft(this.netns, script, 'keeping networks apart');
+  }
+}
