@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { resourceId, underlayAddress } from '#events/identifiers.ts';
 import { DEFAULT_PEER_PORT } from './shuffle-peers.ts';
 
-export const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--bid-relay-listen ADDR:PORT] [--bid-relay-tokens PATH] [--spill-dir DIR] [--peer-port PORT] [--resync-seconds S] [--start-timeout S] [--netns NAME] [--runtime qemu|process|none] [--runtime-fallback none|process] [--qemu-binary PATH] [--vm-dir DIR] [-h|--help]
+export const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--bid-relay-listen ADDR:PORT] [--bid-relay-tokens PATH] [--bid-relay-tls-cert PATH --bid-relay-tls-key PATH] [--spill-dir DIR] [--peer-port PORT] [--resync-seconds S] [--start-timeout S] [--netns NAME] [--runtime qemu|process|none] [--runtime-fallback none|process] [--qemu-binary PATH] [--vm-dir DIR] [-h|--help]
 --control-socket: the status and control endpoint, a unix socket only its owner can open (default
 /run/stratoplane/<host-id>/agent.sock as root, else under the temporary folder); try
 \`curl -s --unix-socket PATH http://agent/status\`.
@@ -19,6 +19,9 @@ an address other than loopback is opened in that namespace.
 --bid-relay-tokens: the exchange tokens the relay takes, one line each (\`<tenant-id> sha256:<hex> [label]\`, made by
 \`npm run -s bid-exchange-token -- --tenant ID\`); re-read within a second of a change. Without it the relay refuses
 every request.
+--bid-relay-tls-cert, --bid-relay-tls-key: the relay's TLS certificate and key (PEM, both or neither): with them
+it serves HTTPS only (TLS 1.2 at least), so exchange tokens never cross the network in the clear; changed
+files are used for new connections within a second. Without them: plain HTTP (loopback or a trusted network only).
 --netns: program real VXLAN tunnels and routes into that Linux network namespace (the host's; needs
 CAP_NET_ADMIN), and send VMs' outbound traffic from it; without it the forwarding table is kept in memory only.
 --runtime: where VMs run: qemu (real guests booted from their images: KVM when usable, else TCG; each
@@ -54,38 +57,45 @@ function defaultVmDir(hostId: string): string {
   return process.getuid?.() === 0 ? path.join('/var/lib/stratoplane', hostId) : path.join(tmpdir(), `stratoplane-vms-${hostId}`);
 }
 
-const Config = z.object({
-  hostId: resourceId,
-  // Refused here as the API would refuse it: the agent would otherwise retry registering forever.
-  address: underlayAddress,
-  apiUrl: z.url(),
-  token: z.union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ value: z.string().min(20) })], {
-    message: 'a host token is required: --token-file PATH, HOST_AGENT_TOKEN_FILE or HOST_AGENT_TOKEN',
-  }),
-  capacity: z.coerce.number().int().min(1).max(10_000),
-  metadataTokensPerSecond: z.coerce.number().int().min(1).max(100_000).optional(),
-  controlSocket: z.string().min(1).max(100, 'a unix socket path is at most 100 characters'),
-  dnsServers: z.array(z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])(:\d{1,5})?$/, 'a DNS server is an IP address, optionally with :port')),
-  bidPort: z.coerce.number().int().min(0).max(65_535),
-  bidRelayListen: z
-    .string()
-    .regex(/^(\d{1,3}(\.\d{1,3}){3}|underlay):\d{1,5}$/, 'the bid relay listens at ADDR:PORT (an IPv4 address, or underlay for --address)')
-    .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65_535, 'a port is at most 65535')
-    .optional(),
-  bidRelayTokens: z.string().min(1).optional(),
-  spillDir: z.string().min(1),
-  peerPort: z.coerce.number().int().min(0).max(65_535),
-  resyncSeconds: z.coerce.number().min(1),
-  startTimeoutSeconds: z.coerce.number().min(1),
-  netns: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name (letters, digits, _ . -)')
-    .optional(),
-  runtime: z.enum(['qemu', 'process', 'none'], { message: 'the runtime is qemu, process or none' }),
-  runtimeFallback: z.enum(['none', 'process'], { message: 'the runtime fallback is none or process' }).optional(),
-  qemuBinary: z.string().min(1).optional(),
-  vmDir: z.string().min(1),
-});
+const Config = z
+  .object({
+    hostId: resourceId,
+    // Refused here as the API would refuse it: the agent would otherwise retry registering forever.
+    address: underlayAddress,
+    apiUrl: z.url(),
+    token: z.union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ value: z.string().min(20) })], {
+      message: 'a host token is required: --token-file PATH, HOST_AGENT_TOKEN_FILE or HOST_AGENT_TOKEN',
+    }),
+    capacity: z.coerce.number().int().min(1).max(10_000),
+    metadataTokensPerSecond: z.coerce.number().int().min(1).max(100_000).optional(),
+    controlSocket: z.string().min(1).max(100, 'a unix socket path is at most 100 characters'),
+    dnsServers: z.array(z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])(:\d{1,5})?$/, 'a DNS server is an IP address, optionally with :port')),
+    bidPort: z.coerce.number().int().min(0).max(65_535),
+    bidRelayListen: z
+      .string()
+      .regex(/^(\d{1,3}(\.\d{1,3}){3}|underlay):\d{1,5}$/, 'the bid relay listens at ADDR:PORT (an IPv4 address, or underlay for --address)')
+      .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65_535, 'a port is at most 65535')
+      .optional(),
+    bidRelayTokens: z.string().min(1).optional(),
+    bidRelayTlsCert: z.string().min(1).optional(),
+    bidRelayTlsKey: z.string().min(1).optional(),
+    spillDir: z.string().min(1),
+    peerPort: z.coerce.number().int().min(0).max(65_535),
+    resyncSeconds: z.coerce.number().min(1),
+    startTimeoutSeconds: z.coerce.number().min(1),
+    netns: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name (letters, digits, _ . -)')
+      .optional(),
+    runtime: z.enum(['qemu', 'process', 'none'], { message: 'the runtime is qemu, process or none' }),
+    runtimeFallback: z.enum(['none', 'process'], { message: 'the runtime fallback is none or process' }).optional(),
+    qemuBinary: z.string().min(1).optional(),
+    vmDir: z.string().min(1),
+  })
+  .refine((options) => (options.bidRelayTlsCert === undefined) === (options.bidRelayTlsKey === undefined), {
+    message: 'the bid relay takes --bid-relay-tls-cert and --bid-relay-tls-key together, or neither',
+    path: ['bidRelayTlsKey'],
+  });
 export type AgentOptions = z.infer<typeof Config>;
 
 /** Where the bid relay listens, from the options: `--bid-relay-listen`, else 127.0.0.1 at `--bid-port`. */
@@ -113,6 +123,8 @@ function readArgs(argv: string[]) {
       'bid-port': { type: 'string' },
       'bid-relay-listen': { type: 'string' },
       'bid-relay-tokens': { type: 'string' },
+      'bid-relay-tls-cert': { type: 'string' },
+      'bid-relay-tls-key': { type: 'string' },
       'spill-dir': { type: 'string' },
       'peer-port': { type: 'string' },
       'resync-seconds': { type: 'string' },
@@ -154,6 +166,8 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv): Parse
     bidPort: values['bid-port'] ?? env.HOST_AGENT_BID_PORT ?? 0,
     bidRelayListen: values['bid-relay-listen'] ?? (env.HOST_AGENT_BID_RELAY_LISTEN || undefined),
     bidRelayTokens: values['bid-relay-tokens'] ?? (env.HOST_AGENT_BID_RELAY_TOKENS || undefined),
+    bidRelayTlsCert: values['bid-relay-tls-cert'] ?? (env.HOST_AGENT_BID_RELAY_TLS_CERT || undefined),
+    bidRelayTlsKey: values['bid-relay-tls-key'] ?? (env.HOST_AGENT_BID_RELAY_TLS_KEY || undefined),
     // Shuffle partitions can be large: on disk, one folder per host.
     spillDir: values['spill-dir'] ?? env.HOST_AGENT_SPILL_DIR ?? path.join(tmpdir(), `stratoplane-shuffle-${hostId ?? 'host'}`),
     peerPort: values['peer-port'] ?? env.HOST_AGENT_PEER_PORT ?? DEFAULT_PEER_PORT,

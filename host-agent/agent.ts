@@ -22,6 +22,7 @@ import { ServiceAccountTokens } from './service-account-tokens.ts';
 import { VmBridges } from './vm-bridges.ts';
 import { BidRelay, type RelayListen } from './bid-relay.ts';
 import { ExchangeTokens } from './exchange-tokens.ts';
+import type { RelayCertificate } from './relay-certificate.ts';
 import { EgressAddressPolicy } from './egress-addresses.ts';
 import { directDial, dnsServerResolver, EgressDestinations, systemResolver } from './egress-destinations.ts';
 import { NetnsSockets } from './netns-sockets.ts';
@@ -63,7 +64,7 @@ export interface AgentConfig {
    * The bid relay's address (the host's underlay address, for exchanges to reach it) and the
    * exchange tokens it takes; without tokens it refuses every request.
    */
-  bidRelay?: { listen?: RelayListen; tokens?: ExchangeTokens };
+  bidRelay?: { listen?: RelayListen; tokens?: ExchangeTokens; certificate?: RelayCertificate };
   /** Where shuffle partitions of this host's worker VMs are spilled. */
   spillDir: string;
   /**
@@ -225,6 +226,7 @@ export class HostAgent {
       linkOf: (vmId) => this.bridges.bidderOf(vmId),
       tenantOf: (vmId) => (this.bridges.bidderOf(vmId) ? this.vmConfigs.get(vmId)?.tenantId : undefined),
       tokens: config.bidRelay?.tokens ?? new ExchangeTokens(undefined),
+      ...(config.bidRelay?.certificate ? { certificate: config.bidRelay.certificate } : {}),
     });
     this.vmReports = new VmStateReports(
       (vmId, report) => this.controlPlane.reportVmState(config.hostId, vmId, report),

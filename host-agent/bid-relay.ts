@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -6,6 +7,7 @@ import { type Bid, BidRequest, type BidderOutcome, type BidResponse } from '#eve
 import { type BidderAnswer, type BidRequestV2Frame, encodeFrame, FrameType, ProtocolError, type SectionName } from './bid-protocol.ts';
 import { type BidderLink, nextRequestId } from './bidder-link.ts';
 import type { ExchangeTokens } from './exchange-tokens.ts';
+import type { RelayCertificate } from './relay-certificate.ts';
 import { closeServer } from './local-server.ts';
 import { readSmallBody } from './request-body.ts';
 
@@ -28,6 +30,8 @@ export interface BidRelayOptions {
   tenantOf: (vmId: string) => string | undefined;
   /** Which exchange tokens it takes, and for which tenant. */
   tokens: ExchangeTokens;
+  /** Its TLS certificate: with one it serves HTTPS only. */
+  certificate?: RelayCertificate;
 }
 
 /** Where the relay listens: `127.0.0.1` and any free port unless the operator says. */
@@ -114,7 +118,7 @@ export function toSbrpRequest(request: BidRequest, requestId: number, deadlineMs
  * the relay's stats.
  */
 export class BidRelay {
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
   readonly stats = {
     auctions: 0,
     badRequests: 0,
@@ -126,7 +130,8 @@ export class BidRelay {
   url = '';
 
   constructor(private readonly options: BidRelayOptions) {
-    this.server = http.createServer((request, response) => void this.handle(request, response));
+    const handler = (request: http.IncomingMessage, response: http.ServerResponse) => void this.handle(request, response);
+    this.server = options.certificate ? https.createServer(options.certificate.serverOptions(), handler) : http.createServer(handler);
     this.server.keepAliveTimeout = 30_000;
   }
 
@@ -138,11 +143,13 @@ export class BidRelay {
       else this.server.listen(where.port, where.address, resolve);
     });
     const { port } = this.server.address() as AddressInfo;
-    this.url = `http://${where.address}:${port}`;
+    if (this.options.certificate) this.options.certificate.follow(this.server as https.Server);
+    this.url = `${this.options.certificate ? 'https' : 'http'}://${where.address}:${port}`;
     return this.url;
   }
 
   close(): Promise<void> {
+    this.options.certificate?.stop();
     return closeServer(this.server);
   }
 

@@ -5,6 +5,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { type AgentConfig, HostAgent } from './agent.ts';
 import { bidRelayListenOf, parseAgentOptions, usage } from './agent-options.ts';
 import { ExchangeTokens } from './exchange-tokens.ts';
+import { RelayCertificate } from './relay-certificate.ts';
 import { ImageCache } from './image-cache.ts';
 import { NoRuntime } from './vm-runtime/no-runtime.ts';
 import { ProcessRuntime } from './vm-runtime/process-runtime.ts';
@@ -97,11 +98,19 @@ try {
   console.error(`[agent ${config.hostId}] --bid-relay-tokens: ${(error as Error).message}`);
   process.exit(2);
 }
+let relayCertificate: RelayCertificate | undefined;
+try {
+  if (config.bidRelayTlsCert && config.bidRelayTlsKey)
+    relayCertificate = new RelayCertificate(config.bidRelayTlsCert, config.bidRelayTlsKey, (message) => console.error(`[agent ${config.hostId}] ${message}`));
+} catch (error) {
+  console.error(`[agent ${config.hostId}] --bid-relay-tls-cert/--bid-relay-tls-key: ${(error as Error).message}`);
+  process.exit(2);
+}
 const agent = new HostAgent(
   {
     ...config,
     token,
-    bidRelay: { listen: bidRelayListenOf(config), tokens: exchangeTokens },
+    bidRelay: { listen: bidRelayListenOf(config), tokens: exchangeTokens, ...(relayCertificate ? { certificate: relayCertificate } : {}) },
     resyncIntervalMs: config.resyncSeconds * 1000,
     vmRuntime,
     // The agent's own state beside its VMs': it must outlive the agent, as a replayed token would.

@@ -33,5 +33,9 @@ describe("the host agent's command line", () => {
       message: expect.stringMatching(/^startTimeoutSeconds: /),
     });
     expect(parseAgentOptions(['--host', 'host-2'], {})).toEqual({ kind: 'invalid', message: expect.stringMatching(/^Unknown option '--host'/) });
+    expect(parseAgentOptions([...required, '--bid-relay-tls-cert', '/etc/relay.pem'], { HOST_AGENT_TOKEN: 'x'.repeat(40) })).toEqual({
+      kind: 'invalid',
+      message: 'bidRelayTlsKey: the bid relay takes --bid-relay-tls-cert and --bid-relay-tls-key together, or neither',
+    });
   });
 });
