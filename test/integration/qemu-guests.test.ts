@@ -235,12 +235,24 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
     await expectOk(asTenant('PUT', `/vms/${near.vmId}/service-account`, { serviceAccountId: account.serviceAccountId }));
     await expectOk(asTenant('PUT', `/vms/${near.vmId}/egress-policy`, { allow: [allowedOrigin] }));
     const viaProxy = (url: string) => ssh(near, `http_proxy=http://169.254.169.254:3128 wget -q -O - ${url} 2>&1; echo " exit=$?"`);
+    // Failing, it says what the agent logged of the VM's bridges (a CI run once saw wget get no answer for 30 s).
+    const bridgeLog = () =>
+      agent.stderr
+        .filter((line) => /egress|bridge|proxy/i.test(line))
+        .slice(-10)
+        .join('\n') || '(nothing logged)';
     await eventually(
       async () => {
-        expect(await viaProxy(`${allowedOrigin}/from-guest`)).toBe(`hello ${near.vmId} over https exit=0\n`);
+        const answer = await viaProxy(`${allowedOrigin}/from-guest`);
+        const expected = `hello ${near.vmId} over https exit=0\n`;
+        if (answer !== expected) {
+          const bridge = JSON.stringify(((await agent.status()) as { vms?: Record<string, unknown> }).vms?.[near.vmId]);
+          const redirects = (await run('ip', ['netns', 'exec', lab.hosts[0]!.netns, 'nft', 'list', 'table', 'ip', 'stratoplane_metadata'])).stdout;
+          expect(answer, `bridge: ${bridge}\nredirects: ${redirects}\nagent log: ${bridgeLog()}`).toBe(expected);
+        }
         expect(outsideSaw.at(-1)).toMatchObject({ scheme: 'https', path: '/from-guest', headers: { authorization: expect.stringMatching(/^Bearer /) } });
       },
-      30_000,
+      60_000,
       500,
     );
     const reached = outsideSaw.length;
