@@ -35,11 +35,12 @@ process: placeholders).
 to its new host only, with a ticket the control plane checks (default ${DEFAULT_PEER_PORT}; on loopback at any
 free port when --address is not this machine's, as on a development machine).
 --vm-dir: VMs' files (console, QMP socket), the image cache, unpacked images, storage pools (pools/<poolId>/<diskId>.raw) and the
-ids of the pair tokens the host admitted (used-pair-tokens.jsonl: a restarted agent refuses them again; default
-/var/lib/stratoplane/<host-id> as root, else under the temporary folder).
+ids of the pair tokens the host admitted (used-pair-tokens.jsonl: a restarted agent refuses them again) and, on a
+host that moves guests live, its migration CA and certificate (migration-tls/, made with openssl at first start;
+default /var/lib/stratoplane/<host-id> as root, else under the temporary folder).
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
 HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_BID_RELAY_LISTEN,
-HOST_AGENT_BID_RELAY_TOKENS, HOST_AGENT_SPILL_DIR, HOST_AGENT_PEER_PORT,
+HOST_AGENT_BID_RELAY_TOKENS, HOST_AGENT_BID_RELAY_TLS_CERT, HOST_AGENT_BID_RELAY_TLS_KEY, HOST_AGENT_SPILL_DIR, HOST_AGENT_PEER_PORT,
 HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_START_TIMEOUT, HOST_AGENT_NETNS, HOST_AGENT_RUNTIME, HOST_AGENT_RUNTIME_FALLBACK, HOST_AGENT_QEMU_BINARY, HOST_AGENT_VM_DIR; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
 so rotating it needs no restart. AWS credentials, region and AWS_ENDPOINT_URL as for any AWS SDK: before it
