@@ -19,6 +19,7 @@ describe('network pairs: replay refused across restarts of the verifier; per-pai
 
   beforeAll(async () => {
     [h1, h2] = await Promise.all([startAgent(uniqueId('prr1'), '198.51.100.186'), startAgent(uniqueId('prr2'), '198.51.100.187')]);
+    const afterAgentsFirstSecond = new Promise((resolve) => setTimeout(resolve, 1_100));
     const { networkId } = await expectOk(api('POST', '/networks', { name: 'pairs', cidr: '10.86.0.0/24' }, tenant), 201);
     for (const [name, host] of [
       ['src1', h1],
@@ -28,6 +29,10 @@ describe('network pairs: replay refused across restarts of the verifier; per-pai
     ] as const) {
       vms[name] = await expectOk(createVmOn({ name, networkId, hostId: host.hostId }, tenantId), 201);
     }
+    // A first start keeps no record of used tokens, so an agent refuses tokens issued before it
+    // started, and iat is in whole seconds: one minted in its first second is refused too
+    // (used-tokens.ts). The tests' tokens are minted after that second.
+    await afterAgentsFirstSecond;
   });
 
   afterAll(async () => {
