@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -10,7 +11,7 @@ export interface TestCertificates {
   keyFile: string;
 }
 
-/** A throwaway CA and a server certificate it signs for `names`, made with OpenSSL's CLI. */
+/** A throwaway CA and a server certificate it signs for `names` (DNS names or IP addresses), made with OpenSSL's CLI. */
 export function makeTestCertificates(names: string[]): TestCertificates {
   const dir = mkdtempSync(path.join(tmpdir(), 'stratoplane-ca-'));
   const at = (name: string) => path.join(dir, name);
@@ -18,7 +19,7 @@ export function makeTestCertificates(names: string[]): TestCertificates {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   openssl('req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.pem'), '-days', '2', '-subj', '/CN=Stratoplane test CA');
   openssl('req', ...ec, '-keyout', at('server.key'), '-out', at('server.csr'), '-subj', `/CN=${names[0]}`);
-  writeFileSync(at('ext.cnf'), `subjectAltName=${names.map((name) => `DNS:${name}`).join(',')}\n`);
+  writeFileSync(at('ext.cnf'), `subjectAltName=${names.map((name) => `${isIP(name) ? 'IP' : 'DNS'}:${name}`).join(',')}\n`);
   openssl(
     'x509',
     '-req',

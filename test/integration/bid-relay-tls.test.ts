@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -8,6 +7,7 @@ import { exchangeTokenLine, mintExchangeToken } from '../../tokens/exchange-toke
 import { startTsProcess, type Started } from '../../local/processes.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { makeTestCertificates } from '../helpers/test-ca.ts';
 import { tenantToken } from '../helpers/tokens.ts';
 
 /**
@@ -18,14 +18,14 @@ describe('bid relay over TLS', () => {
   const tenantId = uniqueId('bidtls');
   const token = mintExchangeToken();
   const folder = mkdtempSync(path.join(tmpdir(), 'bid-relay-tls-'));
-  const certFile = path.join(folder, 'relay.crt');
-  const keyFile = path.join(folder, 'relay.key');
+  /** The relay's certificate for its address, from a throwaway CA the exchange trusts. */
+  const { caFile, certFile, keyFile } = makeTestCertificates(['127.0.0.3']);
   let agent: RunningAgent;
   let bidder: Started<unknown> | undefined;
   let vmId: string;
   let relayUrl: URL;
 
-  /** POSTs an auction to the relay in TLS, trusting only the relay's certificate. */
+  /** POSTs an auction to the relay in TLS, trusting only the CA of the relay's certificate. */
   const auction = (authorization?: string) =>
     new Promise<{ status: number; body: any }>((resolve, reject) => {
       const request = https.request(
@@ -33,7 +33,7 @@ describe('bid relay over TLS', () => {
         {
           method: 'POST',
           path: '/openrtb2/auction',
-          ca: readFileSync(certFile),
+          ca: readFileSync(caFile),
           headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
         },
         (response) => {
@@ -47,29 +47,6 @@ describe('bid relay over TLS', () => {
     });
 
   beforeAll(async () => {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-        '-days',
-        '2',
-        '-subj',
-        '/CN=relay',
-        '-addext',
-        'subjectAltName=IP:127.0.0.3',
-      ],
-      { stdio: 'ignore' },
-    );
     const tokensFile = path.join(folder, 'exchange-tokens');
     writeFileSync(tokensFile, `${exchangeTokenLine(tenantId, token, 'exchange')}\n`);
     agent = await startAgent(uniqueId('bidtls'), '198.51.100.196', 8, undefined, [

@@ -1,6 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,38 +7,15 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { RelayCertificate } from '#host-agent/relay-certificate.ts';
+import { makeTestCertificates } from '../helpers/test-ca.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'relay-certificate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A self-signed certificate for 127.0.0.1, and its key. */
-function pair(name: string): { cert: string; key: string } {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
+/** A certificate for 127.0.0.1 (each from a CA of its own), and its key. */
+function pair(): { cert: string; key: string } {
+  const { certFile, keyFile } = makeTestCertificates(['127.0.0.1']);
+  return { cert: certFile, key: keyFile };
 }
 
 /** The fingerprint of the certificate a TLS server at `port` presents now. */
@@ -54,7 +30,7 @@ const presented = (port: number) =>
 
 describe('the bid relay’s TLS certificate', () => {
   it('refuses at start a key that is not the certificate’s, and files that are not PEM', () => {
-    const [one, two] = [pair('one'), pair('two')];
+    const [one, two] = [pair(), pair()];
     expect(() => new RelayCertificate(one.cert, two.key)).toThrow(/is not the key of/);
     const garbage = path.join(dir, 'garbage.pem');
     writeFileSync(garbage, 'not a certificate');
@@ -65,7 +41,7 @@ describe('the bid relay’s TLS certificate', () => {
 
   it('serves a renewed certificate within seconds, without a restart; a broken renewal keeps the one before', async () => {
     const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
-    const [first, second] = [pair('first'), pair('second')];
+    const [first, second] = [pair(), pair()];
     copyFileSync(first.cert, live.cert);
     copyFileSync(first.key, live.key);
     const logged: string[] = [];
@@ -74,7 +50,7 @@ describe('the bid relay’s TLS certificate', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     certificate.follow(server);
     const port = (server.address() as AddressInfo).port;
-    const fingerprint = (file: string) => new X509Certificate(execFileSync('cat', [file])).fingerprint256;
+    const fingerprint = (file: string) => new X509Certificate(readFileSync(file)).fingerprint256;
     try {
       expect(await presented(port)).toBe(fingerprint(first.cert));
       copyFileSync(second.key, live.key);
