@@ -1,5 +1,6 @@
 import { nft } from './nft.ts';
 import type { DesiredState } from './desired-state.ts';
+import { VM_GATEWAY } from './plan-commands.ts';
 
 const TABLE = 'stratoplane_networks';
 
@@ -28,6 +29,12 @@ export function networkInterfaces(desired: DesiredState): NetworkInterface[] {
  * table each); this holds even when a route is wrong. nftables: the in-interface's network (its
  * VNI) from a map, then a lookup of (VNI . out-interface) among the network's VM interfaces.
  *
+ * VMs stay off the underlay, where tunnels and hosts' services are: a packet from a VM's interface
+ * is forwarded only to a VM here or into its own network's tunnel (never out to the fabric, where
+ * a forged VXLAN datagram would land in any network on any host), and reaches this host itself only
+ * as a connection its bridge's services took (DNAT to 169.254.169.254), an answer, or a ping of its
+ * gateway; the rest is dropped and counted.
+ *
  * Like anti-spoofing, an earlier agent's entries stay while a new one starts, so its VMs keep
  * their traffic; until the agent knows the host's whole state it only adds, then it makes the
  * entries exactly the desired ones each time.
@@ -45,17 +52,34 @@ export class NetworkIsolation {
     await isolation.nft(`table inet ${TABLE} {
   map network_of { type ifname : mark; }
   set vm_interfaces { type mark . ifname; }
+  set tunnels { type mark . ifname; }
   chain forward { type filter hook forward priority filter; policy accept; }
+  chain input { type filter hook input priority filter; policy accept; }
   chain to_vm { }
+  chain from_vm { }
+  chain vm_to_host { }
 }
 flush chain inet ${TABLE} forward
+flush chain inet ${TABLE} input
 flush chain inet ${TABLE} to_vm
+flush chain inet ${TABLE} from_vm
+flush chain inet ${TABLE} vm_to_host
 add rule inet ${TABLE} forward oifname "sp*" jump to_vm
+add rule inet ${TABLE} forward iifname "sp*" jump from_vm
 add rule inet ${TABLE} to_vm ct state established,related accept
 add rule inet ${TABLE} to_vm meta mark set 0
 add rule inet ${TABLE} to_vm meta mark set iifname map @network_of
 add rule inet ${TABLE} to_vm meta mark . oifname @vm_interfaces accept
 add rule inet ${TABLE} to_vm counter drop
+add rule inet ${TABLE} from_vm meta mark set 0
+add rule inet ${TABLE} from_vm meta mark set iifname map @network_of
+add rule inet ${TABLE} from_vm meta mark . oifname @tunnels accept
+add rule inet ${TABLE} from_vm counter drop
+add rule inet ${TABLE} input iifname "sp*" jump vm_to_host
+add rule inet ${TABLE} vm_to_host ct status dnat accept
+add rule inet ${TABLE} vm_to_host ct state established,related accept
+add rule inet ${TABLE} vm_to_host ip daddr ${VM_GATEWAY} icmp type echo-request accept
+add rule inet ${TABLE} vm_to_host counter drop
 `);
     return isolation;
   }
@@ -66,11 +90,12 @@ add rule inet ${TABLE} to_vm counter drop
     const key = JSON.stringify(interfaces);
     if (key === this.applied && (this.whole || !complete)) return;
     if (complete) this.whole = true;
-    const lines = this.whole ? [`flush map inet ${TABLE} network_of`, `flush set inet ${TABLE} vm_interfaces`] : [];
+    const lines = this.whole ? [`flush map inet ${TABLE} network_of`, `flush set inet ${TABLE} vm_interfaces`, `flush set inet ${TABLE} tunnels`] : [];
     if (interfaces.length > 0) {
       lines.push(`add element inet ${TABLE} network_of { ${interfaces.map(({ device, vni }) => `"${device}" : ${vni}`).join(', ')} }`);
-      const vms = interfaces.filter((entry) => entry.vm);
-      if (vms.length > 0) lines.push(`add element inet ${TABLE} vm_interfaces { ${vms.map(({ device, vni }) => `${vni} . "${device}"`).join(', ')} }`);
+      const entries = (vm: boolean) => interfaces.filter((entry) => entry.vm === vm).map(({ device, vni }) => `${vni} . "${device}"`);
+      if (entries(true).length > 0) lines.push(`add element inet ${TABLE} vm_interfaces { ${entries(true).join(', ')} }`);
+      if (entries(false).length > 0) lines.push(`add element inet ${TABLE} tunnels { ${entries(false).join(', ')} }`);
     }
     if (lines.length > 0) await this.nft(`${lines.join('\n')}\n`);
     this.applied = key;
