@@ -309,7 +309,8 @@ const specs = {
   }),
   requestConnection: operation('POST /vms/{vmId}/connections', {
     summary: 'A network-pair token for a connection to another VM',
-    description: "403 when the pair is not allowed (another network that is not an allowed source of the destination's) or is revoked.",
+    description:
+      "403 when the pair is not allowed (another network that is not an allowed source of the destination's) or is revoked; 409 when the two VMs' networks are different and their address ranges overlap (no route could tell them apart).",
     scopes: ['tenant:write', 'host'],
     body: RequestConnectionRequest,
     responses: { 200: { description: "the destination host's address and a token", body: responses.Connection } },

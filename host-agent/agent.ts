@@ -16,6 +16,10 @@ import { LinuxDataPlane, type DataPlaneStatus } from './data-plane/linux-data-pl
 import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
 import { METADATA_RATE_LIMITS, MetadataError } from './metadata-server.ts';
 import { PairKeys } from './pair-keys.ts';
+import { NetworkPairs } from './data-plane/network-pairs.ts';
+import { PAIR_PORT, PairAdmissions } from './pair-admissions.ts';
+import { PairRefusal } from './pair-refusal.ts';
+import { OutboundPairs } from './pair-requests.ts';
 import { UsedTokens } from './used-tokens.ts';
 import { readSmallBody } from './request-body.ts';
 import { ServiceAccountTokens } from './service-account-tokens.ts';
@@ -160,6 +164,9 @@ export class HostAgent {
   private readonly heartbeats: Heartbeats;
   /** Real tunnels, when the agent has a host namespace to program. */
   private dataPlane: LinuxDataPlane | undefined;
+  /** Network pairs: admitted to this host's VMs, and opened by them (with a host namespace). */
+  private pairAdmissions: PairAdmissions | undefined;
+  private outboundPairs: OutboundPairs | undefined;
   /** SSH host keys each local VM uploaded, by key type: forwarded as a whole set on every upload. */
   private readonly hostKeys = new Map<string, Map<string, string>>();
   private localVmIds = new Set<string>();
@@ -215,6 +222,10 @@ export class HostAgent {
         publishHostKey: (vm, keyType, keyData) => this.publishHostKey(vm, keyType, keyData),
         serviceAccountOf: (vm) => this.tokens.serviceAccountOf(vm.vmId),
         mintToken: (vm, audience) => this.tokens.mint(vm.vmId, audience)?.token,
+        pairs: {
+          open: (vm, destinationVmId) => this.pairsOrRefuse().open(vm, destinationVmId),
+          close: (vm, destinationVmId) => this.pairsOrRefuse().close(vm, destinationVmId),
+        },
       },
       (message) => log(config.hostId, message),
       this.netnsSockets ? new BridgesOnInterface(this.netnsSockets, () => this.bridgeRedirects!) : undefined,
@@ -298,6 +309,7 @@ export class HostAgent {
         throw new AgentStartError(`cannot start: cannot keep the record of used pair tokens at ${file} (${(error as Error).message}): check --vm-dir`);
       }
     }
+    if (this.config.netns && this.hostServices) await this.openNetworkPairs(this.config.netns);
     const controlSocket = this.hostServices ? await this.serveControl() : '';
     if (this.hostServices) await this.listenForBids();
     if (this.hostServices) {
@@ -361,6 +373,8 @@ export class HostAgent {
     this.shuffle.stop();
     await this.bidRelay.close();
     if (this.shufflePeers.url) await this.shufflePeers.close();
+    this.outboundPairs?.stopRenewing();
+    await this.pairAdmissions?.close();
     await this.bridges.close();
     this.netnsSockets?.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -426,6 +440,8 @@ export class HostAgent {
     for (const vmId of this.hostKeys.keys()) if (!localIds.has(vmId)) this.hostKeys.delete(vmId);
     this.tokens.keepOnly(localIds);
     this.pairKeys.keepOnly(localIds);
+    void this.pairAdmissions?.recheck();
+    void this.outboundPairs?.keepOnly(localIds);
     if (this.hostServices) void this.bridges.reconcile(local);
     this.lifecycle?.update(local, this.launches);
     const arrivals = [...localIds].filter((vmId) => !this.localVmIds.has(vmId));
@@ -472,6 +488,8 @@ export class HostAgent {
           this.tokens.replace(credentials);
           this.tokens.keepOnly(this.localVmIds);
           await this.pairKeys.replace(pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)));
+          // A pair revoked since it was admitted stops now.
+          await this.pairAdmissions?.recheck();
           this.stats.secretRefreshes++;
           this.secretsRefreshedAt = Date.now();
           this.secretsFailures = 0;
@@ -490,6 +508,35 @@ export class HostAgent {
     })();
     this.secretsRefresh = state;
     return state.running;
+  }
+
+  /**
+   * Network pairs need the data plane: the pair tunnel, the listener where other hosts present
+   * tokens for this host's VMs (its underlay address, PAIR_PORT), and the VMs' side that opens them.
+   */
+  private async openNetworkPairs(netns: string): Promise<void> {
+    const pairs = await NetworkPairs.open(netns, this.config.address);
+    const hostLog = (message: string) => log(this.config.hostId, message);
+    this.pairAdmissions = new PairAdmissions({
+      verify: (token, destinationVmId) => this.pairKeys.verify(token, destinationVmId, this.config.address),
+      refusal: (claims) => this.pairKeys.refusal(claims),
+      localVm: (vmId) => this.table.localVms().find((vm) => vm.vmId === vmId),
+      pairs,
+      log: hostLog,
+    });
+    await this.pairAdmissions.listen(await this.netnsSockets!.listen(this.config.address, PAIR_PORT));
+    this.outboundPairs = new OutboundPairs({
+      requestConnection: (sourceVmId, destinationVmId) => this.controlPlane.requestConnection(sourceVmId, destinationVmId),
+      connect: (address, port) => this.netnsSockets!.connect(address, port),
+      sameNetwork: (vm, ip) => this.table.routes().some((route) => route.networkId === vm.networkId && route.ip === ip),
+      pairs,
+      log: hostLog,
+    });
+  }
+
+  private pairsOrRefuse(): OutboundPairs {
+    if (!this.outboundPairs) throw new PairRefusal(409, 'this host carries no traffic between networks: its agent programs no data plane (--netns)');
+    return this.outboundPairs;
   }
 
   dataPlaneStatus(): DataPlaneStatus {
@@ -627,6 +674,7 @@ export class HostAgent {
       shuffle: this.shuffle.stats(),
       shuffleHeld: this.shuffle.heldSpills(),
       shufflePeerUrl: this.shufflePeers.url ?? null,
+      networkPairs: { admitted: this.pairAdmissions?.list() ?? [], opened: this.outboundPairs?.list() ?? [] },
       stats: this.stats,
       // Receive errors and the last message's time: a queue that cannot be read shows here.
       queue: this.consumer ? this.consumer.status() : null,

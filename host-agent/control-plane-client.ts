@@ -52,6 +52,11 @@ export class ControlPlaneClient {
     return (await this.tracked(this.api.getHostPairKeys({ params: { hostId } }))).pairKeys;
   }
 
+  /** A network pair's token from the host's VM `sourceVmId` to `destinationVmId`. */
+  requestConnection(sourceVmId: string, destinationVmId: string): Promise<ApiResponse<'requestConnection'>> {
+    return this.tracked(this.api.requestConnection({ params: { vmId: sourceVmId }, body: { destinationVmId } }));
+  }
+
   async reportShuffleWorker(hostId: string, jobId: string, vmId: string, report: ShuffleWorkerReport): Promise<void> {
     await this.tracked(this.api.reportShuffleWorker({ params: { hostId, jobId, vmId }, body: report }));
   }

@@ -3,6 +3,8 @@ import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ShuffleRecord } from '#events/shuffle.ts';
 import type { LocalVm } from './forwarding-table.ts';
+import { PairRefusal } from './pair-refusal.ts';
+import type { PairView } from './pair-requests.ts';
 import { ShuffleError } from './shuffle-service.ts';
 import { closeServer, listenLocally } from './local-server.ts';
 import { readSmallBody } from './request-body.ts';
@@ -49,6 +51,14 @@ export interface MetadataBackend {
   mintToken(vm: LocalVm, audience: string): string | undefined;
   /** The host's shuffle service, which the VM reaches as a worker of its jobs. */
   shuffle: ShuffleBridge;
+  /** Network pairs from this VM to VMs of other networks (pair-requests.ts). */
+  pairs: PairBridge;
+}
+
+/** What a VM does with its network pairs, through its bridge. */
+export interface PairBridge {
+  open(vm: LocalVm, destinationVmId: string): Promise<PairView>;
+  close(vm: LocalVm, destinationVmId: string): Promise<void>;
 }
 
 /** What a worker VM does in a shuffle job, through its bridge. */
@@ -123,6 +133,8 @@ export class VmMetadataServer {
     if (shuffle) return this.shuffle(request, url, shuffle[1]!, shuffle[2] as 'records' | 'close');
 
     if (request.method !== 'GET' && path.startsWith('/computeMetadata/')) this.allow(this.writes, 'metadata writes');
+    const pair = /^\/computeMetadata\/v1\/instance\/network-pairs\/(vm-[a-z0-9-]{1,60})$/.exec(path);
+    if (pair) return this.pair(request.method, pair[1]!);
     const hostKey = /^\/computeMetadata\/v1\/instance\/guest-attributes\/hostkeys\/([a-z0-9-]+)$/.exec(path);
     if (hostKey && request.method === 'PUT') {
       const body = await readSmallBody(request);
@@ -168,6 +180,25 @@ export class VmMetadataServer {
       }
     }
     throw new MetadataError(404, 'Not found.');
+  }
+
+  /**
+   * `POST …/network-pairs/<vmId>` opens a network pair from this VM to that VM of another network
+   * (the agent asks the control plane, the destination's host admits it, traffic is routed), and
+   * keeps it open while this VM runs here; `DELETE` closes it. The VM never sees the token.
+   */
+  private async pair(method: string | undefined, destinationVmId: string) {
+    try {
+      if (method === 'POST') return { status: 200, body: JSON.stringify(await this.backend.pairs.open(this.vm, destinationVmId)), json: true };
+      if (method === 'DELETE') {
+        await this.backend.pairs.close(this.vm, destinationVmId);
+        return { status: 204, body: '' };
+      }
+    } catch (error) {
+      if (error instanceof PairRefusal) throw new MetadataError(error.status, error.message);
+      throw error;
+    }
+    throw new MetadataError(405, 'POST opens the pair, DELETE closes it.');
   }
 
   /**

@@ -70,6 +70,11 @@ export class PairKeys {
     return claims;
   }
 
+  /** Why a pair admitted before may no longer flow (revoked since), if it may not. */
+  refusal(claims: PairTokenClaims): string | undefined {
+    return pairRevocationRefusal(this.revocations.get(claims.dst), claims);
+  }
+
   close(): Promise<void> {
     return this.used.close();
   }

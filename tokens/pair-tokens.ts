@@ -14,6 +14,8 @@ export const PairTokenClaims = z.strictObject({
   dstIp: ipv4Address,
   /** The destination's host address: a token is good only at the host it was issued for. */
   dstHost: ipv4Address,
+  /** The source's host address: the destination admits the pair only when that host presents it, and routes its answers there. */
+  srcHost: ipv4Address.optional(),
   iat: z.int(),
   exp: z.int(),
   /** Unique per token: the destination host admits one flow per token and refuses it again. */

@@ -4,7 +4,9 @@ import type { Principal } from '#events/tokens.ts';
 import { issuePairToken } from '#tokens/pair-tokens.ts';
 import { isRevoked } from '#tokens/pair-revocations.ts';
 import { isAllowed } from '../network/allowed-sources.ts';
-import { ForbiddenError, NotFoundError } from '../core/errors.ts';
+import { ConflictError, ForbiddenError, NotFoundError } from '../core/errors.ts';
+import { cidrsOverlap } from '../network/cidr.ts';
+import { getNetwork } from '../network/networks.ts';
 import { getItem } from '../core/store.ts';
 import { keys } from '../core/table-keys.ts';
 import type { StoredVm } from '../compute/vms.ts';
@@ -39,6 +41,14 @@ export async function requestConnection(
       `vm ${sourceVmId} may not connect to vm ${destinationVmId}: network ${source.networkId} is not ${destination.networkId} and is not an allowed source of it`,
     );
   }
+  if (source.networkId !== destination.networkId) {
+    // Between networks a pair is routed by address: the two ranges must not share one.
+    const [from, to] = await Promise.all([getNetwork(table, source.tenantId, source.networkId), getNetwork(table, source.tenantId, destination.networkId)]);
+    if (cidrsOverlap(from.cidr, to.cidr))
+      throw new ConflictError(
+        `network ${source.networkId} (${from.cidr}) and network ${destination.networkId} (${to.cidr}) overlap: a pair between them cannot be routed`,
+      );
+  }
   if (isRevoked(destination.pairRevocations?.[sourceVmId])) {
     throw new ForbiddenError(`pair ${sourceVmId} -> ${destinationVmId} is revoked (DELETE /vms/${destinationVmId}/pair-revocations/${sourceVmId} lifts it)`);
   }
@@ -51,6 +61,7 @@ export async function requestConnection(
       dst: destinationVmId,
       dstIp: destination.ip,
       dstHost: destination.endpointAddress,
+      srcHost: source.endpointAddress,
     });
     return {
       sourceVmId,

@@ -55,3 +55,15 @@ export function freshAddress(cidr: string, handedOut: number): string | undefine
   if (!Number.isInteger(handedOut) || handedOut < 1 || first + handedOut - 1 > last) return undefined;
   return intToIp(first + handedOut - 1);
 }
+
+/** Whether two networks share any address: such networks cannot reach each other by routing. */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const span = (cidr: string) => {
+    const [base, prefix] = cidr.split('/');
+    const size = 2 ** (32 - Number(prefix));
+    const start = Math.floor(ipToInt(base!) / size) * size;
+    return { start, end: start + size - 1 };
+  };
+  const [x, y] = [span(a), span(b)];
+  return x.start <= y.end && y.start <= x.end;
+}

@@ -20,11 +20,13 @@ export type DesiredState = Map<string, NetworkPlan>;
 const hash = (text: string) => createHash('sha256').update(text).digest();
 
 /**
- * A network's VXLAN id, from its id: 24 bits, never 0. Two networks on one host could draw the
- * same one (about one pair in 16 million); the agent refuses the second and says so.
+ * A network's VXLAN id, from its id: 24 bits, never 0 nor 0xffffff (the network-pair tunnel's).
+ * Two networks on one host could draw the same one (about one pair in 16 million); the agent
+ * refuses the second and says so.
  */
 export function vniOf(networkId: string): number {
-  return hash(networkId).readUInt32BE(0) & 0xffffff || 1;
+  const vni = hash(networkId).readUInt32BE(0) & 0xffffff || 1;
+  return vni === 0xffffff ? 0xfffffe : vni;
 }
 
 /**

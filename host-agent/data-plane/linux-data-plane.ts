@@ -1,5 +1,6 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { batch } from './batch.ts';
 import { AntiSpoofing, macOfInterface, type AllowedSource } from './anti-spoofing.ts';
 import { NetworkIsolation } from './network-isolation.ts';
 import { deviceOf, routingTableOf, vniOf, vniOfDevice, type DesiredState, type NetworkPlan } from './desired-state.ts';
@@ -16,19 +17,6 @@ export interface DataPlaneStatus {
   networks?: number;
   lastError?: string;
   programmings?: number;
-}
-
-/** Runs `ip`/`bridge` batch lines in a network namespace; returns what failed (`-force` goes on past errors). */
-async function batch(tool: 'ip' | 'bridge', netns: string, lines: string[]): Promise<string | undefined> {
-  if (lines.length === 0) return undefined;
-  return new Promise((resolve, reject) => {
-    const child = spawn(tool, ['-n', netns, '-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve(code === 0 ? undefined : stderr.trim() || `${tool} exited with ${code}`));
-    child.stdin.end(`${lines.join('\n')}\n`);
-  });
 }
 
 /**

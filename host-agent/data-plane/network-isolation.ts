@@ -2,7 +2,11 @@ import { nft } from './nft.ts';
 import type { DesiredState } from './desired-state.ts';
 import { VM_GATEWAY } from './plan-commands.ts';
 
-const TABLE = 'stratoplane_networks';
+/** The nftables table (inet) that keeps networks apart and admits network pairs between them. */
+export const NETWORKS_TABLE = 'stratoplane_networks';
+const TABLE = NETWORKS_TABLE;
+/** The tunnel that carries traffic between networks, pair by pair (network-pairs.ts). */
+export const PAIR_DEVICE = 'vxpairs';
 
 /** One interface of one network on this host: its VXLAN device, or a local VM's interface. */
 export interface NetworkInterface {
@@ -35,6 +39,13 @@ export function networkInterfaces(desired: DesiredState): NetworkInterface[] {
  * as a connection its bridge's services took (DNAT to 169.254.169.254), an answer, or a ping of its
  * gateway; the rest is dropped and counted.
  *
+ * Between networks, traffic passes only as an admitted network pair, over the pair tunnel
+ * (network-pairs.ts): toward a VM, a packet from that tunnel passes only while its (source .
+ * destination) is in `admitted_pairs` (new and established alike, so a pair withdrawn stops its
+ * flows at once), or as an answer to a connection the VM opened; from a VM, into that tunnel, only
+ * while its (source . destination) is in `routed_pairs`, or as an answer. Both sets' entries
+ * expire with the token that admitted them.
+ *
  * Like anti-spoofing, an earlier agent's entries stay while a new one starts, so its VMs keep
  * their traffic; until the agent knows the host's whole state it only adds, then it makes the
  * entries exactly the desired ones each time.
@@ -53,6 +64,8 @@ export class NetworkIsolation {
   map network_of { type ifname : mark; }
   set vm_interfaces { type mark . ifname; }
   set tunnels { type mark . ifname; }
+  set admitted_pairs { type ipv4_addr . ipv4_addr; flags timeout; }
+  set routed_pairs { type ipv4_addr . ipv4_addr; flags timeout; }
   chain forward { type filter hook forward priority filter; policy accept; }
   chain input { type filter hook input priority filter; policy accept; }
   chain to_vm { }
@@ -66,11 +79,16 @@ flush chain inet ${TABLE} from_vm
 flush chain inet ${TABLE} vm_to_host
 add rule inet ${TABLE} forward oifname "sp*" jump to_vm
 add rule inet ${TABLE} forward iifname "sp*" jump from_vm
+add rule inet ${TABLE} to_vm iifname "${PAIR_DEVICE}" ct direction reply accept
+add rule inet ${TABLE} to_vm iifname "${PAIR_DEVICE}" ip saddr . ip daddr @admitted_pairs accept
+add rule inet ${TABLE} to_vm iifname "${PAIR_DEVICE}" counter drop
 add rule inet ${TABLE} to_vm ct state established,related accept
 add rule inet ${TABLE} to_vm meta mark set 0
 add rule inet ${TABLE} to_vm meta mark set iifname map @network_of
 add rule inet ${TABLE} to_vm meta mark . oifname @vm_interfaces accept
 add rule inet ${TABLE} to_vm counter drop
+add rule inet ${TABLE} from_vm oifname "${PAIR_DEVICE}" ct direction reply accept
+add rule inet ${TABLE} from_vm oifname "${PAIR_DEVICE}" ip saddr . ip daddr @routed_pairs accept
 add rule inet ${TABLE} from_vm meta mark set 0
 add rule inet ${TABLE} from_vm meta mark set iifname map @network_of
 add rule inet ${TABLE} from_vm meta mark . oifname @tunnels accept

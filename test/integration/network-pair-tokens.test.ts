@@ -78,6 +78,15 @@ describe('network-pair tokens', () => {
     expect((await connect('a1', 'b1')).status).toBe(403);
   });
 
+  it('refuses a pair between networks whose address ranges overlap, even when allowed: no route could tell them apart', async () => {
+    const overlapping = (await expectOk(api('POST', '/networks', { name: 'pair-overlap', cidr: '10.82.0.0/16' }), 201)).networkId;
+    await expectOk(api('PUT', `/networks/${netB}/allowed-sources/${overlapping}`));
+    const vm = await expectOk(createVmOn({ name: 'o1', networkId: overlapping, hostId: h1.hostId }), 201);
+    const refused = await api('POST', `/vms/${vm.vmId}/connections`, { destinationVmId: vms.b1.vmId });
+    expect(refused.status).toBe(409);
+    expect(refused.body.message).toMatch(/overlap/);
+  });
+
   it('refuses forged tokens and tokens issued for another destination', async () => {
     const { token } = await expectOk(connect('a1', 'a2'));
     const [payload, mac] = token.split('.');

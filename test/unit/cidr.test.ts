@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { capacityOf, freshAddress, intToIp, ipToInt, normalizeCidr, usableRange } from '#functions/network/cidr.ts';
+import { capacityOf, cidrsOverlap, freshAddress, intToIp, ipToInt, normalizeCidr, usableRange } from '#functions/network/cidr.ts';
 
 describe('cidr', () => {
   it('converts addresses both ways', () => {
@@ -30,5 +30,13 @@ describe('cidr', () => {
     expect(freshAddress('10.1.0.0/16', 5000)).toBe('10.1.19.137');
     expect(freshAddress('10.1.0.0/16', 65533)).toBe('10.1.255.254');
     expect(freshAddress('10.1.0.0/16', 65534)).toBeUndefined();
+  });
+
+  it('tells networks that share an address (a pair between them could not be routed) from those that do not', () => {
+    expect(cidrsOverlap('10.0.0.0/24', '10.0.0.0/24')).toBe(true);
+    expect(cidrsOverlap('10.0.0.0/16', '10.0.5.0/24')).toBe(true);
+    expect(cidrsOverlap('10.0.5.7/24', '10.0.5.0/28')).toBe(true);
+    expect(cidrsOverlap('10.0.0.0/24', '10.0.1.0/24')).toBe(false);
+    expect(cidrsOverlap('10.0.0.0/25', '10.0.0.128/25')).toBe(false);
   });
 });

@@ -12,6 +12,7 @@ async function serve(vmId: string, limits = METADATA_RATE_LIMITS) {
     serviceAccountOf: () => 'sa-1',
     mintToken: () => `token-${++reached.tokens}`,
     shuffle: {} as MetadataBackend['shuffle'],
+    pairs: {} as MetadataBackend['pairs'],
   };
   const server = new VmMetadataServer({ vmId, ip: '10.0.0.2', networkId: 'net-1' }, backend, () => {}, limits);
   await server.listen();

@@ -1,0 +1,130 @@
+import { batch } from './batch.ts';
+import { NETWORKS_TABLE, PAIR_DEVICE } from './network-isolation.ts';
+import { nft } from './nft.ts';
+import { macOf, RULE_PRIORITY } from './plan-commands.ts';
+
+/** The pair tunnel's VXLAN id: reserved, no network draws it (desired-state.ts). */
+export const PAIR_VNI = 0xffffff;
+
+/** A pair this host cannot carry beside another: two local VMs of different networks with one address. */
+export class PairConflict extends Error {}
+
+/** One end of a network pair on this host: the local VM's side, the remote VM's address and host. */
+export interface PairEnd {
+  /** The local VM's address and its network's routing table. */
+  localIp: string;
+  table: number;
+  /** The other VM's address, and the underlay address of the host that runs it. */
+  remoteIp: string;
+  remoteHost: string;
+}
+
+/**
+ * Traffic between networks, one admitted pair at a time, in a host's namespace. Each network has
+ * its own tunnel and routing table, and two networks' addresses are never routed to each other; a
+ * pair (source VM → destination VM of another network, authorised by a pair token) is carried by
+ * one more tunnel, `vxpairs` (VNI PAIR_VNI), shared by all pairs: the local VM's table routes the
+ * remote VM's address through it to the remote host (`via <host> onlink`, so one neighbour entry per
+ * host however many pairs go there), and a rule sends what arrives on it for the local VM to that
+ * VM's table. What may pass is nftables' business (network-isolation.ts): `admit` puts the pair in
+ * `admitted_pairs` (this host runs the destination), `route` in `routed_pairs` (this host runs the
+ * source), each with the token's remaining lifetime as its timeout, so a pair not renewed stops by
+ * itself even if its agent is gone.
+ */
+export class NetworkPairs {
+  /** Which pairs use each rule (by local VM address) and each route (by table and remote address): the last one out removes it. */
+  private readonly ruleUsers = new Map<string, Set<string>>();
+  private readonly routeUsers = new Map<string, Set<string>>();
+  /** The routing table each local address's rule leads to. */
+  private readonly ruleTables = new Map<string, number>();
+
+  private constructor(private readonly netns: string) {}
+
+  /** Makes the pair tunnel if missing (kept if an earlier agent made it: its pairs keep flowing). */
+  static async open(netns: string, underlay: string): Promise<NetworkPairs> {
+    const pairs = new NetworkPairs(netns);
+    const exists = (await batch('ip', netns, [`link show ${PAIR_DEVICE}`])) === undefined;
+    if (!exists) {
+      const error = await batch('ip', netns, [
+        `link add ${PAIR_DEVICE} type vxlan id ${PAIR_VNI} dstport 4789 local ${underlay} nolearning`,
+        `link set ${PAIR_DEVICE} address ${macOf(underlay)} up`,
+      ]);
+      if (error) throw new Error(`cannot make the network-pair tunnel in ${netns}: ${error}`);
+    }
+    return pairs;
+  }
+
+  /** This host runs the destination: `remoteIp → localIp` may open connections for `seconds`. */
+  async admit(end: PairEnd, seconds: number): Promise<void> {
+    await this.open(end, 'admitted_pairs', `${end.remoteIp} . ${end.localIp}`, seconds);
+  }
+
+  /** This host runs the source: `localIp → remoteIp` is routed to the destination's host for `seconds`. */
+  async route(end: PairEnd, seconds: number): Promise<void> {
+    await this.open(end, 'routed_pairs', `${end.localIp} . ${end.remoteIp}`, seconds);
+  }
+
+  /** Stops a pair admitted here at once, new connections and open ones alike. */
+  async withdrawAdmission(end: PairEnd): Promise<void> {
+    await this.close(end, 'admitted_pairs', `${end.remoteIp} . ${end.localIp}`);
+  }
+
+  async withdrawRoute(end: PairEnd): Promise<void> {
+    await this.close(end, 'routed_pairs', `${end.localIp} . ${end.remoteIp}`);
+  }
+
+  private async open(end: PairEnd, set: 'admitted_pairs' | 'routed_pairs', element: string, seconds: number): Promise<void> {
+    const table = this.ruleTables.get(end.localIp);
+    if (table !== undefined && table !== end.table)
+      throw new PairConflict(`another network's VM on this host has address ${end.localIp} and a pair already: what arrives for it could not be told apart`);
+    const error =
+      (await batch('bridge', this.netns, [`fdb replace ${macOf(end.remoteHost)} dev ${PAIR_DEVICE} dst ${end.remoteHost} self permanent`])) ??
+      (await batch('ip', this.netns, [
+        `neigh replace ${end.remoteHost} lladdr ${macOf(end.remoteHost)} dev ${PAIR_DEVICE} nud permanent`,
+        `route replace ${end.remoteIp}/32 via ${end.remoteHost} dev ${PAIR_DEVICE} onlink table ${end.table}`,
+      ]));
+    if (error) throw new Error(`pair ${element} not routed: ${error}`);
+    if (!this.ruleUsers.has(end.localIp)) {
+      // Deleted first: an earlier agent's rule for the address, or none; added once.
+      await batch('ip', this.netns, [ruleLine('del', end)]);
+      const failed = await batch('ip', this.netns, [ruleLine('add', end)]);
+      if (failed) throw new Error(`pair ${element}: no rule for ${end.localIp} on ${PAIR_DEVICE}: ${failed}`);
+    }
+    use(this.ruleUsers, end.localIp, `${set} ${element}`);
+    this.ruleTables.set(end.localIp, end.table);
+    use(this.routeUsers, `${end.table} ${end.remoteIp}`, `${set} ${element}`);
+    // Added, deleted and added again in one transaction: a renewal's new timeout replaces the old one.
+    const timeout = Math.max(1, Math.floor(seconds));
+    await nft(
+      this.netns,
+      `add element inet ${NETWORKS_TABLE} ${set} { ${element} timeout ${timeout}s }
+delete element inet ${NETWORKS_TABLE} ${set} { ${element} }
+add element inet ${NETWORKS_TABLE} ${set} { ${element} timeout ${timeout}s }
+`,
+      'network pairs',
+    );
+  }
+
+  private async close(end: PairEnd, set: 'admitted_pairs' | 'routed_pairs', element: string): Promise<void> {
+    // An element that already timed out is no error.
+    await nft(this.netns, `delete element inet ${NETWORKS_TABLE} ${set} { ${element} }\n`, 'network pairs').catch(() => {});
+    if (release(this.routeUsers, `${end.table} ${end.remoteIp}`, `${set} ${element}`))
+      await batch('ip', this.netns, [`route del ${end.remoteIp}/32 table ${end.table}`]);
+    if (release(this.ruleUsers, end.localIp, `${set} ${element}`)) {
+      this.ruleTables.delete(end.localIp);
+      await batch('ip', this.netns, [ruleLine('del', end)]);
+    }
+  }
+}
+
+const use = (users: Map<string, Set<string>>, key: string, user: string) => users.set(key, (users.get(key) ?? new Set()).add(user));
+/** Whether `user` was the last one of `key`. */
+function release(users: Map<string, Set<string>>, key: string, user: string): boolean {
+  const set = users.get(key);
+  if (!set?.delete(user)) return false;
+  if (set.size > 0) return false;
+  users.delete(key);
+  return true;
+}
+
+const ruleLine = (action: 'add' | 'del', end: PairEnd) => `rule ${action} pref ${RULE_PRIORITY} iif ${PAIR_DEVICE} to ${end.localIp}/32 lookup ${end.table}`;

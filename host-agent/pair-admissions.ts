@@ -1,0 +1,161 @@
+import http from 'node:http';
+import type net from 'node:net';
+import { VerifyConnectionRequest } from '#events/api.ts';
+import type { PairTokenClaims } from '#tokens/pair-tokens.ts';
+import { routingTableOf, vniOf } from './data-plane/desired-state.ts';
+import { type NetworkPairs, PairConflict, type PairEnd } from './data-plane/network-pairs.ts';
+import type { LocalVm } from './forwarding-table.ts';
+import { closeServer } from './local-server.ts';
+import { PairRefusal } from './pair-refusal.ts';
+import { readSmallBody } from './request-body.ts';
+
+/** Where a host's agent takes network-pair tokens from other hosts' agents, on its underlay address. */
+export const PAIR_PORT = 7448;
+
+interface Admission {
+  sourceVmId: string;
+  destinationVmId: string;
+  end: PairEnd;
+  claims: PairTokenClaims;
+  expiry: NodeJS.Timeout;
+}
+
+export interface PairAdmissionsDeps {
+  /** Checks a token for a local VM: genuine, for this host, unexpired, not revoked, never used before (pair-keys.ts). */
+  verify(token: string, destinationVmId: string): Promise<PairTokenClaims>;
+  /** Why an admitted pair may no longer flow (revoked since), if it may not. */
+  refusal(claims: PairTokenClaims): string | undefined;
+  localVm(vmId: string): LocalVm | undefined;
+  pairs: NetworkPairs;
+  log(message: string): void;
+}
+
+/**
+ * The destination's half of a network pair: another host's agent presents the token its VM's pair
+ * was minted with (`POST /v1/pairs` on this host's underlay address, port PAIR_PORT), and this
+ * agent admits the flow (source VM's address → local VM's address, new connections in that
+ * direction only; answers by conntrack) until the token expires, routing answers back to the
+ * presenting host. The token must have been issued for the host that presents it (its `srcHost`),
+ * so one taken off the wire and presented elsewhere admits nothing, and each token admits once
+ * (a renewal presents a new one). A pair revoked, or whose destination left, is withdrawn at once,
+ * its open connections with it.
+ */
+export class PairAdmissions {
+  private readonly admitted = new Map<string, Admission>();
+  private readonly server = http.createServer((request, response) => void this.serve(request, response));
+
+  constructor(private readonly deps: PairAdmissionsDeps) {}
+
+  /** Serves on a listening socket made on the host's underlay address. */
+  async listen(on: net.Server): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(on, resolve));
+  }
+
+  /** Admits a pair presented by the host at `presenter`; returns until when. */
+  async present(request: VerifyConnectionRequest, presenter: string): Promise<{ sourceVmId: string; admittedUntil: string }> {
+    const vm = this.deps.localVm(request.destinationVmId);
+    if (!vm) throw new PairRefusal(404, `vm ${request.destinationVmId} does not run on this host`);
+    // Checked before the token is spent: a token presented by another host than its source's is not used up by it.
+    const issuedFor = unverifiedSourceHost(request.token);
+    if (issuedFor !== presenter)
+      throw new PairRefusal(403, issuedFor ? `the token was issued for host ${issuedFor}, not ${presenter}` : 'the token names no source host');
+    let claims: PairTokenClaims;
+    try {
+      claims = await this.deps.verify(request.token, request.destinationVmId);
+    } catch (error) {
+      throw new PairRefusal(403, (error as Error).message);
+    }
+    const key = `${claims.src}>${claims.dst}`;
+    const end: PairEnd = { localIp: vm.ip, table: routingTableOf(vniOf(vm.networkId)), remoteIp: claims.srcIp, remoteHost: presenter };
+    for (const other of this.admitted.values()) {
+      if (other.end.remoteIp === end.remoteIp && other.end.table === end.table && other.sourceVmId !== claims.src)
+        throw new PairRefusal(
+          409,
+          `address ${end.remoteIp} already has a pair into this network, from vm ${other.sourceVmId}: answers could not tell them apart`,
+        );
+    }
+    const seconds = claims.exp - Date.now() / 1000;
+    try {
+      await this.deps.pairs.admit(end, seconds);
+    } catch (error) {
+      if (error instanceof PairConflict) throw new PairRefusal(409, error.message);
+      throw error;
+    }
+    const before = this.admitted.get(key);
+    if (before) clearTimeout(before.expiry);
+    const expiry = setTimeout(() => void this.withdraw(key, 'its token expired'), seconds * 1000);
+    expiry.unref();
+    this.admitted.set(key, { sourceVmId: claims.src, destinationVmId: claims.dst, end, claims, expiry });
+    if (!before) this.deps.log(`network pair ${claims.src} (${claims.srcIp}, host ${presenter}) -> ${claims.dst} (${vm.ip}) admitted`);
+    return { sourceVmId: claims.src, admittedUntil: new Date(claims.exp * 1000).toISOString() };
+  }
+
+  /** Withdraws the pairs whose destination left this host or that were revoked since (after the VMs or their revocations changed). */
+  async recheck(): Promise<void> {
+    for (const [key, admission] of this.admitted) {
+      if (!this.deps.localVm(admission.destinationVmId)) await this.withdraw(key, `vm ${admission.destinationVmId} left this host`);
+      else {
+        const refusal = this.deps.refusal(admission.claims);
+        if (refusal) await this.withdraw(key, refusal);
+      }
+    }
+  }
+
+  list(): { sourceVmId: string; destinationVmId: string; sourceIp: string; sourceHost: string; until: string }[] {
+    return [...this.admitted.values()].map(({ sourceVmId, destinationVmId, end, claims }) => ({
+      sourceVmId,
+      destinationVmId,
+      sourceIp: end.remoteIp,
+      sourceHost: end.remoteHost,
+      until: new Date(claims.exp * 1000).toISOString(),
+    }));
+  }
+
+  /** Stops serving; what is admitted stays in the kernel until its timeout, so flows survive an agent restart. */
+  async close(): Promise<void> {
+    for (const admission of this.admitted.values()) clearTimeout(admission.expiry);
+    if (this.server.listening) await closeServer(this.server);
+  }
+
+  private async withdraw(key: string, why: string): Promise<void> {
+    const admission = this.admitted.get(key);
+    if (!admission) return;
+    this.admitted.delete(key);
+    clearTimeout(admission.expiry);
+    await this.deps.pairs.withdrawAdmission(admission.end).catch((error: Error) => this.deps.log(`network pair ${key}: ${error.message}`));
+    this.deps.log(`network pair ${admission.sourceVmId} -> ${admission.destinationVmId} withdrawn: ${why}`);
+  }
+
+  private async serve(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+    const reply = (status: number, body: unknown): void => {
+      response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
+    if (request.method !== 'POST' || request.url !== '/v1/pairs') return reply(404, { message: 'POST /v1/pairs {destinationVmId, token}' });
+    const text = await readSmallBody(request, 4096);
+    let parsed: ReturnType<typeof VerifyConnectionRequest.safeParse>;
+    try {
+      parsed = VerifyConnectionRequest.safeParse(JSON.parse(text ?? ''));
+    } catch {
+      return reply(400, { message: 'the body is not JSON' });
+    }
+    if (!parsed.success) return reply(400, { message: `body: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}` });
+    const presenter = request.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
+    try {
+      reply(200, await this.present(parsed.data, presenter));
+    } catch (error) {
+      if (error instanceof PairRefusal) return reply(error.status, { message: error.message });
+      this.deps.log(`network pair from ${presenter}: ${(error as Error).message}`);
+      reply(500, { message: 'the pair could not be admitted' });
+    }
+  }
+}
+
+/** The `srcHost` a token says, before anything is checked: only to refuse a wrong presenter early. */
+function unverifiedSourceHost(token: string): string | undefined {
+  try {
+    const claims = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as { srcHost?: unknown };
+    return typeof claims.srcHost === 'string' ? claims.srcHost : undefined;
+  } catch {
+    return undefined;
+  }
+}

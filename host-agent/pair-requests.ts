@@ -1,0 +1,194 @@
+import http from 'node:http';
+import type net from 'node:net';
+import { ApiError } from '#events/api-client.ts';
+import { routingTableOf, vniOf } from './data-plane/desired-state.ts';
+import { type NetworkPairs, PairConflict, type PairEnd } from './data-plane/network-pairs.ts';
+import type { LocalVm } from './forwarding-table.ts';
+import { PAIR_PORT } from './pair-admissions.ts';
+import { PairRefusal } from './pair-refusal.ts';
+
+/** What the control plane answers for a pair (POST /vms/{vmId}/connections, asked as this host). */
+export interface Connection {
+  destinationVmId: string;
+  destinationIp: string;
+  destinationHostAddress: string;
+  token: string;
+  expiresAt: string;
+}
+
+export interface OutboundPairsDeps {
+  requestConnection(sourceVmId: string, destinationVmId: string): Promise<Connection>;
+  /** A TCP connection to `address:port` from this host's underlay. */
+  connect(address: string, port: number): Promise<net.Socket>;
+  /** Whether `ip` is a VM of `vm`'s own network (reached through the network's tunnel, no pair needed). */
+  sameNetwork(vm: LocalVm, ip: string): boolean;
+  pairs: NetworkPairs;
+  log(message: string): void;
+}
+
+/** What a VM's metadata server answers for a pair it opened. */
+export interface PairView {
+  destinationVmId: string;
+  destinationIp: string;
+  /** `pair`: routed to the destination's host as a network pair; `network`: the same network, nothing to open. */
+  via: 'pair' | 'network';
+  until?: string;
+}
+
+interface Routed {
+  vm: LocalVm;
+  destinationVmId: string;
+  end: PairEnd;
+  expiresAt: number;
+  renewal: NodeJS.Timeout;
+}
+
+/** A pair is renewed when this share of its token's lifetime is gone, so renewals outrun expiry. */
+const RENEW_AT = 0.6;
+/** After a renewal that could not reach the control plane or the destination: tried again this soon, until the token expires. */
+const RETRY_MS = 2_000;
+
+/**
+ * The source's half of a network pair, asked by the VM through its metadata server: the agent asks
+ * the control plane (as this host) for the pair's token, which only the destination's host can
+ * check, presents it to that host's agent over the underlay (PairAdmissions), and once admitted
+ * routes the VM's traffic for the destination's address through the pair tunnel to that host.
+ * The VM never sees the token. Kept open while the VM runs here: renewed before the token expires
+ * with a new token (which also follows a destination that moved); a renewal the control plane
+ * refuses (the pair revoked, the source no longer allowed) closes the pair, and so does the token
+ * running out while renewals fail.
+ */
+export class OutboundPairs {
+  private readonly routed = new Map<string, Routed>();
+
+  constructor(private readonly deps: OutboundPairsDeps) {}
+
+  async open(vm: LocalVm, destinationVmId: string): Promise<PairView> {
+    const key = `${vm.vmId}>${destinationVmId}`;
+    let connection: Connection;
+    try {
+      connection = await this.deps.requestConnection(vm.vmId, destinationVmId);
+    } catch (error) {
+      if (error instanceof ApiError && error.status < 500) throw new PairRefusal(error.status, error.detail);
+      throw new PairRefusal(502, 'the control plane could not be reached; retry');
+    }
+    if (this.deps.sameNetwork(vm, connection.destinationIp)) return { destinationVmId, destinationIp: connection.destinationIp, via: 'network' };
+    const answer = await this.present(connection);
+    if (answer.status !== 200)
+      throw new PairRefusal(
+        answer.status >= 500 ? 502 : answer.status === 404 ? 409 : answer.status,
+        `the destination's host refused the pair: ${answer.message}`,
+      );
+    const end: PairEnd = {
+      localIp: vm.ip,
+      table: routingTableOf(vniOf(vm.networkId)),
+      remoteIp: connection.destinationIp,
+      remoteHost: connection.destinationHostAddress,
+    };
+    const before = this.routed.get(key);
+    if (before) clearTimeout(before.renewal);
+    // The destination moved (or took another address): the old route goes first.
+    if (before && (before.end.remoteHost !== end.remoteHost || before.end.remoteIp !== end.remoteIp)) await this.deps.pairs.withdrawRoute(before.end);
+    const expiresAt = Date.parse(connection.expiresAt);
+    try {
+      await this.deps.pairs.route(end, (expiresAt - Date.now()) / 1000);
+    } catch (error) {
+      this.routed.delete(key);
+      if (error instanceof PairConflict) throw new PairRefusal(409, error.message);
+      throw error;
+    }
+    const renewal = setTimeout(() => void this.renew(key), Math.max(1_000, (expiresAt - Date.now()) * RENEW_AT));
+    renewal.unref();
+    this.routed.set(key, { vm, destinationVmId, end, expiresAt, renewal });
+    if (!before || before.end.remoteHost !== end.remoteHost)
+      this.deps.log(`network pair ${vm.vmId} (${vm.ip}) -> ${destinationVmId} (${end.remoteIp}) routed to host ${end.remoteHost}`);
+    return { destinationVmId, destinationIp: end.remoteIp, via: 'pair', until: connection.expiresAt };
+  }
+
+  /** The VM closes its pair. */
+  async close(vm: LocalVm, destinationVmId: string): Promise<void> {
+    const key = `${vm.vmId}>${destinationVmId}`;
+    if (!this.routed.has(key)) throw new PairRefusal(404, `no pair to vm ${destinationVmId} is open`);
+    await this.withdraw(key, 'closed by its VM');
+  }
+
+  /** Closes the pairs of VMs that no longer run here. */
+  async keepOnly(vmIds: ReadonlySet<string>): Promise<void> {
+    for (const [key, routed] of this.routed) if (!vmIds.has(routed.vm.vmId)) await this.withdraw(key, `vm ${routed.vm.vmId} left this host`);
+  }
+
+  list(): { sourceVmId: string; destinationVmId: string; destinationIp: string; destinationHost: string; until: string }[] {
+    return [...this.routed.values()].map(({ vm, destinationVmId, end, expiresAt }) => ({
+      sourceVmId: vm.vmId,
+      destinationVmId,
+      destinationIp: end.remoteIp,
+      destinationHost: end.remoteHost,
+      until: new Date(expiresAt).toISOString(),
+    }));
+  }
+
+  /** Stops renewing; the routes stay until their timeouts, so flows survive an agent restart. */
+  stopRenewing(): void {
+    for (const routed of this.routed.values()) clearTimeout(routed.renewal);
+  }
+
+  private async renew(key: string): Promise<void> {
+    const routed = this.routed.get(key);
+    if (!routed) return;
+    try {
+      await this.open(routed.vm, routed.destinationVmId);
+    } catch (error) {
+      const refusal = error instanceof PairRefusal && error.status < 500 ? error : undefined;
+      if (refusal || Date.now() + RETRY_MS >= routed.expiresAt) return this.withdraw(key, `not renewed: ${(error as Error).message}`);
+      this.deps.log(`network pair ${key}: renewal failed (${(error as Error).message}); again in ${RETRY_MS / 1000} s`);
+      routed.renewal = setTimeout(() => void this.renew(key), RETRY_MS);
+      routed.renewal.unref();
+    }
+  }
+
+  private async withdraw(key: string, why: string): Promise<void> {
+    const routed = this.routed.get(key);
+    if (!routed) return;
+    this.routed.delete(key);
+    clearTimeout(routed.renewal);
+    await this.deps.pairs.withdrawRoute(routed.end).catch((error: Error) => this.deps.log(`network pair ${key}: ${error.message}`));
+    this.deps.log(`network pair ${routed.vm.vmId} -> ${routed.destinationVmId} closed: ${why}`);
+  }
+
+  /** `POST /v1/pairs` to the destination host's agent, over the underlay. */
+  private async present(connection: Connection): Promise<{ status: number; message: string }> {
+    let socket: net.Socket;
+    try {
+      socket = await this.deps.connect(connection.destinationHostAddress, PAIR_PORT);
+    } catch (error) {
+      return { status: 502, message: `host ${connection.destinationHostAddress} unreachable: ${(error as Error).message}` };
+    }
+    const body = JSON.stringify({ destinationVmId: connection.destinationVmId, token: connection.token });
+    return new Promise((resolve) => {
+      const request = http.request(
+        {
+          method: 'POST',
+          path: '/v1/pairs',
+          host: connection.destinationHostAddress,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          createConnection: () => socket,
+          timeout: 5_000,
+        },
+        (response) => {
+          let text = '';
+          response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+          response.on('end', () => {
+            let message = text;
+            try {
+              message = (JSON.parse(text) as { message?: string }).message ?? text;
+            } catch {}
+            resolve({ status: response.statusCode ?? 502, message });
+          });
+        },
+      );
+      request.on('timeout', () => request.destroy(new Error('no answer within 5 s')));
+      request.on('error', (error) => resolve({ status: 502, message: `host ${connection.destinationHostAddress}: ${error.message}` }));
+      request.end(body);
+    });
+  }
+}
