@@ -17,7 +17,8 @@ import { ForwardingTable, type LocalVm } from './forwarding-table.ts';
 import { METADATA_RATE_LIMITS, MetadataError } from './metadata-server.ts';
 import { PairKeys } from './pair-keys.ts';
 import { NetworkPairs } from './data-plane/network-pairs.ts';
-import { PAIR_PORT, PairAdmissions } from './pair-admissions.ts';
+import { PairAdmissions } from './pair-admissions.ts';
+import { PAIR_PORT, postToPeer } from './pair-peers.ts';
 import { PairRefusal } from './pair-refusal.ts';
 import { OutboundPairs } from './pair-requests.ts';
 import { UsedTokens } from './used-tokens.ts';
@@ -522,6 +523,11 @@ export class HostAgent {
       refusal: (claims) => this.pairKeys.refusal(claims),
       localVm: (vmId) => this.table.localVms().find((vm) => vm.vmId === vmId),
       pairs,
+      tellSourceMoved: async (sourceHost, notice) => {
+        const answer = await postToPeer((address, port) => this.netnsSockets!.connect(address, port), sourceHost, '/v1/pairs/moved', notice);
+        if (answer.status !== 202) hostLog(`network pair ${notice.sourceVmId} -> ${notice.destinationVmId}: host ${sourceHost} not told of the move (${answer.message})`);
+      },
+      destinationMoved: (notice, from) => this.outboundPairs?.destinationMoved(notice, from),
       log: hostLog,
     });
     await this.pairAdmissions.listen(await this.netnsSockets!.listen(this.config.address, PAIR_PORT));

@@ -1,6 +1,8 @@
 import http from 'node:http';
 import type net from 'node:net';
+import { z } from 'zod';
 import { VerifyConnectionRequest } from '#events/api.ts';
+import { resourceId } from '#events/identifiers.ts';
 import type { PairTokenClaims } from '#tokens/pair-tokens.ts';
 import { routingTableOf, vniOf } from './data-plane/desired-state.ts';
 import { type NetworkPairs, PairConflict, type PairEnd } from './data-plane/network-pairs.ts';
@@ -8,9 +10,6 @@ import type { LocalVm } from './forwarding-table.ts';
 import { closeServer } from './local-server.ts';
 import { PairRefusal } from './pair-refusal.ts';
 import { readSmallBody } from './request-body.ts';
-
-/** Where a host's agent takes network-pair tokens from other hosts' agents, on its underlay address. */
-export const PAIR_PORT = 7448;
 
 interface Admission {
   sourceVmId: string;
@@ -27,6 +26,10 @@ export interface PairAdmissionsDeps {
   refusal(claims: PairTokenClaims): string | undefined;
   localVm(vmId: string): LocalVm | undefined;
   pairs: NetworkPairs;
+  /** Tells a pair's source host that its destination left this host (it renews the pair, and follows). */
+  tellSourceMoved(sourceHost: string, notice: { sourceVmId: string; destinationVmId: string }): Promise<void>;
+  /** A destination host says a pair's destination left it: `from` is the sender's underlay address. */
+  destinationMoved(notice: { sourceVmId: string; destinationVmId: string }, from: string): void;
   log(message: string): void;
 }
 
@@ -38,7 +41,8 @@ export interface PairAdmissionsDeps {
  * presenting host. The token must have been issued for the host that presents it (its `srcHost`),
  * so one taken off the wire and presented elsewhere admits nothing, and each token admits once
  * (a renewal presents a new one). A pair revoked, or whose destination left, is withdrawn at once,
- * its open connections with it.
+ * its open connections with it; when the destination left, the source's host is told
+ * (`POST /v1/pairs/moved`), so it asks for a new token at once and follows the VM to its new host.
  */
 export class PairAdmissions {
   private readonly admitted = new Map<string, Admission>();
@@ -93,7 +97,11 @@ export class PairAdmissions {
   /** Withdraws the pairs whose destination left this host or that were revoked since (after the VMs or their revocations changed). */
   async recheck(): Promise<void> {
     for (const [key, admission] of this.admitted) {
-      if (!this.deps.localVm(admission.destinationVmId)) await this.withdraw(key, `vm ${admission.destinationVmId} left this host`);
+      if (!this.deps.localVm(admission.destinationVmId)) {
+        await this.withdraw(key, `vm ${admission.destinationVmId} left this host`);
+        // The source would otherwise find out only at its next renewal.
+        void this.deps.tellSourceMoved(admission.end.remoteHost, { sourceVmId: admission.sourceVmId, destinationVmId: admission.destinationVmId });
+      }
       else {
         const refusal = this.deps.refusal(admission.claims);
         if (refusal) await this.withdraw(key, refusal);
@@ -130,16 +138,24 @@ export class PairAdmissions {
     const reply = (status: number, body: unknown): void => {
       response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
-    if (request.method !== 'POST' || request.url !== '/v1/pairs') return reply(404, { message: 'POST /v1/pairs {destinationVmId, token}' });
+    if (request.method !== 'POST' || (request.url !== '/v1/pairs' && request.url !== '/v1/pairs/moved'))
+      return reply(404, { message: 'POST /v1/pairs {destinationVmId, token}, POST /v1/pairs/moved {sourceVmId, destinationVmId}' });
     const text = await readSmallBody(request, 4096);
-    let parsed: ReturnType<typeof VerifyConnectionRequest.safeParse>;
+    const presenter = request.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
+    let json: unknown;
     try {
-      parsed = VerifyConnectionRequest.safeParse(JSON.parse(text ?? ''));
+      json = JSON.parse(text ?? '');
     } catch {
       return reply(400, { message: 'the body is not JSON' });
     }
+    if (request.url === '/v1/pairs/moved') {
+      const notice = MovedNotice.safeParse(json);
+      if (!notice.success) return reply(400, { message: 'body: {sourceVmId, destinationVmId}' });
+      this.deps.destinationMoved(notice.data, presenter);
+      return reply(202, { message: 'noted' });
+    }
+    const parsed = VerifyConnectionRequest.safeParse(json);
     if (!parsed.success) return reply(400, { message: `body: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}` });
-    const presenter = request.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
     try {
       reply(200, await this.present(parsed.data, presenter));
     } catch (error) {
@@ -149,6 +165,8 @@ export class PairAdmissions {
     }
   }
 }
+
+const MovedNotice = z.strictObject({ sourceVmId: resourceId, destinationVmId: resourceId });
 
 /** The `srcHost` a token says, before anything is checked: only to refuse a wrong presenter early. */
 function unverifiedSourceHost(token: string): string | undefined {

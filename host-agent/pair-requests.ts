@@ -1,10 +1,8 @@
-import http from 'node:http';
-import type net from 'node:net';
 import { ApiError } from '#events/api-client.ts';
 import { routingTableOf, vniOf } from './data-plane/desired-state.ts';
 import { type NetworkPairs, PairConflict, type PairEnd } from './data-plane/network-pairs.ts';
 import type { LocalVm } from './forwarding-table.ts';
-import { PAIR_PORT } from './pair-admissions.ts';
+import { type Dial, postToPeer } from './pair-peers.ts';
 import { PairRefusal } from './pair-refusal.ts';
 
 /** What the control plane answers for a pair (POST /vms/{vmId}/connections, asked as this host). */
@@ -18,8 +16,8 @@ export interface Connection {
 
 export interface OutboundPairsDeps {
   requestConnection(sourceVmId: string, destinationVmId: string): Promise<Connection>;
-  /** A TCP connection to `address:port` from this host's underlay. */
-  connect(address: string, port: number): Promise<net.Socket>;
+  /** A TCP connection to another host's pair listener, from this host's underlay. */
+  connect: Dial;
   /** Whether `ip` is a VM of `vm`'s own network (reached through the network's tunnel, no pair needed). */
   sameNetwork(vm: LocalVm, ip: string): boolean;
   pairs: NetworkPairs;
@@ -41,12 +39,16 @@ interface Routed {
   end: PairEnd;
   expiresAt: number;
   renewal: NodeJS.Timeout;
+  /** When its destination's host said the VM left (renewals then retry for MOVE_FOLLOW_MS). */
+  movedAt?: number;
 }
 
 /** A pair is renewed when this share of its token's lifetime is gone, so renewals outrun expiry. */
 const RENEW_AT = 0.6;
 /** After a renewal that could not reach the control plane or the destination: tried again this soon, until the token expires. */
-const RETRY_MS = 2_000;
+const RETRY_MS = 1_000;
+/** After the destination moved: how long renewals keep trying while its new host is not ready for it yet (its pair secret on the way). */
+const MOVE_FOLLOW_MS = 60_000;
 
 /**
  * The source's half of a network pair, asked by the VM through its metadata server: the agent asks
@@ -69,11 +71,14 @@ export class OutboundPairs {
     try {
       connection = await this.deps.requestConnection(vm.vmId, destinationVmId);
     } catch (error) {
-      if (error instanceof ApiError && error.status < 500) throw new PairRefusal(error.status, error.detail);
+      if (error instanceof ApiError && error.status < 500) throw new PairRefusal(error.status, error.detail, 'control plane');
       throw new PairRefusal(502, 'the control plane could not be reached; retry');
     }
     if (this.deps.sameNetwork(vm, connection.destinationIp)) return { destinationVmId, destinationIp: connection.destinationIp, via: 'network' };
-    const answer = await this.present(connection);
+    const answer = await postToPeer(this.deps.connect, connection.destinationHostAddress, '/v1/pairs', {
+      destinationVmId: connection.destinationVmId,
+      token: connection.token,
+    });
     if (answer.status !== 200)
       throw new PairRefusal(
         answer.status >= 500 ? 502 : answer.status === 404 ? 409 : answer.status,
@@ -103,6 +108,19 @@ export class OutboundPairs {
     if (!before || before.end.remoteHost !== end.remoteHost)
       this.deps.log(`network pair ${vm.vmId} (${vm.ip}) -> ${destinationVmId} (${end.remoteIp}) routed to host ${end.remoteHost}`);
     return { destinationVmId, destinationIp: end.remoteIp, via: 'pair', until: connection.expiresAt };
+  }
+
+  /**
+   * The host the pair goes to says its destination left (`from`: the sender's address, which must be
+   * that host): renewed now, so the pair follows the VM to its new host. Anyone else is ignored.
+   */
+  destinationMoved(notice: { sourceVmId: string; destinationVmId: string }, from: string): void {
+    const key = `${notice.sourceVmId}>${notice.destinationVmId}`;
+    const routed = this.routed.get(key);
+    if (!routed || routed.end.remoteHost !== from) return;
+    clearTimeout(routed.renewal);
+    routed.movedAt = Date.now();
+    void this.renew(key);
   }
 
   /** The VM closes its pair. */
@@ -138,8 +156,10 @@ export class OutboundPairs {
     try {
       await this.open(routed.vm, routed.destinationVmId);
     } catch (error) {
-      const refusal = error instanceof PairRefusal && error.status < 500 ? error : undefined;
-      if (refusal || Date.now() + RETRY_MS >= routed.expiresAt) return this.withdraw(key, `not renewed: ${(error as Error).message}`);
+      // The control plane says no (revoked, no longer allowed, gone): closed. Anything else is retried while the pair may still be good.
+      const refused = error instanceof PairRefusal && error.by === 'control plane';
+      const deadline = Math.max(routed.expiresAt, (routed.movedAt ?? 0) + MOVE_FOLLOW_MS);
+      if (refused || Date.now() + RETRY_MS >= deadline) return this.withdraw(key, `not renewed: ${(error as Error).message}`);
       this.deps.log(`network pair ${key}: renewal failed (${(error as Error).message}); again in ${RETRY_MS / 1000} s`);
       routed.renewal = setTimeout(() => void this.renew(key), RETRY_MS);
       routed.renewal.unref();
@@ -153,42 +173,5 @@ export class OutboundPairs {
     clearTimeout(routed.renewal);
     await this.deps.pairs.withdrawRoute(routed.end).catch((error: Error) => this.deps.log(`network pair ${key}: ${error.message}`));
     this.deps.log(`network pair ${routed.vm.vmId} -> ${routed.destinationVmId} closed: ${why}`);
-  }
-
-  /** `POST /v1/pairs` to the destination host's agent, over the underlay. */
-  private async present(connection: Connection): Promise<{ status: number; message: string }> {
-    let socket: net.Socket;
-    try {
-      socket = await this.deps.connect(connection.destinationHostAddress, PAIR_PORT);
-    } catch (error) {
-      return { status: 502, message: `host ${connection.destinationHostAddress} unreachable: ${(error as Error).message}` };
-    }
-    const body = JSON.stringify({ destinationVmId: connection.destinationVmId, token: connection.token });
-    return new Promise((resolve) => {
-      const request = http.request(
-        {
-          method: 'POST',
-          path: '/v1/pairs',
-          host: connection.destinationHostAddress,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-          createConnection: () => socket,
-          timeout: 5_000,
-        },
-        (response) => {
-          let text = '';
-          response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-          response.on('end', () => {
-            let message = text;
-            try {
-              message = (JSON.parse(text) as { message?: string }).message ?? text;
-            } catch {}
-            resolve({ status: response.statusCode ?? 502, message });
-          });
-        },
-      );
-      request.on('timeout', () => request.destroy(new Error('no answer within 5 s')));
-      request.on('error', (error) => resolve({ status: 502, message: `host ${connection.destinationHostAddress}: ${error.message}` }));
-      request.end(body);
-    });
   }
 }

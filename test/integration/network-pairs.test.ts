@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PAIR_PORT } from '../../host-agent/pair-admissions.ts';
+import { PAIR_PORT } from '../../host-agent/pair-peers.ts';
 import { DataPlaneLab, labUnavailableReason, type LabHost, type LabVm } from '../../local/data-plane/lab.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, migrateVmTo, uniqueId } from '../helpers/api.ts';
 
 const run = promisify(execFile);
 const unavailable = await labUnavailableReason();
@@ -56,7 +56,7 @@ describe.skipIf(unavailable !== undefined)('network pairs on real traffic', () =
 
   beforeAll(async () => {
     hosts = await lab.addHosts(3);
-    agents = await Promise.all(hosts.slice(0, 2).map((host) => startAgent(uniqueId('pairs'), host.underlay, 8, undefined, ['--netns', host.netns])));
+    agents = await Promise.all(hosts.map((host) => startAgent(uniqueId('pairs'), host.underlay, 8, undefined, ['--netns', host.netns])));
     const afterAgentsFirstSecond = new Promise((resolve) => setTimeout(resolve, 1_100));
     networks.a = (await expectOk(api('POST', '/networks', { name: 'pairs-a', cidr: '10.93.0.0/24' }), 201)).networkId;
     networks.b = (await expectOk(api('POST', '/networks', { name: 'pairs-b', cidr: '10.94.0.0/24' }), 201)).networkId;
@@ -149,5 +149,18 @@ describe.skipIf(unavailable !== undefined)('network pairs on real traffic', () =
       500,
     );
     expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true);
+  });
+
+  it('follows a destination that moves: its old host tells the source host, which gets a new token, and connections reach it at its new host', async () => {
+    expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true);
+    await lab.moveVm(vms.b1.vmId, hosts[2]!);
+    const moved = Date.now();
+    await expectOk(migrateVmTo(vms.b1.vmId, agents[2]!.hostId));
+    await eventually(async () => expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true), 30_000, 200);
+    console.log(`moved -> connections reach the destination at its new host: ${Date.now() - moved} ms`);
+    const [source, oldHost, newHost] = await Promise.all(agents.map((agent) => agent.control('GET', '/status')));
+    expect(source!.body.networkPairs.opened).toEqual([expect.objectContaining({ destinationVmId: vms.b1.vmId, destinationHost: hosts[2]!.underlay })]);
+    expect(oldHost!.body.networkPairs.admitted).toEqual([]);
+    expect(newHost!.body.networkPairs.admitted).toEqual([expect.objectContaining({ sourceVmId: vms.a1.vmId, sourceHost: hosts[0]!.underlay })]);
   });
 });
