@@ -525,7 +525,8 @@ export class HostAgent {
       pairs,
       tellSourceMoved: async (sourceHost, notice) => {
         const answer = await postToPeer((address, port) => this.netnsSockets!.connect(address, port), sourceHost, '/v1/pairs/moved', notice);
-        if (answer.status !== 202) hostLog(`network pair ${notice.sourceVmId} -> ${notice.destinationVmId}: host ${sourceHost} not told of the move (${answer.message})`);
+        if (answer.status !== 202)
+          hostLog(`network pair ${notice.sourceVmId} -> ${notice.destinationVmId}: host ${sourceHost} not told of the move (${answer.message})`);
       },
       destinationMoved: (notice, from) => this.outboundPairs?.destinationMoved(notice, from),
       log: hostLog,

@@ -101,8 +101,7 @@ export class PairAdmissions {
         await this.withdraw(key, `vm ${admission.destinationVmId} left this host`);
         // The source would otherwise find out only at its next renewal.
         void this.deps.tellSourceMoved(admission.end.remoteHost, { sourceVmId: admission.sourceVmId, destinationVmId: admission.destinationVmId });
-      }
-      else {
+      } else {
         const refusal = this.deps.refusal(admission.claims);
         if (refusal) await this.withdraw(key, refusal);
       }
