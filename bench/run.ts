@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   cost: () => import('./cost.ts'),
   disks: () => import('./disks.ts'),
   boot: () => import('./boot.ts'),
+  pairs: () => import('./pairs.ts'),
 };
 if (!name || !benches[name]) {
   console.error(`usage: bench <${Object.keys(benches).join('|')}>`);

@@ -35,6 +35,8 @@ export class NetworkPairs {
   /** Which pairs use each rule (by local VM address) and each route (by table and remote address): the last one out removes it. */
   private readonly ruleUsers = new Map<string, Set<string>>();
   private readonly routeUsers = new Map<string, Set<string>>();
+  /** Hosts whose tunnel entries (forwarding and neighbour) are made. */
+  private readonly hosts = new Set<string>();
   /** The routing table each local address's rule leads to. */
   private readonly ruleTables = new Map<string, number>();
 
@@ -77,12 +79,17 @@ export class NetworkPairs {
     const table = this.ruleTables.get(end.localIp);
     if (table !== undefined && table !== end.table)
       throw new PairConflict(`another network's VM on this host has address ${end.localIp} and a pair already: what arrives for it could not be told apart`);
+    // A host's tunnel entries follow from its address alone: made once per host.
+    const known = this.hosts.has(end.remoteHost);
     const error =
-      (await batch('bridge', this.netns, [`fdb replace ${macOf(end.remoteHost)} dev ${PAIR_DEVICE} dst ${end.remoteHost} self permanent`])) ??
+      (known
+        ? undefined
+        : await batch('bridge', this.netns, [`fdb replace ${macOf(end.remoteHost)} dev ${PAIR_DEVICE} dst ${end.remoteHost} self permanent`])) ??
       (await batch('ip', this.netns, [
-        `neigh replace ${end.remoteHost} lladdr ${macOf(end.remoteHost)} dev ${PAIR_DEVICE} nud permanent`,
+        ...(known ? [] : [`neigh replace ${end.remoteHost} lladdr ${macOf(end.remoteHost)} dev ${PAIR_DEVICE} nud permanent`]),
         `route replace ${end.remoteIp}/32 via ${end.remoteHost} dev ${PAIR_DEVICE} onlink table ${end.table}`,
       ]));
+    if (!error) this.hosts.add(end.remoteHost);
     if (error) throw new Error(`pair ${element} not routed: ${error}`);
     if (!this.ruleUsers.has(end.localIp)) {
       // Deleted first: an earlier agent's rule for the address, or none; added once.
