@@ -56,7 +56,20 @@ export const DiskDeletedMessage = z.strictObject({
 });
 export type DiskDeletedMessage = z.infer<typeof DiskDeletedMessage>;
 
-export const HostMessage = z.discriminatedUnion('kind', [EndpointsMessage, LeaveMessage, CredentialsChangedMessage, DiskDeletedMessage]);
+/** The networks allowed to open pairs to a network of this host's VMs changed: fetch them again (pairs no longer allowed open no new connections). */
+export const AllowedSourcesChangedMessage = z.strictObject({
+  kind: z.literal('allowed-sources-changed'),
+  networkId: resourceId,
+});
+export type AllowedSourcesChangedMessage = z.infer<typeof AllowedSourcesChangedMessage>;
+
+export const HostMessage = z.discriminatedUnion('kind', [
+  EndpointsMessage,
+  LeaveMessage,
+  CredentialsChangedMessage,
+  DiskDeletedMessage,
+  AllowedSourcesChangedMessage,
+]);
 export type HostMessage = z.infer<typeof HostMessage>;
 
 /** A host queue message body: several updates batched for one host. */
@@ -70,6 +83,7 @@ export const NetworkChange = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('leave'), networkId: resourceId, hostId: resourceId, epoch: z.int().min(1) }),
   z.strictObject({ kind: z.literal('credentials'), networkId: resourceId, hostId: resourceId, vmId: resourceId }),
   z.strictObject({ kind: z.literal('disk-deleted'), hostId: resourceId, diskId: resourceId, poolId: resourceId }),
+  z.strictObject({ kind: z.literal('allowed-sources'), networkId: resourceId }),
 ]);
 export type NetworkChange = z.infer<typeof NetworkChange>;
 

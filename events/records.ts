@@ -155,5 +155,13 @@ export const DiskRecord = z.object({
 });
 export type DiskRecord = z.infer<typeof DiskRecord>;
 
-export const MetadataItem = z.discriminatedUnion('kind', [HostItem, NetworkItem, VmItem, SlotItem, MemberItem, DiskRecord]);
+/** A network another network of the tenant's may open pairs to: its hosts learn of the change (their VMs' admitted pairs). */
+export const AllowedSourceRecord = z.object({
+  kind: z.literal('allowed-source'),
+  networkId: resourceId,
+  sourceNetworkId: resourceId,
+});
+export type AllowedSourceRecord = z.infer<typeof AllowedSourceRecord>;
+
+export const MetadataItem = z.discriminatedUnion('kind', [HostItem, NetworkItem, VmItem, SlotItem, MemberItem, DiskRecord, AllowedSourceRecord]);
 export type MetadataItem = z.infer<typeof MetadataItem>;

@@ -194,6 +194,8 @@ export const HostPairKeys = z.strictObject({
       ciphertext: z.string(),
       /** Pairs to this VM its host must refuse tokens of, by source VM id (rules: `tokens/pair-revocations.ts`). */
       pairRevocations: PairRevocations.optional(),
+      /** The networks whose VMs may open pairs to this VM (its own network's allowed sources). */
+      allowedSourceNetworks: z.array(resourceId).optional(),
     }),
   ),
 });

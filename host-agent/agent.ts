@@ -420,7 +420,8 @@ export class HostAgent {
         else log(this.config.hostId, `disk ${item.diskId} deleted: this host runs no VMs, so it holds no disk files`);
       }
     }
-    if (parsed.data.messages.some((item) => item.kind === 'credentials-changed')) void this.refreshVmSecrets();
+    // A VM's credentials, or the networks allowed to open pairs to a network of this host's VMs, changed.
+    if (parsed.data.messages.some((item) => item.kind === 'credentials-changed' || item.kind === 'allowed-sources-changed')) void this.refreshVmSecrets();
   }
 
   private applyAll(messages: NetworkMessage[]) {
@@ -480,6 +481,7 @@ export class HostAgent {
             this.egressAddresses.openPrivateRanges(configs.egressOpenCidrs);
             return configs;
           });
+          const pairKeysAskedAt = Date.now();
           const [credentials, pairKeys, configs] = await Promise.all([
             this.controlPlane.hostCredentials(this.config.hostId, this.tokens.publicJwk()),
             this.controlPlane.pairKeys(this.config.hostId),
@@ -488,7 +490,10 @@ export class HostAgent {
           await this.shuffle.update(configs.shuffleJobs, this.localVmIds);
           this.tokens.replace(credentials);
           this.tokens.keepOnly(this.localVmIds);
-          await this.pairKeys.replace(pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)));
+          await this.pairKeys.replace(
+            pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)),
+            pairKeysAskedAt,
+          );
           // A pair revoked since it was admitted stops now.
           await this.pairAdmissions?.recheck();
           this.stats.secretRefreshes++;
@@ -521,6 +526,7 @@ export class HostAgent {
     this.pairAdmissions = new PairAdmissions({
       verify: (token, destinationVmId) => this.pairKeys.verify(token, destinationVmId, this.config.address),
       refusal: (claims) => this.pairKeys.refusal(claims),
+      closedToNewConnections: (claims, networkId) => this.pairKeys.closedToNewConnections(claims, networkId),
       localVm: (vmId) => this.table.localVms().find((vm) => vm.vmId === vmId),
       pairs,
       tellSourceMoved: async (sourceHost, notice) => {

@@ -17,6 +17,8 @@ interface Admission {
   end: PairEnd;
   claims: PairTokenClaims;
   expiry: NodeJS.Timeout;
+  /** False once its source network is no longer allowed: open connections last until the token expires, no new one opens. */
+  newConnections: boolean;
 }
 
 export interface PairAdmissionsDeps {
@@ -24,6 +26,8 @@ export interface PairAdmissionsDeps {
   verify(token: string, destinationVmId: string): Promise<PairTokenClaims>;
   /** Why an admitted pair may no longer flow (revoked since), if it may not. */
   refusal(claims: PairTokenClaims): string | undefined;
+  /** Why a pair to a VM of `networkId` may open no new connection (its source network no longer allowed), if it may not. */
+  closedToNewConnections(claims: PairTokenClaims, networkId: string): string | undefined;
   localVm(vmId: string): LocalVm | undefined;
   pairs: NetworkPairs;
   /** Tells a pair's source host that its destination left this host (it renews the pair, and follows). */
@@ -69,6 +73,8 @@ export class PairAdmissions {
     } catch (error) {
       throw new PairRefusal(403, (error as Error).message);
     }
+    const closed = this.deps.closedToNewConnections(claims, vm.networkId);
+    if (closed) throw new PairRefusal(403, closed);
     const key = `${claims.src}>${claims.dst}`;
     const end: PairEnd = { localIp: vm.ip, table: routingTableOf(vniOf(vm.networkId)), remoteIp: claims.srcIp, remoteHost: presenter };
     for (const other of this.admitted.values()) {
@@ -89,7 +95,7 @@ export class PairAdmissions {
     if (before) clearTimeout(before.expiry);
     const expiry = setTimeout(() => void this.withdraw(key, 'its token expired'), seconds * 1000);
     expiry.unref();
-    this.admitted.set(key, { sourceVmId: claims.src, destinationVmId: claims.dst, end, claims, expiry });
+    this.admitted.set(key, { sourceVmId: claims.src, destinationVmId: claims.dst, end, claims, expiry, newConnections: true });
     if (!before) this.deps.log(`network pair ${claims.src} (${claims.srcIp}, host ${presenter}) -> ${claims.dst} (${vm.ip}) admitted`);
     return { sourceVmId: claims.src, admittedUntil: new Date(claims.exp * 1000).toISOString() };
   }
@@ -97,24 +103,36 @@ export class PairAdmissions {
   /** Withdraws the pairs whose destination left this host or that were revoked since (after the VMs or their revocations changed). */
   async recheck(): Promise<void> {
     for (const [key, admission] of this.admitted) {
-      if (!this.deps.localVm(admission.destinationVmId)) {
+      const vm = this.deps.localVm(admission.destinationVmId);
+      if (!vm) {
         await this.withdraw(key, `vm ${admission.destinationVmId} left this host`);
         // The source would otherwise find out only at its next renewal.
         void this.deps.tellSourceMoved(admission.end.remoteHost, { sourceVmId: admission.sourceVmId, destinationVmId: admission.destinationVmId });
-      } else {
-        const refusal = this.deps.refusal(admission.claims);
-        if (refusal) await this.withdraw(key, refusal);
+        continue;
+      }
+      const refusal = this.deps.refusal(admission.claims);
+      if (refusal) {
+        await this.withdraw(key, refusal);
+        continue;
+      }
+      const closed = admission.newConnections ? this.deps.closedToNewConnections(admission.claims, vm.networkId) : undefined;
+      if (closed) {
+        admission.newConnections = false;
+        await this.deps.pairs.closeToNewConnections(admission.end).catch((error: Error) => this.deps.log(`network pair ${key}: ${error.message}`));
+        const until = new Date(admission.claims.exp * 1000).toISOString();
+        this.deps.log(`network pair ${admission.sourceVmId} -> ${admission.destinationVmId} opens no new connection: ${closed}; open ones last until ${until}`);
       }
     }
   }
 
-  list(): { sourceVmId: string; destinationVmId: string; sourceIp: string; sourceHost: string; until: string }[] {
-    return [...this.admitted.values()].map(({ sourceVmId, destinationVmId, end, claims }) => ({
+  list(): { sourceVmId: string; destinationVmId: string; sourceIp: string; sourceHost: string; until: string; newConnections: boolean }[] {
+    return [...this.admitted.values()].map(({ sourceVmId, destinationVmId, end, claims, newConnections }) => ({
       sourceVmId,
       destinationVmId,
       sourceIp: end.remoteIp,
       sourceHost: end.remoteHost,
       until: new Date(claims.exp * 1000).toISOString(),
+      newConnections,
     }));
   }
 

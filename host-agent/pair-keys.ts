@@ -13,6 +13,10 @@ import { UsedTokens } from './used-tokens.ts';
 export class PairKeys {
   private readonly secrets = new Map<string, { ciphertext: string; secret: Buffer }>();
   private revocations = new Map<string, PairRevocations>();
+  /** Per VM: the networks besides its own whose VMs may open pairs to it, as last listed. */
+  private allowedSources = new Map<string, ReadonlySet<string>>();
+  /** When the listing in use was asked for: what it says is true as of then. */
+  private allowedSourcesListedAt = 0;
 
   /** In memory until the agent gives it its file (`UsedTokens.open`). */
   constructor(
@@ -29,9 +33,16 @@ export class PairKeys {
    * Takes the ciphertexts the control plane listed for this host; unwraps only new or changed
    * ones. Takes the revoked pairs listed with them at once.
    */
-  async replace(pairKeys: readonly { vmId: string; ciphertext: string; pairRevocations?: PairRevocations | undefined }[]): Promise<void> {
+  async replace(
+    pairKeys: readonly { vmId: string; ciphertext: string; pairRevocations?: PairRevocations | undefined; allowedSourceNetworks?: string[] | undefined }[],
+    askedAt = Date.now(),
+  ): Promise<void> {
     const listed = new Set(pairKeys.map(({ vmId }) => vmId));
     this.revocations = new Map(pairKeys.flatMap(({ vmId, pairRevocations }) => (pairRevocations ? [[vmId, pairRevocations] as const] : [])));
+    this.allowedSourcesListedAt = askedAt;
+    this.allowedSources = new Map(
+      pairKeys.flatMap(({ vmId, allowedSourceNetworks }) => (allowedSourceNetworks ? [[vmId, new Set(allowedSourceNetworks)] as const] : [])),
+    );
     await Promise.all(
       pairKeys.map(async ({ vmId, ciphertext }) => {
         if (this.secrets.get(vmId)?.ciphertext === ciphertext) return;
@@ -73,6 +84,15 @@ export class PairKeys {
   /** Why a pair admitted before may no longer flow (revoked since), if it may not. */
   refusal(claims: PairTokenClaims): string | undefined {
     return pairRevocationRefusal(this.revocations.get(claims.dst), claims);
+  }
+
+  /** Why a pair from another network (to a VM of `networkId`) may open no new connection (no longer an allowed source), if it may not. */
+  closedToNewConnections(claims: PairTokenClaims, networkId: string): string | undefined {
+    const allowed = this.allowedSources.get(claims.dst);
+    if (!claims.srcNet || claims.srcNet === networkId || !allowed || allowed.has(claims.srcNet)) return undefined;
+    // A token minted after the listing was asked for (iat is in whole seconds) knows better: the source may have been allowed since; the next listing decides.
+    if (claims.iat * 1000 >= this.allowedSourcesListedAt - 1_000) return undefined;
+    return `network ${claims.srcNet} is no longer an allowed source of network ${networkId}`;
   }
 
   close(): Promise<void> {

@@ -16,6 +16,8 @@ export const PairTokenClaims = z.strictObject({
   dstHost: ipv4Address,
   /** The source's host address: the destination admits the pair only when that host presents it, and routes its answers there. */
   srcHost: ipv4Address.optional(),
+  /** The source's network: while the destination's network no longer allows it, the pair opens no new connection. */
+  srcNet: resourceId.optional(),
   iat: z.int(),
   exp: z.int(),
   /** Unique per token: the destination host admits one flow per token and refuses it again. */

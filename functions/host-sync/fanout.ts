@@ -90,6 +90,10 @@ export function messagesFor(
     }
     case 'leave':
       return [{ hostId: change.hostId, sourceId, message: { kind: 'leave', networkId, epoch: change.epoch } }];
+    case 'allowed-sources':
+      return partition.members
+        .filter((member) => member.vmCount > 0)
+        .map((member) => ({ hostId: member.hostId, sourceId, message: { kind: 'allowed-sources-changed', networkId } }));
   }
 }
 

@@ -1,5 +1,5 @@
 import type { EndpointEntry, NetworkChange } from '#events/endpoints.ts';
-import type { DiskRecord, MemberItem, MetadataItem, SlotItem, VmItem } from '#events/records.ts';
+import type { AllowedSourceRecord, DiskRecord, MemberItem, MetadataItem, SlotItem, VmItem } from '#events/records.ts';
 
 export const toEndpointEntry = ({ ip, version, state, vmId, hostId, endpoint }: SlotItem): EndpointEntry => ({
   ip,
@@ -16,7 +16,8 @@ export const toEndpointEntry = ({ ip, version, state, vmId, hostId, endpoint }: 
  * a VM whose service account, egress policy, attributes, launch (power intent, boot generation,
  * image ready, disks attached or changed), live migration or revoked network pairs changed needs its host (and both ends
  * of its migration) to fetch them again; a deleted
- * disk's file goes from the host that holds it.
+ * disk's file goes from the host that holds it; a network's allowed sources changed: the hosts
+ * running its VMs fetch them again.
  */
 export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem: MetadataItem | undefined): NetworkChange[] {
   const kind = newItem?.kind ?? oldItem?.kind;
@@ -58,6 +59,11 @@ export function changesFromItemUpdate(oldItem: MetadataItem | undefined, newItem
     const before = oldItem as DiskRecord | undefined;
     if (!before?.hostId || newItem) return [];
     return [{ kind: 'disk-deleted', hostId: before.hostId, diskId: before.diskId, poolId: before.poolId }];
+  }
+  if (kind === 'allowed-source') {
+    // Allowed or no longer: the hosts running the network's VMs fetch its allowed sources again.
+    if (Boolean(oldItem) === Boolean(newItem)) return [];
+    return [{ kind: 'allowed-sources', networkId: ((newItem ?? oldItem) as AllowedSourceRecord).networkId }];
   }
   if (kind === 'member') {
     const before = (oldItem as MemberItem | undefined)?.vmCount ?? 0;

@@ -62,6 +62,7 @@ export async function requestConnection(
       dstIp: destination.ip,
       dstHost: destination.endpointAddress,
       srcHost: source.endpointAddress,
+      srcNet: source.networkId,
     });
     return {
       sourceVmId,

@@ -57,12 +57,19 @@ export async function disallowSource(table: string, region: string, tenantId: st
 
 export async function listAllowedSources(table: string, tenantId: string, networkId: string): Promise<{ allowedSources: AllowedSourceView[] }> {
   await getNetwork(table, tenantId, networkId);
-  const items = await queryAll<AllowedSourceItem>({
+  return { allowedSources: (await allowedSourceItems(table, networkId)).map(toView) };
+}
+
+const allowedSourceItems = (table: string, networkId: string) =>
+  queryAll<AllowedSourceItem>({
     TableName: table,
     KeyConditionExpression: 'pk = :pk AND begins_with(sk, :allow)',
     ExpressionAttributeValues: { ':pk': keys.network(networkId).pk, ':allow': 'ALLOW#' },
   });
-  return { allowedSources: items.map(toView) };
+
+/** The networks whose VMs may open pairs to VMs of `networkId` (besides its own). */
+export async function allowedSourceNetworks(table: string, networkId: string): Promise<string[]> {
+  return (await allowedSourceItems(table, networkId)).map((item) => item.sourceNetworkId);
 }
 
 /** Whether VMs of `sourceNetworkId` may connect to VMs of `networkId`: same network, or a rule says so. */

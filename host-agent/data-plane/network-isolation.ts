@@ -41,8 +41,9 @@ export function networkInterfaces(desired: DesiredState): NetworkInterface[] {
  *
  * Between networks, traffic passes only as an admitted network pair, over the pair tunnel
  * (network-pairs.ts): toward a VM, a packet from that tunnel passes only while its (source .
- * destination) is in `admitted_pairs` (new and established alike, so a pair withdrawn stops its
- * flows at once), or as an answer to a connection the VM opened; from a VM, into that tunnel, only
+ * destination) is in `admitted_pairs` (a new connection) or `live_pairs` (an open one: a pair
+ * withdrawn from both stops its flows at once, from the first only its new ones), or as an answer
+ * to a connection the VM opened; from a VM, into that tunnel, only
  * while its (source . destination) is in `routed_pairs`, or as an answer. Both sets' entries
  * expire with the token that admitted them.
  *
@@ -65,6 +66,7 @@ export class NetworkIsolation {
   set vm_interfaces { type mark . ifname; }
   set tunnels { type mark . ifname; }
   set admitted_pairs { type ipv4_addr . ipv4_addr; flags timeout; }
+  set live_pairs { type ipv4_addr . ipv4_addr; flags timeout; }
   set routed_pairs { type ipv4_addr . ipv4_addr; flags timeout; }
   chain forward { type filter hook forward priority filter; policy accept; }
   chain input { type filter hook input priority filter; policy accept; }
@@ -80,7 +82,8 @@ flush chain inet ${TABLE} vm_to_host
 add rule inet ${TABLE} forward oifname "sp*" jump to_vm
 add rule inet ${TABLE} forward iifname "sp*" jump from_vm
 add rule inet ${TABLE} to_vm iifname "${PAIR_DEVICE}" ct direction reply accept
-add rule inet ${TABLE} to_vm iifname "${PAIR_DEVICE}" ip saddr . ip daddr @admitted_pairs accept
+add rule inet ${TABLE} to_vm iifname "${PAIR_DEVICE}" ct state new ip saddr . ip daddr @admitted_pairs accept
+add rule inet ${TABLE} to_vm iifname "${PAIR_DEVICE}" ct state established,related ip saddr . ip daddr @live_pairs accept
 add rule inet ${TABLE} to_vm iifname "${PAIR_DEVICE}" counter drop
 add rule inet ${TABLE} to_vm ct state established,related accept
 add rule inet ${TABLE} to_vm meta mark set 0

@@ -27,8 +27,8 @@ export interface PairEnd {
  * remote VM's address through it to the remote host (`via <host> onlink`, so one neighbour entry per
  * host however many pairs go there), and a rule sends what arrives on it for the local VM to that
  * VM's table. What may pass is nftables' business (network-isolation.ts): `admit` puts the pair in
- * `admitted_pairs` (this host runs the destination), `route` in `routed_pairs` (this host runs the
- * source), each with the token's remaining lifetime as its timeout, so a pair not renewed stops by
+ * `admitted_pairs` and `live_pairs` (this host runs the destination: new connections, open ones),
+ * `route` in `routed_pairs` (this host runs the source), each with the token's remaining lifetime as its timeout, so a pair not renewed stops by
  * itself even if its agent is gone.
  */
 export class NetworkPairs {
@@ -56,26 +56,32 @@ export class NetworkPairs {
     return pairs;
   }
 
-  /** This host runs the destination: `remoteIp → localIp` may open connections for `seconds`. */
+  /** This host runs the destination: `remoteIp → localIp` may open connections, and keep them, for `seconds`. */
   async admit(end: PairEnd, seconds: number): Promise<void> {
-    await this.open(end, 'admitted_pairs', `${end.remoteIp} . ${end.localIp}`, seconds);
+    await this.open(end, ['admitted_pairs', 'live_pairs'], `${end.remoteIp} . ${end.localIp}`, seconds);
   }
 
   /** This host runs the source: `localIp → remoteIp` is routed to the destination's host for `seconds`. */
   async route(end: PairEnd, seconds: number): Promise<void> {
-    await this.open(end, 'routed_pairs', `${end.localIp} . ${end.remoteIp}`, seconds);
+    await this.open(end, ['routed_pairs'], `${end.localIp} . ${end.remoteIp}`, seconds);
   }
 
   /** Stops a pair admitted here at once, new connections and open ones alike. */
   async withdrawAdmission(end: PairEnd): Promise<void> {
-    await this.close(end, 'admitted_pairs', `${end.remoteIp} . ${end.localIp}`);
+    await this.close(end, ['admitted_pairs', 'live_pairs'], `${end.remoteIp} . ${end.localIp}`);
+  }
+
+  /** A pair admitted here opens no new connection from now on; open ones last until its timeout. */
+  async closeToNewConnections(end: PairEnd): Promise<void> {
+    await nft(this.netns, `delete element inet ${NETWORKS_TABLE} admitted_pairs { ${end.remoteIp} . ${end.localIp} }\n`, 'network pairs').catch(() => {});
   }
 
   async withdrawRoute(end: PairEnd): Promise<void> {
-    await this.close(end, 'routed_pairs', `${end.localIp} . ${end.remoteIp}`);
+    await this.close(end, ['routed_pairs'], `${end.localIp} . ${end.remoteIp}`);
   }
 
-  private async open(end: PairEnd, set: 'admitted_pairs' | 'routed_pairs', element: string, seconds: number): Promise<void> {
+  private async open(end: PairEnd, sets: PairSet[], element: string, seconds: number): Promise<void> {
+    const set = sets[0]!;
     const table = this.ruleTables.get(end.localIp);
     if (table !== undefined && table !== end.table)
       throw new PairConflict(`another network's VM on this host has address ${end.localIp} and a pair already: what arrives for it could not be told apart`);
@@ -104,17 +110,22 @@ export class NetworkPairs {
     const timeout = Math.max(1, Math.floor(seconds));
     await nft(
       this.netns,
-      `add element inet ${NETWORKS_TABLE} ${set} { ${element} timeout ${timeout}s }
-delete element inet ${NETWORKS_TABLE} ${set} { ${element} }
-add element inet ${NETWORKS_TABLE} ${set} { ${element} timeout ${timeout}s }
+      sets
+        .map(
+          (name) => `add element inet ${NETWORKS_TABLE} ${name} { ${element} timeout ${timeout}s }
+delete element inet ${NETWORKS_TABLE} ${name} { ${element} }
+add element inet ${NETWORKS_TABLE} ${name} { ${element} timeout ${timeout}s }
 `,
+        )
+        .join(''),
       'network pairs',
     );
   }
 
-  private async close(end: PairEnd, set: 'admitted_pairs' | 'routed_pairs', element: string): Promise<void> {
-    // An element that already timed out is no error.
-    await nft(this.netns, `delete element inet ${NETWORKS_TABLE} ${set} { ${element} }\n`, 'network pairs').catch(() => {});
+  private async close(end: PairEnd, sets: PairSet[], element: string): Promise<void> {
+    const set = sets[0]!;
+    // An element that already timed out (or was closed to new connections) is no error: one set at a time.
+    for (const name of sets) await nft(this.netns, `delete element inet ${NETWORKS_TABLE} ${name} { ${element} }\n`, 'network pairs').catch(() => {});
     if (release(this.routeUsers, `${end.table} ${end.remoteIp}`, `${set} ${element}`))
       await batch('ip', this.netns, [`route del ${end.remoteIp}/32 table ${end.table}`]);
     if (release(this.ruleUsers, end.localIp, `${set} ${element}`)) {
@@ -123,6 +134,8 @@ add element inet ${NETWORKS_TABLE} ${set} { ${element} timeout ${timeout}s }
     }
   }
 }
+
+type PairSet = 'admitted_pairs' | 'live_pairs' | 'routed_pairs';
 
 const use = (users: Map<string, Set<string>>, key: string, user: string) => users.set(key, (users.get(key) ?? new Set()).add(user));
 /** Whether `user` was the last one of `key`. */

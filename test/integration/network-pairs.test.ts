@@ -151,6 +151,34 @@ describe.skipIf(unavailable !== undefined)('network pairs on real traffic', () =
     expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true);
   });
 
+  it('stops new connections within seconds once the source network is no longer allowed; open ones keep flowing until the token expires', async () => {
+    const probe = await lab.startProbe(vms.a1, ['probe-tcp', vms.b1.ip, String(ECHO_PORT), '20']);
+    await eventually(async () => expect((await probe.report()).tcp.received).toBeGreaterThan(5), 10_000, 200);
+    // A host trusts a token minted after its listing of allowed sources was asked for (the source may
+    // have been allowed since): the pair's token must be older than the listing the removal brings.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect((await api('DELETE', `/networks/${networks.b}/allowed-sources/${networks.a}`)).status).toBe(204);
+    const disallowed = Date.now();
+    await eventually(async () => expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT, 800)).toBe(false), 5_000, 100);
+    console.log(`allowed source removed -> new connections dropped: ${Date.now() - disallowed} ms`);
+    await probe.report(true);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const open = await probe.report();
+    expect(open.tcp).toMatchObject({ connected: true, closed: false });
+    expect(open.tcp.received).toBeGreaterThan(10);
+    const destination = await agents[1]!.control('GET', '/status');
+    expect(destination.body.networkPairs.admitted).toEqual([expect.objectContaining({ sourceVmId: vms.a1.vmId, newConnections: false })]);
+    expect((await metadata(vms.a1, 'POST', `/computeMetadata/v1/instance/network-pairs/${vms.b1.vmId}`)).status).toBe(403);
+    // Allowed again, the VM asks again and opens new connections.
+    await expectOk(api('PUT', `/networks/${networks.b}/allowed-sources/${networks.a}`));
+    await eventually(
+      async () => expect((await metadata(vms.a1, 'POST', `/computeMetadata/v1/instance/network-pairs/${vms.b1.vmId}`)).status).toBe(200),
+      10_000,
+      1_000,
+    );
+    expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true);
+  });
+
   it('follows a destination that moves: its old host tells the source host, which gets a new token, and connections reach it at its new host', async () => {
     expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true);
     await lab.moveVm(vms.b1.vmId, hosts[2]!);

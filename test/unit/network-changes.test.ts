@@ -121,6 +121,13 @@ describe('changesFromItemUpdate for disks', () => {
     expect(changesFromItemUpdate(disk('h1'), disk('h1'))).toEqual([]);
     expect(changesFromItemUpdate(undefined, disk('h1'))).toEqual([]);
   });
+
+  it("tells the network's hosts when a network is allowed to open pairs to it, or no longer", () => {
+    const allowed = { kind: 'allowed-source', networkId: 'net-2', sourceNetworkId: 'net-1' } as const;
+    expect(changesFromItemUpdate(undefined, allowed)).toEqual([{ kind: 'allowed-sources', networkId: 'net-2' }]);
+    expect(changesFromItemUpdate(allowed, undefined)).toEqual([{ kind: 'allowed-sources', networkId: 'net-2' }]);
+    expect(changesFromItemUpdate(allowed, allowed)).toEqual([]);
+  });
 });
 
 describe('messagesFor', () => {
@@ -138,5 +145,13 @@ describe('messagesFor', () => {
     const [join] = messagesFor({ kind: 'join', networkId: 'net-1', hostId: 'h3', epoch: 1 }, partition, 'm1');
     expect(join!.message).toMatchObject({ kind: 'endpoints', snapshot: true, epoch: 2 });
     expect(messagesFor({ kind: 'join', networkId: 'net-1', hostId: 'h2', epoch: 3 }, partition, 'm1')).toEqual([]);
+  });
+
+  it("sends a change of the network's allowed sources to its current members only", () => {
+    const out = messagesFor({ kind: 'allowed-sources', networkId: 'net-1' }, partition, 'm1');
+    expect(out).toEqual([
+      { hostId: 'h1', sourceId: 'm1', message: { kind: 'allowed-sources-changed', networkId: 'net-1' } },
+      { hostId: 'h3', sourceId: 'm1', message: { kind: 'allowed-sources-changed', networkId: 'net-1' } },
+    ]);
   });
 });
