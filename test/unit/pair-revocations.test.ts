@@ -68,4 +68,21 @@ describe('PairKeys at the destination host', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_100 - (Date.now() % 1000)));
     expect((await keys.verify(mint('vm-a', '10.0.0.1'), 'vm-dst', host)).src).toBe('vm-a');
   });
+
+  it('closes a pair from another network to new connections once a listing asked for after its token says the network is no longer allowed', async () => {
+    const keys = new PairKeys(kms);
+    const now = Date.now();
+    const claims = (srcNet: string | undefined, iatMs: number) =>
+      ({ src: 'vm-a', srcIp: '10.0.0.1', dst: 'vm-dst', dstIp: '10.0.0.3', dstHost: host, iat: Math.floor(iatMs / 1000), exp: 0, jti: 'x', srcNet }) as const;
+    await keys.replace([{ vmId: 'vm-dst', ciphertext: 'wrapped', allowedSourceNetworks: ['net-allowed'] }], now);
+    expect(keys.closedToNewConnections(claims('net-allowed', now - 10_000), 'net-dst')).toBeUndefined();
+    expect(keys.closedToNewConnections(claims('net-dst', now - 10_000), 'net-dst')).toBeUndefined();
+    expect(keys.closedToNewConnections(claims('net-gone', now - 10_000), 'net-dst')).toBe('network net-gone is no longer an allowed source of network net-dst');
+    // Minted after the listing was asked for: the source may have been allowed since; the next listing decides.
+    expect(keys.closedToNewConnections(claims('net-gone', now + 5_000), 'net-dst')).toBeUndefined();
+    // Tokens without a source network (older control planes), and listings without allowed sources, close nothing.
+    expect(keys.closedToNewConnections(claims(undefined, now - 10_000), 'net-dst')).toBeUndefined();
+    await keys.replace([{ vmId: 'vm-dst', ciphertext: 'wrapped' }], now);
+    expect(keys.closedToNewConnections(claims('net-gone', now - 10_000), 'net-dst')).toBeUndefined();
+  });
 });
