@@ -20,6 +20,7 @@ import { NetworkPairs } from './data-plane/network-pairs.ts';
 import { PairAdmissions } from './pair-admissions.ts';
 import { PAIR_PORT, postToPeer } from './pair-peers.ts';
 import { PairRefusal } from './pair-refusal.ts';
+import { PairRecords } from './pair-records.ts';
 import { OutboundPairs } from './pair-requests.ts';
 import { UsedTokens } from './used-tokens.ts';
 import { readSmallBody } from './request-body.ts';
@@ -78,6 +79,8 @@ export interface AgentConfig {
    * only (simulated hosts), and a restart forgets them.
    */
   usedPairTokensFile?: string;
+  /** Where the network pairs this host admitted and opened are recorded, so the next agent takes them over. */
+  pairRecordsFile?: string;
   /** Where the host's TLS identity in live migrations is kept (migration-tls.ts); needed when it moves guests live. */
   migrationTlsDir?: string;
   /** Where, on its underlay address, the agent serves other hosts' agents (a moved worker's spill); DEFAULT_PEER_PORT when absent. */
@@ -391,7 +394,13 @@ export class HostAgent {
     // The table is now the host's whole truth: tunnels an earlier agent left for networks the host has left can go.
     void this.dataPlane?.update(desiredState(this.table, this.config.hostId, this.migrations?.migrationRoutes()), true);
     this.acks.reaffirm(this.table.routes());
-    this.stats.resyncs++;
+    if (this.stats.resyncs++ === 0) this.recheckPairs(new Set(this.table.localVms().map((vm) => vm.vmId)));
+  }
+
+  /** Pairs whose VM left this host, or that were revoked, go. */
+  private recheckPairs(localIds: ReadonlySet<string>): void {
+    void this.pairAdmissions?.recheck();
+    void this.outboundPairs?.keepOnly(localIds);
   }
 
   /**
@@ -442,8 +451,8 @@ export class HostAgent {
     for (const vmId of this.hostKeys.keys()) if (!localIds.has(vmId)) this.hostKeys.delete(vmId);
     this.tokens.keepOnly(localIds);
     this.pairKeys.keepOnly(localIds);
-    void this.pairAdmissions?.recheck();
-    void this.outboundPairs?.keepOnly(localIds);
+    // Until the start-up resync has every network, the local VMs are not all known yet: pairs wait for it.
+    if (this.stats.resyncs > 0) this.recheckPairs(localIds);
     if (this.hostServices) void this.bridges.reconcile(local);
     this.lifecycle?.update(local, this.launches);
     const arrivals = [...localIds].filter((vmId) => !this.localVmIds.has(vmId));
@@ -494,8 +503,8 @@ export class HostAgent {
             pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)),
             pairKeysAskedAt,
           );
-          // A pair revoked since it was admitted stops now.
-          await this.pairAdmissions?.recheck();
+          // A pair revoked since it was admitted stops now (once the local VMs are all known).
+          if (this.stats.resyncs > 0) await this.pairAdmissions?.recheck();
           this.stats.secretRefreshes++;
           this.secretsRefreshedAt = Date.now();
           this.secretsFailures = 0;
@@ -523,6 +532,14 @@ export class HostAgent {
   private async openNetworkPairs(netns: string): Promise<void> {
     const pairs = await NetworkPairs.open(netns, this.config.address);
     const hostLog = (message: string) => log(this.config.hostId, message);
+    const records = this.config.pairRecordsFile ? new PairRecords(this.config.pairRecordsFile, hostLog) : undefined;
+    const changed = () => {
+      try {
+        records?.save({ admitted: this.pairAdmissions?.records() ?? [], opened: this.outboundPairs?.records() ?? [] });
+      } catch (error) {
+        hostLog(`network pairs: not recorded (${(error as Error).message}); after a restart they run until their tokens expire, unrenewed`);
+      }
+    };
     this.pairAdmissions = new PairAdmissions({
       verify: (token, destinationVmId) => this.pairKeys.verify(token, destinationVmId, this.config.address),
       refusal: (claims) => this.pairKeys.refusal(claims),
@@ -535,16 +552,25 @@ export class HostAgent {
           hostLog(`network pair ${notice.sourceVmId} -> ${notice.destinationVmId}: host ${sourceHost} not told of the move (${answer.message})`);
       },
       destinationMoved: (notice, from) => this.outboundPairs?.destinationMoved(notice, from),
+      changed,
       log: hostLog,
     });
-    await this.pairAdmissions.listen(await this.netnsSockets!.listen(this.config.address, PAIR_PORT));
     this.outboundPairs = new OutboundPairs({
       requestConnection: (sourceVmId, destinationVmId) => this.controlPlane.requestConnection(sourceVmId, destinationVmId),
       connect: (address, port) => this.netnsSockets!.connect(address, port),
       sameNetwork: (vm, ip) => this.table.routes().some((route) => route.networkId === vm.networkId && route.ip === ip),
       pairs,
+      changed,
       log: hostLog,
     });
+    // The agent before this one's pairs: still in the kernel, renewed and rechecked from now on.
+    const before = records?.load();
+    if (before && before.admitted.length + before.opened.length > 0) {
+      this.pairAdmissions.restore(before.admitted);
+      this.outboundPairs.restore(before.opened);
+      hostLog(`network pairs: took over ${before.admitted.length} admitted and ${before.opened.length} opened from the agent before`);
+    }
+    await this.pairAdmissions.listen(await this.netnsSockets!.listen(this.config.address, PAIR_PORT));
   }
 
   private pairsOrRefuse(): OutboundPairs {

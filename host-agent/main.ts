@@ -115,6 +115,7 @@ const agent = new HostAgent(
     vmRuntime,
     // The agent's own state beside its VMs': it must outlive the agent, as a replayed token would.
     usedPairTokensFile: path.join(config.vmDir, 'used-pair-tokens.jsonl'),
+    pairRecordsFile: path.join(config.vmDir, 'network-pairs.json'),
     migrationTlsDir: path.join(config.vmDir, 'migration-tls'),
     startChecks: { timeoutMs: config.startTimeoutSeconds * 1000 },
   },

@@ -8,6 +8,7 @@ import { routingTableOf, vniOf } from './data-plane/desired-state.ts';
 import { type NetworkPairs, PairConflict, type PairEnd } from './data-plane/network-pairs.ts';
 import type { LocalVm } from './forwarding-table.ts';
 import { closeServer } from './local-server.ts';
+import type { AdmittedRecord } from './pair-records.ts';
 import { PairRefusal } from './pair-refusal.ts';
 import { readSmallBody } from './request-body.ts';
 
@@ -30,6 +31,8 @@ export interface PairAdmissionsDeps {
   closedToNewConnections(claims: PairTokenClaims, networkId: string): string | undefined;
   localVm(vmId: string): LocalVm | undefined;
   pairs: NetworkPairs;
+  /** Called after every change to what is admitted (to keep the record of it). */
+  changed(): void;
   /** Tells a pair's source host that its destination left this host (it renews the pair, and follows). */
   tellSourceMoved(sourceHost: string, notice: { sourceVmId: string; destinationVmId: string }): Promise<void>;
   /** A destination host says a pair's destination left it: `from` is the sender's underlay address. */
@@ -96,6 +99,7 @@ export class PairAdmissions {
     const expiry = setTimeout(() => void this.withdraw(key, 'its token expired'), seconds * 1000);
     expiry.unref();
     this.admitted.set(key, { sourceVmId: claims.src, destinationVmId: claims.dst, end, claims, expiry, newConnections: true });
+    this.deps.changed();
     if (!before) this.deps.log(`network pair ${claims.src} (${claims.srcIp}, host ${presenter}) -> ${claims.dst} (${vm.ip}) admitted`);
     return { sourceVmId: claims.src, admittedUntil: new Date(claims.exp * 1000).toISOString() };
   }
@@ -118,6 +122,7 @@ export class PairAdmissions {
       const closed = admission.newConnections ? this.deps.closedToNewConnections(admission.claims, vm.networkId) : undefined;
       if (closed) {
         admission.newConnections = false;
+        this.deps.changed();
         await this.deps.pairs.closeToNewConnections(admission.end).catch((error: Error) => this.deps.log(`network pair ${key}: ${error.message}`));
         const until = new Date(admission.claims.exp * 1000).toISOString();
         this.deps.log(`network pair ${admission.sourceVmId} -> ${admission.destinationVmId} opens no new connection: ${closed}; open ones last until ${until}`);
@@ -136,6 +141,22 @@ export class PairAdmissions {
     }));
   }
 
+  /** What is admitted, for the record that outlives the agent. */
+  records(): AdmittedRecord[] {
+    return [...this.admitted.values()].map(({ claims, end, newConnections }) => ({ claims, end, newConnections }));
+  }
+
+  /** Takes over what the agent before this one admitted (still in the kernel): it expires, is rechecked and withdrawn as if admitted here. */
+  restore(records: readonly AdmittedRecord[]): void {
+    for (const { claims, end, newConnections } of records) {
+      const key = `${claims.src}>${claims.dst}`;
+      this.deps.pairs.adopt(end, true);
+      const expiry = setTimeout(() => void this.withdraw(key, 'its token expired'), claims.exp * 1000 - Date.now());
+      expiry.unref();
+      this.admitted.set(key, { sourceVmId: claims.src, destinationVmId: claims.dst, end, claims, expiry, newConnections });
+    }
+  }
+
   /** Stops serving; what is admitted stays in the kernel until its timeout, so flows survive an agent restart. */
   async close(): Promise<void> {
     for (const admission of this.admitted.values()) clearTimeout(admission.expiry);
@@ -147,6 +168,7 @@ export class PairAdmissions {
     if (!admission) return;
     this.admitted.delete(key);
     clearTimeout(admission.expiry);
+    this.deps.changed();
     await this.deps.pairs.withdrawAdmission(admission.end).catch((error: Error) => this.deps.log(`network pair ${key}: ${error.message}`));
     this.deps.log(`network pair ${admission.sourceVmId} -> ${admission.destinationVmId} withdrawn: ${why}`);
   }

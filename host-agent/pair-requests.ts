@@ -1,7 +1,9 @@
 import { ApiError } from '#events/api-client.ts';
 import { routingTableOf, vniOf } from './data-plane/desired-state.ts';
 import { type NetworkPairs, PairConflict, type PairEnd } from './data-plane/network-pairs.ts';
+import { PAIR_TOKEN_SECONDS } from '#tokens/pair-tokens.ts';
 import type { LocalVm } from './forwarding-table.ts';
+import type { OpenedRecord } from './pair-records.ts';
 import { type Dial, postToPeer } from './pair-peers.ts';
 import { PairRefusal } from './pair-refusal.ts';
 
@@ -21,6 +23,8 @@ export interface OutboundPairsDeps {
   /** Whether `ip` is a VM of `vm`'s own network (reached through the network's tunnel, no pair needed). */
   sameNetwork(vm: LocalVm, ip: string): boolean;
   pairs: NetworkPairs;
+  /** Called after every change to what is open (to keep the record of it). */
+  changed(): void;
   log(message: string): void;
 }
 
@@ -105,6 +109,7 @@ export class OutboundPairs {
     const renewal = setTimeout(() => void this.renew(key), Math.max(1_000, (expiresAt - Date.now()) * RENEW_AT));
     renewal.unref();
     this.routed.set(key, { vm, destinationVmId, end, expiresAt, renewal });
+    this.deps.changed();
     if (!before || before.end.remoteHost !== end.remoteHost)
       this.deps.log(`network pair ${vm.vmId} (${vm.ip}) -> ${destinationVmId} (${end.remoteIp}) routed to host ${end.remoteHost}`);
     return { destinationVmId, destinationIp: end.remoteIp, via: 'pair', until: connection.expiresAt };
@@ -145,6 +150,24 @@ export class OutboundPairs {
     }));
   }
 
+  /** What is open, for the record that outlives the agent. */
+  records(): OpenedRecord[] {
+    return [...this.routed.values()].map(({ vm, destinationVmId, end, expiresAt }) => ({ vm, destinationVmId, end, expiresAt }));
+  }
+
+  /** Takes over what the agent before this one opened (still in the kernel): renewed on its schedule, or at once if that is past. */
+  restore(records: readonly OpenedRecord[]): void {
+    for (const { vm, destinationVmId, end, expiresAt } of records) {
+      const key = `${vm.vmId}>${destinationVmId}`;
+      this.deps.pairs.adopt(end, false);
+      const lifetime = PAIR_TOKEN_SECONDS * 1000;
+      const renewAt = expiresAt - lifetime + lifetime * RENEW_AT;
+      const renewal = setTimeout(() => void this.renew(key), Math.max(0, renewAt - Date.now()));
+      renewal.unref();
+      this.routed.set(key, { vm, destinationVmId, end, expiresAt, renewal });
+    }
+  }
+
   /** Stops renewing; the routes stay until their timeouts, so flows survive an agent restart. */
   stopRenewing(): void {
     for (const routed of this.routed.values()) clearTimeout(routed.renewal);
@@ -171,6 +194,7 @@ export class OutboundPairs {
     if (!routed) return;
     this.routed.delete(key);
     clearTimeout(routed.renewal);
+    this.deps.changed();
     await this.deps.pairs.withdrawRoute(routed.end).catch((error: Error) => this.deps.log(`network pair ${key}: ${error.message}`));
     this.deps.log(`network pair ${routed.vm.vmId} -> ${routed.destinationVmId} closed: ${why}`);
   }

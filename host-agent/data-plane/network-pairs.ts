@@ -66,6 +66,17 @@ export class NetworkPairs {
     await this.open(end, ['routed_pairs'], `${end.localIp} . ${end.remoteIp}`, seconds);
   }
 
+  /**
+   * Takes over a pair an earlier agent programmed (its record survived the restart): what it uses is
+   * counted, nothing is programmed again. `admission`: this host runs its destination.
+   */
+  adopt(end: PairEnd, admission: boolean): void {
+    const user = admission ? `admitted_pairs ${end.remoteIp} . ${end.localIp}` : `routed_pairs ${end.localIp} . ${end.remoteIp}`;
+    use(this.ruleUsers, end.localIp, user);
+    use(this.routeUsers, `${end.table} ${end.remoteIp}`, user);
+    this.ruleTables.set(end.localIp, end.table);
+  }
+
   /** Stops a pair admitted here at once, new connections and open ones alike. */
   async withdrawAdmission(end: PairEnd): Promise<void> {
     await this.close(end, ['admitted_pairs', 'live_pairs'], `${end.remoteIp} . ${end.localIp}`);

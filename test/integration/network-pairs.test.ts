@@ -179,6 +179,38 @@ describe.skipIf(unavailable !== undefined)('network pairs on real traffic', () =
     expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true);
   });
 
+  it('keeps its pairs across SIGKILLed agents: traffic flows meanwhile, and the agents after them take the pairs over (a revocation still stops it)', async () => {
+    const probe = await lab.startProbe(vms.a1, ['probe-tcp', vms.b1.ip, String(ECHO_PORT), '20']);
+    await eventually(async () => expect((await probe.report()).tcp.received).toBeGreaterThan(5), 10_000, 200);
+    await Promise.all(agents.slice(0, 2).map((agent) => agent.process.stop('SIGKILL')));
+    await probe.report(true);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await probe.report()).tcp.received).toBeGreaterThan(5);
+    agents.splice(
+      0,
+      2,
+      ...(await Promise.all(
+        agents.slice(0, 2).map((agent, index) => startAgent(agent.hostId, hosts[index]!.underlay, 8, undefined, ['--netns', hosts[index]!.netns])),
+      )),
+    );
+    const [source, destination] = await Promise.all(agents.slice(0, 2).map((agent) => agent.control('GET', '/status')));
+    expect(source!.body.networkPairs.opened).toEqual([expect.objectContaining({ sourceVmId: vms.a1.vmId, destinationVmId: vms.b1.vmId })]);
+    expect(destination!.body.networkPairs.admitted).toEqual([expect.objectContaining({ sourceVmId: vms.a1.vmId, destinationVmId: vms.b1.vmId })]);
+    // New connections too, once the new agents have programmed their hosts again.
+    await eventually(async () => expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true), 10_000, 200);
+    // The new destination agent withdraws what the one before it admitted, when it is revoked. The
+    // news may take up to the queue's 30 s visibility timeout more: a message handed to the killed
+    // agent's long poll (still open at the queue) comes back only then.
+    await expectOk(api('PUT', `/vms/${vms.b1.vmId}/pair-revocations/${vms.a1.vmId}`));
+    await eventually(async () => expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT, 800)).toBe(false), 60_000, 500);
+    await expectOk(api('DELETE', `/vms/${vms.b1.vmId}/pair-revocations/${vms.a1.vmId}`), 204);
+    await eventually(
+      async () => expect((await metadata(vms.a1, 'POST', `/computeMetadata/v1/instance/network-pairs/${vms.b1.vmId}`)).status).toBe(200),
+      15_000,
+      1_000,
+    );
+  });
+
   it('follows a destination that moves: its old host tells the source host, which gets a new token, and connections reach it at its new host', async () => {
     expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true);
     await lab.moveVm(vms.b1.vmId, hosts[2]!);
