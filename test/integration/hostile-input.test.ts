@@ -61,7 +61,11 @@ describe('hostile input on every route', () => {
           operation.path
             .match(/\{(\w+)\}/g)
             ?.map((name) => name.slice(1, -1))
-            .map((name) => [name, fc.oneof(idsOfB[name] ? fc.constant(idsOfB[name]!) : garbage, garbage)]) ?? [],
+            .map((name) => [
+              name,
+              // A path segment of dots is resolved away by every URL parser (`/vms/.` is `/vms/`): no client can send one.
+              fc.oneof(idsOfB[name] ? fc.constant(idsOfB[name]!) : garbage, garbage).filter((value) => value !== '.' && value !== '..'),
+            ]) ?? [],
         ),
       ),
       body: fc.oneof(
