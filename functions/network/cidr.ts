@@ -39,9 +39,15 @@ export function capacityOf(cidr: string): number {
 
 /** The network address itself, so `10.0.0.7/24` and `10.0.0.0/24` are the same network. */
 export function normalizeCidr(cidr: string): string {
+  return `${intToIp(spanOf(cidr).start)}/${cidr.split('/')[1]}`;
+}
+
+/** Every address of a CIDR, the network address and broadcast included. */
+function spanOf(cidr: string): { start: number; end: number } {
   const [base, prefix] = cidr.split('/');
   const size = 2 ** (32 - Number(prefix));
-  return `${intToIp(Math.floor(ipToInt(base!) / size) * size)}/${prefix}`;
+  const start = Math.floor(ipToInt(base!) / size) * size;
+  return { start, end: start + size - 1 };
 }
 
 /**
@@ -58,12 +64,6 @@ export function freshAddress(cidr: string, handedOut: number): string | undefine
 
 /** Whether two networks share any address: such networks cannot reach each other by routing. */
 export function cidrsOverlap(a: string, b: string): boolean {
-  const span = (cidr: string) => {
-    const [base, prefix] = cidr.split('/');
-    const size = 2 ** (32 - Number(prefix));
-    const start = Math.floor(ipToInt(base!) / size) * size;
-    return { start, end: start + size - 1 };
-  };
-  const [x, y] = [span(a), span(b)];
+  const [x, y] = [spanOf(a), spanOf(b)];
   return x.start <= y.end && y.start <= x.end;
 }

@@ -58,12 +58,12 @@ export class NetworkPairs {
 
   /** This host runs the destination: `remoteIp → localIp` may open connections, and keep them, for `seconds`. */
   async admit(end: PairEnd, seconds: number): Promise<void> {
-    await this.open(end, ['admitted_pairs', 'live_pairs'], `${end.remoteIp} . ${end.localIp}`, seconds);
+    await this.open(end, ADMISSION, seconds);
   }
 
   /** This host runs the source: `localIp → remoteIp` is routed to the destination's host for `seconds`. */
   async route(end: PairEnd, seconds: number): Promise<void> {
-    await this.open(end, ['routed_pairs'], `${end.localIp} . ${end.remoteIp}`, seconds);
+    await this.open(end, ROUTE, seconds);
   }
 
   /**
@@ -71,28 +71,25 @@ export class NetworkPairs {
    * counted, nothing is programmed again. `admission`: this host runs its destination.
    */
   adopt(end: PairEnd, admission: boolean): void {
-    const user = admission ? `admitted_pairs ${end.remoteIp} . ${end.localIp}` : `routed_pairs ${end.localIp} . ${end.remoteIp}`;
-    use(this.ruleUsers, end.localIp, user);
-    use(this.routeUsers, `${end.table} ${end.remoteIp}`, user);
-    this.ruleTables.set(end.localIp, end.table);
+    this.count(end, admission ? ADMISSION : ROUTE);
   }
 
   /** Stops a pair admitted here at once, new connections and open ones alike. */
   async withdrawAdmission(end: PairEnd): Promise<void> {
-    await this.close(end, ['admitted_pairs', 'live_pairs'], `${end.remoteIp} . ${end.localIp}`);
+    await this.close(end, ADMISSION);
   }
 
   /** A pair admitted here opens no new connection from now on; open ones last until its timeout. */
   async closeToNewConnections(end: PairEnd): Promise<void> {
-    await nft(this.netns, `delete element inet ${NETWORKS_TABLE} admitted_pairs { ${end.remoteIp} . ${end.localIp} }\n`, 'network pairs').catch(() => {});
+    await nft(this.netns, `delete element inet ${NETWORKS_TABLE} admitted_pairs { ${ADMISSION.element(end)} }\n`, 'network pairs').catch(() => {});
   }
 
   async withdrawRoute(end: PairEnd): Promise<void> {
-    await this.close(end, ['routed_pairs'], `${end.localIp} . ${end.remoteIp}`);
+    await this.close(end, ROUTE);
   }
 
-  private async open(end: PairEnd, sets: PairSet[], element: string, seconds: number): Promise<void> {
-    const set = sets[0]!;
+  private async open(end: PairEnd, kind: PairKind, seconds: number): Promise<void> {
+    const element = kind.element(end);
     const table = this.ruleTables.get(end.localIp);
     if (table !== undefined && table !== end.table)
       throw new PairConflict(`another network's VM on this host has address ${end.localIp} and a pair already: what arrives for it could not be told apart`);
@@ -106,22 +103,20 @@ export class NetworkPairs {
         ...(known ? [] : [`neigh replace ${end.remoteHost} lladdr ${macOf(end.remoteHost)} dev ${PAIR_DEVICE} nud permanent`]),
         `route replace ${end.remoteIp}/32 via ${end.remoteHost} dev ${PAIR_DEVICE} onlink table ${end.table}`,
       ]));
-    if (!error) this.hosts.add(end.remoteHost);
     if (error) throw new Error(`pair ${element} not routed: ${error}`);
+    this.hosts.add(end.remoteHost);
     if (!this.ruleUsers.has(end.localIp)) {
       // Deleted first: an earlier agent's rule for the address, or none; added once.
       await batch('ip', this.netns, [ruleLine('del', end)]);
       const failed = await batch('ip', this.netns, [ruleLine('add', end)]);
       if (failed) throw new Error(`pair ${element}: no rule for ${end.localIp} on ${PAIR_DEVICE}: ${failed}`);
     }
-    use(this.ruleUsers, end.localIp, `${set} ${element}`);
-    this.ruleTables.set(end.localIp, end.table);
-    use(this.routeUsers, `${end.table} ${end.remoteIp}`, `${set} ${element}`);
+    this.count(end, kind);
     // Added, deleted and added again in one transaction: a renewal's new timeout replaces the old one.
     const timeout = Math.max(1, Math.floor(seconds));
     await nft(
       this.netns,
-      sets
+      kind.sets
         .map(
           (name) => `add element inet ${NETWORKS_TABLE} ${name} { ${element} timeout ${timeout}s }
 delete element inet ${NETWORKS_TABLE} ${name} { ${element} }
@@ -133,20 +128,34 @@ add element inet ${NETWORKS_TABLE} ${name} { ${element} timeout ${timeout}s }
     );
   }
 
-  private async close(end: PairEnd, sets: PairSet[], element: string): Promise<void> {
-    const set = sets[0]!;
+  /** Counts the pair among the users of its rule and its route. */
+  private count(end: PairEnd, kind: PairKind): void {
+    use(this.ruleUsers, end.localIp, userOf(end, kind));
+    use(this.routeUsers, `${end.table} ${end.remoteIp}`, userOf(end, kind));
+    this.ruleTables.set(end.localIp, end.table);
+  }
+
+  private async close(end: PairEnd, kind: PairKind): Promise<void> {
+    const element = kind.element(end);
     // An element that already timed out (or was closed to new connections) is no error: one set at a time.
-    for (const name of sets) await nft(this.netns, `delete element inet ${NETWORKS_TABLE} ${name} { ${element} }\n`, 'network pairs').catch(() => {});
-    if (release(this.routeUsers, `${end.table} ${end.remoteIp}`, `${set} ${element}`))
+    for (const name of kind.sets) await nft(this.netns, `delete element inet ${NETWORKS_TABLE} ${name} { ${element} }\n`, 'network pairs').catch(() => {});
+    if (release(this.routeUsers, `${end.table} ${end.remoteIp}`, userOf(end, kind)))
       await batch('ip', this.netns, [`route del ${end.remoteIp}/32 table ${end.table}`]);
-    if (release(this.ruleUsers, end.localIp, `${set} ${element}`)) {
+    if (release(this.ruleUsers, end.localIp, userOf(end, kind))) {
       this.ruleTables.delete(end.localIp);
       await batch('ip', this.netns, [ruleLine('del', end)]);
     }
   }
 }
 
-type PairSet = 'admitted_pairs' | 'live_pairs' | 'routed_pairs';
+/** Where a pair goes in nftables, and its element there (source . destination): admitted here, or routed from here. */
+interface PairKind {
+  sets: ('admitted_pairs' | 'live_pairs' | 'routed_pairs')[];
+  element(end: PairEnd): string;
+}
+const ADMISSION: PairKind = { sets: ['admitted_pairs', 'live_pairs'], element: (end) => `${end.remoteIp} . ${end.localIp}` };
+const ROUTE: PairKind = { sets: ['routed_pairs'], element: (end) => `${end.localIp} . ${end.remoteIp}` };
+const userOf = (end: PairEnd, kind: PairKind) => `${kind.sets[0]} ${kind.element(end)}`;
 
 const use = (users: Map<string, Set<string>>, key: string, user: string) => users.set(key, (users.get(key) ?? new Set()).add(user));
 /** Whether `user` was the last one of `key`. */
