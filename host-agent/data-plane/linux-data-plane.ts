@@ -38,7 +38,12 @@ export class LinuxDataPlane {
   private readonly devices = new Set<string>();
   /** Devices found at start, kept until a complete desired state says which are still needed. */
   private leftovers = new Set<string>();
-  private pruneLeftovers = false;
+  /**
+   * The desired state waiting (`desired`) is the host's whole truth. It belongs to that state, not
+   * to whatever is being programmed when it arrives: a partial state still being programmed (one
+   * network of a resync) must not take every other network's device for a leftover.
+   */
+  private desiredComplete = false;
   private lastError: string | undefined;
   private programmings = 0;
 
@@ -88,7 +93,8 @@ export class LinuxDataPlane {
    */
   update(desired: DesiredState, complete = false): Promise<void> {
     this.desired = desired;
-    if (complete) this.pruneLeftovers = true;
+    // A later state comes from the same whole table: it is whole too.
+    if (complete) this.desiredComplete = true;
     this.running ??= this.drain().finally(() => (this.running = undefined));
     return this.running;
   }
@@ -132,12 +138,15 @@ export class LinuxDataPlane {
   private async drain(): Promise<void> {
     while (this.desired) {
       const desired = this.desired;
+      const complete = this.desiredComplete;
       this.desired = undefined;
-      await this.program(desired);
+      this.desiredComplete = false;
+      await this.program(desired, complete);
     }
   }
 
-  private async program(wanted: DesiredState): Promise<void> {
+  /** `complete`: `wanted` is the host's whole truth (see desiredComplete). */
+  private async program(wanted: DesiredState, complete: boolean): Promise<void> {
     clearTimeout(this.retryTimer);
     // A VM's interface is plugged in as its guest boots, after the VM reached the table: until it
     // is there its lines could only fail, so it waits (no error) and is programmed once it is.
@@ -157,9 +166,9 @@ export class LinuxDataPlane {
     // Removals of what is already gone fail harmlessly.
     await batch('ip', this.netns, plan.ipRemove);
     await batch('bridge', this.netns, plan.bridgeRemove);
-    await this.antiSpoofing.sync(allowedSources(desired), this.pruneLeftovers).catch((error: Error) => errors.push(`anti-spoofing: ${error.message}`));
-    await this.isolation.sync(desired, this.pruneLeftovers).catch((error: Error) => errors.push(`network isolation: ${error.message}`));
-    if (this.pruneLeftovers) {
+    await this.antiSpoofing.sync(allowedSources(desired), complete).catch((error: Error) => errors.push(`anti-spoofing: ${error.message}`));
+    await this.isolation.sync(desired, complete).catch((error: Error) => errors.push(`network isolation: ${error.message}`));
+    if (complete && this.leftovers.size > 0) {
       const needed = new Set([...desired.values()].map((network) => network.device));
       const unneeded = [...this.leftovers].filter((device) => !needed.has(device));
       await batch(
@@ -169,7 +178,6 @@ export class LinuxDataPlane {
       );
       for (const device of unneeded) this.devices.delete(device);
       this.leftovers.clear();
-      this.pruneLeftovers = false;
     }
     for (const [networkId, before] of this.programmed) if (!desired.has(networkId)) this.devices.delete(before.device);
     this.programmings++;

@@ -173,6 +173,32 @@ export class DataPlaneLab {
     return new TrafficProbe(child, next);
   }
 
+  /**
+   * What a host's data plane holds, for a failing test to print: the isolation table (sets and
+   * counters), policy rules, every routing table but the kernel's local one, and the pair tunnel's
+   * neighbour and forwarding entries.
+   */
+  async describe(host: LabHost): Promise<string> {
+    const sections: [string, string[]][] = [
+      ['nft', ['nft', 'list', 'table', 'inet', 'stratoplane_networks']],
+      ['rules', ['ip', 'rule']],
+      ['routes', ['ip', 'route', 'show', 'table', 'all']],
+      ['neighbours', ['ip', 'neigh', 'show', 'dev', 'vxpairs']],
+      ['fdb', ['bridge', 'fdb', 'show', 'dev', 'vxpairs']],
+    ];
+    const outputs = await Promise.all(
+      sections.map(async ([title, [command, ...args]]) => {
+        const output = await run('ip', ['netns', 'exec', host.netns, command!, ...args]).then(
+          ({ stdout }) => stdout,
+          (error: { stderr?: string; message: string }) => error.stderr ?? error.message,
+        );
+        const lines = output.split('\n').filter((line) => line && !line.includes('table local'));
+        return `--- ${host.netns} ${title}\n${lines.join('\n')}`;
+      }),
+    );
+    return outputs.join('\n');
+  }
+
   async destroy(): Promise<void> {
     for (const child of this.processes) child.kill();
     for (const vm of this.vms.values()) await ip('netns', 'del', vm.netns).catch(() => {});

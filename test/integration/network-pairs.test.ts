@@ -76,6 +76,13 @@ describe.skipIf(unavailable !== undefined)('network pairs on real traffic', () =
     await afterAgentsFirstSecond;
   }, 120_000);
 
+  /** A failed wait's error, with every host's data plane and the involved agents' logs: what a flaky failure leaves to go on. */
+  const explained = (involved: RunningAgent[]) => async (error: Error) => {
+    const states = await Promise.all(hosts.map((host) => lab.describe(host)));
+    const logs = involved.map((agent) => `--- agent ${agent.hostId}\n${agent.stderr.slice(-40).join('\n')}`);
+    throw new Error(`${error.message}\n${[...states, ...logs].join('\n')}`);
+  };
+
   afterAll(async () => {
     await Promise.all(agents.map((agent) => agent.process.stop()));
     await lab.destroy();
@@ -197,7 +204,7 @@ describe.skipIf(unavailable !== undefined)('network pairs on real traffic', () =
     expect(source!.body.networkPairs.opened).toEqual([expect.objectContaining({ sourceVmId: vms.a1.vmId, destinationVmId: vms.b1.vmId })]);
     expect(destination!.body.networkPairs.admitted).toEqual([expect.objectContaining({ sourceVmId: vms.a1.vmId, destinationVmId: vms.b1.vmId })]);
     // New connections too, once the new agents have programmed their hosts again.
-    await eventually(async () => expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true), 10_000, 200);
+    await eventually(async () => expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true), 10_000, 200).catch(explained(agents.slice(0, 2)));
     // The new destination agent withdraws what the one before it admitted, when it is revoked. The
     // news may take up to the queue's 30 s visibility timeout more: a message handed to the killed
     // agent's long poll (still open at the queue) comes back only then.
@@ -216,7 +223,7 @@ describe.skipIf(unavailable !== undefined)('network pairs on real traffic', () =
     await lab.moveVm(vms.b1.vmId, hosts[2]!);
     const moved = Date.now();
     await expectOk(migrateVmTo(vms.b1.vmId, agents[2]!.hostId));
-    await eventually(async () => expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true), 30_000, 200);
+    await eventually(async () => expect(await connects(vms.a1, vms.b1.ip, ECHO_PORT)).toBe(true), 30_000, 200).catch(explained(agents));
     console.log(`moved -> connections reach the destination at its new host: ${Date.now() - moved} ms`);
     const [source, oldHost, newHost] = await Promise.all(agents.map((agent) => agent.control('GET', '/status')));
     expect(source!.body.networkPairs.opened).toEqual([expect.objectContaining({ destinationVmId: vms.b1.vmId, destinationHost: hosts[2]!.underlay })]);
