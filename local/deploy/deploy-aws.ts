@@ -66,6 +66,19 @@ export function startDeployAws(options: { port?: number; log?: (message: string)
 }
 
 /** Resource types the LocalStack logging to `logFile` deployed as placeholders, having no provider for them. */
+/**
+ * What LocalStack logged about resources it could not create or delete, and stacks it could not
+ * delete: the reasons a failed deploy's CLI output leaves out (a stack delete that ends
+ * DELETE_FAILED says nothing more there).
+ */
+export function deployFailureReasons(logFile: string): string[] {
+  if (!existsSync(logFile)) return [];
+  return readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((line) => /Resource provider operation failed|Failed to delete stack|rollback of stack|Traceback|Error:/.test(line))
+    .slice(-30);
+}
+
 export function fakedResourceTypes(logFile: string): string[] {
   if (!existsSync(logFile)) return [];
   const found = readFileSync(logFile, 'utf8').matchAll(/No resource provider found for "([^"]+)"/g);

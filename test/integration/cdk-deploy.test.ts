@@ -18,7 +18,7 @@ import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { LocalAws } from '../../local/aws/local-aws.ts';
 import type { CdkTarget } from '../../local/deploy/cdk-cli.ts';
-import { fakedResourceTypes, startDeployAws } from '../../local/deploy/deploy-aws.ts';
+import { deployFailureReasons, fakedResourceTypes, startDeployAws } from '../../local/deploy/deploy-aws.ts';
 import {
   type Assembly,
   type AssemblyStack,
@@ -97,7 +97,7 @@ const templatedResourceCount = () => assembly.stacks.reduce((sum, stack) => sum 
 
 describe('cdk deploy of two regions through CloudFormation into LocalStack', () => {
   it('creates every resource of both templates; the global table has its replica in the second region, whose stack streams it; data written in one region is read in the other', async () => {
-    const result = await deploy(target, assembly);
+    const result = await deploy(target, assembly).catch(withLocalStackReasons);
     expect(result).toMatchObject({ stacks: 2, resources: templatedResourceCount() });
     expect(fakedResourceTypes(localStackLog)).toEqual([]);
     for (const region of regions) await expectDeployedAsTemplated(region);
@@ -277,13 +277,18 @@ describe('cdk deploy of two regions through CloudFormation into LocalStack', () 
     // The colliding alias removed, the same deploy goes through (CDK deletes the rolled-back stack
     // first), and so does the replica region's, after a destroy and cleanup of both.
     await kms.send(new DeleteAliasCommand({ AliasName: aliasName }));
-    const again = await deploy(target, assembly);
+    const again = await deploy(target, assembly).catch(withLocalStackReasons);
     expect(again).toMatchObject({ stacks: 2, resources: templatedResourceCount() });
     for (const region of regions) await expectDeployedAsTemplated(region);
     expect(fakedResourceTypes(localStackLog)).toEqual([]);
     passed++;
   }, 420_000);
 });
+
+/** A failed deploy's error, with what LocalStack logged about it. */
+function withLocalStackReasons(error: Error): never {
+  throw new Error(`${error.message}\nLocalStack logged:\n${deployFailureReasons(localStackLog).join('\n')}`);
+}
 
 const byLogicalId = (a: { logicalId: string }, b: { logicalId: string }) => a.logicalId.localeCompare(b.logicalId);
 
