@@ -1,7 +1,5 @@
-import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GUEST_IMAGE_MANIFEST } from '#events/guest-image.ts';
@@ -15,6 +13,7 @@ import type { TestDns } from '../fixtures/dns-server.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { qemuUnavailableReason } from '../helpers/guest.ts';
+import { GuestSsh } from '../helpers/guest-ssh.ts';
 import { uploadImage } from '../helpers/images.ts';
 import { type OutsideRequest, startOutsideService } from '../helpers/outside-service.ts';
 import { operatorToken, tenantToken } from '../helpers/tokens.ts';
@@ -151,10 +150,8 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
   });
 
   it('carries traffic between guests on two hosts over the tunnel, logs in with the tenant’s key, and drops what a guest sends as another', async () => {
-    const keyDir = mkdtempSync(path.join(tmpdir(), 'guest-ssh-'));
-    const key = path.join(keyDir, 'id');
-    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-    const attributes = { 'ssh-keys': `root:${readFileSync(`${key}.pub`, 'utf8').trim()}` };
+    const guests = await GuestSsh.create();
+    const attributes = { 'ssh-keys': guests.sshKeys };
     const [near, far] = await Promise.all([
       expectOk(createVmOn({ name: 'near', networkId, hostId: agent.hostId, imageId, attributes }, tenantId), 201),
       expectOk(createVmOn({ name: 'far', networkId, hostId: remote.hostId, imageId, attributes }, tenantId), 201),
@@ -163,48 +160,10 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
     const jumpVm = await expectOk(createVmOn({ name: 'jump', networkId, hostId: remote.hostId }, tenantId), 201);
     vmIds.push(near.vmId, far.vmId, jumpVm.vmId);
     const jump = await lab.plugVm(jumpVm.vmId, jumpVm.ip, lab.hosts[1]!);
-    // known_hosts from what each guest published: the SSH server must prove it holds those keys.
-    const knownHosts = path.join(keyDir, 'known_hosts');
-    const lines: string[] = [];
-    for (const vm of [near, far]) {
-      await eventually(
-        async () => {
-          const { output } = await expectOk(asTenant('GET', `/vms/${vm.vmId}/console`));
-          expect(output).toContain('stratoplane-guest: ssh: 1 key(s) authorized for root');
-          const { keys } = await expectOk(asTenant('GET', `/vms/${vm.vmId}/host-keys`));
-          expect(keys).toHaveLength(2);
-          lines.push(...keys.map((published: { knownHostsLine: string }) => published.knownHostsLine));
-        },
-        150_000,
-        500,
-      );
-    }
-    writeFileSync(knownHosts, `${lines.join('\n')}\n`);
-    const sshOptions = [
-      '-i',
-      key,
-      '-o',
-      `UserKnownHostsFile=${knownHosts}`,
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'ConnectTimeout=20',
-      // One SSH connection for every command (a master started below): each handshake costs the TCG guest about a second.
-      '-o',
-      `ControlPath=${path.join(keyDir, 'control-%C')}`,
-    ];
-    const ssh = async (vm: { ip: string }, command: string) =>
-      (await run('ip', ['netns', 'exec', jump.netns, 'ssh', ...sshOptions, `root@${vm.ip}`, command])).stdout;
-    // The master goes to the background once logged in (-f); its output is nobody's, so no caller waits on its pipes.
-    const sshMaster = (vm: { ip: string }, control: '-M' | '-O exit') =>
-      new Promise<number | null>((resolve) =>
-        spawn('ip', ['netns', 'exec', jump.netns, 'ssh', ...sshOptions, ...control.split(' '), ...(control === '-M' ? ['-f', '-N'] : []), `root@${vm.ip}`], {
-          stdio: 'ignore',
-        }).once('exit', resolve),
-      );
-    expect(await sshMaster(near, '-M')).toBe(0);
+    // Both guests publish their host keys; the test logs into the near one.
+    await guests.trust(far, asTenant);
+    await guests.connect(near, jump.netns, asTenant);
+    const ssh = (vm: { ip: string }, command: string) => guests.run(vm, command);
     // Echo requests the jump VM's kernel has answered: what reached it.
     const echoesAtJump = async () => {
       const { stdout } = await run('ip', ['netns', 'exec', jump.netns, 'cat', '/proc/net/snmp']);
@@ -258,8 +217,7 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
     const reached = outsideSaw.length;
     expect(await viaProxy('https://other.example.test/not-allowed')).toMatch(/403 Forbidden.* exit=1/s);
     expect(outsideSaw).toHaveLength(reached);
-    await sshMaster(near, '-O exit');
-    rmSync(keyDir, { recursive: true, force: true });
+    await guests.close();
   }, 300_000);
 
   it('removes guests from the host when their VMs are deleted', async () => {

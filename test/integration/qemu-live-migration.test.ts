@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,7 @@ import { MigrationIdentity } from '../../host-agent/vm-runtime/migration-tls.ts'
 import { type GuestBoot, QemuRuntime, type VmLaunch, type VmReport } from '../../host-agent/vm-runtime/qemu-runtime.ts';
 import { DataPlaneLab, type LabHost, type LabVm, labUnavailableReason } from '../../local/data-plane/lab.ts';
 import { guestBoot, qemuUnavailableReason } from '../helpers/guest.ts';
+import { GuestSsh } from '../helpers/guest-ssh.ts';
 
 const run = promisify(execFile);
 const unavailable = qemuUnavailableReason() ?? (await labUnavailableReason());
@@ -360,12 +361,11 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
   const tenant = tenantToken(tenantId);
   const vmView = async (vmId: string) => expectOk(api('GET', `/vms/${vmId}`, undefined, tenant));
   const agents: RunningAgent[] = [];
-  let keyDir: string;
-  let sshOptions: string[];
+  let guests: GuestSsh;
   let jump: LabVm;
   let mover: { vmId: string; ip: string };
 
-  const ssh = async (command: string) => (await run('ip', ['netns', 'exec', jump.netns, 'ssh', ...sshOptions, `root@${mover.ip}`, command])).stdout.trim();
+  const ssh = async (command: string) => (await guests.run(mover, command)).trim();
   /** Pings the mover from the jump VM every 10 ms; stopped, it answers the longest silence between replies (ms) and the replies. */
   const pinger = () => {
     const child = lab.spawnIn(jump.netns, ['ping', '-D', '-n', '-i', '0.01', '-W', '1', mover.ip]);
@@ -388,48 +388,22 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     const image = readFileSync((await ensureGuestImage({ log: () => {} })).path);
     const { imageId } = await uploadImage('stratoplane-guest', image, tenant);
     await eventually(async () => expect((await expectOk(api('GET', `/images/${imageId}`, undefined, tenant))).state).toBe('available'), 60_000, 250);
-    keyDir = mkdtempSync(path.join(tmpdir(), 'mover-ssh-'));
-    const key = path.join(keyDir, 'id');
-    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+    guests = await GuestSsh.create();
     mover = await expectOk(
-      createVmOn(
-        { name: 'mover', networkId, hostId: agents[0]!.hostId, imageId, attributes: { 'ssh-keys': `root:${readFileSync(`${key}.pub`, 'utf8').trim()}` } },
-        tenantId,
-      ),
+      createVmOn({ name: 'mover', networkId, hostId: agents[0]!.hostId, imageId, attributes: { 'ssh-keys': guests.sshKeys } }, tenantId),
       201,
     );
     // The tests' vantage point: a VM of the same network on the third host (a namespace, no guest).
     const jumpVm = await expectOk(createVmOn({ name: 'jump', networkId, hostId: agents[2]!.hostId }, tenantId), 201);
     jump = await lab.plugVm(jumpVm.vmId, jumpVm.ip, lab.hosts[2]!);
-    let knownHosts = '';
-    await eventually(
-      async () => {
-        const { output } = await expectOk(api('GET', `/vms/${mover.vmId}/console`, undefined, tenant));
-        expect(output).toContain('stratoplane-guest: ssh: 1 key(s) authorized for root');
-        const { keys } = await expectOk(api('GET', `/vms/${mover.vmId}/host-keys`, undefined, tenant));
-        expect(keys).toHaveLength(2);
-        knownHosts = keys.map((published: { knownHostsLine: string }) => published.knownHostsLine).join('\n');
-      },
-      150_000,
-      500,
-    );
-    writeFileSync(path.join(keyDir, 'known_hosts'), `${knownHosts}\n`);
-    sshOptions = [
-      ...['-i', key, '-o', `UserKnownHostsFile=${path.join(keyDir, 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'],
-      ...['-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=5', '-o', `ControlPath=${path.join(keyDir, 'control-%C')}`],
-    ];
     // One SSH connection for every command: it has to survive the moves.
-    const master = await new Promise<number | null>((resolve) =>
-      spawn('ip', ['netns', 'exec', jump.netns, 'ssh', ...sshOptions, '-M', '-f', '-N', `root@${mover.ip}`], { stdio: 'ignore' }).once('exit', resolve),
-    );
-    expect(master).toBe(0);
+    await guests.connect(mover, jump.netns, (method, path) => api(method, path, undefined, tenant));
   }, 300_000);
 
   afterAll(async () => {
-    if (jump) await run('ip', ['netns', 'exec', jump.netns, 'ssh', ...sshOptions, '-O', 'exit', `root@${mover.ip}`]).catch(() => {});
+    await guests?.close();
     await Promise.all(agents.map((agent) => agent.process.stop()));
     await lab.destroy();
-    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
   });
 
   it('moves a running guest live: its address, its boot, its SSH connection and its disk stay; it answers pings throughout but for a moment', async () => {
