@@ -3,6 +3,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { promisify } from 'node:util';
 import { vmInterfaceName } from '#host-agent/data-plane/desired-state.ts';
+import { NETWORKS_TABLE, PAIR_DEVICE } from '#host-agent/data-plane/network-isolation.ts';
 import { VM_GATEWAY } from '#host-agent/data-plane/plan-commands.ts';
 import { macOfVm } from '#host-agent/vm-runtime/vm-taps.ts';
 import { projectRoot } from '../processes.ts';
@@ -180,11 +181,11 @@ export class DataPlaneLab {
    */
   async describe(host: LabHost): Promise<string> {
     const sections: [string, string[]][] = [
-      ['nft', ['nft', 'list', 'table', 'inet', 'stratoplane_networks']],
+      ['nft', ['nft', 'list', 'table', 'inet', NETWORKS_TABLE]],
       ['rules', ['ip', 'rule']],
       ['routes', ['ip', 'route', 'show', 'table', 'all']],
-      ['neighbours', ['ip', 'neigh', 'show', 'dev', 'vxpairs']],
-      ['fdb', ['bridge', 'fdb', 'show', 'dev', 'vxpairs']],
+      ['neighbours', ['ip', 'neigh', 'show', 'dev', PAIR_DEVICE]],
+      ['fdb', ['bridge', 'fdb', 'show', 'dev', PAIR_DEVICE]],
     ];
     const outputs = await Promise.all(
       sections.map(async ([title, [command, ...args]]) => {

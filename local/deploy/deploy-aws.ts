@@ -65,7 +65,6 @@ export function startDeployAws(options: { port?: number; log?: (message: string)
   });
 }
 
-/** Resource types the LocalStack logging to `logFile` deployed as placeholders, having no provider for them. */
 /**
  * What LocalStack logged about resources it could not create or delete, and stacks it could not
  * delete: the reasons a failed deploy's CLI output leaves out (a stack delete that ends
@@ -79,6 +78,7 @@ export function deployFailureReasons(logFile: string): string[] {
     .slice(-30);
 }
 
+/** Resource types the LocalStack logging to `logFile` deployed as placeholders, having no provider for them. */
 export function fakedResourceTypes(logFile: string): string[] {
   if (!existsSync(logFile)) return [];
   const found = readFileSync(logFile, 'utf8').matchAll(/No resource provider found for "([^"]+)"/g);

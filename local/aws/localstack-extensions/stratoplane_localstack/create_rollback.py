@@ -127,9 +127,9 @@ def _roll_back_failed_creates():
         # The rollback above deletes what this very change set created (part_of_replacement): those
         # are not yet in the stack's record, and must not be skipped. A stack delete deletes what
         # the stack's record holds a physical id for: a resource the record lacks, or holds without
-        # one (its create failed, or LocalStack kept an entry with no properties for it, which CI
-        # saw once in several runs for the first resources of a rolled-back stack), is not there
-        # to delete, as on AWS. The status goes on being checked after one delete failed.
+        # one (its create failed; or LocalStack kept an entry with no properties, seen in about one
+        # run in three for the first resources of a rolled-back stack), is not there to delete, as
+        # on AWS. DELETE_FAILED is among the statuses: one failed delete must not stop the skipping.
         stack = self._change_set.stack
         recorded = (stack.resolved_resources or {}).get(logical_resource_id) or {}
         if (
