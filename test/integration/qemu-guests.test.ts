@@ -207,7 +207,13 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
         if (answer !== expected) {
           const bridge = JSON.stringify(((await agent.status()) as { vms?: Record<string, unknown> }).vms?.[near.vmId]);
           const redirects = (await run('ip', ['netns', 'exec', lab.hosts[0]!.netns, 'nft', 'list', 'table', 'ip', 'stratoplane_metadata'])).stdout;
-          expect(answer, `bridge: ${bridge}\nredirects: ${redirects}\nagent log: ${bridgeLog()}`).toBe(expected);
+          // The host's neighbour entries: the spoofing just above must not have left the guest's address on another MAC.
+          const neighbours = (await run('ip', ['netns', 'exec', lab.hosts[0]!.netns, 'ip', 'neigh', 'show'])).stdout;
+          const seenOutside = JSON.stringify(outsideSaw.slice(-2).map(({ scheme, path }) => `${scheme} ${path}`));
+          expect(
+            answer,
+            `bridge: ${bridge}\nredirects: ${redirects}\nneighbours: ${neighbours}\noutside saw (last 2): ${seenOutside}\nagent log: ${bridgeLog()}`,
+          ).toBe(expected);
         }
         expect(outsideSaw.at(-1)).toMatchObject({ scheme: 'https', path: '/from-guest', headers: { authorization: expect.stringMatching(/^Bearer /) } });
       },
