@@ -76,6 +76,8 @@ export class OutboundPairs {
       connection = await this.deps.requestConnection(vm.vmId, destinationVmId);
     } catch (error) {
       if (error instanceof ApiError && error.status < 500) throw new PairRefusal(error.status, error.detail, 'control plane');
+      // The VM is told to retry; why is for the operator.
+      this.deps.log(`network pair ${key}: the control plane could not be asked: ${(error as Error).message}`);
       throw new PairRefusal(502, 'the control plane could not be reached; retry');
     }
     if (this.deps.sameNetwork(vm, connection.destinationIp)) return { destinationVmId, destinationIp: connection.destinationIp, via: 'network' };
@@ -83,6 +85,7 @@ export class OutboundPairs {
       destinationVmId: connection.destinationVmId,
       token: connection.token,
     });
+    if (answer.status >= 500) this.deps.log(`network pair ${key}: host ${connection.destinationHostAddress} did not admit it: ${answer.message}`);
     if (answer.status !== 200)
       throw new PairRefusal(
         answer.status >= 500 ? 502 : answer.status === 404 ? 409 : answer.status,

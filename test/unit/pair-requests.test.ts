@@ -3,6 +3,7 @@ import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { NetworkPairs } from '../../host-agent/data-plane/network-pairs.ts';
 import { OutboundPairs } from '../../host-agent/pair-requests.ts';
+import { ApiError } from '#events/api-client.ts';
 
 /**
  * The source's half of a pair, its decisions alone: the destination host is a real HTTP server on
@@ -58,5 +59,27 @@ describe("a pair's source host", () => {
     expect(mints).toEqual(['vm-dst', 'vm-dst']);
     expect(outbound.list()).toEqual([expect.objectContaining({ destinationHost: '192.0.2.13' })]);
     outbound.stopRenewing();
+  });
+
+  it("tells the VM to retry when the control plane cannot be asked, and logs why for the operator; a refusal is the control plane's answer", async () => {
+    const logged: string[] = [];
+    const answers = [
+      new Error('connect ECONNREFUSED 127.0.0.1:4566'),
+      new ApiError('requestConnection', 'POST', '/vms/vm-src/connections', 403, 'Forbidden', 'vm vm-src may not open pairs to vm vm-dst'),
+    ];
+    const outbound = new OutboundPairs({
+      requestConnection: async () => {
+        throw answers.shift();
+      },
+      connect: async () => net.connect(port, '127.0.0.1'),
+      sameNetwork: () => false,
+      pairs: {} as NetworkPairs,
+      changed: () => {},
+      log: (message) => logged.push(message),
+    });
+    await expect(outbound.open(vm, 'vm-dst')).rejects.toMatchObject({ status: 502, message: expect.stringContaining('retry') });
+    expect(logged).toEqual(['network pair vm-src>vm-dst: the control plane could not be asked: connect ECONNREFUSED 127.0.0.1:4566']);
+    await expect(outbound.open(vm, 'vm-dst')).rejects.toMatchObject({ status: 403, by: 'control plane' });
+    expect(logged).toHaveLength(1);
   });
 });
