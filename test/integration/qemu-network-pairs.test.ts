@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureGuestImage } from '../../local/guest-image/build.ts';
 import { DataPlaneLab, type LabHost, labUnavailableReason } from '../../local/data-plane/lab.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, createVmOn, expectOk, migrateVmTo, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
 import { qemuUnavailableReason } from '../helpers/guest.ts';
 import { GuestSsh } from '../helpers/guest-ssh.ts';
 import { uploadImage } from '../helpers/images.ts';
@@ -26,8 +26,7 @@ const echoServer = `busybox nc -ll -p ${ECHO_PORT} -e cat </dev/null >/dev/null 
  * network A) runs an echo server, and keeps trying to open a connection to guest A; guest A (network
  * A) tries B, asks its metadata server for a pair to B, and tries again. Everything each guest saw
  * is on its console (its startup script's output). Then the test logs into guest A (from a VM of
- * network A) and watches its connections to B while A stops being an allowed source, and while B
- * moves live to a third host.
+ * network A) and watches its connections to B while A stops being an allowed source.
  */
 describe.skipIf(unavailable !== undefined)('network pairs between real guests', () => {
   const lab = new DataPlaneLab(`qp${process.pid % 10_000}`, '172.31.235');
@@ -44,7 +43,7 @@ describe.skipIf(unavailable !== undefined)('network pairs between real guests', 
   let b: { vmId: string; ip: string };
 
   beforeAll(async () => {
-    hosts = await lab.addHosts(3);
+    hosts = await lab.addHosts(2);
     ssh = await GuestSsh.create();
     agents = await Promise.all(hosts.map((host) => startAgent(uniqueId('qpairs'), host.underlay, 4, undefined, ['--netns', host.netns, '--runtime', 'qemu'])));
     ({ imageId } = await uploadImage('stratoplane-guest', readFileSync((await ensureGuestImage({ log: () => {} })).path), tenant));
@@ -169,28 +168,6 @@ describe.skipIf(unavailable !== undefined)('network pairs between real guests', 
     await expectOk(asTenant('PUT', `/networks/${networks.b}/allowed-sources/${networks.a}`));
     await eventually(async () => expect(await askForPair()).toContain(`"destinationIp":"${b.ip}","via":"pair"`), 15_000, 1_000);
     expect(await aReachesB()).toBe(true);
-  }, 240_000);
-
-  it('follows B when it moves live to a third host: its old host tells A’s, which gets a new token; A reaches B there, and its open connection carries on', async () => {
-    const openBefore = await flowsOnOpenConnection();
-    const moved = Date.now();
-    await expectOk(migrateVmTo(b.vmId, agents[2]!.hostId));
-    await eventually(
-      async () => expect(await expectOk(asTenant('GET', `/vms/${b.vmId}`))).toMatchObject({ hostId: agents[2]!.hostId, state: 'running' }),
-      120_000,
-      500,
-    );
-    await eventually(async () => expect(await aReachesB()).toBe(true), 60_000, 250);
-    console.log(`migration started -> guest A reaches B at its new host: ${Date.now() - moved} ms`);
-    const [source, oldHost, newHost] = await Promise.all(agents.map((agent) => agent.control('GET', '/status')));
-    expect(source!.body.networkPairs.opened).toEqual([expect.objectContaining({ destinationVmId: b.vmId, destinationHost: hosts[2]!.underlay })]);
-    expect(oldHost!.body.networkPairs.admitted).toEqual([]);
-    expect(newHost!.body.networkPairs.admitted).toEqual([expect.objectContaining({ sourceVmId: a.vmId, sourceHost: hosts[0]!.underlay })]);
-    // The connection A opened before the move carries on: B's new host admits the pair's packets
-    // mid-stream (its conntrack takes the connection up as new), once TCP's retransmission gets there.
-    const carriedOn = Date.now();
-    await eventually(async () => expect(await flowsOnOpenConnection()).toBeGreaterThan(3), 20_000, 0);
-    console.log(`guest A's open connection: ${openBefore} lines in 1.5 s before the move; flowing again ${Date.now() - carriedOn} ms after A reached B anew`);
   }, 240_000);
 });
 
