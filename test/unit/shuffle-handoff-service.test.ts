@@ -166,6 +166,8 @@ describe('a shuffle worker moving between hosts', () => {
     expect(atNew.map((record) => record.value).sort()).toEqual(all.map((record) => record.value).sort());
     // The same offsets mean the same records as at the old host.
     expect(atNew.slice(0, 10)).toEqual(readBefore.records);
+    // The host reports what it received in batches (a timer after the last record): the count reaches the control plane soon after.
+    await until(() => plane.workers.get('vm-b')!.received === all.length);
     expect(plane.workers.get('vm-b')).toMatchObject({ received: all.length, sent: 100, closed: true });
     await until(() => !existsSync(path.join(old.dir, job.jobId, 'vm-b.records')) && old.service.heldSpills().length === 0);
   });
