@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { clientToken, ipv4Cidr, ipv4CidrPattern, resourceId, underlayAddress } from './identifiers.ts';
-import { AcceleratorKind, MachineType, OnHostFailure, VmRuntimeKind } from './vm-lifecycle.ts';
+import { AcceleratorKind, AutoPlacement, MachineType, OnHostFailure, VmRuntimeKind } from './vm-lifecycle.ts';
 import { VmAttributes } from './vm-config.ts';
 
 export const RegisterHostRequest = z.strictObject({
@@ -26,6 +26,14 @@ export const RegisterHostRequest = z.strictObject({
     .describe(
       'With vmRuntime qemu only: the host moves running guests live, to and from other such hosts. Absent or false: a guest moves by booting again at its destination.',
     ),
+  /**
+   * `off`: placement never chooses the host; it takes only VMs created on it by name, and guests
+   * moved to it by name (EC2 Dedicated Hosts' auto-placement off). Registering again with another
+   * value changes it; leaving it out changes nothing (absent on a new host: `on`).
+   */
+  autoPlacement: AutoPlacement.optional().describe(
+    'off: placement never chooses this host; it takes only VMs created on it, and guests moved to it, by name (hostId, targetHostId). Absent on a new host: on. Registering again with another value changes it; leaving it out changes nothing.',
+  ),
   /** Required with `liveMigration`: the CA certificate of the host's TLS identity in live migrations. */
   migrationCertificate: z
     .string()

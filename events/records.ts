@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
-import { AcceleratorKind, HostFailureRecovery, MachineType, OnHostFailure, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
+import { AcceleratorKind, AutoPlacement, HostFailureRecovery, MachineType, OnHostFailure, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
 import { EndpointEntry } from './endpoints.ts';
 import { MigrationOutcome, MigrationRecord } from './migrations.ts';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
@@ -27,6 +27,8 @@ export const HostItem = z.object({
   liveMigration: z.boolean().optional(),
   /** With `liveMigration`: the CA certificate (PEM) of its TLS identity in migrations (host-agent/vm-runtime/migration-tls.ts). */
   migrationCertificate: z.string().optional(),
+  /** `off`: placement never chooses it, only creates and moves that name it (absent: `on`). */
+  autoPlacement: AutoPlacement.optional(),
   /** An operator keeps new VMs off it (`POST /hosts/{id}/cordon`); what runs there stays. */
   cordoned: z.boolean().optional(),
   /** Since when an operator has asked every VM off it (`POST /hosts/{id}/drain`); uncordoning ends it. */

@@ -5,7 +5,7 @@ import { NodeKind } from './projects.ts';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
 import { HostHealth } from './host-health.ts';
 import { PairRevocations } from './tokens.ts';
-import { AcceleratorKind, HostFailureRecovery, MachineType, OnHostFailure, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
+import { AcceleratorKind, AutoPlacement, HostFailureRecovery, MachineType, OnHostFailure, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
 
 /**
  * What the API answers, route by route. Strict: a field not listed here is an error in the tests
@@ -43,6 +43,8 @@ export const Host = z.strictObject({
   health: HostHealth,
   /** When its agent's last heartbeat arrived; absent when it never sent one. */
   lastSeen: timestamp.optional(),
+  /** `off`: placement never chooses it; it takes only VMs created on it, and guests moved to it, by name. */
+  autoPlacement: AutoPlacement,
   /** An operator keeps new VMs off it; what runs there stays. */
   cordoned: z.boolean(),
   /** While an operator drains it: since when, how many VMs are still on it, and those that could not move at the last try, with why. */

@@ -44,6 +44,10 @@ export type PowerState = z.infer<typeof PowerState>;
 export const VmRuntimeKind = z.enum(['qemu', 'process', 'none']);
 export type VmRuntimeKind = z.infer<typeof VmRuntimeKind>;
 
+/** Whether placement may choose a host (`on`), or only a VM or a move that names it may go there (`off`). */
+export const AutoPlacement = z.enum(['on', 'off']);
+export type AutoPlacement = z.infer<typeof AutoPlacement>;
+
 /** How a `qemu` host runs its guests: hardware virtualization (KVM), or QEMU's emulator (TCG, several times slower). */
 export const AcceleratorKind = z.enum(['kvm', 'tcg']);
 export type AcceleratorKind = z.infer<typeof AcceleratorKind>;

@@ -5,7 +5,9 @@ import { z } from 'zod';
 import { resourceId, underlayAddress } from '#events/identifiers.ts';
 import { DEFAULT_PEER_PORT } from './shuffle-peers.ts';
 
-export const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--bid-relay-listen ADDR:PORT] [--bid-relay-tokens PATH] [--bid-relay-tls-cert PATH --bid-relay-tls-key PATH] [--spill-dir DIR] [--peer-port PORT] [--resync-seconds S] [--start-timeout S] [--netns NAME] [--runtime qemu|process|none] [--runtime-fallback none|process] [--qemu-binary PATH] [--vm-dir DIR] [-h|--help]
+export const usage = `usage: host-agent --host-id ID --address IPV4 --api-url URL --token-file PATH [--capacity N] [--auto-placement on|off] [--control-socket PATH] [--dns-server ADDR[:PORT]]... [--metadata-tokens-per-second N] [--bid-port PORT] [--bid-relay-listen ADDR:PORT] [--bid-relay-tokens PATH] [--bid-relay-tls-cert PATH --bid-relay-tls-key PATH] [--spill-dir DIR] [--peer-port PORT] [--resync-seconds S] [--start-timeout S] [--netns NAME] [--runtime qemu|process|none] [--runtime-fallback none|process] [--qemu-binary PATH] [--vm-dir DIR] [-h|--help]
+--auto-placement: off keeps placement from choosing this host: it takes only VMs created on it, and guests
+moved to it, by name (hostId, targetHostId), as EC2 Dedicated Hosts with auto-placement off (default on).
 --control-socket: the status and control endpoint, a unix socket only its owner can open (default
 /run/stratoplane/<host-id>/agent.sock as root, else under the temporary folder); try
 \`curl -s --unix-socket PATH http://agent/status\`.
@@ -39,7 +41,7 @@ ids of the pair tokens the host admitted (used-pair-tokens.jsonl: a restarted ag
 host that moves guests live, its migration CA and certificate (migration-tls/, made with openssl at first start;
 default /var/lib/stratoplane/<host-id> as root, else under the temporary folder).
 Each flag may also come from the environment: HOST_ID, HOST_ADDRESS, STRATOPLANE_API_URL, HOST_AGENT_TOKEN_FILE,
-HOST_CAPACITY, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_BID_RELAY_LISTEN,
+HOST_CAPACITY, HOST_AUTO_PLACEMENT, HOST_AGENT_CONTROL_SOCKET, HOST_AGENT_DNS_SERVERS (comma-separated), HOST_AGENT_METADATA_TOKENS_PER_SECOND, HOST_AGENT_BID_PORT, HOST_AGENT_BID_RELAY_LISTEN,
 HOST_AGENT_BID_RELAY_TOKENS, HOST_AGENT_BID_RELAY_TLS_CERT, HOST_AGENT_BID_RELAY_TLS_KEY, HOST_AGENT_SPILL_DIR, HOST_AGENT_PEER_PORT,
 HOST_AGENT_RESYNC_SECONDS, HOST_AGENT_START_TIMEOUT, HOST_AGENT_NETNS, HOST_AGENT_RUNTIME, HOST_AGENT_RUNTIME_FALLBACK, HOST_AGENT_QEMU_BINARY, HOST_AGENT_VM_DIR; or the token itself from HOST_AGENT_TOKEN.
 The token is a host token from \`npm run issue-token -- --host ID --ttl 30d\`; the file is re-read on every call,
@@ -68,6 +70,7 @@ const Config = z
       message: 'a host token is required: --token-file PATH, HOST_AGENT_TOKEN_FILE or HOST_AGENT_TOKEN',
     }),
     capacity: z.coerce.number().int().min(1).max(10_000),
+    autoPlacement: z.enum(['on', 'off'], { message: 'auto-placement is on or off' }),
     metadataTokensPerSecond: z.coerce.number().int().min(1).max(100_000).optional(),
     controlSocket: z.string().min(1).max(100, 'a unix socket path is at most 100 characters'),
     dnsServers: z.array(z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])(:\d{1,5})?$/, 'a DNS server is an IP address, optionally with :port')),
@@ -118,6 +121,7 @@ function readArgs(argv: string[]) {
       'api-url': { type: 'string' },
       'token-file': { type: 'string' },
       capacity: { type: 'string' },
+      'auto-placement': { type: 'string' },
       'control-socket': { type: 'string' },
       'metadata-tokens-per-second': { type: 'string' },
       'dns-server': { type: 'string', multiple: true },
@@ -161,6 +165,7 @@ export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv): Parse
           ? { value: env.HOST_AGENT_TOKEN }
           : undefined,
     capacity: values.capacity ?? env.HOST_CAPACITY ?? 32,
+    autoPlacement: values['auto-placement'] ?? (env.HOST_AUTO_PLACEMENT || 'on'),
     metadataTokensPerSecond: values['metadata-tokens-per-second'] ?? env.HOST_AGENT_METADATA_TOKENS_PER_SECOND,
     controlSocket: values['control-socket'] ?? env.HOST_AGENT_CONTROL_SOCKET ?? defaultControlSocket(hostId ?? 'host'),
     dnsServers: values['dns-server'] ?? (env.HOST_AGENT_DNS_SERVERS ?? '').split(',').filter(Boolean),

@@ -52,6 +52,8 @@ export interface AgentConfig {
   hostId: string;
   address: string;
   capacity: number;
+  /** `off`: placement never chooses this host, only creates and moves that name it (registered as such; absent: on). */
+  autoPlacement?: 'on' | 'off';
   apiUrl: string;
   /** The host's API bearer token (scope `host`, subject `host:<hostId>`). */
   token: TokenSource;
@@ -324,7 +326,14 @@ export class HostAgent {
     }
     const { queueUrl } = await this.retrying(
       'register',
-      () => this.controlPlane.registerHost({ hostId: this.config.hostId, address: this.config.address, capacity: this.config.capacity, ...this.runsVmsWith() }),
+      () =>
+        this.controlPlane.registerHost({
+          hostId: this.config.hostId,
+          address: this.config.address,
+          capacity: this.config.capacity,
+          autoPlacement: this.config.autoPlacement ?? 'on',
+          ...this.runsVmsWith(),
+        }),
       deadline,
     );
     if (deadline !== undefined) await checkQueue(this.sqs, queueUrl, Math.max(5_000, deadline - Date.now()));

@@ -29,6 +29,7 @@ export const toHostView = (
     accelerator,
     liveMigration,
     migrationCertificate,
+    autoPlacement,
     cordoned,
     drainStartedAt,
     drainStuck,
@@ -49,6 +50,7 @@ export const toHostView = (
   ...(migrationCertificate ? { migrationCertificateSha256: new X509Certificate(migrationCertificate).fingerprint256 } : {}),
   health: healthOf(liveness, nowMs),
   ...(liveness.lastSeenMs !== undefined ? { lastSeen: new Date(liveness.lastSeenMs).toISOString() } : {}),
+  autoPlacement: autoPlacement ?? 'on',
   cordoned: cordoned === true,
   ...(drainStartedAt ? { drain: { startedAt: drainStartedAt, vmsLeft: vmCount, stuck: drainStuck ?? [] } } : {}),
   createdAt,
@@ -132,13 +134,17 @@ export async function registerHost(
     ...(request.accelerator ? { accelerator: request.accelerator } : {}),
     ...(request.liveMigration ? { liveMigration: true } : {}),
     ...(request.migrationCertificate ? { migrationCertificate: request.migrationCertificate } : {}),
+    ...(request.autoPlacement === 'off' ? { autoPlacement: 'off' } : {}),
     vmCount: 0,
     queueUrl: await ensureQueue(request.hostId),
     createdAt: new Date().toISOString(),
     gsi1pk: indexKeys.allHosts,
     gsi1sk: request.hostId,
     // In the placement index from the start (none for a host that runs no VMs).
-    ...placementIndexAttributes({ hostId: request.hostId, capacity: request.capacity, vmCount: 0, vmRuntime: request.vmRuntime }, region),
+    ...placementIndexAttributes(
+      { hostId: request.hostId, capacity: request.capacity, vmCount: 0, vmRuntime: request.vmRuntime, autoPlacement: request.autoPlacement },
+      region,
+    ),
   };
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     try {
@@ -215,9 +221,9 @@ function addressTakenError(address: string, region: string, holder: string | und
 }
 
 /**
- * Records what a registered host now says it runs VMs with, when it says something else, and puts
- * it where it belongs in the placement index (placement.ts): in it while it runs VMs (and is not
- * cordoned), out of it when it runs none. A host registered before the index existed is put in it
+ * Records what a registered host now says it runs VMs with, and whether placement may choose it,
+ * when it says something else, and puts it where it belongs in the placement index (placement.ts):
+ * in it while it runs VMs (and is not cordoned, nor auto-placement off), out of it otherwise. A host registered before the index existed is put in it
  * here, at its agent's next start (agents register at every start).
  */
 async function updateRuntime(table: string, region: string, host: IndexedHost, request: RegisterHostRequest): Promise<HostItem> {
@@ -228,8 +234,10 @@ async function updateRuntime(table: string, region: string, host: IndexedHost, r
       Boolean(host.liveMigration) !== Boolean(request.liveMigration) ||
       host.migrationCertificate !== request.migrationCertificate);
   const vmRuntime = request.vmRuntime ?? host.vmRuntime;
-  const index = placementIndexUpdate({ ...host, ...(vmRuntime ? { vmRuntime } : {}) }, host.gsi5pk, host.region ?? region);
-  if (!runtimeChanged && index.set.length + index.remove.length === 0) return host;
+  const autoPlacement = request.autoPlacement ?? host.autoPlacement ?? 'on';
+  const autoPlacementChanged = autoPlacement !== (host.autoPlacement ?? 'on');
+  const index = placementIndexUpdate({ ...host, ...(vmRuntime ? { vmRuntime } : {}), autoPlacement }, host.gsi5pk, host.region ?? region);
+  if (!runtimeChanged && !autoPlacementChanged && index.set.length + index.remove.length === 0) return host;
   const set = [...index.set];
   const remove = [...index.remove];
   const values: Record<string, unknown> = { ...index.values, ':address': request.address };
@@ -244,6 +252,12 @@ async function updateRuntime(table: string, region: string, host: IndexedHost, r
       set.push('migrationCertificate = :certificate');
       values[':certificate'] = request.migrationCertificate;
     } else remove.push('migrationCertificate');
+  }
+  if (autoPlacementChanged) {
+    if (autoPlacement === 'off') {
+      set.push('autoPlacement = :autoPlacement');
+      values[':autoPlacement'] = 'off';
+    } else remove.push('autoPlacement');
   }
   const update = dynamodb.send(
     new UpdateCommand({

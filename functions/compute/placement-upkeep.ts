@@ -42,7 +42,7 @@ export function placementIndexChanges(
 
 /**
  * Applies the changes, each on the condition that the host is still as it was read: a host taken
- * out is still in the shard; one put back is still out, not cordoned, and runs VMs (a cordon or a
+ * out is still in the shard; one put back is still out, not cordoned, runs VMs and may be chosen (a cordon or a
  * registration meanwhile wins). Its free capacity is computed from its count as the write applies it.
  */
 export async function applyPlacementIndexChanges(table: string, changes: readonly PlacementIndexChange[]): Promise<number> {
@@ -62,9 +62,9 @@ export async function applyPlacementIndexChanges(table: string, changes: readonl
               Key: keys.host(change.hostId),
               UpdateExpression: 'SET gsi5pk = :shard, gsi5sk = #capacity - vmCount',
               ConditionExpression:
-                'attribute_exists(pk) AND attribute_not_exists(gsi5pk) AND (attribute_not_exists(cordoned) OR cordoned = :no) AND (attribute_not_exists(vmRuntime) OR vmRuntime <> :none)',
+                'attribute_exists(pk) AND attribute_not_exists(gsi5pk) AND (attribute_not_exists(cordoned) OR cordoned = :no) AND (attribute_not_exists(vmRuntime) OR vmRuntime <> :none) AND (attribute_not_exists(autoPlacement) OR autoPlacement <> :off)',
               ExpressionAttributeNames: { '#capacity': 'capacity' },
-              ExpressionAttributeValues: { ':shard': change.shard, ':no': false, ':none': 'none' },
+              ExpressionAttributeValues: { ':shard': change.shard, ':no': false, ':none': 'none', ':off': 'off' },
             }),
       );
       applied++;

@@ -38,17 +38,20 @@ export function placementShardOf(hostId: string): number {
  */
 export const runsVms = (host: Pick<HostItem, 'vmRuntime'>): boolean => host.vmRuntime !== 'none';
 
+/** May placement choose the host? Not one registered with auto-placement off: only VMs and moves that name it go there. */
+export const placesAutomatically = (host: Pick<HostItem, 'autoPlacement'>): boolean => host.autoPlacement !== 'off';
+
 /**
  * The attributes that put a host in the placement index, or none for a host placement must keep
- * off whatever its health: one that runs no VMs, or one an operator cordoned (it stays out until
- * uncordoned). Hosts that are down or suspect stay in: their health changes every few seconds
+ * off whatever its health: one that runs no VMs, one registered with auto-placement off, or one an
+ * operator cordoned (it stays out until uncordoned). Hosts that are down or suspect stay in: their health changes every few seconds
  * and lives elsewhere (the liveness table), so placement filters them out of its candidates.
  */
 export function placementIndexAttributes(
-  host: Pick<HostItem, 'hostId' | 'capacity' | 'vmCount' | 'vmRuntime' | 'cordoned'>,
+  host: Pick<HostItem, 'hostId' | 'capacity' | 'vmCount' | 'vmRuntime' | 'cordoned' | 'autoPlacement'>,
   region: string,
 ): { gsi5pk: string; gsi5sk: number } | undefined {
-  if (!runsVms(host) || host.cordoned === true) return undefined;
+  if (!runsVms(host) || !placesAutomatically(host) || host.cordoned === true) return undefined;
   return { gsi5pk: indexKeys.placementShard(region, placementShardOf(host.hostId)), gsi5sk: host.capacity - host.vmCount };
 }
 
@@ -67,7 +70,7 @@ export interface UpdateParts {
  * (`capacity - vmCount`), so a create committing meanwhile cannot make it stale.
  */
 export function placementIndexUpdate(
-  host: Pick<HostItem, 'hostId' | 'capacity' | 'vmCount' | 'vmRuntime' | 'cordoned'>,
+  host: Pick<HostItem, 'hostId' | 'capacity' | 'vmCount' | 'vmRuntime' | 'cordoned' | 'autoPlacement'>,
   indexedAt: string | undefined,
   region: string,
 ): UpdateParts {
@@ -95,10 +98,11 @@ export interface PlacementRules {
   liveOnly?: boolean;
 }
 
-/** Whether the rules let a VM go to `host`: it runs VMs, has room, is in the region, not excluded (and takes guests live if asked). */
+/** Whether the rules let placement send a VM to `host`: it runs VMs, may be chosen, has room, is in the region, not excluded (and takes guests live if asked). */
 export function canTake(host: HostItem, rules: PlacementRules): boolean {
   return (
     runsVms(host) &&
+    placesAutomatically(host) &&
     host.vmCount < host.capacity &&
     !rules.exclude.has(host.hostId) &&
     inRegion(host, rules.region) &&
@@ -124,7 +128,7 @@ export function pickOfTwo(open: readonly HostItem[], random: () => number = Math
  */
 export function chooseHost(hosts: readonly HostItem[], exclude: ReadonlySet<string> = new Set(), random: () => number = Math.random): HostItem | undefined {
   return pickOfTwo(
-    hosts.filter((host) => runsVms(host) && host.vmCount < host.capacity && !exclude.has(host.hostId)),
+    hosts.filter((host) => runsVms(host) && placesAutomatically(host) && host.vmCount < host.capacity && !exclude.has(host.hostId)),
     random,
   );
 }

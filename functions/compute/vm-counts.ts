@@ -1,6 +1,7 @@
 import type { TransactItem } from '../core/store.ts';
 import { ConflictError } from '../core/errors.ts';
 import { indexKeys, keys } from '../core/table-keys.ts';
+import type { HostItem } from '#events/records.ts';
 import { cannotRunVmsError, getHost } from './hosts.ts';
 
 /** Membership bookkeeping: the count of the network's VMs on a host, and an epoch bumped on every change. */
@@ -44,5 +45,11 @@ export function hostCountDelta(table: string, hostId: string, delta: 1 | -1): Tr
 
 /** Why a named host's place was refused in the transaction: it filled up, or it registered that it runs no VMs. */
 export async function refusedHostError(table: string, hostId: string, field: 'hostId' | 'targetHostId'): Promise<ConflictError> {
-  return cannotRunVmsError(await getHost(table, hostId), field) ?? new ConflictError(`${field}: host ${hostId} is full`);
+  const host = await getHost(table, hostId);
+  return cannotRunVmsError(host, field) ?? fullHostError(host, field);
+}
+
+/** A host without room, with its count: an operator sees at once whether it is full or its capacity is small. */
+export function fullHostError(host: Pick<HostItem, 'hostId' | 'vmCount' | 'capacity'>, field: 'hostId' | 'targetHostId'): ConflictError {
+  return new ConflictError(`${field}: host ${host.hostId} is full (${host.vmCount} of ${host.capacity} VMs)`);
 }

@@ -21,7 +21,7 @@ import { getTenantItem } from '../core/access.ts';
 import { imageForLaunch, waitForCopy } from '../images/image-copies.ts';
 import { assertHomeRegion, inRegion } from '../core/regions.ts';
 import { assertDisksHaveSlots, liveMigrationStart, migratingRefusal } from './live-migration-start.ts';
-import { hostCountDelta, memberDelta, refusedHostError } from './vm-counts.ts';
+import { fullHostError, hostCountDelta, memberDelta, refusedHostError } from './vm-counts.ts';
 import { createOnce, throwIfClaimLost } from '../core/client-tokens.ts';
 import { quotaCharge, quotaRelease } from '../tenancy/quotas.ts';
 import { DEFAULT_MACHINE_TYPE, type HostFailureRecovery } from '#events/vm-lifecycle.ts';
@@ -163,13 +163,10 @@ async function placeVm(
       if (hostRead.status === 'rejected') throw hostRead.reason;
       const host = hostRead.value;
       if (pinned && host) assertRunsVms(host, 'hostId');
+      if (pinned && host && host.vmCount >= host.capacity) throw fullHostError(host, 'hostId');
       if (!host || host.vmCount >= host.capacity) {
         throw new ConflictError(
-          pinned
-            ? `hostId: host ${pinned.hostId} is full`
-            : spread.size > 0
-              ? 'spreadFrom: no host apart from those VMs has capacity for another VM'
-              : 'no host has capacity for another VM',
+          spread.size > 0 ? 'spreadFrom: no host apart from those VMs has capacity for another VM' : 'no host has capacity for another VM',
         );
       }
 
@@ -419,7 +416,7 @@ export async function migrateVm(
     }
     assertRunsVms(target, 'targetHostId');
     if (named) await assertPlaceable(livenessTable, target, 'targetHostId');
-    if (target.vmCount >= target.capacity) throw new ConflictError(`targetHostId: host ${targetHostId} is full`);
+    if (target.vmCount >= target.capacity) throw fullHostError(target, 'targetHostId');
     if (live) {
       if (target.liveMigration !== true)
         throw new ConflictError(`targetHostId: host ${targetHostId} does not take guests live, so vm ${vmId}'s running guest cannot move there`);

@@ -7,6 +7,8 @@ const ipToInt = (ip: string) => ip.split('.').reduce((value, part) => value * 25
 
 describe('IP allocation under concurrency', () => {
   let networkId: string;
+  /** The freest host of all, live, but registered with auto-placement off: placement must never choose it. */
+  const namedOnly = uniqueId('named-only');
 
   beforeAll(async () => {
     for (const i of [1, 2]) {
@@ -14,6 +16,12 @@ describe('IP allocation under concurrency', () => {
       await expectOk(api('POST', '/hosts', { hostId, address: `198.51.100.${60 + i}`, capacity: 200 }, operatorToken()), 201);
       await keepAlive(hostId);
     }
+    const registered = await expectOk(
+      api('POST', '/hosts', { hostId: namedOnly, address: '198.51.100.60', capacity: 10_000, autoPlacement: 'off' }, operatorToken()),
+      201,
+    );
+    expect(registered.autoPlacement).toBe('off');
+    await keepAlive(namedOnly);
     networkId = (await expectOk(api('POST', '/networks', { name: 'alloc', cidr: '10.50.0.0/26' }), 201)).networkId;
   });
 
@@ -39,6 +47,8 @@ describe('IP allocation under concurrency', () => {
     for (const response of refused) expect(response.body.message).toMatch(/networkId: .* has no free address/);
     const all = [...ips, ...created.map((response) => response.body.ip as string)];
     expect(new Set(all).size).toBe(61);
+    // Placement never chose the host with auto-placement off; a VM that names it goes there.
+    expect([...first, ...created].filter((response) => response.body.hostId === namedOnly)).toEqual([]);
 
     const listed = [];
     let nextToken: string | undefined;
@@ -61,13 +71,14 @@ describe('IP allocation under concurrency', () => {
     expect(reborn.endpoint.version).toBe(victim.endpoint.version + 2);
   });
 
-  it('refuses a VM pinned to a full host with 409', async () => {
+  it('places a VM that names a host with auto-placement off there, and refuses one pinned to a full host with 409', async () => {
     const hostId = uniqueId('tiny');
-    await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.70', capacity: 1 }, operatorToken()), 201);
+    // Auto-placement off: no other file's creates fill it first.
+    await expectOk(api('POST', '/hosts', { hostId, address: '198.51.100.70', capacity: 1, autoPlacement: 'off' }, operatorToken()), 201);
     await keepAlive(hostId);
     const network = await expectOk(api('POST', '/networks', { name: 'tiny', cidr: '10.51.0.0/28' }), 201);
-    await expectOk(createVmOn({ name: 'one', networkId: network.networkId, hostId }), 201);
+    expect((await expectOk(createVmOn({ name: 'one', networkId: network.networkId, hostId }), 201)).hostId).toBe(hostId);
     const second = await createVmOn({ name: 'two', networkId: network.networkId, hostId });
-    expect(second).toEqual({ status: 409, body: { message: `hostId: host ${hostId} is full` } });
+    expect(second).toEqual({ status: 409, body: { message: `hostId: host ${hostId} is full (1 of 1 VMs)` } });
   });
 });

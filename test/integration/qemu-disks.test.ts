@@ -42,7 +42,7 @@ describe.skipIf(unavailable !== undefined)('disks in real guests', () => {
 
   beforeAll(async () => {
     const [host] = await lab.addHosts(1);
-    agent = await startAgent(uniqueId('qemu-disks'), host!.underlay, 4, undefined, ['--netns', host!.netns, '--runtime', 'qemu']);
+    agent = await startAgent(uniqueId('qemu-disks'), host!.underlay, 4, undefined, ['--netns', host!.netns, '--runtime', 'qemu', '--auto-placement', 'off']);
     await expectOk(api('POST', '/storage-pools', { poolId, capacityGiB: 1000, iops: 100_000, throughputMiBps: 10_000 }, operatorToken()), 201);
     const { networkId } = await expectOk(asTenant('POST', '/networks', { name: 'disk-guests', cidr: '10.73.0.0/24' }), 201);
     const { imageId } = await uploadImage('stratoplane-guest', readFileSync((await ensureGuestImage({ log: () => {} })).path), tenant);

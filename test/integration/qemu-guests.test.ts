@@ -59,7 +59,7 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
     const outside = await startOutsideService(lab, WORLD, ['api.example.test', 'other.example.test']);
     ({ dns, seen: outsideSaw } = outside);
     const qemuAgent = (on: { underlay: string; netns: string }, region?: { apiUrl: string; region: string }) =>
-      startAgent(uniqueId('qemu'), on.underlay, 4, region, ['--netns', on.netns, '--runtime', 'qemu', '--dns-server', dns.server], {
+      startAgent(uniqueId('qemu'), on.underlay, 4, region, ['--netns', on.netns, '--runtime', 'qemu', '--auto-placement', 'off', '--dns-server', dns.server], {
         NODE_EXTRA_CA_CERTS: outside.certificates.caFile,
       });
     [agent, remote, awayAgent] = await Promise.all([qemuAgent(host!), qemuAgent(other!), qemuAgent(awayHost!, away)]);

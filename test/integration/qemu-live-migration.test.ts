@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { ensureGuestImage } from '../../local/guest-image/build.ts';
 import { eventually, type RunningAgent, startAgent } from '../helpers/agents.ts';
 import { api, createVmOn, expectOk, migrateVmTo, uniqueId } from '../helpers/api.ts';
@@ -383,7 +383,8 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
 
   beforeAll(async () => {
     const hosts = await lab.addHosts(3);
-    for (const host of hosts) agents.push(await startAgent(uniqueId('mig'), host.underlay, 4, undefined, ['--netns', host.netns, '--runtime', 'qemu']));
+    for (const host of hosts)
+      agents.push(await startAgent(uniqueId('mig'), host.underlay, 4, undefined, ['--netns', host.netns, '--runtime', 'qemu', '--auto-placement', 'off']));
     const { networkId } = await expectOk(api('POST', '/networks', { name: 'movers', cidr: '10.73.0.0/24' }, tenant), 201);
     const image = readFileSync((await ensureGuestImage({ log: () => {} })).path);
     const { imageId } = await uploadImage('stratoplane-guest', image, tenant);
@@ -400,6 +401,41 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     await guests.connect(mover, jump.netns, (method, path) => api(method, path, undefined, tenant));
   }, 300_000);
 
+  // A failed move says where it stood: the VM as the control plane sees it, and what each agent said of it.
+  afterEach(async ({ task }) => {
+    if (task.result?.state !== 'fail' || !mover) return;
+    console.error(`vm ${mover.vmId}: ${JSON.stringify((await api('GET', `/vms/${mover.vmId}`, undefined, tenant)).body)}`);
+    for (const agent of agents)
+      console.error(
+        `${agent.hostId}:\n${agent.stderr
+          .filter((line) => line.includes(mover.vmId) || /migrat/i.test(line))
+          .slice(-15)
+          .join('\n')}`,
+      );
+    // Where each host sends the mover's address.
+    for (const host of lab.hosts) {
+      const shown = await Promise.all(
+        [
+          ['ip', 'route', 'show', 'table', 'all'],
+          ['ip', 'neigh', 'show'],
+          ['bridge', 'fdb', 'show'],
+        ].map((command) =>
+          run('ip', ['netns', 'exec', host.netns, ...command]).then(
+            ({ stdout }) => stdout,
+            (error: Error) => error.message,
+          ),
+        ),
+      );
+      console.error(
+        `${host.netns} (${host.underlay}):\n${shown
+          .join('\n')
+          .split('\n')
+          .filter((line) => line.includes(mover.ip) || line.includes('dst '))
+          .join('\n')}`,
+      );
+    }
+  });
+
   afterAll(async () => {
     await guests?.close();
     await Promise.all(agents.map((agent) => agent.process.stop()));
@@ -413,6 +449,8 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
       const caFile = path.join(tmpdir(), 'stratoplane-test-vms', agent.hostId, 'migration-tls', 'ca-cert.pem');
       expect(await expectOk(api('GET', `/hosts/${agent.hostId}`, undefined, operatorToken()))).toMatchObject({
         liveMigration: true,
+        // Registered by its agent's --auto-placement off: only the moves this test names come here.
+        autoPlacement: 'off',
         migrationCertificateSha256: new X509Certificate(readFileSync(caFile)).fingerprint256,
       });
     }
@@ -591,7 +629,14 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
   /** Starts a host's agent again (after it was killed), as an operator's process manager would. */
   const restart = async (index: number) => {
     const dead = agents[index]!;
-    agents[index] = await startAgent(dead.hostId, dead.address, 4, undefined, ['--netns', lab.hosts[index]!.netns, '--runtime', 'qemu']);
+    agents[index] = await startAgent(dead.hostId, dead.address, 4, undefined, [
+      '--netns',
+      lab.hosts[index]!.netns,
+      '--runtime',
+      'qemu',
+      '--auto-placement',
+      'off',
+    ]);
     return agents[index]!;
   };
   const phaseOf = async (vmId: string) => (await vmView(vmId)).migration?.phase as string | undefined;
@@ -637,7 +682,7 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     expect(await ssh('cat /proc/sys/kernel/random/boot_id')).toBe(bootId);
     const guests = (await source.status()).vmRuntime?.guests ?? [];
     expect(guests.map((guest: { vmId: string }) => guest.vmId)).not.toContain(mover.vmId);
-  });
+  }, 200_000);
 
   it('a source agent killed during the transfer takes its guest with it: restarted, it aborts the migration and boots the guest again', async () => {
     const [source, destination] = [agents[1]!, agents[0]!];

@@ -45,7 +45,9 @@ describe.skipIf(unavailable !== undefined)('network pairs between real guests', 
   beforeAll(async () => {
     hosts = await lab.addHosts(2);
     ssh = await GuestSsh.create();
-    agents = await Promise.all(hosts.map((host) => startAgent(uniqueId('qpairs'), host.underlay, 4, undefined, ['--netns', host.netns, '--runtime', 'qemu'])));
+    agents = await Promise.all(
+      hosts.map((host) => startAgent(uniqueId('qpairs'), host.underlay, 4, undefined, ['--netns', host.netns, '--runtime', 'qemu', '--auto-placement', 'off'])),
+    );
     ({ imageId } = await uploadImage('stratoplane-guest', readFileSync((await ensureGuestImage({ log: () => {} })).path), tenant));
     networks.a = (await expectOk(asTenant('POST', '/networks', { name: 'qpairs-a', cidr: '10.96.0.0/24' }), 201)).networkId;
     networks.b = (await expectOk(asTenant('POST', '/networks', { name: 'qpairs-b', cidr: '10.97.0.0/24' }), 201)).networkId;

@@ -13,10 +13,26 @@ describe("the host agent's command line", () => {
     const parsed = parseAgentOptions(required, { HOST_AGENT_TOKEN: 'x'.repeat(40), HOST_AGENT_START_TIMEOUT: '45' });
     expect(parsed).toMatchObject({
       kind: 'options',
-      options: { hostId: 'host-2', address: '192.0.2.12', token: { value: 'x'.repeat(40) }, capacity: 32, startTimeoutSeconds: 45, runtime: 'process' },
+      options: {
+        hostId: 'host-2',
+        address: '192.0.2.12',
+        token: { value: 'x'.repeat(40) },
+        capacity: 32,
+        autoPlacement: 'on',
+        startTimeoutSeconds: 45,
+        runtime: 'process',
+      },
     });
     const fromEnv = parseAgentOptions([], { HOST_ID: 'h-9', HOST_ADDRESS: '10.1.2.3', STRATOPLANE_API_URL: 'https://api/v1', HOST_AGENT_TOKEN_FILE: '/t' });
     expect(fromEnv).toMatchObject({ kind: 'options', options: { hostId: 'h-9', token: { file: '/t' }, startTimeoutSeconds: 30 } });
+    expect(parseAgentOptions([...required, '--auto-placement', 'off'], { HOST_AGENT_TOKEN: 'x'.repeat(40) })).toMatchObject({
+      kind: 'options',
+      options: { autoPlacement: 'off' },
+    });
+    expect(parseAgentOptions(required, { HOST_AGENT_TOKEN: 'x'.repeat(40), HOST_AUTO_PLACEMENT: 'maybe' })).toEqual({
+      kind: 'invalid',
+      message: 'autoPlacement: auto-placement is on or off',
+    });
   });
 
   it('says what is wrong, one line each, and refuses unknown flags', () => {

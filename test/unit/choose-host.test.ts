@@ -20,6 +20,12 @@ describe('chooseHost', () => {
     expect(chooseHost([host('full', 4, 4)])).toBeUndefined();
   });
 
+  it('never picks a host with auto-placement off, however idle: only VMs that name it go there', () => {
+    const namedOnly: HostItem = { ...host('named-only', 0, 100), autoPlacement: 'off' };
+    for (let i = 0; i < 50; i++) expect(chooseHost([namedOnly, host('busy', 9, 10)])?.hostId).toBe('busy');
+    expect(chooseHost([namedOnly])).toBeUndefined();
+  });
+
   it('never picks a host that runs no VMs, however idle; hosts that never said (older agents, operators) are picked as before', () => {
     const hosts = [host('none', 0, 100, 'none'), host('busy-qemu', 8, 10, 'qemu'), host('busy-process', 8, 10, 'process'), host('unsaid', 8, 10)];
     const picks = new Set(Array.from({ length: 400 }, () => chooseHost(hosts)?.hostId));

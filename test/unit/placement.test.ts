@@ -81,10 +81,12 @@ describe('the placement index', () => {
     expect(placementIndexAttributes(host('h-2', 0, 10, { vmRuntime: 'none' }), REGION)).toBeUndefined();
   });
 
-  it('keeps a cordoned host out, and says what an update must do to put a host where it belongs', () => {
+  it('keeps a cordoned host and one with auto-placement off out, and says what an update must do to put a host where it belongs', () => {
     const h = host('h-1', 3, 10, { vmRuntime: 'qemu' });
     const shard = `PLACEMENT#${REGION}#${placementShardOf('h-1')}`;
     expect(placementIndexAttributes({ ...h, cordoned: true }, REGION)).toBeUndefined();
+    expect(placementIndexAttributes({ ...h, autoPlacement: 'off' }, REGION)).toBeUndefined();
+    expect(placementIndexAttributes({ ...h, autoPlacement: 'on' }, REGION)?.gsi5pk).toBe(shard);
     // Not indexed yet (registered before the index): in, its free capacity from its count as the write applies it.
     expect(placementIndexUpdate(h, undefined, REGION)).toEqual({
       set: ['gsi5pk = :placementShard', 'gsi5sk = #capacity - vmCount'],
@@ -96,6 +98,7 @@ describe('the placement index', () => {
     for (const out of [
       { ...h, cordoned: true },
       { ...h, vmRuntime: 'none' as const },
+      { ...h, autoPlacement: 'off' as const },
     ])
       expect(placementIndexUpdate(out, shard, REGION)).toEqual({ set: [], remove: ['gsi5pk', 'gsi5sk'], names: {}, values: {} });
     expect(updateExpression({ set: ['a = :a', 'b = :b'], remove: ['c'] })).toBe('SET a = :a, b = :b REMOVE c');
@@ -133,7 +136,7 @@ describe('placement from the index', () => {
     }
   });
 
-  it('never picks a host that is full, runs no VMs, is excluded, in another region, or refused by the filter', async () => {
+  it('never picks a host that is full, runs no VMs, takes only VMs that name it, is excluded, in another region, or refused by the filter', async () => {
     const hosts = [
       ...fleet(40, () => 32),
       ...fleet(
@@ -141,6 +144,11 @@ describe('placement from the index', () => {
         () => 0,
         () => ({ vmRuntime: 'none' }),
       ).map((h) => ({ ...h, hostId: `none-${h.hostId}` })),
+      ...fleet(
+        40,
+        () => 0,
+        () => ({ autoPlacement: 'off' }),
+      ).map((h) => ({ ...h, hostId: `named-only-${h.hostId}` })),
       ...fleet(40).map((h) => ({ ...h, hostId: `excluded-${h.hostId}` })),
       ...fleet(
         40,
