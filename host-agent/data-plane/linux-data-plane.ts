@@ -44,6 +44,8 @@ export class LinuxDataPlane {
    * network of a resync) must not take every other network's device for a leftover.
    */
   private desiredComplete = false;
+  /** The last redirect asked for (redirectNow): the next one starts once it is applied. */
+  private redirects: Promise<unknown> = Promise.resolve();
   private lastError: string | undefined;
   private programmings = 0;
 
@@ -119,7 +121,13 @@ export class LinuxDataPlane {
    */
   async redirectNow(networkId: string, vmIp: string, vmDevice?: string): Promise<void> {
     const vni = vniOf(networkId);
-    const error = await batch('ip', this.netns, [`route replace ${vmIp}/32 dev ${vmDevice ?? deviceOf(vni)} table ${routingTableOf(vni)}`]);
+    const line = `route replace ${vmIp}/32 dev ${vmDevice ?? deviceOf(vni)} table ${routingTableOf(vni)}`;
+    // In the order asked: each is its own `ip` process, and a later one started at once could land
+    // first (a redirect back, after a transfer failed at STOP, overtaken by the redirect it undoes,
+    // leaves the guest unreachable where it runs on).
+    const applied = this.redirects.then(() => batch('ip', this.netns, [line]));
+    this.redirects = applied.catch(() => undefined);
+    const error = await applied;
     if (error) throw new Error(`redirect of ${vmIp}: ${error}`);
   }
 

@@ -59,4 +59,25 @@ describe.skipIf(unavailable !== undefined)('Linux data plane', () => {
     expect(devices).not.toContain(deviceOf(vniOf('net-left')));
     await after.close();
   });
+
+  it('applies redirects of an address in the order asked: the redirect back to the guest is never overtaken by the one it undoes', async () => {
+    // A migration's source: at the guest's STOP its address goes into the tunnel without waiting; a
+    // transfer that fails right after sends it back to the guest's interface, which must be the last word.
+    const [networkId, vmIp] = ['net-moving', '10.53.0.9'];
+    const plane = await LinuxDataPlane.open(host.netns, host.underlay, () => {});
+    await plane.update(networkWithRemoteVm(networkId, vmIp, '172.31.233.96'), true);
+    await ipIn('link', 'add', 'guest-tap', 'type', 'veth', 'peer', 'name', 'guest-peer');
+    await ipIn('link', 'set', 'guest-tap', 'up');
+    const table = String(routingTableOf(vniOf(networkId)));
+    const routeOf = async () => (await ipIn('route', 'show', 'table', table)).split('\n').find((line) => line.startsWith(`${vmIp} `));
+    const overtaken: number[] = [];
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const away = plane.redirectNow(networkId, vmIp);
+      await plane.redirectNow(networkId, vmIp, 'guest-tap');
+      await away;
+      if (!(await routeOf())?.includes('dev guest-tap')) overtaken.push(attempt);
+    }
+    expect(overtaken).toEqual([]);
+    await plane.close();
+  });
 });
