@@ -223,8 +223,9 @@ function addressTakenError(address: string, region: string, holder: string | und
 /**
  * Records what a registered host now says it runs VMs with, and whether placement may choose it,
  * when it says something else, and puts it where it belongs in the placement index (placement.ts):
- * in it while it runs VMs (and is not cordoned, nor auto-placement off), out of it otherwise. A host registered before the index existed is put in it
- * here, at its agent's next start (agents register at every start).
+ * in it while it runs VMs (and is not cordoned, nor auto-placement off), out of it otherwise. A
+ * host registered before the index existed is put in it here, at its agent's next start (agents
+ * register at every start).
  */
 async function updateRuntime(table: string, region: string, host: IndexedHost, request: RegisterHostRequest): Promise<HostItem> {
   const runtimeChanged =

@@ -42,8 +42,9 @@ export function placementIndexChanges(
 
 /**
  * Applies the changes, each on the condition that the host is still as it was read: a host taken
- * out is still in the shard; one put back is still out, not cordoned, runs VMs and may be chosen (a cordon or a
- * registration meanwhile wins). Its free capacity is computed from its count as the write applies it.
+ * out is still in the shard; one put back is still out, not cordoned, runs VMs and may be chosen (a
+ * cordon or a registration meanwhile wins). Its free capacity is computed from its count as the
+ * write applies it.
  */
 export async function applyPlacementIndexChanges(table: string, changes: readonly PlacementIndexChange[]): Promise<number> {
   let applied = 0;

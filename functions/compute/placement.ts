@@ -44,8 +44,9 @@ export const placesAutomatically = (host: Pick<HostItem, 'autoPlacement'>): bool
 /**
  * The attributes that put a host in the placement index, or none for a host placement must keep
  * off whatever its health: one that runs no VMs, one registered with auto-placement off, or one an
- * operator cordoned (it stays out until uncordoned). Hosts that are down or suspect stay in: their health changes every few seconds
- * and lives elsewhere (the liveness table), so placement filters them out of its candidates.
+ * operator cordoned (it stays out until uncordoned). Hosts that are down or suspect stay in: their
+ * health changes every few seconds and lives elsewhere (the liveness table), so placement filters
+ * them out of its candidates.
  */
 export function placementIndexAttributes(
   host: Pick<HostItem, 'hostId' | 'capacity' | 'vmCount' | 'vmRuntime' | 'cordoned' | 'autoPlacement'>,
