@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureGuestImage } from '../../local/guest-image/build.ts';
 import { DataPlaneLab, type LabHost, labUnavailableReason } from '../../local/data-plane/lab.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
-import { api, createVmOn, expectOk, uniqueId } from '../helpers/api.ts';
+import { api, createVmOn, expectOk, migrateVmTo, uniqueId } from '../helpers/api.ts';
 import { qemuUnavailableReason } from '../helpers/guest.ts';
 import { GuestSsh } from '../helpers/guest-ssh.ts';
 import { uploadImage } from '../helpers/images.ts';
@@ -26,7 +26,8 @@ const echoServer = `busybox nc -ll -p ${ECHO_PORT} -e cat </dev/null >/dev/null 
  * network A) runs an echo server, and keeps trying to open a connection to guest A; guest A (network
  * A) tries B, asks its metadata server for a pair to B, and tries again. Everything each guest saw
  * is on its console (its startup script's output). Then the test logs into guest A (from a VM of
- * network A) and watches its connections to B while A stops being an allowed source.
+ * network A) and watches its connections to B while A stops being an allowed source, and while B
+ * moves live to a third host.
  */
 describe.skipIf(unavailable !== undefined)('network pairs between real guests', () => {
   const lab = new DataPlaneLab(`qp${process.pid % 10_000}`, '172.31.235');
@@ -43,7 +44,7 @@ describe.skipIf(unavailable !== undefined)('network pairs between real guests', 
   let b: { vmId: string; ip: string };
 
   beforeAll(async () => {
-    hosts = await lab.addHosts(2);
+    hosts = await lab.addHosts(3);
     ssh = await GuestSsh.create();
     agents = await Promise.all(
       hosts.map((host) => startAgent(uniqueId('qpairs'), host.underlay, 4, undefined, ['--netns', host.netns, '--runtime', 'qemu', '--auto-placement', 'off'])),
@@ -66,6 +67,19 @@ describe.skipIf(unavailable !== undefined)('network pairs between real guests', 
       .flatMap((agent) => agent.stderr.filter((line) => /pair|refus|unreachable/i.test(line)))
       .slice(-20)
       .join('\n');
+  /** Everything that says where a pair stands: each agent's pairs and log lines about them, and each host's tables. */
+  const explained = async () => {
+    const parts: string[] = [];
+    for (const [index, agent] of agents.entries()) {
+      const status = await agent.control('GET', '/status').then(
+        ({ body }) => JSON.stringify(body.networkPairs),
+        (error: Error) => error.message,
+      );
+      const lines = agent.stderr.filter((line) => /pair|refus|unreachable|migrat|moved/i.test(line)).slice(-25);
+      parts.push(`=== ${agent.hostId} (${hosts[index]!.underlay}) pairs: ${status}\n${lines.join('\n')}\n${await lab.describe(hosts[index]!)}`);
+    }
+    return parts.join('\n');
+  };
   const consoleOf = async (vmId: string): Promise<string> => (await expectOk(asTenant('GET', `/vms/${vmId}/console`))).output.replaceAll('\r', '');
 
   it('drops A -> B until guest A asks for the pair, then A reaches B; B never opens a connection to A', async () => {
@@ -170,6 +184,34 @@ describe.skipIf(unavailable !== undefined)('network pairs between real guests', 
     await expectOk(asTenant('PUT', `/networks/${networks.b}/allowed-sources/${networks.a}`));
     await eventually(async () => expect(await askForPair()).toContain(`"destinationIp":"${b.ip}","via":"pair"`), 15_000, 1_000);
     expect(await aReachesB()).toBe(true);
+  }, 240_000);
+
+  it('follows B when it moves live to a third host: its old host tells A’s, which gets a new token; A reaches B there, and its open connection carries on', async () => {
+    const openBefore = await flowsOnOpenConnection();
+    const moved = Date.now();
+    await expectOk(migrateVmTo(b.vmId, agents[2]!.hostId));
+    await eventually(
+      async () => expect(await expectOk(asTenant('GET', `/vms/${b.vmId}`))).toMatchObject({ hostId: agents[2]!.hostId, state: 'running' }),
+      120_000,
+      500,
+    );
+    const arrived = Date.now() - moved;
+    try {
+      await eventually(async () => expect(await aReachesB()).toBe(true), 60_000, 250);
+    } catch (error) {
+      console.error(`B running at its new host ${arrived} ms after the move was asked for; A has not reached it since\n${await explained()}`);
+      throw error;
+    }
+    console.log(`migration started -> guest A reaches B at its new host: ${Date.now() - moved} ms (B ran there after ${arrived} ms)`);
+    const [source, oldHost, newHost] = await Promise.all(agents.map((agent) => agent.control('GET', '/status')));
+    expect(source!.body.networkPairs.opened).toEqual([expect.objectContaining({ destinationVmId: b.vmId, destinationHost: hosts[2]!.underlay })]);
+    expect(oldHost!.body.networkPairs.admitted).toEqual([]);
+    expect(newHost!.body.networkPairs.admitted).toEqual([expect.objectContaining({ sourceVmId: a.vmId, sourceHost: hosts[0]!.underlay })]);
+    // The connection A opened before the move carries on: B's new host admits the pair's packets
+    // mid-stream (its conntrack takes the connection up as new), once TCP's retransmission gets there.
+    const carriedOn = Date.now();
+    await eventually(async () => expect(await flowsOnOpenConnection()).toBeGreaterThan(3), 20_000, 0);
+    console.log(`guest A's open connection: ${openBefore} lines in 1.5 s before the move; flowing again ${Date.now() - carriedOn} ms after A reached B anew`);
   }, 240_000);
 });
 
