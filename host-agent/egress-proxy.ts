@@ -167,6 +167,11 @@ export class VmEgressProxy {
         const back = { ...upstream.headers };
         for (const name of hopByHop(upstream.headers)) delete back[name];
         response.writeHead(upstream.statusCode ?? 502, back);
+        // An answer the VM did not get whole says so: the origin answered, the VM's side failed.
+        response.once('close', () => {
+          if (!response.writableFinished)
+            this.log(`egress ${this.vm.vmId} → ${target.origin}: the VM's connection ended before the answer (${upstream.statusCode}) was sent whole`);
+        });
         upstream.pipe(response);
       },
     );

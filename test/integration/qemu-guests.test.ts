@@ -210,9 +210,14 @@ describe.skipIf(unavailable !== undefined)('real guests through the API', () => 
           // The host's neighbour entries: the spoofing just above must not have left the guest's address on another MAC.
           const neighbours = (await run('ip', ['netns', 'exec', lab.hosts[0]!.netns, 'ip', 'neigh', 'show'])).stdout;
           const seenOutside = JSON.stringify(outsideSaw.slice(-2).map(({ scheme, path }) => `${scheme} ${path}`));
+          // The bytes the guest gets back for a request by hand, without wget: none, or an answer wget could not read.
+          const raw = await ssh(
+            near,
+            `printf 'GET ${allowedOrigin}/by-hand HTTP/1.0\\r\\nHost: api.example.test\\r\\n\\r\\n' | timeout 10 nc 169.254.169.254 3128 | head -c 400 | od -c | head -20; echo " exit=$?"`,
+          ).catch((error: Error) => error.message);
           expect(
             answer,
-            `bridge: ${bridge}\nredirects: ${redirects}\nneighbours: ${neighbours}\noutside saw (last 2): ${seenOutside}\nagent log: ${bridgeLog()}`,
+            `bridge: ${bridge}\nredirects: ${redirects}\nneighbours: ${neighbours}\noutside saw (last 2): ${seenOutside}\nby hand: ${raw}\nagent log: ${bridgeLog()}`,
           ).toBe(expected);
         }
         expect(outsideSaw.at(-1)).toMatchObject({ scheme: 'https', path: '/from-guest', headers: { authorization: expect.stringMatching(/^Bearer /) } });

@@ -412,28 +412,37 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
           .slice(-15)
           .join('\n')}`,
       );
-    // Where each host sends the mover's address.
+    // Where each host sends the mover's address, and its migration connections.
     for (const host of lab.hosts) {
+      const commands = [
+        ['ip', 'route', 'show', 'table', 'all'],
+        ['ip', 'neigh', 'show'],
+        ['bridge', 'fdb', 'show'],
+        ['ss', '-tanp'],
+      ];
       const shown = await Promise.all(
-        [
-          ['ip', 'route', 'show', 'table', 'all'],
-          ['ip', 'neigh', 'show'],
-          ['bridge', 'fdb', 'show'],
-        ].map((command) =>
+        commands.map((command) =>
           run('ip', ['netns', 'exec', host.netns, ...command]).then(
             ({ stdout }) => stdout,
             (error: Error) => error.message,
           ),
         ),
       );
-      console.error(
-        `${host.netns} (${host.underlay}):\n${shown
-          .join('\n')
-          .split('\n')
-          .filter((line) => line.includes(mover.ip) || line.includes('dst '))
-          .join('\n')}`,
-      );
+      const relevant = (line: string) => line.includes(mover.ip) || line.includes('dst ') || /:49[23]\d\d\b/.test(line);
+      console.error(`${host.netns} (${host.underlay}):\n${shown.join('\n').split('\n').filter(relevant).join('\n')}`);
     }
+    // Whether the mover's QEMUs live, and in what state (a guest that answers nothing: stopped, or its main loop stuck).
+    const processes = await run('ps', ['-eo', 'pid,stat,etimes,wchan:24,args']).then(
+      ({ stdout }) => stdout,
+      (error: Error) => error.message,
+    );
+    console.error(
+      processes
+        .split('\n')
+        .filter((line) => line.includes(`stratoplane-${mover.vmId}`))
+        .map((line) => line.slice(0, 160))
+        .join('\n'),
+    );
   });
 
   afterAll(async () => {
