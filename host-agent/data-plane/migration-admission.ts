@@ -13,9 +13,12 @@ export const diskPortOf = (port: number) => port + MIGRATION_PORTS.count;
 /**
  * Who may connect to a port where QEMU listens for an incoming guest: only the host the guest
  * comes from. QEMU's TCP listener admits anyone who reaches it and would take any stream as the
- * guest's memory, so in the host's namespace a connection to a migration port is dropped unless it
- * comes from the underlay address admitted for that port (nftables, before QEMU sees it). A port
- * is admitted before QEMU listens on it and closed once the guest arrived or the migration ended.
+ * guest's memory, so in the host's namespace a connection to a migration port is refused (a TCP
+ * reset) unless it comes from the underlay address admitted for that port (nftables, before QEMU
+ * sees it). A port is admitted before QEMU listens on it and closed once the guest arrived or the
+ * migration ended. Refused, not dropped: a source whose destination gave up meanwhile must hear so
+ * at once, since QEMU connects to a disk's NBD port inside its main loop, and a SYN that is never
+ * answered froze the source's guest (its network, and QMP) for the two minutes of TCP's retries.
  */
 export class MigrationAdmission {
   private readonly admitted = new Map<number, string>();
@@ -33,7 +36,7 @@ table ip ${TABLE} {
   set admitted { type ipv4_addr . inet_service; }
   chain input {
     type filter hook input priority filter - 10;
-    tcp dport ${first}-${first + 2 * count - 1} ip saddr . tcp dport != @admitted drop
+    tcp dport ${first}-${first + 2 * count - 1} ip saddr . tcp dport != @admitted reject with tcp reset
   }
 }
 `,

@@ -52,12 +52,14 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
   const launchOf = (vmId: string): VmLaunch => ({ vmId, memoryMiB: 96, vcpus: 1, boot, settings: { hostname: 'mover' } });
   const running = (runtime: QemuRuntime, vmId: string) =>
     vi.waitFor(() => expect(runtime.report(vmId)?.state).toBe('running'), { timeout: 70_000, interval: 200 });
-  /** Whether a third host gets bytes through to the destination's `port` ('connected') or is dropped ('refused'). */
-  const strangerWrites = (port: number) =>
-    run('ip', ['netns', 'exec', stranger.netns, 'timeout', '2', 'bash', '-c', `echo garbage > /dev/tcp/${destination.underlay}/${port}`]).then(
+  /** Whether a host gets bytes through to the destination's `port` ('connected'), is refused at once (a reset), or hears nothing ('dropped'). */
+  const writesFrom = (from: LabHost, port: number) =>
+    run('ip', ['netns', 'exec', from.netns, 'timeout', '2', 'bash', '-c', `echo garbage > /dev/tcp/${destination.underlay}/${port}`]).then(
       () => 'connected',
-      () => 'refused',
+      (error: { code?: number; stderr?: string }) =>
+        error.code === 124 ? 'dropped' : /Connection refused/.test(error.stderr ?? '') ? 'refused' : (error.stderr ?? 'failed'),
     );
+  const strangerWrites = (port: number) => writesFrom(stranger, port);
   const status = async (runtime: QemuRuntime, vmId: string) => (await runtime.monitor(vmId)!.execute<{ status: string }>('query-status')).status;
 
   beforeAll(async () => {
@@ -106,6 +108,10 @@ describe.skipIf(unavailable !== undefined)('QEMU live migration', () => {
     );
     await resumed;
     await admission.close(port);
+    // Closed, the ports refuse even the source, at once: a source that comes late must hear so, not
+    // wait out TCP's retries (QEMU's NBD connect would freeze its guest meanwhile).
+    expect(await writesFrom(source, port)).toBe('refused');
+    expect(await writesFrom(source, diskPortOf(port))).toBe('refused');
     console.info(`migrated: ${JSON.stringify(figures)}; STOP seen ${stoppedAt > 0}`);
     expect(stoppedAt).toBeGreaterThan(0);
     expect(figures.transferredBytes).toBeGreaterThan(0);
