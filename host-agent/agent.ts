@@ -37,6 +37,7 @@ import { BridgeRedirects } from './data-plane/bridge-redirects.ts';
 import { ShuffleService } from './shuffle-service.ts';
 import { DEFAULT_PEER_PORT, ShufflePeerServer } from './shuffle-peers.ts';
 import { QueueConsumer } from './queue-consumer.ts';
+import { StartProgress } from './start-progress.ts';
 import { AgentStartError, checkAwsSettings, checkQueue, refusedForGood } from './start-checks.ts';
 import { HOST_CREDENTIAL_SECONDS } from '#tokens/host-credentials.ts';
 import type { VmLaunchSpec } from '#events/vm-config.ts';
@@ -153,6 +154,8 @@ export class HostAgent {
   private readonly pairKeys: PairKeys;
   private readonly controlPlane: ControlPlaneClient;
   private consumer: QueueConsumer | undefined;
+  /** How long `start` took, once it has. */
+  startedInMs: number | undefined;
   private server: http.Server | undefined;
   /** Where VMs' bridges may connect: refuses the host's own and its peers' addresses. */
   private readonly egressAddresses = new EgressAddressPolicy();
@@ -276,19 +279,27 @@ export class HostAgent {
 
   /** Starts the agent and returns its control socket's path (empty without host services). */
   async start(): Promise<string> {
+    const progress = new StartProgress((message) => log(this.config.hostId, message));
     const checks = this.config.startChecks;
-    if (checks) await checkAwsSettings(this.sqs, this.config.hostId);
+    if (checks) await progress.phase('checking the AWS settings', () => checkAwsSettings(this.sqs, this.config.hostId));
     const deadline = checks ? Date.now() + checks.timeoutMs : undefined;
     // Asked for real tunnels and unable to make them: better not to start than to pretend.
-    if (this.config.netns) this.dataPlane = await LinuxDataPlane.open(this.config.netns, this.config.address, (message) => log(this.config.hostId, message));
-    if (this.config.netns && this.hostServices) this.bridgeRedirects = await BridgeRedirects.open(this.config.netns);
+    const netns = this.config.netns;
+    if (netns)
+      this.dataPlane = await progress.phase('opening the data plane', () =>
+        LinuxDataPlane.open(netns, this.config.address, (message) => log(this.config.hostId, message)),
+      );
+    if (netns && this.hostServices) this.bridgeRedirects = await progress.phase('redirecting to host services', () => BridgeRedirects.open(netns));
     const runtime = this.config.vmRuntime?.runtime;
     if (this.config.netns && this.lifecycle && runtime?.migration) {
       if (!this.config.migrationTlsDir)
         throw new AgentStartError('cannot start: a host that moves guests live needs a directory for its migration TLS identity');
-      this.migrationIdentity = await MigrationIdentity.open(this.config.migrationTlsDir, this.config.hostId, this.config.address).catch((error: Error) => {
-        throw new AgentStartError(`cannot start: ${error.message}`);
-      });
+      const tlsDir = this.config.migrationTlsDir;
+      this.migrationIdentity = await progress
+        .phase('opening the migration TLS identity', () => MigrationIdentity.open(tlsDir, this.config.hostId, this.config.address))
+        .catch((error: Error) => {
+          throw new AgentStartError(`cannot start: ${error.message}`);
+        });
       this.migrations = new VmMigrations({
         hostId: this.config.hostId,
         address: this.config.address,
@@ -315,28 +326,32 @@ export class HostAgent {
         throw new AgentStartError(`cannot start: cannot keep the record of used pair tokens at ${file} (${(error as Error).message}): check --vm-dir`);
       }
     }
-    if (this.config.netns && this.hostServices) await this.openNetworkPairs(this.config.netns);
-    const controlSocket = this.hostServices ? await this.serveControl() : '';
-    if (this.hostServices) await this.listenForBids();
+    if (netns && this.hostServices) await progress.phase('opening network pairs', () => this.openNetworkPairs(netns));
+    const controlSocket = this.hostServices ? await progress.phase('opening the control socket', () => this.serveControl()) : '';
     if (this.hostServices) {
+      await progress.phase('opening the bid relay', () => this.listenForBids());
       // Other hosts fetch a moved worker's shuffle spill here: its address goes with each report.
-      const peers = await this.shufflePeers.listen(this.config.address, this.config.peerPort ?? DEFAULT_PEER_PORT);
+      const peers = await progress.phase('opening the shuffle peer port', () =>
+        this.shufflePeers.listen(this.config.address, this.config.peerPort ?? DEFAULT_PEER_PORT),
+      );
       this.shuffle.spillUrl = peers.url;
       this.shuffle.checkPeerAddress = peers.onUnderlay;
     }
-    const { queueUrl } = await this.retrying(
-      'register',
-      () =>
-        this.controlPlane.registerHost({
-          hostId: this.config.hostId,
-          address: this.config.address,
-          capacity: this.config.capacity,
-          autoPlacement: this.config.autoPlacement ?? 'on',
-          ...this.runsVmsWith(),
-        }),
-      deadline,
+    const { queueUrl } = await progress.phase('registering with the API', () =>
+      this.retrying(
+        'register',
+        () =>
+          this.controlPlane.registerHost({
+            hostId: this.config.hostId,
+            address: this.config.address,
+            capacity: this.config.capacity,
+            autoPlacement: this.config.autoPlacement ?? 'on',
+            ...this.runsVmsWith(),
+          }),
+        deadline,
+      ),
     );
-    if (deadline !== undefined) await checkQueue(this.sqs, queueUrl, Math.max(5_000, deadline - Date.now()));
+    if (deadline !== undefined) await progress.phase('checking its queue', () => checkQueue(this.sqs, queueUrl, Math.max(5_000, deadline - Date.now())));
     this.heartbeats.start();
     // Consume before the resync returns: anything newer than the resync wins by version anyway.
     this.consumer = new QueueConsumer(
@@ -347,8 +362,8 @@ export class HostAgent {
       () => this.catchUp('its queue answers again'),
     );
     this.consumer.start();
-    await this.retrying('resync', () => this.resync(), deadline);
-    await this.refreshVmSecrets();
+    await progress.phase('fetching its forwarding table and VMs', () => this.retrying('resync', () => this.resync(), deadline));
+    await progress.phase("fetching its VMs' secrets", () => this.refreshVmSecrets());
     this.resyncTimer = setInterval(() => {
       void this.resync().catch((error: Error) => log(this.config.hostId, `resync failed: ${error.message}`));
       // Changes to secrets and configs are pushed, and an arriving VM fetches its own: the period
@@ -357,6 +372,7 @@ export class HostAgent {
       if (Date.now() - this.secretsRefreshedAt >= SECRETS_RENEWAL_MS) void this.refreshVmSecrets();
     }, this.config.resyncIntervalMs);
     this.resyncTimer.unref();
+    this.startedInMs = progress.elapsedMs();
     return controlSocket;
   }
 

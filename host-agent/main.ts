@@ -131,7 +131,7 @@ try {
 }
 const dataPlane = agent.dataPlaneStatus();
 console.error(
-  `[agent ${config.hostId}] data plane: ${dataPlane.mode} (${dataPlane.reason}); status: curl -s --unix-socket ${controlSocket} http://agent/status`,
+  `[agent ${config.hostId}] started in ${agent.startedInMs} ms; data plane: ${dataPlane.mode} (${dataPlane.reason}); status: curl -s --unix-socket ${controlSocket} http://agent/status`,
 );
 console.error(
   `[agent ${config.hostId}] VMs: ${vmRuntime.runtime.describe()}${vmRuntime.runtime.kind === 'qemu' && !config.netns ? '; no --netns: guests get no NIC' : ''}`,
