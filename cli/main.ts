@@ -166,14 +166,16 @@ const commands: Record<string, Record<string, Command>> = {
     cordon: cordon('cordon'),
     uncordon: cordon('uncordon'),
     drain: {
-      usage: 'drain <id>    (operators: cordon the host and move every VM off it, live where both hosts can; `hosts show` follows it)',
+      usage:
+        'drain <id> [--to HOST]    (operators: cordon the host and move every VM off it, live where both hosts can, to HOST or where placement picks; `hosts show` follows it)',
       takes: ['id'],
-      async run({ api, args }) {
-        const host = await api.drainHost({ params: { hostId: args[0]! } });
+      options: { to: { type: 'string' } },
+      async run({ api, args, options }) {
+        const host = await api.drainHost({ params: { hostId: args[0]! }, body: options.to ? { targetHostId: required(options, 'to') } : {} });
         const stuck = host.drain?.stuck ?? [];
         return {
           json: host,
-          human: `host ${host.hostId} draining: ${host.drain?.vmsLeft ?? host.vmCount} VM(s) left${stuck.length > 0 ? `; cannot move yet: ${stuck.map((vm) => `${vm.vmId} (${vm.reason})`).join('; ')}` : ''}`,
+          human: `host ${host.hostId} draining${host.drain?.targetHostId ? ` to ${host.drain.targetHostId}` : ''}: ${host.drain?.vmsLeft ?? host.vmCount} VM(s) left${stuck.length > 0 ? `; cannot move yet: ${stuck.map((vm) => `${vm.vmId} (${vm.reason})`).join('; ')}` : ''}`,
         };
       },
     },

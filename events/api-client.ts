@@ -18,7 +18,12 @@ type Op<Id extends OperationId> = Operations[Id];
 /** The path parameters of an operation, by name (every one a string). */
 export type ApiParams<Id extends OperationId> = z.output<Op<Id>['params']>;
 type ParamsPart<Id extends OperationId> = [keyof ApiParams<Id>] extends [never] ? { params?: undefined } : { params: ApiParams<Id> };
-type BodyPart<Id extends OperationId> = Op<Id> extends { body: infer Body extends z.ZodType } ? { body: z.input<Body> } : { body?: undefined };
+type BodyPart<Id extends OperationId> =
+  Op<Id> extends { body: infer Body extends z.ZodType }
+    ? Op<Id> extends { bodyOptional: true }
+      ? { body?: z.input<Body> }
+      : { body: z.input<Body> }
+    : { body?: undefined };
 type QueryPart<Id extends OperationId> = Op<Id> extends { query: infer Query extends z.ZodType } ? { query?: z.input<Query> } : { query?: undefined };
 
 /** What a call of the operation takes: its path parameters, body and query, as their schemas accept them (`z.input`). */

@@ -122,6 +122,15 @@ export const MigrateVmRequest = z.strictObject({
 });
 export type MigrateVmRequest = z.infer<typeof MigrateVmRequest>;
 
+/** `{}` (or no body) lets placement pick each VM's new host, as for a migration without one. */
+export const DrainHostRequest = z.strictObject({
+  /** Every VM goes to this host (one with auto-placement off, kept for such moves, say), not where placement would put it. */
+  targetHostId: resourceId
+    .optional()
+    .describe('Every VM moves to this host instead of where placement would put it (a host with auto-placement off, say); kept for the whole drain.'),
+});
+export type DrainHostRequest = z.infer<typeof DrainHostRequest>;
+
 /**
  * What a host agent has applied to its forwarding table: for each VM, the highest endpoint
  * version it now holds. Agents send these in batches; they make a migration's progress visible.

@@ -79,7 +79,9 @@ function describe(operation: Operation) {
     description: `${operation.description ? `${operation.description}\n\n` : ''}Scopes: ${operation.scopes.join(' or ')}.`,
     tags: [tagOf(operation)],
     parameters: parameters(operation),
-    ...(operation.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchemaOf(operation.body, 'input') } } } } : {}),
+    ...(operation.body
+      ? { requestBody: { required: operation.bodyOptional !== true, content: { 'application/json': { schema: jsonSchemaOf(operation.body, 'input') } } } }
+      : {}),
     responses: {
       ...Object.fromEntries(
         Object.entries(operation.responses).map(([status, { description, body }]) => [

@@ -10,6 +10,7 @@ import {
   ListQuery,
   ListVmsQuery,
   MigrateVmRequest,
+  DrainHostRequest,
   PublishHostKeysRequest,
   RegisterHostRequest,
   RequestConnectionRequest,
@@ -47,6 +48,8 @@ export interface Operation {
   /** The path parameters, every one an id: derived from `path`. */
   params: z.ZodType<Record<string, string>>;
   body?: z.ZodType;
+  /** The body may be left out (read as `{}`): for options an operation works without. */
+  bodyOptional?: boolean;
   query?: z.ZodType;
   /** Success answers by status code: what each means, and the schema of its body (none for 204). */
   responses: Readonly<Record<number, { description: string; body?: z.ZodType }>>;
@@ -110,8 +113,11 @@ const specs = {
   }),
   drainHost: operation('POST /hosts/{hostId}/drain', {
     summary: 'Cordon a host and move every VM off it (live where both hosts can), reporting progress in the host',
-    description: 'Moves start at once; a VM that cannot move yet is named in drain.stuck with why, and tried again every minute. Uncordoning ends the drain.',
+    description:
+      'Moves start at once, to the host placement picks for each VM or to the one named (targetHostId, kept for the whole drain); a VM that cannot move yet is named in drain.stuck with why, and tried again every minute. Draining again replaces the target (or its absence). Uncordoning ends the drain.',
     scopes: ['operator'],
+    body: DrainHostRequest,
+    bodyOptional: true,
     responses: { 202: { description: 'the host, draining', body: responses.Host } },
   }),
   uncordonHost: operation('POST /hosts/{hostId}/uncordon', {

@@ -35,6 +35,8 @@ export const HostItem = z.object({
   drainStartedAt: z.string().optional(),
   /** VMs the drain could not move at its last try, with why. */
   drainStuck: z.array(z.object({ vmId: z.string(), reason: z.string() })).optional(),
+  /** The host the drain moves every VM to, when the operator named one (else placement picks, VM by VM). */
+  drainTargetHostId: z.string().optional(),
 });
 export type HostItem = z.infer<typeof HostItem>;
 

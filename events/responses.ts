@@ -53,6 +53,8 @@ export const Host = z.strictObject({
       startedAt: timestamp,
       vmsLeft: count,
       stuck: z.array(z.strictObject({ vmId: resourceId, reason: z.string() })),
+      /** Where every VM goes, when the operator named a host; else placement picks. */
+      targetHostId: resourceId.optional(),
     })
     .optional(),
   createdAt: timestamp,

@@ -44,5 +44,5 @@ async function uncordoned(table: string, region: string, hostId: string) {
   const host = await getItem<IndexedHost>(table, keys.host(hostId));
   if (!host) throw new NotFoundError('host', hostId);
   const index = placementIndexUpdate({ ...host, cordoned: false }, host.gsi5pk, host.region ?? region);
-  return { ...index, remove: ['cordoned', 'drainStartedAt', 'drainStuck', ...index.remove] };
+  return { ...index, remove: ['cordoned', 'drainStartedAt', 'drainStuck', 'drainTargetHostId', ...index.remove] };
 }

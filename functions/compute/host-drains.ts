@@ -2,7 +2,8 @@ import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { HostItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
-import { ClientError, NotFoundError } from '../core/errors.ts';
+import { ClientError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { getItem } from '../core/store.ts';
 import { keys } from '../core/table-keys.ts';
 import { getHost, listHosts } from './hosts.ts';
 import { OUT_OF_PLACEMENT } from './host-cordons.ts';
@@ -21,17 +22,31 @@ export interface DrainDeps {
 /** Stuck VMs named in the host's progress: enough to act on, small enough for the item. */
 const MAX_STUCK = 50;
 
-/** Starts draining a host: it is cordoned (nothing new goes there) and marked draining since now (or since it already was). */
-export async function startDrain(table: string, hostId: string): Promise<HostItem> {
+/**
+ * Starts draining a host: it is cordoned (nothing new goes there) and marked draining since now (or
+ * since it already was). With `targetHostId` every VM goes there, for as long as the drain lasts;
+ * draining again replaces the target, or drops it.
+ */
+export async function startDrain(table: string, hostId: string, targetHostId?: string): Promise<HostItem> {
+  if (targetHostId !== undefined) {
+    if (targetHostId === hostId) throw new ValidationError(`targetHostId: is host ${hostId}, the host being drained`);
+    if (!(await getItem<HostItem>(table, keys.host(targetHostId)))) throw new ValidationError(`targetHostId: no host ${targetHostId} is registered`);
+  }
+  const set = [
+    'cordoned = :yes',
+    'drainStartedAt = if_not_exists(drainStartedAt, :now)',
+    ...(targetHostId !== undefined ? ['drainTargetHostId = :target'] : []),
+  ];
+  const remove = [...OUT_OF_PLACEMENT, ...(targetHostId === undefined ? ['drainTargetHostId'] : [])];
   try {
     const { Attributes } = await dynamodb.send(
       new UpdateCommand({
         TableName: table,
         Key: keys.host(hostId),
         // Cordoned, it leaves the placement index too (host-cordons.ts).
-        UpdateExpression: `SET cordoned = :yes, drainStartedAt = if_not_exists(drainStartedAt, :now) REMOVE ${OUT_OF_PLACEMENT.join(', ')}`,
+        UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
         ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':yes': true, ':now': new Date().toISOString() },
+        ExpressionAttributeValues: { ':yes': true, ':now': new Date().toISOString(), ...(targetHostId !== undefined ? { ':target': targetHostId } : {}) },
         ReturnValues: 'ALL_NEW',
       }),
     );
@@ -49,12 +64,20 @@ export async function startDrain(table: string, hostId: string): Promise<HostIte
  * live) is recorded with why; the next pass (every minute, or the operator's next drain) tries
  * again. Answers the host as it is after the pass.
  */
-export async function driveDrain(deps: DrainDeps, hostId: string): Promise<HostItem> {
+export async function driveDrain(deps: DrainDeps, host: Pick<HostItem, 'hostId' | 'drainTargetHostId'>): Promise<HostItem> {
+  const { hostId, drainTargetHostId: targetHostId } = host;
   const stuck: { vmId: string; reason: string }[] = [];
   for (const vm of await listVmsOnHost(deps.table, hostId)) {
     if (vm.migration) continue;
     try {
-      const moved = await migrateVm(deps.table, { region: deps.region, livenessTable: deps.livenessTable }, undefined, vm.vmId, {}, deps.newPairKeyCiphertext);
+      const moved = await migrateVm(
+        deps.table,
+        { region: deps.region, livenessTable: deps.livenessTable },
+        undefined,
+        vm.vmId,
+        targetHostId ? { targetHostId } : {},
+        deps.newPairKeyCiphertext,
+      );
       if (!moved.migration) await deps.announce(moved);
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;

@@ -33,6 +33,7 @@ export const toHostView = (
     cordoned,
     drainStartedAt,
     drainStuck,
+    drainTargetHostId,
     createdAt,
   }: HostItem,
   liveness: Liveness,
@@ -52,7 +53,9 @@ export const toHostView = (
   ...(liveness.lastSeenMs !== undefined ? { lastSeen: new Date(liveness.lastSeenMs).toISOString() } : {}),
   autoPlacement: autoPlacement ?? 'on',
   cordoned: cordoned === true,
-  ...(drainStartedAt ? { drain: { startedAt: drainStartedAt, vmsLeft: vmCount, stuck: drainStuck ?? [] } } : {}),
+  ...(drainStartedAt
+    ? { drain: { startedAt: drainStartedAt, vmsLeft: vmCount, stuck: drainStuck ?? [], ...(drainTargetHostId ? { targetHostId: drainTargetHostId } : {}) } }
+    : {}),
   createdAt,
 });
 

@@ -45,7 +45,7 @@ export function apiHandler<O extends Operation>(operation: O, run: (input: ApiIn
         if (operation.body) requireJsonContentType(event);
         const input = {
           caller,
-          body: parse('body', operation.body, operation.body ? parseJsonBody(event) : undefined) as BodyOf<O>,
+          body: parse('body', operation.body, operation.body ? (operation.bodyOptional && !event.body ? {} : parseJsonBody(event)) : undefined) as BodyOf<O>,
           path: parse('path', operation.params, event.pathParameters ?? {}) as z.infer<O['params']>,
           query: parse('query', operation.query, event.queryStringParameters ?? {}) as QueryOf<O>,
         };

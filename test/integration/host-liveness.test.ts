@@ -158,6 +158,16 @@ describe('host liveness', () => {
     expect(before).toEqual(expect.arrayContaining([victimVmId, ...guests]));
     expect(((await agents[1]!.status()).vmRuntime?.guests ?? []).length).toBeGreaterThanOrEqual(4);
     expect((await api('POST', `/hosts/${host}/drain`, undefined, tenant)).status).toBe(403);
+    // A target that is the host itself, or no host at all, is refused before anything changes.
+    for (const [targetHostId, reason] of [
+      [host, `targetHostId: is host ${host}, the host being drained`],
+      ['host-nobody-has', 'targetHostId: no host host-nobody-has is registered'],
+    ] as const) {
+      const refused = await asOperator('POST', `/hosts/${host}/drain`, { targetHostId });
+      expect(refused).toMatchObject({ status: 400, body: { message: reason } });
+    }
+    expect(await hostOf(host)).toMatchObject({ cordoned: false });
+    expect(await hostOf(host)).not.toHaveProperty('drain');
     try {
       await drainsAll(host, guests);
     } finally {
@@ -169,16 +179,24 @@ describe('host liveness', () => {
 
   /** Drains `host`, which runs `guests` and the victim (and perhaps other tenants' VMs): all of them leave it. */
   async function drainsAll(host: string, guests: string[]): Promise<void> {
-    const draining = await expectOk(asOperator('POST', `/hosts/${host}/drain`), 202);
-    expect(draining).toMatchObject({ hostId: host, health: 'cordoned', cordoned: true, drain: { startedAt: expect.any(String), stuck: [] } });
+    // Named, the other agent's host takes every VM: placement, which other files' hosts share, is not asked.
+    const target = agents[0]!.hostId;
+    const draining = await expectOk(asOperator('POST', `/hosts/${host}/drain`, { targetHostId: target }), 202);
+    expect(draining).toMatchObject({
+      hostId: host,
+      health: 'cordoned',
+      cordoned: true,
+      drain: { startedAt: expect.any(String), stuck: [], targetHostId: target },
+    });
     await eventually(async () => expect(await hostOf(host)).toMatchObject({ vmCount: 0, drain: { vmsLeft: 0, stuck: [] } }), HOST_CHANGE_MS, 250);
     expect((await expectOk(asOperator('GET', `/vms?hostId=${host}&limit=100`))).vms).toEqual([]);
-    // Its VMs run on elsewhere (any other tenant's too, read above): those on the other agent's host are booted there; the drained host runs no guest.
-    for (const vmId of [victimVmId, ...guests]) expect((await vmView(vmId)).hostId).not.toBe(host);
+    // Its VMs run on at the target (any other tenant's too, read above), booted there; the drained host runs no guest.
     for (const vmId of [victimVmId, ...guests])
-      if ((await vmView(vmId)).hostId === agents[0]!.hostId)
-        await eventually(async () => expect(await vmView(vmId)).toMatchObject({ state: 'running' }), HOST_CHANGE_MS, 250);
+      await eventually(async () => expect(await vmView(vmId)).toMatchObject({ hostId: target, state: 'running' }), HOST_CHANGE_MS, 250);
     await eventually(async () => expect((await agents[1]!.status()).vmRuntime?.guests ?? []).toEqual([]), HOST_CHANGE_MS, 250);
+    // Drained again without a body (a target is optional), the drain goes on with placement choosing, from the same start.
+    const again = await expectOk(asOperator('POST', `/hosts/${host}/drain`), 202);
+    expect(again.drain).toEqual({ startedAt: draining.drain.startedAt, vmsLeft: 0, stuck: [] });
     // Uncordoned, the drain is over and the host takes VMs again.
     expect(await expectOk(asOperator('POST', `/hosts/${host}/uncordon`))).not.toHaveProperty('drain');
   }

@@ -370,6 +370,8 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
   let guests: GuestSsh;
   let jump: LabVm;
   let mover: { vmId: string; ip: string };
+  let networkId: string;
+  let imageId: string;
 
   /** Each host's agent, as first started and as restarted: QEMU in the host's namespace, only the moves the tests name coming to it. */
   const agentArgs = (host: LabHost) => ['--netns', host.netns, '--runtime', 'qemu', '--auto-placement', 'off'];
@@ -392,9 +394,9 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
   beforeAll(async () => {
     const hosts = await lab.addHosts(3);
     for (const host of hosts) agents.push(await startAgent(uniqueId('mig'), host.underlay, 4, undefined, agentArgs(host)));
-    const { networkId } = await expectOk(api('POST', '/networks', { name: 'movers', cidr: '10.73.0.0/24' }, tenant), 201);
+    ({ networkId } = await expectOk(api('POST', '/networks', { name: 'movers', cidr: '10.73.0.0/24' }, tenant), 201));
     const image = readFileSync((await ensureGuestImage({ log: () => {} })).path);
-    const { imageId } = await uploadImage('stratoplane-guest', image, tenant);
+    ({ imageId } = await uploadImage('stratoplane-guest', image, tenant));
     await eventually(async () => expect((await expectOk(api('GET', `/images/${imageId}`, undefined, tenant))).state).toBe('available'), 60_000, 250);
     guests = await GuestSsh.create();
     mover = await expectOk(
@@ -730,4 +732,39 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     expect(((await back.status()).vmRuntime?.guests ?? []).map((guest: { vmId: string }) => guest.vmId)).not.toContain(mover.vmId);
   }, 200_000);
+
+  it('drains a host of 3 running guests to the host the operator names: each moves live, none boots again, and the host is left empty', async () => {
+    const [drained, target] = [agents[1]!, agents[2]!];
+    const operator = operatorToken();
+    const guestIds = await Promise.all(
+      [1, 2, 3].map(
+        async (i) => (await expectOk(createVmOn({ name: `drained-${i}`, networkId, hostId: drained.hostId, imageId }, tenantId), 201)).vmId as string,
+      ),
+    );
+    for (const vmId of guestIds) await eventually(async () => expect((await vmView(vmId)).state).toBe('running'), 120_000, 500);
+    const seen = target.stderr.length;
+    try {
+      const draining = await expectOk(api('POST', `/hosts/${drained.hostId}/drain`, { targetHostId: target.hostId }, operator), 202);
+      expect(draining).toMatchObject({ cordoned: true, drain: { targetHostId: target.hostId, stuck: [] } });
+      await eventually(
+        async () =>
+          expect(await expectOk(api('GET', `/hosts/${drained.hostId}`, undefined, operator))).toMatchObject({ vmCount: 0, drain: { vmsLeft: 0, stuck: [] } }),
+        180_000,
+        500,
+      );
+      for (const vmId of guestIds) {
+        const vm = await vmView(vmId);
+        expect(vm).toMatchObject({ state: 'running', hostId: target.hostId, endpoint: { address: target.address } });
+        // Moved live: it arrived running, it was not booted again there.
+        expect(vm.lastMigration).toMatchObject({ outcome: 'completed', targetHostId: target.hostId });
+        expect(target.stderr.slice(seen).filter((line) => line.includes(`vm ${vmId}: booting`))).toEqual([]);
+        // It answers at its new host: the jump VM there pings it.
+        await run('ip', ['netns', 'exec', jump.netns, 'ping', '-c', '1', '-W', '2', vm.ip]);
+      }
+      await eventually(async () => expect((await drained.status()).vmRuntime?.guests ?? []).toEqual([]), 30_000, 250);
+    } finally {
+      await api('POST', `/hosts/${drained.hostId}/uncordon`, undefined, operator);
+      await Promise.all(guestIds.map((vmId) => api('DELETE', `/vms/${vmId}`, undefined, tenant)));
+    }
+  }, 400_000);
 });

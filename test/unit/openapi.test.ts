@@ -27,6 +27,8 @@ describe('OpenAPI description', () => {
       const pathParameters = [...path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]);
       expect(operation.parameters.filter((parameter: any) => parameter.in === 'path').map((parameter: any) => parameter.name)).toEqual(pathParameters);
       expect(operation.requestBody !== undefined).toBe(source.body !== undefined);
+      // A body the operation works without is described as optional (a drain without a target).
+      if (source.body) expect(operation.requestBody.required).toBe(source.bodyOptional !== true);
       for (const [status, { body }] of Object.entries(source.responses)) {
         // Every answer but 204 has a body, and the description says what is in it.
         expect(body === undefined).toBe(status === '204');

@@ -8,8 +8,8 @@ import { announceMoveAtOnce } from '../../host-sync/move-announcements.ts';
 import { driveDrain, startDrain } from '../host-drains.ts';
 import { hostViews } from '../host-liveness.ts';
 
-export const handler = apiHandler(operations.drainHost, async ({ path }) => {
-  await startDrain(tableName, path.hostId);
+export const handler = apiHandler(operations.drainHost, async ({ path, body }) => {
+  const draining = await startDrain(tableName, path.hostId, body.targetHostId);
   const host = await driveDrain(
     {
       table: tableName,
@@ -18,7 +18,7 @@ export const handler = apiHandler(operations.drainHost, async ({ path }) => {
       newPairKeyCiphertext,
       announce: (vm) => announceMoveAtOnce(tableName, currentRegion, vm),
     },
-    path.hostId,
+    draining,
   );
   const [view] = await hostViews(livenessTableName, [host]);
   return { statusCode: 202, body: view! };

@@ -32,7 +32,7 @@ export const handler = middy(async () => {
   if (reindexed > 0) logger.info('placement index: dead hosts out, live ones in', { changes: indexChanges, applied: reindexed });
   const drains = await drainingHosts(tableName, currentRegion);
   for (const host of drains) {
-    const after = await driveDrain(deps, host.hostId);
+    const after = await driveDrain(deps, host);
     logger.info('drained again', { hostId: host.hostId, vmsLeft: after.vmCount, stuck: after.drainStuck ?? [] });
   }
   return { recovery, drained: drains.map((host) => host.hostId), reindexed };
