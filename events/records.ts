@@ -137,6 +137,11 @@ export const SlotItem = z.object({
   kind: z.literal('slot'),
   networkId: resourceId,
   ...EndpointEntry.shape,
+  /**
+   * The version the committing function itself delivered to every host that needed it (the fast
+   * path): the stream's backstop, coming later, sends it to nobody again.
+   */
+  deliveredVersion: z.int().optional(),
 });
 export type SlotItem = z.infer<typeof SlotItem>;
 

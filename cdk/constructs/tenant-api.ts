@@ -118,6 +118,11 @@ function movesVms(fn: ControlPlaneFunction, props: TenantApiProps): void {
   fn.setting('vmPairKeyArn', props.vmPairKey.keyArn);
   fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
   props.shuffleQueues.grant(fn, 'sqs:TagQueue', 'sqs:UntagQueue');
+  sendsEndpoints(fn, props);
+}
+
+/** A route that commits an endpoint change sends it to the hosts that need it itself (the fast path; the stream is the backstop). */
+function sendsEndpoints(fn: ControlPlaneFunction, props: TenantApiProps): void {
   props.hostQueues.grant(fn, 'sqs:SendMessage');
 }
 
@@ -160,6 +165,7 @@ const routes: Route[] = [
       fn.setting('vmPairKeyArn', props.vmPairKey.keyArn).setting('imagesBucket', props.imagesBucket.bucketName);
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:GenerateDataKeyWithoutPlaintext'));
       readsHealth(fn, props);
+      sendsEndpoints(fn, props);
     },
   },
   {
@@ -190,7 +196,7 @@ const routes: Route[] = [
   { operation: operations.getVmConvergence, access: 'read', extras: (fn, props) => usesConvergenceTable(fn, props, 'read') },
   // Acknowledgements touch only the convergence table.
   { operation: operations.acknowledgeEndpoints, access: 'none', extras: (fn, props) => usesConvergenceTable(fn, props, 'write') },
-  { operation: operations.deleteVm, access: 'write' },
+  { operation: operations.deleteVm, access: 'write', extras: sendsEndpoints },
   { operation: operations.getHostKeys, access: 'read' },
   {
     operation: operations.publishHostKeys,

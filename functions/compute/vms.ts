@@ -1,3 +1,4 @@
+import type { EndpointEntry } from '#events/endpoints.ts';
 import type { z } from 'zod';
 import type * as responses from '#events/responses.ts';
 import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -529,7 +530,13 @@ const RELEASE_RECORD_SECONDS = 24 * 3600;
  * instead detaches them in the same transaction and records what the VM used, so a release
  * interrupted after this point can still address those nodes again.
  */
-export async function deleteVm(table: string, region: string, tenantId: string, vmId: string, options: { release?: boolean } = {}): Promise<void> {
+export async function deleteVm(
+  table: string,
+  region: string,
+  tenantId: string,
+  vmId: string,
+  options: { release?: boolean } = {},
+): Promise<{ networkId: string; released: EndpointEntry }> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const vm = assertHomeRegion(await getVm(table, tenantId, vmId), region, `vm ${vmId}`);
     const diskIds = [...(vm.diskIds ?? [])].sort();
@@ -603,7 +610,8 @@ export async function deleteVm(table: string, region: string, tenantId: string, 
     }
     try {
       await dynamodb.send(new TransactWriteCommand({ TransactItems: items }));
-      return;
+      // What the hosts of its network hold of its address from now on.
+      return { networkId: vm.networkId, released: { ip: vm.ip, version: slot.version + 1, state: 'released' } };
     } catch (error) {
       if (!cancellationCodes(error)) throw error;
       await backoff(attempt);

@@ -1,4 +1,4 @@
-import type { NetworkChange } from '#events/endpoints.ts';
+import type { EndpointEntry, NetworkChange } from '#events/endpoints.ts';
 import type { HostItem } from '#events/records.ts';
 import { toEndpointEntry } from './network-changes.ts';
 import { packHostBodies, type Outgoing } from './host-batches.ts';
@@ -74,6 +74,8 @@ export function messagesFor(
   const { networkId } = change;
   switch (change.kind) {
     case 'endpoint':
+      // Delivered already by the function that committed it (or a later version was): nothing to send again.
+      if (deliveredAlready(change.entry, partition)) return [];
       return partition.members
         .filter((member) => member.vmCount > 0)
         .map((member) => ({
@@ -95,6 +97,12 @@ export function messagesFor(
         .filter((member) => member.vmCount > 0)
         .map((member) => ({ hostId: member.hostId, sourceId, message: { kind: 'allowed-sources-changed', networkId } }));
   }
+}
+
+/** Whether the fast path delivered this version of the slot, or a later one, to every host that needed it. */
+function deliveredAlready(entry: EndpointEntry, partition: NetworkPartition): boolean {
+  const delivered = partition.slots.find((slot) => slot.ip === entry.ip)?.deliveredVersion;
+  return delivered !== undefined && delivered >= entry.version;
 }
 
 /** A host's queue and region never change once registered, so they are looked up once per container. */

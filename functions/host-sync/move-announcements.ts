@@ -1,4 +1,4 @@
-import { fanOutEndpointNow } from './fast-path.ts';
+import { endpointEntryOf, fanOutEndpointNow } from './fast-path.ts';
 import { sendToHostQueue } from '../platform/host-queues.ts';
 import { retagShuffleQueue } from '../platform/shuffle-queues.ts';
 import { retagQueuesOfWorker } from '../shuffle/shuffle-jobs.ts';
@@ -10,10 +10,9 @@ import type { VmView } from '../compute/vms.ts';
  * queues of the shuffle jobs it works for admit its new host.
  */
 export async function announceMoveAtOnce(table: string, region: string, vm: VmView): Promise<void> {
-  const { vmId, ip, networkId, hostId, endpoint } = vm;
   // Independent: side by side.
   await Promise.all([
-    fanOutEndpointNow(table, region, networkId, { ip, version: endpoint.version, state: 'active', vmId, hostId, endpoint: endpoint.address }, sendToHostQueue),
-    retagQueuesOfWorker(table, vmId, retagShuffleQueue),
+    fanOutEndpointNow(table, region, vm.networkId, endpointEntryOf(vm), sendToHostQueue),
+    retagQueuesOfWorker(table, vm.vmId, retagShuffleQueue),
   ]);
 }

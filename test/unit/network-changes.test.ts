@@ -141,6 +141,17 @@ describe('messagesFor', () => {
     ]);
   });
 
+  it('sends an endpoint change delivered already by the function that committed it (the fast path) to nobody again, and a later one to all', () => {
+    const delivered = { ...partition, slots: [{ ...slot(3, '192.0.2.9'), deliveredVersion: 3 }] };
+    const change = (version: number) => ({ kind: 'endpoint' as const, networkId: 'net-1', entry: { ip: '10.0.0.5', version, state: 'active' as const } });
+    expect(messagesFor(change(3), delivered, 'm1')).toEqual([]);
+    expect(messagesFor(change(2), delivered, 'm1')).toEqual([]);
+    expect(messagesFor(change(4), delivered, 'm1').map((item) => item.hostId)).toEqual(['h1', 'h3']);
+    // Another address's delivery says nothing of this one.
+    const elsewhere = { ...partition, slots: [{ ...slot(3, '192.0.2.9'), ip: '10.0.0.6', deliveredVersion: 3 }] };
+    expect(messagesFor(change(3), elsewhere, 'm1').map((item) => item.hostId)).toEqual(['h1', 'h3']);
+  });
+
   it('answers a join with a snapshot, unless the host has left again', () => {
     const [join] = messagesFor({ kind: 'join', networkId: 'net-1', hostId: 'h3', epoch: 1 }, partition, 'm1');
     expect(join!.message).toMatchObject({ kind: 'endpoints', snapshot: true, epoch: 2 });

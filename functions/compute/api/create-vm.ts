@@ -7,6 +7,8 @@ import { livenessTableName } from '../../platform/liveness-table.ts';
 import { createVm } from '../vms.ts';
 import { actingTenantOf, assertOperatorFor } from '../../core/access.ts';
 import { newPairKeyCiphertext } from '../../platform/pair-keys.ts';
+import { sendToHostQueue } from '../../platform/host-queues.ts';
+import { endpointEntryOf, fanOutEndpointNow } from '../../host-sync/fast-path.ts';
 
 const placement = { region: currentRegion, imagesBucket: setting('imagesBucket'), livenessTable: livenessTableName };
 
@@ -14,5 +16,8 @@ export const handler = apiHandler(operations.createVm, async ({ body, caller }) 
   // Tenants do not pick physical hosts; operators may, for a tenant they name.
   if (body.hostId !== undefined)
     assertOperatorFor(caller, 'hostId', 'tenants do not pick hosts: leave it out and placement picks one with room, or use spreadFrom to keep VMs apart');
-  return { statusCode: 201, body: await createVm(tableName, actingTenantOf(caller, body.tenantId), body, placement, newPairKeyCiphertext) };
+  const vm = await createVm(tableName, actingTenantOf(caller, body.tenantId), body, placement, newPairKeyCiphertext);
+  // The hosts of its network hear of its endpoint now, not a stream poll later (its own host, once it joined, by the stream's snapshot).
+  await fanOutEndpointNow(tableName, currentRegion, vm.networkId, endpointEntryOf(vm), sendToHostQueue);
+  return { statusCode: 201, body: vm };
 });
