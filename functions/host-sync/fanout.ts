@@ -2,7 +2,7 @@ import type { EndpointEntry, NetworkChange } from '#events/endpoints.ts';
 import type { HostItem } from '#events/records.ts';
 import { toEndpointEntry } from './network-changes.ts';
 import { packHostBodies, type Outgoing } from './host-batches.ts';
-import { getItem, readNetworkPartition, type NetworkPartition } from '../core/store.ts';
+import { getItem, readNetworkMembers, readNetworkPartition, type NetworkPartition } from '../core/store.ts';
 import { keys } from '../core/table-keys.ts';
 import { inRegion } from '../core/regions.ts';
 
@@ -18,16 +18,26 @@ export type SendToQueue = (queueUrl: string, body: string) => Promise<void>;
  * network when the change is fanned out. The network's partition is read after the change
  * committed, so a host that joined concurrently is either seen here or gets a snapshot that
  * already contains the change. Every region's stream carries every region's changes (the table
- * is global), and each region delivers only to its own hosts. Returns the work items that
- * failed, each with the reason.
+ * is global), and each region delivers only to its own hosts. Only a join reads the network's
+ * every slot (its snapshot); other changes read its members, and an endpoint change its own slot
+ * (whether the fast path delivered it already) unless `checkDelivered` is off (the fast path
+ * itself). Returns the work items that failed, each with the reason.
  */
-export async function fanOut(table: string, region: string, work: readonly FanOutWork[], send: SendToQueue): Promise<Map<string, unknown>> {
+export async function fanOut(
+  table: string,
+  region: string,
+  work: readonly FanOutWork[],
+  send: SendToQueue,
+  checkDelivered = true,
+): Promise<Map<string, unknown>> {
   const failed = new Map<string, unknown>();
+  const needs = partitionNeeds(work, checkDelivered);
   const partitions = new Map<string, Promise<NetworkPartition>>();
   const partitionOf = (networkId: string) => {
     let partition = partitions.get(networkId);
     if (!partition) {
-      partition = readNetworkPartition(table, networkId);
+      const need = needs.get(networkId);
+      partition = need?.everySlot ? readNetworkPartition(table, networkId) : readNetworkMembers(table, networkId, [...(need?.slots ?? [])]);
       partitions.set(networkId, partition);
     }
     return partition;
@@ -64,6 +74,19 @@ export async function fanOut(table: string, region: string, work: readonly FanOu
     }),
   );
   return failed;
+}
+
+/** What the batch's changes need of each network: every slot (a join's snapshot), or the slots whose delivery the backstop checks. */
+function partitionNeeds(work: readonly FanOutWork[], checkDelivered: boolean): Map<string, { everySlot: boolean; slots: Set<string> }> {
+  const needs = new Map<string, { everySlot: boolean; slots: Set<string> }>();
+  for (const { change } of work) {
+    if (change.kind === 'credentials' || change.kind === 'disk-deleted') continue;
+    const need = needs.get(change.networkId) ?? { everySlot: false, slots: new Set<string>() };
+    if (change.kind === 'join') need.everySlot = true;
+    if (change.kind === 'endpoint' && checkDelivered) need.slots.add(change.entry.ip);
+    needs.set(change.networkId, need);
+  }
+  return needs;
 }
 
 export function messagesFor(

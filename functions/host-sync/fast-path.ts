@@ -17,7 +17,8 @@ import { fanOut, type SendToQueue } from './fanout.ts';
  */
 export async function fanOutEndpointNow(table: string, region: string, networkId: string, entry: EndpointEntry, send: SendToQueue): Promise<void> {
   try {
-    const failed = await fanOut(table, region, [{ id: 'fast-path', change: { kind: 'endpoint', networkId, entry } }], send);
+    // Its own change: nobody delivered it before (a replayed create's second delivery is harmless).
+    const failed = await fanOut(table, region, [{ id: 'fast-path', change: { kind: 'endpoint', networkId, entry } }], send, false);
     const error = failed.get('fast-path');
     if (error)
       logger.warn('the fast path did not reach every host; the stream will', { networkId, vmId: entry.vmId, version: entry.version, error: error as Error });
