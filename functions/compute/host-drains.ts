@@ -2,7 +2,7 @@ import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { HostItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
-import { ClientError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { ClientError, ConflictError, NotFoundError } from '../core/errors.ts';
 import { getItem } from '../core/store.ts';
 import { keys } from '../core/table-keys.ts';
 import { getHost, listHosts } from './hosts.ts';
@@ -28,9 +28,10 @@ const MAX_STUCK = 50;
  * draining again replaces the target, or drops it.
  */
 export async function startDrain(table: string, hostId: string, targetHostId?: string): Promise<HostItem> {
+  // As a migration's named target: a host that cannot take the VMs conflicts (409), one that does not exist is not found (404).
   if (targetHostId !== undefined) {
-    if (targetHostId === hostId) throw new ValidationError(`targetHostId: is host ${hostId}, the host being drained`);
-    if (!(await getItem<HostItem>(table, keys.host(targetHostId)))) throw new ValidationError(`targetHostId: no host ${targetHostId} is registered`);
+    if (targetHostId === hostId) throw new ConflictError(`targetHostId: is host ${hostId}, the host being drained`);
+    if (!(await getItem<HostItem>(table, keys.host(targetHostId)))) throw new ClientError(404, `targetHostId: no host ${targetHostId} is registered`);
   }
   const set = [
     'cordoned = :yes',

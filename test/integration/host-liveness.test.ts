@@ -159,12 +159,12 @@ describe('host liveness', () => {
     expect(((await agents[1]!.status()).vmRuntime?.guests ?? []).length).toBeGreaterThanOrEqual(4);
     expect((await api('POST', `/hosts/${host}/drain`, undefined, tenant)).status).toBe(403);
     // A target that is the host itself, or no host at all, is refused before anything changes.
-    for (const [targetHostId, reason] of [
-      [host, `targetHostId: is host ${host}, the host being drained`],
-      ['host-nobody-has', 'targetHostId: no host host-nobody-has is registered'],
+    for (const [targetHostId, status, reason] of [
+      [host, 409, `targetHostId: is host ${host}, the host being drained`],
+      ['host-nobody-has', 404, 'targetHostId: no host host-nobody-has is registered'],
     ] as const) {
       const refused = await asOperator('POST', `/hosts/${host}/drain`, { targetHostId });
-      expect(refused).toMatchObject({ status: 400, body: { message: reason } });
+      expect(refused).toMatchObject({ status, body: { message: reason } });
     }
     expect(await hostOf(host)).toMatchObject({ cordoned: false });
     expect(await hostOf(host)).not.toHaveProperty('drain');
