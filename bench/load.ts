@@ -6,6 +6,7 @@ import { createApiClient, type ApiAnswer, type ApiClient } from '#events/api-cli
 import type { OperationId } from '#events/operations.ts';
 import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
+import { NetworkPlacement } from '#events/vm-lifecycle.ts';
 import type { PoolCommand, PoolReport } from './agent-pool.ts';
 import { awsCallsByAction, functionTimes, growth } from './counters.ts';
 
@@ -23,8 +24,13 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '60' },
     'agents-per-process': { type: 'string', default: '250' },
     'idle-seconds': { type: 'string', default: '20' },
+    /** How the tenants' networks place their VMs (CreateNetworkRequest.placement). */
+    placement: { type: 'string', default: 'spread' },
   },
 });
+const placementAsked = NetworkPlacement.safeParse(values.placement);
+if (!placementAsked.success) throw new Error(`--placement: spread or pack, not ${values.placement}`);
+const placement = placementAsked.data;
 const steps = values.agents!.split(',').map(Number);
 const tenantCount = Number(values.tenants);
 const seconds = Number(values.seconds);
@@ -163,6 +169,8 @@ interface Step {
   notConverged: number;
   /** Endpoints whose VM was deleted before every host that needed them had them: not counted either way. */
   superseded: number;
+  /** How many hosts each tenant's network ran on, taken after each of its requests. */
+  networkHosts: number[];
   seconds: number;
   /** From the first request to the last answer and the endpoints' arrival (or the wait's end). */
   elapsedSeconds: number;
@@ -244,7 +252,10 @@ async function runStep(tenants: Tenant[], step: Step) {
   const deadline = Date.now() + seconds * 1000;
   await Promise.all(
     tenants.map(async (tenant) => {
-      while (Date.now() < deadline) await nextOperation(tenant, step);
+      while (Date.now() < deadline) {
+        await nextOperation(tenant, step);
+        step.networkHosts.push(hostsOf(tenant).size);
+      }
     }),
   );
   // What was answered last may still be on its way to the hosts.
@@ -274,7 +285,7 @@ try {
     Array.from({ length: tenantCount }, async (_, index) => {
       const api = createApiClient({ baseUrl: apiUrl, token: await stack.issueToken('tenant', `load-${index}`), timeoutMs: 120_000 });
       const { networkId } = await api.createNetwork({
-        body: { name: 'load', cidr: `10.${100 + (index >> 4)}.${(index & 15) * 16}.0/20`, clientToken: 'load' },
+        body: { name: 'load', cidr: `10.${100 + (index >> 4)}.${(index & 15) * 16}.0/20`, placement, clientToken: 'load' },
       });
       return { index, api, networkId, vms: new Map(), made: 0 };
     }),
@@ -303,6 +314,7 @@ try {
       convergence: [],
       notConverged: 0,
       superseded: 0,
+      networkHosts: [],
       seconds,
       elapsedSeconds: 0,
       awsCalls: new Map(),
@@ -325,7 +337,7 @@ try {
   }
 
   console.log(
-    `\nbench:load  ${tenantCount} tenants, each one request after another (create / migrate / delete VMs, 3-12 VMs in its own network), ${seconds} s per step; simulated host agents, up to ${perProcess} per process`,
+    `\nbench:load  ${tenantCount} tenants, each one request after another (create / migrate / delete VMs, 3-12 VMs in its own network, placement ${placement}), ${seconds} s per step; simulated host agents, up to ${perProcess} per process`,
   );
   console.log(
     'agents   requests  req/s   API p50   API p99 (ms)   create p99  migrate p99  delete p99   convergence p50   p99 (ms)   not converged  deleted first  errors',
@@ -369,6 +381,8 @@ try {
     console.log(
       `\nat ${step.agents} agents, per tenant request (what ran during the step's ${step.elapsedSeconds.toFixed(0)} s, divided by its ${requests} requests):`,
     );
+    const meanHosts = step.networkHosts.reduce((sum, hosts) => sum + hosts, 0) / Math.max(1, step.networkHosts.length);
+    console.log(`  hosts a tenant's network ran on: ${meanHosts.toFixed(1)} on average (each endpoint change reaches every one of them)`);
     console.log(`  function invocations ${(total(step.invocations) / requests).toFixed(1)}: ${perRequest(step.invocations)}`);
     console.log(`  AWS calls, all ${(total(work) / requests).toFixed(1)}: ${perRequest(work)}`);
     console.log(
@@ -400,7 +414,7 @@ try {
         [...step.awsCalls].filter(([key]) => key.startsWith('dynamodb ')).reduce((sum, [, count]) => sum + count, 0) / step.elapsedSeconds
       ).toFixed(0)}/s); all functions together busy ${(total(step.functionMs) / 1000 / step.elapsedSeconds).toFixed(1)} s a second`,
     );
-    perStep.push(`aws_calls_per_request agents=${step.agents} calls=${ownPerRequest.toFixed(1)}`);
+    perStep.push(`aws_calls_per_request agents=${step.agents} calls=${ownPerRequest.toFixed(1)} placement=${placement}`);
   }
   console.log('');
   for (const line of perStep) console.log(line);

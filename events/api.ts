@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { clientToken, ipv4Cidr, ipv4CidrPattern, resourceId, underlayAddress } from './identifiers.ts';
-import { AcceleratorKind, AutoPlacement, MachineType, OnHostFailure, VmRuntimeKind } from './vm-lifecycle.ts';
+import { AcceleratorKind, AutoPlacement, MachineType, NetworkPlacement, OnHostFailure, VmRuntimeKind } from './vm-lifecycle.ts';
 import { VmAttributes } from './vm-config.ts';
 
 export const RegisterHostRequest = z.strictObject({
@@ -58,6 +58,13 @@ export const CreateNetworkRequest = z.strictObject({
     }, 'prefix length must be between /16 and /28')
     // JSON Schema cannot compare numbers inside a string: the pattern of ipv4Cidr with the prefix narrowed to the same 16-28.
     .meta({ pattern: ipv4CidrPattern('(1[6-9]|2[0-8])'), description: 'An IPv4 CIDR with a prefix length from /16 to /28, such as 10.0.0.0/24.' }),
+  /**
+   * Where placement puts the network's VMs: `spread` (the default) over as many hosts as the fleet
+   * allows, as EC2 does; `pack` onto hosts that already run VMs of the network while one has room.
+   */
+  placement: NetworkPlacement.optional().describe(
+    "Where placement puts the network's VMs: spread (the default) over as many hosts as the fleet allows, so that one host's failure reaches few of them; pack onto hosts that already run VMs of the network while one of them has room, so that fewer hosts carry the network (each endpoint change reaches fewer hosts, and traffic between VMs on one host never leaves it). Fixed at creation.",
+  ),
   clientToken: clientToken.optional(),
 });
 export type CreateNetworkRequest = z.infer<typeof CreateNetworkRequest>;

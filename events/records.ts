@@ -1,6 +1,16 @@
 import { z } from 'zod';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
-import { AcceleratorKind, AutoPlacement, HostFailureRecovery, MachineType, OnHostFailure, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
+import {
+  AcceleratorKind,
+  AutoPlacement,
+  HostFailureRecovery,
+  MachineType,
+  NetworkPlacement,
+  OnHostFailure,
+  PowerState,
+  VmRuntimeKind,
+  VmState,
+} from './vm-lifecycle.ts';
 import { EndpointEntry } from './endpoints.ts';
 import { MigrationOutcome, MigrationRecord } from './migrations.ts';
 import { ipv4Address, ipv4Cidr, resourceId } from './identifiers.ts';
@@ -49,6 +59,8 @@ export const NetworkItem = z.object({
   cidr: ipv4Cidr,
   /** Networks are regional, like VPCs: every address of one is allocated by its region's control plane. */
   region: z.string().optional(),
+  /** Absent: `spread`. */
+  placement: NetworkPlacement.optional(),
   createdAt: z.string(),
 });
 export type NetworkItem = z.infer<typeof NetworkItem>;
@@ -60,6 +72,8 @@ export const VmItem = z.object({
   projectId: resourceId,
   name: z.string(),
   networkId: resourceId,
+  /** Its network's placement (copied at create: a network's never changes), so that its moves need not read the network. Absent: `spread`. */
+  networkPlacement: NetworkPlacement.optional(),
   ip: ipv4Address,
   hostId: resourceId,
   /** The region whose control plane placed the VM; its host, network and writes are there. */

@@ -5,7 +5,17 @@ import { NodeKind } from './projects.ts';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
 import { HostHealth } from './host-health.ts';
 import { PairRevocations } from './tokens.ts';
-import { AcceleratorKind, AutoPlacement, HostFailureRecovery, MachineType, OnHostFailure, PowerState, VmRuntimeKind, VmState } from './vm-lifecycle.ts';
+import {
+  AcceleratorKind,
+  AutoPlacement,
+  HostFailureRecovery,
+  MachineType,
+  NetworkPlacement,
+  OnHostFailure,
+  PowerState,
+  VmRuntimeKind,
+  VmState,
+} from './vm-lifecycle.ts';
 
 /**
  * What the API answers, route by route. Strict: a field not listed here is an error in the tests
@@ -70,6 +80,8 @@ export const Network = z.strictObject({
   region: region.optional(),
   /** Addresses VMs can get: the CIDR less network, gateway and broadcast addresses. */
   capacity: count,
+  /** Where placement puts its VMs: spread over hosts, or packed onto those it already runs on. */
+  placement: NetworkPlacement,
   createdAt: timestamp,
 });
 export const NetworkList = page('networks', Network);

@@ -48,6 +48,10 @@ export type VmRuntimeKind = z.infer<typeof VmRuntimeKind>;
 export const AutoPlacement = z.enum(['on', 'off']);
 export type AutoPlacement = z.infer<typeof AutoPlacement>;
 
+/** Where placement puts a network's VMs: over as many hosts as it can (`spread`), or onto hosts the network already runs on (`pack`). */
+export const NetworkPlacement = z.enum(['spread', 'pack']);
+export type NetworkPlacement = z.infer<typeof NetworkPlacement>;
+
 /** How a `qemu` host runs its guests: hardware virtualization (KVM), or QEMU's emulator (TCG, several times slower). */
 export const AcceleratorKind = z.enum(['kvm', 'tcg']);
 export type AcceleratorKind = z.infer<typeof AcceleratorKind>;

@@ -1,7 +1,8 @@
-import { BatchGetCommand, type BatchGetCommandOutput, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { HostItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
 import { ClientError, ConflictError } from '../core/errors.ts';
+import { getItems } from '../core/store.ts';
 import { type Liveness, unplaceableBecause } from './host-health.ts';
 import { toHostView, type HostView } from './hosts.ts';
 
@@ -12,7 +13,6 @@ import { toHostView, type HostView } from './hosts.ts';
 
 /** A heartbeat's item outlives a host that is gone for good by this long. */
 const KEEP_SECONDS = 7 * 24 * 3600;
-const BATCH_GET_LIMIT = 100;
 
 /** Records that a host's agent is alive now: one write. */
 export async function recordHeartbeat(livenessTable: string, hostId: string, nowMs = Date.now()): Promise<void> {
@@ -26,20 +26,11 @@ export async function recordHeartbeat(livenessTable: string, hostId: string, now
 
 /** When each host was last heard from (ms), for the hosts that ever were: one read per hundred hosts. */
 export async function lastSeenOf(livenessTable: string, hostIds: Iterable<string>): Promise<Map<string, number>> {
-  const ids = [...new Set(hostIds)];
-  const seen = new Map<string, number>();
-  for (let start = 0; start < ids.length; start += BATCH_GET_LIMIT) {
-    let keys: Record<string, unknown>[] | undefined = ids.slice(start, start + BATCH_GET_LIMIT).map((hostId) => ({ hostId }));
-    for (let attempt = 0; keys && keys.length > 0; attempt++) {
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 25 * 2 ** attempt)));
-      const answer: BatchGetCommandOutput = await dynamodb.send(
-        new BatchGetCommand({ RequestItems: { [livenessTable]: { Keys: keys, ConsistentRead: true } } }),
-      );
-      for (const item of answer.Responses?.[livenessTable] ?? []) seen.set(item.hostId as string, item.lastSeen as number);
-      keys = answer.UnprocessedKeys?.[livenessTable]?.Keys;
-    }
-  }
-  return seen;
+  const items = await getItems<{ hostId: string; lastSeen: number }>(
+    livenessTable,
+    [...new Set(hostIds)].map((hostId) => ({ hostId })),
+  );
+  return new Map(items.map((item) => [item.hostId, item.lastSeen]));
 }
 
 /** Each host's liveness: its last heartbeat and its cordon. */

@@ -1,8 +1,9 @@
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
-import type { HostItem } from '#events/records.ts';
+import type { HostItem, MemberItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
-import { indexes, indexKeys } from '../core/table-keys.ts';
-import { type HostAcceptance, placeFromIndex, type PlacementRules, type ShardReader } from './placement.ts';
+import { getItems, queryAll } from '../core/store.ts';
+import { indexes, indexKeys, keys } from '../core/table-keys.ts';
+import { type HostAcceptance, type HostReader, type MemberReader, placeFromIndex, placePacked, type PlacementRules, type ShardReader } from './placement.ts';
 
 /**
  * One page of one shard of a region's placement index (gsi5), freest first, hosts with room only
@@ -26,7 +27,30 @@ export function shardReader(table: string, region: string): ShardReader {
   };
 }
 
-/** A host of `rules.region` for a VM, from the placement index (placement.ts), or undefined when none found will take it. */
-export async function placeHost(table: string, rules: PlacementRules, acceptance?: HostAcceptance): Promise<HostItem | undefined> {
-  return (await placeFromIndex(shardReader(table, rules.region), rules, acceptance)).host;
+/** The hosts running a network's VMs, with how many each runs: its partition's member items (one query while under 1 MB). */
+const memberReader =
+  (table: string, networkId: string): MemberReader =>
+  () =>
+    queryAll<MemberItem>({
+      TableName: table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :member)',
+      ExpressionAttributeValues: { ':pk': keys.network(networkId).pk, ':member': 'MEMBER#' },
+    });
+
+const hostReader =
+  (table: string): HostReader =>
+  (hostIds) =>
+    getItems<HostItem>(
+      table,
+      hostIds.map((hostId) => keys.host(hostId)),
+    );
+
+/**
+ * A host of `rules.region` for a VM, or undefined when none found will take it. A VM of a packed
+ * network (`packInto`: its id) goes to one of the hosts already running the network when one will
+ * do; otherwise, and for every other VM, to a host from the placement index (placement.ts).
+ */
+export async function placeHost(table: string, rules: PlacementRules, acceptance?: HostAcceptance, packInto?: string): Promise<HostItem | undefined> {
+  const packed = packInto ? await placePacked(memberReader(table, packInto), hostReader(table), rules, acceptance) : undefined;
+  return packed ?? (await placeFromIndex(shardReader(table, rules.region), rules, acceptance)).host;
 }

@@ -1,4 +1,4 @@
-import type { HostItem } from '#events/records.ts';
+import type { HostItem, MemberItem } from '#events/records.ts';
 import { inRegion } from '../core/regions.ts';
 import { indexKeys } from '../core/table-keys.ts';
 
@@ -207,6 +207,41 @@ export async function placeFromIndex(
     }
   }
   return { queries };
+}
+
+/** Of a packed network's hosts, how many placement reads at most (those running most of its VMs): past them, the index decides. */
+export const PACKED_HOSTS_READ = 16;
+
+/** A packed network's hosts, each with how many of its VMs it runs (one query of the network's partition). */
+export type MemberReader = () => Promise<readonly Pick<MemberItem, 'hostId' | 'vmCount'>[]>;
+/** Host items by id (one batched read); ids with no host are left out. */
+export type HostReader = (hostIds: readonly string[]) => Promise<readonly HostItem[]>;
+
+/**
+ * A host for a VM of a packed network (NetworkPlacement `pack`): of the hosts already running the
+ * network's VMs, the one running most of them that the rules and `acceptance` let take it (the
+ * less loaded on a tie), so the network spans as few hosts as their room allows. Undefined: none
+ * of them will do (the caller goes to the index, which spreads as for any VM). Reads at most
+ * PACKED_HOSTS_READ hosts, whatever the network's size.
+ */
+export async function placePacked(
+  readMembers: MemberReader,
+  readHosts: HostReader,
+  rules: PlacementRules,
+  acceptance: HostAcceptance = {},
+): Promise<HostItem | undefined> {
+  const members = (await readMembers())
+    .filter((member) => member.vmCount > 0 && !rules.exclude.has(member.hostId))
+    .sort((a, b) => b.vmCount - a.vmCount || a.hostId.localeCompare(b.hostId))
+    .slice(0, PACKED_HOSTS_READ);
+  if (members.length === 0) return undefined;
+  const ofNetwork = new Map(members.map((member) => [member.hostId, member.vmCount]));
+  const open = await accepted(
+    (await readHosts([...ofNetwork.keys()])).filter((host) => canTake(host, rules)),
+    acceptance,
+  );
+  const load = (host: HostItem) => host.vmCount / host.capacity;
+  return [...open].sort((a, b) => ofNetwork.get(b.hostId)! - ofNetwork.get(a.hostId)! || load(a) - load(b))[0];
 }
 
 async function accepted(hosts: readonly HostItem[], acceptance: HostAcceptance): Promise<readonly HostItem[]> {

@@ -152,7 +152,12 @@ async function placeVm(
         address ? Promise.resolve(address) : chooseAddress(table, network),
         pinned
           ? getHost(table, pinned.hostId)
-          : placeHost(table, { region, exclude: new Set([...fullHosts, ...spread.keys()]) }, healthy(placement.livenessTable)),
+          : placeHost(
+              table,
+              { region, exclude: new Set([...fullHosts, ...spread.keys()]) },
+              healthy(placement.livenessTable),
+              network.placement === 'pack' ? network.networkId : undefined,
+            ),
         // The tenant's VM quota, taken in the same transaction (read afresh each attempt).
         quotaCharge(table, tenantId, region, { vms: 1 }),
       ]);
@@ -181,6 +186,7 @@ async function placeVm(
         tenantId,
         name: request.name,
         networkId: network.networkId,
+        ...(network.placement === 'pack' ? { networkPlacement: 'pack' } : {}),
         ip,
         hostId: host.hostId,
         region,
@@ -408,6 +414,7 @@ export async function migrateVm(
           table,
           { region: vm.region ?? region, exclude: new Set([vm.hostId, ...fullHosts, ...spread.keys()]), liveOnly: live },
           healthy(livenessTable),
+          vm.networkPlacement === 'pack' ? vm.networkId : undefined,
         );
     if (!target) throw new ConflictError(`no other host${spread.size > 0 ? ' apart from the spreadFrom VMs' : ''} has capacity for vm ${vmId}`);
     const targetHostId = target.hostId;

@@ -1,4 +1,11 @@
-import { GetCommand, QueryCommand, type QueryCommandInput, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  type BatchGetCommandOutput,
+  GetCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  type TransactWriteCommandInput,
+} from '@aws-sdk/lib-dynamodb';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { dynamodb } from '../platform/clients.ts';
 import { keys } from './table-keys.ts';
@@ -11,6 +18,28 @@ export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems'
 export async function getItem<T>(table: string, key: { pk: string; sk: string }): Promise<T | undefined> {
   const { Item } = await dynamodb.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
   return Item as T | undefined;
+}
+
+/** Keys a BatchGetItem takes at most. */
+const BATCH_GET_LIMIT = 100;
+
+/**
+ * Reads many items of one table, strongly consistent: one BatchGetItem per hundred keys, keys the
+ * table left unprocessed (throttling) asked again after a back-off. Keys with no item are left out;
+ * the order is not the keys'.
+ */
+export async function getItems<T>(table: string, itemKeys: readonly Record<string, unknown>[]): Promise<T[]> {
+  const items: T[] = [];
+  for (let start = 0; start < itemKeys.length; start += BATCH_GET_LIMIT) {
+    let pending: Record<string, unknown>[] | undefined = itemKeys.slice(start, start + BATCH_GET_LIMIT);
+    for (let attempt = 0; pending && pending.length > 0; attempt++) {
+      if (attempt > 0) await sleep(Math.min(1_000, 25 * 2 ** attempt));
+      const answer: BatchGetCommandOutput = await dynamodb.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: true } } }));
+      items.push(...((answer.Responses?.[table] ?? []) as T[]));
+      pending = answer.UnprocessedKeys?.[table]?.Keys;
+    }
+  }
+  return items;
 }
 
 /** Runs a Query to the end, following LastEvaluatedKey. */

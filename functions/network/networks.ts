@@ -21,7 +21,7 @@ import type { TransactItem } from '../core/store.ts';
 /** What the API answers: the schema in `events/responses.ts` is the one source. */
 export type NetworkView = z.infer<typeof responses.Network>;
 
-export const toNetworkView = ({ networkId, tenantId, projectId, name, cidr, region, createdAt }: NetworkItem): NetworkView => ({
+export const toNetworkView = ({ networkId, tenantId, projectId, name, cidr, region, placement, createdAt }: NetworkItem): NetworkView => ({
   networkId,
   region,
   tenantId,
@@ -29,6 +29,7 @@ export const toNetworkView = ({ networkId, tenantId, projectId, name, cidr, regi
   name,
   cidr,
   capacity: capacityOf(cidr),
+  placement: placement ?? 'spread',
   createdAt,
 });
 
@@ -58,6 +59,7 @@ async function insertNetwork(
     name: request.name,
     cidr: normalizeCidr(request.cidr),
     region,
+    ...(request.placement === 'pack' ? { placement: 'pack' } : {}),
     createdAt: new Date().toISOString(),
     gsi1pk: indexKeys.networksOfTenant(tenantId),
     gsi1sk: networkId,

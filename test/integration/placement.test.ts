@@ -99,3 +99,69 @@ describe('placement: tenants do not pick hosts', () => {
     expect((await request('listVms', {}, { token: operatorToken() })).body).toEqual({ message: 'query.hostId: an operator lists the VMs of one host' });
   });
 });
+
+/**
+ * A packed network (`placement: pack`) keeps its VMs on the hosts it already runs on while one of
+ * them has room and is healthy, on create and on a move; spreadFrom still wins; a network that
+ * says nothing spreads as before.
+ */
+describe('placement: a packed network', () => {
+  const tenantId = uniqueId('pack');
+  const tenant = tenantToken(tenantId);
+  const hostIds = [uniqueId('pack1'), uniqueId('pack2')];
+  /** Room for a VM kept apart from the network's hosts. */
+  const elsewhere = uniqueId('pack3');
+  let networkId: string;
+  const create = async (name: string, more: { spreadFrom?: string[] } = {}) =>
+    expectOk(request('createVm', { body: { name, networkId, ...more } }, { token: tenant }), 201);
+
+  beforeAll(async () => {
+    for (const [i, hostId] of hostIds.entries()) {
+      await expectOk(request('registerHost', { body: { hostId, address: `198.51.100.${176 + i}`, capacity: 3 } }, { token: operatorToken() }), 201);
+    }
+    await expectOk(request('registerHost', { body: { hostId: elsewhere, address: '198.51.100.178', capacity: 1 } }, { token: operatorToken() }), 201);
+    await keepAlive(...hostIds, elsewhere);
+  });
+
+  it('says how each network places its VMs, and refuses a placement it does not know, creating nothing', async () => {
+    const packed = await expectOk(request('createNetwork', { body: { name: 'packed', cidr: '10.96.0.0/24', placement: 'pack' } }, { token: tenant }), 201);
+    networkId = packed.networkId;
+    expect(packed.placement).toBe('pack');
+    expect((await expectOk(request('getNetwork', { params: { networkId } }, { token: tenant }))).placement).toBe('pack');
+    const spread = await expectOk(request('createNetwork', { body: { name: 'spread', cidr: '10.97.0.0/24' } }, { token: tenant }), 201);
+    expect(spread.placement).toBe('spread');
+    const refused = await request('createNetwork', { body: { name: 'huddle', cidr: '10.98.0.0/24', placement: 'huddle' as 'pack' } }, { token: tenant });
+    expect(refused.status).toBe(400);
+    expect(JSON.stringify(refused.body)).toMatch(/placement/);
+    const names = (await expectOk(request('listNetworks', { query: { limit: 100 } }, { token: tenant }))).networks.map((network) => network.name);
+    expect(names.sort()).toEqual(['packed', 'spread']);
+  });
+
+  it('puts new VMs on the host running the network until it is full, then on its next host', async () => {
+    const first = await expectOk(createVmOn({ name: 'first', networkId, hostId: hostIds[0]! }, tenantId), 201);
+    const joined = [await create('second'), await create('third')];
+    expect(joined.map((vm) => vm.hostId)).toEqual([first.hostId, first.hostId]);
+    // The first host is full: the operator starts the network on the second, and it fills that one next.
+    const fourth = await expectOk(createVmOn({ name: 'fourth', networkId, hostId: hostIds[1]! }, tenantId), 201);
+    expect((await create('fifth')).hostId).toBe(fourth.hostId);
+  });
+
+  it('keeps spreadFrom: a VM kept apart from the network’s VMs goes elsewhere', async () => {
+    const vms = (await expectOk(request('listVms', { query: { limit: 100 } }, { token: tenant }))).vms;
+    const onSecond = vms.filter((vm) => vm.hostId === hostIds[1]).map((vm) => vm.vmId);
+    const apart = await create('apart', { spreadFrom: onSecond });
+    expect(hostIds).not.toContain(apart.hostId);
+    await expectOk(request('deleteVm', { params: { vmId: apart.vmId } }, { token: tenant }), 204);
+  });
+
+  it('moves a VM to another of the network’s hosts when one has room', async () => {
+    const vms = (await expectOk(request('listVms', { query: { limit: 100 } }, { token: tenant }))).vms;
+    const onFirst = vms.filter((vm) => vm.hostId === hostIds[0]);
+    const onSecond = vms.filter((vm) => vm.hostId === hostIds[1]);
+    expect([onFirst.length, onSecond.length]).toEqual([3, 2]);
+    // Room on the first host again; the second's VM moves there, not to any other host of the region.
+    await expectOk(request('deleteVm', { params: { vmId: onFirst[0]!.vmId } }, { token: tenant }), 204);
+    const moved = await expectOk(request('migrateVm', { params: { vmId: onSecond[0]!.vmId }, body: {} }, { token: tenant }));
+    expect(moved.hostId).toBe(hostIds[0]);
+  });
+});

@@ -2,10 +2,14 @@ import { describe, expect, it } from 'vitest';
 import type { HostItem } from '../../events/records.ts';
 import {
   FIRST_SHARDS,
+  type HostReader,
   MAX_INDEX_QUERIES,
+  type MemberReader,
+  PACKED_HOSTS_READ,
   PER_SHARD,
   PLACEMENT_SHARDS,
   placeFromIndex,
+  placePacked,
   placementIndexAttributes,
   placementIndexUpdate,
   placementShardOf,
@@ -235,5 +239,63 @@ describe('placement from the index', () => {
     const ids = picks.map((outcome) => outcome.host!);
     expect(new Set(ids.map((picked) => picked.hostId)).size).toBeGreaterThan(50);
     expect(ids.filter((picked) => picked.vmCount === 0).length).toBeGreaterThan(150);
+  });
+});
+
+describe('placement of a packed network’s VM', () => {
+  /** The network's hosts and how many of its VMs each runs; counts the host reads. */
+  function network(hosts: readonly HostItem[], vmsOfNetwork: Record<string, number>) {
+    const byId = new Map(hosts.map((item) => [item.hostId, item]));
+    const hostReads: string[][] = [];
+    const readMembers: MemberReader = async () => Object.entries(vmsOfNetwork).map(([hostId, vmCount]) => ({ hostId, vmCount }));
+    const readHosts: HostReader = async (ids) => {
+      hostReads.push([...ids]);
+      return ids.flatMap((id) => (byId.has(id) ? [byId.get(id)!] : []));
+    };
+    return { readMembers, readHosts, hostReads };
+  }
+
+  it('goes to the host running most of the network’s VMs, the less loaded on a tie', async () => {
+    const { readMembers, readHosts } = network([host('a', 10, 32), host('b', 3, 32), host('c', 20, 32), host('d', 1, 32)], { a: 2, b: 5, c: 5, d: 1 });
+    expect((await placePacked(readMembers, readHosts, rules()))?.hostId).toBe('b');
+  });
+
+  it('never a host the rules or the filter refuse: full, excluded, cordoned, running no VMs, not live, another region, unhealthy', async () => {
+    const hosts = [
+      host('full', 32, 32),
+      host('excluded', 0, 32),
+      host('cordoned', 0, 32, { cordoned: true }),
+      host('none', 0, 32, { vmRuntime: 'none' }),
+      host('manual', 0, 32, { autoPlacement: 'off' }),
+      host('elsewhere', 0, 32, { region: 'eu-west-1' }),
+      host('down', 0, 32, { liveMigration: true }),
+      host('open', 31, 32),
+    ];
+    const { readMembers, readHosts } = network(hosts, { full: 9, excluded: 9, cordoned: 9, none: 9, manual: 9, elsewhere: 9, down: 9, open: 1 });
+    const acceptance = {
+      acceptAll: (candidates: readonly HostItem[]) => candidates.filter((candidate) => candidate.hostId !== 'down' && candidate.cordoned !== true),
+    };
+    expect((await placePacked(readMembers, readHosts, rules({ exclude: new Set(['excluded']) }), acceptance))?.hostId).toBe('open');
+    // Moving live: only hosts that take guests live, and of those only the unhealthy one is left.
+    expect(await placePacked(readMembers, readHosts, rules({ exclude: new Set(['excluded']), liveOnly: true }), acceptance)).toBeUndefined();
+  });
+
+  it('answers nothing for a network on no host yet, or only on hosts that will not do (the index decides then)', async () => {
+    const empty = network([host('a', 0, 32)], {});
+    expect(await placePacked(empty.readMembers, empty.readHosts, rules())).toBeUndefined();
+    expect(empty.hostReads).toEqual([]);
+    const gone = network([host('a', 32, 32)], { a: 4, b: 0, vanished: 2 });
+    expect(await placePacked(gone.readMembers, gone.readHosts, rules())).toBeUndefined();
+    // A host whose last VM of the network left is not one of its hosts any more.
+    expect(gone.hostReads).toEqual([['a', 'vanished']]);
+  });
+
+  it('reads at most PACKED_HOSTS_READ hosts, those running most of the network, however many it spans', async () => {
+    const hosts = Array.from({ length: 500 }, (_, i) => host(`h-${String(i).padStart(3, '0')}`, 0, 32));
+    const { readMembers, readHosts, hostReads } = network(hosts, Object.fromEntries(hosts.map((item, i) => [item.hostId, 1 + (i % 7)])));
+    const picked = await placePacked(readMembers, readHosts, rules());
+    expect(hostReads).toHaveLength(1);
+    expect(hostReads[0]).toHaveLength(PACKED_HOSTS_READ);
+    expect(picked?.hostId).toBe('h-006');
   });
 });
