@@ -50,12 +50,15 @@ describe('stratoplane CLI', () => {
   });
 
   it('creates, lists as a table, shows and deletes, with --json for scripts', async () => {
-    const network = await json(['networks', 'create', '--name', 'cli', '--cidr', '10.66.0.0/24']);
-    expect(network).toMatchObject({ name: 'cli', cidr: '10.66.0.0/24' });
+    const network = await json(['networks', 'create', '--name', 'cli', '--cidr', '10.66.0.0/24', '--placement', 'pack']);
+    expect(network).toMatchObject({ name: 'cli', cidr: '10.66.0.0/24', placement: 'pack' });
+    const unknown = await cli(['networks', 'create', '--name', 'cli', '--cidr', '10.67.0.0/24', '--placement', 'huddle']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('placement');
     const table = await cli(['networks', 'list']);
     expect(table.code).toBe(0);
-    expect(table.stdout.split('\n')[0]).toMatch(/^NETWORKID\s+NAME\s+CIDR\s+REGION\s+PROJECTID$/);
-    expect(table.stdout).toContain(network.networkId);
+    expect(table.stdout.split('\n')[0]).toMatch(/^NETWORKID\s+NAME\s+CIDR\s+PLACEMENT\s+REGION\s+PROJECTID$/);
+    expect(table.stdout).toMatch(new RegExp(`^${network.networkId}\\s+cli\\s+10\\.66\\.0\\.0/24\\s+pack\\s`, 'm'));
     const shown = await cli(['networks', 'show', network.networkId]);
     expect(shown.stdout).toMatch(new RegExp(`^networkId\\s+${network.networkId}$`, 'm'));
     expect(await cli(['networks', 'delete', network.networkId])).toMatchObject({ code: 0, stdout: `deleted network ${network.networkId}\n` });

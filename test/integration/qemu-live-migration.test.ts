@@ -775,4 +775,63 @@ describe.skipIf(unavailable !== undefined)('live migration through the API', () 
       await Promise.all(guestIds.map((vmId) => api('DELETE', `/vms/${vmId}`, undefined, tenant)));
     }
   }, 400_000);
+
+  it('a shuffle worker moving live takes its records along: stored at its old host, read at its new one once each, and the old host lets its copy go', async () => {
+    const from = (await vmView(mover.vmId)).hostId;
+    const source = agents.find((agent) => agent.hostId === from)!;
+    // The tests before booted it again (its own new host keys): trusted and logged into afresh.
+    await guests.reconnect(mover, jump.netns, (method, path) => api(method, path, undefined, tenant));
+    const destination = agents.find((agent) => agent !== source)!;
+    // One worker: every partition is the mover's, so each record it sends is stored at its own host.
+    const job = await expectOk(api('POST', '/shuffle-jobs', { name: 'live-worker', workerVmIds: [mover.vmId], partitions: 4 }, tenant), 201);
+    const url = `http://169.254.169.254/stratoplane/v1/shuffle/${job.jobId}`;
+    const flavor = "--header 'Metadata-Flavor: Stratoplane'";
+    const batch = (n: number) => Array.from({ length: 40 }, (_, i) => JSON.stringify({ key: `key-${i % 7}`, value: `b${n}-${i}` }));
+    /** What the guest's own call through its metadata server answers: again while its host has not heard of the job, or the state is on its way (503). */
+    const fromGuest = async (command: string) => {
+      let body: any;
+      await eventually(
+        async () => {
+          const output = await ssh(`${command} 2>&1; echo " exit=$?"`);
+          expect(output).toMatch(/ exit=0$/);
+          body = JSON.parse(output.replace(/ exit=0$/, ''));
+        },
+        60_000,
+        500,
+      );
+      return body;
+    };
+    const send = (n: number) => fromGuest(`wget -q -O - ${flavor} --header 'x-batch-id: b${n}' --post-data '${batch(n).join('\n')}' ${url}/records`);
+    const key = `${job.jobId}/${mover.vmId}`;
+
+    expect(await send(0)).toMatchObject({ accepted: 40, duplicate: false });
+    await eventually(async () => expect(((await source.status()) as any).shuffle[key]?.received).toBe(40), 30_000, 250);
+
+    await expectOk(migrateVmTo(mover.vmId, destination.hostId));
+    await eventually(
+      async () => expect((await vmView(mover.vmId)).lastMigration).toMatchObject({ outcome: 'completed', targetHostId: destination.hostId }),
+      120_000,
+      500,
+    );
+    // At its new host the batch it sent before is known (what it sent moved too); the next one is taken.
+    expect(await send(0)).toMatchObject({ accepted: 40, duplicate: true });
+    expect(await send(1)).toMatchObject({ accepted: 40, duplicate: false });
+    expect(await fromGuest(`wget -q -O - ${flavor} --post-data '' ${url}/close`)).toMatchObject({ sent: 80 });
+    await eventually(
+      async () =>
+        expect(await expectOk(api('GET', `/shuffle-jobs/${job.jobId}`, undefined, tenant))).toMatchObject({ state: 'complete', recordsIn: 80, recordsOut: 80 }),
+      90_000,
+      500,
+    );
+
+    // Every record, once, read by the guest at its new host: those stored at the old host first.
+    const read = await fromGuest(`wget -q -O - ${flavor} '${url}/records?offset=0&limit=1000'`);
+    const values = (read.records as { value: string }[]).map((record) => record.value);
+    expect([...values].sort()).toEqual([...batch(0), ...batch(1)].map((line) => JSON.parse(line).value as string).sort());
+    expect(new Set(values.slice(0, 40))).toEqual(new Set(batch(0).map((line) => JSON.parse(line).value as string)));
+    expect(destination.stderr.some((line) => line.includes(`shuffle ${key}: took over its spill from host ${source.hostId}`))).toBe(true);
+    await eventually(async () => expect(((await source.status()) as any).shuffleHeld).toEqual([]), 30_000, 250);
+    // The job is left in place: deleted, its queues would go before the worker's host hears of it,
+    // and that host's next receives be refused (as AWS refuses a queue's calls once its tags are gone).
+  }, 300_000);
 });

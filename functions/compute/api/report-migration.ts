@@ -15,14 +15,15 @@ export const handler = apiHandler(operations.reportMigration, async ({ path, bod
   assertActsForHost(caller, path.hostId);
   const answer = await reportMigration(tableName, path.hostId, path.vmId, body, newPairKeyCiphertext);
   if (body.event === 'resumed') {
-    // The cut-over: the VM's new endpoint goes to the hosts that need it now (the destination's
-    // fast path), and the queues of the shuffle jobs it works for admit its new host.
+    // The cut-over: the queues of the shuffle jobs the VM works for admit its new host, then the
+    // VM's new endpoint goes to the hosts that need it (the destination's fast path). In that
+    // order: the new host consumes those queues as soon as it hears the VM runs there.
     const vm = await getVmFor(tableName, undefined, path.vmId);
+    if ((vm.shuffleJobIds?.size ?? 0) > 0) await retagQueuesOfWorker(tableName, path.vmId, retagShuffleQueue);
     if (vm.hostId === path.hostId) {
       const entry = { ip: vm.ip, version: vm.endpointVersion, state: 'active' as const, vmId: vm.vmId, hostId: vm.hostId, endpoint: vm.endpointAddress };
       await fanOutEndpointNow(tableName, currentRegion, vm.networkId, entry, sendToHostQueue);
     }
-    await retagQueuesOfWorker(tableName, path.vmId, retagShuffleQueue);
   }
   return { statusCode: 200, body: answer };
 });
