@@ -1,7 +1,7 @@
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
-import type { HostItem, MemberItem } from '#events/records.ts';
+import type { HostItem } from '#events/records.ts';
 import { dynamodb } from '../platform/clients.ts';
-import { getItems, queryAll } from '../core/store.ts';
+import { getItems, membersOf } from '../core/store.ts';
 import { indexes, indexKeys, keys } from '../core/table-keys.ts';
 import { type HostAcceptance, type HostReader, type MemberReader, placeFromIndex, placePacked, type PlacementRules, type ShardReader } from './placement.ts';
 
@@ -27,15 +27,11 @@ export function shardReader(table: string, region: string): ShardReader {
   };
 }
 
-/** The hosts running a network's VMs, with how many each runs: its partition's member items (one query while under 1 MB). */
+/** The hosts running a network's VMs, with how many each runs (eventually consistent: placement's transaction settles a count read a moment late). */
 const memberReader =
   (table: string, networkId: string): MemberReader =>
   () =>
-    queryAll<MemberItem>({
-      TableName: table,
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :member)',
-      ExpressionAttributeValues: { ':pk': keys.network(networkId).pk, ':member': 'MEMBER#' },
-    });
+    membersOf(table, networkId, false);
 
 const hostReader =
   (table: string): HostReader =>

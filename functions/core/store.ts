@@ -79,15 +79,20 @@ export async function readNetworkPartition(table: string, networkId: string): Pr
  */
 export async function readNetworkMembers(table: string, networkId: string, ips: readonly string[]): Promise<NetworkPartition> {
   const [members, slots] = await Promise.all([
-    queryAll<MemberItem>({
-      TableName: table,
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :member)',
-      ExpressionAttributeValues: { ':pk': keys.network(networkId).pk, ':member': 'MEMBER#' },
-      ConsistentRead: true,
-    }),
+    membersOf(table, networkId, true),
     Promise.all(ips.map((ip) => getItem<SlotItem>(table, keys.slot(networkId, ip)))),
   ]);
   return { members, slots: slots.filter((slot): slot is SlotItem => slot !== undefined) };
+}
+
+/** The hosts of a network, each with how many of its VMs it runs: its partition's member items. */
+export function membersOf(table: string, networkId: string, consistent: boolean): Promise<MemberItem[]> {
+  return queryAll<MemberItem>({
+    TableName: table,
+    KeyConditionExpression: 'pk = :pk AND begins_with(sk, :member)',
+    ExpressionAttributeValues: { ':pk': keys.network(networkId).pk, ':member': 'MEMBER#' },
+    ConsistentRead: consistent,
+  });
 }
 
 /** Which parts of a cancelled transaction failed, by position, e.g. ['None', 'ConditionalCheckFailed']. */

@@ -5,8 +5,7 @@ import type { AcknowledgeEndpointsRequest } from '#events/api.ts';
 import type { MemberItem } from '#events/records.ts';
 import type * as responses from '#events/responses.ts';
 import { dynamodb } from '../platform/clients.ts';
-import { queryAll } from '../core/store.ts';
-import { keys } from '../core/table-keys.ts';
+import { membersOf, queryAll } from '../core/store.ts';
 import { getVmFor, type StoredVm } from '../compute/vms.ts';
 
 export type VmConvergenceView = z.infer<typeof responses.VmConvergence>;
@@ -59,12 +58,7 @@ export async function recordEndpointAcks(convergenceTable: string, hostId: strin
 export async function vmConvergence(table: string, convergenceTable: string, tenantId: string | undefined, vmId: string): Promise<VmConvergenceView> {
   const vm = await getVmFor(table, tenantId, vmId);
   const [members, acks] = await Promise.all([
-    queryAll<MemberItem>({
-      TableName: table,
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :member)',
-      ExpressionAttributeValues: { ':pk': keys.network(vm.networkId).pk, ':member': 'MEMBER#' },
-      ConsistentRead: true,
-    }),
+    membersOf(table, vm.networkId, true),
     queryAll<EndpointAckItem>({
       TableName: convergenceTable,
       KeyConditionExpression: 'vmId = :vm',
