@@ -68,13 +68,6 @@ export class GuestSsh {
     this.via.set(vm.ip, from);
   }
 
-  /** After the guest booted again (host keys of its own making, its master connection gone): forgets what was trusted for it, and connects afresh. */
-  async reconnect(vm: { vmId: string; ip: string }, from: string, asTenant: AsTenant, timeoutMs = 150_000): Promise<void> {
-    await run('ip', ['netns', 'exec', from, 'ssh', ...this.options, '-O', 'exit', `root@${vm.ip}`]).catch(() => {});
-    await run('ssh-keygen', ['-q', '-f', path.join(this.dir, 'known_hosts'), '-R', vm.ip]);
-    await this.connect(vm, from, asTenant, timeoutMs);
-  }
-
   /** Runs a shell command in the guest: its stdout. */
   async run(vm: { ip: string }, command: string): Promise<string> {
     return (await run('ip', ['netns', 'exec', this.from(vm), 'ssh', ...this.options, `root@${vm.ip}`, command])).stdout;
