@@ -331,7 +331,16 @@ export async function shuffleJobsFor(table: string, jobIds: Iterable<string>): P
  */
 export async function retagQueuesOfWorker(table: string, vmId: string, retag: (queueUrl: string, hostIds: readonly string[]) => Promise<void>): Promise<void> {
   const vm = await getItem<{ shuffleJobIds?: Set<string> }>(table, keys.vm(vmId));
-  for (const jobId of vm?.shuffleJobIds ?? []) {
+  await retagQueuesOfJobs(table, vm?.shuffleJobIds ?? [], retag);
+}
+
+/** The same, for a worker whose jobs the caller read already (its VM item's `shuffleJobIds`). */
+export async function retagQueuesOfJobs(
+  table: string,
+  jobIds: Iterable<string>,
+  retag: (queueUrl: string, hostIds: readonly string[]) => Promise<void>,
+): Promise<void> {
+  for (const jobId of jobIds) {
     const job = await getItem<ShuffleJobItem>(table, keys.shuffleJob(jobId));
     if (job) await retagQueuesOfJob(table, job, retag);
   }

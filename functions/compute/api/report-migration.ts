@@ -3,7 +3,7 @@ import { apiHandler } from '../../triggers/api-handler.ts';
 import { tableName } from '../../platform/table.ts';
 import { assertActsForHost } from '../../core/access.ts';
 import { newPairKeyCiphertext } from '../../platform/pair-keys.ts';
-import { retagQueuesOfWorker } from '../../shuffle/shuffle-jobs.ts';
+import { retagQueuesOfJobs } from '../../shuffle/shuffle-jobs.ts';
 import { retagShuffleQueue } from '../../platform/shuffle-queues.ts';
 import { reportMigration } from '../live-migration.ts';
 import { getVmFor } from '../vms.ts';
@@ -19,7 +19,7 @@ export const handler = apiHandler(operations.reportMigration, async ({ path, bod
     // VM's new endpoint goes to the hosts that need it (the destination's fast path). In that
     // order: the new host consumes those queues as soon as it hears the VM runs there.
     const vm = await getVmFor(tableName, undefined, path.vmId);
-    if ((vm.shuffleJobIds?.size ?? 0) > 0) await retagQueuesOfWorker(tableName, path.vmId, retagShuffleQueue);
+    await retagQueuesOfJobs(tableName, vm.shuffleJobIds ?? [], retagShuffleQueue);
     if (vm.hostId === path.hostId) {
       const entry = { ip: vm.ip, version: vm.endpointVersion, state: 'active' as const, vmId: vm.vmId, hostId: vm.hostId, endpoint: vm.endpointAddress };
       await fanOutEndpointNow(tableName, currentRegion, vm.networkId, entry, sendToHostQueue);
