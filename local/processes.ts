@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +50,10 @@ export function startTsProcess<T>(options: {
   /** Aborted before the process is ready: it is killed, and the promise rejects. */
   signal?: AbortSignal;
 }): Promise<Started<T>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, options.entry), ...(options.args ?? [])], {
+  // Where a process that is not ready in time writes what it was doing when asked (SIGUSR2): see whereItWas.
+  const reports = mkdtempSync(path.join(tmpdir(), 'stratoplane-not-ready-'));
+  const diagnostics = ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reports}`];
+  const child = spawn(process.execPath, [...diagnostics, '--import', 'tsx', path.join(projectRoot, options.entry), ...(options.args ?? [])], {
     cwd: projectRoot,
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,10 +72,12 @@ export function startTsProcess<T>(options: {
     });
 
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const timer = setTimeout(async () => {
+      const where = await whereItWas(child, reports);
       child.kill('SIGKILL');
-      reject(new NotReadyError(`${options.entry} was not ready within ${(options.timeoutMs ?? 60_000) / 1000}s:\n${stderr.join('\n')}`));
+      reject(new NotReadyError(`${options.entry} was not ready within ${(options.timeoutMs ?? 60_000) / 1000}s (${where}):\n${stderr.join('\n')}`));
     }, options.timeoutMs ?? 60_000);
+    child.once('exit', () => rmSync(reports, { recursive: true, force: true }));
     const onAbort = () => {
       clearTimeout(timer);
       child.kill('SIGTERM');
@@ -100,4 +107,34 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * What a process that never said it was ready was doing: its JavaScript stack and the handles its
+ * event loop waited on, from the diagnostic report it writes on SIGUSR2 (an agent that printed
+ * nothing for a minute left nothing else to go on). No report within 3 s: its main thread never
+ * got back to its event loop.
+ */
+async function whereItWas(child: ChildProcess, reports: string): Promise<string> {
+  const load = `load average ${loadavg()[0]!.toFixed(1)}`;
+  if (!child.kill('SIGUSR2')) return `${load}; it could not be signalled`;
+  for (let waited = 0; waited < 3000; waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const file = readdirSync(reports).find((name) => name.endsWith('.json'));
+    if (!file) continue;
+    try {
+      const report = JSON.parse(readFileSync(path.join(reports, file), 'utf8')) as {
+        javascriptStack?: { stack?: string[] };
+        libuv?: { type: string; is_active?: boolean; remoteEndpoint?: { host: string; port: number } }[];
+      };
+      const stack = (report.javascriptStack?.stack ?? []).slice(0, 12).join(' | ');
+      const waiting = (report.libuv ?? [])
+        .filter((handle) => handle.is_active)
+        .map((handle) => (handle.remoteEndpoint ? `${handle.type} to ${handle.remoteEndpoint.host}:${handle.remoteEndpoint.port}` : handle.type));
+      return `${load}; its stack: ${stack || 'none (idle in its event loop)'}; waiting on: ${waiting.join(', ') || 'nothing'}`;
+    } catch {
+      // Still being written.
+    }
+  }
+  return `${load}; no diagnostic report within 3 s: its main thread never got back to its event loop`;
 }
