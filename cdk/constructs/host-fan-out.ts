@@ -46,9 +46,11 @@ export class HostFanOut extends Construct {
       entry: 'functions/host-sync/streams/network-changes.ts',
       reservedConcurrentExecutions: CONSUMER_CONCURRENCY.NetworkChanges,
       timeout: Duration.seconds(30),
-      settings: { fanOutQueueUrl: fanOutQueue.queueUrl },
+      settings: { fanOutQueueUrl: fanOutQueue.queueUrl, tableName: table.tableName },
     });
     fanOutQueue.grantSendMessages(networkChanges);
+    // Whether the fast path delivered an endpoint change already: one read of the batch's slots.
+    table.grant(networkChanges, 'dynamodb:BatchGetItem');
     metadata.streamTo(networkChanges);
 
     const fanOut = new ControlPlaneFunction(this, 'FanOut', {

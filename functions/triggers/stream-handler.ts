@@ -21,6 +21,11 @@ export type ImageDecoder<T> = z.ZodType<T> | ((item: Record<string, unknown>) =>
 
 export type StreamRecordHandler<T> = (change: ItemChange<T>, record: DynamoDBRecord) => Promise<void>;
 
+export interface StreamHandlerOptions<T> {
+  /** Runs once per batch before any record is handled, with every record's change: what a record's handling needs to know of the others. */
+  beforeBatch?: (changes: ItemChange<T>[]) => Promise<void>;
+}
+
 /**
  * Wraps a DynamoDB Streams consumer: the Lambda context in every log line, each record's old and
  * new images unmarshalled and decoded, records handled side by side by Powertools' BatchProcessor,
@@ -28,7 +33,11 @@ export type StreamRecordHandler<T> = (change: ItemChange<T>, record: DynamoDBRec
  * mapping retries from the first of them, and sends what never succeeds to its on-failure
  * destination).
  */
-export function streamHandler<T>(decode: ImageDecoder<T>, handle: StreamRecordHandler<T>): middy.MiddyfiedHandler<DynamoDBStreamEvent, DynamoDBBatchResponse> {
+export function streamHandler<T>(
+  decode: ImageDecoder<T>,
+  handle: StreamRecordHandler<T>,
+  options: StreamHandlerOptions<T> = {},
+): middy.MiddyfiedHandler<DynamoDBStreamEvent, DynamoDBBatchResponse> {
   const processor = new BatchProcessor(EventType.DynamoDBStreams);
   const read = (image: Record<string, AttributeValue> | undefined): T | undefined => {
     if (!image) return undefined;
@@ -37,16 +46,13 @@ export function streamHandler<T>(decode: ImageDecoder<T>, handle: StreamRecordHa
     const parsed = decode.safeParse(item);
     return parsed.success ? parsed.data : undefined;
   };
+  const changeOf = (record: DynamoDBRecord): ItemChange<T> => ({
+    oldImage: read(record.dynamodb?.OldImage as Record<string, AttributeValue> | undefined),
+    newImage: read(record.dynamodb?.NewImage as Record<string, AttributeValue> | undefined),
+  });
   const recordHandler = async (record: DynamoDBRecord): Promise<void> => {
     try {
-      const images = record.dynamodb;
-      await handle(
-        {
-          oldImage: read(images?.OldImage as Record<string, AttributeValue> | undefined),
-          newImage: read(images?.NewImage as Record<string, AttributeValue> | undefined),
-        },
-        record,
-      );
+      await handle(changeOf(record), record);
     } catch (error) {
       logger.error('stream record failed', { eventId: record.eventID, sequenceNumber: record.dynamodb?.SequenceNumber, error: error as Error });
       throw error;
@@ -54,5 +60,8 @@ export function streamHandler<T>(decode: ImageDecoder<T>, handle: StreamRecordHa
   };
   return middy<DynamoDBStreamEvent, DynamoDBBatchResponse>()
     .use(injectLambdaContext(logger))
-    .handler((event, context) => processPartialResponse(event, recordHandler, processor, { context }));
+    .handler(async (event, context) => {
+      await options.beforeBatch?.(event.Records.map(changeOf));
+      return processPartialResponse(event, recordHandler, processor, { context });
+    });
 }

@@ -3,6 +3,7 @@ import type { EndpointsMessage } from '../../events/endpoints.ts';
 import type { MemberItem, SlotItem, VmItem } from '../../events/records.ts';
 import { changesFromItemUpdate } from '#functions/host-sync/network-changes.ts';
 import { messagesFor } from '#functions/host-sync/fanout.ts';
+import { deliveredAlready, deliveredVersionsIn } from '#functions/host-sync/delivered-endpoints.ts';
 
 const slot = (version: number, endpoint?: string): SlotItem => ({
   kind: 'slot',
@@ -164,5 +165,28 @@ describe('messagesFor', () => {
       { hostId: 'h1', sourceId: 'm1', message: { kind: 'allowed-sources-changed', networkId: 'net-1' } },
       { hostId: 'h3', sourceId: 'm1', message: { kind: 'allowed-sources-changed', networkId: 'net-1' } },
     ]);
+  });
+});
+
+describe('the backstop before the fan-out queue', () => {
+  const change = (version: number, ip = '10.0.0.5') => ({ kind: 'endpoint' as const, networkId: 'net-1', entry: { ip, version, state: 'active' as const } });
+
+  it('drops an endpoint change whose slot shows that version (or a later one) delivered, in the same batch or read after it', () => {
+    // The commit, then the fast path's mark of it, in one batch.
+    const delivered = deliveredVersionsIn([slot(3, '192.0.2.9'), { ...slot(3, '192.0.2.9'), deliveredVersion: 3 }, undefined]);
+    expect(deliveredAlready(change(3), delivered)).toBe(true);
+    expect(deliveredAlready(change(2), delivered)).toBe(true);
+    expect(deliveredAlready(change(4), delivered)).toBe(false);
+    // Another address's mark, another network's, or a version the mark has not reached says nothing.
+    expect(deliveredAlready(change(3, '10.0.0.6'), delivered)).toBe(false);
+    expect(deliveredAlready({ ...change(3), networkId: 'net-2' }, delivered)).toBe(false);
+    expect(deliveredAlready(change(4), deliveredVersionsIn([{ ...slot(4, '192.0.2.9'), deliveredVersion: 3 }]))).toBe(false);
+  });
+
+  it('forwards every change that is not an endpoint change, and any change when nothing is known', () => {
+    const delivered = deliveredVersionsIn([{ ...slot(9, '192.0.2.9'), deliveredVersion: 9 }]);
+    expect(deliveredAlready({ kind: 'join', networkId: 'net-1', hostId: 'h1', epoch: 1 }, delivered)).toBe(false);
+    expect(deliveredAlready({ kind: 'credentials', networkId: 'net-1', hostId: 'h1', vmId: 'vm-1' }, delivered)).toBe(false);
+    expect(deliveredAlready(change(1), new Map())).toBe(false);
   });
 });

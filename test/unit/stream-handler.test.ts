@@ -73,4 +73,19 @@ describe('streamHandler', () => {
     expect(seen).toEqual([{ oldImage: undefined, newImage: { imageId: 'img-1' } }]);
     expect(addContext).toHaveBeenCalledWith(context);
   });
+
+  it('shows every record of a batch to beforeBatch before it handles any', async () => {
+    const order: string[] = [];
+    const handler = streamHandler(Vm, async ({ newImage }) => void order.push(`handle ${newImage?.vmId}`), {
+      beforeBatch: async (changes) => void order.push(`before ${changes.map(({ newImage }) => newImage?.vmId).join(',')}`),
+    });
+    await handler(
+      {
+        Records: [streamRecord('1', undefined, { kind: 'vm', vmId: 'vm-1', cpus: 1 }), streamRecord('2', undefined, { kind: 'vm', vmId: 'vm-2', cpus: 1 })],
+      },
+      context,
+    );
+    expect(order[0]).toBe('before vm-1,vm-2');
+    expect(order.slice(1).sort()).toEqual(['handle vm-1', 'handle vm-2']);
+  });
 });
