@@ -136,6 +136,8 @@ export const HostVmConfigs = z.strictObject({
       vmId: resourceId,
       /** Whose VM it is: the bid relay takes requests naming it only from that tenant's exchanges. */
       tenantId: resourceId,
+      /** Its service account: the host fetches credentials only while one of its VMs has one. */
+      serviceAccountId: resourceId.optional(),
       egress: EgressPolicy.optional(),
       attributes: VmAttributes.optional(),
       launch: VmLaunchSpec.optional(),

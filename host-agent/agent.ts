@@ -515,12 +515,12 @@ export class HostAgent {
             this.egressAddresses.openPrivateRanges(configs.egressOpenCidrs);
             return configs;
           });
+          // Credentials only for a host with a VM that has a service account: most hosts have none, and save the request.
+          const credentialsFetched = configsApplied.then((configs) =>
+            configs.vms.some((vm) => vm.serviceAccountId !== undefined) ? this.controlPlane.hostCredentials(this.config.hostId, this.tokens.publicJwk()) : [],
+          );
           const pairKeysAskedAt = Date.now();
-          const [credentials, pairKeys, configs] = await Promise.all([
-            this.controlPlane.hostCredentials(this.config.hostId, this.tokens.publicJwk()),
-            this.controlPlane.pairKeys(this.config.hostId),
-            configsApplied,
-          ]);
+          const [credentials, pairKeys, configs] = await Promise.all([credentialsFetched, this.controlPlane.pairKeys(this.config.hostId), configsApplied]);
           await this.shuffle.update(configs.shuffleJobs, this.localVmIds);
           this.tokens.replace(credentials);
           this.tokens.keepOnly(this.localVmIds);

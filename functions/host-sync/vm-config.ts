@@ -80,6 +80,7 @@ export async function vmConfigsOfHost(
         return {
           vmId: vm.vmId,
           tenantId: vm.tenantId,
+          ...(vm.serviceAccountId ? { serviceAccountId: vm.serviceAccountId } : {}),
           egress: vm.egress,
           attributes: vm.attributes,
           ...(launch ? { launch } : {}),
