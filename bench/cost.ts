@@ -166,13 +166,12 @@ try {
       async (round) => (await operator.createVm({ body: { name: `sa-${round}`, networkId: pair.networkId, hostId: hosts[0], tenantId: 'cost' } })).vmId,
     ),
   );
-  // What every agent does every period (host-agent/agent.ts): the forwarding table; and every hour its VMs' credentials, pair keys and configs.
+  // What every agent does every period (host-agent/agent.ts): the forwarding table; and every hour its VMs' credentials and configs (pair keys among them).
   operations.push(await measure("an agent's periodic resync", () => asHost.getForwardingTable({ params: { hostId: hosts[0]! } })));
   operations.push(
     await measure("an agent's hourly renewal of its VMs' credentials", () =>
       Promise.all([
         asHost.issueHostCredentials({ params: { hostId: hosts[0]! }, body: { publicKey: { kty: 'EC', crv: 'P-256', x: agentKey.x!, y: agentKey.y! } } }),
-        asHost.getHostPairKeys({ params: { hostId: hosts[0]! } }),
         asHost.getHostVmConfigs({ params: { hostId: hosts[0]! } }),
       ]),
     ),

@@ -168,13 +168,8 @@ const specs = {
     body: IssueHostCredentialsRequest,
     responses: { 200: { description: 'one credential per VM with an attached account, naming that VM alone', body: responses.HostCredentials } },
   }),
-  getHostPairKeys: operation('GET /hosts/{hostId}/vm-pair-keys', {
-    summary: "Ciphertexts of the host's VMs' pair secrets",
-    scopes: ['host'],
-    responses: { 200: { description: 'the wrapped keys', body: responses.HostPairKeys } },
-  }),
   getHostVmConfigs: operation('GET /hosts/{hostId}/vm-configs', {
-    summary: 'Egress policies and attributes of the VMs on the host',
+    summary: "How to launch the host's VMs, their egress policies, attributes and wrapped pair secrets",
     scopes: ['host'],
     responses: { 200: { description: 'the VM configurations', body: responses.HostVmConfigs } },
   }),

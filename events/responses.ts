@@ -4,7 +4,6 @@ import { MigrationPhase, migrationId } from './migrations.ts';
 import { NodeKind } from './projects.ts';
 import { EgressPolicy, VmAttributes } from './vm-config.ts';
 import { HostHealth } from './host-health.ts';
-import { PairRevocations } from './tokens.ts';
 import {
   AcceleratorKind,
   AutoPlacement,
@@ -199,21 +198,6 @@ export const HostKeys = z.strictObject({
 export const HostCredentials = z.strictObject({
   hostId: resourceId,
   credentials: z.array(z.strictObject({ serviceAccountId: resourceId, vmIds: z.array(resourceId), credential: z.string(), expiresAt: timestamp })),
-});
-
-export const HostPairKeys = z.strictObject({
-  hostId: resourceId,
-  /** Ciphertexts only: the agent decrypts each with KMS under the VM's encryption context. */
-  pairKeys: z.array(
-    z.strictObject({
-      vmId: resourceId,
-      ciphertext: z.string(),
-      /** Pairs to this VM its host must refuse tokens of, by source VM id (rules: `tokens/pair-revocations.ts`). */
-      pairRevocations: PairRevocations.optional(),
-      /** The networks whose VMs may open pairs to this VM (its own network's allowed sources). */
-      allowedSourceNetworks: z.array(resourceId).optional(),
-    }),
-  ),
 });
 
 export { HostVmConfigs } from './vm-config.ts';

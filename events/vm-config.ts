@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { HostMigrationRole } from './migrations.ts';
 import { ipv4Cidr, resourceId } from './identifiers.ts';
 import { HostShuffleJob } from './shuffle.ts';
+import { PairRevocations } from './tokens.ts';
 import { MachineType, PowerState } from './vm-lifecycle.ts';
 
 /**
@@ -143,6 +144,20 @@ export const HostVmConfigs = z.strictObject({
       launch: VmLaunchSpec.optional(),
       /** The host's part in the VM's live migration, while one runs: a destination's VMs include those coming to it. */
       migration: HostMigrationRole.optional(),
+    }),
+  ),
+  /**
+   * The wrapped pair secrets of the VMs the host runs (not those still on their way to it):
+   * ciphertexts only, the agent decrypts each with KMS under the VM's encryption context.
+   */
+  pairKeys: z.array(
+    z.strictObject({
+      vmId: resourceId,
+      ciphertext: z.string(),
+      /** Pairs to this VM its host must refuse tokens of, by source VM id (rules: `tokens/pair-revocations.ts`). */
+      pairRevocations: PairRevocations.optional(),
+      /** The networks whose VMs may open pairs to this VM (its own network's allowed sources). */
+      allowedSourceNetworks: z.array(resourceId).optional(),
     }),
   ),
   /** Shuffle jobs the host's VMs work in. */

@@ -492,9 +492,10 @@ export class HostAgent {
   }
 
   /**
-   * Fetches what this host needs for the VMs it runs: service-account credentials bound to the
-   * agent's minting key, the VMs' wrapped pair secrets, and their egress policies and attributes. Calls that arrive during a refresh
-   * make one more refresh after it, so no change is missed.
+   * Fetches what this host needs for the VMs it runs: their configurations (launch, egress
+   * policies, attributes, wrapped pair secrets, shuffle jobs) and, while one has a service account,
+   * credentials bound to the agent's minting key. Calls that arrive during a refresh make one more
+   * refresh after it, so no change is missed.
    */
   refreshVmSecrets(): Promise<void> {
     if (this.secretsRefresh) {
@@ -507,6 +508,7 @@ export class HostAgent {
         state.again = false;
         try {
           // A guest boots as soon as its configuration is here: its credentials (KMS behind them) come meanwhile.
+          const pairKeysAskedAt = Date.now();
           const configsApplied = this.controlPlane.vmConfigs(this.config.hostId).then((configs) => {
             this.vmConfigs = new Map(configs.vms.map((config) => [config.vmId, config]));
             this.launches = new Map(configs.vms.map((config) => [config.vmId, config.launch]));
@@ -519,13 +521,12 @@ export class HostAgent {
           const credentialsFetched = configsApplied.then((configs) =>
             configs.vms.some((vm) => vm.serviceAccountId !== undefined) ? this.controlPlane.hostCredentials(this.config.hostId, this.tokens.publicJwk()) : [],
           );
-          const pairKeysAskedAt = Date.now();
-          const [credentials, pairKeys, configs] = await Promise.all([credentialsFetched, this.controlPlane.pairKeys(this.config.hostId), configsApplied]);
+          const [credentials, configs] = await Promise.all([credentialsFetched, configsApplied]);
           await this.shuffle.update(configs.shuffleJobs, this.localVmIds);
           this.tokens.replace(credentials);
           this.tokens.keepOnly(this.localVmIds);
           await this.pairKeys.replace(
-            pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)),
+            configs.pairKeys.filter(({ vmId }) => this.localVmIds.has(vmId)),
             pairKeysAskedAt,
           );
           // A pair revoked since it was admitted stops now (once the local VMs are all known).

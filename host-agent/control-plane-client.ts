@@ -48,10 +48,6 @@ export class ControlPlaneClient {
     return (await this.tracked(this.api.issueHostCredentials({ params: { hostId }, body: { publicKey } }))).credentials;
   }
 
-  async pairKeys(hostId: string): Promise<ApiResponse<'getHostPairKeys'>['pairKeys']> {
-    return (await this.tracked(this.api.getHostPairKeys({ params: { hostId } }))).pairKeys;
-  }
-
   /** A network pair's token from the host's VM `sourceVmId` to `destinationVmId`. */
   requestConnection(sourceVmId: string, destinationVmId: string): Promise<ApiResponse<'requestConnection'>> {
     return this.tracked(this.api.requestConnection({ params: { vmId: sourceVmId }, body: { destinationVmId } }));

@@ -232,7 +232,6 @@ const routes: Route[] = [
       fn.addToRolePolicy(pairKeyStatement(props.vmPairKey, 'kms:Decrypt'));
     },
   },
-  { operation: operations.getHostPairKeys, access: 'read' },
   { operation: operations.revokePair, access: 'write' },
   { operation: operations.liftPairRevocation, access: 'write' },
   { operation: operations.listPairRevocations, access: 'read' },

@@ -6,6 +6,7 @@ import { shuffleJobsFor } from '../shuffle/shuffle-jobs.ts';
 import { getVm, getVmFor, listVmsOnHost, type StoredVm, toVmView, updateTenantVm, type VmView } from '../compute/vms.ts';
 import { migratingVmIdsOfHost } from '../compute/live-migration.ts';
 import { getItem } from '../core/store.ts';
+import { pairKeysOf } from '../identity/host-pair-keys.ts';
 import { keys } from '../core/table-keys.ts';
 import type { DiskItem } from '../storage/disks.ts';
 import { type ImageObject, imageObjectIn, launchDisksOf, launchSpecOf, presignImageUrl } from './vm-launch.ts';
@@ -41,8 +42,8 @@ export const setVmAttributes = (table: string, region: string, tenantId: string,
 
 /**
  * What a host needs to run its VMs: how to launch each (size, power intent, image with a URL to
- * fetch it, attached disks), their bridges' configuration (a VM without egress policy reaches nothing), and their
- * shuffle jobs.
+ * fetch it, attached disks), their bridges' configuration (a VM without egress policy reaches nothing), their
+ * wrapped pair secrets and their shuffle jobs: one request for all of it whenever anything changed.
  */
 export async function vmConfigsOfHost(
   table: string,
@@ -69,9 +70,8 @@ export async function vmConfigsOfHost(
     }
     return image;
   };
-  return {
-    hostId,
-    vms: await Promise.all(
+  const [configs, pairKeys, shuffleJobs] = await Promise.all([
+    Promise.all(
       vms.map(async (vm) => {
         // Each attached disk's own record: its pool, size and limits (a VM has at most 8).
         const disks = launchDisksOf(vm.vmId, await Promise.all([...(vm.diskIds ?? [])].map((diskId) => getItem<DiskItem>(table, keys.disk(diskId)))));
@@ -88,12 +88,14 @@ export async function vmConfigsOfHost(
         };
       }),
     ),
-    shuffleJobs: await shuffleJobsFor(
+    // The VMs it runs only: a VM on its way here is not its to unwrap yet.
+    pairKeysOf(table, onHost),
+    shuffleJobsFor(
       table,
       vms.flatMap((vm) => [...(vm.shuffleJobIds ?? [])]),
     ),
-    egressOpenCidrs: [...egressOpenCidrs],
-  };
+  ]);
+  return { hostId, vms: configs, pairKeys, shuffleJobs, egressOpenCidrs: [...egressOpenCidrs] };
 }
 
 /** The host's part in the VM's live migration, if one runs and the host is an end of it. */

@@ -6,7 +6,7 @@ import { issuePairToken } from '#tokens/pair-tokens.ts';
 import { eventually, startAgent, type RunningAgent } from '../helpers/agents.ts';
 import { api, createVmOn, migrateVmTo, expectOk, uniqueId } from '../helpers/api.ts';
 import { localAwsConfig } from '../helpers/local-aws.ts';
-import { tokenFor } from '../helpers/tokens.ts';
+import { operatorToken, tokenFor } from '../helpers/tokens.ts';
 
 /** What a destination host's data plane asks its agent before admitting a flow. */
 async function verifyAt(agent: RunningAgent, destinationVmId: string, token: string) {
@@ -95,6 +95,20 @@ describe('network-pair tokens', () => {
     expect(await verifyAt(h2, vms.a2.vmId, forged)).toEqual({ status: 403, body: { accepted: false, reason: 'bad MAC' } });
     expect(await verifyAt(h2, vms.b1.vmId, token)).toEqual({ status: 403, body: { accepted: false, reason: 'bad MAC' } });
     expect((await verifyAt(h1, vms.a2.vmId, token)).body).toEqual({ accepted: false, reason: `vm ${vms.a2.vmId} does not run on this host` });
+  });
+
+  it("hands each host the wrapped pair secrets of the VMs it runs and no other's; another host's configurations are refused", async () => {
+    const pairKeysOf = async (agent: RunningAgent) =>
+      (await expectOk(api('GET', `/hosts/${agent.hostId}/vm-configs`, undefined, tokenFor('host', agent.hostId)))).pairKeys.map((key: any) => key.vmId).sort();
+    // What the control plane says each host runs: the tests' VMs and those the tests before made there.
+    const onHost = async (agent: RunningAgent) =>
+      (await expectOk(api('GET', `/vms?hostId=${agent.hostId}&limit=100`, undefined, operatorToken()))).vms.map((vm: any) => vm.vmId).sort();
+    expect(await pairKeysOf(h1)).toEqual(await onHost(h1));
+    expect(await pairKeysOf(h2)).toEqual(await onHost(h2));
+    expect(await pairKeysOf(h1)).toContain(vms.a1.vmId);
+    expect(await pairKeysOf(h2)).not.toContain(vms.a1.vmId);
+    const asOtherHost = await api('GET', `/hosts/${h1.hostId}/vm-configs`, undefined, tokenFor('host', h2.hostId));
+    expect(asOtherHost.status).toBe(403);
   });
 
   it('lets the host running the source ask on its behalf, and no other host', async () => {

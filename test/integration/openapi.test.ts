@@ -44,9 +44,11 @@ describe('the OpenAPI description', () => {
     const { x, y } = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
     const { credentials } = await expectOk(api('POST', `/hosts/${hostId}/service-account-credentials`, { publicKey: { kty: 'EC', crv: 'P-256', x, y } }, host));
     expect(credentials.map((credential: any) => credential.vmIds)).toEqual([[vm.vmId]]);
-    expect((await expectOk(api('GET', `/hosts/${hostId}/vm-pair-keys`, undefined, host))).pairKeys.map((pair: any) => pair.vmId)).toEqual([vm.vmId]);
     const job = await expectOk(api('POST', '/shuffle-jobs', { name: 'described', workerVmIds: [vm.vmId] }), 201);
-    expect((await expectOk(api('GET', `/hosts/${hostId}/vm-configs`, undefined, host))).shuffleJobs.map((shuffle: any) => shuffle.jobId)).toEqual([job.jobId]);
+    const configs = await expectOk(api('GET', `/hosts/${hostId}/vm-configs`, undefined, host));
+    expect(configs.shuffleJobs.map((shuffle: any) => shuffle.jobId)).toEqual([job.jobId]);
+    expect(configs.pairKeys.map((pair: any) => pair.vmId)).toEqual([vm.vmId]);
+    expect(configs.vms.map((config: any) => config.serviceAccountId)).toEqual([account.serviceAccountId]);
     const reported = await expectOk(api('PUT', `/hosts/${hostId}/shuffle-jobs/${job.jobId}/workers/${vm.vmId}`, { received: 0, sent: 0, closed: true }, host));
     expect(reported).toMatchObject({ state: 'complete', recordsIn: 0, recordsOut: 0 });
     expect((await api('DELETE', `/shuffle-jobs/${job.jobId}`)).status).toBe(204);
