@@ -42,6 +42,17 @@ export function awsCallsByAction(totals: readonly AwsCallTotal[]): {
   return { calls, durationsMs, readUnits, writeUnits };
 }
 
+/** AWS calls so far by who made them and what they were (`caller\tservice action`), polls that found nothing and stream reads left out. */
+export function awsCallsByCaller(totals: readonly AwsCallTotal[]): Map<string, number> {
+  const calls = new Map<string, number>();
+  for (const total of totals) {
+    if (total.action.endsWith('(empty)') || total.service === 'dynamodbstreams') continue;
+    const key = `${total.caller}\t${total.service} ${total.action}`;
+    calls.set(key, (calls.get(key) ?? 0) + total.calls);
+  }
+  return calls;
+}
+
 /** What each count grew by between two readings, largest first; counts that did not grow are left out. */
 export function growth(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
   return new Map(

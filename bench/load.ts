@@ -8,7 +8,7 @@ import { startLocalStack } from '../local/local-stack.ts';
 import { projectRoot } from '../local/processes.ts';
 import { NetworkPlacement } from '#events/vm-lifecycle.ts';
 import type { PoolCommand, PoolReport } from './agent-pool.ts';
-import { awsCallsByAction, functionTimes, growth } from './counters.ts';
+import { awsCallsByAction, awsCallsByCaller, functionTimes, growth } from './counters.ts';
 
 /**
  * Load: concurrent tenants create, migrate and delete VMs (each tenant one request after another,
@@ -182,9 +182,41 @@ interface Step {
   awsDurationsMs: Map<string, number>;
   /** AWS calls per second before the step, the agents running and no tenant asking anything: heartbeats, resyncs, renewals. */
   background: Map<string, number>;
+  /** The same two, by who made the calls and what they were (`caller\tservice action`), polls that found nothing left out. */
+  byCaller: Map<string, number>;
+  backgroundByCaller: Map<string, number>;
   /** Function invocations during the step, by function, and the time they ran (ms, summed). */
   invocations: Map<string, number>;
   functionMs: Map<string, number>;
+}
+
+/**
+ * A step's own AWS calls per request by who made them (a function, the host agents), the
+ * background taken out as for the totals, each with its three biggest kinds of call.
+ */
+function byCaller(step: Step, requests: number): string {
+  const callers = new Map<string, { total: number; calls: Map<string, number> }>();
+  for (const [key, count] of step.byCaller) {
+    const own = count - (step.backgroundByCaller.get(key) ?? 0) * step.elapsedSeconds;
+    if (own <= 0) continue;
+    const [caller, call] = key.split('\t') as [string, string];
+    const entry = callers.get(caller) ?? { total: 0, calls: new Map() };
+    entry.total += own;
+    entry.calls.set(call, own);
+    callers.set(caller, entry);
+  }
+  return [...callers]
+    .sort((a, b) => b[1].total - a[1].total)
+    .filter(([, { total }]) => total / requests >= 0.05)
+    .map(
+      ([caller, { total, calls }]) =>
+        `${caller} ${(total / requests).toFixed(1)} (${[...calls]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 3)
+          .map(([call, count]) => `${call} ${(count / requests).toFixed(1)}`)
+          .join(', ')})`,
+    )
+    .join('; ');
 }
 
 interface Tenant {
@@ -303,12 +335,14 @@ try {
     );
     // No AWS calls are counted without the proxy (an emulator named by AWS_ENDPOINT_URL).
     const awsCalls = () => awsCallsByAction(stack.aws.proxy?.snapshot() ?? []);
+    const callerCalls = () => awsCallsByCaller(stack.aws.proxy?.snapshot() ?? []);
     // What the fleet costs with nobody asking anything, taken out of each request's count below.
     console.error(`measuring ${idleSeconds} s of the fleet's background (heartbeats, resyncs, renewals)...`);
-    const idleBefore = awsCalls().calls;
+    const [idleBefore, idleByCallerBefore] = [awsCalls().calls, callerCalls()];
     await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
     const background = new Map([...growth(awsCalls().calls, idleBefore)].map(([key, count]) => [key, count / idleSeconds] as const));
-    const [callsBefore, functionsBefore] = [awsCalls(), await functionTimes(stack)];
+    const backgroundByCaller = new Map([...growth(callerCalls(), idleByCallerBefore)].map(([key, count]) => [key, count / idleSeconds] as const));
+    const [callsBefore, byCallerBefore, functionsBefore] = [awsCalls(), callerCalls(), await functionTimes(stack)];
     const step: Step = {
       agents,
       registerMs,
@@ -323,14 +357,17 @@ try {
       awsCalls: new Map(),
       awsDurationsMs: new Map(),
       background,
+      byCaller: new Map(),
+      backgroundByCaller,
       invocations: new Map(),
       functionMs: new Map(),
     };
     const began = Date.now();
     await runStep(tenants, step);
     step.elapsedSeconds = (Date.now() - began) / 1000;
-    const [callsAfter, functionsAfter] = [awsCalls(), await functionTimes(stack)];
+    const [callsAfter, byCallerAfter, functionsAfter] = [awsCalls(), callerCalls(), await functionTimes(stack)];
     step.awsCalls = growth(callsAfter.calls, callsBefore.calls);
+    step.byCaller = growth(byCallerAfter, byCallerBefore);
     step.awsDurationsMs = growth(callsAfter.durationsMs, callsBefore.durationsMs);
     const field = (times: Map<string, { invocations: number; durationMs: number }>, key: 'invocations' | 'durationMs') =>
       new Map([...times].map(([name, counts]) => [name, counts[key]] as const));
@@ -398,6 +435,7 @@ try {
         .join(', ')}`,
     );
     console.log(`  AWS calls the requests made, the background taken out ${ownPerRequest.toFixed(1)}: ${perRequest(ownCalls, 10)}`);
+    console.log(`  the same by who made them: ${byCaller(step, requests)}`);
     console.log(
       `  and polls that found nothing, ${(total(emptyPolls) / step.seconds).toFixed(0)}/s: ${[...emptyPolls].map(([key, count]) => `${key} ${(count / step.seconds).toFixed(1)}/s`).join(', ')}`,
     );

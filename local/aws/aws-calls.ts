@@ -2,6 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 
 /** One AWS API call as it crossed the wire: what was asked of which service, about what. */
 export interface AwsCall {
+  /** Who made it (see AwsCallTotal). */
+  caller?: string;
   service: string;
   action: string;
   /** The table, queue (its name), key or bucket the call is about, when it names one. */

@@ -20,6 +20,8 @@ const LOCAL_ACCOUNT = '000000000000';
 
 /** Calls of one kind added up: `service action resource`. */
 export interface AwsCallTotal {
+  /** Who made the calls: a function by its logical id (`ApiPostVms`, `FanOut`), `host agents`, or `unregistered` (tests, runners). */
+  caller: string;
   service: string;
   action: string;
   resource?: string;
@@ -132,6 +134,7 @@ export class AwsProxy {
     const bodyText = service === 's3' ? undefined : await readBody(request);
     if (bodyText !== undefined) call.requestBytes = Buffer.byteLength(bodyText);
     const credential = credentialOf(request.headers, url);
+    call.caller = callerOf(credential && this.iam.principalOf(credential.accessKeyId));
     const wire: WireCall = {
       service,
       operation: action ?? (service === 's3' ? s3OperationOf(request.method ?? 'GET', url, request.headers) : undefined),
@@ -244,10 +247,11 @@ export class AwsProxy {
     if (answerText !== undefined && isEmptyPoll(call, answerText)) call.action += ' (empty)';
     call.action += suffix;
     const units = capacityUnitsOf({ ...call, indexedPuts });
-    const key = `${call.service} ${call.action} ${call.resource ?? ''}`;
+    const key = `${call.caller} ${call.service} ${call.action} ${call.resource ?? ''}`;
     let total = this.totals.get(key);
     if (!total) {
       total = {
+        caller: call.caller ?? 'unregistered',
         service: call.service,
         action: call.action,
         resource: call.resource,
@@ -271,6 +275,14 @@ export class AwsProxy {
     total.responseBytes += call.responseBytes;
     total.durationMs += performance.now() - startedAt;
   }
+}
+
+/** How the counts name a caller: a function by its logical id without CDK's hash, every host agent as one. */
+function callerOf(principal: PrincipalSpec | undefined): string {
+  if (!principal) return 'unregistered';
+  if (principal.kind === 'host-agent') return 'host agents';
+  if (principal.kind === 'function') return (principal.name.split(/[ /]/).at(-1) ?? principal.name).replace(/[0-9A-F]{8}$/, '');
+  return principal.kind;
 }
 
 function iamModeFromEnv(): IamMode {
