@@ -199,7 +199,9 @@ function byCaller(step: Step, requests: number): string {
   for (const [key, count] of step.byCaller) {
     const own = count - (step.backgroundByCaller.get(key) ?? 0) * step.elapsedSeconds;
     if (own <= 0) continue;
-    const [caller, call] = key.split('\t') as [string, string];
+    const [signer, call] = key.split('\t') as [string, string];
+    // The simulated agents sign with the bench's own keys, which no principal was registered for.
+    const caller = signer === 'unregistered' ? 'agents' : signer;
     const entry = callers.get(caller) ?? { total: 0, calls: new Map() };
     entry.total += own;
     entry.calls.set(call, own);
