@@ -1,4 +1,4 @@
-import { BatchWriteItemCommand, DynamoDBClient, ListTablesCommand, type WriteRequest } from '@aws-sdk/client-dynamodb';
+import { BatchWriteItemCommand, DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import type { ApiClient } from '#events/api-client.ts';
 import { placementIndexAttributes } from '#functions/compute/placement.ts';
@@ -33,15 +33,14 @@ export async function measureAtScale(options: {
   operator: ApiClient;
   repeat: number;
   isWork: (key: string) => boolean;
+  /** Where the hosts' heartbeats go. */
+  livenessTable: string;
   log: (message: string) => void;
 }): Promise<ScaleLine[]> {
-  const { stack, proxy, tenant, operator, repeat, isWork, log } = options;
+  const { stack, proxy, tenant, operator, repeat, isWork, livenessTable, log } = options;
   const region = stack.runner.region;
   const table = Object.entries(stack.runner.resources).find(([id]) => id.startsWith('Metadata'))![1];
   const dynamodb = new DynamoDBClient({ endpoint: stack.aws.endpoint, region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
-  // The runner names its global table and queues, not its regional tables: the heartbeats' is the one named for its construct.
-  const livenessTable = (await dynamodb.send(new ListTablesCommand({}))).TableNames?.find((name) => name.includes('Liveness'));
-  if (!livenessTable) throw new Error('no liveness table: the seeded hosts cannot send heartbeats');
   const lines: ScaleLine[] = [];
 
   // One real host queue for every seeded host; its host runs no VMs, so placement never picks it.

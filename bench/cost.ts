@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -59,7 +60,13 @@ const isWork = (key: string) => !key.endsWith('(empty)') && !housekeeping.test(k
  * the liveness table) and the minute's host sweep. Left out of every operation's count and
  * measured on their own (the heartbeats in the idle minute).
  */
-const livenessTable = Object.entries(stack.runner.resources).find(([id]) => id.startsWith('Liveness'))?.[1];
+// The runner names its global table and queues, not its regional tables: the heartbeats' is found by its construct's name.
+const livenessTable = (
+  await new DynamoDBClient({ endpoint: stack.aws.endpoint, region: stack.runner.region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }).send(
+    new ListTablesCommand({}),
+  )
+).TableNames?.find((name) => name.includes('Liveness'));
+if (!livenessTable) throw new Error('no liveness table: the heartbeats could not be told from the operations');
 const BACKGROUND_FUNCTIONS = new Set(['PutHostsHostIdHeartbeat', 'SweepHosts']);
 const ofOperations = (total: AwsCallTotal) => !(total.service === 'dynamodb' && total.action === 'PutItem' && total.resource === livenessTable);
 
@@ -201,7 +208,7 @@ try {
   };
 
   // Last (it adds 10,000 hosts): what a create costs as the fleet and its network grow.
-  const scale = await measureAtScale({ stack, proxy, tenant, operator, repeat, isWork, log: (message) => console.error(message) });
+  const scale = await measureAtScale({ stack, proxy, tenant, operator, repeat, isWork, livenessTable, log: (message) => console.error(message) });
 
   printReport(operations, idle, migratePairCost, migrateCost, scale);
   finished = true;
