@@ -1,6 +1,7 @@
-import type { EndpointEntry, NetworkChange } from '#events/endpoints.ts';
+import type { NetworkChange } from '#events/endpoints.ts';
 import type { HostItem } from '#events/records.ts';
 import { toEndpointEntry } from './network-changes.ts';
+import { deliveredAlready, deliveredVersionsIn } from './delivered-endpoints.ts';
 import { packHostBodies, type Outgoing } from './host-batches.ts';
 import { getItem, readNetworkMembers, readNetworkPartition, type NetworkPartition } from '../core/store.ts';
 import { keys } from '../core/table-keys.ts';
@@ -98,7 +99,7 @@ export function messagesFor(
   switch (change.kind) {
     case 'endpoint':
       // Delivered already by the function that committed it (or a later version was): nothing to send again.
-      if (deliveredAlready(change.entry, partition)) return [];
+      if (deliveredAlready(change, deliveredVersionsIn(partition.slots))) return [];
       return partition.members
         .filter((member) => member.vmCount > 0)
         .map((member) => ({
@@ -120,12 +121,6 @@ export function messagesFor(
         .filter((member) => member.vmCount > 0)
         .map((member) => ({ hostId: member.hostId, sourceId, message: { kind: 'allowed-sources-changed', networkId } }));
   }
-}
-
-/** Whether the fast path delivered this version of the slot, or a later one, to every host that needed it. */
-function deliveredAlready(entry: EndpointEntry, partition: NetworkPartition): boolean {
-  const delivered = partition.slots.find((slot) => slot.ip === entry.ip)?.deliveredVersion;
-  return delivered !== undefined && delivered >= entry.version;
 }
 
 /** A host's queue and region never change once registered, so they are looked up once per container. */
